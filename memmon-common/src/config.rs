@@ -1,0 +1,89 @@
+//! Load-time configuration written into the kernel programs' read-only
+//! globals by userspace before the programs are verified.
+//!
+//! aya-ebpf has no CO-RE field relocation, so the userspace side reads the
+//! offsets of the few `task_struct` fields memmon needs from the kernel's BTF
+//! (/sys/kernel/btf/vmlinux) and passes them in here.
+
+/// Byte offsets of kernel struct fields; `valid == 0` means unknown and the
+/// programs skip every read that needs them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskOffsets {
+    /// 1 when every offset below was resolved.
+    pub valid: u32,
+    /// `task_struct.start_boottime` (u64 ns).
+    pub start_boottime: u32,
+    /// `task_struct.min_flt` (unsigned long).
+    pub min_flt: u32,
+    /// `task_struct.maj_flt` (unsigned long).
+    pub maj_flt: u32,
+    /// `task_struct.signal` (pointer to signal_struct).
+    pub signal: u32,
+    /// `signal_struct.min_flt`: faults of threads already reaped.
+    pub signal_min_flt: u32,
+    /// `signal_struct.maj_flt`.
+    pub signal_maj_flt: u32,
+    /// `task_struct.group_leader` (pointer).
+    pub group_leader: u32,
+    /// `task_struct.real_parent` (pointer).
+    pub real_parent: u32,
+    /// `task_struct.tgid` (pid_t).
+    pub tgid: u32,
+    /// `task_struct.comm` (char[16]).
+    pub comm: u32,
+    /// `signal_struct.live` (atomic_t): 0 once the last thread is exiting,
+    /// used when the exit tracepoint has no `group_dead` field (< 6.16).
+    pub signal_live: u32,
+}
+
+/// Everything the kernel programs read from `.rodata` at load time.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelConfig {
+    /// Offsets into task_struct / signal_struct.
+    pub task: TaskOffsets,
+    /// Offset of `group_dead` in the `sched_process_exit` record, 0 when this
+    /// kernel's tracepoint lacks it (then `signal_live` decides).
+    pub exit_group_dead_offset: u32,
+    /// Padding to a multiple of 8 bytes.
+    pub _pad: u32,
+}
+
+impl TaskOffsets {
+    /// All zero: nothing known.
+    pub const fn unknown() -> Self {
+        TaskOffsets {
+            valid: 0,
+            start_boottime: 0,
+            min_flt: 0,
+            maj_flt: 0,
+            signal: 0,
+            signal_min_flt: 0,
+            signal_maj_flt: 0,
+            group_leader: 0,
+            real_parent: 0,
+            tgid: 0,
+            comm: 0,
+            signal_live: 0,
+        }
+    }
+}
+
+impl KernelConfig {
+    /// The value compiled into the object before userspace fills it in.
+    pub const fn unknown() -> Self {
+        KernelConfig {
+            task: TaskOffsets::unknown(),
+            exit_group_dead_offset: 0,
+            _pad: 0,
+        }
+    }
+}
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), only u32 fields, no padding.
+unsafe impl aya::Pod for TaskOffsets {}
+#[cfg(feature = "user")]
+// SAFETY: repr(C), a Pod struct of u32 fields then two u32: no padding.
+unsafe impl aya::Pod for KernelConfig {}

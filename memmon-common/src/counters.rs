@@ -1,0 +1,43 @@
+//! Per-process counters aggregated in the kernel, one entry per tgid in the
+//! `PROC_COUNTERS` hash map. The entry is removed when the process exits and
+//! its final value travels to userspace inside an [`crate::ExitEvent`].
+
+/// Counters for one process (thread group), summed over its threads.
+///
+/// Adding a field here adds it to the exit event and to the userspace
+/// reader at once; keep every field a `u64` so the struct has no padding.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcCounters {
+    /// User-space page faults (`exceptions:page_fault_user`) plus kernel-mode
+    /// faults on user addresses (`exceptions:page_fault_kernel`), i.e. every
+    /// fault the kernel charges to the task's min_flt/maj_flt.
+    pub faults: u64,
+    /// Faults whose error code has the WRITE bit.
+    pub write_faults: u64,
+    /// Write faults on a present page (error code PROT|WRITE): copy-on-write
+    /// after fork, first write to the shared zero page, write-protect for
+    /// dirty tracking.
+    pub cow_faults: u64,
+    /// Major faults (perf software event PAGE_FAULTS_MAJ, period 1).
+    pub major_faults: u64,
+}
+
+/// Bits of the x86 page-fault error code (arch/x86/include/asm/trap_pf.h).
+pub mod fault_error_code {
+    /// The page was present: a protection fault, not a not-present fault.
+    pub const PROT: u64 = 1 << 0;
+    /// The access was a write.
+    pub const WRITE: u64 = 1 << 1;
+    /// The access came from user mode.
+    pub const USER: u64 = 1 << 2;
+}
+
+/// Highest user-space address on x86-64 with 4-level or 5-level paging
+/// (`TASK_SIZE_MAX` with LA57); kernel-mode faults above it are not charged to
+/// a process.
+pub const USER_ADDR_MAX: u64 = 0x00ff_ffff_ffff_f000;
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), only u64 fields, no padding.
+unsafe impl aya::Pod for ProcCounters {}

@@ -1,0 +1,19 @@
+//! Types that cross the kernel/userspace boundary: map keys and values,
+//! ring-buffer events, statistics slots and load-time configuration.
+//!
+//! Every type is `#[repr(C)]`, has no implicit padding (flags are `u32`, not
+//! `bool`), and is `aya::Pod` on the userspace side (feature `user`).
+#![no_std]
+
+pub mod config;
+pub mod counters;
+pub mod events;
+pub mod stats;
+
+pub use config::{KernelConfig, TaskOffsets};
+pub use counters::ProcCounters;
+pub use events::ExitEvent;
+pub use stats::Stat;
+
+/// Length of `task_struct.comm`.
+pub const COMM_LEN: usize = 16;

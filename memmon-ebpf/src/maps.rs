@@ -1,0 +1,86 @@
+//! Maps shared by the probes, the load-time configuration, and the two
+//! helpers every probe uses: bump a statistics slot, find or create the
+//! current process's counters.
+
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    macros::map,
+    maps::{HashMap, PerCpuArray, RingBuf},
+};
+use memmon_common::{KernelConfig, ProcCounters, Stat, stats::STATS_LEN};
+
+/// Default capacity of `PROC_COUNTERS`; userspace may resize it at load.
+const PROC_COUNTERS_MAX: u32 = 32768;
+/// `BPF_F_NO_PREALLOC`: memory follows the number of live processes.
+const BPF_F_NO_PREALLOC: u32 = 1;
+const EEXIST: i32 = 17;
+
+/// Per-process counters keyed by tgid; removed at process exit.
+#[map]
+pub static PROC_COUNTERS: HashMap<u32, ProcCounters> =
+    HashMap::with_max_entries(PROC_COUNTERS_MAX, BPF_F_NO_PREALLOC);
+
+/// Events that must not be lost or merged (process exits).
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+
+/// Per-CPU statistics slots, indexed by [`Stat`].
+#[map]
+pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STATS_LEN, 0);
+
+/// Filled in by userspace before load (BTF offsets, tracepoint layout).
+#[unsafe(no_mangle)]
+pub static CONFIG: KernelConfig = KernelConfig::unknown();
+
+/// The load-time configuration (a volatile read so the compiler does not
+/// fold the compiled-in zeros).
+#[inline(always)]
+pub fn config() -> KernelConfig {
+    // SAFETY: CONFIG is a plain static in .rodata.
+    unsafe { core::ptr::read_volatile(&CONFIG) }
+}
+
+/// Adds one to a statistics slot on this CPU.
+#[inline(always)]
+pub fn bump_stat(stat: Stat) {
+    if let Some(slot) = STATS.get_ptr_mut(stat as u32) {
+        // SAFETY: per-CPU slot, only this CPU writes it.
+        unsafe { *slot += 1 };
+    }
+}
+
+/// The counters of process `tgid`, created zeroed on first use. `None` when
+/// the map is full (counted in [`Stat::ProcMapFull`]).
+#[inline(always)]
+pub fn proc_counters(tgid: u32) -> Option<*mut ProcCounters> {
+    if let Some(entry) = PROC_COUNTERS.get_ptr_mut(tgid) {
+        return Some(entry);
+    }
+    let zero = ProcCounters::default();
+    match PROC_COUNTERS.insert(tgid, zero, BPF_NOEXIST as u64) {
+        Ok(()) => {}
+        Err(err) if err == -EEXIST => {}
+        Err(_) => {
+            bump_stat(Stat::ProcMapFull);
+            return None;
+        }
+    }
+    PROC_COUNTERS.get_ptr_mut(tgid)
+}
+
+/// Atomically adds `n` to a counter field shared by all CPUs.
+#[inline(always)]
+pub fn add(field: *mut u64, n: u64) {
+    // SAFETY: `field` points into a live map value; BPF atomic add.
+    unsafe {
+        core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+            field, n,
+        )
+    };
+}
+
+/// The current thread group id.
+#[inline(always)]
+pub fn current_tgid() -> u32 {
+    (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32
+}

@@ -1,0 +1,93 @@
+//! `sched:sched_process_exit`: when the last thread of a process exits, its
+//! counters go to userspace in one ring-buffer record (with the kernel's own
+//! fault totals and start time) and its map entry is deleted, so the maps
+//! hold live processes only.
+
+use aya_ebpf::{
+    helpers::bpf_get_current_cgroup_id, macros::tracepoint, programs::TracePointContext,
+};
+use memmon_common::{
+    ExitEvent, Stat,
+    events::{EVENT_EXIT, EXIT_HAS_COUNTERS, EXIT_HAS_TASK},
+};
+
+use crate::{
+    maps::{EVENTS, PROC_COUNTERS, bump_stat, config, current_tgid},
+    task::Task,
+};
+
+/// Offset of `comm` in the sched_process_exit record.
+const COMM_OFFSET: usize = 8;
+
+#[tracepoint]
+pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
+    let cfg = config();
+    let task = Task::current();
+    let group_dead = if cfg.exit_group_dead_offset != 0 {
+        // SAFETY: userspace read the offset from this kernel's format file.
+        let v: u8 = unsafe { ctx.read_at(cfg.exit_group_dead_offset as usize) }.unwrap_or(0);
+        v != 0
+    } else if cfg.task.valid != 0 {
+        task.live_threads(&cfg.task) == Some(0)
+    } else {
+        // Neither source: treat the leader's exit as the group's.
+        let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
+        (pid_tgid >> 32) as u32 == pid_tgid as u32
+    };
+    if !group_dead {
+        return 0;
+    }
+    bump_stat(Stat::ExitEvents);
+    let tgid = current_tgid();
+    match EVENTS.reserve::<ExitEvent>(0) {
+        Some(mut slot) => {
+            let event = slot.as_mut_ptr();
+            // SAFETY: `event` points at reserved ring-buffer memory that we
+            // fill completely before submitting.
+            unsafe {
+                (*event).kind = EVENT_EXIT;
+                (*event).flags = 0;
+                (*event).tgid = tgid;
+                (*event).ppid = 0;
+                (*event).start_boottime_ns = 0;
+                (*event).task_min_flt = 0;
+                (*event).task_maj_flt = 0;
+                (*event).cgroup_id = bpf_get_current_cgroup_id();
+                (*event).comm = ctx.read_at::<[u8; 16]>(COMM_OFFSET).unwrap_or([0; 16]);
+                (*event).counters = Default::default();
+                if let Some(c) = PROC_COUNTERS.get_ptr(tgid) {
+                    (*event).counters = *c;
+                    (*event).flags |= EXIT_HAS_COUNTERS;
+                }
+                if cfg.task.valid != 0 {
+                    fill_task_fields(&mut *event, task, &cfg.task);
+                }
+            }
+            slot.submit(0);
+        }
+        None => bump_stat(Stat::EventsLost),
+    }
+    let _ = PROC_COUNTERS.remove(tgid);
+    0
+}
+
+#[inline(always)]
+fn fill_task_fields(event: &mut ExitEvent, task: Task, off: &memmon_common::TaskOffsets) {
+    let Some(leader) = task.group_leader(off) else {
+        return;
+    };
+    let Some(start) = leader.start_boottime(off) else {
+        return;
+    };
+    let Some((min, maj)) = task.group_faults(off) else {
+        return;
+    };
+    event.start_boottime_ns = start;
+    event.task_min_flt = min;
+    event.task_maj_flt = maj;
+    if let Some(comm) = leader.comm(off) {
+        event.comm = comm;
+    }
+    event.ppid = task.parent_tgid(off).unwrap_or(0);
+    event.flags |= EXIT_HAS_TASK;
+}

@@ -1,0 +1,68 @@
+//! Reads of `task_struct` / `signal_struct` fields at the offsets userspace
+//! resolved from BTF (`CONFIG.task`). Every read is a
+//! `bpf_probe_read_kernel`, so a wrong offset yields garbage, never a crash.
+
+use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
+use memmon_common::TaskOffsets;
+
+/// A kernel pointer to a task_struct.
+#[derive(Clone, Copy)]
+pub struct Task(*const u8);
+
+impl Task {
+    /// The task running this program.
+    #[inline(always)]
+    pub fn current() -> Self {
+        Task(unsafe { bpf_get_current_task() } as *const u8)
+    }
+
+    #[inline(always)]
+    fn read<T>(base: *const u8, offset: u32) -> Option<T> {
+        // SAFETY: probe_read checks the address; offset came from BTF.
+        unsafe { bpf_probe_read_kernel(base.add(offset as usize) as *const T) }.ok()
+    }
+
+    /// The thread group leader.
+    #[inline(always)]
+    pub fn group_leader(self, off: &TaskOffsets) -> Option<Task> {
+        Self::read::<*const u8>(self.0, off.group_leader).map(Task)
+    }
+
+    /// The parent's tgid.
+    #[inline(always)]
+    pub fn parent_tgid(self, off: &TaskOffsets) -> Option<u32> {
+        let parent = Self::read::<*const u8>(self.0, off.real_parent)?;
+        Self::read::<i32>(parent, off.tgid).map(|t| t as u32)
+    }
+
+    /// `start_boottime` in ns.
+    #[inline(always)]
+    pub fn start_boottime(self, off: &TaskOffsets) -> Option<u64> {
+        Self::read::<u64>(self.0, off.start_boottime)
+    }
+
+    /// `comm` of this task.
+    #[inline(always)]
+    pub fn comm(self, off: &TaskOffsets) -> Option<[u8; 16]> {
+        Self::read::<[u8; 16]>(self.0, off.comm)
+    }
+
+    /// The whole thread group's (minor, major) fault totals as the kernel
+    /// counts them: this thread's plus those of threads already reaped.
+    #[inline(always)]
+    pub fn group_faults(self, off: &TaskOffsets) -> Option<(u64, u64)> {
+        let min = Self::read::<u64>(self.0, off.min_flt)?;
+        let maj = Self::read::<u64>(self.0, off.maj_flt)?;
+        let signal = Self::read::<*const u8>(self.0, off.signal)?;
+        let smin = Self::read::<u64>(signal, off.signal_min_flt)?;
+        let smaj = Self::read::<u64>(signal, off.signal_maj_flt)?;
+        Some((min + smin, maj + smaj))
+    }
+
+    /// `signal->live`: threads not yet exiting.
+    #[inline(always)]
+    pub fn live_threads(self, off: &TaskOffsets) -> Option<i32> {
+        let signal = Self::read::<*const u8>(self.0, off.signal)?;
+        Self::read::<i32>(signal, off.signal_live)
+    }
+}

@@ -1,0 +1,251 @@
+//! `memmon-workload`: processes with a known memory footprint, for the
+//! integration tests and `cargo xtask bench`.
+//!
+//! Protocol: prints `ready PID` on stdout, waits for one line on stdin, does
+//! its work, prints one JSON line with what it did (and its own
+//! /proc/self/stat fault deltas around the work), then waits for stdin to
+//! close before exiting (so the caller can still read its /proc files).
+//! `--no-wait` skips both waits.
+
+use std::{
+    io::{BufRead as _, Write as _},
+    process::ExitCode,
+};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("memmon-workload: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+const USAGE: &str = "usage: memmon-workload [--no-wait] COMMAND [ARGS]
+commands:
+  touch PAGES          mmap PAGES fresh anonymous pages and write one byte in each
+  cow PAGES            touch PAGES, fork; the child writes every page (reports the child)
+  read-file PATH       mmap PATH read-only and read one byte per page
+  spawn COUNT          fork COUNT short-lived children, each touching 16 pages
+  fault-storm MIB ROUNDS  touch MIB of fresh memory per round; prints ns per fault";
+
+fn run(args: &[String]) -> Result<(), String> {
+    let (wait, args) = match args.first().map(String::as_str) {
+        Some("--no-wait") => (false, &args[1..]),
+        _ => (true, args),
+    };
+    let cmd = args.first().ok_or(USAGE)?;
+    let num = |i: usize| -> Result<u64, String> {
+        args.get(i)
+            .ok_or_else(|| format!("{cmd}: missing argument\n{USAGE}"))?
+            .parse::<u64>()
+            .map_err(|e| format!("{cmd}: bad number: {e}"))
+    };
+    let pid = std::process::id();
+    println!("ready {pid}");
+    flush();
+    if wait {
+        read_line();
+    }
+    let before = own_faults();
+    let extra = match cmd.as_str() {
+        "touch" => {
+            let pages = num(1)?;
+            touch_fresh(pages)?;
+            format!("\"pages\":{pages}")
+        }
+        "cow" => return cow(num(1)?, wait),
+        "read-file" => {
+            let path = args.get(1).ok_or(USAGE)?;
+            let pages = read_file(path)?;
+            format!("\"pages\":{pages}")
+        }
+        "spawn" => {
+            let pids = spawn(num(1)?)?;
+            let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+            format!("\"pids\":[{}]", list.join(","))
+        }
+        "fault-storm" => {
+            let ns = fault_storm(num(1)?, num(2)?)?;
+            let list: Vec<String> = ns.iter().map(|n| format!("{n:.1}")).collect();
+            format!("\"ns_per_fault\":[{}]", list.join(","))
+        }
+        other => return Err(format!("unknown command {other}\n{USAGE}")),
+    };
+    report(pid, before, &extra);
+    if wait {
+        wait_for_eof();
+    }
+    Ok(())
+}
+
+fn flush() {
+    let _ = std::io::stdout().flush();
+}
+
+fn read_line() {
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+}
+
+fn wait_for_eof() {
+    let mut sink = String::new();
+    let stdin = std::io::stdin();
+    while stdin.lock().read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+        sink.clear();
+    }
+}
+
+/// (minflt, majflt) of this process from /proc/self/stat.
+fn own_faults() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_comm = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    // Fields after comm start at field 3 (state); minflt is 10, majflt 12.
+    let get = |n: usize| fields.get(n - 3).and_then(|v| v.parse().ok()).unwrap_or(0);
+    (get(10), get(12))
+}
+
+fn report(pid: u32, before: (u64, u64), extra: &str) {
+    let after = own_faults();
+    println!(
+        "{{\"pid\":{pid},\"minflt\":{},\"majflt\":{},{extra}}}",
+        after.0 - before.0,
+        after.1 - before.1
+    );
+    flush();
+}
+
+const PAGE: usize = 4096;
+
+fn map_anon(pages: u64) -> Result<*mut u8, String> {
+    let len = pages as usize * PAGE;
+    // SAFETY: anonymous private mapping, no file, checked result.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(format!("mmap {len} bytes: {}", std::io::Error::last_os_error()));
+    }
+    // Keep THP from folding 512 faults into one.
+    // SAFETY: advising our own fresh mapping.
+    unsafe { libc::madvise(p, len, libc::MADV_NOHUGEPAGE) };
+    Ok(p.cast())
+}
+
+fn touch(p: *mut u8, pages: u64) {
+    for i in 0..pages as usize {
+        // SAFETY: within the mapping.
+        unsafe { std::ptr::write_volatile(p.add(i * PAGE), 1) };
+    }
+}
+
+fn touch_fresh(pages: u64) -> Result<(), String> {
+    let p = map_anon(pages)?;
+    touch(p, pages);
+    Ok(())
+}
+
+fn cow(pages: u64, wait: bool) -> Result<(), String> {
+    let p = map_anon(pages)?;
+    touch(p, pages);
+    // SAFETY: single-threaded program; the child only touches memory,
+    // prints and exits.
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        return Err(format!("fork: {}", std::io::Error::last_os_error()));
+    }
+    if child == 0 {
+        let before = own_faults();
+        for i in 0..pages as usize {
+            // SAFETY: inherited mapping.
+            unsafe { std::ptr::write_volatile(p.add(i * PAGE), 2) };
+        }
+        report(std::process::id(), before, &format!("\"pages\":{pages},\"role\":\"child\""));
+        if wait {
+            wait_for_eof();
+        }
+        // SAFETY: leave without running the parent's atexit handlers.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(child, &mut status, 0) };
+    Ok(())
+}
+
+fn read_file(path: &str) -> Result<u64, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("open {path}: {e}"))?;
+    let len = file.metadata().map_err(|e| format!("stat {path}: {e}"))?.len() as usize;
+    if len == 0 {
+        return Err(format!("{path} is empty"));
+    }
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: read-only private mapping of an open file, checked result.
+    let p = unsafe {
+        libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE, file.as_raw_fd(), 0)
+    };
+    if p == libc::MAP_FAILED {
+        return Err(format!("mmap {path}: {}", std::io::Error::last_os_error()));
+    }
+    // No readahead: one major fault per page.
+    // SAFETY: advising our own mapping.
+    unsafe { libc::madvise(p, len, libc::MADV_RANDOM) };
+    let pages = len.div_ceil(PAGE);
+    let mut sum = 0u64;
+    for i in 0..pages {
+        // SAFETY: within the mapping.
+        sum += u64::from(unsafe { std::ptr::read_volatile(p.cast::<u8>().add(i * PAGE)) });
+    }
+    std::hint::black_box(sum);
+    Ok(pages as u64)
+}
+
+fn spawn(count: u64) -> Result<Vec<u32>, String> {
+    let mut pids = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        // SAFETY: the child only touches memory and calls _exit.
+        let child = unsafe { libc::fork() };
+        if child < 0 {
+            return Err(format!("fork: {}", std::io::Error::last_os_error()));
+        }
+        if child == 0 {
+            if let Ok(p) = map_anon(16) {
+                touch(p, 16);
+            }
+            // SAFETY: immediate exit of the child.
+            unsafe { libc::_exit(0) };
+        }
+        pids.push(child as u32);
+        let mut status = 0;
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(child, &mut status, 0) };
+    }
+    Ok(pids)
+}
+
+/// Touches `mib` MiB of fresh memory per round, `rounds` times; returns
+/// the ns per fault of each round, measured here.
+fn fault_storm(mib: u64, rounds: u64) -> Result<Vec<f64>, String> {
+    let pages = mib * 1024 * 1024 / PAGE as u64;
+    let mut out = Vec::new();
+    for _ in 0..rounds {
+        let p = map_anon(pages)?;
+        let start = std::time::Instant::now();
+        touch(p, pages);
+        let ns = start.elapsed().as_nanos() as f64 / pages as f64;
+        out.push(ns);
+        // SAFETY: unmapping what map_anon returned.
+        unsafe { libc::munmap(p.cast(), pages as usize * PAGE) };
+    }
+    Ok(out)
+}

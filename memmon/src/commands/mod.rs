@@ -1,0 +1,4 @@
+//! One file per subcommand: each validates its flags, wires probes →
+//! collector → model → sink, and returns a [`crate::error::Fatal`] on failure.
+
+pub mod snapshot;

@@ -1,0 +1,119 @@
+//! `memmon snapshot`: load the probes, watch for a window, print the
+//! processes seen (table or JSON), or with `--probes` the probe states.
+
+use std::{
+    collections::BTreeSet,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+
+use crate::{
+    cli::{ProbeArgs, SnapshotArgs},
+    collector::Collector,
+    error::Fatal,
+    model::{Model, ProcessView},
+    privileges,
+    probes::{LoadOptions, ProbeSet, catalog},
+    procfs::ProcRoot,
+    sinks::{json, probes_report, table},
+};
+
+/// How often exit events are drained during the window.
+const DRAIN_INTERVAL: Duration = Duration::from_millis(100);
+/// Longest window accepted (a day).
+const MAX_DURATION_SECS: f64 = 86_400.0;
+
+/// Runs the command.
+pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
+    if !args.duration.is_finite() || args.duration < 0.0 || args.duration > MAX_DURATION_SECS {
+        return Err(Fatal::Usage(format!(
+            "--duration {} is out of range: give seconds from 0 to {MAX_DURATION_SECS}",
+            args.duration
+        )));
+    }
+    let opts = load_options(&args.probe_args)?;
+    privileges::check().map_err(Fatal::Privileges)?;
+    let probes = ProbeSet::load(&opts).context("loading probes")?;
+    for status in probes.statuses() {
+        if let crate::probes::ProbeState::Unavailable { reason } = &status.state {
+            eprintln!("memmon: probe {} unavailable: {reason}", status.name);
+        }
+    }
+    let root = ProcRoot::default();
+    let mut model = Model::new(probes.statuses().to_vec());
+    let mut collector = Collector::new(probes);
+    model.apply(collector.collect(Vec::new()), &root);
+    model.start_window();
+    eprintln!("memmon: probes attached; watching for {} s", args.duration);
+
+    let deadline = Instant::now() + Duration::from_secs_f64(args.duration);
+    let mut pending = Vec::new();
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        std::thread::sleep(DRAIN_INTERVAL.min(deadline - now));
+        collector.drain_exits(&mut pending);
+    }
+    model.apply(collector.collect(pending), &root);
+
+    if args.probes {
+        let out = if args.json {
+            probes_report::to_json(&model.probes, &model.stats)
+        } else {
+            probes_report::render(&model.probes, &model.stats)
+        };
+        println!("{out}");
+        return Ok(());
+    }
+    let rows = select_rows(model.window_views(), &args.pid);
+    if args.json {
+        println!("{}", json::rows_to_json(&rows));
+    } else {
+        print!("{}", table::render(&rows));
+    }
+    Ok(())
+}
+
+/// Validated probe options from the shared flags.
+pub fn load_options(args: &ProbeArgs) -> Result<LoadOptions, Fatal> {
+    let mut disabled = BTreeSet::new();
+    for name in &args.disable_probe {
+        if catalog::find(name).is_none() {
+            let known: Vec<&str> = catalog::PROBES.iter().map(|p| p.name).collect();
+            return Err(Fatal::Usage(format!(
+                "--disable-probe {name}: no such probe; known probes: {}",
+                known.join(", ")
+            )));
+        }
+        disabled.insert(name.clone());
+    }
+    Ok(LoadOptions {
+        fault_detail: !args.no_fault_detail,
+        disabled,
+        ..LoadOptions::default()
+    })
+}
+
+/// Filters by `pids` (reporting those not seen on stderr) and sorts the
+/// largest first.
+fn select_rows(mut rows: Vec<ProcessView>, pids: &[u32]) -> Vec<ProcessView> {
+    if !pids.is_empty() {
+        rows.retain(|r| pids.contains(&r.pid));
+        for pid in pids {
+            if !rows.iter().any(|r| r.pid == *pid) {
+                eprintln!(
+                    "memmon: pid {pid} was not seen in the window (no memory events; is it running?)"
+                );
+            }
+        }
+    }
+    rows.sort_by(|a, b| {
+        (b.faults, b.major_faults)
+            .cmp(&(a.faults, a.major_faults))
+            .then(a.pid.cmp(&b.pid))
+    });
+    rows
+}

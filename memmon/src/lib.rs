@@ -1,0 +1,18 @@
+//! memmon: a live memory monitor for Linux.
+//!
+//! The data path, one module per stage:
+//! kernel probes (`memmon-ebpf`, types in `memmon-common`) → [`probes`]
+//! (load, attach, read maps) → [`collector`] (a [`collector::Sample`] per
+//! pass) → [`model`] (processes keyed by pid + start time) → [`sinks`]
+//! (table, JSON, ...). [`procfs`] reads /proc for the model; [`commands`]
+//! wires the stages for each subcommand.
+
+pub mod cli;
+pub mod collector;
+pub mod commands;
+pub mod error;
+pub mod model;
+pub mod privileges;
+pub mod probes;
+pub mod procfs;
+pub mod sinks;

@@ -1,0 +1,39 @@
+//! The `memmon` binary: parse flags, set up logging, run the command, map
+//! errors to exit codes (1 runtime / privileges, 2 bad input).
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use memmon::{
+    cli::{Cli, Command},
+    commands,
+    error::Fatal,
+};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("memmon: {e:#}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Fatal> {
+    match cli.command {
+        Command::Snapshot(args) => commands::snapshot::run(&args),
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

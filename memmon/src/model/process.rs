@@ -1,0 +1,85 @@
+//! One process in the model: its key, identity, and counters (cumulative
+//! kernel values plus the baseline at the start of the current window).
+
+use memmon_common::{
+    ExitEvent, ProcCounters,
+    events::{EXIT_HAS_COUNTERS, EXIT_HAS_TASK},
+};
+use serde::Serialize;
+
+/// pid + start time: a reused pid is a different process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct ProcessKey {
+    /// Process id (tgid) in the initial pid namespace.
+    pub pid: u32,
+    /// Start time in clock ticks since boot (/proc/PID/stat field 22);
+    /// 0 when unknown.
+    pub start_time_ticks: u64,
+}
+
+/// A process as the model knows it.
+#[derive(Clone, Debug)]
+pub struct Process {
+    /// Its key.
+    pub key: ProcessKey,
+    /// Command name.
+    pub comm: String,
+    /// Parent pid, when known.
+    pub ppid: Option<u32>,
+    /// True once its exit was seen.
+    pub exited: bool,
+    /// Cumulative kernel counters (since the probes were attached).
+    pub counters: ProcCounters,
+    /// Counters at the start of the current window.
+    pub baseline: ProcCounters,
+    /// The kernel's own (minor, major) totals at exit, when read.
+    pub exit_task_faults: Option<(u64, u64)>,
+    /// cgroup id at exit.
+    pub exit_cgroup_id: Option<u64>,
+}
+
+impl Process {
+    /// A process first seen now.
+    pub fn new(key: ProcessKey, comm: String) -> Self {
+        Process {
+            key,
+            comm,
+            ppid: None,
+            exited: false,
+            counters: ProcCounters::default(),
+            baseline: ProcCounters::default(),
+            exit_task_faults: None,
+            exit_cgroup_id: None,
+        }
+    }
+
+    /// Takes the final values from an exit event.
+    pub fn record_exit(&mut self, exit: &ExitEvent) {
+        self.exited = true;
+        if exit.flags & EXIT_HAS_COUNTERS != 0 {
+            self.counters = exit.counters;
+        }
+        if exit.flags & EXIT_HAS_TASK != 0 {
+            self.exit_task_faults = Some((exit.task_min_flt, exit.task_maj_flt));
+            if exit.ppid != 0 {
+                self.ppid = Some(exit.ppid);
+            }
+        }
+        self.exit_cgroup_id = Some(exit.cgroup_id);
+    }
+
+    /// Counters accumulated in the current window.
+    pub fn window(&self) -> ProcCounters {
+        diff(&self.counters, &self.baseline)
+    }
+}
+
+/// `a - b` field by field, saturating at zero.
+pub fn diff(a: &ProcCounters, b: &ProcCounters) -> ProcCounters {
+    ProcCounters {
+        faults: a.faults.saturating_sub(b.faults),
+        write_faults: a.write_faults.saturating_sub(b.write_faults),
+        cow_faults: a.cow_faults.saturating_sub(b.cow_faults),
+        major_faults: a.major_faults.saturating_sub(b.major_faults),
+    }
+}

@@ -1,0 +1,73 @@
+//! Offsets of the `task_struct` and `signal_struct` fields the kernel
+//! programs read, resolved from the running kernel's BTF. aya-ebpf has no
+//! CO-RE relocation, so this is how one object fits every kernel layout.
+
+use btf_rs::{Btf, Type};
+use memmon_common::TaskOffsets;
+
+/// Where the running kernel publishes its BTF.
+pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// Reads the offsets from the running kernel's BTF.
+pub fn from_running_kernel() -> Result<TaskOffsets, String> {
+    let btf = Btf::from_file(VMLINUX_BTF)
+        .map_err(|e| format!("cannot read kernel BTF at {VMLINUX_BTF}: {e}"))?;
+    resolve(&btf)
+}
+
+/// Resolves every offset in `btf`; an error names the first missing field.
+pub fn resolve(btf: &Btf) -> Result<TaskOffsets, String> {
+    let task = |f: &str| field_offset(btf, "task_struct", f);
+    let signal = |f: &str| field_offset(btf, "signal_struct", f);
+    Ok(TaskOffsets {
+        valid: 1,
+        start_boottime: task("start_boottime")?,
+        min_flt: task("min_flt")?,
+        maj_flt: task("maj_flt")?,
+        signal: task("signal")?,
+        signal_min_flt: signal("min_flt")?,
+        signal_maj_flt: signal("maj_flt")?,
+        group_leader: task("group_leader")?,
+        real_parent: task("real_parent")?,
+        tgid: task("tgid")?,
+        comm: task("comm")?,
+        signal_live: signal("live")?,
+    })
+}
+
+/// Byte offset of `field` in `struct name`, looking through anonymous
+/// struct/union members (task_struct keeps most fields in one).
+fn field_offset(btf: &Btf, name: &str, field: &str) -> Result<u32, String> {
+    let types = btf
+        .resolve_types_by_name(name)
+        .map_err(|e| format!("BTF has no type {name}: {e}"))?;
+    for t in types {
+        if let Type::Struct(s) = t
+            && let Some(bits) = find_member(btf, &s.members, field, 0)
+        {
+            return Ok(bits / 8);
+        }
+    }
+    Err(format!("BTF: struct {name} has no field {field}"))
+}
+
+fn find_member(btf: &Btf, members: &[btf_rs::Member], field: &str, base_bits: u32) -> Option<u32> {
+    for m in members {
+        let name = btf.resolve_name(m).unwrap_or_default();
+        let bits = base_bits + m.bit_offset();
+        if name == field {
+            return Some(bits);
+        }
+        if name.is_empty() {
+            let inner = match btf.resolve_chained_type(m).ok()? {
+                Type::Struct(s) => s.members,
+                Type::Union(u) => u.members,
+                _ => continue,
+            };
+            if let Some(found) = find_member(btf, &inner, field, bits) {
+                return Some(found);
+            }
+        }
+    }
+    None
+}

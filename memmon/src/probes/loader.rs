@@ -1,0 +1,240 @@
+//! Loads the embedded eBPF object with this kernel's BTF offsets and
+//! attaches every probe independently: one that fails is recorded as
+//! unavailable with its reason, and the others still run.
+
+use std::{
+    collections::BTreeSet,
+    path::Path,
+};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{MapData, RingBuf},
+    programs::{
+        PerfEvent, TracePoint,
+        perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy},
+    },
+    util::online_cpus,
+};
+use memmon_common::KernelConfig;
+
+use super::{
+    btf_offsets,
+    catalog::{Attach, PROBES, ProbeSpec},
+    status::{ProbeState, ProbeStatus},
+    tracefs,
+};
+
+/// The kernel programs, built by build.rs.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/memmon-probes"));
+
+/// Test-only: `probe=category:name,...` attaches a probe to another
+/// tracepoint (e.g. one that does not exist) to prove the others survive.
+pub const TRACEPOINT_OVERRIDE_ENV: &str = "MEMMON_TEST_TRACEPOINT_OVERRIDE";
+
+/// What to load.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// Attach the per-fault programs (read/write/copy-on-write split).
+    pub fault_detail: bool,
+    /// Probe names not to attach.
+    pub disabled: BTreeSet<String>,
+    /// Capacity of the per-process counters map.
+    pub max_processes: u32,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            fault_detail: true,
+            disabled: BTreeSet::new(),
+            max_processes: 32768,
+        }
+    }
+}
+
+/// Failure to load the object at all (attach failures are per probe).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The kernel refused the object or a map.
+    #[error("cannot load memmon's eBPF programs: {0}")]
+    Load(#[from] aya::EbpfError),
+    /// tracefs missing and not mountable.
+    #[error("{0}")]
+    Tracefs(String),
+    /// A map the object must have is missing or of the wrong type.
+    #[error("eBPF object is missing map {0}")]
+    MissingMap(&'static str),
+    /// The ring buffer could not be opened.
+    #[error("cannot open ring buffer EVENTS: {0}")]
+    RingBuf(aya::maps::MapError),
+}
+
+/// The loaded programs, their maps and each probe's state.
+pub struct ProbeSet {
+    pub(super) ebpf: Ebpf,
+    pub(super) events: RingBuf<MapData>,
+    statuses: Vec<ProbeStatus>,
+    /// Capacity of PROC_COUNTERS, for map-fill reporting.
+    pub max_processes: u32,
+}
+
+impl ProbeSet {
+    /// Loads the object and attaches every probe the options allow.
+    pub fn load(opts: &LoadOptions) -> Result<Self, LoadError> {
+        raise_memlock_limit();
+        let tracefs = tracefs::ensure_mounted().map_err(LoadError::Tracefs)?;
+        let config = kernel_config(&tracefs);
+        let mut ebpf = EbpfLoader::new()
+            .override_global("CONFIG", &config, true)
+            .map_max_entries("PROC_COUNTERS", opts.max_processes)
+            .load(OBJECT)?;
+        let events = ebpf.take_map("EVENTS").ok_or(LoadError::MissingMap("EVENTS"))?;
+        let events = RingBuf::try_from(events).map_err(LoadError::RingBuf)?;
+        let overrides = tracepoint_overrides();
+        let mut statuses = Vec::with_capacity(PROBES.len());
+        for spec in PROBES {
+            let attach = overrides
+                .iter()
+                .find(|(probe, _)| probe == spec.name)
+                .map(|(_, a)| *a)
+                .unwrap_or(spec.attach);
+            let state = if opts.disabled.contains(spec.name) {
+                ProbeState::Disabled {
+                    reason: "disabled by --disable-probe".into(),
+                }
+            } else if spec.per_fault && !opts.fault_detail {
+                ProbeState::Disabled {
+                    reason: "per-fault probe; enable with --fault-detail".into(),
+                }
+            } else {
+                match attach_one(&mut ebpf, spec, attach, &tracefs) {
+                    Ok(()) => ProbeState::Attached,
+                    Err(reason) => {
+                        tracing::warn!("probe {} unavailable: {reason}", spec.name);
+                        ProbeState::Unavailable { reason }
+                    }
+                }
+            };
+            statuses.push(ProbeStatus {
+                name: spec.name.to_string(),
+                attach_point: describe(attach),
+                state,
+            });
+        }
+        if config.task.valid == 0 {
+            tracing::warn!(
+                "kernel BTF offsets unknown: exited processes lose start time and kernel fault totals"
+            );
+        }
+        Ok(ProbeSet {
+            ebpf,
+            events,
+            statuses,
+            max_processes: opts.max_processes,
+        })
+    }
+
+    /// Each probe's state, in catalog order.
+    pub fn statuses(&self) -> &[ProbeStatus] {
+        &self.statuses
+    }
+
+    /// True when `name` is attached.
+    pub fn is_attached(&self, name: &str) -> bool {
+        self.statuses.iter().any(|s| s.name == name && s.is_attached())
+    }
+}
+
+fn describe(attach: Attach) -> String {
+    match attach {
+        Attach::Tracepoint { category, name } => format!("tracepoint:{category}:{name}"),
+        Attach::PerfSoftware(ev) => format!("perf:software:{ev:?}"),
+    }
+}
+
+fn attach_one(ebpf: &mut Ebpf, spec: &ProbeSpec, attach: Attach, tracefs: &Path) -> Result<(), String> {
+    let program = ebpf
+        .program_mut(spec.program)
+        .ok_or_else(|| format!("program {} missing from the eBPF object", spec.program))?;
+    match attach {
+        Attach::Tracepoint { category, name } => {
+            if !tracefs::exists(tracefs, category, name) {
+                return Err(format!(
+                    "tracepoint {category}:{name} does not exist on this kernel ({})",
+                    kernel_release()
+                ));
+            }
+            let tp: &mut TracePoint = program.try_into().map_err(|e| format!("{e}"))?;
+            tp.load().map_err(|e| format!("verifier rejected {}: {e}", spec.program))?;
+            tp.attach(category, name)
+                .map_err(|e| format!("attach to {category}:{name} failed: {e}"))?;
+        }
+        Attach::PerfSoftware(event) => {
+            let pe: &mut PerfEvent = program.try_into().map_err(|e| format!("{e}"))?;
+            pe.load().map_err(|e| format!("verifier rejected {}: {e}", spec.program))?;
+            let cpus = online_cpus().map_err(|(path, e)| format!("cannot read {path}: {e}"))?;
+            for cpu in cpus {
+                pe.attach(
+                    PerfEventConfig::Software(event),
+                    PerfEventScope::AllProcessesOneCpu { cpu },
+                    SamplePolicy::Period(1),
+                    false,
+                )
+                .map_err(|e| format!("perf_event_open({event:?}) on cpu {cpu} failed: {e}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// BTF offsets and tracepoint layout for the running kernel.
+fn kernel_config(tracefs: &Path) -> KernelConfig {
+    let mut config = KernelConfig::unknown();
+    match btf_offsets::from_running_kernel() {
+        Ok(task) => config.task = task,
+        Err(e) => tracing::warn!("{e}"),
+    }
+    config.exit_group_dead_offset =
+        tracefs::field_offset(tracefs, "sched", "sched_process_exit", "group_dead").unwrap_or(0);
+    config
+}
+
+fn tracepoint_overrides() -> Vec<(String, Attach)> {
+    let Ok(spec) = std::env::var(TRACEPOINT_OVERRIDE_ENV) else {
+        return Vec::new();
+    };
+    spec.split(',')
+        .filter_map(|item| {
+            let (probe, tp) = item.split_once('=')?;
+            let (category, name) = tp.split_once(':')?;
+            // Leaked once per process start: test-only, a handful of bytes.
+            let category: &'static str = Box::leak(category.to_string().into_boxed_str());
+            let name: &'static str = Box::leak(name.to_string().into_boxed_str());
+            Some((probe.to_string(), Attach::Tracepoint { category, name }))
+        })
+        .collect()
+}
+
+/// `uname -r`, for error messages.
+pub fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown kernel".into())
+}
+
+/// Older kernels charge BPF maps to RLIMIT_MEMLOCK; newer ones to the memcg.
+/// Failing to raise it is harmless on the latter, so it is logged at debug.
+fn raise_memlock_limit() {
+    let rlim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: plain syscall with a valid pointer.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) } != 0 {
+        tracing::debug!(
+            "setrlimit(RLIMIT_MEMLOCK) failed: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}

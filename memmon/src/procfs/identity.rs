@@ -1,0 +1,91 @@
+//! Who a pid is: comm, parent, start time (the second half of the model's
+//! process key) and the kernel's own fault totals, from /proc/PID/stat.
+
+use super::{ProcRoot, ReadFailure};
+
+/// Identity and fault totals of one live process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// Process id.
+    pub pid: u32,
+    /// `comm` from stat (up to 15 bytes, may hold any byte but NUL).
+    pub comm: String,
+    /// Parent pid.
+    pub ppid: u32,
+    /// Start time in clock ticks since boot (stat field 22).
+    pub start_time_ticks: u64,
+    /// The kernel's minor-fault count for the process (stat field 10).
+    pub minflt: u64,
+    /// The kernel's major-fault count (stat field 12).
+    pub majflt: u64,
+}
+
+/// Reads /proc/PID/stat under `root`.
+pub fn read(root: &ProcRoot, pid: u32) -> Result<Identity, ReadFailure> {
+    let dir = root.pid_dir(pid);
+    let process = ::procfs::process::Process::new_with_root(dir.clone())
+        .map_err(|e| ReadFailure::from_procfs(pid, &dir, e))?;
+    let stat = process
+        .stat()
+        .map_err(|e| ReadFailure::from_procfs(pid, &dir, e))?;
+    Ok(Identity {
+        pid,
+        comm: stat.comm,
+        ppid: u32::try_from(stat.ppid).unwrap_or(0),
+        start_time_ticks: stat.starttime,
+        minflt: stat.minflt,
+        majflt: stat.majflt,
+    })
+}
+
+/// Clock ticks per second (USER_HZ), the unit of `start_time_ticks`.
+pub fn ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no memory inputs.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as u64 } else { 100 }
+}
+
+/// Converts a kernel `start_boottime` in ns to /proc's clock ticks.
+pub fn boottime_ns_to_ticks(ns: u64, ticks_per_second: u64) -> u64 {
+    let ns_per_tick = 1_000_000_000 / ticks_per_second.max(1);
+    ns / ns_per_tick.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn reads_recorded_stat() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pid_dir = dir.path().join("4242");
+        fs::create_dir_all(&pid_dir).expect("mkdir");
+        fs::write(
+            pid_dir.join("stat"),
+            include_str!("../../tests/fixtures/proc/4242/stat"),
+        )
+        .expect("write");
+        let id = read(&ProcRoot::new(dir.path()), 4242).expect("read");
+        assert_eq!(id.comm, "memmon-workload");
+        assert_eq!(id.ppid, 4200);
+        assert_eq!(id.start_time_ticks, 123_456);
+        assert_eq!(id.minflt, 50_123);
+        assert_eq!(id.majflt, 7);
+    }
+
+    #[test]
+    fn missing_process_is_gone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        match read(&ProcRoot::new(dir.path()), 1) {
+            Err(ReadFailure::Gone(1)) => {}
+            other => panic!("expected Gone, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ticks_conversion() {
+        assert_eq!(boottime_ns_to_ticks(1_234_560_000_000, 100), 123_456);
+        assert_eq!(boottime_ns_to_ticks(9_999_999, 100), 0);
+    }
+}

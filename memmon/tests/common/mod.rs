@@ -1,0 +1,194 @@
+//! Shared helpers for the root integration tests: privilege gate, running
+//! `memmon` and `memmon-workload`, reading the kernel's own counters.
+//!
+//! Tests that need root call [`require_bpf`] first: without root it skips
+//! (prints why) unless `MEMMON_REQUIRE_BPF=1`, where it fails instead.
+#![allow(dead_code)]
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    process::{Child, ChildStdin, ChildStdout, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+/// Path of the memmon binary under test.
+pub const MEMMON: &str = env!("CARGO_BIN_EXE_memmon");
+/// Path of the workload binary.
+pub const WORKLOAD: &str = env!("CARGO_BIN_EXE_memmon-workload");
+
+/// True when this test may load eBPF programs. Without root: skip (false)
+/// or, with MEMMON_REQUIRE_BPF=1, panic.
+pub fn require_bpf(test: &str) -> bool {
+    // SAFETY: geteuid has no inputs.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        return true;
+    }
+    if std::env::var("MEMMON_REQUIRE_BPF").as_deref() == Ok("1") {
+        panic!("{test}: needs root to load eBPF probes, and MEMMON_REQUIRE_BPF=1 forbids skipping");
+    }
+    eprintln!("{test}: skipped, needs root (set MEMMON_REQUIRE_BPF=1 to fail instead)");
+    false
+}
+
+/// A running `memmon-workload` that waits for `go`.
+pub struct Workload {
+    pub child: Child,
+    pub pid: u32,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Workload {
+    /// Starts `memmon-workload ARGS` and waits for its `ready PID` line.
+    pub fn start(args: &[&str]) -> Workload {
+        let mut child = Command::new(WORKLOAD)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn memmon-workload");
+        let stdin = child.stdin.take();
+        let mut stdout = BufReader::new(child.stdout.take().expect("workload stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read ready line");
+        let pid = line
+            .trim()
+            .strip_prefix("ready ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("workload said {line:?}, expected 'ready PID'"));
+        Workload { child, pid, stdin, stdout }
+    }
+
+    /// Tells it to start and returns its JSON report line.
+    pub fn go(&mut self) -> serde_json::Value {
+        let stdin = self.stdin.as_mut().expect("workload stdin");
+        stdin.write_all(b"go\n").expect("write go");
+        stdin.flush().expect("flush");
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("read report");
+        serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("bad report {line:?}: {e}"))
+    }
+
+    /// Closes stdin (the workload exits) and waits for it.
+    pub fn finish(mut self) {
+        drop(self.stdin.take());
+        let status = self.child.wait().expect("wait workload");
+        assert!(status.success(), "workload failed: {status}");
+    }
+}
+
+/// A running `memmon` whose stderr is watched for the "watching" line.
+pub struct Memmon {
+    pub child: Child,
+    stderr_lines: mpsc::Receiver<String>,
+    stderr_seen: Vec<String>,
+}
+
+impl Memmon {
+    /// Starts `memmon ARGS` and blocks until it reports its probes attached.
+    pub fn start(args: &[&str]) -> Memmon {
+        Self::start_with_env(args, &[])
+    }
+
+    /// Same, with extra environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Memmon {
+        let mut cmd = Command::new(MEMMON);
+        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn memmon");
+        let stderr = child.stderr.take().expect("memmon stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut m = Memmon { child, stderr_lines: rx, stderr_seen: Vec::new() };
+        m.wait_for_stderr("probes attached", Duration::from_secs(60));
+        m
+    }
+
+    /// Waits for a stderr line containing `needle`.
+    pub fn wait_for_stderr(&mut self, needle: &str, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.stderr_lines.recv_timeout(left) {
+                Ok(line) => {
+                    let hit = line.contains(needle);
+                    self.stderr_seen.push(line);
+                    if hit {
+                        return;
+                    }
+                }
+                Err(_) => panic!(
+                    "memmon never printed {needle:?}; stderr so far:\n{}",
+                    self.stderr_seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Waits for exit; returns (stdout, all stderr). Panics on failure.
+    pub fn output(mut self) -> (String, String) {
+        let mut stdout = String::new();
+        if let Some(mut out) = self.child.stdout.take() {
+            std::io::Read::read_to_string(&mut out, &mut stdout).expect("read stdout");
+        }
+        let status = self.child.wait().expect("wait memmon");
+        while let Ok(line) = self.stderr_lines.recv_timeout(Duration::from_millis(200)) {
+            self.stderr_seen.push(line);
+        }
+        let stderr = self.stderr_seen.join("\n");
+        assert!(status.success(), "memmon failed ({status}); stderr:\n{stderr}");
+        (stdout, stderr)
+    }
+}
+
+/// Runs `memmon snapshot --json ARGS` around `during` (called once probes
+/// are attached) and returns the parsed rows.
+pub fn snapshot_json<F: FnOnce()>(args: &[&str], during: F) -> Vec<serde_json::Value> {
+    let mut full = vec!["snapshot", "--json"];
+    full.extend_from_slice(args);
+    let m = Memmon::start(&full);
+    during();
+    let (stdout, stderr) = m.output();
+    let v: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("snapshot JSON did not parse: {e}\n{stdout}\nstderr:\n{stderr}"));
+    v.as_array().expect("snapshot JSON is an array").clone()
+}
+
+/// The row for `pid` (panics with the rows when absent).
+pub fn row_for(rows: &[serde_json::Value], pid: u32) -> &serde_json::Value {
+    rows.iter()
+        .find(|r| r["pid"].as_u64() == Some(u64::from(pid)))
+        .unwrap_or_else(|| panic!("pid {pid} missing from snapshot: {rows:#?}"))
+}
+
+/// A u64 field of a JSON row.
+pub fn field(row: &serde_json::Value, key: &str) -> u64 {
+    row[key].as_u64().unwrap_or_else(|| panic!("row has no numeric {key}: {row}"))
+}
+
+/// `/proc/PID/stat` field `n` (1-based, as in proc(5)).
+pub fn proc_stat_field(pid: u32, n: usize) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    rest.split_whitespace().nth(n - 3)?.parse().ok()
+}
+
+/// Asserts `|a - b| <= tol * b`.
+pub fn assert_within(what: &str, got: u64, want: u64, tol: f64) {
+    let diff = (got as f64 - want as f64).abs();
+    assert!(
+        diff <= tol * want as f64,
+        "{what}: memmon {got} vs kernel {want} differ by {diff} (> {:.1}%)",
+        tol * 100.0
+    );
+}

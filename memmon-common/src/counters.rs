@@ -23,6 +23,46 @@ pub struct ProcCounters {
     pub major_faults: u64,
 }
 
+impl ProcCounters {
+    /// Number of `u64` fields.
+    pub const LEN: usize = core::mem::size_of::<ProcCounters>() / 8;
+
+    /// The fields as a slice, in declaration order.
+    pub fn as_slice(&self) -> &[u64] {
+        // SAFETY: repr(C) struct of only u64 fields: same layout as [u64; LEN].
+        unsafe { core::slice::from_raw_parts((self as *const Self).cast::<u64>(), Self::LEN) }
+    }
+
+    /// The fields as a mutable slice, in declaration order.
+    pub fn as_mut_slice(&mut self) -> &mut [u64] {
+        // SAFETY: as above.
+        unsafe { core::slice::from_raw_parts_mut((self as *mut Self).cast::<u64>(), Self::LEN) }
+    }
+
+    /// `self - earlier`, field by field, saturating at zero.
+    pub fn saturating_sub(&self, earlier: &ProcCounters) -> ProcCounters {
+        let mut out = *self;
+        for (o, e) in out.as_mut_slice().iter_mut().zip(earlier.as_slice()) {
+            *o = o.saturating_sub(*e);
+        }
+        out
+    }
+
+    /// True when no field moved below `earlier` (a counter never shrinks
+    /// for one process; a shrink means the pid now names another process).
+    pub fn dominates(&self, earlier: &ProcCounters) -> bool {
+        self.as_slice()
+            .iter()
+            .zip(earlier.as_slice())
+            .all(|(a, b)| a >= b)
+    }
+
+    /// True when every field is zero.
+    pub fn is_zero(&self) -> bool {
+        self.as_slice().iter().all(|v| *v == 0)
+    }
+}
+
 /// Bits of the x86 page-fault error code (arch/x86/include/asm/trap_pf.h).
 pub mod fault_error_code {
     /// The page was present: a protection fault, not a not-present fault.
@@ -41,3 +81,23 @@ pub const USER_ADDR_MAX: u64 = 0x00ff_ffff_ffff_f000;
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only u64 fields, no padding.
 unsafe impl aya::Pod for ProcCounters {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slice_view_covers_every_field() {
+        let c = ProcCounters {
+            faults: 1,
+            write_faults: 2,
+            cow_faults: 3,
+            major_faults: 4,
+        };
+        assert_eq!(c.as_slice(), &[1, 2, 3, 4]);
+        let earlier = ProcCounters { faults: 2, ..c };
+        assert_eq!(c.saturating_sub(&earlier).as_slice(), &[0, 0, 0, 0]);
+        assert!(!c.dominates(&earlier));
+        assert!(c.saturating_sub(&earlier).is_zero());
+    }
+}

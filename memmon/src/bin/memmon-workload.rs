@@ -93,7 +93,12 @@ fn read_line() {
 fn wait_for_eof() {
     let mut sink = String::new();
     let stdin = std::io::stdin();
-    while stdin.lock().read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+    while stdin
+        .lock()
+        .read_line(&mut sink)
+        .map(|n| n > 0)
+        .unwrap_or(false)
+    {
         sink.clear();
     }
 }
@@ -134,7 +139,10 @@ fn map_anon(pages: u64) -> Result<*mut u8, String> {
         )
     };
     if p == libc::MAP_FAILED {
-        return Err(format!("mmap {len} bytes: {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "mmap {len} bytes: {}",
+            std::io::Error::last_os_error()
+        ));
     }
     // Keep THP from folding 512 faults into one.
     // SAFETY: advising our own fresh mapping.
@@ -170,7 +178,11 @@ fn cow(pages: u64, wait: bool) -> Result<(), String> {
             // SAFETY: inherited mapping.
             unsafe { std::ptr::write_volatile(p.add(i * PAGE), 2) };
         }
-        report(std::process::id(), before, &format!("\"pages\":{pages},\"role\":\"child\""));
+        report(
+            std::process::id(),
+            before,
+            &format!("\"pages\":{pages},\"role\":\"child\""),
+        );
         if wait {
             wait_for_eof();
         }
@@ -185,14 +197,24 @@ fn cow(pages: u64, wait: bool) -> Result<(), String> {
 
 fn read_file(path: &str) -> Result<u64, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("open {path}: {e}"))?;
-    let len = file.metadata().map_err(|e| format!("stat {path}: {e}"))?.len() as usize;
+    let len = file
+        .metadata()
+        .map_err(|e| format!("stat {path}: {e}"))?
+        .len() as usize;
     if len == 0 {
         return Err(format!("{path} is empty"));
     }
     use std::os::fd::AsRawFd as _;
     // SAFETY: read-only private mapping of an open file, checked result.
     let p = unsafe {
-        libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE, file.as_raw_fd(), 0)
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            file.as_raw_fd(),
+            0,
+        )
     };
     if p == libc::MAP_FAILED {
         return Err(format!("mmap {path}: {}", std::io::Error::last_os_error()));

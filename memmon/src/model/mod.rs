@@ -64,7 +64,7 @@ impl Model {
         {
             // Counters only grow for one process; a drop means the pid was
             // reused and the old exit event was lost.
-            if counters.faults >= p.counters.faults && counters.major_faults >= p.counters.major_faults {
+            if counters.dominates(&p.counters) {
                 p.counters = counters;
                 return;
             }
@@ -133,7 +133,7 @@ impl Model {
     pub fn window_views(&self) -> Vec<ProcessView> {
         self.processes
             .values()
-            .filter(|p| p.exited || p.window() != ProcCounters::default())
+            .filter(|p| p.exited || !p.window().is_zero())
             .map(ProcessView::from_process)
             .collect()
     }

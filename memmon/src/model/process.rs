@@ -70,16 +70,6 @@ impl Process {
 
     /// Counters accumulated in the current window.
     pub fn window(&self) -> ProcCounters {
-        diff(&self.counters, &self.baseline)
-    }
-}
-
-/// `a - b` field by field, saturating at zero.
-pub fn diff(a: &ProcCounters, b: &ProcCounters) -> ProcCounters {
-    ProcCounters {
-        faults: a.faults.saturating_sub(b.faults),
-        write_faults: a.write_faults.saturating_sub(b.write_faults),
-        cow_faults: a.cow_faults.saturating_sub(b.cow_faults),
-        major_faults: a.major_faults.saturating_sub(b.major_faults),
+        self.counters.saturating_sub(&self.baseline)
     }
 }

@@ -2,10 +2,7 @@
 //! attaches every probe independently: one that fails is recorded as
 //! unavailable with its reason, and the others still run.
 
-use std::{
-    collections::BTreeSet,
-    path::Path,
-};
+use std::{collections::BTreeSet, path::Path};
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -89,7 +86,9 @@ impl ProbeSet {
             .override_global("CONFIG", &config, true)
             .map_max_entries("PROC_COUNTERS", opts.max_processes)
             .load(OBJECT)?;
-        let events = ebpf.take_map("EVENTS").ok_or(LoadError::MissingMap("EVENTS"))?;
+        let events = ebpf
+            .take_map("EVENTS")
+            .ok_or(LoadError::MissingMap("EVENTS"))?;
         let events = RingBuf::try_from(events).map_err(LoadError::RingBuf)?;
         let overrides = tracepoint_overrides();
         let mut statuses = Vec::with_capacity(PROBES.len());
@@ -142,7 +141,9 @@ impl ProbeSet {
 
     /// True when `name` is attached.
     pub fn is_attached(&self, name: &str) -> bool {
-        self.statuses.iter().any(|s| s.name == name && s.is_attached())
+        self.statuses
+            .iter()
+            .any(|s| s.name == name && s.is_attached())
     }
 }
 
@@ -153,7 +154,12 @@ fn describe(attach: Attach) -> String {
     }
 }
 
-fn attach_one(ebpf: &mut Ebpf, spec: &ProbeSpec, attach: Attach, tracefs: &Path) -> Result<(), String> {
+fn attach_one(
+    ebpf: &mut Ebpf,
+    spec: &ProbeSpec,
+    attach: Attach,
+    tracefs: &Path,
+) -> Result<(), String> {
     let program = ebpf
         .program_mut(spec.program)
         .ok_or_else(|| format!("program {} missing from the eBPF object", spec.program))?;
@@ -166,13 +172,15 @@ fn attach_one(ebpf: &mut Ebpf, spec: &ProbeSpec, attach: Attach, tracefs: &Path)
                 ));
             }
             let tp: &mut TracePoint = program.try_into().map_err(|e| format!("{e}"))?;
-            tp.load().map_err(|e| format!("verifier rejected {}: {e}", spec.program))?;
+            tp.load()
+                .map_err(|e| format!("verifier rejected {}: {e}", spec.program))?;
             tp.attach(category, name)
                 .map_err(|e| format!("attach to {category}:{name} failed: {e}"))?;
         }
         Attach::PerfSoftware(event) => {
             let pe: &mut PerfEvent = program.try_into().map_err(|e| format!("{e}"))?;
-            pe.load().map_err(|e| format!("verifier rejected {}: {e}", spec.program))?;
+            pe.load()
+                .map_err(|e| format!("verifier rejected {}: {e}", spec.program))?;
             let cpus = online_cpus().map_err(|(path, e)| format!("cannot read {path}: {e}"))?;
             for cpu in cpus {
                 pe.attach(

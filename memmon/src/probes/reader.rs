@@ -2,10 +2,7 @@
 //! and the exit-event ring buffer. Nothing here interprets the values.
 
 use aya::maps::{HashMap, MapData, PerCpuArray};
-use memmon_common::{
-    ExitEvent, ProcCounters, Stat,
-    events::EVENT_EXIT,
-};
+use memmon_common::{ExitEvent, ProcCounters, Stat, events::EVENT_EXIT};
 use serde::Serialize;
 
 use super::ProbeSet;
@@ -45,15 +42,12 @@ fn err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> ReadError {
 impl ProbeSet {
     /// Every live process's counters, keyed by tgid.
     pub fn read_counters(&self) -> Result<Vec<(u32, ProcCounters)>, ReadError> {
-        let map = self
-            .ebpf
-            .map("PROC_COUNTERS")
-            .ok_or(ReadError {
-                map: "PROC_COUNTERS",
-                source: aya::maps::MapError::InvalidName {
-                    name: "PROC_COUNTERS".into(),
-                },
-            })?;
+        let map = self.ebpf.map("PROC_COUNTERS").ok_or(ReadError {
+            map: "PROC_COUNTERS",
+            source: aya::maps::MapError::InvalidName {
+                name: "PROC_COUNTERS".into(),
+            },
+        })?;
         let map: HashMap<&MapData, u32, ProcCounters> =
             HashMap::try_from(map).map_err(err("PROC_COUNTERS"))?;
         let mut out = Vec::new();
@@ -73,7 +67,9 @@ impl ProbeSet {
     pub fn read_stats(&self) -> Result<StatsSnapshot, ReadError> {
         let map = self.ebpf.map("STATS").ok_or(ReadError {
             map: "STATS",
-            source: aya::maps::MapError::InvalidName { name: "STATS".into() },
+            source: aya::maps::MapError::InvalidName {
+                name: "STATS".into(),
+            },
         })?;
         let stats: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map).map_err(err("STATS"))?;
         let mut out = StatsSnapshot {
@@ -107,7 +103,10 @@ impl ProbeSet {
                 out.push(event);
                 n += 1;
             } else {
-                tracing::warn!("ignored a malformed ring-buffer record of {} bytes", item.len());
+                tracing::warn!(
+                    "ignored a malformed ring-buffer record of {} bytes",
+                    item.len()
+                );
             }
         }
         n

@@ -39,8 +39,14 @@ pub fn ensure_mounted() -> Result<PathBuf, String> {
 
 /// Offset of `field` in the record of tracepoint `category:name`, from its
 /// format file; `None` when the tracepoint or the field does not exist.
-pub fn field_offset(root: &std::path::Path, category: &str, name: &str, field: &str) -> Option<u32> {
-    let text = fs::read_to_string(root.join("events").join(category).join(name).join("format")).ok()?;
+pub fn field_offset(
+    root: &std::path::Path,
+    category: &str,
+    name: &str,
+    field: &str,
+) -> Option<u32> {
+    let text =
+        fs::read_to_string(root.join("events").join(category).join(name).join("format")).ok()?;
     parse_field_offset(&text, field)
 }
 
@@ -71,14 +77,19 @@ pub fn parse_field_offset(format: &str, field: &str) -> Option<u32> {
 
 /// True when tracepoint `category:name` exists on this kernel.
 pub fn exists(root: &std::path::Path, category: &str, name: &str) -> bool {
-    root.join("events").join(category).join(name).join("id").exists()
+    root.join("events")
+        .join(category)
+        .join(name)
+        .join("id")
+        .exists()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const EXIT_FORMAT: &str = include_str!("../../tests/fixtures/tracefs/sched_process_exit.format");
+    const EXIT_FORMAT: &str =
+        include_str!("../../tests/fixtures/tracefs/sched_process_exit.format");
 
     #[test]
     fn finds_group_dead_offset() {

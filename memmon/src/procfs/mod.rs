@@ -59,8 +59,12 @@ impl ReadFailure {
         use ::procfs::ProcError;
         match e {
             ProcError::NotFound(_) => ReadFailure::Gone(pid),
-            ProcError::PermissionDenied(p) => ReadFailure::Denied(p.unwrap_or_else(|| dir.to_path_buf())),
-            ProcError::Io(ref io, _) if io.raw_os_error() == Some(libc::ESRCH) => ReadFailure::Gone(pid),
+            ProcError::PermissionDenied(p) => {
+                ReadFailure::Denied(p.unwrap_or_else(|| dir.to_path_buf()))
+            }
+            ProcError::Io(ref io, _) if io.raw_os_error() == Some(libc::ESRCH) => {
+                ReadFailure::Gone(pid)
+            }
             other => ReadFailure::Other {
                 path: dir.to_path_buf(),
                 message: other.to_string(),

@@ -27,13 +27,31 @@ fn state_word(state: &ProbeState) -> (&'static str, &str) {
 /// Text report.
 pub fn render(probes: &[ProbeStatus], stats: &StatsSnapshot) -> String {
     let mut out = String::new();
-    let w = probes.iter().map(|p| p.name.len()).max().unwrap_or(4).max(5);
-    let a = probes.iter().map(|p| p.attach_point.len()).max().unwrap_or(4).max(12);
-    let _ = writeln!(out, "{:<w$}  {:<11}  {:<a$}  {:>10}  REASON", "PROBE", "STATE", "ATTACH POINT", "EVENTS");
+    let w = probes
+        .iter()
+        .map(|p| p.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(5);
+    let a = probes
+        .iter()
+        .map(|p| p.attach_point.len())
+        .max()
+        .unwrap_or(4)
+        .max(12);
+    let _ = writeln!(
+        out,
+        "{:<w$}  {:<11}  {:<a$}  {:>10}  REASON",
+        "PROBE", "STATE", "ATTACH POINT", "EVENTS"
+    );
     for p in probes {
         let (word, reason) = state_word(&p.state);
         let events = events_for(&p.name, stats).map_or("-".to_string(), |e| e.to_string());
-        let _ = writeln!(out, "{:<w$}  {:<11}  {:<a$}  {:>10}  {reason}", p.name, word, p.attach_point, events);
+        let _ = writeln!(
+            out,
+            "{:<w$}  {:<11}  {:<a$}  {:>10}  {reason}",
+            p.name, word, p.attach_point, events
+        );
     }
     let _ = writeln!(
         out,

@@ -22,7 +22,11 @@ pub fn render(rows: &[ProcessView]) -> String {
                 r.read_faults.to_string(),
                 r.write_faults.to_string(),
                 r.cow_faults.to_string(),
-                if r.exited { "yes".into() } else { String::new() },
+                if r.exited {
+                    "yes".into()
+                } else {
+                    String::new()
+                },
             ]
         })
         .collect();

@@ -22,7 +22,7 @@ pub static PROC_COUNTERS: HashMap<u32, ProcCounters> =
 
 /// Events that must not be lost or merged (process exits).
 #[map]
-pub static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(1024 * 1024, 0);
 
 /// Per-CPU statistics slots, indexed by [`Stat`].
 #[map]

@@ -1,1 +1,83 @@
-fn main() {}
+//! memmon's developer tasks. Each command does the set-up it needs first,
+//! idempotently, so it works on a fresh machine:
+//!
+//! - `setup`: Debian packages, the eBPF toolchain, bpf-linker, tracefs.
+//! - `build [--release]`: build memmon with its eBPF object embedded.
+//! - `run [--release] -- ARGS`: build, then run `memmon ARGS`.
+//! - `test`: fmt check, clippy, unit tests, root integration tests.
+//! - `bench`: the benchmarks, written to BENCHMARKS.md.
+
+mod bench;
+mod cmd;
+mod packages;
+mod setup;
+mod test;
+mod toolchain;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "memmon developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what is missing (packages, eBPF toolchain, bpf-linker) and
+    /// mount tracefs. A second run does nothing.
+    Setup,
+    /// Build memmon with its kernel programs embedded.
+    Build {
+        /// Optimised build.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Build, then run `memmon ARGS`.
+    Run {
+        /// Optimised build.
+        #[arg(long)]
+        release: bool,
+        /// Arguments for memmon.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// fmt check, clippy -D warnings, unit tests, root integration tests.
+    Test {
+        /// Extra arguments for the integration test run (e.g. a test name).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run the benchmarks and write BENCHMARKS.md.
+    Bench {
+        /// Fewer rounds and smaller sizes (a smoke run; not for the record).
+        #[arg(long)]
+        quick: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Task::Setup => setup::run(true).map(|_| ()),
+        Task::Build { release } => {
+            setup::run(false).and_then(|env| cmd::build_memmon(&env, release))
+        }
+        Task::Run { release, args } => setup::run(false).and_then(|env| {
+            cmd::build_memmon(&env, release)?;
+            cmd::run_memmon(release, &args)
+        }),
+        Task::Test { args } => setup::run(false).and_then(|env| test::run(&env, &args)),
+        Task::Bench { quick } => setup::run(false).and_then(|env| bench::run(&env, quick)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

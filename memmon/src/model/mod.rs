@@ -47,7 +47,12 @@ impl Model {
     /// Folds one sample in: live counters (identity read from `root` the
     /// first time a pid is seen) and exit events.
     pub fn apply(&mut self, sample: Sample, root: &ProcRoot) {
+        let exited: std::collections::HashSet<u32> = sample.exits.iter().map(|e| e.tgid).collect();
+        let mut stale = 0;
         for (tgid, counters) in sample.live {
+            if !exited.contains(&tgid) && !root.pid_dir(tgid).exists() {
+                stale += 1;
+            }
             self.apply_live(tgid, counters, root);
         }
         for exit in &sample.exits {
@@ -55,6 +60,7 @@ impl Model {
         }
         if let Some(stats) = sample.stats {
             self.stats = stats;
+            self.stats.proc_map_stale = stale;
         }
     }
 

@@ -24,6 +24,9 @@ pub struct StatsSnapshot {
     pub proc_map_entries: u64,
     /// Its capacity.
     pub proc_map_capacity: u64,
+    /// Entries whose process no longer exists and whose exit was not seen
+    /// (should stay 0: the exit probe removes entries). Set by the model.
+    pub proc_map_stale: u64,
 }
 
 /// A map read failed (kernel error): the caller keeps its previous data.

@@ -55,8 +55,12 @@ pub fn render(probes: &[ProbeStatus], stats: &StatsSnapshot) -> String {
     }
     let _ = writeln!(
         out,
-        "\nper-process map: {} of {} entries; dropped (map full): {}; exit events lost: {}",
-        stats.proc_map_entries, stats.proc_map_capacity, stats.proc_map_full, stats.events_lost
+        "\nper-process map: {} of {} entries ({} stale); dropped (map full): {}; exit events lost: {}",
+        stats.proc_map_entries,
+        stats.proc_map_capacity,
+        stats.proc_map_stale,
+        stats.proc_map_full,
+        stats.events_lost
     );
     out
 }

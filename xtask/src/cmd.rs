@@ -1,0 +1,95 @@
+//! Running commands: echo them, fail with the command line on error, and
+//! the workspace paths every task uses.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, bail};
+
+use crate::setup::BuildEnv;
+
+/// The workspace root (parent of xtask/).
+pub fn workspace() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(Path::to_path_buf).unwrap_or(manifest)
+}
+
+/// `.tools/` in the workspace: bpf-linker, LLVM links, toolchain choice.
+pub fn tools_dir() -> PathBuf {
+    workspace().join(".tools")
+}
+
+/// Runs `cmd`, echoing it; errors carry the command line.
+pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    eprintln!("+ {}", display(cmd));
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {}", display(cmd)))?;
+    if !status.success() {
+        bail!("{} failed: {status}", display(cmd));
+    }
+    Ok(())
+}
+
+/// Runs `cmd` quietly and returns its stdout, or None when it fails.
+pub fn output(cmd: &mut Command) -> Option<String> {
+    let out = cmd.output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The command line as text.
+pub fn display(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+/// `cargo` from the toolchain running xtask, in the workspace, with the
+/// eBPF build environment.
+pub fn cargo(env: &BuildEnv) -> Command {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut c = Command::new(cargo);
+    c.current_dir(workspace());
+    env.apply(&mut c);
+    c
+}
+
+/// `cargo build -p memmon --bins [--release]`.
+pub fn build_memmon(env: &BuildEnv, release: bool) -> anyhow::Result<()> {
+    let mut c = cargo(env);
+    c.args(["build", "--package", "memmon", "--bins"]);
+    if release {
+        c.arg("--release");
+    }
+    run(&mut c)
+}
+
+/// Path of a built binary.
+pub fn binary(name: &str, release: bool) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
+    target
+        .join(if release { "release" } else { "debug" })
+        .join(name)
+}
+
+/// Runs the built memmon with `args`, passing its exit status through.
+pub fn run_memmon(release: bool, args: &[String]) -> anyhow::Result<()> {
+    let bin = binary("memmon", release);
+    let status = Command::new(&bin)
+        .args(args)
+        .status()
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    if !status.success() {
+        bail!("memmon exited with {status}");
+    }
+    Ok(())
+}

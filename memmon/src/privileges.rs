@@ -41,7 +41,7 @@ pub fn missing_message(caps: u64) -> Option<String> {
         .map(|(_, n)| n)
         .collect();
     Some(format!(
-        "memmon needs root or the capabilities CAP_BPF and CAP_PERFMON to load its eBPF probes \
+        "needs root or the capabilities CAP_BPF and CAP_PERFMON to load its eBPF probes \
          (missing: {}); run it with sudo, or grant them: \
          setcap cap_bpf,cap_perfmon,cap_sys_ptrace,cap_dac_read_search+ep /path/to/memmon",
         missing.join(", ")

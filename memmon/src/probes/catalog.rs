@@ -14,6 +14,13 @@ pub enum Attach {
         /// Tracepoint name.
         name: &'static str,
     },
+    /// A raw tracepoint (`category` only names where tracefs lists it).
+    RawTracepoint {
+        /// Tracepoint category (directory under events/).
+        category: &'static str,
+        /// Tracepoint name.
+        name: &'static str,
+    },
     /// A perf software event on every online CPU, sample period 1.
     PerfSoftware(SoftwareEvent),
 }
@@ -39,7 +46,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         name: "page_fault_user",
         program: "page_fault_user",
-        attach: Attach::Tracepoint {
+        attach: Attach::RawTracepoint {
             category: "exceptions",
             name: "page_fault_user",
         },
@@ -49,7 +56,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         name: "page_fault_kernel",
         program: "page_fault_kernel",
-        attach: Attach::Tracepoint {
+        attach: Attach::RawTracepoint {
             category: "exceptions",
             name: "page_fault_kernel",
         },

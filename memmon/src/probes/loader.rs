@@ -8,7 +8,7 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{MapData, RingBuf},
     programs::{
-        PerfEvent, TracePoint,
+        PerfEvent, RawTracePoint, TracePoint,
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy},
     },
     util::online_cpus,
@@ -150,6 +150,7 @@ impl ProbeSet {
 fn describe(attach: Attach) -> String {
     match attach {
         Attach::Tracepoint { category, name } => format!("tracepoint:{category}:{name}"),
+        Attach::RawTracepoint { category, name } => format!("raw_tracepoint:{category}:{name}"),
         Attach::PerfSoftware(ev) => format!("perf:software:{ev:?}"),
     }
 }
@@ -176,6 +177,19 @@ fn attach_one(
                 .map_err(|e| format!("verifier rejected {}: {e}", spec.program))?;
             tp.attach(category, name)
                 .map_err(|e| format!("attach to {category}:{name} failed: {e}"))?;
+        }
+        Attach::RawTracepoint { category, name } => {
+            if !tracefs::exists(tracefs, category, name) || name.contains('\0') {
+                return Err(format!(
+                    "tracepoint {category}:{name} does not exist on this kernel ({})",
+                    kernel_release()
+                ));
+            }
+            let tp: &mut RawTracePoint = program.try_into().map_err(|e| format!("{e}"))?;
+            tp.load()
+                .map_err(|e| format!("verifier rejected {}: {e}", spec.program))?;
+            tp.attach(name)
+                .map_err(|e| format!("attach to raw tracepoint {name} failed: {e}"))?;
         }
         Attach::PerfSoftware(event) => {
             let pe: &mut PerfEvent = program.try_into().map_err(|e| format!("{e}"))?;
@@ -216,10 +230,15 @@ fn tracepoint_overrides() -> Vec<(String, Attach)> {
         .filter_map(|item| {
             let (probe, tp) = item.split_once('=')?;
             let (category, name) = tp.split_once(':')?;
+            let spec = super::catalog::find(probe)?;
             // Leaked once per process start: test-only, a handful of bytes.
             let category: &'static str = Box::leak(category.to_string().into_boxed_str());
             let name: &'static str = Box::leak(name.to_string().into_boxed_str());
-            Some((probe.to_string(), Attach::Tracepoint { category, name }))
+            let attach = match spec.attach {
+                Attach::RawTracepoint { .. } => Attach::RawTracepoint { category, name },
+                _ => Attach::Tracepoint { category, name },
+            };
+            Some((probe.to_string(), attach))
         })
         .collect()
 }

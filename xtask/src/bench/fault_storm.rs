@@ -1,0 +1,157 @@
+//! Benchmark 1: a fault storm (2 GiB of fresh anonymous memory touched page
+//! by page, ns per fault measured inside the workload), alone and beside
+//! each monitor, A/B interleaved.
+
+use std::process::Command;
+
+use anyhow::Context as _;
+
+use super::{Ctx, Section, monitor::Monitor, stats};
+
+/// Who watches the storm.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Watcher {
+    /// Nothing attached.
+    Alone,
+    /// memmon on its defaults (no per-fault program).
+    MemmonDefaults,
+    /// memmon with every probe, per-fault programs included.
+    MemmonFull,
+    /// bpftrace counting the same faults per pid.
+    Bpftrace,
+}
+
+impl Watcher {
+    const ALL: [Watcher; 4] = [
+        Watcher::Alone,
+        Watcher::MemmonDefaults,
+        Watcher::MemmonFull,
+        Watcher::Bpftrace,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Watcher::Alone => "(a) alone",
+            Watcher::MemmonDefaults => "(b) memmon, defaults",
+            Watcher::MemmonFull => "(c) memmon, full detail",
+            Watcher::Bpftrace => "(d) bpftrace one-liner",
+        }
+    }
+
+    /// Starts the watcher (None for `Alone`).
+    fn start(self, ctx: &Ctx) -> anyhow::Result<Option<Monitor>> {
+        Ok(match self {
+            Watcher::Alone => None,
+            Watcher::MemmonDefaults => {
+                let (cmd, ready) = ctx.memmon_monitor(false);
+                Some(Monitor::start(cmd, ready)?)
+            }
+            Watcher::MemmonFull => {
+                let (cmd, ready) = ctx.memmon_monitor(true);
+                Some(Monitor::start(cmd, ready)?)
+            }
+            Watcher::Bpftrace => {
+                let mut c = Command::new("bpftrace");
+                c.args(["-e", BPFTRACE]);
+                Some(Monitor::start(c, "Attaching")?)
+            }
+        })
+    }
+}
+
+/// The one-liner users would run instead.
+pub const BPFTRACE: &str = "tracepoint:exceptions:page_fault_user { @[pid] = count(); }";
+
+/// Runs the benchmark.
+pub fn run(ctx: &Ctx) -> anyhow::Result<Section> {
+    let mib = if ctx.quick { 256 } else { 2048 };
+    let passes = if ctx.quick { 1 } else { 3 };
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); Watcher::ALL.len()];
+    for round in 0..ctx.rounds {
+        for (i, w) in Watcher::ALL.iter().enumerate() {
+            let monitor = w.start(ctx)?;
+            let ns = storm(ctx, mib, passes)?;
+            if let Some(m) = monitor {
+                m.stop()?;
+            }
+            eprintln!(
+                "bench: fault storm round {round} {}: {ns:.1} ns/fault",
+                w.label()
+            );
+            samples[i].push(ns);
+        }
+    }
+    let base = stats::summarize(&samples[0]).context("no baseline samples")?;
+    let bpftrace = stats::summarize(&samples[3]).context("no bpftrace samples")?;
+    let d = stats::slowdown_pct(bpftrace.median, base.median);
+    let mut rows = Vec::new();
+    for (i, w) in Watcher::ALL.iter().enumerate() {
+        let s = stats::summarize(&samples[i]).context("no samples")?;
+        let slow = stats::slowdown_pct(s.median, base.median);
+        let target = match w {
+            Watcher::Alone | Watcher::Bpftrace => "".to_string(),
+            Watcher::MemmonDefaults => verdict(slow, 2.0, d / 3.0, "<= 2% and <= 1/3 of (d)"),
+            Watcher::MemmonFull => verdict(slow, 9.0, d / 2.0, "<= 9% and < 1/2 of (d)"),
+        };
+        rows.push(vec![
+            w.label().to_string(),
+            format!("{:.1}", s.median),
+            format!("{:.1}–{:.1}", s.min, s.max),
+            if i == 0 {
+                "—".into()
+            } else {
+                format!("{slow:+.1}%")
+            },
+            target,
+        ]);
+    }
+    Ok(Section {
+        title: "1. Fault storm".into(),
+        what: format!(
+            "`memmon-workload --no-wait fault-storm {mib} {passes}` touches {mib} MiB of fresh anonymous memory page by page \
+             ({passes} pass(es), median taken), reporting ns per fault measured inside itself. {} rounds, \
+             configurations interleaved in each round. (d) is `bpftrace -e '{BPFTRACE}'`.",
+            ctx.rounds
+        ),
+        header: vec![
+            "configuration",
+            "median ns/fault",
+            "min–max",
+            "slowdown vs (a)",
+            "target",
+        ],
+        rows,
+        notes: Vec::new(),
+    })
+}
+
+fn verdict(slow: f64, abs: f64, rel: f64, text: &str) -> String {
+    let ok = slow <= abs && slow <= rel.max(0.0);
+    format!("{text}: {}", if ok { "met" } else { "MISSED" })
+}
+
+/// Median ns per fault over `passes` passes of `mib` MiB.
+fn storm(ctx: &Ctx, mib: u32, passes: u32) -> anyhow::Result<f64> {
+    let out = Command::new(&ctx.workload)
+        .args([
+            "--no-wait",
+            "fault-storm",
+            &mib.to_string(),
+            &passes.to_string(),
+        ])
+        .output()
+        .context("run memmon-workload")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let report = text
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .with_context(|| format!("no report from fault-storm: {text}"))?;
+    let v: serde_json::Value = serde_json::from_str(report)?;
+    let ns: Vec<f64> = v["ns_per_fault"]
+        .as_array()
+        .context("ns_per_fault missing")?
+        .iter()
+        .filter_map(serde_json::Value::as_f64)
+        .collect();
+    stats::summarize(&ns).map(|s| s.median).context("no passes")
+}

@@ -1,0 +1,74 @@
+//! `cargo xtask bench`: each benchmark runs its configurations A/B
+//! interleaved over several rounds on this machine and returns a
+//! [`Section`]; the sections are written to BENCHMARKS.md with the machine,
+//! the kernel and the command that produced them.
+
+mod fault_storm;
+mod monitor;
+mod report;
+mod stats;
+
+use std::{path::PathBuf, process::Command};
+
+use crate::{cmd, packages, setup::BuildEnv};
+
+/// What every benchmark needs.
+pub struct Ctx {
+    /// Release memmon binary.
+    pub memmon: PathBuf,
+    /// Release memmon-workload binary.
+    pub workload: PathBuf,
+    /// Rounds per benchmark (>= 5 for the record).
+    pub rounds: usize,
+    /// Smaller sizes, one round: a smoke run.
+    pub quick: bool,
+}
+
+impl Ctx {
+    /// The memmon command that watches in the background, and the text it
+    /// prints once its probes are attached. `detail`: every probe,
+    /// per-fault programs included.
+    pub fn memmon_monitor(&self, detail: bool) -> (Command, &'static str) {
+        let mut c = Command::new(&self.memmon);
+        c.args(["snapshot", "--duration", "86400"]);
+        if !detail {
+            c.arg("--no-fault-detail");
+        }
+        (c, "probes attached")
+    }
+}
+
+/// One benchmark's results.
+pub struct Section {
+    /// Heading.
+    pub title: String,
+    /// What was run, how.
+    pub what: String,
+    /// Table header.
+    pub header: Vec<&'static str>,
+    /// Table rows.
+    pub rows: Vec<Vec<String>>,
+    /// Remarks (profiles, misses and what would close them).
+    pub notes: Vec<String>,
+}
+
+/// Runs every benchmark and writes BENCHMARKS.md.
+pub fn run(env: &BuildEnv, quick: bool) -> anyhow::Result<()> {
+    let mut actions = Vec::new();
+    packages::ensure(packages::BENCH_PACKAGES, &mut actions)?;
+    let mut build = cmd::cargo(env);
+    build.args(["build", "--release", "--package", "memmon", "--bins"]);
+    cmd::run(&mut build)?;
+    let ctx = Ctx {
+        memmon: cmd::binary("memmon", true),
+        workload: cmd::binary("memmon-workload", true),
+        rounds: if quick { 1 } else { 5 },
+        quick,
+    };
+    let sections = vec![fault_storm::run(&ctx)?];
+    let path = cmd::workspace().join("BENCHMARKS.md");
+    let text = report::render(&sections, quick);
+    std::fs::write(&path, text)?;
+    eprintln!("bench: wrote {}", path.display());
+    Ok(())
+}

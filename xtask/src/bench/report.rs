@@ -1,0 +1,68 @@
+//! BENCHMARKS.md: machine, kernel, command, then one table per benchmark.
+
+use std::{fmt::Write as _, process::Command};
+
+use super::Section;
+use crate::cmd;
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let mem_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    let kernel = cmd::output(Command::new("uname").arg("-r")).unwrap_or_default();
+    let date =
+        cmd::output(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"])).unwrap_or_default();
+    format!(
+        "- machine: {cpu}, {cores} cores, {:.1} GiB\n- kernel: {}\n- date: {}\n",
+        mem_kib as f64 / 1024.0 / 1024.0,
+        kernel.trim(),
+        date.trim()
+    )
+}
+
+/// The whole file.
+pub fn render(sections: &[Section], quick: bool) -> String {
+    let mut out = String::from("# memmon benchmarks\n\n");
+    let _ = writeln!(
+        out,
+        "Produced by `cargo xtask bench{}` (as root). Only ratios measured in the same run are compared.\n",
+        if quick {
+            " --quick` (smoke run, one round: not for the record"
+        } else {
+            ""
+        }
+    );
+    out.push_str(&machine());
+    for s in sections {
+        let _ = write!(out, "\n## {}\n\n{}\n\n", s.title, s.what);
+        let _ = writeln!(out, "| {} |", s.header.join(" | "));
+        let _ = writeln!(
+            out,
+            "|{}|",
+            s.header.iter().map(|_| "---").collect::<Vec<_>>().join("|")
+        );
+        for r in &s.rows {
+            let _ = writeln!(out, "| {} |", r.join(" | "));
+        }
+        for n in &s.notes {
+            let _ = write!(out, "\n{n}\n");
+        }
+    }
+    out
+}

@@ -17,3 +17,7 @@ pub use stats::Stat;
 
 /// Length of `task_struct.comm`.
 pub const COMM_LEN: usize = 16;
+
+/// Bumped whenever a pinned map's meaning changes without its size
+/// changing; part of the pin directory name (see memmon's probes::pins).
+pub const LAYOUT_VERSION: u32 = 1;

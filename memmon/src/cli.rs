@@ -48,6 +48,11 @@ pub struct SnapshotArgs {
     /// List each probe with its state, events seen and map fill.
     #[arg(long)]
     pub probes: bool,
+    /// Share the cumulative kernel maps pinned under this bpffs directory
+    /// (as the daemon does under /sys/fs/bpf/memmon): counts survive
+    /// restarts, and processes that exited meanwhile are still reported.
+    #[arg(long, value_name = "DIR")]
+    pub pin_dir: Option<std::path::PathBuf>,
     /// Probe selection.
     #[command(flatten)]
     pub probe_args: ProbeArgs,

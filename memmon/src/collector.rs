@@ -3,7 +3,10 @@
 
 use memmon_common::{ExitEvent, ProcCounters};
 
-use crate::probes::{ProbeSet, StatsSnapshot};
+use crate::{
+    probes::{ProbeSet, StatsSnapshot},
+    procfs::ProcRoot,
+};
 
 /// What one collection pass read.
 #[derive(Debug, Default)]
@@ -12,6 +15,10 @@ pub struct Sample {
     pub live: Vec<(u32, ProcCounters)>,
     /// Exit events drained since the last pass, in kernel order.
     pub exits: Vec<ExitEvent>,
+    /// Map entries that outlived their process without an exit event
+    /// (memmon was not running when it exited, or the event was lost):
+    /// their last counters. The collector deletes them from the kernel map.
+    pub vanished: Vec<(u32, ProcCounters)>,
     /// Kernel statistics, when they could be read.
     pub stats: Option<StatsSnapshot>,
 }
@@ -40,9 +47,10 @@ impl Collector {
 
     /// A full pass: live counters, then exits (so a process that exits in
     /// between is seen live first and exited after, never lost), then
+    /// entries whose process is gone without an exit event, then
     /// statistics.
-    pub fn collect(&mut self, pending_exits: Vec<ExitEvent>) -> Sample {
-        let live = match self.probes.read_counters() {
+    pub fn collect(&mut self, pending_exits: Vec<ExitEvent>, root: &ProcRoot) -> Sample {
+        let mut live = match self.probes.read_counters() {
             Ok(live) => live,
             Err(e) => {
                 tracing::warn!("{e}");
@@ -51,13 +59,34 @@ impl Collector {
         };
         let mut exits = pending_exits;
         self.probes.drain_exits(&mut exits);
+        let gone = |tgid: u32, exits: &[ExitEvent]| {
+            !root.pid_dir(tgid).exists() && !exits.iter().any(|e| e.tgid == tgid)
+        };
+        if live.iter().any(|(tgid, _)| gone(*tgid, &exits)) {
+            // An exit may have landed after the first drain: drain again
+            // before calling an entry vanished.
+            self.probes.drain_exits(&mut exits);
+        }
+        let (vanished, still): (Vec<_>, Vec<_>) =
+            live.drain(..).partition(|(tgid, _)| gone(*tgid, &exits));
+        for (tgid, _) in &vanished {
+            self.probes.remove_counters(*tgid);
+        }
         let stats = match self.probes.read_stats() {
-            Ok(s) => Some(s),
+            Ok(mut s) => {
+                s.proc_map_stale = vanished.len() as u64;
+                Some(s)
+            }
             Err(e) => {
                 tracing::warn!("{e}");
                 None
             }
         };
-        Sample { live, exits, stats }
+        Sample {
+            live: still,
+            exits,
+            vanished,
+            stats,
+        }
     }
 }

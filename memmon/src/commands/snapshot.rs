@@ -32,7 +32,8 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
             args.duration
         )));
     }
-    let opts = load_options(&args.probe_args)?;
+    let mut opts = load_options(&args.probe_args)?;
+    opts.pin_root = args.pin_dir.clone();
     privileges::check().map_err(Fatal::Privileges)?;
     let probes = ProbeSet::load(&opts).context("loading probes")?;
     for status in probes.statuses() {
@@ -43,7 +44,7 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
     let root = ProcRoot::default();
     let mut model = Model::new(probes.statuses().to_vec());
     let mut collector = Collector::new(probes);
-    model.apply(collector.collect(Vec::new()), &root);
+    model.apply(collector.collect(Vec::new(), &root), &root);
     model.start_window();
     eprintln!("memmon: probes attached; watching for {} s", args.duration);
 
@@ -57,7 +58,7 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
         std::thread::sleep(DRAIN_INTERVAL.min(deadline - now));
         collector.drain_exits(&mut pending);
     }
-    model.apply(collector.collect(pending), &root);
+    model.apply(collector.collect(pending, &root), &root);
 
     if args.probes {
         let out = if args.json {

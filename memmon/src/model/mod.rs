@@ -47,21 +47,34 @@ impl Model {
     /// Folds one sample in: live counters (identity read from `root` the
     /// first time a pid is seen) and exit events.
     pub fn apply(&mut self, sample: Sample, root: &ProcRoot) {
-        let exited: std::collections::HashSet<u32> = sample.exits.iter().map(|e| e.tgid).collect();
-        let mut stale = 0;
         for (tgid, counters) in sample.live {
-            if !exited.contains(&tgid) && !root.pid_dir(tgid).exists() {
-                stale += 1;
-            }
             self.apply_live(tgid, counters, root);
         }
         for exit in &sample.exits {
             self.apply_exit(exit);
         }
+        for (tgid, counters) in sample.vanished {
+            self.apply_vanished(tgid, counters);
+        }
         if let Some(stats) = sample.stats {
             self.stats = stats;
-            self.stats.proc_map_stale = stale;
         }
+    }
+
+    /// A process gone without an exit event: keep its last counters as
+    /// its final ones (identity known only if it was seen alive).
+    fn apply_vanished(&mut self, tgid: u32, counters: ProcCounters) {
+        let key = self.live.remove(&tgid).unwrap_or(ProcessKey {
+            pid: tgid,
+            start_time_ticks: 0,
+        });
+        let p = self
+            .processes
+            .entry(key)
+            .or_insert_with(|| Process::new(key, String::new()));
+        p.counters = counters;
+        p.exited = true;
+        p.vanished = true;
     }
 
     fn apply_live(&mut self, tgid: u32, counters: ProcCounters, root: &ProcRoot) {
@@ -122,11 +135,16 @@ impl Model {
 
     /// Marks the start of a counting window: processes that already exited
     /// are dropped, and every live one's current counters become its
-    /// baseline.
+    /// baseline. Processes found vanished stay, with a zero baseline: their
+    /// final counts were never reported.
     pub fn start_window(&mut self) {
-        self.processes.retain(|_, p| !p.exited);
+        self.processes.retain(|_, p| !p.exited || p.vanished);
         for p in self.processes.values_mut() {
-            p.baseline = p.counters;
+            p.baseline = if p.vanished {
+                Default::default()
+            } else {
+                p.counters
+            };
         }
     }
 

@@ -28,6 +28,10 @@ pub struct Process {
     pub ppid: Option<u32>,
     /// True once its exit was seen.
     pub exited: bool,
+    /// It was found gone without an exit event (it exited while memmon was
+    /// not running, on pinned maps): its counters are final and have not
+    /// been reported yet, so a window starting now still reports them.
+    pub vanished: bool,
     /// Cumulative kernel counters (since the probes were attached).
     pub counters: ProcCounters,
     /// Counters at the start of the current window.
@@ -46,6 +50,7 @@ impl Process {
             comm,
             ppid: None,
             exited: false,
+            vanished: false,
             counters: ProcCounters::default(),
             baseline: ProcCounters::default(),
             exit_task_faults: None,

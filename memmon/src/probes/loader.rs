@@ -18,6 +18,7 @@ use memmon_common::KernelConfig;
 use super::{
     btf_offsets,
     catalog::{Attach, PROBES, ProbeSpec},
+    pins,
     status::{ProbeState, ProbeStatus},
     tracefs,
 };
@@ -38,6 +39,9 @@ pub struct LoadOptions {
     pub disabled: BTreeSet<String>,
     /// Capacity of the per-process counters map.
     pub max_processes: u32,
+    /// Pin the cumulative maps under this bpffs directory (the daemon), so
+    /// a restart keeps counting from where it stopped. None: private maps.
+    pub pin_root: Option<std::path::PathBuf>,
 }
 
 impl Default for LoadOptions {
@@ -46,6 +50,7 @@ impl Default for LoadOptions {
             fault_detail: true,
             disabled: BTreeSet::new(),
             max_processes: 32768,
+            pin_root: None,
         }
     }
 }
@@ -62,6 +67,9 @@ pub enum LoadError {
     /// A map the object must have is missing or of the wrong type.
     #[error("eBPF object is missing map {0}")]
     MissingMap(&'static str),
+    /// The pin directory could not be prepared.
+    #[error("{0}")]
+    Pins(String),
     /// The ring buffer could not be opened.
     #[error("cannot open ring buffer EVENTS: {0}")]
     RingBuf(aya::maps::MapError),
@@ -82,10 +90,22 @@ impl ProbeSet {
         raise_memlock_limit();
         let tracefs = tracefs::ensure_mounted().map_err(LoadError::Tracefs)?;
         let config = kernel_config(&tracefs);
-        let mut ebpf = EbpfLoader::new()
+        let pin_dir = match &opts.pin_root {
+            Some(root) => Some(pins::prepare(root).map_err(LoadError::Pins)?),
+            None => None,
+        };
+        let mut loader = EbpfLoader::new();
+        loader
             .override_global("CONFIG", &config, true)
-            .map_max_entries("PROC_COUNTERS", opts.max_processes)
-            .load(OBJECT)?;
+            .map_max_entries("PROC_COUNTERS", opts.max_processes);
+        let pin_paths: Vec<(&str, std::path::PathBuf)> = pin_dir
+            .iter()
+            .flat_map(|dir| pins::PINNED_MAPS.iter().map(|m| (m.name, dir.join(m.name))))
+            .collect();
+        for (name, path) in &pin_paths {
+            loader.map_pin_path(name, path.as_path());
+        }
+        let mut ebpf = loader.load(OBJECT)?;
         let events = ebpf
             .take_map("EVENTS")
             .ok_or(LoadError::MissingMap("EVENTS"))?;

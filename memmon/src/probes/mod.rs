@@ -5,6 +5,7 @@
 pub mod btf_offsets;
 pub mod catalog;
 pub mod loader;
+pub mod pins;
 pub mod reader;
 pub mod status;
 pub mod tracefs;

@@ -24,8 +24,10 @@ pub struct StatsSnapshot {
     pub proc_map_entries: u64,
     /// Its capacity.
     pub proc_map_capacity: u64,
-    /// Entries whose process no longer exists and whose exit was not seen
-    /// (should stay 0: the exit probe removes entries). Set by the model.
+    /// Entries found in the last pass whose process no longer existed and
+    /// whose exit was not seen (0 in steady state: the exit probe removes
+    /// entries; after a restart on pinned maps, the processes that exited
+    /// while memmon was down). The collector removes them.
     pub proc_map_stale: u64,
 }
 
@@ -64,6 +66,19 @@ impl ProbeSet {
             }
         }
         Ok(out)
+    }
+
+    /// Deletes a process's counters from the kernel map (its process is
+    /// gone and its exit was not seen).
+    pub fn remove_counters(&mut self, tgid: u32) {
+        let Some(map) = self.ebpf.map_mut("PROC_COUNTERS") else {
+            return;
+        };
+        if let Ok(mut map) = HashMap::<&mut MapData, u32, ProcCounters>::try_from(map)
+            && let Err(e) = map.remove(&tgid)
+        {
+            tracing::debug!("removing stale entry {tgid}: {e}");
+        }
     }
 
     /// The statistics slots summed over CPUs.

@@ -6,9 +6,11 @@
 //! - `run [--release] -- ARGS`: build, then run `memmon ARGS`.
 //! - `test`: fmt check, clippy, unit tests, root integration tests.
 //! - `bench`: the benchmarks, written to BENCHMARKS.md.
+//! - `fuzz`: the cargo-fuzz targets of memmon's own parsers.
 
 mod bench;
 mod cmd;
+mod fuzz;
 mod packages;
 mod setup;
 mod test;
@@ -51,6 +53,14 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Run every fuzz target (or the named ones) for a while.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u32,
+        /// Targets (default: all).
+        targets: Vec<String>,
+    },
     /// Run the benchmarks and write BENCHMARKS.md.
     Bench {
         /// Fewer rounds and smaller sizes (a smoke run; not for the record).
@@ -71,6 +81,9 @@ fn main() -> ExitCode {
             cmd::run_memmon(release, &args)
         }),
         Task::Test { args } => setup::run(false).and_then(|env| test::run(&env, &args)),
+        Task::Fuzz { seconds, targets } => {
+            setup::run(false).and_then(|env| fuzz::run(&env, seconds, &targets))
+        }
         Task::Bench { quick } => setup::run(false).and_then(|env| bench::run(&env, quick)),
     };
     match result {

@@ -29,6 +29,7 @@ commands:
   cow PAGES            touch PAGES, fork; the child writes every page (reports the child)
   read-file PATH       mmap PATH read-only and read one byte per page
   spawn COUNT          fork COUNT short-lived children, each touching 16 pages
+  mmap-storm PAIRS     PAIRS mmap/munmap pairs of 64 KiB; prints ns per pair
   fault-storm MIB ROUNDS  touch MIB of fresh memory per round; prints ns per fault";
 
 fn run(args: &[String]) -> Result<(), String> {
@@ -63,9 +64,15 @@ fn run(args: &[String]) -> Result<(), String> {
             format!("\"pages\":{pages}")
         }
         "spawn" => {
+            let start = std::time::Instant::now();
             let pids = spawn(num(1)?)?;
+            let ns = start.elapsed().as_nanos() as f64 / pids.len().max(1) as f64;
             let list: Vec<String> = pids.iter().map(u32::to_string).collect();
-            format!("\"pids\":[{}]", list.join(","))
+            format!("\"ns_per_spawn\":{ns:.1},\"pids\":[{}]", list.join(","))
+        }
+        "mmap-storm" => {
+            let ns = mmap_storm(num(1)?)?;
+            format!("\"ns_per_pair\":{ns:.1}")
         }
         "fault-storm" => {
             let ns = fault_storm(num(1)?, num(2)?)?;
@@ -253,6 +260,32 @@ fn spawn(count: u64) -> Result<Vec<u32>, String> {
         unsafe { libc::waitpid(child, &mut status, 0) };
     }
     Ok(pids)
+}
+
+/// `pairs` mmap/munmap pairs of 64 KiB anonymous memory, untouched; ns per
+/// pair measured here.
+fn mmap_storm(pairs: u64) -> Result<f64, String> {
+    const LEN: usize = 64 * 1024;
+    let start = std::time::Instant::now();
+    for _ in 0..pairs {
+        // SAFETY: anonymous mapping, checked, unmapped at once.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                LEN,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(format!("mmap: {}", std::io::Error::last_os_error()));
+        }
+        // SAFETY: unmapping what we just mapped.
+        unsafe { libc::munmap(p, LEN) };
+    }
+    Ok(start.elapsed().as_nanos() as f64 / pairs.max(1) as f64)
 }
 
 /// Touches `mib` MiB of fresh memory per round, `rounds` times; returns

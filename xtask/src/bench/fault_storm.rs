@@ -29,7 +29,8 @@ impl Watcher {
         Watcher::Bpftrace,
     ];
 
-    fn label(self) -> &'static str {
+    /// Row label.
+    pub fn label(self) -> &'static str {
         match self {
             Watcher::Alone => "(a) alone",
             Watcher::MemmonDefaults => "(b) memmon, defaults",
@@ -39,7 +40,7 @@ impl Watcher {
     }
 
     /// Starts the watcher (None for `Alone`).
-    fn start(self, ctx: &Ctx) -> anyhow::Result<Option<Monitor>> {
+    pub fn start(self, ctx: &Ctx) -> anyhow::Result<Option<Monitor>> {
         Ok(match self {
             Watcher::Alone => None,
             Watcher::MemmonDefaults => {
@@ -70,7 +71,11 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Section> {
     for round in 0..ctx.rounds {
         for (i, w) in Watcher::ALL.iter().enumerate() {
             let monitor = w.start(ctx)?;
-            let ns = storm(ctx, mib, passes)?;
+            let ns = storm(
+                ctx,
+                &["fault-storm", &mib.to_string(), &passes.to_string()],
+                "ns_per_fault",
+            )?;
             if let Some(m) = monitor {
                 m.stop()?;
             }
@@ -130,28 +135,25 @@ fn verdict(slow: f64, abs: f64, rel: f64, text: &str) -> String {
     format!("{text}: {}", if ok { "met" } else { "MISSED" })
 }
 
-/// Median ns per fault over `passes` passes of `mib` MiB.
-fn storm(ctx: &Ctx, mib: u32, passes: u32) -> anyhow::Result<f64> {
+/// Runs `memmon-workload --no-wait ARGS` and returns the median of the
+/// number (or array of numbers) under `key` in its report.
+pub fn storm(ctx: &Ctx, args: &[&str], key: &str) -> anyhow::Result<f64> {
     let out = Command::new(&ctx.workload)
-        .args([
-            "--no-wait",
-            "fault-storm",
-            &mib.to_string(),
-            &passes.to_string(),
-        ])
+        .arg("--no-wait")
+        .args(args)
         .output()
         .context("run memmon-workload")?;
     let text = String::from_utf8_lossy(&out.stdout);
     let report = text
         .lines()
         .find(|l| l.starts_with('{'))
-        .with_context(|| format!("no report from fault-storm: {text}"))?;
+        .with_context(|| format!("no report from memmon-workload {args:?}: {text}"))?;
     let v: serde_json::Value = serde_json::from_str(report)?;
-    let ns: Vec<f64> = v["ns_per_fault"]
-        .as_array()
-        .context("ns_per_fault missing")?
-        .iter()
-        .filter_map(serde_json::Value::as_f64)
-        .collect();
-    stats::summarize(&ns).map(|s| s.median).context("no passes")
+    let values: Vec<f64> = match &v[key] {
+        serde_json::Value::Array(a) => a.iter().filter_map(serde_json::Value::as_f64).collect(),
+        other => other.as_f64().into_iter().collect(),
+    };
+    stats::summarize(&values)
+        .map(|s| s.median)
+        .with_context(|| format!("{key} missing in {report}"))
 }

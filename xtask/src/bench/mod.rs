@@ -7,6 +7,7 @@ mod fault_storm;
 mod monitor;
 mod report;
 mod stats;
+mod syscall_storms;
 
 use std::{path::PathBuf, process::Command};
 
@@ -65,7 +66,8 @@ pub fn run(env: &BuildEnv, quick: bool) -> anyhow::Result<()> {
         rounds: if quick { 1 } else { 5 },
         quick,
     };
-    let sections = vec![fault_storm::run(&ctx)?];
+    let mut sections = vec![fault_storm::run(&ctx)?];
+    sections.extend(syscall_storms::run(&ctx)?);
     let path = cmd::workspace().join("BENCHMARKS.md");
     let text = report::render(&sections, quick);
     std::fs::write(&path, text)?;

@@ -6,6 +6,7 @@
 mod fault_storm;
 mod monitor;
 mod report;
+mod startup;
 mod stats;
 mod syscall_storms;
 
@@ -68,6 +69,7 @@ pub fn run(env: &BuildEnv, quick: bool) -> anyhow::Result<()> {
     };
     let mut sections = vec![fault_storm::run(&ctx)?];
     sections.extend(syscall_storms::run(&ctx)?);
+    sections.push(startup::run(&ctx)?);
     let path = cmd::workspace().join("BENCHMARKS.md");
     let text = report::render(&sections, quick);
     std::fs::write(&path, text)?;

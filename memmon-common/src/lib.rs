@@ -12,7 +12,7 @@ pub mod stats;
 
 pub use config::{KernelConfig, TaskOffsets};
 pub use counters::ProcCounters;
-pub use events::ExitEvent;
+pub use events::{ExitEvent, OomEvent};
 pub use stats::Stat;
 
 /// Length of `task_struct.comm`.

@@ -19,6 +19,8 @@ pub struct Cli {
 pub enum Command {
     /// Load the probes, watch for a while, print one row per process seen.
     Snapshot(SnapshotArgs),
+    /// Stream events as they happen (OOM kills), one line each.
+    Events(EventsArgs),
 }
 
 /// Probe selection shared by every command that loads probes.
@@ -48,6 +50,20 @@ pub struct SnapshotArgs {
     /// List each probe with its state, events seen and map fill.
     #[arg(long)]
     pub probes: bool,
+    /// Probe selection.
+    #[command(flatten)]
+    pub probe_args: ProbeArgs,
+}
+
+/// `memmon events`.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Stop after SECS (default: until Ctrl-C or SIGTERM).
+    #[arg(long, short = 'd', value_name = "SECS")]
+    pub duration: Option<f64>,
     /// Probe selection.
     #[command(flatten)]
     pub probe_args: ProbeArgs,

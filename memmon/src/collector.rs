@@ -1,7 +1,7 @@
 //! Turns the kernel's maps and ring buffer into [`Sample`]s for the model.
 //! The only place userspace reads the probes.
 
-use memmon_common::{ExitEvent, ProcCounters};
+use memmon_common::{ExitEvent, OomEvent, ProcCounters};
 
 use crate::probes::{ProbeSet, StatsSnapshot};
 
@@ -12,6 +12,8 @@ pub struct Sample {
     pub live: Vec<(u32, ProcCounters)>,
     /// Exit events drained since the last pass, in kernel order.
     pub exits: Vec<ExitEvent>,
+    /// OOM kills drained since the last pass, in kernel order.
+    pub oom_events: Vec<OomEvent>,
     /// Kernel statistics, when they could be read.
     pub stats: Option<StatsSnapshot>,
 }
@@ -58,6 +60,30 @@ impl Collector {
                 None
             }
         };
-        Sample { live, exits, stats }
+        let oom_events = self.probes.take_oom_events();
+        Sample {
+            live,
+            exits,
+            oom_events,
+            stats,
+        }
+    }
+
+    /// Drains the ring buffer and returns the OOM kills in it (exits go
+    /// to `exits`).
+    pub fn drain_oom_events(&mut self, exits: &mut Vec<ExitEvent>) -> Vec<OomEvent> {
+        self.probes.drain_exits(exits);
+        self.probes.take_oom_events()
+    }
+
+    /// Kernel statistics now.
+    pub fn stats(&self) -> Option<StatsSnapshot> {
+        match self.probes.read_stats() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!("{e}");
+                None
+            }
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! and statistics. Fed by [`crate::collector::Sample`]s; no sink reads the
 //! kernel or /proc itself.
 
+pub mod oom;
 pub mod process;
 pub mod view;
 
@@ -18,6 +19,7 @@ use crate::{
         identity::{self, boottime_ns_to_ticks},
     },
 };
+pub use oom::OomKill;
 pub use process::{Process, ProcessKey};
 pub use view::ProcessView;
 

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::process::Process;
 
 /// One process's row.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct ProcessView {
     /// Process id.
     pub pid: u32,
@@ -30,6 +30,22 @@ pub struct ProcessView {
     pub write_faults: u64,
     /// Write faults on present pages (copy-on-write and friends).
     pub cow_faults: u64,
+    /// Pages swapped out of its memory.
+    pub swap_out_pages: u64,
+    /// Swap entries it released (swapped back in, or unmapped while out).
+    pub swap_in_pages: u64,
+    /// Direct/memcg reclaim stalls it waited in.
+    pub reclaim_stalls: u64,
+    /// Time spent in those stalls, seconds.
+    pub reclaim_stall_seconds: f64,
+    /// Pages migrated by migrations it ran (any reason, compaction included).
+    pub pages_migrated: u64,
+    /// Pages those migrations failed to move.
+    pub pages_migrate_failed: u64,
+    /// Pages migrated for NUMA placement.
+    pub numa_pages_migrated: u64,
+    /// Times NUMA balancing moved or swapped one of its threads.
+    pub numa_task_moves: u64,
 }
 
 impl ProcessView {
@@ -48,6 +64,14 @@ impl ProcessView {
             read_faults: w.faults.saturating_sub(w.write_faults),
             write_faults: w.write_faults,
             cow_faults: w.cow_faults,
+            swap_out_pages: w.swap_out_pages,
+            swap_in_pages: w.swap_in_pages,
+            reclaim_stalls: w.reclaim_stalls,
+            reclaim_stall_seconds: w.reclaim_stall_ns as f64 / 1e9,
+            pages_migrated: w.pages_migrated,
+            pages_migrate_failed: w.pages_migrate_failed,
+            numa_pages_migrated: w.numa_pages_migrated,
+            numa_task_moves: w.numa_task_moves,
         }
     }
 }

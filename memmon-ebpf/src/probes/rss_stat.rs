@@ -1,0 +1,148 @@
+//! `kmem:rss_stat`: every update of an mm's resident-set counters (file,
+//! anon, swap entries, shmem). The record names the mm only by `mm_id`, a
+//! hash of its pointer, so the owner is learned when `curr == 1` (the
+//! current task's own mm) and kept in `MM_STATE`; updates made by other
+//! tasks (kswapd, another process's reclaim) are attributed through it.
+//!
+//! Swap out / swap in are told apart by the sign of the change of the
+//! MM_SWAPENTS counter per mm, never by `curr`: under a memcg limit a
+//! process reclaims (and swaps out) its own pages with `curr == 1`.
+//! The first swap update of an mm only sets the baseline.
+
+use aya_ebpf::{
+    bindings::BPF_ANY,
+    macros::{map, tracepoint},
+    maps::HashMap,
+    programs::TracePointContext,
+};
+use memmon_common::Stat;
+
+use crate::maps::{add, bump_stat, current_tgid, proc_counters};
+
+const MM_ID_OFFSET: usize = 8;
+const CURR_OFFSET: usize = 12;
+const MEMBER_OFFSET: usize = 16;
+const SIZE_OFFSET: usize = 24;
+/// `MM_SWAPENTS`.
+const MEMBER_SWAPENTS: i32 = 2;
+const PAGE_SHIFT: u32 = 12;
+/// `swapents` unknown yet for this mm.
+const UNKNOWN: i64 = -1;
+
+/// What memmon knows about one mm.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct MmState {
+    /// Owning process.
+    pub tgid: u32,
+    pub _pad: u32,
+    /// Last MM_SWAPENTS size in bytes, or [`UNKNOWN`].
+    pub swapents: i64,
+}
+
+/// mm_id → owner and last swap size. Entries are removed when the owner
+/// exits ([`forget_process`]) or moves to another mm (exec).
+#[map]
+pub static MM_STATE: HashMap<u32, MmState> = HashMap::with_max_entries(32768, 0);
+
+/// tgid → mm_id of its current mm, to find the entry at exit.
+#[map]
+pub static TGID_MM: HashMap<u32, u32> = HashMap::with_max_entries(32768, 0);
+
+#[tracepoint]
+pub fn rss_stat(ctx: TracePointContext) -> u32 {
+    bump_stat(Stat::RssEvents);
+    // SAFETY: offsets from this kernel's kmem/rss_stat format.
+    let (Ok(mm_id), Ok(curr), Ok(member), Ok(size)) = (unsafe {
+        (
+            ctx.read_at::<u32>(MM_ID_OFFSET),
+            ctx.read_at::<u32>(CURR_OFFSET),
+            ctx.read_at::<i32>(MEMBER_OFFSET),
+            ctx.read_at::<i64>(SIZE_OFFSET),
+        )
+    }) else {
+        return 0;
+    };
+    if curr != 0 {
+        let tgid = current_tgid();
+        if tgid == 0 {
+            return 0;
+        }
+        learn_owner(mm_id, tgid);
+    }
+    if member != MEMBER_SWAPENTS {
+        return 0;
+    }
+    let Some(state) = MM_STATE.get_ptr_mut(mm_id) else {
+        // curr == 0 for an mm whose owner we never saw (or that exited).
+        return 0;
+    };
+    // SAFETY: live map value; a racing update on another CPU at worst
+    // attributes one change twice or not at all.
+    let (tgid, last) = unsafe { ((*state).tgid, (*state).swapents) };
+    unsafe { (*state).swapents = size };
+    if last == UNKNOWN {
+        return 0;
+    }
+    let delta = (size - last) >> PAGE_SHIFT;
+    if delta == 0 {
+        return 0;
+    }
+    let Some(c) = proc_counters(tgid) else {
+        return 0;
+    };
+    // SAFETY: live map value.
+    unsafe {
+        if delta > 0 {
+            add(&raw mut (*c).swap_out_pages, delta as u64);
+        } else {
+            add(&raw mut (*c).swap_in_pages, (-delta) as u64);
+        }
+    }
+    0
+}
+
+/// Records `mm_id` as `tgid`'s mm, dropping the entry of its previous mm.
+#[inline(always)]
+fn learn_owner(mm_id: u32, tgid: u32) {
+    if let Some(known) = TGID_MM.get_ptr(tgid) {
+        // SAFETY: live map value.
+        let old = unsafe { *known };
+        if old == mm_id {
+            if MM_STATE.get_ptr(mm_id).is_some() {
+                return;
+            }
+        } else {
+            let _ = MM_STATE.remove(old);
+        }
+    }
+    if TGID_MM.insert(tgid, mm_id, BPF_ANY as u64).is_err() {
+        bump_stat(Stat::RssMapFull);
+        return;
+    }
+    if let Some(state) = MM_STATE.get_ptr_mut(mm_id) {
+        // Shared mm (vfork child, CLONE_VM): the latest user owns it.
+        // SAFETY: live map value.
+        unsafe { (*state).tgid = tgid };
+        return;
+    }
+    let state = MmState {
+        tgid,
+        _pad: 0,
+        swapents: UNKNOWN,
+    };
+    if MM_STATE.insert(mm_id, state, BPF_ANY as u64).is_err() {
+        bump_stat(Stat::RssMapFull);
+    }
+}
+
+/// Removes `tgid`'s mm entries (called at process exit).
+#[inline(always)]
+pub fn forget_process(tgid: u32) {
+    if let Some(mm) = TGID_MM.get_ptr(tgid) {
+        // SAFETY: live map value.
+        let mm_id = unsafe { *mm };
+        let _ = MM_STATE.remove(mm_id);
+        let _ = TGID_MM.remove(tgid);
+    }
+}

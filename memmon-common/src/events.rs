@@ -92,9 +92,15 @@ pub struct OomEvent {
     pub victim_comm: [u8; COMM_LEN],
     /// Killing task's comm.
     pub killer_comm: [u8; COMM_LEN],
+    /// Name (last path component) of the killing task's cgroup-v1 memory
+    /// cgroup, NUL padded; empty when the offsets are unknown.
+    pub killer_memcg: [u8; MEMCG_NAME_LEN],
 }
+
+/// Bytes kept of a memory cgroup's name.
+pub const MEMCG_NAME_LEN: usize = 64;
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C); eight u32/i32 (32 bytes), seven u64, two 16-byte
-// arrays: no padding.
+// arrays and a 64-byte one: no padding.
 unsafe impl aya::Pod for OomEvent {}

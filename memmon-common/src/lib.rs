@@ -10,7 +10,7 @@ pub mod counters;
 pub mod events;
 pub mod stats;
 
-pub use config::{KernelConfig, TaskOffsets};
+pub use config::{CgroupOffsets, KernelConfig, TaskOffsets};
 pub use counters::ProcCounters;
 pub use events::{ExitEvent, OomEvent};
 pub use stats::Stat;

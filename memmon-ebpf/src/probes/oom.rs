@@ -18,7 +18,10 @@ use memmon_common::{
     events::{EVENT_OOM, OOM_VICTIM_IS_CURRENT},
 };
 
-use crate::maps::{EVENTS, bump_stat};
+use crate::{
+    maps::{EVENTS, bump_stat, config},
+    task::Task,
+};
 
 const PID: usize = 8;
 const COMM_LOC: usize = 12;
@@ -63,6 +66,9 @@ pub fn oom_mark_victim(ctx: TracePointContext) -> u32 {
             (*e).flags |= OOM_VICTIM_IS_CURRENT;
         }
         // __data_loc: low 16 bits offset in the record, high 16 length.
+        (*e).killer_memcg = [0; 64];
+        let cfg = config();
+        let _ = Task::current().memory_cgroup_name(&cfg.cgroup, &mut (*e).killer_memcg);
         (*e).victim_comm = [0; 16];
         let loc: u32 = ctx.read_at(COMM_LOC).unwrap_or(0);
         let off = (loc & 0xffff) as usize;

@@ -2,11 +2,14 @@
 //! as the kernel gives them, kB), the victim's memory cgroup, and the task
 //! that was running when the kernel chose the victim.
 
-use memmon_common::OomEvent;
+use memmon_common::{OomEvent, events::OOM_VICTIM_IS_CURRENT};
 use serde::Serialize;
 
 use super::comm_string;
 use crate::procfs::{ProcRoot, cgroup};
+
+/// Where the cgroup-v1 memory hierarchy is mounted.
+const MEMCG_HIERARCHY: &str = "/sys/fs/cgroup/memory";
 
 /// One OOM kill.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -34,9 +37,13 @@ pub struct OomKill {
     pub shmem_rss_kb: u64,
     /// Victim page tables, kB.
     pub pgtables_kb: u64,
-    /// Victim's memory cgroup path (v1 memory controller, else unified);
-    /// `None` when the victim was gone before memmon could read it.
+    /// Victim's memory cgroup path (v1 memory controller, else unified),
+    /// from /proc, or from the kernel's record when the victim was the
+    /// running task and is already gone; `None` when neither worked.
     pub cgroup: Option<String>,
+    /// Memory cgroup (v1) of the killing task, as a path when found under
+    /// the memory hierarchy, else its name; `None` when unknown.
+    pub killer_memcg: Option<String>,
     /// pid (tgid) of the task running when the victim was chosen.
     pub killer_pid: u32,
     /// Its thread id.
@@ -51,11 +58,22 @@ impl OomKill {
     /// From the kernel record; the victim's cgroup is read from `root` now
     /// (the victim is dying: read it as soon as the event arrives).
     pub fn from_event(e: &OomEvent, root: &ProcRoot) -> Self {
+        let killer_memcg = match comm_string(&e.killer_memcg) {
+            name if name.is_empty() => None,
+            name => Some(
+                cgroup::find_by_name(std::path::Path::new(MEMCG_HIERARCHY), &name, 6)
+                    .unwrap_or(name),
+            ),
+        };
         let cgroup = match cgroup::memory_cgroup(root, e.victim_pid) {
             Ok(path) => Some(path),
             Err(err) => {
                 tracing::debug!("cgroup of OOM victim {}: {err}", e.victim_pid);
-                None
+                if e.flags & OOM_VICTIM_IS_CURRENT != 0 {
+                    killer_memcg.clone()
+                } else {
+                    None
+                }
             }
         };
         OomKill {
@@ -71,6 +89,7 @@ impl OomKill {
             shmem_rss_kb: e.shmem_rss_kb,
             pgtables_kb: e.pgtables_kb,
             cgroup,
+            killer_memcg,
             killer_pid: e.killer_tgid,
             killer_tid: e.killer_tid,
             killer_comm: comm_string(&e.killer_comm),

@@ -248,6 +248,10 @@ fn kernel_config(tracefs: &Path) -> KernelConfig {
         Ok(task) => config.task = task,
         Err(e) => tracing::warn!("{e}"),
     }
+    match btf_offsets::cgroup_from_running_kernel() {
+        Ok(cgroup) => config.cgroup = cgroup,
+        Err(e) => tracing::info!("OOM events will not name the memory cgroup: {e}"),
+    }
     config.exit_group_dead_offset =
         tracefs::field_offset(tracefs, "sched", "sched_process_exit", "group_dead").unwrap_or(0);
     config

@@ -274,6 +274,7 @@ mod tests {
             boot_ns: 7,
             victim_comm: *b"victim\0\0\0\0\0\0\0\0\0\0",
             killer_comm: [0; 16],
+            killer_memcg: [0; 64],
         };
         let raw = bytes_of(&oom);
         match parse_event(&raw) {

@@ -44,6 +44,37 @@ pub fn parse_memory_cgroup(text: &str) -> Option<String> {
     unified
 }
 
+/// The path (relative to `hierarchy`, with a leading `/`) of the cgroup
+/// directory named `leaf`, searched breadth-first up to `max_depth` levels;
+/// `None` when absent. Resolves the memory-cgroup name an OOM event carries
+/// when the victim is already gone from /proc.
+pub fn find_by_name(hierarchy: &std::path::Path, leaf: &str, max_depth: usize) -> Option<String> {
+    if leaf.is_empty() || leaf.contains('/') {
+        return None;
+    }
+    let mut level = vec![std::path::PathBuf::new()];
+    for _ in 0..max_depth {
+        let mut next = Vec::new();
+        for rel in &level {
+            let Ok(entries) = std::fs::read_dir(hierarchy.join(rel)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    continue;
+                }
+                let child = rel.join(entry.file_name());
+                if entry.file_name().to_str() == Some(leaf) {
+                    return Some(format!("/{}", child.display()));
+                }
+                next.push(child);
+            }
+        }
+        level = next;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,6 +90,18 @@ mod tests {
             memory_cgroup(&root, 999_999),
             Err(ReadFailure::Gone(999_999))
         ));
+    }
+
+    #[test]
+    fn finds_a_cgroup_directory_by_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("a/b/victim")).expect("mkdir");
+        assert_eq!(
+            find_by_name(dir.path(), "victim", 4).as_deref(),
+            Some("/a/b/victim")
+        );
+        assert_eq!(find_by_name(dir.path(), "victim", 2), None);
+        assert_eq!(find_by_name(dir.path(), "../etc", 4), None);
     }
 
     #[test]

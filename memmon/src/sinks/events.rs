@@ -102,6 +102,7 @@ mod tests {
             shmem_rss_kb: 0,
             pgtables_kb: 4,
             cgroup: Some("/x".into()),
+            killer_memcg: Some("/x".into()),
             killer_pid: 7,
             killer_tid: 7,
             killer_comm: "hog".into(),

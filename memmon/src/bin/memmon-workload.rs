@@ -32,6 +32,8 @@ commands:
   fault-storm MIB ROUNDS  touch MIB of fresh memory per round; prints ns per fault
   swap-cycle MIB       touch MIB of fresh memory (report), wait for a second line,
                        read it all back (report); under a memcg limit it swaps
+  compact              write 1 to /proc/sys/vm/compact_memory (root): the kernel
+                       compacts every zone, migrating pages in this task
   oom MIB              touch MIB of fresh memory (killed by the OOM killer when
                        its memcg limit is lower); reports only if it survives";
 
@@ -75,6 +77,11 @@ fn run(args: &[String]) -> Result<(), String> {
             let ns = fault_storm(num(1)?, num(2)?)?;
             let list: Vec<String> = ns.iter().map(|n| format!("{n:.1}")).collect();
             format!("\"ns_per_fault\":[{}]", list.join(","))
+        }
+        "compact" => {
+            std::fs::write("/proc/sys/vm/compact_memory", "1")
+                .map_err(|e| format!("write /proc/sys/vm/compact_memory (needs root): {e}"))?;
+            "\"compacted\":true".to_string()
         }
         "swap-cycle" => return swap_cycle(pid, num(1)?, wait),
         "oom" => {

@@ -118,7 +118,12 @@ mod tests {
         assert_eq!(&c.as_slice()[..4], &[1, 2, 3, 4]);
         assert_eq!(c.as_slice().len(), ProcCounters::LEN);
         let earlier = ProcCounters { faults: 2, ..c };
-        assert!(c.saturating_sub(&earlier).as_slice().iter().all(|v| *v == 0));
+        assert!(
+            c.saturating_sub(&earlier)
+                .as_slice()
+                .iter()
+                .all(|v| *v == 0)
+        );
         assert!(!c.dominates(&earlier));
         assert!(c.saturating_sub(&earlier).is_zero());
     }

@@ -41,14 +41,27 @@ fn compaction_migrations_are_charged_to_the_compacting_task() {
     let failed = field(row, "pages_migrate_failed");
     let (ok, fail) = (ok1 - ok0, fail1 - fail0);
     eprintln!("pages_migrated {migrated} (vmstat +{ok}), failed {failed} (vmstat +{fail})");
-    assert!(ok > 0, "compaction migrated nothing on this machine: nothing to check");
-    assert!(migrated > 0, "memmon saw no migration by the compacting child");
+    assert!(
+        ok > 0,
+        "compaction migrated nothing on this machine: nothing to check"
+    );
+    assert!(
+        migrated > 0,
+        "memmon saw no migration by the compacting child"
+    );
     assert!(
         migrated <= ok,
         "pages_migrated {migrated} > pgmigrate_success delta {ok}"
     );
     common::assert_within("pages_migrated vs pgmigrate_success", migrated, ok, 0.05);
-    assert!(failed <= fail, "pages_migrate_failed {failed} > pgmigrate_fail delta {fail}");
-    assert_eq!(field(row, "numa_pages_migrated"), 0, "compaction is not NUMA placement");
+    assert!(
+        failed <= fail,
+        "pages_migrate_failed {failed} > pgmigrate_fail delta {fail}"
+    );
+    assert_eq!(
+        field(row, "numa_pages_migrated"),
+        0,
+        "compaction is not NUMA placement"
+    );
     let _ = field(row, "numa_task_moves");
 }

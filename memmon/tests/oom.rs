@@ -53,7 +53,10 @@ fn oom_kill_is_streamed_once_with_the_victims_numbers() {
     });
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx_err.send((Instant::now(), format!("stderr: {line}"))).is_err() {
+            if tx_err
+                .send((Instant::now(), format!("stderr: {line}")))
+                .is_err()
+            {
                 break;
             }
         }
@@ -101,7 +104,10 @@ fn oom_kill_is_streamed_once_with_the_victims_numbers() {
     // SAFETY: signalling our own child.
     unsafe { libc::kill(memmon.id() as i32, libc::SIGTERM) };
     let mstatus = memmon.wait().expect("wait memmon");
-    assert!(mstatus.success(), "memmon events failed on SIGTERM: {mstatus}");
+    assert!(
+        mstatus.success(),
+        "memmon events failed on SIGTERM: {mstatus}"
+    );
 
     let kills = cg.oom_kills() - kills0;
     assert_eq!(kills, 1, "memory.oom_control counted {kills} kills");

@@ -43,7 +43,10 @@ fn a_failing_probe_leaves_the_others_working() {
         let p = probe(&broken, name);
         assert_eq!(p["state"], "unavailable", "{name}: {p}");
         assert!(
-            p["reason"].as_str().unwrap_or("").contains("does_not_exist"),
+            p["reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("does_not_exist"),
             "{name}: reason does not name the missing tracepoint: {p}"
         );
     }

@@ -54,7 +54,9 @@ fn swap_out_in_and_reclaim_stalls_match_the_kernel() {
     let out1 = field(row, "swap_out_pages");
     let in1 = field(row, "swap_in_pages");
     let stalls = field(row, "reclaim_stalls");
-    let stall_s = row["reclaim_stall_seconds"].as_f64().expect("reclaim_stall_seconds");
+    let stall_s = row["reclaim_stall_seconds"]
+        .as_f64()
+        .expect("reclaim_stall_seconds");
     eprintln!(
         "phase 1: swap_out {out1} swap_in {in1} VmSwap {vmswap1} kB pswpout +{pswpout} \
          stalls {stalls} ({stall_s:.3} s) failcnt +{failcnt}"
@@ -90,7 +92,10 @@ fn swap_out_in_and_reclaim_stalls_match_the_kernel() {
     let out2 = field(row, "swap_out_pages");
     let in2 = field(row, "swap_in_pages");
     eprintln!("phase 2: swap_out {out2} swap_in {in2} VmSwap {vmswap1} -> {vmswap2} kB");
-    assert!(in2 > 0, "swap_in_pages is 0 after reading swapped memory back");
+    assert!(
+        in2 > 0,
+        "swap_in_pages is 0 after reading swapped memory back"
+    );
     // Both come from the same kernel counter (MM_SWAPENTS): out - in is
     // exactly how much VmSwap moved.
     let net = out2 as i64 - in2 as i64;

@@ -310,7 +310,10 @@ fn swap_cycle(pid: u32, mib: u64, wait: bool) -> Result<(), String> {
     report(
         pid,
         before,
-        &format!("\"phase\":\"touched\",\"pages\":{pages},\"vmswap_kb\":{}", own_vmswap_kb()),
+        &format!(
+            "\"phase\":\"touched\",\"pages\":{pages},\"vmswap_kb\":{}",
+            own_vmswap_kb()
+        ),
     );
     if wait {
         read_line();

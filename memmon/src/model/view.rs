@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::process::Process;
 
 /// One process's row.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct ProcessView {
     /// Process id.
     pub pid: u32,

@@ -50,7 +50,9 @@ fn enum_value(btf: &Btf, name: &str, member: &str) -> Result<u32, String> {
             }
         }
     }
-    Err(format!("BTF: enum {name} has no member {member} (no memory controller?)"))
+    Err(format!(
+        "BTF: enum {name} has no member {member} (no memory controller?)"
+    ))
 }
 
 /// Resolves every offset in `btf`; an error names the first missing field.

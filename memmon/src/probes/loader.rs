@@ -215,7 +215,8 @@ fn attach_one(
                 )
             };
             if exit {
-                let p: &mut aya::programs::FExit = program.try_into().map_err(|e| format!("{e}"))?;
+                let p: &mut aya::programs::FExit =
+                    program.try_into().map_err(|e| format!("{e}"))?;
                 p.load(function, &btf).map_err(refused)?;
                 p.attach().map_err(refused)?;
             } else {

@@ -13,7 +13,9 @@ fn events_for(name: &str, stats: &StatsSnapshot) -> Option<u64> {
         "major_faults" => Some(stats.major_fault_events),
         "process_exit" => Some(stats.exit_events),
         "rss_stat" => Some(stats.rss_events),
-        "direct_reclaim_begin" | "direct_reclaim_end" | "memcg_reclaim_begin"
+        "direct_reclaim_begin"
+        | "direct_reclaim_end"
+        | "memcg_reclaim_begin"
         | "memcg_reclaim_end" => Some(stats.reclaim_events),
         "oom_kill" => Some(stats.oom_events),
         "migrate_pages" => Some(stats.migrate_events),

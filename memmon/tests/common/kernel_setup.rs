@@ -26,10 +26,8 @@ impl Memcg {
             "the cgroup v1 memory controller is not mounted at {MEMCG_ROOT}: \
              mount -t cgroup -o memory memory {MEMCG_ROOT}"
         );
-        let path = Path::new(MEMCG_ROOT).join(format!(
-            "memmon-probes-b-{tag}-{}",
-            std::process::id()
-        ));
+        let path =
+            Path::new(MEMCG_ROOT).join(format!("memmon-probes-b-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
         let cg = Memcg { path };
         cg.write("memory.limit_in_bytes", &limit.to_string());
@@ -54,7 +52,8 @@ impl Memcg {
     /// A numeric control file.
     pub fn read_u64(&self, file: &str) -> u64 {
         let p = self.path.join(file);
-        let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
+        let text =
+            std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
         text.trim()
             .parse()
             .unwrap_or_else(|e| panic!("{}: {text:?}: {e}", p.display()))
@@ -63,7 +62,8 @@ impl Memcg {
     /// `oom_kill N` from memory.oom_control: kills in this cgroup.
     pub fn oom_kills(&self) -> u64 {
         let p = self.path.join("memory.oom_control");
-        let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
+        let text =
+            std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
         text.lines()
             .find_map(|l| l.strip_prefix("oom_kill "))
             .and_then(|v| v.trim().parse().ok())

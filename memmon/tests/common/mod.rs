@@ -58,7 +58,12 @@ impl Workload {
             .strip_prefix("ready ")
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("workload said {line:?}, expected 'ready PID'"));
-        Workload { child, pid, stdin, stdout }
+        Workload {
+            child,
+            pid,
+            stdin,
+            stdout,
+        }
     }
 
     /// Tells it to start and returns its JSON report line.
@@ -117,7 +122,11 @@ impl Memmon {
                 }
             }
         });
-        let mut m = Memmon { child, stderr_lines: rx, stderr_seen: Vec::new() };
+        let mut m = Memmon {
+            child,
+            stderr_lines: rx,
+            stderr_seen: Vec::new(),
+        };
         m.wait_for_stderr("probes attached", Duration::from_secs(60));
         m
     }
@@ -154,7 +163,10 @@ impl Memmon {
             self.stderr_seen.push(line);
         }
         let stderr = self.stderr_seen.join("\n");
-        assert!(status.success(), "memmon failed ({status}); stderr:\n{stderr}");
+        assert!(
+            status.success(),
+            "memmon failed ({status}); stderr:\n{stderr}"
+        );
         (stdout, stderr)
     }
 }
@@ -167,8 +179,9 @@ pub fn snapshot_json<F: FnOnce()>(args: &[&str], during: F) -> Vec<serde_json::V
     let m = Memmon::start(&full);
     during();
     let (stdout, stderr) = m.output();
-    let v: serde_json::Value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("snapshot JSON did not parse: {e}\n{stdout}\nstderr:\n{stderr}"));
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!("snapshot JSON did not parse: {e}\n{stdout}\nstderr:\n{stderr}")
+    });
     v.as_array().expect("snapshot JSON is an array").clone()
 }
 
@@ -181,7 +194,9 @@ pub fn row_for(rows: &[serde_json::Value], pid: u32) -> &serde_json::Value {
 
 /// A u64 field of a JSON row.
 pub fn field(row: &serde_json::Value, key: &str) -> u64 {
-    row[key].as_u64().unwrap_or_else(|| panic!("row has no numeric {key}: {row}"))
+    row[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("row has no numeric {key}: {row}"))
 }
 
 /// `/proc/PID/stat` field `n` (1-based, as in proc(5)).

@@ -56,7 +56,6 @@ pub fn run(args: &EventsArgs) -> Result<(), Fatal> {
     let mut out = std::io::stdout().lock();
     for status in probes.statuses() {
         if !matches!(status.state, ProbeState::Attached) {
-            eprintln!("memmon: {}", sink::probe_status(status, false));
             let _ = writeln!(out, "{}", sink::probe_status(status, args.json));
         }
     }

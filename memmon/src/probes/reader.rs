@@ -47,6 +47,8 @@ pub struct StatsSnapshot {
     pub reclaim_stall_hist: Vec<(u64, u64)>,
     /// Pages migrated system-wide per migrate reason (non-zero only).
     pub migrate_pages_by_reason: Vec<(String, u64)>,
+    /// Entries in the rss_stat mm map now (owners of live mms).
+    pub mm_map_entries: u64,
     /// Entries in the per-process map now.
     pub proc_map_entries: u64,
     /// Its capacity.
@@ -137,6 +139,11 @@ impl ProbeSet {
             .filter(|(_, n)| *n > 0)
             .map(|(i, n)| (MIGRATE_REASON_NAMES[i].to_string(), n))
             .collect();
+        if let Some(map) = self.ebpf.map("MM_STATE")
+            && let Ok(map) = HashMap::<&MapData, u32, [u64; 2]>::try_from(map)
+        {
+            out.mm_map_entries = map.keys().filter(|k| k.is_ok()).count() as u64;
+        }
         if let Some(map) = self.ebpf.map("PROC_COUNTERS")
             && let Ok(map) = HashMap::<&MapData, u32, ProcCounters>::try_from(map)
         {

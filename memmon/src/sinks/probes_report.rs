@@ -81,8 +81,8 @@ pub fn render(probes: &[ProbeStatus], stats: &StatsSnapshot) -> String {
     );
     let _ = writeln!(
         out,
-        "OOM events lost (ring buffer full): {}",
-        stats.oom_events_lost
+        "rss_stat mm map: {} entries; OOM events lost (ring buffer full): {}",
+        stats.mm_map_entries, stats.oom_events_lost
     );
     if !stats.reclaim_stall_hist.is_empty() {
         let _ = writeln!(out, "reclaim stalls (log2 ns buckets):");

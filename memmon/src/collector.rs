@@ -1,7 +1,7 @@
 //! Turns the kernel's maps and ring buffer into [`Sample`]s for the model.
 //! The only place userspace reads the probes.
 
-use memmon_common::{ExitEvent, OomEvent, ProcCounters};
+use memmon_common::{ExitEvent, MmState, OomEvent, ProcCounters};
 
 use crate::probes::{ProbeSet, StatsSnapshot};
 
@@ -14,6 +14,8 @@ pub struct Sample {
     pub exits: Vec<ExitEvent>,
     /// OOM kills drained since the last pass, in kernel order.
     pub oom_events: Vec<OomEvent>,
+    /// Resident-set counters per mm (rss_stat probe), with their owners.
+    pub rss: Vec<MmState>,
     /// Kernel statistics, when they could be read.
     pub stats: Option<StatsSnapshot>,
 }
@@ -51,6 +53,7 @@ impl Collector {
                 Vec::new()
             }
         };
+        let rss = self.probes.read_mm_states();
         let mut exits = pending_exits;
         self.probes.drain_exits(&mut exits);
         let stats = match self.probes.read_stats() {
@@ -65,6 +68,7 @@ impl Collector {
             live,
             exits,
             oom_events,
+            rss,
             stats,
         }
     }

@@ -3,7 +3,8 @@
 //! out (memmon's swap_out_pages vs its VmSwap and /proc/vmstat pswpout),
 //! stalls in memcg reclaim (reclaim_stalls vs memory.failcnt), and swaps
 //! back in when it reads its memory again (swap_in_pages, with
-//! out - in = the change of VmSwap).
+//! out - in = the change of VmSwap). Its real-time swap_bytes and
+//! rss_anon_bytes match VmSwap and RssAnon.
 
 mod common;
 #[path = "common/kernel_setup.rs"]
@@ -12,7 +13,7 @@ mod kernel_setup;
 use std::time::{Duration, Instant};
 
 use common::{Workload, assert_within, field, require_bpf, row_for, snapshot_json};
-use kernel_setup::{Memcg, SwapFile, vmstat, vmswap_kb};
+use kernel_setup::{Memcg, SwapFile, status_kb, vmstat, vmswap_kb};
 
 const LIMIT: u64 = 64 << 20;
 const TOUCH_MIB: &str = "200";
@@ -36,6 +37,7 @@ fn swap_out_in_and_reclaim_stalls_match_the_kernel() {
     let failcnt0 = cg.read_u64("memory.failcnt");
     let pswpout0 = vmstat("pswpout");
     let mut vmswap1 = 0;
+    let mut rss_anon1 = 0;
     let mut took = Duration::ZERO;
     let rows = snapshot_json(&["-d", &window, "--pid", &pid], || {
         let start = Instant::now();
@@ -43,6 +45,7 @@ fn swap_out_in_and_reclaim_stalls_match_the_kernel() {
         took = start.elapsed();
         assert_eq!(report["phase"], "touched");
         vmswap1 = vmswap_kb(w.pid);
+        rss_anon1 = status_kb(w.pid, "RssAnon");
     });
     assert!(
         took < Duration::from_secs(WINDOW_SECS - 5),
@@ -74,6 +77,18 @@ fn swap_out_in_and_reclaim_stalls_match_the_kernel() {
         "reclaim_stalls {stalls} > memory.failcnt delta {failcnt} (each stall follows a failed charge)"
     );
     assert!(stall_s > 0.0, "stalls counted but no stall time");
+    // Real-time resident set: the last rss_stat values vs /proc/PID/status
+    // (which reads the same counters, without summing per-CPU deltas).
+    let swap_bytes = field(row, "swap_bytes");
+    let anon_bytes = field(row, "rss_anon_bytes");
+    eprintln!("rss: anon {anon_bytes} B vs RssAnon {rss_anon1} kB, swap {swap_bytes} B");
+    assert_within("swap_bytes vs VmSwap", swap_bytes, vmswap1 * 1024, 0.05);
+    assert_within(
+        "rss_anon_bytes vs RssAnon",
+        anon_bytes,
+        rss_anon1 * 1024,
+        0.05,
+    );
 
     // Phase 2: read everything back.
     let mut vmswap2 = 0;

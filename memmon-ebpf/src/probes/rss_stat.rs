@@ -7,7 +7,9 @@
 //! Swap out / swap in are told apart by the sign of the change of the
 //! MM_SWAPENTS counter per mm, never by `curr`: under a memcg limit a
 //! process reclaims (and swaps out) its own pages with `curr == 1`.
-//! The first swap update of an mm only sets the baseline.
+//! The first swap update of an mm only sets the baseline. The last value of
+//! every counter is kept, so userspace reads each process's resident set
+//! (file, anon, shmem) and swap as of the last update.
 
 use aya_ebpf::{
     bindings::BPF_ANY,
@@ -15,7 +17,10 @@ use aya_ebpf::{
     maps::HashMap,
     programs::TracePointContext,
 };
-use memmon_common::Stat;
+use memmon_common::{
+    MmState, Stat,
+    rss::{RSS_SWAPENTS, RSS_UNKNOWN},
+};
 
 use crate::maps::{add, bump_stat, current_tgid, proc_counters};
 
@@ -23,22 +28,7 @@ const MM_ID_OFFSET: usize = 8;
 const CURR_OFFSET: usize = 12;
 const MEMBER_OFFSET: usize = 16;
 const SIZE_OFFSET: usize = 24;
-/// `MM_SWAPENTS`.
-const MEMBER_SWAPENTS: i32 = 2;
 const PAGE_SHIFT: u32 = 12;
-/// `swapents` unknown yet for this mm.
-const UNKNOWN: i64 = -1;
-
-/// What memmon knows about one mm.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct MmState {
-    /// Owning process.
-    pub tgid: u32,
-    pub _pad: u32,
-    /// Last MM_SWAPENTS size in bytes, or [`UNKNOWN`].
-    pub swapents: i64,
-}
 
 /// mm_id → owner and last swap size. Entries are removed when the owner
 /// exits ([`forget_process`]) or moves to another mm (exec).
@@ -70,18 +60,26 @@ pub fn rss_stat(ctx: TracePointContext) -> u32 {
         }
         learn_owner(mm_id, tgid);
     }
-    if member != MEMBER_SWAPENTS {
-        return 0;
-    }
     let Some(state) = MM_STATE.get_ptr_mut(mm_id) else {
         // curr == 0 for an mm whose owner we never saw (or that exited).
         return 0;
     };
-    // SAFETY: live map value; a racing update on another CPU at worst
-    // attributes one change twice or not at all.
-    let (tgid, last) = unsafe { ((*state).tgid, (*state).swapents) };
-    unsafe { (*state).swapents = size };
-    if last == UNKNOWN {
+    // Constant offsets per member: the verifier needs no bounds proof.
+    // SAFETY: `state` is a live map value.
+    let field: *mut i64 = unsafe {
+        match member {
+            0 => &raw mut (*state).bytes[0],
+            1 => &raw mut (*state).bytes[1],
+            2 => &raw mut (*state).bytes[RSS_SWAPENTS],
+            3 => &raw mut (*state).bytes[3],
+            _ => return 0,
+        }
+    };
+    // SAFETY: as above; a racing update of the same mm on another CPU at
+    // worst attributes one change twice or not at all.
+    let (tgid, last) = unsafe { ((*state).tgid, *field) };
+    unsafe { *field = size };
+    if member as usize != RSS_SWAPENTS || last == RSS_UNKNOWN {
         return 0;
     }
     let delta = (size - last) >> PAGE_SHIFT;
@@ -126,11 +124,7 @@ fn learn_owner(mm_id: u32, tgid: u32) {
         unsafe { (*state).tgid = tgid };
         return;
     }
-    let state = MmState {
-        tgid,
-        _pad: 0,
-        swapents: UNKNOWN,
-    };
+    let state = MmState::new(tgid);
     if MM_STATE.insert(mm_id, state, BPF_ANY as u64).is_err() {
         bump_stat(Stat::RssMapFull);
     }

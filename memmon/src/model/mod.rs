@@ -52,6 +52,13 @@ impl Model {
         for (tgid, counters) in sample.live {
             self.apply_live(tgid, counters, root);
         }
+        for mm in sample.rss {
+            if let Some(key) = self.live.get(&mm.tgid)
+                && let Some(p) = self.processes.get_mut(key)
+            {
+                p.rss = Some(mm);
+            }
+        }
         for exit in &sample.exits {
             self.apply_exit(exit);
         }

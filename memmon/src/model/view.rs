@@ -1,6 +1,10 @@
 //! The flat per-process record every sink shows: `memmon snapshot --json`,
 //! the JSON API and the TUI use these exact keys.
 
+use memmon_common::{
+    MmState,
+    rss::{RSS_ANON, RSS_FILE, RSS_SHMEM, RSS_SWAPENTS},
+};
 use serde::Serialize;
 
 use super::process::Process;
@@ -46,12 +50,26 @@ pub struct ProcessView {
     pub numa_pages_migrated: u64,
     /// Times NUMA balancing moved or swapped one of its threads.
     pub numa_task_moves: u64,
+    /// Resident anonymous memory now, bytes (rss_stat; absent until the
+    /// counter changes after the probe attached, or once exited).
+    pub rss_anon_bytes: Option<u64>,
+    /// Resident file-backed memory now, bytes.
+    pub rss_file_bytes: Option<u64>,
+    /// Resident shared memory now, bytes.
+    pub rss_shmem_bytes: Option<u64>,
+    /// Memory in swap now, bytes.
+    pub swap_bytes: Option<u64>,
 }
 
 impl ProcessView {
     /// The window's view of `p`.
     pub fn from_process(p: &Process) -> Self {
         let w = p.window();
+        let rss = |member| {
+            p.rss
+                .filter(|_| !p.exited)
+                .and_then(|m: MmState| m.get(member))
+        };
         ProcessView {
             pid: p.key.pid,
             comm: p.comm.clone(),
@@ -72,6 +90,10 @@ impl ProcessView {
             pages_migrate_failed: w.pages_migrate_failed,
             numa_pages_migrated: w.numa_pages_migrated,
             numa_task_moves: w.numa_task_moves,
+            rss_anon_bytes: rss(RSS_ANON),
+            rss_file_bytes: rss(RSS_FILE),
+            rss_shmem_bytes: rss(RSS_SHMEM),
+            swap_bytes: rss(RSS_SWAPENTS),
         }
     }
 }

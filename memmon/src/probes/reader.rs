@@ -3,7 +3,7 @@
 
 use aya::maps::{HashMap, MapData, PerCpuArray};
 use memmon_common::{
-    ExitEvent, OomEvent, ProcCounters, Stat,
+    ExitEvent, MmState, OomEvent, ProcCounters, Stat,
     events::{EVENT_EXIT, EVENT_OOM},
     stats::HIST_BUCKETS,
 };
@@ -92,6 +92,19 @@ impl ProbeSet {
         Ok(out)
     }
 
+    /// Every mm the rss_stat probe knows, with its owner and last counter
+    /// values; empty when the probe is not loaded.
+    pub fn read_mm_states(&self) -> Vec<MmState> {
+        let Some(map) = self.ebpf.map("MM_STATE") else {
+            return Vec::new();
+        };
+        let Ok(map) = HashMap::<&MapData, u32, MmState>::try_from(map) else {
+            return Vec::new();
+        };
+        // Entries deleted mid-iteration belong to exiting processes.
+        map.iter().filter_map(Result::ok).map(|(_, v)| v).collect()
+    }
+
     /// The statistics slots summed over CPUs.
     pub fn read_stats(&self) -> Result<StatsSnapshot, ReadError> {
         let map = self.ebpf.map("STATS").ok_or(ReadError {
@@ -140,7 +153,7 @@ impl ProbeSet {
             .map(|(i, n)| (MIGRATE_REASON_NAMES[i].to_string(), n))
             .collect();
         if let Some(map) = self.ebpf.map("MM_STATE")
-            && let Ok(map) = HashMap::<&MapData, u32, [u64; 2]>::try_from(map)
+            && let Ok(map) = HashMap::<&MapData, u32, MmState>::try_from(map)
         {
             out.mm_map_entries = map.keys().filter(|k| k.is_ok()).count() as u64;
         }

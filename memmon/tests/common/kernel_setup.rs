@@ -150,11 +150,16 @@ pub fn vmstat(key: &str) -> u64 {
 
 /// `VmSwap` of `pid` in kB.
 pub fn vmswap_kb(pid: u32) -> u64 {
+    status_kb(pid, "VmSwap")
+}
+
+/// A kB field of /proc/PID/status (VmSwap, RssAnon, ...).
+pub fn status_kb(pid: u32, key: &str) -> u64 {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
     text.lines()
-        .find_map(|l| l.strip_prefix("VmSwap:"))
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("/proc/{pid}/status has no VmSwap"))
+        .unwrap_or_else(|| panic!("/proc/{pid}/status has no {key}"))
 }

@@ -53,14 +53,22 @@ pub fn rss_stat(ctx: TracePointContext) -> u32 {
     }) else {
         return 0;
     };
+    // Fast path (every fault that maps a page lands here): one lookup when
+    // the mm is already known to belong to the current process.
+    let mut state = MM_STATE.get_ptr_mut(mm_id);
     if curr != 0 {
         let tgid = current_tgid();
         if tgid == 0 {
             return 0;
         }
-        learn_owner(mm_id, tgid);
+        // SAFETY: live map value.
+        let known = state.is_some_and(|s| unsafe { (*s).tgid } == tgid);
+        if !known {
+            learn_owner(mm_id, tgid);
+            state = MM_STATE.get_ptr_mut(mm_id);
+        }
     }
-    let Some(state) = MM_STATE.get_ptr_mut(mm_id) else {
+    let Some(state) = state else {
         // curr == 0 for an mm whose owner we never saw (or that exited).
         return 0;
     };
@@ -103,20 +111,19 @@ pub fn rss_stat(ctx: TracePointContext) -> u32 {
 /// Records `mm_id` as `tgid`'s mm, dropping the entry of its previous mm.
 #[inline(always)]
 fn learn_owner(mm_id: u32, tgid: u32) {
-    if let Some(known) = TGID_MM.get_ptr(tgid) {
+    let previous = TGID_MM.get_ptr(tgid).map(|p| {
         // SAFETY: live map value.
-        let old = unsafe { *known };
-        if old == mm_id {
-            if MM_STATE.get_ptr(mm_id).is_some() {
-                return;
-            }
-        } else {
+        unsafe { *p }
+    });
+    if previous != Some(mm_id) {
+        if let Some(old) = previous {
+            // exec gave the process a new mm: drop the old one's entry.
             let _ = MM_STATE.remove(old);
         }
-    }
-    if TGID_MM.insert(tgid, mm_id, BPF_ANY as u64).is_err() {
-        bump_stat(Stat::RssMapFull);
-        return;
+        if TGID_MM.insert(tgid, mm_id, BPF_ANY as u64).is_err() {
+            bump_stat(Stat::RssMapFull);
+            return;
+        }
     }
     if let Some(state) = MM_STATE.get_ptr_mut(mm_id) {
         // Shared mm (vfork child, CLONE_VM): the latest user owns it.

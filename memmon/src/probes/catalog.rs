@@ -78,8 +78,8 @@ pub const PROBES: &[ProbeSpec] = &[
             category: "kmem",
             name: "rss_stat",
         },
-        per_fault: false,
-        what: "resident-set counter updates: swap out/in pages per process",
+        per_fault: true,
+        what: "resident-set counter updates (every fault that maps a page): swap out/in pages and real-time rss per process",
     },
     ProbeSpec {
         name: "direct_reclaim_begin",

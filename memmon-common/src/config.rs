@@ -37,6 +37,45 @@ pub struct TaskOffsets {
     pub signal_live: u32,
 }
 
+/// Offsets to the name of a task's cgroup-v1 memory cgroup:
+/// `task->cgroups->subsys[memory_subsys_id]->cgroup->kn->name`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CgroupOffsets {
+    /// 1 when every offset below was resolved.
+    pub valid: u32,
+    /// `task_struct.cgroups` (pointer to css_set).
+    pub task_cgroups: u32,
+    /// `css_set.subsys` (array of css pointers).
+    pub css_set_subsys: u32,
+    /// Value of `memory_cgrp_id` in `enum cgroup_subsys_id`.
+    pub memory_subsys_id: u32,
+    /// `cgroup_subsys_state.cgroup` (pointer).
+    pub css_cgroup: u32,
+    /// `cgroup.kn` (pointer to kernfs_node).
+    pub cgroup_kn: u32,
+    /// `kernfs_node.name` (char pointer).
+    pub kn_name: u32,
+    /// Padding to a multiple of 8 bytes.
+    pub _pad: u32,
+}
+
+impl CgroupOffsets {
+    /// All zero: nothing known.
+    pub const fn unknown() -> Self {
+        CgroupOffsets {
+            valid: 0,
+            task_cgroups: 0,
+            css_set_subsys: 0,
+            memory_subsys_id: 0,
+            css_cgroup: 0,
+            cgroup_kn: 0,
+            kn_name: 0,
+            _pad: 0,
+        }
+    }
+}
+
 /// Everything the kernel programs read from `.rodata` at load time.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -48,6 +87,8 @@ pub struct KernelConfig {
     pub exit_group_dead_offset: u32,
     /// Padding to a multiple of 8 bytes.
     pub _pad: u32,
+    /// Offsets to a task's memory cgroup name (OOM events).
+    pub cgroup: CgroupOffsets,
 }
 
 impl TaskOffsets {
@@ -77,6 +118,7 @@ impl KernelConfig {
             task: TaskOffsets::unknown(),
             exit_group_dead_offset: 0,
             _pad: 0,
+            cgroup: CgroupOffsets::unknown(),
         }
     }
 }
@@ -85,5 +127,8 @@ impl KernelConfig {
 // SAFETY: repr(C), only u32 fields, no padding.
 unsafe impl aya::Pod for TaskOffsets {}
 #[cfg(feature = "user")]
-// SAFETY: repr(C), a Pod struct of u32 fields then two u32: no padding.
+// SAFETY: repr(C), only u32 fields, no padding.
+unsafe impl aya::Pod for CgroupOffsets {}
+#[cfg(feature = "user")]
+// SAFETY: repr(C), Pod structs of u32 fields and two u32: no padding.
 unsafe impl aya::Pod for KernelConfig {}

@@ -1,5 +1,5 @@
 //! Events sent through the `EVENTS` ring buffer: only what must never be
-//! lost or aggregated (a process exit carrying its final counters).
+//! lost or aggregated (a process exit with its final counters, an OOM kill).
 
 use crate::{COMM_LEN, ProcCounters};
 
@@ -44,3 +44,63 @@ pub struct ExitEvent {
 // SAFETY: repr(C); u32 pairs and u64 fields, a 16-byte array at an 8-byte
 // boundary, then u64 fields: no padding.
 unsafe impl aya::Pod for ExitEvent {}
+
+/// Kind tag of an [`OomEvent`].
+pub const EVENT_OOM: u32 = 2;
+
+/// `OomEvent::flags`: `victim_cgroup_id` is known (the victim was the
+/// current task when it was marked).
+pub const OOM_VICTIM_IS_CURRENT: u32 = 1 << 0;
+
+/// The OOM killer chose a victim (`oom:mark_victim`). Every field of the
+/// tracepoint, plus who was running when it fired (the task whose
+/// allocation triggered the kill).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct OomEvent {
+    /// Always [`EVENT_OOM`].
+    pub kind: u32,
+    /// Bit set of `OOM_*`.
+    pub flags: u32,
+    /// Victim's pid (tracepoint `pid`).
+    pub victim_pid: u32,
+    /// Victim's uid (tracepoint `uid`).
+    pub uid: u32,
+    /// Victim's `oom_score_adj` (tracepoint, a short widened to i32).
+    pub oom_score_adj: i32,
+    /// Killing task's thread id (the current task at the tracepoint).
+    pub killer_tid: u32,
+    /// Killing task's tgid.
+    pub killer_tgid: u32,
+    /// Padding to 8 bytes.
+    pub _pad: u32,
+    /// Victim's total virtual memory, kB (tracepoint `total_vm`).
+    pub total_vm_kb: u64,
+    /// Victim's anonymous resident memory, kB.
+    pub anon_rss_kb: u64,
+    /// Victim's file-backed resident memory, kB.
+    pub file_rss_kb: u64,
+    /// Victim's shared-memory resident memory, kB.
+    pub shmem_rss_kb: u64,
+    /// Victim's page tables, kB.
+    pub pgtables_kb: u64,
+    /// cgroup v2 id of the killing task.
+    pub killer_cgroup_id: u64,
+    /// Kernel time of the event, ns since boot (`bpf_ktime_get_boot_ns`).
+    pub boot_ns: u64,
+    /// Victim's comm (tracepoint `comm`, NUL padded).
+    pub victim_comm: [u8; COMM_LEN],
+    /// Killing task's comm.
+    pub killer_comm: [u8; COMM_LEN],
+    /// Name (last path component) of the killing task's cgroup-v1 memory
+    /// cgroup, NUL padded; empty when the offsets are unknown.
+    pub killer_memcg: [u8; MEMCG_NAME_LEN],
+}
+
+/// Bytes kept of a memory cgroup's name.
+pub const MEMCG_NAME_LEN: usize = 64;
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C); eight u32/i32 (32 bytes), seven u64, two 16-byte
+// arrays and a 64-byte one: no padding.
+unsafe impl aya::Pod for OomEvent {}

@@ -8,11 +8,13 @@
 pub mod config;
 pub mod counters;
 pub mod events;
+pub mod rss;
 pub mod stats;
 
-pub use config::{KernelConfig, TaskOffsets};
+pub use config::{CgroupOffsets, KernelConfig, TaskOffsets};
 pub use counters::ProcCounters;
-pub use events::ExitEvent;
+pub use events::{ExitEvent, OomEvent};
+pub use rss::MmState;
 pub use stats::Stat;
 
 /// Length of `task_struct.comm`.

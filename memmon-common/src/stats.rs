@@ -15,19 +15,52 @@ pub enum Stat {
     ProcMapFull = 3,
     /// An exit event could not be reserved in the ring buffer.
     EventsLost = 4,
+    // Slots 32.. belong to the rss/reclaim/OOM/NUMA probes (kept apart from
+    // the low slots other probes take).
+    /// `kmem:rss_stat` hits.
+    RssEvents = 32,
+    /// An rss_stat update dropped: the mm maps were full.
+    RssMapFull = 33,
+    /// Reclaim begin/end tracepoint hits (direct and memcg).
+    ReclaimEvents = 34,
+    /// A reclaim start dropped: the in-flight map was full.
+    ReclaimMapFull = 35,
+    /// `oom:mark_victim` hits.
+    OomEvents = 36,
+    /// An OOM event could not be reserved in the ring buffer.
+    OomEventsLost = 37,
+    /// `migrate:mm_migrate_pages` hits.
+    MigrateEvents = 38,
+    /// `sched:sched_move_numa` / `sched_swap_numa` hits.
+    NumaMoveEvents = 39,
+    /// fentry/fexit `handle_mm_fault` hits.
+    FaultLatencyEvents = 40,
 }
 
 /// Number of slots in `STATS` (room for later probes).
 pub const STATS_LEN: u32 = 64;
 
+/// Buckets of the kernel's log2 histograms (bucket i: values in
+/// [2^i, 2^(i+1)) ns; bucket 0 also holds 0).
+pub const HIST_BUCKETS: u32 = 64;
+
 impl Stat {
     /// Every slot, in index order.
-    pub const ALL: [Stat; 5] = [
+    pub const ALL: [Stat; 14] = [
         Stat::FaultEvents,
         Stat::MajorFaultEvents,
         Stat::ExitEvents,
         Stat::ProcMapFull,
         Stat::EventsLost,
+        Stat::RssEvents,
+        Stat::RssMapFull,
+        Stat::ReclaimEvents,
+        Stat::ReclaimMapFull,
+        Stat::OomEvents,
+        Stat::OomEventsLost,
+        Stat::MigrateEvents,
+        Stat::NumaMoveEvents,
+        Stat::FaultLatencyEvents,
     ];
 
     /// Stable snake_case name used in reports and metrics.
@@ -38,6 +71,15 @@ impl Stat {
             Stat::ExitEvents => "exit_events",
             Stat::ProcMapFull => "proc_map_full",
             Stat::EventsLost => "events_lost",
+            Stat::RssEvents => "rss_events",
+            Stat::RssMapFull => "rss_map_full",
+            Stat::ReclaimEvents => "reclaim_events",
+            Stat::ReclaimMapFull => "reclaim_map_full",
+            Stat::OomEvents => "oom_events",
+            Stat::OomEventsLost => "oom_events_lost",
+            Stat::MigrateEvents => "migrate_events",
+            Stat::NumaMoveEvents => "numa_move_events",
+            Stat::FaultLatencyEvents => "fault_latency_events",
         }
     }
 }

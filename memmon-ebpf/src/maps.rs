@@ -84,3 +84,34 @@ pub fn add(field: *mut u64, n: u64) {
 pub fn current_tgid() -> u32 {
     (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32
 }
+
+/// log2 bucket of `v`: index of its highest set bit (0 for 0 and 1),
+/// without loops so the verifier sees a straight line.
+#[inline(always)]
+pub fn log2_bucket(mut v: u64) -> u32 {
+    let mut r = 0u32;
+    if v >= 1 << 32 {
+        v >>= 32;
+        r += 32;
+    }
+    if v >= 1 << 16 {
+        v >>= 16;
+        r += 16;
+    }
+    if v >= 1 << 8 {
+        v >>= 8;
+        r += 8;
+    }
+    if v >= 1 << 4 {
+        v >>= 4;
+        r += 4;
+    }
+    if v >= 1 << 2 {
+        v >>= 2;
+        r += 2;
+    }
+    if v >= 1 << 1 {
+        r += 1;
+    }
+    r
+}

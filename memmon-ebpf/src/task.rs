@@ -3,7 +3,7 @@
 //! `bpf_probe_read_kernel`, so a wrong offset yields garbage, never a crash.
 
 use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
-use memmon_common::TaskOffsets;
+use memmon_common::{CgroupOffsets, TaskOffsets};
 
 /// A kernel pointer to a task_struct.
 #[derive(Clone, Copy)]
@@ -64,5 +64,32 @@ impl Task {
     pub fn live_threads(self, off: &TaskOffsets) -> Option<i32> {
         let signal = Self::read::<*const u8>(self.0, off.signal)?;
         Self::read::<i32>(signal, off.signal_live)
+    }
+
+    /// Name of this task's cgroup-v1 memory cgroup into `out` (NUL
+    /// terminated); false when it cannot be read.
+    #[inline(always)]
+    pub fn memory_cgroup_name(self, off: &CgroupOffsets, out: &mut [u8]) -> bool {
+        if off.valid == 0 {
+            return false;
+        }
+        let Some(css_set) = Self::read::<*const u8>(self.0, off.task_cgroups) else {
+            return false;
+        };
+        let slot = off.css_set_subsys + 8 * off.memory_subsys_id;
+        let Some(css) = Self::read::<*const u8>(css_set, slot) else {
+            return false;
+        };
+        let Some(cgroup) = Self::read::<*const u8>(css, off.css_cgroup) else {
+            return false;
+        };
+        let Some(kn) = Self::read::<*const u8>(cgroup, off.cgroup_kn) else {
+            return false;
+        };
+        let Some(name) = Self::read::<*const u8>(kn, off.kn_name) else {
+            return false;
+        };
+        // SAFETY: probe_read_str checks the address.
+        unsafe { aya_ebpf::helpers::bpf_probe_read_kernel_str_bytes(name, out) }.is_ok()
     }
 }

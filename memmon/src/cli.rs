@@ -19,6 +19,8 @@ pub struct Cli {
 pub enum Command {
     /// Load the probes, watch for a while, print one row per process seen.
     Snapshot(SnapshotArgs),
+    /// Stream events as they happen (OOM kills), one line each.
+    Events(EventsArgs),
 }
 
 /// Probe selection shared by every command that loads probes.
@@ -53,6 +55,20 @@ pub struct SnapshotArgs {
     /// restarts, and processes that exited meanwhile are still reported.
     #[arg(long, value_name = "DIR")]
     pub pin_dir: Option<std::path::PathBuf>,
+    /// Probe selection.
+    #[command(flatten)]
+    pub probe_args: ProbeArgs,
+}
+
+/// `memmon events`.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Stop after SECS (default: until Ctrl-C or SIGTERM).
+    #[arg(long, short = 'd', value_name = "SECS")]
+    pub duration: Option<f64>,
     /// Probe selection.
     #[command(flatten)]
     pub probe_args: ProbeArgs,

@@ -1,7 +1,7 @@
 //! Turns the kernel's maps and ring buffer into [`Sample`]s for the model.
 //! The only place userspace reads the probes.
 
-use memmon_common::{ExitEvent, ProcCounters};
+use memmon_common::{ExitEvent, MmState, OomEvent, ProcCounters};
 
 use crate::{
     probes::{ProbeSet, StatsSnapshot},
@@ -19,6 +19,10 @@ pub struct Sample {
     /// (memmon was not running when it exited, or the event was lost):
     /// their last counters. The collector deletes them from the kernel map.
     pub vanished: Vec<(u32, ProcCounters)>,
+    /// OOM kills drained since the last pass, in kernel order.
+    pub oom_events: Vec<OomEvent>,
+    /// Resident-set counters per mm (rss_stat probe), with their owners.
+    pub rss: Vec<MmState>,
     /// Kernel statistics, when they could be read.
     pub stats: Option<StatsSnapshot>,
 }
@@ -57,6 +61,7 @@ impl Collector {
                 Vec::new()
             }
         };
+        let rss = self.probes.read_mm_states();
         let mut exits = pending_exits;
         self.probes.drain_exits(&mut exits);
         let gone = |tgid: u32, exits: &[ExitEvent]| {
@@ -82,11 +87,32 @@ impl Collector {
                 None
             }
         };
+        let oom_events = self.probes.take_oom_events();
         Sample {
             live: still,
             exits,
             vanished,
+            oom_events,
+            rss,
             stats,
+        }
+    }
+
+    /// Drains the ring buffer and returns the OOM kills in it (exits go
+    /// to `exits`).
+    pub fn drain_oom_events(&mut self, exits: &mut Vec<ExitEvent>) -> Vec<OomEvent> {
+        self.probes.drain_exits(exits);
+        self.probes.take_oom_events()
+    }
+
+    /// Kernel statistics now.
+    pub fn stats(&self) -> Option<StatsSnapshot> {
+        match self.probes.read_stats() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!("{e}");
+                None
+            }
         }
     }
 }

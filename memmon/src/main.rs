@@ -25,6 +25,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), Fatal> {
     match cli.command {
         Command::Snapshot(args) => commands::snapshot::run(&args),
+        Command::Events(args) => commands::events::run(&args),
     }
 }
 

@@ -1,7 +1,7 @@
 //! `sched:sched_process_exit`: when the last thread of a process exits, its
 //! counters go to userspace in one ring-buffer record (with the kernel's own
 //! fault totals and start time) and its map entry is deleted, so the maps
-//! hold live processes only.
+//! hold live processes only (the rss_stat mm entries included).
 
 use aya_ebpf::{
     helpers::bpf_get_current_cgroup_id, macros::tracepoint, programs::TracePointContext,
@@ -68,6 +68,7 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
         None => bump_stat(Stat::EventsLost),
     }
     let _ = PROC_COUNTERS.remove(tgid);
+    super::rss_stat::forget_process(tgid);
     0
 }
 

@@ -30,7 +30,13 @@ commands:
   read-file PATH       mmap PATH read-only and read one byte per page
   spawn COUNT          fork COUNT short-lived children, each touching 16 pages
   mmap-storm PAIRS     PAIRS mmap/munmap pairs of 64 KiB; prints ns per pair
-  fault-storm MIB ROUNDS  touch MIB of fresh memory per round; prints ns per fault";
+  fault-storm MIB ROUNDS  touch MIB of fresh memory per round; prints ns per fault
+  swap-cycle MIB       touch MIB of fresh memory (report), wait for a second line,
+                       read it all back (report); under a memcg limit it swaps
+  compact              write 1 to /proc/sys/vm/compact_memory (root): the kernel
+                       compacts every zone, migrating pages in this task
+  oom MIB              touch MIB of fresh memory (killed by the OOM killer when
+                       its memcg limit is lower); reports only if it survives";
 
 fn run(args: &[String]) -> Result<(), String> {
     let (wait, args) = match args.first().map(String::as_str) {
@@ -78,6 +84,17 @@ fn run(args: &[String]) -> Result<(), String> {
             let ns = fault_storm(num(1)?, num(2)?)?;
             let list: Vec<String> = ns.iter().map(|n| format!("{n:.1}")).collect();
             format!("\"ns_per_fault\":[{}]", list.join(","))
+        }
+        "compact" => {
+            std::fs::write("/proc/sys/vm/compact_memory", "1")
+                .map_err(|e| format!("write /proc/sys/vm/compact_memory (needs root): {e}"))?;
+            "\"compacted\":true".to_string()
+        }
+        "swap-cycle" => return swap_cycle(pid, num(1)?, wait),
+        "oom" => {
+            let pages = num(1)? * 1024 * 1024 / PAGE as u64;
+            touch_fresh(pages)?;
+            format!("\"pages\":{pages},\"survived\":true")
         }
         other => return Err(format!("unknown command {other}\n{USAGE}")),
     };
@@ -303,4 +320,53 @@ fn fault_storm(mib: u64, rounds: u64) -> Result<Vec<f64>, String> {
         unsafe { libc::munmap(p.cast(), pages as usize * PAGE) };
     }
     Ok(out)
+}
+
+/// `VmSwap` of this process in kB (/proc/self/status), 0 when absent.
+fn own_vmswap_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSwap:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Touches `mib` MiB (report 1), waits for a line, reads every page back
+/// (report 2). Each report carries its own VmSwap.
+fn swap_cycle(pid: u32, mib: u64, wait: bool) -> Result<(), String> {
+    let pages = mib * 1024 * 1024 / PAGE as u64;
+    let p = map_anon(pages)?;
+    let before = own_faults();
+    touch(p, pages);
+    report(
+        pid,
+        before,
+        &format!(
+            "\"phase\":\"touched\",\"pages\":{pages},\"vmswap_kb\":{}",
+            own_vmswap_kb()
+        ),
+    );
+    if wait {
+        read_line();
+    }
+    let before = own_faults();
+    let mut sum = 0u64;
+    for i in 0..pages as usize {
+        // SAFETY: within the mapping.
+        sum += u64::from(unsafe { std::ptr::read_volatile(p.add(i * PAGE)) });
+    }
+    report(
+        pid,
+        before,
+        &format!(
+            "\"phase\":\"read_back\",\"pages\":{pages},\"sum\":{sum},\"vmswap_kb\":{}",
+            own_vmswap_kb()
+        ),
+    );
+    if wait {
+        wait_for_eof();
+    }
+    Ok(())
 }

@@ -1,4 +1,5 @@
 //! One file per subcommand: each validates its flags, wires probes →
 //! collector → model → sink, and returns a [`crate::error::Fatal`] on failure.
 
+pub mod events;
 pub mod snapshot;

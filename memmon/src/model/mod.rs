@@ -3,6 +3,7 @@
 //! and statistics. Fed by [`crate::collector::Sample`]s; no sink reads the
 //! kernel or /proc itself.
 
+pub mod oom;
 pub mod process;
 pub mod view;
 
@@ -18,6 +19,7 @@ use crate::{
         identity::{self, boottime_ns_to_ticks},
     },
 };
+pub use oom::OomKill;
 pub use process::{Process, ProcessKey};
 pub use view::ProcessView;
 
@@ -49,6 +51,13 @@ impl Model {
     pub fn apply(&mut self, sample: Sample, root: &ProcRoot) {
         for (tgid, counters) in sample.live {
             self.apply_live(tgid, counters, root);
+        }
+        for mm in sample.rss {
+            if let Some(key) = self.live.get(&mm.tgid)
+                && let Some(p) = self.processes.get_mut(key)
+            {
+                p.rss = Some(mm);
+            }
         }
         for exit in &sample.exits {
             self.apply_exit(exit);

@@ -2,7 +2,7 @@
 //! kernel values plus the baseline at the start of the current window).
 
 use memmon_common::{
-    ExitEvent, ProcCounters,
+    ExitEvent, MmState, ProcCounters,
     events::{EXIT_HAS_COUNTERS, EXIT_HAS_TASK},
 };
 use serde::Serialize;
@@ -40,6 +40,8 @@ pub struct Process {
     pub exit_task_faults: Option<(u64, u64)>,
     /// cgroup id at exit.
     pub exit_cgroup_id: Option<u64>,
+    /// Resident-set counters of its mm as of the last sample (rss_stat).
+    pub rss: Option<MmState>,
 }
 
 impl Process {
@@ -55,6 +57,7 @@ impl Process {
             baseline: ProcCounters::default(),
             exit_task_faults: None,
             exit_cgroup_id: None,
+            rss: None,
         }
     }
 

@@ -1,12 +1,16 @@
 //! The flat per-process record every sink shows: `memmon snapshot --json`,
 //! the JSON API and the TUI use these exact keys.
 
+use memmon_common::{
+    MmState,
+    rss::{RSS_ANON, RSS_FILE, RSS_SHMEM, RSS_SWAPENTS},
+};
 use serde::Serialize;
 
 use super::process::Process;
 
 /// One process's row.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct ProcessView {
     /// Process id.
     pub pid: u32,
@@ -30,12 +34,42 @@ pub struct ProcessView {
     pub write_faults: u64,
     /// Write faults on present pages (copy-on-write and friends).
     pub cow_faults: u64,
+    /// Pages swapped out of its memory.
+    pub swap_out_pages: u64,
+    /// Swap entries it released (swapped back in, or unmapped while out).
+    pub swap_in_pages: u64,
+    /// Direct/memcg reclaim stalls it waited in.
+    pub reclaim_stalls: u64,
+    /// Time spent in those stalls, seconds.
+    pub reclaim_stall_seconds: f64,
+    /// Pages migrated by migrations it ran (any reason, compaction included).
+    pub pages_migrated: u64,
+    /// Pages those migrations failed to move.
+    pub pages_migrate_failed: u64,
+    /// Pages migrated for NUMA placement.
+    pub numa_pages_migrated: u64,
+    /// Times NUMA balancing moved or swapped one of its threads.
+    pub numa_task_moves: u64,
+    /// Resident anonymous memory now, bytes (rss_stat; absent until the
+    /// counter changes after the probe attached, or once exited).
+    pub rss_anon_bytes: Option<u64>,
+    /// Resident file-backed memory now, bytes.
+    pub rss_file_bytes: Option<u64>,
+    /// Resident shared memory now, bytes.
+    pub rss_shmem_bytes: Option<u64>,
+    /// Memory in swap now, bytes.
+    pub swap_bytes: Option<u64>,
 }
 
 impl ProcessView {
     /// The window's view of `p`.
     pub fn from_process(p: &Process) -> Self {
         let w = p.window();
+        let rss = |member| {
+            p.rss
+                .filter(|_| !p.exited)
+                .and_then(|m: MmState| m.get(member))
+        };
         ProcessView {
             pid: p.key.pid,
             comm: p.comm.clone(),
@@ -48,6 +82,18 @@ impl ProcessView {
             read_faults: w.faults.saturating_sub(w.write_faults),
             write_faults: w.write_faults,
             cow_faults: w.cow_faults,
+            swap_out_pages: w.swap_out_pages,
+            swap_in_pages: w.swap_in_pages,
+            reclaim_stalls: w.reclaim_stalls,
+            reclaim_stall_seconds: w.reclaim_stall_ns as f64 / 1e9,
+            pages_migrated: w.pages_migrated,
+            pages_migrate_failed: w.pages_migrate_failed,
+            numa_pages_migrated: w.numa_pages_migrated,
+            numa_task_moves: w.numa_task_moves,
+            rss_anon_bytes: rss(RSS_ANON),
+            rss_file_bytes: rss(RSS_FILE),
+            rss_shmem_bytes: rss(RSS_SHMEM),
+            swap_bytes: rss(RSS_SWAPENTS),
         }
     }
 }

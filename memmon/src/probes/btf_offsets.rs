@@ -3,7 +3,7 @@
 //! CO-RE relocation, so this is how one object fits every kernel layout.
 
 use btf_rs::{Btf, Type};
-use memmon_common::TaskOffsets;
+use memmon_common::{CgroupOffsets, TaskOffsets};
 
 /// Where the running kernel publishes its BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -13,6 +13,46 @@ pub fn from_running_kernel() -> Result<TaskOffsets, String> {
     let btf = Btf::from_file(VMLINUX_BTF)
         .map_err(|e| format!("cannot read kernel BTF at {VMLINUX_BTF}: {e}"))?;
     resolve(&btf)
+}
+
+/// Reads the memory-cgroup name offsets from the running kernel's BTF.
+pub fn cgroup_from_running_kernel() -> Result<CgroupOffsets, String> {
+    let btf = Btf::from_file(VMLINUX_BTF)
+        .map_err(|e| format!("cannot read kernel BTF at {VMLINUX_BTF}: {e}"))?;
+    resolve_cgroup(&btf)
+}
+
+/// Offsets along `task->cgroups->subsys[memory_cgrp_id]->cgroup->kn->name`.
+pub fn resolve_cgroup(btf: &Btf) -> Result<CgroupOffsets, String> {
+    Ok(CgroupOffsets {
+        valid: 1,
+        task_cgroups: field_offset(btf, "task_struct", "cgroups")?,
+        css_set_subsys: field_offset(btf, "css_set", "subsys")?,
+        memory_subsys_id: enum_value(btf, "cgroup_subsys_id", "memory_cgrp_id")?,
+        css_cgroup: field_offset(btf, "cgroup_subsys_state", "cgroup")?,
+        cgroup_kn: field_offset(btf, "cgroup", "kn")?,
+        kn_name: field_offset(btf, "kernfs_node", "name")?,
+        _pad: 0,
+    })
+}
+
+/// Value of `member` in `enum name`.
+fn enum_value(btf: &Btf, name: &str, member: &str) -> Result<u32, String> {
+    let types = btf
+        .resolve_types_by_name(name)
+        .map_err(|e| format!("BTF has no type {name}: {e}"))?;
+    for t in types {
+        if let Type::Enum(e) = t {
+            for m in &e.members {
+                if btf.resolve_name(m).ok().as_deref() == Some(member) {
+                    return Ok(m.val());
+                }
+            }
+        }
+    }
+    Err(format!(
+        "BTF: enum {name} has no member {member} (no memory controller?)"
+    ))
 }
 
 /// Resolves every offset in `btf`; an error names the first missing field.

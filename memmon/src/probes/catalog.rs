@@ -23,6 +23,14 @@ pub enum Attach {
     },
     /// A perf software event on every online CPU, sample period 1.
     PerfSoftware(SoftwareEvent),
+    /// A BPF tracing program (ftrace trampoline) on a kernel function,
+    /// typed by the kernel's BTF: fentry, or fexit when `exit`.
+    Tracing {
+        /// Kernel function.
+        function: &'static str,
+        /// fexit instead of fentry.
+        exit: bool,
+    },
 }
 
 /// One probe memmon can attach.
@@ -69,6 +77,116 @@ pub const PROBES: &[ProbeSpec] = &[
         attach: Attach::PerfSoftware(SoftwareEvent::PageFaultsMaj),
         per_fault: false,
         what: "major page faults per process (perf PAGE_FAULTS_MAJ)",
+    },
+    ProbeSpec {
+        name: "rss_stat",
+        program: "rss_stat",
+        attach: Attach::Tracepoint {
+            category: "kmem",
+            name: "rss_stat",
+        },
+        per_fault: true,
+        what: "resident-set counter updates (every fault that maps a page): swap out/in pages and real-time rss per process",
+    },
+    ProbeSpec {
+        name: "direct_reclaim_begin",
+        program: "reclaim_begin",
+        attach: Attach::Tracepoint {
+            category: "vmscan",
+            name: "mm_vmscan_direct_reclaim_begin",
+        },
+        per_fault: false,
+        what: "start of a direct-reclaim stall",
+    },
+    ProbeSpec {
+        name: "direct_reclaim_end",
+        program: "reclaim_end",
+        attach: Attach::Tracepoint {
+            category: "vmscan",
+            name: "mm_vmscan_direct_reclaim_end",
+        },
+        per_fault: false,
+        what: "end of a direct-reclaim stall: count, time, histogram",
+    },
+    ProbeSpec {
+        name: "memcg_reclaim_begin",
+        program: "reclaim_begin",
+        attach: Attach::Tracepoint {
+            category: "vmscan",
+            name: "mm_vmscan_memcg_reclaim_begin",
+        },
+        per_fault: false,
+        what: "start of a memcg-limit reclaim stall",
+    },
+    ProbeSpec {
+        name: "memcg_reclaim_end",
+        program: "reclaim_end",
+        attach: Attach::Tracepoint {
+            category: "vmscan",
+            name: "mm_vmscan_memcg_reclaim_end",
+        },
+        per_fault: false,
+        what: "end of a memcg-limit reclaim stall: count, time, histogram",
+    },
+    ProbeSpec {
+        name: "oom_kill",
+        program: "oom_mark_victim",
+        attach: Attach::Tracepoint {
+            category: "oom",
+            name: "mark_victim",
+        },
+        per_fault: false,
+        what: "OOM kills: victim, its rss, the killing task (ring buffer)",
+    },
+    ProbeSpec {
+        name: "migrate_pages",
+        program: "mm_migrate_pages",
+        attach: Attach::Tracepoint {
+            category: "migrate",
+            name: "mm_migrate_pages",
+        },
+        per_fault: false,
+        what: "page migrations: pages moved/failed per process and reason",
+    },
+    ProbeSpec {
+        name: "numa_move_task",
+        program: "sched_move_numa",
+        attach: Attach::Tracepoint {
+            category: "sched",
+            name: "sched_move_numa",
+        },
+        per_fault: false,
+        what: "NUMA balancing moved a task to another node",
+    },
+    ProbeSpec {
+        name: "numa_swap_tasks",
+        program: "sched_swap_numa",
+        attach: Attach::Tracepoint {
+            category: "sched",
+            name: "sched_swap_numa",
+        },
+        per_fault: false,
+        what: "NUMA balancing swapped two tasks between nodes",
+    },
+    ProbeSpec {
+        name: "fault_latency_entry",
+        program: "handle_mm_fault_entry",
+        attach: Attach::Tracing {
+            function: "handle_mm_fault",
+            exit: false,
+        },
+        per_fault: true,
+        what: "fentry handle_mm_fault: fault start time (needs BPF trampolines)",
+    },
+    ProbeSpec {
+        name: "fault_latency",
+        program: "handle_mm_fault_exit",
+        attach: Attach::Tracing {
+            function: "handle_mm_fault",
+            exit: true,
+        },
+        per_fault: true,
+        what: "fexit handle_mm_fault: fault latency histogram (needs BPF trampolines)",
     },
     ProbeSpec {
         name: "process_exit",

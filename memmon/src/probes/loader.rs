@@ -80,6 +80,8 @@ pub struct ProbeSet {
     pub(super) ebpf: Ebpf,
     pub(super) events: RingBuf<MapData>,
     statuses: Vec<ProbeStatus>,
+    /// OOM events drained from the ring buffer, not yet taken.
+    pub(super) pending_oom: Vec<memmon_common::OomEvent>,
     /// Capacity of PROC_COUNTERS, for map-fill reporting.
     pub max_processes: u32,
 }
@@ -150,6 +152,7 @@ impl ProbeSet {
             ebpf,
             events,
             statuses,
+            pending_oom: Vec::new(),
             max_processes: opts.max_processes,
         })
     }
@@ -172,6 +175,9 @@ fn describe(attach: Attach) -> String {
         Attach::Tracepoint { category, name } => format!("tracepoint:{category}:{name}"),
         Attach::RawTracepoint { category, name } => format!("raw_tracepoint:{category}:{name}"),
         Attach::PerfSoftware(ev) => format!("perf:software:{ev:?}"),
+        Attach::Tracing { function, exit } => {
+            format!("{}:{function}", if exit { "fexit" } else { "fentry" })
+        }
     }
 }
 
@@ -193,8 +199,12 @@ fn attach_one(
                 ));
             }
             let tp: &mut TracePoint = program.try_into().map_err(|e| format!("{e}"))?;
-            tp.load()
-                .map_err(|e| format!("verifier rejected {}: {e}", spec.program))?;
+            // One program may serve several tracepoints (reclaim begin/end
+            // for direct and memcg reclaim): load it once.
+            if tp.fd().is_err() {
+                tp.load()
+                    .map_err(|e| format!("verifier rejected {}: {e}", spec.program))?;
+            }
             tp.attach(category, name)
                 .map_err(|e| format!("attach to {category}:{name} failed: {e}"))?;
         }
@@ -226,8 +236,44 @@ fn attach_one(
                 .map_err(|e| format!("perf_event_open({event:?}) on cpu {cpu} failed: {e}"))?;
             }
         }
+        Attach::Tracing { function, exit } => {
+            let btf = aya::Btf::from_sys_fs()
+                .map_err(|e| format!("BPF tracing programs need kernel BTF: {e}"))?;
+            let kind = if exit { "fexit" } else { "fentry" };
+            let refused = |e: aya::programs::ProgramError| {
+                format!(
+                    "the kernel refused {kind} on {function} ({}): {}; this kernel does \
+                     not permit BPF tracing programs (fentry/fexit trampolines)",
+                    kernel_release(),
+                    error_chain(&e)
+                )
+            };
+            if exit {
+                let p: &mut aya::programs::FExit =
+                    program.try_into().map_err(|e| format!("{e}"))?;
+                p.load(function, &btf).map_err(refused)?;
+                p.attach().map_err(refused)?;
+            } else {
+                let p: &mut aya::programs::FEntry =
+                    program.try_into().map_err(|e| format!("{e}"))?;
+                p.load(function, &btf).map_err(refused)?;
+                p.attach().map_err(refused)?;
+            }
+        }
     }
     Ok(())
+}
+
+/// An error and its sources on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
 }
 
 /// BTF offsets and tracepoint layout for the running kernel.
@@ -236,6 +282,10 @@ fn kernel_config(tracefs: &Path) -> KernelConfig {
     match btf_offsets::from_running_kernel() {
         Ok(task) => config.task = task,
         Err(e) => tracing::warn!("{e}"),
+    }
+    match btf_offsets::cgroup_from_running_kernel() {
+        Ok(cgroup) => config.cgroup = cgroup,
+        Err(e) => tracing::info!("OOM events will not name the memory cgroup: {e}"),
     }
     config.exit_group_dead_offset =
         tracefs::field_offset(tracefs, "sched", "sched_process_exit", "group_dead").unwrap_or(0);

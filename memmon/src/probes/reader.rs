@@ -1,8 +1,12 @@
 //! Typed reads of the kernel maps: per-process counters, per-CPU statistics
-//! and the exit-event ring buffer. Nothing here interprets the values.
+//! and the event ring buffer (exits, OOM kills). Nothing here interprets the values.
 
 use aya::maps::{HashMap, MapData, PerCpuArray};
-use memmon_common::{ExitEvent, ProcCounters, Stat, events::EVENT_EXIT};
+use memmon_common::{
+    ExitEvent, MmState, OomEvent, ProcCounters, Stat,
+    events::{EVENT_EXIT, EVENT_OOM},
+    stats::HIST_BUCKETS,
+};
 use serde::Serialize;
 
 use super::ProbeSet;
@@ -20,6 +24,31 @@ pub struct StatsSnapshot {
     pub proc_map_full: u64,
     /// Exit events lost because the ring buffer was full.
     pub events_lost: u64,
+    /// `kmem:rss_stat` hits.
+    pub rss_events: u64,
+    /// rss_stat updates dropped: mm maps full.
+    pub rss_map_full: u64,
+    /// Reclaim begin/end hits.
+    pub reclaim_events: u64,
+    /// Reclaim starts dropped: in-flight map full.
+    pub reclaim_map_full: u64,
+    /// `oom:mark_victim` hits.
+    pub oom_events: u64,
+    /// OOM events lost because the ring buffer was full.
+    pub oom_events_lost: u64,
+    /// `migrate:mm_migrate_pages` hits.
+    pub migrate_events: u64,
+    /// NUMA task move/swap hits.
+    pub numa_move_events: u64,
+    /// handle_mm_fault fexit hits.
+    pub fault_latency_events: u64,
+    /// Reclaim stall durations: (bucket lower bound ns, count), non-empty
+    /// log2 buckets only.
+    pub reclaim_stall_hist: Vec<(u64, u64)>,
+    /// Pages migrated system-wide per migrate reason (non-zero only).
+    pub migrate_pages_by_reason: Vec<(String, u64)>,
+    /// Entries in the rss_stat mm map now (owners of live mms).
+    pub mm_map_entries: u64,
     /// Entries in the per-process map now.
     pub proc_map_entries: u64,
     /// Its capacity.
@@ -81,6 +110,19 @@ impl ProbeSet {
         }
     }
 
+    /// Every mm the rss_stat probe knows, with its owner and last counter
+    /// values; empty when the probe is not loaded.
+    pub fn read_mm_states(&self) -> Vec<MmState> {
+        let Some(map) = self.ebpf.map("MM_STATE") else {
+            return Vec::new();
+        };
+        let Ok(map) = HashMap::<&MapData, u32, MmState>::try_from(map) else {
+            return Vec::new();
+        };
+        // Entries deleted mid-iteration belong to exiting processes.
+        map.iter().filter_map(Result::ok).map(|(_, v)| v).collect()
+    }
+
     /// The statistics slots summed over CPUs.
     pub fn read_stats(&self) -> Result<StatsSnapshot, ReadError> {
         let map = self.ebpf.map("STATS").ok_or(ReadError {
@@ -103,7 +145,35 @@ impl ProbeSet {
                 Stat::ExitEvents => out.exit_events = sum,
                 Stat::ProcMapFull => out.proc_map_full = sum,
                 Stat::EventsLost => out.events_lost = sum,
+                Stat::RssEvents => out.rss_events = sum,
+                Stat::RssMapFull => out.rss_map_full = sum,
+                Stat::ReclaimEvents => out.reclaim_events = sum,
+                Stat::ReclaimMapFull => out.reclaim_map_full = sum,
+                Stat::OomEvents => out.oom_events = sum,
+                Stat::OomEventsLost => out.oom_events_lost = sum,
+                Stat::MigrateEvents => out.migrate_events = sum,
+                Stat::NumaMoveEvents => out.numa_move_events = sum,
+                Stat::FaultLatencyEvents => out.fault_latency_events = sum,
             }
+        }
+        out.reclaim_stall_hist = self
+            .read_per_cpu_slots("RECLAIM_HIST", HIST_BUCKETS)
+            .into_iter()
+            .enumerate()
+            .filter(|(_, n)| *n > 0)
+            .map(|(i, n)| (if i == 0 { 0 } else { 1u64 << i }, n))
+            .collect();
+        out.migrate_pages_by_reason = self
+            .read_per_cpu_slots("MIGRATE_REASONS", MIGRATE_REASON_NAMES.len() as u32)
+            .into_iter()
+            .enumerate()
+            .filter(|(_, n)| *n > 0)
+            .map(|(i, n)| (MIGRATE_REASON_NAMES[i].to_string(), n))
+            .collect();
+        if let Some(map) = self.ebpf.map("MM_STATE")
+            && let Ok(map) = HashMap::<&MapData, u32, MmState>::try_from(map)
+        {
+            out.mm_map_entries = map.keys().filter(|k| k.is_ok()).count() as u64;
         }
         if let Some(map) = self.ebpf.map("PROC_COUNTERS")
             && let Ok(map) = HashMap::<&MapData, u32, ProcCounters>::try_from(map)
@@ -113,30 +183,149 @@ impl ProbeSet {
         Ok(out)
     }
 
-    /// Moves every pending exit event into `out`; returns how many.
+    /// A per-CPU u64 array summed over CPUs, `len` slots; empty when the
+    /// map is missing or unreadable (its probe is then unavailable).
+    fn read_per_cpu_slots(&self, name: &str, len: u32) -> Vec<u64> {
+        let Some(map) = self.ebpf.map(name) else {
+            return Vec::new();
+        };
+        let Ok(array) = PerCpuArray::<&MapData, u64>::try_from(map) else {
+            return Vec::new();
+        };
+        (0..len)
+            .map(|i| array.get(&i, 0).map(|v| v.iter().sum()).unwrap_or(0))
+            .collect()
+    }
+
+    /// Moves every pending exit event into `out` (OOM events are kept for
+    /// [`ProbeSet::take_oom_events`]); returns how many exits.
     pub fn drain_exits(&mut self, out: &mut Vec<ExitEvent>) -> usize {
         let mut n = 0;
         while let Some(item) = self.events.next() {
-            if let Some(event) = parse_exit(&item) {
-                out.push(event);
-                n += 1;
-            } else {
-                tracing::warn!(
+            match parse_event(&item) {
+                Some(RingEvent::Exit(event)) => {
+                    out.push(event);
+                    n += 1;
+                }
+                Some(RingEvent::Oom(event)) => self.pending_oom.push(event),
+                None => tracing::warn!(
                     "ignored a malformed ring-buffer record of {} bytes",
                     item.len()
-                );
+                ),
             }
         }
         n
+    }
+
+    /// OOM events drained so far (by [`ProbeSet::drain_exits`]), oldest first.
+    pub fn take_oom_events(&mut self) -> Vec<OomEvent> {
+        std::mem::take(&mut self.pending_oom)
+    }
+}
+
+/// `enum migrate_reason` names (include/linux/migrate_mode.h), by value;
+/// the last slot also holds any newer reason.
+pub const MIGRATE_REASON_NAMES: [&str; 16] = [
+    "compaction",
+    "memory_failure",
+    "memory_hotplug",
+    "syscall_or_cpuset",
+    "mempolicy_mbind",
+    "numa_misplaced",
+    "contig_range",
+    "longterm_pin",
+    "demotion",
+    "damon",
+    "reason_10",
+    "reason_11",
+    "reason_12",
+    "reason_13",
+    "reason_14",
+    "other",
+];
+
+/// One record of the `EVENTS` ring buffer.
+#[derive(Clone, Copy, Debug)]
+pub enum RingEvent {
+    /// A process exited.
+    Exit(ExitEvent),
+    /// The OOM killer marked a victim.
+    Oom(OomEvent),
+}
+
+/// A ring-buffer record by its kind tag; `None` when the tag is unknown or
+/// the record is shorter than its type.
+pub fn parse_event(bytes: &[u8]) -> Option<RingEvent> {
+    let kind = u32::from_ne_bytes(bytes.get(..4)?.try_into().ok()?);
+    match kind {
+        EVENT_EXIT => read_pod::<ExitEvent>(bytes).map(RingEvent::Exit),
+        EVENT_OOM => read_pod::<OomEvent>(bytes).map(RingEvent::Oom),
+        _ => None,
     }
 }
 
 /// An exit event from raw ring-buffer bytes, if it is one.
 pub fn parse_exit(bytes: &[u8]) -> Option<ExitEvent> {
-    if bytes.len() < std::mem::size_of::<ExitEvent>() {
+    match parse_event(bytes)? {
+        RingEvent::Exit(e) => Some(e),
+        RingEvent::Oom(_) => None,
+    }
+}
+
+fn read_pod<T: aya::Pod>(bytes: &[u8]) -> Option<T> {
+    if bytes.len() < std::mem::size_of::<T>() {
         return None;
     }
-    // SAFETY: length checked; ExitEvent is Pod, so any bytes are a value.
-    let event = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<ExitEvent>()) };
-    (event.kind == EVENT_EXIT).then_some(event)
+    // SAFETY: length checked; T is Pod, so any bytes are a value.
+    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes_of<T>(v: &T) -> Vec<u8> {
+        // SAFETY: reading a Pod value's bytes.
+        unsafe {
+            std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>())
+        }
+        .to_vec()
+    }
+
+    #[test]
+    fn parses_by_kind_tag() {
+        let oom = OomEvent {
+            kind: EVENT_OOM,
+            flags: 0,
+            victim_pid: 42,
+            uid: 0,
+            oom_score_adj: -5,
+            killer_tid: 42,
+            killer_tgid: 42,
+            _pad: 0,
+            total_vm_kb: 1,
+            anon_rss_kb: 2,
+            file_rss_kb: 3,
+            shmem_rss_kb: 4,
+            pgtables_kb: 5,
+            killer_cgroup_id: 6,
+            boot_ns: 7,
+            victim_comm: *b"victim\0\0\0\0\0\0\0\0\0\0",
+            killer_comm: [0; 16],
+            killer_memcg: [0; 64],
+        };
+        let raw = bytes_of(&oom);
+        match parse_event(&raw) {
+            Some(RingEvent::Oom(e)) => {
+                assert_eq!(e.victim_pid, 42);
+                assert_eq!(e.oom_score_adj, -5);
+                assert_eq!(e.pgtables_kb, 5);
+            }
+            other => panic!("expected an OOM event, got {other:?}"),
+        }
+        assert!(parse_exit(&raw).is_none());
+        assert!(parse_event(&raw[..raw.len() - 1]).is_none());
+        assert!(parse_event(&[9, 0, 0, 0]).is_none());
+        assert!(parse_event(&[]).is_none());
+    }
 }

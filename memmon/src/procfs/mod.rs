@@ -3,6 +3,7 @@
 //! Built on the `procfs` crate; a process that vanishes mid-read is
 //! reported as [`ReadFailure::Gone`] and skipped by callers.
 
+pub mod cgroup;
 pub mod identity;
 
 use std::path::{Path, PathBuf};

@@ -12,6 +12,26 @@ fn events_for(name: &str, stats: &StatsSnapshot) -> Option<u64> {
         "page_fault_user" | "page_fault_kernel" => Some(stats.fault_events),
         "major_faults" => Some(stats.major_fault_events),
         "process_exit" => Some(stats.exit_events),
+        "rss_stat" => Some(stats.rss_events),
+        "direct_reclaim_begin"
+        | "direct_reclaim_end"
+        | "memcg_reclaim_begin"
+        | "memcg_reclaim_end" => Some(stats.reclaim_events),
+        "oom_kill" => Some(stats.oom_events),
+        "migrate_pages" => Some(stats.migrate_events),
+        "numa_move_task" | "numa_swap_tasks" => Some(stats.numa_move_events),
+        "fault_latency" => Some(stats.fault_latency_events),
+        _ => None,
+    }
+}
+
+/// Events probe `name` could not record (full map, full ring buffer).
+fn dropped_for(name: &str, stats: &StatsSnapshot) -> Option<u64> {
+    match name {
+        "rss_stat" => Some(stats.rss_map_full),
+        "direct_reclaim_begin" | "memcg_reclaim_begin" => Some(stats.reclaim_map_full),
+        "oom_kill" => Some(stats.oom_events_lost),
+        "process_exit" => Some(stats.events_lost),
         _ => None,
     }
 }
@@ -41,16 +61,17 @@ pub fn render(probes: &[ProbeStatus], stats: &StatsSnapshot) -> String {
         .max(12);
     let _ = writeln!(
         out,
-        "{:<w$}  {:<11}  {:<a$}  {:>10}  REASON",
-        "PROBE", "STATE", "ATTACH POINT", "EVENTS"
+        "{:<w$}  {:<11}  {:<a$}  {:>10}  {:>8}  REASON",
+        "PROBE", "STATE", "ATTACH POINT", "EVENTS", "DROPPED"
     );
     for p in probes {
         let (word, reason) = state_word(&p.state);
         let events = events_for(&p.name, stats).map_or("-".to_string(), |e| e.to_string());
+        let dropped = dropped_for(&p.name, stats).map_or("-".to_string(), |e| e.to_string());
         let _ = writeln!(
             out,
-            "{:<w$}  {:<11}  {:<a$}  {:>10}  {reason}",
-            p.name, word, p.attach_point, events
+            "{:<w$}  {:<11}  {:<a$}  {:>10}  {:>8}  {reason}",
+            p.name, word, p.attach_point, events, dropped
         );
     }
     let _ = writeln!(
@@ -62,6 +83,23 @@ pub fn render(probes: &[ProbeStatus], stats: &StatsSnapshot) -> String {
         stats.proc_map_full,
         stats.events_lost
     );
+    let _ = writeln!(
+        out,
+        "rss_stat mm map: {} entries; OOM events lost (ring buffer full): {}",
+        stats.mm_map_entries, stats.oom_events_lost
+    );
+    if !stats.reclaim_stall_hist.is_empty() {
+        let _ = writeln!(out, "reclaim stalls (log2 ns buckets):");
+        for (lo, n) in &stats.reclaim_stall_hist {
+            let _ = writeln!(out, "  >= {lo:>12} ns  {n}");
+        }
+    }
+    if !stats.migrate_pages_by_reason.is_empty() {
+        let _ = writeln!(out, "pages migrated by reason:");
+        for (reason, n) in &stats.migrate_pages_by_reason {
+            let _ = writeln!(out, "  {reason:<18} {n}");
+        }
+    }
     out
 }
 
@@ -76,6 +114,7 @@ struct ProbeJson<'a> {
     #[serde(flatten)]
     status: &'a ProbeStatus,
     events: Option<u64>,
+    dropped: Option<u64>,
 }
 
 /// JSON report: `{"probes": [...], "stats": {...}}`.
@@ -86,6 +125,7 @@ pub fn to_json(probes: &[ProbeStatus], stats: &StatsSnapshot) -> String {
             .map(|status| ProbeJson {
                 status,
                 events: events_for(&status.name, stats),
+                dropped: dropped_for(&status.name, stats),
             })
             .collect(),
         stats,

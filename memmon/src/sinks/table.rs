@@ -84,6 +84,7 @@ mod tests {
             read_faults: faults,
             write_faults: 0,
             cow_faults: 0,
+            ..Default::default()
         }
     }
 

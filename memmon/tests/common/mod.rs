@@ -76,6 +76,14 @@ impl Workload {
         serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("bad report {line:?}: {e}"))
     }
 
+    /// Tells it to start without waiting for a report (for a workload
+    /// that is expected to die, e.g. by the OOM killer).
+    pub fn send_go(&mut self) {
+        let stdin = self.stdin.as_mut().expect("workload stdin");
+        stdin.write_all(b"go\n").expect("write go");
+        stdin.flush().expect("flush");
+    }
+
     /// Closes stdin (the workload exits) and waits for it.
     pub fn finish(mut self) {
         drop(self.stdin.take());

@@ -1,0 +1,119 @@
+//! `memmon events`: streams events that must not be aggregated (OOM kills)
+//! as they happen, one line each, plus probe states at start and ring-buffer
+//! losses when they occur, until Ctrl-C, SIGTERM or `--duration` ends.
+
+use std::{
+    io::Write as _,
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+
+use crate::{
+    cli::EventsArgs,
+    collector::Collector,
+    commands::snapshot::load_options,
+    error::Fatal,
+    model::OomKill,
+    privileges,
+    probes::{ProbeSet, ProbeState},
+    procfs::ProcRoot,
+    sinks::events as sink,
+};
+
+/// How often the ring buffer is drained (bounds the event latency).
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// How often loss counters are checked.
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+fn install_signal_handlers() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic (async-signal-safe).
+        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+    }
+}
+
+/// Runs the command.
+pub fn run(args: &EventsArgs) -> Result<(), Fatal> {
+    if let Some(d) = args.duration
+        && (!d.is_finite() || d < 0.0)
+    {
+        return Err(Fatal::Usage(format!(
+            "--duration {d} is out of range: give seconds >= 0"
+        )));
+    }
+    let opts = load_options(&args.probe_args)?;
+    privileges::check().map_err(Fatal::Privileges)?;
+    let probes = ProbeSet::load(&opts).context("loading probes")?;
+    install_signal_handlers();
+    let mut out = std::io::stdout().lock();
+    for status in probes.statuses() {
+        if !matches!(status.state, ProbeState::Attached) {
+            let _ = writeln!(out, "{}", sink::probe_status(status, args.json));
+        }
+    }
+    if !probes.is_attached("oom_kill") {
+        eprintln!("memmon: the oom_kill probe is not attached: no OOM kills will be reported");
+    }
+    let root = ProcRoot::default();
+    let mut collector = Collector::new(probes);
+    let (mut oom_lost, mut exit_lost) = collector
+        .stats()
+        .map_or((0, 0), |s| (s.oom_events_lost, s.events_lost));
+    eprintln!("memmon: probes attached; streaming events");
+    let _ = out.flush();
+
+    let deadline = args
+        .duration
+        .map(|d| Instant::now() + Duration::from_secs_f64(d));
+    let mut next_stats = Instant::now() + STATS_INTERVAL;
+    let mut exits = Vec::new();
+    while !STOP.load(Ordering::Relaxed) {
+        for event in collector.drain_oom_events(&mut exits) {
+            let kill = OomKill::from_event(&event, &root);
+            if writeln!(out, "{}", sink::oom_kill(&kill, args.json)).is_err() {
+                return Ok(()); // stdout closed: the reader is gone.
+            }
+            let _ = out.flush();
+        }
+        exits.clear();
+        let now = Instant::now();
+        if now >= next_stats {
+            next_stats = now + STATS_INTERVAL;
+            if let Some(s) = collector.stats()
+                && (s.oom_events_lost > oom_lost || s.events_lost > exit_lost)
+            {
+                let line = sink::lost(
+                    s.oom_events_lost - oom_lost,
+                    s.events_lost.saturating_sub(exit_lost),
+                    args.json,
+                );
+                (oom_lost, exit_lost) = (s.oom_events_lost, s.events_lost);
+                eprintln!("memmon: {}", sink::lost(oom_lost, exit_lost, false));
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+        }
+        if deadline.is_some_and(|d| now >= d) {
+            break;
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+    // Last drain: nothing that arrived before the stop is dropped.
+    for event in collector.drain_oom_events(&mut exits) {
+        let _ = writeln!(
+            out,
+            "{}",
+            sink::oom_kill(&OomKill::from_event(&event, &root), args.json)
+        );
+    }
+    let _ = out.flush();
+    Ok(())
+}

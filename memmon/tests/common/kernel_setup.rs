@@ -1,0 +1,165 @@
+//! Kernel set-up the swap and OOM tests need, each undone on drop: a memory
+//! cgroup (v1) with a limit, and a swap file. Names carry the branch and the
+//! test's pid so concurrent runs do not collide.
+#![allow(dead_code)]
+
+use std::{
+    io::Write as _,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
+
+/// Root of the cgroup v1 memory controller.
+pub const MEMCG_ROOT: &str = "/sys/fs/cgroup/memory";
+
+/// A memory cgroup under [`MEMCG_ROOT`], removed on drop.
+pub struct Memcg {
+    pub path: PathBuf,
+}
+
+impl Memcg {
+    /// Creates `memmon-probes-b-TAG-PID` with `limit` bytes.
+    pub fn create(tag: &str, limit: u64) -> Memcg {
+        assert!(
+            Path::new(MEMCG_ROOT).join("memory.limit_in_bytes").exists(),
+            "the cgroup v1 memory controller is not mounted at {MEMCG_ROOT}: \
+             mount -t cgroup -o memory memory {MEMCG_ROOT}"
+        );
+        let path =
+            Path::new(MEMCG_ROOT).join(format!("memmon-probes-b-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
+        let cg = Memcg { path };
+        cg.write("memory.limit_in_bytes", &limit.to_string());
+        cg
+    }
+
+    /// Writes `value` to a control file (panics with the file's name).
+    pub fn write(&self, file: &str, value: &str) {
+        let p = self.path.join(file);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .and_then(|mut f| f.write_all(value.as_bytes()))
+            .unwrap_or_else(|e| panic!("write {value} to {}: {e}", p.display()));
+    }
+
+    /// True when the control file exists (memsw needs swap accounting).
+    pub fn has(&self, file: &str) -> bool {
+        self.path.join(file).exists()
+    }
+
+    /// A numeric control file.
+    pub fn read_u64(&self, file: &str) -> u64 {
+        let p = self.path.join(file);
+        let text =
+            std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
+        text.trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{}: {text:?}: {e}", p.display()))
+    }
+
+    /// `oom_kill N` from memory.oom_control: kills in this cgroup.
+    pub fn oom_kills(&self) -> u64 {
+        let p = self.path.join("memory.oom_control");
+        let text =
+            std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
+        text.lines()
+            .find_map(|l| l.strip_prefix("oom_kill "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{} has no oom_kill line: {text}", p.display()))
+    }
+
+    /// Moves process `pid` into this cgroup.
+    pub fn add(&self, pid: u32) {
+        self.write("cgroup.procs", &pid.to_string());
+    }
+}
+
+impl Drop for Memcg {
+    fn drop(&mut self) {
+        // Tasks that just died may linger a moment in cgroup.procs.
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.path).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!("could not remove cgroup {}", self.path.display());
+    }
+}
+
+/// A swap file under /var/tmp, swapped on; swapoff and removed on drop.
+pub struct SwapFile {
+    pub path: PathBuf,
+}
+
+impl SwapFile {
+    /// Writes `mib` MiB of zeros, mkswap, swapon.
+    pub fn create(tag: &str, mib: usize) -> SwapFile {
+        let path = PathBuf::from(format!(
+            "/var/tmp/memmon-probes-b-{tag}-{}.swap",
+            std::process::id()
+        ));
+        let swap = SwapFile { path };
+        {
+            let mut f = std::fs::File::create(&swap.path)
+                .unwrap_or_else(|e| panic!("create {}: {e}", swap.path.display()));
+            let chunk = vec![0u8; 1 << 20];
+            for _ in 0..mib {
+                f.write_all(&chunk).expect("write swap file");
+            }
+            f.sync_all().expect("sync swap file");
+        }
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&swap.path, std::fs::Permissions::from_mode(0o600))
+            .expect("chmod swap file");
+        run("mkswap", &[swap.path.as_os_str()]);
+        run("swapon", &[swap.path.as_os_str()]);
+        swap
+    }
+}
+
+impl Drop for SwapFile {
+    fn drop(&mut self) {
+        let _ = Command::new("swapoff").arg(&self.path).status();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn run(cmd: &str, args: &[&std::ffi::OsStr]) {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd} not runnable ({e}): install util-linux"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A counter from /proc/vmstat.
+pub fn vmstat(key: &str) -> u64 {
+    let text = std::fs::read_to_string("/proc/vmstat").expect("read /proc/vmstat");
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("/proc/vmstat has no {key}"))
+}
+
+/// `VmSwap` of `pid` in kB.
+pub fn vmswap_kb(pid: u32) -> u64 {
+    status_kb(pid, "VmSwap")
+}
+
+/// A kB field of /proc/PID/status (VmSwap, RssAnon, ...).
+pub fn status_kb(pid: u32, key: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("/proc/{pid}/status has no {key}"))
+}

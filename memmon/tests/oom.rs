@@ -1,0 +1,146 @@
+//! OOM kills through `memmon events --json`: a child in a 64 MiB memory
+//! cgroup with no swap touches more than that and is killed. Exactly one
+//! event for its pid, with its pid and comm, anon rss within 5% of the
+//! limit, the cgroup's own oom_kill count moved by one, and the event line
+//! arrived no later than 1 s after the test saw the child die.
+
+mod common;
+#[path = "common/kernel_setup.rs"]
+mod kernel_setup;
+
+use std::{
+    io::{BufRead as _, BufReader},
+    os::unix::process::ExitStatusExt as _,
+    process::{Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use common::{MEMMON, Workload, assert_within, require_bpf};
+use kernel_setup::Memcg;
+
+const LIMIT: u64 = 64 << 20;
+
+#[test]
+fn oom_kill_is_streamed_once_with_the_victims_numbers() {
+    if !require_bpf("oom") {
+        return;
+    }
+    let cg = Memcg::create("oom", LIMIT);
+    // No swap for this cgroup, whatever else is on: anon pages stay put.
+    cg.write("memory.swappiness", "0");
+    if cg.has("memory.memsw.limit_in_bytes") {
+        cg.write("memory.memsw.limit_in_bytes", &LIMIT.to_string());
+    }
+    let kills0 = cg.oom_kills();
+
+    let mut memmon = Command::new(MEMMON)
+        .args(["events", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn memmon events");
+    let (tx, rx) = mpsc::channel::<(Instant, String)>();
+    let stdout = memmon.stdout.take().expect("memmon stdout");
+    let stderr = memmon.stderr.take().expect("memmon stderr");
+    let tx_err = tx.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send((Instant::now(), line)).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx_err
+                .send((Instant::now(), format!("stderr: {line}")))
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, line) = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("memmon events never attached; output: {lines:#?}"));
+        let attached = line.contains("probes attached");
+        lines.push(line);
+        if attached {
+            break;
+        }
+    }
+
+    let mut w = Workload::start(&["oom", "256"]);
+    cg.add(w.pid);
+    let pid = w.pid;
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .expect("read the child's comm")
+        .trim()
+        .to_string();
+    w.send_go();
+    let status = w.child.wait().expect("wait for the child");
+    let died = Instant::now();
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "the child was not killed by the OOM killer: {status}"
+    );
+
+    // Collect what memmon streamed up to 2 s after the death, then stop it.
+    let mut events = Vec::new();
+    let until = died + Duration::from_secs(2);
+    while let Ok((at, line)) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+            && v["type"] == "oom_kill"
+        {
+            events.push((at, v));
+        }
+        lines.push(line);
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(memmon.id() as i32, libc::SIGTERM) };
+    let mstatus = memmon.wait().expect("wait memmon");
+    assert!(
+        mstatus.success(),
+        "memmon events failed on SIGTERM: {mstatus}"
+    );
+
+    let kills = cg.oom_kills() - kills0;
+    assert_eq!(kills, 1, "memory.oom_control counted {kills} kills");
+    let ours: Vec<_> = events
+        .iter()
+        .filter(|(_, v)| v["pid"].as_u64() == Some(u64::from(pid)))
+        .collect();
+    assert_eq!(
+        ours.len(),
+        1,
+        "expected exactly one oom_kill event for pid {pid}; memmon printed: {lines:#?}"
+    );
+    let (arrived, ev) = ours[0];
+    eprintln!("event: {ev}");
+    assert_eq!(ev["comm"].as_str(), Some(comm.as_str()), "victim comm");
+    assert_within(
+        "victim anon_rss_kb vs the memcg limit",
+        ev["anon_rss_kb"].as_u64().expect("anon_rss_kb"),
+        LIMIT / 1024,
+        0.05,
+    );
+    assert_eq!(
+        ev["cgroup"].as_str().map(|c| c.trim_start_matches('/')),
+        cg.path.file_name().and_then(|n| n.to_str()),
+        "victim cgroup"
+    );
+    assert!(
+        ev["killer_pid"].as_u64().is_some() && ev["killer_comm"].as_str().is_some(),
+        "killing task missing: {ev}"
+    );
+    let late = arrived.saturating_duration_since(died);
+    assert!(
+        late <= Duration::from_secs(1),
+        "the event line arrived {late:?} after the child's death (limit 1 s)"
+    );
+}

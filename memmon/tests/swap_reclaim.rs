@@ -1,0 +1,123 @@
+//! Swap and reclaim probes against the kernel's own numbers: a child
+//! touching 200 MiB in a 64 MiB memory cgroup with a swap file on swaps
+//! out (memmon's swap_out_pages vs its VmSwap and /proc/vmstat pswpout),
+//! stalls in memcg reclaim (reclaim_stalls vs memory.failcnt), and swaps
+//! back in when it reads its memory again (swap_in_pages, with
+//! out - in = the change of VmSwap). Its real-time swap_bytes and
+//! rss_anon_bytes match VmSwap and RssAnon.
+
+mod common;
+#[path = "common/kernel_setup.rs"]
+mod kernel_setup;
+
+use std::time::{Duration, Instant};
+
+use common::{Workload, assert_within, field, require_bpf, row_for, snapshot_json};
+use kernel_setup::{Memcg, SwapFile, status_kb, vmstat, vmswap_kb};
+
+const LIMIT: u64 = 64 << 20;
+const TOUCH_MIB: &str = "200";
+/// Snapshot window per phase; each phase must end inside it.
+const WINDOW_SECS: u64 = 30;
+const PAGE_KB: u64 = 4;
+
+#[test]
+fn swap_out_in_and_reclaim_stalls_match_the_kernel() {
+    if !require_bpf("swap_reclaim") {
+        return;
+    }
+    let _swap = SwapFile::create("swap", 384);
+    let cg = Memcg::create("swap", LIMIT);
+    let mut w = Workload::start(&["swap-cycle", TOUCH_MIB]);
+    cg.add(w.pid);
+    let pid = w.pid.to_string();
+    let window = WINDOW_SECS.to_string();
+
+    // Phase 1: touch 200 MiB under the 64 MiB limit.
+    let failcnt0 = cg.read_u64("memory.failcnt");
+    let pswpout0 = vmstat("pswpout");
+    let mut vmswap1 = 0;
+    let mut rss_anon1 = 0;
+    let mut took = Duration::ZERO;
+    let rows = snapshot_json(&["-d", &window, "--pid", &pid], || {
+        let start = Instant::now();
+        let report = w.go();
+        took = start.elapsed();
+        assert_eq!(report["phase"], "touched");
+        vmswap1 = vmswap_kb(w.pid);
+        rss_anon1 = status_kb(w.pid, "RssAnon");
+    });
+    assert!(
+        took < Duration::from_secs(WINDOW_SECS - 5),
+        "phase 1 took {took:?}, too close to the {WINDOW_SECS} s window: raise WINDOW_SECS"
+    );
+    let failcnt = cg.read_u64("memory.failcnt") - failcnt0;
+    let pswpout = vmstat("pswpout") - pswpout0;
+    let row = row_for(&rows, w.pid);
+    let out1 = field(row, "swap_out_pages");
+    let in1 = field(row, "swap_in_pages");
+    let stalls = field(row, "reclaim_stalls");
+    let stall_s = row["reclaim_stall_seconds"]
+        .as_f64()
+        .expect("reclaim_stall_seconds");
+    eprintln!(
+        "phase 1: swap_out {out1} swap_in {in1} VmSwap {vmswap1} kB pswpout +{pswpout} \
+         stalls {stalls} ({stall_s:.3} s) failcnt +{failcnt}"
+    );
+    assert!(vmswap1 > 0, "the child did not swap: VmSwap is 0 kB");
+    assert!(out1 > 0, "swap_out_pages is 0 while VmSwap is {vmswap1} kB");
+    assert_within("swap_out_pages vs VmSwap", out1, vmswap1 / PAGE_KB, 0.05);
+    assert!(
+        out1 <= pswpout + pswpout / 20,
+        "swap_out_pages {out1} exceeds the system-wide pswpout delta {pswpout}"
+    );
+    assert!(stalls > 0, "no reclaim stall seen under a memcg limit");
+    assert!(
+        stalls <= failcnt,
+        "reclaim_stalls {stalls} > memory.failcnt delta {failcnt} (each stall follows a failed charge)"
+    );
+    assert!(stall_s > 0.0, "stalls counted but no stall time");
+    // Real-time resident set: the last rss_stat values vs /proc/PID/status
+    // (which reads the same counters, without summing per-CPU deltas).
+    let swap_bytes = field(row, "swap_bytes");
+    let anon_bytes = field(row, "rss_anon_bytes");
+    eprintln!("rss: anon {anon_bytes} B vs RssAnon {rss_anon1} kB, swap {swap_bytes} B");
+    assert_within("swap_bytes vs VmSwap", swap_bytes, vmswap1 * 1024, 0.05);
+    assert_within(
+        "rss_anon_bytes vs RssAnon",
+        anon_bytes,
+        rss_anon1 * 1024,
+        0.05,
+    );
+
+    // Phase 2: read everything back.
+    let mut vmswap2 = 0;
+    let rows = snapshot_json(&["-d", &window, "--pid", &pid], || {
+        let start = Instant::now();
+        let report = w.go();
+        took = start.elapsed();
+        assert_eq!(report["phase"], "read_back");
+        vmswap2 = vmswap_kb(w.pid);
+    });
+    assert!(
+        took < Duration::from_secs(WINDOW_SECS - 5),
+        "phase 2 took {took:?}, too close to the {WINDOW_SECS} s window: raise WINDOW_SECS"
+    );
+    let row = row_for(&rows, w.pid);
+    let out2 = field(row, "swap_out_pages");
+    let in2 = field(row, "swap_in_pages");
+    eprintln!("phase 2: swap_out {out2} swap_in {in2} VmSwap {vmswap1} -> {vmswap2} kB");
+    assert!(
+        in2 > 0,
+        "swap_in_pages is 0 after reading swapped memory back"
+    );
+    // Both come from the same kernel counter (MM_SWAPENTS): out - in is
+    // exactly how much VmSwap moved.
+    let net = out2 as i64 - in2 as i64;
+    let want = (vmswap2 as i64 - vmswap1 as i64) / PAGE_KB as i64;
+    assert!(
+        (net - want).abs() as f64 <= 0.05 * in2 as f64,
+        "swap_out - swap_in = {net} pages but VmSwap moved by {want} pages"
+    );
+    w.finish();
+}

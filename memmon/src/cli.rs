@@ -21,6 +21,105 @@ pub enum Command {
     Snapshot(SnapshotArgs),
     /// Stream events as they happen (OOM kills), one line each.
     Events(EventsArgs),
+    /// Run as a service: keep the model current and serve /metrics and the
+    /// JSON API (loopback :9755 by default).
+    Daemon(DaemonArgs),
+    /// Configuration helpers.
+    Config(ConfigArgs),
+}
+
+/// `memmon daemon`: every setting is also a config-file key and an
+/// environment variable (precedence: flag > env > file > default).
+#[derive(Debug, Args, Clone)]
+pub struct DaemonArgs {
+    /// Config file [default: /etc/memmon/memmon.toml, if present].
+    #[arg(long, env = "MEMMON_CONFIG", value_name = "PATH")]
+    pub config: Option<std::path::PathBuf>,
+    /// Listen address [default: 127.0.0.1:9755].
+    #[arg(long, env = "MEMMON_LISTEN", value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// Seconds between samples [default: 1].
+    #[arg(
+        long = "interval",
+        env = "MEMMON_INTERVAL_SECONDS",
+        value_name = "SECS"
+    )]
+    pub interval_seconds: Option<f64>,
+    /// Processes with their own series [default: 50].
+    #[arg(long, env = "MEMMON_TOP_K", value_name = "N")]
+    pub top_k: Option<usize>,
+    /// What ranks them: rss, fault_rate, swap, major_faults [default: rss].
+    #[arg(long, env = "MEMMON_TOP_BY", value_name = "KEY")]
+    pub top_by: Option<String>,
+    /// Cgroups with their own series [default: 200].
+    #[arg(long, env = "MEMMON_MAX_CGROUPS", value_name = "N")]
+    pub max_cgroups: Option<usize>,
+    /// Attach the per-fault programs (read/write/CoW split; a few % cost).
+    #[arg(long, env = "MEMMON_FAULT_DETAIL", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub fault_detail: Option<bool>,
+    /// Do not attach this probe (repeatable; env: comma-separated).
+    #[arg(
+        long = "disable-probe",
+        env = "MEMMON_DISABLED_PROBES",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub disable_probe: Vec<String>,
+    /// Do not pin the kernel maps (a restart then starts counting over).
+    #[arg(long)]
+    pub no_pin: bool,
+    /// Pin (true) or not (false) [default: true].
+    #[arg(
+        long = "pin",
+        env = "MEMMON_PIN",
+        value_name = "BOOL",
+        conflicts_with = "no_pin"
+    )]
+    pub pin: Option<bool>,
+    /// Where to pin [default: /sys/fs/bpf/memmon].
+    #[arg(long, env = "MEMMON_PIN_DIR", value_name = "DIR")]
+    pub pin_dir: Option<std::path::PathBuf>,
+    /// Seconds of per-process history for the OOM flight recorder [default: 300].
+    #[arg(long = "history", env = "MEMMON_HISTORY_SECONDS", value_name = "SECS")]
+    pub history_seconds: Option<u64>,
+    /// Exporter-toolkit web config (TLS, basic auth).
+    #[arg(
+        long = "web.config.file",
+        env = "MEMMON_WEB_CONFIG_FILE",
+        value_name = "PATH"
+    )]
+    pub web_config_file: Option<std::path::PathBuf>,
+}
+
+impl DaemonArgs {
+    /// The flag/env settings as config overrides.
+    pub fn overrides(&self) -> crate::config::Overrides {
+        crate::config::Overrides {
+            listen: self.listen.clone(),
+            interval_seconds: self.interval_seconds,
+            top_k: self.top_k,
+            top_by: self.top_by.clone(),
+            max_cgroups: self.max_cgroups,
+            fault_detail: self.fault_detail,
+            disabled_probes: (!self.disable_probe.is_empty()).then(|| self.disable_probe.clone()),
+            pin: if self.no_pin { Some(false) } else { self.pin },
+            pin_dir: self.pin_dir.clone(),
+            history_seconds: self.history_seconds,
+            web_config_file: self.web_config_file.clone(),
+        }
+    }
+}
+
+/// `memmon config`.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Print the default configuration file (with comments).
+    #[arg(long)]
+    pub print_default: bool,
+    /// Check a config file (and the MEMMON_* environment) and print the
+    /// effective settings.
+    #[arg(long, value_name = "PATH")]
+    pub check: Option<std::path::PathBuf>,
 }
 
 /// Probe selection shared by every command that loads probes.

@@ -10,6 +10,8 @@
 pub mod cli;
 pub mod collector;
 pub mod commands;
+pub mod config;
+pub mod daemon;
 pub mod error;
 pub mod model;
 pub mod privileges;

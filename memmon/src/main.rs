@@ -26,6 +26,8 @@ fn run(cli: Cli) -> Result<(), Fatal> {
     match cli.command {
         Command::Snapshot(args) => commands::snapshot::run(&args),
         Command::Events(args) => commands::events::run(&args),
+        Command::Daemon(args) => memmon::daemon::run(&args),
+        Command::Config(args) => commands::config::run(&args),
     }
 }
 

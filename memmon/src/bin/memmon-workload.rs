@@ -29,6 +29,7 @@ commands:
   cow PAGES            touch PAGES, fork; the child writes every page (reports the child)
   read-file PATH       mmap PATH read-only and read one byte per page
   spawn COUNT          fork COUNT short-lived children, each touching 16 pages
+  idle COUNT           fork COUNT children that sleep until stdin closes
   mmap-storm PAIRS     PAIRS mmap/munmap pairs of 64 KiB; prints ns per pair
   fault-storm MIB ROUNDS  touch MIB of fresh memory per round; prints ns per fault
   swap-cycle MIB       touch MIB of fresh memory (report), wait for a second line,
@@ -75,6 +76,11 @@ fn run(args: &[String]) -> Result<(), String> {
             let ns = start.elapsed().as_nanos() as f64 / pids.len().max(1) as f64;
             let list: Vec<String> = pids.iter().map(u32::to_string).collect();
             format!("\"ns_per_spawn\":{ns:.1},\"pids\":[{}]", list.join(","))
+        }
+        "idle" => {
+            let pids = idle(num(1)?)?;
+            let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+            format!("\"pids\":[{}]", list.join(","))
         }
         "mmap-storm" => {
             let ns = mmap_storm(num(1)?)?;
@@ -275,6 +281,28 @@ fn spawn(count: u64) -> Result<Vec<u32>, String> {
         let mut status = 0;
         // SAFETY: reaping our own child.
         unsafe { libc::waitpid(child, &mut status, 0) };
+    }
+    Ok(pids)
+}
+
+/// Forks `count` children that block until stdin reaches EOF (the caller
+/// closes it), then exit; the parent reaps them after its own EOF wait.
+fn idle(count: u64) -> Result<Vec<u32>, String> {
+    let mut pids = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        // SAFETY: the child only reads stdin and calls _exit.
+        let child = unsafe { libc::fork() };
+        if child < 0 {
+            return Err(format!("fork: {}", std::io::Error::last_os_error()));
+        }
+        if child == 0 {
+            let mut buf = [0u8; 64];
+            // SAFETY: reading into a local buffer until EOF or error.
+            while unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+            // SAFETY: immediate exit of the child.
+            unsafe { libc::_exit(0) };
+        }
+        pids.push(child as u32);
     }
     Ok(pids)
 }

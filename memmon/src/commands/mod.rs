@@ -1,5 +1,6 @@
 //! One file per subcommand: each validates its flags, wires probes →
 //! collector → model → sink, and returns a [`crate::error::Fatal`] on failure.
 
+pub mod config;
 pub mod events;
 pub mod snapshot;

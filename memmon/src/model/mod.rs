@@ -5,9 +5,13 @@
 
 pub mod oom;
 pub mod process;
+pub mod rollup;
 pub mod view;
 
-use std::collections::HashMap;
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    time::Instant,
+};
 
 use memmon_common::{ExitEvent, ProcCounters, events::EXIT_HAS_TASK};
 
@@ -20,8 +24,15 @@ use crate::{
     },
 };
 pub use oom::OomKill;
-pub use process::{Process, ProcessKey};
+pub use process::{Process, ProcessKey, TaskFaults};
+pub use rollup::Totals;
 pub use view::ProcessView;
+
+/// OOM kills the model remembers (newest last).
+const RECENT_OOMS: usize = 256;
+/// Scans a process may be missing from /proc before it counts as exited
+/// without its exit event.
+const MISSING_SCANS_BEFORE_EXIT: u8 = 2;
 
 /// Processes and probe state as of the last applied sample.
 #[derive(Debug, Default)]
@@ -33,6 +44,15 @@ pub struct Model {
     pub probes: Vec<ProbeStatus>,
     /// Latest kernel statistics.
     pub stats: StatsSnapshot,
+    /// Recent OOM kills, oldest first (at most RECENT_OOMS).
+    pub recent_ooms: VecDeque<OomKill>,
+    /// OOM kills seen since start.
+    pub oom_kills_total: u64,
+    /// Final counts of processes folded out of the model, per cgroup
+    /// ("" when unknown): with the live processes, every cgroup's totals.
+    pub exited_totals: HashMap<String, Totals>,
+    /// When the last /proc scan ran.
+    last_scan: Option<Instant>,
     ticks_per_second: u64,
 }
 
@@ -65,8 +85,115 @@ impl Model {
         for (tgid, counters) in sample.vanished {
             self.apply_vanished(tgid, counters);
         }
+        for event in &sample.oom_events {
+            self.oom_kills_total += 1;
+            if self.recent_ooms.len() == RECENT_OOMS {
+                self.recent_ooms.pop_front();
+            }
+            self.recent_ooms.push_back(OomKill::from_event(event, root));
+        }
         if let Some(stats) = sample.stats {
             self.stats = stats;
+        }
+    }
+
+    /// True when fault counts come from the per-fault probes; otherwise
+    /// from the kernel's per-task counters (/proc/PID/stat, exit events).
+    pub fn fault_probes(&self) -> bool {
+        self.probes
+            .iter()
+            .any(|p| p.name == "page_fault_user" && p.is_attached())
+    }
+
+    /// Folds a /proc scan in: every live process's identity, resident and
+    /// virtual size, and the kernel's fault totals; new processes get their
+    /// cgroup read once. Live processes missing from the scan have exited
+    /// (their exit event, if any, brings the final counts).
+    pub fn apply_scan(&mut self, scan: Vec<identity::Identity>, root: &ProcRoot) {
+        let now = Instant::now();
+        let dt = self
+            .last_scan
+            .map(|t| now.duration_since(t).as_secs_f64())
+            .filter(|d| *d > 0.0);
+        self.last_scan = Some(now);
+        let page = identity::page_size();
+        let mut seen = HashSet::with_capacity(scan.len());
+        for id in scan {
+            let key = ProcessKey {
+                pid: id.pid,
+                start_time_ticks: id.start_time_ticks,
+            };
+            seen.insert(id.pid);
+            if let Some(old) = self.live.get(&id.pid)
+                && *old != key
+                && let Some(p) = self.processes.get_mut(old)
+            {
+                // The pid was reused and the old exit was missed.
+                p.exited = true;
+            }
+            self.live.insert(id.pid, key);
+            let p = self.processes.entry(key).or_insert_with(|| {
+                let mut p = Process::new(key, id.comm.clone());
+                p.cgroup = crate::procfs::cgroup::memory_cgroup(root, id.pid).ok();
+                p
+            });
+            let task = TaskFaults {
+                minor: id.minflt,
+                major: id.majflt,
+            };
+            p.fault_rate = match (p.task, dt) {
+                (Some(prev), Some(dt)) => {
+                    let d = task.since(prev);
+                    (d.minor + d.major) as f64 / dt
+                }
+                _ => 0.0,
+            };
+            p.task = Some(task);
+            p.comm = id.comm;
+            p.ppid = Some(id.ppid);
+            p.rss_bytes = Some(id.rss_pages * page);
+            p.vm_bytes = Some(id.vsize_bytes);
+            p.exited = false;
+            p.missing_scans = 0;
+        }
+        // Missing from /proc: exiting. Its exit event normally arrives in
+        // the next pass with the final counts; after two scans without one,
+        // take the last counts as final.
+        self.live.retain(|pid, key| {
+            if seen.contains(pid) {
+                return true;
+            }
+            let Some(p) = self.processes.get_mut(key) else {
+                return false;
+            };
+            p.missing_scans = p.missing_scans.saturating_add(1);
+            if p.missing_scans >= MISSING_SCANS_BEFORE_EXIT {
+                p.exited = true;
+                return false;
+            }
+            true
+        });
+    }
+
+    /// Moves exited processes out of the model into the per-cgroup totals
+    /// (the daemon does this each cycle so memory stays bounded by the live
+    /// processes).
+    pub fn fold_exited(&mut self) {
+        let fault_probes = self.fault_probes();
+        let exited: Vec<ProcessKey> = self
+            .processes
+            .iter()
+            .filter(|(_, p)| p.exited)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in exited {
+            if let Some(p) = self.processes.remove(&key) {
+                let cg = p.cgroup.clone().unwrap_or_default();
+                self.exited_totals
+                    .entry(cg)
+                    .or_default()
+                    .add_exited(&p, fault_probes);
+            }
         }
     }
 
@@ -154,6 +281,11 @@ impl Model {
             } else {
                 p.counters
             };
+            p.task_baseline = if p.vanished {
+                Default::default()
+            } else {
+                p.task.unwrap_or_default()
+            };
         }
     }
 
@@ -164,11 +296,37 @@ impl Model {
 
     /// Views of the processes with activity since the window started.
     pub fn window_views(&self) -> Vec<ProcessView> {
+        let fault_probes = self.fault_probes();
         self.processes
             .values()
             .filter(|p| p.exited || !p.window().is_zero())
-            .map(ProcessView::from_process)
+            .map(|p| ProcessView::from_process(p, fault_probes))
             .collect()
+    }
+
+    /// Views of every live process (cumulative counts: no window started).
+    pub fn live_views(&self) -> Vec<ProcessView> {
+        let fault_probes = self.fault_probes();
+        self.processes
+            .values()
+            .filter(|p| !p.exited)
+            .map(|p| ProcessView::from_process(p, fault_probes))
+            .collect()
+    }
+
+    /// Totals per cgroup: folded exited processes plus the live ones.
+    pub fn cgroup_totals(&self) -> HashMap<String, Totals> {
+        let fault_probes = self.fault_probes();
+        let mut out = self.exited_totals.clone();
+        for p in self.processes.values() {
+            let t = out.entry(p.cgroup.clone().unwrap_or_default()).or_default();
+            if p.exited {
+                t.add_exited(p, fault_probes);
+            } else {
+                t.add_live(p, fault_probes);
+            }
+        }
+        out
     }
 }
 

@@ -42,6 +42,43 @@ pub struct Process {
     pub exit_cgroup_id: Option<u64>,
     /// Resident-set counters of its mm as of the last sample (rss_stat).
     pub rss: Option<MmState>,
+    /// The kernel's own per-task fault totals (/proc/PID/stat while alive,
+    /// the exit event at exit): what fault counts come from when the
+    /// per-fault probes are off.
+    pub task: Option<TaskFaults>,
+    /// `task` at the start of the current window.
+    pub task_baseline: TaskFaults,
+    /// Resident set from /proc/PID/stat, bytes.
+    pub rss_bytes: Option<u64>,
+    /// Virtual size from /proc/PID/stat, bytes.
+    pub vm_bytes: Option<u64>,
+    /// Memory cgroup path (v1 memory controller, else unified), read when
+    /// first seen and kept: its rollup never changes under it.
+    pub cgroup: Option<String>,
+    /// Faults per second over the last two scans (task counters).
+    pub fault_rate: f64,
+    /// Consecutive /proc scans that did not find it (it is exiting; its
+    /// exit event normally arrives first).
+    pub missing_scans: u8,
+}
+
+/// Minor and major fault totals as the kernel counts them per task.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskFaults {
+    /// min_flt.
+    pub minor: u64,
+    /// maj_flt.
+    pub major: u64,
+}
+
+impl TaskFaults {
+    /// `self - earlier`, saturating.
+    pub fn since(self, earlier: TaskFaults) -> TaskFaults {
+        TaskFaults {
+            minor: self.minor.saturating_sub(earlier.minor),
+            major: self.major.saturating_sub(earlier.major),
+        }
+    }
 }
 
 impl Process {
@@ -58,6 +95,13 @@ impl Process {
             exit_task_faults: None,
             exit_cgroup_id: None,
             rss: None,
+            task: None,
+            task_baseline: TaskFaults::default(),
+            rss_bytes: None,
+            vm_bytes: None,
+            cgroup: None,
+            fault_rate: 0.0,
+            missing_scans: 0,
         }
     }
 
@@ -69,6 +113,10 @@ impl Process {
         }
         if exit.flags & EXIT_HAS_TASK != 0 {
             self.exit_task_faults = Some((exit.task_min_flt, exit.task_maj_flt));
+            self.task = Some(TaskFaults {
+                minor: exit.task_min_flt,
+                major: exit.task_maj_flt,
+            });
             if exit.ppid != 0 {
                 self.ppid = Some(exit.ppid);
             }

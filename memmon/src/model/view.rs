@@ -2,12 +2,30 @@
 //! the JSON API and the TUI use these exact keys.
 
 use memmon_common::{
-    MmState,
+    MmState, ProcCounters,
     rss::{RSS_ANON, RSS_FILE, RSS_SHMEM, RSS_SWAPENTS},
 };
 use serde::Serialize;
 
-use super::process::Process;
+use super::process::{Process, TaskFaults};
+
+/// (minor, major) faults: from the per-fault probes when they are
+/// attached, else from the kernel's per-task counters.
+pub fn fault_counts(
+    counters: &ProcCounters,
+    task: Option<TaskFaults>,
+    fault_probes: bool,
+) -> (u64, u64) {
+    if fault_probes {
+        (
+            counters.faults.saturating_sub(counters.major_faults),
+            counters.major_faults,
+        )
+    } else {
+        let t = task.unwrap_or_default();
+        (t.minor, t.major)
+    }
+}
 
 /// One process's row.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
@@ -59,12 +77,23 @@ pub struct ProcessView {
     pub rss_shmem_bytes: Option<u64>,
     /// Memory in swap now, bytes.
     pub swap_bytes: Option<u64>,
+    /// Resident set now (/proc/PID/stat), bytes.
+    pub rss_bytes: Option<u64>,
+    /// Virtual size now (/proc/PID/stat), bytes.
+    pub vm_bytes: Option<u64>,
+    /// Memory cgroup path, when known.
+    pub cgroup: Option<String>,
+    /// Faults per second over the last two /proc scans (daemon, top).
+    pub fault_rate: f64,
 }
 
 impl ProcessView {
-    /// The window's view of `p`.
-    pub fn from_process(p: &Process) -> Self {
+    /// The window's view of `p`; `fault_probes`: fault counts come from the
+    /// per-fault probes (else from the task counters).
+    pub fn from_process(p: &Process, fault_probes: bool) -> Self {
         let w = p.window();
+        let (minor_faults, major_faults) =
+            fault_counts(&w, p.task.map(|t| t.since(p.task_baseline)), fault_probes);
         let rss = |member| {
             p.rss
                 .filter(|_| !p.exited)
@@ -76,9 +105,9 @@ impl ProcessView {
             start_time_ticks: p.key.start_time_ticks,
             ppid: p.ppid,
             exited: p.exited,
-            faults: w.faults,
-            minor_faults: w.faults.saturating_sub(w.major_faults),
-            major_faults: w.major_faults,
+            faults: minor_faults + major_faults,
+            minor_faults,
+            major_faults,
             read_faults: w.faults.saturating_sub(w.write_faults),
             write_faults: w.write_faults,
             cow_faults: w.cow_faults,
@@ -94,6 +123,10 @@ impl ProcessView {
             rss_file_bytes: rss(RSS_FILE),
             rss_shmem_bytes: rss(RSS_SHMEM),
             swap_bytes: rss(RSS_SWAPENTS),
+            rss_bytes: p.rss_bytes.filter(|_| !p.exited),
+            vm_bytes: p.vm_bytes.filter(|_| !p.exited),
+            cgroup: p.cgroup.clone(),
+            fault_rate: p.fault_rate,
         }
     }
 }

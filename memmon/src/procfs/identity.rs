@@ -18,6 +18,10 @@ pub struct Identity {
     pub minflt: u64,
     /// The kernel's major-fault count (stat field 12).
     pub majflt: u64,
+    /// Resident set in pages (stat field 24).
+    pub rss_pages: u64,
+    /// Virtual memory size in bytes (stat field 23).
+    pub vsize_bytes: u64,
 }
 
 /// Reads /proc/PID/stat under `root`.
@@ -35,7 +39,41 @@ pub fn read(root: &ProcRoot, pid: u32) -> Result<Identity, ReadFailure> {
         start_time_ticks: stat.starttime,
         minflt: stat.minflt,
         majflt: stat.majflt,
+        rss_pages: stat.rss,
+        vsize_bytes: stat.vsize,
     })
+}
+
+/// Every process under `root` (numeric directories), read once each;
+/// processes that vanish mid-scan are skipped, other failures logged at
+/// debug and skipped.
+pub fn scan(root: &ProcRoot) -> Vec<Identity> {
+    let Ok(dir) = std::fs::read_dir(root.path()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        match read(root, pid) {
+            Ok(id) => out.push(id),
+            Err(ReadFailure::Gone(_)) => {}
+            Err(e) => tracing::debug!("{e}"),
+        }
+    }
+    out
+}
+
+/// Bytes per page on this machine.
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf has no memory inputs.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 { p as u64 } else { 4096 }
 }
 
 /// Clock ticks per second (USER_HZ), the unit of `start_time_ticks`.
@@ -72,6 +110,8 @@ mod tests {
         assert_eq!(id.start_time_ticks, 123_456);
         assert_eq!(id.minflt, 50_123);
         assert_eq!(id.majflt, 7);
+        assert_eq!(id.rss_pages, 384);
+        assert_eq!(id.vsize_bytes, 3_133_440);
     }
 
     #[test]

@@ -152,6 +152,20 @@ impl Memmon {
         }
     }
 
+    /// The first stderr line seen so far that contains `needle`.
+    pub fn stderr_line(&self, needle: &str) -> Option<String> {
+        self.stderr_seen
+            .iter()
+            .find(|l| l.contains(needle))
+            .cloned()
+    }
+
+    /// Sends `signal` to memmon.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
     /// Waits for exit; returns (stdout, all stderr). Panics on failure.
     pub fn output(mut self) -> (String, String) {
         let mut stdout = String::new();
@@ -214,4 +228,74 @@ pub fn assert_within(what: &str, got: u64, want: u64, tol: f64) {
         "{what}: memmon {got} vs kernel {want} differ by {diff} (> {:.1}%)",
         tol * 100.0
     );
+}
+
+/// A running `memmon daemon` on a free loopback port.
+pub struct Daemon {
+    pub memmon: Memmon,
+    pub addr: String,
+}
+
+impl Daemon {
+    /// Starts `memmon daemon --listen 127.0.0.1:0 ARGS` and waits until it
+    /// serves.
+    pub fn start(args: &[&str]) -> Daemon {
+        let mut full = vec!["daemon", "--listen", "127.0.0.1:0"];
+        full.extend_from_slice(args);
+        let memmon = Memmon::start(&full);
+        let line = memmon.stderr_line("serving http://").expect("ready line");
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .expect("address in ready line")
+            .to_string();
+        Daemon { memmon, addr }
+    }
+
+    /// GET `path`: (status, body).
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(&self.addr, path)
+    }
+
+    /// SIGTERM, then the exit status must be 0.
+    pub fn stop(self) -> String {
+        self.memmon.signal(libc::SIGTERM);
+        let (_, stderr) = self.memmon.output();
+        stderr
+    }
+}
+
+/// A minimal HTTP/1.1 GET over a std TcpStream: (status, body).
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::Read as _;
+    let mut s =
+        std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read response");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad response: {head}"));
+    (status, body.to_string())
+}
+
+/// The value of the exposition line `metric{...labels containing all of
+/// `needles`...} VALUE`.
+pub fn metric_value(text: &str, metric: &str, needles: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(metric) && l[metric.len()..].starts_with(['{', ' ']))
+        .find(|l| needles.iter().all(|n| l.contains(n)))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }

@@ -1,0 +1,389 @@
+//! The daemon's configuration: built-in defaults, overridden by the config
+//! file (/etc/memmon/memmon.toml unless --config says otherwise), then by
+//! environment variables (MEMMON_<KEY>), then by flags. Unknown keys, wrong
+//! types and bad values are errors naming the file, line and key.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use serde::Deserialize;
+
+/// Default config file.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/memmon/memmon.toml";
+/// Default listen address: loopback, port 9755 — in the Prometheus exporter
+/// range (9100–9999) and not used by any well-known exporter (node 9100,
+/// process 9256, ebpf 9435, ...).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9755";
+
+/// Ranking keys for the top-K per-process series.
+pub const TOP_BY_KEYS: &[&str] = &["rss", "fault_rate", "swap", "major_faults"];
+
+/// Every setting, as the daemon uses it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Address the HTTP endpoint listens on.
+    pub listen: SocketAddr,
+    /// Seconds between samples.
+    pub interval_seconds: f64,
+    /// Processes exported with their own series.
+    pub top_k: usize,
+    /// What ranks them.
+    pub top_by: String,
+    /// Cgroups exported with their own series (the rest fold into `other`).
+    pub max_cgroups: usize,
+    /// Attach the per-fault programs (read/write/CoW split; costs ~5%).
+    pub fault_detail: bool,
+    /// Probes not to attach.
+    pub disabled_probes: Vec<String>,
+    /// Pin the cumulative maps so restarts keep counting.
+    pub pin: bool,
+    /// Where to pin them.
+    pub pin_dir: PathBuf,
+    /// Seconds of per-process history kept for the OOM flight recorder.
+    pub history_seconds: u64,
+    /// Exporter-toolkit style web config (TLS, basic auth), if any.
+    pub web_config_file: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 9755))),
+            interval_seconds: 1.0,
+            top_k: 50,
+            top_by: "rss".into(),
+            max_cgroups: 200,
+            fault_detail: false,
+            disabled_probes: Vec::new(),
+            pin: true,
+            pin_dir: PathBuf::from(crate::probes::pins::DEFAULT_PIN_ROOT),
+            history_seconds: 300,
+            web_config_file: None,
+        }
+    }
+}
+
+/// The file's shape: every key optional, unknown keys rejected.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    listen: Option<String>,
+    interval_seconds: Option<f64>,
+    top_k: Option<usize>,
+    top_by: Option<String>,
+    max_cgroups: Option<usize>,
+    fault_detail: Option<bool>,
+    disabled_probes: Option<Vec<String>>,
+    pin: Option<bool>,
+    pin_dir: Option<PathBuf>,
+    history_seconds: Option<u64>,
+    web_config_file: Option<PathBuf>,
+}
+
+/// Settings given as flags or environment variables (clap merges the two,
+/// flag first); `None` leaves the file's or the default value.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// --listen / MEMMON_LISTEN.
+    pub listen: Option<String>,
+    /// --interval / MEMMON_INTERVAL.
+    pub interval_seconds: Option<f64>,
+    /// --top-k / MEMMON_TOP_K.
+    pub top_k: Option<usize>,
+    /// --top-by / MEMMON_TOP_BY.
+    pub top_by: Option<String>,
+    /// --max-cgroups / MEMMON_MAX_CGROUPS.
+    pub max_cgroups: Option<usize>,
+    /// --fault-detail / MEMMON_FAULT_DETAIL.
+    pub fault_detail: Option<bool>,
+    /// --disable-probe (repeatable) / MEMMON_DISABLED_PROBES (comma list).
+    pub disabled_probes: Option<Vec<String>>,
+    /// --no-pin / MEMMON_PIN=false.
+    pub pin: Option<bool>,
+    /// --pin-dir / MEMMON_PIN_DIR.
+    pub pin_dir: Option<PathBuf>,
+    /// --history / MEMMON_HISTORY_SECONDS.
+    pub history_seconds: Option<u64>,
+    /// --web.config.file / MEMMON_WEB_CONFIG_FILE.
+    pub web_config_file: Option<PathBuf>,
+}
+
+/// A configuration error: where and what, with the fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// Loads the effective configuration. `path`: the file named by --config
+/// (must exist) or None for the default path (may be absent).
+pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+    let (file_path, required) = match path {
+        Some(p) => (p.to_path_buf(), true),
+        None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
+    };
+    let file = match std::fs::read_to_string(&file_path) {
+        Ok(text) => parse_file(&text, &file_path)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => FileConfig::default(),
+        Err(e) => {
+            return Err(ConfigError(format!(
+                "cannot read config file {}: {e}",
+                file_path.display()
+            )));
+        }
+    };
+    let mut c = Config::default();
+    let from_file = |key: &str, msg: String| {
+        ConfigError(format!("{}: key `{key}`: {msg}", file_path.display()))
+    };
+    if let Some(l) = &file.listen {
+        c.listen = parse_listen(l).map_err(|m| from_file("listen", m))?;
+    }
+    apply(&mut c.interval_seconds, file.interval_seconds);
+    apply(&mut c.top_k, file.top_k);
+    apply(&mut c.top_by, file.top_by.clone());
+    apply(&mut c.max_cgroups, file.max_cgroups);
+    apply(&mut c.fault_detail, file.fault_detail);
+    apply(&mut c.disabled_probes, file.disabled_probes.clone());
+    apply(&mut c.pin, file.pin);
+    apply(&mut c.pin_dir, file.pin_dir.clone());
+    apply(&mut c.history_seconds, file.history_seconds);
+    if file.web_config_file.is_some() {
+        c.web_config_file = file.web_config_file.clone();
+    }
+    validate(&c).map_err(|(key, m)| from_file(key, m))?;
+
+    let from_flag = |key: &str, msg: String| {
+        ConfigError(format!(
+            "--{} (or MEMMON_{}): {msg}",
+            key.replace('_', "-"),
+            key.to_uppercase()
+        ))
+    };
+    if let Some(l) = &overrides.listen {
+        c.listen = parse_listen(l).map_err(|m| from_flag("listen", m))?;
+    }
+    apply(&mut c.interval_seconds, overrides.interval_seconds);
+    apply(&mut c.top_k, overrides.top_k);
+    apply(&mut c.top_by, overrides.top_by.clone());
+    apply(&mut c.max_cgroups, overrides.max_cgroups);
+    apply(&mut c.fault_detail, overrides.fault_detail);
+    apply(&mut c.disabled_probes, overrides.disabled_probes.clone());
+    apply(&mut c.pin, overrides.pin);
+    apply(&mut c.pin_dir, overrides.pin_dir.clone());
+    apply(&mut c.history_seconds, overrides.history_seconds);
+    if overrides.web_config_file.is_some() {
+        c.web_config_file = overrides.web_config_file.clone();
+    }
+    validate(&c).map_err(|(key, m)| from_flag(key, m))?;
+    Ok(c)
+}
+
+fn apply<T>(slot: &mut T, v: Option<T>) {
+    if let Some(v) = v {
+        *slot = v;
+    }
+}
+
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    s.parse().map_err(|e| {
+        format!("`{s}` is not an address:port ({e}); e.g. 127.0.0.1:9755 or [::1]:9755")
+    })
+}
+
+/// Checks values the types allow but memmon does not: (key, message).
+fn validate(c: &Config) -> Result<(), (&'static str, String)> {
+    if !(c.interval_seconds.is_finite() && (0.05..=3600.0).contains(&c.interval_seconds)) {
+        return Err((
+            "interval_seconds",
+            format!(
+                "{} is out of range: give 0.05 to 3600 seconds",
+                c.interval_seconds
+            ),
+        ));
+    }
+    if !(1..=10_000).contains(&c.top_k) {
+        return Err((
+            "top_k",
+            format!("{} is out of range: give 1 to 10000", c.top_k),
+        ));
+    }
+    if !TOP_BY_KEYS.contains(&c.top_by.as_str()) {
+        return Err((
+            "top_by",
+            format!(
+                "`{}` is not a ranking key; use one of {}",
+                c.top_by,
+                TOP_BY_KEYS.join(", ")
+            ),
+        ));
+    }
+    if !(1..=100_000).contains(&c.max_cgroups) {
+        return Err((
+            "max_cgroups",
+            format!("{} is out of range: give 1 to 100000", c.max_cgroups),
+        ));
+    }
+    for p in &c.disabled_probes {
+        if crate::probes::catalog::find(p).is_none() {
+            let known: Vec<&str> = crate::probes::catalog::PROBES
+                .iter()
+                .map(|p| p.name)
+                .collect();
+            return Err((
+                "disabled_probes",
+                format!("no probe named `{p}`; known probes: {}", known.join(", ")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Parses the TOML text of `path`; errors carry file:line and the key.
+pub fn parse_file(text: &str, path: &Path) -> Result<FileConfig, ConfigError> {
+    toml::from_str::<FileConfig>(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        let key = line
+            .and_then(|l| text.lines().nth(l - 1))
+            .and_then(|l| l.split('=').next())
+            .map(|k| k.trim().to_string())
+            .filter(|k| !k.is_empty() && !k.starts_with('['));
+        let msg = e.message().trim().to_string();
+        match (line, key) {
+            (Some(l), Some(k)) => ConfigError(format!("{}:{l}: key `{k}`: {msg}", path.display())),
+            (Some(l), None) => ConfigError(format!("{}:{l}: {msg}", path.display())),
+            _ => ConfigError(format!("{}: {msg}", path.display())),
+        }
+    })
+}
+
+/// The default configuration as a commented TOML file.
+pub fn default_toml() -> String {
+    let d = Config::default();
+    format!(
+        r#"# memmon daemon configuration ({DEFAULT_CONFIG_PATH}).
+# Every key is optional; each is also a flag (--key-name) and an
+# environment variable (MEMMON_KEY_NAME). Precedence: flag > env > file > default.
+
+# HTTP endpoint (/metrics, /api/v1/snapshot, /api/v1/events, /healthz).
+# Loopback by default; 9755 is in the exporter range and used by no
+# well-known exporter.
+listen = "{listen}"
+
+# Seconds between samples of the kernel maps and /proc.
+interval_seconds = {interval:.1}
+
+# Processes exported with their own series, and what ranks them
+# (one of: {keys}). All processes are also summed per cgroup.
+top_k = {top_k}
+top_by = "{top_by}"
+
+# Cgroups exported with their own series; the rest are summed as "other".
+max_cgroups = {max_cgroups}
+
+# Per-fault programs: read/write/copy-on-write split and real-time RSS.
+# They cost a few percent of a pure page-fault storm; off by default.
+fault_detail = {fault_detail}
+
+# Probes not to attach (see `memmon snapshot --probes`).
+disabled_probes = []
+
+# Pin the cumulative kernel maps so a restart keeps counting.
+pin = {pin}
+pin_dir = "{pin_dir}"
+
+# Seconds of per-process history kept for the OOM flight recorder.
+history_seconds = {history}
+
+# Exporter-toolkit style web config file (TLS certificate, basic auth).
+# web_config_file = "/etc/memmon/web.yml"
+"#,
+        listen = d.listen,
+        interval = d.interval_seconds,
+        keys = TOP_BY_KEYS.join(", "),
+        top_k = d.top_k,
+        top_by = d.top_by,
+        max_cgroups = d.max_cgroups,
+        fault_detail = d.fault_detail,
+        pin = d.pin,
+        pin_dir = d.pin_dir.display(),
+        history = d.history_seconds,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("memmon.toml");
+        std::fs::write(&path, text).expect("write");
+        load(Some(&path), &Overrides::default())
+    }
+
+    #[test]
+    fn default_file_parses_to_defaults() {
+        assert_eq!(
+            load_text(&default_toml()).expect("default parses"),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn wrong_type_names_line_and_key() {
+        let err = load_text("listen = \"127.0.0.1:1\"\ntop_k = \"many\"\n").expect_err("must fail");
+        assert!(err.0.contains("memmon.toml:2: key `top_k`"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_names_line() {
+        let err = load_text("\n\nlisten_port = 3\n").expect_err("must fail");
+        assert!(err.0.contains(":3:"), "{err}");
+        assert!(err.0.contains("listen_port"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_names_key() {
+        let err = load_text("top_by = \"color\"\n").expect_err("must fail");
+        assert!(err.0.contains("key `top_by`"), "{err}");
+        let err = load_text("listen = \"nowhere\"\n").expect_err("must fail");
+        assert!(err.0.contains("key `listen`"), "{err}");
+    }
+
+    #[test]
+    fn flags_override_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, "top_k = 7\ninterval_seconds = 2.0\n").expect("write");
+        let o = Overrides {
+            top_k: Some(9),
+            ..Default::default()
+        };
+        let c = load(Some(&path), &o).expect("loads");
+        assert_eq!((c.top_k, c.interval_seconds), (9, 2.0));
+        let err = load(
+            Some(&path),
+            &Overrides {
+                top_k: Some(0),
+                ..Default::default()
+            },
+        )
+        .expect_err("0 rejected");
+        assert!(err.0.contains("--top-k"), "{err}");
+    }
+
+    #[test]
+    fn missing_explicit_file_is_an_error() {
+        let err = load(
+            Some(Path::new("/nonexistent/memmon.toml")),
+            &Overrides::default(),
+        )
+        .expect_err("must fail");
+        assert!(err.0.contains("/nonexistent/memmon.toml"), "{err}");
+    }
+}

@@ -1,0 +1,181 @@
+//! The daemon's HTTP endpoint (hyper, HTTP/1.1): /metrics, /api/v1/snapshot,
+//! /api/v1/events, /healthz. Every handler reads the latest publication;
+//! none touches the kernel or /proc.
+
+use std::{
+    convert::Infallible,
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Instant,
+};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{
+    Method, Request, Response, StatusCode, body::Incoming, header, server::conn::http1,
+    service::service_fn,
+};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use tokio::{net::TcpListener, sync::watch};
+
+use super::published::{Shared, latest, unix_ms};
+use crate::sinks::prometheus::{self as prom, CgroupAdmission, RenderSettings};
+
+/// What the handlers share.
+pub struct HttpState {
+    /// Latest publication.
+    pub shared: Shared,
+    /// Ranking and caps (SIGHUP may change them).
+    pub render: RwLock<RenderSettings>,
+    /// Cgroups admitted to their own series.
+    pub admission: Mutex<CgroupAdmission>,
+    /// Previous /metrics render time, f64 bits.
+    pub last_scrape: AtomicU64,
+    /// A publication older than this many ms makes /healthz fail.
+    pub stale_after_ms: AtomicU64,
+}
+
+type Resp = Response<Full<Bytes>>;
+
+fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Resp {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    if let Ok(v) = header::HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+fn json<T: Serialize>(v: &T) -> Resp {
+    match serde_json::to_vec(v) {
+        Ok(body) => respond(StatusCode::OK, "application/json", body),
+        Err(e) => respond(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain",
+            format!("{e}\n"),
+        ),
+    }
+}
+
+#[derive(Serialize)]
+struct Events<'a> {
+    oom_kills_total: u64,
+    oom_kills: &'a [crate::model::OomKill],
+    notices: &'a [super::published::Notice],
+}
+
+fn metrics(state: &HttpState) -> Resp {
+    let started = Instant::now();
+    let published = latest(&state.shared);
+    let mut settings = match state.render.read() {
+        Ok(s) => s.clone(),
+        Err(p) => p.into_inner().clone(),
+    };
+    settings.last_scrape_seconds = f64::from_bits(state.last_scrape.load(Ordering::Relaxed));
+    let families = match state.admission.lock() {
+        Ok(mut adm) => prom::families(&published, &settings, &mut adm),
+        Err(p) => prom::families(&published, &settings, &mut p.into_inner()),
+    };
+    let resp = match prom::encode(&families) {
+        Ok(body) => respond(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            body,
+        ),
+        Err(e) => respond(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain",
+            format!("{e}\n"),
+        ),
+    };
+    state
+        .last_scrape
+        .store(started.elapsed().as_secs_f64().to_bits(), Ordering::Relaxed);
+    resp
+}
+
+/// Routes one request.
+pub fn route(method: &Method, path: &str, state: &HttpState) -> Resp {
+    if method != Method::GET && method != Method::HEAD {
+        return respond(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "only GET and HEAD\n",
+        );
+    }
+    match path {
+        "/metrics" => metrics(state),
+        "/api/v1/snapshot" => json(&*latest(&state.shared)),
+        "/api/v1/events" => {
+            let p = latest(&state.shared);
+            json(&Events {
+                oom_kills_total: p.oom_kills_total,
+                oom_kills: &p.recent_oom_kills,
+                notices: &p.notices,
+            })
+        }
+        "/healthz" => {
+            let p = latest(&state.shared);
+            let age = unix_ms().saturating_sub(p.unix_ms);
+            if p.samples_total > 0 && age <= state.stale_after_ms.load(Ordering::Relaxed) {
+                respond(StatusCode::OK, "text/plain", "ok\n")
+            } else {
+                respond(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    format!("stale: last sample {age} ms ago\n"),
+                )
+            }
+        }
+        "/" => respond(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            "<html><head><title>memmon</title></head><body><h1>memmon</h1><ul>\
+             <li><a href=\"/metrics\">/metrics</a></li>\
+             <li><a href=\"/api/v1/snapshot\">/api/v1/snapshot</a></li>\
+             <li><a href=\"/api/v1/events\">/api/v1/events</a></li>\
+             <li><a href=\"/healthz\">/healthz</a></li></ul></body></html>\n",
+        ),
+        _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+    }
+}
+
+async fn handle(req: Request<Incoming>, state: Arc<HttpState>) -> Result<Resp, Infallible> {
+    Ok(route(req.method(), req.uri().path(), &state))
+}
+
+/// Serves until `shutdown` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<HttpState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((s, _)) => s,
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        continue;
+                    }
+                };
+                let st = Arc::clone(&state);
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| handle(req, Arc::clone(&st)));
+                    if let Err(e) = http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await
+                    {
+                        tracing::debug!("connection: {e}");
+                    }
+                });
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+}

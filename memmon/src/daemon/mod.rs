@@ -1,0 +1,204 @@
+//! `memmon daemon`: the long-running service. Order of start-up: config
+//! (errors exit 2), bind the listener (port in use exits 2), privileges,
+//! probes, first sample, then READY=1 to systemd. SIGTERM/SIGINT stop
+//! cleanly (probes detached, pinned maps kept); SIGHUP reloads the config.
+
+pub mod http;
+pub mod published;
+pub mod sampler;
+
+use std::{
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use anyhow::Context as _;
+
+use crate::{
+    cli::DaemonArgs,
+    collector::Collector,
+    config::{self, Config},
+    error::Fatal,
+    model::Model,
+    privileges,
+    probes::{LoadOptions, ProbeSet},
+    sinks::prometheus::{CgroupAdmission, RenderSettings},
+};
+
+/// Runs the daemon until SIGTERM/SIGINT.
+pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
+    let cfg =
+        config::load(args.config.as_deref(), &args.overrides()).map_err(|e| Fatal::Usage(e.0))?;
+    let listener = std::net::TcpListener::bind(cfg.listen).map_err(|e| {
+        Fatal::Usage(format!(
+            "cannot listen on {}: {e}; choose another address with --listen or `listen` in the config file",
+            cfg.listen
+        ))
+    })?;
+    listener
+        .set_nonblocking(true)
+        .context("setting the listener non-blocking")?;
+    privileges::check().map_err(Fatal::Privileges)?;
+
+    let opts = LoadOptions {
+        fault_detail: cfg.fault_detail,
+        disabled: cfg.disabled_probes.iter().cloned().collect(),
+        pin_root: cfg.pin.then(|| cfg.pin_dir.clone()),
+        ..LoadOptions::default()
+    };
+    let probes = ProbeSet::load(&opts).context("loading probes")?;
+    for s in probes.statuses() {
+        match &s.state {
+            crate::probes::ProbeState::Unavailable { reason } => {
+                tracing::warn!("probe {} unavailable: {reason}", s.name);
+            }
+            crate::probes::ProbeState::Disabled { reason } => {
+                tracing::info!("probe {} disabled: {reason}", s.name);
+            }
+            crate::probes::ProbeState::Attached => {}
+        }
+    }
+    let model = Model::new(probes.statuses().to_vec());
+    let collector = Collector::new(probes);
+
+    let shared: published::Shared =
+        Arc::new(RwLock::new(Arc::new(published::Published::default())));
+    let live = Arc::new(RwLock::new(sampler::LiveSettings {
+        interval: Duration::from_secs_f64(cfg.interval_seconds),
+    }));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (first_tx, first_rx) = std::sync::mpsc::channel();
+    let sampler_thread = {
+        let (shared, live, stop) = (Arc::clone(&shared), Arc::clone(&live), Arc::clone(&stop));
+        std::thread::Builder::new()
+            .name("memmon-sampler".into())
+            .spawn(move || sampler::run(collector, model, shared, live, stop, first_tx))
+            .context("starting the sampler thread")?
+    };
+    let state = Arc::new(http::HttpState {
+        shared,
+        render: RwLock::new(render_settings(&cfg)),
+        admission: Mutex::new(CgroupAdmission::default()),
+        last_scrape: AtomicU64::new(0f64.to_bits()),
+        stale_after_ms: AtomicU64::new(stale_after_ms(&cfg)),
+    });
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = runtime.block_on(serve(listener, cfg, args.clone(), state, live, first_rx));
+    stop.store(true, Ordering::Relaxed);
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    if sampler_thread.join().is_err() {
+        tracing::error!("the sampler thread panicked");
+    }
+    tracing::info!("stopped; probes detached");
+    result
+}
+
+fn render_settings(cfg: &Config) -> RenderSettings {
+    RenderSettings {
+        top_k: cfg.top_k,
+        top_by: cfg.top_by.clone(),
+        max_cgroups: cfg.max_cgroups,
+        last_scrape_seconds: 0.0,
+    }
+}
+
+fn stale_after_ms(cfg: &Config) -> u64 {
+    ((cfg.interval_seconds * 3.0 + 5.0) * 1000.0) as u64
+}
+
+async fn serve(
+    listener: std::net::TcpListener,
+    mut cfg: Config,
+    args: DaemonArgs,
+    state: Arc<http::HttpState>,
+    live: Arc<RwLock<sampler::LiveSettings>>,
+    first_rx: std::sync::mpsc::Receiver<()>,
+) -> Result<(), Fatal> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let listener =
+        tokio::net::TcpListener::from_std(listener).context("registering the listener")?;
+    let addr = listener.local_addr().context("listener address")?;
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(http::serve(listener, Arc::clone(&state), shutdown_rx));
+
+    // Ready once the first sample is published.
+    let first =
+        tokio::task::spawn_blocking(move || first_rx.recv_timeout(Duration::from_secs(120)));
+    if !matches!(first.await, Ok(Ok(()))) {
+        return Err(Fatal::Other(anyhow::anyhow!(
+            "the sampler did not publish a first sample"
+        )));
+    }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    eprintln!("memmon: daemon ready; probes attached; serving http://{addr}/metrics");
+    tracing::info!("listening on {addr}");
+
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+                match config::load(args.config.as_deref(), &args.overrides()) {
+                    Ok(new) => {
+                        apply_reload(&cfg, &new, &state, &live);
+                        cfg = new;
+                    }
+                    Err(e) => tracing::error!("config reload failed, keeping the running config: {e}"),
+                }
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+            }
+        }
+    }
+    tracing::info!("stopping");
+    let _ = shutdown_tx.send(true);
+    let _ = server.await;
+    Ok(())
+}
+
+/// Applies what can change at runtime; warns about what needs a restart.
+fn apply_reload(
+    old: &Config,
+    new: &Config,
+    state: &http::HttpState,
+    live: &RwLock<sampler::LiveSettings>,
+) {
+    if let Ok(mut r) = state.render.write() {
+        *r = render_settings(new);
+    }
+    if let Ok(mut l) = live.write() {
+        l.interval = Duration::from_secs_f64(new.interval_seconds);
+    }
+    state
+        .stale_after_ms
+        .store(stale_after_ms(new), Ordering::Relaxed);
+    let restart = [
+        ("listen", old.listen != new.listen),
+        ("fault_detail", old.fault_detail != new.fault_detail),
+        (
+            "disabled_probes",
+            old.disabled_probes != new.disabled_probes,
+        ),
+        ("pin", old.pin != new.pin || old.pin_dir != new.pin_dir),
+        (
+            "web_config_file",
+            old.web_config_file != new.web_config_file,
+        ),
+    ];
+    for (key, changed) in restart {
+        if changed {
+            tracing::warn!("config reload: `{key}` changed; it takes effect after a restart");
+        }
+    }
+    tracing::info!("config reloaded");
+}

@@ -1,0 +1,532 @@
+//! /metrics: the published model as Prometheus metric families, encoded by
+//! the prometheus crate's text encoder.
+//!
+//! Cardinality is bounded: per-process series only for the top K processes
+//! (by a configurable key); every process, top or not, live or exited, is
+//! summed into its cgroup's series, so those never go backwards; cgroups
+//! past `max_cgroups` (admitted in order of appearance, never evicted) are
+//! summed into `cgroup="other"`.
+
+use std::collections::{HashMap, HashSet};
+
+use prometheus::{
+    Encoder as _, TextEncoder,
+    proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType},
+};
+
+use crate::{
+    daemon::published::Published,
+    model::{ProcessView, Totals},
+};
+
+/// What the renderer needs besides the publication.
+#[derive(Clone, Debug)]
+pub struct RenderSettings {
+    /// Per-process series for this many processes.
+    pub top_k: usize,
+    /// Ranking key (see config::TOP_BY_KEYS).
+    pub top_by: String,
+    /// Cgroups with their own series.
+    pub max_cgroups: usize,
+    /// Duration of the previous scrape, seconds.
+    pub last_scrape_seconds: f64,
+}
+
+/// Cgroups admitted to their own series (grows up to the cap, never
+/// shrinks, so no cgroup series ever moves into `other`).
+#[derive(Debug, Default)]
+pub struct CgroupAdmission {
+    admitted: HashSet<String>,
+}
+
+impl CgroupAdmission {
+    fn label<'a>(&mut self, cgroup: &'a str, cap: usize) -> &'a str {
+        if self.admitted.contains(cgroup) {
+            return cgroup;
+        }
+        if self.admitted.len() < cap {
+            self.admitted.insert(cgroup.to_string());
+            return cgroup;
+        }
+        "other"
+    }
+}
+
+type Getter = fn(&ProcessView) -> Option<f64>;
+
+/// Per-process metrics: one line each.
+const PROCESS_METRICS: &[(&str, &str, MetricType, Getter)] = &[
+    (
+        "memmon_process_minor_faults_total",
+        "Minor page faults (no I/O).",
+        MetricType::COUNTER,
+        |v| Some(v.minor_faults as f64),
+    ),
+    (
+        "memmon_process_major_faults_total",
+        "Major page faults (waited for I/O).",
+        MetricType::COUNTER,
+        |v| Some(v.major_faults as f64),
+    ),
+    (
+        "memmon_process_write_faults_total",
+        "Write faults (per-fault probes only).",
+        MetricType::COUNTER,
+        |v| Some(v.write_faults as f64),
+    ),
+    (
+        "memmon_process_cow_faults_total",
+        "Write faults on present pages: copy-on-write (per-fault probes only).",
+        MetricType::COUNTER,
+        |v| Some(v.cow_faults as f64),
+    ),
+    (
+        "memmon_process_swap_out_pages_total",
+        "Pages of this process swapped out.",
+        MetricType::COUNTER,
+        |v| Some(v.swap_out_pages as f64),
+    ),
+    (
+        "memmon_process_swap_in_pages_total",
+        "Swap entries of this process released (swapped in or freed).",
+        MetricType::COUNTER,
+        |v| Some(v.swap_in_pages as f64),
+    ),
+    (
+        "memmon_process_reclaim_stalls_total",
+        "Direct or memcg reclaim stalls the process waited in.",
+        MetricType::COUNTER,
+        |v| Some(v.reclaim_stalls as f64),
+    ),
+    (
+        "memmon_process_reclaim_stall_seconds_total",
+        "Time spent in reclaim stalls.",
+        MetricType::COUNTER,
+        |v| Some(v.reclaim_stall_seconds),
+    ),
+    (
+        "memmon_process_pages_migrated_total",
+        "Pages migrated by migrations the process ran.",
+        MetricType::COUNTER,
+        |v| Some(v.pages_migrated as f64),
+    ),
+    (
+        "memmon_process_numa_pages_migrated_total",
+        "Pages migrated for NUMA placement.",
+        MetricType::COUNTER,
+        |v| Some(v.numa_pages_migrated as f64),
+    ),
+    (
+        "memmon_process_numa_task_moves_total",
+        "NUMA balancing moves of the process's threads.",
+        MetricType::COUNTER,
+        |v| Some(v.numa_task_moves as f64),
+    ),
+    (
+        "memmon_process_resident_bytes",
+        "Resident set size (/proc/PID/stat).",
+        MetricType::GAUGE,
+        |v| v.rss_bytes.map(|b| b as f64),
+    ),
+    (
+        "memmon_process_virtual_bytes",
+        "Virtual memory size.",
+        MetricType::GAUGE,
+        |v| v.vm_bytes.map(|b| b as f64),
+    ),
+    (
+        "memmon_process_swap_bytes",
+        "Memory in swap (rss_stat probe).",
+        MetricType::GAUGE,
+        |v| v.swap_bytes.map(|b| b as f64),
+    ),
+];
+
+type TotalsGetter = fn(&Totals) -> f64;
+
+/// Per-cgroup metrics.
+const CGROUP_METRICS: &[(&str, &str, MetricType, TotalsGetter)] = &[
+    (
+        "memmon_cgroup_minor_faults_total",
+        "Minor page faults of every process seen in the cgroup.",
+        MetricType::COUNTER,
+        |t| t.minor_faults as f64,
+    ),
+    (
+        "memmon_cgroup_major_faults_total",
+        "Major page faults of every process seen in the cgroup.",
+        MetricType::COUNTER,
+        |t| t.major_faults as f64,
+    ),
+    (
+        "memmon_cgroup_swap_out_pages_total",
+        "Pages swapped out of the cgroup's processes.",
+        MetricType::COUNTER,
+        |t| t.counters.swap_out_pages as f64,
+    ),
+    (
+        "memmon_cgroup_swap_in_pages_total",
+        "Swap entries of the cgroup's processes released.",
+        MetricType::COUNTER,
+        |t| t.counters.swap_in_pages as f64,
+    ),
+    (
+        "memmon_cgroup_reclaim_stalls_total",
+        "Reclaim stalls of the cgroup's processes.",
+        MetricType::COUNTER,
+        |t| t.counters.reclaim_stalls as f64,
+    ),
+    (
+        "memmon_cgroup_reclaim_stall_seconds_total",
+        "Time the cgroup's processes spent in reclaim stalls.",
+        MetricType::COUNTER,
+        |t| t.counters.reclaim_stall_ns as f64 / 1e9,
+    ),
+    (
+        "memmon_cgroup_exited_processes_total",
+        "Processes of the cgroup that exited.",
+        MetricType::COUNTER,
+        |t| t.exited_processes as f64,
+    ),
+    (
+        "memmon_cgroup_processes",
+        "Live processes in the cgroup.",
+        MetricType::GAUGE,
+        |t| t.live_processes as f64,
+    ),
+    (
+        "memmon_cgroup_resident_bytes",
+        "Resident bytes of the cgroup's live processes.",
+        MetricType::GAUGE,
+        |t| t.rss_bytes as f64,
+    ),
+];
+
+fn family(name: &str, help: &str, ty: MetricType) -> MetricFamily {
+    let mut mf = MetricFamily::default();
+    mf.set_name(name.to_string());
+    mf.set_help(help.to_string());
+    mf.set_field_type(ty);
+    mf
+}
+
+fn sample(labels: &[(&str, &str)], ty: MetricType, value: f64) -> Metric {
+    let mut m = Metric::default();
+    m.set_label(
+        labels
+            .iter()
+            .map(|(k, v)| {
+                let mut l = LabelPair::default();
+                l.set_name(k.to_string());
+                l.set_value(v.to_string());
+                l
+            })
+            .collect(),
+    );
+    if ty == MetricType::COUNTER {
+        let mut c = Counter::default();
+        c.set_value(value);
+        m.set_counter(c);
+    } else {
+        let mut g = Gauge::default();
+        g.set_value(value);
+        m.set_gauge(g);
+    }
+    m
+}
+
+fn scalar(out: &mut Vec<MetricFamily>, name: &str, help: &str, ty: MetricType, value: f64) {
+    let mut mf = family(name, help, ty);
+    mf.mut_metric().push(sample(&[], ty, value));
+    out.push(mf);
+}
+
+/// The ranking value of a process for `top_by`.
+fn rank(v: &ProcessView, top_by: &str) -> f64 {
+    match top_by {
+        "fault_rate" => v.fault_rate,
+        "swap" => v.swap_bytes.unwrap_or(0) as f64,
+        "major_faults" => v.major_faults as f64,
+        _ => v.rss_bytes.unwrap_or(0) as f64,
+    }
+}
+
+/// The top `k` processes by `top_by`, largest first (ties by pid). Kernel
+/// threads (no address space) never take a slot.
+pub fn top_processes<'a>(procs: &'a [ProcessView], top_by: &str, k: usize) -> Vec<&'a ProcessView> {
+    let mut v: Vec<&ProcessView> = procs.iter().filter(|p| p.vm_bytes != Some(0)).collect();
+    v.sort_by(|a, b| {
+        rank(b, top_by)
+            .total_cmp(&rank(a, top_by))
+            .then(a.pid.cmp(&b.pid))
+    });
+    v.truncate(k);
+    v
+}
+
+/// Builds every metric family.
+pub fn families(
+    p: &Published,
+    s: &RenderSettings,
+    admission: &mut CgroupAdmission,
+) -> Vec<MetricFamily> {
+    let mut out = Vec::new();
+    let top = top_processes(&p.processes, &s.top_by, s.top_k);
+    for (name, help, ty, get) in PROCESS_METRICS {
+        let mut mf = family(name, help, *ty);
+        for v in &top {
+            if let Some(value) = get(v) {
+                let pid = v.pid.to_string();
+                let cgroup = v.cgroup.as_deref().unwrap_or("");
+                mf.mut_metric().push(sample(
+                    &[("pid", &pid), ("comm", &v.comm), ("cgroup", cgroup)],
+                    *ty,
+                    value,
+                ));
+            }
+        }
+        if !mf.get_metric().is_empty() {
+            out.push(mf);
+        }
+    }
+
+    // Cgroups: admitted ones by name, the rest summed as "other".
+    let mut by_label: HashMap<String, Totals> = HashMap::new();
+    for cg in &p.cgroups {
+        let label = admission.label(&cg.cgroup, s.max_cgroups).to_string();
+        let t = by_label.entry(label).or_default();
+        for (a, b) in t
+            .counters
+            .as_mut_slice()
+            .iter_mut()
+            .zip(cg.totals.counters.as_slice())
+        {
+            *a += b;
+        }
+        t.minor_faults += cg.totals.minor_faults;
+        t.major_faults += cg.totals.major_faults;
+        t.exited_processes += cg.totals.exited_processes;
+        t.live_processes += cg.totals.live_processes;
+        t.rss_bytes += cg.totals.rss_bytes;
+    }
+    let mut labels: Vec<&String> = by_label.keys().collect();
+    labels.sort();
+    for (name, help, ty, get) in CGROUP_METRICS {
+        let mut mf = family(name, help, *ty);
+        for l in &labels {
+            mf.mut_metric()
+                .push(sample(&[("cgroup", l.as_str())], *ty, get(&by_label[*l])));
+        }
+        out.push(mf);
+    }
+
+    // Probes and kernel statistics.
+    let mut up = family(
+        "memmon_probe_attached",
+        "1 when the probe is attached, 0 when unavailable or disabled.",
+        MetricType::GAUGE,
+    );
+    for probe in &p.probes {
+        up.mut_metric().push(sample(
+            &[("probe", &probe.name)],
+            MetricType::GAUGE,
+            if probe.is_attached() { 1.0 } else { 0.0 },
+        ));
+    }
+    out.push(up);
+    out.extend(kernel_stats(p));
+
+    scalar(
+        &mut out,
+        "memmon_oom_kills_total",
+        "OOM kills seen since memmon started.",
+        MetricType::COUNTER,
+        p.oom_kills_total as f64,
+    );
+    scalar(
+        &mut out,
+        "memmon_processes",
+        "Live processes.",
+        MetricType::GAUGE,
+        p.processes.len() as f64,
+    );
+    scalar(
+        &mut out,
+        "memmon_fault_detail",
+        "1 when fault counts come from the per-fault probes, 0 from the kernel's task counters.",
+        MetricType::GAUGE,
+        if p.fault_probes { 1.0 } else { 0.0 },
+    );
+    scalar(
+        &mut out,
+        "memmon_sample_duration_seconds",
+        "Duration of the last sampling pass.",
+        MetricType::GAUGE,
+        p.sample_seconds,
+    );
+    scalar(
+        &mut out,
+        "memmon_samples_total",
+        "Sampling passes.",
+        MetricType::COUNTER,
+        p.samples_total as f64,
+    );
+    scalar(
+        &mut out,
+        "memmon_scrape_duration_seconds",
+        "Duration of the previous /metrics render.",
+        MetricType::GAUGE,
+        s.last_scrape_seconds,
+    );
+    scalar(
+        &mut out,
+        "memmon_resident_bytes",
+        "memmon's own resident set.",
+        MetricType::GAUGE,
+        p.self_rss_bytes as f64,
+    );
+    scalar(
+        &mut out,
+        "memmon_cpu_seconds_total",
+        "memmon's own CPU time.",
+        MetricType::COUNTER,
+        p.self_cpu_seconds,
+    );
+    let mut info = family("memmon_build_info", "memmon version.", MetricType::GAUGE);
+    info.mut_metric().push(sample(
+        &[("version", env!("CARGO_PKG_VERSION"))],
+        MetricType::GAUGE,
+        1.0,
+    ));
+    out.push(info);
+    out
+}
+
+/// Kernel statistics, grouped by what they count.
+fn kernel_stats(p: &Published) -> Vec<MetricFamily> {
+    let mut events = family(
+        "memmon_kernel_events_total",
+        "Events the kernel programs handled, by source.",
+        MetricType::COUNTER,
+    );
+    let mut lost = family(
+        "memmon_kernel_events_lost_total",
+        "Ring-buffer records lost, by kind.",
+        MetricType::COUNTER,
+    );
+    let mut full = family(
+        "memmon_kernel_map_full_total",
+        "Updates dropped because a kernel map was full, by map.",
+        MetricType::COUNTER,
+    );
+    let mut entries = family(
+        "memmon_kernel_map_entries",
+        "Entries in a kernel map.",
+        MetricType::GAUGE,
+    );
+    let mut capacity = family(
+        "memmon_kernel_map_capacity",
+        "Capacity of a kernel map.",
+        MetricType::GAUGE,
+    );
+    let mut stale = family(
+        "memmon_kernel_map_stale_entries",
+        "Entries of processes that exited unseen, found in the last pass (and removed).",
+        MetricType::GAUGE,
+    );
+    if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(&p.stats) {
+        for (k, v) in map {
+            let Some(v) = v.as_f64() else { continue };
+            if let Some(src) = k.strip_suffix("_events_lost") {
+                lost.mut_metric()
+                    .push(sample(&[("kind", src)], MetricType::COUNTER, v));
+            } else if k == "events_lost" {
+                lost.mut_metric()
+                    .push(sample(&[("kind", "exit")], MetricType::COUNTER, v));
+            } else if let Some(src) = k.strip_suffix("_events") {
+                events
+                    .mut_metric()
+                    .push(sample(&[("source", src)], MetricType::COUNTER, v));
+            } else if let Some(m) = k.strip_suffix("_map_full") {
+                full.mut_metric()
+                    .push(sample(&[("map", m)], MetricType::COUNTER, v));
+            } else if let Some(m) = k.strip_suffix("_map_entries") {
+                entries
+                    .mut_metric()
+                    .push(sample(&[("map", m)], MetricType::GAUGE, v));
+            } else if let Some(m) = k.strip_suffix("_map_capacity") {
+                capacity
+                    .mut_metric()
+                    .push(sample(&[("map", m)], MetricType::GAUGE, v));
+            } else if let Some(m) = k.strip_suffix("_map_stale") {
+                stale
+                    .mut_metric()
+                    .push(sample(&[("map", m)], MetricType::GAUGE, v));
+            }
+        }
+    }
+    [events, lost, full, entries, capacity, stale]
+        .into_iter()
+        .filter(|f| !f.get_metric().is_empty())
+        .collect()
+}
+
+/// The text exposition of `families`.
+pub fn encode(families: &[MetricFamily]) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::with_capacity(64 * 1024);
+    TextEncoder::new()
+        .encode(families, &mut buf)
+        .map_err(|e| format!("encoding metrics: {e}"))?;
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(pid: u32, comm: &str, rss: u64) -> ProcessView {
+        ProcessView {
+            pid,
+            comm: comm.into(),
+            rss_bytes: Some(rss),
+            vm_bytes: Some(rss + 1),
+            cgroup: Some("/a\"b\\c\nd".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn top_k_bounds_process_series_and_escapes_labels() {
+        let p = Published {
+            processes: (0..100)
+                .map(|i| view(i, "we\"ird\n\\name", u64::from(i) * 4096))
+                .collect(),
+            ..Default::default()
+        };
+        let s = RenderSettings {
+            top_k: 5,
+            top_by: "rss".into(),
+            max_cgroups: 10,
+            last_scrape_seconds: 0.0,
+        };
+        let fams = families(&p, &s, &mut CgroupAdmission::default());
+        let rss = fams
+            .iter()
+            .find(|f| f.name() == "memmon_process_resident_bytes")
+            .expect("rss family");
+        assert_eq!(rss.get_metric().len(), 5);
+        let text = String::from_utf8(encode(&fams).expect("encodes")).expect("utf-8");
+        assert!(text.contains(r#"comm="we\"ird\n\\name""#), "{text}");
+        assert!(text.contains(r#"pid="99""#));
+        assert!(!text.contains(r#"pid="94""#));
+    }
+
+    #[test]
+    fn cgroups_past_the_cap_fold_into_other_and_stay() {
+        let mut adm = CgroupAdmission::default();
+        assert_eq!(adm.label("/a", 2), "/a");
+        assert_eq!(adm.label("/b", 2), "/b");
+        assert_eq!(adm.label("/c", 2), "other");
+        assert_eq!(adm.label("/a", 2), "/a");
+    }
+}

@@ -1,0 +1,244 @@
+//! The daemon end to end (root, real probes, real processes): endpoints,
+//! keys shared with `snapshot --json`, a known workload's series, bounded
+//! cardinality with 1,000 processes (promtool clean), counters surviving a
+//! restart, SIGHUP reload, and bad input exiting 2 before probes load.
+
+mod common;
+
+use std::{collections::BTreeSet, process::Command, time::Duration};
+
+use common::*;
+
+fn keys(v: &serde_json::Value) -> BTreeSet<String> {
+    v.as_object().expect("object").keys().cloned().collect()
+}
+
+/// VmRSS of `pid` in bytes.
+fn vm_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS");
+    kb * 1024
+}
+
+#[test]
+fn endpoints_serve_the_model_with_snapshot_keys() {
+    if !require_bpf("endpoints_serve_the_model_with_snapshot_keys") {
+        return;
+    }
+    // 64 MiB resident: the largest process around, so it is in the top K.
+    let mut w = Workload::start(&["touch", "16384"]);
+    w.go();
+    let d = Daemon::start(&["--no-pin", "--interval", "0.5", "--top-k", "5"]);
+    std::thread::sleep(Duration::from_millis(1200));
+
+    let (status, body) = d.get("/healthz");
+    assert_eq!((status, body.trim()), (200, "ok"));
+
+    let (status, body) = d.get("/api/v1/snapshot");
+    assert_eq!(status, 200);
+    let snap: serde_json::Value = serde_json::from_str(&body).expect("snapshot JSON");
+    let procs = snap["processes"].as_array().expect("processes");
+    let mine = procs
+        .iter()
+        .find(|p| p["pid"].as_u64() == Some(u64::from(w.pid)))
+        .unwrap_or_else(|| panic!("workload missing from /api/v1/snapshot"));
+    let rows = snapshot_json(&["--duration", "0"], || {});
+    let cli_keys = keys(rows.first().expect("snapshot --json has rows"));
+    assert_eq!(keys(mine), cli_keys, "API and snapshot --json keys differ");
+
+    let (status, metrics) = d.get("/metrics");
+    assert_eq!(status, 200);
+    let pid = format!("pid=\"{}\"", w.pid);
+    let rss = metric_value(&metrics, "memmon_process_resident_bytes", &[&pid])
+        .unwrap_or_else(|| panic!("no resident series for the workload:\n{metrics}"));
+    assert_within("resident bytes", rss as u64, vm_rss(w.pid), 0.05);
+    let minflt =
+        metric_value(&metrics, "memmon_process_minor_faults_total", &[&pid]).expect("minor faults");
+    let kernel = proc_stat_field(w.pid, 10).expect("minflt");
+    assert!(
+        minflt as u64 >= 16384 && minflt as u64 <= kernel,
+        "{minflt} vs kernel {kernel}"
+    );
+    let rss_series = metrics
+        .lines()
+        .filter(|l| l.starts_with("memmon_process_resident_bytes{"))
+        .count();
+    assert_eq!(rss_series, 5, "top_k 5 bounds the per-process series");
+    assert!(
+        metrics.contains("memmon_probe_attached{probe=\"process_exit\"} 1"),
+        "{metrics}"
+    );
+
+    let (status, events) = d.get("/api/v1/events");
+    assert_eq!(status, 200);
+    let events: serde_json::Value = serde_json::from_str(&events).expect("events JSON");
+    assert!(events["oom_kills"].is_array());
+    assert_eq!(d.get("/nope").0, 404);
+    let stderr = d.stop();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    w.finish();
+}
+
+#[test]
+fn thousand_processes_stay_bounded_and_promtool_clean() {
+    if !require_bpf("thousand_processes_stay_bounded_and_promtool_clean") {
+        return;
+    }
+    let mut w = Workload::start(&["idle", "1000"]);
+    let report = w.go();
+    assert_eq!(report["pids"].as_array().map(Vec::len), Some(1000));
+    let d = Daemon::start(&["--no-pin", "--interval", "0.5"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_, metrics) = d.get("/metrics");
+    let (_, snap) = d.get("/api/v1/snapshot");
+    let snap: serde_json::Value = serde_json::from_str(&snap).expect("JSON");
+    let live = snap["processes"].as_array().map_or(0, Vec::len);
+    assert!(live >= 1000, "daemon sees {live} processes");
+    let series = metrics
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .count();
+    assert!(series < 5000, "{series} series for {live} processes");
+    let tmp = tempfile::NamedTempFile::new().expect("tmp");
+    std::fs::write(tmp.path(), &metrics).expect("write scrape");
+    let out = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(tmp.path()).expect("open"))
+        .output()
+        .expect("promtool (Debian package prometheus)");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool: {report}"
+    );
+    d.stop();
+    w.finish();
+}
+
+#[test]
+fn counters_survive_a_daemon_restart() {
+    if !require_bpf("counters_survive_a_daemon_restart") {
+        return;
+    }
+    let pin_dir = format!("/sys/fs/bpf/memmon-test-daemon-{}", std::process::id());
+    let d = Daemon::start(&["--pin-dir", &pin_dir, "--interval", "0.5"]);
+    // Some exits for the pinned statistics to count.
+    let mut w = Workload::start(&["spawn", "200"]);
+    w.go();
+    w.finish();
+    std::thread::sleep(Duration::from_millis(1200));
+    let (_, before) = d.get("/metrics");
+    let exits_before = metric_value(&before, "memmon_kernel_events_total", &["source=\"exit\""])
+        .expect("exit events");
+    assert!(exits_before >= 200.0, "{exits_before}");
+    d.stop();
+
+    let d = Daemon::start(&["--pin-dir", &pin_dir, "--interval", "0.5"]);
+    std::thread::sleep(Duration::from_millis(1200));
+    let (_, after) = d.get("/metrics");
+    let exits_after = metric_value(&after, "memmon_kernel_events_total", &["source=\"exit\""])
+        .expect("exit events");
+    assert!(
+        exits_after >= exits_before,
+        "counter reset across restart: {exits_before} -> {exits_after}"
+    );
+    d.stop();
+    let _ = std::fs::remove_dir_all(&pin_dir);
+}
+
+#[test]
+fn sighup_reloads_the_config() {
+    if !require_bpf("sighup_reloads_the_config") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = dir.path().join("memmon.toml");
+    std::fs::write(&cfg, "top_k = 3\ninterval_seconds = 0.5\npin = false\n").expect("write");
+    let d = Daemon::start(&["--config", cfg.to_str().expect("utf-8")]);
+    std::thread::sleep(Duration::from_millis(1000));
+    let count = |d: &Daemon| {
+        d.get("/metrics")
+            .1
+            .lines()
+            .filter(|l| l.starts_with("memmon_process_resident_bytes{"))
+            .count()
+    };
+    assert_eq!(count(&d), 3);
+    std::fs::write(&cfg, "top_k = 7\ninterval_seconds = 0.5\npin = false\n").expect("rewrite");
+    d.memmon.signal(libc::SIGHUP);
+    let mut n = 0;
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        n = count(&d);
+        if n == 7 {
+            break;
+        }
+    }
+    assert_eq!(n, 7, "top_k change not applied by SIGHUP");
+    d.stop();
+}
+
+#[test]
+fn bad_config_and_busy_port_exit_2_before_loading_probes() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = dir.path().join("memmon.toml");
+    std::fs::write(&cfg, "listen = \"127.0.0.1:0\"\ntop_k = \"many\"\n").expect("write");
+    let out = Command::new(MEMMON)
+        .args(["daemon", "--config", cfg.to_str().expect("utf-8")])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("memmon.toml:2: key `top_k`"), "{stderr}");
+    assert!(!stderr.contains("probes attached"));
+
+    std::fs::write(&cfg, "colour = \"blue\"\n").expect("write");
+    let out = Command::new(MEMMON)
+        .args(["daemon", "--config", cfg.to_str().expect("utf-8")])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("memmon.toml:1") && stderr.contains("colour"),
+        "{stderr}"
+    );
+
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = busy.local_addr().expect("addr").to_string();
+    let out = Command::new(MEMMON)
+        .args(["daemon", "--no-pin", "--listen", &addr])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
+
+    let out = Command::new(MEMMON)
+        .args(["config", "--print-default"])
+        .output()
+        .expect("run");
+    let default = String::from_utf8_lossy(&out.stdout).into_owned();
+    std::fs::write(&cfg, &default).expect("write default");
+    let out = Command::new(MEMMON)
+        .args(["config", "--check", cfg.to_str().expect("utf-8")])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "the printed default must check clean: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -399,6 +399,8 @@ pub fn families(
         1.0,
     ));
     out.push(info);
+    // The text encoder rejects empty families (e.g. no cgroups yet).
+    out.retain(|f| !f.get_metric().is_empty());
     out
 }
 

@@ -242,3 +242,67 @@ fn bad_config_and_busy_port_exit_2_before_loading_probes() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[path = "common/kernel_setup.rs"]
+mod kernel_setup;
+
+#[test]
+fn oom_kill_reaches_the_api_with_the_victims_history() {
+    if !require_bpf("oom_kill_reaches_the_api_with_the_victims_history") {
+        return;
+    }
+    const LIMIT: u64 = 64 << 20;
+    let cg = kernel_setup::Memcg::create("daemon-oom", LIMIT);
+    cg.write("memory.swappiness", "0");
+    if cg.has("memory.memsw.limit_in_bytes") {
+        cg.write("memory.memsw.limit_in_bytes", &LIMIT.to_string());
+    }
+    let d = Daemon::start(&["--no-pin", "--interval", "0.25"]);
+    // Grows 1 MiB every 30 ms: ~2 s to the limit, watched all the way.
+    let mut w = Workload::start(&["grow", "512", "30"]);
+    cg.add(w.pid);
+    let pid = w.pid;
+    w.send_go();
+    let status = w.child.wait().expect("wait");
+    use std::os::unix::process::ExitStatusExt as _;
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "not OOM-killed: {status}"
+    );
+    let mut kill = None;
+    for _ in 0..40 {
+        std::thread::sleep(Duration::from_millis(250));
+        let (_, body) = d.get("/api/v1/events");
+        let events: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        if let Some(k) = events["oom_kills"]
+            .as_array()
+            .and_then(|a| a.iter().find(|k| k["pid"].as_u64() == Some(u64::from(pid))))
+        {
+            kill = Some(k.clone());
+            break;
+        }
+    }
+    let kill = kill.expect("the OOM kill never reached /api/v1/events");
+    assert_eq!(
+        kill["cgroup"].as_str(),
+        Some(cg.path_in_hierarchy().as_str()),
+        "{kill}"
+    );
+    let history = kill["history"].as_array().expect("history");
+    assert!(history.len() >= 3, "too little history: {kill}");
+    let rss: Vec<u64> = history
+        .iter()
+        .filter_map(|h| h["rss_bytes"].as_u64())
+        .collect();
+    let last = *rss.last().expect("rss samples");
+    assert!(
+        last <= LIMIT + (4 << 20),
+        "recorded rss {last} above the limit"
+    );
+    assert!(last > rss[0], "history does not show the growth: {rss:?}");
+    let (_, metrics) = d.get("/metrics");
+    assert!(metric_value(&metrics, "memmon_oom_kills_total", &[]).unwrap_or(0.0) >= 1.0);
+    let stderr = d.stop();
+    assert!(stderr.contains("OOM kill"), "not logged: {stderr}");
+}

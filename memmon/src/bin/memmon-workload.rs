@@ -29,6 +29,7 @@ commands:
   cow PAGES            touch PAGES, fork; the child writes every page (reports the child)
   read-file PATH       mmap PATH read-only and read one byte per page
   spawn COUNT          fork COUNT short-lived children, each touching 16 pages
+  grow MIB MS          touch MIB of fresh memory, 1 MiB every MS milliseconds
   idle COUNT           fork COUNT children that sleep until stdin closes
   mmap-storm PAIRS     PAIRS mmap/munmap pairs of 64 KiB; prints ns per pair
   fault-storm MIB ROUNDS  touch MIB of fresh memory per round; prints ns per fault
@@ -76,6 +77,10 @@ fn run(args: &[String]) -> Result<(), String> {
             let ns = start.elapsed().as_nanos() as f64 / pids.len().max(1) as f64;
             let list: Vec<String> = pids.iter().map(u32::to_string).collect();
             format!("\"ns_per_spawn\":{ns:.1},\"pids\":[{}]", list.join(","))
+        }
+        "grow" => {
+            grow(num(1)?, num(2)?)?;
+            "\"grown\":true".to_string()
         }
         "idle" => {
             let pids = idle(num(1)?)?;
@@ -283,6 +288,17 @@ fn spawn(count: u64) -> Result<Vec<u32>, String> {
         unsafe { libc::waitpid(child, &mut status, 0) };
     }
     Ok(pids)
+}
+
+/// Touches `mib` MiB, one MiB at a time with `ms` milliseconds between:
+/// a process that grows slowly enough for a sampler to watch it.
+fn grow(mib: u64, ms: u64) -> Result<(), String> {
+    let per = 256; // pages per MiB
+    for _ in 0..mib {
+        touch_fresh(per)?;
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+    Ok(())
 }
 
 /// Forks `count` children that block until stdin reaches EOF (the caller

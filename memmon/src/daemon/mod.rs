@@ -61,7 +61,8 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
             crate::probes::ProbeState::Attached => {}
         }
     }
-    let model = Model::new(probes.statuses().to_vec());
+    let mut model = Model::new(probes.statuses().to_vec());
+    model.recorder = crate::model::history::FlightRecorder::new(cfg.history_seconds);
     let collector = Collector::new(probes);
 
     let shared: published::Shared =

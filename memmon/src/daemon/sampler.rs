@@ -23,6 +23,8 @@ use crate::{
 const DRAIN_EVERY: Duration = Duration::from_millis(100);
 /// Notices kept for /api/v1/events.
 const MAX_NOTICES: usize = 256;
+/// Largest processes whose recent samples the flight recorder keeps.
+const RECORDED_PROCESSES: usize = 100;
 
 /// Settings the sampler re-reads each pass (SIGHUP may change them).
 #[derive(Clone, Debug)]
@@ -71,15 +73,22 @@ pub fn run(
         model.apply(sample, &root);
         let new_ooms = (model.oom_kills_total - ooms_before) as usize;
         for kill in model.recent_ooms.iter().rev().take(new_ooms) {
+            let trail: Vec<String> = kill
+                .history
+                .iter()
+                .map(|h| format!("{}MiB", h.rss_bytes.unwrap_or(0) >> 20))
+                .collect();
             tracing::warn!(
                 pid = kill.pid,
                 comm = %kill.comm,
                 cgroup = kill.cgroup.as_deref().unwrap_or("?"),
                 anon_rss_kb = kill.anon_rss_kb,
+                rss_history = %trail.join(" "),
                 "OOM kill"
             );
         }
         model.apply_scan(identity::scan(&root), &root);
+        model.record_history(RECORDED_PROCESSES, unix_ms());
         samples += 1;
         let lost = model.stats.events_lost + model.stats.oom_events_lost;
         if lost > prev_lost {

@@ -3,6 +3,7 @@
 //! and statistics. Fed by [`crate::collector::Sample`]s; no sink reads the
 //! kernel or /proc itself.
 
+pub mod history;
 pub mod oom;
 pub mod process;
 pub mod rollup;
@@ -53,6 +54,8 @@ pub struct Model {
     pub exited_totals: HashMap<String, Totals>,
     /// When the last /proc scan ran.
     last_scan: Option<Instant>,
+    /// Recent samples of the largest processes (OOM flight recorder).
+    pub recorder: history::FlightRecorder,
     ticks_per_second: u64,
 }
 
@@ -90,7 +93,9 @@ impl Model {
             if self.recent_ooms.len() == RECENT_OOMS {
                 self.recent_ooms.pop_front();
             }
-            self.recent_ooms.push_back(OomKill::from_event(event, root));
+            let mut kill = OomKill::from_event(event, root);
+            kill.history = self.recorder.history_of(kill.pid);
+            self.recent_ooms.push_back(kill);
         }
         if let Some(stats) = sample.stats {
             self.stats = stats;
@@ -173,6 +178,32 @@ impl Model {
             }
             true
         });
+    }
+
+    /// Records the `n` largest live processes (by resident size) in the
+    /// flight recorder and expires old samples.
+    pub fn record_history(&mut self, n: usize, unix_ms: u64) {
+        if !self.recorder.enabled() {
+            return;
+        }
+        let fault_probes = self.fault_probes();
+        let mut live: Vec<&Process> = self.processes.values().filter(|p| !p.exited).collect();
+        live.sort_by_key(|p| std::cmp::Reverse(p.rss_bytes.unwrap_or(0)));
+        for p in live.into_iter().take(n) {
+            let v = ProcessView::from_process(p, fault_probes);
+            self.recorder.record(
+                p.key,
+                history::HistorySample {
+                    unix_ms,
+                    rss_bytes: v.rss_bytes,
+                    minor_faults: v.minor_faults,
+                    major_faults: v.major_faults,
+                    swap_out_pages: v.swap_out_pages,
+                    swap_bytes: v.swap_bytes,
+                },
+            );
+        }
+        self.recorder.expire(unix_ms);
     }
 
     /// Moves exited processes out of the model into the per-cgroup totals

@@ -52,6 +52,10 @@ pub struct OomKill {
     pub killer_comm: String,
     /// Its cgroup v2 id.
     pub killer_cgroup_id: u64,
+    /// The victim's recent samples from the flight recorder (daemon only),
+    /// oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<super::history::HistorySample>,
 }
 
 impl OomKill {
@@ -77,6 +81,7 @@ impl OomKill {
             }
         };
         OomKill {
+            history: Vec::new(),
             kind: "oom_kill",
             boot_ns: e.boot_ns,
             pid: e.victim_pid,

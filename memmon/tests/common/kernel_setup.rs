@@ -19,15 +19,14 @@ pub struct Memcg {
 }
 
 impl Memcg {
-    /// Creates `memmon-probes-b-TAG-PID` with `limit` bytes.
+    /// Creates `memmon-test-TAG-PID` with `limit` bytes.
     pub fn create(tag: &str, limit: u64) -> Memcg {
         assert!(
             Path::new(MEMCG_ROOT).join("memory.limit_in_bytes").exists(),
             "the cgroup v1 memory controller is not mounted at {MEMCG_ROOT}: \
              mount -t cgroup -o memory memory {MEMCG_ROOT}"
         );
-        let path =
-            Path::new(MEMCG_ROOT).join(format!("memmon-probes-b-{tag}-{}", std::process::id()));
+        let path = Path::new(MEMCG_ROOT).join(format!("memmon-test-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
         let cg = Memcg { path };
         cg.write("memory.limit_in_bytes", &limit.to_string());
@@ -71,6 +70,17 @@ impl Memcg {
     }
 
     /// Moves process `pid` into this cgroup.
+    /// Its path inside the memory hierarchy, as /proc/PID/cgroup shows it.
+    pub fn path_in_hierarchy(&self) -> String {
+        format!(
+            "/{}",
+            self.path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        )
+    }
+
     pub fn add(&self, pid: u32) {
         self.write("cgroup.procs", &pid.to_string());
     }
@@ -98,7 +108,7 @@ impl SwapFile {
     /// Writes `mib` MiB of zeros, mkswap, swapon.
     pub fn create(tag: &str, mib: usize) -> SwapFile {
         let path = PathBuf::from(format!(
-            "/var/tmp/memmon-probes-b-{tag}-{}.swap",
+            "/var/tmp/memmon-test-{tag}-{}.swap",
             std::process::id()
         ));
         let swap = SwapFile { path };

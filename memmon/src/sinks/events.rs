@@ -90,6 +90,7 @@ mod tests {
     #[test]
     fn oom_line_is_one_json_object_with_a_type() {
         let k = OomKill {
+            history: Vec::new(),
             kind: "oom_kill",
             boot_ns: 1,
             pid: 7,

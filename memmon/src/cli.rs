@@ -149,6 +149,10 @@ pub struct SnapshotArgs {
     /// List each probe with its state, events seen and map fill.
     #[arg(long)]
     pub probes: bool,
+    /// The system view instead: meminfo, vmstat rates, swap devices, buddy
+    /// free blocks, top slab caches, THP, memory PSI, per-node NUMA.
+    #[arg(long, conflicts_with = "probes")]
+    pub system: bool,
     /// Share the cumulative kernel maps pinned under this bpffs directory
     /// (as the daemon does under /sys/fs/bpf/memmon): counts survive
     /// restarts, and processes that exited meanwhile are still reported.

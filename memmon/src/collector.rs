@@ -116,3 +116,33 @@ impl Collector {
         }
     }
 }
+
+/// One cost-guarded pass over the live processes' memory (smaps_rollup,
+/// status, OOM score, numa_maps), folded into the model, then the system
+/// view. `cycle` is the sampling interval the guard's budget is a share of.
+pub fn collect_memory(
+    model: &mut crate::model::Model,
+    guard: &mut crate::procfs::cost_guard::CostGuard,
+    root: &ProcRoot,
+    cpu_node: &std::collections::BTreeMap<u32, u32>,
+    cycle: std::time::Duration,
+) {
+    use crate::procfs::{ReadFailure, memory, numa, system};
+    let candidates = model.memory_candidates();
+    let cost = guard.cycle(&candidates, cycle, |key| {
+        match memory::read(root, key.pid) {
+            Ok(m) => {
+                let numa = numa::read(root, key.pid, cpu_node).ok();
+                model.apply_memory(key, m, numa);
+                true
+            }
+            Err(ReadFailure::Gone(_)) => false,
+            Err(e) => {
+                tracing::debug!("{e}");
+                true
+            }
+        }
+    });
+    model.memory_cost = cost;
+    model.apply_system(system::read(root, &numa::SysNodeRoot::default()));
+}

@@ -18,7 +18,7 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/memmon/memmon.toml";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9755";
 
 /// Ranking keys for the top-K per-process series.
-pub const TOP_BY_KEYS: &[&str] = &["rss", "fault_rate", "swap", "major_faults"];
+pub const TOP_BY_KEYS: &[&str] = &["rss", "pss", "fault_rate", "swap", "major_faults"];
 
 /// Every setting, as the daemon uses it.
 #[derive(Clone, Debug, PartialEq)]

@@ -29,6 +29,8 @@ commands:
   cow PAGES            touch PAGES, fork; the child writes every page (reports the child)
   read-file PATH       mmap PATH read-only and read one byte per page
   spawn COUNT          fork COUNT short-lived children, each touching 16 pages
+  share MIB            touch a MIB shared anonymous mapping, fork a child that
+                       shares it (reports the child); both wait for stdin EOF
   grow MIB MS          touch MIB of fresh memory, 1 MiB every MS milliseconds
   idle COUNT           fork COUNT children that sleep until stdin closes
   mmap-storm PAIRS     PAIRS mmap/munmap pairs of 64 KiB; prints ns per pair
@@ -77,6 +79,10 @@ fn run(args: &[String]) -> Result<(), String> {
             let ns = start.elapsed().as_nanos() as f64 / pids.len().max(1) as f64;
             let list: Vec<String> = pids.iter().map(u32::to_string).collect();
             format!("\"ns_per_spawn\":{ns:.1},\"pids\":[{}]", list.join(","))
+        }
+        "share" => {
+            let child = share(num(1)?)?;
+            format!("\"child\":{child}")
         }
         "grow" => {
             grow(num(1)?, num(2)?)?;
@@ -288,6 +294,51 @@ fn spawn(count: u64) -> Result<Vec<u32>, String> {
         unsafe { libc::waitpid(child, &mut status, 0) };
     }
     Ok(pids)
+}
+
+/// A `mib` MiB MAP_SHARED anonymous mapping, touched, then shared with a
+/// forked child; returns the child's pid. Both hold it until stdin closes.
+fn share(mib: u64) -> Result<u32, String> {
+    let len = (mib as usize) << 20;
+    // SAFETY: anonymous shared mapping, checked result.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(format!(
+            "mmap shared {len} bytes: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    touch(p.cast(), (len / PAGE) as u64);
+    // SAFETY: single-threaded; the child only waits and exits.
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        return Err(format!("fork: {}", std::io::Error::last_os_error()));
+    }
+    if child == 0 {
+        // fork does not copy page tables of shared mappings: map every page
+        // in the child too, so both processes hold all of it.
+        let mut sum = 0u64;
+        for i in 0..len / PAGE {
+            // SAFETY: within the inherited mapping.
+            sum += u64::from(unsafe { std::ptr::read_volatile(p.cast::<u8>().add(i * PAGE)) });
+        }
+        std::hint::black_box(sum);
+        println!("{{\"child_ready\":true}}");
+        flush();
+        wait_for_eof();
+        // SAFETY: leave without the parent's handlers.
+        unsafe { libc::_exit(0) };
+    }
+    Ok(child as u32)
 }
 
 /// Touches `mib` MiB, one MiB at a time with `ms` milliseconds between:

@@ -10,13 +10,17 @@ use anyhow::Context as _;
 
 use crate::{
     cli::{ProbeArgs, SnapshotArgs},
-    collector::Collector,
+    collector::{Collector, collect_memory},
     error::Fatal,
     model::{Model, ProcessView},
     privileges,
     probes::{LoadOptions, ProbeSet, catalog},
-    procfs::ProcRoot,
-    sinks::{json, probes_report, table},
+    procfs::{
+        ProcRoot,
+        cost_guard::{CostGuard, GuardSettings},
+        numa,
+    },
+    sinks::{json, probes_report, system_table, table},
 };
 
 /// How often exit events are drained during the window.
@@ -59,6 +63,30 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
         collector.drain_exits(&mut pending);
     }
     model.apply(collector.collect(pending, &root), &root);
+    // Memory of the processes in the window (and the system view), with the
+    // cost guard allowed up to a second of reads.
+    let mut guard = CostGuard::new(GuardSettings {
+        cpu_share: 1.0,
+        ..GuardSettings::default()
+    });
+    let cpu_node = numa::cpu_nodes(&numa::SysNodeRoot::default());
+    collect_memory(
+        &mut model,
+        &mut guard,
+        &root,
+        &cpu_node,
+        Duration::from_secs(1),
+    );
+
+    if args.system {
+        let out = match &model.system {
+            Some(view) if args.json => serde_json::to_string_pretty(view).unwrap_or_default(),
+            Some(view) => system_table::render(view),
+            None => "no system view".into(),
+        };
+        println!("{out}");
+        return Ok(());
+    }
 
     if args.probes {
         let out = if args.json {

@@ -62,6 +62,11 @@ pub struct Published {
     pub self_rss_bytes: u64,
     /// memmon's own CPU time so far, seconds.
     pub self_cpu_seconds: f64,
+    /// The system view (meminfo, vmstat rates, swap, buddy, slab, PSI,
+    /// per-node NUMA).
+    pub system: Option<crate::model::system::SystemView>,
+    /// Cost of the last per-process memory pass (the cost guard).
+    pub memory_cost: crate::procfs::cost_guard::CycleCost,
 }
 
 impl Published {
@@ -82,6 +87,8 @@ impl Published {
             fault_probes: model.fault_probes(),
             oom_kills_total: model.oom_kills_total,
             recent_oom_kills: model.recent_ooms.iter().cloned().collect(),
+            system: model.system.clone(),
+            memory_cost: model.memory_cost.clone(),
             ..Default::default()
         }
     }

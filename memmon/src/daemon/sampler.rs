@@ -16,7 +16,11 @@ use super::published::{Notice, Published, Shared, unix_ms};
 use crate::{
     collector::Collector,
     model::Model,
-    procfs::{ProcRoot, identity},
+    procfs::{
+        ProcRoot,
+        cost_guard::{CostGuard, GuardSettings},
+        identity, numa,
+    },
 };
 
 /// How often events are drained between samples.
@@ -62,6 +66,8 @@ pub fn run(
     let mut first = Some(first_pass);
     let mut prev_lost = 0u64;
     let mut pending = Vec::new();
+    let mut guard = CostGuard::new(GuardSettings::default());
+    let cpu_node = numa::cpu_nodes(&numa::SysNodeRoot::default());
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();
         let interval = settings
@@ -88,6 +94,7 @@ pub fn run(
             );
         }
         model.apply_scan(identity::scan(&root), &root);
+        crate::collector::collect_memory(&mut model, &mut guard, &root, &cpu_node, interval);
         model.record_history(RECORDED_PROCESSES, unix_ms());
         samples += 1;
         let lost = model.stats.events_lost + model.stats.oom_events_lost;

@@ -7,6 +7,7 @@ pub mod history;
 pub mod oom;
 pub mod process;
 pub mod rollup;
+pub mod system;
 pub mod view;
 
 use std::{
@@ -56,6 +57,10 @@ pub struct Model {
     last_scan: Option<Instant>,
     /// Recent samples of the largest processes (OOM flight recorder).
     pub recorder: history::FlightRecorder,
+    /// The system view: latest sample, and rates from the one before.
+    pub system: Option<system::SystemView>,
+    /// What the last per-process memory pass cost.
+    pub memory_cost: crate::procfs::cost_guard::CycleCost,
     ticks_per_second: u64,
 }
 
@@ -180,6 +185,35 @@ impl Model {
         });
     }
 
+    /// Live processes and their resident size, for the memory cost guard.
+    pub fn memory_candidates(&self) -> Vec<(ProcessKey, u64)> {
+        self.processes
+            .values()
+            .filter(|p| !p.exited && p.vm_bytes != Some(0))
+            .map(|p| (p.key, p.rss_bytes.unwrap_or(0)))
+            .collect()
+    }
+
+    /// Stores a process's memory and NUMA readings.
+    pub fn apply_memory(
+        &mut self,
+        key: ProcessKey,
+        memory: crate::procfs::memory::ProcessMemory,
+        numa: Option<crate::procfs::numa::NumaUsage>,
+    ) {
+        if let Some(p) = self.processes.get_mut(&key) {
+            p.memory = Some(memory);
+            if numa.is_some() {
+                p.numa = numa;
+            }
+        }
+    }
+
+    /// Folds a system sample in, computing rates from the previous one.
+    pub fn apply_system(&mut self, sample: crate::procfs::system::SystemSample) {
+        self.system = Some(system::SystemView::next(self.system.take(), sample));
+    }
+
     /// Records the `n` largest live processes (by resident size) in the
     /// flight recorder and expires old samples.
     pub fn record_history(&mut self, n: usize, unix_ms: u64) {
@@ -270,6 +304,17 @@ impl Model {
                 p.ppid = Some(id.ppid);
                 p.counters = counters;
                 p.exited = false;
+                if p.cgroup.is_none() {
+                    p.cgroup = crate::procfs::cgroup::memory_cgroup(root, tgid).ok();
+                }
+                p.rss_bytes = Some(id.rss_pages * identity::page_size());
+                p.vm_bytes = Some(id.vsize_bytes);
+                if p.task.is_none() {
+                    p.task = Some(TaskFaults {
+                        minor: id.minflt,
+                        major: id.majflt,
+                    });
+                }
                 self.live.insert(tgid, key);
             }
             // Exited between the map read and now: its exit event follows.

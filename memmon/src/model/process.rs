@@ -57,6 +57,10 @@ pub struct Process {
     pub cgroup: Option<String>,
     /// Faults per second over the last two scans (task counters).
     pub fault_rate: f64,
+    /// What it holds (smaps_rollup, status, OOM score), when read.
+    pub memory: Option<crate::procfs::memory::ProcessMemory>,
+    /// NUMA placement, when read.
+    pub numa: Option<crate::procfs::numa::NumaUsage>,
     /// Consecutive /proc scans that did not find it (it is exiting; its
     /// exit event normally arrives first).
     pub missing_scans: u8,
@@ -101,6 +105,8 @@ impl Process {
             vm_bytes: None,
             cgroup: None,
             fault_rate: 0.0,
+            memory: None,
+            numa: None,
             missing_scans: 0,
         }
     }

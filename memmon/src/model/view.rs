@@ -85,6 +85,36 @@ pub struct ProcessView {
     pub cgroup: Option<String>,
     /// Faults per second over the last two /proc scans (daemon, top).
     pub fault_rate: f64,
+    /// Proportional set size (smaps_rollup), bytes.
+    pub pss_bytes: Option<u64>,
+    /// PSS of anonymous memory, bytes (kernel 5.8+).
+    pub pss_anon_bytes: Option<u64>,
+    /// PSS of file-backed memory, bytes.
+    pub pss_file_bytes: Option<u64>,
+    /// PSS of shared memory, bytes.
+    pub pss_shmem_bytes: Option<u64>,
+    /// Unique set size (private clean + dirty), bytes.
+    pub uss_bytes: Option<u64>,
+    /// Proportional swap, bytes.
+    pub swap_pss_bytes: Option<u64>,
+    /// Anonymous transparent huge pages, bytes.
+    pub anon_huge_bytes: Option<u64>,
+    /// hugetlbfs pages, bytes.
+    pub hugetlb_bytes: Option<u64>,
+    /// Peak resident set (VmHWM), bytes.
+    pub rss_peak_bytes: Option<u64>,
+    /// /proc/PID/oom_score.
+    pub oom_score: Option<i64>,
+    /// /proc/PID/oom_score_adj.
+    pub oom_score_adj: Option<i64>,
+    /// systemd unit (from the cgroup path), when any.
+    pub unit: Option<String>,
+    /// Container id (from the cgroup path), when any.
+    pub container_id: Option<String>,
+    /// Share of its pages on the NUMA nodes its threads run on (0..1).
+    pub numa_local_ratio: Option<f64>,
+    /// Resident pages per NUMA node (4 KiB units).
+    pub numa_pages: Option<std::collections::BTreeMap<u32, u64>>,
 }
 
 impl ProcessView {
@@ -94,6 +124,9 @@ impl ProcessView {
         let w = p.window();
         let (minor_faults, major_faults) =
             fault_counts(&w, p.task.map(|t| t.since(p.task_baseline)), fault_probes);
+        // Memory readings describe a live process only.
+        let mem = p.memory.as_ref().filter(|_| !p.exited);
+        let numa = p.numa.as_ref().filter(|_| !p.exited);
         let rss = |member| {
             p.rss
                 .filter(|_| !p.exited)
@@ -122,11 +155,32 @@ impl ProcessView {
             rss_anon_bytes: rss(RSS_ANON),
             rss_file_bytes: rss(RSS_FILE),
             rss_shmem_bytes: rss(RSS_SHMEM),
-            swap_bytes: rss(RSS_SWAPENTS),
+            swap_bytes: rss(RSS_SWAPENTS).or(mem.and_then(|m| m.swap)),
             rss_bytes: p.rss_bytes.filter(|_| !p.exited),
             vm_bytes: p.vm_bytes.filter(|_| !p.exited),
             cgroup: p.cgroup.clone(),
             fault_rate: p.fault_rate,
+            pss_bytes: mem.and_then(|m| m.pss),
+            pss_anon_bytes: mem.and_then(|m| m.pss_anon),
+            pss_file_bytes: mem.and_then(|m| m.pss_file),
+            pss_shmem_bytes: mem.and_then(|m| m.pss_shmem),
+            uss_bytes: mem.and_then(|m| m.uss),
+            swap_pss_bytes: mem.and_then(|m| m.swap_pss),
+            anon_huge_bytes: mem.and_then(|m| m.anon_huge),
+            hugetlb_bytes: mem.and_then(|m| m.hugetlb),
+            rss_peak_bytes: mem.and_then(|m| m.rss_peak),
+            oom_score: mem.and_then(|m| m.oom_score),
+            oom_score_adj: mem.and_then(|m| m.oom_score_adj),
+            unit: p
+                .cgroup
+                .as_deref()
+                .and_then(crate::procfs::unit::systemd_unit),
+            container_id: p
+                .cgroup
+                .as_deref()
+                .and_then(crate::procfs::unit::container_id),
+            numa_local_ratio: numa.and_then(|n| n.local_ratio),
+            numa_pages: numa.map(|n| n.pages.clone()),
         }
     }
 }

@@ -4,7 +4,12 @@
 //! reported as [`ReadFailure::Gone`] and skipped by callers.
 
 pub mod cgroup;
+pub mod cost_guard;
 pub mod identity;
+pub mod memory;
+pub mod numa;
+pub mod system;
+pub mod unit;
 
 use std::path::{Path, PathBuf};
 

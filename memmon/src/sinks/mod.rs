@@ -5,4 +5,5 @@ pub mod events;
 pub mod json;
 pub mod probes_report;
 pub mod prometheus;
+pub mod system_table;
 pub mod table;

@@ -246,6 +246,7 @@ fn rank(v: &ProcessView, top_by: &str) -> f64 {
     match top_by {
         "fault_rate" => v.fault_rate,
         "swap" => v.swap_bytes.unwrap_or(0) as f64,
+        "pss" => v.pss_bytes.unwrap_or(0) as f64,
         "major_faults" => v.major_faults as f64,
         _ => v.rss_bytes.unwrap_or(0) as f64,
     }
@@ -336,6 +337,35 @@ pub fn families(
     out.push(up);
     out.extend(kernel_stats(p));
 
+    out.extend(system_families(p));
+    scalar(
+        &mut out,
+        "memmon_procfs_read_seconds",
+        "Time the last per-process memory pass spent reading /proc (the cost guard caps it).",
+        MetricType::GAUGE,
+        p.memory_cost.seconds,
+    );
+    scalar(
+        &mut out,
+        "memmon_procfs_read_budget_seconds",
+        "The cost guard's budget per pass.",
+        MetricType::GAUGE,
+        p.memory_cost.budget_seconds,
+    );
+    scalar(
+        &mut out,
+        "memmon_procfs_processes_read",
+        "Processes whose memory the last pass read.",
+        MetricType::GAUGE,
+        p.memory_cost.read as f64,
+    );
+    scalar(
+        &mut out,
+        "memmon_procfs_processes_deferred",
+        "Processes due but left for a later pass (budget spent).",
+        MetricType::GAUGE,
+        p.memory_cost.deferred as f64,
+    );
     scalar(
         &mut out,
         "memmon_oom_kills_total",
@@ -402,6 +432,125 @@ pub fn families(
     // The text encoder rejects empty families (e.g. no cgroups yet).
     out.retain(|f| !f.get_metric().is_empty());
     out
+}
+
+/// meminfo fields exported as memmon_system_memory_bytes{field}.
+const MEMINFO_FIELDS: &[&str] = &[
+    "MemTotal",
+    "MemFree",
+    "MemAvailable",
+    "Buffers",
+    "Cached",
+    "SwapTotal",
+    "SwapFree",
+    "AnonPages",
+    "Shmem",
+    "Slab",
+    "SReclaimable",
+    "SUnreclaim",
+    "PageTables",
+    "AnonHugePages",
+    "Hugetlb",
+    "Dirty",
+    "Writeback",
+];
+
+/// The system view: meminfo, PSI, per-node NUMA counters.
+fn system_families(p: &Published) -> Vec<MetricFamily> {
+    let Some(v) = &p.system else {
+        return Vec::new();
+    };
+    let s = &v.sample;
+    let mut mem = family(
+        "memmon_system_memory_bytes",
+        "System memory by /proc/meminfo field.",
+        MetricType::GAUGE,
+    );
+    for f in MEMINFO_FIELDS {
+        if let Some(b) = s.meminfo.get(*f) {
+            mem.mut_metric()
+                .push(sample(&[("field", f)], MetricType::GAUGE, *b as f64));
+        }
+    }
+    let mut psi = family(
+        "memmon_system_memory_pressure_seconds_total",
+        "Time tasks stalled on memory (PSI), some or full.",
+        MetricType::COUNTER,
+    );
+    if let Some(x) = &s.psi {
+        psi.mut_metric().push(sample(
+            &[("kind", "some")],
+            MetricType::COUNTER,
+            x.some_total_us as f64 / 1e6,
+        ));
+        psi.mut_metric().push(sample(
+            &[("kind", "full")],
+            MetricType::COUNTER,
+            x.full_total_us as f64 / 1e6,
+        ));
+    }
+    let mut numa = family(
+        "memmon_node_numa_events_total",
+        "Per-node numastat counters.",
+        MetricType::COUNTER,
+    );
+    let mut free = family(
+        "memmon_node_memory_free_bytes",
+        "Free memory per NUMA node.",
+        MetricType::GAUGE,
+    );
+    for (node, m) in &s.nodes {
+        let n = node.to_string();
+        for k in [
+            "numa_hit",
+            "numa_miss",
+            "numa_foreign",
+            "interleave_hit",
+            "local_node",
+            "other_node",
+        ] {
+            if let Some(val) = m.get(k) {
+                numa.mut_metric().push(sample(
+                    &[("node", &n), ("counter", k)],
+                    MetricType::COUNTER,
+                    *val as f64,
+                ));
+            }
+        }
+        if let Some(f) = m.get("MemFree") {
+            free.mut_metric()
+                .push(sample(&[("node", &n)], MetricType::GAUGE, *f as f64));
+        }
+    }
+    let mut buddy = family(
+        "memmon_buddy_free_blocks",
+        "Free blocks per order in the buddy allocator (/proc/buddyinfo).",
+        MetricType::GAUGE,
+    );
+    for z in &s.buddyinfo {
+        let n = z.node.to_string();
+        for (order, count) in z.free_blocks.iter().enumerate() {
+            let o = order.to_string();
+            buddy.mut_metric().push(sample(
+                &[("node", &n), ("zone", &z.zone), ("order", &o)],
+                MetricType::GAUGE,
+                *count as f64,
+            ));
+        }
+    }
+    let mut slab = family(
+        "memmon_slab_cache_bytes",
+        "Memory held by the largest slab caches (/proc/slabinfo).",
+        MetricType::GAUGE,
+    );
+    for c in &s.top_slabs {
+        slab.mut_metric().push(sample(
+            &[("cache", &c.name)],
+            MetricType::GAUGE,
+            c.bytes as f64,
+        ));
+    }
+    vec![mem, psi, numa, free, buddy, slab]
 }
 
 /// Kernel statistics, grouped by what they count.

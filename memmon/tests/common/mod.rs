@@ -84,6 +84,13 @@ impl Workload {
         stdin.flush().expect("flush");
     }
 
+    /// Reads one more JSON line the workload printed.
+    pub fn read_json_line(&mut self) -> serde_json::Value {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("read line");
+        serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("bad line {line:?}: {e}"))
+    }
+
     /// Closes stdin (the workload exits) and waits for it.
     pub fn finish(mut self) {
         drop(self.stdin.take());

@@ -1,0 +1,125 @@
+//! What a process holds: smaps_rollup (RSS, PSS split by anon/file/shmem,
+//! USS, swap, huge pages), status (peak RSS, hugetlb) and its OOM score.
+//! Every field is an Option: a kernel without a field leaves it unknown,
+//! never 0.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::{ProcRoot, ReadFailure};
+
+/// Memory of one process, bytes unless named otherwise.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProcessMemory {
+    /// Resident set (smaps_rollup Rss).
+    pub rss: Option<u64>,
+    /// Proportional set size.
+    pub pss: Option<u64>,
+    /// PSS of anonymous memory (kernel 5.8+).
+    pub pss_anon: Option<u64>,
+    /// PSS of file-backed memory (5.8+).
+    pub pss_file: Option<u64>,
+    /// PSS of shared memory (5.8+).
+    pub pss_shmem: Option<u64>,
+    /// Unique set size: private clean + private dirty.
+    pub uss: Option<u64>,
+    /// Swapped out.
+    pub swap: Option<u64>,
+    /// Proportional swap.
+    pub swap_pss: Option<u64>,
+    /// Anonymous transparent huge pages.
+    pub anon_huge: Option<u64>,
+    /// hugetlbfs pages (status HugetlbPages).
+    pub hugetlb: Option<u64>,
+    /// Peak resident set (status VmHWM).
+    pub rss_peak: Option<u64>,
+    /// /proc/PID/oom_score.
+    pub oom_score: Option<i64>,
+    /// /proc/PID/oom_score_adj.
+    pub oom_score_adj: Option<i64>,
+}
+
+/// Reads smaps_rollup, status and the OOM files of `pid`.
+pub fn read(root: &ProcRoot, pid: u32) -> Result<ProcessMemory, ReadFailure> {
+    let dir = root.pid_dir(pid);
+    let process = ::procfs::process::Process::new_with_root(dir.clone())
+        .map_err(|e| ReadFailure::from_procfs(pid, &dir, e))?;
+    let rollup = process
+        .smaps_rollup()
+        .map_err(|e| ReadFailure::from_procfs(pid, &dir, e))?;
+    let mut m = rollup
+        .memory_map_rollup
+        .iter()
+        .next()
+        .map(|map| from_rollup(&map.extension.map))
+        .unwrap_or_default();
+    if let Ok(status) = process.status() {
+        m.rss_peak = status.vmhwm.map(|kb| kb * 1024);
+        m.hugetlb = status.hugetlbpages.map(|kb| kb * 1024);
+    }
+    m.oom_score = process.oom_score().ok().map(i64::from);
+    m.oom_score_adj = process.oom_score_adj().ok().map(i64::from);
+    Ok(m)
+}
+
+/// The smaps_rollup fields (bytes, as the procfs crate gives them).
+pub fn from_rollup(map: &HashMap<String, u64>) -> ProcessMemory {
+    let get = |k: &str| map.get(k).copied();
+    let uss = match (get("Private_Clean"), get("Private_Dirty")) {
+        (Some(c), Some(d)) => Some(c + d),
+        _ => None,
+    };
+    ProcessMemory {
+        rss: get("Rss"),
+        pss: get("Pss"),
+        pss_anon: get("Pss_Anon"),
+        pss_file: get("Pss_File"),
+        pss_shmem: get("Pss_Shmem"),
+        uss,
+        swap: get("Swap"),
+        swap_pss: get("SwapPss"),
+        anon_huge: get("AnonHugePages"),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(pid: u32) -> ProcessMemory {
+        let root = ProcRoot::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/proc"));
+        read(&root, pid).expect("fixture reads")
+    }
+
+    #[test]
+    fn reads_a_full_rollup() {
+        let m = fixture(4242);
+        assert_eq!(m.rss, Some(104_448 * 1024));
+        assert_eq!(m.pss, Some(102_912 * 1024));
+        assert_eq!(m.pss_anon, Some(102_500 * 1024));
+        assert_eq!(m.pss_file, Some(412 * 1024));
+        assert_eq!(m.pss_shmem, Some(0));
+        assert_eq!(m.uss, Some((40 + 102_540) * 1024));
+        assert_eq!(m.swap, Some(0));
+        assert_eq!(m.rss_peak, Some(104_600 * 1024));
+        assert_eq!(m.oom_score, Some(678));
+        assert_eq!(m.oom_score_adj, Some(0));
+    }
+
+    #[test]
+    fn huge_pages_are_counted() {
+        let m = fixture(4343);
+        assert_eq!(m.anon_huge, Some(2_097_152 * 1024));
+        assert_eq!(m.hugetlb, Some(1_048_576 * 1024));
+    }
+
+    #[test]
+    fn old_kernel_without_pss_split_leaves_it_unknown() {
+        let m = fixture(4444);
+        assert_eq!(m.pss, Some(5_000 * 1024));
+        assert_eq!((m.pss_anon, m.pss_file, m.pss_shmem), (None, None, None));
+        assert_eq!(m.swap_pss, None);
+    }
+}

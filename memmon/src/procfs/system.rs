@@ -1,0 +1,310 @@
+//! The system view (seed: free, vmstat, /proc/meminfo): meminfo, vmstat
+//! counters (rates come from two samples in the model), swap devices,
+//! buddyinfo, the largest slab caches, THP counters, memory PSI and
+//! per-node numastat. Each source is optional: a missing file leaves its
+//! part empty.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{ProcRoot, numa::SysNodeRoot};
+
+/// One swap device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SwapDevice {
+    /// Path.
+    pub name: String,
+    /// partition / file.
+    pub kind: String,
+    /// Size, bytes.
+    pub size_bytes: u64,
+    /// Used, bytes.
+    pub used_bytes: u64,
+    /// Priority.
+    pub priority: i64,
+}
+
+/// Free blocks per order in one zone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BuddyZone {
+    /// NUMA node.
+    pub node: u32,
+    /// Zone name (DMA, DMA32, Normal, ...).
+    pub zone: String,
+    /// Free blocks of order 0, 1, ...
+    pub free_blocks: Vec<u64>,
+}
+
+/// One slab cache.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SlabCache {
+    /// Cache name.
+    pub name: String,
+    /// Active objects.
+    pub active_objs: u64,
+    /// All objects.
+    pub num_objs: u64,
+    /// Object size, bytes.
+    pub objsize: u64,
+    /// Memory the cache holds (num_objs × objsize), bytes.
+    pub bytes: u64,
+}
+
+/// Memory pressure stall information.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Psi {
+    /// `some avg10`, percent.
+    pub some_avg10: f64,
+    /// `some avg60`.
+    pub some_avg60: f64,
+    /// `some total`, microseconds.
+    pub some_total_us: u64,
+    /// `full avg10`.
+    pub full_avg10: f64,
+    /// `full total`, microseconds.
+    pub full_total_us: u64,
+}
+
+/// The system's memory as read now.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SystemSample {
+    /// /proc/meminfo, bytes (fields in kB converted; counts kept as is).
+    pub meminfo: BTreeMap<String, u64>,
+    /// /proc/vmstat counters.
+    pub vmstat: BTreeMap<String, u64>,
+    /// /proc/swaps.
+    pub swaps: Vec<SwapDevice>,
+    /// /proc/buddyinfo.
+    pub buddyinfo: Vec<BuddyZone>,
+    /// The largest slab caches by memory (needs root; empty otherwise).
+    pub top_slabs: Vec<SlabCache>,
+    /// /proc/pressure/memory, when the kernel has PSI.
+    pub psi: Option<Psi>,
+    /// Per node: numastat counters and meminfo (bytes).
+    pub nodes: BTreeMap<u32, BTreeMap<String, u64>>,
+}
+
+/// Slab caches kept in the view.
+const TOP_SLABS: usize = 20;
+
+/// Reads everything available.
+pub fn read(root: &ProcRoot, sys: &SysNodeRoot) -> SystemSample {
+    let text = |name: &str| std::fs::read_to_string(root.path().join(name)).ok();
+    SystemSample {
+        meminfo: text("meminfo")
+            .map(|t| parse_meminfo(&t))
+            .unwrap_or_default(),
+        vmstat: text("vmstat").map(|t| parse_vmstat(&t)).unwrap_or_default(),
+        swaps: text("swaps").map(|t| parse_swaps(&t)).unwrap_or_default(),
+        buddyinfo: text("buddyinfo")
+            .map(|t| parse_buddyinfo(&t))
+            .unwrap_or_default(),
+        top_slabs: text("slabinfo")
+            .map(|t| top_slabs(&t, TOP_SLABS))
+            .unwrap_or_default(),
+        psi: text("pressure/memory").and_then(|t| parse_psi(&t)),
+        nodes: read_nodes(sys),
+    }
+}
+
+/// `Key:   123 kB` lines; kB values become bytes.
+pub fn parse_meminfo(text: &str) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let mut it = v.split_whitespace();
+        let Some(n) = it.next().and_then(|n| n.parse::<u64>().ok()) else {
+            continue;
+        };
+        let scale = if it.next() == Some("kB") { 1024 } else { 1 };
+        out.insert(k.trim().to_string(), n * scale);
+    }
+    out
+}
+
+/// `name value` lines.
+pub fn parse_vmstat(text: &str) -> BTreeMap<String, u64> {
+    text.lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            Some((k.to_string(), v.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// /proc/swaps (sizes in kB become bytes).
+pub fn parse_swaps(text: &str) -> Vec<SwapDevice> {
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() < 5 {
+                return None;
+            }
+            Some(SwapDevice {
+                name: f[0].to_string(),
+                kind: f[1].to_string(),
+                size_bytes: f[2].parse::<u64>().ok()? * 1024,
+                used_bytes: f[3].parse::<u64>().ok()? * 1024,
+                priority: f[4].parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// `Node 0, zone   Normal   1 2 3 ...` lines.
+pub fn parse_buddyinfo(text: &str) -> Vec<BuddyZone> {
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("Node ")?;
+            let (node, rest) = rest.split_once(',')?;
+            let rest = rest.trim().strip_prefix("zone")?.trim();
+            let mut it = rest.split_whitespace();
+            let zone = it.next()?.to_string();
+            Some(BuddyZone {
+                node: node.trim().parse().ok()?,
+                zone,
+                free_blocks: it.filter_map(|n| n.parse().ok()).collect(),
+            })
+        })
+        .collect()
+}
+
+/// The `n` slab caches holding the most memory.
+pub fn top_slabs(text: &str, n: usize) -> Vec<SlabCache> {
+    let mut caches: Vec<SlabCache> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with("slabinfo"))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() < 4 {
+                return None;
+            }
+            let num_objs: u64 = f[2].parse().ok()?;
+            let objsize: u64 = f[3].parse().ok()?;
+            Some(SlabCache {
+                name: f[0].to_string(),
+                active_objs: f[1].parse().ok()?,
+                num_objs,
+                objsize,
+                bytes: num_objs * objsize,
+            })
+        })
+        .collect();
+    caches.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.name.cmp(&b.name)));
+    caches.truncate(n);
+    caches
+}
+
+/// /proc/pressure/memory.
+pub fn parse_psi(text: &str) -> Option<Psi> {
+    let mut psi = Psi::default();
+    let mut seen = false;
+    for line in text.lines() {
+        let mut it = line.split_whitespace();
+        let kind = it.next()?;
+        let mut avg10 = 0.0;
+        let mut avg60 = 0.0;
+        let mut total = 0;
+        for kv in it {
+            match kv.split_once('=') {
+                Some(("avg10", v)) => avg10 = v.parse().unwrap_or(0.0),
+                Some(("avg60", v)) => avg60 = v.parse().unwrap_or(0.0),
+                Some(("total", v)) => total = v.parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+        match kind {
+            "some" => {
+                (psi.some_avg10, psi.some_avg60, psi.some_total_us) = (avg10, avg60, total);
+                seen = true;
+            }
+            "full" => (psi.full_avg10, psi.full_total_us) = (avg10, total),
+            _ => {}
+        }
+    }
+    seen.then_some(psi)
+}
+
+/// Per node: numastat counters and meminfo (`Node N Key: V kB`).
+fn read_nodes(sys: &SysNodeRoot) -> BTreeMap<u32, BTreeMap<String, u64>> {
+    let mut out = BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir(&sys.0) else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(node) = name
+            .strip_prefix("node")
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let mut m = BTreeMap::new();
+        if let Ok(t) = std::fs::read_to_string(e.path().join("numastat")) {
+            m.extend(parse_vmstat(&t));
+        }
+        if let Ok(t) = std::fs::read_to_string(e.path().join("meminfo")) {
+            // "Node 0 MemTotal:  123 kB": drop the "Node 0" prefix.
+            let stripped: String = t
+                .lines()
+                .filter_map(|l| l.splitn(3, ' ').nth(2))
+                .collect::<Vec<_>>()
+                .join("\n");
+            m.extend(parse_meminfo(&stripped));
+        }
+        out.insert(node, m);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/proc/system");
+
+    fn sample() -> SystemSample {
+        read(
+            &ProcRoot::new(DIR),
+            &SysNodeRoot(format!("{DIR}/node").into()),
+        )
+    }
+
+    #[test]
+    fn reads_recorded_system_files() {
+        let s = sample();
+        assert_eq!(s.meminfo.get("MemTotal"), Some(&(24_600_000 * 1024)));
+        assert_eq!(s.meminfo.get("HugePages_Total"), Some(&0));
+        assert_eq!(s.vmstat.get("pgmajfault"), Some(&1234));
+        assert_eq!(s.vmstat.get("thp_fault_alloc"), Some(&5));
+        assert_eq!(s.swaps.len(), 1);
+        assert_eq!(s.swaps[0].size_bytes, 393_212 * 1024);
+        assert_eq!(s.buddyinfo.len(), 3);
+        assert_eq!(s.buddyinfo[2].zone, "Normal");
+        assert_eq!(s.buddyinfo[2].free_blocks.len(), 11);
+        assert_eq!(s.top_slabs.first().map(|c| c.name.as_str()), Some("dentry"));
+        let psi = s.psi.expect("psi");
+        assert_eq!(psi.some_total_us, 2521326);
+        assert_eq!(
+            s.nodes.get(&0).and_then(|n| n.get("numa_hit")),
+            Some(&77049189)
+        );
+        assert_eq!(
+            s.nodes.get(&0).and_then(|n| n.get("MemFree")),
+            Some(&(1000 * 1024))
+        );
+    }
+
+    #[test]
+    fn missing_sources_are_empty_not_errors() {
+        let s = read(
+            &ProcRoot::new("/nonexistent"),
+            &SysNodeRoot("/nonexistent".into()),
+        );
+        assert!(s.meminfo.is_empty() && s.psi.is_none() && s.nodes.is_empty());
+    }
+}

@@ -69,16 +69,19 @@ impl OomKill {
                     .unwrap_or(name),
             ),
         };
-        let cgroup = match cgroup::memory_cgroup(root, e.victim_pid) {
-            Ok(path) => Some(path),
-            Err(err) => {
-                tracing::debug!("cgroup of OOM victim {}: {err}", e.victim_pid);
-                if e.flags & OOM_VICTIM_IS_CURRENT != 0 {
-                    killer_memcg.clone()
-                } else {
+        // When the victim is the task that ran into the limit, the kernel's
+        // own record of its memcg is exact; /proc is racy for a dying task
+        // (after cgroup_exit it shows the root cgroup).
+        let victim_is_current = e.flags & OOM_VICTIM_IS_CURRENT != 0;
+        let cgroup = match (victim_is_current, &killer_memcg) {
+            (true, Some(memcg)) => Some(memcg.clone()),
+            _ => match cgroup::memory_cgroup(root, e.victim_pid) {
+                Ok(path) => Some(path),
+                Err(err) => {
+                    tracing::debug!("cgroup of OOM victim {}: {err}", e.victim_pid);
                     None
                 }
-            }
+            },
         };
         OomKill {
             history: Vec::new(),

@@ -35,6 +35,10 @@ pub struct TaskOffsets {
     /// `signal_struct.live` (atomic_t): 0 once the last thread is exiting,
     /// used when the exit tracepoint has no `group_dead` field (< 6.16).
     pub signal_live: u32,
+    /// `task_struct.mm` (pointer to mm_struct).
+    pub mm: u32,
+    /// `mm_struct.brk`: the current program break.
+    pub mm_brk: u32,
 }
 
 /// Offsets to the name of a task's cgroup-v1 memory cgroup:
@@ -107,6 +111,8 @@ impl TaskOffsets {
             tgid: 0,
             comm: 0,
             signal_live: 0,
+            mm: 0,
+            mm_brk: 0,
         }
     }
 }

@@ -41,6 +41,41 @@ pub struct ProcCounters {
     /// Times the scheduler moved or swapped one of its threads to another
     /// NUMA node (`sched:sched_move_numa`, `sched:sched_swap_numa`).
     pub numa_task_moves: u64,
+    /// Successful mmap calls (`syscalls:sys_enter/exit_mmap`).
+    pub mmap_calls: u64,
+    /// Bytes they mapped.
+    pub mmap_bytes: u64,
+    /// Of those, anonymous (MAP_ANONYMOUS).
+    pub mmap_anon_bytes: u64,
+    /// Of those, file-backed.
+    pub mmap_file_bytes: u64,
+    /// mmap calls that failed.
+    pub mmap_failed: u64,
+    /// munmap calls.
+    pub munmap_calls: u64,
+    /// Bytes they asked to unmap.
+    pub munmap_bytes: u64,
+    /// mremap calls.
+    pub mremap_calls: u64,
+    /// brk calls (including queries).
+    pub brk_calls: u64,
+    /// Bytes the program break grew.
+    pub brk_grow_bytes: u64,
+    /// Bytes it shrank.
+    pub brk_shrink_bytes: u64,
+    /// Slab objects allocated in its context (`kmem:kmem_cache_alloc`).
+    pub slab_allocs: u64,
+    /// Their bytes (object sizes).
+    pub slab_alloc_bytes: u64,
+    /// kmalloc calls in its context (`kmem:kmalloc`).
+    pub kmalloc_allocs: u64,
+    /// Bytes those kmalloc calls requested.
+    pub kmalloc_req_bytes: u64,
+    /// Bytes they got (the size class): the difference is internal waste.
+    pub kmalloc_alloc_bytes: u64,
+    /// Pages the buddy allocator gave in its context (`kmem:mm_page_alloc`,
+    /// 2^order each).
+    pub page_allocs: u64,
 }
 
 impl ProcCounters {

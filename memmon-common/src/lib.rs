@@ -5,6 +5,7 @@
 //! `bool`), and is `aya::Pod` on the userspace side (feature `user`).
 #![no_std]
 
+pub mod alloc;
 pub mod config;
 pub mod counters;
 pub mod events;

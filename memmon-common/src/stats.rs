@@ -15,6 +15,20 @@ pub enum Stat {
     ProcMapFull = 3,
     /// An exit event could not be reserved in the ring buffer.
     EventsLost = 4,
+    // Slots 16..32: address-space, slab and page-allocator probes.
+    /// mmap/munmap/mremap/brk tracepoint hits.
+    MmapEvents = 16,
+    /// An mmap start dropped: the in-flight map was full.
+    MmapMapFull = 17,
+    /// kmem_cache_alloc/free and kmalloc hits.
+    SlabEvents = 18,
+    /// A slab cache or size class dropped: its map was full.
+    SlabMapFull = 19,
+    /// mm_page_alloc hits.
+    PageAllocEvents = 20,
+    /// mm_page_alloc_extfrag hits (allocations that fell back to another
+    /// migrate type: fragmentation).
+    ExtfragEvents = 21,
     // Slots 32.. belong to the rss/reclaim/OOM/NUMA probes (kept apart from
     // the low slots other probes take).
     /// `kmem:rss_stat` hits.
@@ -46,12 +60,18 @@ pub const HIST_BUCKETS: u32 = 64;
 
 impl Stat {
     /// Every slot, in index order.
-    pub const ALL: [Stat; 14] = [
+    pub const ALL: [Stat; 20] = [
         Stat::FaultEvents,
         Stat::MajorFaultEvents,
         Stat::ExitEvents,
         Stat::ProcMapFull,
         Stat::EventsLost,
+        Stat::MmapEvents,
+        Stat::MmapMapFull,
+        Stat::SlabEvents,
+        Stat::SlabMapFull,
+        Stat::PageAllocEvents,
+        Stat::ExtfragEvents,
         Stat::RssEvents,
         Stat::RssMapFull,
         Stat::ReclaimEvents,
@@ -71,6 +91,12 @@ impl Stat {
             Stat::ExitEvents => "exit_events",
             Stat::ProcMapFull => "proc_map_full",
             Stat::EventsLost => "events_lost",
+            Stat::MmapEvents => "mmap_events",
+            Stat::MmapMapFull => "mmap_map_full",
+            Stat::SlabEvents => "slab_events",
+            Stat::SlabMapFull => "slab_map_full",
+            Stat::PageAllocEvents => "page_alloc_events",
+            Stat::ExtfragEvents => "extfrag_events",
             Stat::RssEvents => "rss_events",
             Stat::RssMapFull => "rss_map_full",
             Stat::ReclaimEvents => "reclaim_events",

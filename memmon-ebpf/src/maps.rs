@@ -115,3 +115,16 @@ pub fn log2_bucket(mut v: u64) -> u32 {
     }
     r
 }
+
+/// Base pointer of a program context (for __data_loc fields).
+pub trait EbpfContextExt {
+    /// The context as a byte pointer.
+    fn base(&self) -> *const u8;
+}
+
+impl EbpfContextExt for aya_ebpf::programs::TracePointContext {
+    fn base(&self) -> *const u8 {
+        use aya_ebpf::EbpfContext as _;
+        self.as_ptr() as *const u8
+    }
+}

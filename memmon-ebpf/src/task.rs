@@ -59,6 +59,16 @@ impl Task {
         Some((min + smin, maj + smaj))
     }
 
+    /// `mm->brk`: the current program break (None for kernel threads).
+    #[inline(always)]
+    pub fn brk(self, off: &TaskOffsets) -> Option<u64> {
+        let mm = Self::read::<*const u8>(self.0, off.mm)?;
+        if mm.is_null() {
+            return None;
+        }
+        Self::read::<u64>(mm, off.mm_brk)
+    }
+
     /// `signal->live`: threads not yet exiting.
     #[inline(always)]
     pub fn live_threads(self, off: &TaskOffsets) -> Option<i32> {

@@ -57,6 +57,9 @@ pub struct DaemonArgs {
     /// Attach the per-fault programs (read/write/CoW split; a few % cost).
     #[arg(long, env = "MEMMON_FAULT_DETAIL", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub fault_detail: Option<bool>,
+    /// Attach the per-allocation programs (slab, kmalloc, buddy).
+    #[arg(long, env = "MEMMON_ALLOC_DETAIL", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub alloc_detail: Option<bool>,
     /// Do not attach this probe (repeatable; env: comma-separated).
     #[arg(
         long = "disable-probe",
@@ -101,6 +104,7 @@ impl DaemonArgs {
             top_by: self.top_by.clone(),
             max_cgroups: self.max_cgroups,
             fault_detail: self.fault_detail,
+            alloc_detail: self.alloc_detail,
             disabled_probes: (!self.disable_probe.is_empty()).then(|| self.disable_probe.clone()),
             pin: if self.no_pin { Some(false) } else { self.pin },
             pin_dir: self.pin_dir.clone(),
@@ -129,6 +133,10 @@ pub struct ProbeArgs {
     /// split); minor faults then come from the kernel's per-task counters.
     #[arg(long)]
     pub no_fault_detail: bool,
+    /// Do not attach the per-allocation programs (slab caches, kmalloc
+    /// size classes, buddy allocator).
+    #[arg(long)]
+    pub no_alloc_detail: bool,
     /// Do not attach this probe (repeatable); see `snapshot --probes`.
     #[arg(long = "disable-probe", value_name = "NAME")]
     pub disable_probe: Vec<String>,
@@ -151,8 +159,16 @@ pub struct SnapshotArgs {
     pub probes: bool,
     /// The system view instead: meminfo, vmstat rates, swap devices, buddy
     /// free blocks, top slab caches, THP, memory PSI, per-node NUMA.
-    #[arg(long, conflicts_with = "probes")]
+    #[arg(long, conflicts_with_all = ["probes", "slab", "buddy"])]
     pub system: bool,
+    /// Slab allocations in the window instead: per cache (allocs, frees,
+    /// bytes) and per kmalloc size class (requested vs allocated).
+    #[arg(long, conflicts_with_all = ["probes", "buddy"])]
+    pub slab: bool,
+    /// Buddy-allocator activity in the window instead: allocations per
+    /// order and migrate type, next to /proc/buddyinfo free blocks.
+    #[arg(long, conflicts_with = "probes")]
+    pub buddy: bool,
     /// Share the cumulative kernel maps pinned under this bpffs directory
     /// (as the daemon does under /sys/fs/bpf/memmon): counts survive
     /// restarts, and processes that exited meanwhile are still reported.

@@ -25,6 +25,8 @@ pub struct Sample {
     pub rss: Vec<MmState>,
     /// Kernel statistics, when they could be read.
     pub stats: Option<StatsSnapshot>,
+    /// Allocator maps, when those probes are attached.
+    pub alloc: Option<crate::probes::alloc_reader::AllocSample>,
 }
 
 /// Reads the probes.
@@ -95,6 +97,7 @@ impl Collector {
             oom_events,
             rss,
             stats,
+            alloc: self.probes.read_alloc(),
         }
     }
 

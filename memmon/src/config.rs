@@ -35,6 +35,8 @@ pub struct Config {
     pub max_cgroups: usize,
     /// Attach the per-fault programs (read/write/CoW split; costs ~5%).
     pub fault_detail: bool,
+    /// Attach the per-allocation programs (slab, kmalloc, buddy).
+    pub alloc_detail: bool,
     /// Probes not to attach.
     pub disabled_probes: Vec<String>,
     /// Pin the cumulative maps so restarts keep counting.
@@ -58,6 +60,7 @@ impl Default for Config {
             top_by: "rss".into(),
             max_cgroups: 200,
             fault_detail: false,
+            alloc_detail: false,
             disabled_probes: Vec::new(),
             pin: true,
             pin_dir: PathBuf::from(crate::probes::pins::DEFAULT_PIN_ROOT),
@@ -77,6 +80,7 @@ pub struct FileConfig {
     top_by: Option<String>,
     max_cgroups: Option<usize>,
     fault_detail: Option<bool>,
+    alloc_detail: Option<bool>,
     disabled_probes: Option<Vec<String>>,
     pin: Option<bool>,
     pin_dir: Option<PathBuf>,
@@ -100,6 +104,8 @@ pub struct Overrides {
     pub max_cgroups: Option<usize>,
     /// --fault-detail / MEMMON_FAULT_DETAIL.
     pub fault_detail: Option<bool>,
+    /// --alloc-detail / MEMMON_ALLOC_DETAIL.
+    pub alloc_detail: Option<bool>,
     /// --disable-probe (repeatable) / MEMMON_DISABLED_PROBES (comma list).
     pub disabled_probes: Option<Vec<String>>,
     /// --no-pin / MEMMON_PIN=false.
@@ -146,6 +152,7 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, Config
     apply(&mut c.top_by, file.top_by.clone());
     apply(&mut c.max_cgroups, file.max_cgroups);
     apply(&mut c.fault_detail, file.fault_detail);
+    apply(&mut c.alloc_detail, file.alloc_detail);
     apply(&mut c.disabled_probes, file.disabled_probes.clone());
     apply(&mut c.pin, file.pin);
     apply(&mut c.pin_dir, file.pin_dir.clone());
@@ -170,6 +177,7 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, Config
     apply(&mut c.top_by, overrides.top_by.clone());
     apply(&mut c.max_cgroups, overrides.max_cgroups);
     apply(&mut c.fault_detail, overrides.fault_detail);
+    apply(&mut c.alloc_detail, overrides.alloc_detail);
     apply(&mut c.disabled_probes, overrides.disabled_probes.clone());
     apply(&mut c.pin, overrides.pin);
     apply(&mut c.pin_dir, overrides.pin_dir.clone());
@@ -289,6 +297,10 @@ max_cgroups = {max_cgroups}
 # They cost a few percent of a pure page-fault storm; off by default.
 fault_detail = {fault_detail}
 
+# Per-allocation programs: slab caches, kmalloc size classes, buddy
+# allocator, per process. They run on every kernel allocation; off by default.
+alloc_detail = {alloc_detail}
+
 # Probes not to attach (see `memmon snapshot --probes`).
 disabled_probes = []
 
@@ -309,6 +321,7 @@ history_seconds = {history}
         top_by = d.top_by,
         max_cgroups = d.max_cgroups,
         fault_detail = d.fault_detail,
+        alloc_detail = d.alloc_detail,
         pin = d.pin,
         pin_dir = d.pin_dir.display(),
         history = d.history_seconds,

@@ -68,6 +68,7 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
         None => bump_stat(Stat::EventsLost),
     }
     let _ = PROC_COUNTERS.remove(tgid);
+    super::address_space::forget(tgid);
     super::rss_stat::forget_process(tgid);
     0
 }

@@ -1,10 +1,13 @@
 //! One kernel program (or a tight family) per file.
 
+mod address_space;
 mod exit;
 mod fault_latency;
 mod faults;
 mod major_faults;
 mod numa;
 mod oom;
+mod page_alloc;
 mod reclaim;
 pub mod rss_stat;
+mod slab;

@@ -29,6 +29,8 @@ commands:
   cow PAGES            touch PAGES, fork; the child writes every page (reports the child)
   read-file PATH       mmap PATH read-only and read one byte per page
   spawn COUNT          fork COUNT short-lived children, each touching 16 pages
+  brk COUNT            grow the program break COUNT times by one page (sbrk)
+  open-files COUNT     open and close /dev/null COUNT times
   share MIB            touch a MIB shared anonymous mapping, fork a child that
                        shares it (reports the child); both wait for stdin EOF
   grow MIB MS          touch MIB of fresh memory, 1 MiB every MS milliseconds
@@ -79,6 +81,14 @@ fn run(args: &[String]) -> Result<(), String> {
             let ns = start.elapsed().as_nanos() as f64 / pids.len().max(1) as f64;
             let list: Vec<String> = pids.iter().map(u32::to_string).collect();
             format!("\"ns_per_spawn\":{ns:.1},\"pids\":[{}]", list.join(","))
+        }
+        "brk" => {
+            let grown = grow_brk(num(1)?)?;
+            format!("\"brk_grow_bytes\":{grown}")
+        }
+        "open-files" => {
+            open_files(num(1)?)?;
+            "\"opened\":true".to_string()
         }
         "share" => {
             let child = share(num(1)?)?;
@@ -294,6 +304,30 @@ fn spawn(count: u64) -> Result<Vec<u32>, String> {
         unsafe { libc::waitpid(child, &mut status, 0) };
     }
     Ok(pids)
+}
+
+/// Grows the break `count` times by a page; returns the total growth.
+fn grow_brk(count: u64) -> Result<u64, String> {
+    // SAFETY: sbrk(0) only reads the current break.
+    let start = unsafe { libc::sbrk(0) } as usize;
+    for _ in 0..count {
+        // SAFETY: grows the heap by one page; nothing else uses that space.
+        if unsafe { libc::sbrk(PAGE as libc::intptr_t) } as isize == -1 {
+            return Err(format!("sbrk: {}", std::io::Error::last_os_error()));
+        }
+    }
+    // SAFETY: as above.
+    let end = unsafe { libc::sbrk(0) } as usize;
+    Ok((end - start) as u64)
+}
+
+/// Opens and closes /dev/null `count` times.
+fn open_files(count: u64) -> Result<(), String> {
+    for _ in 0..count {
+        let f = std::fs::File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?;
+        drop(f);
+    }
+    Ok(())
 }
 
 /// A `mib` MiB MAP_SHARED anonymous mapping, touched, then shared with a

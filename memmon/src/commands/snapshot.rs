@@ -20,7 +20,7 @@ use crate::{
         cost_guard::{CostGuard, GuardSettings},
         numa,
     },
-    sinks::{json, probes_report, system_table, table},
+    sinks::{alloc_report, json, probes_report, system_table, table},
 };
 
 /// How often exit events are drained during the window.
@@ -41,7 +41,9 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
     privileges::check().map_err(Fatal::Privileges)?;
     let probes = ProbeSet::load(&opts).context("loading probes")?;
     for status in probes.statuses() {
-        if let crate::probes::ProbeState::Unavailable { reason } = &status.state {
+        if let crate::probes::ProbeState::Unavailable { reason } = &status.state
+            && !catalog::is_optional(&status.name)
+        {
             eprintln!("memmon: probe {} unavailable: {reason}", status.name);
         }
     }
@@ -78,6 +80,29 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
         Duration::from_secs(1),
     );
 
+    if args.slab || args.buddy {
+        let window = model.alloc_window();
+        let Some(window) = window else {
+            return Err(Fatal::Usage(
+                "--slab/--buddy need the allocation probes (slab_alloc, kmalloc, page_alloc); \
+                 they are not attached (see --probes)"
+                    .into(),
+            ));
+        };
+        let buddyinfo = model
+            .system
+            .as_ref()
+            .map(|s| s.sample.buddyinfo.clone())
+            .unwrap_or_default();
+        let out = match (args.slab, args.json) {
+            (true, true) => alloc_report::slab_json(&window),
+            (true, false) => alloc_report::slab_table(&window),
+            (false, true) => alloc_report::buddy_json(&window, &buddyinfo),
+            (false, false) => alloc_report::buddy_table(&window, &buddyinfo),
+        };
+        println!("{out}");
+        return Ok(());
+    }
     if args.system {
         let out = match &model.system {
             Some(view) if args.json => serde_json::to_string_pretty(view).unwrap_or_default(),
@@ -121,6 +146,7 @@ pub fn load_options(args: &ProbeArgs) -> Result<LoadOptions, Fatal> {
     }
     Ok(LoadOptions {
         fault_detail: !args.no_fault_detail,
+        alloc_detail: !args.no_alloc_detail,
         disabled,
         ..LoadOptions::default()
     })

@@ -45,6 +45,7 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
 
     let opts = LoadOptions {
         fault_detail: cfg.fault_detail,
+        alloc_detail: cfg.alloc_detail,
         disabled: cfg.disabled_probes.iter().cloned().collect(),
         pin_root: cfg.pin.then(|| cfg.pin_dir.clone()),
         ..LoadOptions::default()
@@ -52,6 +53,11 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
     let probes = ProbeSet::load(&opts).context("loading probes")?;
     for s in probes.statuses() {
         match &s.state {
+            crate::probes::ProbeState::Unavailable { reason }
+                if crate::probes::catalog::is_optional(&s.name) =>
+            {
+                tracing::info!("optional probe {} unavailable: {reason}", s.name);
+            }
             crate::probes::ProbeState::Unavailable { reason } => {
                 tracing::warn!("probe {} unavailable: {reason}", s.name);
             }
@@ -186,6 +192,7 @@ fn apply_reload(
     let restart = [
         ("listen", old.listen != new.listen),
         ("fault_detail", old.fault_detail != new.fault_detail),
+        ("alloc_detail", old.alloc_detail != new.alloc_detail),
         (
             "disabled_probes",
             old.disabled_probes != new.disabled_probes,

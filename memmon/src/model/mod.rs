@@ -59,6 +59,10 @@ pub struct Model {
     pub recorder: history::FlightRecorder,
     /// The system view: latest sample, and rates from the one before.
     pub system: Option<system::SystemView>,
+    /// Allocator maps (slab caches, kmalloc classes, buddy), latest.
+    pub alloc: Option<crate::probes::alloc_reader::AllocSample>,
+    /// The same at the start of the current window.
+    pub alloc_baseline: Option<crate::probes::alloc_reader::AllocSample>,
     /// What the last per-process memory pass cost.
     pub memory_cost: crate::procfs::cost_guard::CycleCost,
     ticks_per_second: u64,
@@ -105,6 +109,18 @@ impl Model {
         if let Some(stats) = sample.stats {
             self.stats = stats;
         }
+        if sample.alloc.is_some() {
+            self.alloc = sample.alloc;
+        }
+    }
+
+    /// Allocator activity in the current window (since start_window).
+    pub fn alloc_window(&self) -> Option<crate::probes::alloc_reader::AllocSample> {
+        let now = self.alloc.as_ref()?;
+        Some(match &self.alloc_baseline {
+            Some(base) => now.since(base),
+            None => now.clone(),
+        })
     }
 
     /// True when fault counts come from the per-fault probes; otherwise
@@ -350,6 +366,7 @@ impl Model {
     /// baseline. Processes found vanished stay, with a zero baseline: their
     /// final counts were never reported.
     pub fn start_window(&mut self) {
+        self.alloc_baseline = self.alloc.clone();
         self.processes.retain(|_, p| !p.exited || p.vanished);
         for p in self.processes.values_mut() {
             p.baseline = if p.vanished {

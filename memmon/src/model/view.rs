@@ -68,6 +68,40 @@ pub struct ProcessView {
     pub numa_pages_migrated: u64,
     /// Times NUMA balancing moved or swapped one of its threads.
     pub numa_task_moves: u64,
+    /// Successful mmap calls.
+    pub mmap_calls: u64,
+    /// Bytes they mapped.
+    pub mmap_bytes: u64,
+    /// Of those, anonymous.
+    pub mmap_anon_bytes: u64,
+    /// Of those, file-backed.
+    pub mmap_file_bytes: u64,
+    /// Failed mmap calls.
+    pub mmap_failed: u64,
+    /// munmap calls.
+    pub munmap_calls: u64,
+    /// Bytes they unmapped.
+    pub munmap_bytes: u64,
+    /// mremap calls.
+    pub mremap_calls: u64,
+    /// brk calls.
+    pub brk_calls: u64,
+    /// Program-break growth, bytes.
+    pub brk_grow_bytes: u64,
+    /// Program-break shrinkage, bytes.
+    pub brk_shrink_bytes: u64,
+    /// Slab objects allocated in its context.
+    pub slab_allocs: u64,
+    /// Their bytes.
+    pub slab_alloc_bytes: u64,
+    /// kmalloc calls in its context.
+    pub kmalloc_allocs: u64,
+    /// kmalloc bytes requested.
+    pub kmalloc_req_bytes: u64,
+    /// kmalloc bytes allocated (size classes).
+    pub kmalloc_alloc_bytes: u64,
+    /// Pages the buddy allocator gave in its context.
+    pub page_allocs: u64,
     /// Resident anonymous memory now, bytes (rss_stat; absent until the
     /// counter changes after the probe attached, or once exited).
     pub rss_anon_bytes: Option<u64>,
@@ -152,6 +186,23 @@ impl ProcessView {
             pages_migrate_failed: w.pages_migrate_failed,
             numa_pages_migrated: w.numa_pages_migrated,
             numa_task_moves: w.numa_task_moves,
+            mmap_calls: w.mmap_calls,
+            mmap_bytes: w.mmap_bytes,
+            mmap_anon_bytes: w.mmap_anon_bytes,
+            mmap_file_bytes: w.mmap_file_bytes,
+            mmap_failed: w.mmap_failed,
+            munmap_calls: w.munmap_calls,
+            munmap_bytes: w.munmap_bytes,
+            mremap_calls: w.mremap_calls,
+            brk_calls: w.brk_calls,
+            brk_grow_bytes: w.brk_grow_bytes,
+            brk_shrink_bytes: w.brk_shrink_bytes,
+            slab_allocs: w.slab_allocs,
+            slab_alloc_bytes: w.slab_alloc_bytes,
+            kmalloc_allocs: w.kmalloc_allocs,
+            kmalloc_req_bytes: w.kmalloc_req_bytes,
+            kmalloc_alloc_bytes: w.kmalloc_alloc_bytes,
+            page_allocs: w.page_allocs,
             rss_anon_bytes: rss(RSS_ANON),
             rss_file_bytes: rss(RSS_FILE),
             rss_shmem_bytes: rss(RSS_SHMEM),

@@ -72,6 +72,8 @@ pub fn resolve(btf: &Btf) -> Result<TaskOffsets, String> {
         tgid: task("tgid")?,
         comm: task("comm")?,
         signal_live: signal("live")?,
+        mm: task("mm")?,
+        mm_brk: field_offset(btf, "mm_struct", "brk")?,
     })
 }
 

@@ -44,6 +44,9 @@ pub struct ProbeSpec {
     pub attach: Attach,
     /// Runs on every page fault: attached only with fault detail on.
     pub per_fault: bool,
+    /// Runs on every kernel allocation (slab, kmalloc, page allocator):
+    /// attached only with allocation detail on.
+    pub per_alloc: bool,
     /// What it counts, for `--probes` and docs.
     pub what: &'static str,
 }
@@ -59,6 +62,7 @@ pub const PROBES: &[ProbeSpec] = &[
             name: "page_fault_user",
         },
         per_fault: true,
+        per_alloc: false,
         what: "user-mode page faults per process: read/write/copy-on-write",
     },
     ProbeSpec {
@@ -69,6 +73,7 @@ pub const PROBES: &[ProbeSpec] = &[
             name: "page_fault_kernel",
         },
         per_fault: true,
+        per_alloc: false,
         what: "kernel-mode faults on user addresses (copy_to/from_user)",
     },
     ProbeSpec {
@@ -76,6 +81,7 @@ pub const PROBES: &[ProbeSpec] = &[
         program: "major_fault",
         attach: Attach::PerfSoftware(SoftwareEvent::PageFaultsMaj),
         per_fault: false,
+        per_alloc: false,
         what: "major page faults per process (perf PAGE_FAULTS_MAJ)",
     },
     ProbeSpec {
@@ -86,6 +92,7 @@ pub const PROBES: &[ProbeSpec] = &[
             name: "rss_stat",
         },
         per_fault: true,
+        per_alloc: false,
         what: "resident-set counter updates (every fault that maps a page): swap out/in pages and real-time rss per process",
     },
     ProbeSpec {
@@ -96,6 +103,7 @@ pub const PROBES: &[ProbeSpec] = &[
             name: "mm_vmscan_direct_reclaim_begin",
         },
         per_fault: false,
+        per_alloc: false,
         what: "start of a direct-reclaim stall",
     },
     ProbeSpec {
@@ -106,6 +114,7 @@ pub const PROBES: &[ProbeSpec] = &[
             name: "mm_vmscan_direct_reclaim_end",
         },
         per_fault: false,
+        per_alloc: false,
         what: "end of a direct-reclaim stall: count, time, histogram",
     },
     ProbeSpec {
@@ -116,6 +125,7 @@ pub const PROBES: &[ProbeSpec] = &[
             name: "mm_vmscan_memcg_reclaim_begin",
         },
         per_fault: false,
+        per_alloc: false,
         what: "start of a memcg-limit reclaim stall",
     },
     ProbeSpec {
@@ -126,6 +136,7 @@ pub const PROBES: &[ProbeSpec] = &[
             name: "mm_vmscan_memcg_reclaim_end",
         },
         per_fault: false,
+        per_alloc: false,
         what: "end of a memcg-limit reclaim stall: count, time, histogram",
     },
     ProbeSpec {
@@ -136,6 +147,7 @@ pub const PROBES: &[ProbeSpec] = &[
             name: "mark_victim",
         },
         per_fault: false,
+        per_alloc: false,
         what: "OOM kills: victim, its rss, the killing task (ring buffer)",
     },
     ProbeSpec {
@@ -146,6 +158,7 @@ pub const PROBES: &[ProbeSpec] = &[
             name: "mm_migrate_pages",
         },
         per_fault: false,
+        per_alloc: false,
         what: "page migrations: pages moved/failed per process and reason",
     },
     ProbeSpec {
@@ -156,6 +169,7 @@ pub const PROBES: &[ProbeSpec] = &[
             name: "sched_move_numa",
         },
         per_fault: false,
+        per_alloc: false,
         what: "NUMA balancing moved a task to another node",
     },
     ProbeSpec {
@@ -166,6 +180,7 @@ pub const PROBES: &[ProbeSpec] = &[
             name: "sched_swap_numa",
         },
         per_fault: false,
+        per_alloc: false,
         what: "NUMA balancing swapped two tasks between nodes",
     },
     ProbeSpec {
@@ -176,6 +191,7 @@ pub const PROBES: &[ProbeSpec] = &[
             exit: false,
         },
         per_fault: true,
+        per_alloc: false,
         what: "fentry handle_mm_fault: fault start time (needs BPF trampolines)",
     },
     ProbeSpec {
@@ -186,7 +202,129 @@ pub const PROBES: &[ProbeSpec] = &[
             exit: true,
         },
         per_fault: true,
+        per_alloc: false,
         what: "fexit handle_mm_fault: fault latency histogram (needs BPF trampolines)",
+    },
+    ProbeSpec {
+        name: "mmap_enter",
+        program: "sys_enter_mmap",
+        attach: Attach::Tracepoint {
+            category: "syscalls",
+            name: "sys_enter_mmap",
+        },
+        per_fault: false,
+        per_alloc: false,
+        what: "mmap arguments (length, anonymous or file) until the call returns",
+    },
+    ProbeSpec {
+        name: "mmap_exit",
+        program: "sys_exit_mmap",
+        attach: Attach::Tracepoint {
+            category: "syscalls",
+            name: "sys_exit_mmap",
+        },
+        per_fault: false,
+        per_alloc: false,
+        what: "mmap results: calls, bytes anonymous/file-backed, failures",
+    },
+    ProbeSpec {
+        name: "munmap",
+        program: "sys_enter_munmap",
+        attach: Attach::Tracepoint {
+            category: "syscalls",
+            name: "sys_enter_munmap",
+        },
+        per_fault: false,
+        per_alloc: false,
+        what: "munmap calls and bytes",
+    },
+    ProbeSpec {
+        name: "mremap",
+        program: "sys_enter_mremap",
+        attach: Attach::Tracepoint {
+            category: "syscalls",
+            name: "sys_enter_mremap",
+        },
+        per_fault: false,
+        per_alloc: false,
+        what: "mremap calls",
+    },
+    ProbeSpec {
+        name: "brk_enter",
+        program: "sys_enter_brk",
+        attach: Attach::Tracepoint {
+            category: "syscalls",
+            name: "sys_enter_brk",
+        },
+        per_fault: false,
+        per_alloc: false,
+        what: "brk calls",
+    },
+    ProbeSpec {
+        name: "brk_exit",
+        program: "sys_exit_brk",
+        attach: Attach::Tracepoint {
+            category: "syscalls",
+            name: "sys_exit_brk",
+        },
+        per_fault: false,
+        per_alloc: false,
+        what: "program break growth and shrinkage",
+    },
+    ProbeSpec {
+        name: "slab_alloc",
+        program: "kmem_cache_alloc",
+        attach: Attach::Tracepoint {
+            category: "kmem",
+            name: "kmem_cache_alloc",
+        },
+        per_fault: false,
+        per_alloc: true,
+        what: "slab allocations per cache and per process",
+    },
+    ProbeSpec {
+        name: "slab_free",
+        program: "kmem_cache_free",
+        attach: Attach::Tracepoint {
+            category: "kmem",
+            name: "kmem_cache_free",
+        },
+        per_fault: false,
+        per_alloc: true,
+        what: "slab frees per cache",
+    },
+    ProbeSpec {
+        name: "kmalloc",
+        program: "kmalloc",
+        attach: Attach::Tracepoint {
+            category: "kmem",
+            name: "kmalloc",
+        },
+        per_fault: false,
+        per_alloc: true,
+        what: "kmalloc per size class: bytes requested vs allocated",
+    },
+    ProbeSpec {
+        name: "page_alloc",
+        program: "mm_page_alloc",
+        attach: Attach::Tracepoint {
+            category: "kmem",
+            name: "mm_page_alloc",
+        },
+        per_fault: false,
+        per_alloc: true,
+        what: "buddy allocations by order and migrate type, per process",
+    },
+    ProbeSpec {
+        name: "page_alloc_extfrag",
+        program: "mm_page_alloc_extfrag",
+        attach: Attach::Tracepoint {
+            category: "kmem",
+            name: "mm_page_alloc_extfrag",
+        },
+        per_fault: false,
+        per_alloc: true,
+        what: "allocations that fell back to another migrate type",
     },
     ProbeSpec {
         name: "process_exit",
@@ -196,6 +334,7 @@ pub const PROBES: &[ProbeSpec] = &[
             name: "sched_process_exit",
         },
         per_fault: false,
+        per_alloc: false,
         what: "final counters of exiting processes; frees their map entries",
     },
 ];
@@ -203,4 +342,11 @@ pub const PROBES: &[ProbeSpec] = &[
 /// The spec named `name`, if any.
 pub fn find(name: &str) -> Option<&'static ProbeSpec> {
     PROBES.iter().find(|p| p.name == name)
+}
+
+/// True for probes that are extras where the kernel allows them (BPF
+/// tracing programs): their absence is reported in `--probes` and the
+/// probe metrics, not warned about at every start.
+pub fn is_optional(name: &str) -> bool {
+    find(name).is_some_and(|p| matches!(p.attach, Attach::Tracing { .. }))
 }

@@ -35,6 +35,8 @@ pub const TRACEPOINT_OVERRIDE_ENV: &str = "MEMMON_TEST_TRACEPOINT_OVERRIDE";
 pub struct LoadOptions {
     /// Attach the per-fault programs (read/write/copy-on-write split).
     pub fault_detail: bool,
+    /// Attach the per-allocation programs (slab, kmalloc, page allocator).
+    pub alloc_detail: bool,
     /// Probe names not to attach.
     pub disabled: BTreeSet<String>,
     /// Capacity of the per-process counters map.
@@ -48,6 +50,7 @@ impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
             fault_detail: true,
+            alloc_detail: true,
             disabled: BTreeSet::new(),
             max_processes: 32768,
             pin_root: None,
@@ -128,11 +131,15 @@ impl ProbeSet {
                 ProbeState::Disabled {
                     reason: "per-fault probe; enable with --fault-detail".into(),
                 }
+            } else if spec.per_alloc && !opts.alloc_detail {
+                ProbeState::Disabled {
+                    reason: "per-allocation probe; enable with --alloc-detail".into(),
+                }
             } else {
                 match attach_one(&mut ebpf, spec, attach, &tracefs) {
                     Ok(()) => ProbeState::Attached,
                     Err(reason) => {
-                        tracing::warn!("probe {} unavailable: {reason}", spec.name);
+                        tracing::debug!("probe {} unavailable: {reason}", spec.name);
                         ProbeState::Unavailable { reason }
                     }
                 }

@@ -2,6 +2,7 @@
 //! and attaching them one by one (`loader`), what each one's state is
 //! (`status`), and typed reads of their maps and ring buffer (`reader`).
 
+pub mod alloc_reader;
 pub mod btf_offsets;
 pub mod catalog;
 pub mod loader;

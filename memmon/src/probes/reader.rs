@@ -24,6 +24,18 @@ pub struct StatsSnapshot {
     pub proc_map_full: u64,
     /// Exit events lost because the ring buffer was full.
     pub events_lost: u64,
+    /// mmap/munmap/mremap/brk tracepoint hits.
+    pub mmap_events: u64,
+    /// mmap starts dropped (in-flight map full).
+    pub mmap_map_full: u64,
+    /// Slab and kmalloc tracepoint hits.
+    pub slab_events: u64,
+    /// Slab caches or size classes dropped (map full).
+    pub slab_map_full: u64,
+    /// Page allocator tracepoint hits.
+    pub page_alloc_events: u64,
+    /// Allocations that fell back to another migrate type.
+    pub extfrag_events: u64,
     /// `kmem:rss_stat` hits.
     pub rss_events: u64,
     /// rss_stat updates dropped: mm maps full.
@@ -145,6 +157,12 @@ impl ProbeSet {
                 Stat::ExitEvents => out.exit_events = sum,
                 Stat::ProcMapFull => out.proc_map_full = sum,
                 Stat::EventsLost => out.events_lost = sum,
+                Stat::MmapEvents => out.mmap_events = sum,
+                Stat::MmapMapFull => out.mmap_map_full = sum,
+                Stat::SlabEvents => out.slab_events = sum,
+                Stat::SlabMapFull => out.slab_map_full = sum,
+                Stat::PageAllocEvents => out.page_alloc_events = sum,
+                Stat::ExtfragEvents => out.extfrag_events = sum,
                 Stat::RssEvents => out.rss_events = sum,
                 Stat::RssMapFull => out.rss_map_full = sum,
                 Stat::ReclaimEvents => out.reclaim_events = sum,

@@ -1,6 +1,7 @@
 //! Outputs that read the model: a text table and JSON for `snapshot`.
 //! (Prometheus, the JSON API and the TUI join here.)
 
+pub mod alloc_report;
 pub mod events;
 pub mod json;
 pub mod probes_report;

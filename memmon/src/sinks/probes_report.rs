@@ -21,6 +21,12 @@ fn events_for(name: &str, stats: &StatsSnapshot) -> Option<u64> {
         "migrate_pages" => Some(stats.migrate_events),
         "numa_move_task" | "numa_swap_tasks" => Some(stats.numa_move_events),
         "fault_latency" => Some(stats.fault_latency_events),
+        "mmap_enter" | "mmap_exit" | "munmap" | "mremap" | "brk_enter" | "brk_exit" => {
+            Some(stats.mmap_events)
+        }
+        "slab_alloc" | "slab_free" | "kmalloc" => Some(stats.slab_events),
+        "page_alloc" => Some(stats.page_alloc_events),
+        "page_alloc_extfrag" => Some(stats.extfrag_events),
         _ => None,
     }
 }
@@ -32,6 +38,8 @@ fn dropped_for(name: &str, stats: &StatsSnapshot) -> Option<u64> {
         "direct_reclaim_begin" | "memcg_reclaim_begin" => Some(stats.reclaim_map_full),
         "oom_kill" => Some(stats.oom_events_lost),
         "process_exit" => Some(stats.events_lost),
+        "mmap_enter" => Some(stats.mmap_map_full),
+        "slab_alloc" | "kmalloc" => Some(stats.slab_map_full),
         _ => None,
     }
 }

@@ -123,6 +123,42 @@ const PROCESS_METRICS: &[(&str, &str, MetricType, Getter)] = &[
         |v| Some(v.numa_task_moves as f64),
     ),
     (
+        "memmon_process_mmap_calls_total",
+        "Successful mmap calls.",
+        MetricType::COUNTER,
+        |v| Some(v.mmap_calls as f64),
+    ),
+    (
+        "memmon_process_mmap_bytes_total",
+        "Bytes mapped by mmap.",
+        MetricType::COUNTER,
+        |v| Some(v.mmap_bytes as f64),
+    ),
+    (
+        "memmon_process_munmap_calls_total",
+        "munmap calls.",
+        MetricType::COUNTER,
+        |v| Some(v.munmap_calls as f64),
+    ),
+    (
+        "memmon_process_brk_grow_bytes_total",
+        "Program-break growth.",
+        MetricType::COUNTER,
+        |v| Some(v.brk_grow_bytes as f64),
+    ),
+    (
+        "memmon_process_slab_allocs_total",
+        "Slab objects allocated in the process's context (allocation detail only).",
+        MetricType::COUNTER,
+        |v| Some(v.slab_allocs as f64),
+    ),
+    (
+        "memmon_process_page_allocs_total",
+        "Pages given by the buddy allocator in the process's context (allocation detail only).",
+        MetricType::COUNTER,
+        |v| Some(v.page_allocs as f64),
+    ),
+    (
         "memmon_process_resident_bytes",
         "Resident set size (/proc/PID/stat).",
         MetricType::GAUGE,

@@ -1,0 +1,66 @@
+//! Slab and buddy-allocator probes: a child opening files allocates slab
+//! objects in its own context and the caches are named; a child touching
+//! pages is given at least that many pages by the buddy allocator.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn opening_files_allocates_slab_objects() {
+    if !require_bpf("opening_files_allocates_slab_objects") {
+        return;
+    }
+    const FILES: u64 = 20_000;
+    let mut w = Workload::start(&["open-files", &FILES.to_string()]);
+    let pid = w.pid;
+    let slab = Memmon::start(&["snapshot", "--slab", "--json", "--duration", "4"]);
+    let rows = snapshot_json(&["--duration", "3", "--pid", &pid.to_string()], || {
+        w.go();
+    });
+    w.finish();
+    let row = row_for(&rows, pid);
+    assert!(field(row, "slab_allocs") >= FILES, "{row}");
+    let (stdout, _) = slab.output();
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("slab JSON");
+    let filp = report["caches"]
+        .as_array()
+        .expect("caches")
+        .iter()
+        .find(|c| c["cache"] == "filp")
+        .unwrap_or_else(|| panic!("no filp cache in --slab: {report}"));
+    assert!(filp["allocs"].as_u64().unwrap_or(0) >= FILES, "{filp}");
+    assert!(
+        report["kmalloc"].as_array().is_some_and(|a| !a.is_empty()),
+        "{report}"
+    );
+}
+
+#[test]
+fn touched_pages_come_from_the_buddy_allocator() {
+    if !require_bpf("touched_pages_come_from_the_buddy_allocator") {
+        return;
+    }
+    const PAGES: u64 = 20_000;
+    let mut w = Workload::start(&["touch", &PAGES.to_string()]);
+    let pid = w.pid;
+    let buddy = Memmon::start(&["snapshot", "--buddy", "--json", "--duration", "4"]);
+    let rows = snapshot_json(&["--duration", "3", "--pid", &pid.to_string()], || {
+        w.go();
+    });
+    w.finish();
+    let row = row_for(&rows, pid);
+    assert!(field(row, "page_allocs") >= PAGES, "{row}");
+    let (stdout, _) = buddy.output();
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("buddy JSON");
+    let orders = report["orders"].as_array().expect("orders");
+    assert_eq!(orders.len(), 11, "orders 0..=10");
+    assert!(
+        orders[0]["allocs"].as_u64().unwrap_or(0) >= PAGES,
+        "{report}"
+    );
+    // Free blocks per order are /proc/buddyinfo's, summed over zones.
+    let zones = report["buddyinfo"].as_array().expect("buddyinfo");
+    let info = std::fs::read_to_string("/proc/buddyinfo").expect("buddyinfo");
+    assert_eq!(zones.len(), info.lines().count(), "{report}");
+}

@@ -1,11 +1,67 @@
 //! `cargo xtask test`: formatting, lints, unit tests, the root integration
 //! tests that load real probes (MEMMON_REQUIRE_BPF=1 makes a test that
-//! cannot load them fail instead of skipping), then a short fuzz run.
+//! cannot load them fail instead of skipping), then a short fuzz run. Ends
+//! with one line counting every test that ran.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    process::Stdio,
+};
+
+use anyhow::{Context as _, bail};
 
 use crate::{cmd, fuzz, packages, setup::BuildEnv};
 
 /// Seconds per fuzz target in the test lane (`cargo xtask fuzz` runs longer).
 const FUZZ_SECONDS: u32 = 10;
+
+/// Passed/failed totals over cargo test's `test result:` lines.
+#[derive(Default)]
+struct Totals {
+    passed: u64,
+    failed: u64,
+}
+
+impl Totals {
+    fn add_line(&mut self, line: &str) {
+        let Some(rest) = line.strip_prefix("test result: ") else {
+            return;
+        };
+        let num = |word: &str| {
+            rest.split(';')
+                .find_map(|part| part.trim().strip_suffix(word).map(str::trim))
+                .and_then(|n| n.rsplit(' ').next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        self.passed += num("passed");
+        self.failed += num("failed");
+    }
+}
+
+/// Runs a cargo test command, echoing its output and counting results.
+fn run_counted(mut c: std::process::Command, totals: &mut Totals) -> anyhow::Result<()> {
+    eprintln!("+ {}", cmd::display(&c));
+    let mut child = c
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting cargo test")?;
+    let out = child.stdout.take().context("cargo test stdout")?;
+    for line in BufReader::new(out).lines().map_while(Result::ok) {
+        println!("{line}");
+        totals.add_line(&line);
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        println!(
+            "test: {} passed, {} failed",
+            totals.passed,
+            totals.failed.max(1)
+        );
+        bail!("{} failed: {status}", cmd::display(&c));
+    }
+    Ok(())
+}
 
 /// Runs every lane in order, stopping at the first failure.
 pub fn run(env: &BuildEnv, extra: &[String]) -> anyhow::Result<()> {
@@ -20,14 +76,46 @@ pub fn run(env: &BuildEnv, extra: &[String]) -> anyhow::Result<()> {
         "-D",
         "warnings",
     ]))?;
-    cmd::run(cmd::cargo(env).args(["test", "--workspace", "--lib", "--bins"]))?;
+    let mut totals = Totals::default();
+    let mut unit = cmd::cargo(env);
+    unit.args([
+        "test",
+        "--workspace",
+        "--exclude",
+        "memmon",
+        "--lib",
+        "--bins",
+    ]);
+    run_counted(unit, &mut totals)?;
     let mut it = cmd::cargo(env);
-    it.args(["test", "--package", "memmon", "--tests"]);
+    // memmon's unit tests run here too (with its integration tests).
+    it.args(["test", "--package", "memmon", "--lib", "--bins", "--tests"]);
     if !extra.is_empty() {
         it.arg("--").args(extra);
-        // A filtered run is for iterating on some tests: skip fuzzing.
-        return cmd::run(&mut it);
+        run_counted(it, &mut totals)?;
+    } else {
+        run_counted(it, &mut totals)?;
+        fuzz::run(env, FUZZ_SECONDS, &[])?;
     }
-    cmd::run(&mut it)?;
-    fuzz::run(env, FUZZ_SECONDS, &[])
+    if totals.passed == 0 {
+        bail!("no test ran");
+    }
+    println!("test: {} passed, {} failed", totals.passed, totals.failed);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_cargo_result_lines() {
+        let mut t = Totals::default();
+        t.add_line("test result: ok. 37 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.02s");
+        t.add_line(
+            "test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out",
+        );
+        t.add_line("running 3 tests");
+        assert_eq!((t.passed, t.failed), (39, 1));
+    }
 }

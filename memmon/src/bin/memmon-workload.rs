@@ -29,6 +29,8 @@ commands:
   cow PAGES            touch PAGES, fork; the child writes every page (reports the child)
   read-file PATH       mmap PATH read-only and read one byte per page
   spawn COUNT          fork COUNT short-lived children, each touching 16 pages
+  hostile PAGES        rename itself to a hostile comm (quotes, backslash,
+                       newline, control byte, invalid UTF-8), touch PAGES
   brk COUNT            grow the program break COUNT times by one page (sbrk)
   open-files COUNT     open and close /dev/null COUNT times
   share MIB            touch a MIB shared anonymous mapping, fork a child that
@@ -81,6 +83,14 @@ fn run(args: &[String]) -> Result<(), String> {
             let ns = start.elapsed().as_nanos() as f64 / pids.len().max(1) as f64;
             let list: Vec<String> = pids.iter().map(u32::to_string).collect();
             format!("\"ns_per_spawn\":{ns:.1},\"pids\":[{}]", list.join(","))
+        }
+        "hostile" => {
+            // Quotes, backslash, newline, a control byte, invalid UTF-8.
+            let name: &[u8] = b"q\"b\\n\nc\x01\xff\xfez\0";
+            // SAFETY: PR_SET_NAME reads a NUL-terminated string of <= 16 bytes.
+            unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
+            touch_fresh(num(1)?)?;
+            "\"renamed\":true".to_string()
         }
         "brk" => {
             let grown = grow_brk(num(1)?)?;
@@ -156,7 +166,9 @@ fn wait_for_eof() {
 
 /// (minflt, majflt) of this process from /proc/self/stat.
 fn own_faults() -> (u64, u64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Bytes, not a String: comm may be any bytes (see `hostile`).
+    let raw = std::fs::read("/proc/self/stat").unwrap_or_default();
+    let stat = String::from_utf8_lossy(&raw);
     let after_comm = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
     let fields: Vec<&str> = after_comm.split_whitespace().collect();
     // Fields after comm start at field 3 (state); minflt is 10, majflt 12.
@@ -168,8 +180,8 @@ fn report(pid: u32, before: (u64, u64), extra: &str) {
     let after = own_faults();
     println!(
         "{{\"pid\":{pid},\"minflt\":{},\"majflt\":{},{extra}}}",
-        after.0 - before.0,
-        after.1 - before.1
+        after.0.saturating_sub(before.0),
+        after.1.saturating_sub(before.1)
     );
     flush();
 }

@@ -55,8 +55,8 @@ pub fn read(root: &ProcRoot, pid: u32) -> Result<ProcessMemory, ReadFailure> {
         .map(|map| from_rollup(&map.extension.map))
         .unwrap_or_default();
     if let Ok(status) = process.status() {
-        m.rss_peak = status.vmhwm.map(|kb| kb * 1024);
-        m.hugetlb = status.hugetlbpages.map(|kb| kb * 1024);
+        m.rss_peak = status.vmhwm.map(|kb| kb.saturating_mul(1024));
+        m.hugetlb = status.hugetlbpages.map(|kb| kb.saturating_mul(1024));
     }
     m.oom_score = process.oom_score().ok().map(i64::from);
     m.oom_score_adj = process.oom_score_adj().ok().map(i64::from);
@@ -67,7 +67,7 @@ pub fn read(root: &ProcRoot, pid: u32) -> Result<ProcessMemory, ReadFailure> {
 pub fn from_rollup(map: &HashMap<String, u64>) -> ProcessMemory {
     let get = |k: &str| map.get(k).copied();
     let uss = match (get("Private_Clean"), get("Private_Dirty")) {
-        (Some(c), Some(d)) => Some(c + d),
+        (Some(c), Some(d)) => Some(c.saturating_add(d)),
         _ => None,
     };
     ProcessMemory {

@@ -44,7 +44,8 @@ pub fn parse_numa_maps(text: &str) -> NodePages {
             }
         }
         for (node, pages) in counts {
-            *out.entry(node).or_default() += pages * scale;
+            let e = out.entry(node).or_default();
+            *e = e.saturating_add(pages.saturating_mul(scale));
         }
     }
     out
@@ -100,8 +101,9 @@ pub fn thread_nodes(root: &ProcRoot, pid: u32, cpu_node: &BTreeMap<u32, u32>) ->
         return out;
     };
     for t in tasks.flatten() {
-        if let Ok(stat) = std::fs::read_to_string(t.path().join("stat"))
-            && let Some(cpu) = processor_field(&stat)
+        // Bytes, not a String: comm may hold invalid UTF-8.
+        if let Ok(raw) = std::fs::read(t.path().join("stat"))
+            && let Some(cpu) = processor_field(&String::from_utf8_lossy(&raw))
             && let Some(node) = cpu_node.get(&cpu)
         {
             out.insert(*node);
@@ -129,15 +131,14 @@ pub struct NumaUsage {
 
 /// Local ratio: pages on `run` nodes over all pages.
 pub fn local_ratio(pages: &NodePages, run: &BTreeSet<u32>) -> Option<f64> {
-    let total: u64 = pages.values().sum();
+    let total: u64 = pages.values().fold(0u64, |a, p| a.saturating_add(*p));
     if total == 0 || run.is_empty() {
         return None;
     }
     let local: u64 = pages
         .iter()
         .filter(|(n, _)| run.contains(n))
-        .map(|(_, p)| p)
-        .sum();
+        .fold(0u64, |a, (_, p)| a.saturating_add(*p));
     Some(local as f64 / total as f64)
 }
 

@@ -120,7 +120,7 @@ pub fn parse_meminfo(text: &str) -> BTreeMap<String, u64> {
             continue;
         };
         let scale = if it.next() == Some("kB") { 1024 } else { 1 };
-        out.insert(k.trim().to_string(), n * scale);
+        out.insert(k.trim().to_string(), n.saturating_mul(scale));
     }
     out
 }
@@ -147,8 +147,8 @@ pub fn parse_swaps(text: &str) -> Vec<SwapDevice> {
             Some(SwapDevice {
                 name: f[0].to_string(),
                 kind: f[1].to_string(),
-                size_bytes: f[2].parse::<u64>().ok()? * 1024,
-                used_bytes: f[3].parse::<u64>().ok()? * 1024,
+                size_bytes: f[2].parse::<u64>().ok()?.saturating_mul(1024),
+                used_bytes: f[3].parse::<u64>().ok()?.saturating_mul(1024),
                 priority: f[4].parse().ok()?,
             })
         })
@@ -190,7 +190,7 @@ pub fn top_slabs(text: &str, n: usize) -> Vec<SlabCache> {
                 active_objs: f[1].parse().ok()?,
                 num_objs,
                 objsize,
-                bytes: num_objs * objsize,
+                bytes: num_objs.saturating_mul(objsize),
             })
         })
         .collect();

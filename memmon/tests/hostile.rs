@@ -74,8 +74,7 @@ fn hostile_process_names_stay_valid_everywhere() {
     let table = String::from_utf8_lossy(&out.stdout);
     for l in table.lines().skip(1) {
         assert!(
-            l.trim_start()
-                .split_whitespace()
+            l.split_whitespace()
                 .next()
                 .is_some_and(|p| p.parse::<u32>().is_ok()),
             "row broken: {l:?}"

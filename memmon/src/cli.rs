@@ -26,6 +26,39 @@ pub enum Command {
     Daemon(DaemonArgs),
     /// Configuration helpers.
     Config(ConfigArgs),
+    /// A live terminal view of memory per process (or batch frames).
+    Top(TopArgs),
+}
+
+/// `memmon top`.
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Seconds between refreshes.
+    #[arg(long, short = 'i', default_value_t = 1.0, value_name = "SECS")]
+    pub interval: f64,
+    /// Read a running daemon's API instead of loading probes
+    /// (http://HOST:PORT).
+    #[arg(long, value_name = "URL")]
+    pub connect: Option<String>,
+    /// Print frames on stdout instead of the interactive view.
+    #[arg(long, short = 'b')]
+    pub batch: bool,
+    /// Frames to print in batch mode (default: until interrupted).
+    #[arg(long, short = 'n', value_name = "N")]
+    pub iterations: Option<u64>,
+    /// Sort column (rss, pss, uss, swap, minflt, majflt, cow, mmap, slab,
+    /// reclaim, oom, pid, comm, user) [default: rss].
+    #[arg(long, value_name = "KEY")]
+    pub sort: Option<String>,
+    /// Only processes whose command or cgroup contains TEXT.
+    #[arg(long, value_name = "TEXT")]
+    pub filter: Option<String>,
+    /// JSON lines in batch mode.
+    #[arg(long, requires = "batch")]
+    pub json: bool,
+    /// Probe selection (local mode).
+    #[command(flatten)]
+    pub probe_args: ProbeArgs,
 }
 
 /// `memmon daemon`: every setting is also a config-file key and an

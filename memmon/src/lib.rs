@@ -14,6 +14,7 @@ pub mod config;
 pub mod daemon;
 pub mod error;
 pub mod model;
+pub mod pipeline;
 pub mod privileges;
 pub mod probes;
 pub mod procfs;

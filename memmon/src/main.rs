@@ -28,6 +28,7 @@ fn run(cli: Cli) -> Result<(), Fatal> {
         Command::Events(args) => commands::events::run(&args),
         Command::Daemon(args) => memmon::daemon::run(&args),
         Command::Config(args) => commands::config::run(&args),
+        Command::Top(args) => commands::top::run(&args),
     }
 }
 

@@ -4,3 +4,4 @@
 pub mod config;
 pub mod events;
 pub mod snapshot;
+pub mod top;

@@ -23,6 +23,7 @@ use crate::{
     config::{self, Config},
     error::Fatal,
     model::Model,
+    pipeline::Pipeline,
     privileges,
     probes::{LoadOptions, ProbeSet},
     sinks::prometheus::{CgroupAdmission, RenderSettings},
@@ -82,7 +83,15 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
         let (shared, live, stop) = (Arc::clone(&shared), Arc::clone(&live), Arc::clone(&stop));
         std::thread::Builder::new()
             .name("memmon-sampler".into())
-            .spawn(move || sampler::run(collector, model, shared, live, stop, first_tx))
+            .spawn(move || {
+                sampler::run(
+                    Pipeline::new(collector, model),
+                    shared,
+                    live,
+                    stop,
+                    first_tx,
+                )
+            })
             .context("starting the sampler thread")?
     };
     let state = Arc::new(http::HttpState {

@@ -161,6 +161,7 @@ impl Model {
             let p = self.processes.entry(key).or_insert_with(|| {
                 let mut p = Process::new(key, id.comm.clone());
                 p.cgroup = crate::procfs::cgroup::memory_cgroup(root, id.pid).ok();
+                p.uid = owner_uid(root, id.pid);
                 p
             });
             let task = TaskFaults {
@@ -322,6 +323,7 @@ impl Model {
                 p.exited = false;
                 if p.cgroup.is_none() {
                     p.cgroup = crate::procfs::cgroup::memory_cgroup(root, tgid).ok();
+                    p.uid = owner_uid(root, tgid);
                 }
                 p.rss_bytes = Some(id.rss_pages * identity::page_size());
                 p.vm_bytes = Some(id.vsize_bytes);
@@ -421,6 +423,12 @@ impl Model {
         }
         out
     }
+}
+
+/// The uid owning /proc/PID (the process's real uid).
+fn owner_uid(root: &ProcRoot, pid: u32) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(root.pid_dir(pid)).ok().map(|m| m.uid())
 }
 
 /// A NUL-padded kernel comm as text (invalid UTF-8 replaced).

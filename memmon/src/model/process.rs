@@ -52,6 +52,8 @@ pub struct Process {
     pub rss_bytes: Option<u64>,
     /// Virtual size from /proc/PID/stat, bytes.
     pub vm_bytes: Option<u64>,
+    /// Owner uid (of /proc/PID), read when first seen.
+    pub uid: Option<u32>,
     /// Memory cgroup path (v1 memory controller, else unified), read when
     /// first seen and kept: its rollup never changes under it.
     pub cgroup: Option<String>,
@@ -103,6 +105,7 @@ impl Process {
             task_baseline: TaskFaults::default(),
             rss_bytes: None,
             vm_bytes: None,
+            uid: None,
             cgroup: None,
             fault_rate: 0.0,
             memory: None,

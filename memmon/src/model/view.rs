@@ -117,6 +117,8 @@ pub struct ProcessView {
     pub vm_bytes: Option<u64>,
     /// Memory cgroup path, when known.
     pub cgroup: Option<String>,
+    /// Owner uid, when known.
+    pub uid: Option<u32>,
     /// Faults per second over the last two /proc scans (daemon, top).
     pub fault_rate: f64,
     /// Proportional set size (smaps_rollup), bytes.
@@ -210,6 +212,7 @@ impl ProcessView {
             rss_bytes: p.rss_bytes.filter(|_| !p.exited),
             vm_bytes: p.vm_bytes.filter(|_| !p.exited),
             cgroup: p.cgroup.clone(),
+            uid: p.uid,
             fault_rate: p.fault_rate,
             pss_bytes: mem.and_then(|m| m.pss),
             pss_anon_bytes: mem.and_then(|m| m.pss_anon),

@@ -8,3 +8,4 @@ pub mod probes_report;
 pub mod prometheus;
 pub mod system_table;
 pub mod table;
+pub mod top;

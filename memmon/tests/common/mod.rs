@@ -99,6 +99,16 @@ impl Workload {
     }
 }
 
+impl Drop for Memmon {
+    /// A test that fails half-way must not leave memmon running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// A running `memmon` whose stderr is watched for the "watching" line.
 pub struct Memmon {
     pub child: Child,

@@ -1,0 +1,230 @@
+//! `memmon top`: samples locally (its own probes, the same pipeline as the
+//! daemon) or reads a daemon's `/api/v1/snapshot` with `--connect`, and
+//! shows the frames on a terminal (ratatui) or, with `--batch`, prints them.
+
+use std::{
+    io::{Read as _, Write as _},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
+
+use crate::{
+    cli::TopArgs,
+    collector::Collector,
+    commands::snapshot::load_options,
+    error::Fatal,
+    model::Model,
+    pipeline::Pipeline,
+    privileges,
+    probes::ProbeSet,
+    sinks::top::{
+        batch,
+        frame::TopFrame,
+        render,
+        state::{Action, Key, TopState, column_by_name},
+    },
+};
+
+/// Where frames come from.
+enum Source {
+    /// memmon's own probes and model.
+    Local(Box<Pipeline>),
+    /// A daemon's JSON API (`host:port`).
+    Remote(String),
+}
+
+impl Source {
+    fn frame(&mut self, interval: Duration) -> Result<serde_json::Value, Fatal> {
+        match self {
+            Source::Local(p) => {
+                let published = p.pass(interval);
+                serde_json::to_value(&published).map_err(|e| Fatal::Other(e.into()))
+            }
+            Source::Remote(addr) => fetch(addr).map_err(Fatal::Other),
+        }
+    }
+
+    /// Waits until `deadline`, draining kernel events meanwhile.
+    fn idle_until(&mut self, deadline: Instant) {
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100).min(deadline - Instant::now()));
+            if let Source::Local(p) = self {
+                p.drain();
+            }
+        }
+    }
+}
+
+/// GET /api/v1/snapshot from `addr` (HTTP/1.1, Connection: close).
+fn fetch(addr: &str) -> anyhow::Result<serde_json::Value> {
+    let mut s = std::net::TcpStream::connect(addr)
+        .with_context(|| format!("cannot connect to memmon daemon at {addr}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET /api/v1/snapshot HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)
+        .context("reading the daemon's answer")?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("malformed HTTP answer")?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    if !head.starts_with("HTTP/1.1 200") {
+        anyhow::bail!(
+            "daemon at {addr} answered: {}",
+            head.lines().next().unwrap_or("")
+        );
+    }
+    serde_json::from_slice(&raw[split + 4..]).context("the daemon's /api/v1/snapshot is not JSON")
+}
+
+/// `http://host:port[/...]` or `host:port` → `host:port`.
+fn connect_addr(url: &str) -> Result<String, Fatal> {
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let addr = rest.split('/').next().unwrap_or("");
+    if addr.is_empty() || !addr.contains(':') {
+        return Err(Fatal::Usage(format!(
+            "--connect {url}: give the daemon's address as http://HOST:PORT (e.g. http://127.0.0.1:9755)"
+        )));
+    }
+    Ok(addr.to_string())
+}
+
+/// Restores the terminal when dropped (also on panic: ratatui's hook).
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        ratatui::restore();
+    }
+}
+
+/// Runs the command.
+pub fn run(args: &TopArgs) -> Result<(), Fatal> {
+    if !args.interval.is_finite() || !(0.1..=3600.0).contains(&args.interval) {
+        return Err(Fatal::Usage(format!(
+            "--interval {} is out of range: give 0.1 to 3600 seconds",
+            args.interval
+        )));
+    }
+    let mut state = TopState::default();
+    if let Some(key) = &args.sort {
+        state.sort = column_by_name(key).ok_or_else(|| {
+            Fatal::Usage(format!(
+                "--sort {key}: unknown column; use pid, user, comm, rss, pss, uss, swap, minflt, majflt, cow, mmap, slab, reclaim, numa%, oom"
+            ))
+        })?;
+    }
+    if let Some(f) = &args.filter {
+        state.filter = f.clone();
+    }
+    let interval = Duration::from_secs_f64(args.interval);
+    let mut source = match &args.connect {
+        Some(url) => Source::Remote(connect_addr(url)?),
+        None => {
+            let opts = load_options(&args.probe_args)?;
+            privileges::check().map_err(Fatal::Privileges)?;
+            let probes = ProbeSet::load(&opts).context("loading probes")?;
+            let model = Model::new(probes.statuses().to_vec());
+            Source::Local(Box::new(Pipeline::new(Collector::new(probes), model)))
+        }
+    };
+    let users = batch::user_names();
+    if args.batch {
+        return run_batch(args, &mut source, &mut state, &users, interval);
+    }
+    run_tui(&mut source, &mut state, &users, interval)
+}
+
+fn run_batch(
+    args: &TopArgs,
+    source: &mut Source,
+    state: &mut TopState,
+    users: &std::collections::HashMap<u32, String>,
+    interval: Duration,
+) -> Result<(), Fatal> {
+    let mut prev: Option<TopFrame> = None;
+    let mut i = 0u64;
+    let mut out = std::io::stdout().lock();
+    loop {
+        let started = Instant::now();
+        let frame = TopFrame::from_json(&source.frame(interval)?, prev.as_ref());
+        let text = if args.json {
+            batch::json(&frame, state)
+        } else {
+            batch::text(&frame, state, users)
+        };
+        if writeln!(out, "{text}").and_then(|_| out.flush()).is_err() {
+            return Ok(()); // stdout closed (e.g. piped into head)
+        }
+        i += 1;
+        if args.iterations.is_some_and(|n| i >= n) {
+            return Ok(());
+        }
+        prev = Some(frame);
+        source.idle_until(started + interval);
+    }
+}
+
+fn run_tui(
+    source: &mut Source,
+    state: &mut TopState,
+    users: &std::collections::HashMap<u32, String>,
+    interval: Duration,
+) -> Result<(), Fatal> {
+    let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let mut terminal =
+        ratatui::try_init().context("cannot set up the terminal (is this a TTY?)")?;
+    let _guard = TerminalGuard;
+    let mut prev: Option<TopFrame> = None;
+    let mut next_refresh = Instant::now();
+    let mut frame: Option<TopFrame> = None;
+    loop {
+        if Instant::now() >= next_refresh {
+            let f = TopFrame::from_json(&source.frame(interval)?, prev.as_ref());
+            state.observe(&f);
+            prev = Some(f.clone());
+            frame = Some(f);
+            next_refresh = Instant::now() + interval;
+        }
+        if let Some(f) = &frame {
+            terminal
+                .draw(|fr| render::draw(fr, f, state, users, color))
+                .context("drawing")?;
+        }
+        let wait = next_refresh
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(100));
+        if event::poll(wait).context("reading the terminal")? {
+            match event::read().context("reading the terminal")? {
+                Event::Key(k) if k.kind != KeyEventKind::Release => {
+                    let key = match k.code {
+                        KeyCode::Char('c') if k.modifiers.contains(KeyModifiers::CONTROL) => {
+                            Key::CtrlC
+                        }
+                        KeyCode::Char(c) => Key::Char(c),
+                        KeyCode::Enter => Key::Enter,
+                        KeyCode::Esc => Key::Esc,
+                        KeyCode::Backspace => Key::Backspace,
+                        KeyCode::Up => Key::Up,
+                        KeyCode::Down => Key::Down,
+                        _ => continue,
+                    };
+                    let len = frame.as_ref().map_or(0, |f| state.visible(f).len());
+                    if state.on_key(key, len) == Action::Quit {
+                        return Ok(());
+                    }
+                }
+                // A resize redraws on the next turn.
+                _ => {}
+            }
+        } else if let Source::Local(p) = source {
+            p.drain();
+        }
+    }
+}

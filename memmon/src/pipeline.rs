@@ -1,0 +1,157 @@
+//! One sampling pass, shared by the daemon and `memmon top`: kernel maps
+//! and events into the model, a /proc scan, the cost-guarded memory reads,
+//! the flight recorder, then an immutable [`Published`] copy for the sinks
+//! and the folding of exited processes into their cgroup totals.
+
+use std::time::{Duration, Instant};
+
+use memmon_common::ExitEvent;
+
+use crate::{
+    collector::{Collector, collect_memory},
+    daemon::published::{Notice, Published, unix_ms},
+    model::Model,
+    probes::ProbeState,
+    procfs::{
+        ProcRoot,
+        cost_guard::{CostGuard, GuardSettings},
+        identity, numa,
+    },
+};
+
+/// Largest processes whose recent samples the flight recorder keeps.
+const RECORDED_PROCESSES: usize = 100;
+/// Notices kept for /api/v1/events.
+const MAX_NOTICES: usize = 256;
+
+/// The sampling state between passes.
+pub struct Pipeline {
+    collector: Collector,
+    /// The model every sink reads (through [`Published`]).
+    pub model: Model,
+    guard: CostGuard,
+    cpu_node: std::collections::BTreeMap<u32, u32>,
+    root: ProcRoot,
+    pending: Vec<ExitEvent>,
+    notices: Vec<Notice>,
+    samples: u64,
+    prev_lost: u64,
+}
+
+impl Pipeline {
+    /// A pipeline over loaded probes and a fresh model.
+    pub fn new(collector: Collector, model: Model) -> Self {
+        let notices = model
+            .probes
+            .iter()
+            .filter_map(|p| match &p.state {
+                ProbeState::Unavailable { reason } => Some(Notice {
+                    kind: "probe_status",
+                    unix_ms: unix_ms(),
+                    message: format!("probe {} unavailable: {reason}", p.name),
+                }),
+                _ => None,
+            })
+            .collect();
+        Pipeline {
+            collector,
+            model,
+            guard: CostGuard::new(GuardSettings::default()),
+            cpu_node: numa::cpu_nodes(&numa::SysNodeRoot::default()),
+            root: ProcRoot::default(),
+            pending: Vec::new(),
+            notices,
+            samples: 0,
+            prev_lost: 0,
+        }
+    }
+
+    /// Drains exit events into the next pass (call often between passes so
+    /// the ring buffer never fills).
+    pub fn drain(&mut self) {
+        self.collector.drain_exits(&mut self.pending);
+    }
+
+    /// One pass; `interval` sizes the memory reads' time budget.
+    pub fn pass(&mut self, interval: Duration) -> Published {
+        let started = Instant::now();
+        let sample = self
+            .collector
+            .collect(std::mem::take(&mut self.pending), &self.root);
+        let ooms_before = self.model.oom_kills_total;
+        self.model.apply(sample, &self.root);
+        let new_ooms = (self.model.oom_kills_total - ooms_before) as usize;
+        for kill in self.model.recent_ooms.iter().rev().take(new_ooms) {
+            let trail: Vec<String> = kill
+                .history
+                .iter()
+                .map(|h| format!("{}MiB", h.rss_bytes.unwrap_or(0) >> 20))
+                .collect();
+            tracing::warn!(
+                pid = kill.pid,
+                comm = %kill.comm,
+                cgroup = kill.cgroup.as_deref().unwrap_or("?"),
+                anon_rss_kb = kill.anon_rss_kb,
+                rss_history = %trail.join(" "),
+                "OOM kill"
+            );
+        }
+        self.model
+            .apply_scan(identity::scan(&self.root), &self.root);
+        collect_memory(
+            &mut self.model,
+            &mut self.guard,
+            &self.root,
+            &self.cpu_node,
+            interval,
+        );
+        self.model.record_history(RECORDED_PROCESSES, unix_ms());
+        self.samples += 1;
+        let lost = self.model.stats.events_lost + self.model.stats.oom_events_lost;
+        if lost > self.prev_lost {
+            let message = format!("{lost} ring-buffer events lost since start");
+            tracing::warn!("{message}");
+            if self.notices.len() == MAX_NOTICES {
+                self.notices.remove(0);
+            }
+            self.notices.push(Notice {
+                kind: "events_lost",
+                unix_ms: unix_ms(),
+                message,
+            });
+            self.prev_lost = lost;
+        }
+        let mut published = Published::from_model(&self.model);
+        published.notices = self.notices.clone();
+        published.sample_seconds = started.elapsed().as_secs_f64();
+        published.samples_total = self.samples;
+        let (rss, cpu) = self_usage();
+        published.self_rss_bytes = rss;
+        published.self_cpu_seconds = cpu;
+        self.model.fold_exited();
+        published
+    }
+}
+
+/// memmon's own resident bytes and CPU seconds, from /proc/self/stat.
+fn self_usage() -> (u64, f64) {
+    let Ok(raw) = std::fs::read("/proc/self/stat") else {
+        return (0, 0.0);
+    };
+    let stat = String::from_utf8_lossy(&raw);
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return (0, 0.0);
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After comm: field 3 is index 0; utime 14, stime 15, rss 24.
+    let get = |n: usize| {
+        f.get(n - 3)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let ticks = identity::ticks_per_second() as f64;
+    (
+        get(24).saturating_mul(identity::page_size()),
+        (get(14) + get(15)) as f64 / ticks,
+    )
+}

@@ -1,0 +1,288 @@
+//! `memmon top` for real: in a tmux pane of 160x45 with a known workload
+//! alive, keys sort by PSS, filter by the workload's name and open its
+//! detail; its RSS is within 5% of /proc/PID/status VmRSS; `q` restores the
+//! terminal. Batch JSON frames parse and hold the workload, locally and
+//! with `--connect` to a running daemon.
+
+mod common;
+
+use std::{process::Command, time::Duration};
+
+use common::*;
+
+/// VmRSS of `pid`, bytes.
+fn vm_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok())
+        .expect("VmRSS")
+        * 1024
+}
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn new(cmd: &str) -> Tmux {
+        let t = Tmux {
+            socket: format!("memmon-test-{}", std::process::id()),
+        };
+        let ok = Command::new("tmux")
+            .args([
+                "-L",
+                &t.socket,
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                "160",
+                "-y",
+                "45",
+                "bash --norc",
+            ])
+            .status()
+            .expect("tmux (Debian package tmux)")
+            .success();
+        assert!(ok, "tmux new-session failed");
+        t.keys(&[cmd, "Enter"]);
+        t
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &self.socket, "send-keys", "-t", "t"])
+            .args(keys);
+        assert!(c.status().expect("send-keys").success());
+    }
+
+    fn capture(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "t"])
+            .output()
+            .expect("capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn alternate_on(&self) -> String {
+        let out = Command::new("tmux")
+            .args([
+                "-L",
+                &self.socket,
+                "display",
+                "-p",
+                "-t",
+                "t",
+                "#{alternate_on}",
+            ])
+            .output()
+            .expect("display");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Waits (up to 30 s) for the screen to satisfy `ok`.
+    fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        for _ in 0..150 {
+            let s = self.capture();
+            if ok(&s) {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("screen never showed {what}:\n{}", self.capture());
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+/// The RSS cell (MiB) of the table row of `pid`.
+fn rss_cell(screen: &str, pid: u32) -> Option<f64> {
+    screen
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(&pid.to_string()))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|c| c.trim_end_matches('M').parse().ok())
+}
+
+#[test]
+fn interactive_view_sorts_filters_details_and_restores_the_terminal() {
+    if !require_bpf("interactive_view_sorts_filters_details_and_restores_the_terminal") {
+        return;
+    }
+    let mut w = Workload::start(&["touch", "16384"]);
+    w.go();
+    let pid = w.pid;
+    let t = Tmux::new(&format!("{MEMMON} top --interval 0.5; echo EXITED:$?"));
+    t.wait_for("the process table", |s| {
+        s.contains("MINFLT/s") && s.contains("processes")
+    });
+    t.keys(&["p"]);
+    t.keys(&[
+        "/", "m", "e", "m", "m", "o", "n", "-", "w", "o", "r", "k", "Enter",
+    ]);
+    let screen = t.wait_for("the workload's row alone", |s| {
+        rss_cell(s, pid).is_some()
+            && !s
+                .lines()
+                .any(|l| l.split_whitespace().nth(2) == Some("bash"))
+    });
+    let rss = rss_cell(&screen, pid).expect("rss cell");
+    assert_within(
+        "RSS on screen (MiB)",
+        (rss * 1024.0) as u64,
+        vm_rss(pid) / 1024,
+        0.05,
+    );
+    assert!(screen.contains("[filter: memmon-work]"), "{screen}");
+    t.keys(&["Enter"]);
+    let detail = t.wait_for("the detail pane", |s| s.contains(&format!("pid {pid} ")));
+    assert!(
+        detail.contains("RSS ") && detail.contains("NUMA pages"),
+        "{detail}"
+    );
+    assert_eq!(
+        t.alternate_on(),
+        "1",
+        "the view runs on the alternate screen"
+    );
+    t.keys(&["q"]);
+    // The echoed command holds "EXITED:$?"; its output line starts with it.
+    let after = t.wait_for("memmon to exit", |s| {
+        s.lines().any(|l| l.starts_with("EXITED:"))
+    });
+    assert!(after.lines().any(|l| l == "EXITED:0"), "{after}");
+    assert_eq!(t.alternate_on(), "0", "terminal not restored");
+    w.finish();
+}
+
+#[test]
+fn tiny_terminal_says_so() {
+    if !require_bpf("tiny_terminal_says_so") {
+        return;
+    }
+    let t = Tmux::new(&format!("{MEMMON} top --interval 0.5; echo EXITED:$?"));
+    t.wait_for("the process table", |s| s.contains("MINFLT/s"));
+    let _ = Command::new("tmux")
+        .args([
+            "-L",
+            &t.socket,
+            "resize-window",
+            "-t",
+            "t",
+            "-x",
+            "60",
+            "-y",
+            "10",
+        ])
+        .status();
+    t.wait_for("the too-small message", |s| {
+        s.contains("terminal too small")
+    });
+    t.keys(&["q"]);
+    t.wait_for("memmon to exit", |s| s.lines().any(|l| l == "EXITED:0"));
+}
+
+fn batch_json(args: &[&str]) -> Vec<serde_json::Value> {
+    let out = Command::new(MEMMON)
+        .args(args)
+        .output()
+        .expect("run memmon top");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("frame is not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn has_pid(frame: &serde_json::Value, pid: u32) -> bool {
+    frame["processes"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|p| p["pid"].as_u64() == Some(u64::from(pid))))
+}
+
+#[test]
+fn batch_frames_locally_and_from_a_daemon() {
+    if !require_bpf("batch_frames_locally_and_from_a_daemon") {
+        return;
+    }
+    let mut w = Workload::start(&["touch", "16384"]);
+    w.go();
+    let frames = batch_json(&[
+        "top",
+        "--batch",
+        "--iterations",
+        "2",
+        "--json",
+        "--interval",
+        "0.5",
+    ]);
+    assert_eq!(frames.len(), 2);
+    assert!(
+        frames.iter().all(|f| has_pid(f, w.pid)),
+        "workload missing from a frame"
+    );
+
+    let d = Daemon::start(&["--no-pin", "--interval", "0.5"]);
+    std::thread::sleep(Duration::from_millis(1200));
+    let url = format!("http://{}", d.addr);
+    let frames = batch_json(&[
+        "top",
+        "--connect",
+        &url,
+        "--batch",
+        "--iterations",
+        "2",
+        "--json",
+        "--interval",
+        "0.5",
+    ]);
+    assert_eq!(frames.len(), 2);
+    let row = frames[1]["processes"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|p| p["pid"].as_u64() == Some(u64::from(w.pid)))
+        })
+        .expect("workload in the daemon's frame");
+    assert_within(
+        "rss via daemon",
+        row["rss"].as_u64().expect("rss"),
+        vm_rss(w.pid),
+        0.05,
+    );
+    // The same table in text mode.
+    let out = Command::new(MEMMON)
+        .args([
+            "top",
+            "--connect",
+            &url,
+            "--batch",
+            "--iterations",
+            "1",
+            "--filter",
+            "memmon-work",
+        ])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("MINFLT/s") && text.contains(&w.pid.to_string()),
+        "{text}"
+    );
+    d.stop();
+    w.finish();
+}

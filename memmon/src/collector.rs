@@ -122,16 +122,21 @@ impl Collector {
 
 /// One cost-guarded pass over the live processes' memory (smaps_rollup,
 /// status, OOM score, numa_maps), folded into the model, then the system
-/// view. `cycle` is the sampling interval the guard's budget is a share of.
+/// view. `cycle` is the sampling interval the guard's budget is a share of;
+/// `only` limits the reads to these pids (what a command will show).
 pub fn collect_memory(
     model: &mut crate::model::Model,
     guard: &mut crate::procfs::cost_guard::CostGuard,
     root: &ProcRoot,
     cpu_node: &std::collections::BTreeMap<u32, u32>,
     cycle: std::time::Duration,
+    only: Option<&std::collections::HashSet<u32>>,
 ) {
     use crate::procfs::{ReadFailure, memory, numa, system};
-    let candidates = model.memory_candidates();
+    let mut candidates = model.memory_candidates();
+    if let Some(only) = only {
+        candidates.retain(|(k, _)| only.contains(&k.pid));
+    }
     let cost = guard.cycle(&candidates, cycle, |key| {
         match memory::read(root, key.pid) {
             Ok(m) => {

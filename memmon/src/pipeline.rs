@@ -96,15 +96,19 @@ impl Pipeline {
                 "OOM kill"
             );
         }
+        let t_kernel = started.elapsed();
         self.model
             .apply_scan(identity::scan(&self.root), &self.root);
+        let t_scan = started.elapsed();
         collect_memory(
             &mut self.model,
             &mut self.guard,
             &self.root,
             &self.cpu_node,
             interval,
+            None,
         );
+        let t_memory = started.elapsed();
         self.model.record_history(RECORDED_PROCESSES, unix_ms());
         self.samples += 1;
         let lost = self.model.stats.events_lost + self.model.stats.oom_events_lost;
@@ -122,6 +126,13 @@ impl Pipeline {
             self.prev_lost = lost;
         }
         let mut published = Published::from_model(&self.model);
+        tracing::debug!(
+            kernel = ?t_kernel,
+            scan = ?(t_scan - t_kernel),
+            memory = ?(t_memory - t_scan),
+            publish = ?(started.elapsed() - t_memory),
+            "pass"
+        );
         published.notices = self.notices.clone();
         published.sample_seconds = started.elapsed().as_secs_f64();
         published.samples_total = self.samples;

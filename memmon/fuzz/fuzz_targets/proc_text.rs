@@ -19,4 +19,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = cgroup::parse_memory_cgroup(&text);
     let _ = unit::systemd_unit(&text);
     let _ = unit::container_id(&text);
+    let _ = memmon::procfs::identity::parse_stat(1, data);
 });

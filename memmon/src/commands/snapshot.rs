@@ -65,10 +65,16 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
         collector.drain_exits(&mut pending);
     }
     model.apply(collector.collect(pending, &root), &root);
-    // Memory of the processes in the window (and the system view), with the
-    // cost guard allowed up to a second of reads.
+    // Memory of the processes this command will show (and the system
+    // view), the cost guard allowing up to a quarter second of reads.
+    let shown: std::collections::HashSet<u32> = model
+        .window_views()
+        .iter()
+        .map(|v| v.pid)
+        .filter(|p| args.pid.is_empty() || args.pid.contains(p))
+        .collect();
     let mut guard = CostGuard::new(GuardSettings {
-        cpu_share: 1.0,
+        cpu_share: 0.25,
         ..GuardSettings::default()
     });
     let cpu_node = numa::cpu_nodes(&numa::SysNodeRoot::default());
@@ -78,6 +84,7 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
         &root,
         &cpu_node,
         Duration::from_secs(1),
+        Some(&shown),
     );
 
     if args.slab || args.buddy {

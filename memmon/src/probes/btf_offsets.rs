@@ -8,18 +8,13 @@ use memmon_common::{CgroupOffsets, TaskOffsets};
 /// Where the running kernel publishes its BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
-/// Reads the offsets from the running kernel's BTF.
-pub fn from_running_kernel() -> Result<TaskOffsets, String> {
-    let btf = Btf::from_file(VMLINUX_BTF)
-        .map_err(|e| format!("cannot read kernel BTF at {VMLINUX_BTF}: {e}"))?;
-    resolve(&btf)
-}
-
-/// Reads the memory-cgroup name offsets from the running kernel's BTF.
-pub fn cgroup_from_running_kernel() -> Result<CgroupOffsets, String> {
-    let btf = Btf::from_file(VMLINUX_BTF)
-        .map_err(|e| format!("cannot read kernel BTF at {VMLINUX_BTF}: {e}"))?;
-    resolve_cgroup(&btf)
+/// The running kernel's BTF, opened once: mmapped where the kernel allows
+/// (6.16+: only the types looked up are parsed, ~10x faster than parsing
+/// all ~100k types), else parsed whole.
+pub fn kernel_btf() -> Result<Btf, String> {
+    Btf::from_file_with_backend(VMLINUX_BTF, btf_rs::Backend::Mmap)
+        .or_else(|_| Btf::from_file(VMLINUX_BTF))
+        .map_err(|e| format!("cannot read kernel BTF at {VMLINUX_BTF}: {e}"))
 }
 
 /// Offsets along `task->cgroups->subsys[memory_cgrp_id]->cgroup->kn->name`.

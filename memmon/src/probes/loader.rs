@@ -286,13 +286,18 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// BTF offsets and tracepoint layout for the running kernel.
 fn kernel_config(tracefs: &Path) -> KernelConfig {
     let mut config = KernelConfig::unknown();
-    match btf_offsets::from_running_kernel() {
-        Ok(task) => config.task = task,
+    match btf_offsets::kernel_btf() {
+        Ok(btf) => {
+            match btf_offsets::resolve(&btf) {
+                Ok(task) => config.task = task,
+                Err(e) => tracing::warn!("{e}"),
+            }
+            match btf_offsets::resolve_cgroup(&btf) {
+                Ok(cgroup) => config.cgroup = cgroup,
+                Err(e) => tracing::info!("OOM events will not name the memory cgroup: {e}"),
+            }
+        }
         Err(e) => tracing::warn!("{e}"),
-    }
-    match btf_offsets::cgroup_from_running_kernel() {
-        Ok(cgroup) => config.cgroup = cgroup,
-        Err(e) => tracing::info!("OOM events will not name the memory cgroup: {e}"),
     }
     config.exit_group_dead_offset =
         tracefs::field_offset(tracefs, "sched", "sched_process_exit", "group_dead").unwrap_or(0);

@@ -32,7 +32,7 @@ pub struct GuardSettings {
 impl Default for GuardSettings {
     fn default() -> Self {
         GuardSettings {
-            base_interval: Duration::from_secs(10),
+            base_interval: Duration::from_secs(30),
             cpu_share: 0.02,
             per_gib: Duration::from_secs(5),
         }

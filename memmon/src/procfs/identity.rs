@@ -24,23 +24,54 @@ pub struct Identity {
     pub vsize_bytes: u64,
 }
 
-/// Reads /proc/PID/stat under `root`.
+/// Reads /proc/PID/stat under `root`. This runs for every process every
+/// cycle, so it reads the file into a reused buffer and parses only the
+/// fields memmon uses (the procfs crate parses all 52 and allocates each).
 pub fn read(root: &ProcRoot, pid: u32) -> Result<Identity, ReadFailure> {
-    let dir = root.pid_dir(pid);
-    let process = ::procfs::process::Process::new_with_root(dir.clone())
-        .map_err(|e| ReadFailure::from_procfs(pid, &dir, e))?;
-    let stat = process
-        .stat()
-        .map_err(|e| ReadFailure::from_procfs(pid, &dir, e))?;
-    Ok(Identity {
+    let path = root.pid_dir(pid).join("stat");
+    let raw = std::fs::read(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ReadFailure::Gone(pid),
+        std::io::ErrorKind::PermissionDenied => ReadFailure::Denied(path.clone()),
+        _ if e.raw_os_error() == Some(libc::ESRCH) => ReadFailure::Gone(pid),
+        _ => ReadFailure::Other {
+            path: path.clone(),
+            message: e.to_string(),
+        },
+    })?;
+    parse_stat(pid, &raw).ok_or_else(|| ReadFailure::Other {
+        path,
+        message: "malformed stat line".into(),
+    })
+}
+
+/// Parses a /proc/PID/stat line: `pid (comm) state ppid ...`. comm may hold
+/// any bytes, ')' included, so it ends at the last ')'.
+pub fn parse_stat(pid: u32, raw: &[u8]) -> Option<Identity> {
+    let open = raw.iter().position(|&b| b == b'(')?;
+    let close = raw.iter().rposition(|&b| b == b')')?;
+    if close < open {
+        return None;
+    }
+    let comm = String::from_utf8_lossy(&raw[open + 1..close]).into_owned();
+    let rest = std::str::from_utf8(&raw[close + 1..]).ok()?;
+    // Field n (1-based, proc(5)) is at index n - 3 after comm.
+    let mut fields = rest.split_ascii_whitespace();
+    let mut get = |skip: usize| -> Option<u64> { fields.nth(skip)?.parse().ok() };
+    let ppid = get(1)?; // field 4
+    let minflt = get(5)?; // field 10
+    let majflt = get(1)?; // field 12
+    let start = get(9)?; // field 22
+    let vsize = get(0)?; // field 23
+    let rss = get(0)?; // field 24
+    Some(Identity {
         pid,
-        comm: stat.comm,
-        ppid: u32::try_from(stat.ppid).unwrap_or(0),
-        start_time_ticks: stat.starttime,
-        minflt: stat.minflt,
-        majflt: stat.majflt,
-        rss_pages: stat.rss,
-        vsize_bytes: stat.vsize,
+        comm,
+        ppid: u32::try_from(ppid).unwrap_or(0),
+        start_time_ticks: start,
+        minflt,
+        majflt,
+        rss_pages: rss,
+        vsize_bytes: vsize,
     })
 }
 
@@ -112,6 +143,20 @@ mod tests {
         assert_eq!(id.majflt, 7);
         assert_eq!(id.rss_pages, 384);
         assert_eq!(id.vsize_bytes, 3_133_440);
+    }
+
+    #[test]
+    fn comm_with_parens_spaces_and_bad_utf8() {
+        let line = b"77 (a) (b \xff) S 1 77 77 0 -1 0 10 0 3 0 0 0 0 0 20 0 1 0 555 4096 2 18446744073709551615";
+        let id = parse_stat(77, line).expect("parses");
+        assert_eq!(id.comm, "a) (b \u{fffd}");
+        assert_eq!(
+            (id.ppid, id.minflt, id.majflt, id.start_time_ticks),
+            (1, 10, 3, 555)
+        );
+        assert_eq!((id.vsize_bytes, id.rss_pages), (4096, 2));
+        assert!(parse_stat(1, b"garbage").is_none());
+        assert!(parse_stat(1, b"1 (x) S").is_none());
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! [`Section`]; the sections are written to BENCHMARKS.md with the machine,
 //! the kernel and the command that produced them.
 
+mod daemon_cost;
 mod fault_storm;
+mod http;
 mod monitor;
 mod report;
 mod startup;
@@ -32,11 +34,11 @@ impl Ctx {
     /// per-fault programs included.
     pub fn memmon_monitor(&self, detail: bool) -> (Command, &'static str) {
         let mut c = Command::new(&self.memmon);
-        c.args(["snapshot", "--duration", "86400"]);
-        if !detail {
-            c.arg("--no-fault-detail");
+        c.args(["daemon", "--listen", "127.0.0.1:0", "--no-pin"]);
+        if detail {
+            c.args(["--fault-detail", "--alloc-detail"]);
         }
-        (c, "probes attached")
+        (c, "serving http://")
     }
 }
 
@@ -70,6 +72,7 @@ pub fn run(env: &BuildEnv, quick: bool) -> anyhow::Result<()> {
     let mut sections = vec![fault_storm::run(&ctx)?];
     sections.extend(syscall_storms::run(&ctx)?);
     sections.push(startup::run(&ctx)?);
+    sections.extend(daemon_cost::run(&ctx)?);
     let path = cmd::workspace().join("BENCHMARKS.md");
     let text = report::render(&sections, quick);
     std::fs::write(&path, text)?;

@@ -13,6 +13,8 @@ use anyhow::{Context as _, bail};
 /// A running monitor.
 pub struct Monitor {
     child: Child,
+    /// The line that said it was ready.
+    pub ready_line: String,
 }
 
 impl Monitor {
@@ -32,10 +34,10 @@ impl Monitor {
         forward(err, tx);
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         let mut seen = Vec::new();
-        loop {
+        let ready_line = loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match rx.recv_timeout(left) {
-                Ok(line) if line.contains(ready) => break,
+                Ok(line) if line.contains(ready) => break line,
                 Ok(line) => seen.push(line),
                 Err(_) => {
                     let _ = child.kill();
@@ -45,10 +47,24 @@ impl Monitor {
                     );
                 }
             }
-        }
+        };
         // Keep draining so the monitor never blocks on a full pipe.
         std::thread::spawn(move || while rx.recv().is_ok() {});
-        Ok(Monitor { child })
+        Ok(Monitor { child, ready_line })
+    }
+
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The `http://ADDR/` address in the ready line (memmon daemon).
+    pub fn http_addr(&self) -> Option<String> {
+        self.ready_line
+            .split("http://")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .map(str::to_string)
     }
 
     /// SIGINT, then wait (SIGKILL after 10 s).

@@ -1,9 +1,14 @@
 //! Benchmark 6: start to first data. `memmon snapshot --duration 0 --json`
 //! (load, attach, read once, print) against the bpftrace one-liner run
-//! around `/bin/true` (parse, compile, attach, print its map), wall time of
-//! each whole command, interleaved.
+//! around `/bin/true` (parse, compile, attach, print its map): the time from
+//! spawning each until its first line of data reaches stdout, interleaved.
+//! (Detaching probes at exit is not "first data" and is not counted.)
 
-use std::{process::Command, time::Instant};
+use std::{
+    io::{BufRead as _, BufReader},
+    process::{Command, Stdio},
+    time::Instant,
+};
 
 use anyhow::{Context as _, bail};
 
@@ -12,14 +17,26 @@ use super::{Ctx, Section, fault_storm::BPFTRACE, stats};
 /// Target for memmon's start to first data.
 const TARGET_MS: f64 = 300.0;
 
-fn time(cmd: &mut Command) -> anyhow::Result<f64> {
+/// Milliseconds from spawn until a stdout line satisfies `is_data`.
+fn time(cmd: &mut Command, is_data: fn(&str) -> bool) -> anyhow::Result<f64> {
     let start = Instant::now();
-    let out = cmd.output().with_context(|| format!("run {cmd:?}"))?;
-    let ms = start.elapsed().as_secs_f64() * 1000.0;
-    if !out.status.success() {
-        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("run {cmd:?}"))?;
+    let out = child.stdout.take().context("stdout")?;
+    let mut ms = None;
+    for line in BufReader::new(out).lines().map_while(Result::ok) {
+        if ms.is_none() && is_data(&line) {
+            ms = Some(start.elapsed().as_secs_f64() * 1000.0);
+        }
     }
-    Ok(ms)
+    let status = child.wait()?;
+    match ms {
+        Some(ms) if status.success() => Ok(ms),
+        _ => bail!("{cmd:?} printed no data ({status})"),
+    }
 }
 
 /// Runs the benchmark.
@@ -28,26 +45,22 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Section> {
     let mut memmon = Vec::new();
     let mut bpftrace = Vec::new();
     for _ in 0..reps {
-        memmon.push(time(Command::new(&ctx.memmon).args([
-            "snapshot",
-            "--duration",
-            "0",
-            "--json",
-        ]))?);
-        bpftrace.push(time(Command::new("bpftrace").args([
-            "-e",
-            BPFTRACE,
-            "-c",
-            "/bin/true",
-        ]))?);
+        memmon.push(time(
+            Command::new(&ctx.memmon).args(["snapshot", "--duration", "0", "--json"]),
+            |l| l.starts_with('['),
+        )?);
+        bpftrace.push(time(
+            Command::new("bpftrace").args(["-e", BPFTRACE, "-c", "/bin/true"]),
+            |l| l.starts_with('@'),
+        )?);
     }
     let m = stats::summarize(&memmon).context("no samples")?;
     let b = stats::summarize(&bpftrace).context("no samples")?;
     Ok(Section {
         title: "6. Start to first data".into(),
         what: format!(
-            "Wall time of the whole command, {reps} runs each, interleaved: \
-             `memmon snapshot --duration 0 --json` vs `bpftrace -e '{BPFTRACE}' -c /bin/true`."
+            "Time from spawn to the first line of data on stdout, {reps} runs each, interleaved: \
+             `memmon snapshot --duration 0 --json` (every probe) vs `bpftrace -e '{BPFTRACE}' -c /bin/true`."
         ),
         header: vec!["command", "median ms", "min–max ms", "target"],
         rows: vec![

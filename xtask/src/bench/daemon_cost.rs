@@ -1,0 +1,236 @@
+//! Benchmarks 4, 5 and 7: the daemon's own cost with 1,000 idle processes
+//! at 1 s refresh (CPU share of one core, RSS), /metrics scrape latency
+//! (p50, p99), the cost-guarded procfs sampler per cycle with a 4 GiB
+//! process present, and a 200-connection load (wrk) on /metrics and
+//! /api/v1/snapshot during a fault storm.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+
+use super::{Ctx, Section, http, monitor::Monitor, stats};
+
+/// (utime + stime) seconds and VmRSS bytes of `pid`.
+fn usage(pid: u32) -> anyhow::Result<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let rest = stat.rsplit_once(')').context("stat")?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |n: usize| {
+        f.get(n - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let rss_kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Ok(((ticks(14) + ticks(15)) / 100.0, rss_kb * 1024))
+}
+
+/// A memmon-workload held open until dropped.
+struct Held(Child);
+
+impl Held {
+    fn start(ctx: &Ctx, args: &[&str]) -> anyhow::Result<Held> {
+        let mut c = Command::new(&ctx.workload)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        use std::io::{BufRead as _, Write as _};
+        let mut out = std::io::BufReader::new(c.stdout.take().context("stdout")?);
+        let mut line = String::new();
+        out.read_line(&mut line)?;
+        c.stdin.as_mut().context("stdin")?.write_all(b"go\n")?;
+        line.clear();
+        out.read_line(&mut line)?; // the report: the work is done
+        std::thread::spawn(move || for _ in out.lines() {});
+        Ok(Held(c))
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
+}
+
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Runs the benchmarks.
+pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Section>> {
+    let idle = Held::start(ctx, &["idle", "1000"])?;
+    let big = Held::start(ctx, &["touch", if ctx.quick { "65536" } else { "1048576" }])?;
+    let (cmd, ready) = ctx.memmon_monitor(false);
+    let daemon = Monitor::start(cmd, ready)?;
+    let addr = daemon.http_addr().context("daemon address")?;
+    std::thread::sleep(Duration::from_secs(3));
+    let window = if ctx.quick { 10 } else { 30 };
+    let (cpu0, _) = usage(daemon.pid())?;
+    let t0 = Instant::now();
+    let mut read_secs = Vec::new();
+    let mut sample_secs = Vec::new();
+    for _ in 0..window {
+        std::thread::sleep(Duration::from_secs(1));
+        let m = http::get(&addr, "/metrics")?;
+        read_secs.extend(metric(&m, "memmon_procfs_read_seconds"));
+        sample_secs.extend(metric(&m, "memmon_sample_duration_seconds"));
+    }
+    let (cpu1, rss) = usage(daemon.pid())?;
+    let cpu_pct = (cpu1 - cpu0) / t0.elapsed().as_secs_f64() * 100.0;
+    let budget = metric(
+        &http::get(&addr, "/metrics")?,
+        "memmon_procfs_read_budget_seconds",
+    )
+    .unwrap_or(0.0);
+    // Scrape latency, sequential.
+    let mut lat = Vec::new();
+    for _ in 0..if ctx.quick { 50 } else { 200 } {
+        let t = Instant::now();
+        http::get(&addr, "/metrics")?;
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    lat.sort_by(f64::total_cmp);
+    let p = |q: f64| lat[((lat.len() as f64 - 1.0) * q).round() as usize];
+    let (p50, p99) = (p(0.5), p(0.99));
+    let series = http::get(&addr, "/metrics")?
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .count();
+    let load = wrk_load(ctx, &addr, daemon.pid())?;
+    daemon.stop()?;
+    drop(big);
+    drop(idle);
+
+    let rs = stats::summarize(&read_secs).context("no sampler figures")?;
+    let ss = stats::summarize(&sample_secs).context("no sample figures")?;
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    let mut out = vec![
+        Section {
+            title: "4. Daemon cost, 1,000 idle processes, 1 s refresh".into(),
+            what: format!(
+                "`memmon daemon` on its defaults with 1,000 idle processes (`memmon-workload idle 1000`) and one {} process; CPU from /proc/PID/stat over {window} s, RSS from VmRSS at the end.",
+                if ctx.quick { "256 MiB" } else { "4 GiB" }
+            ),
+            header: vec!["figure", "value", "target"],
+            rows: vec![
+                vec!["CPU, % of one core".into(), format!("{cpu_pct:.2}"), format!("<= 1%: {}", verdict(cpu_pct <= 1.0))],
+                vec!["RSS".into(), format!("{:.1} MiB", rss as f64 / 1048576.0), format!("<= 25 MiB: {}", verdict(rss <= 25 << 20))],
+                vec!["series exported".into(), series.to_string(), String::new()],
+            ],
+            notes: Vec::new(),
+        },
+        Section {
+            title: "5. /metrics scrape latency, 1,000 processes".into(),
+            what: format!("{} sequential scrapes on loopback, whole response read.", lat.len()),
+            header: vec!["p50 ms", "p99 ms", "target"],
+            rows: vec![vec![format!("{p50:.2}"), format!("{p99:.2}"), format!("p99 <= 10 ms: {}", verdict(p99 <= 10.0))]],
+            notes: Vec::new(),
+        },
+        Section {
+            title: "7a. procfs sampler (cost guard), per cycle".into(),
+            what: "`memmon_procfs_read_seconds` (time reading smaps_rollup/status/numa_maps in a cycle) and `memmon_sample_duration_seconds` (the whole pass), read each second; the guard's budget is 2% of the 1 s cycle.".into(),
+            header: vec!["figure", "median", "min–max", "budget"],
+            rows: vec![
+                vec!["procfs reads, s".into(), format!("{:.4}", rs.median), format!("{:.4}–{:.4}", rs.min, rs.max), format!("{budget:.3} s: {}", verdict(rs.max <= budget * 1.5))],
+                vec!["whole pass, s".into(), format!("{:.4}", ss.median), format!("{:.4}–{:.4}", ss.min, ss.max), String::new()],
+            ],
+            notes: vec!["A single read is never interrupted, so one cycle may overrun the budget by one process's read; the guard then spaces that process's reads out (interval = read cost / 2%).".into()],
+        },
+    ];
+    out.extend(load);
+    Ok(out)
+}
+
+/// 200 connections for 30 s on each endpoint with wrk during a fault storm.
+fn wrk_load(ctx: &Ctx, addr: &str, pid: u32) -> anyhow::Result<Option<Section>> {
+    if Command::new("wrk").arg("--version").output().is_err() {
+        return Ok(None);
+    }
+    let secs = if ctx.quick { 5 } else { 30 };
+    let mut storm = Command::new(&ctx.workload)
+        .args(["--no-wait", "fault-storm", "1024", "1000"])
+        .stdout(Stdio::null())
+        .spawn()?;
+    let mut rows = Vec::new();
+    for path in ["/metrics", "/api/v1/snapshot"] {
+        let (cpu0, _) = usage(pid)?;
+        let t = Instant::now();
+        let out = Command::new("wrk")
+            .args([
+                "-t",
+                "2",
+                "-c",
+                "200",
+                "-d",
+                &format!("{secs}s"),
+                "--latency",
+                &format!("http://{addr}{path}"),
+            ])
+            .output()
+            .context("wrk")?;
+        let (cpu1, rss) = usage(pid)?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let field = |key: &str| {
+            text.lines()
+                .find(|l| l.trim_start().starts_with(key))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_string())
+                .unwrap_or_else(|| "-".into())
+        };
+        let errors = text
+            .lines()
+            .filter(|l| l.contains("Socket errors") || l.contains("Non-2xx"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let requests = text
+            .lines()
+            .find(|l| l.contains("requests in"))
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        rows.push(vec![
+            path.to_string(),
+            requests,
+            field("50%"),
+            field("99%"),
+            if errors.is_empty() {
+                "none".into()
+            } else {
+                errors
+            },
+            format!("{:.0}%", (cpu1 - cpu0) / t.elapsed().as_secs_f64() * 100.0),
+            format!("{:.1} MiB", rss as f64 / 1048576.0),
+        ]);
+    }
+    let _ = storm.kill();
+    let _ = storm.wait();
+    Ok(Some(Section {
+        title: "7b. Load: 200 concurrent scrapers during a fault storm".into(),
+        what: format!(
+            "`wrk -t 2 -c 200 -d {secs}s --latency` on loopback against each endpoint while `memmon-workload fault-storm` runs; daemon CPU (share of one core) and RSS over the run."
+        ),
+        header: vec![
+            "endpoint",
+            "requests",
+            "p50",
+            "p99",
+            "failed requests",
+            "daemon CPU",
+            "daemon RSS",
+        ],
+        rows,
+        notes: Vec::new(),
+    }))
+}

@@ -90,7 +90,8 @@ pub struct DaemonArgs {
     /// Attach the per-fault programs (read/write/CoW split; a few % cost).
     #[arg(long, env = "MEMMON_FAULT_DETAIL", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub fault_detail: Option<bool>,
-    /// Attach the per-allocation programs (slab, kmalloc, buddy).
+    /// Attach the per-allocation programs (mmap/brk syscalls, slab, kmalloc,
+    /// buddy).
     #[arg(long, env = "MEMMON_ALLOC_DETAIL", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub alloc_detail: Option<bool>,
     /// Do not attach this probe (repeatable; env: comma-separated).
@@ -166,8 +167,8 @@ pub struct ProbeArgs {
     /// split); minor faults then come from the kernel's per-task counters.
     #[arg(long)]
     pub no_fault_detail: bool,
-    /// Do not attach the per-allocation programs (slab caches, kmalloc
-    /// size classes, buddy allocator).
+    /// Do not attach the per-allocation programs (mmap/munmap/brk syscalls,
+    /// slab caches, kmalloc size classes, buddy allocator).
     #[arg(long)]
     pub no_alloc_detail: bool,
     /// Do not attach this probe (repeatable); see `snapshot --probes`.

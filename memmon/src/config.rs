@@ -297,8 +297,10 @@ max_cgroups = {max_cgroups}
 # They cost a few percent of a pure page-fault storm; off by default.
 fault_detail = {fault_detail}
 
-# Per-allocation programs: slab caches, kmalloc size classes, buddy
-# allocator, per process. They run on every kernel allocation; off by default.
+# Per-allocation programs: mmap/munmap/mremap/brk syscalls, slab caches,
+# kmalloc size classes, buddy allocator, per process. Syscall tracepoints
+# put every syscall on the slow path and the allocator ones run on every
+# kernel allocation; off by default.
 alloc_detail = {alloc_detail}
 
 # Probes not to attach (see `memmon snapshot --probes`).

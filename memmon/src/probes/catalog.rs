@@ -213,7 +213,7 @@ pub const PROBES: &[ProbeSpec] = &[
             name: "sys_enter_mmap",
         },
         per_fault: false,
-        per_alloc: false,
+        per_alloc: true,
         what: "mmap arguments (length, anonymous or file) until the call returns",
     },
     ProbeSpec {
@@ -224,7 +224,7 @@ pub const PROBES: &[ProbeSpec] = &[
             name: "sys_exit_mmap",
         },
         per_fault: false,
-        per_alloc: false,
+        per_alloc: true,
         what: "mmap results: calls, bytes anonymous/file-backed, failures",
     },
     ProbeSpec {
@@ -235,7 +235,7 @@ pub const PROBES: &[ProbeSpec] = &[
             name: "sys_enter_munmap",
         },
         per_fault: false,
-        per_alloc: false,
+        per_alloc: true,
         what: "munmap calls and bytes",
     },
     ProbeSpec {
@@ -246,7 +246,7 @@ pub const PROBES: &[ProbeSpec] = &[
             name: "sys_enter_mremap",
         },
         per_fault: false,
-        per_alloc: false,
+        per_alloc: true,
         what: "mremap calls",
     },
     ProbeSpec {
@@ -257,7 +257,7 @@ pub const PROBES: &[ProbeSpec] = &[
             name: "sys_enter_brk",
         },
         per_fault: false,
-        per_alloc: false,
+        per_alloc: true,
         what: "brk calls",
     },
     ProbeSpec {
@@ -268,7 +268,7 @@ pub const PROBES: &[ProbeSpec] = &[
             name: "sys_exit_brk",
         },
         per_fault: false,
-        per_alloc: false,
+        per_alloc: true,
         what: "program break growth and shrinkage",
     },
     ProbeSpec {

@@ -110,6 +110,16 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Section> {
             target,
         ]);
     }
+    let mut notes = Vec::new();
+    if base.max > base.min * 1.5 {
+        notes.push(format!(
+            "Unstable machine: the storm alone ranged {:.0}–{:.0} ns/fault between rounds, more than any monitor's \
+             effect. Seen on this VM kind: fresh guest pages are sometimes backed by the host on first touch \
+             (host-side faults), sometimes not; the slowdowns above are not trustworthy. Re-run on a quiet \
+             machine, or compare the rounds in the log where (a) was fast.",
+            base.min, base.max
+        ));
+    }
     Ok(Section {
         title: "1. Fault storm".into(),
         what: format!(

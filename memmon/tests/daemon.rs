@@ -104,22 +104,7 @@ fn thousand_processes_stay_bounded_and_promtool_clean() {
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .count();
     assert!(series < 5000, "{series} series for {live} processes");
-    let tmp = tempfile::NamedTempFile::new().expect("tmp");
-    std::fs::write(tmp.path(), &metrics).expect("write scrape");
-    let out = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::fs::File::open(tmp.path()).expect("open"))
-        .output()
-        .expect("promtool (Debian package prometheus)");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && report.trim().is_empty(),
-        "promtool: {report}"
-    );
+    promtool_check_metrics(&metrics);
     d.stop();
     w.finish();
 }

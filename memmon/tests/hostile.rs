@@ -47,22 +47,7 @@ fn hostile_process_names_stay_valid_everywhere() {
         })
         .unwrap_or_else(|| panic!("no series for the hostile process:\n{metrics}"));
     assert!(line.contains(r#"\"b\\n\n"#), "label not escaped: {line}");
-    let tmp = tempfile::NamedTempFile::new().expect("tmp");
-    std::fs::write(tmp.path(), &metrics).expect("write");
-    let out = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::fs::File::open(tmp.path()).expect("open"))
-        .output()
-        .expect("promtool");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && report.trim().is_empty(),
-        "promtool: {report}"
-    );
+    promtool_check_metrics(&metrics);
 
     // snapshot: JSON parses; the table keeps one line per row.
     let rows = snapshot_json(&["--duration", "0", "--pid", &pid.to_string()], || {});

@@ -71,21 +71,25 @@ pub fn parse_cpulist(text: &str) -> BTreeSet<u32> {
     out
 }
 
+/// The `nodeN` directories under `sys`: (N, path).
+pub fn node_dirs(sys: &SysNodeRoot) -> Vec<(u32, PathBuf)> {
+    let Ok(dir) = std::fs::read_dir(&sys.0) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let node = name.strip_prefix("node")?.parse::<u32>().ok()?;
+            Some((node, e.path()))
+        })
+        .collect()
+}
+
 /// CPU → node, from sysfs.
 pub fn cpu_nodes(sys: &SysNodeRoot) -> BTreeMap<u32, u32> {
     let mut out = BTreeMap::new();
-    let Ok(dir) = std::fs::read_dir(&sys.0) else {
-        return out;
-    };
-    for e in dir.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(node) = name
-            .strip_prefix("node")
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if let Ok(list) = std::fs::read_to_string(e.path().join("cpulist")) {
+    for (node, path) in node_dirs(sys) {
+        if let Ok(list) = std::fs::read_to_string(path.join("cpulist")) {
             for cpu in parse_cpulist(&list) {
                 out.insert(cpu, node);
             }

@@ -232,22 +232,12 @@ pub fn parse_psi(text: &str) -> Option<Psi> {
 /// Per node: numastat counters and meminfo (`Node N Key: V kB`).
 fn read_nodes(sys: &SysNodeRoot) -> BTreeMap<u32, BTreeMap<String, u64>> {
     let mut out = BTreeMap::new();
-    let Ok(dir) = std::fs::read_dir(&sys.0) else {
-        return out;
-    };
-    for e in dir.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(node) = name
-            .strip_prefix("node")
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    for (node, path) in super::numa::node_dirs(sys) {
         let mut m = BTreeMap::new();
-        if let Ok(t) = std::fs::read_to_string(e.path().join("numastat")) {
+        if let Ok(t) = std::fs::read_to_string(path.join("numastat")) {
             m.extend(parse_vmstat(&t));
         }
-        if let Ok(t) = std::fs::read_to_string(e.path().join("meminfo")) {
+        if let Ok(t) = std::fs::read_to_string(path.join("meminfo")) {
             // "Node 0 MemTotal:  123 kB": drop the "Node 0" prefix.
             let stripped: String = t
                 .lines()

@@ -316,3 +316,23 @@ pub fn metric_value(text: &str, metric: &str, needles: &[&str]) -> Option<f64> {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }
+
+/// `promtool check metrics` on an exposition: must pass with nothing to say.
+pub fn promtool_check_metrics(exposition: &str) {
+    let tmp = tempfile::NamedTempFile::new().expect("tmp");
+    std::fs::write(tmp.path(), exposition).expect("write scrape");
+    let out = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(tmp.path()).expect("open"))
+        .output()
+        .expect("promtool (Debian package prometheus)");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool: {report}"
+    );
+}

@@ -39,6 +39,10 @@ pub struct TaskOffsets {
     pub mm: u32,
     /// `mm_struct.brk`: the current program break.
     pub mm_brk: u32,
+    /// `task_struct.flags` (PF_EXITING: the task is past exit's start).
+    pub flags: u32,
+    /// Padding to a multiple of 8 bytes.
+    pub _pad: u32,
 }
 
 /// Offsets to the name of a task's cgroup-v1 memory cgroup:
@@ -113,6 +117,8 @@ impl TaskOffsets {
             signal_live: 0,
             mm: 0,
             mm_brk: 0,
+            flags: 0,
+            _pad: 0,
         }
     }
 }

@@ -56,6 +56,13 @@ pub fn proc_counters(tgid: u32) -> Option<*mut ProcCounters> {
     if let Some(entry) = PROC_COUNTERS.get_ptr_mut(tgid) {
         return Some(entry);
     }
+    // An exiting task still allocates (signals, page tables, slab) after
+    // the exit probe removed its entry: never create one for it, or dead
+    // processes would keep entries.
+    let cfg = config();
+    if cfg.task.valid != 0 && crate::task::Task::current().exiting(&cfg.task) {
+        return None;
+    }
     let zero = ProcCounters::default();
     match PROC_COUNTERS.insert(tgid, zero, BPF_NOEXIST as u64) {
         Ok(()) => {}

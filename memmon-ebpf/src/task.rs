@@ -69,6 +69,13 @@ impl Task {
         Self::read::<u64>(mm, off.mm_brk)
     }
 
+    /// True once the task has started exiting (PF_EXITING).
+    #[inline(always)]
+    pub fn exiting(self, off: &TaskOffsets) -> bool {
+        const PF_EXITING: u32 = 0x0000_0004;
+        Self::read::<u32>(self.0, off.flags).is_some_and(|f| f & PF_EXITING != 0)
+    }
+
     /// `signal->live`: threads not yet exiting.
     #[inline(always)]
     pub fn live_threads(self, off: &TaskOffsets) -> Option<i32> {

@@ -69,6 +69,8 @@ pub fn resolve(btf: &Btf) -> Result<TaskOffsets, String> {
         signal_live: signal("live")?,
         mm: task("mm")?,
         mm_brk: field_offset(btf, "mm_struct", "brk")?,
+        flags: task("flags")?,
+        _pad: 0,
     })
 }
 

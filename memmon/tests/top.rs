@@ -27,9 +27,10 @@ struct Tmux {
 }
 
 impl Tmux {
-    fn new(cmd: &str) -> Tmux {
+    /// A tmux server of its own (`tag` keeps parallel tests apart).
+    fn new(tag: &str, cmd: &str) -> Tmux {
         let t = Tmux {
-            socket: format!("memmon-test-{}", std::process::id()),
+            socket: format!("memmon-test-{tag}-{}", std::process::id()),
         };
         let ok = Command::new("tmux")
             .args([
@@ -122,7 +123,10 @@ fn interactive_view_sorts_filters_details_and_restores_the_terminal() {
     let mut w = Workload::start(&["touch", "16384"]);
     w.go();
     let pid = w.pid;
-    let t = Tmux::new(&format!("{MEMMON} top --interval 0.5; echo EXITED:$?"));
+    let t = Tmux::new(
+        "view",
+        &format!("{MEMMON} top --interval 0.5; echo EXITED:$?"),
+    );
     t.wait_for("the process table", |s| {
         s.contains("MINFLT/s") && s.contains("processes")
     });
@@ -170,7 +174,10 @@ fn tiny_terminal_says_so() {
     if !require_bpf("tiny_terminal_says_so") {
         return;
     }
-    let t = Tmux::new(&format!("{MEMMON} top --interval 0.5; echo EXITED:$?"));
+    let t = Tmux::new(
+        "tiny",
+        &format!("{MEMMON} top --interval 0.5; echo EXITED:$?"),
+    );
     t.wait_for("the process table", |s| s.contains("MINFLT/s"));
     let _ = Command::new("tmux")
         .args([

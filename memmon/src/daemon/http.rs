@@ -1,6 +1,6 @@
-//! The daemon's HTTP endpoint (hyper, HTTP/1.1): /metrics, /api/v1/snapshot,
-//! /api/v1/events, /healthz. Every handler reads the latest publication;
-//! none touches the kernel or /proc.
+//! The daemon's HTTP endpoint (hyper, HTTP/1.1, optionally over TLS with
+//! basic auth): /metrics, /api/v1/snapshot, /api/v1/events, /healthz. Every
+//! handler reads the latest publication; none touches the kernel or /proc.
 
 use std::{
     convert::Infallible,
@@ -21,7 +21,11 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio::{net::TcpListener, sync::watch};
 
-use super::published::{Shared, latest, unix_ms};
+use super::{
+    basic_auth::{Users, Verdict},
+    published::{Shared, latest, unix_ms},
+    web_config::WebSecurity,
+};
 use crate::sinks::prometheus::{self as prom, CgroupAdmission, RenderSettings};
 
 /// What the handlers share.
@@ -36,6 +40,17 @@ pub struct HttpState {
     pub last_scrape: AtomicU64,
     /// A publication older than this many ms makes /healthz fail.
     pub stale_after_ms: AtomicU64,
+    /// TLS and basic auth (SIGHUP may change them).
+    pub web: RwLock<WebSecurity>,
+}
+
+impl HttpState {
+    fn web(&self) -> WebSecurity {
+        match self.web.read() {
+            Ok(w) => w.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -143,8 +158,66 @@ pub fn route(method: &Method, path: &str, state: &HttpState) -> Resp {
     }
 }
 
-async fn handle(req: Request<Incoming>, state: Arc<HttpState>) -> Result<Resp, Infallible> {
+fn unauthorized() -> Resp {
+    let mut r = respond(
+        StatusCode::UNAUTHORIZED,
+        "text/plain",
+        "unauthorized: this endpoint needs basic auth\n",
+    );
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Basic realm=\"memmon\""),
+    );
+    r
+}
+
+async fn authorized(users: &Arc<Users>, req: &Request<Incoming>) -> bool {
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if let Some(v) = users.cached(value.as_deref()) {
+        return v == Verdict::Allowed;
+    }
+    // bcrypt is slow on purpose: keep it off the async thread.
+    let users = Arc::clone(users);
+    tokio::task::spawn_blocking(move || users.check(value.as_deref()) == Verdict::Allowed)
+        .await
+        .unwrap_or(false)
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    state: Arc<HttpState>,
+    users: Arc<Users>,
+) -> Result<Resp, Infallible> {
+    if !authorized(&users, &req).await {
+        return Ok(unauthorized());
+    }
     Ok(route(req.method(), req.uri().path(), &state))
+}
+
+/// Serves one connection, after the TLS handshake when TLS is on.
+async fn connection(stream: tokio::net::TcpStream, state: Arc<HttpState>) {
+    let web = state.web();
+    let users = Arc::clone(&web.users);
+    let svc = service_fn(move |req| handle(req, Arc::clone(&state), Arc::clone(&users)));
+    let mut builder = http1::Builder::new();
+    builder.keep_alive(true);
+    let result = match web.tls {
+        Some(acceptor) => match acceptor.accept(stream).await {
+            Ok(tls) => builder.serve_connection(TokioIo::new(tls), svc).await,
+            Err(e) => {
+                tracing::debug!("TLS handshake failed: {e}");
+                return;
+            }
+        },
+        None => builder.serve_connection(TokioIo::new(stream), svc).await,
+    };
+    if let Err(e) = result {
+        tracing::debug!("connection: {e}");
+    }
 }
 
 /// Serves until `shutdown` turns true.
@@ -163,17 +236,7 @@ pub async fn serve(
                         continue;
                     }
                 };
-                let st = Arc::clone(&state);
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| handle(req, Arc::clone(&st)));
-                    if let Err(e) = http1::Builder::new()
-                        .keep_alive(true)
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await
-                    {
-                        tracing::debug!("connection: {e}");
-                    }
-                });
+                tokio::spawn(connection(stream, Arc::clone(&state)));
             }
             _ = shutdown.changed() => break,
         }

@@ -3,9 +3,11 @@
 //! probes, first sample, then READY=1 to systemd. SIGTERM/SIGINT stop
 //! cleanly (probes detached, pinned maps kept); SIGHUP reloads the config.
 
+pub mod basic_auth;
 pub mod http;
 pub mod published;
 pub mod sampler;
+pub mod web_config;
 
 use std::{
     sync::{
@@ -42,6 +44,7 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
     listener
         .set_nonblocking(true)
         .context("setting the listener non-blocking")?;
+    let web = load_web(&cfg).map_err(Fatal::Usage)?;
     privileges::check().map_err(Fatal::Privileges)?;
 
     let opts = LoadOptions {
@@ -100,6 +103,7 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
         admission: Mutex::new(CgroupAdmission::default()),
         last_scrape: AtomicU64::new(0f64.to_bits()),
         stale_after_ms: AtomicU64::new(stale_after_ms(&cfg)),
+        web: RwLock::new(web),
     });
 
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -114,6 +118,17 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
     }
     tracing::info!("stopped; probes detached");
     result
+}
+
+/// The endpoint's TLS and basic auth from the web config file, if any.
+fn load_web(cfg: &Config) -> Result<web_config::WebSecurity, String> {
+    match &cfg.web_config_file {
+        Some(path) => web_config::load(path),
+        None => Ok(web_config::WebSecurity {
+            summary: "plain HTTP, no authentication".into(),
+            ..Default::default()
+        }),
+    }
 }
 
 fn render_settings(cfg: &Config) -> RenderSettings {
@@ -153,7 +168,16 @@ async fn serve(
         )));
     }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-    eprintln!("memmon: daemon ready; probes attached; serving http://{addr}/metrics");
+    let (scheme, summary) = {
+        let web = state.web.read().map(|w| w.clone()).unwrap_or_default();
+        (
+            if web.tls.is_some() { "https" } else { "http" },
+            web.summary,
+        )
+    };
+    eprintln!(
+        "memmon: daemon ready; probes attached; serving {scheme}://{addr}/metrics ({summary})"
+    );
     tracing::info!("listening on {addr}");
 
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
@@ -198,6 +222,17 @@ fn apply_reload(
     state
         .stale_after_ms
         .store(stale_after_ms(new), Ordering::Relaxed);
+    // The web config is read again even when its path is unchanged, so a
+    // renewed certificate or a changed user list takes effect on SIGHUP.
+    match load_web(new) {
+        Ok(web) => {
+            tracing::info!("endpoint security: {}", web.summary);
+            if let Ok(mut w) = state.web.write() {
+                *w = web;
+            }
+        }
+        Err(e) => tracing::error!("web config reload failed, keeping the running one: {e}"),
+    }
     let restart = [
         ("listen", old.listen != new.listen),
         ("fault_detail", old.fault_detail != new.fault_detail),
@@ -207,10 +242,6 @@ fn apply_reload(
             old.disabled_probes != new.disabled_probes,
         ),
         ("pin", old.pin != new.pin || old.pin_dir != new.pin_dir),
-        (
-            "web_config_file",
-            old.web_config_file != new.web_config_file,
-        ),
     ];
     for (key, changed) in restart {
         if changed {

@@ -260,9 +260,9 @@ impl Daemon {
         let mut full = vec!["daemon", "--listen", "127.0.0.1:0"];
         full.extend_from_slice(args);
         let memmon = Memmon::start(&full);
-        let line = memmon.stderr_line("serving http://").expect("ready line");
+        let line = memmon.stderr_line("serving http").expect("ready line");
         let addr = line
-            .split("http://")
+            .split("://")
             .nth(1)
             .and_then(|r| r.split('/').next())
             .expect("address in ready line")

@@ -137,10 +137,15 @@ pub fn collect_memory(
     if let Some(only) = only {
         candidates.retain(|(k, _)| only.contains(&k.pid));
     }
+    // One node: every page is local and numa_maps (one of the costliest
+    // /proc files: it prints every mapping's path) says nothing new.
+    let multi_node = numa::node_dirs(&numa::SysNodeRoot::default()).len() > 1;
     let cost = guard.cycle(&candidates, cycle, |key| {
         match memory::read(root, key.pid) {
             Ok(m) => {
-                let numa = numa::read(root, key.pid, cpu_node).ok();
+                let numa = multi_node
+                    .then(|| numa::read(root, key.pid, cpu_node).ok())
+                    .flatten();
                 model.apply_memory(key, m, numa);
                 true
             }

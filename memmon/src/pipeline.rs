@@ -16,6 +16,7 @@ use crate::{
         ProcRoot,
         cost_guard::{CostGuard, GuardSettings},
         identity, numa,
+        stat_files::StatFiles,
     },
 };
 
@@ -32,6 +33,7 @@ pub struct Pipeline {
     guard: CostGuard,
     cpu_node: std::collections::BTreeMap<u32, u32>,
     root: ProcRoot,
+    stat_files: StatFiles,
     pending: Vec<ExitEvent>,
     notices: Vec<Notice>,
     samples: u64,
@@ -59,6 +61,7 @@ impl Pipeline {
             guard: CostGuard::new(GuardSettings::default()),
             cpu_node: numa::cpu_nodes(&numa::SysNodeRoot::default()),
             root: ProcRoot::default(),
+            stat_files: StatFiles::default(),
             pending: Vec::new(),
             notices,
             samples: 0,
@@ -75,6 +78,9 @@ impl Pipeline {
     /// One pass; `interval` sizes the memory reads' time budget.
     pub fn pass(&mut self, interval: Duration) -> Published {
         let started = Instant::now();
+        for exit in &self.pending {
+            self.stat_files.forget(exit.tgid);
+        }
         let sample = self
             .collector
             .collect(std::mem::take(&mut self.pending), &self.root);
@@ -98,7 +104,7 @@ impl Pipeline {
         }
         let t_kernel = started.elapsed();
         self.model
-            .apply_scan(identity::scan(&self.root), &self.root);
+            .apply_scan(self.stat_files.scan(&self.root), &self.root);
         let t_scan = started.elapsed();
         collect_memory(
             &mut self.model,

@@ -53,8 +53,6 @@ pub struct Model {
     /// Final counts of processes folded out of the model, per cgroup
     /// ("" when unknown): with the live processes, every cgroup's totals.
     pub exited_totals: HashMap<String, Totals>,
-    /// When the last /proc scan ran.
-    last_scan: Option<Instant>,
     /// Recent samples of the largest processes (OOM flight recorder).
     pub recorder: history::FlightRecorder,
     /// The system view: latest sample, and rates from the one before.
@@ -137,11 +135,6 @@ impl Model {
     /// (their exit event, if any, brings the final counts).
     pub fn apply_scan(&mut self, scan: Vec<identity::Identity>, root: &ProcRoot) {
         let now = Instant::now();
-        let dt = self
-            .last_scan
-            .map(|t| now.duration_since(t).as_secs_f64())
-            .filter(|d| *d > 0.0);
-        self.last_scan = Some(now);
         let page = identity::page_size();
         let mut seen = HashSet::with_capacity(scan.len());
         for id in scan {
@@ -149,6 +142,11 @@ impl Model {
                 pid: id.pid,
                 start_time_ticks: id.start_time_ticks,
             };
+            // A repeated reading never brings back a process the model no
+            // longer holds as live.
+            if !id.fresh && self.processes.get(&key).is_none_or(|p| p.exited) {
+                continue;
+            }
             seen.insert(id.pid);
             if let Some(old) = self.live.get(&id.pid)
                 && *old != key
@@ -164,22 +162,25 @@ impl Model {
                 p.uid = owner_uid(root, id.pid);
                 p
             });
-            let task = TaskFaults {
-                minor: id.minflt,
-                major: id.majflt,
-            };
-            p.fault_rate = match (p.task, dt) {
-                (Some(prev), Some(dt)) => {
-                    let d = task.since(prev);
-                    (d.minor + d.major) as f64 / dt
-                }
-                _ => 0.0,
-            };
-            p.task = Some(task);
-            p.comm = id.comm;
-            p.ppid = Some(id.ppid);
-            p.rss_bytes = Some(id.rss_pages * page);
-            p.vm_bytes = Some(id.vsize_bytes);
+            if id.fresh {
+                let task = TaskFaults {
+                    minor: id.minflt,
+                    major: id.majflt,
+                };
+                p.fault_rate = match (p.task, p.task_read_at) {
+                    (Some(prev), Some(at)) if now > at => {
+                        let d = task.since(prev);
+                        (d.minor + d.major) as f64 / now.duration_since(at).as_secs_f64()
+                    }
+                    _ => 0.0,
+                };
+                p.task = Some(task);
+                p.task_read_at = Some(now);
+                p.comm = id.comm;
+                p.ppid = Some(id.ppid);
+                p.rss_bytes = Some(id.rss_pages * page);
+                p.vm_bytes = Some(id.vsize_bytes);
+            }
             p.exited = false;
             p.missing_scans = 0;
         }

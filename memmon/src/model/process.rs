@@ -57,8 +57,10 @@ pub struct Process {
     /// Memory cgroup path (v1 memory controller, else unified), read when
     /// first seen and kept: its rollup never changes under it.
     pub cgroup: Option<String>,
-    /// Faults per second over the last two scans (task counters).
+    /// Faults per second between the last two reads of its task counters.
     pub fault_rate: f64,
+    /// When its task counters were last read from /proc.
+    pub task_read_at: Option<std::time::Instant>,
     /// What it holds (smaps_rollup, status, OOM score), when read.
     pub memory: Option<crate::procfs::memory::ProcessMemory>,
     /// NUMA placement, when read.
@@ -108,6 +110,7 @@ impl Process {
             uid: None,
             cgroup: None,
             fault_rate: 0.0,
+            task_read_at: None,
             memory: None,
             numa: None,
             missing_scans: 0,

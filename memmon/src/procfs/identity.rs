@@ -22,6 +22,9 @@ pub struct Identity {
     pub rss_pages: u64,
     /// Virtual memory size in bytes (stat field 23).
     pub vsize_bytes: u64,
+    /// Read in this pass (false: repeated from an earlier read of a process
+    /// whose stat had not changed, see `stat_files`).
+    pub fresh: bool,
 }
 
 /// Reads /proc/PID/stat under `root`. This runs for every process every
@@ -72,32 +75,8 @@ pub fn parse_stat(pid: u32, raw: &[u8]) -> Option<Identity> {
         majflt,
         rss_pages: rss,
         vsize_bytes: vsize,
+        fresh: true,
     })
-}
-
-/// Every process under `root` (numeric directories), read once each;
-/// processes that vanish mid-scan are skipped, other failures logged at
-/// debug and skipped.
-pub fn scan(root: &ProcRoot) -> Vec<Identity> {
-    let Ok(dir) = std::fs::read_dir(root.path()) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        match read(root, pid) {
-            Ok(id) => out.push(id),
-            Err(ReadFailure::Gone(_)) => {}
-            Err(e) => tracing::debug!("{e}"),
-        }
-    }
-    out
 }
 
 /// Bytes per page on this machine.

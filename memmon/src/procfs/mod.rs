@@ -8,6 +8,7 @@ pub mod cost_guard;
 pub mod identity;
 pub mod memory;
 pub mod numa;
+pub mod stat_files;
 pub mod system;
 pub mod unit;
 

@@ -45,8 +45,9 @@ pub struct TaskOffsets {
     pub _pad: u32,
 }
 
-/// Offsets to the name of a task's cgroup-v1 memory cgroup:
-/// `task->cgroups->subsys[memory_subsys_id]->cgroup->kn->name`.
+/// Offsets to a task's memory cgroup (v1 memory controller, or the v2
+/// cgroup the memory controller charges):
+/// `task->cgroups->subsys[memory_subsys_id]->cgroup->kn->{name,id}`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CgroupOffsets {
@@ -64,8 +65,9 @@ pub struct CgroupOffsets {
     pub cgroup_kn: u32,
     /// `kernfs_node.name` (char pointer).
     pub kn_name: u32,
-    /// Padding to a multiple of 8 bytes.
-    pub _pad: u32,
+    /// `kernfs_node.id` (u64; the cgroup directory's inode number on
+    /// 64-bit kernels, and what `bpf_get_current_cgroup_id` returns).
+    pub kn_id: u32,
 }
 
 impl CgroupOffsets {
@@ -79,7 +81,7 @@ impl CgroupOffsets {
             css_cgroup: 0,
             cgroup_kn: 0,
             kn_name: 0,
-            _pad: 0,
+            kn_id: 0,
         }
     }
 }
@@ -95,7 +97,7 @@ pub struct KernelConfig {
     pub exit_group_dead_offset: u32,
     /// Padding to a multiple of 8 bytes.
     pub _pad: u32,
-    /// Offsets to a task's memory cgroup name (OOM events).
+    /// Offsets to a task's memory cgroup (OOM and exit events).
     pub cgroup: CgroupOffsets,
 }
 

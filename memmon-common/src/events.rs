@@ -8,6 +8,8 @@ pub const EXIT_HAS_COUNTERS: u32 = 1 << 0;
 /// `ExitEvent::flags`: the task fields read through BTF offsets are valid
 /// (`start_boottime_ns`, `task_min_flt`, `task_maj_flt`, `ppid`).
 pub const EXIT_HAS_TASK: u32 = 1 << 1;
+/// `ExitEvent::flags`: `cgroup_id` is the memory cgroup's id.
+pub const EXIT_MEMCG_ID: u32 = 1 << 2;
 
 /// Kind tag at the start of every ring-buffer record.
 pub const EVENT_EXIT: u32 = 1;
@@ -32,7 +34,9 @@ pub struct ExitEvent {
     pub task_min_flt: u64,
     /// Same for major faults.
     pub task_maj_flt: u64,
-    /// cgroup v2 id of the exiting task (`bpf_get_current_cgroup_id`).
+    /// Id of the exiting task's memory cgroup (its directory's inode number
+    /// in the memory hierarchy) with [`EXIT_MEMCG_ID`], else its cgroup v2 id
+    /// (`bpf_get_current_cgroup_id`).
     pub cgroup_id: u64,
     /// Group leader's comm (NUL padded).
     pub comm: [u8; COMM_LEN],

@@ -83,24 +83,31 @@ impl Task {
         Self::read::<i32>(signal, off.signal_live)
     }
 
-    /// Name of this task's cgroup-v1 memory cgroup into `out` (NUL
-    /// terminated); false when it cannot be read.
+    /// The kernfs node of this task's memory cgroup.
+    #[inline(always)]
+    fn memory_cgroup_kn(self, off: &CgroupOffsets) -> Option<*const u8> {
+        if off.valid == 0 {
+            return None;
+        }
+        let css_set = Self::read::<*const u8>(self.0, off.task_cgroups)?;
+        let slot = off.css_set_subsys + 8 * off.memory_subsys_id;
+        let css = Self::read::<*const u8>(css_set, slot)?;
+        let cgroup = Self::read::<*const u8>(css, off.css_cgroup)?;
+        Self::read::<*const u8>(cgroup, off.cgroup_kn)
+    }
+
+    /// Id (directory inode number) of this task's memory cgroup.
+    #[inline(always)]
+    pub fn memory_cgroup_id(self, off: &CgroupOffsets) -> Option<u64> {
+        let kn = self.memory_cgroup_kn(off)?;
+        Self::read::<u64>(kn, off.kn_id)
+    }
+
+    /// Name of this task's memory cgroup into `out` (NUL terminated);
+    /// false when it cannot be read.
     #[inline(always)]
     pub fn memory_cgroup_name(self, off: &CgroupOffsets, out: &mut [u8]) -> bool {
-        if off.valid == 0 {
-            return false;
-        }
-        let Some(css_set) = Self::read::<*const u8>(self.0, off.task_cgroups) else {
-            return false;
-        };
-        let slot = off.css_set_subsys + 8 * off.memory_subsys_id;
-        let Some(css) = Self::read::<*const u8>(css_set, slot) else {
-            return false;
-        };
-        let Some(cgroup) = Self::read::<*const u8>(css, off.css_cgroup) else {
-            return false;
-        };
-        let Some(kn) = Self::read::<*const u8>(cgroup, off.cgroup_kn) else {
+        let Some(kn) = self.memory_cgroup_kn(off) else {
             return false;
         };
         let Some(name) = Self::read::<*const u8>(kn, off.kn_name) else {

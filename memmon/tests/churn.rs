@@ -3,6 +3,8 @@
 //! exit event, and fill nothing.
 
 mod common;
+#[path = "common/kernel_setup.rs"]
+mod kernel_setup;
 
 use common::*;
 
@@ -48,4 +50,62 @@ fn ten_thousand_short_lived_processes_leave_no_stale_entries() {
         entries <= live,
         "{entries} map entries but only {live} processes alive: {stats}"
     );
+}
+
+/// The memcg's fault total in memmon's rollup, from the daemon's JSON
+/// (0 while the cgroup has no series yet).
+fn rollup_faults(d: &Daemon, cgroup: &str) -> u64 {
+    let (status, body) = d.get("/api/v1/snapshot");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("snapshot JSON");
+    v["cgroups"]
+        .as_array()
+        .expect("cgroups")
+        .iter()
+        .find(|c| c["cgroup"] == cgroup)
+        .map_or(0, |c| {
+            c["minor_faults"].as_u64().unwrap_or(0) + c["major_faults"].as_u64().unwrap_or(0)
+        })
+}
+
+#[test]
+fn churned_processes_are_conserved_in_their_cgroup_rollup() {
+    if !require_bpf("churned_processes_are_conserved_in_their_cgroup_rollup") {
+        return;
+    }
+    const COUNT: u64 = 10_000;
+    let cg = kernel_setup::Memcg::create("churn", 4 << 30);
+    let mut w = Workload::start(&["spawn", &COUNT.to_string()]);
+    cg.add(w.pid);
+    // Started after the move, so the workload is first seen in the memcg.
+    let d = Daemon::start(&["--no-pin", "--interval", "1"]);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let cgroup = cg.path_in_hierarchy();
+    let (memmon0, kernel0) = (rollup_faults(&d, &cgroup), cg.stat("pgfault"));
+    let report = w.go();
+    assert_eq!(report["pids"].as_array().map_or(0, Vec::len) as u64, COUNT);
+    // Every exit event folded in (two passes at least).
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let (memmon1, kernel1) = (rollup_faults(&d, &cgroup), cg.stat("pgfault"));
+    let (got, want) = (memmon1 - memmon0, kernel1 - kernel0);
+    eprintln!("churn faults in {cgroup}: memmon {got}, memcg pgfault {want}");
+    assert!(
+        want > COUNT,
+        "the churn should fault at least once per child: {want}"
+    );
+    // The memcg's own counter (every fault charged to it, minor and major)
+    // against memmon's rollup (live and exited processes of that cgroup).
+    assert_within("faults in the churn's cgroup", got, want, 0.01);
+    let (_, body) = d.get("/api/v1/snapshot");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let unknown = v["cgroups"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["cgroup"] == ""))
+        .map_or(0, |c| c["exited_processes"].as_u64().unwrap_or(0));
+    assert!(
+        unknown < COUNT / 100,
+        "{unknown} exited processes landed in no cgroup"
+    );
+    w.finish();
+    d.stop();
 }

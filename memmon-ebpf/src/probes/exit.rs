@@ -8,7 +8,7 @@ use aya_ebpf::{
 };
 use memmon_common::{
     ExitEvent, Stat,
-    events::{EVENT_EXIT, EXIT_HAS_COUNTERS, EXIT_HAS_TASK},
+    events::{EVENT_EXIT, EXIT_HAS_COUNTERS, EXIT_HAS_TASK, EXIT_MEMCG_ID},
 };
 
 use crate::{
@@ -52,7 +52,13 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
                 (*event).start_boottime_ns = 0;
                 (*event).task_min_flt = 0;
                 (*event).task_maj_flt = 0;
-                (*event).cgroup_id = bpf_get_current_cgroup_id();
+                (*event).cgroup_id = match task.memory_cgroup_id(&cfg.cgroup) {
+                    Some(id) => {
+                        (*event).flags |= EXIT_MEMCG_ID;
+                        id
+                    }
+                    None => bpf_get_current_cgroup_id(),
+                };
                 (*event).comm = ctx.read_at::<[u8; 16]>(COMM_OFFSET).unwrap_or([0; 16]);
                 (*event).counters = Default::default();
                 if let Some(c) = PROC_COUNTERS.get_ptr(tgid) {

@@ -42,6 +42,8 @@ pub struct Model {
     processes: HashMap<ProcessKey, Process>,
     /// Live pid → its current key.
     live: HashMap<u32, ProcessKey>,
+    /// Memory cgroup ids of exit events → paths.
+    cgroup_ids: crate::procfs::cgroup::CgroupIds,
     /// Probe states as loaded.
     pub probes: Vec<ProbeStatus>,
     /// Latest kernel statistics.
@@ -72,6 +74,9 @@ impl Model {
         Model {
             probes,
             ticks_per_second: identity::ticks_per_second(),
+            cgroup_ids: crate::procfs::cgroup::CgroupIds::new(Some(
+                crate::procfs::cgroup::memory_hierarchy(),
+            )),
             ..Default::default()
         }
     }
@@ -362,6 +367,12 @@ impl Model {
             .entry(key)
             .or_insert_with(|| Process::new(key, comm.clone()));
         p.record_exit(exit);
+        // Born and gone between two scans: its cgroup from the exit event.
+        if p.cgroup.is_none()
+            && let Some(id) = p.exit_cgroup_id
+        {
+            p.cgroup = self.cgroup_ids.resolve(id);
+        }
     }
 
     /// Marks the start of a counting window: processes that already exited

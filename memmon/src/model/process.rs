@@ -3,7 +3,7 @@
 
 use memmon_common::{
     ExitEvent, MmState, ProcCounters,
-    events::{EXIT_HAS_COUNTERS, EXIT_HAS_TASK},
+    events::{EXIT_HAS_COUNTERS, EXIT_HAS_TASK, EXIT_MEMCG_ID},
 };
 use serde::Serialize;
 
@@ -133,7 +133,7 @@ impl Process {
                 self.ppid = Some(exit.ppid);
             }
         }
-        self.exit_cgroup_id = Some(exit.cgroup_id);
+        self.exit_cgroup_id = (exit.flags & EXIT_MEMCG_ID != 0).then_some(exit.cgroup_id);
     }
 
     /// Counters accumulated in the current window.

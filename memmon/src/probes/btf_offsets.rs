@@ -17,7 +17,7 @@ pub fn kernel_btf() -> Result<Btf, String> {
         .map_err(|e| format!("cannot read kernel BTF at {VMLINUX_BTF}: {e}"))
 }
 
-/// Offsets along `task->cgroups->subsys[memory_cgrp_id]->cgroup->kn->name`.
+/// Offsets along `task->cgroups->subsys[memory_cgrp_id]->cgroup->kn->{name,id}`.
 pub fn resolve_cgroup(btf: &Btf) -> Result<CgroupOffsets, String> {
     Ok(CgroupOffsets {
         valid: 1,
@@ -27,7 +27,7 @@ pub fn resolve_cgroup(btf: &Btf) -> Result<CgroupOffsets, String> {
         css_cgroup: field_offset(btf, "cgroup_subsys_state", "cgroup")?,
         cgroup_kn: field_offset(btf, "cgroup", "kn")?,
         kn_name: field_offset(btf, "kernfs_node", "name")?,
-        _pad: 0,
+        kn_id: field_offset(btf, "kernfs_node", "id")?,
     })
 }
 

@@ -75,9 +75,125 @@ pub fn find_by_name(hierarchy: &std::path::Path, leaf: &str, max_depth: usize) -
     None
 }
 
+/// Where the memory controller's cgroup directories are: the v1 memory
+/// hierarchy when mounted, else the unified (v2) one.
+pub fn memory_hierarchy() -> std::path::PathBuf {
+    let v1 = std::path::Path::new("/sys/fs/cgroup/memory");
+    if v1.join("memory.usage_in_bytes").exists() {
+        v1.to_path_buf()
+    } else {
+        std::path::PathBuf::from("/sys/fs/cgroup")
+    }
+}
+
+/// Directories visited at most per walk of the hierarchy.
+const MAX_WALK_DIRS: usize = 100_000;
+/// Deepest cgroup nesting walked.
+const MAX_WALK_DEPTH: usize = 16;
+/// An unknown id triggers at most one walk per this interval.
+const WALK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Memory cgroup ids (kernfs ids = directory inode numbers, what the exit
+/// probe reports) to paths as /proc/PID/cgroup shows them: how a process
+/// that lived and died between two scans still lands in its cgroup.
+#[derive(Debug, Default)]
+pub struct CgroupIds {
+    hierarchy: Option<std::path::PathBuf>,
+    by_id: std::collections::HashMap<u64, String>,
+    last_walk: Option<std::time::Instant>,
+}
+
+impl CgroupIds {
+    /// Resolves ids under `hierarchy` (None: resolve nothing).
+    pub fn new(hierarchy: Option<std::path::PathBuf>) -> Self {
+        CgroupIds {
+            hierarchy,
+            ..Default::default()
+        }
+    }
+
+    /// The path of cgroup `id`, walking the hierarchy again (at most once a
+    /// second) when the id is new.
+    pub fn resolve(&mut self, id: u64) -> Option<String> {
+        if let Some(p) = self.by_id.get(&id) {
+            return Some(p.clone());
+        }
+        if self
+            .last_walk
+            .is_some_and(|t| t.elapsed() < WALK_INTERVAL)
+        {
+            return None;
+        }
+        self.walk();
+        self.by_id.get(&id).cloned()
+    }
+
+    fn walk(&mut self) {
+        use std::os::unix::fs::MetadataExt as _;
+        self.last_walk = Some(std::time::Instant::now());
+        let Some(root) = self.hierarchy.clone() else {
+            return;
+        };
+        self.by_id.clear();
+        if let Ok(m) = std::fs::metadata(&root) {
+            self.by_id.insert(m.ino(), "/".into());
+        }
+        let mut level = vec![std::path::PathBuf::new()];
+        let mut visited = 0;
+        for _ in 0..MAX_WALK_DEPTH {
+            let mut next = Vec::new();
+            for rel in &level {
+                let Ok(entries) = std::fs::read_dir(root.join(rel)) else {
+                    continue;
+                };
+                for entry in entries.flatten() {
+                    if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        continue;
+                    }
+                    visited += 1;
+                    if visited > MAX_WALK_DIRS {
+                        return;
+                    }
+                    let child = rel.join(entry.file_name());
+                    if let Ok(m) = entry.metadata() {
+                        self.by_id
+                            .insert(m.ino(), format!("/{}", child.to_string_lossy()));
+                    }
+                    next.push(child);
+                }
+            }
+            if next.is_empty() {
+                return;
+            }
+            level = next;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_resolve_to_paths_under_the_hierarchy() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(dir.path().join("system.slice/cron.service")).expect("mkdir");
+        let ino = |rel: &str| std::fs::metadata(dir.path().join(rel)).expect("stat").ino();
+        let mut ids = CgroupIds::new(Some(dir.path().to_path_buf()));
+        assert_eq!(
+            ids.resolve(ino("system.slice/cron.service")).as_deref(),
+            Some("/system.slice/cron.service")
+        );
+        assert_eq!(ids.resolve(ino("")).as_deref(), Some("/"));
+        // A cgroup made after the walk is found after the walk interval.
+        std::fs::create_dir(dir.path().join("late")).expect("mkdir");
+        let late = ino("late");
+        assert_eq!(ids.resolve(late), None, "no second walk within a second");
+        ids.last_walk = None;
+        assert_eq!(ids.resolve(late).as_deref(), Some("/late"));
+        assert_eq!(CgroupIds::new(None).resolve(late), None);
+    }
 
     #[test]
     fn prefers_the_v1_memory_controller() {

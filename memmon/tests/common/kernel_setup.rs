@@ -71,6 +71,17 @@ impl Memcg {
 
     /// Moves process `pid` into this cgroup.
     /// Its path inside the memory hierarchy, as /proc/PID/cgroup shows it.
+    /// A `memory.stat` counter (v1: local to this cgroup).
+    pub fn stat(&self, key: &str) -> u64 {
+        let p = self.path.join("memory.stat");
+        let text =
+            std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{} has no {key} line", p.display()))
+    }
+
     pub fn path_in_hierarchy(&self) -> String {
         format!(
             "/{}",

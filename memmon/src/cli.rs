@@ -126,6 +126,10 @@ pub struct DaemonArgs {
         value_name = "PATH"
     )]
     pub web_config_file: Option<std::path::PathBuf>,
+    /// The proc filesystem to read [default: /proc] (e.g. the host's /proc
+    /// mounted at /host/proc in a container; pids must match the kernel's).
+    #[arg(long, env = "MEMMON_PROC_ROOT", value_name = "DIR")]
+    pub proc_root: Option<std::path::PathBuf>,
 }
 
 impl DaemonArgs {
@@ -144,6 +148,7 @@ impl DaemonArgs {
             pin_dir: self.pin_dir.clone(),
             history_seconds: self.history_seconds,
             web_config_file: self.web_config_file.clone(),
+            proc_root: self.proc_root.clone(),
         }
     }
 }

@@ -142,7 +142,10 @@ pub fn collect_memory(
     let multi_node = numa::node_dirs(&numa::SysNodeRoot::default()).len() > 1;
     let cost = guard.cycle(&candidates, cycle, |key| {
         match memory::read(root, key.pid) {
-            Ok(m) => {
+            Ok(mut m) => {
+                if let Some(what) = m.missing.take() {
+                    model.missing_sources.insert(what);
+                }
                 let numa = multi_node
                     .then(|| numa::read(root, key.pid, cpu_node).ok())
                     .flatten();
@@ -157,5 +160,9 @@ pub fn collect_memory(
         }
     });
     model.memory_cost = cost;
-    model.apply_system(system::read(root, &numa::SysNodeRoot::default()));
+    let mut sample = system::read(root, &numa::SysNodeRoot::default());
+    model
+        .missing_sources
+        .extend(std::mem::take(&mut sample.missing));
+    model.apply_system(sample);
 }

@@ -47,6 +47,8 @@ pub struct Config {
     pub history_seconds: u64,
     /// Exporter-toolkit style web config (TLS, basic auth), if any.
     pub web_config_file: Option<PathBuf>,
+    /// The proc filesystem read (normally /proc).
+    pub proc_root: PathBuf,
 }
 
 impl Default for Config {
@@ -66,6 +68,7 @@ impl Default for Config {
             pin_dir: PathBuf::from(crate::probes::pins::DEFAULT_PIN_ROOT),
             history_seconds: 300,
             web_config_file: None,
+            proc_root: PathBuf::from("/proc"),
         }
     }
 }
@@ -86,6 +89,7 @@ pub struct FileConfig {
     pin_dir: Option<PathBuf>,
     history_seconds: Option<u64>,
     web_config_file: Option<PathBuf>,
+    proc_root: Option<PathBuf>,
 }
 
 /// Settings given as flags or environment variables (clap merges the two,
@@ -116,6 +120,8 @@ pub struct Overrides {
     pub history_seconds: Option<u64>,
     /// --web.config.file / MEMMON_WEB_CONFIG_FILE.
     pub web_config_file: Option<PathBuf>,
+    /// --proc-root / MEMMON_PROC_ROOT.
+    pub proc_root: Option<PathBuf>,
 }
 
 /// A configuration error: where and what, with the fix.
@@ -156,6 +162,7 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, Config
     apply(&mut c.disabled_probes, file.disabled_probes.clone());
     apply(&mut c.pin, file.pin);
     apply(&mut c.pin_dir, file.pin_dir.clone());
+    apply(&mut c.proc_root, file.proc_root.clone());
     apply(&mut c.history_seconds, file.history_seconds);
     if file.web_config_file.is_some() {
         c.web_config_file = file.web_config_file.clone();
@@ -181,6 +188,7 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, Config
     apply(&mut c.disabled_probes, overrides.disabled_probes.clone());
     apply(&mut c.pin, overrides.pin);
     apply(&mut c.pin_dir, overrides.pin_dir.clone());
+    apply(&mut c.proc_root, overrides.proc_root.clone());
     apply(&mut c.history_seconds, overrides.history_seconds);
     if overrides.web_config_file.is_some() {
         c.web_config_file = overrides.web_config_file.clone();
@@ -315,6 +323,9 @@ history_seconds = {history}
 
 # Exporter-toolkit style web config file (TLS certificate, basic auth).
 # web_config_file = "/etc/memmon/web.yml"
+
+# The proc filesystem to read (the host's, with the host's pids).
+proc_root = "{proc_root}"
 "#,
         listen = d.listen,
         interval = d.interval_seconds,
@@ -327,6 +338,7 @@ history_seconds = {history}
         pin = d.pin,
         pin_dir = d.pin_dir.display(),
         history = d.history_seconds,
+        proc_root = d.proc_root.display(),
     )
 }
 

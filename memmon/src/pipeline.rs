@@ -36,6 +36,8 @@ pub struct Pipeline {
     stat_files: StatFiles,
     pending: Vec<ExitEvent>,
     notices: Vec<Notice>,
+    /// Missing sources already said.
+    reported_missing: std::collections::BTreeSet<String>,
     samples: u64,
     prev_lost: u64,
 }
@@ -64,9 +66,16 @@ impl Pipeline {
             stat_files: StatFiles::default(),
             pending: Vec::new(),
             notices,
+            reported_missing: Default::default(),
             samples: 0,
             prev_lost: 0,
         }
+    }
+
+    /// Reads processes and system files under `root` instead of /proc.
+    pub fn with_root(mut self, root: ProcRoot) -> Self {
+        self.root = root;
+        self
     }
 
     /// Drains exit events into the next pass (call often between passes so
@@ -115,20 +124,14 @@ impl Pipeline {
             None,
         );
         let t_memory = started.elapsed();
+        self.report_missing_sources();
         self.model.record_history(RECORDED_PROCESSES, unix_ms());
         self.samples += 1;
         let lost = self.model.stats.events_lost + self.model.stats.oom_events_lost;
         if lost > self.prev_lost {
             let message = format!("{lost} ring-buffer events lost since start");
             tracing::warn!("{message}");
-            if self.notices.len() == MAX_NOTICES {
-                self.notices.remove(0);
-            }
-            self.notices.push(Notice {
-                kind: "events_lost",
-                unix_ms: unix_ms(),
-                message,
-            });
+            self.push_notice("events_lost", message);
             self.prev_lost = lost;
         }
         let mut published = Published::from_model(&self.model);
@@ -147,6 +150,34 @@ impl Pipeline {
         published.self_cpu_seconds = cpu;
         self.model.fold_exited();
         published
+    }
+}
+
+impl Pipeline {
+    /// Says once (log and /api/v1/events) each source found missing.
+    fn report_missing_sources(&mut self) {
+        let new: Vec<String> = self
+            .model
+            .missing_sources
+            .difference(&self.reported_missing)
+            .cloned()
+            .collect();
+        for what in new {
+            tracing::warn!("{what}");
+            self.reported_missing.insert(what.clone());
+            self.push_notice("source_missing", what);
+        }
+    }
+
+    fn push_notice(&mut self, kind: &'static str, message: String) {
+        if self.notices.len() == MAX_NOTICES {
+            self.notices.remove(0);
+        }
+        self.notices.push(Notice {
+            kind,
+            unix_ms: unix_ms(),
+            message,
+        });
     }
 }
 

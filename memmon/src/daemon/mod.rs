@@ -45,6 +45,7 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
         .set_nonblocking(true)
         .context("setting the listener non-blocking")?;
     let web = load_web(&cfg).map_err(Fatal::Usage)?;
+    check_proc_root(&cfg).map_err(Fatal::Usage)?;
     privileges::check().map_err(Fatal::Privileges)?;
 
     let opts = LoadOptions {
@@ -82,13 +83,14 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
     }));
     let stop = Arc::new(AtomicBool::new(false));
     let (first_tx, first_rx) = std::sync::mpsc::channel();
+    let root = crate::procfs::ProcRoot::new(cfg.proc_root.clone());
     let sampler_thread = {
         let (shared, live, stop) = (Arc::clone(&shared), Arc::clone(&live), Arc::clone(&stop));
         std::thread::Builder::new()
             .name("memmon-sampler".into())
             .spawn(move || {
                 sampler::run(
-                    Pipeline::new(collector, model),
+                    Pipeline::new(collector, model).with_root(root),
                     shared,
                     live,
                     stop,
@@ -118,6 +120,27 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
     }
     tracing::info!("stopped; probes detached");
     result
+}
+
+/// A proc root without a single process directory is a wrong path.
+fn check_proc_root(cfg: &Config) -> Result<(), String> {
+    let has_pid = std::fs::read_dir(&cfg.proc_root)
+        .map_err(|e| {
+            format!(
+                "cannot read proc_root {}: {e}; point --proc-root (or `proc_root`) at a proc filesystem",
+                cfg.proc_root.display()
+            )
+        })?
+        .flatten()
+        .any(|e| e.file_name().to_str().is_some_and(|n| n.parse::<u32>().is_ok()));
+    if has_pid {
+        Ok(())
+    } else {
+        Err(format!(
+            "proc_root {} holds no process directories; point --proc-root (or `proc_root`) at a proc filesystem",
+            cfg.proc_root.display()
+        ))
+    }
 }
 
 /// The endpoint's TLS and basic auth from the web config file, if any.
@@ -242,6 +265,7 @@ fn apply_reload(
             old.disabled_probes != new.disabled_probes,
         ),
         ("pin", old.pin != new.pin || old.pin_dir != new.pin_dir),
+        ("proc_root", old.proc_root != new.proc_root),
     ];
     for (key, changed) in restart {
         if changed {

@@ -44,6 +44,8 @@ pub struct Model {
     live: HashMap<u32, ProcessKey>,
     /// Memory cgroup ids of exit events → paths.
     cgroup_ids: crate::procfs::cgroup::CgroupIds,
+    /// /proc sources found missing so far, each with what goes unreported.
+    pub missing_sources: std::collections::BTreeSet<String>,
     /// Probe states as loaded.
     pub probes: Vec<ProbeStatus>,
     /// Latest kernel statistics.

@@ -118,10 +118,7 @@ impl CgroupIds {
         if let Some(p) = self.by_id.get(&id) {
             return Some(p.clone());
         }
-        if self
-            .last_walk
-            .is_some_and(|t| t.elapsed() < WALK_INTERVAL)
-        {
+        if self.last_walk.is_some_and(|t| t.elapsed() < WALK_INTERVAL) {
             return None;
         }
         self.walk();

@@ -38,6 +38,9 @@ pub struct ProcessMemory {
     pub oom_score: Option<i64>,
     /// /proc/PID/oom_score_adj.
     pub oom_score_adj: Option<i64>,
+    /// A source this kernel lacks, and what goes unreported (said once).
+    #[serde(skip)]
+    pub missing: Option<String>,
 }
 
 /// Reads smaps_rollup, status and the OOM files of `pid`.
@@ -45,18 +48,32 @@ pub fn read(root: &ProcRoot, pid: u32) -> Result<ProcessMemory, ReadFailure> {
     let dir = root.pid_dir(pid);
     let process = ::procfs::process::Process::new_with_root(dir.clone())
         .map_err(|e| ReadFailure::from_procfs(pid, &dir, e))?;
-    let rollup = process
-        .smaps_rollup()
-        .map_err(|e| ReadFailure::from_procfs(pid, &dir, e))?;
+    let rollup = match process.smaps_rollup() {
+        Ok(r) => Some(r),
+        // No smaps_rollup on a live process: a kernel before 4.14 (or a
+        // trimmed /proc). RSS and swap then come from status.
+        Err(::procfs::ProcError::NotFound(_)) if dir.join("stat").exists() => None,
+        Err(e) => return Err(ReadFailure::from_procfs(pid, &dir, e)),
+    };
     let mut m = rollup
-        .memory_map_rollup
-        .iter()
-        .next()
+        .as_ref()
+        .and_then(|r| r.memory_map_rollup.iter().next())
         .map(|map| from_rollup(&map.extension.map))
         .unwrap_or_default();
     if let Ok(status) = process.status() {
         m.rss_peak = status.vmhwm.map(|kb| kb.saturating_mul(1024));
         m.hugetlb = status.hugetlbpages.map(|kb| kb.saturating_mul(1024));
+        if rollup.is_none() {
+            m.rss = status.vmrss.map(|kb| kb.saturating_mul(1024));
+            m.swap = status.vmswap.map(|kb| kb.saturating_mul(1024));
+        }
+    }
+    if rollup.is_none() {
+        m.missing = Some(format!(
+            "{} is missing: not reported: PSS, USS and their anon/file/shmem split \
+             (RSS and swap come from status)",
+            root.path().join("PID/smaps_rollup").display()
+        ));
     }
     m.oom_score = process.oom_score().ok().map(i64::from);
     m.oom_score_adj = process.oom_score_adj().ok().map(i64::from);

@@ -83,7 +83,29 @@ pub struct SystemSample {
     pub psi: Option<Psi>,
     /// Per node: numastat counters and meminfo (bytes).
     pub nodes: BTreeMap<u32, BTreeMap<String, u64>>,
+    /// Sources that could not be read, each with what goes unreported.
+    #[serde(skip)]
+    pub missing: Vec<String>,
 }
+
+/// Each system file, and what goes unreported without it.
+const SOURCES: &[(&str, &str)] = &[
+    (
+        "meminfo",
+        "system memory totals (free, available, cached, huge pages)",
+    ),
+    (
+        "vmstat",
+        "system fault, swap, reclaim and migration counters",
+    ),
+    ("swaps", "swap devices"),
+    ("buddyinfo", "free pages per order (buddy allocator)"),
+    ("slabinfo", "slab caches (needs root)"),
+    (
+        "pressure/memory",
+        "memory pressure (the kernel has no PSI: CONFIG_PSI off or psi=0)",
+    ),
+];
 
 /// Slab caches kept in the view.
 const TOP_SLABS: usize = 20;
@@ -91,7 +113,18 @@ const TOP_SLABS: usize = 20;
 /// Reads everything available.
 pub fn read(root: &ProcRoot, sys: &SysNodeRoot) -> SystemSample {
     let text = |name: &str| std::fs::read_to_string(root.path().join(name)).ok();
+    let missing = SOURCES
+        .iter()
+        .filter(|(name, _)| !root.path().join(name).exists())
+        .map(|(name, what)| {
+            format!(
+                "{} is missing: not reported: {what}",
+                root.path().join(name).display()
+            )
+        })
+        .collect();
     SystemSample {
+        missing,
         meminfo: text("meminfo")
             .map(|t| parse_meminfo(&t))
             .unwrap_or_default(),
@@ -262,6 +295,25 @@ mod tests {
             &ProcRoot::new(DIR),
             &SysNodeRoot(format!("{DIR}/node").into()),
         )
+    }
+
+    #[test]
+    fn missing_files_are_named_with_what_they_cost() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(dir.path().join("meminfo"), "MemTotal: 1 kB\n").expect("write");
+        let s = read(
+            &ProcRoot::new(dir.path()),
+            &SysNodeRoot(dir.path().join("node")),
+        );
+        assert_eq!(s.meminfo.get("MemTotal"), Some(&1024));
+        assert_eq!(s.missing.len(), SOURCES.len() - 1, "{:?}", s.missing);
+        assert!(
+            s.missing
+                .iter()
+                .any(|m| m.contains("pressure/memory") && m.contains("PSI"))
+        );
+        assert!(s.swaps.is_empty() && s.psi.is_none());
+        assert!(sample().missing.is_empty(), "{:?}", sample().missing);
     }
 
     #[test]

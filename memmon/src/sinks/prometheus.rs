@@ -176,6 +176,36 @@ const PROCESS_METRICS: &[(&str, &str, MetricType, Getter)] = &[
         MetricType::GAUGE,
         |v| v.swap_bytes.map(|b| b as f64),
     ),
+    (
+        "memmon_process_pss_bytes",
+        "Proportional set size: shared pages divided among their sharers (smaps_rollup, cost-guarded).",
+        MetricType::GAUGE,
+        |v| v.pss_bytes.map(|b| b as f64),
+    ),
+    (
+        "memmon_process_uss_bytes",
+        "Unique set size: pages only this process maps (smaps_rollup Private_Clean + Private_Dirty).",
+        MetricType::GAUGE,
+        |v| v.uss_bytes.map(|b| b as f64),
+    ),
+    (
+        "memmon_process_resident_peak_bytes",
+        "Peak resident set size (VmHWM).",
+        MetricType::GAUGE,
+        |v| v.rss_peak_bytes.map(|b| b as f64),
+    ),
+    (
+        "memmon_process_oom_score",
+        "The kernel's OOM badness score (/proc/PID/oom_score, 0-2000).",
+        MetricType::GAUGE,
+        |v| v.oom_score.map(|b| b as f64),
+    ),
+    (
+        "memmon_process_numa_local_ratio",
+        "Share of the process's pages on the NUMA nodes its threads run on (machines with 2+ nodes).",
+        MetricType::GAUGE,
+        |v| v.numa_local_ratio,
+    ),
 ];
 
 type TotalsGetter = fn(&Totals) -> f64;

@@ -3,6 +3,7 @@
 //! [`Section`]; the sections are written to BENCHMARKS.md with the machine,
 //! the kernel and the command that produced them.
 
+mod churn;
 mod daemon_cost;
 mod fault_storm;
 mod http;
@@ -73,6 +74,7 @@ pub fn run(env: &BuildEnv, quick: bool) -> anyhow::Result<()> {
     sections.extend(syscall_storms::run(&ctx)?);
     sections.push(startup::run(&ctx)?);
     sections.extend(daemon_cost::run(&ctx)?);
+    sections.push(churn::run(&ctx)?);
     let path = cmd::workspace().join("BENCHMARKS.md");
     let text = report::render(&sections, quick);
     std::fs::write(&path, text)?;

@@ -130,17 +130,25 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Section>> {
                 vec!["RSS".into(), format!("{:.1} MiB", rss as f64 / 1048576.0), format!("<= 25 MiB: {}", verdict(rss <= 25 << 20))],
                 vec!["series exported".into(), series.to_string(), String::new()],
             ],
-            notes: if cpu_pct > 1.0 {
-                vec![format!(
-                    "Profile (pass phases at `--log memmon=debug`): with 1,000 processes a pass spends ~25 ms \
-                     scanning /proc/PID/stat (open, read, close per process), under 1 ms in the kernel maps and \
-                     ~1 ms publishing; the cost-guarded smaps_rollup reads are ~0 in steady state (budget {:.0} ms). \
-                     What would close it: keep one fd per /proc/PID/stat and pread() it each pass, and re-read \
-                     processes whose counters did not move every few passes instead of every pass.",
+            notes: {
+                let mut notes = vec![format!(
+                    "How the pass stays cheap (profile: `perf record -g -p $(pidof memmon)` for 30 s, and the pass phases at \
+                     `--log memmon=debug`): /proc/PID/stat files stay open and are re-read with pread() (about 2.5 µs per process \
+                     instead of 6 µs for open+read+close); a process whose stat line came back unchanged 3 times is read every 2nd \
+                     pass, after 10 times every 4th, spread by pid, and any change brings it back to every pass; numa_maps is not \
+                     read on a one-node machine; smaps_rollup/status reads are cost-guarded (budget {:.0} ms per cycle). Before \
+                     these changes the same run measured 2.36% (25 ms per pass in open/read/close of /proc/PID/stat).",
                     budget * 1000.0
-                )]
-            } else {
-                Vec::new()
+                )];
+                if cpu_pct > 1.0 {
+                    notes.push(
+                        "Missed here: what remains is the kernel's cost of formatting /proc/PID/stat (do_task_stat) for \
+                         processes that do run, the /proc readdir, and the publish copy; a longer backoff for sleepers or a \
+                         kernel-side activity signal would close it."
+                            .into(),
+                    );
+                }
+                notes
             },
         },
         Section {

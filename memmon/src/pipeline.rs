@@ -149,6 +149,12 @@ impl Pipeline {
         published.self_rss_bytes = rss;
         published.self_cpu_seconds = cpu;
         self.model.fold_exited();
+        let model_shrank = self.model.shrink();
+        if self.stat_files.shrink() || model_shrank || self.pending.capacity() > 4096 {
+            self.pending.shrink_to_fit();
+            release_freed_memory();
+            tracing::debug!("shrank the model after a burst; freed heap returned");
+        }
         published
     }
 }
@@ -178,6 +184,30 @@ impl Pipeline {
             unix_ms: unix_ms(),
             message,
         });
+    }
+}
+
+/// Heap settings for a long-running sampler: buffers of 1 MiB and more
+/// (a pass's tables during a pid storm) get their own mappings, returned
+/// whole when freed; glibc's default raises that threshold after the first
+/// such free, and the next storm's tables then fragment the heap. Two
+/// arenas are enough for two threads that allocate (sampler, HTTP).
+pub fn tune_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets glibc's allocator parameters.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+/// Returns freed heap to the kernel after a burst (glibc keeps it
+/// otherwise, and the daemon's RSS would stay at its peak).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own heap structures.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

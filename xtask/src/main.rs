@@ -66,6 +66,10 @@ enum Task {
         /// Fewer rounds and smaller sizes (a smoke run; not for the record).
         #[arg(long)]
         quick: bool,
+        /// Run only these groups (repeatable): faults, syscalls, startup,
+        /// daemon, churn; their sections replace theirs in BENCHMARKS.md.
+        #[arg(long, value_name = "GROUP")]
+        only: Vec<String>,
     },
 }
 
@@ -84,7 +88,9 @@ fn main() -> ExitCode {
         Task::Fuzz { seconds, targets } => {
             setup::run(false).and_then(|env| fuzz::run(&env, seconds, &targets))
         }
-        Task::Bench { quick } => setup::run(false).and_then(|env| bench::run(&env, quick)),
+        Task::Bench { quick, only } => {
+            setup::run(false).and_then(|env| bench::run(&env, quick, &only))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

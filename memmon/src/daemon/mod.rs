@@ -72,6 +72,7 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
             crate::probes::ProbeState::Attached => {}
         }
     }
+    crate::pipeline::tune_heap();
     let mut model = Model::new(probes.statuses().to_vec());
     model.recorder = crate::model::history::FlightRecorder::new(cfg.history_seconds);
     let collector = Collector::new(probes);

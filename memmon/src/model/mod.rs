@@ -265,6 +265,19 @@ impl Model {
         self.recorder.expire(unix_ms);
     }
 
+    /// Gives back the room a burst of processes left (after a pid storm the
+    /// maps keep their peak capacity); true when something shrank.
+    pub fn shrink(&mut self) -> bool {
+        let roomy = |len: usize, cap: usize| cap > 2 * len + 1024;
+        let shrink = roomy(self.processes.len(), self.processes.capacity())
+            || roomy(self.live.len(), self.live.capacity());
+        if shrink {
+            self.processes.shrink_to_fit();
+            self.live.shrink_to_fit();
+        }
+        shrink
+    }
+
     /// Moves exited processes out of the model into the per-cgroup totals
     /// (the daemon does this each cycle so memory stays bounded by the live
     /// processes).

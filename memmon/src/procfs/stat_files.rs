@@ -89,6 +89,15 @@ impl StatFiles {
         self.open
     }
 
+    /// Gives back the room a burst of processes left; true when it shrank.
+    pub fn shrink(&mut self) -> bool {
+        let shrink = self.tracked.capacity() > 2 * self.tracked.len() + 1024;
+        if shrink {
+            self.tracked.shrink_to_fit();
+        }
+        shrink
+    }
+
     /// Drops what is kept of `pid` (its exit event arrived): the next scan
     /// reads the pid afresh, whoever holds it by then.
     pub fn forget(&mut self, pid: u32) {

@@ -189,9 +189,15 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Section> {
                 "daemon RSS".into(),
                 mib(before.rss),
                 format!("{} ({:+.1}%)", mib(after.rss), rss_change * 100.0),
-                format!("within 10%: {}", verdict(rss_change.abs() <= 0.10)),
+                format!("at most 10% above before: {}", verdict(rss_change <= 0.10)),
             ],
         ],
-        notes: Vec::new(),
+        notes: vec![
+            "RSS stays flat because after a burst the daemon shrinks its process tables and hands freed heap back \
+             (malloc_trim), and buffers of 1 MiB or more get mappings of their own (mallopt M_MMAP_THRESHOLD, which also stops \
+             glibc from raising that threshold); before these changes this run ended at 46.6 MiB from 16.6 MiB, the heap's \
+             peak during the storm, and with the trim alone it varied between runs (10.4 and 28.5 MiB)."
+                .into(),
+        ],
     })
 }

@@ -57,8 +57,19 @@ pub struct Section {
     pub notes: Vec<String>,
 }
 
-/// Runs every benchmark and writes BENCHMARKS.md.
-pub fn run(env: &BuildEnv, quick: bool) -> anyhow::Result<()> {
+/// The benchmark groups `--only` can name.
+pub const GROUPS: &[&str] = &["faults", "syscalls", "startup", "daemon", "churn"];
+
+/// Runs every benchmark (or the `only` groups) and writes BENCHMARKS.md;
+/// with `only`, the re-run sections replace theirs in the existing file.
+pub fn run(env: &BuildEnv, quick: bool, only: &[String]) -> anyhow::Result<()> {
+    if let Some(bad) = only.iter().find(|g| !GROUPS.contains(&g.as_str())) {
+        anyhow::bail!(
+            "unknown benchmark group `{bad}`; groups: {}",
+            GROUPS.join(", ")
+        );
+    }
+    let wanted = |g: &str| only.is_empty() || only.iter().any(|o| o == g);
     let mut actions = Vec::new();
     packages::ensure(packages::BENCH_PACKAGES, &mut actions)?;
     let mut build = cmd::cargo(env);
@@ -70,13 +81,29 @@ pub fn run(env: &BuildEnv, quick: bool) -> anyhow::Result<()> {
         rounds: if quick { 1 } else { 5 },
         quick,
     };
-    let mut sections = vec![fault_storm::run(&ctx)?];
-    sections.extend(syscall_storms::run(&ctx)?);
-    sections.push(startup::run(&ctx)?);
-    sections.extend(daemon_cost::run(&ctx)?);
-    sections.push(churn::run(&ctx)?);
+    let mut sections = Vec::new();
+    if wanted("faults") {
+        sections.push(fault_storm::run(&ctx)?);
+    }
+    if wanted("syscalls") {
+        sections.extend(syscall_storms::run(&ctx)?);
+    }
+    if wanted("startup") {
+        sections.push(startup::run(&ctx)?);
+    }
+    if wanted("daemon") {
+        sections.extend(daemon_cost::run(&ctx)?);
+    }
+    if wanted("churn") {
+        sections.push(churn::run(&ctx)?);
+    }
     let path = cmd::workspace().join("BENCHMARKS.md");
-    let text = report::render(&sections, quick);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(existing) if !only.is_empty() && !quick => {
+            report::merge(&existing, &sections, &only.join(" --only "))
+        }
+        _ => report::render(&sections, quick),
+    };
     std::fs::write(&path, text)?;
     eprintln!("bench: wrote {}", path.display());
     Ok(())

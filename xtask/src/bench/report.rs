@@ -50,19 +50,64 @@ pub fn render(sections: &[Section], quick: bool) -> String {
     );
     out.push_str(&machine());
     for s in sections {
-        let _ = write!(out, "\n## {}\n\n{}\n\n", s.title, s.what);
-        let _ = writeln!(out, "| {} |", s.header.join(" | "));
-        let _ = writeln!(
-            out,
-            "|{}|",
-            s.header.iter().map(|_| "---").collect::<Vec<_>>().join("|")
-        );
-        for r in &s.rows {
-            let _ = writeln!(out, "| {} |", r.join(" | "));
-        }
-        for n in &s.notes {
-            let _ = write!(out, "\n{n}\n");
-        }
+        out.push_str(&section(s, None));
     }
     out
+}
+
+/// One section, from its `## ` heading on; `rerun` notes a section re-run
+/// alone (`--only`) after the rest of the file.
+fn section(s: &Section, rerun: Option<&str>) -> String {
+    let mut out = String::new();
+    let _ = write!(out, "\n## {}\n\n{}\n\n", s.title, s.what);
+    if let Some(how) = rerun {
+        let _ = write!(out, "{how}\n\n");
+    }
+    let _ = writeln!(out, "| {} |", s.header.join(" | "));
+    let _ = writeln!(
+        out,
+        "|{}|",
+        s.header.iter().map(|_| "---").collect::<Vec<_>>().join("|")
+    );
+    for r in &s.rows {
+        let _ = writeln!(out, "| {} |", r.join(" | "));
+    }
+    for n in &s.notes {
+        let _ = write!(out, "\n{n}\n");
+    }
+    out
+}
+
+/// `existing` with `sections` (re-run alone by `--only ONLY`) in place of
+/// the sections of the same number, or appended.
+pub fn merge(existing: &str, sections: &[Section], only: &str) -> String {
+    let date =
+        cmd::output(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"])).unwrap_or_default();
+    let mut blocks: Vec<String> = existing
+        .split("\n## ")
+        .enumerate()
+        .map(|(i, b)| {
+            if i == 0 {
+                b.to_string()
+            } else {
+                format!("\n## {b}")
+            }
+        })
+        .collect();
+    for s in sections {
+        let how = format!(
+            "Re-run alone on {} by `cargo xtask bench --only {only}`.",
+            date.trim()
+        );
+        let text = section(s, Some(&how));
+        let number = s.title.split_whitespace().next().unwrap_or("");
+        match blocks
+            .iter()
+            .position(|b| b.starts_with(&format!("\n## {number} ")))
+        {
+            Some(i) => blocks[i] = text,
+            None => blocks.push(text),
+        }
+    }
+    blocks.concat()
 }

@@ -57,6 +57,9 @@ pub struct StatsSnapshot {
     /// Reclaim stall durations: (bucket lower bound ns, count), non-empty
     /// log2 buckets only.
     pub reclaim_stall_hist: Vec<(u64, u64)>,
+    /// Page-fault durations (fentry/fexit on handle_mm_fault, where the
+    /// kernel allows it): (bucket lower bound ns, faults), non-empty only.
+    pub fault_latency_hist: Vec<(u64, u64)>,
     /// Pages migrated system-wide per migrate reason (non-zero only).
     pub migrate_pages_by_reason: Vec<(String, u64)>,
     /// Entries in the rss_stat mm map now (owners of live mms).
@@ -174,13 +177,8 @@ impl ProbeSet {
                 Stat::FaultLatencyEvents => out.fault_latency_events = sum,
             }
         }
-        out.reclaim_stall_hist = self
-            .read_per_cpu_slots("RECLAIM_HIST", HIST_BUCKETS)
-            .into_iter()
-            .enumerate()
-            .filter(|(_, n)| *n > 0)
-            .map(|(i, n)| (if i == 0 { 0 } else { 1u64 << i }, n))
-            .collect();
+        out.reclaim_stall_hist = self.read_log2_hist("RECLAIM_HIST");
+        out.fault_latency_hist = self.read_log2_hist("FAULT_LATENCY_HIST");
         out.migrate_pages_by_reason = self
             .read_per_cpu_slots("MIGRATE_REASONS", MIGRATE_REASON_NAMES.len() as u32)
             .into_iter()
@@ -199,6 +197,17 @@ impl ProbeSet {
             out.proc_map_entries = map.keys().filter(|k| k.is_ok()).count() as u64;
         }
         Ok(out)
+    }
+
+    /// A log2 histogram of ns (slot i counts [2^i, 2^(i+1)), slot 0 from
+    /// 0): (lower bound, count) of the non-empty slots.
+    fn read_log2_hist(&self, name: &str) -> Vec<(u64, u64)> {
+        self.read_per_cpu_slots(name, HIST_BUCKETS)
+            .into_iter()
+            .enumerate()
+            .filter(|(_, n)| *n > 0)
+            .map(|(i, n)| (if i == 0 { 0 } else { 1u64 << i }, n))
+            .collect()
     }
 
     /// A per-CPU u64 array summed over CPUs, `len` slots; empty when the

@@ -96,10 +96,15 @@ pub fn render(probes: &[ProbeStatus], stats: &StatsSnapshot) -> String {
         "rss_stat mm map: {} entries; OOM events lost (ring buffer full): {}",
         stats.mm_map_entries, stats.oom_events_lost
     );
-    if !stats.reclaim_stall_hist.is_empty() {
-        let _ = writeln!(out, "reclaim stalls (log2 ns buckets):");
-        for (lo, n) in &stats.reclaim_stall_hist {
-            let _ = writeln!(out, "  >= {lo:>12} ns  {n}");
+    for (title, hist) in [
+        ("reclaim stalls", &stats.reclaim_stall_hist),
+        ("page-fault durations", &stats.fault_latency_hist),
+    ] {
+        if !hist.is_empty() {
+            let _ = writeln!(out, "{title} (log2 ns buckets):");
+            for (lo, n) in hist {
+                let _ = writeln!(out, "  >= {lo:>12} ns  {n}");
+            }
         }
     }
     if !stats.migrate_pages_by_reason.is_empty() {

@@ -682,10 +682,91 @@ fn kernel_stats(p: &Published) -> Vec<MetricFamily> {
             }
         }
     }
+    let hists = [
+        (
+            "memmon_page_fault_duration_seconds",
+            "Time the kernel spent resolving each page fault (fentry/fexit on handle_mm_fault; only where the kernel allows BPF tracing programs).",
+            &p.stats.fault_latency_hist,
+        ),
+        (
+            "memmon_reclaim_stall_duration_seconds",
+            "Direct and memcg reclaim stalls by duration.",
+            &p.stats.reclaim_stall_hist,
+        ),
+    ];
     [events, lost, full, entries, capacity, stale]
         .into_iter()
+        .chain(
+            hists
+                .into_iter()
+                .filter_map(|(name, help, h)| log2_histogram(name, help, h)),
+        )
         .filter(|f| !f.get_metric().is_empty())
         .collect()
+}
+
+/// A Prometheus histogram from log2 ns buckets ((lower bound ns, count),
+/// slot i holding [2^i, 2^(i+1)) ns); None when empty.
+fn log2_histogram(name: &str, help: &str, slots: &[(u64, u64)]) -> Option<MetricFamily> {
+    // Slot index from its lower bound: 0 → 0, 2^i → i.
+    let index = |lo: u64| {
+        if lo == 0 {
+            0
+        } else {
+            lo.trailing_zeros() as usize
+        }
+    };
+    let top = index(slots.last()?.0);
+    let mut counts = vec![0u64; top + 1];
+    let mut sum = 0f64;
+    for (lo, n) in slots {
+        counts[index(*lo)] += n;
+        // Bucket midpoints: the sum is an estimate.
+        sum += (*lo as f64 * 1.5).max(1.0) * *n as f64 / 1e9;
+    }
+    let mut cumulative = 0u64;
+    let buckets = counts
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            cumulative += n;
+            let mut b = prometheus::proto::Bucket::default();
+            b.set_upper_bound((1u64 << (i + 1)) as f64 / 1e9);
+            b.set_cumulative_count(cumulative);
+            b
+        })
+        .collect();
+    let mut h = prometheus::proto::Histogram::default();
+    h.set_bucket(buckets);
+    h.set_sample_count(cumulative);
+    h.set_sample_sum(sum);
+    let mut mf = family(name, help, MetricType::HISTOGRAM);
+    let mut m = Metric::default();
+    m.set_histogram(h);
+    mf.mut_metric().push(m);
+    Some(mf)
+}
+
+#[cfg(test)]
+mod log2_histogram_tests {
+    use super::*;
+
+    #[test]
+    fn log2_slots_become_cumulative_buckets() {
+        let mf = log2_histogram("x_seconds", "h", &[(0, 1), (1024, 3), (4096, 2)]).expect("some");
+        let h = mf.get_metric()[0].get_histogram();
+        let b = h.get_bucket();
+        // Slots 0..=12: upper bounds 2 ns .. 8192 ns.
+        assert_eq!(b.len(), 13);
+        assert_eq!(b[0].cumulative_count(), 1);
+        assert_eq!(b[9].cumulative_count(), 1);
+        assert_eq!(b[10].cumulative_count(), 4);
+        assert!((b[10].upper_bound() - 2048e-9).abs() < 1e-15);
+        assert_eq!(b[12].cumulative_count(), 6);
+        assert_eq!(h.get_sample_count(), 6);
+        assert!(log2_histogram("x", "h", &[]).is_none());
+        assert!(encode(&[mf]).is_ok());
+    }
 }
 
 /// The text exposition of `families`.

@@ -43,7 +43,21 @@ pub struct Workload {
 impl Workload {
     /// Starts `memmon-workload ARGS` and waits for its `ready PID` line.
     pub fn start(args: &[&str]) -> Workload {
-        let mut child = Command::new(WORKLOAD)
+        Self::start_under(&[], args)
+    }
+
+    /// Same, run through `prefix` (e.g. `numactl --membind=0`), which must
+    /// exec the workload (its pid is the one reported).
+    pub fn start_under(prefix: &[&str], args: &[&str]) -> Workload {
+        let mut cmd = match prefix.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(WORKLOAD);
+                c
+            }
+            None => Command::new(WORKLOAD),
+        };
+        let mut child = cmd
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

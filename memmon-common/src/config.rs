@@ -99,6 +99,8 @@ pub struct KernelConfig {
     pub _pad: u32,
     /// Offsets to a task's memory cgroup (OOM and exit events).
     pub cgroup: CgroupOffsets,
+    /// Tracepoint fields whose place differs between kernels.
+    pub tp: crate::layouts::TracepointOffsets,
 }
 
 impl TaskOffsets {
@@ -133,6 +135,7 @@ impl KernelConfig {
             exit_group_dead_offset: 0,
             _pad: 0,
             cgroup: CgroupOffsets::unknown(),
+            tp: crate::layouts::TracepointOffsets::default_layout(),
         }
     }
 }

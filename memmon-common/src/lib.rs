@@ -9,6 +9,7 @@ pub mod alloc;
 pub mod config;
 pub mod counters;
 pub mod events;
+pub mod layouts;
 pub mod rss;
 pub mod stats;
 

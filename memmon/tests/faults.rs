@@ -136,19 +136,24 @@ fn short_lived_processes_reported_and_removed() {
     }
     const COUNT: usize = 2_000;
     let mut w = Workload::start(&["spawn", &COUNT.to_string()]);
-    // A second memmon watches its own maps for entries left behind.
-    let probes = Memmon::start(&["snapshot", "--probes", "--json", "--duration", "8"]);
-    let mut pids = Vec::new();
-    let rows = snapshot_json(&["--duration", "6"], || {
-        let report = w.go();
-        pids = report["pids"]
-            .as_array()
-            .expect("pids")
-            .iter()
-            .map(|p| p.as_u64().expect("pid") as u32)
-            .collect();
-    });
+    // A second memmon watches its own maps for entries left behind. Both
+    // watch until told (SIGINT ends a snapshot's window early), so a slow
+    // machine (TCG guest) gets the whole storm into the window.
+    let probes = Memmon::start(&["snapshot", "--probes", "--json", "--duration", "600"]);
+    let rows_memmon = Memmon::start(&["snapshot", "--json", "--duration", "600"]);
+    let report = w.go();
+    let pids: Vec<u32> = report["pids"]
+        .as_array()
+        .expect("pids")
+        .iter()
+        .map(|p| p.as_u64().expect("pid") as u32)
+        .collect();
     w.finish();
+    std::thread::sleep(Duration::from_millis(300));
+    rows_memmon.signal(libc::SIGINT);
+    let (stdout, stderr) = rows_memmon.output();
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("snapshot JSON: {e}\n{stdout}\n{stderr}"));
     assert_eq!(pids.len(), COUNT);
     for pid in &pids {
         let row = row_for(&rows, *pid);
@@ -159,7 +164,7 @@ fn short_lived_processes_reported_and_removed() {
         );
         assert!(row["start_time_ticks"].as_u64().unwrap_or(0) > 0, "{row}");
     }
-    std::thread::sleep(Duration::from_millis(100));
+    probes.signal(libc::SIGINT);
     let (stdout, _) = probes.output();
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("probes JSON");
     let stats = &report["stats"];

@@ -60,8 +60,11 @@ fn local_ratio(bind: &[&str]) -> f64 {
     let mut prefix = vec!["numactl"];
     prefix.extend_from_slice(bind);
     let mut w = Workload::start_under(&prefix, &["touch", &PAGES.to_string()]);
-    w.go();
-    let rows = snapshot_json(&["--duration", "1"], || {});
+    let pid = w.pid.to_string();
+    // The snapshot shows processes with memory events in its window.
+    let rows = snapshot_json(&["--duration", "2", "--pid", &pid], || {
+        w.go();
+    });
     let row = row_for(&rows, w.pid);
     let ratio = row["numa_local_ratio"]
         .as_f64()

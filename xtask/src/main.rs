@@ -7,6 +7,8 @@
 //! - `test`: fmt check, clippy, unit tests, root integration tests.
 //! - `bench`: the benchmarks, written to BENCHMARKS.md.
 //! - `fuzz`: the cargo-fuzz targets of memmon's own parsers.
+//! - `vm-test`: the integration tests in a qemu guest (Debian's kernel, two
+//!   NUMA nodes).
 
 mod bench;
 mod cmd;
@@ -15,6 +17,7 @@ mod packages;
 mod setup;
 mod test;
 mod toolchain;
+mod vm_test;
 
 use std::process::ExitCode;
 
@@ -61,6 +64,19 @@ enum Task {
         /// Targets (default: all).
         targets: Vec<String>,
     },
+    /// Run the root integration tests in a qemu guest: Debian's stock
+    /// kernel, 2 vCPUs, 2 NUMA nodes, TCG.
+    VmTest {
+        /// Every integration test binary (default: the focused subset:
+        /// numa_two_nodes, fault_latency, faults, oom).
+        #[arg(long)]
+        all: bool,
+        /// Kernel image to boot [default: the newest /boot/vmlinuz-*].
+        #[arg(long)]
+        kernel: Option<std::path::PathBuf>,
+        /// Test name filters passed to every test binary.
+        filters: Vec<String>,
+    },
     /// Run the benchmarks and write BENCHMARKS.md.
     Bench {
         /// Fewer rounds and smaller sizes (a smoke run; not for the record).
@@ -88,6 +104,20 @@ fn main() -> ExitCode {
         Task::Fuzz { seconds, targets } => {
             setup::run(false).and_then(|env| fuzz::run(&env, seconds, &targets))
         }
+        Task::VmTest {
+            all,
+            kernel,
+            filters,
+        } => setup::run(false).and_then(|env| {
+            vm_test::run(
+                &env,
+                &vm_test::Options {
+                    all,
+                    kernel,
+                    filters,
+                },
+            )
+        }),
         Task::Bench { quick, only } => {
             setup::run(false).and_then(|env| bench::run(&env, quick, &only))
         }

@@ -22,7 +22,7 @@ const MAP_ANONYMOUS: u64 = 0x20;
 const ARG1: usize = 24;
 const ARG3: usize = 40;
 /// `ret` of sys_exit_* records.
-const RET: usize = 16;
+const RET: usize = memmon_common::layouts::syscalls::RET as usize;
 
 /// Thread → mmap arguments between entry and exit.
 #[map]

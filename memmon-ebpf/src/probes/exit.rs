@@ -17,7 +17,7 @@ use crate::{
 };
 
 /// Offset of `comm` in the sched_process_exit record.
-const COMM_OFFSET: usize = 8;
+const COMM_OFFSET: usize = memmon_common::layouts::exit::COMM as usize;
 
 #[tracepoint]
 pub fn sched_process_exit(ctx: TracePointContext) -> u32 {

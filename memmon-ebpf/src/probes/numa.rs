@@ -15,9 +15,6 @@ use memmon_common::Stat;
 
 use crate::maps::{add, bump_stat, current_tgid, proc_counters};
 
-const SUCCEEDED: usize = 8;
-const FAILED: usize = 16;
-const REASON: usize = 60;
 /// enum migrate_reason values that are NUMA placement.
 const MR_SYSCALL: i32 = 3;
 const MR_MEMPOLICY_MBIND: i32 = 4;
@@ -33,10 +30,11 @@ pub static MIGRATE_REASONS: PerCpuArray<u64> = PerCpuArray::with_max_entries(REA
 #[tracepoint]
 pub fn mm_migrate_pages(ctx: TracePointContext) -> u32 {
     bump_stat(Stat::MigrateEvents);
+    let tp = crate::maps::config().tp;
     // SAFETY: offsets from this kernel's migrate/mm_migrate_pages format.
-    let succeeded: u64 = unsafe { ctx.read_at(SUCCEEDED) }.unwrap_or(0);
-    let failed: u64 = unsafe { ctx.read_at(FAILED) }.unwrap_or(0);
-    let reason: i32 = unsafe { ctx.read_at(REASON) }.unwrap_or(0);
+    let succeeded: u64 = unsafe { ctx.read_at(tp.migrate_succeeded as usize) }.unwrap_or(0);
+    let failed: u64 = unsafe { ctx.read_at(tp.migrate_failed as usize) }.unwrap_or(0);
+    let reason: i32 = unsafe { ctx.read_at(tp.migrate_reason as usize) }.unwrap_or(0);
     let slot = if reason >= 0 && (reason as u32) < REASON_SLOTS {
         reason as u32
     } else {
@@ -69,9 +67,9 @@ pub fn mm_migrate_pages(ctx: TracePointContext) -> u32 {
 
 /// Offsets of `tgid` in sched_move_numa, and of src/dst tgid in
 /// sched_swap_numa.
-const MOVE_TGID: usize = 12;
-const SWAP_SRC_TGID: usize = 12;
-const SWAP_DST_TGID: usize = 32;
+const MOVE_TGID: usize = memmon_common::layouts::numa::MOVE_TGID as usize;
+const SWAP_SRC_TGID: usize = memmon_common::layouts::numa::SWAP_SRC_TGID as usize;
+const SWAP_DST_TGID: usize = memmon_common::layouts::numa::SWAP_DST_TGID as usize;
 
 #[tracepoint]
 pub fn sched_move_numa(ctx: TracePointContext) -> u32 {

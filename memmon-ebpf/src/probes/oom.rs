@@ -23,15 +23,16 @@ use crate::{
     task::Task,
 };
 
-const PID: usize = 8;
-const COMM_LOC: usize = 12;
-const TOTAL_VM: usize = 16;
-const ANON_RSS: usize = 24;
-const FILE_RSS: usize = 32;
-const SHMEM_RSS: usize = 40;
-const UID: usize = 48;
-const PGTABLES: usize = 56;
-const OOM_SCORE_ADJ: usize = 64;
+use memmon_common::layouts::oom as layout;
+const PID: usize = layout::PID as usize;
+const COMM_LOC: usize = layout::COMM_LOC as usize;
+const TOTAL_VM: usize = layout::TOTAL_VM as usize;
+const ANON_RSS: usize = layout::ANON_RSS as usize;
+const FILE_RSS: usize = layout::FILE_RSS as usize;
+const SHMEM_RSS: usize = layout::SHMEM_RSS as usize;
+const UID: usize = layout::UID as usize;
+const PGTABLES: usize = layout::PGTABLES as usize;
+const OOM_SCORE_ADJ: usize = layout::OOM_SCORE_ADJ as usize;
 
 #[tracepoint]
 pub fn oom_mark_victim(ctx: TracePointContext) -> u32 {

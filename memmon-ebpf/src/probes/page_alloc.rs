@@ -20,8 +20,8 @@ use crate::maps::{add, bump_stat, current_tgid, proc_counters};
 pub static PAGE_ALLOCS: PerCpuArray<u64> = PerCpuArray::with_max_entries(PAGE_ALLOC_SLOTS, 0);
 
 /// mm_page_alloc: order (u32) at 16, migratetype (i32) at 32.
-const ORDER: usize = 16;
-const MIGRATETYPE: usize = 32;
+const ORDER: usize = memmon_common::layouts::page_alloc::ORDER as usize;
+const MIGRATETYPE: usize = memmon_common::layouts::page_alloc::MIGRATETYPE as usize;
 
 #[tracepoint]
 pub fn mm_page_alloc(ctx: TracePointContext) -> u32 {

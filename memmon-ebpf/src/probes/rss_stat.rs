@@ -24,10 +24,10 @@ use memmon_common::{
 
 use crate::maps::{add, bump_stat, current_tgid, proc_counters};
 
-const MM_ID_OFFSET: usize = 8;
-const CURR_OFFSET: usize = 12;
-const MEMBER_OFFSET: usize = 16;
-const SIZE_OFFSET: usize = 24;
+const MM_ID_OFFSET: usize = memmon_common::layouts::rss_stat::MM_ID as usize;
+const CURR_OFFSET: usize = memmon_common::layouts::rss_stat::CURR as usize;
+const MEMBER_OFFSET: usize = memmon_common::layouts::rss_stat::MEMBER as usize;
+const SIZE_OFFSET: usize = memmon_common::layouts::rss_stat::SIZE as usize;
 const PAGE_SHIFT: u32 = 12;
 
 /// mm_id → owner and last swap size. Entries are removed when the owner

@@ -27,13 +27,10 @@ pub static SLAB_CACHES: HashMap<SlabKey, AllocStats> = HashMap::with_max_entries
 #[map]
 pub static KMALLOC_CLASSES: HashMap<u64, AllocStats> = HashMap::with_max_entries(512, 0);
 
-/// kmem_cache_alloc: name (__data_loc) at 24, bytes_req 32, bytes_alloc 40.
-const CACHE_NAME: usize = 24;
-const CACHE_REQ: usize = 32;
-const CACHE_ALLOC: usize = 40;
-/// kmalloc: bytes_req 24, bytes_alloc 32.
-const KMALLOC_REQ: usize = 24;
-const KMALLOC_ALLOC: usize = 32;
+/// kmalloc: bytes_req, bytes_alloc (kmem_cache_alloc's come from the
+/// kernel config: its record changed in 6.2).
+const KMALLOC_REQ: usize = memmon_common::layouts::kmalloc::REQ as usize;
+const KMALLOC_ALLOC: usize = memmon_common::layouts::kmalloc::ALLOC as usize;
 
 #[inline(always)]
 fn read_u64(ctx: &TracePointContext, off: usize) -> u64 {
@@ -47,8 +44,14 @@ fn cache_key(ctx: &TracePointContext) -> SlabKey {
     let mut key = SlabKey {
         name: [0; SLAB_NAME_LEN],
     };
+    let at = crate::maps::config().tp.slab_name as usize;
+    if at == 0 {
+        // Before 6.2 the record carries no cache name.
+        key.name[0] = b'?';
+        return key;
+    }
     // SAFETY: __data_loc: low 16 bits offset, high 16 bits length.
-    let loc: u32 = unsafe { ctx.read_at::<u32>(CACHE_NAME) }.unwrap_or(0);
+    let loc: u32 = unsafe { ctx.read_at::<u32>(at) }.unwrap_or(0);
     let off = (loc & 0xffff) as usize;
     let src = ctx.base().wrapping_add(off);
     // SAFETY: reads at most SLAB_NAME_LEN bytes of the record.
@@ -75,8 +78,9 @@ fn stats_for<K>(map: &HashMap<K, AllocStats>, key: &K) -> Option<*mut AllocStats
 #[tracepoint]
 pub fn kmem_cache_alloc(ctx: TracePointContext) -> u32 {
     bump_stat(Stat::SlabEvents);
-    let req = read_u64(&ctx, CACHE_REQ);
-    let alloc = read_u64(&ctx, CACHE_ALLOC);
+    let tp = crate::maps::config().tp;
+    let req = read_u64(&ctx, tp.slab_req as usize);
+    let alloc = read_u64(&ctx, tp.slab_alloc as usize);
     let key = cache_key(&ctx);
     if let Some(s) = stats_for(&SLAB_CACHES, &key) {
         // SAFETY: live map value.

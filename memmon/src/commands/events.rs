@@ -4,7 +4,6 @@
 
 use std::{
     io::Write as _,
-    sync::atomic::{AtomicBool, Ordering},
     time::{Duration, Instant},
 };
 
@@ -27,19 +26,6 @@ const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// How often loss counters are checked.
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
-}
-
-fn install_signal_handlers() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic (async-signal-safe).
-        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
-    }
-}
-
 /// Runs the command.
 pub fn run(args: &EventsArgs) -> Result<(), Fatal> {
     if let Some(d) = args.duration
@@ -52,7 +38,7 @@ pub fn run(args: &EventsArgs) -> Result<(), Fatal> {
     let opts = load_options(&args.probe_args)?;
     privileges::check().map_err(Fatal::Privileges)?;
     let probes = ProbeSet::load(&opts).context("loading probes")?;
-    install_signal_handlers();
+    super::stop_signal::install();
     let mut out = std::io::stdout().lock();
     for status in probes.statuses() {
         if !matches!(status.state, ProbeState::Attached) {
@@ -75,7 +61,7 @@ pub fn run(args: &EventsArgs) -> Result<(), Fatal> {
         .map(|d| Instant::now() + Duration::from_secs_f64(d));
     let mut next_stats = Instant::now() + STATS_INTERVAL;
     let mut exits = Vec::new();
-    while !STOP.load(Ordering::Relaxed) {
+    while !super::stop_signal::requested() {
         for event in collector.drain_oom_events(&mut exits) {
             let kill = OomKill::from_event(&event, &root);
             if writeln!(out, "{}", sink::oom_kill(&kill, args.json)).is_err() {

@@ -4,4 +4,5 @@
 pub mod config;
 pub mod events;
 pub mod snapshot;
+pub mod stop_signal;
 pub mod top;

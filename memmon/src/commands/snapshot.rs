@@ -52,13 +52,14 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
     let mut collector = Collector::new(probes);
     model.apply(collector.collect(Vec::new(), &root), &root);
     model.start_window();
+    super::stop_signal::install();
     eprintln!("memmon: probes attached; watching for {} s", args.duration);
 
     let deadline = Instant::now() + Duration::from_secs_f64(args.duration);
     let mut pending = Vec::new();
     loop {
         let now = Instant::now();
-        if now >= deadline {
+        if now >= deadline || super::stop_signal::requested() {
             break;
         }
         std::thread::sleep(DRAIN_INTERVAL.min(deadline - now));

@@ -13,7 +13,7 @@ use aya::{
     },
     util::online_cpus,
 };
-use memmon_common::KernelConfig;
+use memmon_common::{KernelConfig, layouts::TracepointOffsets};
 
 use super::{
     btf_offsets,
@@ -205,6 +205,7 @@ fn attach_one(
                     kernel_release()
                 ));
             }
+            check_fixed_layout(tracefs, category, name)?;
             let tp: &mut TracePoint = program.try_into().map_err(|e| format!("{e}"))?;
             // One program may serve several tracepoints (reclaim begin/end
             // for direct and memcg reclaim): load it once.
@@ -301,7 +302,63 @@ fn kernel_config(tracefs: &Path) -> KernelConfig {
     }
     config.exit_group_dead_offset =
         tracefs::field_offset(tracefs, "sched", "sched_process_exit", "group_dead").unwrap_or(0);
+    config.tp = tracepoint_offsets(tracefs);
     config
+}
+
+/// The tracepoint fields whose place moved between kernels, from this
+/// kernel's formats (the built-in layout where a format cannot be read).
+fn tracepoint_offsets(tracefs: &Path) -> TracepointOffsets {
+    let mut tp = TracepointOffsets::default_layout();
+    let field = |category: &str, event: &str, name: &str| {
+        tracefs::field_offset(tracefs, category, event, name)
+    };
+    if let (Some(s), Some(f), Some(r)) = (
+        field("migrate", "mm_migrate_pages", "succeeded"),
+        field("migrate", "mm_migrate_pages", "failed"),
+        field("migrate", "mm_migrate_pages", "reason"),
+    ) {
+        (tp.migrate_succeeded, tp.migrate_failed, tp.migrate_reason) = (s, f, r);
+    }
+    if let (Some(req), Some(alloc)) = (
+        field("kmem", "kmem_cache_alloc", "bytes_req"),
+        field("kmem", "kmem_cache_alloc", "bytes_alloc"),
+    ) {
+        tp.slab_req = req;
+        tp.slab_alloc = alloc;
+        tp.slab_name = field("kmem", "kmem_cache_alloc", "name").unwrap_or(0);
+    }
+    tp
+}
+
+/// Checks a tracepoint's fields that memmon reads at fixed offsets against
+/// this kernel's format file.
+fn check_fixed_layout(tracefs: &Path, category: &str, name: &str) -> Result<(), String> {
+    let Some((_, _, fields)) = memmon_common::layouts::FIXED
+        .iter()
+        .find(|(c, n, _)| *c == category && *n == name)
+    else {
+        return Ok(());
+    };
+    for (field, want) in fields.iter() {
+        match tracefs::field_offset(tracefs, category, name, field) {
+            Some(got) if got == *want => {}
+            Some(got) => {
+                return Err(format!(
+                    "tracepoint {category}:{name} has `{field}` at offset {got}, memmon reads it at \
+                     {want}: this kernel's record layout ({}) is not supported yet",
+                    kernel_release()
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "tracepoint {category}:{name} has no field `{field}` on this kernel ({})",
+                    kernel_release()
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn tracepoint_overrides() -> Vec<(String, Attach)> {
@@ -345,5 +402,50 @@ fn raise_memlock_limit() {
             "setrlimit(RLIMIT_MEMLOCK) failed: {}",
             std::io::Error::last_os_error()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kernel(release: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/tracefs")
+            .join(release)
+    }
+
+    #[test]
+    fn fixed_layouts_match_both_recorded_kernels() {
+        for release in ["linux-6.18", "linux-6.1"] {
+            for (category, name, _) in memmon_common::layouts::FIXED {
+                if let Err(e) = check_fixed_layout(&kernel(release), category, name) {
+                    panic!("{release}: {e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn moved_fields_are_read_from_the_kernel() {
+        let new = tracepoint_offsets(&kernel("linux-6.18"));
+        assert_eq!(new, TracepointOffsets::default_layout());
+        let old = tracepoint_offsets(&kernel("linux-6.1"));
+        assert_eq!(old.migrate_reason, 52);
+        assert_eq!((old.slab_name, old.slab_req, old.slab_alloc), (0, 24, 32));
+    }
+
+    #[test]
+    fn a_moved_fixed_field_is_refused_with_the_reason() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let ev = dir.path().join("events/kmem/mm_page_alloc");
+        std::fs::create_dir_all(&ev).expect("mkdir");
+        std::fs::write(
+            ev.join("format"),
+            "format:\n\tfield:unsigned int order;\toffset:20;\tsize:4;\tsigned:0;\n",
+        )
+        .expect("write");
+        let err = check_fixed_layout(dir.path(), "kmem", "mm_page_alloc").expect_err("moved");
+        assert!(err.contains("`order` at offset 20"), "{err}");
     }
 }

@@ -4,7 +4,8 @@
 //! - `setup`: Debian packages, the eBPF toolchain, bpf-linker, tracefs.
 //! - `build [--release]`: build memmon with its eBPF object embedded.
 //! - `run [--release] -- ARGS`: build, then run `memmon ARGS`.
-//! - `test`: fmt check, clippy, unit tests, root integration tests.
+//! - `test`: fmt check, clippy, unit tests, root integration tests, fuzz,
+//!   and the focused integration tests in a qemu guest.
 //! - `bench`: the benchmarks, written to BENCHMARKS.md.
 //! - `fuzz`: the cargo-fuzz targets of memmon's own parsers.
 //! - `vm-test`: the integration tests in a qemu guest (Debian's kernel, two
@@ -50,8 +51,12 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// fmt check, clippy -D warnings, unit tests, root integration tests.
+    /// fmt check, clippy -D warnings, unit tests, root integration tests,
+    /// a short fuzz run, then the focused subset in a qemu guest (vm-test).
     Test {
+        /// Skip the qemu guest lane (a quicker loop while developing).
+        #[arg(long)]
+        no_vm: bool,
         /// Extra arguments for the integration test run (e.g. a test name).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -100,7 +105,9 @@ fn main() -> ExitCode {
             cmd::build_memmon(&env, release)?;
             cmd::run_memmon(release, &args)
         }),
-        Task::Test { args } => setup::run(false).and_then(|env| test::run(&env, &args)),
+        Task::Test { no_vm, args } => {
+            setup::run(false).and_then(|env| test::run(&env, &args, !no_vm))
+        }
         Task::Fuzz { seconds, targets } => {
             setup::run(false).and_then(|env| fuzz::run(&env, seconds, &targets))
         }
@@ -109,14 +116,18 @@ fn main() -> ExitCode {
             kernel,
             filters,
         } => setup::run(false).and_then(|env| {
-            vm_test::run(
+            let (_, failed) = vm_test::run(
                 &env,
                 &vm_test::Options {
                     all,
                     kernel,
                     filters,
                 },
-            )
+            )?;
+            if failed > 0 {
+                anyhow::bail!("{failed} failed in the guest");
+            }
+            Ok(())
         }),
         Task::Bench { quick, only } => {
             setup::run(false).and_then(|env| bench::run(&env, quick, &only))

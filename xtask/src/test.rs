@@ -1,7 +1,8 @@
 //! `cargo xtask test`: formatting, lints, unit tests, the root integration
 //! tests that load real probes (MEMMON_REQUIRE_BPF=1 makes a test that
-//! cannot load them fail instead of skipping), then a short fuzz run. Ends
-//! with one line counting every test that ran.
+//! cannot load them fail instead of skipping), a short fuzz run, then the
+//! focused integration tests in a qemu guest on Debian's kernel with two
+//! NUMA nodes (`vm_test`). Ends with one line counting every test that ran.
 
 use std::{
     io::{BufRead as _, BufReader},
@@ -10,7 +11,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::{cmd, fuzz, packages, setup::BuildEnv};
+use crate::{cmd, fuzz, packages, setup::BuildEnv, vm_test};
 
 /// Seconds per fuzz target in the test lane (`cargo xtask fuzz` runs longer).
 const FUZZ_SECONDS: u32 = 10;
@@ -63,8 +64,10 @@ fn run_counted(mut c: std::process::Command, totals: &mut Totals) -> anyhow::Res
     Ok(())
 }
 
-/// Runs every lane in order, stopping at the first failure.
-pub fn run(env: &BuildEnv, extra: &[String]) -> anyhow::Result<()> {
+/// Runs every lane in order, stopping at the first failure; `vm`: end
+/// with the focused subset in a qemu guest (two NUMA nodes, Debian's
+/// kernel), skipped when test names were given.
+pub fn run(env: &BuildEnv, extra: &[String], vm: bool) -> anyhow::Result<()> {
     let mut actions = Vec::new();
     packages::ensure(packages::TEST_PACKAGES, &mut actions)?;
     cmd::run(cmd::cargo(env).args(["fmt", "--all", "--", "--check"]))?;
@@ -96,6 +99,22 @@ pub fn run(env: &BuildEnv, extra: &[String]) -> anyhow::Result<()> {
     } else {
         run_counted(it, &mut totals)?;
         fuzz::run(env, FUZZ_SECONDS, &[])?;
+        if vm {
+            let (passed, failed) = vm_test::run(
+                env,
+                &vm_test::Options {
+                    all: false,
+                    kernel: None,
+                    filters: Vec::new(),
+                },
+            )?;
+            totals.passed += passed;
+            totals.failed += failed;
+            if failed > 0 {
+                println!("test: {} passed, {} failed", totals.passed, totals.failed);
+                bail!("{failed} failed in the qemu guest (target/vm-test)");
+            }
+        }
     }
     if totals.passed == 0 {
         bail!("no test ran");

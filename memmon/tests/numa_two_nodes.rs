@@ -7,10 +7,13 @@
 //! MEMMON_REQUIRE_NUMA2=1 (set by vm-test inside the guest) makes them fail.
 
 mod common;
+#[path = "common/kernel_setup.rs"]
+mod kernel_setup;
 
 use std::{process::Command, time::Duration};
 
 use common::*;
+use kernel_setup::vmstat;
 
 /// Pages the workloads touch (128 MiB): shared-library pages on the other
 /// node stay under 2% of the total.
@@ -45,14 +48,6 @@ fn two_nodes(test: &str) -> bool {
 /// Automatic NUMA balancing off, so only the test moves pages.
 fn quiet_balancing() {
     let _ = std::fs::write("/proc/sys/kernel/numa_balancing", "0");
-}
-
-fn vmstat(key: &str) -> u64 {
-    let text = std::fs::read_to_string("/proc/vmstat").expect("read /proc/vmstat");
-    text.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("/proc/vmstat has no {key}"))
 }
 
 /// memmon's numa_local_ratio for a workload run under `numactl BIND...`.

@@ -18,13 +18,16 @@ const FUZZ_SECONDS: u32 = 10;
 
 /// Passed/failed totals over cargo test's `test result:` lines.
 #[derive(Default)]
-struct Totals {
-    passed: u64,
-    failed: u64,
+pub struct Totals {
+    /// Tests passed.
+    pub passed: u64,
+    /// Tests failed.
+    pub failed: u64,
 }
 
 impl Totals {
-    fn add_line(&mut self, line: &str) {
+    /// Adds one line of cargo test output (other lines are ignored).
+    pub fn add_line(&mut self, line: &str) {
         let Some(rest) = line.strip_prefix("test result: ") else {
             return;
         };

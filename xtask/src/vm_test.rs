@@ -336,19 +336,11 @@ fn report(out: &Path, tests: &[(String, PathBuf)], wall: Duration) -> anyhow::Re
 
 /// (passed, failed) over a test binary's `test result:` lines.
 fn counts(log: &str) -> (u64, u64) {
-    let mut totals = (0, 0);
-    for rest in log.lines().filter_map(|l| l.strip_prefix("test result: ")) {
-        let num = |word: &str| {
-            rest.split(';')
-                .find_map(|part| part.trim().strip_suffix(word).map(str::trim))
-                .and_then(|n| n.rsplit(' ').next())
-                .and_then(|n| n.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        totals.0 += num("passed");
-        totals.1 += num("failed");
+    let mut totals = crate::test::Totals::default();
+    for line in log.lines() {
+        totals.add_line(line);
     }
-    totals
+    (totals.passed, totals.failed)
 }
 
 #[cfg(test)]

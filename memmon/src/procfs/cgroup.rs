@@ -2,23 +2,13 @@
 //! memory controller's path (what memory limits and OOM kills follow) and
 //! falling back to the v2 unified path.
 
-use std::io::ErrorKind;
-
 use super::{ProcRoot, ReadFailure};
 
 /// The memory cgroup path of `pid`, e.g. `/memmon-test` (v1 memory
 /// controller) or the unified (v2) path when there is no v1 memory line.
 pub fn memory_cgroup(root: &ProcRoot, pid: u32) -> Result<String, ReadFailure> {
     let path = root.pid_dir(pid).join("cgroup");
-    let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
-        ErrorKind::NotFound => ReadFailure::Gone(pid),
-        ErrorKind::PermissionDenied => ReadFailure::Denied(path.clone()),
-        _ if e.raw_os_error() == Some(libc::ESRCH) => ReadFailure::Gone(pid),
-        _ => ReadFailure::Other {
-            path: path.clone(),
-            message: e.to_string(),
-        },
-    })?;
+    let text = std::fs::read_to_string(&path).map_err(|e| ReadFailure::from_io(pid, &path, e))?;
     parse_memory_cgroup(&text).ok_or_else(|| ReadFailure::Other {
         path,
         message: "no memory or unified cgroup line".into(),

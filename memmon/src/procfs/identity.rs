@@ -32,15 +32,7 @@ pub struct Identity {
 /// fields memmon uses (the procfs crate parses all 52 and allocates each).
 pub fn read(root: &ProcRoot, pid: u32) -> Result<Identity, ReadFailure> {
     let path = root.pid_dir(pid).join("stat");
-    let raw = std::fs::read(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => ReadFailure::Gone(pid),
-        std::io::ErrorKind::PermissionDenied => ReadFailure::Denied(path.clone()),
-        _ if e.raw_os_error() == Some(libc::ESRCH) => ReadFailure::Gone(pid),
-        _ => ReadFailure::Other {
-            path: path.clone(),
-            message: e.to_string(),
-        },
-    })?;
+    let raw = std::fs::read(&path).map_err(|e| ReadFailure::from_io(pid, &path, e))?;
     parse_stat(pid, &raw).ok_or_else(|| ReadFailure::Other {
         path,
         message: "malformed stat line".into(),

@@ -61,6 +61,20 @@ pub enum ReadFailure {
 }
 
 impl ReadFailure {
+    /// Maps an I/O error reading `path` of process `pid`: ENOENT and ESRCH
+    /// mean it is gone, EACCES denied, anything else names the path.
+    pub fn from_io(pid: u32, path: &Path, e: std::io::Error) -> Self {
+        match e.kind() {
+            std::io::ErrorKind::NotFound => ReadFailure::Gone(pid),
+            std::io::ErrorKind::PermissionDenied => ReadFailure::Denied(path.to_path_buf()),
+            _ if e.raw_os_error() == Some(libc::ESRCH) => ReadFailure::Gone(pid),
+            _ => ReadFailure::Other {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            },
+        }
+    }
+
     /// Maps a procfs-crate error for process `pid` read under `dir`.
     pub fn from_procfs(pid: u32, dir: &Path, e: ::procfs::ProcError) -> Self {
         use ::procfs::ProcError;

@@ -166,15 +166,7 @@ pub fn read(
 
 /// Reads a /proc file, mapping errors the usual way.
 pub fn read_file(path: &Path, pid: u32) -> Result<String, ReadFailure> {
-    std::fs::read_to_string(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => ReadFailure::Gone(pid),
-        std::io::ErrorKind::PermissionDenied => ReadFailure::Denied(path.to_path_buf()),
-        _ if e.raw_os_error() == Some(libc::ESRCH) => ReadFailure::Gone(pid),
-        _ => ReadFailure::Other {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        },
-    })
+    std::fs::read_to_string(path).map_err(|e| ReadFailure::from_io(pid, path, e))
 }
 
 #[cfg(test)]

@@ -180,8 +180,9 @@ impl StatFiles {
         let n = match n {
             Some(n) => n,
             None => {
-                let f = File::open(&path).map_err(|e| failure(pid, &path, e))?;
-                let n = read_all(&f, &mut self.buf).map_err(|e| failure(pid, &path, e))?;
+                let f = File::open(&path).map_err(|e| ReadFailure::from_io(pid, &path, e))?;
+                let n =
+                    read_all(&f, &mut self.buf).map_err(|e| ReadFailure::from_io(pid, &path, e))?;
                 file = Some(f);
                 n
             }
@@ -247,18 +248,6 @@ fn read_all(file: &File, buf: &mut Vec<u8>) -> std::io::Result<usize> {
             return Ok(n);
         }
         n += got;
-    }
-}
-
-fn failure(pid: u32, path: &std::path::Path, e: std::io::Error) -> ReadFailure {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => ReadFailure::Gone(pid),
-        std::io::ErrorKind::PermissionDenied => ReadFailure::Denied(path.to_path_buf()),
-        _ if e.raw_os_error() == Some(libc::ESRCH) => ReadFailure::Gone(pid),
-        _ => ReadFailure::Other {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        },
     }
 }
 

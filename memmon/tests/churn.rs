@@ -15,7 +15,7 @@ fn ten_thousand_short_lived_processes_leave_no_stale_entries() {
     }
     const COUNT: u64 = 10_000;
     let mut w = Workload::start(&["spawn", &COUNT.to_string()]);
-    let m = Memmon::start(&["snapshot", "--probes", "--json", "--duration", "15"]);
+    let m = Window::start(&["snapshot", "--probes", "--json", "--duration", "2"]);
     let report = w.go();
     let spawned = report["pids"].as_array().map_or(0, Vec::len) as u64;
     w.finish();

@@ -148,6 +148,10 @@ fn sighup_reloads_the_config() {
     let dir = tempfile::tempdir().expect("tmp");
     let cfg = dir.path().join("memmon.toml");
     std::fs::write(&cfg, "top_k = 3\ninterval_seconds = 0.5\npin = false\n").expect("write");
+    // Enough processes for the larger top-K even on a bare machine (the
+    // qemu guest runs little else).
+    let mut idle = Workload::start(&["idle", "8"]);
+    idle.go();
     let d = Daemon::start(&["--config", cfg.to_str().expect("utf-8")]);
     std::thread::sleep(Duration::from_millis(1000));
     let count = |d: &Daemon| {
@@ -170,6 +174,7 @@ fn sighup_reloads_the_config() {
     }
     assert_eq!(n, 7, "top_k change not applied by SIGHUP");
     d.stop();
+    idle.finish();
 }
 
 #[test]

@@ -15,7 +15,7 @@ fn fault_latency_histogram_fills_where_tracing_is_allowed() {
     }
     const PAGES: u64 = 20_000;
     let mut w = Workload::start(&["touch", &PAGES.to_string()]);
-    let m = Memmon::start(&["snapshot", "--probes", "--json", "--duration", "1"]);
+    let m = Window::start(&["snapshot", "--probes", "--json", "--duration", "1"]);
     let minflt0 = proc_stat_field(w.pid, 10).expect("minflt before");
     let report = w.go();
     w.finish();

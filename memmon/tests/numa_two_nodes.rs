@@ -10,7 +10,7 @@ mod common;
 #[path = "common/kernel_setup.rs"]
 mod kernel_setup;
 
-use std::{process::Command, time::Duration};
+use std::process::Command;
 
 use common::*;
 use kernel_setup::vmstat;
@@ -109,7 +109,7 @@ fn migratepages_is_counted_for_the_migrating_process() {
     );
     w.go();
     let before_node1 = pages_on_node(w.pid, 1);
-    let m = Memmon::start(&["snapshot", "--json", "--duration", "3"]);
+    let m = Window::start(&["snapshot", "--json", "--duration", "1"]);
     let migrated0 = vmstat("pgmigrate_success");
     let out = Command::new("migratepages")
         .args([&w.pid.to_string(), "0", "1"])
@@ -119,7 +119,6 @@ fn migratepages_is_counted_for_the_migrating_process() {
     let status = out.wait_with_output().expect("wait migratepages").status;
     assert!(status.success(), "migratepages failed: {status}");
     let moved = vmstat("pgmigrate_success") - migrated0;
-    std::thread::sleep(Duration::from_millis(500));
     let (stdout, _) = m.output();
     let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout).expect("snapshot JSON");
     let after_node1 = pages_on_node(w.pid, 1);

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Memmon, Workload, field, require_bpf, row_for};
+use common::{Window, Workload, field, require_bpf, row_for};
 
 /// `snapshot --probes --json` states by probe name, optionally with env.
 const OVERRIDE: (&str, &str) = (
@@ -14,7 +14,7 @@ const OVERRIDE: (&str, &str) = (
 );
 
 fn probe_report(env: &[(&str, &str)], during: impl FnOnce()) -> serde_json::Value {
-    let m = Memmon::start_with_env(&["snapshot", "--probes", "--json", "-d", "2"], env);
+    let m = Window::start_with_env(&["snapshot", "--probes", "--json", "-d", "2"], env);
     during();
     let (stdout, stderr) = m.output();
     serde_json::from_str(&stdout)
@@ -71,7 +71,7 @@ fn a_failing_probe_leaves_the_others_working() {
     );
 
     // The per-process path still works too, with the override on.
-    let m = Memmon::start_with_env(&["snapshot", "--json", "-d", "2"], &[OVERRIDE]);
+    let m = Window::start_with_env(&["snapshot", "--json", "-d", "2"], &[OVERRIDE]);
     let mut w = Workload::start(&["touch", "3000"]);
     let pid = w.pid;
     let report = w.go();

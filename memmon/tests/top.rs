@@ -136,6 +136,7 @@ fn interactive_view_sorts_filters_details_and_restores_the_terminal() {
     ]);
     let screen = t.wait_for("the workload's row alone", |s| {
         rss_cell(s, pid).is_some()
+            && s.contains("[filter: memmon-work]")
             && !s
                 .lines()
                 .any(|l| l.split_whitespace().nth(2) == Some("bash"))

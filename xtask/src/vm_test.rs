@@ -208,6 +208,11 @@ fn guest_script(
          mount -t cgroup -o memory memory /sys/fs/cgroup/memory || echo 'no cgroup v1 memory controller'\n\
          mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf\n\
          mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing\n\
+         # Swap files need a real filesystem (the root is 9p): ext4 on zram.\n\
+         if modprobe zram num_devices=1 && echo 768M >/sys/block/zram0/disksize \\\n\
+            && mkfs.ext4 -q /dev/zram0 && mkdir -p /tmp/memmon-swap && mount /dev/zram0 /tmp/memmon-swap; then\n\
+           export MEMMON_TEST_SWAP_DIR=/tmp/memmon-swap\n\
+         fi\n\
          export MEMMON_REQUIRE_BPF=1 MEMMON_REQUIRE_NUMA2=1 RUST_BACKTRACE=1 HOME=/tmp"
     );
     if fentry {

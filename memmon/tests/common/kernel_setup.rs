@@ -110,7 +110,9 @@ impl Drop for Memcg {
     }
 }
 
-/// A swap file under /var/tmp, swapped on; swapoff and removed on drop.
+/// A swap file under /var/tmp (or MEMMON_TEST_SWAP_DIR, where the qemu
+/// guest mounts a filesystem that can hold one), swapped on; swapoff and
+/// removed on drop.
 pub struct SwapFile {
     pub path: PathBuf,
 }
@@ -118,8 +120,9 @@ pub struct SwapFile {
 impl SwapFile {
     /// Writes `mib` MiB of zeros, mkswap, swapon.
     pub fn create(tag: &str, mib: usize) -> SwapFile {
+        let dir = std::env::var("MEMMON_TEST_SWAP_DIR").unwrap_or_else(|_| "/var/tmp".into());
         let path = PathBuf::from(format!(
-            "/var/tmp/memmon-test-{tag}-{}.swap",
+            "{dir}/memmon-test-{tag}-{}.swap",
             std::process::id()
         ));
         let swap = SwapFile { path };

@@ -216,12 +216,64 @@ impl Memmon {
     }
 }
 
+/// A `memmon snapshot` whose window lasts at least its `--duration` and
+/// until the test is done with it: the command runs with a long duration
+/// and gets SIGINT (which ends its window and prints) when the test asks
+/// for its output. A slow machine (the TCG guest) then never closes the
+/// window before the workload is done.
+pub struct Window {
+    memmon: Memmon,
+    until: std::time::Instant,
+}
+
+impl Window {
+    /// Starts `memmon ARGS` (a snapshot; `--duration`/`-d` is the least
+    /// window) with `env`.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Window {
+        let mut least = 1.0;
+        let mut full = Vec::new();
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            if *a == "--duration" || *a == "-d" {
+                least = it.next().and_then(|v| v.parse().ok()).unwrap_or(least);
+            } else {
+                full.push(*a);
+            }
+        }
+        full.extend(["--duration", "600"]);
+        let memmon = Memmon::start_with_env(&full, env);
+        Window {
+            memmon,
+            until: std::time::Instant::now() + Duration::from_secs_f64(least),
+        }
+    }
+
+    /// Same without extra environment.
+    pub fn start(args: &[&str]) -> Window {
+        Self::start_with_env(args, &[])
+    }
+
+    /// Ends the window (not before its least duration; 300 ms after the
+    /// call at the earliest, for events in flight) and returns (stdout,
+    /// stderr).
+    pub fn output(self) -> (String, String) {
+        let now = std::time::Instant::now();
+        std::thread::sleep(
+            self.until
+                .saturating_duration_since(now)
+                .max(Duration::from_millis(300)),
+        );
+        self.memmon.signal(libc::SIGINT);
+        self.memmon.output()
+    }
+}
+
 /// Runs `memmon snapshot --json ARGS` around `during` (called once probes
 /// are attached) and returns the parsed rows.
 pub fn snapshot_json<F: FnOnce()>(args: &[&str], during: F) -> Vec<serde_json::Value> {
     let mut full = vec!["snapshot", "--json"];
     full.extend_from_slice(args);
-    let m = Memmon::start(&full);
+    let m = Window::start(&full);
     during();
     let (stdout, stderr) = m.output();
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {

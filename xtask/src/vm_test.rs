@@ -257,9 +257,12 @@ fn boot(vng: &Path, kernel: &Path, out: &Path, limit: Duration) -> anyhow::Resul
         .arg(out)
         .arg("--exec")
         .arg(format!("sh {}/guest.sh", out.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit());
+        .stdin(Stdio::null());
+    // The guest's console (boot messages, terminal resets) goes to a file,
+    // not into the test log.
+    let console = std::fs::File::create(out.join("console.log"))
+        .with_context(|| format!("creating {}/console.log", out.display()))?;
+    c.stdout(console.try_clone()?).stderr(console);
     eprintln!("+ {}", cmd::display(&c));
     let mut child = c.spawn().context("starting vng (virtme-ng)")?;
     let started = Instant::now();

@@ -27,14 +27,6 @@ pub const FIXED: &[FixedLayout] = &[
     ),
     (
         "kmem",
-        "mm_page_alloc",
-        &[
-            ("order", page_alloc::ORDER),
-            ("migratetype", page_alloc::MIGRATETYPE),
-        ],
-    ),
-    (
-        "kmem",
         "rss_stat",
         &[
             ("mm_id", rss_stat::MM_ID),
@@ -82,14 +74,6 @@ pub mod oom {
     pub const PGTABLES: u32 = 56;
     /// `oom_score_adj` (short).
     pub const OOM_SCORE_ADJ: u32 = 64;
-}
-
-/// kmem:mm_page_alloc.
-pub mod page_alloc {
-    /// `order`.
-    pub const ORDER: u32 = 16;
-    /// `migratetype`.
-    pub const MIGRATETYPE: u32 = 32;
 }
 
 /// kmem:rss_stat.

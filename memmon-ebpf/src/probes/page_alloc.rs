@@ -2,11 +2,13 @@
 //! allocator): page allocations by order and migrate type, per process in
 //! whose context they happened, and fallbacks to another migrate type
 //! (fragmentation). Allocation-detail probes (off in the daemon's defaults).
+//! mm_page_alloc fires for every page the buddy allocator gives, so it is a
+//! raw tracepoint: no record is formatted, the arguments are read as passed.
 
 use aya_ebpf::{
-    macros::{map, tracepoint},
+    macros::{map, raw_tracepoint, tracepoint},
     maps::PerCpuArray,
-    programs::TracePointContext,
+    programs::{RawTracePointContext, TracePointContext},
 };
 use memmon_common::{
     Stat,
@@ -19,16 +21,16 @@ use crate::maps::{add, bump_stat, current_tgid, proc_counters};
 #[map]
 pub static PAGE_ALLOCS: PerCpuArray<u64> = PerCpuArray::with_max_entries(PAGE_ALLOC_SLOTS, 0);
 
-/// mm_page_alloc: order (u32) at 16, migratetype (i32) at 32.
-const ORDER: usize = memmon_common::layouts::page_alloc::ORDER as usize;
-const MIGRATETYPE: usize = memmon_common::layouts::page_alloc::MIGRATETYPE as usize;
+/// TP_PROTO(struct page *page, unsigned int order, gfp_t gfp_flags, int
+/// migratetype), unchanged from 4.x to 6.18.
+const ARG_ORDER: usize = 1;
+const ARG_MIGRATETYPE: usize = 3;
 
-#[tracepoint]
-pub fn mm_page_alloc(ctx: TracePointContext) -> u32 {
+#[raw_tracepoint(tracepoint = "mm_page_alloc")]
+pub fn mm_page_alloc(ctx: RawTracePointContext) -> u32 {
     bump_stat(Stat::PageAllocEvents);
-    // SAFETY: offsets from this kernel's format.
-    let order: u32 = unsafe { ctx.read_at::<u32>(ORDER) }.unwrap_or(0);
-    let mt: i32 = unsafe { ctx.read_at::<i32>(MIGRATETYPE) }.unwrap_or(0);
+    let order = ctx.arg::<u64>(ARG_ORDER) as u32;
+    let mt = ctx.arg::<u64>(ARG_MIGRATETYPE) as i32;
     if let Some(slot) = page_alloc_slot(order, mt as u32)
         && let Some(v) = PAGE_ALLOCS.get_ptr_mut(slot)
     {

@@ -307,7 +307,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         name: "page_alloc",
         program: "mm_page_alloc",
-        attach: Attach::Tracepoint {
+        attach: Attach::RawTracepoint {
             category: "kmem",
             name: "mm_page_alloc",
         },

@@ -438,14 +438,14 @@ mod tests {
     #[test]
     fn a_moved_fixed_field_is_refused_with_the_reason() {
         let dir = tempfile::tempdir().expect("tmp");
-        let ev = dir.path().join("events/kmem/mm_page_alloc");
+        let ev = dir.path().join("events/kmem/kmalloc");
         std::fs::create_dir_all(&ev).expect("mkdir");
         std::fs::write(
             ev.join("format"),
-            "format:\n\tfield:unsigned int order;\toffset:20;\tsize:4;\tsigned:0;\n",
+            "format:\n\tfield:size_t bytes_req;\toffset:20;\tsize:8;\tsigned:0;\n",
         )
         .expect("write");
-        let err = check_fixed_layout(dir.path(), "kmem", "mm_page_alloc").expect_err("moved");
-        assert!(err.contains("`order` at offset 20"), "{err}");
+        let err = check_fixed_layout(dir.path(), "kmem", "kmalloc").expect_err("moved");
+        assert!(err.contains("`bytes_req` at offset 20"), "{err}");
     }
 }

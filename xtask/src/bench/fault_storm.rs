@@ -227,7 +227,7 @@ fn profile_full_detail(ctx: &Ctx, mib: u32, passes: u32) -> anyhow::Result<Strin
             &["--alloc-detail", "--disable-probe", "page_alloc"],
         ),
         (
-            "the allocation programs with mm_page_alloc (classic tracepoint, every page given)",
+            "the allocation programs with mm_page_alloc (raw tracepoint, every page given)",
             &["--alloc-detail"],
         ),
     ];
@@ -265,9 +265,9 @@ fn profile_full_detail(ctx: &Ctx, mib: u32, passes: u32) -> anyhow::Result<Strin
         );
     }
     text.push_str(
-        " What would close it: rss_stat and mm_page_alloc as raw tracepoints (no record formatting; \
-         RSS read from mm->rss_stat through BTF), and real-time RSS sampled rather than taken on every \
-         counter update. On this kernel any program on page_fault_user costs ~6–8% by itself \
+        " What would close it: rss_stat as a raw tracepoint (no record formatting; RSS read from \
+         mm->rss_stat through BTF, as mm_page_alloc already is), and real-time RSS sampled rather than \
+         taken on every counter update. On this kernel any program on page_fault_user costs ~6–8% by itself \
          (../shared/TOOLCHAIN.md), so (c) <= 9% with per-fault programs attached is out of reach here; \
          that is why they are opt-in (--fault-detail) and the defaults, which meet their target, attach none.",
     );

@@ -45,7 +45,8 @@ pub struct HttpState {
 }
 
 impl HttpState {
-    fn web(&self) -> WebSecurity {
+    /// The endpoint's current TLS and basic auth.
+    pub fn web(&self) -> WebSecurity {
         match self.web.read() {
             Ok(w) => w.clone(),
             Err(p) => p.into_inner().clone(),

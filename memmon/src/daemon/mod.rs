@@ -148,10 +148,7 @@ fn check_proc_root(cfg: &Config) -> Result<(), String> {
 fn load_web(cfg: &Config) -> Result<web_config::WebSecurity, String> {
     match &cfg.web_config_file {
         Some(path) => web_config::load(path),
-        None => Ok(web_config::WebSecurity {
-            summary: "plain HTTP, no authentication".into(),
-            ..Default::default()
-        }),
+        None => Ok(web_config::WebSecurity::default()),
     }
 }
 
@@ -192,13 +189,9 @@ async fn serve(
         )));
     }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-    let (scheme, summary) = {
-        let web = state.web.read().map(|w| w.clone()).unwrap_or_default();
-        (
-            if web.tls.is_some() { "https" } else { "http" },
-            web.summary,
-        )
-    };
+    let web = state.web();
+    let scheme = if web.tls.is_some() { "https" } else { "http" };
+    let summary = web.summary();
     eprintln!(
         "memmon: daemon ready; probes attached; serving {scheme}://{addr}/metrics ({summary})"
     );
@@ -250,7 +243,7 @@ fn apply_reload(
     // renewed certificate or a changed user list takes effect on SIGHUP.
     match load_web(new) {
         Ok(web) => {
-            tracing::info!("endpoint security: {}", web.summary);
+            tracing::info!("endpoint security: {}", web.summary());
             if let Ok(mut w) = state.web.write() {
                 *w = web;
             }

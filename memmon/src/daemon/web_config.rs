@@ -41,13 +41,27 @@ pub struct WebSecurity {
     pub tls: Option<TlsAcceptor>,
     /// Basic auth users (bcrypt hashes); empty = no authentication.
     pub users: Arc<Users>,
+}
+
+impl WebSecurity {
     /// Short description for the start-up line and the log.
-    pub summary: String,
+    pub fn summary(&self) -> String {
+        let transport = if self.tls.is_some() {
+            "TLS"
+        } else {
+            "plain HTTP"
+        };
+        if self.users.is_empty() {
+            format!("{transport}, no authentication")
+        } else {
+            format!("{transport}, basic auth ({} users)", self.users.len())
+        }
+    }
 }
 
 impl std::fmt::Debug for WebSecurity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.summary)
+        f.write_str(&self.summary())
     }
 }
 
@@ -110,16 +124,9 @@ pub fn parse(text: &str, base: &Path) -> Result<WebSecurity, String> {
         Some(t) => Some(tls_acceptor(&t, base)?),
         None => None,
     };
-    let summary = match (&tls, users.is_empty()) {
-        (None, true) => "plain HTTP, no authentication".to_string(),
-        (None, false) => format!("plain HTTP, basic auth ({} users)", users.len()),
-        (Some(_), true) => "TLS, no authentication".to_string(),
-        (Some(_), false) => format!("TLS, basic auth ({} users)", users.len()),
-    };
     Ok(WebSecurity {
         tls,
         users: Arc::new(users),
-        summary,
     })
 }
 

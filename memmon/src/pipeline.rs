@@ -150,8 +150,7 @@ impl Pipeline {
         published.self_cpu_seconds = cpu;
         self.model.fold_exited();
         let model_shrank = self.model.shrink();
-        if self.stat_files.shrink() || model_shrank || self.pending.capacity() > 4096 {
-            self.pending.shrink_to_fit();
+        if self.stat_files.shrink() || model_shrank {
             release_freed_memory();
             tracing::debug!("shrank the model after a burst; freed heap returned");
         }

@@ -7,7 +7,7 @@
 //! process is reaped, reads fail with ESRCH (a zombie still reads), so a
 //! reused pid is never read through the old file. Files are closed when the
 //! pid leaves /proc or its exit event arrives ([`StatFiles::forget`]). At
-//! most [`StatFiles::budget`] files stay open (from RLIMIT_NOFILE, raised to
+//! most [`fd_budget`] files stay open (from RLIMIT_NOFILE, raised to
 //! its hard limit at start); processes beyond it are read by path.
 //!
 //! Idle processes are read less often: one whose stat line came back
@@ -56,8 +56,6 @@ pub struct StatFiles {
     open: usize,
     pass: u64,
     buf: Vec<u8>,
-    /// Reads done in the last scan (the rest repeated earlier readings).
-    pub last_reads: usize,
 }
 
 impl Default for StatFiles {
@@ -75,13 +73,7 @@ impl StatFiles {
             open: 0,
             pass: 0,
             buf: vec![0; 1024],
-            last_reads: 0,
         }
-    }
-
-    /// How many stat files may stay open.
-    pub fn budget(&self) -> usize {
-        self.budget
     }
 
     /// How many are open now.
@@ -112,7 +104,6 @@ impl StatFiles {
     /// skipped, other failures logged at debug and skipped.
     pub fn scan(&mut self, root: &ProcRoot) -> Vec<Identity> {
         self.pass += 1;
-        self.last_reads = 0;
         let Ok(dir) = std::fs::read_dir(root.path()) else {
             self.tracked.clear();
             self.open = 0;
@@ -136,7 +127,6 @@ impl StatFiles {
                 });
                 continue;
             }
-            self.last_reads += 1;
             match self.read(root, pid) {
                 Ok(id) => out.push(id),
                 Err(ReadFailure::Gone(_)) => {}

@@ -137,9 +137,10 @@ pub fn collect_memory(
     if let Some(only) = only {
         candidates.retain(|(k, _)| only.contains(&k.pid));
     }
+    let mut system = system::read(root, &numa::SysNodeRoot::default());
     // One node: every page is local and numa_maps (one of the costliest
     // /proc files: it prints every mapping's path) says nothing new.
-    let multi_node = numa::node_dirs(&numa::SysNodeRoot::default()).len() > 1;
+    let multi_node = system.nodes.len() > 1;
     let cost = guard.cycle(&candidates, cycle, |key| {
         match memory::read(root, key.pid) {
             Ok(mut m) => {
@@ -160,9 +161,8 @@ pub fn collect_memory(
         }
     });
     model.memory_cost = cost;
-    let mut sample = system::read(root, &numa::SysNodeRoot::default());
     model
         .missing_sources
-        .extend(std::mem::take(&mut sample.missing));
-    model.apply_system(sample);
+        .extend(std::mem::take(&mut system.missing));
+    model.apply_system(system);
 }

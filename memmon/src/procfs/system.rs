@@ -112,32 +112,47 @@ const TOP_SLABS: usize = 20;
 
 /// Reads everything available.
 pub fn read(root: &ProcRoot, sys: &SysNodeRoot) -> SystemSample {
-    let text = |name: &str| std::fs::read_to_string(root.path().join(name)).ok();
-    let missing = SOURCES
-        .iter()
-        .filter(|(name, _)| !root.path().join(name).exists())
-        .map(|(name, what)| {
-            format!(
-                "{} is missing: not reported: {what}",
-                root.path().join(name).display()
-            )
-        })
-        .collect();
+    let mut missing = Vec::new();
+    // Each file read once; one that does not exist is named in `missing`
+    // with what goes unreported without it.
+    let mut text = |name: &str| {
+        let path = root.path().join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && let Some((_, what)) = SOURCES.iter().find(|(n, _)| *n == name)
+                {
+                    missing.push(format!(
+                        "{} is missing: not reported: {what}",
+                        path.display()
+                    ));
+                }
+                None
+            }
+        }
+    };
+    let meminfo = text("meminfo")
+        .map(|t| parse_meminfo(&t))
+        .unwrap_or_default();
+    let vmstat = text("vmstat").map(|t| parse_vmstat(&t)).unwrap_or_default();
+    let swaps = text("swaps").map(|t| parse_swaps(&t)).unwrap_or_default();
+    let buddyinfo = text("buddyinfo")
+        .map(|t| parse_buddyinfo(&t))
+        .unwrap_or_default();
+    let top_slabs = text("slabinfo")
+        .map(|t| top_slabs(&t, TOP_SLABS))
+        .unwrap_or_default();
+    let psi = text("pressure/memory").and_then(|t| parse_psi(&t));
     SystemSample {
-        missing,
-        meminfo: text("meminfo")
-            .map(|t| parse_meminfo(&t))
-            .unwrap_or_default(),
-        vmstat: text("vmstat").map(|t| parse_vmstat(&t)).unwrap_or_default(),
-        swaps: text("swaps").map(|t| parse_swaps(&t)).unwrap_or_default(),
-        buddyinfo: text("buddyinfo")
-            .map(|t| parse_buddyinfo(&t))
-            .unwrap_or_default(),
-        top_slabs: text("slabinfo")
-            .map(|t| top_slabs(&t, TOP_SLABS))
-            .unwrap_or_default(),
-        psi: text("pressure/memory").and_then(|t| parse_psi(&t)),
+        meminfo,
+        vmstat,
+        swaps,
+        buddyinfo,
+        top_slabs,
+        psi,
         nodes: read_nodes(sys),
+        missing,
     }
 }
 

@@ -2,6 +2,8 @@
 //! memory controller's path (what memory limits and OOM kills follow) and
 //! falling back to the v2 unified path.
 
+use std::ops::ControlFlow;
+
 use super::{ProcRoot, ReadFailure};
 
 /// The memory cgroup path of `pid`, e.g. `/memmon-test` (v1 memory
@@ -42,7 +44,26 @@ pub fn find_by_name(hierarchy: &std::path::Path, leaf: &str, max_depth: usize) -
     if leaf.is_empty() || leaf.contains('/') {
         return None;
     }
+    walk_cgroups(hierarchy, max_depth, usize::MAX, |path, entry| {
+        if entry.file_name().to_str() == Some(leaf) {
+            ControlFlow::Break(path)
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+}
+
+/// Visits the cgroup directories under `hierarchy` breadth-first, up to
+/// `max_depth` levels and `max_dirs` directories, each with its path as
+/// /proc/PID/cgroup shows it (`/a/b`); stops at the first `Break`.
+fn walk_cgroups<T>(
+    hierarchy: &std::path::Path,
+    max_depth: usize,
+    max_dirs: usize,
+    mut visit: impl FnMut(String, &std::fs::DirEntry) -> ControlFlow<T>,
+) -> Option<T> {
     let mut level = vec![std::path::PathBuf::new()];
+    let mut visited = 0;
     for _ in 0..max_depth {
         let mut next = Vec::new();
         for rel in &level {
@@ -53,12 +74,21 @@ pub fn find_by_name(hierarchy: &std::path::Path, leaf: &str, max_depth: usize) -
                 if !entry.file_type().is_ok_and(|t| t.is_dir()) {
                     continue;
                 }
+                visited += 1;
+                if visited > max_dirs {
+                    return None;
+                }
                 let child = rel.join(entry.file_name());
-                if entry.file_name().to_str() == Some(leaf) {
-                    return Some(format!("/{}", child.display()));
+                if let ControlFlow::Break(found) =
+                    visit(format!("/{}", child.to_string_lossy()), &entry)
+                {
+                    return Some(found);
                 }
                 next.push(child);
             }
+        }
+        if next.is_empty() {
+            return None;
         }
         level = next;
     }
@@ -125,35 +155,13 @@ impl CgroupIds {
         if let Ok(m) = std::fs::metadata(&root) {
             self.by_id.insert(m.ino(), "/".into());
         }
-        let mut level = vec![std::path::PathBuf::new()];
-        let mut visited = 0;
-        for _ in 0..MAX_WALK_DEPTH {
-            let mut next = Vec::new();
-            for rel in &level {
-                let Ok(entries) = std::fs::read_dir(root.join(rel)) else {
-                    continue;
-                };
-                for entry in entries.flatten() {
-                    if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-                        continue;
-                    }
-                    visited += 1;
-                    if visited > MAX_WALK_DIRS {
-                        return;
-                    }
-                    let child = rel.join(entry.file_name());
-                    if let Ok(m) = entry.metadata() {
-                        self.by_id
-                            .insert(m.ino(), format!("/{}", child.to_string_lossy()));
-                    }
-                    next.push(child);
-                }
+        let by_id = &mut self.by_id;
+        walk_cgroups::<()>(&root, MAX_WALK_DEPTH, MAX_WALK_DIRS, |path, entry| {
+            if let Ok(m) = entry.metadata() {
+                by_id.insert(m.ino(), path);
             }
-            if next.is_empty() {
-                return;
-            }
-            level = next;
-        }
+            ControlFlow::Continue(())
+        });
     }
 }
 

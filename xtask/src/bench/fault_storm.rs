@@ -242,10 +242,8 @@ fn profile_full_detail(ctx: &Ctx, mib: u32, passes: u32) -> anyhow::Result<Strin
     for _ in 0..3 {
         alone.push(storm(ctx, &args, "ns_per_fault")?);
         for (i, (_, flags)) in PARTS.iter().enumerate() {
-            let mut c = Command::new(&ctx.memmon);
-            c.args(["daemon", "--listen", "127.0.0.1:0", "--no-pin"])
-                .args(*flags);
-            let m = Monitor::start(c, "serving http://")?;
+            let (cmd, ready) = ctx.memmon_daemon(flags);
+            let m = Monitor::start(cmd, ready)?;
             parts[i].push(storm(ctx, &args, "ns_per_fault")?);
             m.stop()?;
         }

@@ -34,11 +34,20 @@ impl Ctx {
     /// prints once its probes are attached. `detail`: every probe,
     /// per-fault programs included.
     pub fn memmon_monitor(&self, detail: bool) -> (Command, &'static str) {
+        let flags: &[&str] = if detail {
+            &["--fault-detail", "--alloc-detail"]
+        } else {
+            &[]
+        };
+        self.memmon_daemon(flags)
+    }
+
+    /// `memmon daemon` on a free loopback port, unpinned, with `flags`, and
+    /// the text it prints once serving.
+    pub fn memmon_daemon(&self, flags: &[&str]) -> (Command, &'static str) {
         let mut c = Command::new(&self.memmon);
-        c.args(["daemon", "--listen", "127.0.0.1:0", "--no-pin"]);
-        if detail {
-            c.args(["--fault-detail", "--alloc-detail"]);
-        }
+        c.args(["daemon", "--listen", "127.0.0.1:0", "--no-pin"])
+            .args(flags);
         (c, "serving http://")
     }
 }

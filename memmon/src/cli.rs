@@ -187,9 +187,16 @@ pub struct SnapshotArgs {
     /// Seconds to watch (0: attach, read once, exit).
     #[arg(long, short = 'd', default_value_t = 1.0, value_name = "SECS")]
     pub duration: f64,
-    /// Only these processes (repeatable).
+    /// Only these processes (repeatable); each is reported, idle or not.
     #[arg(long, short = 'p', value_name = "PID")]
     pub pid: Vec<u32>,
+    /// Only processes with events in the window (and those that exited).
+    #[arg(long)]
+    pub active: bool,
+    /// Largest first by this column: rss, pss, uss, swap, minflt, majflt,
+    /// cow, mmap, slab, reclaim, numa%, oom, pid, comm, user [default: rss].
+    #[arg(long, value_name = "KEY")]
+    pub sort: Option<String>,
     /// JSON array instead of a table.
     #[arg(long)]
     pub json: bool,

@@ -144,7 +144,8 @@ pub fn collect_memory(
     let cost = guard.cycle(&candidates, cycle, |key| {
         match memory::read(root, key.pid) {
             Ok(mut m) => {
-                if let Some(what) = m.missing.take() {
+                if let Some((file, what)) = m.missing.take() {
+                    model.missing_files.insert(file);
                     model.missing_sources.insert(what);
                 }
                 let numa = multi_node

@@ -19,3 +19,4 @@ pub mod privileges;
 pub mod probes;
 pub mod procfs;
 pub mod sinks;
+pub mod sources;

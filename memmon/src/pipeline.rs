@@ -9,8 +9,8 @@ use memmon_common::ExitEvent;
 
 use crate::{
     collector::{Collector, collect_memory},
-    daemon::published::{Notice, Published, unix_ms},
     model::Model,
+    model::published::{Notice, Published, unix_ms},
     probes::ProbeState,
     procfs::{
         ProcRoot,
@@ -134,7 +134,7 @@ impl Pipeline {
             self.push_notice("events_lost", message);
             self.prev_lost = lost;
         }
-        let mut published = Published::from_model(&self.model);
+        let mut published = Published::from_model(&mut self.model);
         tracing::debug!(
             kernel = ?t_kernel,
             scan = ?(t_scan - t_kernel),

@@ -1,5 +1,7 @@
-//! `memmon snapshot`: load the probes, watch for a window, print the
-//! processes seen (table or JSON), or with `--probes` the probe states.
+//! `memmon snapshot`: load the probes, watch for a window, print every
+//! process (like `top -b -n1`: its memory now and the window's rates,
+//! largest first by `--sort`) as a table or JSON, or with `--probes` the
+//! probe states.
 
 use std::{
     collections::BTreeSet,
@@ -12,15 +14,16 @@ use crate::{
     cli::{ProbeArgs, SnapshotArgs},
     collector::{Collector, collect_memory},
     error::Fatal,
-    model::{Model, ProcessView},
+    model::{Model, ProcessView, Which},
     privileges,
     probes::{LoadOptions, ProbeSet, catalog},
     procfs::{
         ProcRoot,
         cost_guard::{CostGuard, GuardSettings},
         numa,
+        stat_files::StatFiles,
     },
-    sinks::{alloc_report, json, probes_report, system_table, table},
+    sinks::{alloc_report, columns, json, probes_report, system_table, table},
 };
 
 /// How often exit events are drained during the window.
@@ -36,6 +39,15 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
             args.duration
         )));
     }
+    let sort = match &args.sort {
+        Some(key) => columns::by_name(key).ok_or_else(|| {
+            Fatal::Usage(format!(
+                "--sort {key}: unknown column; use one of: {}",
+                columns::names().join(", ")
+            ))
+        })?,
+        None => columns::by_name("rss").unwrap_or(0),
+    };
     let mut opts = load_options(&args.probe_args)?;
     opts.pin_root = args.pin_dir.clone();
     privileges::check().map_err(Fatal::Privileges)?;
@@ -50,7 +62,9 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
     let root = ProcRoot::default();
     let mut model = Model::new(probes.statuses().to_vec());
     let mut collector = Collector::new(probes);
+    let mut stat_files = StatFiles::default();
     model.apply(collector.collect(Vec::new(), &root), &root);
+    model.apply_scan(stat_files.scan(&root), &root);
     model.start_window();
     super::stop_signal::install();
     eprintln!("memmon: probes attached; watching for {} s", args.duration);
@@ -66,12 +80,18 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
         collector.drain_exits(&mut pending);
     }
     model.apply(collector.collect(pending, &root), &root);
+    model.apply_scan(stat_files.scan(&root), &root);
     // Memory of the processes this command will show (and the system
     // view), the cost guard allowing up to a quarter second of reads.
+    let which = if args.active {
+        Which::Window
+    } else {
+        Which::All
+    };
     let shown: std::collections::HashSet<u32> = model
-        .window_views()
-        .iter()
-        .map(|v| v.pid)
+        .processes()
+        .filter(|p| !p.exited)
+        .map(|p| p.key.pid)
         .filter(|p| args.pid.is_empty() || args.pid.contains(p))
         .collect();
     let mut guard = CostGuard::new(GuardSettings {
@@ -130,11 +150,12 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
         println!("{out}");
         return Ok(());
     }
-    let rows = select_rows(model.window_views(), &args.pid);
+    let views = model.views(which, Instant::now());
+    let rows = select_rows(views, &args.pid, &columns::COLUMNS[sort]);
     if args.json {
         println!("{}", json::rows_to_json(&rows));
     } else {
-        print!("{}", table::render(&rows));
+        print!("{}", table::render(&rows, &columns::user_names()));
     }
     Ok(())
 }
@@ -160,23 +181,27 @@ pub fn load_options(args: &ProbeArgs) -> Result<LoadOptions, Fatal> {
     })
 }
 
-/// Filters by `pids` (reporting those not seen on stderr) and sorts the
-/// largest first.
-fn select_rows(mut rows: Vec<ProcessView>, pids: &[u32]) -> Vec<ProcessView> {
+/// Filters by `pids` (reporting those not found on stderr) and sorts the
+/// largest first by `col`.
+fn select_rows(mut rows: Vec<ProcessView>, pids: &[u32], col: &columns::Col) -> Vec<ProcessView> {
     if !pids.is_empty() {
         rows.retain(|r| pids.contains(&r.pid));
         for pid in pids {
             if !rows.iter().any(|r| r.pid == *pid) {
                 eprintln!(
-                    "memmon: pid {pid} was not seen in the window (no memory events; is it running?)"
+                    "memmon: pid {pid} not found (it is not running, and did not exit in the window)"
                 );
             }
         }
     }
     rows.sort_by(|a, b| {
-        (b.faults, b.major_faults)
-            .cmp(&(a.faults, a.major_faults))
-            .then(a.pid.cmp(&b.pid))
+        if col.what == columns::What::Comm {
+            a.comm.cmp(&b.comm).then(a.pid.cmp(&b.pid))
+        } else {
+            columns::sort_value(b, col)
+                .total_cmp(&columns::sort_value(a, col))
+                .then(a.pid.cmp(&b.pid))
+        }
     });
     rows
 }

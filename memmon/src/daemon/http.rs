@@ -23,9 +23,9 @@ use tokio::{net::TcpListener, sync::watch};
 
 use super::{
     basic_auth::{Users, Verdict},
-    published::{Shared, latest, unix_ms},
     web_config::WebSecurity,
 };
+use crate::model::published::{Shared, latest, unix_ms};
 use crate::sinks::prometheus::{self as prom, CgroupAdmission, RenderSettings};
 
 /// What the handlers share.
@@ -80,7 +80,7 @@ fn json<T: Serialize>(v: &T) -> Resp {
 struct Events<'a> {
     oom_kills_total: u64,
     oom_kills: &'a [crate::model::OomKill],
-    notices: &'a [super::published::Notice],
+    notices: &'a [crate::model::published::Notice],
 }
 
 fn metrics(state: &HttpState) -> Resp {

@@ -5,7 +5,6 @@
 
 pub mod basic_auth;
 pub mod http;
-pub mod published;
 pub mod sampler;
 pub mod web_config;
 
@@ -77,8 +76,9 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
     model.recorder = crate::model::history::FlightRecorder::new(cfg.history_seconds);
     let collector = Collector::new(probes);
 
-    let shared: published::Shared =
-        Arc::new(RwLock::new(Arc::new(published::Published::default())));
+    let shared: crate::model::published::Shared = Arc::new(RwLock::new(Arc::new(
+        crate::model::published::Published::default(),
+    )));
     let live = Arc::new(RwLock::new(sampler::LiveSettings {
         interval: Duration::from_secs_f64(cfg.interval_seconds),
     }));

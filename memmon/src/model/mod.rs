@@ -3,9 +3,11 @@
 //! and statistics. Fed by [`crate::collector::Sample`]s; no sink reads the
 //! kernel or /proc itself.
 
+pub mod fields;
 pub mod history;
 pub mod oom;
 pub mod process;
+pub mod published;
 pub mod rollup;
 pub mod system;
 pub mod view;
@@ -46,6 +48,8 @@ pub struct Model {
     cgroup_ids: crate::procfs::cgroup::CgroupIds,
     /// /proc sources found missing so far, each with what goes unreported.
     pub missing_sources: std::collections::BTreeSet<String>,
+    /// The per-process /proc files this kernel lacks.
+    pub missing_files: std::collections::BTreeSet<crate::sources::ProcFile>,
     /// Probe states as loaded.
     pub probes: Vec<ProbeStatus>,
     /// Latest kernel statistics.
@@ -141,7 +145,6 @@ impl Model {
     /// cgroup read once. Live processes missing from the scan have exited
     /// (their exit event, if any, brings the final counts).
     pub fn apply_scan(&mut self, scan: Vec<identity::Identity>, root: &ProcRoot) {
-        let now = Instant::now();
         let page = identity::page_size();
         let mut seen = HashSet::with_capacity(scan.len());
         for id in scan {
@@ -165,7 +168,7 @@ impl Model {
             self.live.insert(id.pid, key);
             let p = self.processes.entry(key).or_insert_with(|| {
                 let mut p = Process::new(key, id.comm.clone());
-                p.cgroup = crate::procfs::cgroup::memory_cgroup(root, id.pid).ok();
+                p.set_cgroup(crate::procfs::cgroup::memory_cgroup(root, id.pid).ok());
                 p.uid = owner_uid(root, id.pid);
                 p
             });
@@ -174,15 +177,7 @@ impl Model {
                     minor: id.minflt,
                     major: id.majflt,
                 };
-                p.fault_rate = match (p.task, p.task_read_at) {
-                    (Some(prev), Some(at)) if now > at => {
-                        let d = task.since(prev);
-                        (d.minor + d.major) as f64 / now.duration_since(at).as_secs_f64()
-                    }
-                    _ => 0.0,
-                };
                 p.task = Some(task);
-                p.task_read_at = Some(now);
                 p.comm = id.comm;
                 p.ppid = Some(id.ppid);
                 p.rss_bytes = Some(id.rss_pages * page);
@@ -246,19 +241,20 @@ impl Model {
             return;
         }
         let fault_probes = self.fault_probes();
+        let sources = self.live();
         let mut live: Vec<&Process> = self.processes.values().filter(|p| !p.exited).collect();
         live.sort_by_key(|p| std::cmp::Reverse(p.rss_bytes.unwrap_or(0)));
         for p in live.into_iter().take(n) {
-            let v = ProcessView::from_process(p, fault_probes);
+            let v = ProcessView::from_process(p, fault_probes, &sources);
             self.recorder.record(
                 p.key,
                 history::HistorySample {
                     unix_ms,
-                    rss_bytes: v.rss_bytes,
-                    minor_faults: v.minor_faults,
-                    major_faults: v.major_faults,
-                    swap_out_pages: v.swap_out_pages,
-                    swap_bytes: v.swap_bytes,
+                    rss_bytes: v.whole(view::idx::RSS),
+                    minor_faults: v.whole(view::idx::MINOR),
+                    major_faults: v.whole(view::idx::MAJOR),
+                    swap_out_pages: v.whole(view::idx::SWAP_OUT),
+                    swap_bytes: v.whole(view::idx::SWAP),
                 },
             );
         }
@@ -343,7 +339,7 @@ impl Model {
                 p.counters = counters;
                 p.exited = false;
                 if p.cgroup.is_none() {
-                    p.cgroup = crate::procfs::cgroup::memory_cgroup(root, tgid).ok();
+                    p.set_cgroup(crate::procfs::cgroup::memory_cgroup(root, tgid).ok());
                     p.uid = owner_uid(root, tgid);
                 }
                 p.rss_bytes = Some(id.rss_pages * identity::page_size());
@@ -386,7 +382,8 @@ impl Model {
         if p.cgroup.is_none()
             && let Some(id) = p.exit_cgroup_id
         {
-            p.cgroup = self.cgroup_ids.resolve(id);
+            let cgroup = self.cgroup_ids.resolve(id);
+            p.set_cgroup(cgroup);
         }
     }
 
@@ -397,7 +394,10 @@ impl Model {
     pub fn start_window(&mut self) {
         self.alloc_baseline = self.alloc.clone();
         self.processes.retain(|_, p| !p.exited || p.vanished);
+        let now = Instant::now();
         for p in self.processes.values_mut() {
+            // Rates over the window start from its zero.
+            p.rate_base = Some((now, [Some(0.0); fields::N_RATED]));
             p.baseline = if p.vanished {
                 Default::default()
             } else {
@@ -416,24 +416,59 @@ impl Model {
         self.processes.values()
     }
 
-    /// Views of the processes with activity since the window started.
-    pub fn window_views(&self) -> Vec<ProcessView> {
-        let fault_probes = self.fault_probes();
-        self.processes
-            .values()
-            .filter(|p| p.exited || !p.window().is_zero())
-            .map(|p| ProcessView::from_process(p, fault_probes))
-            .collect()
+    /// Which sources are live: attached probes, and the /proc files this
+    /// kernel has (numa_maps only where there are two or more nodes).
+    pub fn live(&self) -> crate::sources::Live {
+        let mut missing_files = self.missing_files.clone();
+        if self
+            .system
+            .as_ref()
+            .is_none_or(|s| s.sample.nodes.len() < 2)
+        {
+            missing_files.insert(crate::sources::ProcFile::NumaMaps);
+        }
+        crate::sources::Live {
+            probes: self
+                .probes
+                .iter()
+                .filter(|p| p.is_attached())
+                .map(|p| p.name.clone())
+                .collect(),
+            missing_files,
+        }
     }
 
-    /// Views of every live process (cumulative counts: no window started).
-    pub fn live_views(&self) -> Vec<ProcessView> {
+    /// Views of the processes `which` selects, with each rated counter's
+    /// per-second rate since the previous call (the base for the next one
+    /// is taken now).
+    pub fn views(&mut self, which: Which, now: Instant) -> Vec<ProcessView> {
         let fault_probes = self.fault_probes();
-        self.processes
-            .values()
-            .filter(|p| !p.exited)
-            .map(|p| ProcessView::from_process(p, fault_probes))
-            .collect()
+        let live = self.live();
+        let mut out = Vec::with_capacity(self.live.len());
+        for p in self.processes.values_mut() {
+            let keep = match which {
+                Which::Live => !p.exited,
+                Which::Window => p.exited || !p.window().is_zero(),
+                Which::All => true,
+            };
+            if !keep {
+                continue;
+            }
+            let mut v = ProcessView::from_process(p, fault_probes, &live);
+            let now_values = fields::RATED.map(|i| v.values[i]);
+            if let Some((at, base)) = &p.rate_base {
+                let dt = now.saturating_duration_since(*at).as_secs_f64();
+                for (k, i) in fields::RATED.iter().enumerate() {
+                    v.rates[*i] = match (now_values[k], base[k]) {
+                        (Some(a), Some(b)) if dt > 0.0 && a >= b => Some((a - b) / dt),
+                        _ => None,
+                    };
+                }
+            }
+            p.rate_base = Some((now, now_values));
+            out.push(v);
+        }
+        out
     }
 
     /// Totals per cgroup: folded exited processes plus the live ones.
@@ -450,6 +485,18 @@ impl Model {
         }
         out
     }
+}
+
+/// Which processes [`Model::views`] returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Which {
+    /// Every live process.
+    Live,
+    /// Those with activity since the window started, and those that
+    /// exited in it.
+    Window,
+    /// Every process the model holds.
+    All,
 }
 
 /// The uid owning /proc/PID (the process's real uid).

@@ -57,10 +57,12 @@ pub struct Process {
     /// Memory cgroup path (v1 memory controller, else unified), read when
     /// first seen and kept: its rollup never changes under it.
     pub cgroup: Option<String>,
-    /// Faults per second between the last two reads of its task counters.
-    pub fault_rate: f64,
-    /// When its task counters were last read from /proc.
-    pub task_read_at: Option<std::time::Instant>,
+    /// systemd unit named by the cgroup path, when any.
+    pub unit: Option<String>,
+    /// Container id named by the cgroup path, when any.
+    pub container_id: Option<String>,
+    /// Rated counters at the previous publication (for per-second rates).
+    pub rate_base: Option<(std::time::Instant, [Option<f64>; super::fields::N_RATED])>,
     /// What it holds (smaps_rollup, status, OOM score), when read.
     pub memory: Option<crate::procfs::memory::ProcessMemory>,
     /// NUMA placement, when read.
@@ -109,8 +111,9 @@ impl Process {
             vm_bytes: None,
             uid: None,
             cgroup: None,
-            fault_rate: 0.0,
-            task_read_at: None,
+            unit: None,
+            container_id: None,
+            rate_base: None,
             memory: None,
             numa: None,
             missing_scans: 0,
@@ -134,6 +137,17 @@ impl Process {
             }
         }
         self.exit_cgroup_id = (exit.flags & EXIT_MEMCG_ID != 0).then_some(exit.cgroup_id);
+    }
+
+    /// Sets the memory cgroup and the names its path carries.
+    pub fn set_cgroup(&mut self, cgroup: Option<String>) {
+        self.unit = cgroup
+            .as_deref()
+            .and_then(crate::procfs::unit::systemd_unit);
+        self.container_id = cgroup
+            .as_deref()
+            .and_then(crate::procfs::unit::container_id);
+        self.cgroup = cgroup;
     }
 
     /// Counters accumulated in the current window.

@@ -40,7 +40,7 @@ pub struct ProcessMemory {
     pub oom_score_adj: Option<i64>,
     /// A source this kernel lacks, and what goes unreported (said once).
     #[serde(skip)]
-    pub missing: Option<String>,
+    pub missing: Option<(crate::sources::ProcFile, String)>,
 }
 
 /// Reads smaps_rollup, status and the OOM files of `pid`.
@@ -50,9 +50,19 @@ pub fn read(root: &ProcRoot, pid: u32) -> Result<ProcessMemory, ReadFailure> {
         .map_err(|e| ReadFailure::from_procfs(pid, &dir, e))?;
     let rollup = match process.smaps_rollup() {
         Ok(r) => Some(r),
-        // No smaps_rollup on a live process: a kernel before 4.14 (or a
-        // trimmed /proc). RSS and swap then come from status.
-        Err(::procfs::ProcError::NotFound(_)) if dir.join("stat").exists() => None,
+        // No smaps_rollup entry in a live process's directory: a kernel
+        // before 4.14 (or a trimmed /proc). RSS and swap then come from
+        // status. An entry that exists but cannot be read belongs to a
+        // process on its way out (its mm is gone): that is one process,
+        // not the kernel lacking the file.
+        Err(::procfs::ProcError::NotFound(_))
+            if dir.join("stat").exists() && !dir.join("smaps_rollup").exists() =>
+        {
+            None
+        }
+        Err(::procfs::ProcError::NotFound(_)) => {
+            return Err(ReadFailure::Gone(pid));
+        }
         Err(e) => return Err(ReadFailure::from_procfs(pid, &dir, e)),
     };
     let mut m = rollup
@@ -69,10 +79,13 @@ pub fn read(root: &ProcRoot, pid: u32) -> Result<ProcessMemory, ReadFailure> {
         }
     }
     if rollup.is_none() {
-        m.missing = Some(format!(
-            "{} is missing: not reported: PSS, USS and their anon/file/shmem split \
+        m.missing = Some((
+            crate::sources::ProcFile::SmapsRollup,
+            format!(
+                "{} is missing: not reported: PSS, USS and their anon/file/shmem split \
              (RSS and swap come from status)",
-            root.path().join("PID/smaps_rollup").display()
+                root.path().join("PID/smaps_rollup").display()
+            ),
         ));
     }
     m.oom_score = process.oom_score().ok().map(i64::from);

@@ -2,6 +2,7 @@
 //! (Prometheus, the JSON API and the TUI join here.)
 
 pub mod alloc_report;
+pub mod columns;
 pub mod events;
 pub mod json;
 pub mod probes_report;

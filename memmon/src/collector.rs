@@ -132,7 +132,10 @@ pub fn collect_memory(
     cycle: std::time::Duration,
     only: Option<&std::collections::HashSet<u32>>,
 ) {
-    use crate::procfs::{ReadFailure, memory, numa, system};
+    use crate::{
+        procfs::{ReadFailure, memory, numa, system},
+        sources::ProcFile,
+    };
     let mut candidates = model.memory_candidates();
     if let Some(only) = only {
         candidates.retain(|(k, _)| only.contains(&k.pid));
@@ -141,12 +144,18 @@ pub fn collect_memory(
     // One node: every page is local and numa_maps (one of the costliest
     // /proc files: it prints every mapping's path) says nothing new.
     let multi_node = system.nodes.len() > 1;
+    // A file counts as missing from the kernel when no process read in
+    // this pass had it (a trimmed /proc may lack it for some only).
+    let (mut had_rollup, mut lacked_rollup) = (false, false);
     let cost = guard.cycle(&candidates, cycle, |key| {
         match memory::read(root, key.pid) {
             Ok(mut m) => {
-                if let Some((file, what)) = m.missing.take() {
-                    model.missing_files.insert(file);
-                    model.missing_sources.insert(what);
+                match m.missing.take() {
+                    Some((_, what)) => {
+                        lacked_rollup = true;
+                        model.missing_sources.insert(what);
+                    }
+                    None => had_rollup = true,
                 }
                 let numa = multi_node
                     .then(|| numa::read(root, key.pid, cpu_node).ok())
@@ -162,6 +171,11 @@ pub fn collect_memory(
         }
     });
     model.memory_cost = cost;
+    if had_rollup {
+        model.missing_files.remove(&ProcFile::SmapsRollup);
+    } else if lacked_rollup {
+        model.missing_files.insert(ProcFile::SmapsRollup);
+    }
     model
         .missing_sources
         .extend(std::mem::take(&mut system.missing));

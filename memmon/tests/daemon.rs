@@ -54,7 +54,7 @@ fn endpoints_serve_the_model_with_snapshot_keys() {
     let (status, metrics) = d.get("/metrics");
     assert_eq!(status, 200);
     let pid = format!("pid=\"{}\"", w.pid);
-    let rss = metric_value(&metrics, "memmon_process_resident_bytes", &[&pid])
+    let rss = metric_value(&metrics, "memmon_process_rss_bytes", &[&pid])
         .unwrap_or_else(|| panic!("no resident series for the workload:\n{metrics}"));
     assert_within("resident bytes", rss as u64, vm_rss(w.pid), 0.05);
     let minflt =
@@ -66,7 +66,7 @@ fn endpoints_serve_the_model_with_snapshot_keys() {
     );
     let rss_series = metrics
         .lines()
-        .filter(|l| l.starts_with("memmon_process_resident_bytes{"))
+        .filter(|l| l.starts_with("memmon_process_rss_bytes{"))
         .count();
     assert_eq!(rss_series, 5, "top_k 5 bounds the per-process series");
     assert!(
@@ -158,7 +158,7 @@ fn sighup_reloads_the_config() {
         d.get("/metrics")
             .1
             .lines()
-            .filter(|l| l.starts_with("memmon_process_resident_bytes{"))
+            .filter(|l| l.starts_with("memmon_process_rss_bytes{"))
             .count()
     };
     assert_eq!(count(&d), 3);

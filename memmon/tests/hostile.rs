@@ -43,7 +43,7 @@ fn hostile_process_names_stay_valid_everywhere() {
     let line = metrics
         .lines()
         .find(|l| {
-            l.starts_with("memmon_process_resident_bytes{") && l.contains(&format!("pid=\"{pid}\""))
+            l.starts_with("memmon_process_rss_bytes{") && l.contains(&format!("pid=\"{pid}\""))
         })
         .unwrap_or_else(|| panic!("no series for the hostile process:\n{metrics}"));
     assert!(line.contains(r#"\"b\\n\n"#), "label not escaped: {line}");

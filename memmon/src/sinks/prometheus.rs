@@ -345,6 +345,18 @@ fn system_families(p: &Published) -> Vec<MetricFamily> {
             x.full_total_us as f64 / 1e6,
         ));
     }
+    let mut vmstat = family(
+        "memmon_system_vmstat_total",
+        "System memory counters from /proc/vmstat (faults, swap, OOM kills, migration, THP, reclaim), by counter.",
+        MetricType::COUNTER,
+    );
+    for k in crate::model::system::RATE_KEYS {
+        if let Some(v) = s.vmstat.get(*k) {
+            vmstat
+                .mut_metric()
+                .push(sample(&[("counter", k)], MetricType::COUNTER, *v as f64));
+        }
+    }
     let mut numa = family(
         "memmon_node_numa_events_total",
         "Per-node numastat counters.",
@@ -406,7 +418,7 @@ fn system_families(p: &Published) -> Vec<MetricFamily> {
             c.bytes as f64,
         ));
     }
-    vec![mem, psi, numa, free, buddy, slab]
+    vec![mem, vmstat, psi, numa, free, buddy, slab]
 }
 
 /// Kernel statistics, grouped by what they count.

@@ -90,10 +90,16 @@ pub struct DaemonArgs {
     /// Attach the per-fault programs (read/write/CoW split; a few % cost).
     #[arg(long, env = "MEMMON_FAULT_DETAIL", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub fault_detail: Option<bool>,
+    /// Same as --fault-detail=false.
+    #[arg(long, conflicts_with = "fault_detail")]
+    pub no_fault_detail: bool,
     /// Attach the per-allocation programs (mmap/brk syscalls, slab, kmalloc,
     /// buddy).
     #[arg(long, env = "MEMMON_ALLOC_DETAIL", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub alloc_detail: Option<bool>,
+    /// Same as --alloc-detail=false.
+    #[arg(long, conflicts_with = "alloc_detail")]
+    pub no_alloc_detail: bool,
     /// Do not attach this probe (repeatable; env: comma-separated).
     #[arg(
         long = "disable-probe",
@@ -141,8 +147,16 @@ impl DaemonArgs {
             top_k: self.top_k,
             top_by: self.top_by.clone(),
             max_cgroups: self.max_cgroups,
-            fault_detail: self.fault_detail,
-            alloc_detail: self.alloc_detail,
+            fault_detail: if self.no_fault_detail {
+                Some(false)
+            } else {
+                self.fault_detail
+            },
+            alloc_detail: if self.no_alloc_detail {
+                Some(false)
+            } else {
+                self.alloc_detail
+            },
             disabled_probes: (!self.disable_probe.is_empty()).then(|| self.disable_probe.clone()),
             pin: if self.no_pin { Some(false) } else { self.pin },
             pin_dir: self.pin_dir.clone(),
@@ -165,16 +179,24 @@ pub struct ConfigArgs {
     pub check: Option<std::path::PathBuf>,
 }
 
-/// Probe selection shared by every command that loads probes.
+/// Probe selection shared by every command that loads probes; the detail
+/// switches are the same words as the daemon's.
 #[derive(Debug, Args, Clone)]
 pub struct ProbeArgs {
-    /// Do not attach the per-fault programs (read/write/copy-on-write
-    /// split); minor faults then come from the kernel's per-task counters.
-    #[arg(long)]
+    /// Attach the per-fault programs (read/write/copy-on-write split,
+    /// swap in/out per process) [default: true here, false for the daemon].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub fault_detail: Option<bool>,
+    /// Same as --fault-detail=false: minor faults then come from the
+    /// kernel's per-task counters.
+    #[arg(long, conflicts_with = "fault_detail")]
     pub no_fault_detail: bool,
-    /// Do not attach the per-allocation programs (mmap/munmap/brk syscalls,
-    /// slab caches, kmalloc size classes, buddy allocator).
-    #[arg(long)]
+    /// Attach the per-allocation programs (mmap/munmap/brk syscalls, slab
+    /// caches, kmalloc size classes, buddy allocator) [default: true here].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub alloc_detail: Option<bool>,
+    /// Same as --alloc-detail=false.
+    #[arg(long, conflicts_with = "alloc_detail")]
     pub no_alloc_detail: bool,
     /// Do not attach this probe (repeatable); see `snapshot --probes`.
     #[arg(long = "disable-probe", value_name = "NAME")]

@@ -2,7 +2,8 @@
 //! cgroup with no swap touches more than that and is killed. Exactly one
 //! event for its pid, with its pid and comm, anon rss within 5% of the
 //! limit, the cgroup's own oom_kill count moved by one. (Its latency is a
-//! benchmark figure, not a test bound.)
+//! benchmark figure, not a test bound.) `memmon events` attaches the OOM and
+//! exit probes only.
 
 mod common;
 #[path = "common/kernel_setup.rs"]
@@ -73,6 +74,20 @@ fn oom_kill_is_streamed_once_with_the_victims_numbers() {
             break;
         }
     }
+    // Only what streaming kills needs is attached: the OOM and exit
+    // tracepoints, one perf-event attachment each (every per-fault,
+    // syscall or allocator probe would add more).
+    let attachments: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", memmon.id()))
+        .expect("memmon's fds")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|t| t.display().to_string())
+        .filter(|t| t.contains("perf_event") || t.contains("bpf_link"))
+        .collect();
+    assert_eq!(
+        attachments.len(),
+        2,
+        "memmon events should attach only oom_kill and process_exit: {attachments:?}"
+    );
 
     let mut w = Workload::start(&["oom", "256"]);
     cg.add(w.pid);

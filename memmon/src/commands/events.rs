@@ -35,13 +35,17 @@ pub fn run(args: &EventsArgs) -> Result<(), Fatal> {
             "--duration {d} is out of range: give seconds >= 0"
         )));
     }
-    let opts = load_options(&args.probe_args)?;
+    let mut opts = load_options(&args.probe_args)?;
+    // OOM kills and exits travel through the ring buffer: nothing else is
+    // needed to stream them.
+    opts.only = Some((&["oom_kill", "process_exit"], "`memmon events`"));
     privileges::check().map_err(Fatal::Privileges)?;
     let probes = ProbeSet::load(&opts).context("loading probes")?;
     super::stop_signal::install();
     let mut out = std::io::stdout().lock();
     for status in probes.statuses() {
-        if !matches!(status.state, ProbeState::Attached) {
+        let unneeded = matches!(&status.state, ProbeState::Disabled { reason } if reason.starts_with("not needed"));
+        if !matches!(status.state, ProbeState::Attached) && !unneeded {
             let _ = writeln!(out, "{}", sink::probe_status(status, args.json));
         }
     }

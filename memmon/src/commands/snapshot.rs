@@ -174,8 +174,8 @@ pub fn load_options(args: &ProbeArgs) -> Result<LoadOptions, Fatal> {
         disabled.insert(name.clone());
     }
     Ok(LoadOptions {
-        fault_detail: !args.no_fault_detail,
-        alloc_detail: !args.no_alloc_detail,
+        fault_detail: !args.no_fault_detail && args.fault_detail.unwrap_or(true),
+        alloc_detail: !args.no_alloc_detail && args.alloc_detail.unwrap_or(true),
         disabled,
         ..LoadOptions::default()
     })

@@ -250,21 +250,11 @@ fn apply_reload(
         }
         Err(e) => tracing::error!("web config reload failed, keeping the running one: {e}"),
     }
-    let restart = [
-        ("listen", old.listen != new.listen),
-        ("fault_detail", old.fault_detail != new.fault_detail),
-        ("alloc_detail", old.alloc_detail != new.alloc_detail),
-        (
-            "disabled_probes",
-            old.disabled_probes != new.disabled_probes,
-        ),
-        ("pin", old.pin != new.pin || old.pin_dir != new.pin_dir),
-        ("proc_root", old.proc_root != new.proc_root),
-    ];
-    for (key, changed) in restart {
-        if changed {
-            tracing::warn!("config reload: `{key}` changed; it takes effect after a restart");
-        }
+    for k in old.needs_restart(new) {
+        tracing::warn!(
+            "config reload: `{}` changed; it takes effect after a restart (SIGHUP cannot apply it)",
+            k.name
+        );
     }
     tracing::info!("config reloaded");
 }

@@ -39,6 +39,9 @@ pub struct LoadOptions {
     pub alloc_detail: bool,
     /// Probe names not to attach.
     pub disabled: BTreeSet<String>,
+    /// When set, attach only these probes (a command that needs a few,
+    /// such as `memmon events`); the others are disabled, saying why.
+    pub only: Option<(&'static [&'static str], &'static str)>,
     /// Capacity of the per-process counters map.
     pub max_processes: u32,
     /// Pin the cumulative maps under this bpffs directory (the daemon), so
@@ -52,6 +55,7 @@ impl Default for LoadOptions {
             fault_detail: true,
             alloc_detail: true,
             disabled: BTreeSet::new(),
+            only: None,
             max_processes: 32768,
             pin_root: None,
         }
@@ -126,6 +130,12 @@ impl ProbeSet {
             let state = if opts.disabled.contains(spec.name) {
                 ProbeState::Disabled {
                     reason: "disabled by --disable-probe".into(),
+                }
+            } else if let Some((only, who)) = opts.only
+                && !only.contains(&spec.name)
+            {
+                ProbeState::Disabled {
+                    reason: format!("not needed by {who}"),
                 }
             } else if spec.per_fault && !opts.fault_detail {
                 ProbeState::Disabled {

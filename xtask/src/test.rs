@@ -16,13 +16,38 @@ use crate::{cmd, fuzz, packages, setup::BuildEnv, vm_test};
 /// Seconds per fuzz target in the test lane (`cargo xtask fuzz` runs longer).
 const FUZZ_SECONDS: u32 = 10;
 
-/// Passed/failed totals over cargo test's `test result:` lines.
+/// Passed/failed/skipped totals over cargo test's `test result:` lines
+/// and the tests' skip log.
 #[derive(Default)]
 pub struct Totals {
     /// Tests passed.
     pub passed: u64,
     /// Tests failed.
     pub failed: u64,
+    /// Tests that reported themselves skipped (counted by cargo as passed).
+    pub skipped: u64,
+}
+
+impl Totals {
+    /// The closing line: `test: N passed, N failed, N skipped`.
+    pub fn line(&self) -> String {
+        format!(
+            "test: {} passed, {} failed, {} skipped",
+            self.passed, self.failed, self.skipped
+        )
+    }
+
+    /// Moves the skips listed in `log` (one line each) from passed to
+    /// skipped, printing them.
+    pub fn take_skips(&mut self, log: &std::path::Path) {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            println!("skipped: {line}");
+            self.skipped += 1;
+            self.passed = self.passed.saturating_sub(1);
+        }
+        let _ = std::fs::remove_file(log);
+    }
 }
 
 impl Totals {
@@ -57,11 +82,8 @@ fn run_counted(mut c: std::process::Command, totals: &mut Totals) -> anyhow::Res
     }
     let status = child.wait()?;
     if !status.success() {
-        println!(
-            "test: {} passed, {} failed",
-            totals.passed,
-            totals.failed.max(1)
-        );
+        totals.failed = totals.failed.max(1);
+        println!("{}", totals.line());
         bail!("{} failed: {status}", cmd::display(&c));
     }
     Ok(())
@@ -83,6 +105,15 @@ pub fn run(env: &BuildEnv, extra: &[String], vm: bool) -> anyhow::Result<()> {
         "warnings",
     ]))?;
     let mut totals = Totals::default();
+    // Tests that skip write why to this file; the closing line counts them.
+    let skip_log = cmd::workspace().join("target/test-skips.log");
+    let _ = std::fs::remove_file(&skip_log);
+    // As root, a probe test that cannot load its probes fails rather than
+    // skips (MEMMON_REQUIRE_BPF=0 allows the skip, e.g. in a container).
+    // SAFETY: geteuid has no inputs.
+    let root = unsafe { libc::geteuid() } == 0;
+    let require_bpf = std::env::var("MEMMON_REQUIRE_BPF")
+        .unwrap_or_else(|_| if root { "1" } else { "0" }.to_string());
     let mut unit = cmd::cargo(env);
     unit.args([
         "test",
@@ -96,11 +127,17 @@ pub fn run(env: &BuildEnv, extra: &[String], vm: bool) -> anyhow::Result<()> {
     let mut it = cmd::cargo(env);
     // memmon's unit tests run here too (with its integration tests).
     it.args(["test", "--package", "memmon", "--lib", "--bins", "--tests"]);
+    it.env("MEMMON_SKIP_LOG", &skip_log)
+        .env("MEMMON_REQUIRE_BPF", &require_bpf);
     if !extra.is_empty() {
         it.arg("--").args(extra);
-        run_counted(it, &mut totals)?;
+        let r = run_counted(it, &mut totals);
+        totals.take_skips(&skip_log);
+        r?;
     } else {
-        run_counted(it, &mut totals)?;
+        let r = run_counted(it, &mut totals);
+        totals.take_skips(&skip_log);
+        r?;
         fuzz::run(env, FUZZ_SECONDS, &[])?;
         if vm {
             let (passed, failed) = vm_test::run(
@@ -114,7 +151,7 @@ pub fn run(env: &BuildEnv, extra: &[String], vm: bool) -> anyhow::Result<()> {
             totals.passed += passed;
             totals.failed += failed;
             if failed > 0 {
-                println!("test: {} passed, {} failed", totals.passed, totals.failed);
+                println!("{}", totals.line());
                 bail!("{failed} failed in the qemu guest (target/vm-test)");
             }
         }
@@ -122,7 +159,7 @@ pub fn run(env: &BuildEnv, extra: &[String], vm: bool) -> anyhow::Result<()> {
     if totals.passed == 0 {
         bail!("no test ran");
     }
-    println!("test: {} passed, {} failed", totals.passed, totals.failed);
+    println!("{}", totals.line());
     Ok(())
 }
 
@@ -139,5 +176,10 @@ mod tests {
         );
         t.add_line("running 3 tests");
         assert_eq!((t.passed, t.failed), (39, 1));
+        let dir = std::env::temp_dir().join(format!("xtask-skips-{}", std::process::id()));
+        std::fs::write(&dir, "a: needs root\nb: no fentry\n").expect("write");
+        t.take_skips(&dir);
+        assert_eq!((t.passed, t.failed, t.skipped), (37, 1, 2));
+        assert_eq!(t.line(), "test: 37 passed, 1 failed, 2 skipped");
     }
 }

@@ -28,8 +28,26 @@ pub fn require_bpf(test: &str) -> bool {
     if std::env::var("MEMMON_REQUIRE_BPF").as_deref() == Ok("1") {
         panic!("{test}: needs root to load eBPF probes, and MEMMON_REQUIRE_BPF=1 forbids skipping");
     }
-    eprintln!("{test}: skipped, needs root (set MEMMON_REQUIRE_BPF=1 to fail instead)");
+    skip(
+        test,
+        "needs root (set MEMMON_REQUIRE_BPF=1 to fail instead)",
+    );
     false
+}
+
+/// Reports `test` as skipped with `reason`: on stderr, and as a line in
+/// the file MEMMON_SKIP_LOG names (`cargo xtask test` counts those lines
+/// as skipped, not passed).
+pub fn skip(test: &str, reason: &str) {
+    eprintln!("{test}: skipped: {reason}");
+    if let Ok(path) = std::env::var("MEMMON_SKIP_LOG") {
+        let line = format!("{test}: {}\n", reason.replace('\n', " "));
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+    }
 }
 
 /// A running `memmon-workload` that waits for `go`.

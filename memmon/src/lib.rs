@@ -18,5 +18,6 @@ pub mod pipeline;
 pub mod privileges;
 pub mod probes;
 pub mod procfs;
+pub mod sample;
 pub mod sinks;
 pub mod sources;

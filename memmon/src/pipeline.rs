@@ -90,11 +90,11 @@ impl Pipeline {
         for exit in &self.pending {
             self.stat_files.forget(exit.tgid);
         }
-        let sample = self
-            .collector
-            .collect(std::mem::take(&mut self.pending), &self.root);
+        let sample =
+            self.collector
+                .collect(std::mem::take(&mut self.pending), &self.root, &self.model);
         let ooms_before = self.model.oom_kills_total;
-        self.model.apply(sample, &self.root);
+        self.model.apply(sample);
         let new_ooms = (self.model.oom_kills_total - ooms_before) as usize;
         for kill in self.model.recent_ooms.iter().rev().take(new_ooms) {
             let trail: Vec<String> = kill
@@ -112,8 +112,9 @@ impl Pipeline {
             );
         }
         let t_kernel = started.elapsed();
-        self.model
-            .apply_scan(self.stat_files.scan(&self.root), &self.root);
+        let scan = self.stat_files.scan(&self.root);
+        let metas = crate::collector::scan_metas(&scan, &self.root, &self.model);
+        self.model.apply_scan(scan, metas);
         let t_scan = started.elapsed();
         collect_memory(
             &mut self.model,

@@ -96,3 +96,26 @@ impl Live {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::model::fields::{CGROUP_FIELDS, PROCESS_FIELDS};
+
+    use super::*;
+
+    #[test]
+    fn every_probe_source_of_a_field_is_in_the_probe_catalog() {
+        let all = PROCESS_FIELDS
+            .iter()
+            .flat_map(|f| f.sources)
+            .chain(CGROUP_FIELDS.iter().flat_map(|f| f.sources));
+        for s in all {
+            if let Source::Probe(name) = s {
+                assert!(
+                    crate::probes::catalog::find(name).is_some(),
+                    "field source {name} is not a probe"
+                );
+            }
+        }
+    }
+}

@@ -66,8 +66,8 @@ pub fn run(args: &EventsArgs) -> Result<(), Fatal> {
     let mut next_stats = Instant::now() + STATS_INTERVAL;
     let mut exits = Vec::new();
     while !super::stop_signal::requested() {
-        for event in collector.drain_oom_events(&mut exits) {
-            let kill = OomKill::from_event(&event, &root);
+        for record in collector.drain_oom_records(&mut exits, &root) {
+            let kill = OomKill::from_record(record);
             if writeln!(out, "{}", sink::oom_kill(&kill, args.json)).is_err() {
                 return Ok(()); // stdout closed: the reader is gone.
             }
@@ -97,11 +97,11 @@ pub fn run(args: &EventsArgs) -> Result<(), Fatal> {
         std::thread::sleep(POLL_INTERVAL);
     }
     // Last drain: nothing that arrived before the stop is dropped.
-    for event in collector.drain_oom_events(&mut exits) {
+    for record in collector.drain_oom_records(&mut exits, &root) {
         let _ = writeln!(
             out,
             "{}",
-            sink::oom_kill(&OomKill::from_event(&event, &root), args.json)
+            sink::oom_kill(&OomKill::from_record(record), args.json)
         );
     }
     let _ = out.flush();

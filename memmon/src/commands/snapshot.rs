@@ -60,11 +60,12 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
         }
     }
     let root = ProcRoot::default();
-    let mut model = Model::new(probes.statuses().to_vec());
+    let mut model = Model::new(probes.statuses().to_vec(), crate::collector::host());
     let mut collector = Collector::new(probes);
     let mut stat_files = StatFiles::default();
-    model.apply(collector.collect(Vec::new(), &root), &root);
-    model.apply_scan(stat_files.scan(&root), &root);
+    let first = collector.collect(Vec::new(), &root, &model);
+    model.apply(first);
+    scan(&mut model, &mut stat_files, &root);
     model.start_window();
     super::stop_signal::install();
     eprintln!("memmon: probes attached; watching for {} s", args.duration);
@@ -79,8 +80,9 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
         std::thread::sleep(DRAIN_INTERVAL.min(deadline - now));
         collector.drain_exits(&mut pending);
     }
-    model.apply(collector.collect(pending, &root), &root);
-    model.apply_scan(stat_files.scan(&root), &root);
+    let last = collector.collect(pending, &root, &model);
+    model.apply(last);
+    scan(&mut model, &mut stat_files, &root);
     // Memory of the processes this command will show (and the system
     // view), the cost guard allowing up to a quarter second of reads.
     let which = if args.active {
@@ -155,9 +157,16 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
     if args.json {
         println!("{}", json::rows_to_json(&rows));
     } else {
-        print!("{}", table::render(&rows, &columns::user_names()));
+        print!("{}", table::render(&rows, &crate::collector::user_names()));
     }
     Ok(())
+}
+
+/// A /proc scan folded into the model (placement read for new pids).
+fn scan(model: &mut Model, files: &mut StatFiles, root: &ProcRoot) {
+    let found = files.scan(root);
+    let metas = crate::collector::scan_metas(&found, root, model);
+    model.apply_scan(found, metas);
 }
 
 /// Validated probe options from the shared flags.

@@ -131,11 +131,11 @@ pub fn run(args: &TopArgs) -> Result<(), Fatal> {
             let opts = load_options(&args.probe_args)?;
             privileges::check().map_err(Fatal::Privileges)?;
             let probes = ProbeSet::load(&opts).context("loading probes")?;
-            let model = Model::new(probes.statuses().to_vec());
+            let model = Model::new(probes.statuses().to_vec(), crate::collector::host());
             Source::Local(Box::new(Pipeline::new(Collector::new(probes), model)))
         }
     };
-    let users = batch::user_names();
+    let users = crate::collector::user_names();
     if args.batch {
         return run_batch(args, &mut source, &mut state, &users, interval);
     }

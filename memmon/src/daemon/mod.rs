@@ -72,7 +72,7 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
         }
     }
     crate::pipeline::tune_heap();
-    let mut model = Model::new(probes.statuses().to_vec());
+    let mut model = Model::new(probes.statuses().to_vec(), crate::collector::host());
     model.recorder = crate::model::history::FlightRecorder::new(cfg.history_seconds);
     let collector = Collector::new(probes);
 

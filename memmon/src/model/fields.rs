@@ -140,7 +140,7 @@ impl ProcessCtx<'_> {
             .map(|b| b as f64)
     }
 
-    fn mem(&self) -> Option<&crate::procfs::memory::ProcessMemory> {
+    fn mem(&self) -> Option<&crate::sample::memory::ProcessMemory> {
         self.p.memory.as_ref().filter(|_| !self.p.exited)
     }
 }
@@ -820,22 +820,6 @@ mod tests {
                 assert!(
                     k.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
                     "{scope} key {k}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn every_probe_source_is_in_the_probe_catalog() {
-        let all = PROCESS_FIELDS
-            .iter()
-            .flat_map(|f| f.sources)
-            .chain(CGROUP_FIELDS.iter().flat_map(|f| f.sources));
-        for s in all {
-            if let Source::Probe(name) = s {
-                assert!(
-                    crate::probes::catalog::find(name).is_some(),
-                    "field source {name} is not a probe"
                 );
             }
         }

@@ -1,6 +1,6 @@
 //! The one model every sink reads: processes keyed by pid + start time (so a
 //! reused pid is a new process), their cumulative counters, probe states
-//! and statistics. Fed by [`crate::collector::Sample`]s; no sink reads the
+//! and statistics. Fed by [`crate::sample::Sample`]s; no sink reads the
 //! kernel or /proc itself.
 
 pub mod fields;
@@ -19,13 +19,10 @@ use std::{
 
 use memmon_common::{ExitEvent, ProcCounters, events::EXIT_HAS_TASK};
 
-use crate::{
-    collector::Sample,
-    probes::{ProbeStatus, StatsSnapshot},
-    procfs::{
-        ProcRoot, ReadFailure,
-        identity::{self, boottime_ns_to_ticks},
-    },
+use crate::sample::{
+    Host, Identity, ProcMeta, Sample, alloc::AllocSample, cost::CycleCost,
+    key::boottime_ns_to_ticks, memory::ProcessMemory, numa::NumaUsage, probe_status::ProbeStatus,
+    stats::StatsSnapshot, system::SystemSample,
 };
 pub use oom::OomKill;
 pub use process::{Process, ProcessKey, TaskFaults};
@@ -44,8 +41,6 @@ pub struct Model {
     processes: HashMap<ProcessKey, Process>,
     /// Live pid → its current key.
     live: HashMap<u32, ProcessKey>,
-    /// Memory cgroup ids of exit events → paths.
-    cgroup_ids: crate::procfs::cgroup::CgroupIds,
     /// /proc sources found missing so far, each with what goes unreported.
     pub missing_sources: std::collections::BTreeSet<String>,
     /// The per-process /proc files this kernel lacks.
@@ -66,32 +61,53 @@ pub struct Model {
     /// The system view: latest sample, and rates from the one before.
     pub system: Option<system::SystemView>,
     /// Allocator maps (slab caches, kmalloc classes, buddy), latest.
-    pub alloc: Option<crate::probes::alloc_reader::AllocSample>,
+    pub alloc: Option<AllocSample>,
     /// The same at the start of the current window.
-    pub alloc_baseline: Option<crate::probes::alloc_reader::AllocSample>,
+    pub alloc_baseline: Option<AllocSample>,
     /// What the last per-process memory pass cost.
-    pub memory_cost: crate::procfs::cost_guard::CycleCost,
-    ticks_per_second: u64,
+    pub memory_cost: CycleCost,
+    host: Option<Host>,
 }
 
 impl Model {
-    /// An empty model.
-    pub fn new(probes: Vec<ProbeStatus>) -> Self {
+    /// An empty model on a host with these constants.
+    pub fn new(probes: Vec<ProbeStatus>, host: Host) -> Self {
         Model {
             probes,
-            ticks_per_second: identity::ticks_per_second(),
-            cgroup_ids: crate::procfs::cgroup::CgroupIds::new(Some(
-                crate::procfs::cgroup::memory_hierarchy(),
-            )),
+            host: Some(host),
             ..Default::default()
         }
     }
 
-    /// Folds one sample in: live counters (identity read from `root` the
-    /// first time a pid is seen) and exit events.
-    pub fn apply(&mut self, sample: Sample, root: &ProcRoot) {
+    fn page_size(&self) -> u64 {
+        self.host.map_or(4096, |h| h.page_size)
+    }
+
+    /// True when the collector must read `tgid`'s identity for the next
+    /// sample: the model holds no live process for it, or its counters went
+    /// back (the pid was reused and the old exit was missed).
+    pub fn needs_identity(&self, tgid: u32, counters: &ProcCounters) -> bool {
+        match self.live.get(&tgid).and_then(|k| self.processes.get(k)) {
+            Some(p) => !counters.dominates(&p.counters),
+            None => true,
+        }
+    }
+
+    /// True when a scanned pid is new to the model (its placement must be
+    /// read).
+    pub fn knows_pid(&self, pid: u32, start_time_ticks: u64) -> bool {
+        self.live
+            .get(&pid)
+            .is_some_and(|k| k.start_time_ticks == start_time_ticks)
+    }
+
+    /// Folds one sample in: live counters (with the identities the
+    /// collector read for pids the model did not know), exit events,
+    /// vanished entries, OOM kills, statistics.
+    pub fn apply(&mut self, mut sample: Sample) {
         for (tgid, counters) in sample.live {
-            self.apply_live(tgid, counters, root);
+            let info = sample.infos.remove(&tgid);
+            self.apply_live(tgid, counters, info);
         }
         for mm in sample.rss {
             if let Some(key) = self.live.get(&mm.tgid)
@@ -101,17 +117,17 @@ impl Model {
             }
         }
         for exit in &sample.exits {
-            self.apply_exit(exit);
+            self.apply_exit(exit, &sample.exit_cgroups);
         }
         for (tgid, counters) in sample.vanished {
             self.apply_vanished(tgid, counters);
         }
-        for event in &sample.oom_events {
+        for record in sample.ooms {
             self.oom_kills_total += 1;
             if self.recent_ooms.len() == RECENT_OOMS {
                 self.recent_ooms.pop_front();
             }
-            let mut kill = OomKill::from_event(event, root);
+            let mut kill = OomKill::from_record(record);
             kill.history = self.recorder.history_of(kill.pid);
             self.recent_ooms.push_back(kill);
         }
@@ -124,7 +140,7 @@ impl Model {
     }
 
     /// Allocator activity in the current window (since start_window).
-    pub fn alloc_window(&self) -> Option<crate::probes::alloc_reader::AllocSample> {
+    pub fn alloc_window(&self) -> Option<AllocSample> {
         let now = self.alloc.as_ref()?;
         Some(match &self.alloc_baseline {
             Some(base) => now.since(base),
@@ -141,11 +157,12 @@ impl Model {
     }
 
     /// Folds a /proc scan in: every live process's identity, resident and
-    /// virtual size, and the kernel's fault totals; new processes get their
-    /// cgroup read once. Live processes missing from the scan have exited
-    /// (their exit event, if any, brings the final counts).
-    pub fn apply_scan(&mut self, scan: Vec<identity::Identity>, root: &ProcRoot) {
-        let page = identity::page_size();
+    /// virtual size, and the kernel's fault totals; `metas` holds the
+    /// placement of the pids new to the model ([`Model::knows_pid`]). Live
+    /// processes missing from the scan have exited (their exit event, if
+    /// any, brings the final counts).
+    pub fn apply_scan(&mut self, scan: Vec<Identity>, mut metas: HashMap<u32, ProcMeta>) {
+        let page = self.page_size();
         let mut seen = HashSet::with_capacity(scan.len());
         for id in scan {
             let key = ProcessKey {
@@ -166,10 +183,10 @@ impl Model {
                 p.exited = true;
             }
             self.live.insert(id.pid, key);
+            let meta = metas.remove(&id.pid);
             let p = self.processes.entry(key).or_insert_with(|| {
                 let mut p = Process::new(key, id.comm.clone());
-                p.set_cgroup(crate::procfs::cgroup::memory_cgroup(root, id.pid).ok());
-                p.uid = owner_uid(root, id.pid);
+                p.set_meta(meta.unwrap_or_default());
                 p
             });
             if id.fresh {
@@ -218,8 +235,8 @@ impl Model {
     pub fn apply_memory(
         &mut self,
         key: ProcessKey,
-        memory: crate::procfs::memory::ProcessMemory,
-        numa: Option<crate::procfs::numa::NumaUsage>,
+        memory: ProcessMemory,
+        numa: Option<NumaUsage>,
     ) {
         if let Some(p) = self.processes.get_mut(&key) {
             p.memory = Some(memory);
@@ -230,7 +247,7 @@ impl Model {
     }
 
     /// Folds a system sample in, computing rates from the previous one.
-    pub fn apply_system(&mut self, sample: crate::procfs::system::SystemSample) {
+    pub fn apply_system(&mut self, sample: SystemSample) {
         self.system = Some(system::SystemView::next(self.system.take(), sample));
     }
 
@@ -312,7 +329,12 @@ impl Model {
         p.vanished = true;
     }
 
-    fn apply_live(&mut self, tgid: u32, counters: ProcCounters, root: &ProcRoot) {
+    fn apply_live(
+        &mut self,
+        tgid: u32,
+        counters: ProcCounters,
+        info: Option<(Identity, ProcMeta)>,
+    ) {
         if let Some(key) = self.live.get(&tgid)
             && let Some(p) = self.processes.get_mut(key)
         {
@@ -325,40 +347,38 @@ impl Model {
             p.exited = true;
             self.live.remove(&tgid);
         }
-        match identity::read(root, tgid) {
-            Ok(id) => {
-                let key = ProcessKey {
-                    pid: tgid,
-                    start_time_ticks: id.start_time_ticks,
-                };
-                let p = self
-                    .processes
-                    .entry(key)
-                    .or_insert_with(|| Process::new(key, id.comm.clone()));
-                p.ppid = Some(id.ppid);
-                p.counters = counters;
-                p.exited = false;
-                if p.cgroup.is_none() {
-                    p.set_cgroup(crate::procfs::cgroup::memory_cgroup(root, tgid).ok());
-                    p.uid = owner_uid(root, tgid);
-                }
-                p.rss_bytes = Some(id.rss_pages * identity::page_size());
-                p.vm_bytes = Some(id.vsize_bytes);
-                if p.task.is_none() {
-                    p.task = Some(TaskFaults {
-                        minor: id.minflt,
-                        major: id.majflt,
-                    });
-                }
-                self.live.insert(tgid, key);
-            }
-            // Exited between the map read and now: its exit event follows.
-            Err(ReadFailure::Gone(_)) => {}
-            Err(e) => tracing::debug!("identity of pid {tgid}: {e}"),
+        // No identity: it exited between the map read and the collector's
+        // read of /proc (its exit event follows).
+        let Some((id, meta)) = info else {
+            return;
+        };
+        let page = self.page_size();
+        let key = ProcessKey {
+            pid: tgid,
+            start_time_ticks: id.start_time_ticks,
+        };
+        let p = self
+            .processes
+            .entry(key)
+            .or_insert_with(|| Process::new(key, id.comm.clone()));
+        p.ppid = Some(id.ppid);
+        p.counters = counters;
+        p.exited = false;
+        if p.cgroup.is_none() {
+            p.set_meta(meta);
         }
+        p.rss_bytes = Some(id.rss_pages * page);
+        p.vm_bytes = Some(id.vsize_bytes);
+        if p.task.is_none() {
+            p.task = Some(TaskFaults {
+                minor: id.minflt,
+                major: id.majflt,
+            });
+        }
+        self.live.insert(tgid, key);
     }
 
-    fn apply_exit(&mut self, exit: &ExitEvent) {
+    fn apply_exit(&mut self, exit: &ExitEvent, cgroups: &HashMap<u64, ProcMeta>) {
         let tgid = exit.tgid;
         let has_task = exit.flags & EXIT_HAS_TASK != 0;
         let key = match self.live.remove(&tgid) {
@@ -366,7 +386,10 @@ impl Model {
             None => ProcessKey {
                 pid: tgid,
                 start_time_ticks: if has_task {
-                    boottime_ns_to_ticks(exit.start_boottime_ns, self.ticks_per_second)
+                    boottime_ns_to_ticks(
+                        exit.start_boottime_ns,
+                        self.host.map_or(100, |h| h.ticks_per_second),
+                    )
                 } else {
                     0
                 },
@@ -381,9 +404,9 @@ impl Model {
         // Born and gone between two scans: its cgroup from the exit event.
         if p.cgroup.is_none()
             && let Some(id) = p.exit_cgroup_id
+            && let Some(meta) = cgroups.get(&id)
         {
-            let cgroup = self.cgroup_ids.resolve(id);
-            p.set_cgroup(cgroup);
+            p.set_meta(meta.clone());
         }
     }
 
@@ -499,14 +522,4 @@ pub enum Which {
     All,
 }
 
-/// The uid owning /proc/PID (the process's real uid).
-fn owner_uid(root: &ProcRoot, pid: u32) -> Option<u32> {
-    use std::os::unix::fs::MetadataExt as _;
-    std::fs::metadata(root.pid_dir(pid)).ok().map(|m| m.uid())
-}
-
-/// A NUL-padded kernel comm as text (invalid UTF-8 replaced).
-pub fn comm_string(comm: &[u8]) -> String {
-    let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
-    String::from_utf8_lossy(&comm[..end]).into_owned()
-}
+pub use crate::sample::comm_string;

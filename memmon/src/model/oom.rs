@@ -2,14 +2,10 @@
 //! as the kernel gives them, kB), the victim's memory cgroup, and the task
 //! that was running when the kernel chose the victim.
 
-use memmon_common::{OomEvent, events::OOM_VICTIM_IS_CURRENT};
 use serde::Serialize;
 
 use super::comm_string;
-use crate::procfs::{ProcRoot, cgroup};
-
-/// Where the cgroup-v1 memory hierarchy is mounted.
-const MEMCG_HIERARCHY: &str = "/sys/fs/cgroup/memory";
+use crate::sample::OomRecord;
 
 /// One OOM kill.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -59,30 +55,9 @@ pub struct OomKill {
 }
 
 impl OomKill {
-    /// From the kernel record; the victim's cgroup is read from `root` now
-    /// (the victim is dying: read it as soon as the event arrives).
-    pub fn from_event(e: &OomEvent, root: &ProcRoot) -> Self {
-        let killer_memcg = match comm_string(&e.killer_memcg) {
-            name if name.is_empty() => None,
-            name => Some(
-                cgroup::find_by_name(std::path::Path::new(MEMCG_HIERARCHY), &name, 6)
-                    .unwrap_or(name),
-            ),
-        };
-        // When the victim is the task that ran into the limit, the kernel's
-        // own record of its memcg is exact; /proc is racy for a dying task
-        // (after cgroup_exit it shows the root cgroup).
-        let victim_is_current = e.flags & OOM_VICTIM_IS_CURRENT != 0;
-        let cgroup = match (victim_is_current, &killer_memcg) {
-            (true, Some(memcg)) => Some(memcg.clone()),
-            _ => match cgroup::memory_cgroup(root, e.victim_pid) {
-                Ok(path) => Some(path),
-                Err(err) => {
-                    tracing::debug!("cgroup of OOM victim {}: {err}", e.victim_pid);
-                    None
-                }
-            },
-        };
+    /// From the kernel record and the names the collector resolved.
+    pub fn from_record(r: OomRecord) -> Self {
+        let e = &r.event;
         OomKill {
             history: Vec::new(),
             kind: "oom_kill",
@@ -96,8 +71,8 @@ impl OomKill {
             file_rss_kb: e.file_rss_kb,
             shmem_rss_kb: e.shmem_rss_kb,
             pgtables_kb: e.pgtables_kb,
-            cgroup,
-            killer_memcg,
+            cgroup: r.cgroup,
+            killer_memcg: r.killer_memcg,
             killer_pid: e.killer_tgid,
             killer_tid: e.killer_tid,
             killer_comm: comm_string(&e.killer_comm),

@@ -1,21 +1,11 @@
 //! One process in the model: its key, identity, and counters (cumulative
 //! kernel values plus the baseline at the start of the current window).
 
+pub use crate::sample::key::ProcessKey;
 use memmon_common::{
     ExitEvent, MmState, ProcCounters,
     events::{EXIT_HAS_COUNTERS, EXIT_HAS_TASK, EXIT_MEMCG_ID},
 };
-use serde::Serialize;
-
-/// pid + start time: a reused pid is a different process.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct ProcessKey {
-    /// Process id (tgid) in the initial pid namespace.
-    pub pid: u32,
-    /// Start time in clock ticks since boot (/proc/PID/stat field 22);
-    /// 0 when unknown.
-    pub start_time_ticks: u64,
-}
 
 /// A process as the model knows it.
 #[derive(Clone, Debug)]
@@ -64,9 +54,9 @@ pub struct Process {
     /// Rated counters at the previous publication (for per-second rates).
     pub rate_base: Option<(std::time::Instant, [Option<f64>; super::fields::N_RATED])>,
     /// What it holds (smaps_rollup, status, OOM score), when read.
-    pub memory: Option<crate::procfs::memory::ProcessMemory>,
+    pub memory: Option<crate::sample::memory::ProcessMemory>,
     /// NUMA placement, when read.
-    pub numa: Option<crate::procfs::numa::NumaUsage>,
+    pub numa: Option<crate::sample::numa::NumaUsage>,
     /// Consecutive /proc scans that did not find it (it is exiting; its
     /// exit event normally arrives first).
     pub missing_scans: u8,
@@ -139,15 +129,13 @@ impl Process {
         self.exit_cgroup_id = (exit.flags & EXIT_MEMCG_ID != 0).then_some(exit.cgroup_id);
     }
 
-    /// Sets the memory cgroup and the names its path carries.
-    pub fn set_cgroup(&mut self, cgroup: Option<String>) {
-        self.unit = cgroup
-            .as_deref()
-            .and_then(crate::procfs::unit::systemd_unit);
-        self.container_id = cgroup
-            .as_deref()
-            .and_then(crate::procfs::unit::container_id);
-        self.cgroup = cgroup;
+    /// Takes where it belongs (cgroup and the names its path carries,
+    /// owner); a uid already known is kept when `meta` has none.
+    pub fn set_meta(&mut self, meta: crate::sample::ProcMeta) {
+        self.cgroup = meta.cgroup;
+        self.unit = meta.unit;
+        self.container_id = meta.container_id;
+        self.uid = meta.uid.or(self.uid);
     }
 
     /// Counters accumulated in the current window.

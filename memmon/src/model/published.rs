@@ -12,7 +12,7 @@ use super::{
     view::json_number,
 };
 use crate::{
-    probes::{ProbeStatus, StatsSnapshot},
+    sample::{probe_status::ProbeStatus, stats::StatsSnapshot},
     sources::Live,
 };
 
@@ -149,7 +149,7 @@ pub struct Published {
     /// per-node NUMA).
     pub system: Option<crate::model::system::SystemView>,
     /// Cost of the last per-process memory pass (the cost guard).
-    pub memory_cost: crate::procfs::cost_guard::CycleCost,
+    pub memory_cost: crate::sample::cost::CycleCost,
 }
 
 impl Published {

@@ -301,6 +301,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_kernel_counter_reaches_a_catalog_field() {
+        // A counter the probes fill but no field reads would never be
+        // shown: set each slot of ProcCounters alone and see a field move.
+        let key = super::super::ProcessKey {
+            pid: 1,
+            start_time_ticks: 1,
+        };
+        let live = Live::everything();
+        let base = ProcessView::from_process(&Process::new(key, "x".into()), true, &live);
+        for slot in 0..ProcCounters::LEN {
+            let mut p = Process::new(key, "x".into());
+            p.counters.as_mut_slice()[slot] = 1_000_000;
+            let v = ProcessView::from_process(&p, true, &live);
+            assert_ne!(
+                v.values, base.values,
+                "ProcCounters slot {slot} is read by no field of model/fields.rs"
+            );
+        }
+    }
+
+    #[test]
     fn json_round_trips_and_keeps_unknown_null() {
         let mut v = ProcessView {
             pid: 7,

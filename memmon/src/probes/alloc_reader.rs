@@ -5,88 +5,7 @@ use aya::maps::{HashMap, MapData, PerCpuArray};
 use memmon_common::alloc::{AllocStats, MIGRATE_TYPES, PAGE_ALLOC_SLOTS, PAGE_ORDERS, SlabKey};
 
 use super::ProbeSet;
-
-/// The allocator maps as read now (cumulative since the probes attached).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct AllocSample {
-    /// Per slab cache name.
-    pub slab_caches: Vec<(String, AllocStats)>,
-    /// Per kmalloc size class (bytes).
-    pub kmalloc_classes: Vec<(u64, AllocStats)>,
-    /// Page allocations: [order][migrate type].
-    pub page_allocs: Vec<Vec<u64>>,
-}
-
-impl AllocSample {
-    /// `self - earlier` (caches/classes absent before count from zero).
-    pub fn since(&self, earlier: &AllocSample) -> AllocSample {
-        let sub = |a: &AllocStats, b: Option<&AllocStats>| {
-            let b = b.copied().unwrap_or_default();
-            AllocStats {
-                allocs: a.allocs.saturating_sub(b.allocs),
-                frees: a.frees.saturating_sub(b.frees),
-                bytes_req: a.bytes_req.saturating_sub(b.bytes_req),
-                bytes_alloc: a.bytes_alloc.saturating_sub(b.bytes_alloc),
-            }
-        };
-        AllocSample {
-            slab_caches: self
-                .slab_caches
-                .iter()
-                .map(|(n, a)| {
-                    (
-                        n.clone(),
-                        sub(
-                            a,
-                            earlier
-                                .slab_caches
-                                .iter()
-                                .find(|(m, _)| m == n)
-                                .map(|(_, s)| s),
-                        ),
-                    )
-                })
-                .collect(),
-            kmalloc_classes: self
-                .kmalloc_classes
-                .iter()
-                .map(|(c, a)| {
-                    (
-                        *c,
-                        sub(
-                            a,
-                            earlier
-                                .kmalloc_classes
-                                .iter()
-                                .find(|(d, _)| d == c)
-                                .map(|(_, s)| s),
-                        ),
-                    )
-                })
-                .collect(),
-            page_allocs: self
-                .page_allocs
-                .iter()
-                .enumerate()
-                .map(|(o, row)| {
-                    row.iter()
-                        .enumerate()
-                        .map(|(m, v)| {
-                            v.saturating_sub(
-                                earlier
-                                    .page_allocs
-                                    .get(o)
-                                    .and_then(|r| r.get(m))
-                                    .copied()
-                                    .unwrap_or(0),
-                            )
-                        })
-                        .collect()
-                })
-                .collect(),
-        }
-    }
-}
+pub use crate::sample::alloc::AllocSample;
 
 impl ProbeSet {
     /// The allocator maps, or None when none of those probes is attached.
@@ -104,7 +23,7 @@ impl ProbeSet {
             out.slab_caches = map
                 .iter()
                 .filter_map(Result::ok)
-                .map(|(k, v)| (crate::model::comm_string(&k.name), v))
+                .map(|(k, v)| (crate::sample::comm_string(&k.name), v))
                 .collect();
             out.slab_caches.sort_by(|a, b| a.0.cmp(&b.0));
         }

@@ -16,11 +16,9 @@ use aya::{
 use memmon_common::{KernelConfig, layouts::TracepointOffsets};
 
 use super::{
-    btf_offsets,
+    ProbeState, ProbeStatus, btf_offsets,
     catalog::{Attach, PROBES, ProbeSpec},
-    pins,
-    status::{ProbeState, ProbeStatus},
-    tracefs,
+    pins, tracefs,
 };
 
 /// The kernel programs, built by build.rs.

@@ -8,9 +8,8 @@ pub mod catalog;
 pub mod loader;
 pub mod pins;
 pub mod reader;
-pub mod status;
 pub mod tracefs;
 
+pub use crate::sample::probe_status::{ProbeState, ProbeStatus};
 pub use loader::{LoadOptions, ProbeSet};
 pub use reader::StatsSnapshot;
-pub use status::{ProbeState, ProbeStatus};

@@ -189,20 +189,6 @@ pub fn printable(s: &str) -> String {
         .collect()
 }
 
-/// uid → user name, from /etc/passwd (empty when unreadable).
-pub fn user_names() -> HashMap<u32, String> {
-    std::fs::read_to_string("/etc/passwd")
-        .map(|t| {
-            t.lines()
-                .filter_map(|l| {
-                    let f: Vec<&str> = l.split(':').collect();
-                    Some((f.get(2)?.parse().ok()?, f.first()?.to_string()))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Cuts `path` to `width` characters from the left, keeping the
 /// distinguishing tail: `…/fa4d1c2e.scope`.
 pub fn cut_left(path: &str, width: usize) -> String {

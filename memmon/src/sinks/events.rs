@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::{
     model::OomKill,
-    probes::{ProbeState, ProbeStatus},
+    sample::probe_status::{ProbeState, ProbeStatus},
 };
 
 /// A probe's state as streamed (at start, and whenever it changes).

@@ -9,8 +9,6 @@ use super::{
 };
 use crate::sinks::columns::{COLUMNS, cell, human_bytes};
 
-pub use crate::sinks::columns::user_names;
-
 /// Bytes in K/M/G/T, or "-".
 pub fn size(v: Option<u64>) -> String {
     v.map_or("-".into(), |b| human_bytes(b as f64))

@@ -10,6 +10,7 @@ pub mod config;
 pub mod counters;
 pub mod events;
 pub mod layouts;
+pub mod names;
 pub mod rss;
 pub mod stats;
 

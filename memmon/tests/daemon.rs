@@ -101,6 +101,29 @@ fn endpoints_serve_the_model_with_snapshot_keys() {
         .expect("cow_faults described");
     assert_eq!(cow["live"], false, "{cow}");
     assert_eq!(cow["sources"][0]["name"], "page_fault_user", "{cow}");
+    let (_, exposition) = d.get("/metrics");
+    let families: BTreeSet<&str> = exposition
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let mut checked_absent = 0;
+    for f in fields {
+        let Some(metric) = f["metric"].as_str() else {
+            continue;
+        };
+        if f["live"] == false {
+            checked_absent += 1;
+            assert!(
+                !families.contains(metric),
+                "{metric} is exported though none of its sources is live: {f}"
+            );
+        }
+    }
+    assert!(
+        checked_absent >= 10,
+        "only {checked_absent} unmeasured fields on defaults"
+    );
 
     let (status, metrics) = d.get("/metrics");
     assert_eq!(status, 200);

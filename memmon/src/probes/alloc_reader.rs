@@ -17,7 +17,7 @@ impl ProbeSet {
             return None;
         }
         let mut out = AllocSample::default();
-        if let Some(map) = self.ebpf.map("SLAB_CACHES")
+        if let Some(map) = self.ebpf.map(memmon_common::names::SLAB_CACHES)
             && let Ok(map) = HashMap::<&MapData, SlabKey, AllocStats>::try_from(map)
         {
             out.slab_caches = map
@@ -27,14 +27,14 @@ impl ProbeSet {
                 .collect();
             out.slab_caches.sort_by(|a, b| a.0.cmp(&b.0));
         }
-        if let Some(map) = self.ebpf.map("KMALLOC_CLASSES")
+        if let Some(map) = self.ebpf.map(memmon_common::names::KMALLOC_CLASSES)
             && let Ok(map) = HashMap::<&MapData, u64, AllocStats>::try_from(map)
         {
             out.kmalloc_classes = map.iter().filter_map(Result::ok).collect();
             out.kmalloc_classes.sort_by_key(|(c, _)| *c);
         }
         out.page_allocs = vec![vec![0; MIGRATE_TYPES as usize]; PAGE_ORDERS as usize];
-        if let Some(map) = self.ebpf.map("PAGE_ALLOCS")
+        if let Some(map) = self.ebpf.map(memmon_common::names::PAGE_ALLOCS)
             && let Ok(arr) = PerCpuArray::<&MapData, u64>::try_from(map)
         {
             for slot in 0..PAGE_ALLOC_SLOTS {

@@ -103,8 +103,8 @@ impl ProbeSet {
         };
         let mut loader = EbpfLoader::new();
         loader
-            .override_global("CONFIG", &config, true)
-            .map_max_entries("PROC_COUNTERS", opts.max_processes);
+            .override_global(memmon_common::names::CONFIG, &config, true)
+            .map_max_entries(memmon_common::names::PROC_COUNTERS, opts.max_processes);
         let pin_paths: Vec<(&str, std::path::PathBuf)> = pin_dir
             .iter()
             .flat_map(|dir| pins::PINNED_MAPS.iter().map(|m| (m.name, dir.join(m.name))))
@@ -114,8 +114,8 @@ impl ProbeSet {
         }
         let mut ebpf = loader.load(OBJECT)?;
         let events = ebpf
-            .take_map("EVENTS")
-            .ok_or(LoadError::MissingMap("EVENTS"))?;
+            .take_map(memmon_common::names::EVENTS)
+            .ok_or(LoadError::MissingMap(memmon_common::names::EVENTS))?;
         let events = RingBuf::try_from(events).map_err(LoadError::RingBuf)?;
         let overrides = tracepoint_overrides();
         let mut statuses = Vec::with_capacity(PROBES.len());
@@ -455,5 +455,39 @@ mod tests {
         .expect("write");
         let err = check_fixed_layout(dir.path(), "kmem", "kmalloc").expect_err("moved");
         assert!(err.contains("`bytes_req` at offset 20"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod object_tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_object_has_every_catalog_program_and_shared_map() {
+        // Parsed, not loaded: no root needed.
+        let obj = aya_obj::Object::parse(OBJECT).expect("the embedded eBPF object parses");
+        for spec in PROBES {
+            assert!(
+                obj.programs.contains_key(spec.program),
+                "probe {}: program {} is not in the eBPF object (have: {:?})",
+                spec.name,
+                spec.program,
+                obj.programs.keys().collect::<Vec<_>>()
+            );
+        }
+        for map in memmon_common::names::MAPS {
+            assert!(
+                obj.maps.contains_key(*map),
+                "map {map} is not in the eBPF object (have: {:?})",
+                obj.maps.keys().collect::<Vec<_>>()
+            );
+        }
+        assert!(
+            obj.maps
+                .keys()
+                .any(|m| m.contains("bss") || m.contains("data") || m.contains("rodata")),
+            "no global section for {}",
+            memmon_common::names::CONFIG
+        );
     }
 }

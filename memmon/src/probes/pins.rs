@@ -30,12 +30,12 @@ pub struct PinnedMap {
 /// The maps memmon pins: per-process counters and the statistics slots.
 pub const PINNED_MAPS: &[PinnedMap] = &[
     PinnedMap {
-        name: "PROC_COUNTERS",
+        name: memmon_common::names::PROC_COUNTERS,
         key_size: 4,
         value_size: std::mem::size_of::<ProcCounters>() as u32,
     },
     PinnedMap {
-        name: "STATS",
+        name: memmon_common::names::STATS,
         key_size: 4,
         value_size: 8,
     },

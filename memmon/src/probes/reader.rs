@@ -27,14 +27,17 @@ fn err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> ReadError {
 impl ProbeSet {
     /// Every live process's counters, keyed by tgid.
     pub fn read_counters(&self) -> Result<Vec<(u32, ProcCounters)>, ReadError> {
-        let map = self.ebpf.map("PROC_COUNTERS").ok_or(ReadError {
-            map: "PROC_COUNTERS",
-            source: aya::maps::MapError::InvalidName {
-                name: "PROC_COUNTERS".into(),
-            },
-        })?;
+        let map = self
+            .ebpf
+            .map(memmon_common::names::PROC_COUNTERS)
+            .ok_or(ReadError {
+                map: memmon_common::names::PROC_COUNTERS,
+                source: aya::maps::MapError::InvalidName {
+                    name: memmon_common::names::PROC_COUNTERS.into(),
+                },
+            })?;
         let map: HashMap<&MapData, u32, ProcCounters> =
-            HashMap::try_from(map).map_err(err("PROC_COUNTERS"))?;
+            HashMap::try_from(map).map_err(err(memmon_common::names::PROC_COUNTERS))?;
         let mut out = Vec::new();
         for item in map.iter() {
             match item {
@@ -42,7 +45,7 @@ impl ProbeSet {
                 // An entry deleted between key and value lookups: the
                 // process just exited and its exit event carries it.
                 Err(aya::maps::MapError::KeyNotFound) => continue,
-                Err(e) => return Err(err("PROC_COUNTERS")(e)),
+                Err(e) => return Err(err(memmon_common::names::PROC_COUNTERS)(e)),
             }
         }
         Ok(out)
@@ -51,7 +54,7 @@ impl ProbeSet {
     /// Deletes a process's counters from the kernel map (its process is
     /// gone and its exit was not seen).
     pub fn remove_counters(&mut self, tgid: u32) {
-        let Some(map) = self.ebpf.map_mut("PROC_COUNTERS") else {
+        let Some(map) = self.ebpf.map_mut(memmon_common::names::PROC_COUNTERS) else {
             return;
         };
         if let Ok(mut map) = HashMap::<&mut MapData, u32, ProcCounters>::try_from(map)
@@ -64,7 +67,7 @@ impl ProbeSet {
     /// Every mm the rss_stat probe knows, with its owner and last counter
     /// values; empty when the probe is not loaded.
     pub fn read_mm_states(&self) -> Vec<MmState> {
-        let Some(map) = self.ebpf.map("MM_STATE") else {
+        let Some(map) = self.ebpf.map(memmon_common::names::MM_STATE) else {
             return Vec::new();
         };
         let Ok(map) = HashMap::<&MapData, u32, MmState>::try_from(map) else {
@@ -76,19 +79,25 @@ impl ProbeSet {
 
     /// The statistics slots summed over CPUs.
     pub fn read_stats(&self) -> Result<StatsSnapshot, ReadError> {
-        let map = self.ebpf.map("STATS").ok_or(ReadError {
-            map: "STATS",
-            source: aya::maps::MapError::InvalidName {
-                name: "STATS".into(),
-            },
-        })?;
-        let stats: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map).map_err(err("STATS"))?;
+        let map = self
+            .ebpf
+            .map(memmon_common::names::STATS)
+            .ok_or(ReadError {
+                map: memmon_common::names::STATS,
+                source: aya::maps::MapError::InvalidName {
+                    name: memmon_common::names::STATS.into(),
+                },
+            })?;
+        let stats: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(map).map_err(err(memmon_common::names::STATS))?;
         let mut out = StatsSnapshot {
             proc_map_capacity: u64::from(self.max_processes),
             ..Default::default()
         };
         for stat in Stat::ALL {
-            let values = stats.get(&(stat as u32), 0).map_err(err("STATS"))?;
+            let values = stats
+                .get(&(stat as u32), 0)
+                .map_err(err(memmon_common::names::STATS))?;
             let sum: u64 = values.iter().sum();
             match stat {
                 Stat::FaultEvents => out.fault_events = sum,
@@ -113,21 +122,24 @@ impl ProbeSet {
                 Stat::FaultLatencyEvents => out.fault_latency_events = sum,
             }
         }
-        out.reclaim_stall_hist = self.read_log2_hist("RECLAIM_HIST");
-        out.fault_latency_hist = self.read_log2_hist("FAULT_LATENCY_HIST");
+        out.reclaim_stall_hist = self.read_log2_hist(memmon_common::names::RECLAIM_HIST);
+        out.fault_latency_hist = self.read_log2_hist(memmon_common::names::FAULT_LATENCY_HIST);
         out.migrate_pages_by_reason = self
-            .read_per_cpu_slots("MIGRATE_REASONS", MIGRATE_REASON_NAMES.len() as u32)
+            .read_per_cpu_slots(
+                memmon_common::names::MIGRATE_REASONS,
+                MIGRATE_REASON_NAMES.len() as u32,
+            )
             .into_iter()
             .enumerate()
             .filter(|(_, n)| *n > 0)
             .map(|(i, n)| (MIGRATE_REASON_NAMES[i].to_string(), n))
             .collect();
-        if let Some(map) = self.ebpf.map("MM_STATE")
+        if let Some(map) = self.ebpf.map(memmon_common::names::MM_STATE)
             && let Ok(map) = HashMap::<&MapData, u32, MmState>::try_from(map)
         {
             out.mm_map_entries = map.keys().filter(|k| k.is_ok()).count() as u64;
         }
-        if let Some(map) = self.ebpf.map("PROC_COUNTERS")
+        if let Some(map) = self.ebpf.map(memmon_common::names::PROC_COUNTERS)
             && let Ok(map) = HashMap::<&MapData, u32, ProcCounters>::try_from(map)
         {
             out.proc_map_entries = map.keys().filter(|k| k.is_ok()).count() as u64;

@@ -3,6 +3,7 @@
 //! and statistics. Fed by [`crate::collector::Sample`]s; no sink reads the
 //! kernel or /proc itself.
 
+pub mod forecast;
 pub mod history;
 pub mod oom;
 pub mod process;

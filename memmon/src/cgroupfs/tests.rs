@@ -224,3 +224,61 @@ fn reader_carries_full_detail_until_due_and_says_each_problem_once() {
     assert_eq!(fourth.notices.len(), 1, "{:?}", fourth.notices);
     assert!(reader.scan(["/x/../y"]).notices.is_empty());
 }
+
+#[test]
+fn v2_recorded_child_of_a_256_mib_cgroup() {
+    // Recorded in the qemu guest (Debian 6.1): a child holding 100 MiB of
+    // anon memory and 50 MiB of page cache under a parent with
+    // memory.max 256 MiB and memory.high 200 MiB.
+    let root = CgroupRoot::detect_at(fixtures("v2")).expect("v2 root");
+    assert_eq!(root.version(), Version::V2);
+    let s = sample(root.read("/memmon-fixture/child", Detail::Full));
+    assert_eq!(s.usage, Some(159_227_904));
+    assert_eq!(s.peak, Some(159_227_904));
+    assert_eq!(s.swap, Some(0));
+    let l = s.limits.as_ref().expect("limits");
+    assert_eq!((l.max, l.high, l.swap_max), (None, None, None));
+    assert_eq!((l.low, l.min), (Some(16 << 20), Some(0)));
+    let st = s.stat.as_ref().expect("stat");
+    assert_eq!(st.anon, Some(105_398_272));
+    assert_eq!(st.file, Some(52_789_248));
+    assert_eq!(st.inactive_file, Some(52_736_000));
+    assert_eq!(s.working_set, Some(159_227_904 - 52_736_000));
+    // anon + shmem + slab_unreclaimable + kernel_stack + pagetables.
+    assert_eq!(
+        s.unreclaimable,
+        Some(105_398_272 + 88_880 + 65_536 + 458_752)
+    );
+    let ev = s.events.as_ref().expect("events");
+    assert_eq!(
+        (ev.high, ev.max, ev.oom_kill, ev.oom_group_kill),
+        (Some(0), Some(0), Some(0), Some(0))
+    );
+    assert_eq!(ev.failcnt, None);
+    assert!(s.events_local.is_some());
+    assert_eq!(
+        s.pressure,
+        Some(Pressure {
+            some_total_us: 0,
+            full_total_us: Some(0)
+        })
+    );
+    assert!(s.missing.is_empty(), "{:?}", s.missing);
+
+    let mut reader = CgroupReader::new(root, DetailPolicy::default());
+    let scan = reader.scan(["/memmon-fixture/child"]);
+    assert_eq!(scan.samples.len(), 3);
+    let parent = &scan.samples[1];
+    let pl = parent.limits.as_ref().expect("parent limits");
+    assert_eq!((pl.max, pl.high), (Some(256 << 20), Some(200 << 20)));
+    assert_eq!(
+        scan.samples[2]
+            .limits
+            .as_ref()
+            .and_then(|l| l.effective_max),
+        Some(256 << 20)
+    );
+    // The root: memory.stat and PSI only, nothing said missing.
+    assert!(scan.samples[0].stat.is_some());
+    assert!(scan.notices.is_empty(), "{:?}", scan.notices);
+}

@@ -4,6 +4,7 @@
 //! kernel or /proc itself.
 
 pub mod fields;
+pub mod forecast;
 pub mod history;
 pub mod oom;
 pub mod process;

@@ -87,6 +87,8 @@ pub struct ProbeSet {
     statuses: Vec<ProbeStatus>,
     /// OOM events drained from the ring buffer, not yet taken.
     pub(super) pending_oom: Vec<memmon_common::OomEvent>,
+    /// SIGKILL records drained from the ring buffer, not yet taken.
+    pub(super) pending_kill: Vec<memmon_common::KillEvent>,
     /// Capacity of PROC_COUNTERS, for map-fill reporting.
     pub max_processes: u32,
 }
@@ -168,6 +170,7 @@ impl ProbeSet {
             events,
             statuses,
             pending_oom: Vec::new(),
+            pending_kill: Vec::new(),
             max_processes: opts.max_processes,
         })
     }
@@ -336,12 +339,38 @@ fn tracepoint_offsets(tracefs: &Path) -> TracepointOffsets {
         tp.slab_alloc = alloc;
         tp.slab_name = field("kmem", "kmem_cache_alloc", "name").unwrap_or(0);
     }
+    // All or none: a format without one of them keeps the probe off (see
+    // check_fixed_layout), so the built-in layout is never misread.
+    if let (Some(sig), Some(code), Some(comm), Some(pid), Some(group), Some(result)) = (
+        field("signal", "signal_generate", "sig"),
+        field("signal", "signal_generate", "code"),
+        field("signal", "signal_generate", "comm"),
+        field("signal", "signal_generate", "pid"),
+        field("signal", "signal_generate", "group"),
+        field("signal", "signal_generate", "result"),
+    ) {
+        (tp.signal_sig, tp.signal_code, tp.signal_comm) = (sig, code, comm);
+        (tp.signal_pid, tp.signal_group, tp.signal_result) = (pid, group, result);
+    }
     tp
 }
 
 /// Checks a tracepoint's fields that memmon reads at fixed offsets against
-/// this kernel's format file.
+/// this kernel's format file, and that the fields read at offsets found at
+/// load ([`memmon_common::layouts::READ_AT_LOAD`]) exist.
 fn check_fixed_layout(tracefs: &Path, category: &str, name: &str) -> Result<(), String> {
+    if let Some((_, _, fields)) = memmon_common::layouts::READ_AT_LOAD
+        .iter()
+        .find(|(c, n, _)| *c == category && *n == name)
+        && let Some(field) = fields
+            .iter()
+            .find(|f| tracefs::field_offset(tracefs, category, name, f).is_none())
+    {
+        return Err(format!(
+            "tracepoint {category}:{name} has no field `{field}` on this kernel ({})",
+            kernel_release()
+        ));
+    }
     let Some((_, _, fields)) = memmon_common::layouts::FIXED
         .iter()
         .find(|(c, n, _)| *c == category && *n == name)
@@ -441,6 +470,33 @@ mod tests {
         let old = tracepoint_offsets(&kernel("linux-6.1"));
         assert_eq!(old.migrate_reason, 52);
         assert_eq!((old.slab_name, old.slab_req, old.slab_alloc), (0, 24, 32));
+    }
+
+    #[test]
+    fn signal_generate_fields_are_found_or_the_probe_is_refused() {
+        let tp = tracepoint_offsets(&kernel("linux-6.18"));
+        assert_eq!(
+            (
+                tp.signal_sig,
+                tp.signal_comm,
+                tp.signal_pid,
+                tp.signal_result
+            ),
+            (8, 20, 36, 44)
+        );
+        check_fixed_layout(&kernel("linux-6.18"), "signal", "signal_generate")
+            .expect("6.18 layout");
+        check_fixed_layout(&kernel("linux-6.1"), "signal", "signal_generate").expect("6.1 layout");
+        let dir = tempfile::tempdir().expect("tmp");
+        let ev = dir.path().join("events/signal/signal_generate");
+        std::fs::create_dir_all(&ev).expect("mkdir");
+        std::fs::write(
+            ev.join("format"),
+            "format:\n\tfield:int sig;\toffset:8;\tsize:4;\tsigned:1;\n",
+        )
+        .expect("write");
+        let err = check_fixed_layout(dir.path(), "signal", "signal_generate").expect_err("no code");
+        assert!(err.contains("no field `code`"), "{err}");
     }
 
     #[test]

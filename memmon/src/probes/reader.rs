@@ -1,10 +1,11 @@
 //! Typed reads of the kernel maps: per-process counters, per-CPU statistics
-//! and the event ring buffer (exits, OOM kills). Nothing here interprets the values.
+//! and the event ring buffer (exits, OOM kills, SIGKILLs). Nothing here
+//! interprets the values.
 
 use aya::maps::{HashMap, MapData, PerCpuArray};
 use memmon_common::{
-    ExitEvent, MmState, OomEvent, ProcCounters, Stat,
-    events::{EVENT_EXIT, EVENT_OOM},
+    ExitEvent, KillEvent, MemcgExits, MmState, OomEvent, ProcCounters, Stat,
+    events::{EVENT_EXIT, EVENT_KILL, EVENT_OOM},
     stats::HIST_BUCKETS,
 };
 
@@ -64,6 +65,27 @@ impl ProbeSet {
         }
     }
 
+    /// What exited processes left per memory cgroup (key: memcg id, the
+    /// directory inode; resolve with [`crate::procfs::cgroup::CgroupIds`]):
+    /// kernel-side totals in a pinned map, so they survive restarts and
+    /// never go backwards. Empty when the exit probe is not loaded.
+    pub fn read_memcg_exits(&self) -> Result<Vec<(u64, MemcgExits)>, ReadError> {
+        let Some(map) = self.ebpf.map("MEMCG_EXITS") else {
+            return Ok(Vec::new());
+        };
+        let map: HashMap<&MapData, u64, MemcgExits> =
+            HashMap::try_from(map).map_err(err("MEMCG_EXITS"))?;
+        let mut out = Vec::new();
+        for item in map.iter() {
+            match item {
+                Ok(kv) => out.push(kv),
+                Err(aya::maps::MapError::KeyNotFound) => continue,
+                Err(e) => return Err(err("MEMCG_EXITS")(e)),
+            }
+        }
+        Ok(out)
+    }
+
     /// Every mm the rss_stat probe knows, with its owner and last counter
     /// values; empty when the probe is not loaded.
     pub fn read_mm_states(&self) -> Vec<MmState> {
@@ -120,6 +142,9 @@ impl ProbeSet {
                 Stat::MigrateEvents => out.migrate_events = sum,
                 Stat::NumaMoveEvents => out.numa_move_events = sum,
                 Stat::FaultLatencyEvents => out.fault_latency_events = sum,
+                Stat::KillEvents => out.kill_events = sum,
+                Stat::KillEventsLost => out.kill_events_lost = sum,
+                Stat::MemcgExitsFull => out.memcg_exits_full = sum,
             }
         }
         out.reclaim_stall_hist = self.read_log2_hist(memmon_common::names::RECLAIM_HIST);
@@ -173,7 +198,8 @@ impl ProbeSet {
     }
 
     /// Moves every pending exit event into `out` (OOM events are kept for
-    /// [`ProbeSet::take_oom_events`]); returns how many exits.
+    /// [`ProbeSet::take_oom_events`], SIGKILLs for
+    /// [`ProbeSet::take_kill_signals`]); returns how many exits.
     pub fn drain_exits(&mut self, out: &mut Vec<ExitEvent>) -> usize {
         let mut n = 0;
         while let Some(item) = self.events.next() {
@@ -183,6 +209,7 @@ impl ProbeSet {
                     n += 1;
                 }
                 Some(RingEvent::Oom(event)) => self.pending_oom.push(event),
+                Some(RingEvent::Kill(event)) => self.pending_kill.push(event),
                 None => tracing::warn!(
                     "ignored a malformed ring-buffer record of {} bytes",
                     item.len()
@@ -226,6 +253,8 @@ pub enum RingEvent {
     Exit(ExitEvent),
     /// The OOM killer marked a victim.
     Oom(OomEvent),
+    /// A SIGKILL was sent.
+    Kill(KillEvent),
 }
 
 /// A ring-buffer record by its kind tag; `None` when the tag is unknown or
@@ -235,6 +264,7 @@ pub fn parse_event(bytes: &[u8]) -> Option<RingEvent> {
     match kind {
         EVENT_EXIT => read_pod::<ExitEvent>(bytes).map(RingEvent::Exit),
         EVENT_OOM => read_pod::<OomEvent>(bytes).map(RingEvent::Oom),
+        EVENT_KILL => read_pod::<KillEvent>(bytes).map(RingEvent::Kill),
         _ => None,
     }
 }
@@ -243,7 +273,7 @@ pub fn parse_event(bytes: &[u8]) -> Option<RingEvent> {
 pub fn parse_exit(bytes: &[u8]) -> Option<ExitEvent> {
     match parse_event(bytes)? {
         RingEvent::Exit(e) => Some(e),
-        RingEvent::Oom(_) => None,
+        RingEvent::Oom(_) | RingEvent::Kill(_) => None,
     }
 }
 

@@ -45,6 +45,12 @@ pub struct StatsSnapshot {
     pub numa_move_events: u64,
     /// handle_mm_fault fexit hits.
     pub fault_latency_events: u64,
+    /// SIGKILLs seen by `signal:signal_generate`.
+    pub kill_events: u64,
+    /// Kill records lost because the ring buffer was full.
+    pub kill_events_lost: u64,
+    /// Exits not added to MEMCG_EXITS because it was full.
+    pub memcg_exits_full: u64,
     /// Reclaim stall durations: (bucket lower bound ns, count), non-empty
     /// log2 buckets only.
     pub reclaim_stall_hist: Vec<(u64, u64)>,

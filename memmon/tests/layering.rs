@@ -1,7 +1,7 @@
 //! The data path's layering, read from the source: the model applies
 //! samples and does no I/O, so it imports nothing from the readers
-//! (`procfs`, `probes`), the `collector`, the `pipeline` or the `daemon`;
-//! the sinks read the model only (no `procfs`, `probes`, `collector`,
+//! (`procfs`, `probes`, `cgroupfs`), the `collector`, the `pipeline` or
+//! the `daemon`; the sinks read the model only (no readers, `collector`,
 //! `daemon`); the readers never import the `model`. Shared types live in
 //! `sample` and `sources`.
 

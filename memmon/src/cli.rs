@@ -136,6 +136,10 @@ pub struct DaemonArgs {
     /// mounted at /host/proc in a container; pids must match the kernel's).
     #[arg(long, env = "MEMMON_PROC_ROOT", value_name = "DIR")]
     pub proc_root: Option<std::path::PathBuf>,
+    /// Where cgroup filesystems are mounted [default: /sys/fs/cgroup] (v1
+    /// `memory/` below it, or the v2 unified hierarchy).
+    #[arg(long, env = "MEMMON_CGROUP_ROOT", value_name = "DIR")]
+    pub cgroup_root: Option<std::path::PathBuf>,
 }
 
 impl DaemonArgs {
@@ -163,6 +167,7 @@ impl DaemonArgs {
             history_seconds: self.history_seconds,
             web_config_file: self.web_config_file.clone(),
             proc_root: self.proc_root.clone(),
+            cgroup_root: self.cgroup_root.clone(),
         }
     }
 }

@@ -17,6 +17,9 @@ use crate::{
     sample::{Host, Identity, OomRecord, ProcMeta, Sample},
 };
 
+/// Where cgroup filesystems are mounted.
+pub const DEFAULT_CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
 /// Where the cgroup-v1 memory hierarchy is mounted (OOM killer names).
 const MEMCG_HIERARCHY: &str = "/sys/fs/cgroup/memory";
 
@@ -25,6 +28,10 @@ pub struct Collector {
     probes: ProbeSet,
     /// Memory cgroup ids of exit events → paths.
     cgroup_ids: cgroup::CgroupIds,
+    /// The memory cgroups' own files (None: no memory controller found).
+    cgroups: Option<crate::cgroupfs::CgroupReader>,
+    /// Why there is no cgroup reader, said once.
+    cgroups_missing: Option<String>,
 }
 
 /// This host's constants.
@@ -107,12 +114,64 @@ pub fn oom_record(e: OomEvent, root: &ProcRoot) -> OomRecord {
 }
 
 impl Collector {
-    /// Wraps a loaded probe set.
+    /// Wraps a loaded probe set; memory cgroups are read under
+    /// /sys/fs/cgroup.
     pub fn new(probes: ProbeSet) -> Self {
         Collector {
             probes,
             cgroup_ids: cgroup::CgroupIds::new(Some(cgroup::memory_hierarchy())),
+            cgroups: None,
+            cgroups_missing: None,
         }
+        .with_cgroup_root(std::path::Path::new(DEFAULT_CGROUP_ROOT))
+    }
+
+    /// Reads memory cgroups under `mount` (v1 `memory/` below it, or v2).
+    pub fn with_cgroup_root(mut self, mount: &std::path::Path) -> Self {
+        match crate::cgroupfs::CgroupRoot::detect_at(mount) {
+            Ok(root) => {
+                self.cgroups = Some(crate::cgroupfs::CgroupReader::new(
+                    root,
+                    crate::cgroupfs::DetailPolicy::default(),
+                ));
+                self.cgroups_missing = None;
+            }
+            Err(e) => {
+                self.cgroups = None;
+                self.cgroups_missing = Some(format!(
+                    "{e}: not reported: per-cgroup usage, limits, memory.stat, events, PSI and the OOM forecast"
+                ));
+            }
+        }
+        self
+    }
+
+    /// Reads the memory cgroups of the model's live processes and their
+    /// ancestors into the model; problems go to its missing sources.
+    pub fn collect_cgroups(&mut self, model: &mut Model) {
+        model.cgroupfs_live = self.cgroups.is_some();
+        let Some(reader) = self.cgroups.as_mut() else {
+            if let Some(why) = &self.cgroups_missing {
+                model.missing_sources.insert(why.clone());
+            }
+            return;
+        };
+        let in_use: Vec<String> = model
+            .cgroups_in_use()
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let scan = reader.scan(in_use.iter().map(String::as_str));
+        model.missing_sources.extend(scan.notices);
+        let samples = scan
+            .samples
+            .into_iter()
+            .map(|s| {
+                let names = crate::cgroupfs::names::names(&s.path);
+                (s, names)
+            })
+            .collect();
+        model.apply_cgroups(samples, &scan.gone, std::time::Instant::now());
     }
 
     /// The probe set (statuses, map fill).

@@ -87,6 +87,7 @@ pub const KEYS: &[Key] = &[
         true,
     ),
     key("proc_root", "--proc-root", "MEMMON_PROC_ROOT", false),
+    key("cgroup_root", "--cgroup-root", "MEMMON_CGROUP_ROOT", false),
 ];
 
 /// The key named `name` (every name used in this file is in [`KEYS`]; a
@@ -135,6 +136,8 @@ pub struct Config {
     pub web_config_file: Option<PathBuf>,
     /// The proc filesystem read (normally /proc).
     pub proc_root: PathBuf,
+    /// Where cgroup filesystems are mounted (normally /sys/fs/cgroup).
+    pub cgroup_root: PathBuf,
 }
 
 impl Default for Config {
@@ -155,6 +158,7 @@ impl Default for Config {
             history_seconds: 300,
             web_config_file: None,
             proc_root: PathBuf::from("/proc"),
+            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
         }
     }
 }
@@ -176,6 +180,7 @@ pub struct FileConfig {
     history_seconds: Option<u64>,
     web_config_file: Option<PathBuf>,
     proc_root: Option<PathBuf>,
+    cgroup_root: Option<PathBuf>,
 }
 
 /// Settings given as flags or environment variables (clap merges the two,
@@ -208,6 +213,8 @@ pub struct Overrides {
     pub web_config_file: Option<PathBuf>,
     /// --proc-root / MEMMON_PROC_ROOT.
     pub proc_root: Option<PathBuf>,
+    /// --cgroup-root / MEMMON_CGROUP_ROOT.
+    pub cgroup_root: Option<PathBuf>,
 }
 
 /// A configuration error: where and what, with the fix.
@@ -249,6 +256,7 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, Config
     apply(&mut c.pin, file.pin);
     apply(&mut c.pin_dir, file.pin_dir.clone());
     apply(&mut c.proc_root, file.proc_root.clone());
+    apply(&mut c.cgroup_root, file.cgroup_root.clone());
     apply(&mut c.history_seconds, file.history_seconds);
     if file.web_config_file.is_some() {
         c.web_config_file = file.web_config_file.clone();
@@ -272,6 +280,7 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, Config
     apply(&mut c.pin, overrides.pin);
     apply(&mut c.pin_dir, overrides.pin_dir.clone());
     apply(&mut c.proc_root, overrides.proc_root.clone());
+    apply(&mut c.cgroup_root, overrides.cgroup_root.clone());
     apply(&mut c.history_seconds, overrides.history_seconds);
     if overrides.web_config_file.is_some() {
         c.web_config_file = overrides.web_config_file.clone();
@@ -361,6 +370,7 @@ impl Config {
                 .as_ref()
                 .map_or(String::new(), |p| p.display().to_string()),
             "proc_root" => self.proc_root.display().to_string(),
+            "cgroup_root" => self.cgroup_root.display().to_string(),
             _ => return None,
         })
     }
@@ -443,6 +453,9 @@ history_seconds = {history}
 
 # The proc filesystem to read (the host's, with the host's pids).
 proc_root = "{proc_root}"
+
+# Where cgroup filesystems are mounted (v1 memory/ below it, or v2).
+cgroup_root = "{cgroup_root}"
 "#,
         listen = d.listen,
         interval = d.interval_seconds,
@@ -456,6 +469,7 @@ proc_root = "{proc_root}"
         pin_dir = d.pin_dir.display(),
         history = d.history_seconds,
         proc_root = d.proc_root.display(),
+        cgroup_root = d.cgroup_root.display(),
     )
 }
 

@@ -115,6 +115,7 @@ impl Pipeline {
         let scan = self.stat_files.scan(&self.root);
         let metas = crate::collector::scan_metas(&scan, &self.root, &self.model);
         self.model.apply_scan(scan, metas);
+        self.collector.collect_cgroups(&mut self.model);
         let t_scan = started.elapsed();
         collect_memory(
             &mut self.model,

@@ -23,6 +23,9 @@ pub enum ProcFile {
     /// `/proc/PID/numa_maps` (read only on machines with two or more NUMA
     /// nodes).
     NumaMaps,
+    /// The memory cgroup's own files (`/sys/fs/cgroup/...`: usage, limits,
+    /// memory.stat, memory.events, memory.pressure).
+    CgroupMemory,
 }
 
 impl ProcFile {
@@ -34,6 +37,7 @@ impl ProcFile {
             ProcFile::Status => "/proc/PID/status",
             ProcFile::OomScore => "/proc/PID/oom_score",
             ProcFile::NumaMaps => "/proc/PID/numa_maps",
+            ProcFile::CgroupMemory => "/sys/fs/cgroup/.../memory.*",
         }
     }
 }

@@ -28,17 +28,9 @@ use std::{
 
 use serde::Serialize;
 
-pub use parse::{MemoryEvents, MemoryStat, Pressure};
-
-/// Which cgroup interface holds the memory controller.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Version {
-    /// cgroup v1: a hierarchy mounted with `-o memory`.
-    V1,
-    /// cgroup v2: the unified hierarchy with `memory` in cgroup.controllers.
-    V2,
-}
+pub use crate::sample::cgroup::{
+    CgroupSample, Detail, Limits, MemoryEvents, MemoryStat, Missing, Pressure, Version,
+};
 
 /// Where the memory cgroups are, and which interface they speak.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -279,17 +271,6 @@ impl FileReader<'_> {
     }
 }
 
-/// How much of a cgroup to read.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Detail {
-    /// Usage, peak, swap, events and PSI: page counters, cheap.
-    Usage,
-    /// Also the limits and memory.stat (which flushes the kernel's stats).
-    #[default]
-    Full,
-}
-
 /// The outcome of reading one cgroup.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CgroupRead {
@@ -297,104 +278,6 @@ pub enum CgroupRead {
     Sample(Box<CgroupSample>),
     /// The cgroup was removed before or during the read.
     Gone,
-}
-
-/// A control file that could not be used, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Missing {
-    /// File name, e.g. `memory.peak`.
-    pub file: &'static str,
-    /// Why: absent from this kernel, permission denied, unparsable text.
-    pub why: String,
-}
-
-/// Limits, bytes; `None` is no limit (`max`, or v1's "no limit" number).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Limits {
-    /// Hard limit: v2 memory.max, v1 memory.limit_in_bytes.
-    pub max: Option<u64>,
-    /// Throttling limit: v2 memory.high.
-    pub high: Option<u64>,
-    /// Best-effort protection: v2 memory.low.
-    pub low: Option<u64>,
-    /// Hard protection: v2 memory.min.
-    pub min: Option<u64>,
-    /// Swap limit: v2 memory.swap.max.
-    pub swap_max: Option<u64>,
-    /// v1 memory.soft_limit_in_bytes.
-    pub soft: Option<u64>,
-    /// v1 memory.memsw.limit_in_bytes (memory + swap).
-    pub memsw_max: Option<u64>,
-    /// The smallest hard limit on the path to the root (v1
-    /// `hierarchical_memory_limit`; v2: filled by [`CgroupReader`] from
-    /// the ancestors it read).
-    pub effective_max: Option<u64>,
-}
-
-/// One cgroup's memory, as read now. Every value is `None` when not read.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct CgroupSample {
-    /// Path as /proc/PID/cgroup shows it (`/` for the root).
-    pub path: String,
-    /// Which interface it was read through.
-    pub version: Option<Version>,
-    /// What this read covered (a [`CgroupReader`] carries the full
-    /// detail of an earlier read forward: see `detail_age_ms`).
-    pub detail: Detail,
-    /// Memory charged, bytes (v2 memory.current, v1 usage_in_bytes).
-    pub usage: Option<u64>,
-    /// Largest usage seen (v2 memory.peak, 5.19+; v1 max_usage_in_bytes).
-    pub peak: Option<u64>,
-    /// Swap used, bytes (v2 memory.swap.current; v1 memsw.usage − usage).
-    pub swap: Option<u64>,
-    /// Limits (read at [`Detail::Full`]).
-    pub limits: Option<Limits>,
-    /// memory.stat (read at [`Detail::Full`]).
-    pub stat: Option<MemoryStat>,
-    /// memory.events (hierarchical); v1: failcnt and memory.oom_control.
-    pub events: Option<MemoryEvents>,
-    /// memory.events.local (v2): this cgroup's own events.
-    pub events_local: Option<MemoryEvents>,
-    /// memory.pressure (v2 with PSI).
-    pub pressure: Option<Pressure>,
-    /// usage − inactive_file, saturating (cAdvisor's working set).
-    pub working_set: Option<u64>,
-    /// What reclaim cannot give back without swap: anon + shmem +
-    /// slab_unreclaimable + kernel_stack + pagetables + sec_pagetables +
-    /// percpu, each kernel part where memory.stat has it (v1 has none of
-    /// them: there it is anon + shmem, a lower bound).
-    pub unreclaimable: Option<u64>,
-    /// Age of the limits and memory.stat in this sample, milliseconds (0:
-    /// read now; more: carried from an earlier full read).
-    pub detail_age_ms: Option<u64>,
-    /// Files that could not be used, each named once.
-    pub missing: Vec<Missing>,
-}
-
-impl CgroupSample {
-    /// Computes the derived values from what was read.
-    fn derive(&mut self) {
-        let stat = self.stat.as_ref();
-        self.working_set = self
-            .usage
-            .zip(stat.and_then(|s| s.inactive_file))
-            .map(|(u, i)| u.saturating_sub(i));
-        self.unreclaimable = stat.and_then(|s| {
-            let base = s.anon?.saturating_add(s.shmem?);
-            Some(
-                [
-                    s.slab_unreclaimable,
-                    s.kernel_stack,
-                    s.pagetables,
-                    s.sec_pagetables,
-                    s.percpu,
-                ]
-                .into_iter()
-                .flatten()
-                .fold(base, u64::saturating_add),
-            )
-        });
-    }
 }
 
 /// `cgroup`, then each ancestor up to and including `/`.

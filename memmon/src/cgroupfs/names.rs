@@ -13,43 +13,7 @@
 //! dashes, a unit suffix), so a hostile directory name cannot inject into
 //! labels beyond what the sinks escape anyway.
 
-use serde::Serialize;
-
-/// Kubernetes pod QoS class, from the kubepods hierarchy level.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum QosClass {
-    /// Pods directly under kubepods.
-    Guaranteed,
-    /// Under `burstable`.
-    Burstable,
-    /// Under `besteffort`.
-    BestEffort,
-}
-
-impl QosClass {
-    /// `guaranteed`, `burstable`, `besteffort` (the label value).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            QosClass::Guaranteed => "guaranteed",
-            QosClass::Burstable => "burstable",
-            QosClass::BestEffort => "besteffort",
-        }
-    }
-}
-
-/// Everything a cgroup path names.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct CgroupNames {
-    /// Innermost systemd unit (see [`unit`]).
-    pub unit: Option<String>,
-    /// Kubernetes pod uid, dashed form.
-    pub pod_uid: Option<String>,
-    /// Container id (64 hex).
-    pub container_id: Option<String>,
-    /// Pod QoS class (only under kubepods).
-    pub qos: Option<QosClass>,
-}
+pub use crate::sample::cgroup::{CgroupNames, QosClass};
 
 /// All names of `cgroup`.
 pub fn names(cgroup: &str) -> CgroupNames {

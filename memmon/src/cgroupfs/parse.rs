@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+pub use crate::sample::cgroup::{MemoryEvents, MemoryStat, Pressure};
 
 /// A control file whose text is not what the kernel writes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,66 +58,6 @@ pub fn parse_keyed(text: &str) -> BTreeMap<&str, u64> {
             Some((k, v.parse().ok()?))
         })
         .collect()
-}
-
-/// `memory.stat` on the v2 field set, bytes unless the name says it counts
-/// events. Every field is hierarchical (this cgroup and its descendants),
-/// as v2's memory.stat is; on v1 the `total_*` lines give the same.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct MemoryStat {
-    /// Anonymous memory (v1 `rss`).
-    pub anon: Option<u64>,
-    /// Page cache including shmem (v1 `cache`).
-    pub file: Option<u64>,
-    /// All kernel memory charged (v2 `kernel`; v1 from
-    /// `memory.kmem.usage_in_bytes`).
-    pub kernel: Option<u64>,
-    /// Kernel stacks.
-    pub kernel_stack: Option<u64>,
-    /// Page tables.
-    pub pagetables: Option<u64>,
-    /// Secondary page tables (KVM and IOMMU, 6.1+).
-    pub sec_pagetables: Option<u64>,
-    /// Per-cpu allocations.
-    pub percpu: Option<u64>,
-    /// Reclaimable slab.
-    pub slab_reclaimable: Option<u64>,
-    /// Unreclaimable slab.
-    pub slab_unreclaimable: Option<u64>,
-    /// Shared memory (tmpfs, shared anonymous).
-    pub shmem: Option<u64>,
-    /// Network socket buffers.
-    pub sock: Option<u64>,
-    /// Page cache mapped into processes (v1 `mapped_file`).
-    pub file_mapped: Option<u64>,
-    /// Dirty page cache (v1 `dirty`).
-    pub file_dirty: Option<u64>,
-    /// Page cache under writeback (v1 `writeback`).
-    pub file_writeback: Option<u64>,
-    /// Anonymous transparent huge pages (v1 `rss_huge`).
-    pub anon_thp: Option<u64>,
-    /// Active anonymous LRU.
-    pub active_anon: Option<u64>,
-    /// Inactive anonymous LRU.
-    pub inactive_anon: Option<u64>,
-    /// Active file LRU.
-    pub active_file: Option<u64>,
-    /// Inactive file LRU.
-    pub inactive_file: Option<u64>,
-    /// Unevictable LRU (mlocked, ramfs).
-    pub unevictable: Option<u64>,
-    /// Refaults of evicted anonymous pages, count.
-    pub workingset_refault_anon: Option<u64>,
-    /// Refaults of evicted file pages, count.
-    pub workingset_refault_file: Option<u64>,
-    /// Pages scanned by reclaim, count (v2 only).
-    pub pgscan: Option<u64>,
-    /// Pages reclaimed, count (v2 only).
-    pub pgsteal: Option<u64>,
-    /// Page faults, count.
-    pub pgfault: Option<u64>,
-    /// Major page faults, count.
-    pub pgmajfault: Option<u64>,
 }
 
 /// v2 `memory.stat`: the names are the fields'.
@@ -200,28 +140,6 @@ pub fn v1_hierarchical_limit(text: &str) -> Option<u64> {
         .filter(|v| *v < V1_UNLIMITED_FROM)
 }
 
-/// Memory events, counts since the cgroup was made.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct MemoryEvents {
-    /// Reclaimed under memory.low protection (v2).
-    pub low: Option<u64>,
-    /// Throttled over memory.high (v2).
-    pub high: Option<u64>,
-    /// Hit memory.max (v2).
-    pub max: Option<u64>,
-    /// OOM situations (v2).
-    pub oom: Option<u64>,
-    /// Processes killed by the OOM killer (v2 memory.events, v1
-    /// memory.oom_control `oom_kill`).
-    pub oom_kill: Option<u64>,
-    /// Group OOM kills (v2, 5.17+).
-    pub oom_group_kill: Option<u64>,
-    /// v1 `memory.failcnt`: charges that hit this cgroup's limit.
-    pub failcnt: Option<u64>,
-    /// v1 `under_oom` (memory.oom_control): 1 while the cgroup is in OOM.
-    pub under_oom: Option<u64>,
-}
-
 /// v2 `memory.events` / `memory.events.local`.
 pub fn events_from_v2(text: &str) -> MemoryEvents {
     let m = parse_keyed(text);
@@ -247,16 +165,6 @@ pub fn events_from_v1(failcnt: Option<u64>, oom_control: Option<&str>) -> Memory
         failcnt,
         ..MemoryEvents::default()
     }
-}
-
-/// `memory.pressure` totals (PSI), microseconds stalled.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Pressure {
-    /// Some task stalled on memory.
-    pub some_total_us: u64,
-    /// All non-idle tasks stalled on memory (`None` on kernels that print
-    /// only the `some` line).
-    pub full_total_us: Option<u64>,
 }
 
 /// `some avg10=.. avg60=.. avg300=.. total=N` and the `full` line.

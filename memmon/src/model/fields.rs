@@ -91,6 +91,10 @@ pub struct Field<R> {
     pub sources: &'static [Source],
     /// Exported to `/metrics` (per-process series for the top K only).
     pub metric: bool,
+    /// A label (name, value) that sets this field apart from others with
+    /// the same key: one metric family `memmon_<scope>_<key>` with that
+    /// label, and one JSON object under the key (`{value: number}`).
+    pub label: Option<(&'static str, &'static str)>,
     /// JSON carries `<key>_per_second` too (counters only).
     pub rate: bool,
     /// Its table column, if it has one.
@@ -102,7 +106,34 @@ pub struct Field<R> {
 /// Reads a per-process field.
 pub type ProcessReader = for<'a, 'b> fn(&'a ProcessCtx<'b>) -> Option<f64>;
 /// Reads a per-cgroup field.
-pub type CgroupReader = fn(&Totals) -> Option<f64>;
+pub type CgroupReader = for<'a, 'b> fn(&'a CgroupCtx<'b>) -> Option<f64>;
+
+/// What a per-cgroup field reads: the rollup of its processes and the
+/// cgroup's own files, when read.
+pub struct CgroupCtx<'a> {
+    /// Sums over the processes seen in the cgroup (live and exited).
+    pub totals: &'a Totals,
+    /// The cgroup's own reading and forecast.
+    pub cg: Option<&'a super::cgroups::CgroupState>,
+}
+
+impl CgroupCtx<'_> {
+    fn sample(&self) -> Option<&crate::sample::cgroup::CgroupSample> {
+        self.cg.map(|c| &c.sample)
+    }
+    fn limits(&self) -> Option<&crate::sample::cgroup::Limits> {
+        self.sample()?.limits.as_ref()
+    }
+    fn stat(&self) -> Option<&crate::sample::cgroup::MemoryStat> {
+        self.sample()?.stat.as_ref()
+    }
+    fn events(&self) -> Option<&crate::sample::cgroup::MemoryEvents> {
+        self.sample()?.events.as_ref()
+    }
+    fn events_local(&self) -> Option<&crate::sample::cgroup::MemoryEvents> {
+        self.sample()?.events_local.as_ref()
+    }
+}
 
 impl<R> Field<R> {
     /// The Prometheus name under `scope` (`process`, `cgroup`).
@@ -201,6 +232,7 @@ macro_rules! counter {
             unit: $unit,
             sources: $src,
             metric: true,
+            label: None,
             rate: $rate,
             column: $col,
             read: |c: &ProcessCtx| Some(c.w.$field as f64),
@@ -218,6 +250,7 @@ macro_rules! memory_gauge {
             unit: Unit::Bytes,
             sources: $src,
             metric: $metric,
+            label: None,
             rate: false,
             column: $col,
             read: |c: &ProcessCtx| c.mem().and_then(|m| m.$field).map(|b| b as f64),
@@ -234,6 +267,7 @@ pub const PROCESS_FIELDS: &[Field<ProcessReader>] = &[
         unit: Unit::Bytes,
         sources: STAT,
         metric: true,
+        label: None,
         rate: false,
         column: col("RSS", 'r', 7, false),
         read: |c| c.p.rss_bytes.filter(|_| !c.p.exited).map(|b| b as f64),
@@ -261,6 +295,7 @@ pub const PROCESS_FIELDS: &[Field<ProcessReader>] = &[
         unit: Unit::Bytes,
         sources: SWAP_NOW,
         metric: true,
+        label: None,
         rate: false,
         column: col("SWAP", 's', 7, false),
         read: |c| {
@@ -275,6 +310,7 @@ pub const PROCESS_FIELDS: &[Field<ProcessReader>] = &[
         unit: Unit::Count,
         sources: FAULTS,
         metric: true,
+        label: None,
         rate: true,
         column: col("MINFLT/s", 'f', 9, true),
         read: |c| Some(c.minor as f64),
@@ -286,6 +322,7 @@ pub const PROCESS_FIELDS: &[Field<ProcessReader>] = &[
         unit: Unit::Count,
         sources: MAJOR,
         metric: true,
+        label: None,
         rate: true,
         column: col("MAJFLT/s", 'F', 9, true),
         read: |c| Some(c.major as f64),
@@ -324,6 +361,7 @@ pub const PROCESS_FIELDS: &[Field<ProcessReader>] = &[
         unit: Unit::Seconds,
         sources: RECLAIM,
         metric: true,
+        label: None,
         rate: true,
         column: col("RECLAIM", 'R', 8, true),
         read: |c| Some(c.w.reclaim_stall_ns as f64 / 1e9),
@@ -335,6 +373,7 @@ pub const PROCESS_FIELDS: &[Field<ProcessReader>] = &[
         unit: Unit::Ratio,
         sources: NUMA_MAPS,
         metric: true,
+        label: None,
         rate: false,
         column: col("NUMA%", 'n', 6, false),
         read: |c| {
@@ -351,6 +390,7 @@ pub const PROCESS_FIELDS: &[Field<ProcessReader>] = &[
         unit: Unit::Score,
         sources: OOM,
         metric: true,
+        label: None,
         rate: false,
         column: col("OOM", 'o', 5, false),
         read: |c| c.mem().and_then(|m| m.oom_score).map(|s| s as f64),
@@ -363,6 +403,7 @@ pub const PROCESS_FIELDS: &[Field<ProcessReader>] = &[
         unit: Unit::Count,
         sources: FAULTS,
         metric: false,
+        label: None,
         rate: true,
         column: None,
         read: |c| Some((c.minor + c.major) as f64),
@@ -374,6 +415,7 @@ pub const PROCESS_FIELDS: &[Field<ProcessReader>] = &[
         unit: Unit::Count,
         sources: FAULT_DETAIL,
         metric: false,
+        label: None,
         rate: false,
         column: None,
         read: |c| Some(c.w.faults.saturating_sub(c.w.write_faults) as f64),
@@ -540,6 +582,7 @@ pub const PROCESS_FIELDS: &[Field<ProcessReader>] = &[
         unit: Unit::Bytes,
         sources: RSS_STAT,
         metric: false,
+        label: None,
         rate: false,
         column: None,
         read: |c| c.rss_member(RSS_ANON),
@@ -551,6 +594,7 @@ pub const PROCESS_FIELDS: &[Field<ProcessReader>] = &[
         unit: Unit::Bytes,
         sources: RSS_STAT,
         metric: false,
+        label: None,
         rate: false,
         column: None,
         read: |c| c.rss_member(RSS_FILE),
@@ -562,6 +606,7 @@ pub const PROCESS_FIELDS: &[Field<ProcessReader>] = &[
         unit: Unit::Bytes,
         sources: RSS_STAT,
         metric: false,
+        label: None,
         rate: false,
         column: None,
         read: |c| c.rss_member(RSS_SHMEM),
@@ -573,6 +618,7 @@ pub const PROCESS_FIELDS: &[Field<ProcessReader>] = &[
         unit: Unit::Bytes,
         sources: STAT,
         metric: true,
+        label: None,
         rate: false,
         column: None,
         read: |c| c.p.vm_bytes.filter(|_| !c.p.exited).map(|b| b as f64),
@@ -640,6 +686,7 @@ pub const PROCESS_FIELDS: &[Field<ProcessReader>] = &[
         unit: Unit::Score,
         sources: OOM,
         metric: false,
+        label: None,
         rate: false,
         column: None,
         read: |c| c.mem().and_then(|m| m.oom_score_adj).map(|s| s as f64),
@@ -686,6 +733,7 @@ macro_rules! cgroup_counter {
             unit: $unit,
             sources: $src,
             metric: true,
+            label: None,
             rate: false,
             column: None,
             read: $read,
@@ -693,57 +741,127 @@ macro_rules! cgroup_counter {
     };
 }
 
-/// Every per-cgroup field (sums over the processes seen in the cgroup,
-/// live and exited).
+const CGROUP_FILES: &[Source] = &[Source::Proc(ProcFile::CgroupMemory)];
+
+/// A gauge from the cgroup's own files, bytes.
+macro_rules! cg_gauge {
+    ($key:literal, $help:literal, $read:expr) => {
+        Field {
+            key: $key,
+            help: $help,
+            kind: Kind::Gauge,
+            unit: Unit::Bytes,
+            sources: CGROUP_FILES,
+            metric: true,
+            label: None,
+            rate: false,
+            column: None,
+            read: |c| {
+                let f: fn(&CgroupCtx) -> Option<u64> = $read;
+                f(c).map(|v| v as f64)
+            },
+        }
+    };
+}
+
+/// A labeled value from the cgroup's own files (bytes or a count).
+macro_rules! cg_labeled {
+    ($key:literal, $kind:expr, $help:literal, $label:expr, $read:expr) => {
+        Field {
+            key: $key,
+            help: $help,
+            kind: $kind,
+            unit: Unit::Bytes,
+            sources: CGROUP_FILES,
+            metric: true,
+            label: Some($label),
+            rate: false,
+            column: None,
+            read: |c| {
+                let f: fn(&CgroupCtx) -> Option<u64> = $read;
+                f(c).map(|v| v as f64)
+            },
+        }
+    };
+}
+
+/// One memory.stat item, under the `item` label.
+macro_rules! cg_stat {
+    ($key:literal, $kind:expr, $help:literal, $item:literal, $field:ident) => {
+        Field {
+            unit: if matches!($kind, Kind::Counter) {
+                Unit::Count
+            } else {
+                Unit::Bytes
+            },
+            ..cg_labeled!($key, $kind, $help, ("item", $item), |c| c.stat()?.$field)
+        }
+    };
+}
+
+/// One memory.events counter, under the `event` label.
+macro_rules! cg_event {
+    ($key:literal, $help:literal, $event:literal, $which:ident, $field:ident) => {
+        Field {
+            unit: Unit::Count,
+            ..cg_labeled!($key, Kind::Counter, $help, ("event", $event), |c| c
+                .$which()?
+                .$field)
+        }
+    };
+}
+
+/// Every per-cgroup field: sums over the processes seen in the cgroup
+/// (live and exited), then the cgroup's own files and its forecast.
 pub const CGROUP_FIELDS: &[Field<CgroupReader>] = &[
     cgroup_counter!(
         "minor_faults",
         "Minor page faults of every process seen in the cgroup.",
         Unit::Count,
         FAULTS,
-        |t| Some(t.minor_faults as f64)
+        |c| Some(c.totals.minor_faults as f64)
     ),
     cgroup_counter!(
         "major_faults",
         "Major page faults of every process seen in the cgroup.",
         Unit::Count,
         MAJOR,
-        |t| Some(t.major_faults as f64)
+        |c| Some(c.totals.major_faults as f64)
     ),
     cgroup_counter!(
         "swap_out_pages",
         "Pages swapped out of the cgroup's processes (rss_stat probe).",
         Unit::Pages,
         RSS_STAT,
-        |t| Some(t.counters.swap_out_pages as f64)
+        |c| Some(c.totals.counters.swap_out_pages as f64)
     ),
     cgroup_counter!(
         "swap_in_pages",
         "Swap entries of the cgroup's processes released (rss_stat probe).",
         Unit::Pages,
         RSS_STAT,
-        |t| Some(t.counters.swap_in_pages as f64)
+        |c| Some(c.totals.counters.swap_in_pages as f64)
     ),
     cgroup_counter!(
         "reclaim_stalls",
         "Reclaim stalls of the cgroup's processes.",
         Unit::Count,
         RECLAIM,
-        |t| Some(t.counters.reclaim_stalls as f64)
+        |c| Some(c.totals.counters.reclaim_stalls as f64)
     ),
     cgroup_counter!(
         "reclaim_stall_seconds",
         "Time the cgroup's processes spent in reclaim stalls.",
         Unit::Seconds,
         RECLAIM,
-        |t| Some(t.counters.reclaim_stall_ns as f64 / 1e9)
+        |c| Some(c.totals.counters.reclaim_stall_ns as f64 / 1e9)
     ),
     cgroup_counter!(
         "exited_processes",
         "Processes of the cgroup that exited.",
         Unit::Count,
         STAT,
-        |t| Some(t.exited_processes as f64)
+        |c| Some(c.totals.exited_processes as f64)
     ),
     Field {
         key: "processes",
@@ -752,9 +870,10 @@ pub const CGROUP_FIELDS: &[Field<CgroupReader>] = &[
         unit: Unit::Count,
         sources: STAT,
         metric: true,
+        label: None,
         rate: false,
         column: None,
-        read: |t| Some(t.live_processes as f64),
+        read: |c| Some(c.totals.live_processes as f64),
     },
     Field {
         key: "rss_bytes",
@@ -763,9 +882,315 @@ pub const CGROUP_FIELDS: &[Field<CgroupReader>] = &[
         unit: Unit::Bytes,
         sources: STAT,
         metric: true,
+        label: None,
         rate: false,
         column: None,
-        read: |t| Some(t.rss_bytes as f64),
+        read: |c| Some(c.totals.rss_bytes as f64),
+    },
+    cg_gauge!(
+        "memory_usage_bytes",
+        "Memory charged to the cgroup (v2 memory.current, v1 memory.usage_in_bytes).",
+        |c| c.sample()?.usage
+    ),
+    cg_gauge!(
+        "memory_peak_bytes",
+        "Largest usage the kernel saw (v2 memory.peak, 5.19+; v1 max_usage_in_bytes).",
+        |c| c.sample()?.peak
+    ),
+    cg_gauge!(
+        "memory_swap_bytes",
+        "Swap used by the cgroup (v2 memory.swap.current; v1 memsw.usage - usage).",
+        |c| c.sample()?.swap
+    ),
+    cg_gauge!(
+        "memory_working_set_bytes",
+        "Usage minus inactive file pages (cAdvisor's working set).",
+        |c| c.sample()?.working_set
+    ),
+    cg_gauge!(
+        "memory_unreclaimable_bytes",
+        "What reclaim cannot give back without swap: anon + shmem + unreclaimable kernel memory.",
+        |c| c.sample()?.unreclaimable
+    ),
+    cg_labeled!(
+        "memory_limit_bytes",
+        Kind::Gauge,
+        "Limits of the cgroup; absent where there is none (v2 max/high/low/min/swap.max, v1 limit/soft/memsw).",
+        ("limit", "max"),
+        |c| c.limits()?.max
+    ),
+    cg_labeled!(
+        "memory_limit_bytes",
+        Kind::Gauge,
+        "",
+        ("limit", "high"),
+        |c| c.limits()?.high
+    ),
+    cg_labeled!(
+        "memory_limit_bytes",
+        Kind::Gauge,
+        "",
+        ("limit", "low"),
+        |c| c.limits()?.low
+    ),
+    cg_labeled!(
+        "memory_limit_bytes",
+        Kind::Gauge,
+        "",
+        ("limit", "min"),
+        |c| c.limits()?.min
+    ),
+    cg_labeled!(
+        "memory_limit_bytes",
+        Kind::Gauge,
+        "",
+        ("limit", "swap_max"),
+        |c| c.limits()?.swap_max
+    ),
+    cg_labeled!(
+        "memory_limit_bytes",
+        Kind::Gauge,
+        "",
+        ("limit", "soft"),
+        |c| c.limits()?.soft
+    ),
+    cg_labeled!(
+        "memory_limit_bytes",
+        Kind::Gauge,
+        "",
+        ("limit", "memsw_max"),
+        |c| c.limits()?.memsw_max
+    ),
+    cg_labeled!(
+        "memory_limit_bytes",
+        Kind::Gauge,
+        "",
+        ("limit", "effective_max"),
+        |c| c.limits()?.effective_max
+    ),
+    cg_stat!(
+        "memory_stat_bytes",
+        Kind::Gauge,
+        "memory.stat by item, bytes (v1 names mapped onto v2's).",
+        "anon",
+        anon
+    ),
+    cg_stat!("memory_stat_bytes", Kind::Gauge, "", "file", file),
+    cg_stat!("memory_stat_bytes", Kind::Gauge, "", "kernel", kernel),
+    cg_stat!(
+        "memory_stat_bytes",
+        Kind::Gauge,
+        "",
+        "kernel_stack",
+        kernel_stack
+    ),
+    cg_stat!(
+        "memory_stat_bytes",
+        Kind::Gauge,
+        "",
+        "pagetables",
+        pagetables
+    ),
+    cg_stat!("memory_stat_bytes", Kind::Gauge, "", "percpu", percpu),
+    cg_stat!(
+        "memory_stat_bytes",
+        Kind::Gauge,
+        "",
+        "slab_reclaimable",
+        slab_reclaimable
+    ),
+    cg_stat!(
+        "memory_stat_bytes",
+        Kind::Gauge,
+        "",
+        "slab_unreclaimable",
+        slab_unreclaimable
+    ),
+    cg_stat!("memory_stat_bytes", Kind::Gauge, "", "shmem", shmem),
+    cg_stat!("memory_stat_bytes", Kind::Gauge, "", "sock", sock),
+    cg_stat!(
+        "memory_stat_bytes",
+        Kind::Gauge,
+        "",
+        "file_mapped",
+        file_mapped
+    ),
+    cg_stat!(
+        "memory_stat_bytes",
+        Kind::Gauge,
+        "",
+        "file_dirty",
+        file_dirty
+    ),
+    cg_stat!(
+        "memory_stat_bytes",
+        Kind::Gauge,
+        "",
+        "file_writeback",
+        file_writeback
+    ),
+    cg_stat!("memory_stat_bytes", Kind::Gauge, "", "anon_thp", anon_thp),
+    cg_stat!(
+        "memory_stat_bytes",
+        Kind::Gauge,
+        "",
+        "active_anon",
+        active_anon
+    ),
+    cg_stat!(
+        "memory_stat_bytes",
+        Kind::Gauge,
+        "",
+        "inactive_anon",
+        inactive_anon
+    ),
+    cg_stat!(
+        "memory_stat_bytes",
+        Kind::Gauge,
+        "",
+        "active_file",
+        active_file
+    ),
+    cg_stat!(
+        "memory_stat_bytes",
+        Kind::Gauge,
+        "",
+        "inactive_file",
+        inactive_file
+    ),
+    cg_stat!(
+        "memory_stat_bytes",
+        Kind::Gauge,
+        "",
+        "unevictable",
+        unevictable
+    ),
+    cg_stat!(
+        "memory_stat_events",
+        Kind::Counter,
+        "memory.stat event counters by item (refaults, scans, steals, faults).",
+        "workingset_refault_anon",
+        workingset_refault_anon
+    ),
+    cg_stat!(
+        "memory_stat_events",
+        Kind::Counter,
+        "",
+        "workingset_refault_file",
+        workingset_refault_file
+    ),
+    cg_stat!("memory_stat_events", Kind::Counter, "", "pgscan", pgscan),
+    cg_stat!("memory_stat_events", Kind::Counter, "", "pgsteal", pgsteal),
+    cg_stat!("memory_stat_events", Kind::Counter, "", "pgfault", pgfault),
+    cg_stat!(
+        "memory_stat_events",
+        Kind::Counter,
+        "",
+        "pgmajfault",
+        pgmajfault
+    ),
+    cg_event!(
+        "memory_events",
+        "memory.events (hierarchical) by event; v1: failcnt as max, oom_control's oom_kill.",
+        "low",
+        events,
+        low
+    ),
+    cg_event!("memory_events", "", "high", events, high),
+    cg_event!("memory_events", "", "max", events, max),
+    cg_event!("memory_events", "", "oom", events, oom),
+    cg_event!("memory_events", "", "oom_kill", events, oom_kill),
+    cg_event!(
+        "memory_events",
+        "",
+        "oom_group_kill",
+        events,
+        oom_group_kill
+    ),
+    cg_event!("memory_events", "", "failcnt", events, failcnt),
+    cg_event!(
+        "memory_events_local",
+        "memory.events.local (the cgroup itself, v2) by event.",
+        "low",
+        events_local,
+        low
+    ),
+    cg_event!("memory_events_local", "", "high", events_local, high),
+    cg_event!("memory_events_local", "", "max", events_local, max),
+    cg_event!("memory_events_local", "", "oom", events_local, oom),
+    cg_event!(
+        "memory_events_local",
+        "",
+        "oom_kill",
+        events_local,
+        oom_kill
+    ),
+    cg_event!(
+        "memory_events_local",
+        "",
+        "oom_group_kill",
+        events_local,
+        oom_group_kill
+    ),
+    Field {
+        key: "memory_pressure_seconds",
+        help: "Time tasks of the cgroup stalled on memory (v2 memory.pressure), some or full.",
+        kind: Kind::Counter,
+        unit: Unit::Seconds,
+        sources: CGROUP_FILES,
+        metric: true,
+        label: Some(("kind", "some")),
+        rate: false,
+        column: None,
+        read: |c| Some(c.sample()?.pressure.as_ref()?.some_total_us as f64 / 1e6),
+    },
+    Field {
+        key: "memory_pressure_seconds",
+        help: "",
+        kind: Kind::Counter,
+        unit: Unit::Seconds,
+        sources: CGROUP_FILES,
+        metric: true,
+        label: Some(("kind", "full")),
+        rate: false,
+        column: None,
+        read: |c| Some(c.sample()?.pressure.as_ref()?.full_total_us? as f64 / 1e6),
+    },
+    Field {
+        key: "oom_forecast_seconds",
+        help: "Seconds until unreclaimable memory reaches the hard limit at its current growth (Theil-Sen over the window); absent when flat, shrinking or unlimited.",
+        kind: Kind::Gauge,
+        unit: Unit::Seconds,
+        sources: CGROUP_FILES,
+        metric: true,
+        label: None,
+        rate: false,
+        column: None,
+        read: |c| c.cg?.oom_forecast_seconds(),
+    },
+    Field {
+        key: "unreclaimable_growth_bytes_per_second",
+        help: "Growth rate of unreclaimable memory the forecast uses (Theil-Sen slope).",
+        kind: Kind::Gauge,
+        unit: Unit::Bytes,
+        sources: CGROUP_FILES,
+        metric: true,
+        label: None,
+        rate: false,
+        column: None,
+        read: |c| c.cg?.growth(),
+    },
+    Field {
+        key: "forecast_window_seconds",
+        help: "Time the forecast's samples span.",
+        kind: Kind::Gauge,
+        unit: Unit::Seconds,
+        sources: CGROUP_FILES,
+        metric: true,
+        label: None,
+        rate: false,
+        column: None,
+        read: |c| c.cg?.window.span_secs(),
     },
 ];
 
@@ -784,11 +1209,11 @@ pub fn read_process(ctx: &ProcessCtx<'_>, live: &Live) -> [Option<f64>; N_PROCES
 }
 
 /// Reads every per-cgroup field, leaving those without a live source None.
-pub fn read_cgroup(t: &Totals, live: &Live) -> [Option<f64>; N_CGROUP] {
+pub fn read_cgroup(ctx: &CgroupCtx<'_>, live: &Live) -> [Option<f64>; N_CGROUP] {
     let mut out = [None; N_CGROUP];
     for (slot, f) in out.iter_mut().zip(CGROUP_FIELDS) {
         if live.any(f.sources) {
-            *slot = (f.read)(t);
+            *slot = (f.read)(ctx);
         }
     }
     out
@@ -807,20 +1232,43 @@ mod tests {
 
     #[test]
     fn keys_are_unique_and_snake_case() {
+        // (key, label value) is unique; labeled fields of one key are
+        // declared together, with one help text (on the first).
         for (scope, keys) in [
             (
                 "process",
-                PROCESS_FIELDS.iter().map(|f| f.key).collect::<Vec<_>>(),
+                PROCESS_FIELDS
+                    .iter()
+                    .map(|f| (f.key, f.label, f.help))
+                    .collect::<Vec<_>>(),
             ),
-            ("cgroup", CGROUP_FIELDS.iter().map(|f| f.key).collect()),
+            (
+                "cgroup",
+                CGROUP_FIELDS
+                    .iter()
+                    .map(|f| (f.key, f.label, f.help))
+                    .collect(),
+            ),
         ] {
             let mut seen = HashSet::new();
-            for k in keys {
-                assert!(seen.insert(k), "{scope} key {k} declared twice");
+            let mut prev: Option<&str> = None;
+            for (k, label, help) in keys {
+                assert!(
+                    seen.insert((k, label)),
+                    "{scope} key {k} {label:?} declared twice"
+                );
                 assert!(
                     k.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
                     "{scope} key {k}"
                 );
+                if label.is_none() || prev != Some(k) {
+                    assert!(!help.is_empty(), "{scope} key {k}: no help");
+                    assert!(
+                        !seen.iter().any(|(sk, sl)| *sk == k && *sl != label),
+                        "{scope} key {k}: declared apart from its other labels"
+                    );
+                }
+                prev = Some(k);
             }
         }
     }

@@ -3,6 +3,7 @@
 //! and statistics. Fed by [`crate::sample::Sample`]s; no sink reads the
 //! kernel or /proc itself.
 
+pub mod cgroups;
 pub mod fields;
 pub mod forecast;
 pub mod history;
@@ -67,6 +68,11 @@ pub struct Model {
     pub alloc_baseline: Option<AllocSample>,
     /// What the last per-process memory pass cost.
     pub memory_cost: CycleCost,
+    /// Memory cgroups as read from their own files, with forecasts.
+    pub cgroups: cgroups::Cgroups,
+    /// The memory cgroup files can be read here (a memory controller was
+    /// found).
+    pub cgroupfs_live: bool,
     host: Option<Host>,
 }
 
@@ -245,6 +251,54 @@ impl Model {
                 p.numa = numa;
             }
         }
+    }
+
+    /// Folds a cgroup scan in (readings of the cgroups holding processes
+    /// and their ancestors, with their names; paths found removed).
+    pub fn apply_cgroups(
+        &mut self,
+        samples: Vec<(
+            crate::sample::cgroup::CgroupSample,
+            crate::sample::cgroup::CgroupNames,
+        )>,
+        gone: &[String],
+        now: Instant,
+    ) {
+        self.cgroups.apply(samples, gone, now);
+    }
+
+    /// Per cgroup, the live process with the highest oom_score.
+    pub fn oom_candidates(&self) -> HashMap<String, published::OomCandidate> {
+        let mut out: HashMap<String, published::OomCandidate> = HashMap::new();
+        for p in self.processes.values().filter(|p| !p.exited) {
+            let (Some(cg), Some(score)) = (
+                p.cgroup.as_ref(),
+                p.memory.as_ref().and_then(|m| m.oom_score),
+            ) else {
+                continue;
+            };
+            let better = out.get(cg).is_none_or(|c| score > c.oom_score);
+            if better {
+                out.insert(
+                    cg.clone(),
+                    published::OomCandidate {
+                        pid: p.key.pid,
+                        comm: p.comm.clone(),
+                        oom_score: score,
+                    },
+                );
+            }
+        }
+        out
+    }
+
+    /// Memory cgroups of the live processes (what the collector reads).
+    pub fn cgroups_in_use(&self) -> std::collections::BTreeSet<&str> {
+        self.processes
+            .values()
+            .filter(|p| !p.exited)
+            .filter_map(|p| p.cgroup.as_deref())
+            .collect()
     }
 
     /// Folds a system sample in, computing rates from the previous one.
@@ -450,6 +504,9 @@ impl Model {
             .is_none_or(|s| s.sample.nodes.len() < 2)
         {
             missing_files.insert(crate::sources::ProcFile::NumaMaps);
+        }
+        if !self.cgroupfs_live {
+            missing_files.insert(crate::sources::ProcFile::CgroupMemory);
         }
         crate::sources::Live {
             probes: self

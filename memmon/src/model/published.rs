@@ -28,13 +28,42 @@ pub struct Notice {
     pub message: String,
 }
 
+/// The process the kernel would OOM-kill first in a cgroup now: the
+/// highest `oom_score` among its live processes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OomCandidate {
+    /// Process id.
+    pub pid: u32,
+    /// Command name.
+    pub comm: String,
+    /// /proc/PID/oom_score.
+    pub oom_score: i64,
+}
+
 /// One cgroup's values, as published.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CgroupView {
     /// Memory cgroup path ("" when unknown).
     pub cgroup: String,
+    /// Names its path carries (unit, pod uid, container id, QoS class).
+    pub names: crate::sample::cgroup::CgroupNames,
+    /// Removed from the hierarchy: its values are the final ones.
+    pub gone: bool,
+    /// The process the kernel would kill first here now.
+    pub oom_candidate: Option<OomCandidate>,
     /// One value per [`CGROUP_FIELDS`] entry (None: not measured).
     pub values: [Option<f64>; N_CGROUP],
+}
+
+impl CgroupView {
+    /// The value of the field `key` (with `label` value, for labeled ones).
+    pub fn get(&self, key: &str, label: Option<&str>) -> Option<f64> {
+        CGROUP_FIELDS
+            .iter()
+            .zip(self.values)
+            .find(|(f, _)| f.key == key && f.label.map(|l| l.1) == label)
+            .and_then(|(_, v)| v)
+    }
 }
 
 impl Serialize for CgroupView {
@@ -42,8 +71,30 @@ impl Serialize for CgroupView {
         use serde::ser::SerializeMap as _;
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("cgroup", &self.cgroup)?;
-        for (f, v) in CGROUP_FIELDS.iter().zip(self.values) {
-            m.serialize_entry(f.key, &json_number(v, f.unit.integral()))?;
+        m.serialize_entry("unit", &self.names.unit)?;
+        m.serialize_entry("pod_uid", &self.names.pod_uid)?;
+        m.serialize_entry("container_id", &self.names.container_id)?;
+        m.serialize_entry("qos", &self.names.qos.map(|q| q.as_str()))?;
+        m.serialize_entry("gone", &self.gone)?;
+        m.serialize_entry("oom_candidate", &self.oom_candidate)?;
+        // Labeled fields share their key: one object {label value: number}.
+        let mut i = 0;
+        while i < CGROUP_FIELDS.len() {
+            let f = &CGROUP_FIELDS[i];
+            if f.label.is_some() {
+                let mut obj = serde_json::Map::new();
+                while i < CGROUP_FIELDS.len() && CGROUP_FIELDS[i].key == f.key {
+                    let g = &CGROUP_FIELDS[i];
+                    if let Some((_, value)) = g.label {
+                        obj.insert(value.into(), json_number(self.values[i], g.unit.integral()));
+                    }
+                    i += 1;
+                }
+                m.serialize_entry(f.key, &obj)?;
+            } else {
+                m.serialize_entry(f.key, &json_number(self.values[i], f.unit.integral()))?;
+                i += 1;
+            }
         }
         m.end()
     }
@@ -157,12 +208,28 @@ impl Published {
     /// next pass's rates).
     pub fn from_model(model: &mut Model) -> Self {
         let live = model.live();
-        let mut cgroups: Vec<CgroupView> = model
-            .cgroup_totals()
+        let mut totals = model.cgroup_totals();
+        for (path, _) in model.cgroups.iter() {
+            totals.entry(path.clone()).or_default();
+        }
+        let candidates = model.oom_candidates();
+        let mut cgroups: Vec<CgroupView> = totals
             .into_iter()
-            .map(|(cgroup, totals)| CgroupView {
-                cgroup,
-                values: fields::read_cgroup(&totals, &live),
+            .map(|(cgroup, totals)| {
+                let cg = model.cgroups.get(&cgroup);
+                CgroupView {
+                    names: cg.map(|c| c.names.clone()).unwrap_or_default(),
+                    gone: cg.is_some_and(|c| c.gone),
+                    oom_candidate: candidates.get(&cgroup).cloned(),
+                    values: fields::read_cgroup(
+                        &fields::CgroupCtx {
+                            totals: &totals,
+                            cg,
+                        },
+                        &live,
+                    ),
+                    cgroup,
+                }
             })
             .collect();
         cgroups.sort_by(|a, b| a.cgroup.cmp(&b.cgroup));

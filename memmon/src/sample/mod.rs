@@ -5,6 +5,7 @@
 //! import another for these types.
 
 pub mod alloc;
+pub mod cgroup;
 pub mod cost;
 pub mod identity;
 pub mod key;

@@ -14,11 +14,14 @@ use prometheus::{
     proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType},
 };
 
-use crate::model::{
-    ProcessView,
-    fields::{CGROUP_FIELDS, Kind, N_CGROUP, PROCESS_FIELDS},
-    published::Published,
-    view::idx,
+use crate::{
+    model::{
+        ProcessView,
+        fields::{CGROUP_FIELDS, Kind, N_CGROUP, PROCESS_FIELDS},
+        published::Published,
+        view::idx,
+    },
+    sources::{ProcFile, Source},
 };
 
 /// What the renderer needs besides the publication.
@@ -151,12 +154,22 @@ pub fn families(
         out.push(mf);
     }
 
-    // Cgroups: admitted ones by name, the rest summed as "other".
+    // Cgroups: admitted ones by name, the rest summed as "other" (their
+    // process rollups only: a sum of other cgroups' limits means nothing).
+    let own_files = |f: &crate::model::fields::Field<_>| {
+        f.sources
+            .iter()
+            .any(|s| *s == Source::Proc(ProcFile::CgroupMemory))
+    };
     let mut by_label: HashMap<String, [Option<f64>; N_CGROUP]> = HashMap::new();
     for cg in &p.cgroups {
         let label = admission.label(&cg.cgroup, s.max_cgroups).to_string();
+        let other = label == "other";
         let t = by_label.entry(label).or_insert([None; N_CGROUP]);
-        for (a, b) in t.iter_mut().zip(cg.values) {
+        for ((a, b), f) in t.iter_mut().zip(cg.values).zip(CGROUP_FIELDS) {
+            if other && own_files(f) {
+                continue;
+            }
             *a = match (*a, b) {
                 (Some(x), Some(y)) => Some(x + y),
                 (x, y) => x.or(y),
@@ -165,17 +178,31 @@ pub fn families(
     }
     let mut labels: Vec<&String> = by_label.keys().collect();
     labels.sort();
+    // Fields that share a key (labeled ones) make one family.
+    let mut cgroup_families: Vec<MetricFamily> = Vec::new();
     for (i, f) in CGROUP_FIELDS.iter().enumerate().filter(|(_, f)| f.metric) {
         let ty = metric_type(f.kind);
-        let mut mf = family(&f.metric_name("cgroup"), f.help, ty);
+        let name = f.metric_name("cgroup");
+        let pos = match cgroup_families.iter().position(|m| m.name() == name) {
+            Some(pos) => pos,
+            None => {
+                cgroup_families.push(family(&name, f.help, ty));
+                cgroup_families.len() - 1
+            }
+        };
         for l in &labels {
             if let Some(value) = by_label[*l][i] {
-                mf.mut_metric()
-                    .push(sample(&[("cgroup", l.as_str())], ty, value));
+                let mut pairs = vec![("cgroup", l.as_str())];
+                if let Some(extra) = f.label {
+                    pairs.push(extra);
+                }
+                cgroup_families[pos]
+                    .mut_metric()
+                    .push(sample(&pairs, ty, value));
             }
         }
-        out.push(mf);
     }
+    out.extend(cgroup_families);
 
     // Probes and kernel statistics.
     let mut up = family(

@@ -292,12 +292,20 @@ impl Model {
         out
     }
 
-    /// Memory cgroups of the live processes (what the collector reads).
+    /// Memory cgroups to read: those of the live processes, and those read
+    /// before that still exist (an emptied cgroup's final events, such as
+    /// the OOM kill that emptied it, still count).
     pub fn cgroups_in_use(&self) -> std::collections::BTreeSet<&str> {
         self.processes
             .values()
             .filter(|p| !p.exited)
             .filter_map(|p| p.cgroup.as_deref())
+            .chain(
+                self.cgroups
+                    .iter()
+                    .filter(|(_, c)| !c.gone)
+                    .map(|(path, _)| path.as_str()),
+            )
             .collect()
     }
 

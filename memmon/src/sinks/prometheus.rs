@@ -157,9 +157,7 @@ pub fn families(
     // Cgroups: admitted ones by name, the rest summed as "other" (their
     // process rollups only: a sum of other cgroups' limits means nothing).
     let own_files = |f: &crate::model::fields::Field<_>| {
-        f.sources
-            .iter()
-            .any(|s| *s == Source::Proc(ProcFile::CgroupMemory))
+        f.sources.contains(&Source::Proc(ProcFile::CgroupMemory))
     };
     let mut by_label: HashMap<String, [Option<f64>; N_CGROUP]> = HashMap::new();
     for cg in &p.cgroups {

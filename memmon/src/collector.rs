@@ -249,6 +249,7 @@ impl Collector {
                 Err(e) => tracing::debug!("identity of pid {tgid}: {e}"),
             }
         }
+        let kill_signals = self.kill_signal_records(root);
         let mut exit_cgroups = HashMap::new();
         for e in exits.iter().filter(|e| e.flags & EXIT_MEMCG_ID != 0) {
             if let Some(path) = self.cgroup_ids.resolve(e.cgroup_id) {
@@ -262,10 +263,28 @@ impl Collector {
             exit_cgroups,
             vanished,
             ooms,
+            kill_signals,
             rss,
             stats,
             alloc: self.probes.read_alloc(),
         }
+    }
+
+    /// SIGKILLs drained so far, with the sender's memory cgroup (from its
+    /// id) and the target's (read now: it is dying).
+    pub fn kill_signal_records(&mut self, root: &ProcRoot) -> Vec<crate::sample::KillSignalRecord> {
+        let signals = self.probes.take_kill_signals();
+        signals
+            .into_iter()
+            .map(|signal| crate::sample::KillSignalRecord {
+                sender_cgroup: signal
+                    .sender_memcg_id
+                    .and_then(|id| self.cgroup_ids.resolve(id))
+                    .or_else(|| cgroup::memory_cgroup(root, signal.sender_pid).ok()),
+                target_cgroup: cgroup::memory_cgroup(root, signal.target_pid).ok(),
+                signal,
+            })
+            .collect()
     }
 
     /// Drains the ring buffer and returns the OOM kills in it with their

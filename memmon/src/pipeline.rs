@@ -94,7 +94,25 @@ impl Pipeline {
             self.collector
                 .collect(std::mem::take(&mut self.pending), &self.root, &self.model);
         let ooms_before = self.model.oom_kills_total;
+        let sigkills_before = self.model.kills_total.get("sigkill").copied().unwrap_or(0)
+            + self.model.kills_total.get("kernel").copied().unwrap_or(0);
         self.model.apply(sample);
+        let sigkills_after = self.model.kills_total.get("sigkill").copied().unwrap_or(0)
+            + self.model.kills_total.get("kernel").copied().unwrap_or(0);
+        let new_sigkills = (sigkills_after - sigkills_before) as usize;
+        for k in self.model.recent_sigkills.iter().rev().take(new_sigkills) {
+            tracing::warn!(
+                cause = k.cause,
+                sender_pid = k.sender_pid,
+                sender_comm = %k.sender_comm,
+                sender_cgroup = k.sender_cgroup.as_deref().unwrap_or("?"),
+                target_pid = k.target_pid,
+                target_comm = %k.target_comm,
+                target_cgroup = k.target_cgroup.as_deref().unwrap_or("?"),
+                target_rss_bytes = k.target_rss_bytes,
+                "SIGKILL"
+            );
+        }
         let new_ooms = (self.model.oom_kills_total - ooms_before) as usize;
         for kill in self.model.recent_ooms.iter().rev().take(new_ooms) {
             let trail: Vec<String> = kill
@@ -106,6 +124,8 @@ impl Pipeline {
                 pid = kill.pid,
                 comm = %kill.comm,
                 cgroup = kill.cgroup.as_deref().unwrap_or("?"),
+                constraint = kill.constraint.unwrap_or("?"),
+                limit_bytes = kill.limit_bytes,
                 anon_rss_kb = kill.anon_rss_kb,
                 rss_history = %trail.join(" "),
                 "OOM kill"

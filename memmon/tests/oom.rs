@@ -2,8 +2,8 @@
 //! cgroup with no swap touches more than that and is killed. Exactly one
 //! event for its pid, with its pid and comm, anon rss within 5% of the
 //! limit, the cgroup's own oom_kill count moved by one. (Its latency is a
-//! benchmark figure, not a test bound.) `memmon events` attaches the OOM and
-//! exit probes only.
+//! benchmark figure, not a test bound.) `memmon events` attaches the OOM, SIGKILL
+//! and exit probes only.
 
 mod common;
 #[path = "common/kernel_setup.rs"]
@@ -74,8 +74,8 @@ fn oom_kill_is_streamed_once_with_the_victims_numbers() {
             break;
         }
     }
-    // Only what streaming kills needs is attached: the OOM and exit
-    // tracepoints, one perf-event attachment each (every per-fault,
+    // Only what streaming kills needs is attached: the OOM, SIGKILL and
+    // exit tracepoints, one perf-event attachment each (every per-fault,
     // syscall or allocator probe would add more).
     let attachments: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", memmon.id()))
         .expect("memmon's fds")
@@ -85,8 +85,8 @@ fn oom_kill_is_streamed_once_with_the_victims_numbers() {
         .collect();
     assert_eq!(
         attachments.len(),
-        2,
-        "memmon events should attach only oom_kill and process_exit: {attachments:?}"
+        3,
+        "memmon events should attach only oom_kill, kill_signal and process_exit: {attachments:?}"
     );
 
     let mut w = Workload::start(&["oom", "256"]);

@@ -80,6 +80,8 @@ fn json<T: Serialize>(v: &T) -> Resp {
 struct Events<'a> {
     oom_kills_total: u64,
     oom_kills: &'a [crate::model::OomKill],
+    sigkills: &'a [crate::model::SignalKill],
+    kills_total: &'a std::collections::BTreeMap<&'static str, u64>,
     notices: &'a [crate::model::published::Notice],
 }
 
@@ -130,6 +132,8 @@ pub fn route(method: &Method, path: &str, state: &HttpState) -> Resp {
             json(&Events {
                 oom_kills_total: p.oom_kills_total,
                 oom_kills: &p.recent_oom_kills,
+                sigkills: &p.recent_sigkills,
+                kills_total: &p.kills_total,
                 notices: &p.notices,
             })
         }

@@ -26,7 +26,7 @@ use crate::sample::{
     key::boottime_ns_to_ticks, memory::ProcessMemory, numa::NumaUsage, probe_status::ProbeStatus,
     stats::StatsSnapshot, system::SystemSample,
 };
-pub use oom::OomKill;
+pub use oom::{OomKill, SignalKill};
 pub use process::{Process, ProcessKey, TaskFaults};
 pub use rollup::Totals;
 pub use view::ProcessView;
@@ -55,6 +55,10 @@ pub struct Model {
     pub recent_ooms: VecDeque<OomKill>,
     /// OOM kills seen since start.
     pub oom_kills_total: u64,
+    /// Recent SIGKILLs, oldest first (at most RECENT_OOMS).
+    pub recent_sigkills: VecDeque<SignalKill>,
+    /// Kills since start by cause (`oom`, `sigkill`, `kernel`).
+    pub kills_total: std::collections::BTreeMap<&'static str, u64>,
     /// Final counts of processes folded out of the model, per cgroup
     /// ("" when unknown): with the live processes, every cgroup's totals.
     pub exited_totals: HashMap<String, Totals>,
@@ -129,14 +133,50 @@ impl Model {
         for (tgid, counters) in sample.vanished {
             self.apply_vanished(tgid, counters);
         }
+        let mut oom_victims = Vec::new();
         for record in sample.ooms {
             self.oom_kills_total += 1;
+            *self.kills_total.entry("oom").or_default() += 1;
             if self.recent_ooms.len() == RECENT_OOMS {
                 self.recent_ooms.pop_front();
             }
             let mut kill = OomKill::from_record(record);
+            self.explain_oom(&mut kill);
             kill.history = self.recorder.history_of(kill.pid);
+            oom_victims.push(kill.pid);
             self.recent_ooms.push_back(kill);
+        }
+        for r in sample.kill_signals {
+            // The OOM killer's own SIGKILL is the OOM kill above.
+            let cause = oom::sigkill_cause(r.signal.code);
+            if cause == "kernel"
+                && (oom_victims.contains(&r.signal.target_pid)
+                    || self
+                        .recent_ooms
+                        .iter()
+                        .any(|k| k.pid == r.signal.target_pid))
+            {
+                continue;
+            }
+            *self.kills_total.entry(cause).or_default() += 1;
+            let target = self
+                .live
+                .get(&r.signal.target_pid)
+                .and_then(|k| self.processes.get(k));
+            let mem = target.and_then(|p| p.memory.as_ref());
+            let target_cgroup = r
+                .target_cgroup
+                .clone()
+                .or_else(|| target.and_then(|p| p.cgroup.clone()));
+            let mut kill = SignalKill::from_record(r, cause, target.and_then(|p| p.rss_bytes));
+            kill.target_cgroup = target_cgroup;
+            kill.target_swap_bytes = mem.and_then(|m| m.swap);
+            kill.target_oom_score = mem.and_then(|m| m.oom_score);
+            kill.history = self.recorder.history_of(kill.target_pid);
+            if self.recent_sigkills.len() == RECENT_OOMS {
+                self.recent_sigkills.pop_front();
+            }
+            self.recent_sigkills.push_back(kill);
         }
         if let Some(stats) = sample.stats {
             self.stats = stats;
@@ -265,6 +305,53 @@ impl Model {
         now: Instant,
     ) {
         self.cgroups.apply(samples, gone, now);
+    }
+
+    /// Adds to an OOM kill what the model knew before it: the limit that
+    /// was hit (the killer's memcg when it has one, else global), that
+    /// memcg's limit and usage, and the runner-up candidates.
+    fn explain_oom(&self, kill: &mut OomKill) {
+        let memcg = kill
+            .killer_memcg
+            .as_ref()
+            .and_then(|m| self.cgroups.get(m).map(|c| (m.clone(), c)))
+            .filter(|(_, c)| c.limit().is_some());
+        let scope = match memcg {
+            Some((path, c)) => {
+                kill.constraint = Some("memcg");
+                kill.limit_bytes = c.limit();
+                kill.usage_bytes = c.sample.usage;
+                kill.constraint_cgroup = Some(path.clone());
+                Some(path)
+            }
+            None => {
+                kill.constraint = kill.killer_memcg.is_some().then_some("global");
+                None
+            }
+        };
+        let prefix = scope.as_deref().map(|s| s.trim_end_matches('/'));
+        let mut candidates: Vec<published::OomCandidate> = self
+            .processes
+            .values()
+            .filter(|p| !p.exited && p.key.pid != kill.pid)
+            .filter(|p| {
+                prefix.is_none_or(|pre| {
+                    p.cgroup
+                        .as_deref()
+                        .is_some_and(|c| c == pre || c.starts_with(&format!("{pre}/")))
+                })
+            })
+            .filter_map(|p| {
+                Some(published::OomCandidate {
+                    pid: p.key.pid,
+                    comm: p.comm.clone(),
+                    oom_score: p.memory.as_ref()?.oom_score?,
+                })
+            })
+            .collect();
+        candidates.sort_by(|a, b| b.oom_score.cmp(&a.oom_score).then(a.pid.cmp(&b.pid)));
+        candidates.truncate(3);
+        kill.runner_ups = candidates;
     }
 
     /// Per cgroup, the live process with the highest oom_score.

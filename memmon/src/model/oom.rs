@@ -48,6 +48,18 @@ pub struct OomKill {
     pub killer_comm: String,
     /// Its cgroup v2 id.
     pub killer_cgroup_id: u64,
+    /// What limit was hit: `memcg` (a memory cgroup's limit) or `global`
+    /// (the whole machine), when the killer's memcg is known.
+    pub constraint: Option<&'static str>,
+    /// The memory cgroup whose limit was hit.
+    pub constraint_cgroup: Option<String>,
+    /// Its hard limit at the kill, bytes (last reading).
+    pub limit_bytes: Option<u64>,
+    /// Its usage at the kill, bytes (last reading before the kill).
+    pub usage_bytes: Option<u64>,
+    /// The next candidates by oom_score in the same scope (the memcg, or
+    /// the machine), from the last sample, highest first.
+    pub runner_ups: Vec<super::published::OomCandidate>,
     /// The victim's recent samples from the flight recorder (daemon only),
     /// oldest first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -59,6 +71,11 @@ impl OomKill {
     pub fn from_record(r: OomRecord) -> Self {
         let e = &r.event;
         OomKill {
+            constraint: None,
+            constraint_cgroup: None,
+            limit_bytes: None,
+            usage_bytes: None,
+            runner_ups: Vec::new(),
             history: Vec::new(),
             kind: "oom_kill",
             boot_ns: e.boot_ns,
@@ -80,3 +97,76 @@ impl OomKill {
         }
     }
 }
+
+/// A SIGKILL sent to a process: by whom, to whom, and what the target
+/// held at its last sample.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct SignalKill {
+    /// Always `"sigkill"`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// `sigkill` (from userspace: kill(2), systemd-oomd, earlyoom, the
+    /// kubelet) or `kernel` (sent by the kernel, not an OOM kill).
+    pub cause: &'static str,
+    /// Kernel time, ns since boot.
+    pub boot_ns: u64,
+    /// Sending process.
+    pub sender_pid: u32,
+    /// Its command name.
+    pub sender_comm: String,
+    /// Its memory cgroup.
+    pub sender_cgroup: Option<String>,
+    /// Target process (or thread).
+    pub target_pid: u32,
+    /// Its command name.
+    pub target_comm: String,
+    /// Its memory cgroup.
+    pub target_cgroup: Option<String>,
+    /// The target's resident set at its last sample, bytes.
+    pub target_rss_bytes: Option<u64>,
+    /// Its swap at its last sample, bytes.
+    pub target_swap_bytes: Option<u64>,
+    /// Its oom_score at its last sample.
+    pub target_oom_score: Option<i64>,
+    /// Its recent samples from the flight recorder, oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<super::history::HistorySample>,
+}
+
+impl SignalKill {
+    /// A SIGKILL record with the target's last known sizes.
+    pub fn from_record(
+        r: crate::sample::KillSignalRecord,
+        cause: &'static str,
+        target_rss_bytes: Option<u64>,
+    ) -> Self {
+        SignalKill {
+            kind: "sigkill",
+            cause,
+            boot_ns: r.signal.boot_ns,
+            sender_pid: r.signal.sender_pid,
+            sender_comm: r.signal.sender_comm,
+            sender_cgroup: r.sender_cgroup,
+            target_pid: r.signal.target_pid,
+            target_comm: r.signal.target_comm,
+            target_cgroup: r.target_cgroup,
+            target_rss_bytes,
+            target_swap_bytes: None,
+            target_oom_score: None,
+            history: Vec::new(),
+        }
+    }
+}
+
+/// The cause of a SIGKILL: `kernel` when the kernel sent it (`si_code`
+/// SI_KERNEL), else `sigkill` (userspace).
+pub fn sigkill_cause(code: i32) -> &'static str {
+    if code == SI_KERNEL {
+        "kernel"
+    } else {
+        "sigkill"
+    }
+}
+
+/// `si_code` of a signal the kernel sent (SI_KERNEL).
+pub const SI_KERNEL: i32 = 0x80;

@@ -186,6 +186,10 @@ pub struct Published {
     pub oom_kills_total: u64,
     /// Recent OOM kills, oldest first.
     pub recent_oom_kills: Vec<OomKill>,
+    /// Recent SIGKILLs (userspace killers, the kernel), oldest first.
+    pub recent_sigkills: Vec<super::SignalKill>,
+    /// Kills since start by cause (`oom`, `sigkill`, `kernel`).
+    pub kills_total: std::collections::BTreeMap<&'static str, u64>,
     /// Recent notices (probe status changes), oldest first.
     pub notices: Vec<Notice>,
     /// Duration of the last sampling pass, seconds.
@@ -244,6 +248,8 @@ impl Published {
             fault_probes: model.fault_probes(),
             oom_kills_total: model.oom_kills_total,
             recent_oom_kills: model.recent_ooms.iter().cloned().collect(),
+            recent_sigkills: model.recent_sigkills.iter().cloned().collect(),
+            kills_total: model.kills_total.clone(),
             system: model.system.clone(),
             memory_cost: model.memory_cost.clone(),
             ..Default::default()

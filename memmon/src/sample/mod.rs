@@ -9,6 +9,7 @@ pub mod cgroup;
 pub mod cost;
 pub mod identity;
 pub mod key;
+pub mod kill;
 pub mod memory;
 pub mod numa;
 pub mod probe_status;
@@ -47,6 +48,17 @@ pub struct OomRecord {
     pub killer_memcg: Option<String>,
 }
 
+/// A SIGKILL with the names the collector resolved for it.
+#[derive(Clone, Debug)]
+pub struct KillSignalRecord {
+    /// The probe's record.
+    pub signal: kill::KillSignal,
+    /// The sender's memory cgroup path, when resolved.
+    pub sender_cgroup: Option<String>,
+    /// The target's memory cgroup path (read as the signal was seen).
+    pub target_cgroup: Option<String>,
+}
+
 /// What one collection pass read.
 #[derive(Debug, Default)]
 pub struct Sample {
@@ -66,6 +78,8 @@ pub struct Sample {
     pub vanished: Vec<(u32, ProcCounters)>,
     /// OOM kills drained since the last pass, in kernel order.
     pub ooms: Vec<OomRecord>,
+    /// SIGKILLs drained since the last pass, with their cgroups resolved.
+    pub kill_signals: Vec<KillSignalRecord>,
     /// Resident-set counters per mm (rss_stat probe), with their owners.
     pub rss: Vec<MmState>,
     /// Kernel statistics, when they could be read.

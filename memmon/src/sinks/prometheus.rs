@@ -247,6 +247,24 @@ pub fn families(
         MetricType::GAUGE,
         p.memory_cost.deferred as f64,
     );
+    let mut kills = family(
+        "memmon_kills_total",
+        "Processes killed since memmon started, by cause: oom (the kernel's OOM killer), sigkill (a SIGKILL from userspace: kill -9, systemd-oomd, earlyoom, the kubelet), kernel (another SIGKILL from the kernel).",
+        MetricType::COUNTER,
+    );
+    for cause in ["oom", "sigkill", "kernel"] {
+        let live = match cause {
+            "oom" => p.live.probes.contains("oom_kill"),
+            _ => p.live.probes.contains("kill_signal"),
+        };
+        if live {
+            let n = p.kills_total.get(cause).copied().unwrap_or(0);
+            kills
+                .mut_metric()
+                .push(sample(&[("cause", cause)], MetricType::COUNTER, n as f64));
+        }
+    }
+    out.push(kills);
     scalar(
         &mut out,
         "memmon_oom_kills_total",

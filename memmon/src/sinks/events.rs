@@ -111,6 +111,11 @@ mod tests {
     #[test]
     fn oom_line_is_one_json_object_with_a_type() {
         let k = OomKill {
+            constraint: Some("memcg"),
+            constraint_cgroup: Some("/x".into()),
+            limit_bytes: Some(64 << 20),
+            usage_bytes: None,
+            runner_ups: Vec::new(),
             history: Vec::new(),
             kind: "oom_kill",
             boot_ns: 1,

@@ -230,6 +230,10 @@ pub struct SnapshotArgs {
     /// List each probe with its state, events seen and map fill.
     #[arg(long)]
     pub probes: bool,
+    /// The memory cgroups instead: usage against limit, working set,
+    /// unreclaimable, swap, OOM kills, the OOM forecast, processes.
+    #[arg(long, conflicts_with_all = ["probes", "system", "slab", "buddy"])]
+    pub cgroups: bool,
     /// The system view instead: meminfo, vmstat rates, swap devices, buddy
     /// free blocks, top slab caches, THP, memory PSI, per-node NUMA.
     #[arg(long, conflicts_with_all = ["probes", "slab", "buddy"])]

@@ -105,6 +105,32 @@ fn the_daemon_serves_cgroup_usage_limits_working_set_and_the_forecast() {
         Some((256 * MIB) as f64)
     );
     promtool_check_metrics(&metrics);
+    // `snapshot --cgroups`: the same keys and values, JSON and table.
+    let out = std::process::Command::new(MEMMON)
+        .args(["snapshot", "--cgroups", "--json", "-d", "0"])
+        .output()
+        .expect("run snapshot --cgroups");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).expect("cgroups JSON");
+    let mine = all
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["cgroup"] == path.as_str()))
+        .unwrap_or_else(|| panic!("{path} missing from snapshot --cgroups"));
+    assert_eq!(mine["memory_limit_bytes"]["max"].as_u64(), Some(256 * MIB));
+    let table = std::process::Command::new(MEMMON)
+        .args(["snapshot", "--cgroups", "-d", "0"])
+        .output()
+        .expect("run snapshot --cgroups");
+    let text = String::from_utf8_lossy(&table.stdout);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with(path.as_str()))
+        .unwrap_or_else(|| panic!("no row for {path}:\n{text}"));
+    assert!(row.contains("256M"), "{row}");
 
     // 1 MiB every 125 ms: 8 MiB/s into 256 MiB, then the OOM killer.
     let grow_cg = Memcg::create("d-grow", 256 * MIB);

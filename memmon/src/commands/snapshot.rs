@@ -152,6 +152,19 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
         println!("{out}");
         return Ok(());
     }
+    if args.cgroups {
+        collector.collect_cgroups(&mut model);
+        let published = crate::model::published::Published::from_model(&mut model);
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&published.cgroups).unwrap_or_default()
+            );
+        } else {
+            print!("{}", crate::sinks::cgroup_table::render(&published.cgroups));
+        }
+        return Ok(());
+    }
     let views = model.views(which, Instant::now());
     let rows = select_rows(views, &args.pid, &columns::COLUMNS[sort]);
     if args.json {

@@ -36,6 +36,33 @@ pub struct Header {
     pub oom_kills: u64,
 }
 
+/// A memory cgroup's own numbers, for the tree's group rows.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct CgroupRow {
+    /// Usage, bytes.
+    pub usage: Option<u64>,
+    /// Hard limit (its own or inherited), bytes.
+    pub limit: Option<u64>,
+    /// Working set, bytes.
+    pub working_set: Option<u64>,
+    /// Seconds to the limit at the current growth.
+    pub oom_forecast_seconds: Option<f64>,
+}
+
+impl CgroupRow {
+    fn from_json(c: &Value) -> CgroupRow {
+        let limits = c.get("memory_limit_bytes");
+        CgroupRow {
+            usage: unum(c, "memory_usage_bytes"),
+            limit: limits
+                .and_then(|l| unum(l, "effective_max"))
+                .or_else(|| limits.and_then(|l| unum(l, "max"))),
+            working_set: unum(c, "memory_working_set_bytes"),
+            oom_forecast_seconds: num(c, "oom_forecast_seconds"),
+        }
+    }
+}
+
 /// One frame, ready to draw.
 #[derive(Clone, Debug, Default)]
 pub struct TopFrame {
@@ -49,6 +76,8 @@ pub struct TopFrame {
     pub probes: String,
     /// Recent events, newest last (OOM kills and notices), one line each.
     pub events: Vec<String>,
+    /// Memory cgroups by path.
+    pub cgroups: std::collections::HashMap<String, CgroupRow>,
 }
 
 fn num(v: &Value, k: &str) -> Option<f64> {
@@ -74,6 +103,18 @@ impl TopFrame {
             header: header(v),
             probes: probe_line(v),
             events: events(v),
+            cgroups: v
+                .get("cgroups")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|c| {
+                    Some((
+                        c.get("cgroup")?.as_str()?.to_string(),
+                        CgroupRow::from_json(c),
+                    ))
+                })
+                .collect(),
         }
     }
 

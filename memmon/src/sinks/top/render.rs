@@ -62,7 +62,7 @@ pub fn draw(
     let chunks = Layout::vertical(constraints).split(area);
     draw_header(frame, chunks[0], f, state);
     let rows = state.visible(f);
-    draw_table(frame, chunks[1], &rows, state, users, color);
+    draw_table(frame, chunks[1], f, &rows, state, users, color);
     let mut next = 2;
     if state.detail {
         draw_detail(
@@ -143,6 +143,7 @@ fn draw_header(frame: &mut Frame, area: Rect, f: &TopFrame, state: &TopState) {
 fn draw_table(
     frame: &mut Frame,
     area: Rect,
+    f: &TopFrame,
     rows: &[&super::frame::Row],
     state: &TopState,
     users: &HashMap<u32, String>,
@@ -170,16 +171,19 @@ fn draw_table(
             last_cgroup = Some(cg);
             // Cut from the left: the distinguishing tail stays.
             let width = usize::from(area.width.saturating_sub(2)).max(8);
+            let numbers = f.cgroups.get(cg).map(group_numbers).unwrap_or_default();
+            let name_width = width.saturating_sub(numbers.chars().count() + 3).max(8);
+            let text = format!(
+                "▸ {}{numbers}",
+                if cg.is_empty() {
+                    "?".to_string()
+                } else {
+                    cut_left(&printable(cg), name_width)
+                }
+            );
             body.push(
-                TRow::new(vec![Cell::from(format!(
-                    "▸ {}",
-                    if cg.is_empty() {
-                        "?".to_string()
-                    } else {
-                        cut_left(&printable(cg), width)
-                    }
-                ))])
-                .style(style(color, Style::default().bold())),
+                TRow::new(spread(&text).into_iter().map(Cell::from))
+                    .style(style(color, Style::default().bold())),
             );
         }
         let row = TRow::new(COLUMNS.iter().map(|c| Cell::from(cell(r, c, users))));
@@ -191,12 +195,67 @@ fn draw_table(
     }
     let widths: Vec<Constraint> = COLUMNS
         .iter()
-        .map(|c| Constraint::Length(c.width))
+        .map(|c| Constraint::Length(c.width + 1))
         .collect();
     frame.render_widget(
-        Table::new(body, widths).header(header).column_spacing(1),
+        // No spacing between columns (each is one wider instead), so a
+        // group row's text can run across them (see `spread`).
+        Table::new(body, widths).header(header).column_spacing(0),
         area,
     );
+}
+
+/// `text` cut into the table's columns (each `width + 1` wide), so a
+/// group row reads as one line across the whole table.
+fn spread(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::with_capacity(COLUMNS.len());
+    let mut at = 0;
+    for (i, c) in COLUMNS.iter().enumerate() {
+        let w = if i + 1 == COLUMNS.len() {
+            chars.len().saturating_sub(at)
+        } else {
+            usize::from(c.width) + 1
+        };
+        let end = (at + w).min(chars.len());
+        out.push(chars[at.min(end)..end].iter().collect());
+        at = end;
+    }
+    out
+}
+
+/// A tree group's own numbers: usage / limit (share), working set, and the
+/// OOM forecast when there is one.
+pub fn group_numbers(c: &super::frame::CgroupRow) -> String {
+    let Some(usage) = c.usage else {
+        return String::new();
+    };
+    let mut s = format!("  usage {}", size(Some(usage)));
+    if let Some(limit) = c.limit.filter(|l| *l > 0) {
+        s.push_str(&format!(
+            " / {} ({:.0}%)",
+            size(Some(limit)),
+            usage as f64 * 100.0 / limit as f64
+        ));
+    }
+    if let Some(ws) = c.working_set {
+        s.push_str(&format!("  ws {}", size(Some(ws))));
+    }
+    if let Some(secs) = c.oom_forecast_seconds {
+        s.push_str(&format!("  OOM in {}", duration(secs)));
+    }
+    s
+}
+
+/// Seconds as `42s`, `7m`, `3h`.
+fn duration(secs: f64) -> String {
+    if secs < 120.0 {
+        format!("{secs:.0}s")
+    } else if secs < 7200.0 {
+        format!("{:.0}m", secs / 60.0)
+    } else {
+        format!("{:.0}h", secs / 3600.0)
+    }
 }
 
 fn draw_detail(
@@ -306,4 +365,30 @@ fn draw_help(frame: &mut Frame, area: Rect) {
         Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" help ")),
         popup,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_row_runs_across_the_columns_and_says_usage_against_limit() {
+        let row = super::super::frame::CgroupRow {
+            usage: Some(120 << 20),
+            limit: Some(256 << 20),
+            working_set: Some(100 << 20),
+            oom_forecast_seconds: Some(300.0),
+        };
+        let text = format!(
+            "▸ /process_api/fa4d1c2e3b/worker.scope{}",
+            group_numbers(&row)
+        );
+        assert!(
+            text.ends_with("usage 120M / 256M (47%)  ws 100M  OOM in 5m"),
+            "{text}"
+        );
+        let cells = spread(&text);
+        assert_eq!(cells.len(), COLUMNS.len());
+        assert_eq!(cells.concat(), text, "nothing lost between columns");
+    }
 }

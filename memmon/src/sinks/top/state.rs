@@ -132,9 +132,16 @@ impl TopState {
             }
         });
         if self.tree {
+            // Groups by the cgroup's own usage where it was read, else by
+            // the summed RSS of its processes.
             let mut rss: HashMap<&str, u64> = HashMap::new();
             for r in &rows {
                 *rss.entry(cgroup_of(r)).or_default() += r.whole(idx::RSS).unwrap_or(0);
+            }
+            for (cg, total) in rss.iter_mut() {
+                if let Some(u) = f.cgroups.get(*cg).and_then(|c| c.usage) {
+                    *total = u;
+                }
             }
             // Stable: within a cgroup the sort order holds.
             rows.sort_by(|a, b| {

@@ -63,13 +63,16 @@ fn main() -> anyhow::Result<()> {
             ));
         }
     }
-    let policy = if full {
-        DetailPolicy {
-            interval: Duration::ZERO,
-            ..DetailPolicy::default()
-        }
-    } else {
-        DetailPolicy::default()
+    // The daemon's budget: RLIMIT_NOFILE raised to its hard limit.
+    let max_open_files = memmon::procfs::stat_files::fd_budget().min(4096);
+    let policy = DetailPolicy {
+        interval: if full {
+            Duration::ZERO
+        } else {
+            DetailPolicy::default().interval
+        },
+        max_open_files,
+        ..DetailPolicy::default()
     };
     let mut reader = CgroupReader::new(root, policy);
     let (mut passes, mut full_reads, mut usage_reads, mut gone, mut samples) = (0, 0, 0, 0, 0);

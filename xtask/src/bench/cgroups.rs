@@ -162,9 +162,10 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Section> {
         what: format!(
             "{CGROUPS} cgroup {version} memcgs under `memmon-bench/`, one sleeping process each; memmon's `cgroup_scan` \
              example reads them and their {} ancestors every second for {seconds} s per run (CPU from getrusage over the \
-             wall time), {} round(s), the two policies interleaved. `guarded` is the daemon's: usage, peak, swap and \
-             events every pass, limits and memory.stat (which flushes the kernel's per-cpu stats) every 10 s or when \
-             usage moved by 1% / 1 MiB; `full` reads everything every pass.",
+             wall time), {} round(s), the two policies interleaved. `guarded` is the daemon's: usage and swap every \
+             pass from files kept open (pread), the rest (peak, limits, events, PSI and memory.stat, which flushes \
+             the kernel's per-cpu stats) every 10 s or when usage moved by 1% / 1 MiB; `full` reads everything \
+             every pass.",
             samples.saturating_sub(CGROUPS as u64),
             ctx.rounds
         ),

@@ -474,12 +474,15 @@ pub fn with_ancestors(cgroup: &str) -> impl Iterator<Item = String> + '_ {
 /// When [`CgroupReader`] reads a cgroup's full detail.
 #[derive(Clone, Debug)]
 pub struct DetailPolicy {
-    /// Full detail at least this often.
+    /// Full detail at least this often (the second reads of cgroups first
+    /// seen together are spread over half an interval, so later passes
+    /// share the cost).
     pub interval: Duration,
-    /// ... and whenever usage moved by more than this share since the
-    /// last full read (0.01 = 1%) ...
+    /// ... and whenever usage moved since the last full read by more than
+    /// this share of it (0.01 = 1%) ...
     pub usage_moved_share: f64,
-    /// ... or by more than this many bytes.
+    /// ... and by more than this many bytes (both: small cgroups that
+    /// wobble by a few pages do not pay for memory.stat every pass).
     pub usage_moved_bytes: u64,
     /// Usage files kept open at most (two per cgroup; beyond, a cgroup's
     /// files are opened and closed at each read). Mind RLIMIT_NOFILE.
@@ -489,7 +492,7 @@ pub struct DetailPolicy {
 impl Default for DetailPolicy {
     fn default() -> Self {
         DetailPolicy {
-            interval: Duration::from_secs(10),
+            interval: Duration::from_secs(30),
             usage_moved_share: 0.01,
             usage_moved_bytes: 1 << 20,
             max_open_files: 1024,
@@ -604,10 +607,19 @@ impl CgroupReader {
             if due {
                 scan.full_reads += 1;
                 s.detail_age_ms = Some(0);
+                // A cgroup's first full read counts as made up to half an
+                // interval earlier (by its path's hash): many cgroups seen
+                // at once then come due in different passes.
+                let at = match self.last_full.get(&path) {
+                    Some(_) => now,
+                    None => now
+                        .checked_sub(spread(&path, self.policy.interval))
+                        .unwrap_or(now),
+                };
                 self.last_full.insert(
                     path.clone(),
                     FullRead {
-                        at: now,
+                        at,
                         sample: (*s).clone(),
                     },
                 );
@@ -668,7 +680,7 @@ impl CgroupReader {
             (Some(a), Some(b)) => {
                 let d = a.abs_diff(b);
                 d > self.policy.usage_moved_bytes
-                    || (d as f64) > (a as f64) * self.policy.usage_moved_share
+                    && (d as f64) > (a as f64) * self.policy.usage_moved_share
             }
             _ => false,
         }
@@ -679,6 +691,16 @@ impl CgroupReader {
             scan.notices.push(text);
         }
     }
+}
+
+/// A point in `[0, interval)` picked by `path`'s hash.
+fn spread(path: &str, interval: Duration) -> Duration {
+    use std::hash::{BuildHasher as _, BuildHasherDefault, DefaultHasher};
+    let h = BuildHasherDefault::<DefaultHasher>::default().hash_one(path);
+    let ms = u64::try_from(interval.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    Duration::from_millis(h % ms)
 }
 
 /// What goes unreported without `file`.

@@ -396,16 +396,23 @@ fn a_removed_cgroup_reads_as_gone() {
         return;
     }
     let root = root();
+    let mut reader = CgroupReader::new(root.clone(), DetailPolicy::default());
     let path = {
         let cg = TestCgroup::create(&root, &name("gone"));
         assert!(matches!(
             root.read(&cg.path, Detail::Full),
             Ok(CgroupRead::Sample(_))
         ));
+        // Twice: the second pass re-reads the usage files it keeps open.
+        for _ in 0..2 {
+            let scan = reader.scan([cg.path.as_str()]);
+            assert!(scan.samples.iter().any(|s| s.path == cg.path), "{scan:?}");
+        }
         cg.path.clone()
     };
     assert_eq!(root.read(&path, Detail::Full).ok(), Some(CgroupRead::Gone));
-    let mut reader = CgroupReader::new(root, DetailPolicy::default());
+    // The files it kept open now fail with ENODEV: gone, not an error.
     let scan = reader.scan([path.as_str()]);
     assert_eq!(scan.gone, [path]);
+    assert!(scan.notices.is_empty(), "{:?}", scan.notices);
 }

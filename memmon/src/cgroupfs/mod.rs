@@ -12,9 +12,11 @@
 //! `missing`; a cgroup removed mid-read is [`CgroupRead::Gone`].
 //!
 //! Cost: reading `memory.stat` makes the kernel flush its per-cpu stats, so
-//! [`Detail::Usage`] reads only the page counters, events and PSI, and
-//! [`CgroupReader`] reads the full detail (limits, memory.stat) of a cgroup
-//! only when its usage moved or its interval is due.
+//! [`Detail::Usage`] reads only usage and swap, and [`CgroupReader`] reads
+//! the full detail (peak, limits, events, PSI, memory.stat) of a cgroup only
+//! when its usage moved or its interval is due, carrying the last full
+//! detail forward in between; its usage files stay open and are re-read
+//! with pread (see `cargo xtask bench --only cgroups` for the figures).
 
 pub mod names;
 pub mod parse;
@@ -128,14 +130,26 @@ impl CgroupRoot {
         })
     }
 
-    /// Reads one cgroup at `detail`.
+    /// Reads one cgroup at `detail` (every file opened, read, closed).
     pub fn read(&self, cgroup: &str, detail: Detail) -> Result<CgroupRead, CgroupError> {
+        self.read_with(cgroup, detail, None)
+    }
+
+    /// Reads one cgroup; the usage files through `cache` (kept open and
+    /// re-read with pread) when given.
+    fn read_with(
+        &self,
+        cgroup: &str,
+        detail: Detail,
+        cache: Option<&mut OpenFiles>,
+    ) -> Result<CgroupRead, CgroupError> {
         let dir = self.cgroup_dir(cgroup)?;
         let is_root = dir == self.dir;
         let mut r = FileReader {
             dir: &dir,
             missing: Vec::new(),
             gone: false,
+            cache,
         };
         let mut s = CgroupSample {
             path: normalize(cgroup),
@@ -143,46 +157,47 @@ impl CgroupRoot {
             detail,
             ..CgroupSample::default()
         };
+        let full = detail == Detail::Full;
         match self.version {
             // The v2 root has no page counters, limits or events files.
             Version::V2 => {
                 if !is_root {
                     s.usage = r.value(FILE_V2_CURRENT, parse::parse_v2_value);
+                    s.swap = r.value(FILE_V2_SWAP, parse::parse_v2_value);
+                }
+                if full && !is_root {
                     s.peak = r.value("memory.peak", parse::parse_v2_value);
-                    s.swap = r.value("memory.swap.current", parse::parse_v2_value);
                     s.events = r.text("memory.events").map(|t| parse::events_from_v2(&t));
                     s.events_local = r
                         .text("memory.events.local")
                         .map(|t| parse::events_from_v2(&t));
+                    s.limits = Some(Limits {
+                        max: r.value("memory.max", parse::parse_v2_value),
+                        high: r.value("memory.high", parse::parse_v2_value),
+                        low: r.value("memory.low", parse::parse_v2_value),
+                        min: r.value("memory.min", parse::parse_v2_value),
+                        swap_max: r.value("memory.swap.max", parse::parse_v2_value),
+                        ..Limits::default()
+                    });
                 }
-                s.pressure = r
-                    .text("memory.pressure")
-                    .and_then(|t| parse::parse_pressure(&t));
-                if detail == Detail::Full {
-                    if !is_root {
-                        s.limits = Some(Limits {
-                            max: r.value("memory.max", parse::parse_v2_value),
-                            high: r.value("memory.high", parse::parse_v2_value),
-                            low: r.value("memory.low", parse::parse_v2_value),
-                            min: r.value("memory.min", parse::parse_v2_value),
-                            swap_max: r.value("memory.swap.max", parse::parse_v2_value),
-                            ..Limits::default()
-                        });
-                    }
+                if full {
+                    s.pressure = r
+                        .text("memory.pressure")
+                        .and_then(|t| parse::parse_pressure(&t));
                     s.stat = r.text("memory.stat").map(|t| parse::stat_from_v2(&t));
                 }
             }
             Version::V1 => {
                 s.usage = r.value(FILE_V1_USAGE, parse::parse_v1_value);
-                s.peak = r.value("memory.max_usage_in_bytes", parse::parse_v1_value);
-                let memsw = r.value("memory.memsw.usage_in_bytes", parse::parse_v1_value);
+                let memsw = r.value(FILE_V1_MEMSW, parse::parse_v1_value);
                 s.swap = memsw.zip(s.usage).map(|(sw, u)| sw.saturating_sub(u));
-                let failcnt = r.value("memory.failcnt", parse::parse_v1_value);
-                let oom = r.text("memory.oom_control");
-                if failcnt.is_some() || oom.is_some() {
-                    s.events = Some(parse::events_from_v1(failcnt, oom.as_deref()));
-                }
-                if detail == Detail::Full {
+                if full {
+                    s.peak = r.value("memory.max_usage_in_bytes", parse::parse_v1_value);
+                    let failcnt = r.value("memory.failcnt", parse::parse_v1_value);
+                    let oom = r.text("memory.oom_control");
+                    if failcnt.is_some() || oom.is_some() {
+                        s.events = Some(parse::events_from_v1(failcnt, oom.as_deref()));
+                    }
                     let stat_text = r.text("memory.stat");
                     s.limits = Some(Limits {
                         max: r.value("memory.limit_in_bytes", parse::parse_v1_value),
@@ -209,11 +224,46 @@ impl CgroupRoot {
 }
 
 const FILE_V2_CURRENT: &str = "memory.current";
+const FILE_V2_SWAP: &str = "memory.swap.current";
 const FILE_V1_USAGE: &str = "memory.usage_in_bytes";
+const FILE_V1_MEMSW: &str = "memory.memsw.usage_in_bytes";
+/// The files read every pass: kept open by [`CgroupReader`].
+const USAGE_FILES: [&str; 4] = [FILE_V2_CURRENT, FILE_V2_SWAP, FILE_V1_USAGE, FILE_V1_MEMSW];
 
 /// `/a/b` with one leading slash, no trailing one.
 fn normalize(cgroup: &str) -> String {
     format!("/{}", cgroup.trim_matches('/'))
+}
+
+/// One cgroup's usage files, open (re-read from offset 0 with pread: the
+/// kernel regenerates a seq file read at offset 0).
+#[derive(Debug, Default)]
+struct OpenFiles {
+    files: Vec<(&'static str, std::fs::File)>,
+}
+
+impl OpenFiles {
+    fn read(&mut self, dir: &Path, file: &'static str) -> std::io::Result<String> {
+        use std::os::unix::fs::FileExt as _;
+        let f = match self.files.iter().position(|(n, _)| *n == file) {
+            Some(i) => &self.files[i].1,
+            None => {
+                let f = std::fs::File::open(dir.join(file))?;
+                self.files.push((file, f));
+                &self.files[self.files.len() - 1].1
+            }
+        };
+        let mut buf = [0u8; 64];
+        let mut n = 0;
+        loop {
+            let got = f.read_at(&mut buf[n..], n as u64)?;
+            n += got;
+            if got == 0 || n == buf.len() {
+                break;
+            }
+        }
+        Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+    }
 }
 
 /// Reads files of one cgroup directory, noting what is missing and
@@ -222,6 +272,7 @@ struct FileReader<'a> {
     dir: &'a Path,
     missing: Vec<Missing>,
     gone: bool,
+    cache: Option<&'a mut OpenFiles>,
 }
 
 impl FileReader<'_> {
@@ -229,7 +280,11 @@ impl FileReader<'_> {
         if self.gone {
             return None;
         }
-        match std::fs::read_to_string(self.dir.join(file)) {
+        let read = match self.cache.as_mut() {
+            Some(cache) if USAGE_FILES.contains(&file) => cache.read(self.dir, file),
+            _ => std::fs::read_to_string(self.dir.join(file)),
+        };
+        match read {
             Ok(t) => Some(t),
             // ENODEV: the file was open when its cgroup was removed.
             Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {
@@ -298,21 +353,28 @@ pub fn with_ancestors(cgroup: &str) -> impl Iterator<Item = String> + '_ {
 /// When [`CgroupReader`] reads a cgroup's full detail.
 #[derive(Clone, Debug)]
 pub struct DetailPolicy {
-    /// Full detail at least this often.
+    /// Full detail at least this often (the second reads of cgroups first
+    /// seen together are spread over half an interval, so later passes
+    /// share the cost).
     pub interval: Duration,
-    /// ... and whenever usage moved by more than this share since the
-    /// last full read (0.01 = 1%) ...
+    /// ... and whenever usage moved since the last full read by more than
+    /// this share of it (0.01 = 1%) ...
     pub usage_moved_share: f64,
-    /// ... or by more than this many bytes.
+    /// ... and by more than this many bytes (both: small cgroups that
+    /// wobble by a few pages do not pay for memory.stat every pass).
     pub usage_moved_bytes: u64,
+    /// Usage files kept open at most (two per cgroup; beyond, a cgroup's
+    /// files are opened and closed at each read). Mind RLIMIT_NOFILE.
+    pub max_open_files: usize,
 }
 
 impl Default for DetailPolicy {
     fn default() -> Self {
         DetailPolicy {
-            interval: Duration::from_secs(10),
+            interval: Duration::from_secs(30),
             usage_moved_share: 0.01,
             usage_moved_bytes: 1 << 20,
+            max_open_files: 1024,
         }
     }
 }
@@ -320,9 +382,7 @@ impl Default for DetailPolicy {
 #[derive(Clone, Debug)]
 struct FullRead {
     at: Instant,
-    usage: Option<u64>,
-    limits: Option<Limits>,
-    stat: Option<MemoryStat>,
+    sample: CgroupSample,
 }
 
 /// One pass over a set of cgroups.
@@ -351,6 +411,7 @@ pub struct CgroupReader {
     root: CgroupRoot,
     policy: DetailPolicy,
     last_full: HashMap<String, FullRead>,
+    open: HashMap<String, OpenFiles>,
     said: HashSet<String>,
 }
 
@@ -361,6 +422,7 @@ impl CgroupReader {
             root,
             policy,
             last_full: HashMap::new(),
+            open: HashMap::new(),
             said: HashSet::new(),
         }
     }
@@ -386,14 +448,24 @@ impl CgroupReader {
         let mut effective: HashMap<String, Option<u64>> = HashMap::new();
         for path in paths {
             let now = Instant::now();
-            let last = self.last_full.get(&path);
-            let mut due = last.is_none_or(|f| now.duration_since(f.at) >= self.policy.interval);
-            let mut read = self
-                .root
-                .read(&path, if due { Detail::Full } else { Detail::Usage });
+            let mut due = self
+                .last_full
+                .get(&path)
+                .is_none_or(|f| now.duration_since(f.at) >= self.policy.interval);
+            let cacheable = self.open.contains_key(&path)
+                || 2 * (self.open.len() + 1) <= self.policy.max_open_files;
+            let cache = if cacheable {
+                Some(self.open.entry(path.clone()).or_default())
+            } else {
+                None
+            };
+            let mut read =
+                self.root
+                    .read_with(&path, if due { Detail::Full } else { Detail::Usage }, cache);
             // Usage moved since the last full read: read it all now.
-            if let (Ok(CgroupRead::Sample(s)), Some(f), false) = (&read, last, due)
-                && self.moved(f.usage, s.usage)
+            if let (Ok(CgroupRead::Sample(s)), Some(f), false) =
+                (&read, self.last_full.get(&path), due)
+                && self.moved(f.sample.usage, s.usage)
             {
                 due = true;
                 read = self.root.read(&path, Detail::Full);
@@ -402,6 +474,7 @@ impl CgroupReader {
                 Ok(CgroupRead::Sample(s)) => s,
                 Ok(CgroupRead::Gone) => {
                     self.last_full.remove(&path);
+                    self.open.remove(&path);
                     scan.gone.push(path);
                     continue;
                 }
@@ -413,21 +486,35 @@ impl CgroupReader {
             if due {
                 scan.full_reads += 1;
                 s.detail_age_ms = Some(0);
+                // A cgroup's first full read counts as made up to half an
+                // interval earlier (by its path's hash): many cgroups seen
+                // at once then come due in different passes.
+                let at = match self.last_full.get(&path) {
+                    Some(_) => now,
+                    None => now
+                        .checked_sub(spread(&path, self.policy.interval))
+                        .unwrap_or(now),
+                };
                 self.last_full.insert(
                     path.clone(),
                     FullRead {
-                        at: now,
-                        usage: s.usage,
-                        limits: s.limits.clone(),
-                        stat: s.stat.clone(),
+                        at,
+                        sample: (*s).clone(),
                     },
                 );
             } else if let Some(f) = self.last_full.get(&path) {
                 scan.usage_reads += 1;
-                s.limits = f.limits.clone();
-                s.stat = f.stat.clone();
-                s.detail_age_ms =
-                    Some(u64::try_from(now.duration_since(f.at).as_millis()).unwrap_or(u64::MAX));
+                let (usage, swap, missing) = (s.usage, s.swap, std::mem::take(&mut s.missing));
+                *s = CgroupSample {
+                    usage,
+                    swap,
+                    missing,
+                    detail: Detail::Usage,
+                    detail_age_ms: Some(
+                        u64::try_from(now.duration_since(f.at).as_millis()).unwrap_or(u64::MAX),
+                    ),
+                    ..f.sample.clone()
+                };
                 s.derive();
             }
             // v2: the smallest memory.max on the path to the root (parents
@@ -460,8 +547,9 @@ impl CgroupReader {
             }
             scan.samples.push(*s);
         }
-        self.last_full
-            .retain(|p, _| scan.samples.iter().any(|s| &s.path == p));
+        let seen: HashSet<&str> = scan.samples.iter().map(|s| s.path.as_str()).collect();
+        self.last_full.retain(|p, _| seen.contains(p.as_str()));
+        self.open.retain(|p, _| seen.contains(p.as_str()));
         scan.seconds = started.elapsed().as_secs_f64();
         scan
     }
@@ -471,7 +559,7 @@ impl CgroupReader {
             (Some(a), Some(b)) => {
                 let d = a.abs_diff(b);
                 d > self.policy.usage_moved_bytes
-                    || (d as f64) > (a as f64) * self.policy.usage_moved_share
+                    && (d as f64) > (a as f64) * self.policy.usage_moved_share
             }
             _ => false,
         }
@@ -482,6 +570,16 @@ impl CgroupReader {
             scan.notices.push(text);
         }
     }
+}
+
+/// A point in `[0, interval)` picked by `path`'s hash.
+fn spread(path: &str, interval: Duration) -> Duration {
+    use std::hash::{BuildHasher as _, BuildHasherDefault, DefaultHasher};
+    let h = BuildHasherDefault::<DefaultHasher>::default().hash_one(path);
+    let ms = u64::try_from(interval.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    Duration::from_millis(h % ms)
 }
 
 /// What goes unreported without `file`.

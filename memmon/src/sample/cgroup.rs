@@ -19,9 +19,10 @@ pub enum Version {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Detail {
-    /// Usage, peak, swap, events and PSI: page counters, cheap.
+    /// Usage and swap: two page counters, cheap.
     Usage,
-    /// Also the limits and memory.stat (which flushes the kernel's stats).
+    /// Also peak, limits, events, PSI and memory.stat (which flushes the
+    /// kernel's per-cpu stats).
     #[default]
     Full,
 }
@@ -70,7 +71,8 @@ pub struct CgroupSample {
     pub detail: Detail,
     /// Memory charged, bytes (v2 memory.current, v1 usage_in_bytes).
     pub usage: Option<u64>,
-    /// Largest usage seen (v2 memory.peak, 5.19+; v1 max_usage_in_bytes).
+    /// Largest usage seen (v2 memory.peak, 5.19+; v1 max_usage_in_bytes;
+    /// read at [`Detail::Full`]).
     pub peak: Option<u64>,
     /// Swap used, bytes (v2 memory.swap.current; v1 memsw.usage − usage).
     pub swap: Option<u64>,
@@ -78,7 +80,8 @@ pub struct CgroupSample {
     pub limits: Option<Limits>,
     /// memory.stat (read at [`Detail::Full`]).
     pub stat: Option<MemoryStat>,
-    /// memory.events (hierarchical); v1: failcnt and memory.oom_control.
+    /// memory.events (hierarchical); v1: failcnt and memory.oom_control
+    /// (read at [`Detail::Full`], as are `events_local` and `pressure`).
     pub events: Option<MemoryEvents>,
     /// memory.events.local (v2): this cgroup's own events.
     pub events_local: Option<MemoryEvents>,
@@ -91,8 +94,9 @@ pub struct CgroupSample {
     /// percpu, each kernel part where memory.stat has it (v1 has none of
     /// them: there it is anon + shmem, a lower bound).
     pub unreclaimable: Option<u64>,
-    /// Age of the limits and memory.stat in this sample, milliseconds (0:
-    /// read now; more: carried from an earlier full read).
+    /// Age of the full detail (everything but usage and swap) in this
+    /// sample, milliseconds (0: read now; more: carried from an earlier
+    /// full read by a [`crate::cgroupfs::CgroupReader`]).
     pub detail_age_ms: Option<u64>,
     /// Files that could not be used, each named once.
     pub missing: Vec<Missing>,

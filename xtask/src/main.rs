@@ -14,6 +14,7 @@
 mod bench;
 mod cmd;
 mod fuzz;
+mod kernels;
 mod packages;
 mod setup;
 mod test;

@@ -2,7 +2,10 @@
 //! tests that load real probes (MEMMON_REQUIRE_BPF=1 makes a test that
 //! cannot load them fail instead of skipping), a short fuzz run, then the
 //! focused integration tests in a qemu guest on Debian's kernel with two
-//! NUMA nodes (`vm_test`). Ends with one line counting every test that ran.
+//! NUMA nodes (`vm_test`). Ends with one line counting every test that ran:
+//! `test: N passed, N failed, N skipped` (a test that skipped, recorded by
+//! the tests' `skip` helper in `$MEMMON_SKIP_LOG`, counts as skipped, not
+//! as passed).
 
 use std::{
     io::{BufRead as _, BufReader},
@@ -16,14 +19,21 @@ use crate::{cmd, fuzz, packages, setup::BuildEnv, vm_test};
 /// Seconds per fuzz target in the test lane (`cargo xtask fuzz` runs longer).
 const FUZZ_SECONDS: u32 = 10;
 
-/// Passed/failed totals over cargo test's `test result:` lines.
+/// Passed/failed/skipped totals over cargo test's `test result:` lines
+/// and the tests' skip records.
 #[derive(Default)]
 pub struct Totals {
     /// Tests passed.
     pub passed: u64,
     /// Tests failed.
     pub failed: u64,
+    /// Tests that skipped (libtest counted them as passed; they are taken
+    /// out of `passed`).
+    pub skipped: u64,
 }
+
+/// What the tests' `skip` helper reads: the file it appends to.
+pub const SKIP_LOG_ENV: &str = "MEMMON_SKIP_LOG";
 
 impl Totals {
     /// Adds one line of cargo test output (other lines are ignored).
@@ -41,6 +51,31 @@ impl Totals {
         self.passed += num("passed");
         self.failed += num("failed");
     }
+
+    /// Counts the skip records in `log` (one `TEST<TAB>REASON` line each)
+    /// as skipped instead of passed; returns them.
+    pub fn add_skips(&mut self, log: &str) -> Vec<(String, String)> {
+        let skips: Vec<(String, String)> = log
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let (test, reason) = l.split_once('\t').unwrap_or((l, ""));
+                (test.to_string(), reason.to_string())
+            })
+            .collect();
+        let n = skips.len() as u64;
+        self.skipped += n;
+        self.passed = self.passed.saturating_sub(n);
+        skips
+    }
+
+    /// `N passed, N failed, N skipped`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} passed, {} failed, {} skipped",
+            self.passed, self.failed, self.skipped
+        )
+    }
 }
 
 /// Runs a cargo test command, echoing its output and counting results.
@@ -57,14 +92,25 @@ fn run_counted(mut c: std::process::Command, totals: &mut Totals) -> anyhow::Res
     }
     let status = child.wait()?;
     if !status.success() {
-        println!(
-            "test: {} passed, {} failed",
-            totals.passed,
-            totals.failed.max(1)
-        );
+        totals.failed = totals.failed.max(1);
+        println!("test: {}", totals.summary());
         bail!("{} failed: {status}", cmd::display(&c));
     }
     Ok(())
+}
+
+/// Runs the root integration tests (command `c`) with a fresh skip log,
+/// then counts its records as skipped and lists them.
+fn run_with_skips(mut c: std::process::Command, totals: &mut Totals) -> anyhow::Result<()> {
+    let log = cmd::workspace().join("target/test-skips.log");
+    let _ = std::fs::remove_file(&log);
+    c.env(SKIP_LOG_ENV, &log);
+    let result = run_counted(c, totals);
+    let skips = totals.add_skips(&std::fs::read_to_string(&log).unwrap_or_default());
+    for (test, reason) in &skips {
+        eprintln!("test: skipped {test}: {reason}");
+    }
+    result
 }
 
 /// Runs every lane in order, stopping at the first failure; `vm`: end
@@ -98,31 +144,32 @@ pub fn run(env: &BuildEnv, extra: &[String], vm: bool) -> anyhow::Result<()> {
     it.args(["test", "--package", "memmon", "--lib", "--bins", "--tests"]);
     if !extra.is_empty() {
         it.arg("--").args(extra);
-        run_counted(it, &mut totals)?;
+        run_with_skips(it, &mut totals)?;
     } else {
-        run_counted(it, &mut totals)?;
+        run_with_skips(it, &mut totals)?;
         fuzz::run(env, FUZZ_SECONDS, &[])?;
         if vm {
-            let (passed, failed) = vm_test::run(
+            let vm = vm_test::run(
                 env,
                 &vm_test::Options {
                     all: false,
-                    kernel: None,
+                    kernels: vm_test::parse_kernels(Some(vm_test::CI_KERNELS))?,
                     filters: Vec::new(),
                 },
             )?;
-            totals.passed += passed;
-            totals.failed += failed;
-            if failed > 0 {
-                println!("test: {} passed, {} failed", totals.passed, totals.failed);
-                bail!("{failed} failed in the qemu guest (target/vm-test)");
+            totals.passed += vm.passed;
+            totals.failed += vm.failed;
+            totals.skipped += vm.skipped;
+            if vm.failed > 0 {
+                println!("test: {}", totals.summary());
+                bail!("{} failed in the qemu guests (target/vm-test)", vm.failed);
             }
         }
     }
     if totals.passed == 0 {
         bail!("no test ran");
     }
-    println!("test: {} passed, {} failed", totals.passed, totals.failed);
+    println!("test: {}", totals.summary());
     Ok(())
 }
 
@@ -139,5 +186,14 @@ mod tests {
         );
         t.add_line("running 3 tests");
         assert_eq!((t.passed, t.failed), (39, 1));
+        let skips = t.add_skips("oom\tprobe oom_kill unavailable: no field comm\n\n");
+        assert_eq!(
+            skips,
+            vec![(
+                "oom".into(),
+                "probe oom_kill unavailable: no field comm".into()
+            )]
+        );
+        assert_eq!(t.summary(), "38 passed, 1 failed, 1 skipped");
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! Tests that need root call [`require_bpf`] first: without root it skips
 //! (prints why) unless `MEMMON_REQUIRE_BPF=1`, where it fails instead.
+//! Every skip goes through [`skip`], which the test lanes count: a skipped
+//! test is never counted as passed.
 #![allow(dead_code)]
 
 use std::{
@@ -28,8 +30,58 @@ pub fn require_bpf(test: &str) -> bool {
     if std::env::var("MEMMON_REQUIRE_BPF").as_deref() == Ok("1") {
         panic!("{test}: needs root to load eBPF probes, and MEMMON_REQUIRE_BPF=1 forbids skipping");
     }
-    eprintln!("{test}: skipped, needs root (set MEMMON_REQUIRE_BPF=1 to fail instead)");
+    skip(
+        test,
+        "needs root (set MEMMON_REQUIRE_BPF=1 to fail instead)",
+    );
     false
+}
+
+/// Where [`skip`] records skipped tests, one `TEST<TAB>REASON` line each
+/// (set by `cargo xtask test` and `vm-test`, which count them).
+pub const SKIP_LOG_ENV: &str = "MEMMON_SKIP_LOG";
+
+/// Reports `test` as skipped for `reason`: on stderr, and as a line in
+/// `$MEMMON_SKIP_LOG`, so the lane counts it as skipped, not as passed.
+/// The caller returns right after.
+pub fn skip(test: &str, reason: &str) {
+    eprintln!("{test}: skipped: {reason}");
+    if let Some(path) = std::env::var_os(SKIP_LOG_ENV) {
+        let line = format!("{test}\t{}\n", reason.replace(['\n', '\t'], " "));
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(e) = written {
+            panic!(
+                "{test}: cannot record the skip in {}: {e}",
+                std::path::Path::new(&path).display()
+            );
+        }
+    }
+}
+
+/// The `snapshot --probes --json` entry of probe `name`: None when it is
+/// attached; else its reason, after reporting `test` skipped for it (a
+/// probe the kernel lacks skips the test, counted as skipped).
+pub fn probe_unavailable(test: &str, report: &serde_json::Value, name: &str) -> Option<String> {
+    let probe = report["probes"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+        .unwrap_or_else(|| panic!("probe {name} missing from the report: {report}"));
+    if probe["state"] == "attached" {
+        return None;
+    }
+    let reason = probe["reason"]
+        .as_str()
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| panic!("probe {name} is not attached and gives no reason: {probe}"));
+    skip(
+        test,
+        &format!("probe {name} unavailable on this kernel: {reason}"),
+    );
+    Some(reason.to_string())
 }
 
 /// A running `memmon-workload` that waits for `go`.

@@ -270,9 +270,18 @@ fn run_kernel(
             .join(" ")
     );
     let started = Instant::now();
-    boot(vng, &image, out, limit)?;
-    let wall = started.elapsed();
-    let totals = report(out, selected, wall)?;
+    let booted = boot(vng, &image, out, limit);
+    let mut totals = report(out, selected, started.elapsed()).unwrap_or_else(|e| {
+        eprintln!("vm-test {}: {e:#}", kernel.label());
+        Totals {
+            failed: 1,
+            ..Totals::default()
+        }
+    });
+    if let Err(e) = booted {
+        eprintln!("vm-test {}: {e:#}", kernel.label());
+        totals.failed = totals.failed.max(1);
+    }
     let release = std::fs::read_to_string(out.join("release"))
         .ok()
         .map(|r| r.trim().to_string())
@@ -734,5 +743,90 @@ mod tests {
         assert!(s.contains("/t/memmon snapshot --probes --json --duration 1 >/o/probes.json"));
         assert!(s.contains("export MEMMON_SKIP_LOG=/o/skips"));
         assert!(s.contains("events/$tp/format"));
+    }
+
+    fn run(label: &str, release: &str, probes: &[(&str, &str, &str)], skipped: u64) -> KernelRun {
+        KernelRun {
+            label: label.into(),
+            release: Some(release.into()),
+            totals: Totals {
+                passed: 10,
+                failed: 0,
+                skipped,
+            },
+            probes: Some(
+                probes
+                    .iter()
+                    .map(|(n, s, r)| (n.to_string(), s.to_string(), r.to_string()))
+                    .collect(),
+            ),
+        }
+    }
+
+    #[test]
+    fn the_readme_table_is_checked_cell_by_cell() {
+        let runs = [
+            run(
+                "5.10",
+                "5.10.0-32-amd64",
+                &[
+                    ("rss_stat", "attached", ""),
+                    (
+                        "oom_kill",
+                        "unavailable",
+                        "tracepoint oom:mark_victim has no field `comm` on this kernel (5.10.0-32-amd64)",
+                    ),
+                ],
+                1,
+            ),
+            run(
+                "6.1",
+                "6.1.0-50-amd64",
+                &[("rss_stat", "attached", ""), ("oom_kill", "attached", "")],
+                0,
+            ),
+        ];
+        let block = matrix_block(&runs, false);
+        assert!(
+            block.contains("| probe | 5.10 | 6.1 |\n|---|---|---|\n"),
+            "{block}"
+        );
+        assert!(
+            block.contains(
+                "| `oom_kill` | unavailable: tracepoint oom:mark_victim has no field `comm` on this kernel | attached |"
+            ),
+            "{block}"
+        );
+        assert!(
+            block.contains("whole focused subset passes, nothing skipped: 6.1."),
+            "{block}"
+        );
+        let readme = format!("# memmon\n\n{block}\nmore\n");
+        assert_eq!(check_readme(&readme, &runs), Vec::<String>::new());
+        let stale = readme.replace("| attached |\n", "| unavailable: gone |\n");
+        let problems = check_readme(&stale, &runs);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("oom_kill on 6.1"), "{problems:?}");
+        assert_eq!(check_readme("no table", &runs).len(), 1);
+    }
+
+    #[test]
+    fn a_pipe_in_a_reason_stays_in_its_cell() {
+        let c = cell("unavailable", "a | b", None);
+        assert_eq!(c, "unavailable: a \\| b");
+        assert_eq!(
+            split_row(&format!("| `x` | {c} | attached |")),
+            ["`x`", c.as_str(), "attached"]
+        );
+    }
+
+    #[test]
+    fn kernel_values_name_the_matrix_a_path_or_fail_clearly() {
+        assert_eq!(parse_kernels(None).expect("default").len(), 1);
+        let all = parse_kernels(Some("all")).expect("all");
+        let labels: Vec<String> = all.iter().map(Kernel::label).collect();
+        assert_eq!(labels, ["5.10", "6.1", "6.12"]);
+        let e = parse_kernels(Some("4.19")).expect_err("not in the matrix");
+        assert!(format!("{e}").contains("5.10, 6.1, 6.12"), "{e}");
     }
 }

@@ -803,7 +803,10 @@ mod tests {
         );
         let readme = format!("# memmon\n\n{block}\nmore\n");
         assert_eq!(check_readme(&readme, &runs), Vec::<String>::new());
-        let stale = readme.replace("| attached |\n", "| unavailable: gone |\n");
+        let stale = readme.replace(
+            "on this kernel | attached |",
+            "on this kernel | unavailable: gone |",
+        );
         let problems = check_readme(&stale, &runs);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].starts_with("oom_kill on 6.1"), "{problems:?}");

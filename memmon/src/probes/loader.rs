@@ -450,8 +450,10 @@ fn check_fixed_layout(tracefs: &Path, category: &str, name: &str) -> Result<(), 
             }
             None => {
                 return Err(format!(
-                    "tracepoint {category}:{name} has no field `{field}` on this kernel ({})",
-                    kernel_release()
+                    "tracepoint {category}:{name} has no field `{field}` on this kernel ({}); \
+                     its record holds only: {}",
+                    kernel_release(),
+                    tracefs::field_names(tracefs, category, name).join(", ")
                 ));
             }
         }
@@ -527,6 +529,7 @@ mod tests {
                     // is refused with that reason rather than misread.
                     let e = checked.expect_err("5.10 mark_victim has no comm");
                     assert!(e.contains("has no field `comm`"), "{e}");
+                    assert!(e.ends_with("its record holds only: pid"), "{e}");
                 } else if let Err(e) = checked {
                     panic!("{release}: {e}");
                 }

@@ -41,7 +41,10 @@ fn two_nodes(test: &str) -> bool {
     if std::env::var("MEMMON_REQUIRE_NUMA2").as_deref() == Ok("1") {
         panic!("{test}: needs two NUMA nodes, this machine has {nodes}");
     }
-    eprintln!("{test}: skipped, one NUMA node here (`cargo xtask vm-test` runs it on two)");
+    skip(
+        test,
+        "one NUMA node here (`cargo xtask vm-test` runs it on two)",
+    );
     false
 }
 

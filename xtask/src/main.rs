@@ -8,12 +8,13 @@
 //!   and the focused integration tests in a qemu guest.
 //! - `bench`: the benchmarks, written to BENCHMARKS.md.
 //! - `fuzz`: the cargo-fuzz targets of memmon's own parsers.
-//! - `vm-test`: the integration tests in a qemu guest (Debian's kernel, two
-//!   NUMA nodes).
+//! - `vm-test`: the integration tests in a qemu guest (Debian's 5.10, 6.1
+//!   or 6.12 kernel, or all three in turn; two NUMA nodes).
 
 mod bench;
 mod cmd;
 mod fuzz;
+mod kernels;
 mod packages;
 mod setup;
 mod test;
@@ -69,16 +70,18 @@ enum Task {
         /// Targets (default: all).
         targets: Vec<String>,
     },
-    /// Run the root integration tests in a qemu guest: Debian's stock
+    /// Run the root integration tests in a qemu guest: a Debian stock
     /// kernel, 2 vCPUs, 2 NUMA nodes, TCG.
     VmTest {
         /// Every integration test binary (default: the focused subset:
         /// numa_two_nodes, fault_latency, faults, oom).
         #[arg(long)]
         all: bool,
-        /// Kernel image to boot [default: the newest /boot/vmlinuz-*].
-        #[arg(long)]
-        kernel: Option<std::path::PathBuf>,
+        /// Kernel to boot: 5.10, 6.1 or 6.12 (Debian's, fetched into
+        /// .tools/kernels on first use), `all` (the three in turn, then the
+        /// kernel table), or the path of an image [default: 6.1].
+        #[arg(long, value_name = "VERSION|all|PATH")]
+        kernel: Option<String>,
         /// Test name filters passed to every test binary.
         filters: Vec<String>,
     },
@@ -115,17 +118,18 @@ fn main() -> ExitCode {
             all,
             kernel,
             filters,
-        } => setup::run(false).and_then(|env| {
-            let (_, failed) = vm_test::run(
+        } => vm_test::parse_kernels(kernel.as_deref()).and_then(|kernels| {
+            let env = setup::run(false)?;
+            let totals = vm_test::run(
                 &env,
                 &vm_test::Options {
                     all,
-                    kernel,
+                    kernels,
                     filters,
                 },
             )?;
-            if failed > 0 {
-                anyhow::bail!("{failed} failed in the guest");
+            if totals.failed > 0 {
+                anyhow::bail!("{} failed in the guest", totals.failed);
             }
             Ok(())
         }),

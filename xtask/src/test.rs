@@ -2,7 +2,10 @@
 //! tests that load real probes (MEMMON_REQUIRE_BPF=1 makes a test that
 //! cannot load them fail instead of skipping), a short fuzz run, then the
 //! focused integration tests in a qemu guest on Debian's kernel with two
-//! NUMA nodes (`vm_test`). Ends with one line counting every test that ran.
+//! NUMA nodes (`vm_test`). Ends with one line counting every test that ran:
+//! `test: N passed, N failed, N skipped` (a test that skipped, recorded by
+//! the tests' `skip` helper in `$MEMMON_SKIP_LOG`, counts as skipped, not
+//! as passed).
 
 use std::{
     io::{BufRead as _, BufReader},
@@ -17,38 +20,20 @@ use crate::{cmd, fuzz, packages, setup::BuildEnv, vm_test};
 const FUZZ_SECONDS: u32 = 10;
 
 /// Passed/failed/skipped totals over cargo test's `test result:` lines
-/// and the tests' skip log.
+/// and the tests' skip records.
 #[derive(Default)]
 pub struct Totals {
     /// Tests passed.
     pub passed: u64,
     /// Tests failed.
     pub failed: u64,
-    /// Tests that reported themselves skipped (counted by cargo as passed).
+    /// Tests that skipped (libtest counted them as passed; they are taken
+    /// out of `passed`).
     pub skipped: u64,
 }
 
-impl Totals {
-    /// The closing line: `test: N passed, N failed, N skipped`.
-    pub fn line(&self) -> String {
-        format!(
-            "test: {} passed, {} failed, {} skipped",
-            self.passed, self.failed, self.skipped
-        )
-    }
-
-    /// Moves the skips listed in `log` (one line each) from passed to
-    /// skipped, printing them.
-    pub fn take_skips(&mut self, log: &std::path::Path) {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            println!("skipped: {line}");
-            self.skipped += 1;
-            self.passed = self.passed.saturating_sub(1);
-        }
-        let _ = std::fs::remove_file(log);
-    }
-}
+/// What the tests' `skip` helper reads: the file it appends to.
+pub const SKIP_LOG_ENV: &str = "MEMMON_SKIP_LOG";
 
 impl Totals {
     /// Adds one line of cargo test output (other lines are ignored).
@@ -65,6 +50,31 @@ impl Totals {
         };
         self.passed += num("passed");
         self.failed += num("failed");
+    }
+
+    /// Counts the skip records in `log` (one `TEST<TAB>REASON` line each)
+    /// as skipped instead of passed; returns them.
+    pub fn add_skips(&mut self, log: &str) -> Vec<(String, String)> {
+        let skips: Vec<(String, String)> = log
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let (test, reason) = l.split_once('\t').unwrap_or((l, ""));
+                (test.to_string(), reason.to_string())
+            })
+            .collect();
+        let n = skips.len() as u64;
+        self.skipped += n;
+        self.passed = self.passed.saturating_sub(n);
+        skips
+    }
+
+    /// `N passed, N failed, N skipped`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} passed, {} failed, {} skipped",
+            self.passed, self.failed, self.skipped
+        )
     }
 }
 
@@ -83,10 +93,24 @@ fn run_counted(mut c: std::process::Command, totals: &mut Totals) -> anyhow::Res
     let status = child.wait()?;
     if !status.success() {
         totals.failed = totals.failed.max(1);
-        println!("{}", totals.line());
+        println!("test: {}", totals.summary());
         bail!("{} failed: {status}", cmd::display(&c));
     }
     Ok(())
+}
+
+/// Runs the root integration tests (command `c`) with a fresh skip log,
+/// then counts its records as skipped and lists them.
+fn run_with_skips(mut c: std::process::Command, totals: &mut Totals) -> anyhow::Result<()> {
+    let log = cmd::workspace().join("target/test-skips.log");
+    let _ = std::fs::remove_file(&log);
+    c.env(SKIP_LOG_ENV, &log);
+    let result = run_counted(c, totals);
+    let skips = totals.add_skips(&std::fs::read_to_string(&log).unwrap_or_default());
+    for (test, reason) in &skips {
+        eprintln!("test: skipped {test}: {reason}");
+    }
+    result
 }
 
 /// Runs every lane in order, stopping at the first failure; `vm`: end
@@ -105,15 +129,6 @@ pub fn run(env: &BuildEnv, extra: &[String], vm: bool) -> anyhow::Result<()> {
         "warnings",
     ]))?;
     let mut totals = Totals::default();
-    // Tests that skip write why to this file; the closing line counts them.
-    let skip_log = cmd::workspace().join("target/test-skips.log");
-    let _ = std::fs::remove_file(&skip_log);
-    // As root, a probe test that cannot load its probes fails rather than
-    // skips (MEMMON_REQUIRE_BPF=0 allows the skip, e.g. in a container).
-    // SAFETY: geteuid has no inputs.
-    let root = unsafe { libc::geteuid() } == 0;
-    let require_bpf = std::env::var("MEMMON_REQUIRE_BPF")
-        .unwrap_or_else(|_| if root { "1" } else { "0" }.to_string());
     let mut unit = cmd::cargo(env);
     unit.args([
         "test",
@@ -127,39 +142,41 @@ pub fn run(env: &BuildEnv, extra: &[String], vm: bool) -> anyhow::Result<()> {
     let mut it = cmd::cargo(env);
     // memmon's unit tests run here too (with its integration tests).
     it.args(["test", "--package", "memmon", "--lib", "--bins", "--tests"]);
-    it.env("MEMMON_SKIP_LOG", &skip_log)
-        .env("MEMMON_REQUIRE_BPF", &require_bpf);
+    // As root, a probe test that cannot load its probes fails rather than
+    // skips (MEMMON_REQUIRE_BPF=0 allows the skip, e.g. in a container).
+    // SAFETY: geteuid has no inputs.
+    let root = unsafe { libc::geteuid() } == 0;
+    if std::env::var_os("MEMMON_REQUIRE_BPF").is_none() && root {
+        it.env("MEMMON_REQUIRE_BPF", "1");
+    }
     if !extra.is_empty() {
         it.arg("--").args(extra);
-        let r = run_counted(it, &mut totals);
-        totals.take_skips(&skip_log);
-        r?;
+        run_with_skips(it, &mut totals)?;
     } else {
-        let r = run_counted(it, &mut totals);
-        totals.take_skips(&skip_log);
-        r?;
+        run_with_skips(it, &mut totals)?;
         fuzz::run(env, FUZZ_SECONDS, &[])?;
         if vm {
-            let (passed, failed) = vm_test::run(
+            let vm = vm_test::run(
                 env,
                 &vm_test::Options {
                     all: false,
-                    kernel: None,
+                    kernels: vm_test::parse_kernels(Some(vm_test::CI_KERNELS))?,
                     filters: Vec::new(),
                 },
             )?;
-            totals.passed += passed;
-            totals.failed += failed;
-            if failed > 0 {
-                println!("{}", totals.line());
-                bail!("{failed} failed in the qemu guest (target/vm-test)");
+            totals.passed += vm.passed;
+            totals.failed += vm.failed;
+            totals.skipped += vm.skipped;
+            if vm.failed > 0 {
+                println!("test: {}", totals.summary());
+                bail!("{} failed in the qemu guests (target/vm-test)", vm.failed);
             }
         }
     }
     if totals.passed == 0 {
         bail!("no test ran");
     }
-    println!("{}", totals.line());
+    println!("test: {}", totals.summary());
     Ok(())
 }
 
@@ -176,10 +193,14 @@ mod tests {
         );
         t.add_line("running 3 tests");
         assert_eq!((t.passed, t.failed), (39, 1));
-        let dir = std::env::temp_dir().join(format!("xtask-skips-{}", std::process::id()));
-        std::fs::write(&dir, "a: needs root\nb: no fentry\n").expect("write");
-        t.take_skips(&dir);
-        assert_eq!((t.passed, t.failed, t.skipped), (37, 1, 2));
-        assert_eq!(t.line(), "test: 37 passed, 1 failed, 2 skipped");
+        let skips = t.add_skips("oom\tprobe oom_kill unavailable: no field comm\n\n");
+        assert_eq!(
+            skips,
+            vec![(
+                "oom".into(),
+                "probe oom_kill unavailable: no field comm".into()
+            )]
+        );
+        assert_eq!(t.summary(), "38 passed, 1 failed, 1 skipped");
     }
 }

@@ -1,19 +1,21 @@
-//! `cargo xtask vm-test`: memmon's root integration tests inside a qemu
-//! guest running Debian's stock kernel (package linux-image-amd64) with two
-//! NUMA nodes, under TCG (no KVM needed). virtme-ng boots the kernel on the
+//! `cargo xtask vm-test`: memmon's root integration tests inside qemu
+//! guests running Debian's stock kernels — 5.10, 6.1 or 6.12 (the
+//! matrix, see `kernels`), all three in turn, or any image — with two NUMA
+//! nodes, under TCG (no KVM needed). virtme-ng boots the kernel on the
 //! host's own root filesystem (shared read-only over 9p), so the guest runs
 //! the test binaries built here; results come back through one writable
-//! directory and are counted on the host.
+//! directory per kernel and are counted on the host, skips included.
 //!
 //! Inside the guest: cgroup v1 memory controller at /sys/fs/cgroup/memory
-//! (as the host tests expect), bpffs, tracefs; then, after every other
-//! binary, the cgroup reader's tests once more on cgroup v2 (the v1 memory
-//! hierarchy unmounted, cgroup2 mounted, `MEMMON_CGROUP_ROOT` naming it;
-//! reported as `cgroupfs_v2`). MEMMON_REQUIRE_BPF=1 and
-//! MEMMON_REQUIRE_NUMA2=1 so nothing skips, and MEMMON_REQUIRE_FENTRY=1
-//! when the kernel's config allows BPF tracing programs.
+//! (as the host tests expect), bpffs, tracefs; MEMMON_REQUIRE_BPF=1 and
+//! MEMMON_REQUIRE_NUMA2=1 so nothing skips for want of root or nodes, and
+//! MEMMON_REQUIRE_FENTRY=1 when the kernel's config allows BPF tracing
+//! programs. Each guest also reports every probe's state and the formats of
+//! the tracepoints memmon uses; the states make the kernel × probe table
+//! (target/vm-test/matrix.md) that README.md's must match.
 
 use std::{
+    collections::BTreeMap,
     fmt::Write as _,
     path::{Path, PathBuf},
     process::{Command, Stdio},
@@ -22,87 +24,252 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::{cmd, packages, setup::BuildEnv};
+use crate::{
+    cmd,
+    kernels::{self, Debian},
+    packages,
+    setup::BuildEnv,
+    test::{SKIP_LOG_ENV, Totals},
+};
 
-/// What the guest needs on the host (its root filesystem is the host's).
-const VM_PACKAGES: &[&str] = &[
-    "qemu-system-x86",
-    "linux-image-amd64",
-    "busybox-static",
-    "python3-venv",
-];
+/// What the guest needs on the host (its root filesystem is the host's;
+/// kmod: depmod for the unpacked kernels' modules, modprobe in the guest).
+const VM_PACKAGES: &[&str] = &["qemu-system-x86", "busybox-static", "python3-venv", "kmod"];
 
 /// virtme-ng, pinned: the version the recipe was proven with.
 const VIRTME_NG: &str = "virtme-ng==1.42";
 
 /// The focused subset (CI): NUMA on two nodes, the fault-latency
 /// histogram, fault counts against the kernel's, and a memcg OOM kill.
-pub const FOCUSED: &[&str] = &[
-    "numa_two_nodes",
-    "fault_latency",
-    "faults",
-    "oom",
-    "cgroupfs",
+pub const FOCUSED: &[&str] = &["numa_two_nodes", "fault_latency", "faults", "oom"];
+
+/// The kernel `vm-test` boots without `--kernel`: Debian 12's.
+pub const DEFAULT_KERNEL: &str = "6.1";
+
+/// What `cargo xtask test` (and so `.ci/run`) boots: the whole matrix.
+pub const CI_KERNELS: &str = "all";
+
+/// The tracepoints memmon attaches to: their format files come back from
+/// each guest (`target/vm-test/KERNEL/tracefs`), the source of the
+/// fixtures under memmon/tests/fixtures/tracefs/linux-VERSION.
+const TRACEPOINTS: &[&str] = &[
+    "exceptions/page_fault_user",
+    "exceptions/page_fault_kernel",
+    "kmem/rss_stat",
+    "kmem/kmalloc",
+    "kmem/kmem_cache_alloc",
+    "kmem/kmem_cache_free",
+    "kmem/mm_page_alloc",
+    "kmem/mm_page_alloc_extfrag",
+    "vmscan/mm_vmscan_direct_reclaim_begin",
+    "vmscan/mm_vmscan_direct_reclaim_end",
+    "vmscan/mm_vmscan_memcg_reclaim_begin",
+    "vmscan/mm_vmscan_memcg_reclaim_end",
+    "oom/mark_victim",
+    "migrate/mm_migrate_pages",
+    "sched/sched_move_numa",
+    "sched/sched_swap_numa",
+    "sched/sched_process_exit",
+    "syscalls/sys_enter_mmap",
+    "syscalls/sys_exit_mmap",
+    "syscalls/sys_enter_munmap",
+    "syscalls/sys_enter_mremap",
+    "syscalls/sys_enter_brk",
+    "syscalls/sys_exit_brk",
 ];
 
-/// Test binaries run a second time on cgroup v2, as `<name>_v2`.
-const ON_V2: &[&str] = &["cgroupfs"];
-/// Suffix of those second runs.
-const V2_SUFFIX: &str = "_v2";
-/// Where the guest mounts cgroup v2 for them.
-const V2_MOUNT: &str = "/tmp/memmon-cgroup2";
+/// README.md's generated kernel table sits between these lines.
+const MATRIX_BEGIN: &str = "<!-- kernel-matrix: written by `cargo xtask vm-test --kernel all` \
+                            (target/vm-test/matrix.md); vm-test checks it -->";
+const MATRIX_END: &str = "<!-- /kernel-matrix -->";
 
 /// Guest memory per NUMA node, MiB.
 const NODE_MIB: u32 = 1024;
+
+/// One kernel to boot.
+#[derive(Clone, Debug)]
+pub enum Kernel {
+    /// A kernel of the matrix (fetched into .tools/kernels on first use).
+    Matrix(Debian),
+    /// An image file given by path.
+    Image(PathBuf),
+}
+
+impl Kernel {
+    /// What results are filed under (target/vm-test/LABEL).
+    fn label(&self) -> String {
+        match self {
+            Kernel::Matrix(k) => k.version.to_string(),
+            Kernel::Image(p) => p
+                .file_name()
+                .map(|n| n.to_string_lossy().replace("vmlinuz-", ""))
+                .unwrap_or_else(|| "image".into()),
+        }
+    }
+
+    /// The image to boot, fetched first for a matrix kernel.
+    fn image(&self) -> anyhow::Result<PathBuf> {
+        match self {
+            Kernel::Matrix(k) => k.ensure(),
+            Kernel::Image(p) => Ok(p.clone()),
+        }
+    }
+}
+
+/// `--kernel VALUE`: a matrix version, `all`, or an image path; none: the
+/// default kernel.
+pub fn parse_kernels(value: Option<&str>) -> anyhow::Result<Vec<Kernel>> {
+    let versions = || {
+        kernels::MATRIX
+            .iter()
+            .map(|k| k.version)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let value = value.unwrap_or(DEFAULT_KERNEL);
+    if value == "all" {
+        return Ok(kernels::MATRIX
+            .iter()
+            .copied()
+            .map(Kernel::Matrix)
+            .collect());
+    }
+    if let Some(k) = kernels::find(value) {
+        return Ok(vec![Kernel::Matrix(k)]);
+    }
+    let path = Path::new(value);
+    if path.is_file() {
+        return Ok(vec![Kernel::Image(path.to_path_buf())]);
+    }
+    bail!(
+        "--kernel {value}: not a kernel of the matrix ({}), `all`, nor an image file; \
+         pass one of those or the path of a vmlinuz",
+        versions()
+    )
+}
 
 /// Options from the command line.
 pub struct Options {
     /// Every integration test binary, not the focused subset.
     pub all: bool,
-    /// Kernel image (default: the newest /boot/vmlinuz-*).
-    pub kernel: Option<PathBuf>,
+    /// The kernels to boot, in turn.
+    pub kernels: Vec<Kernel>,
     /// Passed to every test binary (test name filters).
     pub filters: Vec<String>,
 }
 
-/// Runs the tests in the guest and reports them here: (passed, failed).
-/// Errors are for a guest that could not run them at all.
-pub fn run(env: &BuildEnv, opts: &Options) -> anyhow::Result<(u64, u64)> {
+/// What one kernel's guest gave.
+struct KernelRun {
+    label: String,
+    /// `uname -r` in the guest.
+    release: Option<String>,
+    totals: Totals,
+    /// Each probe's (state, reason) from `snapshot --probes` in the guest.
+    probes: Option<Vec<(String, String, String)>>,
+    /// A kernel of the matrix: README.md's table must agree with it (an
+    /// image given by path is reported in matrix.md only).
+    in_matrix: bool,
+}
+
+/// Runs the tests in a guest for each kernel in turn and reports them
+/// here: one result line per kernel, then the total. Errors are for what
+/// stops every kernel (packages, builds); a kernel whose guest fails
+/// counts as a failure and the next one still runs.
+pub fn run(env: &BuildEnv, opts: &Options) -> anyhow::Result<Totals> {
     let mut actions = Vec::new();
     packages::ensure(packages::TEST_PACKAGES, &mut actions)?;
     packages::ensure(VM_PACKAGES, &mut actions)?;
     let vng = ensure_virtme_ng()?;
-    let kernel = match &opts.kernel {
-        Some(k) => k.clone(),
-        None => newest_kernel()?,
-    };
     let tests = build_tests(env)?;
-    let mut selected: Vec<(String, PathBuf)> = tests
+    let selected: Vec<(String, PathBuf)> = tests
         .into_iter()
         .filter(|(name, _)| opts.all || FOCUSED.contains(&name.as_str()))
         .collect();
-    let again: Vec<(String, PathBuf)> = selected
-        .iter()
-        .filter(|(name, _)| ON_V2.contains(&name.as_str()))
-        .map(|(name, exe)| (format!("{name}{V2_SUFFIX}"), exe.clone()))
-        .collect();
-    selected.extend(again);
     if selected.is_empty() {
         bail!("no integration test binaries were built");
     }
-    let out = cmd::workspace().join("target/vm-test");
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).with_context(|| format!("mkdir {}", out.display()))?;
-    let fentry = allows_tracing_programs(&kernel);
+    let memmon = cmd::binary("memmon", false);
+    let mut runs = Vec::new();
+    for kernel in &opts.kernels {
+        let label = kernel.label();
+        let out = cmd::workspace().join("target/vm-test").join(&label);
+        let run = match run_kernel(&vng, kernel, &out, &memmon, &selected, opts) {
+            Ok(run) => run,
+            Err(e) => {
+                eprintln!("vm-test {label}: {e:#}");
+                KernelRun {
+                    label: label.clone(),
+                    release: None,
+                    totals: Totals {
+                        failed: 1,
+                        ..Totals::default()
+                    },
+                    probes: None,
+                    in_matrix: false,
+                }
+            }
+        };
+        println!(
+            "vm-test {label}{}: {}",
+            run.release
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default(),
+            run.totals.summary()
+        );
+        runs.push(run);
+    }
+    let mut total = Totals::default();
+    for r in &runs {
+        total.passed += r.totals.passed;
+        total.failed += r.totals.failed;
+        total.skipped += r.totals.skipped;
+    }
+    if runs.iter().any(|r| r.probes.is_some() && r.in_matrix) {
+        let matrix = matrix_block(&runs, opts.all || !opts.filters.is_empty());
+        let path = cmd::workspace().join("target/vm-test/matrix.md");
+        std::fs::write(&path, &matrix).with_context(|| format!("writing {}", path.display()))?;
+        let readme = std::fs::read_to_string(cmd::workspace().join("README.md"))
+            .context("reading README.md")?;
+        let problems = check_readme(&readme, &runs);
+        if problems.is_empty() {
+            eprintln!("vm-test: README.md's kernel table agrees with this run");
+        } else {
+            for p in &problems {
+                eprintln!("vm-test: README.md's kernel table: {p}");
+            }
+            eprintln!(
+                "vm-test: README.md's kernel table does not match this run; replace it with {}",
+                path.display()
+            );
+            total.failed += 1;
+        }
+    }
+    println!("vm-test: {}", total.summary());
+    Ok(total)
+}
+
+/// Boots one kernel and runs the selected tests in it.
+fn run_kernel(
+    vng: &Path,
+    kernel: &Kernel,
+    out: &Path,
+    memmon: &Path,
+    selected: &[(String, PathBuf)],
+    opts: &Options,
+) -> anyhow::Result<KernelRun> {
+    let image = kernel.image()?;
+    let _ = std::fs::remove_dir_all(out);
+    std::fs::create_dir_all(out).with_context(|| format!("mkdir {}", out.display()))?;
+    let fentry = allows_tracing_programs(&image);
     std::fs::write(
         out.join("guest.sh"),
-        guest_script(&out, &selected, &opts.filters, fentry),
+        guest_script(out, memmon, selected, &opts.filters, fentry),
     )?;
-
     let limit = Duration::from_secs(if opts.all { 80 * 60 } else { 30 * 60 });
     eprintln!(
         "vm-test: booting {} (2 vCPUs, 2 NUMA nodes, TCG) for {} test binaries: {}",
-        kernel.display(),
+        image.display(),
         selected.len(),
         selected
             .iter()
@@ -111,9 +278,202 @@ pub fn run(env: &BuildEnv, opts: &Options) -> anyhow::Result<(u64, u64)> {
             .join(" ")
     );
     let started = Instant::now();
-    boot(&vng, &kernel, &out, limit)?;
-    let wall = started.elapsed();
-    report(&out, &selected, wall)
+    let booted = boot(vng, &image, out, limit);
+    let mut totals = report(out, selected, started.elapsed()).unwrap_or_else(|e| {
+        eprintln!("vm-test {}: {e:#}", kernel.label());
+        Totals {
+            failed: 1,
+            ..Totals::default()
+        }
+    });
+    if let Err(e) = booted {
+        eprintln!("vm-test {}: {e:#}", kernel.label());
+        totals.failed = totals.failed.max(1);
+    }
+    let release = std::fs::read_to_string(out.join("release"))
+        .ok()
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty());
+    Ok(KernelRun {
+        label: kernel.label(),
+        release,
+        totals,
+        probes: read_probes(&out.join("probes.json")),
+        in_matrix: matches!(kernel, Kernel::Matrix(_)),
+    })
+}
+
+/// (name, state, reason) of each probe in a `snapshot --probes --json`
+/// report.
+fn read_probes(path: &Path) -> Option<Vec<(String, String, String)>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let probes = v["probes"].as_array()?;
+    Some(
+        probes
+            .iter()
+            .filter_map(|p| {
+                Some((
+                    p["name"].as_str()?.to_string(),
+                    p["state"].as_str()?.to_string(),
+                    p["reason"].as_str().unwrap_or("").to_string(),
+                ))
+            })
+            .collect(),
+    )
+}
+
+/// One table cell: `attached`, or the state and its reason with the
+/// kernel's exact release taken out (it changes with Debian's updates;
+/// the column names the kernel).
+fn cell(state: &str, reason: &str, release: Option<&str>) -> String {
+    if state == "attached" {
+        return "attached".into();
+    }
+    let mut reason = reason.to_string();
+    if let Some(r) = release {
+        reason = reason
+            .replace(&format!(" ({r})"), "")
+            .replace(r, "this kernel");
+    }
+    let reason = reason.replace('|', "\\|");
+    if reason.is_empty() {
+        state.to_string()
+    } else {
+        format!("{state}: {reason}")
+    }
+}
+
+/// The README block for these runs: kernel × probe, then the lowest
+/// kernel on which the focused subset passed with nothing skipped.
+/// `partial`: the run was not the plain focused subset (no claim made).
+fn matrix_block(runs: &[KernelRun], partial: bool) -> String {
+    let runs: Vec<&KernelRun> = runs.iter().filter(|r| r.probes.is_some()).collect();
+    let mut names: Vec<String> = Vec::new();
+    for r in &runs {
+        for (name, _, _) in r.probes.iter().flatten() {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+    }
+    let mut s = String::new();
+    let _ = writeln!(s, "{MATRIX_BEGIN}");
+    let _ = write!(s, "| probe |");
+    for r in &runs {
+        let _ = write!(s, " {} |", r.label);
+    }
+    let _ = write!(s, "\n|---|");
+    for _ in &runs {
+        let _ = write!(s, "---|");
+    }
+    s.push('\n');
+    for name in &names {
+        let _ = write!(s, "| `{name}` |");
+        for r in &runs {
+            let c = r
+                .probes
+                .iter()
+                .flatten()
+                .find(|(n, _, _)| n == name)
+                .map(|(_, state, reason)| cell(state, reason, r.release.as_deref()))
+                .unwrap_or_else(|| "-".into());
+            let _ = write!(s, " {c} |");
+        }
+        s.push('\n');
+    }
+    s.push('\n');
+    let clean = runs
+        .iter()
+        .find(|r| r.totals.failed == 0 && r.totals.skipped == 0 && r.totals.passed > 0);
+    let _ = match (partial, clean) {
+        (true, _) => writeln!(s, "(A partial run: no claim about the focused subset.)"),
+        (false, Some(r)) => writeln!(
+            s,
+            "Lowest kernel on which the whole focused subset passes, nothing skipped: {}.",
+            r.label
+        ),
+        (false, None) => writeln!(
+            s,
+            "No kernel of this run passed the whole focused subset without a skip."
+        ),
+    };
+    let _ = writeln!(s, "{MATRIX_END}");
+    s
+}
+
+/// Differences between README.md's kernel table and these runs: each
+/// kernel that ran must have a column whose cells are this run's.
+fn check_readme(readme: &str, runs: &[KernelRun]) -> Vec<String> {
+    let Some(block) = readme
+        .split_once(MATRIX_BEGIN)
+        .and_then(|(_, rest)| rest.split_once(MATRIX_END))
+        .map(|(b, _)| b)
+    else {
+        return vec![format!(
+            "no block between `{MATRIX_BEGIN}` and `{MATRIX_END}`"
+        )];
+    };
+    let rows: Vec<Vec<String>> = block
+        .lines()
+        .filter(|l| l.starts_with('|') && !l.starts_with("|---"))
+        .map(split_row)
+        .collect();
+    let Some((header, body)) = rows.split_first() else {
+        return vec!["the table has no header row".into()];
+    };
+    let table: BTreeMap<(String, String), String> = body
+        .iter()
+        .flat_map(|row| {
+            header.iter().zip(row).skip(1).map(|(kernel, c)| {
+                (
+                    (row[0].trim_matches('`').to_string(), kernel.clone()),
+                    c.clone(),
+                )
+            })
+        })
+        .collect();
+    let mut problems = Vec::new();
+    for r in runs.iter().filter(|r| r.in_matrix) {
+        let Some(probes) = &r.probes else { continue };
+        if !header.contains(&r.label) {
+            problems.push(format!("no column for kernel {}", r.label));
+            continue;
+        }
+        for (name, state, reason) in probes {
+            let want = cell(state, reason, r.release.as_deref());
+            match table.get(&(name.clone(), r.label.clone())) {
+                Some(got) if *got == want => {}
+                got => problems.push(format!(
+                    "{name} on {}: README says {:?}, the run says {want:?}",
+                    r.label,
+                    got.map(String::as_str).unwrap_or("nothing")
+                )),
+            }
+        }
+    }
+    problems
+}
+
+/// Cells of a markdown table row (`\|` kept inside a cell).
+fn split_row(line: &str) -> Vec<String> {
+    let mut cells = Vec::new();
+    let mut cur = String::new();
+    let mut chars = line.trim().trim_start_matches('|').chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&'|') => {
+                cur.push_str("\\|");
+                chars.next();
+            }
+            '|' => cells.push(std::mem::take(&mut cur).trim().to_string()),
+            _ => cur.push(c),
+        }
+    }
+    if !cur.trim().is_empty() {
+        cells.push(cur.trim().to_string());
+    }
+    cells
 }
 
 /// virtme-ng in `.tools/venv`, installed on first use.
@@ -128,32 +488,6 @@ fn ensure_virtme_ng() -> anyhow::Result<PathBuf> {
     cmd::run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", VIRTME_NG]))
         .context("pip install virtme-ng")?;
     Ok(vng)
-}
-
-/// The newest /boot/vmlinuz-* (Debian's kernel package puts it there).
-fn newest_kernel() -> anyhow::Result<PathBuf> {
-    let mut kernels: Vec<PathBuf> = std::fs::read_dir("/boot")
-        .context("reading /boot")?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("vmlinuz-"))
-        })
-        .collect();
-    kernels.sort_by_key(|p| version_key(p));
-    kernels
-        .pop()
-        .context("no /boot/vmlinuz-*: install linux-image-amd64 or pass --kernel")
-}
-
-/// Sort key of `vmlinuz-6.1.0-56-amd64`: its numbers.
-fn version_key(p: &Path) -> Vec<u64> {
-    p.to_string_lossy()
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|n| n.parse().ok())
-        .collect()
 }
 
 /// Whether the kernel's config (next to it in /boot) has what BPF
@@ -208,10 +542,13 @@ fn build_tests(env: &BuildEnv) -> anyhow::Result<Vec<(String, PathBuf)>> {
     Ok(tests)
 }
 
-/// The script the guest runs: mounts, then each test binary, one test at a
-/// time (two TCG vCPUs), its output and exit status into `out`.
+/// The script the guest runs: mounts; the kernel's release, its probe
+/// states (`memmon snapshot --probes --json`) and the format files of the
+/// tracepoints memmon uses; then each test binary, one test at a time (two
+/// TCG vCPUs), its output and exit status into `out`, skips into `skips`.
 fn guest_script(
     out: &Path,
+    memmon: &Path,
     tests: &[(String, PathBuf)],
     filters: &[String],
     fentry: bool,
@@ -223,6 +560,7 @@ fn guest_script(
         "#!/bin/sh\n# Written by `cargo xtask vm-test`; runs inside the guest.\n\
          exec >{out}/guest.log 2>&1\n\
          uname -a\n\
+         uname -r >{out}/release\n\
          ls -d /sys/devices/system/node/node*\n\
          umount /sys/fs/cgroup 2>/dev/null\n\
          mount -t tmpfs cgroup_root /sys/fs/cgroup\n\
@@ -235,35 +573,26 @@ fn guest_script(
             && mkfs.ext4 -q /dev/zram0 && mkdir -p /tmp/memmon-swap && mount /dev/zram0 /tmp/memmon-swap; then\n\
            export MEMMON_TEST_SWAP_DIR=/tmp/memmon-swap\n\
          fi\n\
-         export MEMMON_REQUIRE_BPF=1 MEMMON_REQUIRE_NUMA2=1 RUST_BACKTRACE=1 HOME=/tmp"
+         for tp in {tps}; do\n\
+           mkdir -p {out}/tracefs/events/$tp\n\
+           cp /sys/kernel/tracing/events/$tp/format {out}/tracefs/events/$tp/format \
+             || echo \"no tracepoint $tp\"\n\
+         done\n\
+         {memmon} snapshot --probes --json --duration 1 >{out}/probes.json 2>{out}/probes.err\n\
+         export MEMMON_REQUIRE_BPF=1 MEMMON_REQUIRE_NUMA2=1 RUST_BACKTRACE=1 HOME=/tmp\n\
+         export {SKIP_LOG_ENV}={out}/skips",
+        tps = TRACEPOINTS.join(" "),
+        memmon = memmon.display(),
     );
     if fentry {
         let _ = writeln!(s, "export MEMMON_REQUIRE_FENTRY=1");
     }
     let filters: String = filters.iter().map(|f| format!(" '{f}'")).collect();
-    // The v1 runs first; the v2 runs last, after the v1 memory hierarchy
-    // is gone (a controller is bound to one hierarchy at a time).
-    let (v2, v1): (Vec<_>, Vec<_>) = tests.iter().partition(|(n, _)| n.ends_with(V2_SUFFIX));
-    let v2_start = v1.len();
-    let mut ordered = v1;
-    ordered.extend(v2);
-    for (i, (name, exe)) in ordered.into_iter().enumerate() {
-        if i == v2_start {
-            let _ = writeln!(
-                s,
-                "umount /sys/fs/cgroup/memory || echo 'the v1 memory hierarchy is busy: cgroup v2 runs will fail'\n\
-                 mkdir -p {V2_MOUNT} && mount -t cgroup2 none {V2_MOUNT} || echo 'cannot mount cgroup2'"
-            );
-        }
-        let env = if name.ends_with(V2_SUFFIX) {
-            format!("MEMMON_CGROUP_ROOT={V2_MOUNT} ")
-        } else {
-            String::new()
-        };
+    for (name, exe) in tests {
         let _ = writeln!(
             s,
             "echo \"=== {name}\"\nstart=$(date +%s)\n\
-             {env}{} --test-threads=1 --nocapture{filters} >{out}/{name}.log 2>&1\n\
+             {} --test-threads=1 --nocapture{filters} >{out}/{name}.log 2>&1\n\
              echo \"{name} $? $(( $(date +%s) - start ))\" >>{out}/status",
             exe.display()
         );
@@ -329,25 +658,30 @@ fn boot(vng: &Path, kernel: &Path, out: &Path, limit: Duration) -> anyhow::Resul
     }
 }
 
-/// Counts the guest's results and prints failures: (passed, failed).
-fn report(out: &Path, tests: &[(String, PathBuf)], wall: Duration) -> anyhow::Result<(u64, u64)> {
+/// Counts the guest's results and prints failures and skips.
+fn report(out: &Path, tests: &[(String, PathBuf)], wall: Duration) -> anyhow::Result<Totals> {
     let status = std::fs::read_to_string(out.join("status")).unwrap_or_default();
-    let (mut passed, mut failed) = (0u64, 0u64);
+    let mut totals = Totals::default();
     let mut problems = Vec::new();
     for (name, _) in tests {
         let line = status
             .lines()
             .find(|l| l.split_whitespace().next() == Some(name.as_str()));
         let log = std::fs::read_to_string(out.join(format!("{name}.log"))).unwrap_or_default();
-        let (p, f) = counts(&log);
-        passed += p;
-        failed += f;
+        let mut t = Totals::default();
+        for l in log.lines() {
+            t.add_line(l);
+        }
+        totals.passed += t.passed;
+        totals.failed += t.failed;
         let code = line.and_then(|l| l.split_whitespace().nth(1));
         let secs = line
             .and_then(|l| l.split_whitespace().nth(2))
             .unwrap_or("?");
         eprintln!(
-            "vm-test: {name}: {p} passed, {f} failed in {secs} s (exit {})",
+            "vm-test: {name}: {} passed, {} failed in {secs} s (exit {})",
+            t.passed,
+            t.failed,
             code.unwrap_or("none")
         );
         if code != Some("0") {
@@ -358,18 +692,23 @@ fn report(out: &Path, tests: &[(String, PathBuf)], wall: Duration) -> anyhow::Re
                 eprintln!("    {l}");
             }
             if code.is_none() {
-                failed += 1;
+                totals.failed += 1;
             }
         }
     }
-    println!(
-        "vm-test: {passed} passed, {failed} failed ({:.1} min in the guest)",
+    let skips = totals.add_skips(&std::fs::read_to_string(out.join("skips")).unwrap_or_default());
+    for (test, reason) in &skips {
+        eprintln!("vm-test: skipped {test}: {reason}");
+    }
+    eprintln!(
+        "vm-test: {} ({:.1} min in the guest)",
+        totals.summary(),
         wall.as_secs_f64() / 60.0
     );
     if !out.join("done").exists() {
         bail!("the guest did not finish; see {}/guest.log", out.display());
     }
-    if passed == 0 && failed == 0 {
+    if totals.passed == 0 && totals.failed == 0 && totals.skipped == 0 {
         bail!("no test ran in the guest; see {}/guest.log", out.display());
     }
     if !problems.is_empty() {
@@ -378,17 +717,9 @@ fn report(out: &Path, tests: &[(String, PathBuf)], wall: Duration) -> anyhow::Re
             problems.join(", "),
             out.display()
         );
+        totals.failed = totals.failed.max(1);
     }
-    Ok((passed, failed.max(u64::from(!problems.is_empty()))))
-}
-
-/// (passed, failed) over a test binary's `test result:` lines.
-fn counts(log: &str) -> (u64, u64) {
-    let mut totals = crate::test::Totals::default();
-    for line in log.lines() {
-        totals.add_line(line);
-    }
-    (totals.passed, totals.failed)
+    Ok(totals)
 }
 
 #[cfg(test)]
@@ -396,27 +727,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn newest_kernel_sorts_by_version_numbers() {
-        let mut v = [
-            PathBuf::from("/boot/vmlinuz-6.1.0-9-amd64"),
-            PathBuf::from("/boot/vmlinuz-6.1.0-56-amd64"),
-            PathBuf::from("/boot/vmlinuz-5.10.0-30-amd64"),
-        ];
-        v.sort_by_key(|p| version_key(p));
-        assert_eq!(v[2], PathBuf::from("/boot/vmlinuz-6.1.0-56-amd64"));
-    }
-
-    #[test]
     fn counts_result_lines() {
         let log = "running 2 tests\ntest result: ok. 2 passed; 0 failed; 0 ignored\n\
                    test result: FAILED. 1 passed; 3 failed; 0 ignored\n";
-        assert_eq!(counts(log), (3, 3));
+        let mut t = Totals::default();
+        for l in log.lines() {
+            t.add_line(l);
+        }
+        assert_eq!((t.passed, t.failed), (3, 3));
     }
 
     #[test]
     fn script_runs_each_binary_with_filters() {
         let s = guest_script(
             Path::new("/o"),
+            Path::new("/t/memmon"),
             &[("faults".into(), PathBuf::from("/t/faults-1"))],
             &["minor".into()],
             true,
@@ -424,27 +749,97 @@ mod tests {
         assert!(s.contains("/t/faults-1 --test-threads=1 --nocapture 'minor' >/o/faults.log"));
         assert!(s.contains("MEMMON_REQUIRE_FENTRY=1"));
         assert!(s.contains("mount -t cgroup -o memory memory /sys/fs/cgroup/memory"));
-        assert!(!s.contains("cgroup2"), "no v2 runs asked for");
+        assert!(s.contains("/t/memmon snapshot --probes --json --duration 1 >/o/probes.json"));
+        assert!(s.contains("export MEMMON_SKIP_LOG=/o/skips"));
+        assert!(s.contains("events/$tp/format"));
+    }
+
+    fn run(label: &str, release: &str, probes: &[(&str, &str, &str)], skipped: u64) -> KernelRun {
+        KernelRun {
+            label: label.into(),
+            release: Some(release.into()),
+            totals: Totals {
+                passed: 10,
+                failed: 0,
+                skipped,
+            },
+            probes: Some(
+                probes
+                    .iter()
+                    .map(|(n, s, r)| (n.to_string(), s.to_string(), r.to_string()))
+                    .collect(),
+            ),
+            in_matrix: true,
+        }
     }
 
     #[test]
-    fn v2_runs_come_last_on_a_cgroup2_mount() {
-        let s = guest_script(
-            Path::new("/o"),
-            &[
-                ("cgroupfs".into(), PathBuf::from("/t/cg")),
-                ("cgroupfs_v2".into(), PathBuf::from("/t/cg")),
-                ("faults".into(), PathBuf::from("/t/faults-1")),
-            ],
-            &[],
-            false,
+    fn the_readme_table_is_checked_cell_by_cell() {
+        let runs = [
+            run(
+                "5.10",
+                "5.10.0-32-amd64",
+                &[
+                    ("rss_stat", "attached", ""),
+                    (
+                        "oom_kill",
+                        "unavailable",
+                        "tracepoint oom:mark_victim has no field `comm` on this kernel (5.10.0-32-amd64)",
+                    ),
+                ],
+                1,
+            ),
+            run(
+                "6.1",
+                "6.1.0-50-amd64",
+                &[("rss_stat", "attached", ""), ("oom_kill", "attached", "")],
+                0,
+            ),
+        ];
+        let block = matrix_block(&runs, false);
+        assert!(
+            block.contains("| probe | 5.10 | 6.1 |\n|---|---|---|\n"),
+            "{block}"
         );
-        let v1 = s.find(">/o/cgroupfs.log").expect("v1 run");
-        let faults = s.find(">/o/faults.log").expect("faults run");
-        let mount = s.find("mount -t cgroup2").expect("cgroup2 mount");
-        let v2 = s
-            .find("MEMMON_CGROUP_ROOT=/tmp/memmon-cgroup2 /t/cg --test-threads=1 --nocapture >/o/cgroupfs_v2.log")
-            .expect("v2 run");
-        assert!(v1 < mount && faults < mount && mount < v2, "{s}");
+        assert!(
+            block.contains(
+                "| `oom_kill` | unavailable: tracepoint oom:mark_victim has no field `comm` on this kernel | attached |"
+            ),
+            "{block}"
+        );
+        assert!(
+            block.contains("whole focused subset passes, nothing skipped: 6.1."),
+            "{block}"
+        );
+        let readme = format!("# memmon\n\n{block}\nmore\n");
+        assert_eq!(check_readme(&readme, &runs), Vec::<String>::new());
+        let stale = readme.replace(
+            "on this kernel | attached |",
+            "on this kernel | unavailable: gone |",
+        );
+        let problems = check_readme(&stale, &runs);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("oom_kill on 6.1"), "{problems:?}");
+        assert_eq!(check_readme("no table", &runs).len(), 1);
+    }
+
+    #[test]
+    fn a_pipe_in_a_reason_stays_in_its_cell() {
+        let c = cell("unavailable", "a | b", None);
+        assert_eq!(c, "unavailable: a \\| b");
+        assert_eq!(
+            split_row(&format!("| `x` | {c} | attached |")),
+            ["`x`", c.as_str(), "attached"]
+        );
+    }
+
+    #[test]
+    fn kernel_values_name_the_matrix_a_path_or_fail_clearly() {
+        assert_eq!(parse_kernels(None).expect("default").len(), 1);
+        let all = parse_kernels(Some("all")).expect("all");
+        let labels: Vec<String> = all.iter().map(Kernel::label).collect();
+        assert_eq!(labels, ["5.10", "6.1", "6.12"]);
+        let e = parse_kernels(Some("4.19")).expect_err("not in the matrix");
+        assert!(format!("{e}").contains("5.10, 6.1, 6.12"), "{e}");
     }
 }

@@ -50,6 +50,26 @@ pub fn field_offset(
     parse_field_offset(&text, field)
 }
 
+/// Names of the fields in the record of tracepoint `category:name` after
+/// the common header (`common_*`), in record order; empty when it has no
+/// format file.
+pub fn field_names(root: &std::path::Path, category: &str, name: &str) -> Vec<String> {
+    fs::read_to_string(root.join("events").join(category).join(name).join("format"))
+        .map(|text| parse_field_names(&text))
+        .unwrap_or_default()
+}
+
+/// The non-common field names of a tracepoint format.
+pub fn parse_field_names(format: &str) -> Vec<String> {
+    format
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("field:"))
+        .filter_map(|decl| decl.split(';').next()?.split_whitespace().last())
+        .map(|n| n.split('[').next().unwrap_or(n).to_string())
+        .filter(|n| !n.starts_with("common_"))
+        .collect()
+}
+
 /// Parses `field:TYPE NAME; offset:N; ...` lines of a tracepoint format.
 pub fn parse_field_offset(format: &str, field: &str) -> Option<u32> {
     for line in format.lines() {
@@ -97,5 +117,6 @@ mod tests {
         assert_eq!(parse_field_offset(EXIT_FORMAT, "pid"), Some(24));
         assert_eq!(parse_field_offset(EXIT_FORMAT, "comm"), Some(8));
         assert_eq!(parse_field_offset(EXIT_FORMAT, "nope"), None);
+        assert_eq!(parse_field_names(EXIT_FORMAT)[..2], ["comm", "pid"]);
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! Tests that need root call [`require_bpf`] first: without root it skips
 //! (prints why) unless `MEMMON_REQUIRE_BPF=1`, where it fails instead.
+//! Every skip goes through [`skip`], which the test lanes count: a skipped
+//! test is never counted as passed.
 #![allow(dead_code)]
 
 use std::{
@@ -35,19 +37,51 @@ pub fn require_bpf(test: &str) -> bool {
     false
 }
 
-/// Reports `test` as skipped with `reason`: on stderr, and as a line in
-/// the file MEMMON_SKIP_LOG names (`cargo xtask test` counts those lines
-/// as skipped, not passed).
+/// Where [`skip`] records skipped tests, one `TEST<TAB>REASON` line each
+/// (set by `cargo xtask test` and `vm-test`, which count them).
+pub const SKIP_LOG_ENV: &str = "MEMMON_SKIP_LOG";
+
+/// Reports `test` as skipped for `reason`: on stderr, and as a line in
+/// `$MEMMON_SKIP_LOG`, so the lane counts it as skipped, not as passed.
+/// The caller returns right after.
 pub fn skip(test: &str, reason: &str) {
     eprintln!("{test}: skipped: {reason}");
-    if let Ok(path) = std::env::var("MEMMON_SKIP_LOG") {
-        let line = format!("{test}: {}\n", reason.replace('\n', " "));
-        let _ = std::fs::OpenOptions::new()
+    if let Some(path) = std::env::var_os(SKIP_LOG_ENV) {
+        let line = format!("{test}\t{}\n", reason.replace(['\n', '\t'], " "));
+        let written = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(path)
+            .open(&path)
             .and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(e) = written {
+            panic!(
+                "{test}: cannot record the skip in {}: {e}",
+                std::path::Path::new(&path).display()
+            );
+        }
     }
+}
+
+/// The `snapshot --probes --json` entry of probe `name`: None when it is
+/// attached; else its reason, after reporting `test` skipped for it (a
+/// probe the kernel lacks skips the test, counted as skipped).
+pub fn probe_unavailable(test: &str, report: &serde_json::Value, name: &str) -> Option<String> {
+    let probe = report["probes"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+        .unwrap_or_else(|| panic!("probe {name} missing from the report: {report}"));
+    if probe["state"] == "attached" {
+        return None;
+    }
+    let reason = probe["reason"]
+        .as_str()
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| panic!("probe {name} is not attached and gives no reason: {probe}"));
+    skip(
+        test,
+        &format!("probe {name} unavailable on this kernel: {reason}"),
+    );
+    Some(reason.to_string())
 }
 
 /// A running `memmon-workload` that waits for `go`.
@@ -389,21 +423,6 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("bad response: {head}"));
     (status, body.to_string())
-}
-
-/// GET over HTTP/1.0 (no chunked replies): (status, body), or None when
-/// nothing answers yet.
-pub fn try_http_get(addr: &str, path: &str) -> Option<(u16, String)> {
-    use std::io::Read as _;
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).ok()?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, body.to_string()))
 }
 
 /// The value of the exposition line `metric{...labels containing all of

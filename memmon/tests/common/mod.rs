@@ -425,6 +425,21 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
     (status, body.to_string())
 }
 
+/// GET over HTTP/1.0 (no chunked replies): (status, body), or None when
+/// nothing answers yet.
+pub fn try_http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::Read as _;
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_string()))
+}
+
 /// The value of the exposition line `metric{...labels containing all of
 /// `needles`...} VALUE`.
 pub fn metric_value(text: &str, metric: &str, needles: &[&str]) -> Option<f64> {

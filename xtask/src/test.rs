@@ -1,6 +1,8 @@
 //! `cargo xtask test`: formatting, lints, unit tests, the root integration
 //! tests that load real probes (MEMMON_REQUIRE_BPF=1 makes a test that
 //! cannot load them fail instead of skipping), a short fuzz run, then the
+//! package lane (`dist` + `package_test`: the .deb installed and purged,
+//! the image inspected, the Kubernetes manifests validated), then the
 //! focused integration tests in a qemu guest on Debian's kernel with two
 //! NUMA nodes (`vm_test`). Ends with one line counting every test that ran.
 
@@ -11,7 +13,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::{cmd, fuzz, packages, setup::BuildEnv, vm_test};
+use crate::{cmd, dist, fuzz, package_test, packages, setup::BuildEnv, vm_test};
 
 /// Seconds per fuzz target in the test lane (`cargo xtask fuzz` runs longer).
 const FUZZ_SECONDS: u32 = 10;
@@ -102,6 +104,19 @@ pub fn run(env: &BuildEnv, extra: &[String], vm: bool) -> anyhow::Result<()> {
     } else {
         run_counted(it, &mut totals)?;
         fuzz::run(env, FUZZ_SECONDS, &[])?;
+        // The package lane: dist's .deb installed, checked and purged
+        // here; the image inspected; the Kubernetes manifests validated.
+        let artifacts = dist::run(env, false)?;
+        let o = package_test::run_checks(&artifacts)?;
+        totals.passed += o.passed;
+        totals.failed += o.failures.len() as u64;
+        for why in &o.skipped {
+            println!("package: skipped {why}");
+        }
+        if !o.failures.is_empty() {
+            println!("test: {} passed, {} failed", totals.passed, totals.failed);
+            bail!("package checks failed: {}", o.failures.join("; "));
+        }
         if vm {
             let (passed, failed) = vm_test::run(
                 env,

@@ -89,7 +89,9 @@ pub fn man_pages() -> std::io::Result<Vec<(String, String)>> {
 }
 
 fn render(cmd: clap::Command, extra: String) -> std::io::Result<(String, String)> {
-    let man = clap_mangen::Man::new(cmd).manual("memmon manual");
+    let man = clap_mangen::Man::new(cmd)
+        .manual("memmon manual")
+        .source(format!("memmon {}", env!("CARGO_PKG_VERSION")));
     let mut out = Vec::new();
     man.render(&mut out)?;
     out.extend_from_slice(extra.as_bytes());

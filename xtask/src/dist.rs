@@ -268,6 +268,11 @@ fn build_deb(bin: &Path, assets: &Path, dist: &Path) -> anyhow::Result<PathBuf> 
     }
     let debian_dir = cmd::workspace().join("deploy/debian");
     install(
+        &debian_dir.join("60-memmon.conf"),
+        &root.join("usr/lib/sysctl.d/60-memmon.conf"),
+        0o644,
+    )?;
+    install(
         &debian_dir.join("copyright"),
         &root.join("usr/share/doc/memmon/copyright"),
         0o644,
@@ -343,6 +348,11 @@ fn build_tarball(bin: &Path, assets: &Path, dist: &Path) -> anyhow::Result<PathB
     install(
         &assets.join("memmon.toml"),
         &root.join("memmon.toml"),
+        0o644,
+    )?;
+    install(
+        &cmd::workspace().join("deploy/debian/60-memmon.conf"),
+        &root.join("60-memmon.conf"),
         0o644,
     )?;
     for sub in ["man", "completions"] {

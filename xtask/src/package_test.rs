@@ -112,6 +112,7 @@ pub const EXPECTED: &[&str] = &[
     "/usr/share/bash-completion/completions/memmon",
     "/usr/share/zsh/vendor-completions/_memmon",
     "/usr/share/fish/vendor_completions.d/memmon.fish",
+    "/usr/lib/sysctl.d/60-memmon.conf",
 ];
 
 const WANTS: &str = "/etc/systemd/system/multi-user.target.wants/memmon.service";

@@ -72,27 +72,49 @@ systemctl --version | head -1 >$R/systemd
 M=http://127.0.0.1:9755
 scrape() { curl -sf --max-time 20 $M/metrics >"$1"; echo $? >"$1.rc"; }
 show() { systemctl show memmon -p ActiveState -p SubState -p Type -p MainPID -p NRestarts -p Result >"$1"; }
+# Active and serving; gives up after 180 s or once the unit failed twice.
 wait_active() {
   i=0; while [ $i -lt 180 ]; do
     [ "$(systemctl show -p ActiveState --value memmon)" = active ] && curl -sf --max-time 5 $M/healthz >/dev/null && return 0
+    [ "$(systemctl show -p NRestarts --value memmon)" -ge 2 ] && return 1
     sleep 1; i=$((i+1)); done; return 1; }
 resident_pids() { grep -c '^memmon_process_resident_bytes{' "$1"; }
 
 bpftool -j prog show >$R/progs-baseline.json
+cat /proc/sys/kernel/perf_event_paranoid >$R/perf_event_paranoid-boot
 
 # 1. apt installs the package; its postinst enables and starts the unit.
 cp /mnt/share/memmon.deb /tmp/memmon.deb
 DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends /tmp/memmon.deb >$R/install.log 2>&1
 echo $? >$R/install.rc
 wait_active; show $R/install.show
+journalctl -u memmon --no-pager -o short-monotonic >$R/install-journal.txt
 systemd-analyze security memmon.service >$R/security.txt 2>&1
 
 # The probes memmon attaches as plain root, outside the unit's sandbox.
 systemctl stop memmon
 /usr/bin/memmon daemon --no-pin --listen 127.0.0.1:9756 >$R/outside.log 2>&1 &
 out=$!
-i=0; while [ $i -lt 180 ] && ! curl -sf --max-time 5 http://127.0.0.1:9756/metrics >$R/outside.prom; do sleep 1; i=$((i+1)); done
+# (The endpoint serves before the first sample; probe states come with it.)
+i=0; while [ $i -lt 180 ]; do
+  curl -sf --max-time 5 http://127.0.0.1:9756/metrics >$R/outside.prom && grep -q '^memmon_probe_attached' $R/outside.prom && break
+  sleep 1; i=$((i+1)); done
 kill $out; wait $out
+
+# Which part of the sandbox matters, each on its own, as one-shot probe
+# reports: the unit's capabilities (setpriv), its syscall filter
+# (systemd-run), and the capabilities again at perf_event_paranoid=2.
+cat /proc/sys/kernel/perf_event_paranoid >$R/perf_event_paranoid
+echo 3 >/proc/sys/kernel/perf_event_paranoid   # Debian's default, for diag-caps
+CAPS=+bpf,+perfmon,+sys_ptrace,+dac_read_search
+SNAP="/usr/bin/memmon snapshot --probes --duration 0 --no-fault-detail --no-alloc-detail"
+setpriv --bounding-set=-all,$CAPS --inh-caps=-all,$CAPS --ambient-caps=-all,$CAPS --securebits=+noroot,+noroot_locked $SNAP >$R/diag-caps.txt 2>&1
+systemd-run --wait --pipe -p 'SystemCallFilter=@system-service bpf perf_event_open' \
+  -p 'SystemCallFilter=~@resources @obsolete @cpu-emulation @raw-io @reboot @swap @module' \
+  -p SystemCallErrorNumber=EPERM $SNAP >$R/diag-seccomp.txt 2>&1
+echo 2 >/proc/sys/kernel/perf_event_paranoid
+setpriv --bounding-set=-all,$CAPS --inh-caps=-all,$CAPS --ambient-caps=-all,$CAPS --securebits=+noroot,+noroot_locked $SNAP >$R/diag-caps-paranoid2.txt 2>&1
+cat $R/perf_event_paranoid >/proc/sys/kernel/perf_event_paranoid
 
 # 2. `systemctl start` returns once READY=1 came (Type=notify): one scrape
 #    right after it, no retry, must already be served with probes attached.
@@ -443,15 +465,16 @@ fn resident_series(text: &str) -> usize {
 }
 
 /// Counters (`_total`) that went down from `before` to `after`, among the
-/// series in both; and how many were compared. memmon's own CPU time is a
-/// per-process counter that a new process starts over, as Prometheus expects.
+/// series in both; and how many were compared. memmon's own CPU time and
+/// its count of sampling passes belong to the daemon process: a new process
+/// starts them over, as Prometheus expects of a restarted target.
 pub fn backwards(before: &str, after: &str) -> (Vec<String>, usize) {
     let a = samples(after);
     let mut compared = 0;
     let mut down = Vec::new();
     for (series, v) in samples(before) {
         let name = metric_name(&series);
-        if !name.ends_with("_total") || name == "memmon_cpu_seconds_total" {
+        if !name.ends_with("_total") || SELF_COUNTERS.contains(&name) {
             continue;
         }
         if let Some(w) = a.get(&series) {
@@ -463,6 +486,9 @@ pub fn backwards(before: &str, after: &str) -> (Vec<String>, usize) {
     }
     (down, compared)
 }
+
+/// Counters of the daemon process itself (see [`backwards`]).
+const SELF_COUNTERS: &[&str] = &["memmon_cpu_seconds_total", "memmon_samples_total"];
 
 /// Program ids in a `bpftool -j prog show` listing.
 fn prog_ids(out: &Path, name: &str) -> anyhow::Result<BTreeMap<u64, String>> {
@@ -484,6 +510,14 @@ fn prog_ids(out: &Path, name: &str) -> anyhow::Result<BTreeMap<u64, String>> {
         .collect())
 }
 
+/// A `type name` from [`prog_ids`] of a kind memmon loads.
+fn is_tracing_program(what: &str) -> bool {
+    matches!(
+        what.split(' ').next(),
+        Some("tracepoint" | "raw_tracepoint" | "perf_event" | "tracing" | "kprobe")
+    )
+}
+
 type Check = (&'static str, anyhow::Result<String>);
 
 /// Every step's verdict from the evidence in `out`.
@@ -502,6 +536,41 @@ fn judge(out: &Path) -> Vec<Check> {
                 Ok(format!(
                     "active, MainPID {}",
                     s.get("MainPID").cloned().unwrap_or_default()
+                ))
+            })(),
+        ),
+        (
+            "postinst_lowers_debians_perf_event_paranoid",
+            (|| {
+                // Why the package ships /usr/lib/sysctl.d/60-memmon.conf: at
+                // Debian's default 3, the unit's capabilities attach nothing;
+                // at 2 they attach what full root attaches.
+                let boot = read(out, "perf_event_paranoid-boot")?;
+                let installed = read(out, "perf_event_paranoid")?;
+                if installed.trim() != "2" {
+                    bail!(
+                        "perf_event_paranoid {} after install (boot: {})",
+                        installed.trim(),
+                        boot.trim()
+                    );
+                }
+                let at3 = read(out, "diag-caps.txt")?;
+                let at2 = read(out, "diag-caps-paranoid2.txt")?;
+                let attached = |t: &str| {
+                    t.lines()
+                        .filter(|l| l.split_whitespace().nth(1) == Some("attached"))
+                        .count()
+                };
+                if attached(&at2) == 0 {
+                    bail!(
+                        "the unit's capabilities attach nothing even at perf_event_paranoid=2:\n{at2}"
+                    );
+                }
+                Ok(format!(
+                    "boot {} -> installed 2; the unit's capabilities attach {} probes at 3, {} at 2",
+                    boot.trim(),
+                    attached(&at3),
+                    attached(&at2)
                 ))
             })(),
         ),
@@ -675,7 +744,9 @@ fn judge(out: &Path) -> Vec<Check> {
                 let stopped = prog_ids(out, "progs-stopped.json")?;
                 let ours: Vec<(&u64, &String)> = running
                     .iter()
-                    .filter(|(id, _)| !base.contains_key(id))
+                    // systemd attaches cgroup programs of its own per unit
+                    // (sd_devices, sd_fw_*): memmon's are the tracing kinds.
+                    .filter(|(id, what)| !base.contains_key(id) && is_tracing_program(what))
                     .collect();
                 if ours.is_empty() {
                     bail!("bpftool shows no program of memmon's while it runs");
@@ -703,7 +774,7 @@ mod tests {
 
     #[test]
     fn counters_going_backwards_are_found() {
-        let before = "# TYPE memmon_kernel_events_total counter\nmemmon_kernel_events_total{probe=\"a\"} 10\nmemmon_kernel_events_total{probe=\"b\"} 5\nmemmon_cpu_seconds_total 3\nmemmon_resident_bytes 100\n";
+        let before = "# TYPE memmon_kernel_events_total counter\nmemmon_kernel_events_total{probe=\"a\"} 10\nmemmon_kernel_events_total{probe=\"b\"} 5\nmemmon_cpu_seconds_total 3\nmemmon_samples_total 9\nmemmon_resident_bytes 100\n";
         let after = "memmon_kernel_events_total{probe=\"a\"} 12\nmemmon_kernel_events_total{probe=\"b\"} 4\nmemmon_cpu_seconds_total 0.1\nmemmon_resident_bytes 50\n";
         let (down, compared) = backwards(before, after);
         assert_eq!(compared, 2);

@@ -21,7 +21,10 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::{cmd, image, setup::BuildEnv};
+use crate::{cmd, image, packages, setup::BuildEnv};
+
+/// What building the package needs: dpkg-deb and dpkg-shlibdeps, strip.
+const DIST_PACKAGES: &[&str] = &["dpkg-dev", "binutils"];
 
 /// The version every artifact carries: the workspace's.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -61,6 +64,8 @@ pub fn dist_dir() -> PathBuf {
 /// Builds the release binary, then the .deb, the tarball and (unless
 /// `no_image`) the container image.
 pub fn run(env: &BuildEnv, no_image: bool) -> anyhow::Result<Artifacts> {
+    let mut actions = Vec::new();
+    packages::ensure(DIST_PACKAGES, &mut actions)?;
     cmd::build_memmon(env, true)?;
     let bin = cmd::binary("memmon", true);
     let dist = dist_dir();

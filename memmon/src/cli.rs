@@ -28,6 +28,30 @@ pub enum Command {
     Config(ConfigArgs),
     /// A live terminal view of memory per process (or batch frames).
     Top(TopArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Write the manual pages (memmon.1, memmon-daemon.1, ...).
+    Man(ManArgs),
+}
+
+/// `memmon completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// `memmon man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write one page per command (memmon.1, memmon-daemon.1, ...) into DIR
+    /// instead of printing one page on stdout.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
+    /// The command whose page to print (e.g. daemon) [default: memmon.1].
+    #[arg(value_name = "COMMAND", conflicts_with = "dir")]
+    pub command: Option<String>,
 }
 
 /// `memmon top`.

@@ -29,6 +29,8 @@ fn run(cli: Cli) -> Result<(), Fatal> {
         Command::Daemon(args) => memmon::daemon::run(&args),
         Command::Config(args) => commands::config::run(&args),
         Command::Top(args) => commands::top::run(&args),
+        Command::Completions(args) => commands::docs::completions(&args),
+        Command::Man(args) => commands::docs::man(&args),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Bad input never crashes memmon: missing privileges, bad flag values,
 //! unknown pids and a missing tracepoint each get a clear message and the
-//! documented exit code.
+//! documented exit code. The man pages and completion scripts the binary
+//! generates render and name its real commands and flags.
 
 mod common;
 
@@ -197,4 +198,92 @@ fn missing_tracepoint_leaves_other_probes_working() {
     assert_eq!(state("page_fault_user"), "attached");
     assert_eq!(state("major_faults"), "attached");
     assert_eq!(state("process_exit"), "attached");
+}
+
+#[test]
+fn man_pages_render_with_the_daemon_flags() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(MEMMON)
+        .args(["man", "--dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run memmon man");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for page in [
+        "memmon.1",
+        "memmon-daemon.1",
+        "memmon-top.1",
+        "memmon-snapshot.1",
+    ] {
+        assert!(dir.path().join(page).exists(), "{page} not written");
+    }
+    // man-db renders it as `man memmon-daemon` would (plain text: not a tty).
+    let out = Command::new("man")
+        .arg("-l")
+        .arg(dir.path().join("memmon-daemon.1"))
+        .env("MANPAGER", "cat")
+        .env("MANWIDTH", "120")
+        .env_remove("MAN_KEEP_FORMATTING")
+        .output()
+        .expect("run man -l (Debian package man-db)");
+    let text: String = {
+        let raw = String::from_utf8_lossy(&out.stdout);
+        let mut t = String::new();
+        for c in raw.chars() {
+            if c == '\u{8}' {
+                t.pop();
+            } else {
+                t.push(c);
+            }
+        }
+        t
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in ["--top-k", "--listen", "--web.config.file", "MEMMON_TOP_K"] {
+        assert!(
+            text.contains(want),
+            "man -l memmon-daemon.1 lacks {want}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn completion_scripts_name_real_commands() {
+    for (shell, want) in [
+        ("bash", "complete -F _memmon"),
+        ("zsh", "#compdef memmon"),
+        ("fish", "complete -c memmon"),
+        ("elvish", "edit:completion:arg-completer[memmon]"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let out = Command::new(MEMMON)
+            .args(["completions", shell])
+            .output()
+            .expect("run memmon completions");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{shell}");
+        assert!(script.contains(want), "{shell} script lacks {want:?}");
+        // fish spells a long flag `-l top-k`.
+        let flag = if shell == "fish" {
+            "-l top-k"
+        } else {
+            "--top-k"
+        };
+        for word in ["daemon", "snapshot", "top", flag] {
+            assert!(script.contains(word), "{shell} script lacks {word}");
+        }
+    }
+    let out = Command::new(MEMMON)
+        .args(["completions", "tcsh"])
+        .output()
+        .expect("run memmon completions");
+    assert_eq!(out.status.code(), Some(2), "an unknown shell is bad input");
 }

@@ -58,7 +58,7 @@ fn systemd_unit_is_hardened_and_verifies() {
     let copy = dir.path().join("memmon.service");
     let content = std::fs::read_to_string(&unit)
         .expect("unit")
-        .replace("/usr/local/bin/memmon", MEMMON);
+        .replace("/usr/bin/memmon", MEMMON);
     std::fs::write(&copy, content).expect("write");
     let (ok, text) = run(Command::new("systemd-analyze").arg("verify").arg(&copy));
     assert!(

@@ -9,16 +9,24 @@
 //! - `bench`: the benchmarks, written to BENCHMARKS.md.
 //! - `fuzz`: the cargo-fuzz targets of memmon's own parsers.
 //! - `vm-test`: the integration tests in a qemu guest (Debian's 5.10, 6.1
-//!   or 6.12 kernel, or all three in turn; two NUMA nodes).
+//!   or 6.12 kernel, or all three in turn; two NUMA nodes); `--systemd`:
+//!   the packaged unit under a real systemd.
+//! - `dist [--check]`: the .deb, the release tarball and the OCI image in
+//!   target/dist/; `--check` installs the .deb here, checks it, purges it.
 
 mod bench;
 mod cmd;
+mod dist;
 mod fuzz;
+mod image;
+mod k8s;
 mod kernels;
+mod package_test;
 mod packages;
 mod setup;
 mod test;
 mod toolchain;
+mod vm_systemd;
 mod vm_test;
 
 use std::process::ExitCode;
@@ -82,8 +90,27 @@ enum Task {
         /// kernel table), or the path of an image [default: 6.1].
         #[arg(long, value_name = "VERSION|all|PATH")]
         kernel: Option<String>,
+        /// Instead: the packaged unit under a real systemd (PID 1) in a
+        /// debootstrapped Debian 12 guest: install the .deb, start (READY=1),
+        /// probes attached, reload, watchdog restart, restart keeps
+        /// counters, stop detaches.
+        #[arg(long, conflicts_with_all = ["all", "kernel"])]
+        systemd: bool,
         /// Test name filters passed to every test binary.
         filters: Vec<String>,
+    },
+    /// Release build, then target/dist/: memmon_VERSION_ARCH.deb,
+    /// memmon-VERSION-x86_64-linux.tar.gz and the OCI image archive
+    /// memmon-VERSION.oci.tar (tag memmon:VERSION).
+    Dist {
+        /// Skip the container image.
+        #[arg(long)]
+        no_image: bool,
+        /// Then (root) install the .deb here, check man, completions,
+        /// conffile and unit, purge it; inspect the image; validate the
+        /// Kubernetes manifests.
+        #[arg(long)]
+        check: bool,
     },
     /// Run the benchmarks and write BENCHMARKS.md.
     Bench {
@@ -114,10 +141,19 @@ fn main() -> ExitCode {
         Task::Fuzz { seconds, targets } => {
             setup::run(false).and_then(|env| fuzz::run(&env, seconds, &targets))
         }
+        Task::VmTest { systemd: true, .. } => setup::run(false).and_then(|env| {
+            let artifacts = dist::run(&env, true)?;
+            let (_, failed) = vm_systemd::run(&artifacts.deb)?;
+            if failed > 0 {
+                anyhow::bail!("{failed} failed in the systemd guest (target/vm-systemd)");
+            }
+            Ok(())
+        }),
         Task::VmTest {
             all,
             kernel,
             filters,
+            ..
         } => vm_test::parse_kernels(kernel.as_deref()).and_then(|kernels| {
             let env = setup::run(false)?;
             let totals = vm_test::run(
@@ -130,6 +166,25 @@ fn main() -> ExitCode {
             )?;
             if totals.failed > 0 {
                 anyhow::bail!("{} failed in the guest", totals.failed);
+            }
+            Ok(())
+        }),
+        Task::Dist { no_image, check } => setup::run(false).and_then(|env| {
+            let artifacts = dist::run(&env, no_image)?;
+            if check {
+                let o = package_test::run_checks(&artifacts)?;
+                println!(
+                    "package: {} passed, {} failed, {} skipped",
+                    o.passed,
+                    o.failures.len(),
+                    o.skipped.len()
+                );
+                for why in &o.skipped {
+                    println!("package: skipped {why}");
+                }
+                if !o.failures.is_empty() {
+                    anyhow::bail!("package checks failed: {}", o.failures.join("; "));
+                }
             }
             Ok(())
         }),

@@ -1,6 +1,8 @@
 //! `cargo xtask test`: formatting, lints, unit tests, the root integration
 //! tests that load real probes (MEMMON_REQUIRE_BPF=1 makes a test that
 //! cannot load them fail instead of skipping), a short fuzz run, then the
+//! package lane (`dist` + `package_test`: the .deb installed and purged,
+//! the image inspected, the Kubernetes manifests validated), then the
 //! focused integration tests in a qemu guest on Debian's kernel with two
 //! NUMA nodes (`vm_test`). Ends with one line counting every test that ran:
 //! `test: N passed, N failed, N skipped` (a test that skipped, recorded by
@@ -14,7 +16,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::{cmd, fuzz, packages, setup::BuildEnv, vm_test};
+use crate::{cmd, dist, fuzz, package_test, packages, setup::BuildEnv, vm_test};
 
 /// Seconds per fuzz target in the test lane (`cargo xtask fuzz` runs longer).
 const FUZZ_SECONDS: u32 = 10;
@@ -155,6 +157,19 @@ pub fn run(env: &BuildEnv, extra: &[String], vm: bool) -> anyhow::Result<()> {
     } else {
         run_with_skips(it, &mut totals)?;
         fuzz::run(env, FUZZ_SECONDS, &[])?;
+        // The package lane: dist's .deb installed, checked and purged
+        // here; the image inspected; the Kubernetes manifests validated.
+        let artifacts = dist::run(env, false)?;
+        let o = package_test::run_checks(&artifacts)?;
+        totals.passed += o.passed;
+        totals.failed += o.failures.len() as u64;
+        for why in &o.skipped {
+            println!("package: skipped {why}");
+        }
+        if !o.failures.is_empty() {
+            println!("test: {} passed, {} failed", totals.passed, totals.failed);
+            bail!("package checks failed: {}", o.failures.join("; "));
+        }
         if vm {
             let vm = vm_test::run(
                 env,

@@ -2,6 +2,7 @@
 //! collector → model → sink, and returns a [`crate::error::Fatal`] on failure.
 
 pub mod config;
+pub mod docs;
 pub mod events;
 pub mod snapshot;
 pub mod stop_signal;

@@ -34,6 +34,12 @@ pub fn run(
     first_pass: std::sync::mpsc::Sender<()>,
 ) {
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
+    // Test-only: never ping the watchdog, so systemd's restart on a missed
+    // ping can be tested (the systemd lane, `cargo xtask vm-test --systemd`).
+    let stall_watchdog = std::env::var_os("MEMMON_TEST_STALL_WATCHDOG").is_some_and(|v| v == "1");
+    if stall_watchdog && watchdog.is_some() {
+        tracing::warn!("MEMMON_TEST_STALL_WATCHDOG=1: not pinging the systemd watchdog");
+    }
     let mut last_ping = Instant::now();
     let mut first = Some(first_pass);
     let mut passes = 0u64;
@@ -52,6 +58,7 @@ pub fn run(
             let _ = tx.send(());
         }
         if let Some(w) = watchdog
+            && !stall_watchdog
             && last_ping.elapsed() >= w
         {
             let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);

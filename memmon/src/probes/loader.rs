@@ -228,8 +228,13 @@ fn attach_one(
                 tp.load()
                     .map_err(|e| format!("verifier rejected {}: {e}", spec.program))?;
             }
-            tp.attach(category, name)
-                .map_err(|e| format!("attach to {category}:{name} failed: {e}"))?;
+            tp.attach(category, name).map_err(|e| {
+                format!(
+                    "attach to {category}:{name} failed: {}{}",
+                    error_chain(&e),
+                    perf_paranoid_hint()
+                )
+            })?;
         }
         Attach::RawTracepoint { category, name } => {
             if !tracefs::exists(tracefs, category, name) || name.contains('\0') {
@@ -256,7 +261,13 @@ fn attach_one(
                     SamplePolicy::Period(1),
                     false,
                 )
-                .map_err(|e| format!("perf_event_open({event:?}) on cpu {cpu} failed: {e}"))?;
+                .map_err(|e| {
+                    format!(
+                        "perf_event_open({event:?}) on cpu {cpu} failed: {}{}",
+                        error_chain(&e),
+                        perf_paranoid_hint()
+                    )
+                })?;
             }
         }
         Attach::Tracing { function, exit } => {
@@ -379,6 +390,23 @@ fn preallocated(object: &[u8], map: &str) -> Result<ObjectBytes, String> {
     bytes.copy_from_slice(object);
     bytes[at..at + 4].copy_from_slice(&0u32.to_le_bytes());
     Ok(ObjectBytes::Patched(words, object.len()))
+}
+
+/// What to do when perf_event_open is refused at Debian's
+/// kernel.perf_event_paranoid=3, which wants CAP_SYS_ADMIN even where
+/// CAP_PERFMON is given (as memmon.service gives it); empty otherwise.
+fn perf_paranoid_hint() -> String {
+    let level = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok());
+    match level {
+        Some(level) if level >= 3 => format!(
+            " (kernel.perf_event_paranoid is {level}, Debian's default: perf_event_open then \
+             needs CAP_SYS_ADMIN; run `sysctl -w kernel.perf_event_paranoid=2`, as the memmon \
+             package's /usr/lib/sysctl.d/60-memmon.conf does, or run memmon as full root)"
+        ),
+        _ => String::new(),
+    }
 }
 
 /// An error and its sources on one line.

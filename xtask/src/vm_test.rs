@@ -76,6 +76,7 @@ const TRACEPOINTS: &[&str] = &[
     "syscalls/sys_enter_mremap",
     "syscalls/sys_enter_brk",
     "syscalls/sys_exit_brk",
+    "signal/signal_generate",
 ];
 
 /// README.md's generated kernel table sits between these lines.

@@ -137,6 +137,30 @@ pub const USER_ADDR_MAX: u64 = 0x00ff_ffff_ffff_f000;
 // SAFETY: repr(C), only u64 fields, no padding.
 unsafe impl aya::Pod for ProcCounters {}
 
+/// What the processes that exited from one memory cgroup left behind,
+/// summed in the kernel by the exit probe into the pinned `MEMCG_EXITS`
+/// hash map (key: the memory cgroup id, as [`crate::ExitEvent::cgroup_id`]
+/// with `EXIT_MEMCG_ID`), so a restart of memmon loses none of it: the
+/// per-cgroup totals of exited processes never go backwards.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemcgExits {
+    /// Processes (thread groups) that exited.
+    pub exited: u64,
+    /// Their minor faults, the kernel's own totals for the whole group
+    /// (`signal->min_flt + task->min_flt`), where the BTF offsets are known.
+    pub min_flt: u64,
+    /// Their major faults, likewise.
+    pub maj_flt: u64,
+    /// How many of `exited` had their fault totals read (the rest: BTF
+    /// offsets unknown).
+    pub with_faults: u64,
+}
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), four u64: no padding.
+unsafe impl aya::Pod for MemcgExits {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
 //! Events sent through the `EVENTS` ring buffer: only what must never be
-//! lost or aggregated (a process exit with its final counters, an OOM kill).
+//! lost or aggregated (a process exit with its final counters, an OOM kill,
+//! a SIGKILL sent).
 
 use crate::{COMM_LEN, ProcCounters};
 
@@ -108,3 +109,62 @@ pub const MEMCG_NAME_LEN: usize = 64;
 // SAFETY: repr(C); eight u32/i32 (32 bytes), seven u64, two 16-byte
 // arrays and a 64-byte one: no padding.
 unsafe impl aya::Pod for OomEvent {}
+
+/// Kind tag of a [`KillEvent`].
+pub const EVENT_KILL: u32 = 3;
+
+/// `KillEvent::flags`: `sender_cgroup_id` is the sender's memory cgroup id
+/// (its directory's inode number, as in [`ExitEvent::cgroup_id`]); else
+/// its cgroup v2 id (`bpf_get_current_cgroup_id`).
+pub const KILL_SENDER_MEMCG_ID: u32 = 1 << 0;
+/// `KillEvent::flags`: `sender_tgid`'s group leader comm was read (else
+/// `sender_comm` is the sending thread's).
+pub const KILL_SENDER_LEADER_COMM: u32 = 1 << 1;
+
+/// SIGKILL, the only signal the kill probe reports.
+pub const SIGKILL: i32 = 9;
+
+/// A SIGKILL was generated (`signal:signal_generate` with `sig == 9`,
+/// filtered in the kernel): by userspace (`kill -9`, systemd-oomd,
+/// earlyoom, the kubelet) or the kernel itself. The sender is the task
+/// running when it fired; the target comes from the tracepoint record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KillEvent {
+    /// Always [`EVENT_KILL`].
+    pub kind: u32,
+    /// Bit set of `KILL_*`.
+    pub flags: u32,
+    /// Sending thread's id.
+    pub sender_tid: u32,
+    /// Sending process (tgid).
+    pub sender_tgid: u32,
+    /// Target thread's id (tracepoint `pid`; the process id for a signal
+    /// to a whole process, see `group`).
+    pub target_pid: u32,
+    /// Signal number (tracepoint `sig`, always [`SIGKILL`]).
+    pub sig: i32,
+    /// `si_code` (tracepoint `code`): 0 SI_USER (kill(2)), 0x80 SI_KERNEL,
+    /// negative for queued/tkill signals.
+    pub code: i32,
+    /// 1 when sent to the whole thread group (tracepoint `group`).
+    pub group: i32,
+    /// Tracepoint `result`: 0 delivered, 1 ignored, 2 already pending,
+    /// 3 overflow, 4 info lost.
+    pub result: i32,
+    /// Padding to 8 bytes.
+    pub _pad: u32,
+    /// The sender's memory cgroup id (see [`KILL_SENDER_MEMCG_ID`]).
+    pub sender_cgroup_id: u64,
+    /// Kernel time, ns since boot (`bpf_ktime_get_boot_ns`).
+    pub boot_ns: u64,
+    /// Sender's comm (NUL padded).
+    pub sender_comm: [u8; COMM_LEN],
+    /// Target's comm (tracepoint `comm`, NUL padded).
+    pub target_comm: [u8; COMM_LEN],
+}
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C); ten u32/i32 (40 bytes), two u64, two 16-byte arrays:
+// no padding.
+unsafe impl aya::Pod for KillEvent {}

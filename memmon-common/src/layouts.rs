@@ -135,7 +135,28 @@ pub struct TracepointOffsets {
     pub slab_req: u32,
     /// kmem_cache_alloc `bytes_alloc`.
     pub slab_alloc: u32,
+    /// signal_generate `sig`.
+    pub signal_sig: u32,
+    /// signal_generate `code`.
+    pub signal_code: u32,
+    /// signal_generate `comm` (char[16], the target's).
+    pub signal_comm: u32,
+    /// signal_generate `pid` (the target's).
+    pub signal_pid: u32,
+    /// signal_generate `group`.
+    pub signal_group: u32,
+    /// signal_generate `result`.
+    pub signal_result: u32,
 }
+
+/// Tracepoints whose fields are read at the offsets of
+/// [`TracepointOffsets`] (found in this kernel's format at load): a field
+/// missing from the format makes the probe unavailable, never a misread.
+pub const READ_AT_LOAD: &[(&str, &str, &[&str])] = &[(
+    "signal",
+    "signal_generate",
+    &["sig", "code", "comm", "pid", "group", "result"],
+)];
 
 impl TracepointOffsets {
     /// The layout of the kernels memmon was written on (6.18), used until
@@ -148,6 +169,12 @@ impl TracepointOffsets {
             slab_name: 24,
             slab_req: 32,
             slab_alloc: 40,
+            signal_sig: 8,
+            signal_code: 16,
+            signal_comm: 20,
+            signal_pid: 36,
+            signal_group: 40,
+            signal_result: 44,
         }
     }
 }

@@ -10,12 +10,13 @@ pub mod config;
 pub mod counters;
 pub mod events;
 pub mod layouts;
+pub mod names;
 pub mod rss;
 pub mod stats;
 
 pub use config::{CgroupOffsets, KernelConfig, TaskOffsets};
-pub use counters::ProcCounters;
-pub use events::{ExitEvent, OomEvent};
+pub use counters::{MemcgExits, ProcCounters};
+pub use events::{ExitEvent, KillEvent, OomEvent};
 pub use rss::MmState;
 pub use stats::Stat;
 

@@ -49,6 +49,13 @@ pub enum Stat {
     NumaMoveEvents = 39,
     /// fentry/fexit `handle_mm_fault` hits.
     FaultLatencyEvents = 40,
+    /// SIGKILLs seen by `signal:signal_generate` (other signals are
+    /// filtered out before this count).
+    KillEvents = 41,
+    /// A kill event could not be reserved in the ring buffer.
+    KillEventsLost = 42,
+    /// An exit could not be added to `MEMCG_EXITS`: the map was full.
+    MemcgExitsFull = 43,
 }
 
 /// Number of slots in `STATS` (room for later probes).
@@ -60,7 +67,7 @@ pub const HIST_BUCKETS: u32 = 64;
 
 impl Stat {
     /// Every slot, in index order.
-    pub const ALL: [Stat; 20] = [
+    pub const ALL: [Stat; 23] = [
         Stat::FaultEvents,
         Stat::MajorFaultEvents,
         Stat::ExitEvents,
@@ -81,6 +88,9 @@ impl Stat {
         Stat::MigrateEvents,
         Stat::NumaMoveEvents,
         Stat::FaultLatencyEvents,
+        Stat::KillEvents,
+        Stat::KillEventsLost,
+        Stat::MemcgExitsFull,
     ];
 
     /// Stable snake_case name used in reports and metrics.
@@ -106,6 +116,9 @@ impl Stat {
             Stat::MigrateEvents => "migrate_events",
             Stat::NumaMoveEvents => "numa_move_events",
             Stat::FaultLatencyEvents => "fault_latency_events",
+            Stat::KillEvents => "kill_events",
+            Stat::KillEventsLost => "kill_events_lost",
+            Stat::MemcgExitsFull => "memcg_exits_full",
         }
     }
 }

@@ -7,7 +7,7 @@ use aya_ebpf::{
     macros::map,
     maps::{HashMap, PerCpuArray, RingBuf},
 };
-use memmon_common::{KernelConfig, ProcCounters, Stat, stats::STATS_LEN};
+use memmon_common::{KernelConfig, MemcgExits, ProcCounters, Stat, stats::STATS_LEN};
 
 /// Default capacity of `PROC_COUNTERS`; userspace may resize it at load.
 const PROC_COUNTERS_MAX: u32 = 32768;
@@ -19,6 +19,15 @@ const EEXIST: i32 = 17;
 #[map]
 pub static PROC_COUNTERS: HashMap<u32, ProcCounters> =
     HashMap::with_max_entries(PROC_COUNTERS_MAX, BPF_F_NO_PREALLOC);
+
+/// Memory cgroups whose exited processes are summed in `MEMCG_EXITS`.
+pub const MEMCG_EXITS_MAX: u32 = 16384;
+
+/// Per memory cgroup (key: memcg id), what its exited processes left:
+/// pinned, so the totals survive a restart of memmon.
+#[map]
+pub static MEMCG_EXITS: HashMap<u64, MemcgExits> =
+    HashMap::with_max_entries(MEMCG_EXITS_MAX, BPF_F_NO_PREALLOC);
 
 /// Events that must not be lost or merged (process exits).
 #[map]
@@ -73,6 +82,24 @@ pub fn proc_counters(tgid: u32) -> Option<*mut ProcCounters> {
         }
     }
     PROC_COUNTERS.get_ptr_mut(tgid)
+}
+
+/// The exit totals of memory cgroup `id`, created zeroed on first use;
+/// `None` when the map is full (counted in [`Stat::MemcgExitsFull`]).
+#[inline(always)]
+pub fn memcg_exits(id: u64) -> Option<*mut MemcgExits> {
+    if let Some(entry) = MEMCG_EXITS.get_ptr_mut(&id) {
+        return Some(entry);
+    }
+    match MEMCG_EXITS.insert(&id, &MemcgExits::default(), BPF_NOEXIST as u64) {
+        Ok(()) => {}
+        Err(err) if err == -EEXIST => {}
+        Err(_) => {
+            bump_stat(Stat::MemcgExitsFull);
+            return None;
+        }
+    }
+    MEMCG_EXITS.get_ptr_mut(&id)
 }
 
 /// Atomically adds `n` to a counter field shared by all CPUs.

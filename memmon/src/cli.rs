@@ -90,10 +90,16 @@ pub struct DaemonArgs {
     /// Attach the per-fault programs (read/write/CoW split; a few % cost).
     #[arg(long, env = "MEMMON_FAULT_DETAIL", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub fault_detail: Option<bool>,
+    /// Same as --fault-detail=false.
+    #[arg(long, conflicts_with = "fault_detail")]
+    pub no_fault_detail: bool,
     /// Attach the per-allocation programs (mmap/brk syscalls, slab, kmalloc,
     /// buddy).
     #[arg(long, env = "MEMMON_ALLOC_DETAIL", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub alloc_detail: Option<bool>,
+    /// Same as --alloc-detail=false.
+    #[arg(long, conflicts_with = "alloc_detail")]
+    pub no_alloc_detail: bool,
     /// Do not attach this probe (repeatable; env: comma-separated).
     #[arg(
         long = "disable-probe",
@@ -130,6 +136,10 @@ pub struct DaemonArgs {
     /// mounted at /host/proc in a container; pids must match the kernel's).
     #[arg(long, env = "MEMMON_PROC_ROOT", value_name = "DIR")]
     pub proc_root: Option<std::path::PathBuf>,
+    /// Where cgroup filesystems are mounted [default: /sys/fs/cgroup] (v1
+    /// `memory/` below it, or the v2 unified hierarchy).
+    #[arg(long, env = "MEMMON_CGROUP_ROOT", value_name = "DIR")]
+    pub cgroup_root: Option<std::path::PathBuf>,
 }
 
 impl DaemonArgs {
@@ -141,14 +151,23 @@ impl DaemonArgs {
             top_k: self.top_k,
             top_by: self.top_by.clone(),
             max_cgroups: self.max_cgroups,
-            fault_detail: self.fault_detail,
-            alloc_detail: self.alloc_detail,
+            fault_detail: if self.no_fault_detail {
+                Some(false)
+            } else {
+                self.fault_detail
+            },
+            alloc_detail: if self.no_alloc_detail {
+                Some(false)
+            } else {
+                self.alloc_detail
+            },
             disabled_probes: (!self.disable_probe.is_empty()).then(|| self.disable_probe.clone()),
             pin: if self.no_pin { Some(false) } else { self.pin },
             pin_dir: self.pin_dir.clone(),
             history_seconds: self.history_seconds,
             web_config_file: self.web_config_file.clone(),
             proc_root: self.proc_root.clone(),
+            cgroup_root: self.cgroup_root.clone(),
         }
     }
 }
@@ -165,16 +184,24 @@ pub struct ConfigArgs {
     pub check: Option<std::path::PathBuf>,
 }
 
-/// Probe selection shared by every command that loads probes.
+/// Probe selection shared by every command that loads probes; the detail
+/// switches are the same words as the daemon's.
 #[derive(Debug, Args, Clone)]
 pub struct ProbeArgs {
-    /// Do not attach the per-fault programs (read/write/copy-on-write
-    /// split); minor faults then come from the kernel's per-task counters.
-    #[arg(long)]
+    /// Attach the per-fault programs (read/write/copy-on-write split,
+    /// swap in/out per process) [default: true here, false for the daemon].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub fault_detail: Option<bool>,
+    /// Same as --fault-detail=false: minor faults then come from the
+    /// kernel's per-task counters.
+    #[arg(long, conflicts_with = "fault_detail")]
     pub no_fault_detail: bool,
-    /// Do not attach the per-allocation programs (mmap/munmap/brk syscalls,
-    /// slab caches, kmalloc size classes, buddy allocator).
-    #[arg(long)]
+    /// Attach the per-allocation programs (mmap/munmap/brk syscalls, slab
+    /// caches, kmalloc size classes, buddy allocator) [default: true here].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub alloc_detail: Option<bool>,
+    /// Same as --alloc-detail=false.
+    #[arg(long, conflicts_with = "alloc_detail")]
     pub no_alloc_detail: bool,
     /// Do not attach this probe (repeatable); see `snapshot --probes`.
     #[arg(long = "disable-probe", value_name = "NAME")]
@@ -187,15 +214,26 @@ pub struct SnapshotArgs {
     /// Seconds to watch (0: attach, read once, exit).
     #[arg(long, short = 'd', default_value_t = 1.0, value_name = "SECS")]
     pub duration: f64,
-    /// Only these processes (repeatable).
+    /// Only these processes (repeatable); each is reported, idle or not.
     #[arg(long, short = 'p', value_name = "PID")]
     pub pid: Vec<u32>,
+    /// Only processes with events in the window (and those that exited).
+    #[arg(long)]
+    pub active: bool,
+    /// Largest first by this column: rss, pss, uss, swap, minflt, majflt,
+    /// cow, mmap, slab, reclaim, numa%, oom, pid, comm, user [default: rss].
+    #[arg(long, value_name = "KEY")]
+    pub sort: Option<String>,
     /// JSON array instead of a table.
     #[arg(long)]
     pub json: bool,
     /// List each probe with its state, events seen and map fill.
     #[arg(long)]
     pub probes: bool,
+    /// The memory cgroups instead: usage against limit, working set,
+    /// unreclaimable, swap, OOM kills, the OOM forecast, processes.
+    #[arg(long, conflicts_with_all = ["probes", "system", "slab", "buddy"])]
+    pub cgroups: bool,
     /// The system view instead: meminfo, vmstat rates, swap devices, buddy
     /// free blocks, top slab caches, THP, memory PSI, per-node NUMA.
     #[arg(long, conflicts_with_all = ["probes", "slab", "buddy"])]

@@ -1,43 +1,177 @@
-//! Turns the kernel's maps and ring buffer into [`Sample`]s for the model.
-//! The only place userspace reads the probes.
+//! The collector: all of a pass's I/O. It turns the kernel's maps and ring
+//! buffer, and the /proc and cgroupfs files the model needs (identities of
+//! new pids, their cgroups, the names of exit and OOM cgroups), into
+//! [`Sample`]s; the model applies them without reading anything itself.
 
-use memmon_common::{ExitEvent, MmState, OomEvent, ProcCounters};
+use std::collections::HashMap;
 
-use crate::{
-    probes::{ProbeSet, StatsSnapshot},
-    procfs::ProcRoot,
+use memmon_common::{
+    ExitEvent, OomEvent,
+    events::{EXIT_MEMCG_ID, OOM_VICTIM_IS_CURRENT},
 };
 
-/// What one collection pass read.
-#[derive(Debug, Default)]
-pub struct Sample {
-    /// (tgid, cumulative counters) of every live process in the kernel map.
-    pub live: Vec<(u32, ProcCounters)>,
-    /// Exit events drained since the last pass, in kernel order.
-    pub exits: Vec<ExitEvent>,
-    /// Map entries that outlived their process without an exit event
-    /// (memmon was not running when it exited, or the event was lost):
-    /// their last counters. The collector deletes them from the kernel map.
-    pub vanished: Vec<(u32, ProcCounters)>,
-    /// OOM kills drained since the last pass, in kernel order.
-    pub oom_events: Vec<OomEvent>,
-    /// Resident-set counters per mm (rss_stat probe), with their owners.
-    pub rss: Vec<MmState>,
-    /// Kernel statistics, when they could be read.
-    pub stats: Option<StatsSnapshot>,
-    /// Allocator maps, when those probes are attached.
-    pub alloc: Option<crate::probes::alloc_reader::AllocSample>,
-}
+use crate::{
+    model::{Model, comm_string},
+    probes::{ProbeSet, StatsSnapshot},
+    procfs::{ProcRoot, ReadFailure, cgroup, identity, unit},
+    sample::{Host, Identity, OomRecord, ProcMeta, Sample},
+};
 
-/// Reads the probes.
+/// Where cgroup filesystems are mounted.
+pub const DEFAULT_CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// Where the cgroup-v1 memory hierarchy is mounted (OOM killer names).
+const MEMCG_HIERARCHY: &str = "/sys/fs/cgroup/memory";
+
+/// Reads the probes and the files the model needs.
 pub struct Collector {
     probes: ProbeSet,
+    /// Memory cgroup ids of exit events → paths.
+    cgroup_ids: cgroup::CgroupIds,
+    /// The memory cgroups' own files (None: no memory controller found).
+    cgroups: Option<crate::cgroupfs::CgroupReader>,
+    /// Why there is no cgroup reader, said once.
+    cgroups_missing: Option<String>,
+}
+
+/// This host's constants.
+pub fn host() -> Host {
+    Host {
+        page_size: identity::page_size(),
+        ticks_per_second: identity::ticks_per_second(),
+    }
+}
+
+/// Where `pid` belongs: its memory cgroup (and the names the path carries)
+/// and owner.
+pub fn proc_meta(root: &ProcRoot, pid: u32) -> ProcMeta {
+    use std::os::unix::fs::MetadataExt as _;
+    meta_of_cgroup(
+        cgroup::memory_cgroup(root, pid).ok(),
+        std::fs::metadata(root.pid_dir(pid)).ok().map(|m| m.uid()),
+    )
+}
+
+fn meta_of_cgroup(cgroup: Option<String>, uid: Option<u32>) -> ProcMeta {
+    ProcMeta {
+        unit: cgroup.as_deref().and_then(unit::systemd_unit),
+        container_id: cgroup.as_deref().and_then(unit::container_id),
+        cgroup,
+        uid,
+    }
+}
+
+/// uid → user name, from /etc/passwd (empty when unreadable).
+pub fn user_names() -> HashMap<u32, String> {
+    std::fs::read_to_string("/etc/passwd")
+        .map(|t| {
+            t.lines()
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split(':').collect();
+                    Some((f.get(2)?.parse().ok()?, f.first()?.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The placement of every pid in `scan` that the model does not know yet.
+pub fn scan_metas(scan: &[Identity], root: &ProcRoot, model: &Model) -> HashMap<u32, ProcMeta> {
+    scan.iter()
+        .filter(|id| id.fresh && !model.knows_pid(id.pid, id.start_time_ticks))
+        .map(|id| (id.pid, proc_meta(root, id.pid)))
+        .collect()
+}
+
+/// An OOM kill with its names resolved: the victim's cgroup is read from
+/// `root` now (the victim is dying: read it as soon as the event arrives).
+pub fn oom_record(e: OomEvent, root: &ProcRoot) -> OomRecord {
+    let killer_memcg = match comm_string(&e.killer_memcg) {
+        name if name.is_empty() => None,
+        name => Some(
+            cgroup::find_by_name(std::path::Path::new(MEMCG_HIERARCHY), &name, 6).unwrap_or(name),
+        ),
+    };
+    // When the victim is the task that ran into the limit, the kernel's own
+    // record of its memcg is exact; /proc is racy for a dying task (after
+    // cgroup_exit it shows the root cgroup).
+    let victim_is_current = e.flags & OOM_VICTIM_IS_CURRENT != 0;
+    let cgroup = match (victim_is_current, &killer_memcg) {
+        (true, Some(memcg)) => Some(memcg.clone()),
+        _ => match cgroup::memory_cgroup(root, e.victim_pid) {
+            Ok(path) => Some(path),
+            Err(err) => {
+                tracing::debug!("cgroup of OOM victim {}: {err}", e.victim_pid);
+                None
+            }
+        },
+    };
+    OomRecord {
+        event: e,
+        cgroup,
+        killer_memcg,
+    }
 }
 
 impl Collector {
-    /// Wraps a loaded probe set.
+    /// Wraps a loaded probe set; memory cgroups are read under
+    /// /sys/fs/cgroup.
     pub fn new(probes: ProbeSet) -> Self {
-        Collector { probes }
+        Collector {
+            probes,
+            cgroup_ids: cgroup::CgroupIds::new(Some(cgroup::memory_hierarchy())),
+            cgroups: None,
+            cgroups_missing: None,
+        }
+        .with_cgroup_root(std::path::Path::new(DEFAULT_CGROUP_ROOT))
+    }
+
+    /// Reads memory cgroups under `mount` (v1 `memory/` below it, or v2).
+    pub fn with_cgroup_root(mut self, mount: &std::path::Path) -> Self {
+        match crate::cgroupfs::CgroupRoot::detect_at(mount) {
+            Ok(root) => {
+                self.cgroups = Some(crate::cgroupfs::CgroupReader::new(
+                    root,
+                    crate::cgroupfs::DetailPolicy::default(),
+                ));
+                self.cgroups_missing = None;
+            }
+            Err(e) => {
+                self.cgroups = None;
+                self.cgroups_missing = Some(format!(
+                    "{e}: not reported: per-cgroup usage, limits, memory.stat, events, PSI and the OOM forecast"
+                ));
+            }
+        }
+        self
+    }
+
+    /// Reads the memory cgroups of the model's live processes and their
+    /// ancestors into the model; problems go to its missing sources.
+    pub fn collect_cgroups(&mut self, model: &mut Model) {
+        model.cgroupfs_live = self.cgroups.is_some();
+        let Some(reader) = self.cgroups.as_mut() else {
+            if let Some(why) = &self.cgroups_missing {
+                model.missing_sources.insert(why.clone());
+            }
+            return;
+        };
+        let in_use: Vec<String> = model
+            .cgroups_in_use()
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let scan = reader.scan(in_use.iter().map(String::as_str));
+        model.missing_sources.extend(scan.notices);
+        let samples = scan
+            .samples
+            .into_iter()
+            .map(|s| {
+                let names = crate::cgroupfs::names::names(&s.path);
+                (s, names)
+            })
+            .collect();
+        model.apply_cgroups(samples, &scan.gone, std::time::Instant::now());
     }
 
     /// The probe set (statuses, map fill).
@@ -54,8 +188,14 @@ impl Collector {
     /// A full pass: live counters, then exits (so a process that exits in
     /// between is seen live first and exited after, never lost), then
     /// entries whose process is gone without an exit event, then
-    /// statistics.
-    pub fn collect(&mut self, pending_exits: Vec<ExitEvent>, root: &ProcRoot) -> Sample {
+    /// statistics; the identities of pids `model` does not know, and the
+    /// names of exit and OOM cgroups.
+    pub fn collect(
+        &mut self,
+        pending_exits: Vec<ExitEvent>,
+        root: &ProcRoot,
+        model: &Model,
+    ) -> Sample {
         let mut live = match self.probes.read_counters() {
             Ok(live) => live,
             Err(e) => {
@@ -89,23 +229,77 @@ impl Collector {
                 None
             }
         };
-        let oom_events = self.probes.take_oom_events();
+        let ooms = self
+            .probes
+            .take_oom_events()
+            .into_iter()
+            .map(|e| oom_record(e, root))
+            .collect();
+        let mut infos = HashMap::new();
+        for (tgid, counters) in &still {
+            if !model.needs_identity(*tgid, counters) {
+                continue;
+            }
+            match identity::read(root, *tgid) {
+                Ok(id) => {
+                    infos.insert(*tgid, (id, proc_meta(root, *tgid)));
+                }
+                // Exited between the map read and now: its exit event follows.
+                Err(ReadFailure::Gone(_)) => {}
+                Err(e) => tracing::debug!("identity of pid {tgid}: {e}"),
+            }
+        }
+        let kill_signals = self.kill_signal_records(root);
+        let mut exit_cgroups = HashMap::new();
+        for e in exits.iter().filter(|e| e.flags & EXIT_MEMCG_ID != 0) {
+            if let Some(path) = self.cgroup_ids.resolve(e.cgroup_id) {
+                exit_cgroups.insert(e.cgroup_id, meta_of_cgroup(Some(path), None));
+            }
+        }
         Sample {
             live: still,
+            infos,
             exits,
+            exit_cgroups,
             vanished,
-            oom_events,
+            ooms,
+            kill_signals,
             rss,
             stats,
             alloc: self.probes.read_alloc(),
         }
     }
 
-    /// Drains the ring buffer and returns the OOM kills in it (exits go
-    /// to `exits`).
-    pub fn drain_oom_events(&mut self, exits: &mut Vec<ExitEvent>) -> Vec<OomEvent> {
+    /// SIGKILLs drained so far, with the sender's memory cgroup (from its
+    /// id) and the target's (read now: it is dying).
+    pub fn kill_signal_records(&mut self, root: &ProcRoot) -> Vec<crate::sample::KillSignalRecord> {
+        let signals = self.probes.take_kill_signals();
+        signals
+            .into_iter()
+            .map(|signal| crate::sample::KillSignalRecord {
+                sender_cgroup: signal
+                    .sender_memcg_id
+                    .and_then(|id| self.cgroup_ids.resolve(id))
+                    .or_else(|| cgroup::memory_cgroup(root, signal.sender_pid).ok()),
+                target_cgroup: cgroup::memory_cgroup(root, signal.target_pid).ok(),
+                signal,
+            })
+            .collect()
+    }
+
+    /// Drains the ring buffer and returns the OOM kills in it with their
+    /// names resolved (exits go to `exits`).
+    pub fn drain_oom_records(
+        &mut self,
+        exits: &mut Vec<ExitEvent>,
+        root: &ProcRoot,
+    ) -> Vec<OomRecord> {
         self.probes.drain_exits(exits);
-        self.probes.take_oom_events()
+        self.probes
+            .take_oom_events()
+            .into_iter()
+            .map(|e| oom_record(e, root))
+            .collect()
     }
 
     /// Kernel statistics now.
@@ -132,7 +326,10 @@ pub fn collect_memory(
     cycle: std::time::Duration,
     only: Option<&std::collections::HashSet<u32>>,
 ) {
-    use crate::procfs::{ReadFailure, memory, numa, system};
+    use crate::{
+        procfs::{ReadFailure, memory, numa, system},
+        sources::ProcFile,
+    };
     let mut candidates = model.memory_candidates();
     if let Some(only) = only {
         candidates.retain(|(k, _)| only.contains(&k.pid));
@@ -141,11 +338,18 @@ pub fn collect_memory(
     // One node: every page is local and numa_maps (one of the costliest
     // /proc files: it prints every mapping's path) says nothing new.
     let multi_node = system.nodes.len() > 1;
+    // A file counts as missing from the kernel when no process read in
+    // this pass had it (a trimmed /proc may lack it for some only).
+    let (mut had_rollup, mut lacked_rollup) = (false, false);
     let cost = guard.cycle(&candidates, cycle, |key| {
         match memory::read(root, key.pid) {
             Ok(mut m) => {
-                if let Some(what) = m.missing.take() {
-                    model.missing_sources.insert(what);
+                match m.missing.take() {
+                    Some((_, what)) => {
+                        lacked_rollup = true;
+                        model.missing_sources.insert(what);
+                    }
+                    None => had_rollup = true,
                 }
                 let numa = multi_node
                     .then(|| numa::read(root, key.pid, cpu_node).ok())
@@ -161,6 +365,11 @@ pub fn collect_memory(
         }
     });
     model.memory_cost = cost;
+    if had_rollup {
+        model.missing_files.remove(&ProcFile::SmapsRollup);
+    } else if lacked_rollup {
+        model.missing_files.insert(ProcFile::SmapsRollup);
+    }
     model
         .missing_sources
         .extend(std::mem::take(&mut system.missing));

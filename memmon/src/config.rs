@@ -17,6 +17,93 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/memmon/memmon.toml";
 /// process 9256, ebpf 9435, ...).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9755";
 
+/// One setting: its config-file key, flag and environment variable, and
+/// whether SIGHUP applies a change. Every error message, the SIGHUP check
+/// and the tests that bind the clap flags and the file's keys read this
+/// table, so a key is named the same way everywhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Key {
+    /// Key in memmon.toml.
+    pub name: &'static str,
+    /// Flag of `memmon daemon`.
+    pub flag: &'static str,
+    /// Environment variable.
+    pub env: &'static str,
+    /// SIGHUP applies a changed value (else it needs a restart).
+    pub reload: bool,
+}
+
+const fn key(name: &'static str, flag: &'static str, env: &'static str, reload: bool) -> Key {
+    Key {
+        name,
+        flag,
+        env,
+        reload,
+    }
+}
+
+/// Every setting.
+pub const KEYS: &[Key] = &[
+    key("listen", "--listen", "MEMMON_LISTEN", false),
+    key(
+        "interval_seconds",
+        "--interval",
+        "MEMMON_INTERVAL_SECONDS",
+        true,
+    ),
+    key("top_k", "--top-k", "MEMMON_TOP_K", true),
+    key("top_by", "--top-by", "MEMMON_TOP_BY", true),
+    key("max_cgroups", "--max-cgroups", "MEMMON_MAX_CGROUPS", true),
+    key(
+        "fault_detail",
+        "--fault-detail",
+        "MEMMON_FAULT_DETAIL",
+        false,
+    ),
+    key(
+        "alloc_detail",
+        "--alloc-detail",
+        "MEMMON_ALLOC_DETAIL",
+        false,
+    ),
+    key(
+        "disabled_probes",
+        "--disable-probe",
+        "MEMMON_DISABLED_PROBES",
+        false,
+    ),
+    key("pin", "--pin", "MEMMON_PIN", false),
+    key("pin_dir", "--pin-dir", "MEMMON_PIN_DIR", false),
+    key(
+        "history_seconds",
+        "--history",
+        "MEMMON_HISTORY_SECONDS",
+        false,
+    ),
+    key(
+        "web_config_file",
+        "--web.config.file",
+        "MEMMON_WEB_CONFIG_FILE",
+        true,
+    ),
+    key("proc_root", "--proc-root", "MEMMON_PROC_ROOT", false),
+    key("cgroup_root", "--cgroup-root", "MEMMON_CGROUP_ROOT", false),
+];
+
+/// The key named `name` (every name used in this file is in [`KEYS`]; a
+/// test checks it).
+pub fn key_named(name: &str) -> Key {
+    KEYS.iter()
+        .copied()
+        .find(|k| k.name == name)
+        .unwrap_or(Key {
+            name: "?",
+            flag: "?",
+            env: "?",
+            reload: false,
+        })
+}
+
 /// Ranking keys for the top-K per-process series.
 pub const TOP_BY_KEYS: &[&str] = &["rss", "pss", "fault_rate", "swap", "major_faults"];
 
@@ -49,6 +136,8 @@ pub struct Config {
     pub web_config_file: Option<PathBuf>,
     /// The proc filesystem read (normally /proc).
     pub proc_root: PathBuf,
+    /// Where cgroup filesystems are mounted (normally /sys/fs/cgroup).
+    pub cgroup_root: PathBuf,
 }
 
 impl Default for Config {
@@ -69,6 +158,7 @@ impl Default for Config {
             history_seconds: 300,
             web_config_file: None,
             proc_root: PathBuf::from("/proc"),
+            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
         }
     }
 }
@@ -90,6 +180,7 @@ pub struct FileConfig {
     history_seconds: Option<u64>,
     web_config_file: Option<PathBuf>,
     proc_root: Option<PathBuf>,
+    cgroup_root: Option<PathBuf>,
 }
 
 /// Settings given as flags or environment variables (clap merges the two,
@@ -98,7 +189,7 @@ pub struct FileConfig {
 pub struct Overrides {
     /// --listen / MEMMON_LISTEN.
     pub listen: Option<String>,
-    /// --interval / MEMMON_INTERVAL.
+    /// --interval / MEMMON_INTERVAL_SECONDS.
     pub interval_seconds: Option<f64>,
     /// --top-k / MEMMON_TOP_K.
     pub top_k: Option<usize>,
@@ -122,6 +213,8 @@ pub struct Overrides {
     pub web_config_file: Option<PathBuf>,
     /// --proc-root / MEMMON_PROC_ROOT.
     pub proc_root: Option<PathBuf>,
+    /// --cgroup-root / MEMMON_CGROUP_ROOT.
+    pub cgroup_root: Option<PathBuf>,
 }
 
 /// A configuration error: where and what, with the fix.
@@ -163,18 +256,16 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, Config
     apply(&mut c.pin, file.pin);
     apply(&mut c.pin_dir, file.pin_dir.clone());
     apply(&mut c.proc_root, file.proc_root.clone());
+    apply(&mut c.cgroup_root, file.cgroup_root.clone());
     apply(&mut c.history_seconds, file.history_seconds);
     if file.web_config_file.is_some() {
         c.web_config_file = file.web_config_file.clone();
     }
     validate(&c).map_err(|(key, m)| from_file(key, m))?;
 
-    let from_flag = |key: &str, msg: String| {
-        ConfigError(format!(
-            "--{} (or MEMMON_{}): {msg}",
-            key.replace('_', "-"),
-            key.to_uppercase()
-        ))
+    let from_flag = |name: &str, msg: String| {
+        let k = key_named(name);
+        ConfigError(format!("{} (or {}): {msg}", k.flag, k.env))
     };
     if let Some(l) = &overrides.listen {
         c.listen = parse_listen(l).map_err(|m| from_flag("listen", m))?;
@@ -189,6 +280,7 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, Config
     apply(&mut c.pin, overrides.pin);
     apply(&mut c.pin_dir, overrides.pin_dir.clone());
     apply(&mut c.proc_root, overrides.proc_root.clone());
+    apply(&mut c.cgroup_root, overrides.cgroup_root.clone());
     apply(&mut c.history_seconds, overrides.history_seconds);
     if overrides.web_config_file.is_some() {
         c.web_config_file = overrides.web_config_file.clone();
@@ -255,6 +347,41 @@ fn validate(c: &Config) -> Result<(), (&'static str, String)> {
         }
     }
     Ok(())
+}
+
+impl Config {
+    /// A key's value as text (for the SIGHUP comparison and `config
+    /// --check`).
+    pub fn value_of(&self, name: &str) -> Option<String> {
+        Some(match name {
+            "listen" => self.listen.to_string(),
+            "interval_seconds" => self.interval_seconds.to_string(),
+            "top_k" => self.top_k.to_string(),
+            "top_by" => self.top_by.clone(),
+            "max_cgroups" => self.max_cgroups.to_string(),
+            "fault_detail" => self.fault_detail.to_string(),
+            "alloc_detail" => self.alloc_detail.to_string(),
+            "disabled_probes" => self.disabled_probes.join(","),
+            "pin" => self.pin.to_string(),
+            "pin_dir" => self.pin_dir.display().to_string(),
+            "history_seconds" => self.history_seconds.to_string(),
+            "web_config_file" => self
+                .web_config_file
+                .as_ref()
+                .map_or(String::new(), |p| p.display().to_string()),
+            "proc_root" => self.proc_root.display().to_string(),
+            "cgroup_root" => self.cgroup_root.display().to_string(),
+            _ => return None,
+        })
+    }
+
+    /// Keys whose value differs from `other`'s and that SIGHUP cannot apply.
+    pub fn needs_restart(&self, other: &Config) -> Vec<Key> {
+        KEYS.iter()
+            .copied()
+            .filter(|k| !k.reload && self.value_of(k.name) != other.value_of(k.name))
+            .collect()
+    }
 }
 
 /// Parses the TOML text of `path`; errors carry file:line and the key.
@@ -326,6 +453,9 @@ history_seconds = {history}
 
 # The proc filesystem to read (the host's, with the host's pids).
 proc_root = "{proc_root}"
+
+# Where cgroup filesystems are mounted (v1 memory/ below it, or v2).
+cgroup_root = "{cgroup_root}"
 "#,
         listen = d.listen,
         interval = d.interval_seconds,
@@ -339,6 +469,7 @@ proc_root = "{proc_root}"
         pin_dir = d.pin_dir.display(),
         history = d.history_seconds,
         proc_root = d.proc_root.display(),
+        cgroup_root = d.cgroup_root.display(),
     )
 }
 
@@ -402,6 +533,73 @@ mod tests {
         )
         .expect_err("0 rejected");
         assert!(err.0.contains("--top-k"), "{err}");
+    }
+
+    #[test]
+    fn every_key_is_a_flag_an_env_var_and_a_file_key() {
+        use clap::CommandFactory as _;
+        let cli = crate::cli::Cli::command();
+        let daemon = cli
+            .get_subcommands()
+            .find(|c| c.get_name() == "daemon")
+            .expect("daemon subcommand");
+        for k in KEYS {
+            let arg = daemon
+                .get_arguments()
+                .find(|a| a.get_long().map(|l| format!("--{l}")) == Some(k.flag.to_string()))
+                .unwrap_or_else(|| panic!("{}: no flag {}", k.name, k.flag));
+            assert_eq!(
+                arg.get_env().and_then(|e| e.to_str()),
+                Some(k.env),
+                "{}: env",
+                k.name
+            );
+            assert!(Config::default().value_of(k.name).is_some(), "{}", k.name);
+            assert!(
+                default_toml().contains(k.name),
+                "{} not in the default file",
+                k.name
+            );
+        }
+        // The file accepts exactly these keys: serde names them all when
+        // one is unknown.
+        let err = load_text("no_such_key = 1\n").expect_err("unknown key");
+        for k in KEYS {
+            assert!(
+                err.0.contains(&format!("`{}`", k.name)),
+                "{}: {err}",
+                k.name
+            );
+        }
+    }
+
+    #[test]
+    fn errors_name_the_real_flag() {
+        let err = load(
+            None,
+            &Overrides {
+                interval_seconds: Some(0.0),
+                ..Default::default()
+            },
+        )
+        .expect_err("0 rejected");
+        assert!(
+            err.0.starts_with("--interval (or MEMMON_INTERVAL_SECONDS)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn restart_keys_are_named() {
+        let a = Config::default();
+        let b = Config {
+            top_k: 3,
+            history_seconds: 10,
+            listen: "127.0.0.1:1".parse().expect("addr"),
+            ..Config::default()
+        };
+        let names: Vec<&str> = a.needs_restart(&b).iter().map(|k| k.name).collect();
+        assert_eq!(names, vec!["listen", "history_seconds"]);
     }
 
     #[test]

@@ -4,9 +4,11 @@
 //! kernel probes (`memmon-ebpf`, types in `memmon-common`) → [`probes`]
 //! (load, attach, read maps) → [`collector`] (a [`collector::Sample`] per
 //! pass) → [`model`] (processes keyed by pid + start time) → [`sinks`]
-//! (table, JSON, ...). [`procfs`] reads /proc for the model; [`commands`]
+//! (table, JSON, ...). [`procfs`] reads /proc and [`cgroupfs`] the memory
+//! cgroups for the model; [`commands`]
 //! wires the stages for each subcommand.
 
+pub mod cgroupfs;
 pub mod cli;
 pub mod collector;
 pub mod commands;
@@ -18,4 +20,6 @@ pub mod pipeline;
 pub mod privileges;
 pub mod probes;
 pub mod procfs;
+pub mod sample;
 pub mod sinks;
+pub mod sources;

@@ -9,8 +9,8 @@ use memmon_common::ExitEvent;
 
 use crate::{
     collector::{Collector, collect_memory},
-    daemon::published::{Notice, Published, unix_ms},
     model::Model,
+    model::published::{Notice, Published, unix_ms},
     probes::ProbeState,
     procfs::{
         ProcRoot,
@@ -90,11 +90,29 @@ impl Pipeline {
         for exit in &self.pending {
             self.stat_files.forget(exit.tgid);
         }
-        let sample = self
-            .collector
-            .collect(std::mem::take(&mut self.pending), &self.root);
+        let sample =
+            self.collector
+                .collect(std::mem::take(&mut self.pending), &self.root, &self.model);
         let ooms_before = self.model.oom_kills_total;
-        self.model.apply(sample, &self.root);
+        let sigkills_before = self.model.kills_total.get("sigkill").copied().unwrap_or(0)
+            + self.model.kills_total.get("kernel").copied().unwrap_or(0);
+        self.model.apply(sample);
+        let sigkills_after = self.model.kills_total.get("sigkill").copied().unwrap_or(0)
+            + self.model.kills_total.get("kernel").copied().unwrap_or(0);
+        let new_sigkills = (sigkills_after - sigkills_before) as usize;
+        for k in self.model.recent_sigkills.iter().rev().take(new_sigkills) {
+            tracing::warn!(
+                cause = k.cause,
+                sender_pid = k.sender_pid,
+                sender_comm = %k.sender_comm,
+                sender_cgroup = k.sender_cgroup.as_deref().unwrap_or("?"),
+                target_pid = k.target_pid,
+                target_comm = %k.target_comm,
+                target_cgroup = k.target_cgroup.as_deref().unwrap_or("?"),
+                target_rss_bytes = k.target_rss_bytes,
+                "SIGKILL"
+            );
+        }
         let new_ooms = (self.model.oom_kills_total - ooms_before) as usize;
         for kill in self.model.recent_ooms.iter().rev().take(new_ooms) {
             let trail: Vec<String> = kill
@@ -106,14 +124,18 @@ impl Pipeline {
                 pid = kill.pid,
                 comm = %kill.comm,
                 cgroup = kill.cgroup.as_deref().unwrap_or("?"),
+                constraint = kill.constraint.unwrap_or("?"),
+                limit_bytes = kill.limit_bytes,
                 anon_rss_kb = kill.anon_rss_kb,
                 rss_history = %trail.join(" "),
                 "OOM kill"
             );
         }
         let t_kernel = started.elapsed();
-        self.model
-            .apply_scan(self.stat_files.scan(&self.root), &self.root);
+        let scan = self.stat_files.scan(&self.root);
+        let metas = crate::collector::scan_metas(&scan, &self.root, &self.model);
+        self.model.apply_scan(scan, metas);
+        self.collector.collect_cgroups(&mut self.model);
         let t_scan = started.elapsed();
         collect_memory(
             &mut self.model,
@@ -134,7 +156,7 @@ impl Pipeline {
             self.push_notice("events_lost", message);
             self.prev_lost = lost;
         }
-        let mut published = Published::from_model(&self.model);
+        let mut published = Published::from_model(&mut self.model);
         tracing::debug!(
             kernel = ?t_kernel,
             scan = ?(t_scan - t_kernel),

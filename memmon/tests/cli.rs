@@ -60,8 +60,8 @@ fn bad_flag_values_exit_2() {
 }
 
 #[test]
-fn unknown_pid_is_reported_not_seen() {
-    if !require_bpf("unknown_pid_is_reported_not_seen") {
+fn unknown_pid_is_reported_not_found() {
+    if !require_bpf("unknown_pid_is_reported_not_found") {
         return;
     }
     // pid_max is at most 4194304: this pid cannot exist.
@@ -78,9 +78,65 @@ fn unknown_pid_is_reported_not_seen() {
         .expect("run memmon");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("pid 4194305 was not seen"), "{stderr}");
+    assert!(stderr.contains("pid 4194305 not found"), "{stderr}");
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(rows.as_array().map(Vec::len), Some(0));
+}
+
+/// `Pss:` of /proc/PID/smaps_rollup, bytes.
+fn rollup_pss(pid: u32) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).expect("smaps_rollup");
+    text.lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("Pss line")
+        * 1024
+}
+
+#[test]
+fn snapshot_pid_reports_an_idle_process_memory() {
+    if !require_bpf("snapshot_pid_reports_an_idle_process_memory") {
+        return;
+    }
+    // 100 MiB touched, then idle: no memory events in the window.
+    let mut w = Workload::start(&["touch", "25600"]);
+    w.go();
+    let pid = w.pid.to_string();
+    let rss = status_kb(w.pid, "VmRSS") * 1024;
+    let pss = rollup_pss(w.pid);
+    let rows = snapshot_json(&["-d", "0.2", "--pid", &pid], || {});
+    let row = row_for(&rows, w.pid);
+    assert!(rss >= 100 << 20, "the workload holds {rss} B");
+    assert_within("rss_bytes vs VmRSS", field(row, "rss_bytes"), rss, 0.02);
+    assert_within(
+        "pss_bytes vs smaps_rollup Pss",
+        field(row, "pss_bytes"),
+        pss,
+        0.02,
+    );
+    // Idle in the window: its rates are measured, and zero.
+    assert_eq!(row["minor_faults"].as_u64(), Some(0), "{row}");
+    // Every process is listed without --pid, largest RSS first.
+    let all = snapshot_json(&["-d", "0.2"], || {});
+    assert!(all.len() > 5, "only {} rows", all.len());
+    let rss_of = |r: &serde_json::Value| r["rss_bytes"].as_u64().unwrap_or(0);
+    assert!(
+        all.windows(2).all(|p| rss_of(&p[0]) >= rss_of(&p[1])),
+        "not sorted by rss"
+    );
+    assert!(
+        all.iter()
+            .any(|r| r["pid"].as_u64() == Some(u64::from(w.pid)))
+    );
+    w.finish();
+}
+
+fn status_kb(pid: u32, key: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("status key")
 }
 
 #[test]

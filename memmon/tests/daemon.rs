@@ -30,8 +30,9 @@ fn endpoints_serve_the_model_with_snapshot_keys() {
     if !require_bpf("endpoints_serve_the_model_with_snapshot_keys") {
         return;
     }
-    // 64 MiB resident: the largest process around, so it is in the top K.
-    let mut w = Workload::start(&["touch", "16384"]);
+    // 1 GiB resident: the largest process around (builds beside it too),
+    // so it is in the top K.
+    let mut w = Workload::start(&["touch", "262144"]);
     w.go();
     let d = Daemon::start(&["--no-pin", "--interval", "0.5", "--top-k", "5"]);
     std::thread::sleep(Duration::from_millis(1200));
@@ -47,14 +48,87 @@ fn endpoints_serve_the_model_with_snapshot_keys() {
         .iter()
         .find(|p| p["pid"].as_u64() == Some(u64::from(w.pid)))
         .unwrap_or_else(|| panic!("workload missing from /api/v1/snapshot"));
+    // One key set, the catalog's, in every JSON output.
+    let catalog: BTreeSet<String> = memmon::model::view::json_keys().into_iter().collect();
+    assert_eq!(
+        keys(mine),
+        catalog,
+        "/api/v1/snapshot keys differ from the catalog"
+    );
     let rows = snapshot_json(&["--duration", "0"], || {});
     let cli_keys = keys(rows.first().expect("snapshot --json has rows"));
-    assert_eq!(keys(mine), cli_keys, "API and snapshot --json keys differ");
+    assert_eq!(
+        cli_keys, catalog,
+        "snapshot --json keys differ from the catalog"
+    );
+    let url = format!("http://{}", d.addr);
+    for source in [vec![], vec!["--connect", url.as_str()]] {
+        let mut args = vec!["top", "--batch", "--json", "--iterations", "1"];
+        args.extend(&source);
+        let out = Command::new(MEMMON).args(&args).output().expect("run top");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let frame: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("top --batch --json frame");
+        let row = frame["processes"]
+            .as_array()
+            .and_then(|a| a.first())
+            .expect("top has rows");
+        assert_eq!(
+            keys(row),
+            catalog,
+            "top --batch --json {source:?} keys differ"
+        );
+    }
+    // Measured fields carry values; the detail probes' are null on the
+    // daemon's defaults, never 0.
+    assert!(mine["rss_bytes"].as_u64().is_some_and(|b| b > 0), "{mine}");
+    assert!(
+        mine["cow_faults"].is_null(),
+        "cow_faults without its probe: {mine}"
+    );
+    assert!(
+        mine["swap_out_pages"].is_null(),
+        "swap_out_pages without rss_stat: {mine}"
+    );
+    let fields = snap["fields"].as_array().expect("fields");
+    let cow = fields
+        .iter()
+        .find(|f| f["key"] == "cow_faults" && f["scope"] == "process")
+        .expect("cow_faults described");
+    assert_eq!(cow["live"], false, "{cow}");
+    assert_eq!(cow["sources"][0]["name"], "page_fault_user", "{cow}");
+    let (_, exposition) = d.get("/metrics");
+    let families: BTreeSet<&str> = exposition
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let mut checked_absent = 0;
+    for f in fields {
+        let Some(metric) = f["metric"].as_str() else {
+            continue;
+        };
+        if f["live"] == false {
+            checked_absent += 1;
+            assert!(
+                !families.contains(metric),
+                "{metric} is exported though none of its sources is live: {f}"
+            );
+        }
+    }
+    assert!(
+        checked_absent >= 10,
+        "only {checked_absent} unmeasured fields on defaults"
+    );
 
     let (status, metrics) = d.get("/metrics");
     assert_eq!(status, 200);
     let pid = format!("pid=\"{}\"", w.pid);
-    let rss = metric_value(&metrics, "memmon_process_resident_bytes", &[&pid])
+    let rss = metric_value(&metrics, "memmon_process_rss_bytes", &[&pid])
         .unwrap_or_else(|| panic!("no resident series for the workload:\n{metrics}"));
     assert_within("resident bytes", rss as u64, vm_rss(w.pid), 0.05);
     let minflt =
@@ -66,7 +140,7 @@ fn endpoints_serve_the_model_with_snapshot_keys() {
     );
     let rss_series = metrics
         .lines()
-        .filter(|l| l.starts_with("memmon_process_resident_bytes{"))
+        .filter(|l| l.starts_with("memmon_process_rss_bytes{"))
         .count();
     assert_eq!(rss_series, 5, "top_k 5 bounds the per-process series");
     assert!(
@@ -158,7 +232,7 @@ fn sighup_reloads_the_config() {
         d.get("/metrics")
             .1
             .lines()
-            .filter(|l| l.starts_with("memmon_process_resident_bytes{"))
+            .filter(|l| l.starts_with("memmon_process_rss_bytes{"))
             .count()
     };
     assert_eq!(count(&d), 3);

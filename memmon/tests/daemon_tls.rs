@@ -151,7 +151,7 @@ fn tls_and_basic_auth_guard_the_endpoint() {
     assert_eq!(code, 200, "{body}");
     let rss = metric_value(
         &body,
-        "memmon_process_resident_bytes",
+        "memmon_process_rss_bytes",
         &[&format!("pid=\"{}\"", w.pid)],
     )
     .expect("the workload's series over TLS");

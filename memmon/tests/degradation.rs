@@ -70,7 +70,7 @@ fn daemon_on_a_sparse_proc_with_probes_disabled_serves_the_rest() {
     for pid in ["4242", "4343"] {
         let rss = metric_value(
             &metrics,
-            "memmon_process_resident_bytes",
+            "memmon_process_rss_bytes",
             &[&format!("pid=\"{pid}\"")],
         )
         .unwrap_or_else(|| panic!("no resident series for {pid}:\n{metrics}"));

@@ -1,9 +1,15 @@
 //! deploy/: the systemd unit is hardened (exposure <= 3.0) and verifies,
 //! the Prometheus config and rules check, every metric the rules and the
-//! Grafana dashboard use exists in a real scrape, and a real Prometheus
-//! server scrapes the daemon and sees a known workload's series.
+//! Grafana dashboard use exists in a real scrape, a real Prometheus server
+//! scrapes the daemon and sees a known workload's series, and — with the
+//! shipped rules loaded against the default daemon — each alert's
+//! condition produced for real (an OOM kill, a process thrashing in swap
+//! under a memcg limit) makes the alert pending or firing, and every
+//! dashboard panel's query returns data.
 
 mod common;
+#[path = "common/kernel_setup.rs"]
+mod kernel_setup;
 
 use std::{
     collections::BTreeSet,
@@ -104,13 +110,24 @@ fn rules_and_dashboard_use_only_real_metrics() {
     let d = Daemon::start(&["--no-pin", "--interval", "0.5"]);
     std::thread::sleep(Duration::from_millis(1200));
     let (_, scrape) = d.get("/metrics");
+    let (_, snapshot) = d.get("/api/v1/snapshot");
     d.stop();
-    let exported: BTreeSet<String> = scrape
+    let mut exported: BTreeSet<String> = scrape
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
         .filter_map(|l| l.split_whitespace().next())
         .map(str::to_string)
         .collect();
+    // A catalog field whose value this host cannot give (cgroup v2's PSI
+    // on a v1 host) is a real metric too: the catalog names it.
+    let snap: serde_json::Value = serde_json::from_str(&snapshot).expect("snapshot JSON");
+    exported.extend(
+        snap["fields"]
+            .as_array()
+            .expect("fields")
+            .iter()
+            .filter_map(|f| f["metric"].as_str().map(str::to_string)),
+    );
     for file in [
         "prometheus/memmon-rules.yml",
         "grafana/memmon-dashboard.json",
@@ -141,6 +158,106 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// A real Prometheus (Debian package) scraping `target` every `scrape`,
+/// with `rules` loaded, evaluated every second; killed on drop.
+struct Prometheus {
+    _child: Killed,
+    web: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    fn start(target: &str, scrape: &str, rules: Option<&Path>) -> Prometheus {
+        let dir = tempfile::tempdir().expect("tmp");
+        let config = dir.path().join("prometheus.yml");
+        let rule_files = rules.map_or(String::new(), |r| {
+            format!("rule_files:\n  - \"{}\"\n", r.display())
+        });
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: {scrape}\n  evaluation_interval: 1s\n{rule_files}scrape_configs:\n  - job_name: memmon\n    static_configs:\n      - targets: [\"{target}\"]\n",
+            ),
+        )
+        .expect("write config");
+        let web = format!("127.0.0.1:{}", free_port());
+        let child = Killed(
+            Command::new("prometheus")
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.path().join("data").display()
+                ))
+                .arg(format!("--web.listen-address={web}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start prometheus (Debian package prometheus)"),
+        );
+        Prometheus {
+            _child: child,
+            web,
+            _dir: dir,
+        }
+    }
+
+    /// GET an API path; None while Prometheus is not answering yet.
+    fn api(&self, path: &str) -> Option<serde_json::Value> {
+        let (status, body) = try_http_get(&self.web, path)?;
+        (status == 200).then(|| serde_json::from_str(&body).ok())?
+    }
+
+    /// The result vector of an instant query (empty while none).
+    fn query(&self, q: &str) -> Vec<serde_json::Value> {
+        self.api(&format!("/api/v1/query?query={}", url_encode(q)))
+            .and_then(|v| v["data"]["result"].as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    /// Alerts pending or firing now: (name, state, labels).
+    fn alerts(&self) -> Vec<(String, String, serde_json::Value)> {
+        self.api("/api/v1/alerts")
+            .and_then(|v| v["data"]["alerts"].as_array().cloned())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| {
+                (
+                    a["labels"]["alertname"].as_str().unwrap_or("").to_string(),
+                    a["state"].as_str().unwrap_or("").to_string(),
+                    a["labels"].clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// Polls `check` every second until it holds, for at most `limit`
+    /// (a generous bound: the loop ends as soon as the condition holds).
+    fn wait(&self, what: &str, limit: Duration, mut check: impl FnMut(&Prometheus) -> bool) {
+        let until = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < until {
+            if check(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        panic!(
+            "{what}: not seen within {limit:?}; alerts now: {:?}",
+            self.alerts()
+        );
+    }
+}
+
+fn url_encode(q: &str) -> String {
+    q.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 #[test]
 fn a_real_prometheus_scrapes_the_daemon() {
     if !require_bpf("a_real_prometheus_scrapes_the_daemon") {
@@ -150,48 +267,14 @@ fn a_real_prometheus_scrapes_the_daemon() {
     let mut w = Workload::start(&["touch", "24576"]);
     w.go();
     let d = Daemon::start(&["--no-pin", "--interval", "1"]);
-    let dir = tempfile::tempdir().expect("tmp");
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 2s\nscrape_configs:\n  - job_name: memmon\n    static_configs:\n      - targets: [\"{}\"]\n",
-            d.addr
-        ),
-    )
-    .expect("write config");
-    let port = free_port();
-    let web = format!("127.0.0.1:{port}");
-    let prom = Killed(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={web}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus (Debian package prometheus)"),
-    );
-    std::thread::sleep(Duration::from_secs(20));
-    let query = |q: &str| -> serde_json::Value {
-        let (status, body) = http_get(&web, &format!("/api/v1/query?query={q}"));
-        assert_eq!(status, 200, "{body}");
-        serde_json::from_str(&body).expect("prometheus JSON")
-    };
-    let up = query("up%7Bjob%3D%22memmon%22%7D");
-    assert_eq!(up["data"]["result"][0]["value"][1], "1", "{up}");
-    let series = query(&format!(
-        "memmon_process_resident_bytes%7Bpid%3D%22{}%22%7D",
-        w.pid
-    ));
-    let result = series["data"]["result"].as_array().expect("result");
-    assert!(
-        !result.is_empty(),
-        "no memmon series for the workload: {series}"
-    );
+    let prom = Prometheus::start(&d.addr, "2s", None);
+    let series = format!("memmon_process_rss_bytes{{pid=\"{}\"}}", w.pid);
+    prom.wait("the workload's series", Duration::from_secs(120), |p| {
+        !p.query(&series).is_empty()
+    });
+    let up = prom.query("up{job=\"memmon\"}");
+    assert_eq!(up[0]["value"][1], "1", "{up:?}");
+    let result = prom.query(&series);
     let value: f64 = result[0]["value"][1]
         .as_str()
         .and_then(|v| v.parse().ok())
@@ -200,4 +283,126 @@ fn a_real_prometheus_scrapes_the_daemon() {
     drop(prom);
     d.stop();
     w.finish();
+}
+
+/// Every target expression of the dashboard, with `$instance` matching any.
+fn dashboard_queries() -> Vec<(String, String)> {
+    fn walk(v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+        for p in v["panels"].as_array().into_iter().flatten() {
+            let title = p["title"].as_str().unwrap_or("").to_string();
+            for t in p["targets"].as_array().into_iter().flatten() {
+                if let Some(e) = t["expr"].as_str() {
+                    out.push((title.clone(), e.replace("$instance", ".*")));
+                }
+            }
+            walk(p, out);
+        }
+    }
+    let text = std::fs::read_to_string(deploy("grafana/memmon-dashboard.json")).expect("read");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("dashboard JSON");
+    let mut out = Vec::new();
+    walk(&v, &mut out);
+    out
+}
+
+#[test]
+fn shipped_alerts_fire_and_panels_have_data_on_the_default_daemon() {
+    use kernel_setup::{Memcg, SwapFile};
+    if !require_bpf("shipped_alerts_fire_and_panels_have_data_on_the_default_daemon") {
+        return;
+    }
+    // cgroup v1 (this host): memory.pressure and memory.high do not exist.
+    let v1 = Path::new(kernel_setup::MEMCG_ROOT)
+        .join("memory.usage_in_bytes")
+        .exists();
+    // The daemon on its defaults (no detail probes), as shipped.
+    let d = Daemon::start(&["--no-pin", "--interval", "1", "--max-cgroups", "100000"]);
+    let prom = Prometheus::start(&d.addr, "1s", Some(&deploy("prometheus/memmon-rules.yml")));
+    let queries = dashboard_queries();
+    assert!(queries.len() >= 14, "{queries:?}");
+    let empty = |p: &Prometheus| -> Vec<String> {
+        queries
+            .iter()
+            .filter(|(title, _)| !(v1 && title.contains("(cgroup v2)")))
+            .filter(|(_, q)| p.query(q).is_empty())
+            .map(|(title, q)| format!("{title}: {q}"))
+            .collect()
+    };
+    let alert = |p: &Prometheus, name: &str| p.alerts().iter().any(|(n, _, _)| n == name);
+
+    // MemmonOOMForecast, then MemmonOOMKill and MemmonCgroupOOMKill: a
+    // child growing 8 MiB/s into a 256 MiB memcg without swap until the
+    // OOM killer stops it. While it grows, every panel has data.
+    let grow_cg = Memcg::create("alert-grow", 256 << 20);
+    grow_cg.write("memory.swappiness", "0");
+    let mut grower = Workload::start(&["grow", "1024", "125"]);
+    grow_cg.add(grower.pid);
+    grower.send_go();
+    prom.wait(
+        "MemmonOOMForecast pending or firing",
+        Duration::from_secs(120),
+        |p| alert(p, "MemmonOOMForecast"),
+    );
+    let missing = empty(&prom);
+    assert!(missing.is_empty(), "panels without data: {missing:#?}");
+    let status = grower.child.wait().expect("wait for the grower");
+    assert!(
+        !status.success(),
+        "the grower survived its memcg limit: {status}"
+    );
+    prom.wait(
+        "MemmonOOMKill and MemmonCgroupOOMKill",
+        Duration::from_secs(120),
+        |p| alert(p, "MemmonOOMKill") && alert(p, "MemmonCgroupOOMKill"),
+    );
+
+    // MemmonSigkill: kill -9 from userspace.
+    let mut sleeper = Command::new("sleep").arg("1000").spawn().expect("sleep");
+    let _ = Command::new("kill")
+        .args(["-9", &sleeper.id().to_string()])
+        .status();
+    let _ = sleeper.wait();
+    prom.wait(
+        "MemmonSigkill pending or firing",
+        Duration::from_secs(120),
+        |p| alert(p, "MemmonSigkill"),
+    );
+
+    // MemmonSwapStorm and MemmonReclaimStalls: two processes thrashing in
+    // swap under a 64 MiB memcg limit, until both alerts are on.
+    let _swap = SwapFile::create("alert", 512);
+    let cg = Memcg::create("alert-thrash", 64 << 20);
+    let mut workers: Vec<Workload> = (0..2)
+        .map(|_| {
+            let mut w = Workload::start(&["thrash", "96"]);
+            cg.add(w.pid);
+            w.send_go();
+            w
+        })
+        .collect();
+    let cgroup = format!(
+        "/{}",
+        cg.path.file_name().and_then(|n| n.to_str()).expect("name")
+    );
+    prom.wait(
+        "MemmonSwapStorm and MemmonReclaimStalls (for the thrashing memcg) pending or firing",
+        Duration::from_secs(600),
+        |p| {
+            let alerts = p.alerts();
+            alerts.iter().any(|(n, _, _)| n == "MemmonSwapStorm")
+                && alerts.iter().any(|(n, _, l)| {
+                    n == "MemmonReclaimStalls" && l["cgroup"].as_str() == Some(cgroup.as_str())
+                })
+        },
+    );
+    for w in workers.drain(..) {
+        w.finish();
+    }
+    if v1 {
+        eprintln!(
+            "MemmonStuckAtMemoryHigh not produced here: cgroup v1 has no memory.high or memory.pressure"
+        );
+    }
+    drop(prom);
+    d.stop();
 }

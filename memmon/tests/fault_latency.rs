@@ -1,8 +1,9 @@
 //! The optional fault-latency histogram (fentry/fexit on handle_mm_fault):
 //! where the kernel allows BPF tracing programs it attaches and its buckets
 //! hold at least every fault a known workload took. This machine's kernel
-//! refuses them (the test then checks the refusal is reported with its
-//! reason); MEMMON_REQUIRE_FENTRY=1 (vm-test's guest) makes it fail instead.
+//! refuses them: the test then checks the refusal is reported with its
+//! reason and reports itself skipped (counted as such by `cargo xtask
+//! test`); MEMMON_REQUIRE_FENTRY=1 (vm-test's guest) makes it fail instead.
 
 mod common;
 
@@ -36,7 +37,7 @@ fn fault_latency_histogram_fills_where_tracing_is_allowed() {
         }
         skip(
             "fault_latency_histogram_fills_where_tracing_is_allowed",
-            &format!("fault_latency unavailable here: {reason}"),
+            &format!("fault_latency unavailable on this kernel: {reason}"),
         );
         return;
     }

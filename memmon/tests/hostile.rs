@@ -43,7 +43,7 @@ fn hostile_process_names_stay_valid_everywhere() {
     let line = metrics
         .lines()
         .find(|l| {
-            l.starts_with("memmon_process_resident_bytes{") && l.contains(&format!("pid=\"{pid}\""))
+            l.starts_with("memmon_process_rss_bytes{") && l.contains(&format!("pid=\"{pid}\""))
         })
         .unwrap_or_else(|| panic!("no series for the hostile process:\n{metrics}"));
     assert!(line.contains(r#"\"b\\n\n"#), "label not escaped: {line}");
@@ -51,12 +51,27 @@ fn hostile_process_names_stay_valid_everywhere() {
 
     // snapshot: JSON parses; the table keeps one line per row.
     let rows = snapshot_json(&["--duration", "0", "--pid", &pid.to_string()], || {});
-    assert!(rows.is_empty() || rows[0]["comm"].is_string());
+    let name = row_for(&rows, pid)["comm"].as_str().expect("comm string");
+    assert!(
+        name.contains('"') && name.contains('\\') && name.contains('\n'),
+        "{name:?}"
+    );
     let out = Command::new(MEMMON)
         .args(["snapshot", "--duration", "1", "--no-alloc-detail"])
         .output()
         .expect("run");
+    assert!(
+        out.status.success(),
+        "snapshot failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(pid.to_string().as_str())),
+        "the hostile process has no row:\n{table}"
+    );
     for l in table.lines().skip(1) {
         assert!(
             l.split_whitespace()

@@ -17,8 +17,9 @@ use kernel_setup::{Memcg, SwapFile, status_kb, vmstat, vmswap_kb};
 
 const LIMIT: u64 = 64 << 20;
 const TOUCH_MIB: &str = "200";
-/// Snapshot window per phase; each phase must end inside it.
-const WINDOW_SECS: u64 = 30;
+/// Least snapshot window per phase: the window ends when the phase's
+/// workload reports it is done (SIGINT), however long that takes.
+const WINDOW_SECS: u64 = 1;
 const PAGE_KB: u64 = 4;
 
 #[test]
@@ -47,10 +48,7 @@ fn swap_out_in_and_reclaim_stalls_match_the_kernel() {
         vmswap1 = vmswap_kb(w.pid);
         rss_anon1 = status_kb(w.pid, "RssAnon");
     });
-    assert!(
-        took < Duration::from_secs(WINDOW_SECS - 5),
-        "phase 1 took {took:?}, too close to the {WINDOW_SECS} s window: raise WINDOW_SECS"
-    );
+    eprintln!("phase 1 took {took:?}");
     let failcnt = cg.read_u64("memory.failcnt") - failcnt0;
     let pswpout = vmstat("pswpout") - pswpout0;
     let row = row_for(&rows, w.pid);
@@ -99,10 +97,7 @@ fn swap_out_in_and_reclaim_stalls_match_the_kernel() {
         assert_eq!(report["phase"], "read_back");
         vmswap2 = vmswap_kb(w.pid);
     });
-    assert!(
-        took < Duration::from_secs(WINDOW_SECS - 5),
-        "phase 2 took {took:?}, too close to the {WINDOW_SECS} s window: raise WINDOW_SECS"
-    );
+    eprintln!("phase 2 took {took:?}");
     let row = row_for(&rows, w.pid);
     let out2 = field(row, "swap_out_pages");
     let in2 = field(row, "swap_in_pages");

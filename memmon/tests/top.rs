@@ -106,13 +106,19 @@ impl Drop for Tmux {
     }
 }
 
-/// The RSS cell (MiB) of the table row of `pid`.
+/// The RSS cell of `pid`'s row, in MiB (cells read `64.0M`, `1.02G`).
 fn rss_cell(screen: &str, pid: u32) -> Option<f64> {
-    screen
+    let cell = screen
         .lines()
         .find(|l| l.split_whitespace().next() == Some(&pid.to_string()))
-        .and_then(|l| l.split_whitespace().nth(3))
-        .and_then(|c| c.trim_end_matches('M').parse().ok())
+        .and_then(|l| l.split_whitespace().nth(3))?;
+    let (num, scale) = match cell.chars().last()? {
+        'K' => (&cell[..cell.len() - 1], 1.0 / 1024.0),
+        'M' => (&cell[..cell.len() - 1], 1.0),
+        'G' => (&cell[..cell.len() - 1], 1024.0),
+        _ => return None,
+    };
+    num.parse::<f64>().ok().map(|n| n * scale)
 }
 
 #[test]
@@ -152,7 +158,7 @@ fn interactive_view_sorts_filters_details_and_restores_the_terminal() {
     t.keys(&["Enter"]);
     let detail = t.wait_for("the detail pane", |s| s.contains(&format!("pid {pid} ")));
     assert!(
-        detail.contains("RSS ") && detail.contains("NUMA pages"),
+        detail.contains("rss_bytes ") && detail.contains("minor_faults "),
         "{detail}"
     );
     assert_eq!(
@@ -268,7 +274,7 @@ fn batch_frames_locally_and_from_a_daemon() {
         .expect("workload in the daemon's frame");
     assert_within(
         "rss via daemon",
-        row["rss"].as_u64().expect("rss"),
+        row["rss_bytes"].as_u64().expect("rss_bytes"),
         vm_rss(w.pid),
         0.05,
     );

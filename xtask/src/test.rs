@@ -20,20 +20,42 @@ use crate::{cmd, fuzz, packages, setup::BuildEnv, vm_test};
 const FUZZ_SECONDS: u32 = 10;
 
 /// Passed/failed/skipped totals over cargo test's `test result:` lines
-/// and the tests' skip records.
+/// and the tests' skip log.
 #[derive(Default)]
 pub struct Totals {
     /// Tests passed.
     pub passed: u64,
     /// Tests failed.
     pub failed: u64,
-    /// Tests that skipped (libtest counted them as passed; they are taken
-    /// out of `passed`).
+    /// Tests that reported themselves skipped (counted by cargo as passed).
     pub skipped: u64,
 }
 
-/// What the tests' `skip` helper reads: the file it appends to.
-pub const SKIP_LOG_ENV: &str = "MEMMON_SKIP_LOG";
+impl Totals {
+    /// The closing line: `test: N passed, N failed, N skipped`.
+    pub fn line(&self) -> String {
+        format!("test: {}", self.summary())
+    }
+
+    /// Moves the skips listed in `log` (one line each) from passed to
+    /// skipped, printing them.
+    pub fn take_skips(&mut self, log: &std::path::Path) {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        for line in self.count_skips(&text) {
+            println!("skipped: {line}");
+        }
+        let _ = std::fs::remove_file(log);
+    }
+
+    /// Moves the skips in a skip log's `text` (one `TEST: REASON` line
+    /// each) from passed to skipped; returns those lines.
+    pub fn count_skips<'a>(&mut self, text: &'a str) -> Vec<&'a str> {
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        self.skipped += lines.len() as u64;
+        self.passed = self.passed.saturating_sub(lines.len() as u64);
+        lines
+    }
+}
 
 impl Totals {
     /// Adds one line of cargo test output (other lines are ignored).
@@ -50,23 +72,6 @@ impl Totals {
         };
         self.passed += num("passed");
         self.failed += num("failed");
-    }
-
-    /// Counts the skip records in `log` (one `TEST<TAB>REASON` line each)
-    /// as skipped instead of passed; returns them.
-    pub fn add_skips(&mut self, log: &str) -> Vec<(String, String)> {
-        let skips: Vec<(String, String)> = log
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| {
-                let (test, reason) = l.split_once('\t').unwrap_or((l, ""));
-                (test.to_string(), reason.to_string())
-            })
-            .collect();
-        let n = skips.len() as u64;
-        self.skipped += n;
-        self.passed = self.passed.saturating_sub(n);
-        skips
     }
 
     /// `N passed, N failed, N skipped`.
@@ -93,24 +98,10 @@ fn run_counted(mut c: std::process::Command, totals: &mut Totals) -> anyhow::Res
     let status = child.wait()?;
     if !status.success() {
         totals.failed = totals.failed.max(1);
-        println!("test: {}", totals.summary());
+        println!("{}", totals.line());
         bail!("{} failed: {status}", cmd::display(&c));
     }
     Ok(())
-}
-
-/// Runs the root integration tests (command `c`) with a fresh skip log,
-/// then counts its records as skipped and lists them.
-fn run_with_skips(mut c: std::process::Command, totals: &mut Totals) -> anyhow::Result<()> {
-    let log = cmd::workspace().join("target/test-skips.log");
-    let _ = std::fs::remove_file(&log);
-    c.env(SKIP_LOG_ENV, &log);
-    let result = run_counted(c, totals);
-    let skips = totals.add_skips(&std::fs::read_to_string(&log).unwrap_or_default());
-    for (test, reason) in &skips {
-        eprintln!("test: skipped {test}: {reason}");
-    }
-    result
 }
 
 /// Runs every lane in order, stopping at the first failure; `vm`: end
@@ -129,6 +120,15 @@ pub fn run(env: &BuildEnv, extra: &[String], vm: bool) -> anyhow::Result<()> {
         "warnings",
     ]))?;
     let mut totals = Totals::default();
+    // Tests that skip write why to this file; the closing line counts them.
+    let skip_log = cmd::workspace().join("target/test-skips.log");
+    let _ = std::fs::remove_file(&skip_log);
+    // As root, a probe test that cannot load its probes fails rather than
+    // skips (MEMMON_REQUIRE_BPF=0 allows the skip, e.g. in a container).
+    // SAFETY: geteuid has no inputs.
+    let root = unsafe { libc::geteuid() } == 0;
+    let require_bpf = std::env::var("MEMMON_REQUIRE_BPF")
+        .unwrap_or_else(|_| if root { "1" } else { "0" }.to_string());
     let mut unit = cmd::cargo(env);
     unit.args([
         "test",
@@ -142,11 +142,17 @@ pub fn run(env: &BuildEnv, extra: &[String], vm: bool) -> anyhow::Result<()> {
     let mut it = cmd::cargo(env);
     // memmon's unit tests run here too (with its integration tests).
     it.args(["test", "--package", "memmon", "--lib", "--bins", "--tests"]);
+    it.env("MEMMON_SKIP_LOG", &skip_log)
+        .env("MEMMON_REQUIRE_BPF", &require_bpf);
     if !extra.is_empty() {
         it.arg("--").args(extra);
-        run_with_skips(it, &mut totals)?;
+        let r = run_counted(it, &mut totals);
+        totals.take_skips(&skip_log);
+        r?;
     } else {
-        run_with_skips(it, &mut totals)?;
+        let r = run_counted(it, &mut totals);
+        totals.take_skips(&skip_log);
+        r?;
         fuzz::run(env, FUZZ_SECONDS, &[])?;
         if vm {
             let vm = vm_test::run(
@@ -161,7 +167,7 @@ pub fn run(env: &BuildEnv, extra: &[String], vm: bool) -> anyhow::Result<()> {
             totals.failed += vm.failed;
             totals.skipped += vm.skipped;
             if vm.failed > 0 {
-                println!("test: {}", totals.summary());
+                println!("{}", totals.line());
                 bail!("{} failed in the qemu guests (target/vm-test)", vm.failed);
             }
         }
@@ -169,7 +175,7 @@ pub fn run(env: &BuildEnv, extra: &[String], vm: bool) -> anyhow::Result<()> {
     if totals.passed == 0 {
         bail!("no test ran");
     }
-    println!("test: {}", totals.summary());
+    println!("{}", totals.line());
     Ok(())
 }
 
@@ -186,14 +192,10 @@ mod tests {
         );
         t.add_line("running 3 tests");
         assert_eq!((t.passed, t.failed), (39, 1));
-        let skips = t.add_skips("oom\tprobe oom_kill unavailable: no field comm\n\n");
-        assert_eq!(
-            skips,
-            vec![(
-                "oom".into(),
-                "probe oom_kill unavailable: no field comm".into()
-            )]
-        );
-        assert_eq!(t.summary(), "38 passed, 1 failed, 1 skipped");
+        let dir = std::env::temp_dir().join(format!("xtask-skips-{}", std::process::id()));
+        std::fs::write(&dir, "a: needs root\nb: no fentry\n").expect("write");
+        t.take_skips(&dir);
+        assert_eq!((t.passed, t.failed, t.skipped), (37, 1, 2));
+        assert_eq!(t.line(), "test: 37 passed, 1 failed, 2 skipped");
     }
 }

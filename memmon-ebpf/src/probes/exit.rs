@@ -1,7 +1,10 @@
 //! `sched:sched_process_exit`: when the last thread of a process exits, its
 //! counters go to userspace in one ring-buffer record (with the kernel's own
 //! fault totals and start time) and its map entry is deleted, so the maps
-//! hold live processes only (the rss_stat mm entries included).
+//! hold live processes only (the rss_stat mm entries included). Its count
+//! and fault totals are also added to its memory cgroup's entry in the
+//! pinned `MEMCG_EXITS` map (even when the ring buffer is full), so the
+//! per-cgroup totals of exited processes survive a restart of memmon.
 
 use aya_ebpf::{
     helpers::bpf_get_current_cgroup_id, macros::tracepoint, programs::TracePointContext,
@@ -12,7 +15,7 @@ use memmon_common::{
 };
 
 use crate::{
-    maps::{EVENTS, PROC_COUNTERS, bump_stat, config, current_tgid},
+    maps::{EVENTS, PROC_COUNTERS, add, bump_stat, config, current_tgid, memcg_exits},
     task::Task,
 };
 
@@ -72,6 +75,21 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
             slot.submit(0);
         }
         None => bump_stat(Stat::EventsLost),
+    }
+    if let Some(id) = task.memory_cgroup_id(&cfg.cgroup)
+        && let Some(totals) = memcg_exits(id)
+    {
+        // SAFETY: `totals` points into a live MEMCG_EXITS value.
+        unsafe {
+            add(&raw mut (*totals).exited, 1);
+            if cfg.task.valid != 0
+                && let Some((min, maj)) = task.group_faults(&cfg.task)
+            {
+                add(&raw mut (*totals).min_flt, min);
+                add(&raw mut (*totals).maj_flt, maj);
+                add(&raw mut (*totals).with_faults, 1);
+            }
+        }
     }
     let _ = PROC_COUNTERS.remove(tgid);
     super::address_space::forget(tgid);

@@ -4,6 +4,7 @@ mod address_space;
 mod exit;
 mod fault_latency;
 mod faults;
+mod kill;
 mod major_faults;
 mod numa;
 mod oom;

@@ -41,6 +41,9 @@ commands:
   fault-storm MIB ROUNDS  touch MIB of fresh memory per round; prints ns per fault
   swap-cycle MIB       touch MIB of fresh memory (report), wait for a second line,
                        read it all back (report); under a memcg limit it swaps
+  thrash MIB           touch MIB of fresh memory (report), then write every page
+                       again and again until stdin closes: under a memcg limit
+                       with swap on, it swaps and stalls in reclaim all along
   compact              write 1 to /proc/sys/vm/compact_memory (root): the kernel
                        compacts every zone, migrating pages in this task
   oom MIB              touch MIB of fresh memory (killed by the OOM killer when
@@ -128,6 +131,7 @@ fn run(args: &[String]) -> Result<(), String> {
             "\"compacted\":true".to_string()
         }
         "swap-cycle" => return swap_cycle(pid, num(1)?, wait),
+        "thrash" => return thrash(pid, num(1)?),
         "oom" => {
             let pages = num(1)? * 1024 * 1024 / PAGE as u64;
             touch_fresh(pages)?;
@@ -476,6 +480,36 @@ fn own_vmswap_kb() -> u64 {
 
 /// Touches `mib` MiB (report 1), waits for a line, reads every page back
 /// (report 2). Each report carries its own VmSwap.
+fn thrash(pid: u32, mib: u64) -> Result<(), String> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static DONE: AtomicBool = AtomicBool::new(false);
+    let pages = mib * 1024 * 1024 / PAGE as u64;
+    let p = map_anon(pages)?;
+    let before = own_faults();
+    touch(p, pages);
+    report(
+        pid,
+        before,
+        &format!("\"phase\":\"touched\",\"pages\":{pages}"),
+    );
+    std::thread::spawn(|| {
+        wait_for_eof();
+        DONE.store(true, Ordering::Relaxed);
+    });
+    let mut round = 0u8;
+    while !DONE.load(Ordering::Relaxed) {
+        round = round.wrapping_add(1);
+        for i in 0..pages as usize {
+            // SAFETY: within the mapping.
+            unsafe { std::ptr::write_volatile(p.add(i * PAGE), round) };
+            if i % 4096 == 0 && DONE.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn swap_cycle(pid: u32, mib: u64, wait: bool) -> Result<(), String> {
     let pages = mib * 1024 * 1024 / PAGE as u64;
     let p = map_anon(pages)?;

@@ -35,13 +35,20 @@ pub fn run(args: &EventsArgs) -> Result<(), Fatal> {
             "--duration {d} is out of range: give seconds >= 0"
         )));
     }
-    let opts = load_options(&args.probe_args)?;
+    let mut opts = load_options(&args.probe_args)?;
+    // OOM kills and exits travel through the ring buffer: nothing else is
+    // needed to stream them.
+    opts.only = Some((
+        &["oom_kill", "kill_signal", "process_exit"],
+        "`memmon events`",
+    ));
     privileges::check().map_err(Fatal::Privileges)?;
     let probes = ProbeSet::load(&opts).context("loading probes")?;
     super::stop_signal::install();
     let mut out = std::io::stdout().lock();
     for status in probes.statuses() {
-        if !matches!(status.state, ProbeState::Attached) {
+        let unneeded = matches!(&status.state, ProbeState::Disabled { reason } if reason.starts_with("not needed"));
+        if !matches!(status.state, ProbeState::Attached) && !unneeded {
             let _ = writeln!(out, "{}", sink::probe_status(status, args.json));
         }
     }
@@ -61,15 +68,18 @@ pub fn run(args: &EventsArgs) -> Result<(), Fatal> {
         .map(|d| Instant::now() + Duration::from_secs_f64(d));
     let mut next_stats = Instant::now() + STATS_INTERVAL;
     let mut exits = Vec::new();
+    let mut oom_victims: std::collections::VecDeque<u32> = Default::default();
     while !super::stop_signal::requested() {
-        for event in collector.drain_oom_events(&mut exits) {
-            let kill = OomKill::from_event(&event, &root);
-            if writeln!(out, "{}", sink::oom_kill(&kill, args.json)).is_err() {
-                return Ok(()); // stdout closed: the reader is gone.
-            }
-            let _ = out.flush();
+        if !stream(
+            &mut collector,
+            &mut exits,
+            &root,
+            &mut oom_victims,
+            &mut out,
+            args.json,
+        ) {
+            return Ok(()); // stdout closed: the reader is gone.
         }
-        exits.clear();
         let now = Instant::now();
         if now >= next_stats {
             next_stats = now + STATS_INTERVAL;
@@ -93,13 +103,48 @@ pub fn run(args: &EventsArgs) -> Result<(), Fatal> {
         std::thread::sleep(POLL_INTERVAL);
     }
     // Last drain: nothing that arrived before the stop is dropped.
-    for event in collector.drain_oom_events(&mut exits) {
-        let _ = writeln!(
-            out,
-            "{}",
-            sink::oom_kill(&OomKill::from_event(&event, &root), args.json)
-        );
-    }
-    let _ = out.flush();
+    stream(
+        &mut collector,
+        &mut exits,
+        &root,
+        &mut oom_victims,
+        &mut out,
+        args.json,
+    );
     Ok(())
+}
+
+/// Writes the OOM kills and SIGKILLs drained now, one line each (the OOM
+/// killer's own SIGKILL is the OOM kill line); false when stdout closed.
+fn stream(
+    collector: &mut Collector,
+    exits: &mut Vec<memmon_common::ExitEvent>,
+    root: &ProcRoot,
+    oom_victims: &mut std::collections::VecDeque<u32>,
+    out: &mut impl std::io::Write,
+    json: bool,
+) -> bool {
+    let mut ok = true;
+    for record in collector.drain_oom_records(exits, root) {
+        let kill = OomKill::from_record(record);
+        if oom_victims.len() == 256 {
+            oom_victims.pop_front();
+        }
+        oom_victims.push_back(kill.pid);
+        ok &= writeln!(out, "{}", sink::oom_kill(&kill, json)).is_ok();
+    }
+    exits.clear();
+    for record in collector.kill_signal_records(root) {
+        let cause = crate::model::oom::sigkill_cause(record.signal.code);
+        if cause == "kernel" && oom_victims.contains(&record.signal.target_pid) {
+            continue;
+        }
+        let rss = crate::procfs::identity::read(root, record.signal.target_pid)
+            .ok()
+            .map(|id| id.rss_pages * crate::procfs::identity::page_size());
+        let kill = crate::model::SignalKill::from_record(record, cause, rss);
+        ok &= writeln!(out, "{}", sink::sigkill(&kill, json)).is_ok();
+    }
+    ok &= out.flush().is_ok();
+    ok
 }

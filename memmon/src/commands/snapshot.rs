@@ -1,5 +1,7 @@
-//! `memmon snapshot`: load the probes, watch for a window, print the
-//! processes seen (table or JSON), or with `--probes` the probe states.
+//! `memmon snapshot`: load the probes, watch for a window, print every
+//! process (like `top -b -n1`: its memory now and the window's rates,
+//! largest first by `--sort`) as a table or JSON, or with `--probes` the
+//! probe states.
 
 use std::{
     collections::BTreeSet,
@@ -12,15 +14,16 @@ use crate::{
     cli::{ProbeArgs, SnapshotArgs},
     collector::{Collector, collect_memory},
     error::Fatal,
-    model::{Model, ProcessView},
+    model::{Model, ProcessView, Which},
     privileges,
     probes::{LoadOptions, ProbeSet, catalog},
     procfs::{
         ProcRoot,
         cost_guard::{CostGuard, GuardSettings},
         numa,
+        stat_files::StatFiles,
     },
-    sinks::{alloc_report, json, probes_report, system_table, table},
+    sinks::{alloc_report, columns, json, probes_report, system_table, table},
 };
 
 /// How often exit events are drained during the window.
@@ -36,6 +39,15 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
             args.duration
         )));
     }
+    let sort = match &args.sort {
+        Some(key) => columns::by_name(key).ok_or_else(|| {
+            Fatal::Usage(format!(
+                "--sort {key}: unknown column; use one of: {}",
+                columns::names().join(", ")
+            ))
+        })?,
+        None => columns::by_name("rss").unwrap_or(0),
+    };
     let mut opts = load_options(&args.probe_args)?;
     opts.pin_root = args.pin_dir.clone();
     privileges::check().map_err(Fatal::Privileges)?;
@@ -48,9 +60,12 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
         }
     }
     let root = ProcRoot::default();
-    let mut model = Model::new(probes.statuses().to_vec());
+    let mut model = Model::new(probes.statuses().to_vec(), crate::collector::host());
     let mut collector = Collector::new(probes);
-    model.apply(collector.collect(Vec::new(), &root), &root);
+    let mut stat_files = StatFiles::default();
+    let first = collector.collect(Vec::new(), &root, &model);
+    model.apply(first);
+    scan(&mut model, &mut stat_files, &root);
     model.start_window();
     super::stop_signal::install();
     eprintln!("memmon: probes attached; watching for {} s", args.duration);
@@ -65,13 +80,20 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
         std::thread::sleep(DRAIN_INTERVAL.min(deadline - now));
         collector.drain_exits(&mut pending);
     }
-    model.apply(collector.collect(pending, &root), &root);
+    let last = collector.collect(pending, &root, &model);
+    model.apply(last);
+    scan(&mut model, &mut stat_files, &root);
     // Memory of the processes this command will show (and the system
     // view), the cost guard allowing up to a quarter second of reads.
+    let which = if args.active {
+        Which::Window
+    } else {
+        Which::All
+    };
     let shown: std::collections::HashSet<u32> = model
-        .window_views()
-        .iter()
-        .map(|v| v.pid)
+        .processes()
+        .filter(|p| !p.exited)
+        .map(|p| p.key.pid)
         .filter(|p| args.pid.is_empty() || args.pid.contains(p))
         .collect();
     let mut guard = CostGuard::new(GuardSettings {
@@ -130,13 +152,34 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
         println!("{out}");
         return Ok(());
     }
-    let rows = select_rows(model.window_views(), &args.pid);
+    if args.cgroups {
+        collector.collect_cgroups(&mut model);
+        let published = crate::model::published::Published::from_model(&mut model);
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&published.cgroups).unwrap_or_default()
+            );
+        } else {
+            print!("{}", crate::sinks::cgroup_table::render(&published.cgroups));
+        }
+        return Ok(());
+    }
+    let views = model.views(which, Instant::now());
+    let rows = select_rows(views, &args.pid, &columns::COLUMNS[sort]);
     if args.json {
         println!("{}", json::rows_to_json(&rows));
     } else {
-        print!("{}", table::render(&rows));
+        print!("{}", table::render(&rows, &crate::collector::user_names()));
     }
     Ok(())
+}
+
+/// A /proc scan folded into the model (placement read for new pids).
+fn scan(model: &mut Model, files: &mut StatFiles, root: &ProcRoot) {
+    let found = files.scan(root);
+    let metas = crate::collector::scan_metas(&found, root, model);
+    model.apply_scan(found, metas);
 }
 
 /// Validated probe options from the shared flags.
@@ -153,30 +196,34 @@ pub fn load_options(args: &ProbeArgs) -> Result<LoadOptions, Fatal> {
         disabled.insert(name.clone());
     }
     Ok(LoadOptions {
-        fault_detail: !args.no_fault_detail,
-        alloc_detail: !args.no_alloc_detail,
+        fault_detail: !args.no_fault_detail && args.fault_detail.unwrap_or(true),
+        alloc_detail: !args.no_alloc_detail && args.alloc_detail.unwrap_or(true),
         disabled,
         ..LoadOptions::default()
     })
 }
 
-/// Filters by `pids` (reporting those not seen on stderr) and sorts the
-/// largest first.
-fn select_rows(mut rows: Vec<ProcessView>, pids: &[u32]) -> Vec<ProcessView> {
+/// Filters by `pids` (reporting those not found on stderr) and sorts the
+/// largest first by `col`.
+fn select_rows(mut rows: Vec<ProcessView>, pids: &[u32], col: &columns::Col) -> Vec<ProcessView> {
     if !pids.is_empty() {
         rows.retain(|r| pids.contains(&r.pid));
         for pid in pids {
             if !rows.iter().any(|r| r.pid == *pid) {
                 eprintln!(
-                    "memmon: pid {pid} was not seen in the window (no memory events; is it running?)"
+                    "memmon: pid {pid} not found (it is not running, and did not exit in the window)"
                 );
             }
         }
     }
     rows.sort_by(|a, b| {
-        (b.faults, b.major_faults)
-            .cmp(&(a.faults, a.major_faults))
-            .then(a.pid.cmp(&b.pid))
+        if col.what == columns::What::Comm {
+            a.comm.cmp(&b.comm).then(a.pid.cmp(&b.pid))
+        } else {
+            columns::sort_value(b, col)
+                .total_cmp(&columns::sort_value(a, col))
+                .then(a.pid.cmp(&b.pid))
+        }
     });
     rows
 }

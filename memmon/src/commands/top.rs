@@ -116,7 +116,8 @@ pub fn run(args: &TopArgs) -> Result<(), Fatal> {
     if let Some(key) = &args.sort {
         state.sort = column_by_name(key).ok_or_else(|| {
             Fatal::Usage(format!(
-                "--sort {key}: unknown column; use pid, user, comm, rss, pss, uss, swap, minflt, majflt, cow, mmap, slab, reclaim, numa%, oom"
+                "--sort {key}: unknown column; use one of: {}",
+                crate::sinks::columns::names().join(", ")
             ))
         })?;
     }
@@ -130,11 +131,11 @@ pub fn run(args: &TopArgs) -> Result<(), Fatal> {
             let opts = load_options(&args.probe_args)?;
             privileges::check().map_err(Fatal::Privileges)?;
             let probes = ProbeSet::load(&opts).context("loading probes")?;
-            let model = Model::new(probes.statuses().to_vec());
+            let model = Model::new(probes.statuses().to_vec(), crate::collector::host());
             Source::Local(Box::new(Pipeline::new(Collector::new(probes), model)))
         }
     };
-    let users = batch::user_names();
+    let users = crate::collector::user_names();
     if args.batch {
         return run_batch(args, &mut source, &mut state, &users, interval);
     }
@@ -148,12 +149,11 @@ fn run_batch(
     users: &std::collections::HashMap<u32, String>,
     interval: Duration,
 ) -> Result<(), Fatal> {
-    let mut prev: Option<TopFrame> = None;
     let mut i = 0u64;
     let mut out = std::io::stdout().lock();
     loop {
         let started = Instant::now();
-        let frame = TopFrame::from_json(&source.frame(interval)?, prev.as_ref());
+        let frame = TopFrame::from_json(&source.frame(interval)?);
         let text = if args.json {
             batch::json(&frame, state)
         } else {
@@ -166,7 +166,6 @@ fn run_batch(
         if args.iterations.is_some_and(|n| i >= n) {
             return Ok(());
         }
-        prev = Some(frame);
         source.idle_until(started + interval);
     }
 }
@@ -181,14 +180,12 @@ fn run_tui(
     let mut terminal =
         ratatui::try_init().context("cannot set up the terminal (is this a TTY?)")?;
     let _guard = TerminalGuard;
-    let mut prev: Option<TopFrame> = None;
     let mut next_refresh = Instant::now();
     let mut frame: Option<TopFrame> = None;
     loop {
         if Instant::now() >= next_refresh {
-            let f = TopFrame::from_json(&source.frame(interval)?, prev.as_ref());
+            let f = TopFrame::from_json(&source.frame(interval)?);
             state.observe(&f);
-            prev = Some(f.clone());
             frame = Some(f);
             next_refresh = Instant::now() + interval;
         }

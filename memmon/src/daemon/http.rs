@@ -23,9 +23,9 @@ use tokio::{net::TcpListener, sync::watch};
 
 use super::{
     basic_auth::{Users, Verdict},
-    published::{Shared, latest, unix_ms},
     web_config::WebSecurity,
 };
+use crate::model::published::{Shared, latest, unix_ms};
 use crate::sinks::prometheus::{self as prom, CgroupAdmission, RenderSettings};
 
 /// What the handlers share.
@@ -80,7 +80,9 @@ fn json<T: Serialize>(v: &T) -> Resp {
 struct Events<'a> {
     oom_kills_total: u64,
     oom_kills: &'a [crate::model::OomKill],
-    notices: &'a [super::published::Notice],
+    sigkills: &'a [crate::model::SignalKill],
+    kills_total: &'a std::collections::BTreeMap<&'static str, u64>,
+    notices: &'a [crate::model::published::Notice],
 }
 
 fn metrics(state: &HttpState) -> Resp {
@@ -130,6 +132,8 @@ pub fn route(method: &Method, path: &str, state: &HttpState) -> Resp {
             json(&Events {
                 oom_kills_total: p.oom_kills_total,
                 oom_kills: &p.recent_oom_kills,
+                sigkills: &p.recent_sigkills,
+                kills_total: &p.kills_total,
                 notices: &p.notices,
             })
         }

@@ -5,7 +5,6 @@
 
 pub mod basic_auth;
 pub mod http;
-pub mod published;
 pub mod sampler;
 pub mod web_config;
 
@@ -73,12 +72,13 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
         }
     }
     crate::pipeline::tune_heap();
-    let mut model = Model::new(probes.statuses().to_vec());
+    let mut model = Model::new(probes.statuses().to_vec(), crate::collector::host());
     model.recorder = crate::model::history::FlightRecorder::new(cfg.history_seconds);
-    let collector = Collector::new(probes);
+    let collector = Collector::new(probes).with_cgroup_root(&cfg.cgroup_root);
 
-    let shared: published::Shared =
-        Arc::new(RwLock::new(Arc::new(published::Published::default())));
+    let shared: crate::model::published::Shared = Arc::new(RwLock::new(Arc::new(
+        crate::model::published::Published::default(),
+    )));
     let live = Arc::new(RwLock::new(sampler::LiveSettings {
         interval: Duration::from_secs_f64(cfg.interval_seconds),
     }));
@@ -250,21 +250,11 @@ fn apply_reload(
         }
         Err(e) => tracing::error!("web config reload failed, keeping the running one: {e}"),
     }
-    let restart = [
-        ("listen", old.listen != new.listen),
-        ("fault_detail", old.fault_detail != new.fault_detail),
-        ("alloc_detail", old.alloc_detail != new.alloc_detail),
-        (
-            "disabled_probes",
-            old.disabled_probes != new.disabled_probes,
-        ),
-        ("pin", old.pin != new.pin || old.pin_dir != new.pin_dir),
-        ("proc_root", old.proc_root != new.proc_root),
-    ];
-    for (key, changed) in restart {
-        if changed {
-            tracing::warn!("config reload: `{key}` changed; it takes effect after a restart");
-        }
+    for k in old.needs_restart(new) {
+        tracing::warn!(
+            "config reload: `{}` changed; it takes effect after a restart (SIGHUP cannot apply it)",
+            k.name
+        );
     }
     tracing::info!("config reloaded");
 }

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::published::Shared;
+use crate::model::published::Shared;
 use crate::pipeline::Pipeline;
 
 /// How often events are drained between samples.

@@ -16,11 +16,11 @@ pub struct HistorySample {
     /// Resident set, bytes.
     pub rss_bytes: Option<u64>,
     /// Minor faults so far.
-    pub minor_faults: u64,
+    pub minor_faults: Option<u64>,
     /// Major faults so far.
-    pub major_faults: u64,
-    /// Pages swapped out so far.
-    pub swap_out_pages: u64,
+    pub major_faults: Option<u64>,
+    /// Pages swapped out so far (rss_stat probe), when measured.
+    pub swap_out_pages: Option<u64>,
     /// Memory in swap, bytes (rss_stat probe), when known.
     pub swap_bytes: Option<u64>,
 }
@@ -93,9 +93,9 @@ mod tests {
         HistorySample {
             unix_ms: ms,
             rss_bytes: Some(rss),
-            minor_faults: ms,
-            major_faults: 0,
-            swap_out_pages: 0,
+            minor_faults: Some(ms),
+            major_faults: Some(0),
+            swap_out_pages: None,
             swap_bytes: None,
         }
     }

@@ -1,11 +1,15 @@
 //! The one model every sink reads: processes keyed by pid + start time (so a
 //! reused pid is a new process), their cumulative counters, probe states
-//! and statistics. Fed by [`crate::collector::Sample`]s; no sink reads the
+//! and statistics. Fed by [`crate::sample::Sample`]s; no sink reads the
 //! kernel or /proc itself.
 
+pub mod cgroups;
+pub mod fields;
+pub mod forecast;
 pub mod history;
 pub mod oom;
 pub mod process;
+pub mod published;
 pub mod rollup;
 pub mod system;
 pub mod view;
@@ -17,15 +21,12 @@ use std::{
 
 use memmon_common::{ExitEvent, ProcCounters, events::EXIT_HAS_TASK};
 
-use crate::{
-    collector::Sample,
-    probes::{ProbeStatus, StatsSnapshot},
-    procfs::{
-        ProcRoot, ReadFailure,
-        identity::{self, boottime_ns_to_ticks},
-    },
+use crate::sample::{
+    Host, Identity, ProcMeta, Sample, alloc::AllocSample, cost::CycleCost,
+    key::boottime_ns_to_ticks, memory::ProcessMemory, numa::NumaUsage, probe_status::ProbeStatus,
+    stats::StatsSnapshot, system::SystemSample,
 };
-pub use oom::OomKill;
+pub use oom::{OomKill, SignalKill};
 pub use process::{Process, ProcessKey, TaskFaults};
 pub use rollup::Totals;
 pub use view::ProcessView;
@@ -42,10 +43,10 @@ pub struct Model {
     processes: HashMap<ProcessKey, Process>,
     /// Live pid → its current key.
     live: HashMap<u32, ProcessKey>,
-    /// Memory cgroup ids of exit events → paths.
-    cgroup_ids: crate::procfs::cgroup::CgroupIds,
     /// /proc sources found missing so far, each with what goes unreported.
     pub missing_sources: std::collections::BTreeSet<String>,
+    /// The per-process /proc files this kernel lacks.
+    pub missing_files: std::collections::BTreeSet<crate::sources::ProcFile>,
     /// Probe states as loaded.
     pub probes: Vec<ProbeStatus>,
     /// Latest kernel statistics.
@@ -54,6 +55,10 @@ pub struct Model {
     pub recent_ooms: VecDeque<OomKill>,
     /// OOM kills seen since start.
     pub oom_kills_total: u64,
+    /// Recent SIGKILLs, oldest first (at most RECENT_OOMS).
+    pub recent_sigkills: VecDeque<SignalKill>,
+    /// Kills since start by cause (`oom`, `sigkill`, `kernel`).
+    pub kills_total: std::collections::BTreeMap<&'static str, u64>,
     /// Final counts of processes folded out of the model, per cgroup
     /// ("" when unknown): with the live processes, every cgroup's totals.
     pub exited_totals: HashMap<String, Totals>,
@@ -62,32 +67,58 @@ pub struct Model {
     /// The system view: latest sample, and rates from the one before.
     pub system: Option<system::SystemView>,
     /// Allocator maps (slab caches, kmalloc classes, buddy), latest.
-    pub alloc: Option<crate::probes::alloc_reader::AllocSample>,
+    pub alloc: Option<AllocSample>,
     /// The same at the start of the current window.
-    pub alloc_baseline: Option<crate::probes::alloc_reader::AllocSample>,
+    pub alloc_baseline: Option<AllocSample>,
     /// What the last per-process memory pass cost.
-    pub memory_cost: crate::procfs::cost_guard::CycleCost,
-    ticks_per_second: u64,
+    pub memory_cost: CycleCost,
+    /// Memory cgroups as read from their own files, with forecasts.
+    pub cgroups: cgroups::Cgroups,
+    /// The memory cgroup files can be read here (a memory controller was
+    /// found).
+    pub cgroupfs_live: bool,
+    host: Option<Host>,
 }
 
 impl Model {
-    /// An empty model.
-    pub fn new(probes: Vec<ProbeStatus>) -> Self {
+    /// An empty model on a host with these constants.
+    pub fn new(probes: Vec<ProbeStatus>, host: Host) -> Self {
         Model {
             probes,
-            ticks_per_second: identity::ticks_per_second(),
-            cgroup_ids: crate::procfs::cgroup::CgroupIds::new(Some(
-                crate::procfs::cgroup::memory_hierarchy(),
-            )),
+            host: Some(host),
             ..Default::default()
         }
     }
 
-    /// Folds one sample in: live counters (identity read from `root` the
-    /// first time a pid is seen) and exit events.
-    pub fn apply(&mut self, sample: Sample, root: &ProcRoot) {
+    fn page_size(&self) -> u64 {
+        self.host.map_or(4096, |h| h.page_size)
+    }
+
+    /// True when the collector must read `tgid`'s identity for the next
+    /// sample: the model holds no live process for it, or its counters went
+    /// back (the pid was reused and the old exit was missed).
+    pub fn needs_identity(&self, tgid: u32, counters: &ProcCounters) -> bool {
+        match self.live.get(&tgid).and_then(|k| self.processes.get(k)) {
+            Some(p) => !counters.dominates(&p.counters),
+            None => true,
+        }
+    }
+
+    /// True when a scanned pid is new to the model (its placement must be
+    /// read).
+    pub fn knows_pid(&self, pid: u32, start_time_ticks: u64) -> bool {
+        self.live
+            .get(&pid)
+            .is_some_and(|k| k.start_time_ticks == start_time_ticks)
+    }
+
+    /// Folds one sample in: live counters (with the identities the
+    /// collector read for pids the model did not know), exit events,
+    /// vanished entries, OOM kills, statistics.
+    pub fn apply(&mut self, mut sample: Sample) {
         for (tgid, counters) in sample.live {
-            self.apply_live(tgid, counters, root);
+            let info = sample.infos.remove(&tgid);
+            self.apply_live(tgid, counters, info);
         }
         for mm in sample.rss {
             if let Some(key) = self.live.get(&mm.tgid)
@@ -97,19 +128,55 @@ impl Model {
             }
         }
         for exit in &sample.exits {
-            self.apply_exit(exit);
+            self.apply_exit(exit, &sample.exit_cgroups);
         }
         for (tgid, counters) in sample.vanished {
             self.apply_vanished(tgid, counters);
         }
-        for event in &sample.oom_events {
+        let mut oom_victims = Vec::new();
+        for record in sample.ooms {
             self.oom_kills_total += 1;
+            *self.kills_total.entry("oom").or_default() += 1;
             if self.recent_ooms.len() == RECENT_OOMS {
                 self.recent_ooms.pop_front();
             }
-            let mut kill = OomKill::from_event(event, root);
+            let mut kill = OomKill::from_record(record);
+            self.explain_oom(&mut kill);
             kill.history = self.recorder.history_of(kill.pid);
+            oom_victims.push(kill.pid);
             self.recent_ooms.push_back(kill);
+        }
+        for r in sample.kill_signals {
+            // The OOM killer's own SIGKILL is the OOM kill above.
+            let cause = oom::sigkill_cause(r.signal.code);
+            if cause == "kernel"
+                && (oom_victims.contains(&r.signal.target_pid)
+                    || self
+                        .recent_ooms
+                        .iter()
+                        .any(|k| k.pid == r.signal.target_pid))
+            {
+                continue;
+            }
+            *self.kills_total.entry(cause).or_default() += 1;
+            let target = self
+                .live
+                .get(&r.signal.target_pid)
+                .and_then(|k| self.processes.get(k));
+            let mem = target.and_then(|p| p.memory.as_ref());
+            let target_cgroup = r
+                .target_cgroup
+                .clone()
+                .or_else(|| target.and_then(|p| p.cgroup.clone()));
+            let mut kill = SignalKill::from_record(r, cause, target.and_then(|p| p.rss_bytes));
+            kill.target_cgroup = target_cgroup;
+            kill.target_swap_bytes = mem.and_then(|m| m.swap);
+            kill.target_oom_score = mem.and_then(|m| m.oom_score);
+            kill.history = self.recorder.history_of(kill.target_pid);
+            if self.recent_sigkills.len() == RECENT_OOMS {
+                self.recent_sigkills.pop_front();
+            }
+            self.recent_sigkills.push_back(kill);
         }
         if let Some(stats) = sample.stats {
             self.stats = stats;
@@ -120,7 +187,7 @@ impl Model {
     }
 
     /// Allocator activity in the current window (since start_window).
-    pub fn alloc_window(&self) -> Option<crate::probes::alloc_reader::AllocSample> {
+    pub fn alloc_window(&self) -> Option<AllocSample> {
         let now = self.alloc.as_ref()?;
         Some(match &self.alloc_baseline {
             Some(base) => now.since(base),
@@ -137,12 +204,12 @@ impl Model {
     }
 
     /// Folds a /proc scan in: every live process's identity, resident and
-    /// virtual size, and the kernel's fault totals; new processes get their
-    /// cgroup read once. Live processes missing from the scan have exited
-    /// (their exit event, if any, brings the final counts).
-    pub fn apply_scan(&mut self, scan: Vec<identity::Identity>, root: &ProcRoot) {
-        let now = Instant::now();
-        let page = identity::page_size();
+    /// virtual size, and the kernel's fault totals; `metas` holds the
+    /// placement of the pids new to the model ([`Model::knows_pid`]). Live
+    /// processes missing from the scan have exited (their exit event, if
+    /// any, brings the final counts).
+    pub fn apply_scan(&mut self, scan: Vec<Identity>, mut metas: HashMap<u32, ProcMeta>) {
+        let page = self.page_size();
         let mut seen = HashSet::with_capacity(scan.len());
         for id in scan {
             let key = ProcessKey {
@@ -163,10 +230,10 @@ impl Model {
                 p.exited = true;
             }
             self.live.insert(id.pid, key);
+            let meta = metas.remove(&id.pid);
             let p = self.processes.entry(key).or_insert_with(|| {
                 let mut p = Process::new(key, id.comm.clone());
-                p.cgroup = crate::procfs::cgroup::memory_cgroup(root, id.pid).ok();
-                p.uid = owner_uid(root, id.pid);
+                p.set_meta(meta.unwrap_or_default());
                 p
             });
             if id.fresh {
@@ -174,15 +241,7 @@ impl Model {
                     minor: id.minflt,
                     major: id.majflt,
                 };
-                p.fault_rate = match (p.task, p.task_read_at) {
-                    (Some(prev), Some(at)) if now > at => {
-                        let d = task.since(prev);
-                        (d.minor + d.major) as f64 / now.duration_since(at).as_secs_f64()
-                    }
-                    _ => 0.0,
-                };
                 p.task = Some(task);
-                p.task_read_at = Some(now);
                 p.comm = id.comm;
                 p.ppid = Some(id.ppid);
                 p.rss_bytes = Some(id.rss_pages * page);
@@ -223,8 +282,8 @@ impl Model {
     pub fn apply_memory(
         &mut self,
         key: ProcessKey,
-        memory: crate::procfs::memory::ProcessMemory,
-        numa: Option<crate::procfs::numa::NumaUsage>,
+        memory: ProcessMemory,
+        numa: Option<NumaUsage>,
     ) {
         if let Some(p) = self.processes.get_mut(&key) {
             p.memory = Some(memory);
@@ -234,8 +293,111 @@ impl Model {
         }
     }
 
+    /// Folds a cgroup scan in (readings of the cgroups holding processes
+    /// and their ancestors, with their names; paths found removed).
+    pub fn apply_cgroups(
+        &mut self,
+        samples: Vec<(
+            crate::sample::cgroup::CgroupSample,
+            crate::sample::cgroup::CgroupNames,
+        )>,
+        gone: &[String],
+        now: Instant,
+    ) {
+        self.cgroups.apply(samples, gone, now);
+    }
+
+    /// Adds to an OOM kill what the model knew before it: the limit that
+    /// was hit (the killer's memcg when it has one, else global), that
+    /// memcg's limit and usage, and the runner-up candidates.
+    fn explain_oom(&self, kill: &mut OomKill) {
+        let memcg = kill
+            .killer_memcg
+            .as_ref()
+            .and_then(|m| self.cgroups.get(m).map(|c| (m.clone(), c)))
+            .filter(|(_, c)| c.limit().is_some());
+        let scope = match memcg {
+            Some((path, c)) => {
+                kill.constraint = Some("memcg");
+                kill.limit_bytes = c.limit();
+                kill.usage_bytes = c.sample.usage;
+                kill.constraint_cgroup = Some(path.clone());
+                Some(path)
+            }
+            None => {
+                kill.constraint = kill.killer_memcg.is_some().then_some("global");
+                None
+            }
+        };
+        let prefix = scope.as_deref().map(|s| s.trim_end_matches('/'));
+        let mut candidates: Vec<published::OomCandidate> = self
+            .processes
+            .values()
+            .filter(|p| !p.exited && p.key.pid != kill.pid)
+            .filter(|p| {
+                prefix.is_none_or(|pre| {
+                    p.cgroup
+                        .as_deref()
+                        .is_some_and(|c| c == pre || c.starts_with(&format!("{pre}/")))
+                })
+            })
+            .filter_map(|p| {
+                Some(published::OomCandidate {
+                    pid: p.key.pid,
+                    comm: p.comm.clone(),
+                    oom_score: p.memory.as_ref()?.oom_score?,
+                })
+            })
+            .collect();
+        candidates.sort_by(|a, b| b.oom_score.cmp(&a.oom_score).then(a.pid.cmp(&b.pid)));
+        candidates.truncate(3);
+        kill.runner_ups = candidates;
+    }
+
+    /// Per cgroup, the live process with the highest oom_score.
+    pub fn oom_candidates(&self) -> HashMap<String, published::OomCandidate> {
+        let mut out: HashMap<String, published::OomCandidate> = HashMap::new();
+        for p in self.processes.values().filter(|p| !p.exited) {
+            let (Some(cg), Some(score)) = (
+                p.cgroup.as_ref(),
+                p.memory.as_ref().and_then(|m| m.oom_score),
+            ) else {
+                continue;
+            };
+            let better = out.get(cg).is_none_or(|c| score > c.oom_score);
+            if better {
+                out.insert(
+                    cg.clone(),
+                    published::OomCandidate {
+                        pid: p.key.pid,
+                        comm: p.comm.clone(),
+                        oom_score: score,
+                    },
+                );
+            }
+        }
+        out
+    }
+
+    /// Memory cgroups to read: those of the live processes, and those read
+    /// before that still exist (an emptied cgroup's final events, such as
+    /// the OOM kill that emptied it, still count).
+    pub fn cgroups_in_use(&self) -> std::collections::BTreeSet<&str> {
+        self.processes
+            .values()
+            .filter(|p| !p.exited)
+            .filter_map(|p| p.cgroup.as_deref())
+            .chain(
+                self.cgroups
+                    .iter()
+                    .filter(|(_, c)| !c.gone)
+                    .map(|(path, _)| path.as_str()),
+            )
+            .collect()
+    }
+
     /// Folds a system sample in, computing rates from the previous one.
-    pub fn apply_system(&mut self, sample: crate::procfs::system::SystemSample) {
+    pub fn apply_system(&mut self, sample: SystemSample) {
         self.system = Some(system::SystemView::next(self.system.take(), sample));
     }
 
@@ -246,19 +408,20 @@ impl Model {
             return;
         }
         let fault_probes = self.fault_probes();
+        let sources = self.live();
         let mut live: Vec<&Process> = self.processes.values().filter(|p| !p.exited).collect();
         live.sort_by_key(|p| std::cmp::Reverse(p.rss_bytes.unwrap_or(0)));
         for p in live.into_iter().take(n) {
-            let v = ProcessView::from_process(p, fault_probes);
+            let v = ProcessView::from_process(p, fault_probes, &sources);
             self.recorder.record(
                 p.key,
                 history::HistorySample {
                     unix_ms,
-                    rss_bytes: v.rss_bytes,
-                    minor_faults: v.minor_faults,
-                    major_faults: v.major_faults,
-                    swap_out_pages: v.swap_out_pages,
-                    swap_bytes: v.swap_bytes,
+                    rss_bytes: v.whole(view::idx::RSS),
+                    minor_faults: v.whole(view::idx::MINOR),
+                    major_faults: v.whole(view::idx::MAJOR),
+                    swap_out_pages: v.whole(view::idx::SWAP_OUT),
+                    swap_bytes: v.whole(view::idx::SWAP),
                 },
             );
         }
@@ -316,7 +479,12 @@ impl Model {
         p.vanished = true;
     }
 
-    fn apply_live(&mut self, tgid: u32, counters: ProcCounters, root: &ProcRoot) {
+    fn apply_live(
+        &mut self,
+        tgid: u32,
+        counters: ProcCounters,
+        info: Option<(Identity, ProcMeta)>,
+    ) {
         if let Some(key) = self.live.get(&tgid)
             && let Some(p) = self.processes.get_mut(key)
         {
@@ -329,40 +497,38 @@ impl Model {
             p.exited = true;
             self.live.remove(&tgid);
         }
-        match identity::read(root, tgid) {
-            Ok(id) => {
-                let key = ProcessKey {
-                    pid: tgid,
-                    start_time_ticks: id.start_time_ticks,
-                };
-                let p = self
-                    .processes
-                    .entry(key)
-                    .or_insert_with(|| Process::new(key, id.comm.clone()));
-                p.ppid = Some(id.ppid);
-                p.counters = counters;
-                p.exited = false;
-                if p.cgroup.is_none() {
-                    p.cgroup = crate::procfs::cgroup::memory_cgroup(root, tgid).ok();
-                    p.uid = owner_uid(root, tgid);
-                }
-                p.rss_bytes = Some(id.rss_pages * identity::page_size());
-                p.vm_bytes = Some(id.vsize_bytes);
-                if p.task.is_none() {
-                    p.task = Some(TaskFaults {
-                        minor: id.minflt,
-                        major: id.majflt,
-                    });
-                }
-                self.live.insert(tgid, key);
-            }
-            // Exited between the map read and now: its exit event follows.
-            Err(ReadFailure::Gone(_)) => {}
-            Err(e) => tracing::debug!("identity of pid {tgid}: {e}"),
+        // No identity: it exited between the map read and the collector's
+        // read of /proc (its exit event follows).
+        let Some((id, meta)) = info else {
+            return;
+        };
+        let page = self.page_size();
+        let key = ProcessKey {
+            pid: tgid,
+            start_time_ticks: id.start_time_ticks,
+        };
+        let p = self
+            .processes
+            .entry(key)
+            .or_insert_with(|| Process::new(key, id.comm.clone()));
+        p.ppid = Some(id.ppid);
+        p.counters = counters;
+        p.exited = false;
+        if p.cgroup.is_none() {
+            p.set_meta(meta);
         }
+        p.rss_bytes = Some(id.rss_pages * page);
+        p.vm_bytes = Some(id.vsize_bytes);
+        if p.task.is_none() {
+            p.task = Some(TaskFaults {
+                minor: id.minflt,
+                major: id.majflt,
+            });
+        }
+        self.live.insert(tgid, key);
     }
 
-    fn apply_exit(&mut self, exit: &ExitEvent) {
+    fn apply_exit(&mut self, exit: &ExitEvent, cgroups: &HashMap<u64, ProcMeta>) {
         let tgid = exit.tgid;
         let has_task = exit.flags & EXIT_HAS_TASK != 0;
         let key = match self.live.remove(&tgid) {
@@ -370,7 +536,10 @@ impl Model {
             None => ProcessKey {
                 pid: tgid,
                 start_time_ticks: if has_task {
-                    boottime_ns_to_ticks(exit.start_boottime_ns, self.ticks_per_second)
+                    boottime_ns_to_ticks(
+                        exit.start_boottime_ns,
+                        self.host.map_or(100, |h| h.ticks_per_second),
+                    )
                 } else {
                     0
                 },
@@ -385,8 +554,9 @@ impl Model {
         // Born and gone between two scans: its cgroup from the exit event.
         if p.cgroup.is_none()
             && let Some(id) = p.exit_cgroup_id
+            && let Some(meta) = cgroups.get(&id)
         {
-            p.cgroup = self.cgroup_ids.resolve(id);
+            p.set_meta(meta.clone());
         }
     }
 
@@ -397,7 +567,10 @@ impl Model {
     pub fn start_window(&mut self) {
         self.alloc_baseline = self.alloc.clone();
         self.processes.retain(|_, p| !p.exited || p.vanished);
+        let now = Instant::now();
         for p in self.processes.values_mut() {
+            // Rates over the window start from its zero.
+            p.rate_base = Some((now, [Some(0.0); fields::N_RATED]));
             p.baseline = if p.vanished {
                 Default::default()
             } else {
@@ -416,24 +589,62 @@ impl Model {
         self.processes.values()
     }
 
-    /// Views of the processes with activity since the window started.
-    pub fn window_views(&self) -> Vec<ProcessView> {
-        let fault_probes = self.fault_probes();
-        self.processes
-            .values()
-            .filter(|p| p.exited || !p.window().is_zero())
-            .map(|p| ProcessView::from_process(p, fault_probes))
-            .collect()
+    /// Which sources are live: attached probes, and the /proc files this
+    /// kernel has (numa_maps only where there are two or more nodes).
+    pub fn live(&self) -> crate::sources::Live {
+        let mut missing_files = self.missing_files.clone();
+        if self
+            .system
+            .as_ref()
+            .is_none_or(|s| s.sample.nodes.len() < 2)
+        {
+            missing_files.insert(crate::sources::ProcFile::NumaMaps);
+        }
+        if !self.cgroupfs_live {
+            missing_files.insert(crate::sources::ProcFile::CgroupMemory);
+        }
+        crate::sources::Live {
+            probes: self
+                .probes
+                .iter()
+                .filter(|p| p.is_attached())
+                .map(|p| p.name.clone())
+                .collect(),
+            missing_files,
+        }
     }
 
-    /// Views of every live process (cumulative counts: no window started).
-    pub fn live_views(&self) -> Vec<ProcessView> {
+    /// Views of the processes `which` selects, with each rated counter's
+    /// per-second rate since the previous call (the base for the next one
+    /// is taken now).
+    pub fn views(&mut self, which: Which, now: Instant) -> Vec<ProcessView> {
         let fault_probes = self.fault_probes();
-        self.processes
-            .values()
-            .filter(|p| !p.exited)
-            .map(|p| ProcessView::from_process(p, fault_probes))
-            .collect()
+        let live = self.live();
+        let mut out = Vec::with_capacity(self.live.len());
+        for p in self.processes.values_mut() {
+            let keep = match which {
+                Which::Live => !p.exited,
+                Which::Window => p.exited || !p.window().is_zero(),
+                Which::All => true,
+            };
+            if !keep {
+                continue;
+            }
+            let mut v = ProcessView::from_process(p, fault_probes, &live);
+            let now_values = fields::RATED.map(|i| v.values[i]);
+            if let Some((at, base)) = &p.rate_base {
+                let dt = now.saturating_duration_since(*at).as_secs_f64();
+                for (k, i) in fields::RATED.iter().enumerate() {
+                    v.rates[*i] = match (now_values[k], base[k]) {
+                        (Some(a), Some(b)) if dt > 0.0 && a >= b => Some((a - b) / dt),
+                        _ => None,
+                    };
+                }
+            }
+            p.rate_base = Some((now, now_values));
+            out.push(v);
+        }
+        out
     }
 
     /// Totals per cgroup: folded exited processes plus the live ones.
@@ -452,14 +663,16 @@ impl Model {
     }
 }
 
-/// The uid owning /proc/PID (the process's real uid).
-fn owner_uid(root: &ProcRoot, pid: u32) -> Option<u32> {
-    use std::os::unix::fs::MetadataExt as _;
-    std::fs::metadata(root.pid_dir(pid)).ok().map(|m| m.uid())
+/// Which processes [`Model::views`] returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Which {
+    /// Every live process.
+    Live,
+    /// Those with activity since the window started, and those that
+    /// exited in it.
+    Window,
+    /// Every process the model holds.
+    All,
 }
 
-/// A NUL-padded kernel comm as text (invalid UTF-8 replaced).
-pub fn comm_string(comm: &[u8]) -> String {
-    let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
-    String::from_utf8_lossy(&comm[..end]).into_owned()
-}
+pub use crate::sample::comm_string;

@@ -2,14 +2,10 @@
 //! as the kernel gives them, kB), the victim's memory cgroup, and the task
 //! that was running when the kernel chose the victim.
 
-use memmon_common::{OomEvent, events::OOM_VICTIM_IS_CURRENT};
 use serde::Serialize;
 
 use super::comm_string;
-use crate::procfs::{ProcRoot, cgroup};
-
-/// Where the cgroup-v1 memory hierarchy is mounted.
-const MEMCG_HIERARCHY: &str = "/sys/fs/cgroup/memory";
+use crate::sample::OomRecord;
 
 /// One OOM kill.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -52,6 +48,18 @@ pub struct OomKill {
     pub killer_comm: String,
     /// Its cgroup v2 id.
     pub killer_cgroup_id: u64,
+    /// What limit was hit: `memcg` (a memory cgroup's limit) or `global`
+    /// (the whole machine), when the killer's memcg is known.
+    pub constraint: Option<&'static str>,
+    /// The memory cgroup whose limit was hit.
+    pub constraint_cgroup: Option<String>,
+    /// Its hard limit at the kill, bytes (last reading).
+    pub limit_bytes: Option<u64>,
+    /// Its usage at the kill, bytes (last reading before the kill).
+    pub usage_bytes: Option<u64>,
+    /// The next candidates by oom_score in the same scope (the memcg, or
+    /// the machine), from the last sample, highest first.
+    pub runner_ups: Vec<super::published::OomCandidate>,
     /// The victim's recent samples from the flight recorder (daemon only),
     /// oldest first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -59,31 +67,15 @@ pub struct OomKill {
 }
 
 impl OomKill {
-    /// From the kernel record; the victim's cgroup is read from `root` now
-    /// (the victim is dying: read it as soon as the event arrives).
-    pub fn from_event(e: &OomEvent, root: &ProcRoot) -> Self {
-        let killer_memcg = match comm_string(&e.killer_memcg) {
-            name if name.is_empty() => None,
-            name => Some(
-                cgroup::find_by_name(std::path::Path::new(MEMCG_HIERARCHY), &name, 6)
-                    .unwrap_or(name),
-            ),
-        };
-        // When the victim is the task that ran into the limit, the kernel's
-        // own record of its memcg is exact; /proc is racy for a dying task
-        // (after cgroup_exit it shows the root cgroup).
-        let victim_is_current = e.flags & OOM_VICTIM_IS_CURRENT != 0;
-        let cgroup = match (victim_is_current, &killer_memcg) {
-            (true, Some(memcg)) => Some(memcg.clone()),
-            _ => match cgroup::memory_cgroup(root, e.victim_pid) {
-                Ok(path) => Some(path),
-                Err(err) => {
-                    tracing::debug!("cgroup of OOM victim {}: {err}", e.victim_pid);
-                    None
-                }
-            },
-        };
+    /// From the kernel record and the names the collector resolved.
+    pub fn from_record(r: OomRecord) -> Self {
+        let e = &r.event;
         OomKill {
+            constraint: None,
+            constraint_cgroup: None,
+            limit_bytes: None,
+            usage_bytes: None,
+            runner_ups: Vec::new(),
             history: Vec::new(),
             kind: "oom_kill",
             boot_ns: e.boot_ns,
@@ -96,8 +88,8 @@ impl OomKill {
             file_rss_kb: e.file_rss_kb,
             shmem_rss_kb: e.shmem_rss_kb,
             pgtables_kb: e.pgtables_kb,
-            cgroup,
-            killer_memcg,
+            cgroup: r.cgroup,
+            killer_memcg: r.killer_memcg,
             killer_pid: e.killer_tgid,
             killer_tid: e.killer_tid,
             killer_comm: comm_string(&e.killer_comm),
@@ -105,3 +97,76 @@ impl OomKill {
         }
     }
 }
+
+/// A SIGKILL sent to a process: by whom, to whom, and what the target
+/// held at its last sample.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct SignalKill {
+    /// Always `"sigkill"`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// `sigkill` (from userspace: kill(2), systemd-oomd, earlyoom, the
+    /// kubelet) or `kernel` (sent by the kernel, not an OOM kill).
+    pub cause: &'static str,
+    /// Kernel time, ns since boot.
+    pub boot_ns: u64,
+    /// Sending process.
+    pub sender_pid: u32,
+    /// Its command name.
+    pub sender_comm: String,
+    /// Its memory cgroup.
+    pub sender_cgroup: Option<String>,
+    /// Target process (or thread).
+    pub target_pid: u32,
+    /// Its command name.
+    pub target_comm: String,
+    /// Its memory cgroup.
+    pub target_cgroup: Option<String>,
+    /// The target's resident set at its last sample, bytes.
+    pub target_rss_bytes: Option<u64>,
+    /// Its swap at its last sample, bytes.
+    pub target_swap_bytes: Option<u64>,
+    /// Its oom_score at its last sample.
+    pub target_oom_score: Option<i64>,
+    /// Its recent samples from the flight recorder, oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<super::history::HistorySample>,
+}
+
+impl SignalKill {
+    /// A SIGKILL record with the target's last known sizes.
+    pub fn from_record(
+        r: crate::sample::KillSignalRecord,
+        cause: &'static str,
+        target_rss_bytes: Option<u64>,
+    ) -> Self {
+        SignalKill {
+            kind: "sigkill",
+            cause,
+            boot_ns: r.signal.boot_ns,
+            sender_pid: r.signal.sender_pid,
+            sender_comm: r.signal.sender_comm,
+            sender_cgroup: r.sender_cgroup,
+            target_pid: r.signal.target_pid,
+            target_comm: r.signal.target_comm,
+            target_cgroup: r.target_cgroup,
+            target_rss_bytes,
+            target_swap_bytes: None,
+            target_oom_score: None,
+            history: Vec::new(),
+        }
+    }
+}
+
+/// The cause of a SIGKILL: `kernel` when the kernel sent it (`si_code`
+/// SI_KERNEL), else `sigkill` (userspace).
+pub fn sigkill_cause(code: i32) -> &'static str {
+    if code == SI_KERNEL {
+        "kernel"
+    } else {
+        "sigkill"
+    }
+}
+
+/// `si_code` of a signal the kernel sent (SI_KERNEL).
+pub const SI_KERNEL: i32 = 0x80;

@@ -1,21 +1,11 @@
 //! One process in the model: its key, identity, and counters (cumulative
 //! kernel values plus the baseline at the start of the current window).
 
+pub use crate::sample::key::ProcessKey;
 use memmon_common::{
     ExitEvent, MmState, ProcCounters,
     events::{EXIT_HAS_COUNTERS, EXIT_HAS_TASK, EXIT_MEMCG_ID},
 };
-use serde::Serialize;
-
-/// pid + start time: a reused pid is a different process.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct ProcessKey {
-    /// Process id (tgid) in the initial pid namespace.
-    pub pid: u32,
-    /// Start time in clock ticks since boot (/proc/PID/stat field 22);
-    /// 0 when unknown.
-    pub start_time_ticks: u64,
-}
 
 /// A process as the model knows it.
 #[derive(Clone, Debug)]
@@ -57,14 +47,16 @@ pub struct Process {
     /// Memory cgroup path (v1 memory controller, else unified), read when
     /// first seen and kept: its rollup never changes under it.
     pub cgroup: Option<String>,
-    /// Faults per second between the last two reads of its task counters.
-    pub fault_rate: f64,
-    /// When its task counters were last read from /proc.
-    pub task_read_at: Option<std::time::Instant>,
+    /// systemd unit named by the cgroup path, when any.
+    pub unit: Option<String>,
+    /// Container id named by the cgroup path, when any.
+    pub container_id: Option<String>,
+    /// Rated counters at the previous publication (for per-second rates).
+    pub rate_base: Option<(std::time::Instant, [Option<f64>; super::fields::N_RATED])>,
     /// What it holds (smaps_rollup, status, OOM score), when read.
-    pub memory: Option<crate::procfs::memory::ProcessMemory>,
+    pub memory: Option<crate::sample::memory::ProcessMemory>,
     /// NUMA placement, when read.
-    pub numa: Option<crate::procfs::numa::NumaUsage>,
+    pub numa: Option<crate::sample::numa::NumaUsage>,
     /// Consecutive /proc scans that did not find it (it is exiting; its
     /// exit event normally arrives first).
     pub missing_scans: u8,
@@ -109,8 +101,9 @@ impl Process {
             vm_bytes: None,
             uid: None,
             cgroup: None,
-            fault_rate: 0.0,
-            task_read_at: None,
+            unit: None,
+            container_id: None,
+            rate_base: None,
             memory: None,
             numa: None,
             missing_scans: 0,
@@ -134,6 +127,15 @@ impl Process {
             }
         }
         self.exit_cgroup_id = (exit.flags & EXIT_MEMCG_ID != 0).then_some(exit.cgroup_id);
+    }
+
+    /// Takes where it belongs (cgroup and the names its path carries,
+    /// owner); a uid already known is kept when `meta` has none.
+    pub fn set_meta(&mut self, meta: crate::sample::ProcMeta) {
+        self.cgroup = meta.cgroup;
+        self.unit = meta.unit;
+        self.container_id = meta.container_id;
+        self.uid = meta.uid.or(self.uid);
     }
 
     /// Counters accumulated in the current window.

@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, time::Instant};
 
 use serde::Serialize;
 
-use crate::procfs::system::SystemSample;
+use crate::sample::system::SystemSample;
 
 /// vmstat counters turned into rates.
 pub const RATE_KEYS: &[&str] = &[

@@ -1,13 +1,20 @@
-//! The flat per-process record every sink shows: `memmon snapshot --json`,
-//! the JSON API and the TUI use these exact keys.
+//! The flat per-process record every sink shows: identity, then one value
+//! per catalog field ([`super::fields::PROCESS_FIELDS`]) and one rate per
+//! rated counter. Its JSON form (keys from the catalog) is the same in
+//! `/api/v1/snapshot`, `snapshot --json` and `top --batch --json`, and
+//! `memmon top --connect` reads it back with [`ProcessView::from_json`].
 
-use memmon_common::{
-    MmState, ProcCounters,
-    rss::{RSS_ANON, RSS_FILE, RSS_SHMEM, RSS_SWAPENTS},
+use std::collections::BTreeMap;
+
+use memmon_common::ProcCounters;
+use serde::{Serialize, ser::SerializeMap as _};
+use serde_json::Value;
+
+use super::{
+    fields::{self, N_PROCESS, PROCESS_FIELDS, ProcessCtx},
+    process::{Process, TaskFaults},
 };
-use serde::Serialize;
-
-use super::process::{Process, TaskFaults};
+use crate::sources::Live;
 
 /// (minor, major) faults: from the per-fault probes when they are
 /// attached, else from the kernel's per-task counters.
@@ -27,8 +34,61 @@ pub fn fault_counts(
     }
 }
 
+/// Index of the field `key` in [`PROCESS_FIELDS`], at compile time (a
+/// wrong key fails to build).
+pub const fn field_index(key: &str) -> usize {
+    let mut i = 0;
+    while i < N_PROCESS {
+        if str_eq(PROCESS_FIELDS[i].key, key) {
+            return i;
+        }
+        i += 1;
+    }
+    panic!("no such per-process field")
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Field indexes the model and sinks use by name.
+pub mod idx {
+    use super::field_index;
+    /// rss_bytes.
+    pub const RSS: usize = field_index("rss_bytes");
+    /// pss_bytes.
+    pub const PSS: usize = field_index("pss_bytes");
+    /// uss_bytes.
+    pub const USS: usize = field_index("uss_bytes");
+    /// swap_bytes.
+    pub const SWAP: usize = field_index("swap_bytes");
+    /// vm_bytes.
+    pub const VM: usize = field_index("vm_bytes");
+    /// faults.
+    pub const FAULTS: usize = field_index("faults");
+    /// minor_faults.
+    pub const MINOR: usize = field_index("minor_faults");
+    /// major_faults.
+    pub const MAJOR: usize = field_index("major_faults");
+    /// swap_out_pages.
+    pub const SWAP_OUT: usize = field_index("swap_out_pages");
+    /// oom_score.
+    pub const OOM_SCORE: usize = field_index("oom_score");
+}
+
 /// One process's row.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ProcessView {
     /// Process id.
     pub pid: u32,
@@ -40,201 +100,246 @@ pub struct ProcessView {
     pub ppid: Option<u32>,
     /// The process exited during the window.
     pub exited: bool,
-    /// All page faults charged to it.
-    pub faults: u64,
-    /// Faults that did not need I/O (`faults - major_faults`).
-    pub minor_faults: u64,
-    /// Faults that waited for I/O.
-    pub major_faults: u64,
-    /// Read (or instruction-fetch) faults.
-    pub read_faults: u64,
-    /// Write faults.
-    pub write_faults: u64,
-    /// Write faults on present pages (copy-on-write and friends).
-    pub cow_faults: u64,
-    /// Pages swapped out of its memory.
-    pub swap_out_pages: u64,
-    /// Swap entries it released (swapped back in, or unmapped while out).
-    pub swap_in_pages: u64,
-    /// Direct/memcg reclaim stalls it waited in.
-    pub reclaim_stalls: u64,
-    /// Time spent in those stalls, seconds.
-    pub reclaim_stall_seconds: f64,
-    /// Pages migrated by migrations it ran (any reason, compaction included).
-    pub pages_migrated: u64,
-    /// Pages those migrations failed to move.
-    pub pages_migrate_failed: u64,
-    /// Pages migrated for NUMA placement.
-    pub numa_pages_migrated: u64,
-    /// Times NUMA balancing moved or swapped one of its threads.
-    pub numa_task_moves: u64,
-    /// Successful mmap calls.
-    pub mmap_calls: u64,
-    /// Bytes they mapped.
-    pub mmap_bytes: u64,
-    /// Of those, anonymous.
-    pub mmap_anon_bytes: u64,
-    /// Of those, file-backed.
-    pub mmap_file_bytes: u64,
-    /// Failed mmap calls.
-    pub mmap_failed: u64,
-    /// munmap calls.
-    pub munmap_calls: u64,
-    /// Bytes they unmapped.
-    pub munmap_bytes: u64,
-    /// mremap calls.
-    pub mremap_calls: u64,
-    /// brk calls.
-    pub brk_calls: u64,
-    /// Program-break growth, bytes.
-    pub brk_grow_bytes: u64,
-    /// Program-break shrinkage, bytes.
-    pub brk_shrink_bytes: u64,
-    /// Slab objects allocated in its context.
-    pub slab_allocs: u64,
-    /// Their bytes.
-    pub slab_alloc_bytes: u64,
-    /// kmalloc calls in its context.
-    pub kmalloc_allocs: u64,
-    /// kmalloc bytes requested.
-    pub kmalloc_req_bytes: u64,
-    /// kmalloc bytes allocated (size classes).
-    pub kmalloc_alloc_bytes: u64,
-    /// Pages the buddy allocator gave in its context.
-    pub page_allocs: u64,
-    /// Resident anonymous memory now, bytes (rss_stat; absent until the
-    /// counter changes after the probe attached, or once exited).
-    pub rss_anon_bytes: Option<u64>,
-    /// Resident file-backed memory now, bytes.
-    pub rss_file_bytes: Option<u64>,
-    /// Resident shared memory now, bytes.
-    pub rss_shmem_bytes: Option<u64>,
-    /// Memory in swap now, bytes.
-    pub swap_bytes: Option<u64>,
-    /// Resident set now (/proc/PID/stat), bytes.
-    pub rss_bytes: Option<u64>,
-    /// Virtual size now (/proc/PID/stat), bytes.
-    pub vm_bytes: Option<u64>,
     /// Memory cgroup path, when known.
     pub cgroup: Option<String>,
     /// Owner uid, when known.
     pub uid: Option<u32>,
-    /// Faults per second over the last two /proc scans (daemon, top).
-    pub fault_rate: f64,
-    /// Proportional set size (smaps_rollup), bytes.
-    pub pss_bytes: Option<u64>,
-    /// PSS of anonymous memory, bytes (kernel 5.8+).
-    pub pss_anon_bytes: Option<u64>,
-    /// PSS of file-backed memory, bytes.
-    pub pss_file_bytes: Option<u64>,
-    /// PSS of shared memory, bytes.
-    pub pss_shmem_bytes: Option<u64>,
-    /// Unique set size (private clean + dirty), bytes.
-    pub uss_bytes: Option<u64>,
-    /// Proportional swap, bytes.
-    pub swap_pss_bytes: Option<u64>,
-    /// Anonymous transparent huge pages, bytes.
-    pub anon_huge_bytes: Option<u64>,
-    /// hugetlbfs pages, bytes.
-    pub hugetlb_bytes: Option<u64>,
-    /// Peak resident set (VmHWM), bytes.
-    pub rss_peak_bytes: Option<u64>,
-    /// /proc/PID/oom_score.
-    pub oom_score: Option<i64>,
-    /// /proc/PID/oom_score_adj.
-    pub oom_score_adj: Option<i64>,
     /// systemd unit (from the cgroup path), when any.
     pub unit: Option<String>,
     /// Container id (from the cgroup path), when any.
     pub container_id: Option<String>,
-    /// Share of its pages on the NUMA nodes its threads run on (0..1).
-    pub numa_local_ratio: Option<f64>,
-    /// Resident pages per NUMA node (4 KiB units).
-    pub numa_pages: Option<std::collections::BTreeMap<u32, u64>>,
+    /// Resident pages per NUMA node (4 KiB units), when read.
+    pub numa_pages: Option<BTreeMap<u32, u64>>,
+    /// One value per catalog field (None: not measured or not known).
+    pub values: [Option<f64>; N_PROCESS],
+    /// Per-second rates of the rated counters over the last pass (None for
+    /// other fields, and before a second reading).
+    pub rates: [Option<f64>; N_PROCESS],
+}
+
+impl Default for ProcessView {
+    fn default() -> Self {
+        ProcessView {
+            pid: 0,
+            comm: String::new(),
+            start_time_ticks: 0,
+            ppid: None,
+            exited: false,
+            cgroup: None,
+            uid: None,
+            unit: None,
+            container_id: None,
+            numa_pages: None,
+            values: [None; N_PROCESS],
+            rates: [None; N_PROCESS],
+        }
+    }
 }
 
 impl ProcessView {
     /// The window's view of `p`; `fault_probes`: fault counts come from the
-    /// per-fault probes (else from the task counters).
-    pub fn from_process(p: &Process, fault_probes: bool) -> Self {
+    /// per-fault probes (else from the task counters); fields without a
+    /// live source are None.
+    pub fn from_process(p: &Process, fault_probes: bool, live: &Live) -> Self {
         let w = p.window();
-        let (minor_faults, major_faults) =
+        let (minor, major) =
             fault_counts(&w, p.task.map(|t| t.since(p.task_baseline)), fault_probes);
-        // Memory readings describe a live process only.
-        let mem = p.memory.as_ref().filter(|_| !p.exited);
-        let numa = p.numa.as_ref().filter(|_| !p.exited);
-        let rss = |member| {
-            p.rss
-                .filter(|_| !p.exited)
-                .and_then(|m: MmState| m.get(member))
-        };
+        let ctx = ProcessCtx { p, w, minor, major };
         ProcessView {
             pid: p.key.pid,
             comm: p.comm.clone(),
             start_time_ticks: p.key.start_time_ticks,
             ppid: p.ppid,
             exited: p.exited,
-            faults: minor_faults + major_faults,
-            minor_faults,
-            major_faults,
-            read_faults: w.faults.saturating_sub(w.write_faults),
-            write_faults: w.write_faults,
-            cow_faults: w.cow_faults,
-            swap_out_pages: w.swap_out_pages,
-            swap_in_pages: w.swap_in_pages,
-            reclaim_stalls: w.reclaim_stalls,
-            reclaim_stall_seconds: w.reclaim_stall_ns as f64 / 1e9,
-            pages_migrated: w.pages_migrated,
-            pages_migrate_failed: w.pages_migrate_failed,
-            numa_pages_migrated: w.numa_pages_migrated,
-            numa_task_moves: w.numa_task_moves,
-            mmap_calls: w.mmap_calls,
-            mmap_bytes: w.mmap_bytes,
-            mmap_anon_bytes: w.mmap_anon_bytes,
-            mmap_file_bytes: w.mmap_file_bytes,
-            mmap_failed: w.mmap_failed,
-            munmap_calls: w.munmap_calls,
-            munmap_bytes: w.munmap_bytes,
-            mremap_calls: w.mremap_calls,
-            brk_calls: w.brk_calls,
-            brk_grow_bytes: w.brk_grow_bytes,
-            brk_shrink_bytes: w.brk_shrink_bytes,
-            slab_allocs: w.slab_allocs,
-            slab_alloc_bytes: w.slab_alloc_bytes,
-            kmalloc_allocs: w.kmalloc_allocs,
-            kmalloc_req_bytes: w.kmalloc_req_bytes,
-            kmalloc_alloc_bytes: w.kmalloc_alloc_bytes,
-            page_allocs: w.page_allocs,
-            rss_anon_bytes: rss(RSS_ANON),
-            rss_file_bytes: rss(RSS_FILE),
-            rss_shmem_bytes: rss(RSS_SHMEM),
-            swap_bytes: rss(RSS_SWAPENTS).or(mem.and_then(|m| m.swap)),
-            rss_bytes: p.rss_bytes.filter(|_| !p.exited),
-            vm_bytes: p.vm_bytes.filter(|_| !p.exited),
             cgroup: p.cgroup.clone(),
             uid: p.uid,
-            fault_rate: p.fault_rate,
-            pss_bytes: mem.and_then(|m| m.pss),
-            pss_anon_bytes: mem.and_then(|m| m.pss_anon),
-            pss_file_bytes: mem.and_then(|m| m.pss_file),
-            pss_shmem_bytes: mem.and_then(|m| m.pss_shmem),
-            uss_bytes: mem.and_then(|m| m.uss),
-            swap_pss_bytes: mem.and_then(|m| m.swap_pss),
-            anon_huge_bytes: mem.and_then(|m| m.anon_huge),
-            hugetlb_bytes: mem.and_then(|m| m.hugetlb),
-            rss_peak_bytes: mem.and_then(|m| m.rss_peak),
-            oom_score: mem.and_then(|m| m.oom_score),
-            oom_score_adj: mem.and_then(|m| m.oom_score_adj),
-            unit: p
-                .cgroup
-                .as_deref()
-                .and_then(crate::procfs::unit::systemd_unit),
-            container_id: p
-                .cgroup
-                .as_deref()
-                .and_then(crate::procfs::unit::container_id),
-            numa_local_ratio: numa.and_then(|n| n.local_ratio),
-            numa_pages: numa.map(|n| n.pages.clone()),
+            unit: p.unit.clone(),
+            container_id: p.container_id.clone(),
+            numa_pages: p
+                .numa
+                .as_ref()
+                .filter(|_| !p.exited && live.has(NUMA_MAPS))
+                .map(|n| n.pages.clone()),
+            values: fields::read_process(&ctx, live),
+            rates: [None; N_PROCESS],
         }
+    }
+
+    /// The value of field `i`.
+    pub fn value(&self, i: usize) -> Option<f64> {
+        self.values.get(i).copied().flatten()
+    }
+
+    /// The value of field `i` as a whole number.
+    pub fn whole(&self, i: usize) -> Option<u64> {
+        self.value(i).map(|v| v as u64)
+    }
+
+    /// The rate of field `i`.
+    pub fn rate(&self, i: usize) -> Option<f64> {
+        self.rates.get(i).copied().flatten()
+    }
+
+    /// The value (or rate) by JSON key, e.g. `rss_bytes` or
+    /// `minor_faults_per_second`.
+    pub fn by_key(&self, key: &str) -> Option<f64> {
+        if let Some(base) = key.strip_suffix("_per_second") {
+            return fields::process_field(base).and_then(|i| self.rate(i));
+        }
+        fields::process_field(key).and_then(|i| self.value(i))
+    }
+
+    /// A kernel thread: no address space.
+    pub fn is_kernel_thread(&self) -> bool {
+        self.value(idx::VM) == Some(0.0)
+    }
+
+    /// Reads a row back from its JSON form (`memmon top --connect`); None
+    /// when it has no pid.
+    pub fn from_json(v: &Value) -> Option<ProcessView> {
+        let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        let mut out = ProcessView {
+            pid: u32::try_from(v.get("pid")?.as_u64()?).ok()?,
+            comm: text("comm").unwrap_or_default(),
+            start_time_ticks: v
+                .get("start_time_ticks")
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
+            ppid: v
+                .get("ppid")
+                .and_then(Value::as_u64)
+                .and_then(|p| u32::try_from(p).ok()),
+            exited: v.get("exited").and_then(Value::as_bool).unwrap_or(false),
+            cgroup: text("cgroup"),
+            uid: v
+                .get("uid")
+                .and_then(Value::as_u64)
+                .and_then(|u| u32::try_from(u).ok()),
+            unit: text("unit"),
+            container_id: text("container_id"),
+            numa_pages: v.get("numa_pages").and_then(Value::as_object).map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.parse().ok()?, v.as_u64()?)))
+                    .collect()
+            }),
+            ..Default::default()
+        };
+        for (i, f) in PROCESS_FIELDS.iter().enumerate() {
+            out.values[i] = v.get(f.key).and_then(Value::as_f64);
+            if f.rate {
+                out.rates[i] = v.get(f.rate_key()).and_then(Value::as_f64);
+            }
+        }
+        Some(out)
+    }
+}
+
+const NUMA_MAPS: crate::sources::Source =
+    crate::sources::Source::Proc(crate::sources::ProcFile::NumaMaps);
+
+/// A number for JSON: whole units as integers, others as floats, unknown
+/// as null.
+pub fn json_number(v: Option<f64>, integral: bool) -> Value {
+    match v {
+        Some(x) if integral && x >= 0.0 && x.fract() == 0.0 && x < 1.8e19 => Value::from(x as u64),
+        Some(x) if integral && x < 0.0 && x.fract() == 0.0 => Value::from(x as i64),
+        Some(x) => serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number),
+        None => Value::Null,
+    }
+}
+
+impl Serialize for ProcessView {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("pid", &self.pid)?;
+        m.serialize_entry("comm", &self.comm)?;
+        m.serialize_entry("start_time_ticks", &self.start_time_ticks)?;
+        m.serialize_entry("ppid", &self.ppid)?;
+        m.serialize_entry("exited", &self.exited)?;
+        m.serialize_entry("cgroup", &self.cgroup)?;
+        m.serialize_entry("uid", &self.uid)?;
+        m.serialize_entry("unit", &self.unit)?;
+        m.serialize_entry("container_id", &self.container_id)?;
+        m.serialize_entry("numa_pages", &self.numa_pages)?;
+        for (i, f) in PROCESS_FIELDS.iter().enumerate() {
+            m.serialize_entry(f.key, &json_number(self.values[i], f.unit.integral()))?;
+            if f.rate {
+                m.serialize_entry(&f.rate_key(), &json_number(self.rates[i], false))?;
+            }
+        }
+        m.end()
+    }
+}
+
+/// Every key a process object carries in JSON, in order.
+pub fn json_keys() -> Vec<String> {
+    let mut keys: Vec<String> = [
+        "pid",
+        "comm",
+        "start_time_ticks",
+        "ppid",
+        "exited",
+        "cgroup",
+        "uid",
+        "unit",
+        "container_id",
+        "numa_pages",
+    ]
+    .map(String::from)
+    .to_vec();
+    for f in PROCESS_FIELDS {
+        keys.push(f.key.to_string());
+        if f.rate {
+            keys.push(f.rate_key());
+        }
+    }
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kernel_counter_reaches_a_catalog_field() {
+        // A counter the probes fill but no field reads would never be
+        // shown: set each slot of ProcCounters alone and see a field move.
+        let key = super::super::ProcessKey {
+            pid: 1,
+            start_time_ticks: 1,
+        };
+        let live = Live::everything();
+        let base = ProcessView::from_process(&Process::new(key, "x".into()), true, &live);
+        for slot in 0..ProcCounters::LEN {
+            let mut p = Process::new(key, "x".into());
+            p.counters.as_mut_slice()[slot] = 1_000_000;
+            let v = ProcessView::from_process(&p, true, &live);
+            assert_ne!(
+                v.values, base.values,
+                "ProcCounters slot {slot} is read by no field of model/fields.rs"
+            );
+        }
+    }
+
+    #[test]
+    fn json_round_trips_and_keeps_unknown_null() {
+        let mut v = ProcessView {
+            pid: 7,
+            comm: "a\"b".into(),
+            ..Default::default()
+        };
+        v.values[idx::RSS] = Some(4096.0);
+        v.rates[idx::MINOR] = Some(2.5);
+        let j = serde_json::to_value(&v).expect("serializes");
+        assert_eq!(j["rss_bytes"].as_u64(), Some(4096));
+        assert!(j["pss_bytes"].is_null());
+        assert_eq!(j["minor_faults_per_second"].as_f64(), Some(2.5));
+        let keys: Vec<String> = j.as_object().expect("object").keys().cloned().collect();
+        let mut want = json_keys();
+        let mut got = keys.clone();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want);
+        assert_eq!(ProcessView::from_json(&j), Some(v));
     }
 }

@@ -327,6 +327,17 @@ pub const PROBES: &[ProbeSpec] = &[
         what: "allocations that fell back to another migrate type",
     },
     ProbeSpec {
+        name: "kill_signal",
+        program: "signal_generate_kill",
+        attach: Attach::Tracepoint {
+            category: "signal",
+            name: "signal_generate",
+        },
+        per_fault: false,
+        per_alloc: false,
+        what: "SIGKILLs sent (filtered in the kernel): sender pid, comm, memory cgroup; target pid, comm",
+    },
+    ProbeSpec {
         name: "process_exit",
         program: "sched_process_exit",
         attach: Attach::Tracepoint {

@@ -16,11 +16,9 @@ use aya::{
 use memmon_common::{KernelConfig, layouts::TracepointOffsets};
 
 use super::{
-    btf_offsets,
+    ProbeState, ProbeStatus, btf_offsets,
     catalog::{Attach, PROBES, ProbeSpec},
-    pins,
-    status::{ProbeState, ProbeStatus},
-    tracefs,
+    pins, tracefs,
 };
 
 /// The kernel programs, built by build.rs.
@@ -39,6 +37,9 @@ pub struct LoadOptions {
     pub alloc_detail: bool,
     /// Probe names not to attach.
     pub disabled: BTreeSet<String>,
+    /// When set, attach only these probes (a command that needs a few,
+    /// such as `memmon events`); the others are disabled, saying why.
+    pub only: Option<(&'static [&'static str], &'static str)>,
     /// Capacity of the per-process counters map.
     pub max_processes: u32,
     /// Pin the cumulative maps under this bpffs directory (the daemon), so
@@ -52,6 +53,7 @@ impl Default for LoadOptions {
             fault_detail: true,
             alloc_detail: true,
             disabled: BTreeSet::new(),
+            only: None,
             max_processes: 32768,
             pin_root: None,
         }
@@ -88,6 +90,8 @@ pub struct ProbeSet {
     statuses: Vec<ProbeStatus>,
     /// OOM events drained from the ring buffer, not yet taken.
     pub(super) pending_oom: Vec<memmon_common::OomEvent>,
+    /// SIGKILL records drained from the ring buffer, not yet taken.
+    pub(super) pending_kill: Vec<memmon_common::KillEvent>,
     /// Capacity of PROC_COUNTERS, for map-fill reporting.
     pub max_processes: u32,
 }
@@ -104,8 +108,8 @@ impl ProbeSet {
         };
         let mut loader = EbpfLoader::new();
         loader
-            .override_global("CONFIG", &config, true)
-            .map_max_entries("PROC_COUNTERS", opts.max_processes);
+            .override_global(memmon_common::names::CONFIG, &config, true)
+            .map_max_entries(memmon_common::names::PROC_COUNTERS, opts.max_processes);
         let pin_paths: Vec<(&str, std::path::PathBuf)> = pin_dir
             .iter()
             .flat_map(|dir| pins::PINNED_MAPS.iter().map(|m| (m.name, dir.join(m.name))))
@@ -116,8 +120,8 @@ impl ProbeSet {
         let object = object_for_this_kernel(&kernel_release()).map_err(LoadError::Object)?;
         let mut ebpf = loader.load(object.bytes())?;
         let events = ebpf
-            .take_map("EVENTS")
-            .ok_or(LoadError::MissingMap("EVENTS"))?;
+            .take_map(memmon_common::names::EVENTS)
+            .ok_or(LoadError::MissingMap(memmon_common::names::EVENTS))?;
         let events = RingBuf::try_from(events).map_err(LoadError::RingBuf)?;
         let overrides = tracepoint_overrides();
         let mut statuses = Vec::with_capacity(PROBES.len());
@@ -130,6 +134,12 @@ impl ProbeSet {
             let state = if opts.disabled.contains(spec.name) {
                 ProbeState::Disabled {
                     reason: "disabled by --disable-probe".into(),
+                }
+            } else if let Some((only, who)) = opts.only
+                && !only.contains(&spec.name)
+            {
+                ProbeState::Disabled {
+                    reason: format!("not needed by {who}"),
                 }
             } else if spec.per_fault && !opts.fault_detail {
                 ProbeState::Disabled {
@@ -164,6 +174,7 @@ impl ProbeSet {
             events,
             statuses,
             pending_oom: Vec::new(),
+            pending_kill: Vec::new(),
             max_processes: opts.max_processes,
         })
     }
@@ -426,12 +437,38 @@ fn tracepoint_offsets(tracefs: &Path) -> TracepointOffsets {
         tp.slab_alloc = alloc;
         tp.slab_name = field("kmem", "kmem_cache_alloc", "name").unwrap_or(0);
     }
+    // All or none: a format without one of them keeps the probe off (see
+    // check_fixed_layout), so the built-in layout is never misread.
+    if let (Some(sig), Some(code), Some(comm), Some(pid), Some(group), Some(result)) = (
+        field("signal", "signal_generate", "sig"),
+        field("signal", "signal_generate", "code"),
+        field("signal", "signal_generate", "comm"),
+        field("signal", "signal_generate", "pid"),
+        field("signal", "signal_generate", "group"),
+        field("signal", "signal_generate", "result"),
+    ) {
+        (tp.signal_sig, tp.signal_code, tp.signal_comm) = (sig, code, comm);
+        (tp.signal_pid, tp.signal_group, tp.signal_result) = (pid, group, result);
+    }
     tp
 }
 
 /// Checks a tracepoint's fields that memmon reads at fixed offsets against
-/// this kernel's format file.
+/// this kernel's format file, and that the fields read at offsets found at
+/// load ([`memmon_common::layouts::READ_AT_LOAD`]) exist.
 fn check_fixed_layout(tracefs: &Path, category: &str, name: &str) -> Result<(), String> {
+    if let Some((_, _, fields)) = memmon_common::layouts::READ_AT_LOAD
+        .iter()
+        .find(|(c, n, _)| *c == category && *n == name)
+        && let Some(field) = fields
+            .iter()
+            .find(|f| tracefs::field_offset(tracefs, category, name, f).is_none())
+    {
+        return Err(format!(
+            "tracepoint {category}:{name} has no field `{field}` on this kernel ({})",
+            kernel_release()
+        ));
+    }
     let Some((_, _, fields)) = memmon_common::layouts::FIXED
         .iter()
         .find(|(c, n, _)| *c == category && *n == name)
@@ -615,6 +652,33 @@ mod tests {
     }
 
     #[test]
+    fn signal_generate_fields_are_found_or_the_probe_is_refused() {
+        let tp = tracepoint_offsets(&kernel("linux-6.18"));
+        assert_eq!(
+            (
+                tp.signal_sig,
+                tp.signal_comm,
+                tp.signal_pid,
+                tp.signal_result
+            ),
+            (8, 20, 36, 44)
+        );
+        check_fixed_layout(&kernel("linux-6.18"), "signal", "signal_generate")
+            .expect("6.18 layout");
+        check_fixed_layout(&kernel("linux-6.1"), "signal", "signal_generate").expect("6.1 layout");
+        let dir = tempfile::tempdir().expect("tmp");
+        let ev = dir.path().join("events/signal/signal_generate");
+        std::fs::create_dir_all(&ev).expect("mkdir");
+        std::fs::write(
+            ev.join("format"),
+            "format:\n\tfield:int sig;\toffset:8;\tsize:4;\tsigned:1;\n",
+        )
+        .expect("write");
+        let err = check_fixed_layout(dir.path(), "signal", "signal_generate").expect_err("no code");
+        assert!(err.contains("no field `code`"), "{err}");
+    }
+
+    #[test]
     fn a_moved_fixed_field_is_refused_with_the_reason() {
         let dir = tempfile::tempdir().expect("tmp");
         let ev = dir.path().join("events/kmem/kmalloc");
@@ -626,5 +690,39 @@ mod tests {
         .expect("write");
         let err = check_fixed_layout(dir.path(), "kmem", "kmalloc").expect_err("moved");
         assert!(err.contains("`bytes_req` at offset 20"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod object_tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_object_has_every_catalog_program_and_shared_map() {
+        // Parsed, not loaded: no root needed.
+        let obj = aya_obj::Object::parse(OBJECT).expect("the embedded eBPF object parses");
+        for spec in PROBES {
+            assert!(
+                obj.programs.contains_key(spec.program),
+                "probe {}: program {} is not in the eBPF object (have: {:?})",
+                spec.name,
+                spec.program,
+                obj.programs.keys().collect::<Vec<_>>()
+            );
+        }
+        for map in memmon_common::names::MAPS {
+            assert!(
+                obj.maps.contains_key(*map),
+                "map {map} is not in the eBPF object (have: {:?})",
+                obj.maps.keys().collect::<Vec<_>>()
+            );
+        }
+        assert!(
+            obj.maps
+                .keys()
+                .any(|m| m.contains("bss") || m.contains("data") || m.contains("rodata")),
+            "no global section for {}",
+            memmon_common::names::CONFIG
+        );
     }
 }

@@ -12,7 +12,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use memmon_common::{LAYOUT_VERSION, ProcCounters};
+use memmon_common::{LAYOUT_VERSION, MemcgExits, ProcCounters};
 
 /// Default root of memmon's pins.
 pub const DEFAULT_PIN_ROOT: &str = "/sys/fs/bpf/memmon";
@@ -27,17 +27,23 @@ pub struct PinnedMap {
     pub value_size: u32,
 }
 
-/// The maps memmon pins: per-process counters and the statistics slots.
+/// The maps memmon pins: per-process counters, the statistics slots and
+/// the per-memory-cgroup totals of exited processes.
 pub const PINNED_MAPS: &[PinnedMap] = &[
     PinnedMap {
-        name: "PROC_COUNTERS",
+        name: memmon_common::names::PROC_COUNTERS,
         key_size: 4,
         value_size: std::mem::size_of::<ProcCounters>() as u32,
     },
     PinnedMap {
-        name: "STATS",
+        name: memmon_common::names::STATS,
         key_size: 4,
         value_size: 8,
+    },
+    PinnedMap {
+        name: "MEMCG_EXITS",
+        key_size: 8,
+        value_size: std::mem::size_of::<MemcgExits>() as u32,
     },
 ];
 

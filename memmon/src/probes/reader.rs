@@ -1,79 +1,16 @@
 //! Typed reads of the kernel maps: per-process counters, per-CPU statistics
-//! and the event ring buffer (exits, OOM kills). Nothing here interprets the values.
+//! and the event ring buffer (exits, OOM kills, SIGKILLs). Nothing here
+//! interprets the values.
 
 use aya::maps::{HashMap, MapData, PerCpuArray};
 use memmon_common::{
-    ExitEvent, MmState, OomEvent, ProcCounters, Stat,
-    events::{EVENT_EXIT, EVENT_OOM},
+    ExitEvent, KillEvent, MemcgExits, MmState, OomEvent, ProcCounters, Stat,
+    events::{EVENT_EXIT, EVENT_KILL, EVENT_OOM},
     stats::HIST_BUCKETS,
 };
-use serde::Serialize;
 
 use super::ProbeSet;
-
-/// Statistics summed over CPUs, plus map fill.
-#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
-pub struct StatsSnapshot {
-    /// Fault tracepoint hits.
-    pub fault_events: u64,
-    /// Major-fault perf events.
-    pub major_fault_events: u64,
-    /// Process exits seen.
-    pub exit_events: u64,
-    /// Updates dropped because the per-process map was full.
-    pub proc_map_full: u64,
-    /// Exit events lost because the ring buffer was full.
-    pub events_lost: u64,
-    /// mmap/munmap/mremap/brk tracepoint hits.
-    pub mmap_events: u64,
-    /// mmap starts dropped (in-flight map full).
-    pub mmap_map_full: u64,
-    /// Slab and kmalloc tracepoint hits.
-    pub slab_events: u64,
-    /// Slab caches or size classes dropped (map full).
-    pub slab_map_full: u64,
-    /// Page allocator tracepoint hits.
-    pub page_alloc_events: u64,
-    /// Allocations that fell back to another migrate type.
-    pub extfrag_events: u64,
-    /// `kmem:rss_stat` hits.
-    pub rss_events: u64,
-    /// rss_stat updates dropped: mm maps full.
-    pub rss_map_full: u64,
-    /// Reclaim begin/end hits.
-    pub reclaim_events: u64,
-    /// Reclaim starts dropped: in-flight map full.
-    pub reclaim_map_full: u64,
-    /// `oom:mark_victim` hits.
-    pub oom_events: u64,
-    /// OOM events lost because the ring buffer was full.
-    pub oom_events_lost: u64,
-    /// `migrate:mm_migrate_pages` hits.
-    pub migrate_events: u64,
-    /// NUMA task move/swap hits.
-    pub numa_move_events: u64,
-    /// handle_mm_fault fexit hits.
-    pub fault_latency_events: u64,
-    /// Reclaim stall durations: (bucket lower bound ns, count), non-empty
-    /// log2 buckets only.
-    pub reclaim_stall_hist: Vec<(u64, u64)>,
-    /// Page-fault durations (fentry/fexit on handle_mm_fault, where the
-    /// kernel allows it): (bucket lower bound ns, faults), non-empty only.
-    pub fault_latency_hist: Vec<(u64, u64)>,
-    /// Pages migrated system-wide per migrate reason (non-zero only).
-    pub migrate_pages_by_reason: Vec<(String, u64)>,
-    /// Entries in the rss_stat mm map now (owners of live mms).
-    pub mm_map_entries: u64,
-    /// Entries in the per-process map now.
-    pub proc_map_entries: u64,
-    /// Its capacity.
-    pub proc_map_capacity: u64,
-    /// Entries found in the last pass whose process no longer existed and
-    /// whose exit was not seen (0 in steady state: the exit probe removes
-    /// entries; after a restart on pinned maps, the processes that exited
-    /// while memmon was down). The collector removes them.
-    pub proc_map_stale: u64,
-}
+pub use crate::sample::stats::StatsSnapshot;
 
 /// A map read failed (kernel error): the caller keeps its previous data.
 #[derive(Debug, thiserror::Error)]
@@ -91,14 +28,17 @@ fn err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> ReadError {
 impl ProbeSet {
     /// Every live process's counters, keyed by tgid.
     pub fn read_counters(&self) -> Result<Vec<(u32, ProcCounters)>, ReadError> {
-        let map = self.ebpf.map("PROC_COUNTERS").ok_or(ReadError {
-            map: "PROC_COUNTERS",
-            source: aya::maps::MapError::InvalidName {
-                name: "PROC_COUNTERS".into(),
-            },
-        })?;
+        let map = self
+            .ebpf
+            .map(memmon_common::names::PROC_COUNTERS)
+            .ok_or(ReadError {
+                map: memmon_common::names::PROC_COUNTERS,
+                source: aya::maps::MapError::InvalidName {
+                    name: memmon_common::names::PROC_COUNTERS.into(),
+                },
+            })?;
         let map: HashMap<&MapData, u32, ProcCounters> =
-            HashMap::try_from(map).map_err(err("PROC_COUNTERS"))?;
+            HashMap::try_from(map).map_err(err(memmon_common::names::PROC_COUNTERS))?;
         let mut out = Vec::new();
         for item in map.iter() {
             match item {
@@ -106,7 +46,7 @@ impl ProbeSet {
                 // An entry deleted between key and value lookups: the
                 // process just exited and its exit event carries it.
                 Err(aya::maps::MapError::KeyNotFound) => continue,
-                Err(e) => return Err(err("PROC_COUNTERS")(e)),
+                Err(e) => return Err(err(memmon_common::names::PROC_COUNTERS)(e)),
             }
         }
         Ok(out)
@@ -115,7 +55,7 @@ impl ProbeSet {
     /// Deletes a process's counters from the kernel map (its process is
     /// gone and its exit was not seen).
     pub fn remove_counters(&mut self, tgid: u32) {
-        let Some(map) = self.ebpf.map_mut("PROC_COUNTERS") else {
+        let Some(map) = self.ebpf.map_mut(memmon_common::names::PROC_COUNTERS) else {
             return;
         };
         if let Ok(mut map) = HashMap::<&mut MapData, u32, ProcCounters>::try_from(map)
@@ -125,10 +65,31 @@ impl ProbeSet {
         }
     }
 
+    /// What exited processes left per memory cgroup (key: memcg id, the
+    /// directory inode; resolve with [`crate::procfs::cgroup::CgroupIds`]):
+    /// kernel-side totals in a pinned map, so they survive restarts and
+    /// never go backwards. Empty when the exit probe is not loaded.
+    pub fn read_memcg_exits(&self) -> Result<Vec<(u64, MemcgExits)>, ReadError> {
+        let Some(map) = self.ebpf.map("MEMCG_EXITS") else {
+            return Ok(Vec::new());
+        };
+        let map: HashMap<&MapData, u64, MemcgExits> =
+            HashMap::try_from(map).map_err(err("MEMCG_EXITS"))?;
+        let mut out = Vec::new();
+        for item in map.iter() {
+            match item {
+                Ok(kv) => out.push(kv),
+                Err(aya::maps::MapError::KeyNotFound) => continue,
+                Err(e) => return Err(err("MEMCG_EXITS")(e)),
+            }
+        }
+        Ok(out)
+    }
+
     /// Every mm the rss_stat probe knows, with its owner and last counter
     /// values; empty when the probe is not loaded.
     pub fn read_mm_states(&self) -> Vec<MmState> {
-        let Some(map) = self.ebpf.map("MM_STATE") else {
+        let Some(map) = self.ebpf.map(memmon_common::names::MM_STATE) else {
             return Vec::new();
         };
         let Ok(map) = HashMap::<&MapData, u32, MmState>::try_from(map) else {
@@ -140,19 +101,25 @@ impl ProbeSet {
 
     /// The statistics slots summed over CPUs.
     pub fn read_stats(&self) -> Result<StatsSnapshot, ReadError> {
-        let map = self.ebpf.map("STATS").ok_or(ReadError {
-            map: "STATS",
-            source: aya::maps::MapError::InvalidName {
-                name: "STATS".into(),
-            },
-        })?;
-        let stats: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map).map_err(err("STATS"))?;
+        let map = self
+            .ebpf
+            .map(memmon_common::names::STATS)
+            .ok_or(ReadError {
+                map: memmon_common::names::STATS,
+                source: aya::maps::MapError::InvalidName {
+                    name: memmon_common::names::STATS.into(),
+                },
+            })?;
+        let stats: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(map).map_err(err(memmon_common::names::STATS))?;
         let mut out = StatsSnapshot {
             proc_map_capacity: u64::from(self.max_processes),
             ..Default::default()
         };
         for stat in Stat::ALL {
-            let values = stats.get(&(stat as u32), 0).map_err(err("STATS"))?;
+            let values = stats
+                .get(&(stat as u32), 0)
+                .map_err(err(memmon_common::names::STATS))?;
             let sum: u64 = values.iter().sum();
             match stat {
                 Stat::FaultEvents => out.fault_events = sum,
@@ -175,23 +142,29 @@ impl ProbeSet {
                 Stat::MigrateEvents => out.migrate_events = sum,
                 Stat::NumaMoveEvents => out.numa_move_events = sum,
                 Stat::FaultLatencyEvents => out.fault_latency_events = sum,
+                Stat::KillEvents => out.kill_events = sum,
+                Stat::KillEventsLost => out.kill_events_lost = sum,
+                Stat::MemcgExitsFull => out.memcg_exits_full = sum,
             }
         }
-        out.reclaim_stall_hist = self.read_log2_hist("RECLAIM_HIST");
-        out.fault_latency_hist = self.read_log2_hist("FAULT_LATENCY_HIST");
+        out.reclaim_stall_hist = self.read_log2_hist(memmon_common::names::RECLAIM_HIST);
+        out.fault_latency_hist = self.read_log2_hist(memmon_common::names::FAULT_LATENCY_HIST);
         out.migrate_pages_by_reason = self
-            .read_per_cpu_slots("MIGRATE_REASONS", MIGRATE_REASON_NAMES.len() as u32)
+            .read_per_cpu_slots(
+                memmon_common::names::MIGRATE_REASONS,
+                MIGRATE_REASON_NAMES.len() as u32,
+            )
             .into_iter()
             .enumerate()
             .filter(|(_, n)| *n > 0)
             .map(|(i, n)| (MIGRATE_REASON_NAMES[i].to_string(), n))
             .collect();
-        if let Some(map) = self.ebpf.map("MM_STATE")
+        if let Some(map) = self.ebpf.map(memmon_common::names::MM_STATE)
             && let Ok(map) = HashMap::<&MapData, u32, MmState>::try_from(map)
         {
             out.mm_map_entries = map.keys().filter(|k| k.is_ok()).count() as u64;
         }
-        if let Some(map) = self.ebpf.map("PROC_COUNTERS")
+        if let Some(map) = self.ebpf.map(memmon_common::names::PROC_COUNTERS)
             && let Ok(map) = HashMap::<&MapData, u32, ProcCounters>::try_from(map)
         {
             out.proc_map_entries = map.keys().filter(|k| k.is_ok()).count() as u64;
@@ -225,7 +198,8 @@ impl ProbeSet {
     }
 
     /// Moves every pending exit event into `out` (OOM events are kept for
-    /// [`ProbeSet::take_oom_events`]); returns how many exits.
+    /// [`ProbeSet::take_oom_events`], SIGKILLs for
+    /// [`ProbeSet::take_kill_signals`]); returns how many exits.
     pub fn drain_exits(&mut self, out: &mut Vec<ExitEvent>) -> usize {
         let mut n = 0;
         while let Some(item) = self.events.next() {
@@ -235,6 +209,7 @@ impl ProbeSet {
                     n += 1;
                 }
                 Some(RingEvent::Oom(event)) => self.pending_oom.push(event),
+                Some(RingEvent::Kill(event)) => self.pending_kill.push(event),
                 None => tracing::warn!(
                     "ignored a malformed ring-buffer record of {} bytes",
                     item.len()
@@ -278,6 +253,8 @@ pub enum RingEvent {
     Exit(ExitEvent),
     /// The OOM killer marked a victim.
     Oom(OomEvent),
+    /// A SIGKILL was sent.
+    Kill(KillEvent),
 }
 
 /// A ring-buffer record by its kind tag; `None` when the tag is unknown or
@@ -287,6 +264,7 @@ pub fn parse_event(bytes: &[u8]) -> Option<RingEvent> {
     match kind {
         EVENT_EXIT => read_pod::<ExitEvent>(bytes).map(RingEvent::Exit),
         EVENT_OOM => read_pod::<OomEvent>(bytes).map(RingEvent::Oom),
+        EVENT_KILL => read_pod::<KillEvent>(bytes).map(RingEvent::Kill),
         _ => None,
     }
 }
@@ -295,7 +273,7 @@ pub fn parse_event(bytes: &[u8]) -> Option<RingEvent> {
 pub fn parse_exit(bytes: &[u8]) -> Option<ExitEvent> {
     match parse_event(bytes)? {
         RingEvent::Exit(e) => Some(e),
-        RingEvent::Oom(_) => None,
+        RingEvent::Oom(_) | RingEvent::Kill(_) => None,
     }
 }
 

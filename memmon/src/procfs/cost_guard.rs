@@ -14,9 +14,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde::Serialize;
-
-use crate::model::ProcessKey;
+pub use crate::sample::cost::CycleCost;
+use crate::sample::key::ProcessKey;
 
 /// Tuning.
 #[derive(Clone, Debug)]
@@ -37,21 +36,6 @@ impl Default for GuardSettings {
             per_gib: Duration::from_secs(5),
         }
     }
-}
-
-/// What one cycle did.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct CycleCost {
-    /// Time spent reading, seconds.
-    pub seconds: f64,
-    /// Processes read.
-    pub read: u64,
-    /// Processes due but left for a later cycle (budget spent).
-    pub deferred: u64,
-    /// Processes not due (RSS steady, interval not elapsed).
-    pub skipped: u64,
-    /// The budget, seconds.
-    pub budget_seconds: f64,
 }
 
 #[derive(Clone, Debug)]

@@ -2,30 +2,7 @@
 //! process key) and the kernel's own fault totals, from /proc/PID/stat.
 
 use super::{ProcRoot, ReadFailure};
-
-/// Identity and fault totals of one live process.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Identity {
-    /// Process id.
-    pub pid: u32,
-    /// `comm` from stat (up to 15 bytes, may hold any byte but NUL).
-    pub comm: String,
-    /// Parent pid.
-    pub ppid: u32,
-    /// Start time in clock ticks since boot (stat field 22).
-    pub start_time_ticks: u64,
-    /// The kernel's minor-fault count for the process (stat field 10).
-    pub minflt: u64,
-    /// The kernel's major-fault count (stat field 12).
-    pub majflt: u64,
-    /// Resident set in pages (stat field 24).
-    pub rss_pages: u64,
-    /// Virtual memory size in bytes (stat field 23).
-    pub vsize_bytes: u64,
-    /// Read in this pass (false: repeated from an earlier read of a process
-    /// whose stat had not changed, see `stat_files`).
-    pub fresh: bool,
-}
+pub use crate::sample::identity::Identity;
 
 /// Reads /proc/PID/stat under `root`. This runs for every process every
 /// cycle, so it reads the file into a reused buffer and parses only the
@@ -85,15 +62,10 @@ pub fn ticks_per_second() -> u64 {
     if t > 0 { t as u64 } else { 100 }
 }
 
-/// Converts a kernel `start_boottime` in ns to /proc's clock ticks.
-pub fn boottime_ns_to_ticks(ns: u64, ticks_per_second: u64) -> u64 {
-    let ns_per_tick = 1_000_000_000 / ticks_per_second.max(1);
-    ns / ns_per_tick.max(1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sample::key::boottime_ns_to_ticks;
     use std::fs;
 
     #[test]

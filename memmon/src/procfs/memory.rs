@@ -5,43 +5,8 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
-
 use super::{ProcRoot, ReadFailure};
-
-/// Memory of one process, bytes unless named otherwise.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct ProcessMemory {
-    /// Resident set (smaps_rollup Rss).
-    pub rss: Option<u64>,
-    /// Proportional set size.
-    pub pss: Option<u64>,
-    /// PSS of anonymous memory (kernel 5.8+).
-    pub pss_anon: Option<u64>,
-    /// PSS of file-backed memory (5.8+).
-    pub pss_file: Option<u64>,
-    /// PSS of shared memory (5.8+).
-    pub pss_shmem: Option<u64>,
-    /// Unique set size: private clean + private dirty.
-    pub uss: Option<u64>,
-    /// Swapped out.
-    pub swap: Option<u64>,
-    /// Proportional swap.
-    pub swap_pss: Option<u64>,
-    /// Anonymous transparent huge pages.
-    pub anon_huge: Option<u64>,
-    /// hugetlbfs pages (status HugetlbPages).
-    pub hugetlb: Option<u64>,
-    /// Peak resident set (status VmHWM).
-    pub rss_peak: Option<u64>,
-    /// /proc/PID/oom_score.
-    pub oom_score: Option<i64>,
-    /// /proc/PID/oom_score_adj.
-    pub oom_score_adj: Option<i64>,
-    /// A source this kernel lacks, and what goes unreported (said once).
-    #[serde(skip)]
-    pub missing: Option<String>,
-}
+pub use crate::sample::memory::ProcessMemory;
 
 /// Reads smaps_rollup, status and the OOM files of `pid`.
 pub fn read(root: &ProcRoot, pid: u32) -> Result<ProcessMemory, ReadFailure> {
@@ -50,9 +15,19 @@ pub fn read(root: &ProcRoot, pid: u32) -> Result<ProcessMemory, ReadFailure> {
         .map_err(|e| ReadFailure::from_procfs(pid, &dir, e))?;
     let rollup = match process.smaps_rollup() {
         Ok(r) => Some(r),
-        // No smaps_rollup on a live process: a kernel before 4.14 (or a
-        // trimmed /proc). RSS and swap then come from status.
-        Err(::procfs::ProcError::NotFound(_)) if dir.join("stat").exists() => None,
+        // No smaps_rollup entry in a live process's directory: a kernel
+        // before 4.14 (or a trimmed /proc). RSS and swap then come from
+        // status. An entry that exists but cannot be read belongs to a
+        // process on its way out (its mm is gone): that is one process,
+        // not the kernel lacking the file.
+        Err(::procfs::ProcError::NotFound(_))
+            if dir.join("stat").exists() && !dir.join("smaps_rollup").exists() =>
+        {
+            None
+        }
+        Err(::procfs::ProcError::NotFound(_)) => {
+            return Err(ReadFailure::Gone(pid));
+        }
         Err(e) => return Err(ReadFailure::from_procfs(pid, &dir, e)),
     };
     let mut m = rollup
@@ -69,10 +44,13 @@ pub fn read(root: &ProcRoot, pid: u32) -> Result<ProcessMemory, ReadFailure> {
         }
     }
     if rollup.is_none() {
-        m.missing = Some(format!(
-            "{} is missing: not reported: PSS, USS and their anon/file/shmem split \
+        m.missing = Some((
+            crate::sources::ProcFile::SmapsRollup,
+            format!(
+                "{} is missing: not reported: PSS, USS and their anon/file/shmem split \
              (RSS and swap come from status)",
-            root.path().join("PID/smaps_rollup").display()
+                root.path().join("PID/smaps_rollup").display()
+            ),
         ));
     }
     m.oom_score = process.oom_score().ok().map(i64::from);

@@ -8,9 +8,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use serde::Serialize;
-
 use super::{ProcRoot, ReadFailure};
+pub use crate::sample::numa::{NodePages, NumaUsage};
 
 /// Where sysfs keeps the NUMA topology (swappable for tests).
 #[derive(Clone, Debug)]
@@ -21,10 +20,6 @@ impl Default for SysNodeRoot {
         SysNodeRoot(PathBuf::from("/sys/devices/system/node"))
     }
 }
-
-/// Resident pages of a process per NUMA node (in 4 KiB-page units, huge
-/// pages counted by their size).
-pub type NodePages = BTreeMap<u32, u64>;
 
 /// Parses numa_maps text: sums `N<node>=<pages>` of every mapping, scaled by
 /// its `kernelpagesize_kB` to 4 KiB pages.
@@ -120,17 +115,6 @@ pub fn thread_nodes(root: &ProcRoot, pid: u32, cpu_node: &BTreeMap<u32, u32>) ->
 fn processor_field(stat: &str) -> Option<u32> {
     let rest = stat.rsplit_once(')')?.1;
     rest.split_whitespace().nth(39 - 3)?.parse().ok()
-}
-
-/// Locality of one process.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct NumaUsage {
-    /// Pages per node.
-    pub pages: NodePages,
-    /// Nodes its threads ran on.
-    pub nodes_run: BTreeSet<u32>,
-    /// Pages on those nodes / all pages (None with no pages or no CPU info).
-    pub local_ratio: Option<f64>,
 }
 
 /// Local ratio: pages on `run` nodes over all pages.

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use memmon_common::alloc::MIGRATE_TYPE_NAMES;
 use serde_json::json;
 
-use crate::{probes::alloc_reader::AllocSample, procfs::system::BuddyZone};
+use crate::sample::{alloc::AllocSample, system::BuddyZone};
 
 /// Slab caches (busiest first) and kmalloc size classes.
 pub fn slab_table(w: &AllocSample) -> String {

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::{
     model::OomKill,
-    probes::{ProbeState, ProbeStatus},
+    sample::probe_status::{ProbeState, ProbeStatus},
 };
 
 /// A probe's state as streamed (at start, and whenever it changes).
@@ -55,6 +55,27 @@ pub fn oom_kill(k: &OomKill, as_json: bool) -> String {
     )
 }
 
+/// A SIGKILL as one line.
+pub fn sigkill(k: &crate::model::SignalKill, as_json: bool) -> String {
+    if as_json {
+        return json(k);
+    }
+    format!(
+        "sigkill ({}) sender={} ({}) in {} target={} ({}) in {} rss={} swap={}",
+        k.cause,
+        k.sender_pid,
+        k.sender_comm,
+        k.sender_cgroup.as_deref().unwrap_or("?"),
+        k.target_pid,
+        k.target_comm,
+        k.target_cgroup.as_deref().unwrap_or("?"),
+        k.target_rss_bytes
+            .map_or("-".into(), |b| format!("{}kB", b / 1024)),
+        k.target_swap_bytes
+            .map_or("-".into(), |b| format!("{}kB", b / 1024)),
+    )
+}
+
 /// A probe state as one line.
 pub fn probe_status(s: &ProbeStatus, as_json: bool) -> String {
     if as_json {
@@ -90,6 +111,11 @@ mod tests {
     #[test]
     fn oom_line_is_one_json_object_with_a_type() {
         let k = OomKill {
+            constraint: Some("memcg"),
+            constraint_cgroup: Some("/x".into()),
+            limit_bytes: Some(64 << 20),
+            usage_bytes: None,
+            runner_ups: Vec::new(),
             history: Vec::new(),
             kind: "oom_kill",
             boot_ns: 1,

@@ -2,6 +2,8 @@
 //! (Prometheus, the JSON API and the TUI join here.)
 
 pub mod alloc_report;
+pub mod cgroup_table;
+pub mod columns;
 pub mod events;
 pub mod json;
 pub mod probes_report;

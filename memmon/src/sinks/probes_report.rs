@@ -4,7 +4,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::probes::{ProbeState, ProbeStatus, StatsSnapshot};
+use crate::sample::{
+    probe_status::{ProbeState, ProbeStatus},
+    stats::StatsSnapshot,
+};
 
 /// Events counted for probe `name` (probes sharing a counter share it).
 fn events_for(name: &str, stats: &StatsSnapshot) -> Option<u64> {

@@ -15,8 +15,13 @@ use prometheus::{
 };
 
 use crate::{
-    daemon::published::Published,
-    model::{ProcessView, Totals},
+    model::{
+        ProcessView,
+        fields::{CGROUP_FIELDS, Kind, N_CGROUP, PROCESS_FIELDS},
+        published::Published,
+        view::idx,
+    },
+    sources::{ProcFile, Source},
 };
 
 /// What the renderer needs besides the publication.
@@ -51,222 +56,6 @@ impl CgroupAdmission {
         "other"
     }
 }
-
-type Getter = fn(&ProcessView) -> Option<f64>;
-
-/// Per-process metrics: one line each.
-const PROCESS_METRICS: &[(&str, &str, MetricType, Getter)] = &[
-    (
-        "memmon_process_minor_faults_total",
-        "Minor page faults (no I/O).",
-        MetricType::COUNTER,
-        |v| Some(v.minor_faults as f64),
-    ),
-    (
-        "memmon_process_major_faults_total",
-        "Major page faults (waited for I/O).",
-        MetricType::COUNTER,
-        |v| Some(v.major_faults as f64),
-    ),
-    (
-        "memmon_process_write_faults_total",
-        "Write faults (per-fault probes only).",
-        MetricType::COUNTER,
-        |v| Some(v.write_faults as f64),
-    ),
-    (
-        "memmon_process_cow_faults_total",
-        "Write faults on present pages: copy-on-write (per-fault probes only).",
-        MetricType::COUNTER,
-        |v| Some(v.cow_faults as f64),
-    ),
-    (
-        "memmon_process_swap_out_pages_total",
-        "Pages of this process swapped out.",
-        MetricType::COUNTER,
-        |v| Some(v.swap_out_pages as f64),
-    ),
-    (
-        "memmon_process_swap_in_pages_total",
-        "Swap entries of this process released (swapped in or freed).",
-        MetricType::COUNTER,
-        |v| Some(v.swap_in_pages as f64),
-    ),
-    (
-        "memmon_process_reclaim_stalls_total",
-        "Direct or memcg reclaim stalls the process waited in.",
-        MetricType::COUNTER,
-        |v| Some(v.reclaim_stalls as f64),
-    ),
-    (
-        "memmon_process_reclaim_stall_seconds_total",
-        "Time spent in reclaim stalls.",
-        MetricType::COUNTER,
-        |v| Some(v.reclaim_stall_seconds),
-    ),
-    (
-        "memmon_process_pages_migrated_total",
-        "Pages migrated by migrations the process ran.",
-        MetricType::COUNTER,
-        |v| Some(v.pages_migrated as f64),
-    ),
-    (
-        "memmon_process_numa_pages_migrated_total",
-        "Pages migrated for NUMA placement.",
-        MetricType::COUNTER,
-        |v| Some(v.numa_pages_migrated as f64),
-    ),
-    (
-        "memmon_process_numa_task_moves_total",
-        "NUMA balancing moves of the process's threads.",
-        MetricType::COUNTER,
-        |v| Some(v.numa_task_moves as f64),
-    ),
-    (
-        "memmon_process_mmap_calls_total",
-        "Successful mmap calls.",
-        MetricType::COUNTER,
-        |v| Some(v.mmap_calls as f64),
-    ),
-    (
-        "memmon_process_mmap_bytes_total",
-        "Bytes mapped by mmap.",
-        MetricType::COUNTER,
-        |v| Some(v.mmap_bytes as f64),
-    ),
-    (
-        "memmon_process_munmap_calls_total",
-        "munmap calls.",
-        MetricType::COUNTER,
-        |v| Some(v.munmap_calls as f64),
-    ),
-    (
-        "memmon_process_brk_grow_bytes_total",
-        "Program-break growth.",
-        MetricType::COUNTER,
-        |v| Some(v.brk_grow_bytes as f64),
-    ),
-    (
-        "memmon_process_slab_allocs_total",
-        "Slab objects allocated in the process's context (allocation detail only).",
-        MetricType::COUNTER,
-        |v| Some(v.slab_allocs as f64),
-    ),
-    (
-        "memmon_process_page_allocs_total",
-        "Pages given by the buddy allocator in the process's context (allocation detail only).",
-        MetricType::COUNTER,
-        |v| Some(v.page_allocs as f64),
-    ),
-    (
-        "memmon_process_resident_bytes",
-        "Resident set size (/proc/PID/stat).",
-        MetricType::GAUGE,
-        |v| v.rss_bytes.map(|b| b as f64),
-    ),
-    (
-        "memmon_process_virtual_bytes",
-        "Virtual memory size.",
-        MetricType::GAUGE,
-        |v| v.vm_bytes.map(|b| b as f64),
-    ),
-    (
-        "memmon_process_swap_bytes",
-        "Memory in swap (rss_stat probe).",
-        MetricType::GAUGE,
-        |v| v.swap_bytes.map(|b| b as f64),
-    ),
-    (
-        "memmon_process_pss_bytes",
-        "Proportional set size: shared pages divided among their sharers (smaps_rollup, cost-guarded).",
-        MetricType::GAUGE,
-        |v| v.pss_bytes.map(|b| b as f64),
-    ),
-    (
-        "memmon_process_uss_bytes",
-        "Unique set size: pages only this process maps (smaps_rollup Private_Clean + Private_Dirty).",
-        MetricType::GAUGE,
-        |v| v.uss_bytes.map(|b| b as f64),
-    ),
-    (
-        "memmon_process_resident_peak_bytes",
-        "Peak resident set size (VmHWM).",
-        MetricType::GAUGE,
-        |v| v.rss_peak_bytes.map(|b| b as f64),
-    ),
-    (
-        "memmon_process_oom_score",
-        "The kernel's OOM badness score (/proc/PID/oom_score, 0-2000).",
-        MetricType::GAUGE,
-        |v| v.oom_score.map(|b| b as f64),
-    ),
-    (
-        "memmon_process_numa_local_ratio",
-        "Share of the process's pages on the NUMA nodes its threads run on (machines with 2+ nodes).",
-        MetricType::GAUGE,
-        |v| v.numa_local_ratio,
-    ),
-];
-
-type TotalsGetter = fn(&Totals) -> f64;
-
-/// Per-cgroup metrics.
-const CGROUP_METRICS: &[(&str, &str, MetricType, TotalsGetter)] = &[
-    (
-        "memmon_cgroup_minor_faults_total",
-        "Minor page faults of every process seen in the cgroup.",
-        MetricType::COUNTER,
-        |t| t.minor_faults as f64,
-    ),
-    (
-        "memmon_cgroup_major_faults_total",
-        "Major page faults of every process seen in the cgroup.",
-        MetricType::COUNTER,
-        |t| t.major_faults as f64,
-    ),
-    (
-        "memmon_cgroup_swap_out_pages_total",
-        "Pages swapped out of the cgroup's processes.",
-        MetricType::COUNTER,
-        |t| t.counters.swap_out_pages as f64,
-    ),
-    (
-        "memmon_cgroup_swap_in_pages_total",
-        "Swap entries of the cgroup's processes released.",
-        MetricType::COUNTER,
-        |t| t.counters.swap_in_pages as f64,
-    ),
-    (
-        "memmon_cgroup_reclaim_stalls_total",
-        "Reclaim stalls of the cgroup's processes.",
-        MetricType::COUNTER,
-        |t| t.counters.reclaim_stalls as f64,
-    ),
-    (
-        "memmon_cgroup_reclaim_stall_seconds_total",
-        "Time the cgroup's processes spent in reclaim stalls.",
-        MetricType::COUNTER,
-        |t| t.counters.reclaim_stall_ns as f64 / 1e9,
-    ),
-    (
-        "memmon_cgroup_exited_processes_total",
-        "Processes of the cgroup that exited.",
-        MetricType::COUNTER,
-        |t| t.exited_processes as f64,
-    ),
-    (
-        "memmon_cgroup_processes",
-        "Live processes in the cgroup.",
-        MetricType::GAUGE,
-        |t| t.live_processes as f64,
-    ),
-    (
-        "memmon_cgroup_resident_bytes",
-        "Resident bytes of the cgroup's live processes.",
-        MetricType::GAUGE,
-        |t| t.rss_bytes as f64,
-    ),
-];
 
 fn family(name: &str, help: &str, ty: MetricType) -> MetricFamily {
     let mut mf = MetricFamily::default();
@@ -307,21 +96,22 @@ fn scalar(out: &mut Vec<MetricFamily>, name: &str, help: &str, ty: MetricType, v
     out.push(mf);
 }
 
-/// The ranking value of a process for `top_by`.
+/// The ranking value of a process for `top_by` (unknown ranks last).
 fn rank(v: &ProcessView, top_by: &str) -> f64 {
-    match top_by {
-        "fault_rate" => v.fault_rate,
-        "swap" => v.swap_bytes.unwrap_or(0) as f64,
-        "pss" => v.pss_bytes.unwrap_or(0) as f64,
-        "major_faults" => v.major_faults as f64,
-        _ => v.rss_bytes.unwrap_or(0) as f64,
-    }
+    let value = match top_by {
+        "fault_rate" => v.rate(idx::FAULTS),
+        "swap" => v.value(idx::SWAP),
+        "pss" => v.value(idx::PSS),
+        "major_faults" => v.value(idx::MAJOR),
+        _ => v.value(idx::RSS),
+    };
+    value.unwrap_or(-1.0)
 }
 
 /// The top `k` processes by `top_by`, largest first (ties by pid). Kernel
 /// threads (no address space) never take a slot.
 pub fn top_processes<'a>(procs: &'a [ProcessView], top_by: &str, k: usize) -> Vec<&'a ProcessView> {
-    let mut v: Vec<&ProcessView> = procs.iter().filter(|p| p.vm_bytes != Some(0)).collect();
+    let mut v: Vec<&ProcessView> = procs.iter().filter(|p| !p.is_kernel_thread()).collect();
     v.sort_by(|a, b| {
         rank(b, top_by)
             .total_cmp(&rank(a, top_by))
@@ -331,7 +121,15 @@ pub fn top_processes<'a>(procs: &'a [ProcessView], top_by: &str, k: usize) -> Ve
     v
 }
 
-/// Builds every metric family.
+fn metric_type(kind: Kind) -> MetricType {
+    match kind {
+        Kind::Counter => MetricType::COUNTER,
+        Kind::Gauge => MetricType::GAUGE,
+    }
+}
+
+/// Builds every metric family. A field none of whose sources is live has
+/// no value, so its family is absent (never a constant 0).
 pub fn families(
     p: &Published,
     s: &RenderSettings,
@@ -339,53 +137,70 @@ pub fn families(
 ) -> Vec<MetricFamily> {
     let mut out = Vec::new();
     let top = top_processes(&p.processes, &s.top_by, s.top_k);
-    for (name, help, ty, get) in PROCESS_METRICS {
-        let mut mf = family(name, help, *ty);
+    for (i, f) in PROCESS_FIELDS.iter().enumerate().filter(|(_, f)| f.metric) {
+        let ty = metric_type(f.kind);
+        let mut mf = family(&f.metric_name("process"), f.help, ty);
         for v in &top {
-            if let Some(value) = get(v) {
+            if let Some(value) = v.value(i) {
                 let pid = v.pid.to_string();
                 let cgroup = v.cgroup.as_deref().unwrap_or("");
                 mf.mut_metric().push(sample(
                     &[("pid", &pid), ("comm", &v.comm), ("cgroup", cgroup)],
-                    *ty,
+                    ty,
                     value,
                 ));
             }
         }
-        if !mf.get_metric().is_empty() {
-            out.push(mf);
-        }
+        out.push(mf);
     }
 
-    // Cgroups: admitted ones by name, the rest summed as "other".
-    let mut by_label: HashMap<String, Totals> = HashMap::new();
+    // Cgroups: admitted ones by name, the rest summed as "other" (their
+    // process rollups only: a sum of other cgroups' limits means nothing).
+    let own_files = |f: &crate::model::fields::Field<_>| {
+        f.sources.contains(&Source::Proc(ProcFile::CgroupMemory))
+    };
+    let mut by_label: HashMap<String, [Option<f64>; N_CGROUP]> = HashMap::new();
     for cg in &p.cgroups {
         let label = admission.label(&cg.cgroup, s.max_cgroups).to_string();
-        let t = by_label.entry(label).or_default();
-        for (a, b) in t
-            .counters
-            .as_mut_slice()
-            .iter_mut()
-            .zip(cg.totals.counters.as_slice())
-        {
-            *a += b;
+        let other = label == "other";
+        let t = by_label.entry(label).or_insert([None; N_CGROUP]);
+        for ((a, b), f) in t.iter_mut().zip(cg.values).zip(CGROUP_FIELDS) {
+            if other && own_files(f) {
+                continue;
+            }
+            *a = match (*a, b) {
+                (Some(x), Some(y)) => Some(x + y),
+                (x, y) => x.or(y),
+            };
         }
-        t.minor_faults += cg.totals.minor_faults;
-        t.major_faults += cg.totals.major_faults;
-        t.exited_processes += cg.totals.exited_processes;
-        t.live_processes += cg.totals.live_processes;
-        t.rss_bytes += cg.totals.rss_bytes;
     }
     let mut labels: Vec<&String> = by_label.keys().collect();
     labels.sort();
-    for (name, help, ty, get) in CGROUP_METRICS {
-        let mut mf = family(name, help, *ty);
+    // Fields that share a key (labeled ones) make one family.
+    let mut cgroup_families: Vec<MetricFamily> = Vec::new();
+    for (i, f) in CGROUP_FIELDS.iter().enumerate().filter(|(_, f)| f.metric) {
+        let ty = metric_type(f.kind);
+        let name = f.metric_name("cgroup");
+        let pos = match cgroup_families.iter().position(|m| m.name() == name) {
+            Some(pos) => pos,
+            None => {
+                cgroup_families.push(family(&name, f.help, ty));
+                cgroup_families.len() - 1
+            }
+        };
         for l in &labels {
-            mf.mut_metric()
-                .push(sample(&[("cgroup", l.as_str())], *ty, get(&by_label[*l])));
+            if let Some(value) = by_label[*l][i] {
+                let mut pairs = vec![("cgroup", l.as_str())];
+                if let Some(extra) = f.label {
+                    pairs.push(extra);
+                }
+                cgroup_families[pos]
+                    .mut_metric()
+                    .push(sample(&pairs, ty, value));
+            }
         }
-        out.push(mf);
     }
+    out.extend(cgroup_families);
 
     // Probes and kernel statistics.
     let mut up = family(
@@ -432,6 +247,24 @@ pub fn families(
         MetricType::GAUGE,
         p.memory_cost.deferred as f64,
     );
+    let mut kills = family(
+        "memmon_kills_total",
+        "Processes killed since memmon started, by cause: oom (the kernel's OOM killer), sigkill (a SIGKILL from userspace: kill -9, systemd-oomd, earlyoom, the kubelet), kernel (another SIGKILL from the kernel).",
+        MetricType::COUNTER,
+    );
+    for cause in ["oom", "sigkill", "kernel"] {
+        let live = match cause {
+            "oom" => p.live.probes.contains("oom_kill"),
+            _ => p.live.probes.contains("kill_signal"),
+        };
+        if live {
+            let n = p.kills_total.get(cause).copied().unwrap_or(0);
+            kills
+                .mut_metric()
+                .push(sample(&[("cause", cause)], MetricType::COUNTER, n as f64));
+        }
+    }
+    out.push(kills);
     scalar(
         &mut out,
         "memmon_oom_kills_total",
@@ -555,6 +388,18 @@ fn system_families(p: &Published) -> Vec<MetricFamily> {
             x.full_total_us as f64 / 1e6,
         ));
     }
+    let mut vmstat = family(
+        "memmon_system_vmstat_total",
+        "System memory counters from /proc/vmstat (faults, swap, OOM kills, migration, THP, reclaim), by counter.",
+        MetricType::COUNTER,
+    );
+    for k in crate::model::system::RATE_KEYS {
+        if let Some(v) = s.vmstat.get(*k) {
+            vmstat
+                .mut_metric()
+                .push(sample(&[("counter", k)], MetricType::COUNTER, *v as f64));
+        }
+    }
     let mut numa = family(
         "memmon_node_numa_events_total",
         "Per-node numastat counters.",
@@ -616,7 +461,7 @@ fn system_families(p: &Published) -> Vec<MetricFamily> {
             c.bytes as f64,
         ));
     }
-    vec![mem, psi, numa, free, buddy, slab]
+    vec![mem, vmstat, psi, numa, free, buddy, slab]
 }
 
 /// Kernel statistics, grouped by what they count.
@@ -783,14 +628,15 @@ mod tests {
     use super::*;
 
     fn view(pid: u32, comm: &str, rss: u64) -> ProcessView {
-        ProcessView {
+        let mut v = ProcessView {
             pid,
             comm: comm.into(),
-            rss_bytes: Some(rss),
-            vm_bytes: Some(rss + 1),
             cgroup: Some("/a\"b\\c\nd".into()),
             ..Default::default()
-        }
+        };
+        v.values[idx::RSS] = Some(rss as f64);
+        v.values[idx::VM] = Some((rss + 1) as f64);
+        v
     }
 
     #[test]
@@ -810,7 +656,7 @@ mod tests {
         let fams = families(&p, &s, &mut CgroupAdmission::default());
         let rss = fams
             .iter()
-            .find(|f| f.name() == "memmon_process_resident_bytes")
+            .find(|f| f.name() == "memmon_process_rss_bytes")
             .expect("rss family");
         assert_eq!(rss.get_metric().len(), 5);
         let text = String::from_utf8(encode(&fams).expect("encodes")).expect("utf-8");

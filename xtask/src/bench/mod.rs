@@ -3,6 +3,7 @@
 //! [`Section`]; the sections are written to BENCHMARKS.md with the machine,
 //! the kernel and the command that produced them.
 
+mod cgroups;
 mod churn;
 mod daemon_cost;
 mod fault_storm;
@@ -27,6 +28,8 @@ pub struct Ctx {
     pub rounds: usize,
     /// Smaller sizes, one round: a smoke run.
     pub quick: bool,
+    /// memmon's `cgroup_scan` example (release): the cgroup reader alone.
+    pub cgroup_scan: PathBuf,
 }
 
 impl Ctx {
@@ -67,7 +70,9 @@ pub struct Section {
 }
 
 /// The benchmark groups `--only` can name.
-pub const GROUPS: &[&str] = &["faults", "syscalls", "startup", "daemon", "churn"];
+pub const GROUPS: &[&str] = &[
+    "faults", "syscalls", "startup", "daemon", "churn", "cgroups",
+];
 
 /// Runs every benchmark (or the `only` groups) and writes BENCHMARKS.md;
 /// with `only`, the re-run sections replace theirs in the existing file.
@@ -84,8 +89,26 @@ pub fn run(env: &BuildEnv, quick: bool, only: &[String]) -> anyhow::Result<()> {
     let mut build = cmd::cargo(env);
     build.args(["build", "--release", "--package", "memmon", "--bins"]);
     cmd::run(&mut build)?;
+    if wanted("cgroups") {
+        let mut example = cmd::cargo(env);
+        example.args([
+            "build",
+            "--release",
+            "--package",
+            "memmon",
+            "--example",
+            "cgroup_scan",
+        ]);
+        cmd::run(&mut example)?;
+    }
+    let memmon = cmd::binary("memmon", true);
+    let cgroup_scan = memmon
+        .parent()
+        .map(|d| d.join("examples/cgroup_scan"))
+        .unwrap_or_default();
     let ctx = Ctx {
-        memmon: cmd::binary("memmon", true),
+        memmon,
+        cgroup_scan,
         workload: cmd::binary("memmon-workload", true),
         rounds: if quick { 1 } else { 5 },
         quick,
@@ -105,6 +128,9 @@ pub fn run(env: &BuildEnv, quick: bool, only: &[String]) -> anyhow::Result<()> {
     }
     if wanted("churn") {
         sections.push(churn::run(&ctx)?);
+    }
+    if wanted("cgroups") {
+        sections.push(cgroups::run(&ctx)?);
     }
     let path = cmd::workspace().join("BENCHMARKS.md");
     let text = match std::fs::read_to_string(&path) {

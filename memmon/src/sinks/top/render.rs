@@ -12,10 +12,15 @@ use ratatui::{
     widgets::{Block, Borders, Cell, Clear, Paragraph, Row as TRow, Sparkline, Table, Wrap},
 };
 
+use crate::{
+    model::fields::PROCESS_FIELDS,
+    sinks::columns::{COLUMNS, cell, cut_left, format_value, printable},
+};
+
 use super::{
-    batch::{cells, mib},
+    batch::size,
     frame::TopFrame,
-    state::{COLUMNS, TopState},
+    state::{TopState, cgroup_of},
 };
 
 /// Smallest usable terminal.
@@ -23,8 +28,7 @@ pub const MIN_WIDTH: u16 = 100;
 /// Smallest usable terminal height.
 pub const MIN_HEIGHT: u16 = 15;
 
-const HELP_LINE: &str =
-    "q quit  ? help  / filter  t tree  Enter detail  e events  sort: i U N r p u s f F c m l R n o";
+const HELP_LINE: &str = "q quit  ? help  / filter  t tree  K kernel threads  Enter detail  e events  sort: i U N r p u s f F c m R n o";
 
 fn style(color: bool, s: Style) -> Style {
     if color { s } else { Style::default() }
@@ -56,9 +60,9 @@ pub fn draw(
     }
     constraints.push(Constraint::Length(2));
     let chunks = Layout::vertical(constraints).split(area);
-    draw_header(frame, chunks[0], f);
+    draw_header(frame, chunks[0], f, state);
     let rows = state.visible(f);
-    draw_table(frame, chunks[1], &rows, state, users, color);
+    draw_table(frame, chunks[1], f, &rows, state, users, color);
     let mut next = 2;
     if state.detail {
         draw_detail(
@@ -103,7 +107,7 @@ pub fn draw(
     }
 }
 
-fn draw_header(frame: &mut Frame, area: Rect, f: &TopFrame) {
+fn draw_header(frame: &mut Frame, area: Rect, f: &TopFrame, state: &TopState) {
     let h = &f.header;
     let psi = h
         .psi_some10
@@ -111,20 +115,26 @@ fn draw_header(frame: &mut Frame, area: Rect, f: &TopFrame) {
     let lines = vec![
         Line::from(format!(
             "Mem total {}  used {}  free {}  avail {}   Swap used {}{psi}   OOM kills {}",
-            mib(Some(h.total)),
-            mib(Some(h.used)),
-            mib(Some(h.free)),
-            mib(Some(h.available)),
-            mib(Some(h.swap_used)),
+            size(Some(h.total)),
+            size(Some(h.used)),
+            size(Some(h.free)),
+            size(Some(h.available)),
+            size(Some(h.swap_used)),
             h.oom_kills
         )),
         Line::from(format!(
-            "faults/s {:.0}  majflt/s {:.0}  swap-in/s {:.0}  swap-out/s {:.0}   processes {}",
+            "faults/s {:.0}  majflt/s {:.0}  swap-in/s {:.0}  swap-out/s {:.0}   processes {}  kernel threads {} ({})",
             h.faults_s,
             h.majfaults_s,
             h.swapin_s,
             h.swapout_s,
-            f.rows.len()
+            f.rows.len() - f.kernel_threads(),
+            f.kernel_threads(),
+            if state.kernel_threads {
+                "shown, K hides"
+            } else {
+                "hidden, K shows"
+            }
         )),
     ];
     frame.render_widget(Paragraph::new(lines), area);
@@ -133,13 +143,14 @@ fn draw_header(frame: &mut Frame, area: Rect, f: &TopFrame) {
 fn draw_table(
     frame: &mut Frame,
     area: Rect,
+    f: &TopFrame,
     rows: &[&super::frame::Row],
     state: &TopState,
     users: &HashMap<u32, String>,
     color: bool,
 ) {
-    let header = TRow::new(COLUMNS.iter().enumerate().map(|(i, (name, _, _))| {
-        let c = Cell::from(*name);
+    let header = TRow::new(COLUMNS.iter().enumerate().map(|(i, col)| {
+        let c = Cell::from(col.header);
         if i == state.sort {
             c.style(style(
                 color,
@@ -155,17 +166,27 @@ fn draw_table(
     let mut last_cgroup: Option<&str> = None;
     let mut body = Vec::new();
     for (i, r) in rows.iter().enumerate().skip(first).take(visible) {
-        if state.tree && last_cgroup != Some(r.cgroup.as_str()) {
-            last_cgroup = Some(r.cgroup.as_str());
+        let cg = cgroup_of(r);
+        if state.tree && last_cgroup != Some(cg) {
+            last_cgroup = Some(cg);
+            // Cut from the left: the distinguishing tail stays.
+            let width = usize::from(area.width.saturating_sub(2)).max(8);
+            let numbers = f.cgroups.get(cg).map(group_numbers).unwrap_or_default();
+            let name_width = width.saturating_sub(numbers.chars().count() + 3).max(8);
+            let text = format!(
+                "▸ {}{numbers}",
+                if cg.is_empty() {
+                    "?".to_string()
+                } else {
+                    cut_left(&printable(cg), name_width)
+                }
+            );
             body.push(
-                TRow::new(vec![Cell::from(format!(
-                    "▸ {}",
-                    if r.cgroup.is_empty() { "?" } else { &r.cgroup }
-                ))])
-                .style(style(color, Style::default().bold())),
+                TRow::new(spread(&text).into_iter().map(Cell::from))
+                    .style(style(color, Style::default().bold())),
             );
         }
-        let row = TRow::new(cells(r, users).map(Cell::from));
+        let row = TRow::new(COLUMNS.iter().map(|c| Cell::from(cell(r, c, users))));
         body.push(if i == state.selected {
             row.style(Style::default().add_modifier(Modifier::REVERSED))
         } else {
@@ -174,12 +195,67 @@ fn draw_table(
     }
     let widths: Vec<Constraint> = COLUMNS
         .iter()
-        .map(|(_, _, w)| Constraint::Length(*w))
+        .map(|c| Constraint::Length(c.width + 1))
         .collect();
     frame.render_widget(
-        Table::new(body, widths).header(header).column_spacing(1),
+        // No spacing between columns (each is one wider instead), so a
+        // group row's text can run across them (see `spread`).
+        Table::new(body, widths).header(header).column_spacing(0),
         area,
     );
+}
+
+/// `text` cut into the table's columns (each `width + 1` wide), so a
+/// group row reads as one line across the whole table.
+fn spread(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::with_capacity(COLUMNS.len());
+    let mut at = 0;
+    for (i, c) in COLUMNS.iter().enumerate() {
+        let w = if i + 1 == COLUMNS.len() {
+            chars.len().saturating_sub(at)
+        } else {
+            usize::from(c.width) + 1
+        };
+        let end = (at + w).min(chars.len());
+        out.push(chars[at.min(end)..end].iter().collect());
+        at = end;
+    }
+    out
+}
+
+/// A tree group's own numbers: usage / limit (share), working set, and the
+/// OOM forecast when there is one.
+pub fn group_numbers(c: &super::frame::CgroupRow) -> String {
+    let Some(usage) = c.usage else {
+        return String::new();
+    };
+    let mut s = format!("  usage {}", size(Some(usage)));
+    if let Some(limit) = c.limit.filter(|l| *l > 0) {
+        s.push_str(&format!(
+            " / {} ({:.0}%)",
+            size(Some(limit)),
+            usage as f64 * 100.0 / limit as f64
+        ));
+    }
+    if let Some(ws) = c.working_set {
+        s.push_str(&format!("  ws {}", size(Some(ws))));
+    }
+    if let Some(secs) = c.oom_forecast_seconds {
+        s.push_str(&format!("  OOM in {}", duration(secs)));
+    }
+    s
+}
+
+/// Seconds as `42s`, `7m`, `3h`.
+fn duration(secs: f64) -> String {
+    if secs < 120.0 {
+        format!("{secs:.0}s")
+    } else if secs < 7200.0 {
+        format!("{:.0}m", secs / 60.0)
+    } else {
+        format!("{:.0}h", secs / 3600.0)
+    }
 }
 
 fn draw_detail(
@@ -198,67 +274,41 @@ fn draw_detail(
     frame.render_widget(block, area);
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(inner);
-    let t = |k: &str| r.totals.get(k).copied().unwrap_or(0.0);
     let numa: Vec<String> = r
         .numa_pages
         .iter()
+        .flatten()
         .map(|(n, p)| format!("node{n}:{p}"))
         .collect();
     let user = r.uid.map_or("-".into(), |u| {
         users.get(&u).cloned().unwrap_or_else(|| u.to_string())
     });
-    let text = vec![
+    let mut text = vec![
         Line::from(vec![
             Span::raw(format!("pid {} ", r.pid)).bold(),
-            Span::raw(format!(
-                "{}  user {user}",
-                crate::sinks::table::printable(&r.comm)
-            )),
+            Span::raw(format!("{}  user {user}", printable(&r.comm))),
         ]),
         Line::from(format!(
             "cgroup {}  unit {}",
-            r.cgroup,
+            printable(cgroup_of(r)),
             r.unit.as_deref().unwrap_or("-")
         )),
-        Line::from(format!(
-            "RSS {}  PSS {}  USS {}  swap {}",
-            mib(r.rss),
-            mib(r.pss),
-            mib(r.uss),
-            mib(r.swap)
-        )),
-        Line::from(format!(
-            "faults: minor {:.0} major {:.0} CoW {:.0}   reclaim stalls {:.0} ({:.3} s)",
-            t("minor_faults"),
-            t("major_faults"),
-            t("cow_faults"),
-            t("reclaim_stalls"),
-            t("reclaim_stall_seconds")
-        )),
-        Line::from(format!(
-            "mmaps: {:.0} calls, anon {} file {}, brk +{}",
-            t("mmap_calls"),
-            mib(Some(t("mmap_anon_bytes") as u64)),
-            mib(Some(t("mmap_file_bytes") as u64)),
-            mib(Some(t("brk_grow_bytes") as u64))
-        )),
-        Line::from(format!(
-            "slab: {:.0} objects ({}), kmalloc {:.0}",
-            t("slab_allocs"),
-            mib(Some(t("slab_alloc_bytes") as u64)),
-            t("kmalloc_allocs")
-        )),
-        Line::from(format!(
-            "NUMA pages: {}   local {}",
-            if numa.is_empty() {
-                "-".into()
-            } else {
-                numa.join(" ")
-            },
-            r.numa_local
-                .map_or("-".into(), |x| format!("{:.0}%", x * 100.0))
-        )),
     ];
+    if !numa.is_empty() {
+        text.push(Line::from(format!("NUMA pages: {}", numa.join(" "))));
+    }
+    // Every measured field of the catalog, three to a line.
+    let known: Vec<String> = PROCESS_FIELDS
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| {
+            let v = r.value(i)?;
+            Some(format!("{} {}", f.key, format_value(Some(v), f.unit)))
+        })
+        .collect();
+    for chunk in known.chunks(3) {
+        text.push(Line::from(chunk.join("  ")));
+    }
     frame.render_widget(Paragraph::new(text), left);
     let hist = state.history.get(&(r.pid, r.start_time_ticks));
     let minor: Vec<u64> = hist
@@ -299,6 +349,7 @@ fn draw_help(frame: &mut Frame, area: Rect) {
         Line::from("?           this help"),
         Line::from("/           filter by command or cgroup (Enter keeps, Esc clears)"),
         Line::from("t           group by cgroup"),
+        Line::from("K           show or hide kernel threads (hidden at start)"),
         Line::from("Enter, d    detail of the selected process"),
         Line::from("e           events: OOM kills, probe notices"),
         Line::from("↑ ↓ j k     select"),
@@ -306,11 +357,38 @@ fn draw_help(frame: &mut Frame, area: Rect) {
         Line::from("       f MINFLT/s  F MAJFLT/s  c COW/s  m MMAP/s  l SLAB/s"),
         Line::from("       R RECLAIM ms/s  n NUMA local %  o OOM score"),
         Line::from(""),
-        Line::from("Rates are per second over the last refresh."),
+        Line::from("Rates are per second over the last refresh; - is a value not measured"),
+        Line::from("(its probe is not attached, or the kernel lacks its /proc file)."),
     ];
     frame.render_widget(Clear, popup);
     frame.render_widget(
         Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" help ")),
         popup,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_row_runs_across_the_columns_and_says_usage_against_limit() {
+        let row = super::super::frame::CgroupRow {
+            usage: Some(120 << 20),
+            limit: Some(256 << 20),
+            working_set: Some(100 << 20),
+            oom_forecast_seconds: Some(300.0),
+        };
+        let text = format!(
+            "▸ /process_api/fa4d1c2e3b/worker.scope{}",
+            group_numbers(&row)
+        );
+        assert!(
+            text.ends_with("usage 120M / 256M (47%)  ws 100M  OOM in 5m"),
+            "{text}"
+        );
+        let cells = spread(&text);
+        assert_eq!(cells.len(), COLUMNS.len());
+        assert_eq!(cells.concat(), text, "nothing lost between columns");
+    }
 }

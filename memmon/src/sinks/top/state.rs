@@ -4,25 +4,12 @@
 use std::collections::{HashMap, VecDeque};
 
 use super::frame::{Row, TopFrame};
+use crate::{
+    model::view::idx,
+    sinks::columns::{COLUMNS, What, sort_value},
+};
 
-/// Columns, in display order: (header, sort key, width).
-pub const COLUMNS: [(&str, char, u16); 15] = [
-    ("PID", 'i', 7),
-    ("USER", 'U', 8),
-    ("COMM", 'N', 16),
-    ("RSS", 'r', 9),
-    ("PSS", 'p', 9),
-    ("USS", 'u', 9),
-    ("SWAP", 's', 9),
-    ("MINFLT/s", 'f', 9),
-    ("MAJFLT/s", 'F', 9),
-    ("COW/s", 'c', 8),
-    ("MMAP/s", 'm', 8),
-    ("SLAB/s", 'l', 8),
-    ("RECLAIM", 'R', 8),
-    ("NUMA%", 'n', 6),
-    ("OOM", 'o', 5),
-];
+pub use crate::sinks::columns::by_name as column_by_name;
 
 /// Samples kept per process for the sparklines.
 const HISTORY: usize = 60;
@@ -74,6 +61,8 @@ pub struct TopState {
     pub events: bool,
     /// Full help open.
     pub help: bool,
+    /// Kernel threads shown (hidden by default, `K` toggles, as in htop).
+    pub kernel_threads: bool,
     /// Per process: recent (minflt/s, majflt/s).
     pub history: HashMap<(u32, u64), VecDeque<(f64, f64)>>,
 }
@@ -81,7 +70,8 @@ pub struct TopState {
 impl Default for TopState {
     fn default() -> Self {
         TopState {
-            sort: 3,
+            sort: column_by_name("rss").unwrap_or(0),
+            kernel_threads: false,
             filter: String::new(),
             editing_filter: false,
             tree: false,
@@ -94,33 +84,9 @@ impl Default for TopState {
     }
 }
 
-/// The sort column named `key` (a header like "pss" or its letter).
-pub fn column_by_name(key: &str) -> Option<usize> {
-    let k = key.to_ascii_lowercase();
-    COLUMNS.iter().position(|(h, c, _)| {
-        h.to_ascii_lowercase().trim_end_matches("/s") == k || (k.len() == 1 && k.starts_with(*c))
-    })
-}
-
-fn sort_value(r: &Row, col: usize) -> f64 {
-    let b = |v: Option<u64>| v.unwrap_or(0) as f64;
-    match col {
-        0 => -(r.pid as f64),
-        1 => -(r.uid.unwrap_or(0) as f64),
-        3 => b(r.rss),
-        4 => b(r.pss),
-        5 => b(r.uss),
-        6 => b(r.swap),
-        7 => r.minflt_s,
-        8 => r.majflt_s,
-        9 => r.cow_s,
-        10 => r.mmap_s,
-        11 => r.slab_s,
-        12 => r.reclaim_ms_s,
-        13 => r.numa_local.unwrap_or(-1.0),
-        14 => r.oom_score.unwrap_or(-1) as f64,
-        _ => 0.0,
-    }
+/// A row's memory cgroup ("" when unknown).
+pub fn cgroup_of(r: &Row) -> &str {
+    r.cgroup.as_deref().unwrap_or("")
 }
 
 impl TopState {
@@ -134,7 +100,10 @@ impl TopState {
             if h.len() == HISTORY {
                 h.pop_front();
             }
-            h.push_back((r.minflt_s, r.majflt_s));
+            h.push_back((
+                r.rate(idx::MINOR).unwrap_or(0.0),
+                r.rate(idx::MAJOR).unwrap_or(0.0),
+            ));
         }
     }
 
@@ -145,15 +114,16 @@ impl TopState {
         let mut rows: Vec<&Row> = f
             .rows
             .iter()
+            .filter(|r| self.kernel_threads || !r.is_kernel_thread())
             .filter(|r| {
                 needle.is_empty()
                     || r.comm.to_lowercase().contains(&needle)
-                    || r.cgroup.to_lowercase().contains(&needle)
+                    || cgroup_of(r).to_lowercase().contains(&needle)
             })
             .collect();
-        let col = self.sort;
+        let col = &COLUMNS[self.sort.min(COLUMNS.len() - 1)];
         rows.sort_by(|a, b| {
-            if col == 2 {
+            if col.what == What::Comm {
                 a.comm.cmp(&b.comm).then(a.pid.cmp(&b.pid))
             } else {
                 sort_value(b, col)
@@ -162,15 +132,22 @@ impl TopState {
             }
         });
         if self.tree {
+            // Groups by the cgroup's own usage where it was read, else by
+            // the summed RSS of its processes.
             let mut rss: HashMap<&str, u64> = HashMap::new();
             for r in &rows {
-                *rss.entry(r.cgroup.as_str()).or_default() += r.rss.unwrap_or(0);
+                *rss.entry(cgroup_of(r)).or_default() += r.whole(idx::RSS).unwrap_or(0);
+            }
+            for (cg, total) in rss.iter_mut() {
+                if let Some(u) = f.cgroups.get(*cg).and_then(|c| c.usage) {
+                    *total = u;
+                }
             }
             // Stable: within a cgroup the sort order holds.
             rows.sort_by(|a, b| {
-                rss[b.cgroup.as_str()]
-                    .cmp(&rss[a.cgroup.as_str()])
-                    .then(a.cgroup.cmp(&b.cgroup))
+                rss[cgroup_of(b)]
+                    .cmp(&rss[cgroup_of(a)])
+                    .then(cgroup_of(a).cmp(cgroup_of(b)))
             });
         }
         rows
@@ -203,6 +180,7 @@ impl TopState {
                 self.filter.clear();
             }
             Key::Char('t') => self.tree = !self.tree,
+            Key::Char('K') => self.kernel_threads = !self.kernel_threads,
             Key::Char('e') => self.events = !self.events,
             Key::Enter | Key::Char('d') => self.detail = !self.detail,
             Key::Esc => {
@@ -215,7 +193,7 @@ impl TopState {
                 self.selected = (self.selected + 1).min(visible_len.saturating_sub(1));
             }
             Key::Char(c) => {
-                if let Some(i) = COLUMNS.iter().position(|(_, k, _)| *k == c) {
+                if let Some(i) = COLUMNS.iter().position(|col| col.letter == c) {
                     self.sort = i;
                     self.selected = 0;
                 }
@@ -231,14 +209,16 @@ mod tests {
     use super::*;
 
     fn row(pid: u32, comm: &str, cgroup: &str, rss: u64, pss: u64) -> Row {
-        Row {
+        let mut r = Row {
             pid,
             comm: comm.into(),
-            cgroup: cgroup.into(),
-            rss: Some(rss),
-            pss: Some(pss),
+            cgroup: Some(cgroup.into()),
             ..Default::default()
-        }
+        };
+        r.values[idx::RSS] = Some(rss as f64);
+        r.values[idx::PSS] = Some(pss as f64);
+        r.values[idx::VM] = Some(1.0);
+        r
     }
 
     fn frame() -> TopFrame {
@@ -285,9 +265,15 @@ mod tests {
     }
 
     #[test]
-    fn column_names() {
-        assert_eq!(column_by_name("pss"), Some(4));
-        assert_eq!(column_by_name("minflt"), Some(7));
-        assert_eq!(column_by_name("nope"), None);
+    fn kernel_threads_hide_behind_k() {
+        let mut f = frame();
+        let mut kthread = row(9, "kworker/0:1", "/", 0, 0);
+        kthread.values[idx::VM] = Some(0.0);
+        f.rows.push(kthread);
+        let mut s = TopState::default();
+        assert_eq!(s.visible(&f).len(), 3, "hidden by default");
+        assert_eq!(f.kernel_threads(), 1);
+        s.on_key(Key::Char('K'), 3);
+        assert_eq!(s.visible(&f).len(), 4);
     }
 }

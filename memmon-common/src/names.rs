@@ -1,0 +1,42 @@
+//! Names of the kernel objects userspace looks up in the eBPF object: the
+//! maps it reads or pins and the global it sets at load. The eBPF side
+//! declares them as statics of these names (`memmon-ebpf/src/maps.rs`); a
+//! unit test in memmon opens the embedded object and checks each one, and
+//! each probe's program, is there.
+
+/// Per-process counters (hash, tgid → ProcCounters).
+pub const PROC_COUNTERS: &str = "PROC_COUNTERS";
+/// The ring buffer of exits and OOM kills.
+pub const EVENTS: &str = "EVENTS";
+/// Per-CPU statistics (`Stat` slots).
+pub const STATS: &str = "STATS";
+/// Resident-set counters per mm (rss_stat).
+pub const MM_STATE: &str = "MM_STATE";
+/// Reclaim stall histogram.
+pub const RECLAIM_HIST: &str = "RECLAIM_HIST";
+/// Fault latency histogram.
+pub const FAULT_LATENCY_HIST: &str = "FAULT_LATENCY_HIST";
+/// Pages migrated per reason.
+pub const MIGRATE_REASONS: &str = "MIGRATE_REASONS";
+/// Slab allocations per cache.
+pub const SLAB_CACHES: &str = "SLAB_CACHES";
+/// kmalloc per size class.
+pub const KMALLOC_CLASSES: &str = "KMALLOC_CLASSES";
+/// Buddy allocations by order and migrate type.
+pub const PAGE_ALLOCS: &str = "PAGE_ALLOCS";
+/// The load-time configuration global (BTF offsets, layouts).
+pub const CONFIG: &str = "CONFIG";
+
+/// Every map userspace looks up.
+pub const MAPS: &[&str] = &[
+    PROC_COUNTERS,
+    EVENTS,
+    STATS,
+    MM_STATE,
+    RECLAIM_HIST,
+    FAULT_LATENCY_HIST,
+    MIGRATE_REASONS,
+    SLAB_CACHES,
+    KMALLOC_CLASSES,
+    PAGE_ALLOCS,
+];

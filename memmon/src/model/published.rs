@@ -1,0 +1,276 @@
+//! What the model publishes after each pass: an immutable copy of its
+//! views that every sink reads (the daemon's HTTP requests without locking
+//! the model, so scrapes never wait for a sample, and vice versa).
+
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+
+use super::{
+    Model, OomKill, ProcessView, Which,
+    fields::{self, CGROUP_FIELDS, Field, N_CGROUP, PROCESS_FIELDS},
+    view::json_number,
+};
+use crate::{
+    sample::{probe_status::ProbeStatus, stats::StatsSnapshot},
+    sources::Live,
+};
+
+/// A daemon event for /api/v1/events besides OOM kills.
+#[derive(Clone, Debug, Serialize)]
+pub struct Notice {
+    /// Event type, e.g. `probe_status`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Unix time, milliseconds.
+    pub unix_ms: u64,
+    /// What happened.
+    pub message: String,
+}
+
+/// The process the kernel would OOM-kill first in a cgroup now: the
+/// highest `oom_score` among its live processes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OomCandidate {
+    /// Process id.
+    pub pid: u32,
+    /// Command name.
+    pub comm: String,
+    /// /proc/PID/oom_score.
+    pub oom_score: i64,
+}
+
+/// One cgroup's values, as published.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CgroupView {
+    /// Memory cgroup path ("" when unknown).
+    pub cgroup: String,
+    /// Names its path carries (unit, pod uid, container id, QoS class).
+    pub names: crate::sample::cgroup::CgroupNames,
+    /// Removed from the hierarchy: its values are the final ones.
+    pub gone: bool,
+    /// The process the kernel would kill first here now.
+    pub oom_candidate: Option<OomCandidate>,
+    /// One value per [`CGROUP_FIELDS`] entry (None: not measured).
+    pub values: [Option<f64>; N_CGROUP],
+}
+
+impl CgroupView {
+    /// The value of the field `key` (with `label` value, for labeled ones).
+    pub fn get(&self, key: &str, label: Option<&str>) -> Option<f64> {
+        CGROUP_FIELDS
+            .iter()
+            .zip(self.values)
+            .find(|(f, _)| f.key == key && f.label.map(|l| l.1) == label)
+            .and_then(|(_, v)| v)
+    }
+}
+
+impl Serialize for CgroupView {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("cgroup", &self.cgroup)?;
+        m.serialize_entry("unit", &self.names.unit)?;
+        m.serialize_entry("pod_uid", &self.names.pod_uid)?;
+        m.serialize_entry("container_id", &self.names.container_id)?;
+        m.serialize_entry("qos", &self.names.qos.map(|q| q.as_str()))?;
+        m.serialize_entry("gone", &self.gone)?;
+        m.serialize_entry("oom_candidate", &self.oom_candidate)?;
+        // Labeled fields share their key: one object {label value: number}.
+        let mut i = 0;
+        while i < CGROUP_FIELDS.len() {
+            let f = &CGROUP_FIELDS[i];
+            if f.label.is_some() {
+                let mut obj = serde_json::Map::new();
+                while i < CGROUP_FIELDS.len() && CGROUP_FIELDS[i].key == f.key {
+                    let g = &CGROUP_FIELDS[i];
+                    if let Some((_, value)) = g.label {
+                        obj.insert(value.into(), json_number(self.values[i], g.unit.integral()));
+                    }
+                    i += 1;
+                }
+                m.serialize_entry(f.key, &obj)?;
+            } else {
+                m.serialize_entry(f.key, &json_number(self.values[i], f.unit.integral()))?;
+                i += 1;
+            }
+        }
+        m.end()
+    }
+}
+
+/// One source of a field and whether it is live, for `/api/v1/snapshot`.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct SourceInfo {
+    /// Probe name or /proc path.
+    pub name: &'static str,
+    /// Producing values now.
+    pub live: bool,
+}
+
+/// A catalog field as `/api/v1/snapshot` describes it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct FieldInfo {
+    /// `process` or `cgroup`.
+    pub scope: &'static str,
+    /// JSON key.
+    pub key: &'static str,
+    /// Prometheus name, when exported.
+    pub metric: Option<String>,
+    /// `counter` or `gauge`.
+    pub kind: &'static str,
+    /// Unit name.
+    pub unit: &'static str,
+    /// What it is.
+    pub help: &'static str,
+    /// Any one of these live makes the field measured.
+    pub sources: Vec<SourceInfo>,
+    /// Measured now (one of its sources is live).
+    pub live: bool,
+}
+
+fn field_info<R>(scope: &'static str, f: &Field<R>, live: &Live) -> FieldInfo {
+    FieldInfo {
+        scope,
+        key: f.key,
+        metric: f.metric.then(|| f.metric_name(scope)),
+        kind: match f.kind {
+            fields::Kind::Counter => "counter",
+            fields::Kind::Gauge => "gauge",
+        },
+        unit: f.unit.name(),
+        help: f.help,
+        sources: f
+            .sources
+            .iter()
+            .map(|s| SourceInfo {
+                name: s.name(),
+                live: live.has(*s),
+            })
+            .collect(),
+        live: live.any(f.sources),
+    }
+}
+
+/// Every catalog field with its sources' state.
+pub fn field_infos(live: &Live) -> Vec<FieldInfo> {
+    PROCESS_FIELDS
+        .iter()
+        .map(|f| field_info("process", f, live))
+        .chain(CGROUP_FIELDS.iter().map(|f| field_info("cgroup", f, live)))
+        .collect()
+}
+
+/// Everything the sinks read.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Published {
+    /// Unix time of this pass, milliseconds.
+    pub unix_ms: u64,
+    /// Live processes.
+    pub processes: Vec<ProcessView>,
+    /// Per-cgroup totals (live + exited processes).
+    pub cgroups: Vec<CgroupView>,
+    /// Probe states.
+    pub probes: Vec<ProbeStatus>,
+    /// The live sources.
+    #[serde(skip)]
+    pub live: Live,
+    /// Every field, its sources, and whether it is measured now.
+    pub fields: Vec<FieldInfo>,
+    /// Kernel statistics.
+    pub stats: StatsSnapshot,
+    /// Fault counts come from the per-fault probes (else task counters).
+    pub fault_probes: bool,
+    /// OOM kills since the daemon started.
+    pub oom_kills_total: u64,
+    /// Recent OOM kills, oldest first.
+    pub recent_oom_kills: Vec<OomKill>,
+    /// Recent SIGKILLs (userspace killers, the kernel), oldest first.
+    pub recent_sigkills: Vec<super::SignalKill>,
+    /// Kills since start by cause (`oom`, `sigkill`, `kernel`).
+    pub kills_total: std::collections::BTreeMap<&'static str, u64>,
+    /// Recent notices (probe status changes), oldest first.
+    pub notices: Vec<Notice>,
+    /// Duration of the last sampling pass, seconds.
+    pub sample_seconds: f64,
+    /// Sampling passes so far.
+    pub samples_total: u64,
+    /// memmon's own resident set, bytes.
+    pub self_rss_bytes: u64,
+    /// memmon's own CPU time so far, seconds.
+    pub self_cpu_seconds: f64,
+    /// The system view (meminfo, vmstat rates, swap, buddy, slab, PSI,
+    /// per-node NUMA).
+    pub system: Option<crate::model::system::SystemView>,
+    /// Cost of the last per-process memory pass (the cost guard).
+    pub memory_cost: crate::sample::cost::CycleCost,
+}
+
+impl Published {
+    /// Copies what the sinks need out of `model` (taking the base of the
+    /// next pass's rates).
+    pub fn from_model(model: &mut Model) -> Self {
+        let live = model.live();
+        let mut totals = model.cgroup_totals();
+        for (path, _) in model.cgroups.iter() {
+            totals.entry(path.clone()).or_default();
+        }
+        let candidates = model.oom_candidates();
+        let mut cgroups: Vec<CgroupView> = totals
+            .into_iter()
+            .map(|(cgroup, totals)| {
+                let cg = model.cgroups.get(&cgroup);
+                CgroupView {
+                    names: cg.map(|c| c.names.clone()).unwrap_or_default(),
+                    gone: cg.is_some_and(|c| c.gone),
+                    oom_candidate: candidates.get(&cgroup).cloned(),
+                    values: fields::read_cgroup(
+                        &fields::CgroupCtx {
+                            totals: &totals,
+                            cg,
+                        },
+                        &live,
+                    ),
+                    cgroup,
+                }
+            })
+            .collect();
+        cgroups.sort_by(|a, b| a.cgroup.cmp(&b.cgroup));
+        Published {
+            unix_ms: unix_ms(),
+            processes: model.views(Which::Live, std::time::Instant::now()),
+            cgroups,
+            fields: field_infos(&live),
+            live,
+            probes: model.probes.clone(),
+            stats: model.stats.clone(),
+            fault_probes: model.fault_probes(),
+            oom_kills_total: model.oom_kills_total,
+            recent_oom_kills: model.recent_ooms.iter().cloned().collect(),
+            recent_sigkills: model.recent_sigkills.iter().cloned().collect(),
+            kills_total: model.kills_total.clone(),
+            system: model.system.clone(),
+            memory_cost: model.memory_cost.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+/// The latest publication, swapped whole by the sampler.
+pub type Shared = Arc<RwLock<Arc<Published>>>;
+
+/// Reads the latest publication (a cheap Arc clone).
+pub fn latest(shared: &Shared) -> Arc<Published> {
+    match shared.read() {
+        Ok(g) => Arc::clone(&g),
+        Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+    }
+}
+
+/// Now, in Unix milliseconds.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,104 @@
+//! What crosses from the collector (all I/O) to the model (pure): one
+//! pass's [`Sample`] and the reading types inside it. The readers
+//! (`procfs`, `probes`) produce these, the model applies them, and the
+//! sinks show what the model made of them; none of those layers needs to
+//! import another for these types.
+
+pub mod alloc;
+pub mod cgroup;
+pub mod cost;
+pub mod identity;
+pub mod key;
+pub mod kill;
+pub mod memory;
+pub mod numa;
+pub mod probe_status;
+pub mod stats;
+pub mod system;
+
+use std::collections::HashMap;
+
+use memmon_common::{ExitEvent, MmState, OomEvent, ProcCounters};
+
+pub use identity::Identity;
+pub use key::ProcessKey;
+
+/// Where a process belongs, read once when it is first seen.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcMeta {
+    /// Memory cgroup path (v1 memory controller, else unified).
+    pub cgroup: Option<String>,
+    /// Owner uid (of /proc/PID).
+    pub uid: Option<u32>,
+    /// systemd unit named by the cgroup path.
+    pub unit: Option<String>,
+    /// Container id named by the cgroup path.
+    pub container_id: Option<String>,
+}
+
+/// An OOM kill as the kernel recorded it, with the names the collector
+/// resolved for it.
+#[derive(Clone, Debug)]
+pub struct OomRecord {
+    /// The `oom:mark_victim` record.
+    pub event: OomEvent,
+    /// The victim's memory cgroup path, when found.
+    pub cgroup: Option<String>,
+    /// The killing task's memory cgroup (path, else name), when known.
+    pub killer_memcg: Option<String>,
+}
+
+/// A SIGKILL with the names the collector resolved for it.
+#[derive(Clone, Debug)]
+pub struct KillSignalRecord {
+    /// The probe's record.
+    pub signal: kill::KillSignal,
+    /// The sender's memory cgroup path, when resolved.
+    pub sender_cgroup: Option<String>,
+    /// The target's memory cgroup path (read as the signal was seen).
+    pub target_cgroup: Option<String>,
+}
+
+/// What one collection pass read.
+#[derive(Debug, Default)]
+pub struct Sample {
+    /// (tgid, cumulative counters) of every live process in the kernel map.
+    pub live: Vec<(u32, ProcCounters)>,
+    /// Identity and placement of the live tgids the model did not know
+    /// (read by the collector when the model asked).
+    pub infos: HashMap<u32, (Identity, ProcMeta)>,
+    /// Exit events drained since the last pass, in kernel order.
+    pub exits: Vec<ExitEvent>,
+    /// Placement (memory cgroup path and the names it carries) of the exit
+    /// events' cgroup ids.
+    pub exit_cgroups: HashMap<u64, ProcMeta>,
+    /// Map entries that outlived their process without an exit event
+    /// (memmon was not running when it exited, or the event was lost):
+    /// their last counters. The collector deletes them from the kernel map.
+    pub vanished: Vec<(u32, ProcCounters)>,
+    /// OOM kills drained since the last pass, in kernel order.
+    pub ooms: Vec<OomRecord>,
+    /// SIGKILLs drained since the last pass, with their cgroups resolved.
+    pub kill_signals: Vec<KillSignalRecord>,
+    /// Resident-set counters per mm (rss_stat probe), with their owners.
+    pub rss: Vec<MmState>,
+    /// Kernel statistics, when they could be read.
+    pub stats: Option<stats::StatsSnapshot>,
+    /// Allocator maps, when those probes are attached.
+    pub alloc: Option<alloc::AllocSample>,
+}
+
+/// Host constants the model computes with (read once by the collector).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Host {
+    /// Bytes per page.
+    pub page_size: u64,
+    /// Clock ticks per second (/proc/PID/stat times).
+    pub ticks_per_second: u64,
+}
+
+/// A NUL-padded kernel comm as text (invalid UTF-8 replaced).
+pub fn comm_string(comm: &[u8]) -> String {
+    let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+    String::from_utf8_lossy(&comm[..end]).into_owned()
+}

@@ -1,0 +1,125 @@
+//! The names of every data source a field can come from — a kernel probe
+//! (by its catalog name) or a /proc file — and which of them are live on
+//! this machine now. Shared by the readers (`procfs`, `probes`), the model
+//! and the sinks, so none of them has to import another for these names.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+/// A /proc file memmon reads per process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcFile {
+    /// `/proc/PID/stat` (identity, RSS, virtual size, the kernel's fault
+    /// counters).
+    Stat,
+    /// `/proc/PID/smaps_rollup` (PSS, USS, swap, huge pages).
+    SmapsRollup,
+    /// `/proc/PID/status` (peak RSS, hugetlb, VmSwap).
+    Status,
+    /// `/proc/PID/oom_score` and `oom_score_adj`.
+    OomScore,
+    /// `/proc/PID/numa_maps` (read only on machines with two or more NUMA
+    /// nodes).
+    NumaMaps,
+    /// The memory cgroup's own files (`/sys/fs/cgroup/...`: usage, limits,
+    /// memory.stat, memory.events, memory.pressure).
+    CgroupMemory,
+}
+
+impl ProcFile {
+    /// The path pattern, e.g. `/proc/PID/smaps_rollup`.
+    pub fn path(self) -> &'static str {
+        match self {
+            ProcFile::Stat => "/proc/PID/stat",
+            ProcFile::SmapsRollup => "/proc/PID/smaps_rollup",
+            ProcFile::Status => "/proc/PID/status",
+            ProcFile::OomScore => "/proc/PID/oom_score",
+            ProcFile::NumaMaps => "/proc/PID/numa_maps",
+            ProcFile::CgroupMemory => "/sys/fs/cgroup/.../memory.*",
+        }
+    }
+}
+
+/// Where a field's value comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A kernel probe, by its name in the probe catalog.
+    Probe(&'static str),
+    /// A /proc file.
+    Proc(ProcFile),
+}
+
+impl Source {
+    /// The name reported in `/api/v1/snapshot`: the probe name, or the
+    /// /proc path.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Probe(p) => p,
+            Source::Proc(f) => f.path(),
+        }
+    }
+}
+
+/// Which sources are live: the attached probes, and the /proc files this
+/// kernel has (and memmon reads here).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Live {
+    /// Names of the attached probes.
+    pub probes: BTreeSet<String>,
+    /// /proc files found missing from this kernel (or not read here, such
+    /// as numa_maps on a one-node machine).
+    pub missing_files: BTreeSet<ProcFile>,
+}
+
+impl Live {
+    /// True when `s` produces values now.
+    pub fn has(&self, s: Source) -> bool {
+        match s {
+            Source::Probe(p) => self.probes.contains(p),
+            Source::Proc(f) => !self.missing_files.contains(&f),
+        }
+    }
+
+    /// True when any of `sources` is live (a field with several sources
+    /// needs one of them).
+    pub fn any(&self, sources: &[Source]) -> bool {
+        sources.iter().any(|s| self.has(*s))
+    }
+
+    /// Every probe attached and every /proc file present: for tests and
+    /// recorded data.
+    pub fn everything() -> Live {
+        Live {
+            probes: crate::probes::catalog::PROBES
+                .iter()
+                .map(|p| p.name.to_string())
+                .collect(),
+            missing_files: BTreeSet::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::fields::{CGROUP_FIELDS, PROCESS_FIELDS};
+
+    use super::*;
+
+    #[test]
+    fn every_probe_source_of_a_field_is_in_the_probe_catalog() {
+        let all = PROCESS_FIELDS
+            .iter()
+            .flat_map(|f| f.sources)
+            .chain(CGROUP_FIELDS.iter().flat_map(|f| f.sources));
+        for s in all {
+            if let Source::Probe(name) = s {
+                assert!(
+                    crate::probes::catalog::find(name).is_some(),
+                    "field source {name} is not a probe"
+                );
+            }
+        }
+    }
+}

@@ -71,6 +71,14 @@ impl Totals {
         skips
     }
 
+    /// The same for the guest's skip log: returns its lines.
+    pub fn count_skips<'a>(&mut self, text: &'a str) -> Vec<&'a str> {
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        self.skipped += lines.len() as u64;
+        self.passed = self.passed.saturating_sub(lines.len() as u64);
+        lines
+    }
+
     /// `N passed, N failed, N skipped`.
     pub fn summary(&self) -> String {
         format!(

@@ -7,7 +7,10 @@
 //! directory per kernel and are counted on the host, skips included.
 //!
 //! Inside the guest: cgroup v1 memory controller at /sys/fs/cgroup/memory
-//! (as the host tests expect), bpffs, tracefs; MEMMON_REQUIRE_BPF=1 and
+//! (as the host tests expect), bpffs, tracefs; then, after every other
+//! binary, the cgroup reader's tests once more on cgroup v2 (the v1 memory
+//! hierarchy unmounted, cgroup2 mounted, `MEMMON_CGROUP_ROOT` naming it;
+//! reported as `cgroupfs_v2`). MEMMON_REQUIRE_BPF=1 and
 //! MEMMON_REQUIRE_NUMA2=1 so nothing skips for want of root or nodes, and
 //! MEMMON_REQUIRE_FENTRY=1 when the kernel's config allows BPF tracing
 //! programs. Each guest also reports every probe's state and the formats of
@@ -29,7 +32,7 @@ use crate::{
     kernels::{self, Debian},
     packages,
     setup::BuildEnv,
-    test::{SKIP_LOG_ENV, Totals},
+    test::Totals,
 };
 
 /// What the guest needs on the host (its root filesystem is the host's;
@@ -41,7 +44,20 @@ const VIRTME_NG: &str = "virtme-ng==1.42";
 
 /// The focused subset (CI): NUMA on two nodes, the fault-latency
 /// histogram, fault counts against the kernel's, and a memcg OOM kill.
-pub const FOCUSED: &[&str] = &["numa_two_nodes", "fault_latency", "faults", "oom"];
+pub const FOCUSED: &[&str] = &[
+    "numa_two_nodes",
+    "fault_latency",
+    "faults",
+    "oom",
+    "cgroupfs",
+];
+
+/// Test binaries run a second time on cgroup v2, as `<name>_v2`.
+const ON_V2: &[&str] = &["cgroupfs"];
+/// Suffix of those second runs.
+const V2_SUFFIX: &str = "_v2";
+/// Where the guest mounts cgroup v2 for them.
+const V2_MOUNT: &str = "/tmp/memmon-cgroup2";
 
 /// The kernel `vm-test` boots without `--kernel`: Debian 12's.
 pub const DEFAULT_KERNEL: &str = "6.1";
@@ -182,10 +198,16 @@ pub fn run(env: &BuildEnv, opts: &Options) -> anyhow::Result<Totals> {
     packages::ensure(VM_PACKAGES, &mut actions)?;
     let vng = ensure_virtme_ng()?;
     let tests = build_tests(env)?;
-    let selected: Vec<(String, PathBuf)> = tests
+    let mut selected: Vec<(String, PathBuf)> = tests
         .into_iter()
         .filter(|(name, _)| opts.all || FOCUSED.contains(&name.as_str()))
         .collect();
+    let again: Vec<(String, PathBuf)> = selected
+        .iter()
+        .filter(|(name, _)| ON_V2.contains(&name.as_str()))
+        .map(|(name, exe)| (format!("{name}{V2_SUFFIX}"), exe.clone()))
+        .collect();
+    selected.extend(again);
     if selected.is_empty() {
         bail!("no integration test binaries were built");
     }
@@ -566,7 +588,14 @@ fn guest_script(
          umount /sys/fs/cgroup 2>/dev/null\n\
          mount -t tmpfs cgroup_root /sys/fs/cgroup\n\
          mkdir -p /sys/fs/cgroup/memory\n\
-         mount -t cgroup -o memory memory /sys/fs/cgroup/memory || echo 'no cgroup v1 memory controller'\n\
+         if ! mount -t cgroup -o memory memory /sys/fs/cgroup/memory; then\n\
+           # No v1 memory controller (CONFIG_MEMCG_V1 off, as in 6.12): the\n\
+           # memory cgroup tests run on cgroup v2.\n\
+           echo 'no cgroup v1 memory controller: memory cgroup tests use cgroup v2 at {V2_MOUNT}'\n\
+           rmdir /sys/fs/cgroup/memory\n\
+           mkdir -p {V2_MOUNT} && mount -t cgroup2 none {V2_MOUNT} \\\n\
+             && echo +memory >{V2_MOUNT}/cgroup.subtree_control && export MEMMON_CGROUP_ROOT={V2_MOUNT}\n\
+         fi\n\
          mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf\n\
          mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing\n\
          # Swap files need a real filesystem (the root is 9p): ext4 on zram.\n\
@@ -581,7 +610,7 @@ fn guest_script(
          done\n\
          {memmon} snapshot --probes --json --duration 1 >{out}/probes.json 2>{out}/probes.err\n\
          export MEMMON_REQUIRE_BPF=1 MEMMON_REQUIRE_NUMA2=1 RUST_BACKTRACE=1 HOME=/tmp\n\
-         export {SKIP_LOG_ENV}={out}/skips",
+         export MEMMON_SKIP_LOG={out}/skips",
         tps = TRACEPOINTS.join(" "),
         memmon = memmon.display(),
     );
@@ -589,11 +618,32 @@ fn guest_script(
         let _ = writeln!(s, "export MEMMON_REQUIRE_FENTRY=1");
     }
     let filters: String = filters.iter().map(|f| format!(" '{f}'")).collect();
-    for (name, exe) in tests {
+    // The v1 runs first; the v2 runs last, after the v1 memory hierarchy
+    // is gone (a controller is bound to one hierarchy at a time).
+    let (v2, v1): (Vec<_>, Vec<_>) = tests.iter().partition(|(n, _)| n.ends_with(V2_SUFFIX));
+    let v2_start = v1.len();
+    let mut ordered = v1;
+    ordered.extend(v2);
+    for (i, (name, exe)) in ordered.into_iter().enumerate() {
+        if i == v2_start {
+            let _ = writeln!(
+                s,
+                "if mountpoint -q /sys/fs/cgroup/memory; then\n\
+                   umount /sys/fs/cgroup/memory || echo 'the v1 memory hierarchy is busy: cgroup v2 runs will fail'\n\
+                 fi\n\
+                 mountpoint -q {V2_MOUNT} || {{ mkdir -p {V2_MOUNT} && mount -t cgroup2 none {V2_MOUNT}; }} \
+                   || echo 'cannot mount cgroup2'"
+            );
+        }
+        let env = if name.ends_with(V2_SUFFIX) {
+            format!("MEMMON_CGROUP_ROOT={V2_MOUNT} ")
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             s,
             "echo \"=== {name}\"\nstart=$(date +%s)\n\
-             {} --test-threads=1 --nocapture{filters} >{out}/{name}.log 2>&1\n\
+             {env}{} --test-threads=1 --nocapture{filters} >{out}/{name}.log 2>&1\n\
              echo \"{name} $? $(( $(date +%s) - start ))\" >>{out}/status",
             exe.display()
         );
@@ -697,9 +747,9 @@ fn report(out: &Path, tests: &[(String, PathBuf)], wall: Duration) -> anyhow::Re
             }
         }
     }
-    let skips = totals.add_skips(&std::fs::read_to_string(out.join("skips")).unwrap_or_default());
-    for (test, reason) in &skips {
-        eprintln!("vm-test: skipped {test}: {reason}");
+    let skips = std::fs::read_to_string(out.join("skips")).unwrap_or_default();
+    for line in totals.count_skips(&skips) {
+        eprintln!("vm-test: skipped {line}");
     }
     eprintln!(
         "vm-test: {} ({:.1} min in the guest)",
@@ -753,6 +803,10 @@ mod tests {
         assert!(s.contains("/t/memmon snapshot --probes --json --duration 1 >/o/probes.json"));
         assert!(s.contains("export MEMMON_SKIP_LOG=/o/skips"));
         assert!(s.contains("events/$tp/format"));
+        // cgroup2 only where the v1 memory controller cannot be mounted.
+        assert_eq!(s.matches("mount -t cgroup2").count(), 1, "{s}");
+        assert!(s.contains("if ! mount -t cgroup -o memory memory /sys/fs/cgroup/memory; then"));
+        assert!(s.contains("export MEMMON_CGROUP_ROOT=/tmp/memmon-cgroup2"));
     }
 
     fn run(label: &str, release: &str, probes: &[(&str, &str, &str)], skipped: u64) -> KernelRun {
@@ -842,5 +896,27 @@ mod tests {
         assert_eq!(labels, ["5.10", "6.1", "6.12"]);
         let e = parse_kernels(Some("4.19")).expect_err("not in the matrix");
         assert!(format!("{e}").contains("5.10, 6.1, 6.12"), "{e}");
+    }
+
+    #[test]
+    fn v2_runs_come_last_on_a_cgroup2_mount() {
+        let s = guest_script(
+            Path::new("/o"),
+            Path::new("/t/memmon"),
+            &[
+                ("cgroupfs".into(), PathBuf::from("/t/cg")),
+                ("cgroupfs_v2".into(), PathBuf::from("/t/cg")),
+                ("faults".into(), PathBuf::from("/t/faults-1")),
+            ],
+            &[],
+            false,
+        );
+        let v1 = s.find(">/o/cgroupfs.log").expect("v1 run");
+        let faults = s.find(">/o/faults.log").expect("faults run");
+        let mount = s.rfind("mount -t cgroup2").expect("cgroup2 mount");
+        let v2 = s
+            .find("MEMMON_CGROUP_ROOT=/tmp/memmon-cgroup2 /t/cg --test-threads=1 --nocapture >/o/cgroupfs_v2.log")
+            .expect("v2 run");
+        assert!(v1 < mount && faults < mount && mount < v2, "{s}");
     }
 }

@@ -1,40 +1,74 @@
 //! Kernel set-up the swap and OOM tests need, each undone on drop: a memory
-//! cgroup (v1) with a limit, and a swap file. Names carry the branch and the
+//! cgroup with a limit (v1, or v2 where `MEMMON_CGROUP_ROOT` names a cgroup2
+//! mount: kernels built without the v1 memory controller, such as Debian's
+//! 6.12), and a swap file. Names carry the branch and the
 //! test's pid so concurrent runs do not collide.
 #![allow(dead_code)]
 
-use std::{
-    io::Write as _,
-    path::{Path, PathBuf},
-    process::Command,
-    time::Duration,
-};
+use std::{io::Write as _, path::PathBuf, process::Command, time::Duration};
 
 /// Root of the cgroup v1 memory controller.
 pub const MEMCG_ROOT: &str = "/sys/fs/cgroup/memory";
 
-/// A memory cgroup under [`MEMCG_ROOT`], removed on drop.
+/// A memory cgroup under [`MEMCG_ROOT`] (or the cgroup2 mount
+/// `MEMMON_CGROUP_ROOT` names), removed on drop. On v2 the v1 control files
+/// the tests write are translated: `memory.limit_in_bytes` is
+/// `memory.max`, `memory.memsw.limit_in_bytes` (memory + swap at the memory
+/// limit: no swap) is `memory.swap.max` 0, and `memory.swappiness` (no
+/// per-cgroup knob on v2) is left alone.
 pub struct Memcg {
     pub path: PathBuf,
+    v2: bool,
+}
+
+/// The memory controller's root: `MEMMON_CGROUP_ROOT` when set, else
+/// [`MEMCG_ROOT`]; and whether it is cgroup v2.
+fn memcg_root() -> (PathBuf, bool) {
+    let root = std::env::var_os("MEMMON_CGROUP_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(MEMCG_ROOT));
+    let v2 = root.join("cgroup.controllers").exists();
+    (root, v2)
 }
 
 impl Memcg {
     /// Creates `memmon-test-TAG-PID` with `limit` bytes.
     pub fn create(tag: &str, limit: u64) -> Memcg {
-        assert!(
-            Path::new(MEMCG_ROOT).join("memory.limit_in_bytes").exists(),
-            "the cgroup v1 memory controller is not mounted at {MEMCG_ROOT}: \
-             mount -t cgroup -o memory memory {MEMCG_ROOT}"
-        );
-        let path = Path::new(MEMCG_ROOT).join(format!("memmon-test-{tag}-{}", std::process::id()));
+        let (root, v2) = memcg_root();
+        if v2 {
+            let controllers =
+                std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+            assert!(
+                controllers.split_whitespace().any(|c| c == "memory"),
+                "cgroup v2 at {} has no memory controller: {controllers:?}",
+                root.display()
+            );
+            // Children get memory files once the parent delegates them.
+            let _ = std::fs::write(root.join("cgroup.subtree_control"), "+memory");
+        } else {
+            assert!(
+                root.join("memory.limit_in_bytes").exists(),
+                "the cgroup v1 memory controller is not mounted at {}: \
+                 mount -t cgroup -o memory memory {MEMCG_ROOT} (or set MEMMON_CGROUP_ROOT \
+                 to a cgroup2 mount)",
+                root.display()
+            );
+        }
+        let path = root.join(format!("memmon-test-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
-        let cg = Memcg { path };
+        let cg = Memcg { path, v2 };
         cg.write("memory.limit_in_bytes", &limit.to_string());
         cg
     }
 
     /// Writes `value` to a control file (panics with the file's name).
     pub fn write(&self, file: &str, value: &str) {
+        let (file, value) = match (self.v2, file) {
+            (true, "memory.limit_in_bytes") => ("memory.max", value),
+            (true, "memory.memsw.limit_in_bytes") => ("memory.swap.max", "0"),
+            (true, "memory.swappiness") => return,
+            _ => (file, value),
+        };
         let p = self.path.join(file);
         std::fs::OpenOptions::new()
             .write(true)
@@ -45,6 +79,10 @@ impl Memcg {
 
     /// True when the control file exists (memsw needs swap accounting).
     pub fn has(&self, file: &str) -> bool {
+        let file = match (self.v2, file) {
+            (true, "memory.memsw.limit_in_bytes") => "memory.swap.max",
+            _ => file,
+        };
         self.path.join(file).exists()
     }
 
@@ -58,9 +96,14 @@ impl Memcg {
             .unwrap_or_else(|e| panic!("{}: {text:?}: {e}", p.display()))
     }
 
-    /// `oom_kill N` from memory.oom_control: kills in this cgroup.
+    /// `oom_kill N` from memory.oom_control (v2: memory.events): kills in
+    /// this cgroup.
     pub fn oom_kills(&self) -> u64 {
-        let p = self.path.join("memory.oom_control");
+        let p = self.path.join(if self.v2 {
+            "memory.events"
+        } else {
+            "memory.oom_control"
+        });
         let text =
             std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
         text.lines()

@@ -21,22 +21,16 @@ impl KillSignal {
             boot_ns: e.boot_ns,
             sender_pid: e.sender_tgid,
             sender_tid: e.sender_tid,
-            sender_comm: comm(&e.sender_comm),
+            sender_comm: crate::sample::comm_string(&e.sender_comm),
             sender_memcg_id: memcg.then_some(e.sender_cgroup_id),
             sender_cgroup_v2_id: (!memcg).then_some(e.sender_cgroup_id),
             target_pid: e.target_pid,
-            target_comm: comm(&e.target_comm),
+            target_comm: crate::sample::comm_string(&e.target_comm),
             group: e.group != 0,
             code: e.code,
             result: SignalResult::from_raw(e.result),
         }
     }
-}
-
-/// A NUL-padded comm as text (invalid UTF-8 replaced).
-fn comm(raw: &[u8]) -> String {
-    let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-    String::from_utf8_lossy(&raw[..end]).into_owned()
 }
 
 impl ProbeSet {

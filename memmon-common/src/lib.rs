@@ -12,6 +12,7 @@ pub mod events;
 pub mod layouts;
 pub mod names;
 pub mod rss;
+pub mod stacks;
 pub mod stats;
 
 pub use config::{CgroupOffsets, KernelConfig, TaskOffsets};

@@ -24,6 +24,18 @@ pub const SLAB_CACHES: &str = "SLAB_CACHES";
 pub const KMALLOC_CLASSES: &str = "KMALLOC_CLASSES";
 /// Buddy allocations by order and migrate type.
 pub const PAGE_ALLOCS: &str = "PAGE_ALLOCS";
+/// Stacks of the sampling probes (stack id → frames).
+pub const STACK_TRACES: &str = "STACK_TRACES";
+/// Weight per sampled stack (`StackKey` → i64).
+pub const STACK_COUNTS: &str = "STACK_COUNTS";
+/// Processes `memmon profile` samples (tgid → 1).
+pub const PROFILE_PIDS: &str = "PROFILE_PIDS";
+/// Settings of the sampling probes (`stacks::setting` slots).
+pub const PROFILE_SETTINGS: &str = "PROFILE_SETTINGS";
+/// Live allocations of the traced allocator (address → `LiveAlloc`).
+pub const LIVE_ALLOCS: &str = "LIVE_ALLOCS";
+/// Allocations between entry and return (pid_tgid → `PendingAlloc`).
+pub const PENDING_ALLOCS: &str = "PENDING_ALLOCS";
 /// The load-time configuration global (BTF offsets, layouts).
 pub const CONFIG: &str = "CONFIG";
 
@@ -39,4 +51,10 @@ pub const MAPS: &[&str] = &[
     SLAB_CACHES,
     KMALLOC_CLASSES,
     PAGE_ALLOCS,
+    STACK_TRACES,
+    STACK_COUNTS,
+    PROFILE_PIDS,
+    PROFILE_SETTINGS,
+    LIVE_ALLOCS,
+    PENDING_ALLOCS,
 ];

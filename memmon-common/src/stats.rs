@@ -56,6 +56,14 @@ pub enum Stat {
     KillEventsLost = 42,
     /// An exit could not be added to `MEMCG_EXITS`: the map was full.
     MemcgExitsFull = 43,
+    /// Stack samples taken (`memmon profile` faults, `memmon leaks` allocations).
+    StackSamples = 44,
+    /// A sampled stack dropped: STACK_COUNTS was full.
+    StackMapFull = 45,
+    /// A stack could not be walked or stored (bpf_get_stackid failed).
+    StackLost = 46,
+    /// A live allocation dropped: LIVE_ALLOCS or PENDING_ALLOCS was full.
+    LeakMapFull = 47,
 }
 
 /// Number of slots in `STATS` (room for later probes).
@@ -67,7 +75,7 @@ pub const HIST_BUCKETS: u32 = 64;
 
 impl Stat {
     /// Every slot, in index order.
-    pub const ALL: [Stat; 23] = [
+    pub const ALL: [Stat; 27] = [
         Stat::FaultEvents,
         Stat::MajorFaultEvents,
         Stat::ExitEvents,
@@ -91,6 +99,10 @@ impl Stat {
         Stat::KillEvents,
         Stat::KillEventsLost,
         Stat::MemcgExitsFull,
+        Stat::StackSamples,
+        Stat::StackMapFull,
+        Stat::StackLost,
+        Stat::LeakMapFull,
     ];
 
     /// Stable snake_case name used in reports and metrics.
@@ -119,6 +131,10 @@ impl Stat {
             Stat::KillEvents => "kill_events",
             Stat::KillEventsLost => "kill_events_lost",
             Stat::MemcgExitsFull => "memcg_exits_full",
+            Stat::StackSamples => "stack_samples",
+            Stat::StackMapFull => "stack_map_full",
+            Stat::StackLost => "stack_lost",
+            Stat::LeakMapFull => "leak_map_full",
         }
     }
 }

@@ -5,9 +5,13 @@
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     macros::map,
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, RingBuf, StackTrace},
 };
-use memmon_common::{KernelConfig, MemcgExits, ProcCounters, Stat, stats::STATS_LEN};
+use memmon_common::{
+    KernelConfig, MemcgExits, ProcCounters, Stat,
+    stacks::{LiveAlloc, PendingAlloc, StackKey, setting},
+    stats::STATS_LEN,
+};
 
 /// Default capacity of `PROC_COUNTERS`; userspace may resize it at load.
 const PROC_COUNTERS_MAX: u32 = 32768;
@@ -160,5 +164,73 @@ impl EbpfContextExt for aya_ebpf::programs::TracePointContext {
     fn base(&self) -> *const u8 {
         use aya_ebpf::EbpfContext as _;
         self.as_ptr() as *const u8
+    }
+}
+
+/// Stacks of the sampling probes. One entry by default (the daemon loads
+/// but never uses them); `memmon profile` / `memmon leaks` resize it.
+#[map]
+pub static STACK_TRACES: StackTrace = StackTrace::with_max_entries(1, 0);
+
+/// Weight per sampled stack. Preallocated: perf_event programs before
+/// Linux 6.1 may use only preallocated hash maps. Resized at load.
+#[map]
+pub static STACK_COUNTS: HashMap<StackKey, i64> = HashMap::with_max_entries(1, 0);
+
+/// The processes sampled when the target is `TARGET_PIDS`.
+#[map]
+pub static PROFILE_PIDS: HashMap<u32, u32> = HashMap::with_max_entries(1, 0);
+
+/// `stacks::setting` slots, written by userspace before attaching.
+#[map]
+pub static PROFILE_SETTINGS: Array<u64> = Array::with_max_entries(setting::LEN, 0);
+
+/// Live allocations of the traced allocator, by address.
+#[map]
+pub static LIVE_ALLOCS: HashMap<u64, LiveAlloc> = HashMap::with_max_entries(1, BPF_F_NO_PREALLOC);
+
+/// Allocations between entry and return, by pid_tgid.
+#[map]
+pub static PENDING_ALLOCS: HashMap<u64, PendingAlloc> =
+    HashMap::with_max_entries(1, BPF_F_NO_PREALLOC);
+
+/// A settings slot (0 when unset).
+#[inline(always)]
+pub fn profile_setting(slot: u32) -> u64 {
+    PROFILE_SETTINGS.get(slot).copied().unwrap_or(0)
+}
+
+/// True when the current process is one the sampling probes want.
+#[inline(always)]
+pub fn profile_target(tgid: u32) -> bool {
+    match profile_setting(setting::TARGET) {
+        setting::TARGET_PIDS => {
+            // SAFETY: plain read of a map value.
+            unsafe { PROFILE_PIDS.get(&tgid) }.is_some()
+        }
+        setting::TARGET_CGROUP => {
+            // SAFETY: helper with no arguments.
+            let id = unsafe { aya_ebpf::helpers::bpf_get_current_cgroup_id() };
+            id == profile_setting(setting::CGROUP_ID)
+        }
+        _ => true,
+    }
+}
+
+/// Adds `weight` to `key`'s stack, creating it.
+#[inline(always)]
+pub fn add_stack_weight(key: &StackKey, weight: i64) {
+    if let Some(v) = STACK_COUNTS.get_ptr_mut(key) {
+        add(v.cast::<u64>(), weight as u64);
+        return;
+    }
+    match STACK_COUNTS.insert(key, &weight, BPF_NOEXIST as u64) {
+        Ok(()) => {}
+        Err(err) if err == -EEXIST => {
+            if let Some(v) = STACK_COUNTS.get_ptr_mut(key) {
+                add(v.cast::<u64>(), weight as u64);
+            }
+        }
+        Err(_) => bump_stat(Stat::StackMapFull),
     }
 }

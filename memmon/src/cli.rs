@@ -24,6 +24,12 @@ pub enum Command {
     /// Run as a service: keep the model current and serve /metrics and the
     /// JSON API (loopback :9755 by default).
     Daemon(DaemonArgs),
+    /// Sample the stacks that make processes grow (page faults, brk, mmap)
+    /// and print them as a table, folded stacks, pprof or an SVG flame graph.
+    Profile(ProfileArgs),
+    /// Trace a process's allocator (malloc/free...) and report outstanding
+    /// allocations by stack.
+    Leaks(LeaksArgs),
     /// Configuration helpers.
     Config(ConfigArgs),
     /// A live terminal view of memory per process (or batch frames).
@@ -292,4 +298,96 @@ pub struct EventsArgs {
     /// Probe selection.
     #[command(flatten)]
     pub probe_args: ProbeArgs,
+}
+
+/// What `memmon profile` samples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProfileEvent {
+    /// Page faults (perf software event, one sample per --period faults).
+    Faults,
+}
+
+/// Output formats of `memmon profile` and `memmon leaks`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProfileFormat {
+    /// A table of the heaviest stacks.
+    Text,
+    /// Folded stacks (flamegraph.pl / inferno input).
+    Folded,
+    /// pprof protobuf (go tool pprof, Pyroscope, Grafana).
+    Pprof,
+    /// An SVG flame graph.
+    Svg,
+}
+
+/// `memmon profile`.
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// Sample only this process (repeatable).
+    #[arg(long, short = 'p', value_name = "PID", conflicts_with = "cgroup")]
+    pub pid: Vec<u32>,
+    /// Sample only the processes of this cgroup v2 (a path under
+    /// /sys/fs/cgroup, or relative to it).
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<std::path::PathBuf>,
+    /// Seconds to sample (default: until Ctrl-C or SIGTERM).
+    #[arg(long, short = 'd', value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// What to sample.
+    #[arg(long, value_enum, default_value = "faults")]
+    pub event: ProfileEvent,
+    /// One sample every N page faults (each weighs N).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub period: u64,
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value = "text")]
+    pub format: ProfileFormat,
+    /// Write the output to FILE instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    /// Stacks in the text table.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub top: usize,
+}
+
+/// The allocator `memmon leaks` traces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Allocator {
+    /// jemalloc or tcmalloc when the process maps one, else libc.
+    Auto,
+    /// glibc or musl malloc (libc.so).
+    Libc,
+    /// libjemalloc.so.
+    Jemalloc,
+    /// libtcmalloc*.so.
+    Tcmalloc,
+}
+
+/// `memmon leaks`.
+#[derive(Debug, Args)]
+pub struct LeaksArgs {
+    /// The process to trace.
+    #[arg(long, short = 'p', value_name = "PID")]
+    pub pid: u32,
+    /// Seconds to trace (default: until Ctrl-C or SIGTERM).
+    #[arg(long, short = 'd', value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Track one allocation in N (outstanding bytes are scaled by N).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub sample_rate: u64,
+    /// Report only allocations at least SECS old when tracing ends.
+    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
+    pub min_age: f64,
+    /// The allocator to trace.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub allocator: Allocator,
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value = "text")]
+    pub format: ProfileFormat,
+    /// Write the output to FILE instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    /// Stacks in the text table.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub top: usize,
 }

@@ -27,6 +27,8 @@ fn run(cli: Cli) -> Result<(), Fatal> {
         Command::Snapshot(args) => commands::snapshot::run(&args),
         Command::Events(args) => commands::events::run(&args),
         Command::Daemon(args) => memmon::daemon::run(&args),
+        Command::Profile(args) => commands::profile::run(&args),
+        Command::Leaks(args) => commands::leaks::run(&args),
         Command::Config(args) => commands::config::run(&args),
         Command::Top(args) => commands::top::run(&args),
         Command::Completions(args) => commands::docs::completions(&args),

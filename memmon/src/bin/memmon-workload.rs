@@ -46,6 +46,12 @@ commands:
                        with swap on, it swaps and stalls in reclaim all along
   compact              write 1 to /proc/sys/vm/compact_memory (root): the kernel
                        compacts every zone, migrating pages in this task
+  stacks GAMMA DELTA   touch GAMMA MiB in touch_gamma, then DELTA MiB in touch_delta
+                       (named frames for `memmon profile`; built with frame pointers)
+  leaks LEAK CHURN     malloc LEAK MiB in 4 KiB blocks in leak_alpha and keep them, then
+                       malloc and free CHURN MiB in 4 KiB blocks in churn_beta
+  malloc-storm PAIRS   PAIRS malloc/free pairs of mixed sizes (16 B..64 KiB), keeping
+                       one block in 64; prints ns per pair and the bytes kept
   oom MIB              touch MIB of fresh memory (killed by the OOM killer when
                        its memcg limit is lower); reports only if it survives";
 
@@ -69,6 +75,26 @@ fn run(args: &[String]) -> Result<(), String> {
     }
     let before = own_faults();
     let extra = match cmd.as_str() {
+        "stacks" => {
+            let (gamma, delta) = (num(1)?, num(2)?);
+            touch_gamma(map_anon(gamma * 256)?, gamma * 256);
+            touch_delta(map_anon(delta * 256)?, delta * 256);
+            format!(
+                "\"gamma_pages\":{},\"delta_pages\":{}",
+                gamma * 256,
+                delta * 256
+            )
+        }
+        "leaks" => {
+            let (leak, churn) = (num(1)?, num(2)?);
+            let kept = leak_alpha(leak * 256);
+            churn_beta(churn * 256);
+            format!("\"leaked_bytes\":{kept}")
+        }
+        "malloc-storm" => {
+            let (ns, kept) = malloc_storm(num(1)?);
+            format!("\"ns_per_pair\":{ns:.1},\"kept_bytes\":{kept}")
+        }
         "touch" => {
             let pages = num(1)?;
             touch_fresh(pages)?;
@@ -222,6 +248,87 @@ fn touch(p: *mut u8, pages: u64) {
         // SAFETY: within the mapping.
         unsafe { std::ptr::write_volatile(p.add(i * PAGE), 1) };
     }
+}
+
+/// Writes one byte per page: the frame `memmon profile` must credit with
+/// most of the sampled faults.
+#[inline(never)]
+fn touch_gamma(p: *mut u8, pages: u64) {
+    touch(std::hint::black_box(p), pages);
+}
+
+/// The same, for the small share.
+#[inline(never)]
+fn touch_delta(p: *mut u8, pages: u64) {
+    touch(std::hint::black_box(p), pages);
+}
+
+const BLOCK: usize = 4096;
+
+/// Mallocs `blocks` 4 KiB blocks and never frees them (written, so they
+/// are real); returns the bytes kept. Calls libc's malloc itself so that
+/// the allocation's return address is in this frame.
+#[inline(never)]
+fn leak_alpha(blocks: u64) -> u64 {
+    let mut kept = 0;
+    for _ in 0..blocks {
+        // SAFETY: plain malloc; the block is written within its size.
+        let p = unsafe { libc::malloc(std::hint::black_box(BLOCK)) };
+        if !p.is_null() {
+            // SAFETY: p has BLOCK bytes.
+            unsafe { std::ptr::write_volatile(p.cast::<u8>(), 1) };
+            kept += BLOCK as u64;
+        }
+    }
+    kept
+}
+
+/// Mallocs and frees `blocks` 4 KiB blocks, 64 live at a time.
+#[inline(never)]
+fn churn_beta(blocks: u64) {
+    let mut live = [std::ptr::null_mut::<libc::c_void>(); 64];
+    for i in 0..blocks as usize {
+        let slot = &mut live[i % 64];
+        // SAFETY: free of a pointer this loop malloc'ed (or null).
+        unsafe { libc::free(*slot) };
+        // SAFETY: plain malloc.
+        *slot = unsafe { libc::malloc(std::hint::black_box(BLOCK)) };
+        if !slot.is_null() {
+            // SAFETY: BLOCK bytes.
+            unsafe { std::ptr::write_volatile(slot.cast::<u8>(), 1) };
+        }
+    }
+    for p in live {
+        // SAFETY: malloc'ed above (or null).
+        unsafe { libc::free(p) };
+    }
+}
+
+/// `pairs` malloc/free pairs of mixed sizes; one block in 64 is kept (a
+/// known outstanding total). Returns (ns per pair, bytes kept).
+#[inline(never)]
+fn malloc_storm(pairs: u64) -> (f64, u64) {
+    const SIZES: [usize; 8] = [16, 48, 128, 256, 1024, 4096, 16384, 65536];
+    let start = std::time::Instant::now();
+    let mut kept = 0u64;
+    for i in 0..pairs as usize {
+        let size = SIZES[i % SIZES.len()];
+        // SAFETY: plain malloc, written within its size, freed once.
+        let p = unsafe { libc::malloc(std::hint::black_box(size)) };
+        if p.is_null() {
+            continue;
+        }
+        // SAFETY: size bytes.
+        unsafe { std::ptr::write_volatile(p.cast::<u8>(), 1) };
+        if i % 64 == 63 {
+            kept += size as u64;
+        } else {
+            // SAFETY: malloc'ed above.
+            unsafe { libc::free(p) };
+        }
+    }
+    let ns = start.elapsed().as_nanos() as f64 / pairs.max(1) as f64;
+    (ns, kept)
 }
 
 fn touch_fresh(pages: u64) -> Result<(), String> {

@@ -4,6 +4,8 @@
 pub mod config;
 pub mod docs;
 pub mod events;
+pub mod leaks;
+pub mod profile;
 pub mod snapshot;
 pub mod stop_signal;
 pub mod top;

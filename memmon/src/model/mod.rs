@@ -9,6 +9,7 @@ pub mod forecast;
 pub mod history;
 pub mod oom;
 pub mod process;
+pub mod profile;
 pub mod published;
 pub mod rollup;
 pub mod system;

@@ -45,7 +45,13 @@ pub struct LoadOptions {
     /// Pin the cumulative maps under this bpffs directory (the daemon), so
     /// a restart keeps counting from where it stopped. None: private maps.
     pub pin_root: Option<std::path::PathBuf>,
+    /// Room for this many sampled stacks (`memmon profile`, `memmon
+    /// leaks`); None: the stack maps keep one entry (nobody samples).
+    pub stack_entries: Option<u32>,
 }
+
+/// Live allocations `memmon leaks` can track at once.
+pub const LIVE_ALLOCS_MAX: u32 = 1 << 20;
 
 impl Default for LoadOptions {
     fn default() -> Self {
@@ -56,6 +62,7 @@ impl Default for LoadOptions {
             only: None,
             max_processes: 32768,
             pin_root: None,
+            stack_entries: None,
         }
     }
 }
@@ -110,6 +117,15 @@ impl ProbeSet {
         loader
             .override_global(memmon_common::names::CONFIG, &config, true)
             .map_max_entries(memmon_common::names::PROC_COUNTERS, opts.max_processes);
+        if let Some(n) = opts.stack_entries {
+            use memmon_common::names;
+            loader
+                .map_max_entries(names::STACK_TRACES, n)
+                .map_max_entries(names::STACK_COUNTS, n)
+                .map_max_entries(names::PROFILE_PIDS, 1024)
+                .map_max_entries(names::LIVE_ALLOCS, LIVE_ALLOCS_MAX)
+                .map_max_entries(names::PENDING_ALLOCS, 65536);
+        }
         let pin_paths: Vec<(&str, std::path::PathBuf)> = pin_dir
             .iter()
             .flat_map(|dir| pins::PINNED_MAPS.iter().map(|m| (m.name, dir.join(m.name))))
@@ -736,6 +752,12 @@ mod object_tests {
                 spec.name,
                 spec.program,
                 obj.programs.keys().collect::<Vec<_>>()
+            );
+        }
+        for program in super::super::stacks::PROGRAMS {
+            assert!(
+                obj.programs.contains_key(*program),
+                "stack probe program {program} is not in the eBPF object"
             );
         }
         for map in memmon_common::names::MAPS {

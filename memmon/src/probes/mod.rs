@@ -10,6 +10,7 @@ pub mod kill;
 pub mod loader;
 pub mod pins;
 pub mod reader;
+pub mod stacks;
 pub mod tracefs;
 
 pub use crate::sample::probe_status::{ProbeState, ProbeStatus};

@@ -145,6 +145,9 @@ impl ProbeSet {
                 Stat::KillEvents => out.kill_events = sum,
                 Stat::KillEventsLost => out.kill_events_lost = sum,
                 Stat::MemcgExitsFull => out.memcg_exits_full = sum,
+                // Only `memmon profile` / `memmon leaks` attach the stack
+                // probes; they read these slots themselves (probes::stacks).
+                Stat::StackSamples | Stat::StackMapFull | Stat::StackLost | Stat::LeakMapFull => {}
             }
         }
         out.reclaim_stall_hist = self.read_log2_hist(memmon_common::names::RECLAIM_HIST);

@@ -6,6 +6,7 @@
 pub mod cgroup;
 pub mod cost_guard;
 pub mod identity;
+pub mod maps;
 pub mod memory;
 pub mod numa;
 pub mod stat_files;

@@ -13,6 +13,7 @@ pub mod kill;
 pub mod memory;
 pub mod numa;
 pub mod probe_status;
+pub mod stacks;
 pub mod stats;
 pub mod system;
 

@@ -1,0 +1,247 @@
+//! `memmon profile`: attaches the page-fault sampler (a perf software event
+//! with a period, stacks by bpf_get_stackid) to the chosen processes or
+//! cgroup, waits, then reads the sampled stacks, names them (`symbols`)
+//! while the processes still live, merges them (`model::profile`) and
+//! writes the table, folded stacks, pprof or SVG. Also the output writer
+//! `memmon leaks` shares.
+
+use std::{
+    io::Write as _,
+    os::unix::fs::MetadataExt as _,
+    path::{Path, PathBuf},
+    time::{Duration, Instant, SystemTime},
+};
+
+use anyhow::Context as _;
+use memmon_common::Stat;
+
+use crate::{
+    cli::{ProfileArgs, ProfileFormat},
+    error::Fatal,
+    model::profile::Profile,
+    privileges,
+    probes::{LoadOptions, ProbeSet, stacks::Target},
+    sample::stacks::StackEvent,
+    sinks,
+    symbols::Symbols,
+};
+
+/// Distinct stacks the kernel maps hold.
+pub const STACK_ENTRIES: u32 = 16384;
+/// Where cgroup v2 is mounted.
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+/// How often the stop flag and the deadline are checked.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Runs the command.
+pub fn run(args: &ProfileArgs) -> Result<(), Fatal> {
+    check_duration(args.duration)?;
+    if args.period == 0 {
+        return Err(Fatal::Usage(
+            "--period 0 is out of range: give the number of page faults per sample (>= 1)".into(),
+        ));
+    }
+    let target = target(args)?;
+    privileges::check().map_err(Fatal::Privileges)?;
+    let mut probes = load_stack_probes("`memmon profile`")?;
+    probes
+        .set_stack_target(&target, 1)
+        .context("setting the profile's targets")?;
+    probes
+        .attach_fault_sampler(args.period)
+        .context("attaching the page-fault sampler")?;
+    super::stop_signal::install();
+    let started = SystemTime::now();
+    let begin = Instant::now();
+    eprintln!(
+        "memmon: probes attached; profiling page faults of {} (one sample per {} faults); Ctrl-C to stop",
+        describe(&target),
+        args.period
+    );
+    wait(args.duration);
+    let duration = begin.elapsed().as_secs_f64();
+    let raw = probes
+        .read_fault_samples(args.period)
+        .context("reading the sampled stacks")?;
+    let named = Symbols::new().name(&raw);
+    let profile = Profile::build(StackEvent::Faults, args.period, duration, &named);
+    report_losses(&probes);
+    let title = format!("memmon profile: page faults of {}", describe(&target));
+    write_output(
+        &profile,
+        args.format,
+        args.output.as_deref(),
+        args.top,
+        &title,
+        started,
+    )
+}
+
+/// Loads the eBPF object with room for stacks and no catalog probe.
+pub fn load_stack_probes(who: &'static str) -> Result<ProbeSet, Fatal> {
+    let opts = LoadOptions {
+        fault_detail: false,
+        alloc_detail: false,
+        only: Some((&[], who)),
+        stack_entries: Some(STACK_ENTRIES),
+        ..LoadOptions::default()
+    };
+    Ok(ProbeSet::load(&opts).context("loading probes")?)
+}
+
+/// Rejects a negative or non-finite --duration.
+pub fn check_duration(duration: Option<f64>) -> Result<(), Fatal> {
+    if let Some(d) = duration
+        && (!d.is_finite() || d < 0.0)
+    {
+        return Err(Fatal::Usage(format!(
+            "--duration {d} is out of range: give seconds >= 0"
+        )));
+    }
+    Ok(())
+}
+
+/// Sleeps until `duration` passed or SIGINT/SIGTERM came.
+pub fn wait(duration: Option<f64>) {
+    let deadline = duration.map(|d| Instant::now() + Duration::from_secs_f64(d));
+    while !super::stop_signal::requested() {
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            break;
+        }
+        let left = deadline.map_or(POLL, |d| (d - now).min(POLL));
+        std::thread::sleep(left);
+    }
+}
+
+/// Says on stderr what the kernel side could not record.
+pub fn report_losses(probes: &ProbeSet) {
+    let lost = probes.stack_stat(Stat::StackLost);
+    let full = probes.stack_stat(Stat::StackMapFull) + probes.stack_stat(Stat::LeakMapFull);
+    let samples = probes.stack_stat(Stat::StackSamples);
+    if lost > 0 || full > 0 {
+        eprintln!(
+            "memmon: of {samples} samples, {lost} stacks could not be walked or stored and {full} \
+             were dropped because a map was full"
+        );
+    }
+}
+
+/// Whom the flags select.
+fn target(args: &ProfileArgs) -> Result<Target, Fatal> {
+    if let Some(path) = &args.cgroup {
+        return cgroup_id(path).map(Target::Cgroup);
+    }
+    if args.pid.is_empty() {
+        return Ok(Target::All);
+    }
+    for pid in &args.pid {
+        check_pid(*pid)?;
+    }
+    Ok(Target::Pids(args.pid.clone()))
+}
+
+/// Fails with a clear message when process `pid` does not exist.
+pub fn check_pid(pid: u32) -> Result<(), Fatal> {
+    if pid == 0 || !Path::new(&format!("/proc/{pid}")).exists() {
+        return Err(Fatal::Usage(format!(
+            "--pid {pid}: no such process (/proc/{pid} does not exist)"
+        )));
+    }
+    Ok(())
+}
+
+/// The cgroup v2 id of `path` (the inode of its directory).
+fn cgroup_id(path: &Path) -> Result<u64, Fatal> {
+    let full: PathBuf = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        Path::new(CGROUP_ROOT).join(path)
+    };
+    let meta = std::fs::metadata(&full).map_err(|e| {
+        Fatal::Usage(format!(
+            "--cgroup {}: cannot open {}: {e} (give a cgroup v2 directory, e.g. \
+             /sys/fs/cgroup/system.slice/foo.service)",
+            path.display(),
+            full.display()
+        ))
+    })?;
+    if !meta.is_dir() || !full.join("cgroup.procs").exists() {
+        return Err(Fatal::Usage(format!(
+            "--cgroup {}: {} is not a cgroup directory (no cgroup.procs)",
+            path.display(),
+            full.display()
+        )));
+    }
+    Ok(meta.ino())
+}
+
+fn describe(target: &Target) -> String {
+    match target {
+        Target::All => "every process".into(),
+        Target::Pids(p) => format!(
+            "pid {}",
+            p.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+        ),
+        Target::Cgroup(id) => format!("cgroup id {id}"),
+    }
+}
+
+/// Writes `profile` in `format` to `output` (stdout when None).
+pub fn write_output(
+    profile: &Profile,
+    format: ProfileFormat,
+    output: Option<&Path>,
+    top: usize,
+    title: &str,
+    started: SystemTime,
+) -> Result<(), Fatal> {
+    let bytes = match format {
+        ProfileFormat::Text => sinks::profile::table(profile, top).into_bytes(),
+        ProfileFormat::Folded => sinks::profile::folded(profile).into_bytes(),
+        ProfileFormat::Pprof => {
+            let nanos = started
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+                .unwrap_or(0);
+            sinks::pprof::encode(profile, nanos)
+        }
+        ProfileFormat::Svg => {
+            if profile.stacks.iter().all(|s| s.weight <= 0) {
+                return Err(Fatal::Other(anyhow::anyhow!(
+                    "no stacks were sampled: nothing to draw (did the process run during the \
+                     profile? is --pid right?)"
+                )));
+            }
+            let mut out = Vec::new();
+            sinks::flamegraph::svg(profile, title, &mut out).context("drawing the flame graph")?;
+            out
+        }
+    };
+    match output {
+        Some(path) => {
+            std::fs::write(path, &bytes).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            if let Err(e) = out.write_all(&bytes).and_then(|()| out.flush())
+                && e.kind() != std::io::ErrorKind::BrokenPipe
+            {
+                return Err(Fatal::Other(
+                    anyhow::Error::new(e).context("writing stdout"),
+                ));
+            }
+        }
+    }
+    if format != ProfileFormat::Text {
+        eprint!(
+            "{}",
+            sinks::profile::table(profile, 0)
+                .lines()
+                .take(2)
+                .map(|l| format!("memmon: {l}\n"))
+                .collect::<String>()
+        );
+    }
+    Ok(())
+}

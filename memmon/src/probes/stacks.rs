@@ -1,0 +1,318 @@
+//! The stack-sampling probes, which only `memmon profile` and `memmon leaks`
+//! attach (they are not in the catalog, so the daemon and the other
+//! commands never do): the page-fault perf event with a sample period, the
+//! allocator uprobes on one process, the target settings, and typed reads
+//! of the sampled stacks and live allocations.
+
+use std::{num::NonZeroU32, path::Path};
+
+use aya::{
+    maps::{Array, HashMap, MapData, PerCpuArray, StackTraceMap},
+    programs::{
+        PerfEvent, UProbe,
+        perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
+        uprobe::UProbeScope,
+    },
+    util::online_cpus,
+};
+use memmon_common::{
+    Stat, names,
+    stacks::{LiveAlloc, StackKey, setting, stack_event},
+};
+
+use super::ProbeSet;
+use crate::sample::stacks::{RawSample, RawStack, StackEvent};
+
+/// Programs of the stack probes in the eBPF object (checked by the loader's
+/// object test).
+pub const PROGRAMS: &[&str] = &[
+    "stack_faults",
+    "leak_malloc",
+    "leak_calloc",
+    "leak_realloc",
+    "leak_aligned_alloc",
+    "leak_posix_memalign",
+    "leak_free",
+    "leak_alloc_return",
+    "leak_memalign_return",
+];
+
+/// Attaching or reading the stack probes failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    /// A map or program is missing from the object.
+    #[error("memmon's eBPF object has no {0}")]
+    Missing(&'static str),
+    /// The kernel refused a map operation.
+    #[error("map {map}: {source}")]
+    Map {
+        /// The map.
+        map: &'static str,
+        /// What the kernel said.
+        #[source]
+        source: aya::maps::MapError,
+    },
+    /// The kernel refused a program.
+    #[error("{what}: {source}")]
+    Program {
+        /// What was being done.
+        what: String,
+        /// What the kernel said.
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    /// Other failures, said in full.
+    #[error("{0}")]
+    Other(String),
+}
+
+fn map_err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> StackError {
+    move |source| StackError::Map { map, source }
+}
+
+/// Which processes the fault sampler records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Every process.
+    All,
+    /// These processes (tgids).
+    Pids(Vec<u32>),
+    /// The processes of one cgroup v2 (its id: the directory's inode).
+    Cgroup(u64),
+}
+
+/// What a symbol the allocator probes attach to is and which program.
+const ALLOC_FUNCTIONS: &[(&str, &str, Option<&str>)] = &[
+    ("malloc", "leak_malloc", Some("leak_alloc_return")),
+    ("calloc", "leak_calloc", Some("leak_alloc_return")),
+    ("realloc", "leak_realloc", Some("leak_alloc_return")),
+    (
+        "aligned_alloc",
+        "leak_aligned_alloc",
+        Some("leak_alloc_return"),
+    ),
+    (
+        "posix_memalign",
+        "leak_posix_memalign",
+        Some("leak_memalign_return"),
+    ),
+    ("free", "leak_free", None),
+];
+
+impl ProbeSet {
+    /// Sets who is sampled and the leak sample rate.
+    pub fn set_stack_target(
+        &mut self,
+        target: &Target,
+        sample_rate: u64,
+    ) -> Result<(), StackError> {
+        {
+            let mut settings: Array<&mut MapData, u64> = Array::try_from(
+                self.ebpf
+                    .map_mut(names::PROFILE_SETTINGS)
+                    .ok_or(StackError::Missing(names::PROFILE_SETTINGS))?,
+            )
+            .map_err(map_err(names::PROFILE_SETTINGS))?;
+            let (mode, cgroup) = match target {
+                Target::All => (setting::TARGET_ALL, 0),
+                Target::Pids(_) => (setting::TARGET_PIDS, 0),
+                Target::Cgroup(id) => (setting::TARGET_CGROUP, *id),
+            };
+            for (slot, value) in [
+                (setting::TARGET, mode),
+                (setting::CGROUP_ID, cgroup),
+                (setting::SAMPLE_RATE, sample_rate),
+            ] {
+                settings
+                    .set(slot, value, 0)
+                    .map_err(map_err(names::PROFILE_SETTINGS))?;
+            }
+        }
+        if let Target::Pids(pids) = target {
+            let mut map: HashMap<&mut MapData, u32, u32> = HashMap::try_from(
+                self.ebpf
+                    .map_mut(names::PROFILE_PIDS)
+                    .ok_or(StackError::Missing(names::PROFILE_PIDS))?,
+            )
+            .map_err(map_err(names::PROFILE_PIDS))?;
+            for pid in pids {
+                map.insert(pid, 1, 0)
+                    .map_err(map_err(names::PROFILE_PIDS))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Attaches the fault sampler on every online CPU: one sample each
+    /// `period` page faults.
+    pub fn attach_fault_sampler(&mut self, period: u64) -> Result<(), StackError> {
+        let pe: &mut PerfEvent = self
+            .ebpf
+            .program_mut("stack_faults")
+            .ok_or(StackError::Missing("program stack_faults"))?
+            .try_into()
+            .map_err(|source| StackError::Program {
+                what: "stack_faults".into(),
+                source,
+            })?;
+        pe.load().map_err(|source| StackError::Program {
+            what: "verifier rejected stack_faults".into(),
+            source,
+        })?;
+        let cpus = online_cpus()
+            .map_err(|(path, e)| StackError::Other(format!("cannot read {path}: {e}")))?;
+        for cpu in cpus {
+            pe.attach(
+                PerfEventConfig::Software(SoftwareEvent::PageFaults),
+                PerfEventScope::AllProcessesOneCpu { cpu },
+                SamplePolicy::Period(period),
+                false,
+            )
+            .map_err(|source| StackError::Program {
+                what: format!("perf_event_open(page-faults, period {period}) on cpu {cpu}"),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Attaches the allocator probes to process `pid`'s allocator in
+    /// `library` (a path as seen from here, e.g. under /proc/PID/root).
+    /// Returns the functions attached; fails when malloc or free is missing.
+    pub fn attach_allocator(
+        &mut self,
+        pid: u32,
+        library: &Path,
+    ) -> Result<Vec<&'static str>, StackError> {
+        let scope_pid = NonZeroU32::new(pid)
+            .ok_or_else(|| StackError::Other("pid 0 has no allocator".into()))?;
+        let mut attached = Vec::new();
+        for (function, entry, ret) in ALLOC_FUNCTIONS {
+            let programs: Vec<&str> = std::iter::once(*entry).chain(*ret).collect();
+            let mut ok = true;
+            for program in programs {
+                let up: &mut UProbe = self
+                    .ebpf
+                    .program_mut(program)
+                    .ok_or(StackError::Missing("an allocator program"))?
+                    .try_into()
+                    .map_err(|source| StackError::Program {
+                        what: program.to_string(),
+                        source,
+                    })?;
+                if up.fd().is_err() {
+                    up.load().map_err(|source| StackError::Program {
+                        what: format!("verifier rejected {program}"),
+                        source,
+                    })?;
+                }
+                if let Err(e) = up.attach(*function, library, UProbeScope::OneProcess(scope_pid)) {
+                    ok = false;
+                    let required = matches!(*function, "malloc" | "free");
+                    if required {
+                        return Err(StackError::Other(format!(
+                            "cannot attach a uprobe to {function} in {}: {e}",
+                            library.display()
+                        )));
+                    }
+                    tracing::debug!("{function} in {}: {e}", library.display());
+                    break;
+                }
+            }
+            if ok {
+                attached.push(*function);
+            }
+        }
+        Ok(attached)
+    }
+
+    /// The sampled stacks, weights as counted in the kernel (fault samples
+    /// or bytes).
+    pub fn read_stack_counts(&self) -> Result<Vec<(StackKey, i64)>, StackError> {
+        let map: HashMap<&MapData, StackKey, i64> = HashMap::try_from(
+            self.ebpf
+                .map(names::STACK_COUNTS)
+                .ok_or(StackError::Missing(names::STACK_COUNTS))?,
+        )
+        .map_err(map_err(names::STACK_COUNTS))?;
+        let mut out = Vec::new();
+        for item in map.iter() {
+            match item {
+                Ok(kv) => out.push(kv),
+                Err(aya::maps::MapError::KeyNotFound) => continue,
+                Err(e) => return Err(map_err(names::STACK_COUNTS)(e)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The live allocations, by address.
+    pub fn read_live_allocs(&self) -> Result<Vec<(u64, LiveAlloc)>, StackError> {
+        let map: HashMap<&MapData, u64, LiveAlloc> = HashMap::try_from(
+            self.ebpf
+                .map(names::LIVE_ALLOCS)
+                .ok_or(StackError::Missing(names::LIVE_ALLOCS))?,
+        )
+        .map_err(map_err(names::LIVE_ALLOCS))?;
+        let mut out = Vec::new();
+        for item in map.iter() {
+            match item {
+                Ok(kv) => out.push(kv),
+                Err(aya::maps::MapError::KeyNotFound) => continue,
+                Err(e) => return Err(map_err(names::LIVE_ALLOCS)(e)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The frames of stack `id` (innermost first); empty when `id` is
+    /// negative (not walked) or gone.
+    pub fn stack_frames(&self, id: i32) -> Vec<u64> {
+        let Ok(id) = u32::try_from(id) else {
+            return Vec::new();
+        };
+        let Some(map) = self.ebpf.map(names::STACK_TRACES) else {
+            return Vec::new();
+        };
+        let Ok(map) = StackTraceMap::<&MapData>::try_from(map) else {
+            return Vec::new();
+        };
+        map.get(&id, 0)
+            .map(|t| t.frames().iter().map(|f| f.ip).collect())
+            .unwrap_or_default()
+    }
+
+    /// The fault samples as raw stacks, each weighted by `period`.
+    pub fn read_fault_samples(&self, period: u64) -> Result<Vec<RawSample>, StackError> {
+        let weight = i64::try_from(period).unwrap_or(i64::MAX);
+        Ok(self
+            .read_stack_counts()?
+            .into_iter()
+            .filter(|(k, _)| k.event == stack_event::FAULTS)
+            .map(|(k, n)| RawSample {
+                event: StackEvent::Faults,
+                stack: RawStack {
+                    tgid: k.tgid,
+                    user: self.stack_frames(k.user_stack),
+                    kernel: self.stack_frames(k.kernel_stack),
+                },
+                weight: n.saturating_mul(weight),
+                count: u64::try_from(n).unwrap_or(0),
+            })
+            .collect())
+    }
+
+    /// One stack-probe statistic, summed over CPUs.
+    pub fn stack_stat(&self, stat: Stat) -> u64 {
+        let Some(map) = self.ebpf.map(names::STATS) else {
+            return 0;
+        };
+        let Ok(stats) = PerCpuArray::<&MapData, u64>::try_from(map) else {
+            return 0;
+        };
+        stats
+            .get(&(stat as u32), 0)
+            .map(|v| v.iter().sum())
+            .unwrap_or(0)
+    }
+}

@@ -1,0 +1,88 @@
+//! Sampled stacks as the readers hand them on: raw addresses from the
+//! kernel maps (`probes::stacks`), then the same stacks with names
+//! (`symbols`), which `model::profile` folds into a profile.
+
+/// What a stack's weight measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StackEvent {
+    /// Page faults (weight: faults, the samples times the period).
+    Faults,
+    /// Program-break growth (weight: bytes).
+    Brk,
+    /// Bytes still mapped by mmap (weight: bytes).
+    Mmap,
+    /// Outstanding heap allocations (weight: bytes).
+    Leaks,
+}
+
+impl StackEvent {
+    /// The name used in flags, outputs and the pprof sample type.
+    pub fn name(self) -> &'static str {
+        match self {
+            StackEvent::Faults => "faults",
+            StackEvent::Brk => "brk",
+            StackEvent::Mmap => "mmap",
+            StackEvent::Leaks => "leaks",
+        }
+    }
+
+    /// The unit of its weight.
+    pub fn unit(self) -> &'static str {
+        match self {
+            StackEvent::Faults => "count",
+            _ => "bytes",
+        }
+    }
+}
+
+/// A stack as read from the kernel: addresses, innermost first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RawStack {
+    /// Process (tgid).
+    pub tgid: u32,
+    /// User frames (empty: not walked or lost).
+    pub user: Vec<u64>,
+    /// Kernel frames.
+    pub kernel: Vec<u64>,
+}
+
+/// A weighted raw stack.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawSample {
+    /// What the weight measures.
+    pub event: StackEvent,
+    /// The stack.
+    pub stack: RawStack,
+    /// Weight (faults or bytes); for leaks, already scaled by the sample rate.
+    pub weight: i64,
+    /// Allocations behind the weight (leaks; 0 otherwise).
+    pub count: u64,
+}
+
+/// One symbolized frame.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Frame {
+    /// Function name (demangled), or `module+0xoffset` when unknown.
+    pub name: String,
+    /// The ELF file it is in (None: kernel or unknown).
+    pub module: Option<String>,
+    /// A kernel frame.
+    pub kernel: bool,
+    /// Whether `name` is a symbol (false: module+offset or a raw address).
+    pub symbolized: bool,
+}
+
+/// A weighted stack with names, innermost frame first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedSample {
+    /// What the weight measures.
+    pub event: StackEvent,
+    /// Process (tgid).
+    pub tgid: u32,
+    /// Frames, innermost first (kernel frames before user frames).
+    pub frames: Vec<Frame>,
+    /// Weight.
+    pub weight: i64,
+    /// Allocations behind the weight (leaks).
+    pub count: u64,
+}

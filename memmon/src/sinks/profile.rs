@@ -1,0 +1,140 @@
+//! `memmon profile` / `memmon leaks` as text: a top-N table of stacks
+//! (weight, share, the innermost named frames), and folded stacks (one line
+//! per stack, root first, `;`-separated, then the weight: flamegraph.pl and
+//! inferno's input). Kernel frames carry the `_[k]` suffix flamegraph.pl
+//! colours as kernel.
+
+use std::fmt::Write as _;
+
+use crate::{model::profile::Profile, sample::stacks::StackEvent};
+
+/// A weight as the event's unit reads (bytes in KiB/MiB, faults as is).
+pub fn weight_text(event: StackEvent, weight: i64) -> String {
+    match event {
+        StackEvent::Faults => format!("{weight}"),
+        _ => {
+            let w = weight as f64;
+            if w.abs() >= 1024.0 * 1024.0 {
+                format!("{:.1} MiB", w / (1024.0 * 1024.0))
+            } else if w.abs() >= 1024.0 {
+                format!("{:.1} KiB", w / 1024.0)
+            } else {
+                format!("{weight} B")
+            }
+        }
+    }
+}
+
+/// The frames shown for a stack in the table: innermost user frames first
+/// (kernel frames are in the folded, pprof and SVG outputs).
+const TABLE_FRAMES: usize = 6;
+
+/// The top `n` stacks as a table.
+pub fn table(profile: &Profile, n: usize) -> String {
+    let mut out = String::new();
+    let total = profile.total();
+    let what = match profile.event {
+        StackEvent::Faults => "page faults",
+        StackEvent::Brk => "bytes of program break growth",
+        StackEvent::Mmap => "bytes still mapped",
+        StackEvent::Leaks => "bytes outstanding",
+    };
+    let _ = writeln!(
+        out,
+        "{} {what} in {} stacks over {:.1}s (period {})",
+        weight_text(profile.event, total),
+        profile.stacks.len(),
+        profile.duration_secs,
+        profile.period
+    );
+    let (one, one_weight) = profile.one_frame_weight();
+    if one > 0 {
+        let _ = writeln!(
+            out,
+            "{one} one-frame stacks hold {} ({:.1}%): their code has no frame pointers, so \
+             only the innermost frame is known",
+            weight_text(profile.event, one_weight),
+            share(one_weight, total) * 100.0
+        );
+    }
+    let count_head = if profile.event == StackEvent::Leaks {
+        "ALLOCS"
+    } else {
+        "SAMPLES"
+    };
+    let _ = writeln!(
+        out,
+        "{:>12} {:>6} {count_head:>8} {:>7}  STACK (innermost first)",
+        "WEIGHT", "SHARE", "PID"
+    );
+    for s in profile.stacks.iter().take(n) {
+        let user: Vec<&str> = s
+            .frames
+            .iter()
+            .filter(|f| !f.kernel)
+            .take(TABLE_FRAMES)
+            .map(|f| f.name.as_str())
+            .collect();
+        let frames = if user.is_empty() {
+            s.frames
+                .first()
+                .map(|f| format!("{}_[k]", f.name))
+                .unwrap_or_else(|| "[no stack]".into())
+        } else {
+            user.join(" <- ")
+        };
+        let _ = writeln!(
+            out,
+            "{:>12} {:>5.1}% {:>8} {:>7}  {frames}",
+            weight_text(profile.event, s.weight),
+            share(s.weight, total) * 100.0,
+            s.count,
+            s.tgid
+        );
+    }
+    out
+}
+
+fn share(w: i64, total: i64) -> f64 {
+    if total <= 0 {
+        0.0
+    } else {
+        w as f64 / total as f64
+    }
+}
+
+/// Folded stacks, one line each (stacks with a negative net weight, which
+/// munmap can leave, are left out: flame graphs need counts).
+pub fn folded_lines(profile: &Profile) -> Vec<String> {
+    profile
+        .stacks
+        .iter()
+        .filter(|s| s.weight > 0)
+        .map(|s| {
+            let mut names: Vec<String> = s
+                .frames
+                .iter()
+                .rev()
+                .map(|f| {
+                    let name = f.name.replace([';', ' '], "_");
+                    if f.kernel {
+                        format!("{name}_[k]")
+                    } else {
+                        name
+                    }
+                })
+                .collect();
+            if names.is_empty() {
+                names.push("[no stack]".into());
+            }
+            format!("{} {}", names.join(";"), s.weight)
+        })
+        .collect()
+}
+
+/// The folded stacks as one text.
+pub fn folded(profile: &Profile) -> String {
+    let mut out = folded_lines(profile).join("\n");
+    out.push('\n');
+    out
+}

@@ -1,0 +1,383 @@
+//! Root integration tests of `memmon profile` and `memmon leaks` on the real
+//! kernel: the workload's named functions (`touch_gamma`, `touch_delta`,
+//! `leak_alpha`, `churn_beta`, built with frame pointers) must carry the
+//! share of the sampled weight that the workload itself reports it made;
+//! the pprof output is decoded against profile.proto's field numbers
+//! (declared again here, independently of memmon's writer); a binary that
+//! lives only in another mount namespace still gets its symbols.
+
+mod common;
+
+use std::{path::Path, time::Duration};
+
+use common::*;
+use prost::Message as _;
+
+/// `name` is `function` or `path::function` (Rust names are demangled
+/// with their module path).
+fn is_fn(name: &str, function: &str) -> bool {
+    name == function
+        || name
+            .strip_suffix(function)
+            .is_some_and(|h| h.ends_with("::"))
+}
+
+/// Sum of weights of folded lines that go through `function`, and of all.
+fn folded_share(folded: &str, function: &str) -> (f64, i64) {
+    let mut total = 0i64;
+    let mut hit = 0i64;
+    for line in folded.lines().filter(|l| !l.trim().is_empty()) {
+        let (stack, weight) = line.rsplit_once(' ').expect("folded line has a weight");
+        let w: i64 = weight.parse().expect("folded weight is a number");
+        total += w;
+        if stack.split(';').any(|f| is_fn(f, function)) {
+            hit += w;
+        }
+    }
+    assert!(total > 0, "folded output has no weight:\n{folded}");
+    (hit as f64 / total as f64, total)
+}
+
+/// Runs `memmon ARGS` around `workload` (started, told to go, its report
+/// read), then SIGINT: returns (the workload's report, memmon's stdout).
+fn around(workload: &mut Workload, args: &[&str]) -> (serde_json::Value, String) {
+    let m = Memmon::start(args);
+    let report = workload.go();
+    // Let the last samples land; memmon reads the maps after SIGINT.
+    std::thread::sleep(Duration::from_millis(200));
+    m.signal(libc::SIGINT);
+    let (stdout, stderr) = m.output();
+    eprintln!("memmon stderr:\n{stderr}");
+    (report, stdout)
+}
+
+/// Starts the two-function fault workload and profiles it into `out`.
+fn profile_stacks(format: &str, out: &Path) -> serde_json::Value {
+    let mut w = Workload::start(&["stacks", "200", "20"]);
+    let pid = w.pid.to_string();
+    let (report, _) = around(
+        &mut w,
+        &[
+            "profile",
+            "--pid",
+            &pid,
+            "--event",
+            "faults",
+            "--format",
+            format,
+            "-o",
+            out.to_str().expect("utf-8 temp path"),
+        ],
+    );
+    w.finish();
+    report
+}
+
+#[test]
+fn profile_faults_give_touch_gamma_its_share_in_folded_stacks() {
+    if !require_bpf("profile_faults_give_touch_gamma_its_share_in_folded_stacks") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("faults.folded");
+    let report = profile_stacks("folded", &out);
+    let folded = std::fs::read_to_string(&out).expect("folded output written");
+    let (gamma, total) = folded_share(&folded, "touch_gamma");
+    let (delta, _) = folded_share(&folded, "touch_delta");
+    // The workload's own count of the faults it took (getrusage-like minflt
+    // delta from /proc/self/stat) bounds the sampled weight: sampling is
+    // one in 64 faults, each sample weighing 64.
+    let minflt = report["minflt"].as_u64().expect("minflt");
+    let pages = report["gamma_pages"].as_u64().expect("gamma_pages")
+        + report["delta_pages"].as_u64().expect("delta_pages");
+    assert!(
+        minflt >= pages,
+        "workload reports {minflt} faults for {pages} pages"
+    );
+    assert_within("sampled fault weight", total as u64, minflt, 0.15);
+    assert!(
+        (0.85..=0.95).contains(&gamma),
+        "touch_gamma has {:.1}% of the sampled weight (want 85-95%); folded:\n{folded}",
+        gamma * 100.0
+    );
+    assert!(
+        (0.05..=0.13).contains(&delta),
+        "touch_delta has {:.1}% (want ~9%)",
+        delta * 100.0
+    );
+    // Whole stacks: touch_gamma's caller chain up to main is walked.
+    assert!(
+        folded
+            .lines()
+            .any(|l| l.contains("main;") && l.contains("touch_gamma")),
+        "no stack from main to touch_gamma:\n{folded}"
+    );
+}
+
+/// profile.proto, the messages and fields this test reads.
+mod proto {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Profile {
+        #[prost(message, repeated, tag = "1")]
+        pub sample_type: Vec<ValueType>,
+        #[prost(message, repeated, tag = "2")]
+        pub sample: Vec<Sample>,
+        #[prost(message, repeated, tag = "4")]
+        pub location: Vec<Location>,
+        #[prost(message, repeated, tag = "5")]
+        pub function: Vec<Function>,
+        #[prost(string, repeated, tag = "6")]
+        pub string_table: Vec<String>,
+        #[prost(int64, tag = "12")]
+        pub period: i64,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ValueType {
+        #[prost(int64, tag = "1")]
+        pub r#type: i64,
+        #[prost(int64, tag = "2")]
+        pub unit: i64,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Sample {
+        #[prost(uint64, repeated, tag = "1")]
+        pub location_id: Vec<u64>,
+        #[prost(int64, repeated, tag = "2")]
+        pub value: Vec<i64>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Location {
+        #[prost(uint64, tag = "1")]
+        pub id: u64,
+        #[prost(message, repeated, tag = "4")]
+        pub line: Vec<Line>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Line {
+        #[prost(uint64, tag = "1")]
+        pub function_id: u64,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Function {
+        #[prost(uint64, tag = "1")]
+        pub id: u64,
+        #[prost(int64, tag = "2")]
+        pub name: i64,
+    }
+}
+
+#[test]
+fn profile_pprof_decodes_and_names_the_same_functions() {
+    if !require_bpf("profile_pprof_decodes_and_names_the_same_functions") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("faults.pb");
+    profile_stacks("pprof", &out);
+    let bytes = std::fs::read(&out).expect("pprof output written");
+    let p = proto::Profile::decode(bytes.as_slice()).expect("decodes as profile.proto Profile");
+    let s = |i: i64| -> &str {
+        p.string_table
+            .get(usize::try_from(i).expect("string index >= 0"))
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("string index {i} outside the table"))
+    };
+    assert_eq!(s(0), "", "string_table[0] must be empty");
+    let types: Vec<(&str, &str)> = p
+        .sample_type
+        .iter()
+        .map(|t| (s(t.r#type), s(t.unit)))
+        .collect();
+    assert_eq!(types, vec![("samples", "count"), ("page_faults", "count")]);
+    assert_eq!(p.period, 64);
+    let fn_name = |id: u64| {
+        p.function
+            .iter()
+            .find(|f| f.id == id)
+            .map(|f| s(f.name))
+            .unwrap_or_else(|| panic!("function id {id} missing"))
+    };
+    let loc_names = |id: u64| -> Vec<&str> {
+        p.location
+            .iter()
+            .find(|l| l.id == id)
+            .unwrap_or_else(|| panic!("location id {id} missing"))
+            .line
+            .iter()
+            .map(|l| fn_name(l.function_id))
+            .collect()
+    };
+    let (mut total, mut gamma, mut delta) = (0i64, 0i64, 0i64);
+    for sample in &p.sample {
+        assert_eq!(sample.value.len(), 2, "one value per sample type");
+        assert_eq!(
+            sample.value[1],
+            sample.value[0] * 64,
+            "weight = samples x period"
+        );
+        let names: Vec<&str> = sample
+            .location_id
+            .iter()
+            .flat_map(|id| loc_names(*id))
+            .collect();
+        total += sample.value[1];
+        if names.iter().any(|n| is_fn(n, "touch_gamma")) {
+            gamma += sample.value[1];
+        }
+        if names.iter().any(|n| is_fn(n, "touch_delta")) {
+            delta += sample.value[1];
+        }
+    }
+    let share = gamma as f64 / total as f64;
+    assert!(
+        (0.85..=0.95).contains(&share),
+        "pprof: touch_gamma {:.1}% of {total} faults",
+        share * 100.0
+    );
+    assert!(delta > 0, "pprof names no touch_delta");
+}
+
+#[test]
+fn profile_svg_flame_graph_is_drawn() {
+    if !require_bpf("profile_svg_flame_graph_is_drawn") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("faults.svg");
+    profile_stacks("svg", &out);
+    let svg = std::fs::read_to_string(&out).expect("svg written");
+    assert!(
+        svg.starts_with("<?xml"),
+        "not an SVG: {}",
+        &svg[..svg.len().min(200)]
+    );
+    assert!(svg.contains("<svg"), "no <svg> element");
+    assert!(
+        svg.contains("touch_gamma"),
+        "the flame graph has no touch_gamma frame"
+    );
+    assert!(
+        svg.contains("touch_delta"),
+        "the flame graph has no touch_delta frame"
+    );
+}
+
+#[test]
+fn leaks_credit_leak_alpha_and_not_churn_beta() {
+    if !require_bpf("leaks_credit_leak_alpha_and_not_churn_beta") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("leaks.folded");
+    let mut w = Workload::start(&["leaks", "64", "1024"]);
+    let pid = w.pid.to_string();
+    let (report, _) = around(
+        &mut w,
+        &[
+            "leaks",
+            "--pid",
+            &pid,
+            "--format",
+            "folded",
+            "-o",
+            out.to_str().expect("utf-8 temp path"),
+        ],
+    );
+    w.finish();
+    let folded = std::fs::read_to_string(&out).expect("folded output written");
+    let leaked = report["leaked_bytes"].as_u64().expect("leaked_bytes");
+    assert_eq!(leaked, 64 << 20);
+    let (alpha, total) = folded_share(&folded, "leak_alpha");
+    let (beta, _) = folded_share(&folded, "churn_beta");
+    assert!(
+        alpha >= 0.90,
+        "leak_alpha holds {:.1}% of {total} outstanding bytes (want >= 90%):\n{folded}",
+        alpha * 100.0
+    );
+    assert!(
+        beta <= 0.02,
+        "churn_beta holds {:.1}% (want <= 2%)",
+        beta * 100.0
+    );
+    // What leak_alpha holds is what the workload kept (4 KiB blocks, each
+    // traced exactly).
+    let alpha_bytes = (alpha * total as f64) as u64;
+    assert_within("bytes through leak_alpha", alpha_bytes, leaked, 0.01);
+}
+
+#[test]
+fn leaks_refuses_a_process_without_a_shared_allocator_with_the_reason() {
+    if !require_bpf("leaks_refuses_a_process_without_a_shared_allocator_with_the_reason") {
+        return;
+    }
+    // The kernel thread kthreadd (pid 2) maps nothing.
+    let out = std::process::Command::new(MEMMON)
+        .args(["leaks", "--pid", "2", "--duration", "0"])
+        .output()
+        .expect("run memmon");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "memmon leaks on kthreadd succeeded");
+    assert!(
+        stderr.contains("maps no shared allocator library"),
+        "unclear message: {stderr}"
+    );
+}
+
+#[test]
+fn profile_symbolizes_a_binary_only_inside_another_mount_namespace() {
+    if !require_bpf("profile_symbolizes_a_binary_only_inside_another_mount_namespace") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hidden = dir.path().join("ns-only");
+    std::fs::create_dir(&hidden).expect("mkdir");
+    let out = dir.path().join("ns.folded");
+    // In a private mount namespace: a tmpfs over `hidden`, the workload
+    // copied into it and exec'ed from there. Outside, `hidden` stays empty.
+    let script = format!(
+        "mount -t tmpfs memmon-test {h} && cp {w} {h}/workload-in-ns && exec {h}/workload-in-ns stacks 100 10",
+        h = hidden.display(),
+        w = WORKLOAD
+    );
+    let mut w = Workload::start_under(
+        &[
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+            "--",
+        ],
+        &[],
+    );
+    let exe = std::fs::read_link(format!("/proc/{}/exe", w.pid)).expect("exe link");
+    assert!(exe.starts_with(&hidden), "workload runs {}", exe.display());
+    assert!(
+        !exe.exists(),
+        "{} is visible outside the namespace: the test would prove nothing",
+        exe.display()
+    );
+    let pid = w.pid.to_string();
+    around(
+        &mut w,
+        &[
+            "profile",
+            "--pid",
+            &pid,
+            "--format",
+            "folded",
+            "-o",
+            out.to_str().expect("utf-8 temp path"),
+        ],
+    );
+    w.finish();
+    let folded = std::fs::read_to_string(&out).expect("folded output written");
+    let (gamma, _) = folded_share(&folded, "touch_gamma");
+    assert!(
+        (0.85..=0.95).contains(&gamma),
+        "touch_gamma has {:.1}% in the namespaced process:\n{folded}",
+        gamma * 100.0
+    );
+}

@@ -188,7 +188,7 @@ pub fn group_live(
             )
         })
         .collect();
-    out.sort_by(|a, b| b.2.cmp(&a.2));
+    out.sort_by_key(|e| std::cmp::Reverse(e.2));
     out
 }
 

@@ -36,6 +36,10 @@ pub const PROFILE_SETTINGS: &str = "PROFILE_SETTINGS";
 pub const LIVE_ALLOCS: &str = "LIVE_ALLOCS";
 /// Allocations between entry and return (pid_tgid → `PendingAlloc`).
 pub const PENDING_ALLOCS: &str = "PENDING_ALLOCS";
+/// Mappings charged to a stack (`MmapKey` → `MmapCharge`), for munmap.
+pub const MMAP_CHARGES: &str = "MMAP_CHARGES";
+/// Process → last program break (`memmon profile --event brk`).
+pub const STACK_BRK_LAST: &str = "STACK_BRK_LAST";
 /// The load-time configuration global (BTF offsets, layouts).
 pub const CONFIG: &str = "CONFIG";
 
@@ -57,4 +61,6 @@ pub const MAPS: &[&str] = &[
     PROFILE_SETTINGS,
     LIVE_ALLOCS,
     PENDING_ALLOCS,
+    MMAP_CHARGES,
+    STACK_BRK_LAST,
 ];

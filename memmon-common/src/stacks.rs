@@ -82,3 +82,35 @@ unsafe impl aya::Pod for LiveAlloc {}
 #[cfg(feature = "user")]
 // SAFETY: repr(C), integers only, no padding.
 unsafe impl aya::Pod for PendingAlloc {}
+
+/// A mapping `memmon profile --event mmap` charged to a stack, by process
+/// and start address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MmapKey {
+    /// Start address.
+    pub addr: u64,
+    /// Process (tgid).
+    pub tgid: u32,
+    /// Padding.
+    pub _pad: u32,
+}
+
+/// What a charged mapping holds: its length and the stack it was charged to.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MmapCharge {
+    /// Bytes still charged.
+    pub len: u64,
+    /// User stack id.
+    pub stack: i32,
+    /// Padding.
+    pub _pad: u32,
+}
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), integers only, no padding.
+unsafe impl aya::Pod for MmapKey {}
+#[cfg(feature = "user")]
+// SAFETY: repr(C), integers only, no padding.
+unsafe impl aya::Pod for MmapCharge {}

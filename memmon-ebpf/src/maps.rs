@@ -9,7 +9,7 @@ use aya_ebpf::{
 };
 use memmon_common::{
     KernelConfig, MemcgExits, ProcCounters, Stat,
-    stacks::{LiveAlloc, PendingAlloc, StackKey, setting},
+    stacks::{LiveAlloc, MmapCharge, MmapKey, PendingAlloc, StackKey, setting},
     stats::STATS_LEN,
 };
 
@@ -193,6 +193,15 @@ pub static LIVE_ALLOCS: HashMap<u64, LiveAlloc> = HashMap::with_max_entries(1, B
 #[map]
 pub static PENDING_ALLOCS: HashMap<u64, PendingAlloc> =
     HashMap::with_max_entries(1, BPF_F_NO_PREALLOC);
+
+/// Mappings charged to a stack, for munmap to subtract.
+#[map]
+pub static MMAP_CHARGES: HashMap<MmapKey, MmapCharge> =
+    HashMap::with_max_entries(1, BPF_F_NO_PREALLOC);
+
+/// Process → last program break seen by the brk sampler.
+#[map]
+pub static STACK_BRK_LAST: HashMap<u32, u64> = HashMap::with_max_entries(1, BPF_F_NO_PREALLOC);
 
 /// A settings slot (0 when unset).
 #[inline(always)]

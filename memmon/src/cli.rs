@@ -305,6 +305,12 @@ pub struct EventsArgs {
 pub enum ProfileEvent {
     /// Page faults (perf software event, one sample per --period faults).
     Faults,
+    /// Program-break growth (brk), bytes per stack.
+    Brk,
+    /// Bytes mmap'ed and not yet munmap'ed, per stack.
+    Mmap,
+    /// All three, one table each (text only).
+    All,
 }
 
 /// Output formats of `memmon profile` and `memmon leaks`.

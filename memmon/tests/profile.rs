@@ -381,3 +381,67 @@ fn profile_symbolizes_a_binary_only_inside_another_mount_namespace() {
         gamma * 100.0
     );
 }
+
+#[test]
+fn profile_brk_and_mmap_weigh_what_is_still_grown_or_mapped() {
+    if !require_bpf("profile_brk_and_mmap_weigh_what_is_still_grown_or_mapped") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    for event in ["brk", "mmap"] {
+        let out = dir.path().join(format!("{event}.folded"));
+        let mut w = Workload::start(&["growth", "256", "64", "256"]);
+        let pid = w.pid.to_string();
+        let (report, _) = around(
+            &mut w,
+            &[
+                "profile",
+                "--pid",
+                &pid,
+                "--event",
+                event,
+                "--format",
+                "folded",
+                "-o",
+                out.to_str().expect("utf-8 temp path"),
+            ],
+        );
+        // The kernel's own view of the break after the growth.
+        let stat = std::fs::read_to_string(format!("/proc/{}/maps", w.pid)).expect("maps");
+        w.finish();
+        let folded = std::fs::read_to_string(&out).expect("folded output written");
+        let through = |f: &str| -> i64 {
+            folded
+                .lines()
+                .filter(|l| {
+                    l.split(';')
+                        .any(|fr| is_fn(fr.split(' ').next().unwrap_or(fr), f))
+                })
+                .map(|l| {
+                    l.rsplit_once(' ')
+                        .map_or(0, |(_, w)| w.parse::<i64>().unwrap_or(0))
+                })
+                .sum()
+        };
+        if event == "brk" {
+            let grown = report["brk_grow_bytes"].as_u64().expect("brk_grow_bytes");
+            assert_eq!(grown, 256 * 4096, "the workload's break did not grow");
+            assert!(stat.contains("[heap]"), "no [heap] after brk growth");
+            assert_eq!(
+                through("brk_theta") as u64,
+                grown,
+                "brk bytes through brk_theta:\n{folded}"
+            );
+        } else {
+            let kept = report["kept_bytes"].as_u64().expect("kept_bytes");
+            assert_eq!(kept, 64 << 20);
+            assert_eq!(
+                through("map_zeta") as u64,
+                kept,
+                "mapped bytes through map_zeta:\n{folded}"
+            );
+            // map_eta unmapped all it mapped: nothing left on its stack.
+            assert_eq!(through("map_eta"), 0, "map_eta still charged:\n{folded}");
+        }
+    }
+}

@@ -14,3 +14,4 @@ mod reclaim;
 pub mod rss_stat;
 mod slab;
 mod stack_faults;
+mod stack_growth;

@@ -50,6 +50,9 @@ commands:
                        (named frames for `memmon profile`; built with frame pointers)
   leaks LEAK CHURN     malloc LEAK MiB in 4 KiB blocks in leak_alpha and keep them, then
                        malloc and free CHURN MiB in 4 KiB blocks in churn_beta
+  growth PAGES KEEP CHURN  grow the break PAGES pages in brk_theta; mmap KEEP MiB (1 MiB
+                       each) in map_zeta and keep it; mmap and munmap CHURN MiB in map_eta
+                       (raw syscalls, so the caller's frame is the sampled one)
   malloc-storm PAIRS   PAIRS malloc/free pairs of mixed sizes (16 B..64 KiB), keeping
                        one block in 64; prints ns per pair and the bytes kept
   oom MIB              touch MIB of fresh memory (killed by the OOM killer when
@@ -90,6 +93,12 @@ fn run(args: &[String]) -> Result<(), String> {
             let kept = leak_alpha(leak * 256);
             churn_beta(churn * 256);
             format!("\"leaked_bytes\":{kept}")
+        }
+        "growth" => {
+            let grown = brk_theta(num(1)?);
+            let kept = map_zeta(num(2)?);
+            let churned = map_eta(num(3)?);
+            format!("\"brk_grow_bytes\":{grown},\"kept_bytes\":{kept},\"churned_bytes\":{churned}")
         }
         "malloc-storm" => {
             let (ns, kept) = malloc_storm(num(1)?);
@@ -302,6 +311,88 @@ fn churn_beta(blocks: u64) {
         // SAFETY: malloc'ed above (or null).
         unsafe { libc::free(p) };
     }
+}
+
+/// A raw system call from this frame (x86-64), so the sampled user stack
+/// starts here rather than in libc (which has no frame pointers).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn raw_syscall(nr: i64, a: [u64; 6]) -> i64 {
+    let ret: i64;
+    // SAFETY: a plain system call; rcx and r11 are clobbered by `syscall`.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") nr => ret,
+            in("rdi") a[0], in("rsi") a[1], in("rdx") a[2],
+            in("r10") a[3], in("r8") a[4], in("r9") a[5],
+            lateout("rcx") _, lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn raw_syscall(nr: i64, a: [u64; 6]) -> i64 {
+    // SAFETY: the same call through libc (frames of libc may be lost).
+    unsafe { libc::syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]) }
+}
+
+/// Grows the break `pages` pages with brk(2) itself; returns the bytes.
+#[inline(never)]
+fn brk_theta(pages: u64) -> u64 {
+    let start = raw_syscall(libc::SYS_brk, [0; 6]) as u64;
+    let mut cur = start;
+    for _ in 0..pages {
+        let want = cur + PAGE as u64;
+        let got = raw_syscall(libc::SYS_brk, [want, 0, 0, 0, 0, 0]) as u64;
+        if got != want {
+            break;
+        }
+        cur = got;
+    }
+    std::hint::black_box(cur - start)
+}
+
+fn mmap_mib() -> i64 {
+    raw_syscall(
+        libc::SYS_mmap,
+        [
+            0,
+            1 << 20,
+            (libc::PROT_READ | libc::PROT_WRITE) as u64,
+            (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64,
+            u64::MAX,
+            0,
+        ],
+    )
+}
+
+/// Maps `mib` MiB, 1 MiB per mmap, and keeps them; returns the bytes.
+#[inline(never)]
+fn map_zeta(mib: u64) -> u64 {
+    let mut kept = 0;
+    for _ in 0..mib {
+        if mmap_mib() > 0 {
+            kept += 1 << 20;
+        }
+    }
+    std::hint::black_box(kept)
+}
+
+/// Maps and unmaps `mib` MiB, 1 MiB at a time; returns the bytes.
+#[inline(never)]
+fn map_eta(mib: u64) -> u64 {
+    let mut churned = 0;
+    for _ in 0..mib {
+        let p = mmap_mib();
+        if p > 0 {
+            raw_syscall(libc::SYS_munmap, [p as u64, 1 << 20, 0, 0, 0, 0]);
+            churned += 1 << 20;
+        }
+    }
+    std::hint::black_box(churned)
 }
 
 /// `pairs` malloc/free pairs of mixed sizes; one block in 64 is kept (a

@@ -1,6 +1,6 @@
 //! `memmon profile`: attaches the page-fault sampler (a perf software event
-//! with a period, stacks by bpf_get_stackid) to the chosen processes or
-//! cgroup, waits, then reads the sampled stacks, names them (`symbols`)
+//! with a period, stacks by bpf_get_stackid) or the brk/mmap samplers
+//! (syscall tracepoints) to the chosen processes or cgroup, waits, then reads the sampled stacks, names them (`symbols`)
 //! while the processes still live, merges them (`model::profile`) and
 //! writes the table, folded stacks, pprof or SVG. Also the output writer
 //! `memmon leaks` shares.
@@ -16,7 +16,7 @@ use anyhow::Context as _;
 use memmon_common::Stat;
 
 use crate::{
-    cli::{ProfileArgs, ProfileFormat},
+    cli::{ProfileArgs, ProfileEvent, ProfileFormat},
     error::Fatal,
     model::profile::Profile,
     privileges,
@@ -41,32 +41,65 @@ pub fn run(args: &ProfileArgs) -> Result<(), Fatal> {
             "--period 0 is out of range: give the number of page faults per sample (>= 1)".into(),
         ));
     }
+    let events: Vec<StackEvent> = match args.event {
+        ProfileEvent::Faults => vec![StackEvent::Faults],
+        ProfileEvent::Brk => vec![StackEvent::Brk],
+        ProfileEvent::Mmap => vec![StackEvent::Mmap],
+        ProfileEvent::All => vec![StackEvent::Faults, StackEvent::Brk, StackEvent::Mmap],
+    };
+    if events.len() > 1 && args.format != ProfileFormat::Text {
+        return Err(Fatal::Usage(
+            "--event all writes one table per event (--format text); for folded, pprof or svg \
+             pick one: --event faults, --event brk or --event mmap"
+                .into(),
+        ));
+    }
     let target = target(args)?;
     privileges::check().map_err(Fatal::Privileges)?;
     let mut probes = load_stack_probes("`memmon profile`")?;
     probes
         .set_stack_target(&target, 1)
         .context("setting the profile's targets")?;
-    probes
-        .attach_fault_sampler(args.period)
-        .context("attaching the page-fault sampler")?;
+    for event in &events {
+        match event {
+            StackEvent::Faults => probes
+                .attach_fault_sampler(args.period)
+                .context("attaching the page-fault sampler")?,
+            other => probes
+                .attach_growth_sampler(*other)
+                .with_context(|| format!("attaching the {} sampler", other.name()))?,
+        }
+    }
     super::stop_signal::install();
     let started = SystemTime::now();
     let begin = Instant::now();
+    let names: Vec<&str> = events.iter().map(|e| e.name()).collect();
     eprintln!(
-        "memmon: probes attached; profiling page faults of {} (one sample per {} faults); Ctrl-C to stop",
+        "memmon: probes attached; profiling {} of {} (faults: one sample per {} faults); Ctrl-C \
+         to stop",
+        names.join(", "),
         describe(&target),
         args.period
     );
     wait(args.duration);
     let duration = begin.elapsed().as_secs_f64();
     let raw = probes
-        .read_fault_samples(args.period)
+        .read_samples(args.period)
         .context("reading the sampled stacks")?;
     let named = Symbols::new().name(&raw);
-    let profile = Profile::build(StackEvent::Faults, args.period, duration, &named);
     report_losses(&probes);
-    let title = format!("memmon profile: page faults of {}", describe(&target));
+    if events.len() > 1 {
+        let mut text = String::new();
+        for event in &events {
+            let profile = Profile::build(*event, period_of(*event, args.period), duration, &named);
+            text.push_str(&sinks::profile::table(&profile, args.top));
+            text.push('\n');
+        }
+        return write_bytes(text.as_bytes(), args.output.as_deref());
+    }
+    let event = events[0];
+    let profile = Profile::build(event, period_of(event, args.period), duration, &named);
+    let title = format!("memmon profile: {} of {}", event.name(), describe(&target));
     write_output(
         &profile,
         args.format,
@@ -75,6 +108,16 @@ pub fn run(args: &ProfileArgs) -> Result<(), Fatal> {
         &title,
         started,
     )
+}
+
+/// The period a profile of `event` reports (1 for the byte-weighted ones:
+/// every call is seen).
+fn period_of(event: StackEvent, period: u64) -> u64 {
+    if event == StackEvent::Faults {
+        period
+    } else {
+        1
+    }
 }
 
 /// Loads the eBPF object with room for stacks and no catalog probe.
@@ -218,13 +261,28 @@ pub fn write_output(
             out
         }
     };
+    write_bytes(&bytes, output)?;
+    if format != ProfileFormat::Text {
+        let head: String = sinks::profile::table(profile, 0)
+            .lines()
+            .take(2)
+            .map(|l| format!("memmon: {l}\n"))
+            .collect();
+        eprint!("{head}");
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `output` (stdout when None; a closed pipe is not an
+/// error: the reader is gone).
+fn write_bytes(bytes: &[u8], output: Option<&Path>) -> Result<(), Fatal> {
     match output {
         Some(path) => {
-            std::fs::write(path, &bytes).with_context(|| format!("writing {}", path.display()))?
+            std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?
         }
         None => {
             let mut out = std::io::stdout().lock();
-            if let Err(e) = out.write_all(&bytes).and_then(|()| out.flush())
+            if let Err(e) = out.write_all(bytes).and_then(|()| out.flush())
                 && e.kind() != std::io::ErrorKind::BrokenPipe
             {
                 return Err(Fatal::Other(
@@ -232,16 +290,6 @@ pub fn write_output(
                 ));
             }
         }
-    }
-    if format != ProfileFormat::Text {
-        eprint!(
-            "{}",
-            sinks::profile::table(profile, 0)
-                .lines()
-                .take(2)
-                .map(|l| format!("memmon: {l}\n"))
-                .collect::<String>()
-        );
     }
     Ok(())
 }

@@ -124,7 +124,9 @@ impl ProbeSet {
                 .map_max_entries(names::STACK_COUNTS, n)
                 .map_max_entries(names::PROFILE_PIDS, 1024)
                 .map_max_entries(names::LIVE_ALLOCS, LIVE_ALLOCS_MAX)
-                .map_max_entries(names::PENDING_ALLOCS, 65536);
+                .map_max_entries(names::PENDING_ALLOCS, 65536)
+                .map_max_entries(names::MMAP_CHARGES, 1 << 18)
+                .map_max_entries(names::STACK_BRK_LAST, 32768);
         }
         let pin_paths: Vec<(&str, std::path::PathBuf)> = pin_dir
             .iter()

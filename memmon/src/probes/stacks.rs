@@ -9,7 +9,7 @@ use std::{num::NonZeroU32, path::Path};
 use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray, StackTraceMap},
     programs::{
-        PerfEvent, UProbe,
+        PerfEvent, TracePoint, UProbe,
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
         uprobe::UProbeScope,
     },
@@ -35,6 +35,10 @@ pub const PROGRAMS: &[&str] = &[
     "leak_free",
     "leak_alloc_return",
     "leak_memalign_return",
+    "stack_brk_exit",
+    "stack_mmap_enter",
+    "stack_mmap_exit",
+    "stack_munmap_enter",
 ];
 
 /// Attaching or reading the stack probes failed.
@@ -176,6 +180,46 @@ impl ProbeSet {
         Ok(())
     }
 
+    /// Attaches the brk sampler (`StackEvent::Brk`) or the mmap/munmap
+    /// samplers (`StackEvent::Mmap`) to their syscall tracepoints.
+    pub fn attach_growth_sampler(&mut self, event: StackEvent) -> Result<(), StackError> {
+        let points: &[(&str, &str)] = match event {
+            StackEvent::Brk => &[("stack_brk_exit", "sys_exit_brk")],
+            StackEvent::Mmap => &[
+                ("stack_mmap_enter", "sys_enter_mmap"),
+                ("stack_mmap_exit", "sys_exit_mmap"),
+                ("stack_munmap_enter", "sys_enter_munmap"),
+            ],
+            _ => {
+                return Err(StackError::Other(format!(
+                    "{} has no tracepoint sampler",
+                    event.name()
+                )));
+            }
+        };
+        for (program, name) in points {
+            let tp: &mut TracePoint = self
+                .ebpf
+                .program_mut(program)
+                .ok_or(StackError::Missing("a growth sampler program"))?
+                .try_into()
+                .map_err(|source| StackError::Program {
+                    what: program.to_string(),
+                    source,
+                })?;
+            tp.load().map_err(|source| StackError::Program {
+                what: format!("verifier rejected {program}"),
+                source,
+            })?;
+            tp.attach("syscalls", name)
+                .map_err(|source| StackError::Program {
+                    what: format!("attaching {program} to syscalls:{name}"),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
     /// Attaches the allocator probes to process `pid`'s allocator in
     /// `library` (a path as seen from here, e.g. under /proc/PID/root).
     /// Returns the functions attached; fails when malloc or free is missing.
@@ -282,22 +326,34 @@ impl ProbeSet {
             .unwrap_or_default()
     }
 
-    /// The fault samples as raw stacks, each weighted by `period`.
-    pub fn read_fault_samples(&self, period: u64) -> Result<Vec<RawSample>, StackError> {
-        let weight = i64::try_from(period).unwrap_or(i64::MAX);
+    /// The sampled stacks as raw stacks: fault samples weighted by
+    /// `period` (and counted), brk and mmap weights in bytes.
+    pub fn read_samples(&self, period: u64) -> Result<Vec<RawSample>, StackError> {
+        let period = i64::try_from(period).unwrap_or(i64::MAX);
         Ok(self
             .read_stack_counts()?
             .into_iter()
-            .filter(|(k, _)| k.event == stack_event::FAULTS)
-            .map(|(k, n)| RawSample {
-                event: StackEvent::Faults,
-                stack: RawStack {
-                    tgid: k.tgid,
-                    user: self.stack_frames(k.user_stack),
-                    kernel: self.stack_frames(k.kernel_stack),
-                },
-                weight: n.saturating_mul(weight),
-                count: u64::try_from(n).unwrap_or(0),
+            .filter_map(|(k, n)| {
+                let (event, weight, count) = match k.event {
+                    stack_event::FAULTS => (
+                        StackEvent::Faults,
+                        n.saturating_mul(period),
+                        u64::try_from(n).unwrap_or(0),
+                    ),
+                    stack_event::BRK => (StackEvent::Brk, n, 0),
+                    stack_event::MMAP => (StackEvent::Mmap, n, 0),
+                    _ => return None,
+                };
+                Some(RawSample {
+                    event,
+                    stack: RawStack {
+                        tgid: k.tgid,
+                        user: self.stack_frames(k.user_stack),
+                        kernel: self.stack_frames(k.kernel_stack),
+                    },
+                    weight,
+                    count,
+                })
             })
             .collect())
     }

@@ -152,16 +152,23 @@ pub fn build(profile: &Profile, time_nanos: i64) -> PprofProfile {
     let mut strings = Strings::default();
     strings.id("");
     let (count_type, weight_type, unit) = sample_types(profile.event);
-    let sample_type = vec![
-        ValueType {
-            r#type: strings.id(count_type),
-            unit: strings.id("count"),
-        },
-        ValueType {
-            r#type: strings.id(weight_type),
-            unit: strings.id(unit),
-        },
-    ];
+    // brk and mmap weigh every call: no sample count, so no count type.
+    let counted = matches!(profile.event, StackEvent::Faults | StackEvent::Leaks);
+    // An index into the string table: the weight is the preferred value.
+    let default_sample_type = strings.id(weight_type);
+    let mut sample_type = vec![ValueType {
+        r#type: strings.id(weight_type),
+        unit: strings.id(unit),
+    }];
+    if counted {
+        sample_type.insert(
+            0,
+            ValueType {
+                r#type: strings.id(count_type),
+                unit: strings.id("count"),
+            },
+        );
+    }
     let mut mappings: HashMap<String, u64> = HashMap::new();
     let mut mapping = Vec::new();
     let mut functions: HashMap<(String, Option<String>), u64> = HashMap::new();
@@ -228,7 +235,11 @@ pub fn build(profile: &Profile, time_nanos: i64) -> PprofProfile {
         }
         samples.push(Sample {
             location_id: ids,
-            value: vec![i64::try_from(s.count).unwrap_or(i64::MAX), s.weight],
+            value: if counted {
+                vec![i64::try_from(s.count).unwrap_or(i64::MAX), s.weight]
+            } else {
+                vec![s.weight]
+            },
             label: vec![Label {
                 key: pid_key,
                 str: 0,
@@ -257,7 +268,7 @@ pub fn build(profile: &Profile, time_nanos: i64) -> PprofProfile {
         period_type,
         period: i64::try_from(profile.period).unwrap_or(i64::MAX),
         comment,
-        default_sample_type: 1,
+        default_sample_type,
     }
 }
 

@@ -35,9 +35,9 @@ pub fn table(profile: &Profile, n: usize) -> String {
     let total = profile.total();
     let what = match profile.event {
         StackEvent::Faults => "page faults",
-        StackEvent::Brk => "bytes of program break growth",
-        StackEvent::Mmap => "bytes still mapped",
-        StackEvent::Leaks => "bytes outstanding",
+        StackEvent::Brk => "of program break growth",
+        StackEvent::Mmap => "still mapped",
+        StackEvent::Leaks => "outstanding",
     };
     let _ = writeln!(
         out,
@@ -67,6 +67,8 @@ pub fn table(profile: &Profile, n: usize) -> String {
         "{:>12} {:>6} {count_head:>8} {:>7}  STACK (innermost first)",
         "WEIGHT", "SHARE", "PID"
     );
+    // brk and mmap weigh every call: there is no sample count to show.
+    let counted = matches!(profile.event, StackEvent::Faults | StackEvent::Leaks);
     for s in profile.stacks.iter().take(n) {
         let user: Vec<&str> = s
             .frames
@@ -88,7 +90,11 @@ pub fn table(profile: &Profile, n: usize) -> String {
             "{:>12} {:>5.1}% {:>8} {:>7}  {frames}",
             weight_text(profile.event, s.weight),
             share(s.weight, total) * 100.0,
-            s.count,
+            if counted {
+                s.count.to_string()
+            } else {
+                "-".into()
+            },
             s.tgid
         );
     }

@@ -378,8 +378,10 @@ pub struct LeaksArgs {
     /// Seconds to trace (default: until Ctrl-C or SIGTERM).
     #[arg(long, short = 'd', value_name = "SECS")]
     pub duration: Option<f64>,
-    /// Track one allocation in N (outstanding bytes are scaled by N).
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    /// Track one allocation in N (outstanding bytes and counts are scaled
+    /// by N); 1 tracks every allocation. The uprobes still fire on every
+    /// call: sampling saves the map updates and stack walks.
+    #[arg(long, value_name = "N", default_value_t = 16)]
     pub sample_rate: u64,
     /// Report only allocations at least SECS old when tracing ends.
     #[arg(long, value_name = "SECS", default_value_t = 0.0)]

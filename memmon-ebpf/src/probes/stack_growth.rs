@@ -10,7 +10,7 @@ use aya_ebpf::{
     bindings::{BPF_ANY, BPF_F_USER_STACK},
     helpers::bpf_get_current_pid_tgid,
     macros::tracepoint,
-    programs::{TracePointContext, tracing::StackIdContext as _},
+    programs::TracePointContext,
 };
 use memmon_common::{
     Stat,

@@ -277,6 +277,8 @@ fn leaks_credit_leak_alpha_and_not_churn_beta() {
             "leaks",
             "--pid",
             &pid,
+            "--sample-rate",
+            "1",
             "--format",
             "folded",
             "-o",

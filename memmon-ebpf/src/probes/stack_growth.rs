@@ -1,6 +1,7 @@
 //! `memmon profile --event brk|mmap`: the syscall tracepoints with the
 //! caller's user stack, weighted by bytes. brk: the change of the break the
-//! kernel returns, per process (the first call seen only sets the base).
+//! kernel returns, per process (userspace seeds the current break of the
+//! pids it targets; otherwise the first call seen only sets the base).
 //! mmap: the length of each successful mapping, charged to its stack and
 //! remembered by start address; a munmap from that start address takes
 //! what it unmaps off the same stack, so a stack's weight is what it still

@@ -165,6 +165,8 @@ mod tests {
             "memmon-snapshot.1",
             "memmon-top.1",
             "memmon-events.1",
+            "memmon-profile.1",
+            "memmon-leaks.1",
             "memmon-config.1",
             "memmon-completions.1",
             "memmon-man.1",

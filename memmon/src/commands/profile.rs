@@ -60,6 +60,17 @@ pub fn run(args: &ProfileArgs) -> Result<(), Fatal> {
     probes
         .set_stack_target(&target, 1)
         .context("setting the profile's targets")?;
+    if events.contains(&StackEvent::Brk)
+        && let Target::Pids(pids) = &target
+    {
+        for pid in pids {
+            if let Some(brk) = crate::procfs::maps::program_break(*pid) {
+                probes
+                    .seed_brk(*pid, brk)
+                    .context("seeding the program break")?;
+            }
+        }
+    }
     for event in &events {
         match event {
             StackEvent::Faults => probes

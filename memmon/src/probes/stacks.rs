@@ -147,6 +147,20 @@ impl ProbeSet {
         Ok(())
     }
 
+    /// Tells the brk sampler where process `pid`'s break is now, so its
+    /// first growth is weighed too (without it, the first brk seen only
+    /// sets the base).
+    pub fn seed_brk(&mut self, pid: u32, brk: u64) -> Result<(), StackError> {
+        let mut map: HashMap<&mut MapData, u32, u64> = HashMap::try_from(
+            self.ebpf
+                .map_mut(names::STACK_BRK_LAST)
+                .ok_or(StackError::Missing(names::STACK_BRK_LAST))?,
+        )
+        .map_err(map_err(names::STACK_BRK_LAST))?;
+        map.insert(pid, brk, 0)
+            .map_err(map_err(names::STACK_BRK_LAST))
+    }
+
     /// Attaches the fault sampler on every online CPU: one sample each
     /// `period` page faults.
     pub fn attach_fault_sampler(&mut self, period: u64) -> Result<(), StackError> {

@@ -20,6 +20,27 @@ pub fn mapped_files(pid: u32) -> Result<Vec<PathBuf>, MapsError> {
     Ok(parse(&text))
 }
 
+/// Where `pid`'s program break is, as near as /proc tells: the end of its
+/// `[heap]` mapping (the break rounded up to a page), else `start_brk`
+/// (field 47 of /proc/PID/stat: no heap yet, the break is where it began).
+pub fn program_break(pid: u32) -> Option<u64> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    if let Some(end) = heap_end(&maps) {
+        return Some(end);
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_comm = stat.rsplit_once(')')?.1;
+    // Fields after comm start at field 3.
+    after_comm.split_whitespace().nth(47 - 3)?.parse().ok()
+}
+
+/// The end address of the `[heap]` line of a maps text.
+pub fn heap_end(maps: &str) -> Option<u64> {
+    let line = maps.lines().find(|l| l.trim_end().ends_with("[heap]"))?;
+    let range = line.split_whitespace().next()?;
+    u64::from_str_radix(range.split_once('-')?.1, 16).ok()
+}
+
 /// The paths of a maps text.
 pub fn parse(text: &str) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = Vec::new();
@@ -62,5 +83,9 @@ mod tests {
                 PathBuf::from("/usr/lib/x86_64-linux-gnu/libc.so.6")
             ]
         );
+        assert_eq!(heap_end(text), None);
+        let heap =
+            "5600a0000000-5600a0021000 rw-p 00000000 00:00 0                          [heap]\n";
+        assert_eq!(heap_end(heap), Some(0x5600a0021000));
     }
 }

@@ -276,3 +276,49 @@ pub fn build(profile: &Profile, time_nanos: i64) -> PprofProfile {
 pub fn encode(profile: &Profile, time_nanos: i64) -> Vec<u8> {
     build(profile, time_nanos).encode_to_vec()
 }
+
+#[cfg(test)]
+mod tests {
+    use prost::Message as _;
+
+    use super::*;
+    use crate::sample::stacks::{Frame, NamedSample};
+
+    #[test]
+    fn locations_and_functions_are_shared_and_strings_start_empty() {
+        let f = |name: &str| Frame {
+            name: name.into(),
+            module: Some("/bin/w".into()),
+            kernel: false,
+            symbolized: true,
+        };
+        let s = |frames: Vec<Frame>, weight| NamedSample {
+            event: StackEvent::Leaks,
+            tgid: 3,
+            frames,
+            weight,
+            count: 1,
+        };
+        let p = Profile::build(
+            StackEvent::Leaks,
+            1,
+            2.0,
+            &[
+                s(vec![f("a"), f("main")], 10),
+                s(vec![f("b"), f("main")], 5),
+            ],
+        );
+        let pb = PprofProfile::decode(encode(&p, 0).as_slice()).expect("round trip");
+        assert_eq!(pb.string_table[0], "");
+        assert_eq!(pb.sample.len(), 2);
+        assert_eq!(pb.location.len(), 3, "main is one location");
+        assert_eq!(pb.function.len(), 3);
+        assert_eq!(pb.mapping.len(), 1);
+        assert_eq!(pb.sample[0].value, vec![1, 10]);
+        assert_eq!(
+            pb.string_table[pb.default_sample_type as usize],
+            "inuse_space"
+        );
+        assert_eq!(pb.duration_nanos, 2_000_000_000);
+    }
+}

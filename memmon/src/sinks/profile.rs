@@ -144,3 +144,50 @@ pub fn folded(profile: &Profile) -> String {
     out.push('\n');
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::stacks::{Frame, NamedSample};
+
+    fn frame(name: &str, kernel: bool) -> Frame {
+        Frame {
+            name: name.into(),
+            module: None,
+            kernel,
+            symbolized: true,
+        }
+    }
+
+    #[test]
+    fn folded_lines_are_root_first_with_kernel_frames_marked() {
+        let p = Profile::build(
+            StackEvent::Faults,
+            64,
+            1.0,
+            &[NamedSample {
+                event: StackEvent::Faults,
+                tgid: 1,
+                frames: vec![
+                    frame("clear_page", true),
+                    frame("touch gamma", false),
+                    frame("main", false),
+                ],
+                weight: 128,
+                count: 2,
+            }],
+        );
+        assert_eq!(folded(&p), "main;touch_gamma;clear_page_[k] 128\n");
+        let table = table(&p, 5);
+        assert!(table.starts_with("128 page faults in 1 stacks"), "{table}");
+        assert!(table.contains("touch gamma <- main"), "{table}");
+    }
+
+    #[test]
+    fn byte_weights_read_in_binary_units() {
+        assert_eq!(weight_text(StackEvent::Leaks, 64 << 20), "64.0 MiB");
+        assert_eq!(weight_text(StackEvent::Mmap, 1536), "1.5 KiB");
+        assert_eq!(weight_text(StackEvent::Brk, 12), "12 B");
+        assert_eq!(weight_text(StackEvent::Faults, 12), "12");
+    }
+}

@@ -22,12 +22,17 @@ pub const DEFAULT_CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// Where the cgroup-v1 memory hierarchy is mounted (OOM killer names).
 const MEMCG_HIERARCHY: &str = "/sys/fs/cgroup/memory";
+/// A MEMCG_EXITS key unresolved this long names a memory cgroup that was
+/// removed: its entry is deleted.
+const ORPHAN_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Reads the probes and the files the model needs.
 pub struct Collector {
     probes: ProbeSet,
     /// Memory cgroup ids of exit events → paths.
     cgroup_ids: cgroup::CgroupIds,
+    /// MEMCG_EXITS keys no walk of the hierarchy found, since when.
+    unresolved_memcgs: HashMap<u64, std::time::Instant>,
     /// The memory cgroups' own files (None: no memory controller found).
     cgroups: Option<crate::cgroupfs::CgroupReader>,
     /// Why there is no cgroup reader, said once.
@@ -120,6 +125,7 @@ impl Collector {
         Collector {
             probes,
             cgroup_ids: cgroup::CgroupIds::new(Some(cgroup::memory_hierarchy())),
+            unresolved_memcgs: HashMap::new(),
             cgroups: None,
             cgroups_missing: None,
         }
@@ -196,6 +202,10 @@ impl Collector {
         root: &ProcRoot,
         model: &Model,
     ) -> Sample {
+        // Before the live counters: the exit probe adds a process to its
+        // memcg's totals before deleting its counters, so a process is in
+        // at most one of the two reads.
+        let memcg_exits = self.memcg_exits();
         let mut live = match self.probes.read_counters() {
             Ok(live) => live,
             Err(e) => {
@@ -267,7 +277,42 @@ impl Collector {
             rss,
             stats,
             alloc: self.probes.read_alloc(),
+            memcg_exits,
         }
+    }
+
+    /// The pinned per-memcg exit totals by cgroup path; entries of memory
+    /// cgroups that no longer exist (unresolved for [`ORPHAN_AFTER`]) are
+    /// deleted from the map. `None` when the exit probe is not attached.
+    fn memcg_exits(&mut self) -> Option<Vec<(String, memmon_common::MemcgExits)>> {
+        if !self.probes.is_attached("process_exit") {
+            return None;
+        }
+        let raw = match self.probes.read_memcg_exits() {
+            Ok(raw) => raw,
+            Err(e) => {
+                tracing::debug!("{e}");
+                return None;
+            }
+        };
+        let now = std::time::Instant::now();
+        let mut out = Vec::with_capacity(raw.len());
+        for (id, totals) in raw {
+            match self.cgroup_ids.resolve(id) {
+                Some(path) => {
+                    self.unresolved_memcgs.remove(&id);
+                    out.push((path, totals));
+                }
+                None => {
+                    let first = *self.unresolved_memcgs.entry(id).or_insert(now);
+                    if now.duration_since(first) > ORPHAN_AFTER {
+                        self.probes.remove_memcg_exits(id);
+                        self.unresolved_memcgs.remove(&id);
+                    }
+                }
+            }
+        }
+        Some(out)
     }
 
     /// SIGKILLs drained so far, with the sender's memory cgroup (from its

@@ -86,6 +86,10 @@ pub struct Sample {
     pub stats: Option<stats::StatsSnapshot>,
     /// Allocator maps, when those probes are attached.
     pub alloc: Option<alloc::AllocSample>,
+    /// The kernel's per-memory-cgroup totals of exited processes (the
+    /// pinned `MEMCG_EXITS` map), by cgroup path; `None` when not read
+    /// (exit probe not attached, or the read failed).
+    pub memcg_exits: Option<Vec<(String, memmon_common::MemcgExits)>>,
 }
 
 /// Host constants the model computes with (read once by the collector).

@@ -461,7 +461,31 @@ fn system_families(p: &Published) -> Vec<MetricFamily> {
             c.bytes as f64,
         ));
     }
-    vec![mem, vmstat, psi, numa, free, buddy, slab]
+    let mut out = vec![mem, vmstat, psi, numa, free, buddy, slab];
+    for (key, help, value) in [
+        (
+            "oom_forecast_seconds",
+            "Seconds until MemAvailable plus free swap reaches 0 at the current growth (Theil-Sen over the window); absent when flat or shrinking.",
+            v.oom_forecast_seconds,
+        ),
+        (
+            "memory_growth_bytes_per_second",
+            "Growth of RAM plus swap in use (MemTotal + SwapTotal - MemAvailable - SwapFree), the slope the system forecast uses.",
+            v.memory_growth_bytes_per_second,
+        ),
+        (
+            "forecast_window_seconds",
+            "Time the system forecast's samples span.",
+            v.forecast_window_seconds,
+        ),
+    ] {
+        if let Some(value) = value {
+            let mut f = family(&format!("memmon_system_{key}"), help, MetricType::GAUGE);
+            f.mut_metric().push(sample(&[], MetricType::GAUGE, value));
+            out.push(f);
+        }
+    }
+    out
 }
 
 /// Kernel statistics, grouped by what they count.

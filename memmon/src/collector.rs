@@ -33,6 +33,8 @@ pub struct Collector {
     cgroup_ids: cgroup::CgroupIds,
     /// MEMCG_EXITS keys no walk of the hierarchy found, since when.
     unresolved_memcgs: HashMap<u64, std::time::Instant>,
+    /// The kernel's run-time statistics of the programs, while held.
+    run_stats: Result<crate::probes::run_stats::RunStats, String>,
     /// The memory cgroups' own files (None: no memory controller found).
     cgroups: Option<crate::cgroupfs::CgroupReader>,
     /// Why there is no cgroup reader, said once.
@@ -126,6 +128,7 @@ impl Collector {
             probes,
             cgroup_ids: cgroup::CgroupIds::new(Some(cgroup::memory_hierarchy())),
             unresolved_memcgs: HashMap::new(),
+            run_stats: crate::probes::run_stats::RunStats::enable(),
             cgroups: None,
             cgroups_missing: None,
         }
@@ -183,6 +186,11 @@ impl Collector {
     /// The probe set (statuses, map fill).
     pub fn probes(&self) -> &ProbeSet {
         &self.probes
+    }
+
+    /// The probe set, to suspend or resume probes.
+    pub fn probes_mut(&mut self) -> &mut ProbeSet {
+        &mut self.probes
     }
 
     /// Drains exit events only (cheap; call often so the ring buffer
@@ -278,6 +286,8 @@ impl Collector {
             stats,
             alloc: self.probes.read_alloc(),
             memcg_exits,
+            program_runs: self.run_stats.is_ok().then(|| self.probes.program_runs()),
+            missing: self.run_stats.as_ref().err().cloned().into_iter().collect(),
         }
     }
 

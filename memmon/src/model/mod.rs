@@ -3,6 +3,7 @@
 //! and statistics. Fed by [`crate::sample::Sample`]s; no sink reads the
 //! kernel or /proc itself.
 
+pub mod budget;
 pub mod cgroups;
 pub mod fields;
 pub mod forecast;
@@ -73,6 +74,10 @@ pub struct Model {
     pub kernel_exits: Option<HashMap<String, memmon_common::MemcgExits>>,
     /// The cgroup totals last published: none goes below them.
     totals_floor: HashMap<String, Totals>,
+    /// Each loaded program's cost this pass (empty without the kernel's
+    /// run-time statistics).
+    pub program_costs: Vec<budget::ProgramCost>,
+    program_runs_prev: Option<(Instant, Vec<crate::sample::stats::ProgramRuns>)>,
     /// Recent samples of the largest processes (OOM flight recorder).
     pub recorder: history::FlightRecorder,
     /// The system view: latest sample, and rates from the one before.
@@ -194,6 +199,16 @@ impl Model {
         }
         if let Some(exits) = sample.memcg_exits {
             self.kernel_exits = Some(exits.into_iter().collect());
+        }
+        self.missing_sources.extend(sample.missing);
+        if let Some(runs) = sample.program_runs {
+            let now = Instant::now();
+            let (prev, dt) = match &self.program_runs_prev {
+                Some((at, prev)) => (prev.as_slice(), Some(now.duration_since(*at))),
+                None => (&[][..], None),
+            };
+            self.program_costs = budget::costs(prev, &runs, dt);
+            self.program_runs_prev = Some((now, runs));
         }
         if sample.alloc.is_some() {
             self.alloc = sample.alloc;

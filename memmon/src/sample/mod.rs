@@ -90,6 +90,11 @@ pub struct Sample {
     /// pinned `MEMCG_EXITS` map), by cgroup path; `None` when not read
     /// (exit probe not attached, or the read failed).
     pub memcg_exits: Option<Vec<(String, memmon_common::MemcgExits)>>,
+    /// Each loaded program's run time and count (None: the kernel's
+    /// run-time statistics are off).
+    pub program_runs: Option<Vec<stats::ProgramRuns>>,
+    /// Sources found missing this pass, each with what goes unreported.
+    pub missing: Vec<String>,
 }
 
 /// Host constants the model computes with (read once by the collector).

@@ -71,3 +71,18 @@ pub struct StatsSnapshot {
     /// while memmon was down). The collector removes them.
     pub proc_map_stale: u64,
 }
+
+/// One loaded program's totals as the kernel accounts them (run-time
+/// statistics on).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProgramRuns {
+    /// Program name in the eBPF object.
+    pub program: &'static str,
+    /// Serves a detail probe (per fault or per allocation): the budget
+    /// may suspend it.
+    pub detail: bool,
+    /// Total time in the program since it was loaded, ns.
+    pub run_ns: u64,
+    /// Times it ran.
+    pub runs: u64,
+}

@@ -216,6 +216,7 @@ pub fn families(
         ));
     }
     out.push(up);
+    out.extend(program_families(p));
     out.extend(kernel_stats(p));
 
     out.extend(system_families(p));
@@ -330,6 +331,44 @@ pub fn families(
     out.push(info);
     // The text encoder rejects empty families (e.g. no cgroups yet).
     out.retain(|f| !f.get_metric().is_empty());
+    out
+}
+
+/// The kernel's accounting of each loaded program (run-time statistics
+/// on), and the budget they are held to.
+fn program_families(p: &Published) -> Vec<MetricFamily> {
+    let mut time = family(
+        "memmon_probe_run_seconds_total",
+        "Time the kernel spent in the program since it was loaded (BPF run-time statistics).",
+        MetricType::COUNTER,
+    );
+    let mut runs = family(
+        "memmon_probe_runs_total",
+        "Times the program ran since it was loaded.",
+        MetricType::COUNTER,
+    );
+    for c in &p.program_costs {
+        time.mut_metric().push(sample(
+            &[("program", c.program)],
+            MetricType::COUNTER,
+            c.run_seconds_total,
+        ));
+        runs.mut_metric().push(sample(
+            &[("program", c.program)],
+            MetricType::COUNTER,
+            c.runs_total as f64,
+        ));
+    }
+    let mut out = vec![time, runs];
+    if let Some(b) = p.probe_cpu_budget {
+        let mut f = family(
+            "memmon_probe_cpu_budget",
+            "Share of one core the probes may take before the detail probes are suspended.",
+            MetricType::GAUGE,
+        );
+        f.mut_metric().push(sample(&[], MetricType::GAUGE, b));
+        out.push(f);
+    }
     out
 }
 

@@ -78,7 +78,13 @@ fn exit_totals_per_memcg_survive_kill_9_and_restart() {
     let id = fs::metadata(&cg.path).expect("stat memcg").ino();
 
     // 1. The daemon counts 201 exits, then dies of SIGKILL.
-    let daemon = Daemon::start(&["--pin-dir", &pin_arg, "--fault-detail"]);
+    let daemon = Daemon::start(&[
+        "--pin-dir",
+        &pin_arg,
+        "--fault-detail",
+        "--probe-cpu-budget",
+        "0",
+    ]);
     let pgfault0 = cg.stat("pgfault");
     let (parent_total, parent_during) = spawn_200(&cg);
     let pgfault1 = cg.stat("pgfault");

@@ -139,7 +139,7 @@ fn exit_totals_per_memcg_survive_kill_9_and_restart() {
     assert!(second.min_flt >= first.min_flt + parent2);
     assert!(second.maj_flt >= first.maj_flt);
     let stats = probes.read_stats().expect("stats");
-    assert_eq!(stats.memcg_exits_full, 0);
+    assert_eq!(stats.memcg_exits_map_full, 0);
 }
 
 /// `memmon_cgroup_<key>` of cgroup `path` in a scrape.

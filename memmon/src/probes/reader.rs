@@ -156,7 +156,7 @@ impl ProbeSet {
                 Stat::FaultLatencyEvents => out.fault_latency_events = sum,
                 Stat::KillEvents => out.kill_events = sum,
                 Stat::KillEventsLost => out.kill_events_lost = sum,
-                Stat::MemcgExitsFull => out.memcg_exits_full = sum,
+                Stat::MemcgExitsFull => out.memcg_exits_map_full = sum,
             }
         }
         out.reclaim_stall_hist = self.read_log2_hist(memmon_common::names::RECLAIM_HIST);

@@ -50,7 +50,7 @@ pub struct StatsSnapshot {
     /// Kill records lost because the ring buffer was full.
     pub kill_events_lost: u64,
     /// Exits not added to MEMCG_EXITS because it was full.
-    pub memcg_exits_full: u64,
+    pub memcg_exits_map_full: u64,
     /// Reclaim stall durations: (bucket lower bound ns, count), non-empty
     /// log2 buckets only.
     pub reclaim_stall_hist: Vec<(u64, u64)>,

@@ -164,16 +164,12 @@ impl Model {
         }
         for r in sample.kill_signals {
             // The OOM killer's own SIGKILL is the OOM kill above.
-            let cause = oom::sigkill_cause(r.signal.code);
-            if cause == "kernel"
-                && (oom_victims.contains(&r.signal.target_pid)
-                    || self
-                        .recent_ooms
-                        .iter()
-                        .any(|k| k.pid == r.signal.target_pid))
-            {
+            if oom::is_oom_killers_sigkill(r.signal.code, r.signal.target_pid, |pid| {
+                oom_victims.contains(&pid) || self.recent_ooms.iter().any(|k| k.pid == pid)
+            }) {
                 continue;
             }
+            let cause = oom::sigkill_cause(r.signal.code);
             *self.kills_total.entry(cause).or_default() += 1;
             let target = self
                 .live

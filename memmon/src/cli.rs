@@ -170,6 +170,10 @@ pub struct DaemonArgs {
     /// `memory/` below it, or the v2 unified hierarchy).
     #[arg(long, env = "MEMMON_CGROUP_ROOT", value_name = "DIR")]
     pub cgroup_root: Option<std::path::PathBuf>,
+    /// Share of one core the probes may take before the detail probes are
+    /// suspended; 0 for no budget [default: 0.01].
+    #[arg(long, env = "MEMMON_PROBE_CPU_BUDGET", value_name = "SHARE")]
+    pub probe_cpu_budget: Option<f64>,
 }
 
 impl DaemonArgs {
@@ -198,6 +202,7 @@ impl DaemonArgs {
             web_config_file: self.web_config_file.clone(),
             proc_root: self.proc_root.clone(),
             cgroup_root: self.cgroup_root.clone(),
+            probe_cpu_budget: self.probe_cpu_budget,
         }
     }
 }

@@ -88,6 +88,12 @@ pub const KEYS: &[Key] = &[
     ),
     key("proc_root", "--proc-root", "MEMMON_PROC_ROOT", false),
     key("cgroup_root", "--cgroup-root", "MEMMON_CGROUP_ROOT", false),
+    key(
+        "probe_cpu_budget",
+        "--probe-cpu-budget",
+        "MEMMON_PROBE_CPU_BUDGET",
+        true,
+    ),
 ];
 
 /// The key named `name` (every name used in this file is in [`KEYS`]; a
@@ -138,6 +144,9 @@ pub struct Config {
     pub proc_root: PathBuf,
     /// Where cgroup filesystems are mounted (normally /sys/fs/cgroup).
     pub cgroup_root: PathBuf,
+    /// Share of one core the probes may take before the detail probes are
+    /// suspended (0: no budget).
+    pub probe_cpu_budget: f64,
 }
 
 impl Default for Config {
@@ -159,6 +168,7 @@ impl Default for Config {
             web_config_file: None,
             proc_root: PathBuf::from("/proc"),
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+            probe_cpu_budget: 0.01,
         }
     }
 }
@@ -181,6 +191,7 @@ pub struct FileConfig {
     web_config_file: Option<PathBuf>,
     proc_root: Option<PathBuf>,
     cgroup_root: Option<PathBuf>,
+    probe_cpu_budget: Option<f64>,
 }
 
 /// Settings given as flags or environment variables (clap merges the two,
@@ -215,6 +226,8 @@ pub struct Overrides {
     pub proc_root: Option<PathBuf>,
     /// --cgroup-root / MEMMON_CGROUP_ROOT.
     pub cgroup_root: Option<PathBuf>,
+    /// --probe-cpu-budget / MEMMON_PROBE_CPU_BUDGET.
+    pub probe_cpu_budget: Option<f64>,
 }
 
 /// A configuration error: where and what, with the fix.
@@ -257,6 +270,7 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, Config
     apply(&mut c.pin_dir, file.pin_dir.clone());
     apply(&mut c.proc_root, file.proc_root.clone());
     apply(&mut c.cgroup_root, file.cgroup_root.clone());
+    apply(&mut c.probe_cpu_budget, file.probe_cpu_budget);
     apply(&mut c.history_seconds, file.history_seconds);
     if file.web_config_file.is_some() {
         c.web_config_file = file.web_config_file.clone();
@@ -281,6 +295,7 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, Config
     apply(&mut c.pin_dir, overrides.pin_dir.clone());
     apply(&mut c.proc_root, overrides.proc_root.clone());
     apply(&mut c.cgroup_root, overrides.cgroup_root.clone());
+    apply(&mut c.probe_cpu_budget, overrides.probe_cpu_budget);
     apply(&mut c.history_seconds, overrides.history_seconds);
     if overrides.web_config_file.is_some() {
         c.web_config_file = overrides.web_config_file.clone();
@@ -334,6 +349,15 @@ fn validate(c: &Config) -> Result<(), (&'static str, String)> {
             format!("{} is out of range: give 1 to 100000", c.max_cgroups),
         ));
     }
+    if !(c.probe_cpu_budget.is_finite() && (0.0..=1.0).contains(&c.probe_cpu_budget)) {
+        return Err((
+            "probe_cpu_budget",
+            format!(
+                "{} is out of range: give a share of one core from 0 (no budget) to 1, e.g. 0.01 for 1%",
+                c.probe_cpu_budget
+            ),
+        ));
+    }
     for p in &c.disabled_probes {
         if crate::probes::catalog::find(p).is_none() {
             let known: Vec<&str> = crate::probes::catalog::PROBES
@@ -371,6 +395,7 @@ impl Config {
                 .map_or(String::new(), |p| p.display().to_string()),
             "proc_root" => self.proc_root.display().to_string(),
             "cgroup_root" => self.cgroup_root.display().to_string(),
+            "probe_cpu_budget" => self.probe_cpu_budget.to_string(),
             _ => return None,
         })
     }
@@ -456,6 +481,13 @@ proc_root = "{proc_root}"
 
 # Where cgroup filesystems are mounted (v1 memory/ below it, or v2).
 cgroup_root = "{cgroup_root}"
+
+# Share of one core memmon's kernel programs may take (the kernel's BPF
+# run-time statistics measure it). Above it for 3 passes, the detail
+# probes (fault_detail, alloc_detail) are suspended, said once in the log
+# and /api/v1/events, and attached again once the system's fault rate has
+# halved and a cool-down (20 s, doubling) has passed. 0: no budget.
+probe_cpu_budget = {probe_cpu_budget}
 "#,
         listen = d.listen,
         interval = d.interval_seconds,
@@ -470,6 +502,7 @@ cgroup_root = "{cgroup_root}"
         history = d.history_seconds,
         proc_root = d.proc_root.display(),
         cgroup_root = d.cgroup_root.display(),
+        probe_cpu_budget = d.probe_cpu_budget,
     )
 }
 

@@ -7,6 +7,7 @@ pub mod columns;
 pub mod events;
 pub mod flamegraph;
 pub mod json;
+pub mod openmetrics;
 pub mod pprof;
 pub mod probes_report;
 pub mod profile;

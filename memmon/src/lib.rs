@@ -23,3 +23,4 @@ pub mod procfs;
 pub mod sample;
 pub mod sinks;
 pub mod sources;
+pub mod store;

@@ -3,7 +3,10 @@
 
 pub mod config;
 pub mod docs;
+pub mod dump;
 pub mod events;
+pub mod record;
+pub mod replay;
 pub mod snapshot;
 pub mod stop_signal;
 pub mod top;

@@ -383,7 +383,7 @@ fn kill_9_fifty_times_never_loses_a_written_frame() {
             let _ = c.wait();
         } else {
             let mut m = Memmon::start(&args);
-            std::thread::sleep(Duration::from_millis(rng % 1500));
+            std::thread::sleep(Duration::from_millis(rng % 1000));
             m.child.kill().expect("SIGKILL");
             let _ = m.child.wait();
         }
@@ -421,10 +421,17 @@ fn kill_9_fifty_times_never_loses_a_written_frame() {
         }
         if s.frames.len() > seen && run % 5 != 4 {
             runs_with_frames += 1;
+            // What a kill may cost: the frames of the last second, and the
+            // pass still running (a frame not made yet is not lost): the
+            // run's slowest pass, as its frames say (`sample_seconds`).
             let last = s.frames[s.frames.len() - 1].unix_ms;
+            let slowest_ms = (seen..s.frames.len())
+                .filter_map(|i| s.frame(i).ok()?["sample_seconds"].as_f64())
+                .fold(0.0, f64::max)
+                * 1000.0;
             assert!(
-                killed.saturating_sub(last) <= 1000,
-                "run {run}: the last frame is {} ms older than the kill",
+                killed.saturating_sub(last) as f64 <= 1000.0 + slowest_ms + 100.0,
+                "run {run}: the last frame is {} ms older than the kill (slowest pass {slowest_ms:.0} ms)",
                 killed - last
             );
         }

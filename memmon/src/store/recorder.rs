@@ -38,14 +38,7 @@ impl Recorder {
             .spawn(move || {
                 let mut failing = false;
                 for p in rx {
-                    let value = match serde_json::to_value(&*p) {
-                        Ok(v) => v,
-                        Err(e) => {
-                            tracing::warn!("store: cannot encode a frame: {e}");
-                            continue;
-                        }
-                    };
-                    match writer.write(p.unix_ms, value) {
+                    match writer.write_publication(&p) {
                         Ok(()) if failing => {
                             tracing::warn!(
                                 "store: recording into {} again",

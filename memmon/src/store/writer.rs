@@ -14,6 +14,8 @@ use std::{
 
 use serde_json::{Map, Value};
 
+use crate::model::{ProcessView, published::Published};
+
 use super::{
     StoreError, delta,
     format::{self, Kind, SHARD_SUFFIX},
@@ -74,11 +76,20 @@ struct Shard {
     synced: Instant,
 }
 
+/// The key frame deltas refer to: its time, its JSON (without `processes`
+/// when `views` holds them) and, for publications, its process rows (an
+/// unchanged row is compared, not serialized).
+struct Key {
+    unix_ms: u64,
+    doc: Map<String, Value>,
+    views: Option<std::collections::HashMap<String, ProcessView>>,
+}
+
 /// The shard being written and the key frame deltas refer to.
 pub struct Writer {
     settings: WriterSettings,
     shard: Option<Shard>,
-    key: Option<(u64, Map<String, Value>)>,
+    key: Option<Key>,
     since_key: u32,
     frames: u64,
 }
@@ -136,9 +147,36 @@ impl Writer {
     /// Appends one publication (its JSON) taken at `unix_ms`. On an error
     /// the shard is closed; the next frame starts a new one.
     pub fn write(&mut self, unix_ms: u64, publication: Value) -> Result<(), StoreError> {
-        let Value::Object(doc) = delta::keyed(publication) else {
+        self.write_inner(unix_ms, publication, None)
+    }
+
+    /// Appends a publication: rows equal to the key frame's are compared,
+    /// never serialized (what keeps 1,000 idle processes cheap).
+    pub fn write_publication(&mut self, p: &Published) -> Result<(), StoreError> {
+        let rest = Published {
+            processes: Vec::new(),
+            ..p.clone()
+        };
+        let rest = serde_json::to_value(&rest).map_err(|e| self.encode_error(e))?;
+        self.write_inner(p.unix_ms, rest, Some(&p.processes))
+    }
+
+    fn encode_error(&self, e: serde_json::Error) -> StoreError {
+        StoreError::io(&self.settings.dir, e.into())
+    }
+
+    fn write_inner(
+        &mut self,
+        unix_ms: u64,
+        publication: Value,
+        views: Option<&[ProcessView]>,
+    ) -> Result<(), StoreError> {
+        let Value::Object(mut doc) = delta::keyed(publication) else {
             return Ok(());
         };
+        if views.is_some() {
+            doc.remove("processes");
+        }
         let rotate = self.shard.as_ref().is_none_or(|s| {
             unix_ms.saturating_sub(s.started_ms) >= self.settings.shard_span().as_millis() as u64
                 || s.bytes >= self.settings.shard_bytes()
@@ -151,14 +189,45 @@ impl Writer {
         }
         let key_due = self.key.is_none() || self.since_key >= self.settings.key_every;
         let (kind, base_ms, json) = match (&self.key, key_due) {
-            (Some((base, key)), false) => (
-                Kind::Delta,
-                *base,
-                serde_json::to_vec(&delta::diff(key, &doc).unwrap_or(Value::Object(Map::new()))),
-            ),
-            _ => (Kind::Key, unix_ms, serde_json::to_vec(&doc)),
+            (Some(key), false) => {
+                let mut patch = match delta::diff(&key.doc, &doc) {
+                    Some(Value::Object(m)) => m,
+                    _ => Map::new(),
+                };
+                if let (Some(views), Some(old)) = (views, &key.views) {
+                    if let Some(procs) =
+                        process_patch(views, old).map_err(|e| self.encode_error(e))?
+                    {
+                        let p = patch
+                            .entry("p")
+                            .or_insert_with(|| Value::Object(Map::new()));
+                        if let Value::Object(p) = p {
+                            p.insert("processes".into(), procs);
+                        }
+                    }
+                }
+                (
+                    Kind::Delta,
+                    key.unix_ms,
+                    serde_json::to_vec(&Value::Object(patch)),
+                )
+            }
+            _ => {
+                let mut full = doc.clone();
+                if let Some(views) = views {
+                    let mut m = Map::new();
+                    for v in views {
+                        m.insert(
+                            view_key(v),
+                            serde_json::to_value(v).map_err(|e| self.encode_error(e))?,
+                        );
+                    }
+                    full.insert("processes".into(), Value::Object(m));
+                }
+                (Kind::Key, unix_ms, serde_json::to_vec(&full))
+            }
         };
-        let json = json.map_err(|e| StoreError::io(&self.settings.dir, e.into()))?;
+        let json = json.map_err(|e| self.encode_error(e))?;
         let payload = zstd::bulk::compress(&json, self.settings.level)
             .map_err(|e| StoreError::io(&self.settings.dir, e))?;
         let frame = format::encode_frame(kind, unix_ms, base_ms, &payload);
@@ -177,7 +246,11 @@ impl Writer {
             shard.synced = Instant::now();
         }
         if kind == Kind::Key {
-            self.key = Some((unix_ms, doc));
+            self.key = Some(Key {
+                unix_ms,
+                doc,
+                views: views.map(|vs| vs.iter().map(|v| (view_key(v), v.clone())).collect()),
+            });
             self.since_key = 1;
         } else {
             self.since_key += 1;
@@ -249,5 +322,103 @@ impl Writer {
                 }
             }
         }
+    }
+}
+
+/// A process's key in frames (`delta::keyed`'s).
+fn view_key(v: &ProcessView) -> String {
+    format!("{}:{}", v.pid, v.start_time_ticks)
+}
+
+/// The patch of the `processes` object: rows that differ from the key
+/// frame's (whole), rows gone.
+fn process_patch(
+    views: &[ProcessView],
+    old: &std::collections::HashMap<String, ProcessView>,
+) -> Result<Option<Value>, serde_json::Error> {
+    let mut set = Map::new();
+    let mut now = std::collections::HashSet::with_capacity(views.len());
+    for v in views {
+        let k = view_key(v);
+        if old.get(&k) != Some(v) {
+            set.insert(k.clone(), serde_json::to_value(v)?);
+        }
+        now.insert(k);
+    }
+    let del: Vec<Value> = old
+        .keys()
+        .filter(|k| !now.contains(*k))
+        .map(|k| Value::String(k.clone()))
+        .collect();
+    if set.is_empty() && del.is_empty() {
+        return Ok(None);
+    }
+    let mut out = Map::new();
+    if !set.is_empty() {
+        out.insert("s".into(), Value::Object(set));
+    }
+    if !del.is_empty() {
+        out.insert("d".into(), Value::Array(del));
+    }
+    Ok(Some(Value::Object(out)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::view::idx;
+
+    #[test]
+    fn publications_read_back_whole_and_idle_rows_stay_out_of_deltas() {
+        let d = tempfile::tempdir().expect("tmp");
+        let mut w = Writer::new(WriterSettings::new(d.path().to_path_buf())).expect("writer");
+        let row = |pid: u32, rss: f64| {
+            let mut v = ProcessView {
+                pid,
+                start_time_ticks: 5,
+                comm: format!("p{pid}"),
+                ..Default::default()
+            };
+            v.values[idx::RSS] = Some(rss);
+            v
+        };
+        for i in 0..4u64 {
+            let mut processes: Vec<ProcessView> = (1..=50).map(|p| row(p, 4096.0)).collect();
+            processes.push(row(99, (i << 20) as f64));
+            if i == 3 {
+                processes.remove(0); // pid 1 exits
+            }
+            let p = Published {
+                unix_ms: 1000 + i,
+                processes,
+                ..Default::default()
+            };
+            w.write_publication(&p).expect("write");
+        }
+        let s = crate::store::reader::Store::open(d.path(), None).expect("opens");
+        assert_eq!(s.frames.len(), 4);
+        for i in 0..4 {
+            let f = s.frame(i).expect("frame");
+            let procs = f["processes"].as_array().expect("processes");
+            assert_eq!(procs.len(), if i == 3 { 50 } else { 51 });
+            let busy = procs.iter().find(|p| p["pid"] == 99).expect("pid 99");
+            assert_eq!(busy["rss_bytes"].as_u64(), Some((i as u64) << 20));
+            let back = ProcessView::from_json(busy).expect("row");
+            assert_eq!(back.value(idx::RSS), Some(((i as u64) << 20) as f64));
+        }
+        // A delta with one busy row is far smaller than the key frame.
+        let shard = std::fs::read(&list_shards(d.path()).expect("list")[0].0).expect("read");
+        let len = |f: &crate::store::reader::FrameRef| {
+            format::decode_frame(&shard[f.offset..])
+                .expect("frame")
+                .1
+                .len()
+        };
+        assert!(
+            len(&s.frames[1]) * 2 < len(&s.frames[0]),
+            "{} vs {}",
+            len(&s.frames[1]),
+            len(&s.frames[0])
+        );
     }
 }

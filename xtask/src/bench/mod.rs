@@ -12,6 +12,7 @@ mod monitor;
 mod report;
 mod startup;
 mod stats;
+mod store;
 mod syscall_storms;
 
 use std::{path::PathBuf, process::Command};
@@ -71,7 +72,7 @@ pub struct Section {
 
 /// The benchmark groups `--only` can name.
 pub const GROUPS: &[&str] = &[
-    "faults", "syscalls", "startup", "daemon", "churn", "cgroups",
+    "faults", "syscalls", "startup", "daemon", "churn", "cgroups", "store",
 ];
 
 /// Runs every benchmark (or the `only` groups) and writes BENCHMARKS.md;
@@ -131,6 +132,9 @@ pub fn run(env: &BuildEnv, quick: bool, only: &[String]) -> anyhow::Result<()> {
     }
     if wanted("cgroups") {
         sections.push(cgroups::run(&ctx)?);
+    }
+    if wanted("store") {
+        sections.push(store::run(&ctx)?);
     }
     let path = cmd::workspace().join("BENCHMARKS.md");
     let text = match std::fs::read_to_string(&path) {

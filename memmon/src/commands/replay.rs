@@ -59,8 +59,10 @@ fn load(store: &Store, mut i: usize, step: isize, note: &str) -> (usize, TopFram
                 skipped.push(e);
                 let next = i as isize + if step == 0 { 1 } else { step };
                 if next < 0 || next as usize >= n || skipped.len() >= n {
-                    let mut f = TopFrame::default();
-                    f.banner = Some(format!("replay: frame unreadable: {}", skipped[0]));
+                    let f = TopFrame {
+                        banner: Some(format!("replay: frame unreadable: {}", skipped[0])),
+                        ..Default::default()
+                    };
                     return (i, f);
                 }
                 i = next as usize;

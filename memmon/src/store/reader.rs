@@ -37,6 +37,9 @@ struct ShardData {
     bytes: Vec<u8>,
 }
 
+/// The last key frame decoded: (shard, its time, its JSON).
+type KeyCache = RefCell<Option<(usize, u64, Map<String, Value>)>>;
+
 /// An opened store: its shards' frames, indexed.
 pub struct Store {
     shards: Vec<ShardData>,
@@ -44,7 +47,7 @@ pub struct Store {
     pub frames: Vec<FrameRef>,
     /// What was skipped, one line each (also logged).
     pub warnings: Vec<String>,
-    key_cache: RefCell<Option<(usize, u64, Map<String, Value>)>>,
+    key_cache: KeyCache,
 }
 
 impl Store {

@@ -194,16 +194,15 @@ impl Writer {
                     Some(Value::Object(m)) => m,
                     _ => Map::new(),
                 };
-                if let (Some(views), Some(old)) = (views, &key.views) {
-                    if let Some(procs) =
+                if let (Some(views), Some(old)) = (views, &key.views)
+                    && let Some(procs) =
                         process_patch(views, old).map_err(|e| self.encode_error(e))?
-                    {
-                        let p = patch
-                            .entry("p")
-                            .or_insert_with(|| Value::Object(Map::new()));
-                        if let Value::Object(p) = p {
-                            p.insert("processes".into(), procs);
-                        }
+                {
+                    let p = patch
+                        .entry("p")
+                        .or_insert_with(|| Value::Object(Map::new()));
+                    if let Value::Object(p) = p {
+                        p.insert("processes".into(), procs);
                     }
                 }
                 (

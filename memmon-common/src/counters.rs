@@ -155,10 +155,14 @@ pub struct MemcgExits {
     /// How many of `exited` had their fault totals read (the rest: BTF
     /// offsets unknown).
     pub with_faults: u64,
+    /// Their probe counters summed (what [`ProcCounters`] held for each at
+    /// its exit), so the cgroup's probe-counted totals survive a restart
+    /// too.
+    pub counters: ProcCounters,
 }
 
 #[cfg(feature = "user")]
-// SAFETY: repr(C), four u64: no padding.
+// SAFETY: repr(C), only u64 fields (ProcCounters is all u64): no padding.
 unsafe impl aya::Pod for MemcgExits {}
 
 #[cfg(test)]

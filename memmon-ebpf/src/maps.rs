@@ -5,7 +5,7 @@
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     macros::map,
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
 use memmon_common::{KernelConfig, MemcgExits, ProcCounters, Stat, stats::STATS_LEN};
 
@@ -28,6 +28,12 @@ pub const MEMCG_EXITS_MAX: u32 = 16384;
 #[map]
 pub static MEMCG_EXITS: HashMap<u64, MemcgExits> =
     HashMap::with_max_entries(MEMCG_EXITS_MAX, BPF_F_NO_PREALLOC);
+
+/// One zeroed `MemcgExits`, never written: the value a new `MEMCG_EXITS`
+/// entry is created from (the struct is too large for the BPF stack of the
+/// exit probe on 5.10, 512 bytes for all its frames).
+#[map]
+pub static MEMCG_EXITS_ZERO: Array<MemcgExits> = Array::with_max_entries(1, 0);
 
 /// Events that must not be lost or merged (process exits).
 #[map]
@@ -91,7 +97,8 @@ pub fn memcg_exits(id: u64) -> Option<*mut MemcgExits> {
     if let Some(entry) = MEMCG_EXITS.get_ptr_mut(&id) {
         return Some(entry);
     }
-    match MEMCG_EXITS.insert(&id, &MemcgExits::default(), BPF_NOEXIST as u64) {
+    let zero = MEMCG_EXITS_ZERO.get(0)?;
+    match MEMCG_EXITS.insert(&id, zero, BPF_NOEXIST as u64) {
         Ok(()) => {}
         Err(err) if err == -EEXIST => {}
         Err(_) => {

@@ -267,6 +267,10 @@ pub struct DaemonArgs {
     /// Age the store keeps (e.g. 24h, 7d) [default: 24h].
     #[arg(long, env = "MEMMON_RECORD_MAX_AGE", value_name = "DURATION")]
     pub record_max_age: Option<String>,
+    /// Share of one core the probes may take before the detail probes are
+    /// suspended; 0 for no budget [default: 0.01].
+    #[arg(long, env = "MEMMON_PROBE_CPU_BUDGET", value_name = "SHARE")]
+    pub probe_cpu_budget: Option<f64>,
 }
 
 impl DaemonArgs {
@@ -298,6 +302,7 @@ impl DaemonArgs {
             record: self.record.clone(),
             record_max_bytes: self.record_max_bytes.clone(),
             record_max_age: self.record_max_age.clone(),
+            probe_cpu_budget: self.probe_cpu_budget,
         }
     }
 }

@@ -22,12 +22,19 @@ pub const DEFAULT_CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// Where the cgroup-v1 memory hierarchy is mounted (OOM killer names).
 const MEMCG_HIERARCHY: &str = "/sys/fs/cgroup/memory";
+/// A MEMCG_EXITS key unresolved this long names a memory cgroup that was
+/// removed: its entry is deleted.
+const ORPHAN_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Reads the probes and the files the model needs.
 pub struct Collector {
     probes: ProbeSet,
     /// Memory cgroup ids of exit events → paths.
     cgroup_ids: cgroup::CgroupIds,
+    /// MEMCG_EXITS keys no walk of the hierarchy found, since when.
+    unresolved_memcgs: HashMap<u64, std::time::Instant>,
+    /// The kernel's run-time statistics of the programs, while held.
+    run_stats: Result<crate::probes::run_stats::RunStats, String>,
     /// The memory cgroups' own files (None: no memory controller found).
     cgroups: Option<crate::cgroupfs::CgroupReader>,
     /// Why there is no cgroup reader, said once.
@@ -120,6 +127,8 @@ impl Collector {
         Collector {
             probes,
             cgroup_ids: cgroup::CgroupIds::new(Some(cgroup::memory_hierarchy())),
+            unresolved_memcgs: HashMap::new(),
+            run_stats: crate::probes::run_stats::RunStats::enable(),
             cgroups: None,
             cgroups_missing: None,
         }
@@ -179,6 +188,11 @@ impl Collector {
         &self.probes
     }
 
+    /// The probe set, to suspend or resume probes.
+    pub fn probes_mut(&mut self) -> &mut ProbeSet {
+        &mut self.probes
+    }
+
     /// Drains exit events only (cheap; call often so the ring buffer
     /// never fills).
     pub fn drain_exits(&mut self, into: &mut Vec<ExitEvent>) -> usize {
@@ -196,6 +210,10 @@ impl Collector {
         root: &ProcRoot,
         model: &Model,
     ) -> Sample {
+        // Before the live counters: the exit probe adds a process to its
+        // memcg's totals before deleting its counters, so a process is in
+        // at most one of the two reads.
+        let memcg_exits = self.memcg_exits();
         let mut live = match self.probes.read_counters() {
             Ok(live) => live,
             Err(e) => {
@@ -267,7 +285,44 @@ impl Collector {
             rss,
             stats,
             alloc: self.probes.read_alloc(),
+            memcg_exits,
+            program_runs: self.run_stats.is_ok().then(|| self.probes.program_runs()),
+            missing: self.run_stats.as_ref().err().cloned().into_iter().collect(),
         }
+    }
+
+    /// The pinned per-memcg exit totals by cgroup path; entries of memory
+    /// cgroups that no longer exist (unresolved for [`ORPHAN_AFTER`]) are
+    /// deleted from the map. `None` when the exit probe is not attached.
+    fn memcg_exits(&mut self) -> Option<Vec<(String, memmon_common::MemcgExits)>> {
+        if !self.probes.is_attached("process_exit") {
+            return None;
+        }
+        let raw = match self.probes.read_memcg_exits() {
+            Ok(raw) => raw,
+            Err(e) => {
+                tracing::debug!("{e}");
+                return None;
+            }
+        };
+        let now = std::time::Instant::now();
+        let mut out = Vec::with_capacity(raw.len());
+        for (id, totals) in raw {
+            match self.cgroup_ids.resolve(id) {
+                Some(path) => {
+                    self.unresolved_memcgs.remove(&id);
+                    out.push((path, totals));
+                }
+                None => {
+                    let first = *self.unresolved_memcgs.entry(id).or_insert(now);
+                    if now.duration_since(first) > ORPHAN_AFTER {
+                        self.probes.remove_memcg_exits(id);
+                        self.unresolved_memcgs.remove(&id);
+                    }
+                }
+            }
+        }
+        Some(out)
     }
 
     /// SIGKILLs drained so far, with the sender's memory cgroup (from its

@@ -101,6 +101,12 @@ pub const KEYS: &[Key] = &[
         "MEMMON_RECORD_MAX_AGE",
         false,
     ),
+    key(
+        "probe_cpu_budget",
+        "--probe-cpu-budget",
+        "MEMMON_PROBE_CPU_BUDGET",
+        true,
+    ),
 ];
 
 /// The key named `name` (every name used in this file is in [`KEYS`]; a
@@ -157,6 +163,9 @@ pub struct Config {
     pub record_max_bytes: u64,
     /// Age the store keeps.
     pub record_max_age: std::time::Duration,
+    /// Share of one core the probes may take before the detail probes are
+    /// suspended (0: no budget).
+    pub probe_cpu_budget: f64,
 }
 
 impl Default for Config {
@@ -181,6 +190,7 @@ impl Default for Config {
             record: None,
             record_max_bytes: crate::store::writer::DEFAULT_MAX_BYTES,
             record_max_age: crate::store::writer::DEFAULT_MAX_AGE,
+            probe_cpu_budget: 0.01,
         }
     }
 }
@@ -206,6 +216,7 @@ pub struct FileConfig {
     record: Option<PathBuf>,
     record_max_bytes: Option<SizeValue>,
     record_max_age: Option<String>,
+    probe_cpu_budget: Option<f64>,
 }
 
 /// A size in the file: bytes, or text with a unit ("1GiB").
@@ -291,6 +302,8 @@ pub struct Overrides {
     pub record_max_bytes: Option<String>,
     /// --record-max-age / MEMMON_RECORD_MAX_AGE.
     pub record_max_age: Option<String>,
+    /// --probe-cpu-budget / MEMMON_PROBE_CPU_BUDGET.
+    pub probe_cpu_budget: Option<f64>,
 }
 
 /// A configuration error: where and what, with the fix.
@@ -333,6 +346,7 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, Config
     apply(&mut c.pin_dir, file.pin_dir.clone());
     apply(&mut c.proc_root, file.proc_root.clone());
     apply(&mut c.cgroup_root, file.cgroup_root.clone());
+    apply(&mut c.probe_cpu_budget, file.probe_cpu_budget);
     apply(&mut c.history_seconds, file.history_seconds);
     if file.web_config_file.is_some() {
         c.web_config_file = file.web_config_file.clone();
@@ -370,6 +384,7 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, Config
     apply(&mut c.pin_dir, overrides.pin_dir.clone());
     apply(&mut c.proc_root, overrides.proc_root.clone());
     apply(&mut c.cgroup_root, overrides.cgroup_root.clone());
+    apply(&mut c.probe_cpu_budget, overrides.probe_cpu_budget);
     apply(&mut c.history_seconds, overrides.history_seconds);
     if overrides.web_config_file.is_some() {
         c.web_config_file = overrides.web_config_file.clone();
@@ -450,6 +465,15 @@ fn validate(c: &Config) -> Result<(), (&'static str, String)> {
             ),
         ));
     }
+    if !(c.probe_cpu_budget.is_finite() && (0.0..=1.0).contains(&c.probe_cpu_budget)) {
+        return Err((
+            "probe_cpu_budget",
+            format!(
+                "{} is out of range: give a share of one core from 0 (no budget) to 1, e.g. 0.01 for 1%",
+                c.probe_cpu_budget
+            ),
+        ));
+    }
     for p in &c.disabled_probes {
         if crate::probes::catalog::find(p).is_none() {
             let known: Vec<&str> = crate::probes::catalog::PROBES
@@ -493,6 +517,7 @@ impl Config {
                 .map_or(String::new(), |p| p.display().to_string()),
             "record_max_bytes" => self.record_max_bytes.to_string(),
             "record_max_age" => humantime::format_duration(self.record_max_age).to_string(),
+            "probe_cpu_budget" => self.probe_cpu_budget.to_string(),
             _ => return None,
         })
     }
@@ -588,6 +613,12 @@ cgroup_root = "{cgroup_root}"
 # 7d); the oldest shards are removed first.
 record_max_bytes = "{max_bytes}MiB"
 record_max_age = "{max_age}"
+# Share of one core memmon's kernel programs may take (the kernel's BPF
+# run-time statistics measure it). Above it for 3 passes, the detail
+# probes (fault_detail, alloc_detail) are suspended, said once in the log
+# and /api/v1/events, and attached again once the system's fault rate has
+# halved and a cool-down (20 s, doubling) has passed. 0: no budget.
+probe_cpu_budget = {probe_cpu_budget}
 "#,
         listen = d.listen,
         interval = d.interval_seconds,
@@ -604,6 +635,7 @@ record_max_age = "{max_age}"
         cgroup_root = d.cgroup_root.display(),
         max_bytes = d.record_max_bytes >> 20,
         max_age = humantime::format_duration(d.record_max_age),
+        probe_cpu_budget = d.probe_cpu_budget,
     )
 }
 

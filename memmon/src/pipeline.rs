@@ -10,6 +10,7 @@ use memmon_common::ExitEvent;
 use crate::{
     collector::{Collector, collect_memory},
     model::Model,
+    model::budget::{Budget, Decision},
     model::published::{Notice, Published, unix_ms},
     probes::ProbeState,
     procfs::{
@@ -40,6 +41,10 @@ pub struct Pipeline {
     reported_missing: std::collections::BTreeSet<String>,
     samples: u64,
     prev_lost: u64,
+    /// The probe CPU budget (None: none).
+    budget: Option<Budget>,
+    /// Detail probes the budget suspended.
+    suspended: Vec<&'static str>,
 }
 
 impl Pipeline {
@@ -69,6 +74,8 @@ impl Pipeline {
             reported_missing: Default::default(),
             samples: 0,
             prev_lost: 0,
+            budget: None,
+            suspended: Vec::new(),
         }
     }
 
@@ -76,6 +83,79 @@ impl Pipeline {
     pub fn with_root(mut self, root: ProcRoot) -> Self {
         self.root = root;
         self
+    }
+
+    /// Holds the probes to `limit` of one core (0: no budget; suspended
+    /// probes then come back).
+    pub fn set_probe_budget(&mut self, limit: f64) {
+        match &mut self.budget {
+            Some(b) if limit > 0.0 => b.limit = limit,
+            None if limit > 0.0 => self.budget = Some(Budget::new(limit)),
+            _ => {
+                self.budget = None;
+                self.resume_detail("the probe CPU budget was turned off");
+            }
+        }
+    }
+
+    /// Applies the budget's decision for this pass.
+    fn govern(&mut self) {
+        let Some(budget) = self.budget.as_mut() else {
+            return;
+        };
+        let limit = budget.limit;
+        let fault_rate = self
+            .model
+            .system
+            .as_ref()
+            .and_then(|s| s.rates.get("pgfault").copied());
+        match budget.decide(Instant::now(), &self.model.program_costs, fault_rate) {
+            Decision::Keep => {}
+            Decision::Suspend { share } => {
+                let names = self.collector.probes().attached_detail();
+                let reason = format!(
+                    "suspended: memmon's probes took {:.2}% of a core, over probe_cpu_budget ({:.2}%); attached again when the load falls",
+                    share * 100.0,
+                    limit * 100.0
+                );
+                for name in &names {
+                    if self.collector.probes_mut().suspend(name, &reason) {
+                        self.suspended.push(name);
+                    }
+                }
+                let message = format!("detail probes {} {reason}", names.join(", "));
+                tracing::warn!("{message}");
+                self.push_notice("probe_budget", message);
+                self.model.probes = self.collector.probes().statuses().to_vec();
+            }
+            Decision::Resume => self.resume_detail("the load fell"),
+        }
+    }
+
+    /// Attaches the suspended detail probes again.
+    fn resume_detail(&mut self, why: &str) {
+        if self.suspended.is_empty() {
+            return;
+        }
+        let names = std::mem::take(&mut self.suspended);
+        let mut failed = Vec::new();
+        for name in &names {
+            if let Err(e) = self.collector.probes_mut().resume(name) {
+                failed.push(format!("{name}: {e}"));
+            }
+        }
+        let message = if failed.is_empty() {
+            format!("detail probes {} attached again: {why}", names.join(", "))
+        } else {
+            format!(
+                "detail probes {} attached again ({why}), except {}",
+                names.join(", "),
+                failed.join("; ")
+            )
+        };
+        tracing::warn!("{message}");
+        self.push_notice("probe_budget", message);
+        self.model.probes = self.collector.probes().statuses().to_vec();
     }
 
     /// Drains exit events into the next pass (call often between passes so
@@ -97,6 +177,7 @@ impl Pipeline {
         let sigkills_before = self.model.kills_total.get("sigkill").copied().unwrap_or(0)
             + self.model.kills_total.get("kernel").copied().unwrap_or(0);
         self.model.apply(sample);
+        self.govern();
         let sigkills_after = self.model.kills_total.get("sigkill").copied().unwrap_or(0)
             + self.model.kills_total.get("kernel").copied().unwrap_or(0);
         let new_sigkills = (sigkills_after - sigkills_before) as usize;
@@ -167,6 +248,7 @@ impl Pipeline {
         published.notices = self.notices.clone();
         published.sample_seconds = started.elapsed().as_secs_f64();
         published.samples_total = self.samples;
+        published.probe_cpu_budget = self.budget.as_ref().map(|b| b.limit);
         let (rss, cpu) = self_usage();
         published.self_rss_bytes = rss;
         published.self_cpu_seconds = cpu;

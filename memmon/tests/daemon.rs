@@ -370,3 +370,108 @@ fn oom_kill_reaches_the_api_with_the_victims_history() {
     let stderr = d.stop();
     assert!(stderr.contains("OOM kill"), "not logged: {stderr}");
 }
+
+/// GET `path` with extra request headers over HTTP/1.0: (response head,
+/// raw body bytes).
+fn get_with(addr: &str, path: &str, headers: &[(&str, &str)]) -> (String, Vec<u8>) {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).expect("send");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of head");
+    (
+        String::from_utf8_lossy(&raw[..split]).to_lowercase(),
+        raw[split + 4..].to_vec(),
+    )
+}
+
+/// What Prometheus sends on every scrape (2.x defaults).
+const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+#[test]
+fn metrics_are_gzipped_and_speak_openmetrics_when_asked() {
+    if !require_bpf("metrics_are_gzipped_and_speak_openmetrics_when_asked") {
+        return;
+    }
+    let mut w = Workload::start(&["touch", "16384"]);
+    w.go();
+    let d = Daemon::start(&["--no-pin", "--interval", "0.5"]);
+    std::thread::sleep(Duration::from_secs(1));
+    let pid = format!("pid=\"{}\"", w.pid);
+
+    // gzip, Prometheus text: the body decompresses to the exposition.
+    let (head, body) = get_with(&d.addr, "/metrics", &[("Accept-Encoding", "gzip")]);
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text)
+        .expect("a gzip body");
+    assert!(
+        body.len() * 3 < text.len(),
+        "gzip saves: {} -> {}",
+        text.len(),
+        body.len()
+    );
+    let rss = metric_value(&text, "memmon_process_rss_bytes", &[&pid]).expect("rss series");
+    assert_within("gzipped rss", rss as u64, vm_rss(w.pid), 0.05);
+    promtool_check_metrics(&text);
+
+    // OpenMetrics as Prometheus negotiates it, gzipped.
+    let (head, body) = get_with(
+        &d.addr,
+        "/metrics",
+        &[("Accept", PROMETHEUS_ACCEPT), ("Accept-Encoding", "gzip")],
+    );
+    assert!(
+        head.contains("content-type: application/openmetrics-text; version=1.0.0"),
+        "{head}"
+    );
+    let mut om = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut om)
+        .expect("a gzip body");
+    assert!(om.ends_with("# EOF\n"), "OpenMetrics ends with # EOF");
+    let rss = metric_value(&om, "memmon_process_rss_bytes", &[&pid]).expect("rss series");
+    assert_within("OpenMetrics rss", rss as u64, vm_rss(w.pid), 0.05);
+    // Counter families are named without _total; their samples keep it.
+    assert!(
+        om.contains("# TYPE memmon_process_minor_faults counter\n"),
+        "{om}"
+    );
+    let minflt =
+        metric_value(&om, "memmon_process_minor_faults_total", &[&pid]).expect("minor faults");
+    assert!(minflt as u64 <= proc_stat_field(w.pid, 10).expect("minflt"));
+    // The same families in both formats.
+    let families = |t: &str, strip: bool| -> BTreeSet<String> {
+        t.lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            // The forecasts come and go with the host's memory trend.
+            .filter(|n| !n.contains("forecast") && !n.contains("growth"))
+            .map(|n| {
+                if strip {
+                    n.trim_end_matches("_total").to_string()
+                } else {
+                    n.to_string()
+                }
+            })
+            .collect()
+    };
+    assert_eq!(families(&text, true), families(&om, false));
+
+    // No Accept-Encoding: plain text, no gzip.
+    let (head, body) = get_with(&d.addr, "/metrics", &[]);
+    assert!(!head.contains("content-encoding"), "{head}");
+    assert!(String::from_utf8_lossy(&body).contains("memmon_process_rss_bytes"));
+    d.stop();
+    w.finish();
+}

@@ -226,33 +226,88 @@ pub fn run(deb: &Path) -> anyhow::Result<(u64, u64)> {
     Ok((passed, failed))
 }
 
-/// The host's Debian mirror, from its apt sources.
+/// The host's Debian mirror, from its apt sources: the first active source
+/// (a `.list` or `.sources` file, not a disabled one) that serves the
+/// `bookworm` suite itself (not security, not a third-party repository).
 fn debian_mirror() -> anyhow::Result<String> {
     let mut texts = Vec::new();
-    for dir in ["/etc/apt/sources.list.d"] {
-        if let Ok(entries) = fs::read_dir(dir) {
-            for e in entries.flatten() {
-                texts.push(fs::read_to_string(e.path()).unwrap_or_default());
+    if let Ok(entries) = fs::read_dir("/etc/apt/sources.list.d") {
+        let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        paths.sort();
+        for p in paths {
+            let active = p.extension().is_some_and(|e| e == "list" || e == "sources");
+            if active {
+                texts.push(fs::read_to_string(&p).unwrap_or_default());
             }
         }
     }
     texts.push(fs::read_to_string("/etc/apt/sources.list").unwrap_or_default());
-    for text in &texts {
-        for line in text.lines() {
-            let line = line.trim();
-            let url = line.strip_prefix("URIs:").map(str::trim).or_else(|| {
-                line.strip_prefix("deb ")
-                    .and_then(|r| r.split_whitespace().next())
-            });
-            if let Some(url) = url
-                && url.starts_with("http")
-                && !url.contains("security")
-            {
-                return Ok(url.to_string());
-            }
+    texts
+        .iter()
+        .find_map(|t| mirror_in(t))
+        .context("no Debian bookworm mirror in /etc/apt/sources.list(.d): the systemd lane debootstraps from it")
+}
+
+/// The bookworm mirror in one sources file (one-line or deb822 format).
+fn mirror_in(text: &str) -> Option<String> {
+    let ok = |url: &str| url.starts_with("http") && !url.contains("security");
+    // One-line: `deb [opts] URL SUITE COMPONENTS`.
+    for line in text.lines().map(str::trim) {
+        let Some(rest) = line.strip_prefix("deb ") else {
+            continue;
+        };
+        let mut words = rest.split_whitespace().filter(|w| !w.starts_with('['));
+        if let (Some(url), Some("bookworm")) = (words.next(), words.next())
+            && ok(url)
+        {
+            return Some(url.to_string());
         }
     }
-    bail!("no Debian mirror in /etc/apt/sources.list(.d): the systemd lane debootstraps from it")
+    // deb822: stanzas separated by blank lines.
+    for stanza in text.split("\n\n") {
+        let field = |name: &str| {
+            stanza
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(name))
+                .map(str::trim)
+        };
+        let (Some(uris), Some(suites)) = (field("URIs:"), field("Suites:")) else {
+            continue;
+        };
+        if field("Enabled:") == Some("no") || !suites.split_whitespace().any(|s| s == "bookworm") {
+            continue;
+        }
+        if let Some(url) = uris.split_whitespace().find(|u| ok(u)) {
+            return Some(url.to_string());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod mirror_tests {
+    use super::mirror_in;
+
+    #[test]
+    fn the_bookworm_mirror_not_a_third_party_or_security_one() {
+        let deb822 = "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\n\
+                      Components: main\n\nTypes: deb\nURIs: http://deb.debian.org/debian-security\n\
+                      Suites: bookworm-security\n";
+        assert_eq!(
+            mirror_in(deb822).as_deref(),
+            Some("http://deb.debian.org/debian")
+        );
+        let node = "Types: deb\nURIs: https://deb.nodesource.com/node_20.x\nSuites: nodistro\n";
+        assert_eq!(mirror_in(node), None);
+        assert_eq!(
+            mirror_in("deb [arch=amd64] http://mirror.example/debian bookworm main\n").as_deref(),
+            Some("http://mirror.example/debian")
+        );
+        assert_eq!(
+            mirror_in("deb https://packages.cloud.google.com/apt cloud-sdk-bookworm main"),
+            None
+        );
+    }
 }
 
 /// .tools/systemd-root, built once (debootstrap, then the test unit).

@@ -595,6 +595,10 @@ fn guest_script(
            rmdir /sys/fs/cgroup/memory\n\
            mkdir -p {V2_MOUNT} && mount -t cgroup2 none {V2_MOUNT} \\\n\
              && echo +memory >{V2_MOUNT}/cgroup.subtree_control && export MEMMON_CGROUP_ROOT={V2_MOUNT}\n\
+         else\n\
+           # What systemd does at boot, and the only mode 5.11+ has: usage\n\
+           # and limits are hierarchical (5.10's root defaults to 0).\n\
+           echo 1 >/sys/fs/cgroup/memory/memory.use_hierarchy 2>/dev/null\n\
          fi\n\
          mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf\n\
          mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing\n\
@@ -629,10 +633,18 @@ fn guest_script(
             let _ = writeln!(
                 s,
                 "if mountpoint -q /sys/fs/cgroup/memory; then\n\
+                   find /sys/fs/cgroup/memory -mindepth 1 -depth -type d -exec rmdir {{}} \\; 2>/dev/null\n\
+                   sync; echo 3 >/proc/sys/vm/drop_caches\n\
                    umount /sys/fs/cgroup/memory || echo 'the v1 memory hierarchy is busy: cgroup v2 runs will fail'\n\
                  fi\n\
                  mountpoint -q {V2_MOUNT} || {{ mkdir -p {V2_MOUNT} && mount -t cgroup2 none {V2_MOUNT}; }} \
-                   || echo 'cannot mount cgroup2'"
+                   || echo 'cannot mount cgroup2'\n\
+                 # The controller moves to cgroup v2 once the v1 hierarchy's last\n\
+                 # (dying) memory cgroup is freed: page cache pins them.\n\
+                 i=0; while ! grep -qw memory {V2_MOUNT}/cgroup.controllers && [ $i -lt 30 ]; do\n\
+                   echo 3 >/proc/sys/vm/drop_caches; sleep 1; i=$((i+1)); done\n\
+                 grep -qw memory {V2_MOUNT}/cgroup.controllers \
+                   || echo 'the memory controller did not move to cgroup v2: a v1 memory cgroup is still dying'"
             );
         }
         let env = if name.ends_with(V2_SUFFIX) {

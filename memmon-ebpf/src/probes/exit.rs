@@ -4,13 +4,15 @@
 //! hold live processes only (the rss_stat mm entries included). Its count
 //! and fault totals are also added to its memory cgroup's entry in the
 //! pinned `MEMCG_EXITS` map (even when the ring buffer is full), so the
-//! per-cgroup totals of exited processes survive a restart of memmon.
+//! per-cgroup totals of exited processes survive a restart of memmon. The
+//! order matters to the reader: the event is submitted, then the cgroup's
+//! totals grow, then the process leaves `PROC_COUNTERS`.
 
 use aya_ebpf::{
     helpers::bpf_get_current_cgroup_id, macros::tracepoint, programs::TracePointContext,
 };
 use memmon_common::{
-    ExitEvent, Stat,
+    ExitEvent, ProcCounters, Stat,
     events::{EVENT_EXIT, EXIT_HAS_COUNTERS, EXIT_HAS_TASK, EXIT_MEMCG_ID},
 };
 
@@ -88,6 +90,16 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
                 add(&raw mut (*totals).min_flt, min);
                 add(&raw mut (*totals).maj_flt, maj);
                 add(&raw mut (*totals).with_faults, 1);
+            }
+            if let Some(c) = PROC_COUNTERS.get_ptr(tgid) {
+                let src = c.cast::<u64>();
+                let dst = (&raw mut (*totals).counters).cast::<u64>();
+                for i in 0..ProcCounters::LEN {
+                    let v = *src.add(i);
+                    if v != 0 {
+                        add(dst.add(i), v);
+                    }
+                }
             }
         }
     }

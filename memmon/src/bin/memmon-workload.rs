@@ -35,7 +35,7 @@ commands:
   open-files COUNT     open and close /dev/null COUNT times
   share MIB            touch a MIB shared anonymous mapping, fork a child that
                        shares it (reports the child); both wait for stdin EOF
-  grow MIB MS          touch MIB of fresh memory, 1 MiB every MS milliseconds
+  grow MIB MS          touch MIB of fresh memory, 1 MiB every MS milliseconds (wall-clock schedule)
   idle COUNT           fork COUNT children that sleep until stdin closes
   mmap-storm PAIRS     PAIRS mmap/munmap pairs of 64 KiB; prints ns per pair
   fault-storm MIB ROUNDS  touch MIB of fresh memory per round; prints ns per fault
@@ -399,9 +399,15 @@ fn share(mib: u64) -> Result<u32, String> {
 /// a process that grows slowly enough for a sampler to watch it.
 fn grow(mib: u64, ms: u64) -> Result<(), String> {
     let per = 256; // pages per MiB
-    for _ in 0..mib {
+    // On a wall-clock schedule (MiB i at start + i·ms), so a stalled
+    // scheduler (a loaded TCG guest) is caught up and the rate holds.
+    let start = std::time::Instant::now();
+    for i in 0..mib {
         touch_fresh(per)?;
-        std::thread::sleep(std::time::Duration::from_millis(ms));
+        let next = start + std::time::Duration::from_millis(ms * (i + 1));
+        if let Some(wait) = next.checked_duration_since(std::time::Instant::now()) {
+            std::thread::sleep(wait);
+        }
     }
     Ok(())
 }

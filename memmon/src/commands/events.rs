@@ -135,10 +135,14 @@ fn stream(
     }
     exits.clear();
     for record in collector.kill_signal_records(root) {
-        let cause = crate::model::oom::sigkill_cause(record.signal.code);
-        if cause == "kernel" && oom_victims.contains(&record.signal.target_pid) {
+        if crate::model::oom::is_oom_killers_sigkill(
+            record.signal.code,
+            record.signal.target_pid,
+            |pid| oom_victims.contains(&pid),
+        ) {
             continue;
         }
+        let cause = crate::model::oom::sigkill_cause(record.signal.code);
         let rss = crate::procfs::identity::read(root, record.signal.target_pid)
             .ok()
             .map(|id| id.rss_pages * crate::procfs::identity::page_size());

@@ -85,7 +85,7 @@ struct Events<'a> {
     notices: &'a [crate::model::published::Notice],
 }
 
-fn metrics(state: &HttpState) -> Resp {
+fn metrics(state: &HttpState, openmetrics: bool) -> Resp {
     let started = Instant::now();
     let published = latest(&state.shared);
     let mut settings = match state.render.read() {
@@ -97,12 +97,16 @@ fn metrics(state: &HttpState) -> Resp {
         Ok(mut adm) => prom::families(&published, &settings, &mut adm),
         Err(p) => prom::families(&published, &settings, &mut p.into_inner()),
     };
-    let resp = match prom::encode(&families) {
-        Ok(body) => respond(
-            StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
-            body,
-        ),
+    let encoded = if openmetrics {
+        Ok((
+            crate::sinks::openmetrics::CONTENT_TYPE,
+            crate::sinks::openmetrics::encode(&families),
+        ))
+    } else {
+        prom::encode(&families).map(|b| ("text/plain; version=0.0.4; charset=utf-8", b))
+    };
+    let resp = match encoded {
+        Ok((content_type, body)) => respond(StatusCode::OK, content_type, body),
         Err(e) => respond(
             StatusCode::INTERNAL_SERVER_ERROR,
             "text/plain",
@@ -115,8 +119,8 @@ fn metrics(state: &HttpState) -> Resp {
     resp
 }
 
-/// Routes one request.
-pub fn route(method: &Method, path: &str, state: &HttpState) -> Resp {
+/// Routes one request (`headers` for content negotiation).
+pub fn route(method: &Method, path: &str, headers: &header::HeaderMap, state: &HttpState) -> Resp {
     if method != Method::GET && method != Method::HEAD {
         return respond(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -125,7 +129,13 @@ pub fn route(method: &Method, path: &str, state: &HttpState) -> Resp {
         );
     }
     match path {
-        "/metrics" => metrics(state),
+        "/metrics" => metrics(
+            state,
+            headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(crate::sinks::openmetrics::accepts),
+        ),
         "/api/v1/snapshot" => json(&*latest(&state.shared)),
         "/api/v1/events" => {
             let p = latest(&state.shared);
@@ -200,7 +210,69 @@ async fn handle(
     if !authorized(&users, &req).await {
         return Ok(unauthorized());
     }
-    Ok(route(req.method(), req.uri().path(), &state))
+    let resp = route(req.method(), req.uri().path(), req.headers(), &state);
+    Ok(compress(resp, req.headers()).await)
+}
+
+/// Bodies at least this large are gzipped when the client accepts it.
+const GZIP_MIN_BYTES: usize = 1024;
+
+/// True when an `Accept-Encoding` header accepts gzip (q > 0).
+fn accepts_gzip(value: &str) -> bool {
+    value.split(',').any(|part| {
+        let mut it = part.split(';');
+        let coding = it.next().unwrap_or("").trim();
+        let q_zero = it.any(|p| {
+            p.trim()
+                .strip_prefix("q=")
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .is_some_and(|q| q <= 0.0)
+        });
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !q_zero
+    })
+}
+
+/// Gzips a successful response when the request accepts it (Prometheus
+/// always sends `Accept-Encoding: gzip`).
+async fn compress(resp: Resp, request: &header::HeaderMap) -> Resp {
+    use http_body_util::BodyExt as _;
+    use std::io::Write as _;
+    let wanted = request
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(accepts_gzip);
+    if !wanted || resp.status() != StatusCode::OK {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let bytes = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(never) => match never {},
+    };
+    parts.headers.insert(
+        header::VARY,
+        header::HeaderValue::from_static("accept-encoding"),
+    );
+    if bytes.len() < GZIP_MIN_BYTES {
+        return Response::from_parts(parts, Full::new(bytes));
+    }
+    let mut gz = flate2::write::GzEncoder::new(
+        Vec::with_capacity(bytes.len() / 4),
+        flate2::Compression::fast(),
+    );
+    match gz.write_all(&bytes).and_then(|()| gz.finish()) {
+        Ok(zipped) => {
+            parts.headers.insert(
+                header::CONTENT_ENCODING,
+                header::HeaderValue::from_static("gzip"),
+            );
+            Response::from_parts(parts, Full::new(Bytes::from(zipped)))
+        }
+        Err(e) => {
+            tracing::debug!("gzip: {e}");
+            Response::from_parts(parts, Full::new(bytes))
+        }
+    }
 }
 
 /// Serves one connection, after the TLS handshake when TLS is on.
@@ -245,5 +317,20 @@ pub async fn serve(
             }
             _ = shutdown.changed() => break,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepts_gzip;
+
+    #[test]
+    fn gzip_negotiation() {
+        assert!(accepts_gzip("gzip"));
+        assert!(accepts_gzip("deflate, gzip;q=0.8"));
+        assert!(accepts_gzip("*"));
+        assert!(!accepts_gzip("gzip;q=0"));
+        assert!(!accepts_gzip("identity"));
+        assert!(!accepts_gzip(""));
     }
 }

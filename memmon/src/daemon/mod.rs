@@ -81,6 +81,7 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
     )));
     let live = Arc::new(RwLock::new(sampler::LiveSettings {
         interval: Duration::from_secs_f64(cfg.interval_seconds),
+        probe_cpu_budget: cfg.probe_cpu_budget,
     }));
     let stop = Arc::new(AtomicBool::new(false));
     let (first_tx, first_rx) = std::sync::mpsc::channel();
@@ -251,6 +252,7 @@ fn apply_reload(
     }
     if let Ok(mut l) = live.write() {
         l.interval = Duration::from_secs_f64(new.interval_seconds);
+        l.probe_cpu_budget = new.probe_cpu_budget;
     }
     state
         .stale_after_ms

@@ -23,6 +23,8 @@ const DRAIN_EVERY: Duration = Duration::from_millis(100);
 pub struct LiveSettings {
     /// Seconds between samples.
     pub interval: Duration,
+    /// Share of one core the probes may take (0: no budget).
+    pub probe_cpu_budget: f64,
 }
 
 /// Runs until `stop` is set. `first_pass` is signalled after the first
@@ -47,10 +49,11 @@ pub fn run(
     let mut passes = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();
-        let interval = settings
+        let (interval, budget) = settings
             .read()
-            .map(|s| s.interval)
-            .unwrap_or(Duration::from_secs(1));
+            .map(|s| (s.interval, s.probe_cpu_budget))
+            .unwrap_or((Duration::from_secs(1), 0.0));
+        pipeline.set_probe_budget(budget);
         let published = pipeline.pass(interval);
         passes += 1;
         let published = Arc::new(published);

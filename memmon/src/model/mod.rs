@@ -3,6 +3,7 @@
 //! and statistics. Fed by [`crate::sample::Sample`]s; no sink reads the
 //! kernel or /proc itself.
 
+pub mod budget;
 pub mod cgroups;
 pub mod fields;
 pub mod forecast;
@@ -12,6 +13,8 @@ pub mod process;
 pub mod published;
 pub mod rollup;
 pub mod system;
+#[cfg(test)]
+mod totals_tests;
 pub mod view;
 
 use std::{
@@ -62,6 +65,19 @@ pub struct Model {
     /// Final counts of processes folded out of the model, per cgroup
     /// ("" when unknown): with the live processes, every cgroup's totals.
     pub exited_totals: HashMap<String, Totals>,
+    /// Of those, the processes found vanished (they exited while no exit
+    /// probe ran, so the kernel's per-memcg exit totals lack them).
+    vanished_totals: HashMap<String, Totals>,
+    /// The kernel's per-memory-cgroup totals of exited processes (pinned:
+    /// they span restarts), by cgroup path; `None` while the exit probe is
+    /// not attached.
+    pub kernel_exits: Option<HashMap<String, memmon_common::MemcgExits>>,
+    /// The cgroup totals last published: none goes below them.
+    totals_floor: HashMap<String, Totals>,
+    /// Each loaded program's cost this pass (empty without the kernel's
+    /// run-time statistics).
+    pub program_costs: Vec<budget::ProgramCost>,
+    program_runs_prev: Option<(Instant, Vec<crate::sample::stats::ProgramRuns>)>,
     /// Recent samples of the largest processes (OOM flight recorder).
     pub recorder: history::FlightRecorder,
     /// The system view: latest sample, and rates from the one before.
@@ -148,16 +164,12 @@ impl Model {
         }
         for r in sample.kill_signals {
             // The OOM killer's own SIGKILL is the OOM kill above.
-            let cause = oom::sigkill_cause(r.signal.code);
-            if cause == "kernel"
-                && (oom_victims.contains(&r.signal.target_pid)
-                    || self
-                        .recent_ooms
-                        .iter()
-                        .any(|k| k.pid == r.signal.target_pid))
-            {
+            if oom::is_oom_killers_sigkill(r.signal.code, r.signal.target_pid, |pid| {
+                oom_victims.contains(&pid) || self.recent_ooms.iter().any(|k| k.pid == pid)
+            }) {
                 continue;
             }
+            let cause = oom::sigkill_cause(r.signal.code);
             *self.kills_total.entry(cause).or_default() += 1;
             let target = self
                 .live
@@ -180,6 +192,19 @@ impl Model {
         }
         if let Some(stats) = sample.stats {
             self.stats = stats;
+        }
+        if let Some(exits) = sample.memcg_exits {
+            self.kernel_exits = Some(exits.into_iter().collect());
+        }
+        self.missing_sources.extend(sample.missing);
+        if let Some(runs) = sample.program_runs {
+            let now = Instant::now();
+            let (prev, dt) = match &self.program_runs_prev {
+                Some((at, prev)) => (prev.as_slice(), Some(now.duration_since(*at))),
+                None => (&[][..], None),
+            };
+            self.program_costs = budget::costs(prev, &runs, dt);
+            self.program_runs_prev = Some((now, runs));
         }
         if sample.alloc.is_some() {
             self.alloc = sample.alloc;
@@ -455,6 +480,12 @@ impl Model {
         for key in exited {
             if let Some(p) = self.processes.remove(&key) {
                 let cg = p.cgroup.clone().unwrap_or_default();
+                if p.vanished {
+                    self.vanished_totals
+                        .entry(cg.clone())
+                        .or_default()
+                        .add_exited(&p, fault_probes);
+                }
                 self.exited_totals
                     .entry(cg)
                     .or_default()
@@ -647,11 +678,34 @@ impl Model {
         out
     }
 
-    /// Totals per cgroup: folded exited processes plus the live ones.
-    pub fn cgroup_totals(&self) -> HashMap<String, Totals> {
+    /// Totals per cgroup: the exited processes (from the kernel's pinned
+    /// per-memcg totals when the exit probe runs, so they span restarts;
+    /// else as this model folded them) plus the live ones. No count goes
+    /// below what the previous call returned: the kernel's maps are read
+    /// one after the other, and a process exiting between two reads would
+    /// otherwise be missing from both for one pass.
+    pub fn cgroup_totals(&mut self) -> HashMap<String, Totals> {
         let fault_probes = self.fault_probes();
-        let mut out = self.exited_totals.clone();
+        let mut out = match &self.kernel_exits {
+            Some(kernel) => {
+                let mut out: HashMap<String, Totals> = kernel
+                    .iter()
+                    .map(|(path, e)| (path.clone(), Totals::from_kernel_exits(e, fault_probes)))
+                    .collect();
+                for (path, v) in &self.vanished_totals {
+                    let t = out.entry(path.clone()).or_default();
+                    t.add_totals(v);
+                }
+                out
+            }
+            None => self.exited_totals.clone(),
+        };
+        let kernel = self.kernel_exits.is_some();
         for p in self.processes.values() {
+            if p.exited && kernel && !p.vanished {
+                // In the kernel's exit totals already.
+                continue;
+            }
             let t = out.entry(p.cgroup.clone().unwrap_or_default()).or_default();
             if p.exited {
                 t.add_exited(p, fault_probes);
@@ -659,6 +713,12 @@ impl Model {
                 t.add_live(p, fault_probes);
             }
         }
+        for (path, t) in out.iter_mut() {
+            if let Some(floor) = self.totals_floor.get(path) {
+                t.at_least(floor);
+            }
+        }
+        self.totals_floor = out.clone();
         out
     }
 }

@@ -168,5 +168,15 @@ pub fn sigkill_cause(code: i32) -> &'static str {
     }
 }
 
+/// True when a SIGKILL is the OOM killer's own (sent by the kernel to a
+/// process it just chose): that kill is already one OOM-kill record.
+pub fn is_oom_killers_sigkill(
+    code: i32,
+    target_pid: u32,
+    mut oom_victim: impl FnMut(u32) -> bool,
+) -> bool {
+    code == SI_KERNEL && oom_victim(target_pid)
+}
+
 /// `si_code` of a signal the kernel sent (SI_KERNEL).
 pub const SI_KERNEL: i32 = 0x80;

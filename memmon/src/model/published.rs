@@ -205,6 +205,11 @@ pub struct Published {
     pub system: Option<crate::model::system::SystemView>,
     /// Cost of the last per-process memory pass (the cost guard).
     pub memory_cost: crate::sample::cost::CycleCost,
+    /// Each loaded program's run time, runs and share of a core (empty
+    /// without the kernel's run-time statistics).
+    pub program_costs: Vec<crate::model::budget::ProgramCost>,
+    /// The probe CPU budget (share of one core; None: no budget).
+    pub probe_cpu_budget: Option<f64>,
 }
 
 impl Published {
@@ -252,6 +257,8 @@ impl Published {
             kills_total: model.kills_total.clone(),
             system: model.system.clone(),
             memory_cost: model.memory_cost.clone(),
+            program_costs: model.program_costs.clone(),
+            probe_cpu_budget: None,
             ..Default::default()
         }
     }

@@ -1,12 +1,20 @@
 //! The system view in the model: the latest system sample plus per-second
 //! rates of the vmstat counters that matter (faults, swap, OOM kills,
-//! NUMA, THP, reclaim), computed from two samples.
+//! NUMA, THP, reclaim), computed from two samples, and the system-wide
+//! time-to-OOM forecast (what is committed out of RAM plus swap, over a
+//! sliding window).
 
 use std::{collections::BTreeMap, time::Instant};
 
 use serde::Serialize;
 
+use super::forecast::Window;
 use crate::sample::system::SystemSample;
+
+/// Samples in the system forecast's window (one per pass).
+const FORECAST_SAMPLES: usize = 60;
+/// Longest time the system forecast's window spans, seconds.
+const FORECAST_SPAN_SECS: f64 = 120.0;
 
 /// vmstat counters turned into rates.
 pub const RATE_KEYS: &[&str] = &[
@@ -39,14 +47,44 @@ pub struct SystemView {
     /// Per-second rates of [`RATE_KEYS`] since the previous sample (empty
     /// after the first).
     pub rates: BTreeMap<String, f64>,
+    /// Seconds until MemAvailable plus free swap reaches 0 at the current
+    /// growth of what is committed (Theil-Sen over the window); absent when
+    /// flat or shrinking, or before enough samples.
+    pub oom_forecast_seconds: Option<f64>,
+    /// Growth of RAM + swap in use (MemTotal + SwapTotal − MemAvailable −
+    /// SwapFree), bytes per second: the slope the forecast uses.
+    pub memory_growth_bytes_per_second: Option<f64>,
+    /// Time the forecast's samples span.
+    pub forecast_window_seconds: Option<f64>,
     #[serde(skip)]
     at: Option<Instant>,
+    #[serde(skip)]
+    window: Window,
+    #[serde(skip)]
+    origin: Option<Instant>,
+}
+
+/// (RAM + swap in use, RAM + swap): what the system forecast tracks and
+/// the limit it reaches; `None` without MemAvailable (before 3.14).
+pub fn committed(sample: &SystemSample) -> Option<(u64, u64)> {
+    let m = &sample.meminfo;
+    let total = m
+        .get("MemTotal")?
+        .saturating_add(*m.get("SwapTotal").unwrap_or(&0));
+    let free = m
+        .get("MemAvailable")?
+        .saturating_add(*m.get("SwapFree").unwrap_or(&0));
+    Some((total.saturating_sub(free), total))
 }
 
 impl SystemView {
     /// The view after `sample`, given the previous one.
     pub fn next(prev: Option<SystemView>, sample: SystemSample) -> SystemView {
-        let now = Instant::now();
+        Self::next_at(prev, sample, Instant::now())
+    }
+
+    /// [`SystemView::next`] with the sample taken at `now`.
+    pub fn next_at(prev: Option<SystemView>, sample: SystemSample, now: Instant) -> SystemView {
         let rates = match &prev {
             Some(p) => rates(
                 &p.sample.vmstat,
@@ -55,10 +93,23 @@ impl SystemView {
             ),
             None => BTreeMap::new(),
         };
+        let (mut window, origin) = match prev {
+            Some(p) => (p.window, p.origin.unwrap_or(now)),
+            None => (Window::new(FORECAST_SAMPLES, FORECAST_SPAN_SECS), now),
+        };
+        let limit = committed(&sample).map(|(used, limit)| {
+            window.push(now.duration_since(origin).as_secs_f64(), used);
+            limit
+        });
         SystemView {
             sample,
             rates,
+            oom_forecast_seconds: window.seconds_to_limit(limit),
+            memory_growth_bytes_per_second: window.slope(),
+            forecast_window_seconds: window.span_secs(),
             at: Some(now),
+            window,
+            origin: Some(origin),
         }
     }
 }
@@ -100,5 +151,47 @@ mod tests {
         );
         assert!(rates(&a, &b, Some(0.0)).is_empty());
         assert!(rates(&a, &b, None).is_empty());
+    }
+
+    fn meminfo(available: u64, swap_free: u64) -> SystemSample {
+        let mut s = SystemSample::default();
+        for (k, v) in [
+            ("MemTotal", 8u64 << 30),
+            ("MemAvailable", available),
+            ("SwapTotal", 2 << 30),
+            ("SwapFree", swap_free),
+        ] {
+            s.meminfo.insert(k.into(), v);
+        }
+        s
+    }
+
+    #[test]
+    fn the_system_forecast_counts_ram_and_swap() {
+        let t0 = Instant::now();
+        let mib = 1u64 << 20;
+        // RAM + swap 10 GiB; 4 GiB available + 2 GiB of swap free, falling
+        // by 10 MiB/s: 6 GiB / 10 MiB/s = 614.4 s left.
+        let mut v: Option<SystemView> = None;
+        for i in 0..20u64 {
+            let at = t0 + std::time::Duration::from_secs(i);
+            let sample = meminfo((4 << 30) - i * 10 * mib, 2 << 30);
+            v = Some(SystemView::next_at(v, sample, at));
+        }
+        let v = v.expect("a view");
+        let growth = v.memory_growth_bytes_per_second.expect("a slope");
+        assert!((growth - (10 * mib) as f64).abs() < 1.0, "{growth}");
+        let eta = v.oom_forecast_seconds.expect("a forecast");
+        let want = ((6u64 << 30) - 19 * 10 * mib) as f64 / (10 * mib) as f64;
+        assert!((eta - want).abs() < 0.5, "{eta} vs {want}");
+        assert_eq!(v.forecast_window_seconds, Some(19.0));
+
+        // Flat: no forecast.
+        let mut flat: Option<SystemView> = None;
+        for i in 0..20u64 {
+            let at = t0 + std::time::Duration::from_secs(i);
+            flat = Some(SystemView::next_at(flat, meminfo(4 << 30, 2 << 30), at));
+        }
+        assert_eq!(flat.expect("a view").oom_forecast_seconds, None);
     }
 }

@@ -94,6 +94,8 @@ pub struct ProbeSet {
     pub(super) pending_kill: Vec<memmon_common::KillEvent>,
     /// Capacity of PROC_COUNTERS, for map-fill reporting.
     pub max_processes: u32,
+    /// Where tracefs is mounted (to attach a resumed probe).
+    pub(super) tracefs: std::path::PathBuf,
 }
 
 impl ProbeSet {
@@ -176,12 +178,20 @@ impl ProbeSet {
             pending_oom: Vec::new(),
             pending_kill: Vec::new(),
             max_processes: opts.max_processes,
+            tracefs: tracefs.to_path_buf(),
         })
     }
 
     /// Each probe's state, in catalog order.
     pub fn statuses(&self) -> &[ProbeStatus] {
         &self.statuses
+    }
+
+    /// Sets probe `name`'s state (run-time suspend and resume).
+    pub(super) fn set_state(&mut self, name: &str, state: ProbeState) {
+        if let Some(s) = self.statuses.iter_mut().find(|s| s.name == name) {
+            s.state = state;
+        }
     }
 
     /// True when `name` is attached.
@@ -203,7 +213,7 @@ fn describe(attach: Attach) -> String {
     }
 }
 
-fn attach_one(
+pub(super) fn attach_one(
     ebpf: &mut Ebpf,
     spec: &ProbeSpec,
     attach: Attach,

@@ -1,15 +1,19 @@
 //! Kernel side, seen from userspace: which probes exist (`catalog`), loading
 //! and attaching them one by one (`loader`), what each one's state is
 //! (`status`), typed reads of their maps and ring buffer (`reader`), and
-//! the SIGKILL records decoded (`kill`).
+//! the SIGKILL records decoded (`kill`), the kernel's accounting of the
+//! programs' run time (`run_stats`) and suspending/resuming a probe at run
+//! time (`control`).
 
 pub mod alloc_reader;
 pub mod btf_offsets;
 pub mod catalog;
+pub mod control;
 pub mod kill;
 pub mod loader;
 pub mod pins;
 pub mod reader;
+pub mod run_stats;
 pub mod tracefs;
 
 pub use crate::sample::probe_status::{ProbeState, ProbeStatus};

@@ -86,6 +86,18 @@ impl ProbeSet {
         Ok(out)
     }
 
+    /// Forgets the exit totals of memory cgroup `id` (it no longer exists).
+    pub fn remove_memcg_exits(&mut self, id: u64) {
+        let Some(map) = self.ebpf.map_mut("MEMCG_EXITS") else {
+            return;
+        };
+        if let Ok(mut map) = HashMap::<&mut MapData, u64, MemcgExits>::try_from(map)
+            && let Err(e) = map.remove(&id)
+        {
+            tracing::debug!("removing the exit totals of memcg {id}: {e}");
+        }
+    }
+
     /// Every mm the rss_stat probe knows, with its owner and last counter
     /// values; empty when the probe is not loaded.
     pub fn read_mm_states(&self) -> Vec<MmState> {
@@ -144,7 +156,7 @@ impl ProbeSet {
                 Stat::FaultLatencyEvents => out.fault_latency_events = sum,
                 Stat::KillEvents => out.kill_events = sum,
                 Stat::KillEventsLost => out.kill_events_lost = sum,
-                Stat::MemcgExitsFull => out.memcg_exits_full = sum,
+                Stat::MemcgExitsFull => out.memcg_exits_map_full = sum,
             }
         }
         out.reclaim_stall_hist = self.read_log2_hist(memmon_common::names::RECLAIM_HIST);

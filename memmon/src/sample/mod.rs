@@ -86,6 +86,15 @@ pub struct Sample {
     pub stats: Option<stats::StatsSnapshot>,
     /// Allocator maps, when those probes are attached.
     pub alloc: Option<alloc::AllocSample>,
+    /// The kernel's per-memory-cgroup totals of exited processes (the
+    /// pinned `MEMCG_EXITS` map), by cgroup path; `None` when not read
+    /// (exit probe not attached, or the read failed).
+    pub memcg_exits: Option<Vec<(String, memmon_common::MemcgExits)>>,
+    /// Each loaded program's run time and count (None: the kernel's
+    /// run-time statistics are off).
+    pub program_runs: Option<Vec<stats::ProgramRuns>>,
+    /// Sources found missing this pass, each with what goes unreported.
+    pub missing: Vec<String>,
 }
 
 /// Host constants the model computes with (read once by the collector).

@@ -50,7 +50,7 @@ pub struct StatsSnapshot {
     /// Kill records lost because the ring buffer was full.
     pub kill_events_lost: u64,
     /// Exits not added to MEMCG_EXITS because it was full.
-    pub memcg_exits_full: u64,
+    pub memcg_exits_map_full: u64,
     /// Reclaim stall durations: (bucket lower bound ns, count), non-empty
     /// log2 buckets only.
     pub reclaim_stall_hist: Vec<(u64, u64)>,
@@ -70,4 +70,19 @@ pub struct StatsSnapshot {
     /// entries; after a restart on pinned maps, the processes that exited
     /// while memmon was down). The collector removes them.
     pub proc_map_stale: u64,
+}
+
+/// One loaded program's totals as the kernel accounts them (run-time
+/// statistics on).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProgramRuns {
+    /// Program name in the eBPF object.
+    pub program: &'static str,
+    /// Serves a detail probe (per fault or per allocation): the budget
+    /// may suspend it.
+    pub detail: bool,
+    /// Total time in the program since it was loaded, ns.
+    pub run_ns: u64,
+    /// Times it ran.
+    pub runs: u64,
 }

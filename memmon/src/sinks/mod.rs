@@ -6,6 +6,7 @@ pub mod cgroup_table;
 pub mod columns;
 pub mod events;
 pub mod json;
+pub mod openmetrics;
 pub mod probes_report;
 pub mod prometheus;
 pub mod system_table;

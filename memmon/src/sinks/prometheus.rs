@@ -216,6 +216,7 @@ pub fn families(
         ));
     }
     out.push(up);
+    out.extend(program_families(p));
     out.extend(kernel_stats(p));
 
     out.extend(system_families(p));
@@ -330,6 +331,44 @@ pub fn families(
     out.push(info);
     // The text encoder rejects empty families (e.g. no cgroups yet).
     out.retain(|f| !f.get_metric().is_empty());
+    out
+}
+
+/// The kernel's accounting of each loaded program (run-time statistics
+/// on), and the budget they are held to.
+fn program_families(p: &Published) -> Vec<MetricFamily> {
+    let mut time = family(
+        "memmon_probe_run_seconds_total",
+        "Time the kernel spent in the program since it was loaded (BPF run-time statistics).",
+        MetricType::COUNTER,
+    );
+    let mut runs = family(
+        "memmon_probe_runs_total",
+        "Times the program ran since it was loaded.",
+        MetricType::COUNTER,
+    );
+    for c in &p.program_costs {
+        time.mut_metric().push(sample(
+            &[("program", c.program)],
+            MetricType::COUNTER,
+            c.run_seconds_total,
+        ));
+        runs.mut_metric().push(sample(
+            &[("program", c.program)],
+            MetricType::COUNTER,
+            c.runs_total as f64,
+        ));
+    }
+    let mut out = vec![time, runs];
+    if let Some(b) = p.probe_cpu_budget {
+        let mut f = family(
+            "memmon_probe_cpu_budget",
+            "Share of one core the probes may take before the detail probes are suspended.",
+            MetricType::GAUGE,
+        );
+        f.mut_metric().push(sample(&[], MetricType::GAUGE, b));
+        out.push(f);
+    }
     out
 }
 
@@ -461,7 +500,31 @@ fn system_families(p: &Published) -> Vec<MetricFamily> {
             c.bytes as f64,
         ));
     }
-    vec![mem, vmstat, psi, numa, free, buddy, slab]
+    let mut out = vec![mem, vmstat, psi, numa, free, buddy, slab];
+    for (key, help, value) in [
+        (
+            "oom_forecast_seconds",
+            "Seconds until MemAvailable plus free swap reaches 0 at the current growth (Theil-Sen over the window); absent when flat or shrinking.",
+            v.oom_forecast_seconds,
+        ),
+        (
+            "memory_growth_bytes_per_second",
+            "Growth of RAM plus swap in use (MemTotal + SwapTotal - MemAvailable - SwapFree), the slope the system forecast uses.",
+            v.memory_growth_bytes_per_second,
+        ),
+        (
+            "forecast_window_seconds",
+            "Time the system forecast's samples span.",
+            v.forecast_window_seconds,
+        ),
+    ] {
+        if let Some(value) = value {
+            let mut f = family(&format!("memmon_system_{key}"), help, MetricType::GAUGE);
+            f.mut_metric().push(sample(&[], MetricType::GAUGE, value));
+            out.push(f);
+        }
+    }
+    out
 }
 
 /// Kernel statistics, grouped by what they count.

@@ -47,10 +47,12 @@ impl Ctx {
     }
 
     /// `memmon daemon` on a free loopback port, unpinned, with `flags`, and
-    /// the text it prints once serving.
+    /// the text it prints once serving. No probe CPU budget: the cost of
+    /// each configuration is measured as is, never cut by the governor.
     pub fn memmon_daemon(&self, flags: &[&str]) -> (Command, &'static str) {
         let mut c = Command::new(&self.memmon);
         c.args(["daemon", "--listen", "127.0.0.1:0", "--no-pin"])
+            .args(["--probe-cpu-budget", "0"])
             .args(flags);
         (c, "serving http://")
     }

@@ -187,7 +187,24 @@ impl Writer {
             self.open_shard(unix_ms)?;
             self.retain(unix_ms);
         }
-        let key_due = self.key.is_none() || self.since_key >= self.settings.key_every;
+        let mut key_due = self.key.is_none() || self.since_key >= self.settings.key_every;
+        // A key frame most rows differ from (the first pass has no rates
+        // yet) would make every delta carry every row: start a new one.
+        if let (
+            Some(views),
+            Some(Key {
+                views: Some(old), ..
+            }),
+        ) = (views, &self.key)
+            && views
+                .iter()
+                .filter(|v| old.get(&view_key(v)) != Some(*v))
+                .count()
+                * 2
+                > views.len()
+        {
+            key_due = true;
+        }
         let (kind, base_ms, json) = match (&self.key, key_due) {
             (Some(key), false) => {
                 let mut patch = match delta::diff(&key.doc, &doc) {

@@ -38,6 +38,99 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Write the manual pages (memmon.1, memmon-daemon.1, ...).
     Man(ManArgs),
+    /// Record every pass's full model (processes, cgroups, system view,
+    /// probes, events) into a local store, as `daemon --record` does.
+    Record(RecordArgs),
+    /// `memmon top` over a recording: step with left/right, `g` jumps to a time.
+    Replay(ReplayArgs),
+    /// Rows from a recording for scripts: JSON lines, CSV or OpenMetrics
+    /// (for `promtool tsdb create-blocks-from openmetrics`).
+    Dump(DumpArgs),
+}
+
+/// Where the store is, for `replay` and `dump`.
+pub const DEFAULT_STORE: &str = "/var/lib/memmon/store";
+
+/// `memmon record`.
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// The store directory (created if missing).
+    #[arg(value_name = "DIR")]
+    pub dir: std::path::PathBuf,
+    /// Seconds between samples.
+    #[arg(long, short = 'i', default_value_t = 1.0, value_name = "SECS")]
+    pub interval: f64,
+    /// Total size kept, oldest shards removed first (e.g. 1GiB, 500MiB).
+    #[arg(long, default_value = "1GiB", value_name = "SIZE")]
+    pub max_bytes: String,
+    /// Age kept (e.g. 24h, 7d).
+    #[arg(long, default_value = "24h", value_name = "DURATION")]
+    pub max_age: String,
+    /// Stop after SECS (default: until Ctrl-C or SIGTERM).
+    #[arg(long, short = 'd', value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Probe selection.
+    #[command(flatten)]
+    pub probe_args: ProbeArgs,
+}
+
+/// `memmon replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The store directory.
+    #[arg(long, default_value = DEFAULT_STORE, value_name = "DIR")]
+    pub store: std::path::PathBuf,
+    /// Start at this time: RFC 3339, Unix seconds, or relative ("10m ago")
+    /// [default: the oldest frame].
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Sort column, as in `memmon top --sort` [default: rss].
+    #[arg(long, value_name = "KEY")]
+    pub sort: Option<String>,
+    /// Only processes whose command or cgroup contains TEXT.
+    #[arg(long, value_name = "TEXT")]
+    pub filter: Option<String>,
+}
+
+/// `memmon dump`'s output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DumpFormat {
+    /// One JSON object per process and frame, per line.
+    Json,
+    /// A header line, then one row per process and frame.
+    Csv,
+    /// OpenMetrics text with timestamps (promtool backfill).
+    Openmetrics,
+}
+
+/// `memmon dump`.
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// The store directory.
+    #[arg(long, default_value = DEFAULT_STORE, value_name = "DIR")]
+    pub store: std::path::PathBuf,
+    /// From this time: RFC 3339, Unix seconds, or relative ("1h ago").
+    #[arg(long, value_name = "TIME")]
+    pub from: String,
+    /// To this time [default: now].
+    #[arg(long, value_name = "TIME", default_value = "now")]
+    pub to: String,
+    /// Only this process.
+    #[arg(long, value_name = "PID", conflicts_with_all = ["cgroup", "comm"])]
+    pub pid: Option<u32>,
+    /// Only processes in this memory cgroup or below it.
+    #[arg(long, value_name = "PATH", conflicts_with = "comm")]
+    pub cgroup: Option<String>,
+    /// Only processes with this command name.
+    #[arg(long, value_name = "NAME")]
+    pub comm: Option<String>,
+    /// Catalog fields to print (comma-separated JSON keys, e.g.
+    /// rss_bytes,pss_bytes,minor_faults_per_second) [default: every field].
+    #[arg(long, value_delimiter = ',', value_name = "KEYS")]
+    pub fields: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: DumpFormat,
 }
 
 /// `memmon completions`.
@@ -170,6 +263,16 @@ pub struct DaemonArgs {
     /// `memory/` below it, or the v2 unified hierarchy).
     #[arg(long, env = "MEMMON_CGROUP_ROOT", value_name = "DIR")]
     pub cgroup_root: Option<std::path::PathBuf>,
+    /// Record every pass into a local store in DIR (`memmon replay`,
+    /// `memmon dump` read it) [default: off].
+    #[arg(long, env = "MEMMON_RECORD", value_name = "DIR")]
+    pub record: Option<std::path::PathBuf>,
+    /// Total size the store keeps, oldest shards removed first [default: 1GiB].
+    #[arg(long, env = "MEMMON_RECORD_MAX_BYTES", value_name = "SIZE")]
+    pub record_max_bytes: Option<String>,
+    /// Age the store keeps (e.g. 24h, 7d) [default: 24h].
+    #[arg(long, env = "MEMMON_RECORD_MAX_AGE", value_name = "DURATION")]
+    pub record_max_age: Option<String>,
     /// Share of one core the probes may take before the detail probes are
     /// suspended; 0 for no budget [default: 0.01].
     #[arg(long, env = "MEMMON_PROBE_CPU_BUDGET", value_name = "SHARE")]
@@ -202,6 +305,9 @@ impl DaemonArgs {
             web_config_file: self.web_config_file.clone(),
             proc_root: self.proc_root.clone(),
             cgroup_root: self.cgroup_root.clone(),
+            record: self.record.clone(),
+            record_max_bytes: self.record_max_bytes.clone(),
+            record_max_age: self.record_max_age.clone(),
             probe_cpu_budget: self.probe_cpu_budget,
         }
     }

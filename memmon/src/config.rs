@@ -88,6 +88,19 @@ pub const KEYS: &[Key] = &[
     ),
     key("proc_root", "--proc-root", "MEMMON_PROC_ROOT", false),
     key("cgroup_root", "--cgroup-root", "MEMMON_CGROUP_ROOT", false),
+    key("record", "--record", "MEMMON_RECORD", false),
+    key(
+        "record_max_bytes",
+        "--record-max-bytes",
+        "MEMMON_RECORD_MAX_BYTES",
+        false,
+    ),
+    key(
+        "record_max_age",
+        "--record-max-age",
+        "MEMMON_RECORD_MAX_AGE",
+        false,
+    ),
     key(
         "probe_cpu_budget",
         "--probe-cpu-budget",
@@ -144,6 +157,12 @@ pub struct Config {
     pub proc_root: PathBuf,
     /// Where cgroup filesystems are mounted (normally /sys/fs/cgroup).
     pub cgroup_root: PathBuf,
+    /// The store directory, when recording.
+    pub record: Option<PathBuf>,
+    /// Bytes the store keeps.
+    pub record_max_bytes: u64,
+    /// Age the store keeps.
+    pub record_max_age: std::time::Duration,
     /// Share of one core the probes may take before the detail probes are
     /// suspended (0: no budget).
     pub probe_cpu_budget: f64,
@@ -168,6 +187,9 @@ impl Default for Config {
             web_config_file: None,
             proc_root: PathBuf::from("/proc"),
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+            record: None,
+            record_max_bytes: crate::store::writer::DEFAULT_MAX_BYTES,
+            record_max_age: crate::store::writer::DEFAULT_MAX_AGE,
             probe_cpu_budget: 0.01,
         }
     }
@@ -191,7 +213,55 @@ pub struct FileConfig {
     web_config_file: Option<PathBuf>,
     proc_root: Option<PathBuf>,
     cgroup_root: Option<PathBuf>,
+    record: Option<PathBuf>,
+    record_max_bytes: Option<SizeValue>,
+    record_max_age: Option<String>,
     probe_cpu_budget: Option<f64>,
+}
+
+/// A size in the file: bytes, or text with a unit ("1GiB").
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum SizeValue {
+    Bytes(u64),
+    Text(String),
+}
+
+/// Parses a size: bytes, or a number with K/M/G/T (powers of 1024; KiB,
+/// MB, ... accepted alike).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size; write e.g. 1073741824, 500MiB or 2GiB"))?;
+    let mult: u64 = match unit
+        .trim()
+        .to_ascii_lowercase()
+        .trim_end_matches('b')
+        .trim_end_matches('i')
+    {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        _ => {
+            return Err(format!(
+                "`{s}`: unknown unit `{unit}`; use KiB, MiB, GiB or TiB"
+            ));
+        }
+    };
+    Ok((n * mult as f64) as u64)
+}
+
+/// Parses a duration ("24h", "7d", "90m").
+pub fn parse_age(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 24h, 7d or 90m"))
 }
 
 /// Settings given as flags or environment variables (clap merges the two,
@@ -226,6 +296,12 @@ pub struct Overrides {
     pub proc_root: Option<PathBuf>,
     /// --cgroup-root / MEMMON_CGROUP_ROOT.
     pub cgroup_root: Option<PathBuf>,
+    /// --record / MEMMON_RECORD.
+    pub record: Option<PathBuf>,
+    /// --record-max-bytes / MEMMON_RECORD_MAX_BYTES.
+    pub record_max_bytes: Option<String>,
+    /// --record-max-age / MEMMON_RECORD_MAX_AGE.
+    pub record_max_age: Option<String>,
     /// --probe-cpu-budget / MEMMON_PROBE_CPU_BUDGET.
     pub probe_cpu_budget: Option<f64>,
 }
@@ -275,6 +351,19 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, Config
     if file.web_config_file.is_some() {
         c.web_config_file = file.web_config_file.clone();
     }
+    if file.record.is_some() {
+        c.record = file.record.clone();
+    }
+    match &file.record_max_bytes {
+        Some(SizeValue::Bytes(b)) => c.record_max_bytes = *b,
+        Some(SizeValue::Text(t)) => {
+            c.record_max_bytes = parse_size(t).map_err(|m| from_file("record_max_bytes", m))?
+        }
+        None => {}
+    }
+    if let Some(a) = &file.record_max_age {
+        c.record_max_age = parse_age(a).map_err(|m| from_file("record_max_age", m))?;
+    }
     validate(&c).map_err(|(key, m)| from_file(key, m))?;
 
     let from_flag = |name: &str, msg: String| {
@@ -299,6 +388,15 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, Config
     apply(&mut c.history_seconds, overrides.history_seconds);
     if overrides.web_config_file.is_some() {
         c.web_config_file = overrides.web_config_file.clone();
+    }
+    if overrides.record.is_some() {
+        c.record = overrides.record.clone();
+    }
+    if let Some(b) = &overrides.record_max_bytes {
+        c.record_max_bytes = parse_size(b).map_err(|m| from_flag("record_max_bytes", m))?;
+    }
+    if let Some(a) = &overrides.record_max_age {
+        c.record_max_age = parse_age(a).map_err(|m| from_flag("record_max_age", m))?;
     }
     validate(&c).map_err(|(key, m)| from_flag(key, m))?;
     Ok(c)
@@ -349,6 +447,24 @@ fn validate(c: &Config) -> Result<(), (&'static str, String)> {
             format!("{} is out of range: give 1 to 100000", c.max_cgroups),
         ));
     }
+    if c.record_max_bytes < (1 << 20) {
+        return Err((
+            "record_max_bytes",
+            format!(
+                "{} bytes is too small: give at least 1MiB",
+                c.record_max_bytes
+            ),
+        ));
+    }
+    if c.record_max_age < std::time::Duration::from_secs(60) {
+        return Err((
+            "record_max_age",
+            format!(
+                "{} is too short: give at least 1m",
+                humantime::format_duration(c.record_max_age)
+            ),
+        ));
+    }
     if !(c.probe_cpu_budget.is_finite() && (0.0..=1.0).contains(&c.probe_cpu_budget)) {
         return Err((
             "probe_cpu_budget",
@@ -395,6 +511,12 @@ impl Config {
                 .map_or(String::new(), |p| p.display().to_string()),
             "proc_root" => self.proc_root.display().to_string(),
             "cgroup_root" => self.cgroup_root.display().to_string(),
+            "record" => self
+                .record
+                .as_ref()
+                .map_or(String::new(), |p| p.display().to_string()),
+            "record_max_bytes" => self.record_max_bytes.to_string(),
+            "record_max_age" => humantime::format_duration(self.record_max_age).to_string(),
             "probe_cpu_budget" => self.probe_cpu_budget.to_string(),
             _ => return None,
         })
@@ -482,6 +604,15 @@ proc_root = "{proc_root}"
 # Where cgroup filesystems are mounted (v1 memory/ below it, or v2).
 cgroup_root = "{cgroup_root}"
 
+# Record every pass (all processes and cgroups) into a local store that
+# `memmon replay` and `memmon dump` read; off unless set (the shipped
+# systemd unit records into /var/lib/memmon/store).
+# record = "/var/lib/memmon/store"
+
+# What the store keeps: total size (bytes or 500MiB, 2GiB) and age (24h,
+# 7d); the oldest shards are removed first.
+record_max_bytes = "{max_bytes}MiB"
+record_max_age = "{max_age}"
 # Share of one core memmon's kernel programs may take (the kernel's BPF
 # run-time statistics measure it). Above it for 3 passes, the detail
 # probes (fault_detail, alloc_detail) are suspended, said once in the log
@@ -502,6 +633,8 @@ probe_cpu_budget = {probe_cpu_budget}
         history = d.history_seconds,
         proc_root = d.proc_root.display(),
         cgroup_root = d.cgroup_root.display(),
+        max_bytes = d.record_max_bytes >> 20,
+        max_age = humantime::format_duration(d.record_max_age),
         probe_cpu_budget = d.probe_cpu_budget,
     )
 }

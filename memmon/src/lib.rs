@@ -24,3 +24,4 @@ pub mod sample;
 pub mod sinks;
 pub mod sources;
 pub mod symbols;
+pub mod store;

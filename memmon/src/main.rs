@@ -33,6 +33,9 @@ fn run(cli: Cli) -> Result<(), Fatal> {
         Command::Top(args) => commands::top::run(&args),
         Command::Completions(args) => commands::docs::completions(&args),
         Command::Man(args) => commands::docs::man(&args),
+        Command::Record(args) => commands::record::run(&args),
+        Command::Replay(args) => commands::replay::run(&args),
+        Command::Dump(args) => commands::dump::run(&args),
     }
 }
 

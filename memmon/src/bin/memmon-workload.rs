@@ -55,6 +55,9 @@ commands:
                        (raw syscalls, so the caller's frame is the sampled one)
   malloc-storm PAIRS   PAIRS malloc/free pairs of mixed sizes (16 B..64 KiB), keeping
                        one block in 64; prints ns per pair and the bytes kept
+  step FROM TO         touch FROM MiB (report), wait for a second line, touch up
+                       to TO MiB in all (report): RSS steps at a moment the
+                       caller chooses
   oom MIB              touch MIB of fresh memory (killed by the OOM killer when
                        its memcg limit is lower); reports only if it survives";
 
@@ -166,6 +169,7 @@ fn run(args: &[String]) -> Result<(), String> {
             "\"compacted\":true".to_string()
         }
         "swap-cycle" => return swap_cycle(pid, num(1)?, wait),
+        "step" => return step(pid, num(1)?, num(2)?, wait),
         "thrash" => return thrash(pid, num(1)?),
         "oom" => {
             let pages = num(1)? * 1024 * 1024 / PAGE as u64;
@@ -710,6 +714,31 @@ fn thrash(pid: u32, mib: u64) -> Result<(), String> {
                 break;
             }
         }
+    }
+    Ok(())
+}
+
+fn step(pid: u32, from_mib: u64, to_mib: u64, wait: bool) -> Result<(), String> {
+    let pages = |mib: u64| mib * 1024 * 1024 / PAGE as u64;
+    let first = pages(from_mib);
+    let p = map_anon(first)?;
+    let before = own_faults();
+    touch(p, first);
+    report(
+        pid,
+        before,
+        &format!("\"phase\":\"from\",\"pages\":{first}"),
+    );
+    if wait {
+        read_line();
+    }
+    let more = pages(to_mib.saturating_sub(from_mib));
+    let before = own_faults();
+    let q = map_anon(more)?;
+    touch(q, more);
+    report(pid, before, &format!("\"phase\":\"to\",\"pages\":{more}"));
+    if wait {
+        wait_for_eof();
     }
     Ok(())
 }

@@ -122,8 +122,11 @@ kernel maps pinned by the daemon, so a restart keeps counting
 .TP
 \fI/lib/systemd/system/memmon.service\fR
 the systemd unit (Type=notify, watchdog, SIGHUP reloads)
+.TP
+\fI/var/lib/memmon/store\fR
+the recording of every pass (the unit's \fB\-\-record\fR), read by \fBmemmon replay\fR and \fBmemmon dump\fR
 .SH "SEE ALSO"
-\fBmemmon\-daemon\fR(1), \fBmemmon\-snapshot\fR(1), \fBmemmon\-top\fR(1), \fBmemmon\-events\fR(1), \fBmemmon\-config\fR(1)
+\fBmemmon\-daemon\fR(1), \fBmemmon\-snapshot\fR(1), \fBmemmon\-top\fR(1), \fBmemmon\-events\fR(1), \fBmemmon\-config\fR(1), \fBmemmon\-record\fR(1), \fBmemmon\-replay\fR(1), \fBmemmon\-dump\fR(1)
 "#;
 
 /// Per-command sections beyond the flags.
@@ -143,6 +146,9 @@ read when present (or \fB\-\-config\fR)
 .TP
 \fI/sys/fs/bpf/memmon\fR
 pinned kernel maps (\fB\-\-no\-pin\fR turns pinning off)
+.TP
+\fI/var/lib/memmon/store\fR
+with \fB\-\-record\fR: time shards of every pass (replay, dump)
 .SH "SEE ALSO"
 \fBmemmon\fR(1), \fBmemmon\-config\fR(1), \fBsystemctl\fR(1)
 "#

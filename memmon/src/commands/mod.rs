@@ -3,9 +3,12 @@
 
 pub mod config;
 pub mod docs;
+pub mod dump;
 pub mod events;
 pub mod leaks;
 pub mod profile;
+pub mod record;
+pub mod replay;
 pub mod snapshot;
 pub mod stop_signal;
 pub mod top;

@@ -86,6 +86,21 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
     let stop = Arc::new(AtomicBool::new(false));
     let (first_tx, first_rx) = std::sync::mpsc::channel();
     let root = crate::procfs::ProcRoot::new(cfg.proc_root.clone());
+    let recorder = match &cfg.record {
+        Some(dir) => Some(
+            crate::store::recorder::Recorder::start(crate::store::writer::WriterSettings {
+                max_bytes: cfg.record_max_bytes,
+                max_age: cfg.record_max_age,
+                ..crate::store::writer::WriterSettings::new(dir.clone())
+            })
+            .map_err(|e| {
+                Fatal::Usage(format!(
+                    "--record (or `record`): cannot use the store: {e}; give a writable directory"
+                ))
+            })?,
+        ),
+        None => None,
+    };
     let sampler_thread = {
         let (shared, live, stop) = (Arc::clone(&shared), Arc::clone(&live), Arc::clone(&stop));
         std::thread::Builder::new()
@@ -97,6 +112,7 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
                     live,
                     stop,
                     first_tx,
+                    recorder,
                 )
             })
             .context("starting the sampler thread")?

@@ -1,7 +1,8 @@
 //! The daemon's sampling loop, on its own thread: a [`Pipeline`] pass every
 //! interval, published for the HTTP side, events drained in between (so the
 //! ring buffer never fills), and the systemd watchdog pinged while passes
-//! keep coming.
+//! keep coming; with `--record`, each publication is also handed to the
+//! store's recorder thread (never waited for).
 
 use std::{
     sync::{
@@ -34,6 +35,7 @@ pub fn run(
     settings: Arc<RwLock<LiveSettings>>,
     stop: Arc<AtomicBool>,
     first_pass: std::sync::mpsc::Sender<()>,
+    recorder: Option<crate::store::recorder::Recorder>,
 ) {
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
     // Test-only: never ping the watchdog, so systemd's restart on a missed
@@ -54,8 +56,12 @@ pub fn run(
         pipeline.set_probe_budget(budget);
         let published = pipeline.pass(interval);
         passes += 1;
+        let published = Arc::new(published);
+        if let Some(r) = &recorder {
+            r.offer(Arc::clone(&published));
+        }
         if let Ok(mut g) = shared.write() {
-            *g = Arc::new(published);
+            *g = published;
         }
         if let Some(tx) = first.take() {
             let _ = tx.send(());

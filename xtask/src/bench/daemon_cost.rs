@@ -33,11 +33,11 @@ fn usage(pid: u32) -> anyhow::Result<(f64, u64)> {
     Ok(((ticks(14) + ticks(15)) / 100.0, rss_kb * 1024))
 }
 
-/// A memmon-workload held open until dropped.
-struct Held(Child);
+/// A memmon-workload held open until dropped (also for `store.rs`).
+pub struct Held(Child);
 
 impl Held {
-    fn start(ctx: &Ctx, args: &[&str]) -> anyhow::Result<Held> {
+    pub fn start(ctx: &Ctx, args: &[&str]) -> anyhow::Result<Held> {
         let mut c = Command::new(&ctx.workload)
             .args(args)
             .stdin(Stdio::piped())

@@ -13,6 +13,7 @@ mod report;
 mod stacks;
 mod startup;
 mod stats;
+mod store;
 mod syscall_storms;
 
 use std::{path::PathBuf, process::Command};
@@ -74,7 +75,7 @@ pub struct Section {
 
 /// The benchmark groups `--only` can name.
 pub const GROUPS: &[&str] = &[
-    "faults", "syscalls", "startup", "daemon", "churn", "cgroups", "stacks",
+    "faults", "syscalls", "startup", "daemon", "churn", "cgroups", "stacks", "store",
 ];
 
 /// Runs every benchmark (or the `only` groups) and writes BENCHMARKS.md;
@@ -137,6 +138,9 @@ pub fn run(env: &BuildEnv, quick: bool, only: &[String]) -> anyhow::Result<()> {
     }
     if wanted("stacks") {
         sections.extend(stacks::run(&ctx)?);
+    }
+    if wanted("store") {
+        sections.push(store::run(&ctx)?);
     }
     let path = cmd::workspace().join("BENCHMARKS.md");
     let text = match std::fs::read_to_string(&path) {

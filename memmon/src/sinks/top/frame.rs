@@ -78,6 +78,8 @@ pub struct TopFrame {
     pub events: Vec<String>,
     /// Memory cgroups by path.
     pub cgroups: std::collections::HashMap<String, CgroupRow>,
+    /// An extra header line (`memmon replay`: the frame's time and keys).
+    pub banner: Option<String>,
 }
 
 fn num(v: &Value, k: &str) -> Option<f64> {
@@ -115,6 +117,7 @@ impl TopFrame {
                     ))
                 })
                 .collect(),
+            banner: None,
         }
     }
 
@@ -200,6 +203,21 @@ fn events(v: &Value) -> Vec<String> {
             k.get("comm").and_then(Value::as_str).unwrap_or("?"),
             unum(k, "anon_rss_kb").unwrap_or(0),
             k.get("cgroup").and_then(Value::as_str).unwrap_or("?")
+        ));
+    }
+    for k in v
+        .get("recent_sigkills")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        out.push(format!(
+            "SIGKILL: pid {} ({}) by pid {} ({}), rss {}",
+            unum(k, "target_pid").unwrap_or(0),
+            k.get("target_comm").and_then(Value::as_str).unwrap_or("?"),
+            unum(k, "sender_pid").unwrap_or(0),
+            k.get("sender_comm").and_then(Value::as_str).unwrap_or("?"),
+            unum(k, "target_rss_bytes").map_or("-".to_string(), |b| format!("{} MiB", b >> 20)),
         ));
     }
     for n in v

@@ -51,7 +51,8 @@ pub fn draw(
         frame.render_widget(Paragraph::new(msg).wrap(Wrap { trim: true }), area);
         return;
     }
-    let mut constraints = vec![Constraint::Length(2), Constraint::Min(5)];
+    let header_lines = if f.banner.is_some() { 3 } else { 2 };
+    let mut constraints = vec![Constraint::Length(header_lines), Constraint::Min(5)];
     if state.detail {
         constraints.push(Constraint::Length(12));
     }
@@ -112,7 +113,8 @@ fn draw_header(frame: &mut Frame, area: Rect, f: &TopFrame, state: &TopState) {
     let psi = h
         .psi_some10
         .map_or(String::new(), |p| format!("  PSI some {p:.2}%"));
-    let lines = vec![
+    let mut lines: Vec<Line> = f.banner.iter().map(|b| Line::from(b.as_str())).collect();
+    lines.extend([
         Line::from(format!(
             "Mem total {}  used {}  free {}  avail {}   Swap used {}{psi}   OOM kills {}",
             size(Some(h.total)),
@@ -136,7 +138,7 @@ fn draw_header(frame: &mut Frame, area: Rect, f: &TopFrame, state: &TopState) {
                 "hidden, K shows"
             }
         )),
-    ];
+    ]);
     frame.render_widget(Paragraph::new(lines), area);
 }
 

@@ -23,5 +23,5 @@ pub mod procfs;
 pub mod sample;
 pub mod sinks;
 pub mod sources;
-pub mod symbols;
 pub mod store;
+pub mod symbols;

@@ -285,9 +285,20 @@ fn run_kernel(
     let _ = std::fs::remove_dir_all(out);
     std::fs::create_dir_all(out).with_context(|| format!("mkdir {}", out.display()))?;
     let fentry = allows_tracing_programs(&image);
+    // The cgroup v2 runs get a boot of their own: a controller is bound to
+    // one hierarchy at a time, and after the v1 runs the v1 memory
+    // hierarchy lives on while its removed cgroups are still dying.
+    let (v2, v1): (Vec<_>, Vec<_>) = selected
+        .iter()
+        .cloned()
+        .partition(|(n, _)| n.ends_with(V2_SUFFIX));
     std::fs::write(
         out.join("guest.sh"),
-        guest_script(out, memmon, selected, &opts.filters, fentry),
+        guest_script(out, memmon, &v1, &opts.filters, fentry, false),
+    )?;
+    std::fs::write(
+        out.join("guest-v2.sh"),
+        guest_script(out, memmon, &v2, &opts.filters, fentry, true),
     )?;
     let limit = Duration::from_secs(if opts.all { 80 * 60 } else { 30 * 60 });
     eprintln!(
@@ -301,7 +312,12 @@ fn run_kernel(
             .join(" ")
     );
     let started = Instant::now();
-    let booted = boot(vng, &image, out, limit);
+    let mut booted = boot(vng, &image, out, limit, "guest.sh", "done");
+    if !v2.is_empty() {
+        eprintln!("vm-test: booting it again for the cgroup v2 runs");
+        let again = boot(vng, &image, out, limit, "guest-v2.sh", "done-v2");
+        booted = booted.and(again);
+    }
     let mut totals = report(out, selected, started.elapsed()).unwrap_or_else(|e| {
         eprintln!("vm-test {}: {e:#}", kernel.label());
         Totals {
@@ -575,9 +591,54 @@ fn guest_script(
     tests: &[(String, PathBuf)],
     filters: &[String],
     fentry: bool,
+    v2_boot: bool,
 ) -> String {
     let out = out.display();
     let mut s = String::new();
+    if v2_boot {
+        // The second boot: cgroup v2 with the memory controller, nothing else
+        // to record.
+        let _ = writeln!(
+            s,
+            "#!/bin/sh\n# Written by `cargo xtask vm-test`; the cgroup v2 boot.\n\
+             exec >{out}/guest-v2.log 2>&1\n\
+             mkdir -p {V2_MOUNT} && mount -t cgroup2 none {V2_MOUNT} \\\n\
+               && echo +memory >{V2_MOUNT}/cgroup.subtree_control \\\n\
+               || echo 'cannot mount cgroup2 with the memory controller'\n\
+             mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf\n\
+             mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing\n\
+             export MEMMON_REQUIRE_BPF=1 RUST_BACKTRACE=1 HOME=/tmp\n\
+             export MEMMON_SKIP_LOG={out}/skips"
+        );
+    } else {
+        guest_prelude(&mut s, &out.to_string(), memmon);
+    }
+    if fentry {
+        let _ = writeln!(s, "export MEMMON_REQUIRE_FENTRY=1");
+    }
+    let filters: String = filters.iter().map(|f| format!(" '{f}'")).collect();
+    for (name, exe) in tests {
+        let env = if name.ends_with(V2_SUFFIX) {
+            format!("MEMMON_CGROUP_ROOT={V2_MOUNT} ")
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            s,
+            "echo \"=== {name}\"\nstart=$(date +%s)\n\
+             {env}{} --test-threads=1 --nocapture{filters} >{out}/{name}.log 2>&1\n\
+             echo \"{name} $? $(( $(date +%s) - start ))\" >>{out}/status",
+            exe.display()
+        );
+    }
+    let done = if v2_boot { "done-v2" } else { "done" };
+    let _ = writeln!(s, "echo finished >{out}/{done}");
+    s
+}
+
+/// The first boot's setup: cgroups (v1 memory where the kernel has it),
+/// bpffs, tracefs, swap space, the tracefs formats and the probe report.
+fn guest_prelude(s: &mut String, out: &str, memmon: &Path) {
     let _ = writeln!(
         s,
         "#!/bin/sh\n# Written by `cargo xtask vm-test`; runs inside the guest.\n\
@@ -618,54 +679,17 @@ fn guest_script(
         tps = TRACEPOINTS.join(" "),
         memmon = memmon.display(),
     );
-    if fentry {
-        let _ = writeln!(s, "export MEMMON_REQUIRE_FENTRY=1");
-    }
-    let filters: String = filters.iter().map(|f| format!(" '{f}'")).collect();
-    // The v1 runs first; the v2 runs last, after the v1 memory hierarchy
-    // is gone (a controller is bound to one hierarchy at a time).
-    let (v2, v1): (Vec<_>, Vec<_>) = tests.iter().partition(|(n, _)| n.ends_with(V2_SUFFIX));
-    let v2_start = v1.len();
-    let mut ordered = v1;
-    ordered.extend(v2);
-    for (i, (name, exe)) in ordered.into_iter().enumerate() {
-        if i == v2_start {
-            let _ = writeln!(
-                s,
-                "if mountpoint -q /sys/fs/cgroup/memory; then\n\
-                   find /sys/fs/cgroup/memory -mindepth 1 -depth -type d -exec rmdir {{}} \\; 2>/dev/null\n\
-                   sync; echo 3 >/proc/sys/vm/drop_caches\n\
-                   umount /sys/fs/cgroup/memory || echo 'the v1 memory hierarchy is busy: cgroup v2 runs will fail'\n\
-                 fi\n\
-                 mountpoint -q {V2_MOUNT} || {{ mkdir -p {V2_MOUNT} && mount -t cgroup2 none {V2_MOUNT}; }} \
-                   || echo 'cannot mount cgroup2'\n\
-                 # The controller moves to cgroup v2 once the v1 hierarchy's last\n\
-                 # (dying) memory cgroup is freed: page cache pins them.\n\
-                 i=0; while ! grep -qw memory {V2_MOUNT}/cgroup.controllers && [ $i -lt 30 ]; do\n\
-                   echo 3 >/proc/sys/vm/drop_caches; sleep 1; i=$((i+1)); done\n\
-                 grep -qw memory {V2_MOUNT}/cgroup.controllers \
-                   || echo 'the memory controller did not move to cgroup v2: a v1 memory cgroup is still dying'"
-            );
-        }
-        let env = if name.ends_with(V2_SUFFIX) {
-            format!("MEMMON_CGROUP_ROOT={V2_MOUNT} ")
-        } else {
-            String::new()
-        };
-        let _ = writeln!(
-            s,
-            "echo \"=== {name}\"\nstart=$(date +%s)\n\
-             {env}{} --test-threads=1 --nocapture{filters} >{out}/{name}.log 2>&1\n\
-             echo \"{name} $? $(( $(date +%s) - start ))\" >>{out}/status",
-            exe.display()
-        );
-    }
-    let _ = writeln!(s, "echo finished >{out}/done");
-    s
 }
 
 /// Boots the guest and waits for it (killing it past `limit`).
-fn boot(vng: &Path, kernel: &Path, out: &Path, limit: Duration) -> anyhow::Result<()> {
+fn boot(
+    vng: &Path,
+    kernel: &Path,
+    out: &Path,
+    limit: Duration,
+    script: &str,
+    done: &str,
+) -> anyhow::Result<()> {
     let mut path = std::env::var_os("PATH").unwrap_or_default();
     if let Some(bin) = vng.parent() {
         let mut p = bin.as_os_str().to_owned();
@@ -688,22 +712,24 @@ fn boot(vng: &Path, kernel: &Path, out: &Path, limit: Duration) -> anyhow::Resul
         .arg("--rwdir")
         .arg(out)
         .arg("--exec")
-        .arg(format!("sh {}/guest.sh", out.display()))
+        .arg(format!("sh {}/{script}", out.display()))
         .stdin(Stdio::null());
     // The guest's console (boot messages, terminal resets) goes to a file,
     // not into the test log.
-    let console = std::fs::File::create(out.join("console.log"))
-        .with_context(|| format!("creating {}/console.log", out.display()))?;
+    let console_name = script.replace("guest", "console").replace(".sh", ".log");
+    let console = std::fs::File::create(out.join(&console_name))
+        .with_context(|| format!("creating {}/{console_name}", out.display()))?;
     c.stdout(console.try_clone()?).stderr(console);
     eprintln!("+ {}", cmd::display(&c));
     let mut child = c.spawn().context("starting vng (virtme-ng)")?;
     let started = Instant::now();
     loop {
         if let Some(status) = child.try_wait()? {
-            if !status.success() && !out.join("done").exists() {
+            if !status.success() && !out.join(done).exists() {
                 bail!(
-                    "the guest failed ({status}); see {}/guest.log",
-                    out.display()
+                    "the guest failed ({status}); see {}/{}",
+                    out.display(),
+                    script.replace(".sh", ".log")
                 );
             }
             return Ok(());
@@ -808,6 +834,7 @@ mod tests {
             &[("faults".into(), PathBuf::from("/t/faults-1"))],
             &["minor".into()],
             true,
+            false,
         );
         assert!(s.contains("/t/faults-1 --test-threads=1 --nocapture 'minor' >/o/faults.log"));
         assert!(s.contains("MEMMON_REQUIRE_FENTRY=1"));
@@ -911,24 +938,27 @@ mod tests {
     }
 
     #[test]
-    fn v2_runs_come_last_on_a_cgroup2_mount() {
-        let s = guest_script(
+    fn v2_runs_boot_on_their_own_with_cgroup2() {
+        let v2 = guest_script(
             Path::new("/o"),
             Path::new("/t/memmon"),
-            &[
-                ("cgroupfs".into(), PathBuf::from("/t/cg")),
-                ("cgroupfs_v2".into(), PathBuf::from("/t/cg")),
-                ("faults".into(), PathBuf::from("/t/faults-1")),
-            ],
+            &[("cgroupfs_v2".into(), PathBuf::from("/t/cg"))],
             &[],
             false,
+            true,
         );
-        let v1 = s.find(">/o/cgroupfs.log").expect("v1 run");
-        let faults = s.find(">/o/faults.log").expect("faults run");
-        let mount = s.rfind("mount -t cgroup2").expect("cgroup2 mount");
-        let v2 = s
+        let mount = v2
+            .find("mount -t cgroup2 none /tmp/memmon-cgroup2")
+            .expect("cgroup2 mount");
+        let run = v2
             .find("MEMMON_CGROUP_ROOT=/tmp/memmon-cgroup2 /t/cg --test-threads=1 --nocapture >/o/cgroupfs_v2.log")
             .expect("v2 run");
-        assert!(v1 < mount && faults < mount && mount < v2, "{s}");
+        assert!(mount < run, "{v2}");
+        assert!(
+            !v2.contains("-o memory"),
+            "no v1 memory mount in the v2 boot: {v2}"
+        );
+        assert!(v2.contains("echo finished >/o/done-v2"), "{v2}");
+        assert!(v2.contains("exec >/o/guest-v2.log"), "{v2}");
     }
 }

@@ -607,6 +607,11 @@ fn guest_script(
                || echo 'cannot mount cgroup2 with the memory controller'\n\
              mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf\n\
              mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing\n\
+             # Page cache needs a real filesystem (the root is 9p): ext4 on zram.\n\
+             if modprobe zram num_devices=1 && echo 768M >/sys/block/zram0/disksize \\\n\
+                && mkfs.ext4 -q /dev/zram0 && mkdir -p /tmp/memmon-swap && mount /dev/zram0 /tmp/memmon-swap; then\n\
+               export MEMMON_TEST_SWAP_DIR=/tmp/memmon-swap\n\
+             fi\n\
              export MEMMON_REQUIRE_BPF=1 RUST_BACKTRACE=1 HOME=/tmp\n\
              export MEMMON_SKIP_LOG={out}/skips"
         );
@@ -960,5 +965,10 @@ mod tests {
         );
         assert!(v2.contains("echo finished >/o/done-v2"), "{v2}");
         assert!(v2.contains("exec >/o/guest-v2.log"), "{v2}");
+        // Page cache in the v2 runs too: ext4 on zram, not the 9p root.
+        assert!(
+            v2.contains("export MEMMON_TEST_SWAP_DIR=/tmp/memmon-swap"),
+            "{v2}"
+        );
     }
 }

@@ -1,5 +1,5 @@
 //! A tmux server of a test's own, a pane of 160x45 running a command, read
-//! back with capture-pane (`memmon replay` here; `top.rs` has its own copy).
+//! back with capture-pane (`memmon top` and `memmon replay`).
 #![allow(dead_code)]
 
 use std::{process::Command, time::Duration};
@@ -53,6 +53,23 @@ impl Tmux {
             .output()
             .expect("capture-pane");
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// 1 while the pane shows the alternate screen (a full-screen program).
+    pub fn alternate_on(&self) -> String {
+        let out = Command::new("tmux")
+            .args([
+                "-L",
+                &self.socket,
+                "display",
+                "-p",
+                "-t",
+                "t",
+                "#{alternate_on}",
+            ])
+            .output()
+            .expect("display");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     /// Waits (up to 30 s) for the screen to satisfy `ok`.

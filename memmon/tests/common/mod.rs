@@ -180,6 +180,8 @@ pub struct Memmon {
     pub child: Child,
     stderr_lines: mpsc::Receiver<String>,
     stderr_seen: Vec<String>,
+    /// Lines before this index were passed by an earlier wait that matched.
+    stderr_matched: usize,
 }
 
 impl Memmon {
@@ -209,21 +211,43 @@ impl Memmon {
             child,
             stderr_lines: rx,
             stderr_seen: Vec::new(),
+            stderr_matched: 0,
         };
-        m.wait_for_stderr("probes attached", Duration::from_secs(60));
+        // Readiness is not a match: a line printed before it (a store that
+        // cannot write, say) is still there for the test's own first wait.
+        m.wait_for("probes attached", Duration::from_secs(60), false);
         m
     }
 
-    /// Waits for a stderr line containing `needle`.
+    /// Waits for a stderr line containing `needle`, counting lines already
+    /// read past by an earlier wait that was looking for something else (a
+    /// daemon may print the awaited line before it reports its probes
+    /// attached), but not lines at or before the last match.
     pub fn wait_for_stderr(&mut self, needle: &str, timeout: Duration) {
+        self.wait_for(needle, timeout, true);
+    }
+
+    fn wait_for(&mut self, needle: &str, timeout: Duration, consume: bool) {
+        if let Some(i) = self.stderr_seen[self.stderr_matched..]
+            .iter()
+            .position(|l| l.contains(needle))
+        {
+            if consume {
+                self.stderr_matched += i + 1;
+            }
+            return;
+        }
         let deadline = std::time::Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.stderr_lines.recv_timeout(left) {
                 Ok(line) => {
-                    let hit = line.contains(needle);
+                    let found = line.contains(needle);
                     self.stderr_seen.push(line);
-                    if hit {
+                    if found {
+                        if consume {
+                            self.stderr_matched = self.stderr_seen.len();
+                        }
                         return;
                     }
                 }

@@ -213,6 +213,58 @@ pub struct Published {
 }
 
 impl Published {
+    /// A copy with no process rows (the recorder stores those apart; a
+    /// thousand rows are megabytes to copy every pass). Every field is
+    /// named, so a new one cannot be left out of recordings unnoticed.
+    pub fn clone_without_processes(&self) -> Self {
+        let Published {
+            unix_ms,
+            processes: _,
+            cgroups,
+            probes,
+            live,
+            fields,
+            stats,
+            fault_probes,
+            oom_kills_total,
+            recent_oom_kills,
+            recent_sigkills,
+            kills_total,
+            notices,
+            sample_seconds,
+            samples_total,
+            self_rss_bytes,
+            self_cpu_seconds,
+            system,
+            memory_cost,
+            program_costs,
+            probe_cpu_budget,
+        } = self;
+        Published {
+            unix_ms: *unix_ms,
+            processes: Vec::new(),
+            cgroups: cgroups.clone(),
+            probes: probes.clone(),
+            live: live.clone(),
+            fields: fields.clone(),
+            stats: stats.clone(),
+            fault_probes: *fault_probes,
+            oom_kills_total: *oom_kills_total,
+            recent_oom_kills: recent_oom_kills.clone(),
+            recent_sigkills: recent_sigkills.clone(),
+            kills_total: kills_total.clone(),
+            notices: notices.clone(),
+            sample_seconds: *sample_seconds,
+            samples_total: *samples_total,
+            self_rss_bytes: *self_rss_bytes,
+            self_cpu_seconds: *self_cpu_seconds,
+            system: system.clone(),
+            memory_cost: memory_cost.clone(),
+            program_costs: program_costs.clone(),
+            probe_cpu_budget: *probe_cpu_budget,
+        }
+    }
+
     /// Copies what the sinks need out of `model` (taking the base of the
     /// next pass's rates).
     pub fn from_model(model: &mut Model) -> Self {

@@ -82,8 +82,19 @@ struct Shard {
 struct Key {
     unix_ms: u64,
     doc: Map<String, Value>,
-    views: Option<std::collections::HashMap<String, ProcessView>>,
+    views: Option<std::collections::HashMap<RowKey, ProcessView>>,
+    /// Its compressed size.
+    payload_len: usize,
 }
+
+/// A process row's identity: pid and start time.
+type RowKey = (u32, u64);
+
+/// A delta larger than this share of its key frame makes the next frame a
+/// key frame: rows that changed once since the key (a process that warmed
+/// up, then went idle) would otherwise ride along in every delta until
+/// the next scheduled key, costing bytes and the CPU to serialize them.
+const REKEY_SHARE: usize = 4;
 
 /// The shard being written and the key frame deltas refer to.
 pub struct Writer {
@@ -92,6 +103,8 @@ pub struct Writer {
     key: Option<Key>,
     since_key: u32,
     frames: u64,
+    /// The last delta outgrew [`REKEY_SHARE`].
+    rekey: bool,
 }
 
 /// The shard file for a start time.
@@ -136,6 +149,7 @@ impl Writer {
             key: None,
             since_key: 0,
             frames: 0,
+            rekey: false,
         })
     }
 
@@ -153,10 +167,7 @@ impl Writer {
     /// Appends a publication: rows equal to the key frame's are compared,
     /// never serialized (what keeps 1,000 idle processes cheap).
     pub fn write_publication(&mut self, p: &Published) -> Result<(), StoreError> {
-        let rest = Published {
-            processes: Vec::new(),
-            ..p.clone()
-        };
+        let rest = p.clone_without_processes();
         let rest = serde_json::to_value(&rest).map_err(|e| self.encode_error(e))?;
         self.write_inner(p.unix_ms, rest, Some(&p.processes))
     }
@@ -187,7 +198,8 @@ impl Writer {
             self.open_shard(unix_ms)?;
             self.retain(unix_ms);
         }
-        let mut key_due = self.key.is_none() || self.since_key >= self.settings.key_every;
+        let mut key_due =
+            self.key.is_none() || self.rekey || self.since_key >= self.settings.key_every;
         // A key frame most rows differ from (the first pass has no rates
         // yet) would make every delta carry every row: start a new one.
         if let (
@@ -198,7 +210,7 @@ impl Writer {
         ) = (views, &self.key)
             && views
                 .iter()
-                .filter(|v| old.get(&view_key(v)) != Some(*v))
+                .filter(|v| old.get(&row_key(v)) != Some(*v))
                 .count()
                 * 2
                 > views.len()
@@ -234,7 +246,7 @@ impl Writer {
                     let mut m = Map::new();
                     for v in views {
                         m.insert(
-                            view_key(v),
+                            key_string(row_key(v)),
                             serde_json::to_value(v).map_err(|e| self.encode_error(e))?,
                         );
                     }
@@ -265,11 +277,17 @@ impl Writer {
             self.key = Some(Key {
                 unix_ms,
                 doc,
-                views: views.map(|vs| vs.iter().map(|v| (view_key(v), v.clone())).collect()),
+                views: views.map(|vs| vs.iter().map(|v| (row_key(v), v.clone())).collect()),
+                payload_len: payload.len(),
             });
             self.since_key = 1;
+            self.rekey = false;
         } else {
             self.since_key += 1;
+            self.rekey = self
+                .key
+                .as_ref()
+                .is_some_and(|k| payload.len() * REKEY_SHARE > k.payload_len);
         }
         self.frames += 1;
         if self.frames.is_multiple_of(60) {
@@ -341,30 +359,35 @@ impl Writer {
     }
 }
 
+/// A process row's identity.
+fn row_key(v: &ProcessView) -> RowKey {
+    (v.pid, v.start_time_ticks)
+}
+
 /// A process's key in frames (`delta::keyed`'s).
-fn view_key(v: &ProcessView) -> String {
-    format!("{}:{}", v.pid, v.start_time_ticks)
+fn key_string((pid, start): RowKey) -> String {
+    format!("{pid}:{start}")
 }
 
 /// The patch of the `processes` object: rows that differ from the key
 /// frame's (whole), rows gone.
 fn process_patch(
     views: &[ProcessView],
-    old: &std::collections::HashMap<String, ProcessView>,
+    old: &std::collections::HashMap<RowKey, ProcessView>,
 ) -> Result<Option<Value>, serde_json::Error> {
     let mut set = Map::new();
     let mut now = std::collections::HashSet::with_capacity(views.len());
     for v in views {
-        let k = view_key(v);
+        let k = row_key(v);
         if old.get(&k) != Some(v) {
-            set.insert(k.clone(), serde_json::to_value(v)?);
+            set.insert(key_string(k), serde_json::to_value(v)?);
         }
         now.insert(k);
     }
     let del: Vec<Value> = old
         .keys()
         .filter(|k| !now.contains(*k))
-        .map(|k| Value::String(k.clone()))
+        .map(|k| Value::String(key_string(*k)))
         .collect();
     if set.is_empty() && del.is_empty() {
         return Ok(None);
@@ -436,5 +459,57 @@ mod tests {
             len(&s.frames[1]),
             len(&s.frames[0])
         );
+    }
+
+    #[test]
+    fn a_delta_that_outgrows_a_quarter_of_its_key_makes_the_next_frame_a_key() {
+        let d = tempfile::tempdir().expect("tmp");
+        let mut w = Writer::new(WriterSettings::new(d.path().to_path_buf())).expect("writer");
+        let row = |pid: u32, rss: f64| {
+            let mut v = ProcessView {
+                pid,
+                start_time_ticks: 5,
+                comm: format!("p{pid}"),
+                ..Default::default()
+            };
+            v.values[idx::RSS] = Some(rss);
+            v
+        };
+        // 200 rows; at the second pass 80 of them change once (too few for
+        // the "most rows differ" rule), then stay.
+        for i in 0..4u64 {
+            let processes = (1..=200u32)
+                .map(|p| {
+                    let warmed = i >= 1 && p <= 80;
+                    row(
+                        p,
+                        if warmed {
+                            8192.0 + f64::from(p)
+                        } else {
+                            4096.0
+                        },
+                    )
+                })
+                .collect();
+            let p = Published {
+                unix_ms: 1000 + i,
+                processes,
+                ..Default::default()
+            };
+            w.write_publication(&p).expect("write");
+        }
+        let s = crate::store::reader::Store::open(d.path(), None).expect("opens");
+        let kinds: Vec<format::Kind> = s.frames.iter().map(|f| f.kind).collect();
+        use format::Kind::{Delta, Key};
+        assert_eq!(kinds, vec![Key, Delta, Key, Delta]);
+        for i in 0..4 {
+            let f = s.frame(i).expect("frame");
+            let p80 = f["processes"]
+                .as_array()
+                .and_then(|ps| ps.iter().find(|p| p["pid"] == 80))
+                .expect("pid 80");
+            let want = if i >= 1 { 8192 + 80 } else { 4096 };
+            assert_eq!(p80["rss_bytes"].as_u64(), Some(want), "frame {i}");
+        }
     }
 }

@@ -51,6 +51,11 @@ pub enum StoreError {
     /// Nothing recorded.
     #[error("{0}: no recorded frames (is this the directory given to --record?)")]
     Empty(std::path::PathBuf),
+    /// The store directory does not exist.
+    #[error(
+        "no store at {0}: the directory does not exist; give --store DIR, the directory `memmon record DIR` or `memmon daemon --record DIR` writes (the packaged service records into /var/lib/memmon/store)"
+    )]
+    Missing(std::path::PathBuf),
 }
 
 impl StoreError {

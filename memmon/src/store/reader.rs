@@ -3,9 +3,15 @@
 //! while writing) or a corrupt one (a flipped byte) is skipped with a
 //! warning naming the shard and offset; the frames after it still read. A
 //! delta whose key frame is lost is skipped the same way.
+//!
+//! Opening reads each shard once, to index and check it, and keeps only the
+//! index and an open file: a frame is read back (and checked again) when it
+//! is asked for, so a day of recording is not held in memory.
 
 use std::{
     cell::RefCell,
+    fs::File,
+    os::unix::fs::FileExt as _,
     path::{Path, PathBuf},
 };
 
@@ -30,11 +36,14 @@ pub struct FrameRef {
     pub kind: Kind,
     /// Its key frame's time.
     pub base_ms: u64,
+    /// Bytes of the whole frame (header and payload).
+    pub len: usize,
 }
 
 struct ShardData {
     path: PathBuf,
-    bytes: Vec<u8>,
+    /// Kept open: retention may remove the file while it is read.
+    file: File,
 }
 
 /// The last key frame decoded: (shard, its time, its JSON).
@@ -54,6 +63,9 @@ impl Store {
     /// Opens the store in `dir`, reading only the shards that may hold
     /// frames between `from_ms` and `to_ms` (inclusive) when given.
     pub fn open(dir: &Path, range: Option<(u64, u64)>) -> Result<Store, StoreError> {
+        if !dir.exists() {
+            return Err(StoreError::Missing(dir.to_path_buf()));
+        }
         let listed = list_shards(dir)?;
         let mut store = Store {
             shards: Vec::new(),
@@ -68,8 +80,11 @@ impl Store {
                     continue;
                 }
             }
-            let bytes = std::fs::read(path).map_err(|e| StoreError::io(path, e))?;
-            store.index_shard(path.clone(), bytes)?;
+            let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut &file, &mut bytes)
+                .map_err(|e| StoreError::io(path, e))?;
+            store.index_shard(path.clone(), file, &bytes)?;
         }
         if store.frames.is_empty() {
             return Err(StoreError::Empty(dir.to_path_buf()));
@@ -82,9 +97,9 @@ impl Store {
         self.warnings.push(msg);
     }
 
-    fn index_shard(&mut self, path: PathBuf, bytes: Vec<u8>) -> Result<(), StoreError> {
-        let Some((version, writer, header)) = format::parse_shard_header(&bytes) else {
-            if bytes.len() < 14 && format::SHARD_MAGIC.starts_with(&bytes) {
+    fn index_shard(&mut self, path: PathBuf, file: File, bytes: &[u8]) -> Result<(), StoreError> {
+        let Some((version, writer, header)) = format::parse_shard_header(bytes) else {
+            if bytes.len() < 14 && format::SHARD_MAGIC.starts_with(bytes) {
                 // Created, killed before its header was whole: nothing in it.
                 self.warn(format!(
                     "{}: empty shard (torn header); skipped",
@@ -115,11 +130,12 @@ impl Store {
                         unix_ms: h.unix_ms,
                         kind: h.kind,
                         base_ms: h.base_ms,
+                        len: format::FRAME_HEADER + h.len as usize,
                     });
                     off += format::FRAME_HEADER + h.len as usize;
                 }
                 Err(fault) => {
-                    let next = format::next_magic(&bytes, off + 1);
+                    let next = format::next_magic(bytes, off + 1);
                     match (fault, next) {
                         (FrameFault::Torn, None) => {
                             warnings.push(format!(
@@ -147,13 +163,17 @@ impl Store {
         for w in warnings {
             self.warn(w);
         }
-        self.shards.push(ShardData { path, bytes });
+        self.shards.push(ShardData { path, file });
         Ok(())
     }
 
     fn payload(&self, f: &FrameRef) -> Result<Value, String> {
         let s = &self.shards[f.shard];
-        let (_, payload) = format::decode_frame(&s.bytes[f.offset..])
+        let mut bytes = vec![0u8; f.len];
+        s.file
+            .read_exact_at(&mut bytes, f.offset as u64)
+            .map_err(|e| format!("{}: frame at offset {}: {e}", s.path.display(), f.offset))?;
+        let (_, payload) = format::decode_frame(&bytes)
             .map_err(|e| format!("{}: frame at offset {}: {e:?}", s.path.display(), f.offset))?;
         let json = zstd::stream::decode_all(payload).map_err(|e| {
             format!(
@@ -316,6 +336,32 @@ mod tests {
         let s = Store::open(d.path(), None).expect("opens");
         assert_eq!(s.frames.len(), 4);
         assert!(s.warnings[0].contains("torn frame"), "{:?}", s.warnings);
+    }
+
+    #[test]
+    fn frames_are_read_on_demand_from_the_open_shard_even_after_retention_removes_it() {
+        let d = tempfile::tempdir().expect("tmp");
+        write(d.path(), 12, 5);
+        let s = Store::open(d.path(), None).expect("opens");
+        for (path, _, _) in list_shards(d.path()).expect("list") {
+            std::fs::remove_file(path).expect("remove");
+        }
+        let rss: Vec<u64> = (0..12)
+            .map(|i| rss_of(&s.frame(i).expect("frame")))
+            .collect();
+        assert_eq!(rss, (0..12).collect::<Vec<u64>>());
+    }
+
+    #[test]
+    fn a_missing_store_directory_says_which_flag_to_give() {
+        let d = tempfile::tempdir().expect("tmp");
+        let gone = d.path().join("never-recorded");
+        let e = Store::open(&gone, None).err().expect("refused");
+        let text = e.to_string();
+        assert!(
+            text.contains(&gone.display().to_string()) && text.contains("--store DIR"),
+            "{text}"
+        );
     }
 
     #[test]

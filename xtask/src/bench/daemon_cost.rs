@@ -184,20 +184,21 @@ fn wrk_load(ctx: &Ctx, addr: &str, pid: u32) -> anyhow::Result<Option<Section>> 
         .stdout(Stdio::null())
         .spawn()?;
     let mut rows = Vec::new();
-    for path in ["/metrics", "/api/v1/snapshot"] {
+    // Prometheus always asks for gzip; the plain rows are the "before".
+    for (path, gzip) in [
+        ("/metrics", false),
+        ("/metrics", true),
+        ("/api/v1/snapshot", false),
+    ] {
         let (cpu0, _) = usage(pid)?;
         let t = Instant::now();
-        let out = Command::new("wrk")
-            .args([
-                "-t",
-                "2",
-                "-c",
-                "200",
-                "-d",
-                &format!("{secs}s"),
-                "--latency",
-                &format!("http://{addr}{path}"),
-            ])
+        let mut wrk = Command::new("wrk");
+        wrk.args(["-t", "2", "-c", "200", "-d", &format!("{secs}s"), "--latency"]);
+        if gzip {
+            wrk.args(["-H", "Accept-Encoding: gzip"]);
+        }
+        let out = wrk
+            .arg(format!("http://{addr}{path}"))
             .output()
             .context("wrk")?;
         let (cpu1, rss) = usage(pid)?;
@@ -220,7 +221,11 @@ fn wrk_load(ctx: &Ctx, addr: &str, pid: u32) -> anyhow::Result<Option<Section>> 
             .trim()
             .to_string();
         rows.push(vec![
-            path.to_string(),
+            if gzip {
+                format!("{path} (Accept-Encoding: gzip)")
+            } else {
+                path.to_string()
+            },
             requests,
             field("50%"),
             field("99%"),
@@ -238,7 +243,7 @@ fn wrk_load(ctx: &Ctx, addr: &str, pid: u32) -> anyhow::Result<Option<Section>> 
     Ok(Some(Section {
         title: "7b. Load: 200 concurrent scrapers during a fault storm".into(),
         what: format!(
-            "`wrk -t 2 -c 200 -d {secs}s --latency` on loopback against each endpoint while `memmon-workload fault-storm` runs; daemon CPU (share of one core) and RSS over the run."
+            "`wrk -t 2 -c 200 -d {secs}s --latency` on loopback against each endpoint (/metrics plain, then gzipped as Prometheus asks for it) while `memmon-workload fault-storm` runs; daemon CPU (share of one core) and RSS over the run; \"read\" is bytes on the wire."
         ),
         header: vec![
             "endpoint",

@@ -182,6 +182,13 @@ pub struct TopArgs {
     /// JSON lines in batch mode.
     #[arg(long, requires = "batch")]
     pub json: bool,
+    /// Sample page-fault stacks (one per --profile-period faults on a CPU)
+    /// and show the selected process's heaviest ones in the detail pane.
+    #[arg(long, conflicts_with_all = ["connect", "batch"])]
+    pub profile: bool,
+    /// With --profile: one stack sampled per N page faults on a CPU.
+    #[arg(long, value_name = "N", default_value_t = crate::config::DEFAULT_PROFILE_PERIOD, requires = "profile")]
+    pub profile_period: u64,
     /// Probe selection (local mode).
     #[command(flatten)]
     pub probe_args: ProbeArgs,

@@ -54,13 +54,11 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
         alloc_detail: cfg.alloc_detail,
         disabled: cfg.disabled_probes.iter().cloned().collect(),
         pin_root: cfg.pin.then(|| cfg.pin_dir.clone()),
-        ..LoadOptions::default()
-    };
-    let opts = LoadOptions {
+        // Room for stacks only when asked: the maps hold one entry else.
         stack_entries: cfg
             .profile
             .then_some(crate::probes::stack_drain::DAEMON_STACK_ENTRIES),
-        ..opts
+        ..LoadOptions::default()
     };
     let mut probes = ProbeSet::load(&opts).context("loading probes")?;
     let stack_drain = if cfg.profile {
@@ -77,6 +75,14 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
     } else {
         None
     };
+    if cfg.profile {
+        tracing::info!(
+            "continuous profile on: one page-fault stack per {} faults per CPU, the last {} s \
+             served on /api/v1/profile",
+            cfg.profile_period,
+            crate::model::profile_window::WINDOW_SECONDS
+        );
+    }
     for s in probes.statuses() {
         match &s.state {
             crate::probes::ProbeState::Unavailable { reason }

@@ -181,7 +181,17 @@ fn daemon_profile_serves_touch_gamma_its_share_and_the_kernels_fault_count() {
         assert_eq!(status, 400, "{query}: {body}");
         assert!(body.contains(needle), "{query}: {body}");
     }
+    // Once the process is gone its samples stay for the window, and keep
+    // the names cached while it lived: still a whole profile, no error.
+    let pid = w.pid;
     w.finish();
+    let after = get_profile(&d, &format!("pid={pid}&seconds=60"));
+    let (after_total, after_gamma, _) = weights(&after);
+    assert_eq!(after_gamma, gamma, "touch_gamma after the exit");
+    assert!(
+        after_total >= total,
+        "{after_total} < {total} after the exit"
+    );
     d.stop();
 }
 

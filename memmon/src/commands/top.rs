@@ -263,8 +263,15 @@ fn run_tui(
                 // A resize redraws on the next turn.
                 _ => {}
             }
-        } else if let Source::Local(p) = source {
-            p.drain();
+        } else {
+            if let Source::Local(p) = source {
+                p.drain();
+            }
+            // Often, as the daemon does: few stacks stay live in the
+            // kernel maps (see `probes::stack_drain`).
+            if let Some(p) = &mut profile {
+                p.drain();
+            }
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The daemon's continuous profile (`--profile`): the `memmon-profile`
 //! thread drains the page-fault sampler's maps (`probes::stack_drain`)
-//! every second into the rolling window (`model::profile_window`), with
+//! every 200 ms into the rolling window (`model::profile_window`), with
 //! each process's cgroup from the latest publication; `/api/v1/profile`
 //! drains once more (so it includes every sample taken until the
 //! request), selects the seconds and the process or cgroup asked for,
@@ -35,8 +35,10 @@ use crate::{
 
 use super::profile_query::ProfileQuery;
 
-/// How often the thread drains the kernel maps (the window's resolution).
-const DRAIN_EVERY: Duration = Duration::from_secs(1);
+/// How often the thread drains the kernel maps: often, so a key idle
+/// since the last drain (and its stack) leaves the kernel maps soon and
+/// few stacks hold hash buckets (see `probes::stack_drain`).
+const DRAIN_EVERY: Duration = Duration::from_millis(200);
 /// How often the thread checks the stop flag.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -44,7 +46,7 @@ const POLL: Duration = Duration::from_millis(100);
 struct Inner {
     drain: StackDrain,
     window: ProfileWindow,
-    /// A drain failure was logged (said once, not every second).
+    /// A drain failure was logged (said once, not at every drain).
     failed: bool,
 }
 
@@ -135,6 +137,15 @@ impl ContinuousProfile {
         match inner.drain.drain() {
             Ok(drained) => {
                 inner.failed = false;
+                tracing::debug!(
+                    gained = drained.len(),
+                    kernel_keys = inner.drain.live_keys(),
+                    window_stacks = inner.window.stacks(),
+                    window_counts = inner.window.entries(),
+                    dropped = inner.window.dropped,
+                    failed_deletes = inner.drain.failed_deletes(),
+                    "continuous profile drained"
+                );
                 if !drained.is_empty() {
                     let published = latest(&self.shared);
                     let cgroups: HashMap<u32, &str> = published
@@ -158,7 +169,7 @@ impl ContinuousProfile {
         inner.window.advance(now);
     }
 
-    /// Drains every second until `stop` is set.
+    /// Drains every [`DRAIN_EVERY`] until `stop` is set.
     pub fn run(&self, stop: &AtomicBool) {
         let mut next = Instant::now() + DRAIN_EVERY;
         while !stop.load(Ordering::Relaxed) {

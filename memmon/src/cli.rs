@@ -15,6 +15,9 @@ pub struct Cli {
 }
 
 /// memmon's commands.
+// Parsed once per run: the daemon's many flags make its variant large, and
+// that costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Load the probes, watch for a while, print one row per process seen.
@@ -179,6 +182,13 @@ pub struct TopArgs {
     /// JSON lines in batch mode.
     #[arg(long, requires = "batch")]
     pub json: bool,
+    /// Sample page-fault stacks (one per --profile-period faults on a CPU)
+    /// and show the selected process's heaviest ones in the detail pane.
+    #[arg(long, conflicts_with_all = ["connect", "batch"])]
+    pub profile: bool,
+    /// With --profile: one stack sampled per N page faults on a CPU.
+    #[arg(long, value_name = "N", default_value_t = crate::config::DEFAULT_PROFILE_PERIOD, requires = "profile")]
+    pub profile_period: u64,
     /// Probe selection (local mode).
     #[command(flatten)]
     pub probe_args: ProbeArgs,
@@ -277,6 +287,14 @@ pub struct DaemonArgs {
     /// suspended; 0 for no budget [default: 0.01].
     #[arg(long, env = "MEMMON_PROBE_CPU_BUDGET", value_name = "SHARE")]
     pub probe_cpu_budget: Option<f64>,
+    /// Keep a rolling 60 s window of sampled page-fault stacks, served as
+    /// pprof on /api/v1/profile [default: off].
+    #[arg(long, env = "MEMMON_PROFILE", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub profile: Option<bool>,
+    /// With --profile: one stack sampled per N page faults on a CPU
+    /// [default: 997].
+    #[arg(long, env = "MEMMON_PROFILE_PERIOD", value_name = "N")]
+    pub profile_period: Option<u64>,
 }
 
 impl DaemonArgs {
@@ -309,6 +327,8 @@ impl DaemonArgs {
             record_max_bytes: self.record_max_bytes.clone(),
             record_max_age: self.record_max_age.clone(),
             probe_cpu_budget: self.probe_cpu_budget,
+            profile: self.profile,
+            profile_period: self.profile_period,
         }
     }
 }

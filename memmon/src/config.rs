@@ -107,7 +107,19 @@ pub const KEYS: &[Key] = &[
         "MEMMON_PROBE_CPU_BUDGET",
         true,
     ),
+    key("profile", "--profile", "MEMMON_PROFILE", false),
+    key(
+        "profile_period",
+        "--profile-period",
+        "MEMMON_PROFILE_PERIOD",
+        false,
+    ),
 ];
+
+/// Default `profile_period`: one fault stack sampled per this many page
+/// faults on a CPU (a prime, so a loop that faults in strides of a power
+/// of two is not sampled in lockstep).
+pub const DEFAULT_PROFILE_PERIOD: u64 = 997;
 
 /// The key named `name` (every name used in this file is in [`KEYS`]; a
 /// test checks it).
@@ -166,6 +178,11 @@ pub struct Config {
     /// Share of one core the probes may take before the detail probes are
     /// suspended (0: no budget).
     pub probe_cpu_budget: f64,
+    /// Keep a rolling window of sampled page-fault stacks for
+    /// /api/v1/profile.
+    pub profile: bool,
+    /// Page faults per sampled stack (per CPU) when `profile` is on.
+    pub profile_period: u64,
 }
 
 impl Default for Config {
@@ -191,6 +208,8 @@ impl Default for Config {
             record_max_bytes: crate::store::writer::DEFAULT_MAX_BYTES,
             record_max_age: crate::store::writer::DEFAULT_MAX_AGE,
             probe_cpu_budget: 0.01,
+            profile: false,
+            profile_period: DEFAULT_PROFILE_PERIOD,
         }
     }
 }
@@ -217,6 +236,8 @@ pub struct FileConfig {
     record_max_bytes: Option<SizeValue>,
     record_max_age: Option<String>,
     probe_cpu_budget: Option<f64>,
+    profile: Option<bool>,
+    profile_period: Option<u64>,
 }
 
 /// A size in the file: bytes, or text with a unit ("1GiB").
@@ -304,6 +325,8 @@ pub struct Overrides {
     pub record_max_age: Option<String>,
     /// --probe-cpu-budget / MEMMON_PROBE_CPU_BUDGET.
     pub probe_cpu_budget: Option<f64>,
+    pub profile: Option<bool>,
+    pub profile_period: Option<u64>,
 }
 
 /// A configuration error: where and what, with the fix.
@@ -347,6 +370,8 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, Config
     apply(&mut c.proc_root, file.proc_root.clone());
     apply(&mut c.cgroup_root, file.cgroup_root.clone());
     apply(&mut c.probe_cpu_budget, file.probe_cpu_budget);
+    apply(&mut c.profile, file.profile);
+    apply(&mut c.profile_period, file.profile_period);
     apply(&mut c.history_seconds, file.history_seconds);
     if file.web_config_file.is_some() {
         c.web_config_file = file.web_config_file.clone();
@@ -385,6 +410,8 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, Config
     apply(&mut c.proc_root, overrides.proc_root.clone());
     apply(&mut c.cgroup_root, overrides.cgroup_root.clone());
     apply(&mut c.probe_cpu_budget, overrides.probe_cpu_budget);
+    apply(&mut c.profile, overrides.profile);
+    apply(&mut c.profile_period, overrides.profile_period);
     apply(&mut c.history_seconds, overrides.history_seconds);
     if overrides.web_config_file.is_some() {
         c.web_config_file = overrides.web_config_file.clone();
@@ -474,6 +501,16 @@ fn validate(c: &Config) -> Result<(), (&'static str, String)> {
             ),
         ));
     }
+    if !(1..=1_000_000_000).contains(&c.profile_period) {
+        return Err((
+            "profile_period",
+            format!(
+                "{} is out of range: give the page faults per sampled stack, 1 to 1000000000 \
+                 (default {DEFAULT_PROFILE_PERIOD})",
+                c.profile_period
+            ),
+        ));
+    }
     for p in &c.disabled_probes {
         if crate::probes::catalog::find(p).is_none() {
             let known: Vec<&str> = crate::probes::catalog::PROBES
@@ -518,6 +555,8 @@ impl Config {
             "record_max_bytes" => self.record_max_bytes.to_string(),
             "record_max_age" => humantime::format_duration(self.record_max_age).to_string(),
             "probe_cpu_budget" => self.probe_cpu_budget.to_string(),
+            "profile" => self.profile.to_string(),
+            "profile_period" => self.profile_period.to_string(),
             _ => return None,
         })
     }
@@ -619,6 +658,15 @@ record_max_age = "{max_age}"
 # and /api/v1/events, and attached again once the system's fault rate has
 # halved and a cool-down (20 s, doubling) has passed. 0: no budget.
 probe_cpu_budget = {probe_cpu_budget}
+
+# Continuous page-fault profile, served as gzipped pprof on
+# /api/v1/profile?seconds=N[&pid=P|&cgroup=PATH] (what Parca and Pyroscope
+# scrape): one stack sampled every profile_period page faults on a CPU
+# (a perf software event; ~1000 keeps the cost on a fault storm well under
+# the one-shot `memmon profile`'s period of 64), the last 60 s kept in
+# memory (at most 16384 distinct stacks). Off by default.
+profile = {profile}
+profile_period = {profile_period}
 "#,
         listen = d.listen,
         interval = d.interval_seconds,
@@ -636,6 +684,8 @@ probe_cpu_budget = {probe_cpu_budget}
         max_bytes = d.record_max_bytes >> 20,
         max_age = humantime::format_duration(d.record_max_age),
         probe_cpu_budget = d.probe_cpu_budget,
+        profile = d.profile,
+        profile_period = d.profile_period,
     )
 }
 

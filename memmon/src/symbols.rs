@@ -44,6 +44,13 @@ impl Symbols {
         }
     }
 
+    /// Forgets the names cached for processes `keep` says no to (a
+    /// long-running caller, the daemon, drops those gone from its window,
+    /// so the cache stays bounded and a reused pid is named afresh).
+    pub fn retain_processes(&mut self, keep: impl Fn(u32) -> bool) {
+        self.user.retain(|(pid, _), _| keep(*pid));
+    }
+
     /// Names every frame of `samples` (innermost first: kernel frames, then
     /// user frames).
     pub fn name(&mut self, samples: &[RawSample]) -> Vec<NamedSample> {

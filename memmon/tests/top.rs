@@ -81,6 +81,58 @@ fn interactive_view_sorts_filters_details_and_restores_the_terminal() {
 }
 
 #[test]
+fn profile_detail_pane_shows_the_selected_process_fault_stacks() {
+    if !require_bpf("profile_detail_pane_shows_the_selected_process_fault_stacks") {
+        return;
+    }
+    // Waits for "go": it faults only once top samples.
+    let mut w = Workload::start(&["stacks", "200", "20"]);
+    let pid = w.pid;
+    let t = Tmux::new(
+        "profile",
+        &format!("{MEMMON} top --interval 0.5 --profile --profile-period 64; echo EXITED:$?"),
+    );
+    t.wait_for("the process table", |s| {
+        s.contains("MINFLT/s") && s.contains("processes")
+    });
+    t.keys(&[
+        "/", "m", "e", "m", "m", "o", "n", "-", "w", "o", "r", "k", "Enter",
+    ]);
+    t.wait_for("the workload's row", |s| rss_cell(s, pid).is_some());
+    w.go();
+    t.keys(&["Enter"]);
+    let screen = t.wait_for("the workload's fault stacks", |s| {
+        s.contains(&format!("fault stacks of pid {pid}")) && s.contains("touch_delta")
+    });
+    // touch_gamma took ~91% of the faults: the heaviest stack, leaf first.
+    let first = screen
+        .lines()
+        .skip_while(|l| !l.contains("fault stacks of pid"))
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        first.contains("touch_gamma"),
+        "first stack line: {first}\n{screen}"
+    );
+    let share: f64 = first
+        .split('%')
+        .next()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no share in {first}"));
+    assert!(
+        (80.0..=95.0).contains(&share),
+        "touch_gamma's heaviest stack has {share}%: {first}"
+    );
+    t.keys(&["q"]);
+    let after = t.wait_for("memmon to exit", |s| {
+        s.lines().any(|l| l.starts_with("EXITED:"))
+    });
+    assert!(after.lines().any(|l| l == "EXITED:0"), "{after}");
+    w.finish();
+}
+
+#[test]
 fn tiny_terminal_says_so() {
     if !require_bpf("tiny_terminal_says_so") {
         return;

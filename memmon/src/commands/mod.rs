@@ -12,3 +12,4 @@ pub mod replay;
 pub mod snapshot;
 pub mod stop_signal;
 pub mod top;
+pub mod top_profile;

@@ -1,6 +1,8 @@
 //! `memmon top`: samples locally (its own probes, the same pipeline as the
 //! daemon) or reads a daemon's `/api/v1/snapshot` with `--connect`, and
 //! shows the frames on a terminal (ratatui) or, with `--batch`, prints them.
+//! With `--profile` (local, interactive), the detail pane also shows the
+//! selected process's fault stacks (`top_profile`).
 
 use std::{
     io::{Read as _, Write as _},
@@ -19,9 +21,10 @@ use crate::{
     pipeline::Pipeline,
     privileges,
     probes::ProbeSet,
+    sinks::top::stacks::FaultStacks,
     sinks::top::{
         batch,
-        frame::TopFrame,
+        frame::{Row, TopFrame},
         render,
         state::{Action, Key, TopState, column_by_name},
     },
@@ -125,12 +128,22 @@ pub fn run(args: &TopArgs) -> Result<(), Fatal> {
         state.filter = f.clone();
     }
     let interval = Duration::from_secs_f64(args.interval);
+    let mut profile = None;
     let mut source = match &args.connect {
         Some(url) => Source::Remote(connect_addr(url)?),
         None => {
-            let opts = load_options(&args.probe_args)?;
+            let mut opts = load_options(&args.probe_args)?;
+            if args.profile {
+                opts.stack_entries = Some(crate::probes::stack_drain::DAEMON_STACK_ENTRIES);
+            }
             privileges::check().map_err(Fatal::Privileges)?;
-            let probes = ProbeSet::load(&opts).context("loading probes")?;
+            let mut probes = ProbeSet::load(&opts).context("loading probes")?;
+            if args.profile {
+                profile = Some(super::top_profile::TopProfile::start(
+                    &mut probes,
+                    args.profile_period,
+                )?);
+            }
             let model = Model::new(probes.statuses().to_vec(), crate::collector::host());
             Source::Local(Box::new(Pipeline::new(Collector::new(probes), model)))
         }
@@ -139,7 +152,29 @@ pub fn run(args: &TopArgs) -> Result<(), Fatal> {
     if args.batch {
         return run_batch(args, &mut source, &mut state, &users, interval);
     }
-    run_tui(&mut source, &mut state, &users, interval)
+    run_tui(&mut source, &mut state, &users, interval, profile)
+}
+
+/// The selected row's pid.
+fn selected_pid(state: &TopState, f: &TopFrame) -> Option<u32> {
+    state.visible(f).get(state.selected).map(|r: &&Row| r.pid)
+}
+
+/// Puts the selected process's fault stacks into `f` (when `profile` is on
+/// and they are not there yet for that process, or `fresh` asks).
+fn place_stacks(
+    profile: &mut Option<super::top_profile::TopProfile>,
+    state: &TopState,
+    f: &mut TopFrame,
+    fresh: bool,
+) {
+    let Some(p) = profile else {
+        return;
+    };
+    let pid = selected_pid(state, f);
+    if fresh || pid != f.fault_stacks.as_ref().map(|s: &FaultStacks| s.pid) {
+        f.fault_stacks = pid.map(|pid| p.stacks(pid));
+    }
 }
 
 fn run_batch(
@@ -175,6 +210,7 @@ fn run_tui(
     state: &mut TopState,
     users: &std::collections::HashMap<u32, String>,
     interval: Duration,
+    mut profile: Option<super::top_profile::TopProfile>,
 ) -> Result<(), Fatal> {
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let mut terminal =
@@ -184,8 +220,12 @@ fn run_tui(
     let mut frame: Option<TopFrame> = None;
     loop {
         if Instant::now() >= next_refresh {
-            let f = TopFrame::from_json(&source.frame(interval)?);
+            let mut f = TopFrame::from_json(&source.frame(interval)?);
             state.observe(&f);
+            if let Some(p) = &mut profile {
+                p.drain();
+            }
+            place_stacks(&mut profile, state, &mut f, true);
             frame = Some(f);
             next_refresh = Instant::now() + interval;
         }
@@ -216,12 +256,22 @@ fn run_tui(
                     if state.on_key(key, len) == Action::Quit {
                         return Ok(());
                     }
+                    if let Some(f) = &mut frame {
+                        place_stacks(&mut profile, state, f, false);
+                    }
                 }
                 // A resize redraws on the next turn.
                 _ => {}
             }
-        } else if let Source::Local(p) = source {
-            p.drain();
+        } else {
+            if let Source::Local(p) = source {
+                p.drain();
+            }
+            // Often, as the daemon does: few stacks stay live in the
+            // kernel maps (see `probes::stack_drain`).
+            if let Some(p) = &mut profile {
+                p.drain();
+            }
         }
     }
 }

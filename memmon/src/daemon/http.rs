@@ -1,6 +1,8 @@
 //! The daemon's HTTP endpoint (hyper, HTTP/1.1, optionally over TLS with
-//! basic auth): /metrics, /api/v1/snapshot, /api/v1/events, /healthz. Every
-//! handler reads the latest publication; none touches the kernel or /proc.
+//! basic auth): /metrics, /api/v1/snapshot, /api/v1/events, /healthz read
+//! the latest publication and touch neither the kernel nor /proc;
+//! /api/v1/profile (with `--profile`) reads the continuous profile on a
+//! blocking thread (it drains the stack maps and names frames).
 
 use std::{
     convert::Infallible,
@@ -42,7 +44,12 @@ pub struct HttpState {
     pub stale_after_ms: AtomicU64,
     /// TLS and basic auth (SIGHUP may change them).
     pub web: RwLock<WebSecurity>,
+    /// The continuous profile (None: the daemon runs without --profile).
+    pub profile: Option<Arc<super::profile::ContinuousProfile>>,
 }
+
+/// The continuous profile's path.
+pub const PROFILE_PATH: &str = "/api/v1/profile";
 
 impl HttpState {
     /// The endpoint's current TLS and basic auth.
@@ -167,6 +174,7 @@ pub fn route(method: &Method, path: &str, headers: &header::HeaderMap, state: &H
              <li><a href=\"/metrics\">/metrics</a></li>\
              <li><a href=\"/api/v1/snapshot\">/api/v1/snapshot</a></li>\
              <li><a href=\"/api/v1/events\">/api/v1/events</a></li>\
+             <li><a href=\"/api/v1/profile\">/api/v1/profile</a> (with --profile)</li>\
              <li><a href=\"/healthz\">/healthz</a></li></ul></body></html>\n",
         ),
         _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
@@ -210,8 +218,57 @@ async fn handle(
     if !authorized(&users, &req).await {
         return Ok(unauthorized());
     }
+    if req.uri().path() == PROFILE_PATH {
+        // Already gzipped pprof: never compressed again.
+        return Ok(profile(req.method(), req.uri().query(), &state).await);
+    }
     let resp = route(req.method(), req.uri().path(), req.headers(), &state);
     Ok(compress(resp, req.headers()).await)
+}
+
+/// `/api/v1/profile`: gzipped pprof of the continuous profile, 404 naming
+/// `--profile` when it is off, 400 naming the bad query key.
+async fn profile(method: &Method, query: Option<&str>, state: &HttpState) -> Resp {
+    if method != Method::GET && method != Method::HEAD {
+        return respond(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "only GET and HEAD\n",
+        );
+    }
+    let Some(profile) = state.profile.clone() else {
+        return respond(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "the continuous profile is off: start the daemon with --profile (or `profile = \
+             true` in memmon.toml, or MEMMON_PROFILE=true)\n",
+        );
+    };
+    let query = match super::profile_query::parse(query) {
+        Ok(q) => q,
+        Err(e) => {
+            return respond(
+                StatusCode::BAD_REQUEST,
+                "text/plain",
+                format!("{PROFILE_PATH}: {e}\n"),
+            );
+        }
+    };
+    match tokio::task::spawn_blocking(move || profile.pprof(&query)).await {
+        Ok(body) => {
+            let mut r = respond(StatusCode::OK, "application/octet-stream", body);
+            r.headers_mut().insert(
+                header::CONTENT_DISPOSITION,
+                header::HeaderValue::from_static("attachment; filename=\"profile\""),
+            );
+            r
+        }
+        Err(e) => respond(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain",
+            format!("building the profile failed: {e}\n"),
+        ),
+    }
 }
 
 /// Bodies at least this large are gzipped when the client accepts it.

@@ -5,6 +5,8 @@
 
 pub mod basic_auth;
 pub mod http;
+pub mod profile;
+pub mod profile_query;
 pub mod sampler;
 pub mod web_config;
 
@@ -52,9 +54,35 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
         alloc_detail: cfg.alloc_detail,
         disabled: cfg.disabled_probes.iter().cloned().collect(),
         pin_root: cfg.pin.then(|| cfg.pin_dir.clone()),
+        // Room for stacks only when asked: the maps hold one entry else.
+        stack_entries: cfg
+            .profile
+            .then_some(crate::probes::stack_drain::DAEMON_STACK_ENTRIES),
         ..LoadOptions::default()
     };
-    let probes = ProbeSet::load(&opts).context("loading probes")?;
+    let mut probes = ProbeSet::load(&opts).context("loading probes")?;
+    let stack_drain = if cfg.profile {
+        Some(
+            probes
+                .start_fault_profile(cfg.profile_period)
+                .map_err(|e| {
+                    Fatal::Other(anyhow::anyhow!(
+                        "--profile (or `profile`): cannot attach the page-fault sampler: {e}; \
+                         run without --profile, or on a kernel with perf events and BPF stack maps"
+                    ))
+                })?,
+        )
+    } else {
+        None
+    };
+    if cfg.profile {
+        tracing::info!(
+            "continuous profile on: one page-fault stack per {} faults per CPU, the last {} s \
+             served on /api/v1/profile",
+            cfg.profile_period,
+            crate::model::profile_window::WINDOW_SECONDS
+        );
+    }
     for s in probes.statuses() {
         match &s.state {
             crate::probes::ProbeState::Unavailable { reason }
@@ -101,6 +129,25 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
         ),
         None => None,
     };
+    let profile = match stack_drain {
+        Some(d) => Some(Arc::new(
+            profile::ContinuousProfile::new(d, cfg.profile_period, Arc::clone(&shared))
+                .context("starting the symbolizer thread")?,
+        )),
+        None => None,
+    };
+    let profile_thread = match &profile {
+        Some(p) => {
+            let (p, stop) = (Arc::clone(p), Arc::clone(&stop));
+            Some(
+                std::thread::Builder::new()
+                    .name("memmon-profile".into())
+                    .spawn(move || p.run(&stop))
+                    .context("starting the profile thread")?,
+            )
+        }
+        None => None,
+    };
     let sampler_thread = {
         let (shared, live, stop) = (Arc::clone(&shared), Arc::clone(&live), Arc::clone(&stop));
         std::thread::Builder::new()
@@ -124,6 +171,7 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
         last_scrape: AtomicU64::new(0f64.to_bits()),
         stale_after_ms: AtomicU64::new(stale_after_ms(&cfg)),
         web: RwLock::new(web),
+        profile,
     });
 
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -135,6 +183,11 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     if sampler_thread.join().is_err() {
         tracing::error!("the sampler thread panicked");
+    }
+    if let Some(t) = profile_thread
+        && t.join().is_err()
+    {
+        tracing::error!("the profile thread panicked");
     }
     tracing::info!("stopped; probes detached");
     result

@@ -11,6 +11,7 @@ pub mod history;
 pub mod oom;
 pub mod process;
 pub mod profile;
+pub mod profile_window;
 pub mod published;
 pub mod rollup;
 pub mod system;

@@ -14,6 +14,7 @@ pub mod loader;
 pub mod pins;
 pub mod reader;
 pub mod run_stats;
+pub mod stack_drain;
 pub mod stacks;
 pub mod tracefs;
 

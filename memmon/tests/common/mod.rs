@@ -7,6 +7,8 @@
 //! test is never counted as passed.
 #![allow(dead_code)]
 
+pub mod pprof;
+
 use std::{
     io::{BufRead, BufReader, Write},
     process::{Child, ChildStdin, ChildStdout, Command, Stdio},
@@ -447,6 +449,33 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("bad response: {head}"));
     (status, body.to_string())
+}
+
+/// GET `path` keeping the body's bytes: (status, head, body).
+pub fn http_get_bytes(addr: &str, path: &str) -> (u16, String, Vec<u8>) {
+    use std::io::Read as _;
+    let mut s =
+        std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read response");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {} bytes", raw.len()));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad response: {head}"));
+    (status, head, raw[split + 4..].to_vec())
 }
 
 /// GET over HTTP/1.0 (no chunked replies): (status, body), or None when

@@ -80,6 +80,9 @@ pub struct TopFrame {
     pub cgroups: std::collections::HashMap<String, CgroupRow>,
     /// An extra header line (`memmon replay`: the frame's time and keys).
     pub banner: Option<String>,
+    /// The selected process's fault stacks (None: `top` runs without
+    /// --profile).
+    pub fault_stacks: Option<super::stacks::FaultStacks>,
 }
 
 fn num(v: &Value, k: &str) -> Option<f64> {
@@ -118,6 +121,7 @@ impl TopFrame {
                 })
                 .collect(),
             banner: None,
+            fault_stacks: None,
         }
     }
 

@@ -5,9 +5,11 @@
 //! - `frame`: rows with per-second rates from two consecutive frames;
 //! - `state`: sorting, filtering, tree, selection, panes, key handling;
 //! - `render`: the screens;
-//! - `batch`: text or JSON frames on stdout, like `top -b`.
+//! - `batch`: text or JSON frames on stdout, like `top -b`;
+//! - `stacks`: the selected process's fault stacks (`top --profile`).
 
 pub mod batch;
 pub mod frame;
 pub mod render;
+pub mod stacks;
 pub mod state;

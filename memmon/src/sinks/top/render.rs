@@ -53,8 +53,12 @@ pub fn draw(
     }
     let header_lines = if f.banner.is_some() { 3 } else { 2 };
     let mut constraints = vec![Constraint::Length(header_lines), Constraint::Min(5)];
+    let stacks = state.detail && f.fault_stacks.is_some();
     if state.detail {
         constraints.push(Constraint::Length(12));
+    }
+    if stacks {
+        constraints.push(Constraint::Length(1 + super::stacks::SHOWN as u16));
     }
     if state.events {
         constraints.push(Constraint::Length(7));
@@ -72,6 +76,15 @@ pub fn draw(
             rows.get(state.selected).copied(),
             state,
             users,
+        );
+        next += 1;
+    }
+    if stacks {
+        draw_stacks(
+            frame,
+            chunks[next],
+            f.fault_stacks.as_ref(),
+            rows.get(state.selected).map(|r| r.pid),
         );
         next += 1;
     }
@@ -332,6 +345,40 @@ fn draw_detail(
             .block(Block::default().title("major faults/s"))
             .data(&major),
         bottom,
+    );
+}
+
+/// The selected process's fault stacks (computed for the selection at the
+/// last refresh or key).
+fn draw_stacks(
+    frame: &mut Frame,
+    area: Rect,
+    stacks: Option<&super::stacks::FaultStacks>,
+    selected: Option<u32>,
+) {
+    let Some(st) = stacks.filter(|s| Some(s.pid) == selected) else {
+        frame.render_widget(
+            Paragraph::new("fault stacks: at the next refresh").block(
+                Block::default()
+                    .borders(Borders::TOP)
+                    .title(" fault stacks "),
+            ),
+            area,
+        );
+        return;
+    };
+    let title = format!(
+        " fault stacks of pid {}, last {} s: share, faults, leaf < callers ",
+        st.pid, st.seconds
+    );
+    let lines: Vec<Line> = st
+        .text(usize::from(area.width))
+        .into_iter()
+        .map(Line::from)
+        .collect();
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::default().borders(Borders::TOP).title(title)),
+        area,
     );
 }
 

@@ -1,0 +1,239 @@
+//! The daemon's continuous profile (`--profile`): the `memmon-profile`
+//! thread drains the page-fault sampler's maps (`probes::stack_drain`)
+//! every 200 ms into the rolling window (`model::profile_window`), with
+//! each process's cgroup from the latest publication; `/api/v1/profile`
+//! drains once more (so it includes every sample taken until the
+//! request), selects the seconds and the process or cgroup asked for,
+//! names the frames (`symbols`, cached per process while it has samples in
+//! the window; a process gone shows `module+0xoffset` or the raw address)
+//! and answers pprof gzipped, as Go's net/http/pprof does. blazesym's
+//! symbolizer is not `Send`, so it lives on its own `memmon-symbols`
+//! thread, handed each request's stacks over a channel.
+
+use std::{
+    collections::{HashMap, HashSet},
+    io::Write as _,
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
+    time::{Duration, Instant},
+};
+
+use crate::{
+    model::{
+        profile::Profile,
+        profile_window::ProfileWindow,
+        published::{Shared, latest, unix_ms},
+    },
+    probes::stack_drain::StackDrain,
+    sample::stacks::{Frame, NamedSample, RawSample, StackEvent},
+    sinks,
+    symbols::Symbols,
+};
+
+use super::profile_query::ProfileQuery;
+
+/// How often the thread drains the kernel maps: often, so a key idle
+/// since the last drain (and its stack) leaves the kernel maps soon and
+/// few stacks hold hash buckets (see `probes::stack_drain`).
+const DRAIN_EVERY: Duration = Duration::from_millis(200);
+/// How often the thread checks the stop flag.
+const POLL: Duration = Duration::from_millis(100);
+
+/// The kernel side and the window, drained together.
+struct Inner {
+    drain: StackDrain,
+    window: ProfileWindow,
+    /// A drain failure was logged (said once, not at every drain).
+    failed: bool,
+}
+
+/// Stacks to name, the processes whose cached names to keep, and where
+/// the names go.
+struct NameJob {
+    samples: Vec<RawSample>,
+    keep: HashSet<u32>,
+    reply: mpsc::Sender<Vec<NamedSample>>,
+}
+
+/// The continuous profile the daemon serves.
+pub struct ContinuousProfile {
+    inner: Mutex<Inner>,
+    symbols: mpsc::Sender<NameJob>,
+    shared: Shared,
+}
+
+/// Names stacks until every sender is gone.
+fn name_stacks(jobs: mpsc::Receiver<NameJob>) {
+    let mut symbols = Symbols::new();
+    for job in jobs {
+        symbols.retain_processes(|pid| job.keep.contains(&pid));
+        let _ = job.reply.send(symbols.name(&job.samples));
+    }
+}
+
+/// `samples` with their addresses as names (the symbolizer thread is gone).
+fn unnamed(samples: &[RawSample]) -> Vec<NamedSample> {
+    let frame = |a: &u64, kernel| Frame {
+        name: format!("{a:#x}"),
+        module: None,
+        kernel,
+        symbolized: false,
+    };
+    samples
+        .iter()
+        .map(|s| NamedSample {
+            event: s.event,
+            tgid: s.stack.tgid,
+            frames: s
+                .stack
+                .kernel
+                .iter()
+                .map(|a| frame(a, true))
+                .chain(s.stack.user.iter().map(|a| frame(a, false)))
+                .collect(),
+            weight: s.weight,
+            count: s.count,
+        })
+        .collect()
+}
+
+fn unix_seconds() -> u64 {
+    unix_ms() / 1000
+}
+
+impl ContinuousProfile {
+    /// A profile over the attached sampler's `drain`, one sample per
+    /// `period` faults; `shared` names each process's cgroup.
+    pub fn new(drain: StackDrain, period: u64, shared: Shared) -> std::io::Result<Self> {
+        let (symbols, jobs) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("memmon-symbols".into())
+            .spawn(move || name_stacks(jobs))?;
+        Ok(ContinuousProfile {
+            inner: Mutex::new(Inner {
+                drain,
+                window: ProfileWindow::new(period, unix_seconds()),
+                failed: false,
+            }),
+            symbols,
+            shared,
+        })
+    }
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        match self.inner.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Moves the samples taken since the last drain into the window.
+    pub fn drain(&self) {
+        let mut inner = self.inner();
+        let now = unix_seconds();
+        match inner.drain.drain() {
+            Ok(drained) => {
+                inner.failed = false;
+                tracing::debug!(
+                    gained = drained.len(),
+                    kernel_keys = inner.drain.live_keys(),
+                    window_stacks = inner.window.stacks(),
+                    window_counts = inner.window.entries(),
+                    dropped = inner.window.dropped,
+                    failed_deletes = inner.drain.failed_deletes(),
+                    "continuous profile drained"
+                );
+                if !drained.is_empty() {
+                    let published = latest(&self.shared);
+                    let cgroups: HashMap<u32, &str> = published
+                        .processes
+                        .iter()
+                        .filter_map(|p| Some((p.pid, p.cgroup.as_deref()?)))
+                        .collect();
+                    for d in &drained {
+                        let cgroup = cgroups.get(&d.stack.tgid).copied();
+                        inner.window.add(now, &d.stack, cgroup, d.samples);
+                    }
+                }
+            }
+            Err(e) => {
+                if !inner.failed {
+                    tracing::warn!("continuous profile: reading the stack maps failed: {e}");
+                }
+                inner.failed = true;
+            }
+        }
+        inner.window.advance(now);
+    }
+
+    /// Drains every [`DRAIN_EVERY`] until `stop` is set.
+    pub fn run(&self, stop: &AtomicBool) {
+        let mut next = Instant::now() + DRAIN_EVERY;
+        while !stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            if now >= next {
+                self.drain();
+                next += DRAIN_EVERY;
+                if next < now {
+                    next = now + DRAIN_EVERY;
+                }
+            }
+            std::thread::sleep(POLL.min(next.saturating_duration_since(Instant::now())));
+        }
+    }
+
+    /// The profile `query` asks for, as gzipped pprof.
+    pub fn pprof(&self, query: &ProfileQuery) -> Vec<u8> {
+        self.drain();
+        let (selection, period, tgids, dropped) = {
+            let inner = self.inner();
+            let now = unix_seconds();
+            (
+                inner.window.select(now, query.seconds, &query.filter),
+                inner.window.period(),
+                inner.window.tgids(),
+                inner.window.dropped,
+            )
+        };
+        let (reply, names) = mpsc::channel();
+        let job = NameJob {
+            samples: selection.samples.clone(),
+            keep: tgids,
+            reply,
+        };
+        let named = match self.symbols.send(job).ok().and_then(|()| names.recv().ok()) {
+            Some(n) => n,
+            None => {
+                tracing::warn!("continuous profile: the symbolizer thread is gone; frames unnamed");
+                unnamed(&selection.samples)
+            }
+        };
+        if dropped > 0 {
+            tracing::debug!("continuous profile: {dropped} samples dropped at the window's caps");
+        }
+        let profile = Profile::build(StackEvent::Faults, period, selection.seconds as f64, &named);
+        let nanos = i64::try_from(selection.from_second)
+            .unwrap_or(i64::MAX / 1_000_000_000)
+            .saturating_mul(1_000_000_000);
+        gzip(&sinks::pprof::encode(&profile, nanos))
+    }
+}
+
+/// `bytes` gzipped (pprof readers take gzip-less input too, which is what
+/// is sent should compression ever fail).
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(
+        Vec::with_capacity(bytes.len() / 3 + 64),
+        flate2::Compression::default(),
+    );
+    match gz.write_all(bytes).and_then(|()| gz.finish()) {
+        Ok(z) => z,
+        Err(e) => {
+            tracing::debug!("gzip: {e}");
+            bytes.to_vec()
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! The daemon's continuous fault-stack reader (`memmon daemon --profile`):
+//! attaches the page-fault sampler for every process, takes STACK_COUNTS
+//! and STACK_TRACES out of the object, and on each drain hands back the
+//! samples added since the last drain. Keys idle for a whole drain are
+//! deleted, and with them the stacks no remaining key refers to, so the
+//! kernel maps hold only what is active (a long-running daemon never
+//! fills them with dead processes' stacks). That matters twice: stack ids
+//! are hash buckets, and a stack whose bucket another live stack holds is
+//! not walked (its weight is kept, with no frames: `[unknown]`), so the
+//! fewer stacks live, the fewer lost; hence frequent drains.
+
+use std::collections::{HashMap, HashSet};
+
+use aya::maps::{HashMap as BpfHashMap, Map, MapData, MapError, StackTraceMap};
+use memmon_common::{
+    names,
+    stacks::{StackKey, stack_event},
+};
+
+use super::{
+    ProbeSet,
+    stacks::{StackError, Target},
+};
+use crate::sample::stacks::RawStack;
+
+/// Distinct stacks (and weighted keys) the daemon's maps hold.
+pub const DAEMON_STACK_ENTRIES: u32 = 8192;
+
+/// The kernel maps of the running fault sampler, and what the last drain
+/// saw in them.
+pub struct StackDrain {
+    counts: BpfHashMap<MapData, StackKey, i64>,
+    traces: StackTraceMap<MapData>,
+    /// Each key's count at the last drain.
+    seen: HashMap<StackKey, i64>,
+    /// Frames of each stack id read so far (valid until this drain deletes
+    /// the id: without BPF_F_REUSE_STACKID the kernel never overwrites one).
+    frames: HashMap<u32, Vec<u64>>,
+    failed_deletes: u64,
+}
+
+/// Samples one drain found: a stack and how many samples it gained.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Drained {
+    /// The stack (addresses).
+    pub stack: RawStack,
+    /// Samples since the previous drain.
+    pub samples: u64,
+}
+
+fn map_err(map: &'static str) -> impl FnOnce(MapError) -> StackError {
+    move |source| StackError::Map { map, source }
+}
+
+/// True when a delete failed because the entry was already gone (aya
+/// reports ENOENT from bpf_map_delete_elem as a syscall error).
+fn gone(e: &MapError) -> bool {
+    match e {
+        MapError::KeyNotFound => true,
+        MapError::SyscallError(s) => s.io_error.raw_os_error() == Some(libc::ENOENT),
+        _ => false,
+    }
+}
+
+fn take(probes: &mut ProbeSet, name: &'static str) -> Result<Map, StackError> {
+    probes.ebpf.take_map(name).ok_or(StackError::Missing(name))
+}
+
+impl ProbeSet {
+    /// Samples every process's page faults (one per `period` faults on a
+    /// CPU) and hands the stack maps to the returned drain. Load with
+    /// `LoadOptions::stack_entries` set (else the maps hold one stack).
+    pub fn start_fault_profile(&mut self, period: u64) -> Result<StackDrain, StackError> {
+        self.set_stack_target(&Target::All, 1)?;
+        self.attach_fault_sampler(period)?;
+        let counts = BpfHashMap::try_from(take(self, names::STACK_COUNTS)?)
+            .map_err(map_err(names::STACK_COUNTS))?;
+        let traces = StackTraceMap::try_from(take(self, names::STACK_TRACES)?)
+            .map_err(map_err(names::STACK_TRACES))?;
+        Ok(StackDrain {
+            counts,
+            traces,
+            seen: HashMap::new(),
+            frames: HashMap::new(),
+            failed_deletes: 0,
+        })
+    }
+}
+
+impl StackDrain {
+    /// The fault samples added since the last drain. Deletes the keys that
+    /// gained nothing since then (a sample landing between the read and the
+    /// delete of such a key is lost: one in a whole idle interval) and the
+    /// stacks only they referred to.
+    pub fn drain(&mut self) -> Result<Vec<Drained>, StackError> {
+        let mut keys = Vec::new();
+        for key in self.counts.keys() {
+            match key {
+                Ok(k) => keys.push(k),
+                Err(MapError::KeyNotFound) => continue,
+                Err(e) => return Err(map_err(names::STACK_COUNTS)(e)),
+            }
+        }
+        let mut out = Vec::new();
+        let mut idle = Vec::new();
+        let mut present = HashSet::with_capacity(keys.len());
+        for key in keys {
+            let value = match self.counts.get(&key, 0) {
+                Ok(v) => v,
+                Err(MapError::KeyNotFound) => continue,
+                Err(e) => return Err(map_err(names::STACK_COUNTS)(e)),
+            };
+            present.insert(key);
+            if key.event != stack_event::FAULTS {
+                continue;
+            }
+            let before = self.seen.get(&key).copied().unwrap_or(0);
+            let gained = value.saturating_sub(before);
+            if gained > 0 {
+                self.seen.insert(key, value);
+                let stack = RawStack {
+                    tgid: key.tgid,
+                    user: self.frames_of(key.user_stack),
+                    kernel: self.frames_of(key.kernel_stack),
+                };
+                out.push(Drained {
+                    stack,
+                    samples: u64::try_from(gained).unwrap_or(0),
+                });
+            } else {
+                match self.seen.entry(key) {
+                    std::collections::hash_map::Entry::Occupied(_) => idle.push(key),
+                    // Seen for the first time with no weight: track it.
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(value);
+                    }
+                }
+            }
+        }
+        self.seen.retain(|k, _| present.contains(k));
+        // Deleting is housekeeping: a failure never costs the samples read.
+        for key in &idle {
+            if let Err(e) = self.counts.remove(key)
+                && !gone(&e)
+            {
+                self.failed_deletes += 1;
+                tracing::debug!("deleting an idle key of {}: {e:?}", names::STACK_COUNTS);
+            }
+            self.seen.remove(key);
+        }
+        let referenced: HashSet<i32> = self
+            .seen
+            .keys()
+            .flat_map(|k| [k.user_stack, k.kernel_stack])
+            .collect();
+        for id in idle
+            .iter()
+            .flat_map(|k| [k.user_stack, k.kernel_stack])
+            .filter(|id| !referenced.contains(id))
+            .collect::<HashSet<i32>>()
+        {
+            let Ok(id) = u32::try_from(id) else {
+                continue;
+            };
+            self.frames.remove(&id);
+            if let Err(e) = self.traces.remove(&id)
+                && !gone(&e)
+            {
+                self.failed_deletes += 1;
+                tracing::debug!("deleting stack {id} of {}: {e:?}", names::STACK_TRACES);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Distinct keys the kernel map holds now (as of the last drain).
+    pub fn live_keys(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Deletes the kernel refused (other than for an entry already gone).
+    pub fn failed_deletes(&self) -> u64 {
+        self.failed_deletes
+    }
+
+    /// The frames of stack `id` (innermost first); empty when the walk was
+    /// lost (negative id) or the stack is gone.
+    fn frames_of(&mut self, id: i32) -> Vec<u64> {
+        let Ok(id) = u32::try_from(id) else {
+            return Vec::new();
+        };
+        if let Some(f) = self.frames.get(&id) {
+            return f.clone();
+        }
+        let frames: Vec<u64> = self
+            .traces
+            .get(&id, 0)
+            .map(|t| t.frames().iter().map(|f| f.ip).collect())
+            .unwrap_or_default();
+        if !frames.is_empty() {
+            self.frames.insert(id, frames.clone());
+        }
+        frames
+    }
+}

@@ -149,3 +149,44 @@ unsafe impl aya::Pod for CgroupOffsets {}
 #[cfg(feature = "user")]
 // SAFETY: repr(C), Pod structs of u32 fields and two u32: no padding.
 unsafe impl aya::Pod for KernelConfig {}
+
+/// What the raw `rss_stat` program reads (its own global, `RSS_CONFIG`, so
+/// the other programs' copy of [`KernelConfig`] does not grow). Kernels
+/// from 6.2 call `trace_rss_stat(mm, member)` and keep each counter as a
+/// `percpu_counter` in `mm->rss_stat[member]`; the program reads that
+/// counter's `count` (what /proc/PID/status shows: no per-CPU sum).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RssOffsets {
+    /// 1 when every offset below was resolved (else the classic
+    /// tracepoint is used).
+    pub valid: u32,
+    /// `task_struct.mm` (pointer to mm_struct).
+    pub task_mm: u32,
+    /// `mm_struct.rss_stat` (array of percpu_counter).
+    pub mm_rss_stat: u32,
+    /// `sizeof(struct percpu_counter)`.
+    pub counter_size: u32,
+    /// `percpu_counter.count` (s64).
+    pub counter_count: u32,
+    /// Entries of `mm_struct.rss_stat`.
+    pub counters: u32,
+}
+
+impl RssOffsets {
+    /// All zero: nothing known.
+    pub const fn unknown() -> Self {
+        RssOffsets {
+            valid: 0,
+            task_mm: 0,
+            mm_rss_stat: 0,
+            counter_size: 0,
+            counter_count: 0,
+            counters: 0,
+        }
+    }
+}
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), plain integers, no padding.
+unsafe impl aya::Pod for RssOffsets {}

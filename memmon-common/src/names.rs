@@ -42,6 +42,8 @@ pub const MMAP_CHARGES: &str = "MMAP_CHARGES";
 pub const STACK_BRK_LAST: &str = "STACK_BRK_LAST";
 /// The load-time configuration global (BTF offsets, layouts).
 pub const CONFIG: &str = "CONFIG";
+/// The raw rss_stat program's offsets (`RssOffsets`).
+pub const RSS_CONFIG: &str = "RSS_CONFIG";
 
 /// Every map userspace looks up.
 pub const MAPS: &[&str] = &[

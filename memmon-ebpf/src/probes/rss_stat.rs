@@ -10,15 +10,21 @@
 //! The first swap update of an mm only sets the baseline. The last value of
 //! every counter is kept, so userspace reads each process's resident set
 //! (file, anon, shmem) and swap as of the last update.
+//!
+//! Two programs feed the same logic: `rss_stat_raw`, a raw tracepoint used
+//! on kernels from 6.2 (no record is formatted and no per-CPU sum taken: it
+//! reads the counter's `count` through BTF offsets, as /proc/PID/status
+//! does), and `rss_stat`, the classic tracepoint, everywhere else.
 
 use aya_ebpf::{
     bindings::BPF_ANY,
-    macros::{map, tracepoint},
+    helpers::{bpf_get_current_task, bpf_probe_read_kernel},
+    macros::{map, raw_tracepoint, tracepoint},
     maps::HashMap,
-    programs::TracePointContext,
+    programs::{RawTracePointContext, TracePointContext},
 };
 use memmon_common::{
-    MmState, Stat,
+    MmState, RssOffsets, Stat,
     rss::{RSS_SWAPENTS, RSS_UNKNOWN},
 };
 
@@ -39,6 +45,10 @@ pub static MM_STATE: HashMap<u32, MmState> = HashMap::with_max_entries(32768, 0)
 #[map]
 pub static TGID_MM: HashMap<u32, u32> = HashMap::with_max_entries(32768, 0);
 
+/// Offsets for `rss_stat_raw`, written by userspace before loading.
+#[unsafe(no_mangle)]
+pub static RSS_CONFIG: RssOffsets = RssOffsets::unknown();
+
 #[tracepoint]
 pub fn rss_stat(ctx: TracePointContext) -> u32 {
     bump_stat(Stat::RssEvents);
@@ -53,10 +63,54 @@ pub fn rss_stat(ctx: TracePointContext) -> u32 {
     }) else {
         return 0;
     };
+    update(mm_id, curr != 0, member, size)
+}
+
+/// `trace_rss_stat(struct mm_struct *mm, int member)` (6.2+).
+#[raw_tracepoint(tracepoint = "rss_stat")]
+pub fn rss_stat_raw(ctx: RawTracePointContext) -> u32 {
+    bump_stat(Stat::RssEvents);
+    // SAFETY: CONFIG-like plain static in .rodata.
+    let off = unsafe { core::ptr::read_volatile(&RSS_CONFIG) };
+    if off.valid == 0 {
+        return 0;
+    }
+    let mm: u64 = ctx.arg(0);
+    let member: u64 = ctx.arg(1);
+    let member = member as u32;
+    if member >= off.counters || mm == 0 {
+        return 0;
+    }
+    let counter = mm + off.mm_rss_stat as u64 + member as u64 * off.counter_size as u64;
+    // SAFETY: probe_read checks the address; offsets came from BTF.
+    let Ok(pages) =
+        (unsafe { bpf_probe_read_kernel((counter + off.counter_count as u64) as *const i64) })
+    else {
+        return 0;
+    };
+    // SAFETY: as above.
+    let task = unsafe { bpf_get_current_task() };
+    let current_mm =
+        unsafe { bpf_probe_read_kernel((task + off.task_mm as u64) as *const u64).unwrap_or(0) };
+    // The record's `mm_id` is a 32-bit hash of the pointer; any stable
+    // 32-bit key does (mm_structs are cache-line aligned).
+    let mm_id = ((mm >> 6) ^ (mm >> 38)) as u32;
+    update(
+        mm_id,
+        current_mm == mm,
+        member as i32,
+        pages.max(0) << PAGE_SHIFT,
+    )
+}
+
+/// One counter update: `size` bytes now in counter `member` of the mm
+/// `mm_id`; `curr`: the mm is the current task's.
+#[inline(always)]
+fn update(mm_id: u32, curr: bool, member: i32, size: i64) -> u32 {
     // Fast path (every fault that maps a page lands here): one lookup when
     // the mm is already known to belong to the current process.
     let mut state = MM_STATE.get_ptr_mut(mm_id);
-    if curr != 0 {
+    if curr {
         let tgid = current_tgid();
         if tgid == 0 {
             return 0;

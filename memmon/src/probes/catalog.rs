@@ -355,6 +355,31 @@ pub fn find(name: &str) -> Option<&'static ProbeSpec> {
     PROBES.iter().find(|p| p.name == name)
 }
 
+/// `rss_stat` as a raw tracepoint: used instead of the catalog's classic
+/// one where the kernel's BTF gives what it reads (6.2+), see
+/// [`for_kernel`].
+pub const RSS_STAT_RAW: ProbeSpec = ProbeSpec {
+    name: "rss_stat",
+    program: "rss_stat_raw",
+    attach: Attach::RawTracepoint {
+        category: "kmem",
+        name: "rss_stat",
+    },
+    per_fault: true,
+    per_alloc: false,
+    what: "resident-set counter updates (every fault that maps a page): swap out/in pages and real-time rss per process",
+};
+
+/// The spec this kernel runs for `spec`: the raw `rss_stat` where
+/// `raw_rss` (its offsets resolved), else `spec` itself.
+pub fn for_kernel(spec: &'static ProbeSpec, raw_rss: bool) -> &'static ProbeSpec {
+    if raw_rss && spec.name == RSS_STAT_RAW.name {
+        &RSS_STAT_RAW
+    } else {
+        spec
+    }
+}
+
 /// True for probes that are extras where the kernel allows them (BPF
 /// tracing programs): their absence is reported in `--probes` and the
 /// probe metrics, not warned about at every start.

@@ -103,6 +103,8 @@ pub struct ProbeSet {
     pub max_processes: u32,
     /// Where tracefs is mounted (to attach a resumed probe).
     pub(super) tracefs: std::path::PathBuf,
+    /// `rss_stat` runs as a raw tracepoint (`catalog::for_kernel`).
+    pub(super) raw_rss: bool,
 }
 
 impl ProbeSet {
@@ -111,6 +113,7 @@ impl ProbeSet {
         raise_memlock_limit();
         let tracefs = tracefs::ensure_mounted().map_err(LoadError::Tracefs)?;
         let config = kernel_config(&tracefs);
+        let rss = rss_offsets();
         let pin_dir = match &opts.pin_root {
             Some(root) => Some(pins::prepare(root).map_err(LoadError::Pins)?),
             None => None,
@@ -118,6 +121,7 @@ impl ProbeSet {
         let mut loader = EbpfLoader::new();
         loader
             .override_global(memmon_common::names::CONFIG, &config, true)
+            .override_global(memmon_common::names::RSS_CONFIG, &rss, true)
             .map_max_entries(memmon_common::names::PROC_COUNTERS, opts.max_processes);
         if let Some(n) = opts.stack_entries {
             use memmon_common::names;
@@ -145,11 +149,13 @@ impl ProbeSet {
         let events = RingBuf::try_from(events).map_err(LoadError::RingBuf)?;
         let overrides = tracepoint_overrides();
         let mut statuses = Vec::with_capacity(PROBES.len());
+        let raw_rss = rss.valid == 1;
         for spec in PROBES {
+            let spec = super::catalog::for_kernel(spec, raw_rss);
             let attach = overrides
                 .iter()
                 .find(|(probe, _)| probe == spec.name)
-                .map(|(_, a)| *a)
+                .map(|(_, a)| same_kind(*a, spec.attach))
                 .unwrap_or(spec.attach);
             let state = if opts.disabled.contains(spec.name) {
                 ProbeState::Disabled {
@@ -197,6 +203,7 @@ impl ProbeSet {
             pending_kill: Vec::new(),
             max_processes: opts.max_processes,
             tracefs: tracefs.to_path_buf(),
+            raw_rss,
         })
     }
 
@@ -449,6 +456,18 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// The raw rss_stat program's offsets; unknown (the classic tracepoint
+/// runs) before 6.2 or without BTF.
+fn rss_offsets() -> memmon_common::RssOffsets {
+    match btf_offsets::kernel_btf().and_then(|btf| btf_offsets::resolve_rss(&btf)) {
+        Ok(rss) => rss,
+        Err(e) => {
+            tracing::debug!("rss_stat stays a classic tracepoint: {e}");
+            memmon_common::RssOffsets::unknown()
+        }
+    }
+}
+
 /// BTF offsets and tracepoint layout for the running kernel.
 fn kernel_config(tracefs: &Path) -> KernelConfig {
     let mut config = KernelConfig::unknown();
@@ -573,6 +592,19 @@ fn tracepoint_overrides() -> Vec<(String, Attach)> {
             Some((probe.to_string(), attach))
         })
         .collect()
+}
+
+/// An overridden tracepoint as the kind of program `like` attaches (the
+/// raw rss_stat variant is chosen after overrides are parsed).
+fn same_kind(a: Attach, like: Attach) -> Attach {
+    match (a, like) {
+        (
+            Attach::Tracepoint { category, name } | Attach::RawTracepoint { category, name },
+            Attach::RawTracepoint { .. },
+        ) => Attach::RawTracepoint { category, name },
+        (Attach::RawTracepoint { category, name }, _) => Attach::Tracepoint { category, name },
+        (other, _) => other,
+    }
 }
 
 /// `uname -r`, for error messages.
@@ -757,7 +789,7 @@ mod object_tests {
     fn the_embedded_object_has_every_catalog_program_and_shared_map() {
         // Parsed, not loaded: no root needed.
         let obj = aya_obj::Object::parse(OBJECT).expect("the embedded eBPF object parses");
-        for spec in PROBES {
+        for spec in PROBES.iter().chain([&super::super::catalog::RSS_STAT_RAW]) {
             assert!(
                 obj.programs.contains_key(spec.program),
                 "probe {}: program {} is not in the eBPF object (have: {:?})",

@@ -193,7 +193,15 @@ fn wrk_load(ctx: &Ctx, addr: &str, pid: u32) -> anyhow::Result<Option<Section>> 
         let (cpu0, _) = usage(pid)?;
         let t = Instant::now();
         let mut wrk = Command::new("wrk");
-        wrk.args(["-t", "2", "-c", "200", "-d", &format!("{secs}s"), "--latency"]);
+        wrk.args([
+            "-t",
+            "2",
+            "-c",
+            "200",
+            "-d",
+            &format!("{secs}s"),
+            "--latency",
+        ]);
         if gzip {
             wrk.args(["-H", "Accept-Encoding: gzip"]);
         }

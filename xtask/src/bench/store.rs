@@ -79,8 +79,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Section> {
     // The writer starts a key frame when a delta outgrows a quarter of its
     // key, so the measured mix (first-minute keys included) is the rate.
     let frames = (keys.len() + deltas.len()).max(1) as f64;
-    let per_hour =
-        (keys.iter().sum::<f64>() + deltas.iter().sum::<f64>()) / frames * 3600.0;
+    let per_hour = (keys.iter().sum::<f64>() + deltas.iter().sum::<f64>()) / frames * 3600.0;
     let cpu_pct = (cpu1 - cpu0) / secs * 100.0;
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
     Ok(Section {

@@ -407,20 +407,22 @@ mod tests {
     use super::*;
     use crate::model::view::idx;
 
+    /// A process row with only its RSS set.
+    fn row(pid: u32, rss: f64) -> ProcessView {
+        let mut v = ProcessView {
+            pid,
+            start_time_ticks: 5,
+            comm: format!("p{pid}"),
+            ..Default::default()
+        };
+        v.values[idx::RSS] = Some(rss);
+        v
+    }
+
     #[test]
     fn publications_read_back_whole_and_idle_rows_stay_out_of_deltas() {
         let d = tempfile::tempdir().expect("tmp");
         let mut w = Writer::new(WriterSettings::new(d.path().to_path_buf())).expect("writer");
-        let row = |pid: u32, rss: f64| {
-            let mut v = ProcessView {
-                pid,
-                start_time_ticks: 5,
-                comm: format!("p{pid}"),
-                ..Default::default()
-            };
-            v.values[idx::RSS] = Some(rss);
-            v
-        };
         for i in 0..4u64 {
             let mut processes: Vec<ProcessView> = (1..=50).map(|p| row(p, 4096.0)).collect();
             processes.push(row(99, (i << 20) as f64));
@@ -465,16 +467,6 @@ mod tests {
     fn a_delta_that_outgrows_a_quarter_of_its_key_makes_the_next_frame_a_key() {
         let d = tempfile::tempdir().expect("tmp");
         let mut w = Writer::new(WriterSettings::new(d.path().to_path_buf())).expect("writer");
-        let row = |pid: u32, rss: f64| {
-            let mut v = ProcessView {
-                pid,
-                start_time_ticks: 5,
-                comm: format!("p{pid}"),
-                ..Default::default()
-            };
-            v.values[idx::RSS] = Some(rss);
-            v
-        };
         // 200 rows; at the second pass 80 of them change once (too few for
         // the "most rows differ" rule), then stay.
         for i in 0..4u64 {

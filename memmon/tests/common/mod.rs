@@ -429,35 +429,21 @@ impl Daemon {
 
 /// A minimal HTTP/1.1 GET over a std TcpStream: (status, body).
 pub fn http_get(addr: &str, path: &str) -> (u16, String) {
-    use std::io::Read as _;
-    let mut s =
-        std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read response");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("bad response: {head}"));
-    (status, body.to_string())
+    let (status, _, body) = get_raw(addr, path, Duration::from_secs(30));
+    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 /// GET `path` keeping the body's bytes: (status, head, body).
 pub fn http_get_bytes(addr: &str, path: &str) -> (u16, String, Vec<u8>) {
+    get_raw(addr, path, Duration::from_secs(60))
+}
+
+/// One HTTP/1.1 GET with a read timeout: (status, head, body bytes).
+fn get_raw(addr: &str, path: &str, timeout: Duration) -> (u16, String, Vec<u8>) {
     use std::io::Read as _;
     let mut s =
         std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(60)))
-        .expect("timeout");
+    s.set_read_timeout(Some(timeout)).expect("timeout");
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"

@@ -1197,11 +1197,43 @@ pub const CGROUP_FIELDS: &[Field<CgroupReader>] = &[
 /// Number of per-cgroup fields.
 pub const N_CGROUP: usize = CGROUP_FIELDS.len();
 
+/// Which catalog fields have a live source now, worked out once per pass
+/// from [`Live`] (a set of names) so that reading a thousand rows tests a
+/// bool per field instead of looking names up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveFields {
+    /// Per-process fields, in [`PROCESS_FIELDS`] order.
+    pub process: [bool; N_PROCESS],
+    /// Per-cgroup fields, in [`CGROUP_FIELDS`] order.
+    pub cgroup: [bool; N_CGROUP],
+    /// numa_maps is read here (two or more nodes).
+    pub numa_maps: bool,
+}
+
+impl LiveFields {
+    /// The fields `live` produces.
+    pub fn new(live: &Live) -> Self {
+        let mut process = [false; N_PROCESS];
+        for (slot, f) in process.iter_mut().zip(PROCESS_FIELDS) {
+            *slot = live.any(f.sources);
+        }
+        let mut cgroup = [false; N_CGROUP];
+        for (slot, f) in cgroup.iter_mut().zip(CGROUP_FIELDS) {
+            *slot = live.any(f.sources);
+        }
+        LiveFields {
+            process,
+            cgroup,
+            numa_maps: live.has(Source::Proc(ProcFile::NumaMaps)),
+        }
+    }
+}
+
 /// Reads every per-process field, leaving those without a live source None.
-pub fn read_process(ctx: &ProcessCtx<'_>, live: &Live) -> [Option<f64>; N_PROCESS] {
+pub fn read_process(ctx: &ProcessCtx<'_>, live: &LiveFields) -> [Option<f64>; N_PROCESS] {
     let mut out = [None; N_PROCESS];
-    for (slot, f) in out.iter_mut().zip(PROCESS_FIELDS) {
-        if live.any(f.sources) {
+    for ((slot, f), on) in out.iter_mut().zip(PROCESS_FIELDS).zip(live.process) {
+        if on {
             *slot = (f.read)(ctx);
         }
     }
@@ -1209,10 +1241,10 @@ pub fn read_process(ctx: &ProcessCtx<'_>, live: &Live) -> [Option<f64>; N_PROCES
 }
 
 /// Reads every per-cgroup field, leaving those without a live source None.
-pub fn read_cgroup(ctx: &CgroupCtx<'_>, live: &Live) -> [Option<f64>; N_CGROUP] {
+pub fn read_cgroup(ctx: &CgroupCtx<'_>, live: &LiveFields) -> [Option<f64>; N_CGROUP] {
     let mut out = [None; N_CGROUP];
-    for (slot, f) in out.iter_mut().zip(CGROUP_FIELDS) {
-        if live.any(f.sources) {
+    for ((slot, f), on) in out.iter_mut().zip(CGROUP_FIELDS).zip(live.cgroup) {
+        if on {
             *slot = (f.read)(ctx);
         }
     }
@@ -1308,10 +1340,10 @@ mod tests {
             probes: Default::default(),
             missing_files: [ProcFile::Stat].into_iter().collect(),
         };
-        let v = read_process(&ctx, &none);
+        let v = read_process(&ctx, &LiveFields::new(&none));
         assert!(v.iter().all(Option::is_none), "{v:?}");
         let stat_only = Live::default();
-        let v = read_process(&ctx, &stat_only);
+        let v = read_process(&ctx, &LiveFields::new(&stat_only));
         let minor = process_field("minor_faults").expect("minor_faults");
         let cow = process_field("cow_faults").expect("cow_faults");
         assert_eq!(v[minor], Some(3.0));

@@ -435,7 +435,7 @@ impl Model {
             return;
         }
         let fault_probes = self.fault_probes();
-        let sources = self.live();
+        let sources = fields::LiveFields::new(&self.live());
         let mut live: Vec<&Process> = self.processes.values().filter(|p| !p.exited).collect();
         live.sort_by_key(|p| std::cmp::Reverse(p.rss_bytes.unwrap_or(0)));
         for p in live.into_iter().take(n) {
@@ -652,7 +652,7 @@ impl Model {
     /// is taken now).
     pub fn views(&mut self, which: Which, now: Instant) -> Vec<ProcessView> {
         let fault_probes = self.fault_probes();
-        let live = self.live();
+        let live = fields::LiveFields::new(&self.live());
         let mut out = Vec::with_capacity(self.live.len());
         for p in self.processes.values_mut() {
             let keep = match which {

@@ -274,6 +274,7 @@ impl Published {
             totals.entry(path.clone()).or_default();
         }
         let candidates = model.oom_candidates();
+        let live_fields = fields::LiveFields::new(&live);
         let mut cgroups: Vec<CgroupView> = totals
             .into_iter()
             .map(|(cgroup, totals)| {
@@ -287,7 +288,7 @@ impl Published {
                             totals: &totals,
                             cg,
                         },
-                        &live,
+                        &live_fields,
                     ),
                     cgroup,
                 }

@@ -14,7 +14,6 @@ use super::{
     fields::{self, N_PROCESS, PROCESS_FIELDS, ProcessCtx},
     process::{Process, TaskFaults},
 };
-use crate::sources::Live;
 
 /// (minor, major) faults: from the per-fault probes when they are
 /// attached, else from the kernel's per-task counters.
@@ -140,7 +139,7 @@ impl ProcessView {
     /// The window's view of `p`; `fault_probes`: fault counts come from the
     /// per-fault probes (else from the task counters); fields without a
     /// live source are None.
-    pub fn from_process(p: &Process, fault_probes: bool, live: &Live) -> Self {
+    pub fn from_process(p: &Process, fault_probes: bool, live: &fields::LiveFields) -> Self {
         let w = p.window();
         let (minor, major) =
             fault_counts(&w, p.task.map(|t| t.since(p.task_baseline)), fault_probes);
@@ -158,7 +157,7 @@ impl ProcessView {
             numa_pages: p
                 .numa
                 .as_ref()
-                .filter(|_| !p.exited && live.has(NUMA_MAPS))
+                .filter(|_| !p.exited && live.numa_maps)
                 .map(|n| n.pages.clone()),
             values: fields::read_process(&ctx, live),
             rates: [None; N_PROCESS],
@@ -234,9 +233,6 @@ impl ProcessView {
     }
 }
 
-const NUMA_MAPS: crate::sources::Source =
-    crate::sources::Source::Proc(crate::sources::ProcFile::NumaMaps);
-
 /// A number for JSON: whole units as integers, others as floats, unknown
 /// as null.
 pub fn json_number(v: Option<f64>, integral: bool) -> Value {
@@ -308,7 +304,7 @@ mod tests {
             pid: 1,
             start_time_ticks: 1,
         };
-        let live = Live::everything();
+        let live = fields::LiveFields::new(&crate::sources::Live::everything());
         let base = ProcessView::from_process(&Process::new(key, "x".into()), true, &live);
         for slot in 0..ProcCounters::LEN {
             let mut p = Process::new(key, "x".into());

@@ -333,6 +333,19 @@ fn shipped_alerts_fire_and_panels_have_data_on_the_default_daemon() {
     // MemmonOOMForecast, then MemmonOOMKill and MemmonCgroupOOMKill: a
     // child growing 8 MiB/s into a 256 MiB memcg without swap until the
     // OOM killer stops it. While it grows, every panel has data.
+    // rate() and increase() need two samples: let Prometheus scrape the
+    // daemon a few times before anything is judged (CI once judged the
+    // panels after a single scrape and found ten of them empty).
+    prom.wait(
+        "three scrapes of the daemon",
+        Duration::from_secs(120),
+        |p| {
+            p.query("count_over_time(up{job=\"memmon\"}[5m])")
+                .first()
+                .and_then(|r| r["value"][1].as_str()?.parse::<f64>().ok())
+                .is_some_and(|n| n >= 3.0)
+        },
+    );
     let grow_cg = Memcg::create("alert-grow", 256 << 20);
     grow_cg.write("memory.swappiness", "0");
     let mut grower = Workload::start(&["grow", "1024", "125"]);
@@ -343,7 +356,13 @@ fn shipped_alerts_fire_and_panels_have_data_on_the_default_daemon() {
         Duration::from_secs(120),
         |p| alert(p, "MemmonOOMForecast"),
     );
-    let missing = empty(&prom);
+    // While the grower lives (about 30 s), every panel gets data.
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    let mut missing = empty(&prom);
+    while !missing.is_empty() && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_secs(1));
+        missing = empty(&prom);
+    }
     assert!(missing.is_empty(), "panels without data: {missing:#?}");
     let status = grower.child.wait().expect("wait for the grower");
     assert!(

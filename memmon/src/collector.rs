@@ -387,9 +387,10 @@ pub fn collect_memory(
     };
     let mut candidates = model.memory_candidates();
     if let Some(only) = only {
-        candidates.retain(|(k, _)| only.contains(&k.pid));
+        candidates.retain(|c| only.contains(&c.key.pid));
     }
-    let mut system = system::read(root, &numa::SysNodeRoot::default());
+    let slabinfo = guard.slabinfo_due(std::time::Instant::now());
+    let mut system = system::read(root, &numa::SysNodeRoot::default(), slabinfo);
     // One node: every page is local and numa_maps (one of the costliest
     // /proc files: it prints every mapping's path) says nothing new.
     let multi_node = system.nodes.len() > 1;

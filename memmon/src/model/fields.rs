@@ -709,6 +709,21 @@ pub const N_RATED: usize = {
     n
 };
 
+/// For each field in [`PROCESS_FIELDS`], its slot among the rated counters
+/// ([`RATED`]), or `usize::MAX` for a field without a rate.
+pub const RATE_SLOT: [usize; N_PROCESS] = {
+    let mut out = [usize::MAX; N_PROCESS];
+    let (mut n, mut i) = (0, 0);
+    while i < N_PROCESS {
+        if PROCESS_FIELDS[i].rate {
+            out[i] = n;
+            n += 1;
+        }
+        i += 1;
+    }
+    out
+};
+
 /// Indexes of the rated counters in [`PROCESS_FIELDS`].
 pub const RATED: [usize; N_RATED] = {
     let mut out = [0; N_RATED];

@@ -297,11 +297,18 @@ impl Model {
     }
 
     /// Live processes and their resident size, for the memory cost guard.
-    pub fn memory_candidates(&self) -> Vec<(ProcessKey, u64)> {
+    pub fn memory_candidates(&self) -> Vec<crate::sample::cost::Candidate> {
         self.processes
             .values()
             .filter(|p| !p.exited && p.vm_bytes != Some(0))
-            .map(|p| (p.key, p.rss_bytes.unwrap_or(0)))
+            .map(|p| crate::sample::cost::Candidate {
+                key: p.key,
+                rss: p.rss_bytes.unwrap_or(0),
+                activity: p
+                    .task
+                    .zip(p.vm_bytes)
+                    .map(|(t, vm)| t.minor ^ t.major.rotate_left(21) ^ vm.rotate_left(42)),
+            })
             .collect()
     }
 
@@ -667,8 +674,8 @@ impl Model {
             let now_values = fields::RATED.map(|i| v.values[i]);
             if let Some((at, base)) = &p.rate_base {
                 let dt = now.saturating_duration_since(*at).as_secs_f64();
-                for (k, i) in fields::RATED.iter().enumerate() {
-                    v.rates[*i] = match (now_values[k], base[k]) {
+                for k in 0..fields::N_RATED {
+                    v.rates[k] = match (now_values[k], base[k]) {
                         (Some(a), Some(b)) if dt > 0.0 && a >= b => Some((a - b) / dt),
                         _ => None,
                     };

@@ -84,7 +84,13 @@ impl SystemView {
     }
 
     /// [`SystemView::next`] with the sample taken at `now`.
-    pub fn next_at(prev: Option<SystemView>, sample: SystemSample, now: Instant) -> SystemView {
+    pub fn next_at(prev: Option<SystemView>, mut sample: SystemSample, now: Instant) -> SystemView {
+        if !sample.top_slabs_read
+            && let Some(p) = &prev
+        {
+            sample.top_slabs = p.sample.top_slabs.clone();
+            sample.top_slabs_read = p.sample.top_slabs_read;
+        }
         let rates = match &prev {
             Some(p) => rates(
                 &p.sample.vmstat,
@@ -193,5 +199,26 @@ mod tests {
             flat = Some(SystemView::next_at(flat, meminfo(4 << 30, 2 << 30), at));
         }
         assert_eq!(flat.expect("a view").oom_forecast_seconds, None);
+    }
+
+    #[test]
+    fn a_pass_without_slabinfo_keeps_the_last_reading() {
+        let mut first = meminfo(1 << 30, 0);
+        first.top_slabs = vec![crate::sample::system::SlabCache {
+            name: "dentry".into(),
+            active_objs: 10,
+            num_objs: 12,
+            objsize: 192,
+            bytes: 12 * 192,
+        }];
+        first.top_slabs_read = true;
+        let v = SystemView::next(None, first);
+        let v = SystemView::next(Some(v), meminfo(1 << 30, 0));
+        assert_eq!(v.sample.top_slabs.len(), 1);
+        assert!(v.sample.top_slabs_read);
+        let mut fresh = meminfo(1 << 30, 0);
+        fresh.top_slabs_read = true;
+        let v = SystemView::next(Some(v), fresh);
+        assert!(v.sample.top_slabs.is_empty(), "a new reading replaces it");
     }
 }

@@ -111,9 +111,11 @@ pub struct ProcessView {
     pub numa_pages: Option<BTreeMap<u32, u64>>,
     /// One value per catalog field (None: not measured or not known).
     pub values: [Option<f64>; N_PROCESS],
-    /// Per-second rates of the rated counters over the last pass (None for
-    /// other fields, and before a second reading).
-    pub rates: [Option<f64>; N_PROCESS],
+    /// Per-second rates of the rated counters over the last pass, one per
+    /// [`fields::RATED`] slot (None before a second reading); read and set
+    /// them by field index with [`ProcessView::rate`] and
+    /// [`ProcessView::set_rate`].
+    pub rates: [Option<f64>; fields::N_RATED],
 }
 
 impl Default for ProcessView {
@@ -130,7 +132,7 @@ impl Default for ProcessView {
             container_id: None,
             numa_pages: None,
             values: [None; N_PROCESS],
-            rates: [None; N_PROCESS],
+            rates: [None; fields::N_RATED],
         }
     }
 }
@@ -160,7 +162,7 @@ impl ProcessView {
                 .filter(|_| !p.exited && live.numa_maps)
                 .map(|n| n.pages.clone()),
             values: fields::read_process(&ctx, live),
-            rates: [None; N_PROCESS],
+            rates: [None; fields::N_RATED],
         }
     }
 
@@ -176,7 +178,18 @@ impl ProcessView {
 
     /// The rate of field `i`.
     pub fn rate(&self, i: usize) -> Option<f64> {
-        self.rates.get(i).copied().flatten()
+        let slot = fields::RATE_SLOT.get(i)?;
+        self.rates.get(*slot).copied().flatten()
+    }
+
+    /// Sets the rate of field `i` (ignored for a field without a rate).
+    pub fn set_rate(&mut self, i: usize, rate: Option<f64>) {
+        if let Some(r) = fields::RATE_SLOT
+            .get(i)
+            .and_then(|s| self.rates.get_mut(*s))
+        {
+            *r = rate;
+        }
     }
 
     /// The value (or rate) by JSON key, e.g. `rss_bytes` or
@@ -226,7 +239,7 @@ impl ProcessView {
         for (i, f) in PROCESS_FIELDS.iter().enumerate() {
             out.values[i] = v.get(f.key).and_then(Value::as_f64);
             if f.rate {
-                out.rates[i] = v.get(f.rate_key()).and_then(Value::as_f64);
+                out.set_rate(i, v.get(f.rate_key()).and_then(Value::as_f64));
             }
         }
         Some(out)
@@ -260,7 +273,7 @@ impl Serialize for ProcessView {
         for (i, f) in PROCESS_FIELDS.iter().enumerate() {
             m.serialize_entry(f.key, &json_number(self.values[i], f.unit.integral()))?;
             if f.rate {
-                m.serialize_entry(&f.rate_key(), &json_number(self.rates[i], false))?;
+                m.serialize_entry(&f.rate_key(), &json_number(self.rate(i), false))?;
             }
         }
         m.end()
@@ -325,7 +338,7 @@ mod tests {
             ..Default::default()
         };
         v.values[idx::RSS] = Some(4096.0);
-        v.rates[idx::MINOR] = Some(2.5);
+        v.set_rate(idx::MINOR, Some(2.5));
         let j = serde_json::to_value(&v).expect("serializes");
         assert_eq!(j["rss_bytes"].as_u64(), Some(4096));
         assert!(j["pss_bytes"].is_null());

@@ -3,18 +3,24 @@
 //! so memmon must never stall the host:
 //! - a process is re-read only when its RSS moved (by more than 1% or
 //!   1 MiB) or its interval is due;
+//! - an idle process (the same fault counts, address-space size and RSS
+//!   at two reads in a row) waits twice as long each time, up to
+//!   `max_idle_interval`, until its activity changes again: 1,000 idle
+//!   processes cost a few reads a second, not 33;
 //! - its interval grows with its size and with what its last read cost
 //!   (each process's reads stay within the same share of a core);
 //! - each cycle stops reading once its time budget is spent (default 2% of
 //!   one core); the rest wait, most overdue first, for the next cycle;
-//! - every cycle's cost is reported.
+//! - every cycle's cost is reported;
+//! - `/proc/slabinfo`, which walks every cache's partial slabs under the
+//!   slab mutex, is read every `slabinfo_interval`, not every pass.
 
 use std::{
     collections::HashMap,
     time::{Duration, Instant},
 };
 
-pub use crate::sample::cost::CycleCost;
+pub use crate::sample::cost::{Candidate, CycleCost};
 use crate::sample::key::ProcessKey;
 
 /// Tuning.
@@ -26,6 +32,11 @@ pub struct GuardSettings {
     pub cpu_share: f64,
     /// Extra interval per GiB of RSS.
     pub per_gib: Duration,
+    /// Longest wait of an idle process between reads (its PSS still moves
+    /// as other processes map or drop the pages it shares).
+    pub max_idle_interval: Duration,
+    /// Interval between reads of `/proc/slabinfo`.
+    pub slabinfo_interval: Duration,
 }
 
 impl Default for GuardSettings {
@@ -34,6 +45,8 @@ impl Default for GuardSettings {
             base_interval: Duration::from_secs(30),
             cpu_share: 0.02,
             per_gib: Duration::from_secs(5),
+            max_idle_interval: Duration::from_secs(300),
+            slabinfo_interval: Duration::from_secs(10),
         }
     }
 }
@@ -41,7 +54,11 @@ impl Default for GuardSettings {
 #[derive(Clone, Debug)]
 struct Entry {
     next_due: Instant,
+    read_at: Instant,
     rss_at_read: u64,
+    activity_at_read: Option<u64>,
+    /// Reads in a row that found the process idle.
+    idle_streak: u32,
 }
 
 /// Decides which processes to read each cycle.
@@ -49,6 +66,7 @@ struct Entry {
 pub struct CostGuard {
     settings: GuardSettings,
     entries: HashMap<ProcessKey, Entry>,
+    slabinfo_read_at: Option<Instant>,
 }
 
 impl CostGuard {
@@ -57,15 +75,33 @@ impl CostGuard {
         CostGuard {
             settings,
             entries: HashMap::new(),
+            slabinfo_read_at: None,
         }
     }
 
-    fn due(&self, key: &ProcessKey, rss: u64, now: Instant) -> Option<Instant> {
-        match self.entries.get(key) {
+    /// Whether `/proc/slabinfo` is due now (true on the first call); a
+    /// true answer starts the next interval.
+    pub fn slabinfo_due(&mut self, now: Instant) -> bool {
+        let due = self
+            .slabinfo_read_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= self.settings.slabinfo_interval);
+        if due {
+            self.slabinfo_read_at = Some(now);
+        }
+        due
+    }
+
+    fn due(&self, c: &Candidate, now: Instant) -> Option<Instant> {
+        match self.entries.get(&c.key) {
             None => Some(now - Duration::from_secs(3600)),
             Some(e) => {
-                let moved = rss.abs_diff(e.rss_at_read);
-                if moved > (e.rss_at_read / 100).max(1 << 20) || now >= e.next_due {
+                let moved = c.rss.abs_diff(e.rss_at_read);
+                // A process idle until now that became active again goes
+                // back to the base interval.
+                let woke = e.idle_streak > 0
+                    && c.activity != e.activity_at_read
+                    && now >= e.read_at + self.settings.base_interval;
+                if moved > (e.rss_at_read / 100).max(1 << 20) || now >= e.next_due || woke {
                     Some(e.next_due.min(now))
                 } else {
                     None
@@ -74,35 +110,45 @@ impl CostGuard {
         }
     }
 
-    /// Runs one cycle over `candidates` (key, current RSS bytes), calling
-    /// `read` for each chosen one until `cycle` × cpu_share is spent.
-    /// `read` returns false when the process is gone.
-    pub fn cycle<F>(
+    /// Runs one cycle over `candidates`, calling `read` for each chosen
+    /// one until `cycle` × cpu_share is spent. `read` returns false when
+    /// the process is gone.
+    pub fn cycle<F>(&mut self, candidates: &[Candidate], cycle: Duration, read: F) -> CycleCost
+    where
+        F: FnMut(ProcessKey) -> bool,
+    {
+        self.cycle_at(Instant::now(), candidates, cycle, read)
+    }
+
+    /// [`CostGuard::cycle`] with intervals counted from `now` (the budget
+    /// is still spent in real time).
+    pub fn cycle_at<F>(
         &mut self,
-        candidates: &[(ProcessKey, u64)],
+        now: Instant,
+        candidates: &[Candidate],
         cycle: Duration,
         mut read: F,
     ) -> CycleCost
     where
         F: FnMut(ProcessKey) -> bool,
     {
-        let now = Instant::now();
         let budget = cycle.mul_f64(self.settings.cpu_share);
-        let mut due: Vec<(Instant, ProcessKey, u64)> = Vec::new();
+        let mut due: Vec<(Instant, Candidate)> = Vec::new();
         let mut cost = CycleCost {
             budget_seconds: budget.as_secs_f64(),
             ..Default::default()
         };
-        for (key, rss) in candidates {
-            match self.due(key, *rss, now) {
-                Some(when) => due.push((when, *key, *rss)),
+        for c in candidates {
+            match self.due(c, now) {
+                Some(when) => due.push((when, *c)),
                 None => cost.skipped += 1,
             }
         }
         // Never read first, then the most overdue.
-        due.sort_by_key(|(when, key, _)| (*when, *key));
+        due.sort_by_key(|(when, c)| (*when, c.key));
         let started = Instant::now();
-        for (i, (_, key, rss)) in due.iter().enumerate() {
+        for (i, (_, c)) in due.iter().enumerate() {
+            let (key, rss) = (&c.key, &c.rss);
             if started.elapsed() >= budget {
                 cost.deferred = (due.len() - i) as u64;
                 break;
@@ -116,12 +162,30 @@ impl CostGuard {
                 // Keep this process's reads within cpu_share of a core.
                 let by_cost = took.div_f64(self.settings.cpu_share.max(1e-6));
                 let by_size = self.settings.per_gib.mul_f64(gib);
-                let interval = self.settings.base_interval.max(by_cost) + by_size;
+                let idle_streak = match self.entries.get(key) {
+                    Some(e)
+                        if c.activity.is_some()
+                            && c.activity == e.activity_at_read
+                            && c.rss == e.rss_at_read =>
+                    {
+                        e.idle_streak.saturating_add(1)
+                    }
+                    _ => 0,
+                };
+                let base = self.settings.base_interval.max(by_cost);
+                let idle = base
+                    .saturating_mul(1u32 << idle_streak.min(16))
+                    .min(self.settings.max_idle_interval.max(base));
+                let interval = idle + by_size;
+                let read_at = now + t0.saturating_duration_since(started) + took;
                 self.entries.insert(
                     *key,
                     Entry {
-                        next_due: Instant::now() + interval,
+                        next_due: read_at + interval,
+                        read_at,
                         rss_at_read: *rss,
+                        activity_at_read: c.activity,
+                        idle_streak,
                     },
                 );
             } else {
@@ -131,7 +195,7 @@ impl CostGuard {
         cost.seconds = started.elapsed().as_secs_f64();
         // Forget processes that are gone.
         let live: std::collections::HashSet<&ProcessKey> =
-            candidates.iter().map(|(k, _)| k).collect();
+            candidates.iter().map(|c| &c.key).collect();
         self.entries.retain(|k, _| live.contains(k));
         cost
     }
@@ -148,13 +212,21 @@ mod tests {
         }
     }
 
+    fn cand(pid: u32, rss: u64) -> Candidate {
+        Candidate {
+            key: key(pid),
+            rss,
+            activity: None,
+        }
+    }
+
     #[test]
     fn reads_new_then_only_moved_processes() {
         let mut g = CostGuard::new(GuardSettings {
             cpu_share: 1.0,
             ..Default::default()
         });
-        let cands = vec![(key(1), 10 << 20), (key(2), 20 << 20)];
+        let cands = vec![cand(1, 10 << 20), cand(2, 20 << 20)];
         let mut read = Vec::new();
         let c = g.cycle(&cands, Duration::from_secs(1), |k| {
             read.push(k.pid);
@@ -165,7 +237,7 @@ mod tests {
         let c = g.cycle(&cands, Duration::from_secs(1), |_| true);
         assert_eq!((c.read, c.skipped), (0, 2));
         // pid 2 grew by 10 MiB: re-read it alone.
-        let moved = vec![(key(1), 10 << 20), (key(2), 30 << 20)];
+        let moved = vec![cand(1, 10 << 20), cand(2, 30 << 20)];
         let mut again = Vec::new();
         g.cycle(&moved, Duration::from_secs(1), |k| {
             again.push(k.pid);
@@ -177,7 +249,7 @@ mod tests {
     #[test]
     fn budget_defers_the_rest() {
         let mut g = CostGuard::new(GuardSettings::default());
-        let cands: Vec<_> = (0..100).map(|i| (key(i), 1 << 20)).collect();
+        let cands: Vec<_> = (0..100).map(|i| cand(i, 1 << 20)).collect();
         // 2% of 100 ms = 2 ms; each read takes 1 ms.
         let c = g.cycle(&cands, Duration::from_millis(100), |_| {
             std::thread::sleep(Duration::from_millis(1));
@@ -199,8 +271,9 @@ mod tests {
             base_interval: Duration::from_millis(1),
             cpu_share: 0.01,
             per_gib: Duration::ZERO,
+            ..Default::default()
         });
-        let cands = vec![(key(1), 1 << 20)];
+        let cands = vec![cand(1, 1 << 20)];
         g.cycle(&cands, Duration::from_secs(10), |_| {
             std::thread::sleep(Duration::from_millis(20));
             true
@@ -208,5 +281,74 @@ mod tests {
         // 20 ms at a 1% share: not due again for ~2 s.
         let c = g.cycle(&cands, Duration::from_secs(10), |_| true);
         assert_eq!(c.skipped, 1);
+    }
+
+    /// Counts the reads of one process over `passes` cycles 1 s apart.
+    fn reads(g: &mut CostGuard, passes: u32, mut c: impl FnMut(u32) -> Candidate) -> usize {
+        let t0 = Instant::now();
+        let mut n = 0;
+        for i in 0..passes {
+            let at = t0 + Duration::from_secs(i.into());
+            g.cycle_at(at, &[c(i)], Duration::from_secs(1), |_| {
+                n += 1;
+                true
+            });
+        }
+        n
+    }
+
+    #[test]
+    fn idle_processes_back_off_and_wake_on_activity() {
+        let settings = GuardSettings {
+            base_interval: Duration::from_secs(10),
+            cpu_share: 1.0,
+            per_gib: Duration::ZERO,
+            max_idle_interval: Duration::from_secs(80),
+            ..Default::default()
+        };
+        let idle = |_| Candidate {
+            activity: Some(7),
+            ..cand(1, 1 << 20)
+        };
+        // Busy (activity changes every pass): read every base interval
+        // (the first pass after it: every 11 s of 1 s passes).
+        let mut g = CostGuard::new(settings.clone());
+        let busy = reads(&mut g, 300, |i| Candidate {
+            activity: Some(i.into()),
+            ..cand(1, 1 << 20)
+        });
+        assert!((27..=31).contains(&busy), "busy: {busy} reads in 300 s");
+        // Idle: waits of 10, 20, 40, then 80 s: reads at 0, 11, 32, 73,
+        // 154, 235 s.
+        let mut g = CostGuard::new(settings.clone());
+        assert_eq!(reads(&mut g, 300, idle), 6);
+        // Unknown activity never counts as idle.
+        let mut g = CostGuard::new(settings.clone());
+        let unknown = reads(&mut g, 300, |_| cand(1, 1 << 20));
+        assert!((27..=31).contains(&unknown), "unknown: {unknown}");
+        // An idle process that faults again is read once the base interval
+        // since its last read is over, not at the end of its long wait.
+        let mut g = CostGuard::new(settings);
+        let t0 = Instant::now();
+        reads(&mut g, 300, idle); // last read at 235 s, next due at 315 s
+        let woke = Candidate {
+            activity: Some(8),
+            ..cand(1, 1 << 20)
+        };
+        let at = |s| t0 + Duration::from_secs(s);
+        let c = g.cycle_at(at(240), &[woke], Duration::from_secs(1), |_| true);
+        assert_eq!(c.read, 0, "within the base interval: {c:?}");
+        let c = g.cycle_at(at(250), &[woke], Duration::from_secs(1), |_| true);
+        assert_eq!(c.read, 1, "{c:?}");
+    }
+
+    #[test]
+    fn slabinfo_is_read_once_per_interval() {
+        let mut g = CostGuard::new(GuardSettings::default());
+        let t0 = Instant::now();
+        assert!(g.slabinfo_due(t0));
+        assert!(!g.slabinfo_due(t0 + Duration::from_secs(9)));
+        assert!(g.slabinfo_due(t0 + Duration::from_secs(10)));
+        assert!(!g.slabinfo_due(t0 + Duration::from_secs(11)));
     }
 }

@@ -31,8 +31,10 @@ const SOURCES: &[(&str, &str)] = &[
 /// Slab caches kept in the view.
 const TOP_SLABS: usize = 20;
 
-/// Reads everything available.
-pub fn read(root: &ProcRoot, sys: &SysNodeRoot) -> SystemSample {
+/// Reads everything available; `/proc/slabinfo` (it walks every cache's
+/// partial slabs under the slab mutex) only when `slabinfo` is set, else
+/// `top_slabs_read` is false and the caller keeps the last reading.
+pub fn read(root: &ProcRoot, sys: &SysNodeRoot, slabinfo: bool) -> SystemSample {
     let mut missing = Vec::new();
     // Each file read once; one that does not exist is named in `missing`
     // with what goes unreported without it.
@@ -61,9 +63,13 @@ pub fn read(root: &ProcRoot, sys: &SysNodeRoot) -> SystemSample {
     let buddyinfo = text("buddyinfo")
         .map(|t| parse_buddyinfo(&t))
         .unwrap_or_default();
-    let top_slabs = text("slabinfo")
-        .map(|t| top_slabs(&t, TOP_SLABS))
-        .unwrap_or_default();
+    let top_slabs = if slabinfo {
+        text("slabinfo")
+            .map(|t| top_slabs(&t, TOP_SLABS))
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     let psi = text("pressure/memory").and_then(|t| parse_psi(&t));
     SystemSample {
         meminfo,
@@ -71,6 +77,7 @@ pub fn read(root: &ProcRoot, sys: &SysNodeRoot) -> SystemSample {
         swaps,
         buddyinfo,
         top_slabs,
+        top_slabs_read: slabinfo,
         psi,
         nodes: read_nodes(sys),
         missing,
@@ -230,6 +237,7 @@ mod tests {
         read(
             &ProcRoot::new(DIR),
             &SysNodeRoot(format!("{DIR}/node").into()),
+            true,
         )
     }
 
@@ -240,6 +248,7 @@ mod tests {
         let s = read(
             &ProcRoot::new(dir.path()),
             &SysNodeRoot(dir.path().join("node")),
+            true,
         );
         assert_eq!(s.meminfo.get("MemTotal"), Some(&1024));
         assert_eq!(s.missing.len(), SOURCES.len() - 1, "{:?}", s.missing);
@@ -282,7 +291,20 @@ mod tests {
         let s = read(
             &ProcRoot::new("/nonexistent"),
             &SysNodeRoot("/nonexistent".into()),
+            true,
         );
         assert!(s.meminfo.is_empty() && s.psi.is_none() && s.nodes.is_empty());
+    }
+
+    #[test]
+    fn slabinfo_is_read_only_when_asked() {
+        let s = read(
+            &ProcRoot::new(DIR),
+            &SysNodeRoot(format!("{DIR}/node").into()),
+            false,
+        );
+        assert!(s.top_slabs.is_empty() && !s.top_slabs_read);
+        assert!(s.missing.is_empty(), "{:?}", s.missing);
+        assert!(sample().top_slabs_read);
     }
 }

@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::sample::key::ProcessKey;
+
 /// What one cycle did.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct CycleCost {
@@ -15,4 +17,17 @@ pub struct CycleCost {
     pub skipped: u64,
     /// The budget, seconds.
     pub budget_seconds: f64,
+}
+
+/// A process the guard may read: its key, RSS bytes, and a fingerprint of
+/// its activity (fault counts and address-space size; None when unknown,
+/// which never counts as idle).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    /// The process.
+    pub key: ProcessKey,
+    /// Resident bytes now.
+    pub rss: u64,
+    /// Changes whenever the process faults or maps memory.
+    pub activity: Option<u64>,
 }

@@ -74,6 +74,9 @@ pub struct SystemSample {
     pub buddyinfo: Vec<BuddyZone>,
     /// The largest slab caches by memory (needs root; empty otherwise).
     pub top_slabs: Vec<SlabCache>,
+    /// `top_slabs` was read in this sample (false: not due this pass; the
+    /// model keeps the previous reading).
+    pub top_slabs_read: bool,
     /// /proc/pressure/memory, when the kernel has PSI.
     pub psi: Option<Psi>,
     /// Per node: numastat counters and meminfo (bytes).

@@ -15,3 +15,4 @@ pub mod rss_stat;
 mod slab;
 mod stack_faults;
 mod stack_growth;
+mod task_iter;

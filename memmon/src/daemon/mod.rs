@@ -61,6 +61,12 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
         ..LoadOptions::default()
     };
     let mut probes = ProbeSet::load(&opts).context("loading probes")?;
+    match probes.probe_task_iter() {
+        Ok(n) => {
+            tracing::info!("iter/task: available ({n} tasks in one read); /proc stays the source")
+        }
+        Err(e) => tracing::info!("iter/task: refused by this kernel ({e}); /proc stays the source"),
+    }
     let stack_drain = if cfg.profile {
         Some(
             probes

@@ -16,6 +16,7 @@ pub mod reader;
 pub mod run_stats;
 pub mod stack_drain;
 pub mod stacks;
+pub mod task_iter;
 pub mod tracefs;
 
 pub use crate::sample::probe_status::{ProbeState, ProbeStatus};

@@ -709,21 +709,6 @@ pub const N_RATED: usize = {
     n
 };
 
-/// For each field in [`PROCESS_FIELDS`], its slot among the rated counters
-/// ([`RATED`]), or `usize::MAX` for a field without a rate.
-pub const RATE_SLOT: [usize; N_PROCESS] = {
-    let mut out = [usize::MAX; N_PROCESS];
-    let (mut n, mut i) = (0, 0);
-    while i < N_PROCESS {
-        if PROCESS_FIELDS[i].rate {
-            out[i] = n;
-            n += 1;
-        }
-        i += 1;
-    }
-    out
-};
-
 /// Indexes of the rated counters in [`PROCESS_FIELDS`].
 pub const RATED: [usize; N_RATED] = {
     let mut out = [0; N_RATED];
@@ -734,6 +719,18 @@ pub const RATED: [usize; N_RATED] = {
             n += 1;
         }
         i += 1;
+    }
+    out
+};
+
+/// For each field in [`PROCESS_FIELDS`], its slot among the rated counters
+/// (the inverse of [`RATED`]), or `usize::MAX` for a field without a rate.
+pub const RATE_SLOT: [usize; N_PROCESS] = {
+    let mut out = [usize::MAX; N_PROCESS];
+    let mut k = 0;
+    while k < N_RATED {
+        out[RATED[k]] = k;
+        k += 1;
     }
     out
 };
@@ -1322,6 +1319,12 @@ mod tests {
 
     #[test]
     fn rates_and_columns_are_consistent() {
+        for (k, i) in RATED.iter().enumerate() {
+            assert_eq!(RATE_SLOT[*i], k, "{}", PROCESS_FIELDS[*i].key);
+        }
+        for (i, f) in PROCESS_FIELDS.iter().enumerate() {
+            assert_eq!(f.rate, RATE_SLOT[i] != usize::MAX, "{}", f.key);
+        }
         let mut letters = HashSet::new();
         for f in PROCESS_FIELDS {
             assert!(

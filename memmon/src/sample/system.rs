@@ -75,7 +75,8 @@ pub struct SystemSample {
     /// The largest slab caches by memory (needs root; empty otherwise).
     pub top_slabs: Vec<SlabCache>,
     /// `top_slabs` was read in this sample (false: not due this pass; the
-    /// model keeps the previous reading).
+    /// model keeps the previous reading). Bookkeeping, not an output.
+    #[serde(skip)]
     pub top_slabs_read: bool,
     /// /proc/pressure/memory, when the kernel has PSI.
     pub psi: Option<Psi>,

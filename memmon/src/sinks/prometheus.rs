@@ -501,23 +501,12 @@ fn system_families(p: &Published) -> Vec<MetricFamily> {
         ));
     }
     let mut out = vec![mem, vmstat, psi, numa, free, buddy, slab];
-    for (key, help, value) in [
-        (
-            "oom_forecast_seconds",
-            "Seconds until MemAvailable plus free swap reaches 0 at the current growth (Theil-Sen over the window); absent when flat or shrinking.",
-            v.oom_forecast_seconds,
-        ),
-        (
-            "memory_growth_bytes_per_second",
-            "Growth of RAM plus swap in use (MemTotal + SwapTotal - MemAvailable - SwapFree), the slope the system forecast uses.",
-            v.memory_growth_bytes_per_second,
-        ),
-        (
-            "forecast_window_seconds",
-            "Time the system forecast's samples span.",
-            v.forecast_window_seconds,
-        ),
-    ] {
+    let values = [
+        v.oom_forecast_seconds,
+        v.memory_growth_bytes_per_second,
+        v.forecast_window_seconds,
+    ];
+    for ((key, help), value) in SYSTEM_FORECAST.iter().zip(values) {
         if let Some(value) = value {
             let mut f = family(&format!("memmon_system_{key}"), help, MetricType::GAUGE);
             f.mut_metric().push(sample(&[], MetricType::GAUGE, value));
@@ -526,6 +515,24 @@ fn system_families(p: &Published) -> Vec<MetricFamily> {
     }
     out
 }
+
+/// The system forecast's gauges, `memmon_system_<key>`: each is absent
+/// while its value is (memory flat or shrinking, too few samples), so a
+/// scrape alone does not list them all.
+pub const SYSTEM_FORECAST: [(&str, &str); 3] = [
+    (
+        "oom_forecast_seconds",
+        "Seconds until MemAvailable plus free swap reaches 0 at the current growth (Theil-Sen over the window); absent when flat or shrinking.",
+    ),
+    (
+        "memory_growth_bytes_per_second",
+        "Growth of RAM plus swap in use (MemTotal + SwapTotal - MemAvailable - SwapFree), the slope the system forecast uses.",
+    ),
+    (
+        "forecast_window_seconds",
+        "Time the system forecast's samples span.",
+    ),
+];
 
 /// Kernel statistics, grouped by what they count.
 fn kernel_stats(p: &Published) -> Vec<MetricFamily> {

@@ -14,7 +14,13 @@ pub const TEST_PACKAGES: &[&str] = &[
 ];
 
 /// Extra packages for `cargo xtask bench`.
-pub const BENCH_PACKAGES: &[&str] = &["bpftrace", "wrk", "hyperfine"];
+pub const BENCH_PACKAGES: &[&str] = &[
+    "bpftrace",
+    "wrk",
+    "hyperfine",
+    "prometheus-process-exporter",
+    "prometheus-node-exporter",
+];
 
 /// True when dpkg reports `pkg` installed.
 fn installed(pkg: &str) -> bool {

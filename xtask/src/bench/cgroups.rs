@@ -21,7 +21,7 @@ use super::{Ctx, Section, stats};
 const CGROUPS: usize = 500;
 
 /// The cgroups and their sleepers, removed on drop.
-struct BenchCgroups {
+pub(super) struct BenchCgroups {
     parent: PathBuf,
     dirs: Vec<PathBuf>,
     sleepers: Vec<Child>,
@@ -36,7 +36,7 @@ fn write(path: &Path, value: &str) -> anyhow::Result<()> {
 }
 
 impl BenchCgroups {
-    fn create(count: usize) -> anyhow::Result<(BenchCgroups, &'static str)> {
+    pub(super) fn create(count: usize) -> anyhow::Result<(BenchCgroups, &'static str)> {
         let v1 = Path::new("/sys/fs/cgroup/memory");
         let (mount, version) = if v1.join("memory.usage_in_bytes").exists() {
             (v1.to_path_buf(), "v1")

@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use super::{Ctx, Section, http, monitor::Monitor, stats};
 
 /// (utime + stime) seconds and VmRSS bytes of `pid`.
-fn usage(pid: u32) -> anyhow::Result<(f64, u64)> {
+pub(super) fn usage(pid: u32) -> anyhow::Result<(f64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     let rest = stat.rsplit_once(')').context("stat")?.1;
     let f: Vec<&str> = rest.split_whitespace().collect();

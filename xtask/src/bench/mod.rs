@@ -9,7 +9,9 @@ mod daemon_cost;
 mod fault_storm;
 mod http;
 mod monitor;
+mod plot;
 mod report;
+mod scale;
 mod stacks;
 mod startup;
 mod stats;
@@ -75,7 +77,7 @@ pub struct Section {
 
 /// The benchmark groups `--only` can name.
 pub const GROUPS: &[&str] = &[
-    "faults", "syscalls", "startup", "daemon", "churn", "cgroups", "stacks", "store",
+    "faults", "syscalls", "startup", "daemon", "churn", "cgroups", "stacks", "store", "scale",
 ];
 
 /// Runs every benchmark (or the `only` groups) and writes BENCHMARKS.md;
@@ -141,6 +143,9 @@ pub fn run(env: &BuildEnv, quick: bool, only: &[String]) -> anyhow::Result<()> {
     }
     if wanted("store") {
         sections.push(store::run(&ctx)?);
+    }
+    if wanted("scale") {
+        sections.push(scale::run(&ctx)?);
     }
     let path = cmd::workspace().join("BENCHMARKS.md");
     let text = match std::fs::read_to_string(&path) {

@@ -1,0 +1,378 @@
+//! Benchmark 12: cost curves. The daemon's CPU, RSS and /metrics p99 at
+//! 100, 1,000, 5,000 and 10,000 idle processes and at 10, 100 and 500
+//! memory cgroups (1 s refresh, /metrics scraped every second, steady
+//! state after a warm-up), with prometheus-process-exporter and
+//! node_exporter measured the same way at 1,000 and 10,000 processes;
+//! draws the curves into BENCHMARKS-scale.svg (plot.rs).
+
+use std::{
+    net::TcpStream,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+
+use super::{
+    Ctx, Section,
+    cgroups::BenchCgroups,
+    daemon_cost::{Held, usage},
+    http,
+    monitor::Monitor,
+    plot,
+};
+use crate::cmd;
+
+/// The plot, next to BENCHMARKS.md.
+pub const SVG: &str = "BENCHMARKS-scale.svg";
+
+/// One measured point.
+struct Point {
+    tool: &'static str,
+    /// Processes in /proc during the run.
+    processes: usize,
+    /// Memory cgroups made for the run (0: none).
+    cgroups: usize,
+    /// The x of its curve (idle processes or cgroups asked for).
+    x: usize,
+    cpu_pct: f64,
+    rss: u64,
+    p99_ms: f64,
+    /// Seconds from spawn until its port answered.
+    ready_s: f64,
+}
+
+/// How long each phase lasts.
+struct Timing {
+    /// memmon's warm-up: past the cost guard's first two rounds (0 and
+    /// 30 s), so the window is the steady state a long-running daemon
+    /// pays.
+    memmon_warm: u64,
+    /// The exporters keep no state between scrapes: a short warm-up.
+    exporter_warm: u64,
+    window: u64,
+    burst: usize,
+}
+
+fn processes_in_proc() -> usize {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .bytes()
+                        .all(|b| b.is_ascii_digit())
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Waits (up to 60 s) until /proc is back to `baseline` processes (plus
+/// a few): an idle workload's children exit one by one once their stdin
+/// closes, and the next point must not count them.
+fn settle(baseline: usize) {
+    let t = Instant::now();
+    while processes_in_proc() > baseline + 20 && t.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Waits (up to 120 s) until `addr` accepts a connection: seconds taken.
+fn wait_port(addr: &str, child: &mut Child) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(120) {
+        if TcpStream::connect(addr).is_ok() {
+            return Ok(t.elapsed().as_secs_f64());
+        }
+        if let Some(status) = child.try_wait()? {
+            anyhow::bail!("{addr}: the exporter exited ({status}) before opening its port");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    anyhow::bail!("{addr}: no port after 120 s")
+}
+
+/// Scrapes `addr`/metrics once a second through the warm-up and the
+/// window, then `burst` times back to back: (CPU % of one core over the
+/// window, RSS at its end, p99 ms of the burst).
+fn measure(pid: u32, addr: &str, warm: u64, t: &Timing) -> anyhow::Result<(f64, u64, f64)> {
+    for _ in 0..warm {
+        std::thread::sleep(Duration::from_secs(1));
+        http::get(addr, "/metrics")?;
+    }
+    let (cpu0, _) = usage(pid)?;
+    let t0 = Instant::now();
+    for _ in 0..t.window {
+        std::thread::sleep(Duration::from_secs(1));
+        http::get(addr, "/metrics")?;
+    }
+    let (cpu1, rss) = usage(pid)?;
+    let cpu = (cpu1 - cpu0) / t0.elapsed().as_secs_f64() * 100.0;
+    let mut lat = Vec::with_capacity(t.burst);
+    for _ in 0..t.burst {
+        let s = Instant::now();
+        http::get(addr, "/metrics")?;
+        lat.push(s.elapsed().as_secs_f64() * 1000.0);
+    }
+    lat.sort_by(f64::total_cmp);
+    let p99 = lat
+        .get(((lat.len() as f64 - 1.0) * 0.99).round() as usize)
+        .copied()
+        .unwrap_or(f64::NAN);
+    Ok((cpu, rss, p99))
+}
+
+fn memmon_point(ctx: &Ctx, t: &Timing, x: usize, cgroups: usize) -> anyhow::Result<Point> {
+    let (cmd, ready) = ctx.memmon_daemon(&[]);
+    let started = Instant::now();
+    let daemon = Monitor::start(cmd, ready)?;
+    let ready_s = started.elapsed().as_secs_f64();
+    let addr = daemon.http_addr().context("daemon address")?;
+    let processes = processes_in_proc();
+    let (cpu_pct, rss, p99_ms) = measure(daemon.pid(), &addr, t.memmon_warm, t)?;
+    daemon.stop()?;
+    Ok(Point {
+        tool: "memmon",
+        processes,
+        cgroups,
+        x,
+        cpu_pct,
+        rss,
+        p99_ms,
+        ready_s,
+    })
+}
+
+/// Killed and reaped on drop.
+struct Exporter(Child);
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn exporter_point(tool: &'static str, t: &Timing, x: usize) -> anyhow::Result<Point> {
+    let port = free_port()?;
+    let addr = format!("127.0.0.1:{port}");
+    let config = std::env::temp_dir().join("memmon-bench-process-exporter.yml");
+    let mut cmd = match tool {
+        "process-exporter" => {
+            // One group per comm, as in the issue's measurement.
+            std::fs::write(
+                &config,
+                "process_names:\n  - name: \"{{.Comm}}\"\n    cmdline:\n    - '.+'\n",
+            )?;
+            let mut c = Command::new("prometheus-process-exporter");
+            c.args(["-config.path", &config.to_string_lossy()])
+                .args(["-web.listen-address", &addr]);
+            c
+        }
+        _ => {
+            let mut c = Command::new("prometheus-node-exporter");
+            c.arg(format!("--web.listen-address={addr}"));
+            c
+        }
+    };
+    let started = Instant::now();
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {cmd:?} (apt-get install it)"))?;
+    let mut ex = Exporter(child);
+    wait_port(&addr, &mut ex.0)?;
+    let ready_s = started.elapsed().as_secs_f64();
+    let processes = processes_in_proc();
+    let (cpu_pct, rss, p99_ms) = measure(ex.0.id(), &addr, t.exporter_warm, t)?;
+    drop(ex);
+    let _ = std::fs::remove_file(&config);
+    Ok(Point {
+        tool,
+        processes,
+        cgroups: 0,
+        x,
+        cpu_pct,
+        rss,
+        p99_ms,
+        ready_s,
+    })
+}
+
+fn mib(b: u64) -> f64 {
+    b as f64 / 1048576.0
+}
+
+/// Runs the benchmark; writes the plot.
+pub fn run(ctx: &Ctx) -> anyhow::Result<Section> {
+    let t = if ctx.quick {
+        Timing {
+            memmon_warm: 3,
+            exporter_warm: 2,
+            window: 5,
+            burst: 20,
+        }
+    } else {
+        Timing {
+            memmon_warm: 35,
+            exporter_warm: 5,
+            window: 30,
+            burst: 100,
+        }
+    };
+    let counts: &[usize] = if ctx.quick {
+        &[100, 1000]
+    } else {
+        &[100, 1000, 5000, 10000]
+    };
+    let cgroup_counts: &[usize] = if ctx.quick { &[10] } else { &[10, 100, 500] };
+    let mut points = Vec::new();
+    let baseline = processes_in_proc();
+    for &n in counts {
+        eprintln!("bench: scale: {n} idle processes");
+        let idle = Held::start(ctx, &["idle", &n.to_string()])?;
+        points.push(memmon_point(ctx, &t, n, 0)?);
+        if n == 1000 || n == 10000 {
+            points.push(exporter_point("process-exporter", &t, n)?);
+            points.push(exporter_point("node_exporter", &t, n)?);
+        }
+        drop(idle);
+        settle(baseline);
+    }
+    for &c in cgroup_counts {
+        eprintln!("bench: scale: {c} memory cgroups");
+        let (cgroups, _) = BenchCgroups::create(c)?;
+        points.push(memmon_point(ctx, &t, c, c)?);
+        drop(cgroups);
+        settle(baseline);
+    }
+    write_plot(&points)?;
+
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    let mut rows = Vec::new();
+    for p in &points {
+        let target = if p.tool == "memmon" && p.cgroups == 0 && p.x == 10000 {
+            format!(
+                "CPU <= 2%: {}; RSS <= 40 MiB: {}; p99 <= 20 ms: {}",
+                verdict(p.cpu_pct <= 2.0),
+                verdict(p.rss <= 40 << 20),
+                verdict(p.p99_ms <= 20.0)
+            )
+        } else {
+            String::new()
+        };
+        rows.push(vec![
+            p.tool.to_string(),
+            if p.cgroups == 0 {
+                format!("{} idle", p.x)
+            } else {
+                format!("{} cgroups", p.cgroups)
+            },
+            p.processes.to_string(),
+            format!("{:.2}", p.cpu_pct),
+            format!("{:.1}", mib(p.rss)),
+            format!("{:.2}", p.p99_ms),
+            format!("{:.2}", p.ready_s),
+            target,
+        ]);
+    }
+    Ok(Section {
+        title: "12. Cost curves: 100 to 10,000 processes, 10 to 500 cgroups, beside process-exporter and node_exporter".into(),
+        what: format!(
+            "For each point: `memmon-workload idle N` (N sleeping processes) or N cgroup memcgs under `memmon-bench/` with one \
+             `sleep` each; the tool starts, /metrics is fetched once a second for {} s (memmon: past its cost guard's first \
+             two rounds; exporters: {} s), then CPU (utime+stime from /proc/PID/stat) over the next {} s of once-a-second \
+             scrapes and VmRSS at their end; then {} back-to-back scrapes for the p99. memmon: `memmon daemon` on its \
+             defaults (1 s refresh). prometheus-process-exporter (Debian) with one group per comm \
+             (`name: \"{{{{.Comm}}}}\"`, its defaults otherwise, smaps included); prometheus-node-exporter (Debian) on its \
+             defaults. \"processes\" counts /proc at the start (the machine's own are included); \"ready\" is seconds from \
+             spawn to an open port (memmon: to its `serving` line). Plot: [{SVG}]({SVG}).",
+            t.memmon_warm, t.exporter_warm, t.window, t.burst
+        ),
+        header: vec![
+            "tool",
+            "point",
+            "processes",
+            "CPU, % of one core",
+            "RSS, MiB",
+            "/metrics p99, ms",
+            "ready, s",
+            "target",
+        ],
+        rows,
+        notes: vec![NOTE.into()],
+    })
+}
+
+/// What the 2026-12-03 run found (kept with the figures on re-runs).
+const NOTE: &str = "Missed at 10,000: CPU 10.5% of a core (target 2%) and RSS 51 MiB (target 40 MiB); p99 is met. Cost grows linearly, about 1 µs per process per pass. The 1,000-process profile (`perf record -g`, BENCHMARKS §4) splits a pass into the /proc/PID/stat preads (22%), building the published copy (16%), the /proc readdir (11%), the cost guard's smaps_rollup reads (10%) and the system files (7%). RSS grows with the rows per process kept in the model and in the published copy. What would close the gap: (1) the BPF task iterator, which is proven to work on this kernel (tests/task_iter.rs), as the source of each task's faults, RSS, vsize and start time in one read, replacing the preads and the readdir; (2) publishing only the rows that changed, instead of a fresh copy per pass; (3) compact rows for idle processes. At 10,000 processes memmon costs 1/8 of what process-exporter costs (86.6%, 4.6 s p99, 5.8 s to open its port). node_exporter stays flat (about 1.1%) because it reads no per-process files.";
+
+fn write_plot(points: &[Point]) -> anyhow::Result<()> {
+    let series =
+        |tool: &str, colour: &'static str, y: &dyn Fn(&Point) -> f64, cg: bool| plot::Series {
+            name: tool.to_string(),
+            colour,
+            points: points
+                .iter()
+                .filter(|p| p.tool == tool && (p.cgroups > 0) == cg)
+                .map(|p| (p.x as f64, y(p)))
+                .collect(),
+        };
+    let cpu = |p: &Point| p.cpu_pct;
+    let rss = |p: &Point| mib(p.rss);
+    let tools = [
+        ("memmon", "#1f77b4"),
+        ("process-exporter", "#d62728"),
+        ("node_exporter", "#2ca02c"),
+    ];
+    let panels = [
+        plot::Panel {
+            title: "CPU, idle processes".into(),
+            x_label: "processes",
+            y_label: "% of one core",
+            series: tools
+                .iter()
+                .map(|(n, c)| series(n, c, &cpu, false))
+                .collect(),
+        },
+        plot::Panel {
+            title: "RSS, idle processes".into(),
+            x_label: "processes",
+            y_label: "MiB",
+            series: tools
+                .iter()
+                .map(|(n, c)| series(n, c, &rss, false))
+                .collect(),
+        },
+        plot::Panel {
+            title: "memmon, memory cgroups".into(),
+            x_label: "cgroups",
+            y_label: "% of one core / MiB",
+            series: vec![
+                plot::Series {
+                    name: "CPU, %".into(),
+                    ..series("memmon", "#1f77b4", &cpu, true)
+                },
+                plot::Series {
+                    name: "RSS, MiB".into(),
+                    ..series("memmon", "#9467bd", &rss, true)
+                },
+            ],
+        },
+    ];
+    let path = cmd::workspace().join(SVG);
+    std::fs::write(&path, plot::svg(&panels))
+        .with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("bench: wrote {}", path.display());
+    Ok(())
+}

@@ -1,7 +1,9 @@
 //! Keys and values of the stack-sampling probes (`memmon profile`,
 //! `memmon leaks`): weight per (process, user stack, kernel stack, event),
 //! the live allocations of a traced allocator, the allocations between a
-//! malloc's entry and its return, and the slots of the settings array.
+//! malloc's entry and its return, the slots of the settings array, and
+//! the stacks themselves: frames keyed by a 64-bit hash of their content
+//! ([`stack_hash`]), which the eBPF side computes and userspace can check.
 
 /// What a [`StackKey`]'s weight counts.
 pub mod stack_event {
@@ -21,10 +23,11 @@ pub struct StackKey {
     pub tgid: u32,
     /// `stack_event::*`.
     pub event: u32,
-    /// User stack id in STACK_TRACES, or negative (none / lost).
-    pub user_stack: i32,
-    /// Kernel stack id in STACK_TRACES, or negative.
-    pub kernel_stack: i32,
+    /// User stack: its [`stack_hash`], the key of its frames in
+    /// STACK_TRACES; [`NO_STACK`] when none was walked or stored.
+    pub user_stack: u64,
+    /// Kernel stack's hash, or [`NO_STACK`].
+    pub kernel_stack: u64,
 }
 
 /// An allocation the leak probes track, keyed by its address.
@@ -35,10 +38,12 @@ pub struct LiveAlloc {
     pub size: u64,
     /// When it was returned (bpf_ktime_get_ns).
     pub time_ns: u64,
-    /// User stack id in STACK_TRACES (negative: lost).
-    pub stack: i32,
+    /// User stack's hash in STACK_TRACES ([`NO_STACK`]: lost).
+    pub stack: u64,
     /// Process (tgid).
     pub tgid: u32,
+    /// Padding.
+    pub _pad: u32,
 }
 
 /// An allocation between its function's entry and return, keyed by pid_tgid.
@@ -73,6 +78,59 @@ pub mod setting {
 /// Frames kept per stack (the kernel's PERF_MAX_STACK_DEPTH).
 pub const MAX_STACK_DEPTH: usize = 127;
 
+/// The stack hash meaning "no stack" (not walked, empty, or not stored).
+pub const NO_STACK: u64 = 0;
+
+/// One stack's return addresses, innermost first; the slots after the last
+/// frame are 0 (`bpf_get_stack` zeroes the rest of its buffer). The value
+/// of STACK_TRACES and of the per-CPU scratch buffer the walk writes into.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StackFrames {
+    /// Addresses; 0 past the last frame.
+    pub ips: [u64; MAX_STACK_DEPTH],
+}
+
+impl StackFrames {
+    /// The frames actually walked (up to the first 0).
+    pub fn walked(&self) -> &[u64] {
+        let n = self
+            .ips
+            .iter()
+            .position(|&ip| ip == 0)
+            .unwrap_or(MAX_STACK_DEPTH);
+        &self.ips[..n]
+    }
+}
+
+/// Multiplier of the per-frame mixing step (FxHash's, odd).
+const MIX: u64 = 0x517c_c1b7_2722_0a95;
+
+/// A 64-bit hash of the first `depth` frames of `frames` (and of `depth`):
+/// the key of a stack in STACK_TRACES. Two distinct stacks share a key
+/// with probability about n²/2⁶⁵ for n stacks (10⁻¹¹ at 16384), unlike the
+/// kernel's stack-trace map, whose ids are buckets of a small table. Never
+/// [`NO_STACK`]. Written for the verifier: one bounded loop, no calls.
+#[inline(always)]
+pub fn stack_hash(frames: &StackFrames, depth: usize) -> u64 {
+    let mut h = MIX ^ depth as u64;
+    let mut i = 0;
+    while i < MAX_STACK_DEPTH {
+        if i >= depth {
+            break;
+        }
+        h = (h.rotate_left(5) ^ frames.ips[i]).wrapping_mul(MIX);
+        i += 1;
+    }
+    // splitmix64's finalizer: every input bit reaches every output bit.
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^= h >> 31;
+    if h == NO_STACK { 1 } else { h }
+}
+
 #[cfg(feature = "user")]
 // SAFETY: repr(C), integers only, no padding.
 unsafe impl aya::Pod for StackKey {}
@@ -82,6 +140,9 @@ unsafe impl aya::Pod for LiveAlloc {}
 #[cfg(feature = "user")]
 // SAFETY: repr(C), integers only, no padding.
 unsafe impl aya::Pod for PendingAlloc {}
+#[cfg(feature = "user")]
+// SAFETY: repr(C), an array of integers, no padding.
+unsafe impl aya::Pod for StackFrames {}
 
 /// A mapping `memmon profile --event mmap` charged to a stack, by process
 /// and start address.
@@ -102,10 +163,8 @@ pub struct MmapKey {
 pub struct MmapCharge {
     /// Bytes still charged.
     pub len: u64,
-    /// User stack id.
-    pub stack: i32,
-    /// Padding.
-    pub _pad: u32,
+    /// User stack's hash.
+    pub stack: u64,
 }
 
 #[cfg(feature = "user")]
@@ -114,3 +173,67 @@ unsafe impl aya::Pod for MmapKey {}
 #[cfg(feature = "user")]
 // SAFETY: repr(C), integers only, no padding.
 unsafe impl aya::Pod for MmapCharge {}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::collections::HashSet;
+
+    use super::*;
+
+    fn frames(ips: &[u64]) -> StackFrames {
+        let mut f = StackFrames {
+            ips: [0; MAX_STACK_DEPTH],
+        };
+        f.ips[..ips.len()].copy_from_slice(ips);
+        f
+    }
+
+    /// The shape that broke the kernel's stack ids: many stacks that differ
+    /// only in which of two return addresses each of 16 levels holds (the
+    /// `many-stacks` workload), plus the same paths cut at every depth.
+    #[test]
+    fn distinct_stacks_get_distinct_hashes_and_equal_ones_the_same() {
+        let (a, b, leaf, main) = (
+            0x5555_0000_1234u64,
+            0x5555_0000_1280,
+            0x5555_0000_0100,
+            0x5555_0000_9000,
+        );
+        let mut seen = HashSet::new();
+        let mut stacks = 0;
+        for path in 0u32..1 << 16 {
+            let mut ips = std::vec![leaf];
+            ips.extend((0..16).map(|bit| if path >> bit & 1 == 1 { b } else { a }));
+            ips.push(main);
+            for depth in [ips.len(), ips.len() - 1] {
+                let f = frames(&ips[..depth]);
+                let h = stack_hash(&f, depth);
+                assert_ne!(h, NO_STACK);
+                assert_eq!(h, stack_hash(&f, depth), "not deterministic");
+                stacks += 1;
+                if depth == ips.len() || path < 1 << 15 {
+                    assert!(seen.insert(h), "collision at path {path:#x} depth {depth}");
+                }
+            }
+        }
+        assert!(stacks > 100_000);
+        // A stack is its frames: what lies past `depth` does not count.
+        let long = frames(&[1, 2, 3, 4]);
+        assert_eq!(stack_hash(&long, 2), stack_hash(&frames(&[1, 2]), 2));
+        assert_ne!(stack_hash(&long, 2), stack_hash(&long, 3));
+        assert_eq!(frames(&[7, 8, 9]).walked(), &[7, 8, 9]);
+        assert_eq!(
+            frames(&[0xff; MAX_STACK_DEPTH]).walked().len(),
+            MAX_STACK_DEPTH
+        );
+    }
+
+    #[test]
+    fn the_kernel_facing_types_have_no_padding() {
+        assert_eq!(core::mem::size_of::<StackKey>(), 24);
+        assert_eq!(core::mem::size_of::<LiveAlloc>(), 32);
+        assert_eq!(core::mem::size_of::<MmapCharge>(), 16);
+        assert_eq!(core::mem::size_of::<StackFrames>(), 8 * MAX_STACK_DEPTH);
+    }
+}

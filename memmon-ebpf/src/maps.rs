@@ -5,11 +5,14 @@
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     macros::map,
-    maps::{Array, HashMap, PerCpuArray, RingBuf, StackTrace},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
 use memmon_common::{
     KernelConfig, MemcgExits, ProcCounters, Stat,
-    stacks::{LiveAlloc, MmapCharge, MmapKey, PendingAlloc, StackKey, setting},
+    stacks::{
+        LiveAlloc, MAX_STACK_DEPTH, MmapCharge, MmapKey, NO_STACK, PendingAlloc, StackFrames,
+        StackKey, setting, stack_hash,
+    },
     stats::STATS_LEN,
 };
 
@@ -174,10 +177,20 @@ impl EbpfContextExt for aya_ebpf::programs::TracePointContext {
     }
 }
 
-/// Stacks of the sampling probes. One entry by default (the daemon loads
-/// but never uses them); `memmon profile` / `memmon leaks` resize it.
+/// Stacks of the sampling probes: frames keyed by their `stack_hash`, so
+/// a stack keeps its frames whatever else is stored (the kernel's
+/// BPF_MAP_TYPE_STACK_TRACE keys stacks by a bucket of a small table and
+/// drops a stack whose bucket is taken). Preallocated (perf_event programs
+/// before 6.1). One entry by default (the daemon loads but never uses
+/// them); `memmon profile` / `memmon leaks` / `--profile` resize it.
 #[map]
-pub static STACK_TRACES: StackTrace = StackTrace::with_max_entries(1, 0);
+pub static STACK_TRACES: HashMap<u64, StackFrames> = HashMap::with_max_entries(1, 0);
+
+/// Where `bpf_get_stack` writes a stack before it is hashed (1016 bytes:
+/// too large for the BPF stack). Per CPU: the programs that use it never
+/// nest on a CPU (tracing and perf_event programs share bpf_prog_active).
+#[map]
+pub static STACK_SCRATCH: PerCpuArray<StackFrames> = PerCpuArray::with_max_entries(1, 0);
 
 /// Weight per sampled stack. Preallocated: perf_event programs before
 /// Linux 6.1 may use only preallocated hash maps. Resized at load.
@@ -248,5 +261,49 @@ pub fn add_stack_weight(key: &StackKey, weight: i64) {
             }
         }
         Err(_) => bump_stat(Stat::StackMapFull),
+    }
+}
+
+/// Walks the current stack (`flags`: 0 for the kernel's,
+/// `BPF_F_USER_STACK` for the user's) into the scratch buffer, stores its
+/// frames in STACK_TRACES under their hash unless already there, and
+/// returns the hash; `NO_STACK` when there was nothing to walk or the walk
+/// failed (`Err(walk failed)`) or STACK_TRACES is full (counted).
+#[inline(always)]
+pub fn store_stack<C: aya_ebpf::EbpfContext>(ctx: &C, flags: u64) -> Result<u64, ()> {
+    let Some(buf) = STACK_SCRATCH.get_ptr_mut(0) else {
+        return Err(());
+    };
+    // SAFETY: buf is this CPU's scratch value, StackFrames-sized.
+    let n = unsafe {
+        aya_ebpf::helpers::bpf_get_stack(
+            ctx.as_ptr(),
+            buf.cast(),
+            core::mem::size_of::<StackFrames>() as u32,
+            flags,
+        )
+    };
+    if n < 0 {
+        return Err(());
+    }
+    let depth = n as usize / 8;
+    if depth == 0 {
+        return Ok(NO_STACK);
+    }
+    // SAFETY: the scratch value is valid and only this program uses it on
+    // this CPU now.
+    let frames = unsafe { &*buf };
+    let hash = stack_hash(frames, depth.min(MAX_STACK_DEPTH));
+    // SAFETY: presence check only.
+    if unsafe { STACK_TRACES.get(&hash) }.is_some() {
+        return Ok(hash);
+    }
+    match STACK_TRACES.insert(&hash, frames, BPF_NOEXIST as u64) {
+        Ok(()) => Ok(hash),
+        Err(err) if err == -EEXIST => Ok(hash),
+        Err(_) => {
+            bump_stat(Stat::StackMapFull);
+            Ok(NO_STACK)
+        }
     }
 }

@@ -257,6 +257,72 @@ fn leaks_credit_leak_alpha_and_not_churn_beta() {
     assert_within("bytes through leak_alpha", alpha_bytes, leaked, 0.01);
 }
 
+/// More distinct live stacks than the kernel's stack-trace map had buckets
+/// (8192 in the daemon; `leaks` and `profile` had 16384, which loses
+/// about 2500 of 12000 to bucket collisions): every one keeps its frames.
+#[test]
+fn leaks_keep_the_frames_of_more_distinct_stacks_than_a_stack_id_table_has_buckets() {
+    const PATHS: u64 = 12_000;
+    if !require_bpf(
+        "leaks_keep_the_frames_of_more_distinct_stacks_than_a_stack_id_table_has_buckets",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("many.folded");
+    let mut w = Workload::start(&["many-stacks", &PATHS.to_string()]);
+    let pid = w.pid.to_string();
+    let m = Memmon::start(&[
+        "leaks",
+        "--pid",
+        &pid,
+        "--sample-rate",
+        "1",
+        "--format",
+        "folded",
+        "-o",
+        out.to_str().expect("utf-8 temp path"),
+    ]);
+    let report = w.go();
+    std::thread::sleep(Duration::from_millis(200));
+    m.signal(libc::SIGINT);
+    let (_, stderr) = m.output();
+    w.finish();
+    eprintln!("memmon stderr:\n{stderr}");
+    assert_eq!(report["stacks"].as_u64(), Some(PATHS));
+    let kept = report["kept_bytes"].as_u64().expect("kept_bytes");
+    assert_eq!(kept, PATHS * 64);
+    let folded = std::fs::read_to_string(&out).expect("folded output written");
+    let mut paths = std::collections::HashSet::new();
+    let mut leaf_bytes = 0u64;
+    for line in folded.lines().filter(|l| !l.trim().is_empty()) {
+        let (stack, weight) = line.rsplit_once(' ').expect("folded line has a weight");
+        assert!(stack != "[no stack]", "a stack lost its frames: {line}");
+        let frames: Vec<&str> = stack.split(';').collect();
+        if !frames.iter().any(|f| is_fn(f, "leak_leaf")) {
+            continue;
+        }
+        leaf_bytes += weight.parse::<u64>().expect("folded weight is a number");
+        let path: Vec<&str> = frames
+            .iter()
+            .copied()
+            .filter(|f| is_fn(f, "path_zero") || is_fn(f, "path_one"))
+            .collect();
+        assert_eq!(path.len(), 14, "a path not walked whole: {line}");
+        assert!(paths.insert(path), "one path on two lines: {line}");
+    }
+    assert_eq!(
+        paths.len() as u64,
+        PATHS,
+        "distinct stacks through leak_leaf (each of the workload's paths once)"
+    );
+    assert_eq!(leaf_bytes, kept, "bytes through leak_leaf");
+    assert!(
+        !stderr.contains("could not be walked or stored"),
+        "memmon lost stacks:\n{stderr}"
+    );
+}
+
 #[test]
 fn leaks_refuses_a_process_without_a_shared_allocator_with_the_reason() {
     if !require_bpf("leaks_refuses_a_process_without_a_shared_allocator_with_the_reason") {

@@ -12,14 +12,14 @@ use aya_ebpf::{
         bpf_get_current_pid_tgid, bpf_get_prandom_u32, bpf_ktime_get_ns, bpf_probe_read_user,
     },
     macros::{uprobe, uretprobe},
-    programs::{ProbeContext, RetProbeContext, tracing::StackIdContext as _},
+    programs::{ProbeContext, RetProbeContext},
 };
 use memmon_common::{
     Stat,
-    stacks::{LiveAlloc, PendingAlloc, setting},
+    stacks::{LiveAlloc, NO_STACK, PendingAlloc, setting},
 };
 
-use crate::maps::{LIVE_ALLOCS, PENDING_ALLOCS, STACK_TRACES, bump_stat, profile_setting};
+use crate::maps::{LIVE_ALLOCS, PENDING_ALLOCS, bump_stat, profile_setting, store_stack};
 
 #[uprobe]
 pub fn leak_malloc(ctx: ProbeContext) -> u32 {
@@ -122,19 +122,17 @@ fn returned(ctx: &RetProbeContext, block: Option<u64>) {
         return;
     }
     bump_stat(Stat::StackSamples);
-    let stack = match ctx.get_stackid(&STACK_TRACES, BPF_F_USER_STACK as u64) {
-        Ok(id) => id as i32,
-        Err(_) => {
-            bump_stat(Stat::StackLost);
-            -1
-        }
-    };
+    let stack = store_stack(ctx, BPF_F_USER_STACK as u64).unwrap_or_else(|()| {
+        bump_stat(Stat::StackLost);
+        NO_STACK
+    });
     let live = LiveAlloc {
         size: call.size,
         // SAFETY: helper with no arguments.
         time_ns: unsafe { bpf_ktime_get_ns() },
         stack,
         tgid: (id >> 32) as u32,
+        _pad: 0,
     };
     if LIVE_ALLOCS.insert(&addr, &live, BPF_ANY as u64).is_err() {
         bump_stat(Stat::LeakMapFull);

@@ -4,17 +4,13 @@
 //! kernel stack); userspace weighs each sample by the period. Attached only
 //! by `memmon profile`.
 
-use aya_ebpf::{
-    bindings::BPF_F_USER_STACK,
-    macros::perf_event,
-    programs::{PerfEventContext, tracing::StackIdContext as _},
-};
+use aya_ebpf::{bindings::BPF_F_USER_STACK, macros::perf_event, programs::PerfEventContext};
 use memmon_common::{
     Stat,
-    stacks::{StackKey, stack_event},
+    stacks::{NO_STACK, StackKey, stack_event},
 };
 
-use crate::maps::{STACK_TRACES, add_stack_weight, bump_stat, current_tgid, profile_target};
+use crate::maps::{add_stack_weight, bump_stat, current_tgid, profile_target, store_stack};
 
 #[perf_event]
 pub fn stack_faults(ctx: PerfEventContext) -> u32 {
@@ -23,20 +19,14 @@ pub fn stack_faults(ctx: PerfEventContext) -> u32 {
         return 0;
     }
     bump_stat(Stat::StackSamples);
-    let user_stack = match ctx.get_stackid(&STACK_TRACES, BPF_F_USER_STACK as u64) {
-        Ok(id) => id as i32,
-        Err(_) => {
-            bump_stat(Stat::StackLost);
-            -1
-        }
-    };
+    let user_stack = store_stack(&ctx, BPF_F_USER_STACK as u64).unwrap_or_else(|()| {
+        bump_stat(Stat::StackLost);
+        NO_STACK
+    });
     // A fault taken in user mode is sampled with the user's registers:
     // there is no kernel stack to walk (only faults in copy_to_user and
     // the like have one), so a failure here is not a loss.
-    let kernel_stack = ctx
-        .get_stackid(&STACK_TRACES, 0)
-        .map(|id| id as i32)
-        .unwrap_or(-1);
+    let kernel_stack = store_stack(&ctx, 0).unwrap_or(NO_STACK);
     let key = StackKey {
         tgid,
         event: stack_event::FAULTS,

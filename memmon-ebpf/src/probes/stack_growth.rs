@@ -15,12 +15,12 @@ use aya_ebpf::{
 };
 use memmon_common::{
     Stat,
-    stacks::{MmapCharge, MmapKey, PendingAlloc, StackKey, stack_event},
+    stacks::{MmapCharge, MmapKey, NO_STACK, PendingAlloc, StackKey, stack_event},
 };
 
 use crate::maps::{
-    MMAP_CHARGES, PENDING_ALLOCS, STACK_BRK_LAST, STACK_TRACES, add_stack_weight, bump_stat,
-    profile_target,
+    MMAP_CHARGES, PENDING_ALLOCS, STACK_BRK_LAST, add_stack_weight, bump_stat, profile_target,
+    store_stack,
 };
 
 /// Syscall tracepoint record: arguments start at 16, 8 bytes each.
@@ -38,14 +38,11 @@ fn field(ctx: &TracePointContext, off: usize) -> u64 {
 }
 
 #[inline(always)]
-fn user_stack<C: aya_ebpf::programs::tracing::StackIdContext>(ctx: &C) -> i32 {
-    match ctx.get_stackid(&STACK_TRACES, BPF_F_USER_STACK as u64) {
-        Ok(id) => id as i32,
-        Err(_) => {
-            bump_stat(Stat::StackLost);
-            -1
-        }
-    }
+fn user_stack(ctx: &TracePointContext) -> u64 {
+    store_stack(ctx, BPF_F_USER_STACK as u64).unwrap_or_else(|()| {
+        bump_stat(Stat::StackLost);
+        NO_STACK
+    })
 }
 
 #[tracepoint]
@@ -70,7 +67,7 @@ pub fn stack_brk_exit(ctx: TracePointContext) -> u32 {
         tgid,
         event: stack_event::BRK,
         user_stack: user_stack(&ctx),
-        kernel_stack: -1,
+        kernel_stack: NO_STACK,
     };
     add_stack_weight(&key, new.wrapping_sub(old) as i64);
     0
@@ -111,13 +108,12 @@ pub fn stack_mmap_exit(ctx: TracePointContext) -> u32 {
         tgid,
         event: stack_event::MMAP,
         user_stack: stack,
-        kernel_stack: -1,
+        kernel_stack: NO_STACK,
     };
     add_stack_weight(&key, call.size as i64);
     let charge = MmapCharge {
         len: call.size,
         stack,
-        _pad: 0,
     };
     if MMAP_CHARGES
         .insert(
@@ -156,7 +152,7 @@ pub fn stack_munmap_enter(ctx: TracePointContext) -> u32 {
         tgid,
         event: stack_event::MMAP,
         user_stack: charge.stack,
-        kernel_stack: -1,
+        kernel_stack: NO_STACK,
     };
     add_stack_weight(&stack, -(taken as i64));
     if taken < charge.len {

@@ -53,6 +53,9 @@ commands:
   growth PAGES KEEP CHURN  grow the break PAGES pages in brk_theta; mmap KEEP MiB (1 MiB
                        each) in map_zeta and keep it; mmap and munmap CHURN MiB in map_eta
                        (raw syscalls, so the caller's frame is the sampled one)
+  many-stacks N        malloc and keep N 64-byte blocks, block i from its own call path
+                       (path_zero/path_one chosen by the bits of i, 14 levels, then
+                       leak_leaf): N distinct user stacks, N <= 16384
   malloc-storm PAIRS   PAIRS malloc/free pairs of mixed sizes (16 B..64 KiB), keeping
                        one block in 64; prints ns per pair and the bytes kept
   step FROM TO         touch FROM MiB (report), wait for a second line, touch up
@@ -102,6 +105,14 @@ fn run(args: &[String]) -> Result<(), String> {
             let kept = map_zeta(num(2)?);
             let churned = map_eta(num(3)?);
             format!("\"brk_grow_bytes\":{grown},\"kept_bytes\":{kept},\"churned_bytes\":{churned}")
+        }
+        "many-stacks" => {
+            let n = num(1)?;
+            if n > 1 << PATH_BITS {
+                return Err(format!("many-stacks: at most {} paths", 1u64 << PATH_BITS));
+            }
+            let kept: u64 = (0..n).map(|i| path_step(i, PATH_BITS)).sum();
+            format!("\"stacks\":{n},\"kept_bytes\":{kept}")
         }
         "malloc-storm" => {
             let (ns, kept) = malloc_storm(num(1)?);
@@ -397,6 +408,49 @@ fn map_eta(mib: u64) -> u64 {
         }
     }
     std::hint::black_box(churned)
+}
+
+/// Levels of `many-stacks`' call paths (2^14 distinct paths).
+const PATH_BITS: u32 = 14;
+
+/// One level of path `i`: into `path_one` or `path_zero` by bit `level - 1`
+/// of `i`, or the leaf at level 0.
+#[inline(always)]
+fn path_step(i: u64, level: u32) -> u64 {
+    if level == 0 {
+        leak_leaf()
+    } else if (i >> (level - 1)) & 1 == 1 {
+        path_one(i, level - 1)
+    } else {
+        path_zero(i, level - 1)
+    }
+}
+
+/// A frame of a `many-stacks` path for a 0 bit (the add after the call
+/// keeps it from being a tail call, so the frame stays on the stack).
+#[inline(never)]
+fn path_zero(i: u64, level: u32) -> u64 {
+    std::hint::black_box(path_step(i, level)) + std::hint::black_box(0)
+}
+
+/// A frame of a `many-stacks` path for a 1 bit (a body unlike
+/// `path_zero`'s, so the two are never merged into one function).
+#[inline(never)]
+fn path_one(i: u64, level: u32) -> u64 {
+    std::hint::black_box(path_step(i, level)) ^ std::hint::black_box(0)
+}
+
+/// Mallocs one 64-byte block and keeps it; returns its size.
+#[inline(never)]
+fn leak_leaf() -> u64 {
+    // SAFETY: plain malloc; the block is written within its size.
+    let p = unsafe { libc::malloc(std::hint::black_box(64)) };
+    if p.is_null() {
+        return 0;
+    }
+    // SAFETY: p has 64 bytes.
+    unsafe { std::ptr::write_volatile(p.cast::<u8>(), 1) };
+    64
 }
 
 /// `pairs` malloc/free pairs of mixed sizes; one block in 64 is kept (a

@@ -37,7 +37,7 @@ use super::profile_query::ProfileQuery;
 
 /// How often the thread drains the kernel maps: often, so a key idle
 /// since the last drain (and its stack) leaves the kernel maps soon and
-/// few stacks hold hash buckets (see `probes::stack_drain`).
+/// new stacks find room (see `probes::stack_drain`).
 const DRAIN_EVERY: Duration = Duration::from_millis(200);
 /// How often the thread checks the stop flag.
 const POLL: Duration = Duration::from_millis(100);

@@ -157,17 +157,17 @@ mod tests {
     }
 }
 
-/// Live allocations grouped by (process, stack id): bytes and count, only
-/// those at least `min_age_ns` old at `now_ns`, scaled by `rate` (one in
-/// `rate` was tracked). Returns (tgid, stack id, bytes, allocations).
+/// Live allocations grouped by (process, stack hash): bytes and count,
+/// only those at least `min_age_ns` old at `now_ns`, scaled by `rate` (one
+/// in `rate` was tracked). Returns (tgid, stack hash, bytes, allocations).
 pub fn group_live(
     allocs: &[memmon_common::stacks::LiveAlloc],
     now_ns: u64,
     min_age_ns: u64,
     rate: u64,
-) -> Vec<(u32, i32, i64, u64)> {
+) -> Vec<(u32, u64, i64, u64)> {
     let rate = rate.max(1);
-    let mut by: HashMap<(u32, i32), (u64, u64)> = HashMap::new();
+    let mut by: HashMap<(u32, u64), (u64, u64)> = HashMap::new();
     for a in allocs {
         if now_ns.saturating_sub(a.time_ns) < min_age_ns {
             continue;
@@ -176,7 +176,7 @@ pub fn group_live(
         e.0 = e.0.saturating_add(a.size);
         e.1 += 1;
     }
-    let mut out: Vec<(u32, i32, i64, u64)> = by
+    let mut out: Vec<(u32, u64, i64, u64)> = by
         .into_iter()
         .map(|((tgid, stack), (bytes, n))| {
             let scaled = bytes.saturating_mul(rate);
@@ -203,6 +203,7 @@ mod live_tests {
             time_ns,
             stack,
             tgid: 9,
+            _pad: 0,
         };
         let got = super::group_live(
             &[

@@ -4,17 +4,18 @@
 //! samples added since the last drain. Keys idle for a whole drain are
 //! deleted, and with them the stacks no remaining key refers to, so the
 //! kernel maps hold only what is active (a long-running daemon never
-//! fills them with dead processes' stacks). That matters twice: stack ids
-//! are hash buckets, and a stack whose bucket another live stack holds is
-//! not walked (its weight is kept, with no frames: `[unknown]`), so the
-//! fewer stacks live, the fewer lost; hence frequent drains.
+//! fills them with dead processes' stacks, and a new stack finds room).
+//! Stacks are keyed by a hash of their frames, so frames read once stay
+//! right for that key forever: a stack deleted here is remembered for one
+//! more drain, for a sample that found it in the kernel map just before
+//! the delete.
 
 use std::collections::{HashMap, HashSet};
 
-use aya::maps::{HashMap as BpfHashMap, Map, MapData, MapError, StackTraceMap};
+use aya::maps::{HashMap as BpfHashMap, Map, MapData, MapError};
 use memmon_common::{
     names,
-    stacks::{StackKey, stack_event},
+    stacks::{NO_STACK, StackFrames, StackKey, stack_event},
 };
 
 use super::{
@@ -30,12 +31,13 @@ pub const DAEMON_STACK_ENTRIES: u32 = 8192;
 /// saw in them.
 pub struct StackDrain {
     counts: BpfHashMap<MapData, StackKey, i64>,
-    traces: StackTraceMap<MapData>,
+    traces: BpfHashMap<MapData, u64, StackFrames>,
     /// Each key's count at the last drain.
     seen: HashMap<StackKey, i64>,
-    /// Frames of each stack id read so far (valid until this drain deletes
-    /// the id: without BPF_F_REUSE_STACKID the kernel never overwrites one).
-    frames: HashMap<u32, Vec<u64>>,
+    /// Frames of each stack hash read so far.
+    frames: HashMap<u64, Vec<u64>>,
+    /// Frames of the stacks the previous drain deleted from the kernel.
+    retired: HashMap<u64, Vec<u64>>,
     failed_deletes: u64,
 }
 
@@ -75,13 +77,14 @@ impl ProbeSet {
         self.attach_fault_sampler(period)?;
         let counts = BpfHashMap::try_from(take(self, names::STACK_COUNTS)?)
             .map_err(map_err(names::STACK_COUNTS))?;
-        let traces = StackTraceMap::try_from(take(self, names::STACK_TRACES)?)
+        let traces = BpfHashMap::try_from(take(self, names::STACK_TRACES)?)
             .map_err(map_err(names::STACK_TRACES))?;
         Ok(StackDrain {
             counts,
             traces,
             seen: HashMap::new(),
             frames: HashMap::new(),
+            retired: HashMap::new(),
             failed_deletes: 0,
         })
     }
@@ -138,6 +141,7 @@ impl StackDrain {
             }
         }
         self.seen.retain(|k, _| present.contains(k));
+        let mut retired = HashMap::new();
         // Deleting is housekeeping: a failure never costs the samples read.
         for key in &idle {
             if let Err(e) = self.counts.remove(key)
@@ -148,7 +152,7 @@ impl StackDrain {
             }
             self.seen.remove(key);
         }
-        let referenced: HashSet<i32> = self
+        let referenced: HashSet<u64> = self
             .seen
             .keys()
             .flat_map(|k| [k.user_stack, k.kernel_stack])
@@ -156,13 +160,12 @@ impl StackDrain {
         for id in idle
             .iter()
             .flat_map(|k| [k.user_stack, k.kernel_stack])
-            .filter(|id| !referenced.contains(id))
-            .collect::<HashSet<i32>>()
+            .filter(|id| *id != NO_STACK && !referenced.contains(id))
+            .collect::<HashSet<u64>>()
         {
-            let Ok(id) = u32::try_from(id) else {
-                continue;
-            };
-            self.frames.remove(&id);
+            if let Some(f) = self.frames.remove(&id) {
+                retired.insert(id, f);
+            }
             if let Err(e) = self.traces.remove(&id)
                 && !gone(&e)
             {
@@ -170,6 +173,7 @@ impl StackDrain {
                 tracing::debug!("deleting stack {id} of {}: {e:?}", names::STACK_TRACES);
             }
         }
+        self.retired = retired;
         Ok(out)
     }
 
@@ -183,20 +187,19 @@ impl StackDrain {
         self.failed_deletes
     }
 
-    /// The frames of stack `id` (innermost first); empty when the walk was
-    /// lost (negative id) or the stack is gone.
-    fn frames_of(&mut self, id: i32) -> Vec<u64> {
-        let Ok(id) = u32::try_from(id) else {
+    /// The frames of the stack with hash `id` (innermost first); empty for
+    /// `NO_STACK` (not walked or not stored) or a stack gone from the map.
+    fn frames_of(&mut self, id: u64) -> Vec<u64> {
+        if id == NO_STACK {
             return Vec::new();
-        };
+        }
         if let Some(f) = self.frames.get(&id) {
             return f.clone();
         }
-        let frames: Vec<u64> = self
-            .traces
-            .get(&id, 0)
-            .map(|t| t.frames().iter().map(|f| f.ip).collect())
-            .unwrap_or_default();
+        let frames: Vec<u64> = match self.traces.get(&id, 0) {
+            Ok(f) => f.walked().to_vec(),
+            Err(_) => self.retired.remove(&id).unwrap_or_default(),
+        };
         if !frames.is_empty() {
             self.frames.insert(id, frames.clone());
         }

@@ -7,7 +7,7 @@
 use std::{num::NonZeroU32, path::Path};
 
 use aya::{
-    maps::{Array, HashMap, MapData, PerCpuArray, StackTraceMap},
+    maps::{Array, HashMap, MapData, PerCpuArray},
     programs::{
         PerfEvent, TracePoint, UProbe,
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
@@ -17,7 +17,7 @@ use aya::{
 };
 use memmon_common::{
     Stat, names,
-    stacks::{LiveAlloc, StackKey, setting, stack_event},
+    stacks::{LiveAlloc, NO_STACK, StackFrames, StackKey, setting, stack_event},
 };
 
 use super::ProbeSet;
@@ -323,20 +323,20 @@ impl ProbeSet {
         Ok(out)
     }
 
-    /// The frames of stack `id` (innermost first); empty when `id` is
-    /// negative (not walked) or gone.
-    pub fn stack_frames(&self, id: i32) -> Vec<u64> {
-        let Ok(id) = u32::try_from(id) else {
+    /// The frames of the stack with hash `id` (innermost first); empty
+    /// for `NO_STACK` (not walked, or not stored because the map was full).
+    pub fn stack_frames(&self, id: u64) -> Vec<u64> {
+        if id == NO_STACK {
             return Vec::new();
-        };
+        }
         let Some(map) = self.ebpf.map(names::STACK_TRACES) else {
             return Vec::new();
         };
-        let Ok(map) = StackTraceMap::<&MapData>::try_from(map) else {
+        let Ok(map) = HashMap::<&MapData, u64, StackFrames>::try_from(map) else {
             return Vec::new();
         };
         map.get(&id, 0)
-            .map(|t| t.frames().iter().map(|f| f.ip).collect())
+            .map(|f| f.walked().to_vec())
             .unwrap_or_default()
     }
 

@@ -118,9 +118,18 @@ enum Task {
         #[arg(long)]
         quick: bool,
         /// Run only these groups (repeatable): faults, syscalls, startup,
-        /// daemon, churn; their sections replace theirs in BENCHMARKS.md.
+        /// daemon, churn, cgroups, stacks, stacks-guest (bcc's memleak in
+        /// the qemu guest), store, scale; their sections replace theirs in
+        /// BENCHMARKS.md.
         #[arg(long, value_name = "GROUP")]
         only: Vec<String>,
+    },
+    /// The qemu guest's half of `bench --only stacks-guest` (run there).
+    #[command(hide = true)]
+    StacksGuestInner {
+        out: std::path::PathBuf,
+        pairs: u64,
+        rounds: usize,
     },
 }
 
@@ -188,6 +197,9 @@ fn main() -> ExitCode {
             }
             Ok(())
         }),
+        Task::StacksGuestInner { out, pairs, rounds } => {
+            bench::stacks_guest_inner(&out, pairs, rounds)
+        }
         Task::Bench { quick, only } => {
             setup::run(false).and_then(|env| bench::run(&env, quick, &only))
         }

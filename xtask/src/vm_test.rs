@@ -687,6 +687,26 @@ fn guest_prelude(s: &mut String, out: &str, memmon: &Path) {
 }
 
 /// Boots the guest and waits for it (killing it past `limit`).
+/// Boots `kernel` to run `out/script` (see [`boot`]), for other tasks
+/// (the stacks-guest benchmark).
+pub fn boot_guest(
+    vng: &Path,
+    kernel: &Path,
+    out: &Path,
+    limit: Duration,
+    script: &str,
+    done: &str,
+) -> anyhow::Result<()> {
+    boot(vng, kernel, out, limit, script, done)
+}
+
+/// The guest's packages and virtme-ng, installed when missing.
+pub fn ensure_vm() -> anyhow::Result<PathBuf> {
+    let mut actions = Vec::new();
+    packages::ensure(VM_PACKAGES, &mut actions)?;
+    ensure_virtme_ng()
+}
+
 fn boot(
     vng: &Path,
     kernel: &Path,

@@ -13,6 +13,7 @@ mod plot;
 mod report;
 mod scale;
 mod stacks;
+mod stacks_guest;
 mod startup;
 mod stats;
 mod store;
@@ -77,8 +78,22 @@ pub struct Section {
 
 /// The benchmark groups `--only` can name.
 pub const GROUPS: &[&str] = &[
-    "faults", "syscalls", "startup", "daemon", "churn", "cgroups", "stacks", "store", "scale",
+    "faults",
+    "syscalls",
+    "startup",
+    "daemon",
+    "churn",
+    "cgroups",
+    "stacks",
+    "stacks-guest",
+    "store",
+    "scale",
 ];
+
+/// `xtask stacks-guest-inner`: the guest's half of `stacks-guest`.
+pub fn stacks_guest_inner(out: &std::path::Path, pairs: u64, rounds: usize) -> anyhow::Result<()> {
+    stacks_guest::inner(out, pairs, rounds)
+}
 
 /// Runs every benchmark (or the `only` groups) and writes BENCHMARKS.md;
 /// with `only`, the re-run sections replace theirs in the existing file.
@@ -140,6 +155,9 @@ pub fn run(env: &BuildEnv, quick: bool, only: &[String]) -> anyhow::Result<()> {
     }
     if wanted("stacks") {
         sections.extend(stacks::run(&ctx)?);
+    }
+    if wanted("stacks-guest") {
+        sections.push(stacks_guest::run(&ctx)?);
     }
     if wanted("store") {
         sections.push(store::run(&ctx)?);

@@ -101,13 +101,51 @@ pub fn merge(existing: &str, sections: &[Section], only: &str) -> String {
         );
         let text = section(s, Some(&how));
         let number = s.title.split_whitespace().next().unwrap_or("");
+        let family = |b: &str| {
+            let digits: String = number.chars().take_while(char::is_ascii_digit).collect();
+            !digits.is_empty()
+                && b.strip_prefix("\n## ")
+                    .and_then(|h| h.strip_prefix(digits.as_str()))
+                    .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_digit()))
+        };
         match blocks
             .iter()
             .position(|b| b.starts_with(&format!("\n## {number} ")))
         {
             Some(i) => blocks[i] = text,
-            None => blocks.push(text),
+            // A new sub-section (11b.) goes after the last of its number.
+            None => match blocks.iter().rposition(|b| family(b)) {
+                Some(i) => blocks.insert(i + 1, text),
+                None => blocks.push(text),
+            },
         }
     }
     blocks.concat()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(title: &str) -> Section {
+        Section {
+            title: title.into(),
+            what: "w".into(),
+            header: vec!["a"],
+            rows: vec![vec!["1".into()]],
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn merge_replaces_by_number_and_puts_a_new_sub_section_after_its_family() {
+        let existing = "# b\n\n## 1. one\n\nx\n\n## 11. old\n\ny\n\n## 12. twelve\n\nz\n";
+        let out = merge(existing, &[s("11. new"), s("11b. guest")], "stacks");
+        let heads: Vec<&str> = out.lines().filter(|l| l.starts_with("## ")).collect();
+        assert_eq!(
+            heads,
+            ["## 1. one", "## 11. new", "## 11b. guest", "## 12. twelve"]
+        );
+        assert!(!out.contains("\ny\n"));
+    }
 }

@@ -29,99 +29,277 @@ uprobe:LIBC:free /pid == PID/ { delete(@live[arg0]); delete(@stack[arg0]); }
 END { clear(@stack); clear(@size); }
 "#;
 
-/// Runs both benchmarks.
+/// Empty entry probes on malloc and free (PID and LIBC filled in).
+const BPFTRACE_ENTRY_FLOOR: &str = r#"
+uprobe:LIBC:malloc /pid == PID/ { }
+uprobe:LIBC:free /pid == PID/ { }
+"#;
+
+/// Runs the group: one section, both storms side by side.
 pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Section>> {
-    Ok(vec![profile_cost(ctx)?, leaks_cost(ctx)?])
+    let load_before = loadavg();
+    let started = Instant::now();
+    let (mut rows, mut notes, fault_what) = profile_cost(ctx)?;
+    let (leak_rows, leak_notes, leak_what) = leaks_cost(ctx)?;
+    rows.extend(leak_rows);
+    notes.extend(leak_notes);
+    let load_after = loadavg();
+    Ok(vec![Section {
+        title: "11. Stack sampling and the leak finder".into(),
+        what: format!(
+            "Group `cargo xtask bench --only stacks` (xtask/src/bench/stacks.rs), one run of {:.0} min; load \
+             average (1/5/15 min) {load_before} at its start and {load_after} at its end (2 cores; other \
+             sessions may build on this machine). {fault_what} {leak_what}",
+            started.elapsed().as_secs_f64() / 60.0
+        ),
+        header: vec![
+            "workload",
+            "configuration",
+            "median",
+            "min–max",
+            "slowdown",
+            "outstanding vs true",
+            "target",
+        ],
+        rows,
+        notes,
+    }])
 }
 
-fn profile_cost(ctx: &Ctx) -> anyhow::Result<Section> {
+/// /proc/loadavg's three averages.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join("/"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Who watches the fault storm.
+#[derive(Clone, Copy, PartialEq)]
+enum FaultPeer {
+    Alone,
+    Profile,
+    Daemon,
+    DaemonProfile,
+}
+
+impl FaultPeer {
+    fn label(self) -> &'static str {
+        match self {
+            FaultPeer::Alone => "alone",
+            FaultPeer::Profile => "memmon profile --event faults (period 64)",
+            FaultPeer::Daemon => "memmon daemon (defaults)",
+            FaultPeer::DaemonProfile => "memmon daemon --profile (profile_period 997)",
+        }
+    }
+
+    /// The monitor to start, and what it prints once attached.
+    fn command(self, ctx: &Ctx) -> Option<(Command, &'static str)> {
+        match self {
+            FaultPeer::Alone => None,
+            FaultPeer::Profile => {
+                let mut c = Command::new(&ctx.memmon);
+                c.args(["profile", "--format", "folded", "-o", "/dev/null"]);
+                Some((c, "probes attached"))
+            }
+            FaultPeer::Daemon => Some(ctx.memmon_daemon(&[])),
+            FaultPeer::DaemonProfile => Some(ctx.memmon_daemon(&["--profile"])),
+        }
+    }
+}
+
+type Rows = (Vec<Vec<String>>, Vec<String>, String);
+
+fn profile_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
     let mib = if ctx.quick { 256 } else { 2048 };
     let args = ["fault-storm".to_string(), mib.to_string(), "3".to_string()];
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let peers = [
+        FaultPeer::Alone,
+        FaultPeer::Profile,
+        FaultPeer::Daemon,
+        FaultPeer::DaemonProfile,
+    ];
     storm(ctx, &args, "ns_per_fault")?;
-    let (mut alone, mut with) = (Vec::new(), Vec::new());
+    let mut ns: Vec<Vec<f64>> = vec![Vec::new(); peers.len()];
     for round in 0..ctx.rounds {
-        alone.push(storm(ctx, &args, "ns_per_fault")?);
-        let mut c = Command::new(&ctx.memmon);
-        c.args(["profile", "--format", "folded", "-o", "/dev/null"]);
-        let m = Monitor::start(c, "probes attached")?;
-        with.push(storm(ctx, &args, "ns_per_fault")?);
-        m.stop()?;
-        eprintln!(
-            "bench: profile cost round {round}: alone {:.1}, beside profile {:.1} ns/fault",
-            alone[round], with[round]
-        );
+        for (i, p) in peers.iter().enumerate() {
+            let m = p
+                .command(ctx)
+                .map(|(c, ready)| Monitor::start(c, ready))
+                .transpose()?;
+            ns[i].push(storm(ctx, &args, "ns_per_fault")?);
+            if let Some(m) = m {
+                m.stop()?;
+            }
+            eprintln!(
+                "bench: fault storm round {round} {}: {:.1} ns/fault",
+                p.label(),
+                ns[i][round]
+            );
+        }
     }
-    let a = stats::summarize(&alone).context("no samples")?;
-    let w = stats::summarize(&with).context("no samples")?;
-    let slow = stats::slowdown_pct(w.median, a.median);
-    Ok(Section {
-        title: "11a. Stacks: fault storm beside memmon profile".into(),
-        what: format!(
-            "`memmon-workload --no-wait fault-storm {mib} 3` alone and beside `memmon profile --format folded \
-             -o /dev/null` (every process, default --period 64: one sampled stack per 64 faults per CPU), \
-             {} interleaved rounds, medians.",
-            ctx.rounds
-        ),
-        header: vec![
-            "configuration",
-            "median ns/fault",
-            "min–max",
-            "slowdown",
-            "target",
-        ],
-        rows: vec![
-            vec![
-                "alone".into(),
-                format!("{:.1}", a.median),
-                format!("{:.1}–{:.1}", a.min, a.max),
-                "—".into(),
-                String::new(),
-            ],
-            vec![
-                "memmon profile --event faults".into(),
-                format!("{:.1}", w.median),
-                format!("{:.1}–{:.1}", w.min, w.max),
-                format!("{slow:+.1}%"),
-                if slow <= 3.0 {
-                    "<= 3%: met".into()
-                } else {
-                    "<= 3%: MISSED".into()
-                },
-            ],
-        ],
-        notes: Vec::new(),
-    })
+    let sum: Vec<_> = ns
+        .iter()
+        .map(|v| stats::summarize(v).context("no samples"))
+        .collect::<anyhow::Result<_>>()?;
+    let base = sum[0].median;
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    for (i, p) in peers.iter().enumerate() {
+        let slow = stats::slowdown_pct(sum[i].median, base);
+        let target = match p {
+            FaultPeer::Profile => verdict(slow <= 3.0, "<= 3%"),
+            FaultPeer::DaemonProfile => format!(
+                "{:+.1}% over the daemon without it",
+                stats::slowdown_pct(sum[i].median, sum[2].median)
+            ),
+            _ => String::new(),
+        };
+        rows.push(vec![
+            format!("fault storm {mib} MiB ×3"),
+            p.label().into(),
+            format!("{:.1} ns/fault", sum[i].median),
+            format!("{:.1}–{:.1}", sum[i].min, sum[i].max),
+            if i == 0 {
+                "—".into()
+            } else {
+                format!("{slow:+.1}%")
+            },
+            "—".into(),
+            target,
+        ]);
+        if *p == FaultPeer::Profile && slow > 3.0 {
+            let mut c = Command::new(&ctx.memmon);
+            c.args(["profile", "--format", "folded", "-o", "/dev/null"]);
+            let m = Monitor::start(c, "probes attached")?;
+            let top = perf_top(ctx, &["--no-wait", "fault-storm", &mib.to_string(), "1"]);
+            m.stop()?;
+            notes.push(profile_note(
+                &format!(
+                    "`memmon profile` costs {slow:+.1}% on the fault storm (target <= 3%: MISSED). Where a \
+                     faulting CPU spends its time with it attached (`perf record` of one storm, self time by \
+                     symbol):"
+                ),
+                top,
+            ));
+        }
+    }
+    let what = format!(
+        "Fault storm: `memmon-workload --no-wait fault-storm {mib} 3` (ns per fault measured inside it) alone, \
+         beside `memmon profile --format folded -o /dev/null` (every process, default --period 64), beside \
+         `memmon daemon` on its defaults and beside `memmon daemon --profile` (default profile_period 997; \
+         both `--probe-cpu-budget 0`), {} interleaved rounds, medians.",
+        ctx.rounds
+    );
+    Ok((rows, notes, what))
+}
+
+/// Self time by symbol of `memmon-workload ARGS` run under `perf record`
+/// (at most 12 lines of `perf report`), or why there is none.
+fn perf_top(ctx: &Ctx, args: &[&str]) -> Result<Vec<String>, String> {
+    let data = std::env::temp_dir().join(format!("memmon-bench-perf-{}.data", std::process::id()));
+    let rec = Command::new("perf")
+        .args(["record", "-q", "-F", "999", "-o"])
+        .arg(&data)
+        .arg("--")
+        .arg(&ctx.workload)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| format!("perf record: {e}"))?;
+    if !rec.success() {
+        return Err(format!("perf record exited with {rec}"));
+    }
+    report_top(&data)
+}
+
+/// The top self-time symbols of a `perf record` file (deleted after).
+fn report_top(data: &std::path::Path) -> Result<Vec<String>, String> {
+    let out = Command::new("perf")
+        .args([
+            "report",
+            "--stdio",
+            "--no-children",
+            "--sort",
+            "dso,sym",
+            "-q",
+            "-i",
+        ])
+        .arg(data)
+        .output()
+        .map_err(|e| format!("perf report: {e}"))?;
+    let _ = std::fs::remove_file(data);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .take(12)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    if lines.is_empty() {
+        return Err("perf report printed nothing".into());
+    }
+    Ok(lines)
+}
+
+fn profile_note(head: &str, top: Result<Vec<String>, String>) -> String {
+    match top {
+        Ok(lines) => format!("{head}\n\n```\n{}\n```", lines.join("\n")),
+        Err(why) => format!("{head} (no profile: {why})"),
+    }
 }
 
 /// Who watches the malloc storm.
 #[derive(Clone, Copy, PartialEq)]
-enum Peer {
+pub enum Peer {
     Alone,
     LeaksDefault,
     LeaksRate1,
     Bpftrace,
+    /// Empty entry uprobes on malloc and free: what any uprobe design that
+    /// must see every free pays at least (a uprobe session program that
+    /// skips the return probe of unsampled calls cannot go below it).
+    EntryFloor,
+    /// bcc's memleak (bpfcc-tools) on its defaults; in the qemu guest.
+    Memleak,
 }
 
 impl Peer {
-    fn label(self) -> String {
+    /// The configuration's name in BENCHMARKS.md.
+    pub fn label(self) -> String {
         match self {
             Peer::Alone => "alone".into(),
             Peer::LeaksDefault => format!("memmon leaks, default rate ({DEFAULT_RATE})"),
             Peer::LeaksRate1 => "memmon leaks --sample-rate 1".into(),
             Peer::Bpftrace => "bpftrace memleak-like script".into(),
+            Peer::EntryFloor => "floor: empty entry uprobes on malloc + free (bpftrace)".into(),
+            Peer::Memleak => "bcc memleak -p PID (its defaults)".into(),
         }
     }
 }
 
 /// One storm: (ns per pair, bytes the workload kept, bytes the peer reports).
-fn malloc_round(
+pub fn malloc_round(
     ctx: &Ctx,
     peer: Peer,
     pairs: u64,
     dir: &std::path::Path,
+    perf: Option<&std::path::Path>,
 ) -> anyhow::Result<(f64, u64, Option<u64>)> {
-    let mut w = Command::new(&ctx.workload)
+    let mut cmd = match perf {
+        Some(data) => {
+            let mut c = Command::new("perf");
+            c.args(["record", "-q", "-F", "999", "-o"])
+                .arg(data)
+                .arg("--")
+                .arg(&ctx.workload);
+            c
+        }
+        None => Command::new(&ctx.workload),
+    };
+    let mut w = cmd
         .args(["malloc-storm", &pairs.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -158,14 +336,22 @@ fn malloc_round(
             .arg(&file);
             monitor = Some(Monitor::start(c, "probes attached")?);
         }
-        Peer::Bpftrace => {
+        Peer::Bpftrace | Peer::EntryFloor => {
             let libc = libc_of(pid)?;
-            let script = BPFTRACE_MEMLEAK
-                .replace("PID", &pid.to_string())
-                .replace("LIBC", &libc);
+            let script = if peer == Peer::Bpftrace {
+                BPFTRACE_MEMLEAK
+            } else {
+                BPFTRACE_ENTRY_FLOOR
+            }
+            .replace("PID", &pid.to_string())
+            .replace("LIBC", &libc);
             let f = std::fs::File::create(&file)?;
+            // -p: uprobes on this process only, as memleak -p attaches.
+            // Map keys as many as memleak's allocation map holds (its
+            // default 4096 dropped most live blocks).
             let child = Command::new("bpftrace")
-                .args(["-e", &script])
+                .env("BPFTRACE_MAP_KEYS_MAX", "1000000")
+                .args(["-p", &pid.to_string(), "-e", &script])
                 .stdout(Stdio::from(f))
                 .stderr(Stdio::null())
                 .spawn()
@@ -182,6 +368,34 @@ fn malloc_round(
             }
             std::thread::sleep(Duration::from_millis(500));
             peer_child = Some(child);
+        }
+        Peer::Memleak => {
+            let f = std::fs::File::create(&file)?;
+            let child = Command::new("memleak-bpfcc")
+                .env("PYTHONUNBUFFERED", "1")
+                .args(["-p", &pid.to_string()])
+                .stdout(Stdio::from(f.try_clone()?))
+                .stderr(Stdio::from(f))
+                .spawn()
+                .context("start memleak-bpfcc (Debian bpfcc-tools)")?;
+            peer_child = Some(child);
+            // It compiles its program first: minutes under TCG.
+            let deadline = Instant::now() + Duration::from_secs(900);
+            loop {
+                let text = std::fs::read_to_string(&file).unwrap_or_default();
+                if text.contains("Attaching to pid") {
+                    break;
+                }
+                let exited = peer_child
+                    .as_mut()
+                    .map(|c| c.try_wait().ok().flatten().is_some())
+                    .unwrap_or(true);
+                if exited || Instant::now() > deadline {
+                    bail!("memleak never attached; it said:\n{text}");
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            std::thread::sleep(Duration::from_secs(1));
         }
     }
     let stdin = w.stdin.as_mut().context("stdin")?;
@@ -203,6 +417,29 @@ fn malloc_round(
                     .filter_map(|l| l.rsplit_once(' ').and_then(|(_, n)| n.parse::<u64>().ok()))
                     .sum(),
             )
+        }
+        Peer::Memleak => {
+            let from = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0) as usize;
+            // memleak prints its top stacks every 5 s: wait for two prints
+            // after the storm.
+            std::thread::sleep(Duration::from_secs(11));
+            let mut child = peer_child.take().context("memleak")?;
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+            child.wait()?;
+            let text = std::fs::read(&file).unwrap_or_default();
+            let after = String::from_utf8_lossy(text.get(from..).unwrap_or_default());
+            Some(
+                memleak_outstanding(&after)
+                    .with_context(|| format!("no memleak report after the storm:\n{after}"))?,
+            )
+        }
+        Peer::EntryFloor => {
+            let mut child = peer_child.take().context("bpftrace")?;
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+            child.wait()?;
+            None
         }
         Peer::Bpftrace => {
             let mut child = peer_child.take().context("bpftrace")?;
@@ -227,6 +464,31 @@ fn malloc_round(
     Ok((ns, kept, reported))
 }
 
+/// The outstanding bytes in memleak's last complete report in `text`
+/// (`[HH:MM:SS] Top 10 stacks with outstanding allocations:` then
+/// `\tN bytes in M allocations from stack` per stack).
+fn memleak_outstanding(text: &str) -> Option<u64> {
+    let mut blocks: Vec<u64> = Vec::new();
+    for line in text.lines() {
+        if line.contains("stacks with outstanding allocations") {
+            blocks.push(0);
+        } else if let Some(last) = blocks.last_mut()
+            && let Some((n, rest)) = line.trim().split_once(" bytes in ")
+            && rest.contains("allocations from stack")
+            && let Ok(n) = n.trim().parse::<u64>()
+        {
+            *last += n;
+        }
+    }
+    // The last block may have been cut by SIGINT: take the one before it
+    // when it is smaller.
+    match blocks.as_slice() {
+        [] => None,
+        [.., a, b] => Some((*a).max(*b)),
+        [a] => Some(*a),
+    }
+}
+
 /// The libc the process maps (a path bpftrace can open).
 fn libc_of(pid: u32) -> anyhow::Result<String> {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
@@ -237,16 +499,18 @@ fn libc_of(pid: u32) -> anyhow::Result<String> {
         .context("the workload maps no libc")
 }
 
-fn leaks_cost(ctx: &Ctx) -> anyhow::Result<Section> {
-    // 2 M pairs, not the issue's 10 M: under uprobes a pair costs 10-40 µs
-    // here, so 10 M pairs x 3 configurations x 3 rounds took about an hour;
-    // 2 M pairs keep every configuration above 20 s of traced work.
-    let pairs: u64 = if ctx.quick { 1_000_000 } else { 2_000_000 };
+fn leaks_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
+    // 4 M pairs, not the issue's 10 M: under uprobes a pair costs 10-40 µs
+    // here, so 10 M pairs x 4 traced configurations x 3 rounds would take
+    // over an hour; 4 M keep every traced configuration above 30 s of work
+    // and the whole group near 20 min.
+    let pairs: u64 = if ctx.quick { 500_000 } else { 4_000_000 };
     let peers = [
         Peer::Alone,
         Peer::LeaksDefault,
         Peer::LeaksRate1,
         Peer::Bpftrace,
+        Peer::EntryFloor,
     ];
     let dir = std::env::temp_dir().join(format!("memmon-bench-leaks-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -255,7 +519,7 @@ fn leaks_cost(ctx: &Ctx) -> anyhow::Result<Section> {
     let mut err: Vec<Vec<f64>> = vec![Vec::new(); peers.len()];
     for round in 0..rounds {
         for (i, p) in peers.iter().enumerate() {
-            let (t, kept, reported) = malloc_round(ctx, *p, pairs, &dir)?;
+            let (t, kept, reported) = malloc_round(ctx, *p, pairs, &dir, None)?;
             eprintln!(
                 "bench: malloc storm round {round} {}: {t:.1} ns/pair, kept {kept}, reported {reported:?}",
                 p.label()
@@ -266,25 +530,36 @@ fn leaks_cost(ctx: &Ctx) -> anyhow::Result<Section> {
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
-    let base = stats::summarize(&ns[0]).context("no samples")?.median;
-    let peer_slow =
-        stats::slowdown_pct(stats::summarize(&ns[3]).context("no samples")?.median, base);
+    let sum: Vec<_> = ns
+        .iter()
+        .map(|v| stats::summarize(v).context("no samples"))
+        .collect::<anyhow::Result<_>>()?;
+    let base = sum[0].median;
+    let peer_slow = stats::slowdown_pct(sum[3].median, base);
     let mut rows = Vec::new();
+    let mut notes = Vec::new();
     for (i, p) in peers.iter().enumerate() {
-        let s = stats::summarize(&ns[i]).context("no samples")?;
-        let slow = stats::slowdown_pct(s.median, base);
+        let slow = stats::slowdown_pct(sum[i].median, base);
         let e = stats::summarize(&err[i]);
+        let within = e.as_ref().is_some_and(|e| e.median.abs() <= 5.0);
         let target = match p {
-            Peer::LeaksRate1 => verdict(slow <= peer_slow, "<= the peer's slowdown"),
-            Peer::LeaksDefault if DEFAULT_RATE > 1 => {
-                verdict(slow < peer_slow / 10.0, "< 1/10 of the peer's")
-            }
+            Peer::LeaksRate1 => format!(
+                "{}; {}",
+                verdict(slow <= peer_slow, "<= the peer's slowdown"),
+                verdict(within, "outstanding within 5%")
+            ),
+            Peer::LeaksDefault if DEFAULT_RATE > 1 => format!(
+                "{}; {}",
+                verdict(slow < peer_slow / 10.0, "< 1/10 of the peer's slowdown"),
+                verdict(within, "outstanding within 5%")
+            ),
             _ => String::new(),
         };
         rows.push(vec![
+            format!("malloc storm {pairs} pairs"),
             p.label(),
-            format!("{:.1}", s.median),
+            format!("{:.1} ns/pair", sum[i].median),
+            format!("{:.1}–{:.1}", sum[i].min, sum[i].max),
             if i == 0 {
                 "—".into()
             } else {
@@ -294,29 +569,65 @@ fn leaks_cost(ctx: &Ctx) -> anyhow::Result<Section> {
                 .unwrap_or_else(|| "—".into()),
             target,
         ]);
+        if *p == Peer::LeaksDefault && slow >= peer_slow / 10.0 {
+            let data = dir.join("perf.data");
+            let top = malloc_round(ctx, *p, pairs / 4, &dir, Some(&data))
+                .map_err(|e| format!("{e:#}"))
+                .and_then(|_| report_top(&data));
+            let floor = stats::slowdown_pct(sum[4].median, base);
+            notes.push(profile_note(
+                &format!(
+                    "`memmon leaks` at its default rate ({DEFAULT_RATE}) slows the storm {slow:+.0}%, not under a \
+                     tenth of the peer's {peer_slow:+.0}% (target MISSED). Sampling only spares the map updates \
+                     and stack walks of unsampled calls: every malloc still traps into its entry uprobe and \
+                     uretprobe, and every free into its uprobe. Empty entry uprobes on malloc and free alone \
+                     (bpftrace, no return probe, no map) cost {floor:+.0}%: that is the floor of any design \
+                     that traps on every call, including a uprobe session program (BPF_TRACE_UPROBE_SESSION, \
+                     which this kernel has) whose entry returns 1 to skip the return probe of unsampled calls. \
+                     Where the workload's time goes with `memmon leaks` attached at rate {DEFAULT_RATE} \
+                     (`perf record` of a {} -pair storm, self time by object and symbol):",
+                    pairs / 4
+                ),
+                top,
+            ));
+        }
     }
-    Ok(Section {
-        title: "11b. Stacks: malloc storm beside memmon leaks and a bpftrace memleak".into(),
-        what: format!(
-            "`memmon-workload malloc-storm {pairs}`: {pairs} malloc/free pairs of sizes 16 B–64 KiB, one block \
-             in 64 kept (the true outstanding total, which the workload reports), ns per pair measured inside \
-             it; beside `memmon leaks --pid PID --format folded` and beside `bpftrace -e` with memleak's core \
-             (uprobe/uretprobe malloc, uprobe free, live blocks with `ustack`). {rounds} interleaved rounds, \
-             medians. bcc's own memleak needs kernel headers this host lacks (\"Unable to find kernel \
-             headers\"); the qemu-guest pair with bcc memleak was not run."
-        ),
-        header: vec![
-            "configuration",
-            "median ns/pair",
-            "slowdown",
-            "outstanding vs true",
-            "target",
-        ],
-        rows,
-        notes: Vec::new(),
-    })
+    let _ = std::fs::remove_dir_all(&dir);
+    let what = format!(
+        "Malloc storm: `memmon-workload malloc-storm {pairs}`: {pairs} malloc/free pairs of sizes 16 B–64 KiB, \
+         one block in 64 kept (the true outstanding total, which the workload reports), ns per pair measured \
+         inside it; alone, beside `memmon leaks --pid PID --format folded` at its default --sample-rate \
+         {DEFAULT_RATE} and at 1, beside `bpftrace -p PID` running memleak's core (uprobe/uretprobe malloc, \
+         uprobe free, live blocks with `ustack`, BPFTRACE_MAP_KEYS_MAX=1000000), and beside empty bpftrace \
+         entry uprobes on malloc and free (the trap floor); {rounds} interleaved rounds, medians. \
+         \"Outstanding vs true\" is what each reports still allocated against the workload's own total. \
+         bcc's memleak itself cannot run on this host (no kernel headers): see 11b for it in the qemu guest."
+    );
+    Ok((rows, notes, what))
 }
 
-fn verdict(ok: bool, what: &str) -> String {
+/// "WHAT: met" or "WHAT: MISSED".
+pub fn verdict(ok: bool, what: &str) -> String {
     format!("{what}: {}", if ok { "met" } else { "MISSED" })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn memleak_report_is_summed_from_its_last_whole_block() {
+        let text = "Attaching to pid 7, Ctrl+C to quit.
+[10:00:01] Top 10 stacks with outstanding allocations:
+\t100 bytes in 1 allocations from stack
+\t\tmain+0x1 [w]
+[10:00:06] Top 10 stacks with outstanding allocations:
+\t4096 bytes in 2 allocations from stack
+\t\tmalloc_storm+0x3f [w]
+\t64 bytes in 1 allocations from stack
+\t\tmain+0x9 [w]
+[10:00:11] Top 10 stacks with outstanding allocations:
+\t4096 bytes in 2 allocations from stack
+";
+        assert_eq!(super::memleak_outstanding(text), Some(4160));
+        assert_eq!(super::memleak_outstanding("nothing"), None);
+    }
 }

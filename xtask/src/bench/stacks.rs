@@ -35,6 +35,13 @@ uprobe:LIBC:malloc /pid == PID/ { }
 uprobe:LIBC:free /pid == PID/ { }
 "#;
 
+/// The floor's probes and an empty return probe on malloc.
+const BPFTRACE_ENTRY_RETURN: &str = r#"
+uprobe:LIBC:malloc /pid == PID/ { }
+uretprobe:LIBC:malloc /pid == PID/ { }
+uprobe:LIBC:free /pid == PID/ { }
+"#;
+
 /// Runs the group: one section, both storms side by side.
 pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Section>> {
     let load_before = loadavg();
@@ -176,9 +183,15 @@ fn profile_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
             m.stop()?;
             notes.push(profile_note(
                 &format!(
-                    "`memmon profile` costs {slow:+.1}% on the fault storm (target <= 3%: MISSED). Where a \
-                     faulting CPU spends its time with it attached (`perf record` of one storm, self time by \
-                     symbol):"
+                    "`memmon profile` costs {slow:+.1}% on the fault storm (target <= 3%: MISSED). Its cost is \
+                     one user and one kernel stack walk (`bpf_get_stack`), a hash of each and two map updates per \
+                     sample, one sample per 64 faults per CPU, on top of the perf software event itself, which \
+                     runs on every fault once any sampler is attached. The daemon's continuous profile samples \
+                     one fault in 997 and costs {:+.1}% over the daemon without it: what would close the target \
+                     is a longer default period for the one-shot profile (256 would quarter the walks) at the \
+                     price of a coarser profile of short runs. Where a faulting process spends its time with \
+                     `memmon profile` attached (`perf record` of one storm, self time by object and symbol):",
+                    stats::slowdown_pct(sum[3].median, sum[2].median)
                 ),
                 top,
             ));
@@ -262,6 +275,10 @@ pub enum Peer {
     /// must see every free pays at least (a uprobe session program that
     /// skips the return probe of unsampled calls cannot go below it).
     EntryFloor,
+    /// The floor plus an empty uretprobe on malloc: the difference is what
+    /// the return probe costs, so the most a uprobe session program could
+    /// save by skipping it for unsampled calls.
+    EntryReturn,
     /// bcc's memleak (bpfcc-tools) on its defaults; in the qemu guest.
     Memleak,
 }
@@ -275,6 +292,7 @@ impl Peer {
             Peer::LeaksRate1 => "memmon leaks --sample-rate 1".into(),
             Peer::Bpftrace => "bpftrace memleak-like script".into(),
             Peer::EntryFloor => "floor: empty entry uprobes on malloc + free (bpftrace)".into(),
+            Peer::EntryReturn => "floor + empty uretprobe on malloc (bpftrace)".into(),
             Peer::Memleak => "bcc memleak -p PID (its defaults)".into(),
         }
     }
@@ -336,12 +354,12 @@ pub fn malloc_round(
             .arg(&file);
             monitor = Some(Monitor::start(c, "probes attached")?);
         }
-        Peer::Bpftrace | Peer::EntryFloor => {
+        Peer::Bpftrace | Peer::EntryFloor | Peer::EntryReturn => {
             let libc = libc_of(pid)?;
-            let script = if peer == Peer::Bpftrace {
-                BPFTRACE_MEMLEAK
-            } else {
-                BPFTRACE_ENTRY_FLOOR
+            let script = match peer {
+                Peer::Bpftrace => BPFTRACE_MEMLEAK,
+                Peer::EntryFloor => BPFTRACE_ENTRY_FLOOR,
+                _ => BPFTRACE_ENTRY_RETURN,
             }
             .replace("PID", &pid.to_string())
             .replace("LIBC", &libc);
@@ -434,7 +452,7 @@ pub fn malloc_round(
                     .with_context(|| format!("no memleak report after the storm:\n{after}"))?,
             )
         }
-        Peer::EntryFloor => {
+        Peer::EntryFloor | Peer::EntryReturn => {
             let mut child = peer_child.take().context("bpftrace")?;
             // SAFETY: signalling our own child.
             unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -511,6 +529,7 @@ fn leaks_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
         Peer::LeaksRate1,
         Peer::Bpftrace,
         Peer::EntryFloor,
+        Peer::EntryReturn,
     ];
     let dir = std::env::temp_dir().join(format!("memmon-bench-leaks-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -575,17 +594,28 @@ fn leaks_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
                 .map_err(|e| format!("{e:#}"))
                 .and_then(|_| report_top(&data));
             let floor = stats::slowdown_pct(sum[4].median, base);
+            let with_return = stats::slowdown_pct(sum[5].median, base);
+            let ret_ns = sum[5].median - sum[4].median;
             notes.push(profile_note(
                 &format!(
                     "`memmon leaks` at its default rate ({DEFAULT_RATE}) slows the storm {slow:+.0}%, not under a \
                      tenth of the peer's {peer_slow:+.0}% (target MISSED). Sampling only spares the map updates \
                      and stack walks of unsampled calls: every malloc still traps into its entry uprobe and \
                      uretprobe, and every free into its uprobe. Empty entry uprobes on malloc and free alone \
-                     (bpftrace, no return probe, no map) cost {floor:+.0}%: that is the floor of any design \
-                     that traps on every call, including a uprobe session program (BPF_TRACE_UPROBE_SESSION, \
-                     which this kernel has) whose entry returns 1 to skip the return probe of unsampled calls. \
-                     Where the workload's time goes with `memmon leaks` attached at rate {DEFAULT_RATE} \
+                     (bpftrace, no return probe, no map) cost {floor:+.0}%: the floor of any design that traps \
+                     on every call. An empty uretprobe on malloc added to them costs {with_return:+.0}% in all, \
+                     {ret_ns:.0} ns per pair more: that is the most a uprobe session program \
+                     (BPF_TRACE_UPROBE_SESSION; this kernel has it) could save by returning 1 from the entry of \
+                     unsampled calls, and the floor stays above a tenth of the peer's slowdown whenever \
+                     {floor:.0}% > {:.0}%. It is not built: aya 0.14 loads uprobes without an expected attach \
+                     type and has no uprobe-multi link (aya 0.16 needs rustc 1.98, not available here). What would \
+                     close the target is not trapping on unsampled calls at all: probing an allocator's own \
+                     sampling path (tcmalloc's sampled allocations, jemalloc's prof_malloc_sample_object / \
+                     prof_free_sampled_object with profiling on) traps only on the 1 in N, and for glibc an \
+                     LD_PRELOAD shim sampling inside the process (started under it, so not `--pid` of a running \
+                     one). Where the workload's time goes with `memmon leaks` attached at rate {DEFAULT_RATE} \
                      (`perf record` of a {} -pair storm, self time by object and symbol):",
+                    peer_slow / 10.0,
                     pairs / 4
                 ),
                 top,
@@ -599,7 +629,8 @@ fn leaks_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
          inside it; alone, beside `memmon leaks --pid PID --format folded` at its default --sample-rate \
          {DEFAULT_RATE} and at 1, beside `bpftrace -p PID` running memleak's core (uprobe/uretprobe malloc, \
          uprobe free, live blocks with `ustack`, BPFTRACE_MAP_KEYS_MAX=1000000), and beside empty bpftrace \
-         entry uprobes on malloc and free (the trap floor); {rounds} interleaved rounds, medians. \
+         entry uprobes on malloc and free (the trap floor) and the same with an empty uretprobe on malloc; {rounds} \
+         interleaved rounds, medians. \
          \"Outstanding vs true\" is what each reports still allocated against the workload's own total. \
          bcc's memleak itself cannot run on this host (no kernel headers): see 11b for it in the qemu guest."
     );

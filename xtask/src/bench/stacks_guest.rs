@@ -75,6 +75,8 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Section> {
              mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug\n\
              uname -r >{o}/release\n\
              ls -l /lib/modules/$(uname -r)/\n\
+             # bcc's fallback when the build tree is not found (CONFIG_IKHEADERS=m).\n\
+             modprobe kheaders || true\n\
              export HOME=/tmp\n\
              {} stacks-guest-inner {o} {pairs} {rounds}\n\
              echo \"inner exited $?\"\n\

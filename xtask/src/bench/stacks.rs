@@ -189,9 +189,11 @@ fn profile_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
                      runs on every fault once any sampler is attached. The daemon's continuous profile samples \
                      one fault in 997 and costs {:+.1}% over the daemon without it: what would close the target \
                      is a longer default period for the one-shot profile (256 would quarter the walks) at the \
-                     price of a coarser profile of short runs. Where a faulting process spends its time with \
+                     price of a coarser profile of short runs. Rounds alone spread {:.0}% of their median \
+                     here: differences smaller than that are noise. Where a faulting process spends its time with \
                      `memmon profile` attached (`perf record` of one storm, self time by object and symbol):",
-                    stats::slowdown_pct(sum[3].median, sum[2].median)
+                    stats::slowdown_pct(sum[3].median, sum[2].median),
+                    (sum[0].max - sum[0].min) / sum[0].median * 100.0
                 ),
                 top,
             ));
@@ -596,6 +598,7 @@ fn leaks_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
             let floor = stats::slowdown_pct(sum[4].median, base);
             let with_return = stats::slowdown_pct(sum[5].median, base);
             let ret_ns = sum[5].median - sum[4].median;
+            let spread = (sum[1].max - sum[1].min) / sum[1].median * 100.0;
             notes.push(profile_note(
                 &format!(
                     "`memmon leaks` at its default rate ({DEFAULT_RATE}) slows the storm {slow:+.0}%, not under a \
@@ -604,10 +607,11 @@ fn leaks_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
                      uretprobe, and every free into its uprobe. Empty entry uprobes on malloc and free alone \
                      (bpftrace, no return probe, no map) cost {floor:+.0}%: the floor of any design that traps \
                      on every call. An empty uretprobe on malloc added to them costs {with_return:+.0}% in all, \
-                     {ret_ns:.0} ns per pair more: that is the most a uprobe session program \
-                     (BPF_TRACE_UPROBE_SESSION; this kernel has it) could save by returning 1 from the entry of \
-                     unsampled calls, and the floor stays above a tenth of the peer's slowdown whenever \
-                     {floor:.0}% > {:.0}%. It is not built: aya 0.14 loads uprobes without an expected attach \
+                     {ret_ns:+.0} ns per pair against the floor (rounds of one configuration spread {spread:.0}% \
+                     of their median here, so that difference is noise): the return probe, which a uprobe session \
+                     program (BPF_TRACE_UPROBE_SESSION; this kernel has it) could skip for unsampled calls by \
+                     returning 1 from their entry, is not where the time goes, and the floor alone is {} a \
+                     tenth of the peer's slowdown ({:+.0}%). It is not built: aya 0.14 loads uprobes without an expected attach \
                      type and has no uprobe-multi link (aya 0.16 needs rustc 1.98, not available here). What would \
                      close the target is not trapping on unsampled calls at all: probing an allocator's own \
                      sampling path (tcmalloc's sampled allocations, jemalloc's prof_malloc_sample_object / \
@@ -615,6 +619,11 @@ fn leaks_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
                      LD_PRELOAD shim sampling inside the process (started under it, so not `--pid` of a running \
                      one). Where the workload's time goes with `memmon leaks` attached at rate {DEFAULT_RATE} \
                      (`perf record` of a {} -pair storm, self time by object and symbol):",
+                    if floor >= peer_slow / 10.0 {
+                        "above"
+                    } else {
+                        "below"
+                    },
                     peer_slow / 10.0,
                     pairs / 4
                 ),

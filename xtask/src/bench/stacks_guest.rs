@@ -29,7 +29,7 @@ use crate::{cmd, kernels, packages, vm_test};
 /// call far more.
 const GUEST_PAIRS: u64 = 100_000;
 /// Interleaved rounds in the guest.
-const GUEST_ROUNDS: usize = 3;
+const GUEST_ROUNDS: usize = 2;
 /// The configurations, in the order each round runs them.
 const PEERS: [Peer; 4] = [
     Peer::Alone,

@@ -17,7 +17,7 @@ use anyhow::{Context as _, bail};
 use super::{Ctx, Section, fault_storm::storm, monitor::Monitor, stats};
 
 /// memmon leaks' default --sample-rate (keep in step with memmon's cli.rs).
-const DEFAULT_RATE: u64 = 16;
+pub const DEFAULT_RATE: u64 = 16;
 
 /// The bpftrace script (PID and LIBC filled in): memleak's core.
 const BPFTRACE_MEMLEAK: &str = r#"
@@ -562,17 +562,19 @@ fn leaks_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
     for (i, p) in peers.iter().enumerate() {
         let slow = stats::slowdown_pct(sum[i].median, base);
         let e = stats::summarize(&err[i]);
-        let within = e.as_ref().is_some_and(|e| e.median.abs() <= 5.0);
+        let within = e
+            .as_ref()
+            .is_some_and(|e| e.min.abs().max(e.max.abs()) <= 5.0);
         let target = match p {
             Peer::LeaksRate1 => format!(
                 "{}; {}",
                 verdict(slow <= peer_slow, "<= the peer's slowdown"),
-                verdict(within, "outstanding within 5%")
+                verdict(within, "outstanding within 5% every round")
             ),
             Peer::LeaksDefault if DEFAULT_RATE > 1 => format!(
                 "{}; {}",
                 verdict(slow < peer_slow / 10.0, "< 1/10 of the peer's slowdown"),
-                verdict(within, "outstanding within 5%")
+                verdict(within, "outstanding within 5% every round")
             ),
             _ => String::new(),
         };
@@ -586,7 +588,7 @@ fn leaks_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
             } else {
                 format!("{slow:+.0}%")
             },
-            e.map(|e| format!("{:+.2}%", e.median))
+            e.map(|e| format!("{:+.2}% ({:+.1}…{:+.1})", e.median, e.min, e.max))
                 .unwrap_or_else(|| "—".into()),
             target,
         ]);

@@ -219,17 +219,19 @@ fn section(
         let s = stats::summarize(&ns).context("no rounds")?;
         let slow = stats::slowdown_pct(s.median, base);
         let e = stats::summarize(&floats(&c["err_pct"]));
-        let within = e.as_ref().is_some_and(|e| e.median.abs() <= 5.0);
+        let within = e
+            .as_ref()
+            .is_some_and(|e| e.min.abs().max(e.max.abs()) <= 5.0);
         let target = match PEERS[i] {
             Peer::LeaksRate1 => format!(
                 "{}; {}",
                 verdict(slow <= peer_slow, "<= memleak's slowdown"),
-                verdict(within, "outstanding within 5%")
+                verdict(within, "outstanding within 5% every round")
             ),
             Peer::LeaksDefault => format!(
                 "{}; {}",
                 verdict(slow < peer_slow / 10.0, "< 1/10 of memleak's slowdown"),
-                verdict(within, "outstanding within 5%")
+                verdict(within, "outstanding within 5% every round")
             ),
             _ => String::new(),
         };
@@ -242,7 +244,7 @@ fn section(
             } else {
                 format!("{:.1}×", s.median / base)
             },
-            e.map(|e| format!("{:+.2}%", e.median))
+            e.map(|e| format!("{:+.2}% ({:+.1}…{:+.1})", e.median, e.min, e.max))
                 .unwrap_or_else(|| "—".into()),
             target,
         ]);
@@ -271,6 +273,19 @@ fn section(
             "target",
         ],
         rows,
-        notes: Vec::new(),
+        notes: vec![{
+            let rate = super::stacks::DEFAULT_RATE;
+            let blocks = pairs / 64;
+            format!(
+                "The default rate tracks one allocation in {rate}: of the storm's {blocks} kept blocks about {} are \
+             tracked and scaled up, so each round's outstanding total is off by about {:.0}% (one standard \
+             error) by chance alone; the host's 4 M-pair storm (§11) keeps 40 times as many. Under TCG the \
+             BPF programs' own instructions are emulated as well as the traps, so the work inside the programs \
+             (memmon: a walk into a 1016-byte buffer, a hash of it and map updates per tracked call) weighs \
+             more against the traps than on the host, where rate 1 is cheaper than the bpftrace peer.",
+                blocks / rate,
+                100.0 / ((blocks / rate).max(1) as f64).sqrt(),
+            )
+        }],
     })
 }

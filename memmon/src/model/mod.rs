@@ -122,6 +122,20 @@ impl Model {
         }
     }
 
+    /// The process `pid` names: the live one, else the latest one that
+    /// exited and is still held (a killed process's exit event usually
+    /// arrives in the same sample as the kill).
+    fn last_known(&self, pid: u32) -> Option<&Process> {
+        match self.live.get(&pid).and_then(|k| self.processes.get(k)) {
+            Some(p) => Some(p),
+            None => self
+                .processes
+                .values()
+                .filter(|p| p.exited && p.key.pid == pid)
+                .max_by_key(|p| p.key.start_time_ticks),
+        }
+    }
+
     /// True when a scanned pid is new to the model (its placement must be
     /// read).
     pub fn knows_pid(&self, pid: u32, start_time_ticks: u64) -> bool {
@@ -159,6 +173,11 @@ impl Model {
                 self.recent_ooms.pop_front();
             }
             let mut kill = OomKill::from_record(record);
+            // A dead victim's /proc no longer names its cgroup: the last
+            // scan does.
+            if kill.cgroup.is_none() {
+                kill.cgroup = self.last_known(kill.pid).and_then(|p| p.cgroup.clone());
+            }
             self.explain_oom(&mut kill);
             kill.history = self.recorder.history_of(kill.pid);
             oom_victims.push(kill.pid);
@@ -173,10 +192,7 @@ impl Model {
             }
             let cause = oom::sigkill_cause(r.signal.code);
             *self.kills_total.entry(cause).or_default() += 1;
-            let target = self
-                .live
-                .get(&r.signal.target_pid)
-                .and_then(|k| self.processes.get(k));
+            let target = self.last_known(r.signal.target_pid);
             let mem = target.and_then(|p| p.memory.as_ref());
             let target_cgroup = r
                 .target_cgroup

@@ -395,6 +395,10 @@ pub struct SnapshotArgs {
     /// unreclaimable, swap, OOM kills, the OOM forecast, processes.
     #[arg(long, conflicts_with_all = ["probes", "system", "slab", "buddy"])]
     pub cgroups: bool,
+    /// With --cgroups: where cgroup filesystems are mounted [default:
+    /// /sys/fs/cgroup] (v1 `memory/` below it, or the v2 unified hierarchy).
+    #[arg(long, env = "MEMMON_CGROUP_ROOT", value_name = "DIR")]
+    pub cgroup_root: Option<std::path::PathBuf>,
     /// The system view instead: meminfo, vmstat rates, swap devices, buddy
     /// free blocks, top slab caches, THP, memory PSI, per-node NUMA.
     #[arg(long, conflicts_with_all = ["probes", "slab", "buddy"])]

@@ -214,7 +214,7 @@ pub struct DaemonArgs {
     /// Processes with their own series [default: 50].
     #[arg(long, env = "MEMMON_TOP_K", value_name = "N")]
     pub top_k: Option<usize>,
-    /// What ranks them: rss, fault_rate, swap, major_faults [default: rss].
+    /// What ranks them: rss, pss, fault_rate, swap, major_faults [default: rss].
     #[arg(long, env = "MEMMON_TOP_BY", value_name = "KEY")]
     pub top_by: Option<String>,
     /// Cgroups with their own series [default: 200].

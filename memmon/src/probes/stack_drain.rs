@@ -126,6 +126,14 @@ impl StackDrain {
                     user: self.frames_of(key.user_stack),
                     kernel: self.frames_of(key.kernel_stack),
                 };
+                tracing::trace!(
+                    "drained tgid {} user {:#x} ({} frames) kernel {:#x} ({} frames): +{gained}",
+                    key.tgid,
+                    key.user_stack,
+                    stack.user.len(),
+                    key.kernel_stack,
+                    stack.kernel.len()
+                );
                 out.push(Drained {
                     stack,
                     samples: u64::try_from(gained).unwrap_or(0),
@@ -144,6 +152,12 @@ impl StackDrain {
         let mut retired = HashMap::new();
         // Deleting is housekeeping: a failure never costs the samples read.
         for key in &idle {
+            tracing::trace!(
+                "idle: deleting tgid {} user {:#x} kernel {:#x}",
+                key.tgid,
+                key.user_stack,
+                key.kernel_stack
+            );
             if let Err(e) = self.counts.remove(key)
                 && !gone(&e)
             {

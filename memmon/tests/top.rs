@@ -122,7 +122,7 @@ fn profile_detail_pane_shows_the_selected_process_fault_stacks() {
         .unwrap_or_else(|| panic!("no share in {first}"));
     assert!(
         (80.0..=95.0).contains(&share),
-        "touch_gamma's heaviest stack has {share}%: {first}"
+        "touch_gamma's heaviest stack has {share}%: {first}\n{screen}"
     );
     t.keys(&["q"]);
     let after = t.wait_for("memmon to exit", |s| {

@@ -438,9 +438,18 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
-/// GET `path` keeping the body's bytes: (status, head, body).
+/// How long a `/api/v1/profile` answer may take before a test gives up: a
+/// guard against a hang, not a speed check. The first request for a
+/// selection names all its stacks (blazesym reading each binary's symbols
+/// and DWARF; for `cgroup=/` memmon's own 175 MB debug build among them):
+/// 0.7 s for every process on the host, 19-30 s in the 6.1 TCG guest, and
+/// past the old 60 s there when other work loads the host.
+pub const PROFILE_REQUEST: Duration = Duration::from_secs(300);
+
+/// GET `path` keeping the body's bytes: (status, head, body); waits up to
+/// [`PROFILE_REQUEST`].
 pub fn http_get_bytes(addr: &str, path: &str) -> (u16, String, Vec<u8>) {
-    get_raw(addr, path, Duration::from_secs(60))
+    get_raw(addr, path, PROFILE_REQUEST)
 }
 
 /// One HTTP/1.1 GET with a read timeout: (status, head, body bytes).

@@ -79,6 +79,22 @@ impl Pipeline {
         }
     }
 
+    /// Scans processes with the kernel's task iterator (one read for every
+    /// process) instead of reading /proc/PID/stat one by one; only for the
+    /// real /proc (a `--proc-root` is read as files). The number of
+    /// processes the first read saw, or why it cannot be used.
+    pub fn use_task_iter(&mut self) -> Result<usize, String> {
+        if self.root != ProcRoot::default() {
+            return Err(format!(
+                "processes are read from {} (--proc-root), not from the kernel",
+                self.root.path().display()
+            ));
+        }
+        let n = self.collector.use_task_iter().map_err(|e| e.to_string())?;
+        self.model.task_iter = true;
+        Ok(n)
+    }
+
     /// Reads processes and system files under `root` instead of /proc.
     pub fn with_root(mut self, root: ProcRoot) -> Self {
         self.root = root;
@@ -213,7 +229,16 @@ impl Pipeline {
             );
         }
         let t_kernel = started.elapsed();
-        let scan = self.stat_files.scan(&self.root);
+        let mut failed = None;
+        let scan = match self.collector.scan_tasks(&mut failed) {
+            Some(scan) => scan,
+            None => self.stat_files.scan(&self.root),
+        };
+        if let Some(why) = failed {
+            tracing::warn!("{why}");
+            self.push_notice("source_missing", why);
+        }
+        self.model.task_iter = self.collector.task_iter_in_use();
         let metas = crate::collector::scan_metas(&scan, &self.root, &self.model);
         self.model.apply_scan(scan, metas);
         self.collector.collect_cgroups(&mut self.model);
@@ -228,7 +253,6 @@ impl Pipeline {
         );
         let t_memory = started.elapsed();
         self.report_missing_sources();
-        self.model.record_history(RECORDED_PROCESSES, unix_ms());
         self.samples += 1;
         let lost = self.model.stats.events_lost + self.model.stats.oom_events_lost;
         if lost > self.prev_lost {
@@ -238,6 +262,9 @@ impl Pipeline {
             self.prev_lost = lost;
         }
         let mut published = Published::from_model(&mut self.model);
+        // After the rows are built: the recorder reads them.
+        self.model
+            .record_history(RECORDED_PROCESSES, published.unix_ms);
         tracing::debug!(
             kernel = ?t_kernel,
             scan = ?(t_scan - t_kernel),

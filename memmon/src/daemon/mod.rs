@@ -61,12 +61,6 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
         ..LoadOptions::default()
     };
     let mut probes = ProbeSet::load(&opts).context("loading probes")?;
-    match probes.probe_task_iter() {
-        Ok(n) => {
-            tracing::info!("iter/task: available ({n} tasks in one read); /proc stays the source")
-        }
-        Err(e) => tracing::info!("iter/task: refused by this kernel ({e}); /proc stays the source"),
-    }
     let stack_drain = if cfg.profile {
         Some(
             probes
@@ -159,8 +153,17 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
         std::thread::Builder::new()
             .name("memmon-sampler".into())
             .spawn(move || {
+                let mut pipeline = Pipeline::new(collector, model).with_root(root);
+                match pipeline.use_task_iter() {
+                    Ok(n) => tracing::info!(
+                        "iter/task: processes read through the kernel's task iterator ({n} in one read)"
+                    ),
+                    Err(e) => tracing::info!(
+                        "iter/task: not used ({e}); processes are read from /proc/PID/stat"
+                    ),
+                }
                 sampler::run(
-                    Pipeline::new(collector, model).with_root(root),
+                    pipeline,
                     shared,
                     live,
                     stop,

@@ -176,16 +176,23 @@ impl ProcessCtx<'_> {
     }
 }
 
-const STAT: &[Source] = &[Source::Proc(ProcFile::Stat)];
+/// The values /proc/PID/stat prints: from the task iterator where it runs,
+/// else from the file.
+const STAT: &[Source] = &[Source::TaskIter, Source::Proc(ProcFile::Stat)];
 const SMAPS: &[Source] = &[Source::Proc(ProcFile::SmapsRollup)];
 const STATUS: &[Source] = &[Source::Proc(ProcFile::Status)];
 const OOM: &[Source] = &[Source::Proc(ProcFile::OomScore)];
 const NUMA_MAPS: &[Source] = &[Source::Proc(ProcFile::NumaMaps)];
 const FAULTS: &[Source] = &[
     Source::Probe("page_fault_user"),
+    Source::TaskIter,
     Source::Proc(ProcFile::Stat),
 ];
-const MAJOR: &[Source] = &[Source::Probe("major_faults"), Source::Proc(ProcFile::Stat)];
+const MAJOR: &[Source] = &[
+    Source::Probe("major_faults"),
+    Source::TaskIter,
+    Source::Proc(ProcFile::Stat),
+];
 const FAULT_DETAIL: &[Source] = &[Source::Probe("page_fault_user")];
 const RSS_STAT: &[Source] = &[Source::Probe("rss_stat")];
 const SWAP_NOW: &[Source] = &[
@@ -1357,6 +1364,7 @@ mod tests {
         let none = Live {
             probes: Default::default(),
             missing_files: [ProcFile::Stat].into_iter().collect(),
+            task_iter: false,
         };
         let v = read_process(&ctx, &LiveFields::new(&none));
         assert!(v.iter().all(Option::is_none), "{v:?}");

@@ -20,12 +20,14 @@ mod totals_tests;
 pub mod view;
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{HashMap, VecDeque},
+    sync::Arc,
     time::Instant,
 };
 
 use memmon_common::{ExitEvent, ProcCounters, events::EXIT_HAS_TASK};
 
+use crate::fast_hash::FastMap;
 use crate::sample::{
     Host, Identity, ProcMeta, Sample, alloc::AllocSample, cost::CycleCost,
     key::boottime_ns_to_ticks, memory::ProcessMemory, numa::NumaUsage, probe_status::ProbeStatus,
@@ -45,9 +47,12 @@ const MISSING_SCANS_BEFORE_EXIT: u8 = 2;
 /// Processes and probe state as of the last applied sample.
 #[derive(Debug, Default)]
 pub struct Model {
-    processes: HashMap<ProcessKey, Process>,
+    processes: FastMap<ProcessKey, Process>,
     /// Live pid → its current key.
-    live: HashMap<u32, ProcessKey>,
+    live: FastMap<u32, ProcessKey>,
+    /// Scans applied so far (a process seen in the last one carries its
+    /// number in `Process::seen_scan`).
+    scans: u64,
     /// /proc sources found missing so far, each with what goes unreported.
     pub missing_sources: std::collections::BTreeSet<String>,
     /// The per-process /proc files this kernel lacks.
@@ -75,7 +80,7 @@ pub struct Model {
     /// not attached.
     pub kernel_exits: Option<HashMap<String, memmon_common::MemcgExits>>,
     /// The cgroup totals last published: none goes below them.
-    totals_floor: HashMap<String, Totals>,
+    totals_floor: FastMap<String, Totals>,
     /// Each loaded program's cost this pass (empty without the kernel's
     /// run-time statistics).
     pub program_costs: Vec<budget::ProgramCost>,
@@ -95,6 +100,10 @@ pub struct Model {
     /// The memory cgroup files can be read here (a memory controller was
     /// found).
     pub cgroupfs_live: bool,
+    /// The scan reads the kernel's task iterator (not /proc/PID/stat).
+    pub task_iter: bool,
+    /// What the cached rows were built with (live fields, fault source).
+    view_inputs: Option<(fields::LiveFields, bool)>,
     host: Option<Host>,
 }
 
@@ -141,8 +150,10 @@ impl Model {
         for mm in sample.rss {
             if let Some(key) = self.live.get(&mm.tgid)
                 && let Some(p) = self.processes.get_mut(key)
+                && p.rss != Some(mm)
             {
                 p.rss = Some(mm);
+                p.dirty = true;
             }
         }
         for exit in &sample.exits {
@@ -237,7 +248,8 @@ impl Model {
     /// any, brings the final counts).
     pub fn apply_scan(&mut self, scan: Vec<Identity>, mut metas: HashMap<u32, ProcMeta>) {
         let page = self.page_size();
-        let mut seen = HashSet::with_capacity(scan.len());
+        self.scans += 1;
+        let this_scan = self.scans;
         for id in scan {
             let key = ProcessKey {
                 pid: id.pid,
@@ -248,13 +260,13 @@ impl Model {
             if !id.fresh && self.processes.get(&key).is_none_or(|p| p.exited) {
                 continue;
             }
-            seen.insert(id.pid);
             if let Some(old) = self.live.get(&id.pid)
                 && *old != key
                 && let Some(p) = self.processes.get_mut(old)
             {
                 // The pid was reused and the old exit was missed.
                 p.exited = true;
+                p.dirty = true;
             }
             self.live.insert(id.pid, key);
             let meta = metas.remove(&id.pid);
@@ -264,32 +276,48 @@ impl Model {
                 p
             });
             if id.fresh {
-                let task = TaskFaults {
+                let task = Some(TaskFaults {
                     minor: id.minflt,
                     major: id.majflt,
-                };
-                p.task = Some(task);
-                p.comm = id.comm;
+                });
+                let (rss, vm) = (Some(id.rss_pages * page), Some(id.vsize_bytes));
+                if p.task != task
+                    || p.rss_bytes != rss
+                    || p.vm_bytes != vm
+                    || p.ppid != Some(id.ppid)
+                    || (!id.comm.is_empty() && p.comm != id.comm)
+                {
+                    p.dirty = true;
+                }
+                p.task = task;
+                if !id.comm.is_empty() {
+                    p.comm = id.comm;
+                }
                 p.ppid = Some(id.ppid);
-                p.rss_bytes = Some(id.rss_pages * page);
-                p.vm_bytes = Some(id.vsize_bytes);
+                p.rss_bytes = rss;
+                p.vm_bytes = vm;
             }
-            p.exited = false;
+            if p.exited {
+                p.exited = false;
+                p.dirty = true;
+            }
             p.missing_scans = 0;
+            p.seen_scan = this_scan;
         }
         // Missing from /proc: exiting. Its exit event normally arrives in
         // the next pass with the final counts; after two scans without one,
         // take the last counts as final.
-        self.live.retain(|pid, key| {
-            if seen.contains(pid) {
-                return true;
-            }
+        self.live.retain(|_, key| {
             let Some(p) = self.processes.get_mut(key) else {
                 return false;
             };
+            if p.seen_scan == this_scan {
+                return true;
+            }
             p.missing_scans = p.missing_scans.saturating_add(1);
             if p.missing_scans >= MISSING_SCANS_BEFORE_EXIT {
                 p.exited = true;
+                p.dirty = true;
                 return false;
             }
             true
@@ -320,6 +348,9 @@ impl Model {
         numa: Option<NumaUsage>,
     ) {
         if let Some(p) = self.processes.get_mut(&key) {
+            if p.memory.as_ref() != Some(&memory) || (numa.is_some() && p.numa != numa) {
+                p.dirty = true;
+            }
             p.memory = Some(memory);
             if numa.is_some() {
                 p.numa = numa;
@@ -389,8 +420,8 @@ impl Model {
     }
 
     /// Per cgroup, the live process with the highest oom_score.
-    pub fn oom_candidates(&self) -> HashMap<String, published::OomCandidate> {
-        let mut out: HashMap<String, published::OomCandidate> = HashMap::new();
+    pub fn oom_candidates(&self) -> FastMap<String, published::OomCandidate> {
+        let mut out: FastMap<String, published::OomCandidate> = FastMap::default();
         for p in self.processes.values().filter(|p| !p.exited) {
             let (Some(cg), Some(score)) = (
                 p.cgroup.as_ref(),
@@ -436,7 +467,9 @@ impl Model {
     }
 
     /// Records the `n` largest live processes (by resident size) in the
-    /// flight recorder and expires old samples.
+    /// flight recorder and expires old samples. Reads each one's current
+    /// row (call after [`Model::views`]; a process without one is read
+    /// afresh).
     pub fn record_history(&mut self, n: usize, unix_ms: u64) {
         if !self.recorder.enabled() {
             return;
@@ -444,9 +477,20 @@ impl Model {
         let fault_probes = self.fault_probes();
         let sources = fields::LiveFields::new(&self.live());
         let mut live: Vec<&Process> = self.processes.values().filter(|p| !p.exited).collect();
-        live.sort_by_key(|p| std::cmp::Reverse(p.rss_bytes.unwrap_or(0)));
-        for p in live.into_iter().take(n) {
-            let v = ProcessView::from_process(p, fault_probes, &sources);
+        let by_rss = |p: &&Process| std::cmp::Reverse(p.rss_bytes.unwrap_or(0));
+        if n > 0 && n < live.len() {
+            live.select_nth_unstable_by_key(n - 1, by_rss);
+            live.truncate(n);
+        }
+        for p in live {
+            let built;
+            let v = match &p.view {
+                Some(v) if !p.dirty => v.as_ref(),
+                _ => {
+                    built = ProcessView::from_process(p, fault_probes, &sources);
+                    &built
+                }
+            };
             self.recorder.record(
                 p.key,
                 history::HistorySample {
@@ -517,6 +561,7 @@ impl Model {
         p.counters = counters;
         p.exited = true;
         p.vanished = true;
+        p.dirty = true;
     }
 
     fn apply_live(
@@ -531,10 +576,14 @@ impl Model {
             // Counters only grow for one process; a drop means the pid was
             // reused and the old exit event was lost.
             if counters.dominates(&p.counters) {
-                p.counters = counters;
+                if counters != p.counters {
+                    p.counters = counters;
+                    p.dirty = true;
+                }
                 return;
             }
             p.exited = true;
+            p.dirty = true;
             self.live.remove(&tgid);
         }
         // No identity: it exited between the map read and the collector's
@@ -554,6 +603,7 @@ impl Model {
         p.ppid = Some(id.ppid);
         p.counters = counters;
         p.exited = false;
+        p.dirty = true;
         if p.cgroup.is_none() {
             p.set_meta(meta);
         }
@@ -609,6 +659,7 @@ impl Model {
         self.processes.retain(|_, p| !p.exited || p.vanished);
         let now = Instant::now();
         for p in self.processes.values_mut() {
+            p.dirty = true;
             // Rates over the window start from its zero.
             p.rate_base = Some((now, [Some(0.0); fields::N_RATED]));
             p.baseline = if p.vanished {
@@ -643,6 +694,10 @@ impl Model {
         if !self.cgroupfs_live {
             missing_files.insert(crate::sources::ProcFile::CgroupMemory);
         }
+        if self.task_iter {
+            // Not read: the iterator gives the same values.
+            missing_files.insert(crate::sources::ProcFile::Stat);
+        }
         crate::sources::Live {
             probes: self
                 .probes
@@ -651,15 +706,22 @@ impl Model {
                 .map(|p| p.name.clone())
                 .collect(),
             missing_files,
+            task_iter: self.task_iter,
         }
     }
 
     /// Views of the processes `which` selects, with each rated counter's
     /// per-second rate since the previous call (the base for the next one
-    /// is taken now).
-    pub fn views(&mut self, which: Which, now: Instant) -> Vec<ProcessView> {
+    /// is taken now). A process unchanged since its last row, whose rates
+    /// were already 0, shares that row (nothing is built or copied).
+    pub fn views(&mut self, which: Which, now: Instant) -> Vec<Arc<ProcessView>> {
         let fault_probes = self.fault_probes();
         let live = fields::LiveFields::new(&self.live());
+        // What every row reads changed (a probe attached or suspended, a
+        // file found missing): every row is built again.
+        let inputs = (live.clone(), fault_probes);
+        let rebuild_all = self.view_inputs.as_ref() != Some(&inputs);
+        self.view_inputs = Some(inputs);
         let mut out = Vec::with_capacity(self.live.len());
         for p in self.processes.values_mut() {
             let keep = match which {
@@ -668,6 +730,16 @@ impl Model {
                 Which::All => true,
             };
             if !keep {
+                continue;
+            }
+            if !rebuild_all
+                && !p.dirty
+                && let Some(v) = &p.view
+                && view::rates_settled(v)
+                && let Some((at, _)) = &mut p.rate_base
+            {
+                *at = now;
+                out.push(Arc::clone(v));
                 continue;
             }
             let mut v = ProcessView::from_process(p, fault_probes, &live);
@@ -682,6 +754,9 @@ impl Model {
                 }
             }
             p.rate_base = Some((now, now_values));
+            let v = Arc::new(v);
+            p.view = Some(Arc::clone(&v));
+            p.dirty = false;
             out.push(v);
         }
         out
@@ -693,11 +768,11 @@ impl Model {
     /// below what the previous call returned: the kernel's maps are read
     /// one after the other, and a process exiting between two reads would
     /// otherwise be missing from both for one pass.
-    pub fn cgroup_totals(&mut self) -> HashMap<String, Totals> {
+    pub fn cgroup_totals(&mut self) -> FastMap<String, Totals> {
         let fault_probes = self.fault_probes();
         let mut out = match &self.kernel_exits {
             Some(kernel) => {
-                let mut out: HashMap<String, Totals> = kernel
+                let mut out: FastMap<String, Totals> = kernel
                     .iter()
                     .map(|(path, e)| (path.clone(), Totals::from_kernel_exits(e, fault_probes)))
                     .collect();
@@ -707,7 +782,11 @@ impl Model {
                 }
                 out
             }
-            None => self.exited_totals.clone(),
+            None => self
+                .exited_totals
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         };
         let kernel = self.kernel_exits.is_some();
         for p in self.processes.values() {
@@ -715,7 +794,12 @@ impl Model {
                 // In the kernel's exit totals already.
                 continue;
             }
-            let t = out.entry(p.cgroup.clone().unwrap_or_default()).or_default();
+            let cg = p.cgroup.as_deref().unwrap_or_default();
+            // Looked up by &str: no String is made per process per pass.
+            let t = match out.get_mut(cg) {
+                Some(t) => t,
+                None => out.entry(cg.to_string()).or_default(),
+            };
             if p.exited {
                 t.add_exited(p, fault_probes);
             } else {

@@ -60,6 +60,13 @@ pub struct Process {
     /// Consecutive /proc scans that did not find it (it is exiting; its
     /// exit event normally arrives first).
     pub missing_scans: u8,
+    /// Its last published row, shared with every publication since (an
+    /// idle process costs no copy per pass).
+    pub view: Option<std::sync::Arc<super::ProcessView>>,
+    /// Something its row shows changed since `view` was built.
+    pub dirty: bool,
+    /// The model's scan number when the /proc scan last listed it.
+    pub seen_scan: u64,
 }
 
 /// Minor and major fault totals as the kernel counts them per task.
@@ -107,12 +114,16 @@ impl Process {
             memory: None,
             numa: None,
             missing_scans: 0,
+            view: None,
+            dirty: true,
+            seen_scan: 0,
         }
     }
 
     /// Takes the final values from an exit event.
     pub fn record_exit(&mut self, exit: &ExitEvent) {
         self.exited = true;
+        self.dirty = true;
         if exit.flags & EXIT_HAS_COUNTERS != 0 {
             self.counters = exit.counters;
         }
@@ -132,6 +143,7 @@ impl Process {
     /// Takes where it belongs (cgroup and the names its path carries,
     /// owner); a uid already known is kept when `meta` has none.
     pub fn set_meta(&mut self, meta: crate::sample::ProcMeta) {
+        self.dirty = true;
         self.cgroup = meta.cgroup;
         self.unit = meta.unit;
         self.container_id = meta.container_id;

@@ -86,6 +86,19 @@ pub mod idx {
     pub const OOM_SCORE: usize = field_index("oom_score");
 }
 
+/// True when a row's rates are what an unchanged process would get again:
+/// 0 for every rated value it has (None where it has no value). Such a row
+/// can be published again as it is.
+pub fn rates_settled(v: &ProcessView) -> bool {
+    fields::RATED
+        .iter()
+        .zip(v.rates)
+        .all(|(&i, rate)| match v.values[i] {
+            Some(_) => rate == Some(0.0),
+            None => rate.is_none(),
+        })
+}
+
 /// One process's row.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProcessView {

@@ -105,6 +105,10 @@ pub struct ProbeSet {
     pub(super) tracefs: std::path::PathBuf,
     /// `rss_stat` runs as a raw tracepoint (`catalog::for_kernel`).
     pub(super) raw_rss: bool,
+    /// The task iterator's offsets were resolved from BTF.
+    pub(super) task_iter_offsets_valid: bool,
+    /// Why they were not.
+    pub(super) task_iter_offsets_error: Option<String>,
 }
 
 impl ProbeSet {
@@ -114,6 +118,9 @@ impl ProbeSet {
         let tracefs = tracefs::ensure_mounted().map_err(LoadError::Tracefs)?;
         let config = kernel_config(&tracefs);
         let rss = rss_offsets();
+        let task_iter =
+            btf_offsets::kernel_btf().and_then(|btf| btf_offsets::resolve_task_iter(&btf));
+        let task_iter_config = task_iter.clone().unwrap_or_default();
         let pin_dir = match &opts.pin_root {
             Some(root) => Some(pins::prepare(root).map_err(LoadError::Pins)?),
             None => None,
@@ -122,6 +129,11 @@ impl ProbeSet {
         loader
             .override_global(memmon_common::names::CONFIG, &config, true)
             .override_global(memmon_common::names::RSS_CONFIG, &rss, true)
+            .override_global(
+                memmon_common::names::TASK_ITER_CONFIG,
+                &task_iter_config,
+                true,
+            )
             .map_max_entries(memmon_common::names::PROC_COUNTERS, opts.max_processes);
         if let Some(n) = opts.stack_entries {
             use memmon_common::names;
@@ -204,6 +216,8 @@ impl ProbeSet {
             max_processes: opts.max_processes,
             tracefs: tracefs.to_path_buf(),
             raw_rss,
+            task_iter_offsets_valid: task_iter.is_ok(),
+            task_iter_offsets_error: task_iter.err(),
         })
     }
 
@@ -798,6 +812,10 @@ mod object_tests {
                 obj.programs.keys().collect::<Vec<_>>()
             );
         }
+        assert!(
+            obj.programs.contains_key("task_iter"),
+            "the task iterator is not in the eBPF object"
+        );
         for program in super::super::stacks::PROGRAMS {
             assert!(
                 obj.programs.contains_key(*program),

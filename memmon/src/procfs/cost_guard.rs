@@ -15,10 +15,7 @@
 //! - `/proc/slabinfo`, which walks every cache's partial slabs under the
 //!   slab mutex, is read every `slabinfo_interval`, not every pass.
 
-use std::{
-    collections::HashMap,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 pub use crate::sample::cost::{Candidate, CycleCost};
 use crate::sample::key::ProcessKey;
@@ -65,7 +62,7 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct CostGuard {
     settings: GuardSettings,
-    entries: HashMap<ProcessKey, Entry>,
+    entries: crate::fast_hash::FastMap<ProcessKey, Entry>,
     slabinfo_read_at: Option<Instant>,
 }
 
@@ -74,7 +71,7 @@ impl CostGuard {
     pub fn new(settings: GuardSettings) -> Self {
         CostGuard {
             settings,
-            entries: HashMap::new(),
+            entries: Default::default(),
             slabinfo_read_at: None,
         }
     }
@@ -194,7 +191,7 @@ impl CostGuard {
         }
         cost.seconds = started.elapsed().as_secs_f64();
         // Forget processes that are gone.
-        let live: std::collections::HashSet<&ProcessKey> =
+        let live: crate::fast_hash::FastSet<&ProcessKey> =
             candidates.iter().map(|c| &c.key).collect();
         self.entries.retain(|k, _| live.contains(k));
         cost

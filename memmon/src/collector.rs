@@ -191,7 +191,7 @@ impl Collector {
     /// why this kernel refuses it (the /proc scan then stays).
     pub fn use_task_iter(&mut self) -> Result<usize, crate::probes::task_iter::TaskIterError> {
         use crate::probes::task_iter::TaskScan;
-        self.probes.load_task_iter()?;
+        self.probes.task_iter_ready()?;
         let h = host();
         let mut trial = TaskScan::new(h.ticks_per_second, h.page_size);
         let n = trial.scan(&mut self.probes)?.len();

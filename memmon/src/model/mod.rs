@@ -47,7 +47,9 @@ const MISSING_SCANS_BEFORE_EXIT: u8 = 2;
 /// Processes and probe state as of the last applied sample.
 #[derive(Debug, Default)]
 pub struct Model {
-    processes: FastMap<ProcessKey, Process>,
+    /// Boxed: a table slot holds a pointer, not 1.2 KB (a map sized for
+    /// 10,000 processes has ~16,000 slots).
+    processes: FastMap<ProcessKey, Box<Process>>,
     /// Live pid → its current key.
     live: FastMap<u32, ProcessKey>,
     /// Scans applied so far (a process seen in the last one carries its
@@ -273,7 +275,7 @@ impl Model {
             let p = self.processes.entry(key).or_insert_with(|| {
                 let mut p = Process::new(key, id.comm.clone());
                 p.set_meta(meta.unwrap_or_default());
-                p
+                Box::new(p)
             });
             if id.fresh {
                 let task = Some(TaskFaults {
@@ -476,7 +478,12 @@ impl Model {
         }
         let fault_probes = self.fault_probes();
         let sources = fields::LiveFields::new(&self.live());
-        let mut live: Vec<&Process> = self.processes.values().filter(|p| !p.exited).collect();
+        let mut live: Vec<&Process> = self
+            .processes
+            .values()
+            .map(|p| &**p)
+            .filter(|p| !p.exited)
+            .collect();
         let by_rss = |p: &&Process| std::cmp::Reverse(p.rss_bytes.unwrap_or(0));
         if n > 0 && n < live.len() {
             live.select_nth_unstable_by_key(n - 1, by_rss);
@@ -557,7 +564,7 @@ impl Model {
         let p = self
             .processes
             .entry(key)
-            .or_insert_with(|| Process::new(key, String::new()));
+            .or_insert_with(|| Box::new(Process::new(key, String::new())));
         p.counters = counters;
         p.exited = true;
         p.vanished = true;
@@ -599,7 +606,7 @@ impl Model {
         let p = self
             .processes
             .entry(key)
-            .or_insert_with(|| Process::new(key, id.comm.clone()));
+            .or_insert_with(|| Box::new(Process::new(key, id.comm.clone())));
         p.ppid = Some(id.ppid);
         p.counters = counters;
         p.exited = false;
@@ -639,7 +646,7 @@ impl Model {
         let p = self
             .processes
             .entry(key)
-            .or_insert_with(|| Process::new(key, comm.clone()));
+            .or_insert_with(|| Box::new(Process::new(key, comm.clone())));
         p.record_exit(exit);
         // Born and gone between two scans: its cgroup from the exit event.
         if p.cgroup.is_none()
@@ -677,7 +684,7 @@ impl Model {
 
     /// Every process the model holds, live or exited.
     pub fn processes(&self) -> impl Iterator<Item = &Process> {
-        self.processes.values()
+        self.processes.values().map(|p| &**p)
     }
 
     /// Which sources are live: attached probes, and the /proc files this
@@ -743,14 +750,17 @@ impl Model {
                 continue;
             }
             let mut v = ProcessView::from_process(p, fault_probes, &live);
-            let now_values = fields::RATED.map(|i| v.values[i]);
+            let now_values = fields::RATED.map(|i| v.value(i));
             if let Some((at, base)) = &p.rate_base {
                 let dt = now.saturating_duration_since(*at).as_secs_f64();
                 for k in 0..fields::N_RATED {
-                    v.rates[k] = match (now_values[k], base[k]) {
-                        (Some(a), Some(b)) if dt > 0.0 && a >= b => Some((a - b) / dt),
-                        _ => None,
-                    };
+                    v.rates.set(
+                        k,
+                        match (now_values[k], base[k]) {
+                            (Some(a), Some(b)) if dt > 0.0 && a >= b => Some((a - b) / dt),
+                            _ => None,
+                        },
+                    );
                 }
             }
             p.rate_base = Some((now, now_values));

@@ -14,7 +14,7 @@
 
 use std::io::Read as _;
 
-use aya::{Btf, programs::Iter};
+use aya::programs::Iter;
 use memmon_common::task_iter::{TASK_LEADER, TaskRecord};
 
 use super::ProbeSet;
@@ -30,16 +30,14 @@ const PROGRAM: &str = "task_iter";
 /// Why the iterator cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskIterError {
-    /// The kernel's BTF could not be read (the offsets come from it).
-    #[error("no kernel BTF: {0}")]
-    Btf(String),
-    /// Offsets the program needs are missing from this kernel's BTF.
+    /// Not loaded: offsets missing from this kernel's BTF, or the kernel
+    /// refused the program.
     #[error("{0}")]
-    Offsets(String),
+    Unavailable(String),
     /// The program is not in the embedded object.
     #[error("{PROGRAM} is not in the object")]
     Missing,
-    /// The kernel refused to load or attach it, or a read failed.
+    /// Attaching or reading it failed.
     #[error("{0}")]
     Kernel(String),
 }
@@ -191,27 +189,26 @@ fn records(buf: &[u8]) -> impl Iterator<Item = TaskRecord> + '_ {
         })
 }
 
+/// Loads the iterator program (at probe load, while the kernel's BTF is
+/// parsed); it is attached for each read.
+pub(super) fn load_program(ebpf: &mut aya::Ebpf, btf: &aya::Btf) -> Result<(), String> {
+    let program: &mut Iter = ebpf
+        .program_mut(PROGRAM)
+        .ok_or_else(|| format!("{PROGRAM} is not in the object"))?
+        .try_into()
+        .map_err(|e| format!("{e}"))?;
+    program
+        .load("task", btf)
+        .map_err(|e| format!("load: {}", super::loader::error_chain(&e)))
+}
+
 impl ProbeSet {
-    /// Loads the task iterator with this kernel's offsets (once); an error
-    /// says why this kernel cannot run it.
-    pub fn load_task_iter(&mut self) -> Result<(), TaskIterError> {
-        if !self.task_iter_offsets_valid {
-            return Err(TaskIterError::Offsets(
-                self.task_iter_offsets_error
-                    .clone()
-                    .unwrap_or_else(|| "task iterator offsets unknown".into()),
-            ));
-        }
-        let btf = Btf::from_sys_fs().map_err(|e| TaskIterError::Btf(e.to_string()))?;
-        let program: &mut Iter = self
-            .ebpf
-            .program_mut(PROGRAM)
-            .ok_or(TaskIterError::Missing)?
-            .try_into()
-            .map_err(|e| TaskIterError::Kernel(format!("{e}")))?;
-        program
-            .load("task", &btf)
-            .map_err(|e| TaskIterError::Kernel(format!("load: {}", super::loader::error_chain(&e))))
+    /// Whether the task iterator can run here (loaded with this kernel's
+    /// offsets); an error says why not.
+    pub fn task_iter_ready(&mut self) -> Result<(), TaskIterError> {
+        self.task_iter_loaded
+            .clone()
+            .map_err(TaskIterError::Unavailable)
     }
 
     /// Runs the loaded iterator once: every task's record into `buf`.

@@ -719,8 +719,8 @@ mod tests {
             cgroup: Some("/a\"b\\c\nd".into()),
             ..Default::default()
         };
-        v.values[idx::RSS] = Some(rss as f64);
-        v.values[idx::VM] = Some((rss + 1) as f64);
+        v.values.set(idx::RSS, Some(rss as f64));
+        v.values.set(idx::VM, Some((rss + 1) as f64));
         v
     }
 

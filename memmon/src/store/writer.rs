@@ -423,7 +423,7 @@ mod tests {
             comm: format!("p{pid}"),
             ..Default::default()
         };
-        v.values[idx::RSS] = Some(rss);
+        v.values.set(idx::RSS, Some(rss));
         v
     }
 

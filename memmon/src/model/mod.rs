@@ -449,7 +449,7 @@ impl Model {
     /// Memory cgroups to read: those of the live processes, and those read
     /// before that still exist (an emptied cgroup's final events, such as
     /// the OOM kill that emptied it, still count).
-    pub fn cgroups_in_use(&self) -> std::collections::BTreeSet<&str> {
+    pub fn cgroups_in_use(&self) -> crate::fast_hash::FastSet<&str> {
         self.processes
             .values()
             .filter(|p| !p.exited)

@@ -214,7 +214,7 @@ pub struct DaemonArgs {
     /// Processes with their own series [default: 50].
     #[arg(long, env = "MEMMON_TOP_K", value_name = "N")]
     pub top_k: Option<usize>,
-    /// What ranks them: rss, fault_rate, swap, major_faults [default: rss].
+    /// What ranks them: rss, pss, fault_rate, swap, major_faults [default: rss].
     #[arg(long, env = "MEMMON_TOP_BY", value_name = "KEY")]
     pub top_by: Option<String>,
     /// Cgroups with their own series [default: 200].
@@ -395,6 +395,10 @@ pub struct SnapshotArgs {
     /// unreclaimable, swap, OOM kills, the OOM forecast, processes.
     #[arg(long, conflicts_with_all = ["probes", "system", "slab", "buddy"])]
     pub cgroups: bool,
+    /// With --cgroups: where cgroup filesystems are mounted [default:
+    /// /sys/fs/cgroup] (v1 `memory/` below it, or the v2 unified hierarchy).
+    #[arg(long, env = "MEMMON_CGROUP_ROOT", value_name = "DIR")]
+    pub cgroup_root: Option<std::path::PathBuf>,
     /// The system view instead: meminfo, vmstat rates, swap devices, buddy
     /// free blocks, top slab caches, THP, memory PSI, per-node NUMA.
     #[arg(long, conflicts_with_all = ["probes", "slab", "buddy"])]

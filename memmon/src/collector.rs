@@ -20,8 +20,6 @@ use crate::{
 /// Where cgroup filesystems are mounted.
 pub const DEFAULT_CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
-/// Where the cgroup-v1 memory hierarchy is mounted (OOM killer names).
-const MEMCG_HIERARCHY: &str = "/sys/fs/cgroup/memory";
 /// A MEMCG_EXITS key unresolved this long names a memory cgroup that was
 /// removed: its entry is deleted.
 const ORPHAN_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
@@ -31,6 +29,9 @@ pub struct Collector {
     probes: ProbeSet,
     /// Memory cgroup ids of exit events → paths.
     cgroup_ids: cgroup::CgroupIds,
+    /// The memory controller's hierarchy (v1 `memory/`, or v2): where the
+    /// memory cgroup an OOM event names is looked up.
+    memcg_dir: std::path::PathBuf,
     /// MEMCG_EXITS keys no walk of the hierarchy found, since when.
     unresolved_memcgs: HashMap<u64, std::time::Instant>,
     /// The kernel's run-time statistics of the programs, while held.
@@ -93,13 +94,14 @@ pub fn scan_metas(scan: &[Identity], root: &ProcRoot, model: &Model) -> HashMap<
 }
 
 /// An OOM kill with its names resolved: the victim's cgroup is read from
-/// `root` now (the victim is dying: read it as soon as the event arrives).
-pub fn oom_record(e: OomEvent, root: &ProcRoot) -> OomRecord {
+/// `root` now (the victim is dying: read it as soon as the event arrives);
+/// the killing task's memory cgroup, which the event names by its
+/// directory's name only, is looked up under `memcg_dir` (the memory
+/// controller's hierarchy, v1 or v2).
+pub fn oom_record(e: OomEvent, root: &ProcRoot, memcg_dir: &std::path::Path) -> OomRecord {
     let killer_memcg = match comm_string(&e.killer_memcg) {
         name if name.is_empty() => None,
-        name => Some(
-            cgroup::find_by_name(std::path::Path::new(MEMCG_HIERARCHY), &name, 6).unwrap_or(name),
-        ),
+        name => Some(cgroup::find_by_name(memcg_dir, &name, 6).unwrap_or(name)),
     };
     // When the victim is the task that ran into the limit, the kernel's own
     // record of its memcg is exact; /proc is racy for a dying task (after
@@ -107,7 +109,7 @@ pub fn oom_record(e: OomEvent, root: &ProcRoot) -> OomRecord {
     let victim_is_current = e.flags & OOM_VICTIM_IS_CURRENT != 0;
     let cgroup = match (victim_is_current, &killer_memcg) {
         (true, Some(memcg)) => Some(memcg.clone()),
-        _ => match cgroup::memory_cgroup(root, e.victim_pid) {
+        _ => match cgroup::memory_cgroup_of_live(root, e.victim_pid) {
             Ok(path) => Some(path),
             Err(err) => {
                 tracing::debug!("cgroup of OOM victim {}: {err}", e.victim_pid);
@@ -129,6 +131,7 @@ impl Collector {
         Collector {
             probes,
             cgroup_ids: cgroup::CgroupIds::new(Some(cgroup::memory_hierarchy())),
+            memcg_dir: cgroup::memory_hierarchy(),
             unresolved_memcgs: HashMap::new(),
             run_stats: crate::probes::run_stats::RunStats::enable(),
             cgroups: None,
@@ -138,10 +141,15 @@ impl Collector {
         .with_cgroup_root(std::path::Path::new(DEFAULT_CGROUP_ROOT))
     }
 
-    /// Reads memory cgroups under `mount` (v1 `memory/` below it, or v2).
+    /// Reads memory cgroups under `mount` (v1 `memory/` below it, or v2);
+    /// the memory cgroups of exits and OOM kills are resolved there too.
     pub fn with_cgroup_root(mut self, mount: &std::path::Path) -> Self {
         match crate::cgroupfs::CgroupRoot::detect_at(mount) {
             Ok(root) => {
+                if root.dir() != self.memcg_dir {
+                    self.memcg_dir = root.dir().to_path_buf();
+                    self.cgroup_ids = cgroup::CgroupIds::new(Some(self.memcg_dir.clone()));
+                }
                 self.cgroups = Some(crate::cgroupfs::CgroupReader::new(
                     root,
                     crate::cgroupfs::DetailPolicy::default(),
@@ -290,7 +298,7 @@ impl Collector {
             .probes
             .take_oom_events()
             .into_iter()
-            .map(|e| oom_record(e, root))
+            .map(|e| oom_record(e, root, &self.memcg_dir))
             .collect();
         let mut infos = HashMap::new();
         for (tgid, counters) in &still {
@@ -365,17 +373,21 @@ impl Collector {
     }
 
     /// SIGKILLs drained so far, with the sender's memory cgroup (from its
-    /// id) and the target's (read now: it is dying).
+    /// id; the hierarchy is walked again at once for an id it has not seen)
+    /// and the target's (read now, while it is still alive; a dead one's
+    /// /proc shows the root cgroup, so it is left unknown).
     pub fn kill_signal_records(&mut self, root: &ProcRoot) -> Vec<crate::sample::KillSignalRecord> {
         let signals = self.probes.take_kill_signals();
+        self.cgroup_ids
+            .refresh_for(signals.iter().filter_map(|s| s.sender_memcg_id));
         signals
             .into_iter()
             .map(|signal| crate::sample::KillSignalRecord {
                 sender_cgroup: signal
                     .sender_memcg_id
                     .and_then(|id| self.cgroup_ids.resolve(id))
-                    .or_else(|| cgroup::memory_cgroup(root, signal.sender_pid).ok()),
-                target_cgroup: cgroup::memory_cgroup(root, signal.target_pid).ok(),
+                    .or_else(|| cgroup::memory_cgroup_of_live(root, signal.sender_pid).ok()),
+                target_cgroup: cgroup::memory_cgroup_of_live(root, signal.target_pid).ok(),
                 signal,
             })
             .collect()
@@ -392,7 +404,7 @@ impl Collector {
         self.probes
             .take_oom_events()
             .into_iter()
-            .map(|e| oom_record(e, root))
+            .map(|e| oom_record(e, root, &self.memcg_dir))
             .collect()
     }
 
@@ -469,4 +481,60 @@ pub fn collect_memory(
         .missing_sources
         .extend(std::mem::take(&mut system.missing));
     model.apply_system(system);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn oom_event(killer_memcg: &str) -> OomEvent {
+        let mut name = [0u8; memmon_common::events::MEMCG_NAME_LEN];
+        name[..killer_memcg.len()].copy_from_slice(killer_memcg.as_bytes());
+        OomEvent {
+            kind: memmon_common::events::EVENT_OOM,
+            flags: OOM_VICTIM_IS_CURRENT,
+            victim_pid: 4_194_305,
+            uid: 0,
+            oom_score_adj: 0,
+            killer_tid: 4_194_305,
+            killer_tgid: 4_194_305,
+            _pad: 0,
+            total_vm_kb: 0,
+            anon_rss_kb: 0,
+            file_rss_kb: 0,
+            shmem_rss_kb: 0,
+            pgtables_kb: 0,
+            killer_cgroup_id: 0,
+            boot_ns: 0,
+            victim_comm: [0; 16],
+            killer_comm: [0; 16],
+            killer_memcg: name,
+        }
+    }
+
+    /// The memcg an OOM event names is found in the hierarchy the
+    /// collector reads, v1 or v2 (a v2 host has no /sys/fs/cgroup/memory:
+    /// looking there left the bare name, and the kill read as global).
+    #[test]
+    fn the_killers_memcg_is_resolved_under_the_cgroup_root_in_use() {
+        let mount = tempfile::tempdir().expect("tmp");
+        // A v2 hierarchy with the memory controller, a limited cgroup in it.
+        std::fs::write(mount.path().join("cgroup.controllers"), "cpu memory\n").expect("w");
+        std::fs::create_dir_all(mount.path().join("kubepods.slice/pod-a.slice/box"))
+            .expect("mkdir");
+        let root = ProcRoot::new(mount.path().join("no-proc"));
+        let cg_root = crate::cgroupfs::CgroupRoot::detect_at(mount.path()).expect("v2");
+        let rec = oom_record(oom_event("box"), &root, cg_root.dir());
+        assert_eq!(
+            rec.killer_memcg.as_deref(),
+            Some("/kubepods.slice/pod-a.slice/box")
+        );
+        assert_eq!(
+            rec.cgroup.as_deref(),
+            Some("/kubepods.slice/pod-a.slice/box")
+        );
+        // Not found: the bare name stays (it is what the kernel said).
+        let rec = oom_record(oom_event("elsewhere"), &root, cg_root.dir());
+        assert_eq!(rec.killer_memcg.as_deref(), Some("elsewhere"));
+    }
 }

@@ -215,7 +215,10 @@ impl Pipeline {
             let trail: Vec<String> = kill
                 .history
                 .iter()
-                .map(|h| format!("{}MiB", h.rss_bytes.unwrap_or(0) >> 20))
+                .map(|h| {
+                    h.rss_bytes
+                        .map_or("-".into(), |b| format!("{}MiB", b >> 20))
+                })
                 .collect();
             tracing::warn!(
                 pid = kill.pid,

@@ -4,8 +4,10 @@
 //! runs this binary a second time that way). A 256 MiB cgroup holding a
 //! child with 100 MiB of anonymous memory and 50 MiB of page cache: usage
 //! within 1% of the kernel's file, the limit exact, the working set within
-//! 2% of usage − inactive_file; throttling events (v2 `high`, v1
-//! `failcnt`) equal to the kernel's; a forecast of the OOM kill of a child
+//! 2% of usage − inactive_file, the peak between the kernel's own read
+//! before and after (absent where the kernel has no peak file);
+//! throttling events (v2 `high`, v1 `failcnt`) equal to the kernel's, and
+//! v2 PSI totals between the kernel's before and after; a forecast of the OOM kill of a child
 //! growing at 8 MiB/s within 25% of when the kill comes; a removed cgroup
 //! read as gone.
 
@@ -238,8 +240,16 @@ fn usage_limit_and_working_set_match_the_kernel() {
     cache.go();
 
     // Nothing runs in the cgroup now: the reader and the kernel's files,
-    // read one right after the other, see the same memory.
+    // read one right after the other, see the same memory. The peak only
+    // grows: the reader's lies between the kernel's before and after.
+    let peak_file = match root.version() {
+        Version::V1 => "memory.max_usage_in_bytes",
+        Version::V2 => "memory.peak",
+    };
+    let has_peak = child.dir.join(peak_file).exists();
+    let peak_before = has_peak.then(|| child.u64(peak_file));
     let s = sample(&root, &child.path);
+    let peak_after = has_peak.then(|| child.u64(peak_file));
     let usage = child.usage();
     let inactive_file = child.inactive_file();
     let unreclaimable = child.kernel_unreclaimable();
@@ -257,6 +267,16 @@ fn usage_limit_and_working_set_match_the_kernel() {
     );
     let got = s.usage.expect("usage");
     assert!(got > 140 * MIB, "the child holds 150 MiB; usage is {got}");
+    match (peak_before, peak_after) {
+        (Some(before), Some(after)) => {
+            let peak = s.peak.expect("peak where the kernel has the file");
+            assert!(
+                before <= peak && peak <= after && peak >= got,
+                "peak {peak} not between the kernel's {before} and {after}, or below usage {got}"
+            );
+        }
+        _ => assert_eq!(s.peak, None, "no {peak_file} on this kernel: absent, not 0"),
+    }
     assert_within("usage", got, usage, 0.01);
     assert_within(
         "working set",
@@ -364,10 +384,34 @@ fn throttling_events_equal_the_kernels() {
                 Some(32 * MIB),
                 "memory.high exact"
             );
+            // Stall time only grows: the reader's totals lie between the
+            // kernel's read before and after it.
+            let total = |kind: &str| {
+                cg.read("memory.pressure").lines().find_map(|l| {
+                    let mut it = l.split_whitespace();
+                    (it.next()? == kind).then_some(())?;
+                    it.find_map(|kv| kv.strip_prefix("total=")?.parse::<u64>().ok())
+                })
+            };
+            let before = (total("some"), total("full"));
+            let p = sample(&root, &cg.path)
+                .pressure
+                .expect("memory.pressure on a v2 kernel with PSI");
+            let after = (total("some"), total("full"));
+            eprintln!("v2 PSI: reader {p:?}, kernel before {before:?} after {after:?}");
+            let some = (before.0.expect("some"), after.0.expect("some"));
             assert!(
-                s.pressure.is_some(),
-                "memory.pressure on a v2 kernel with PSI"
+                some.0 <= p.some_total_us && p.some_total_us <= some.1,
+                "some {} not within the kernel's {some:?}",
+                p.some_total_us
             );
+            match (before.1, after.1, p.full_total_us) {
+                (Some(b), Some(a), Some(full)) => {
+                    assert!(b <= full && full <= a, "full {full} not within {b}..{a}")
+                }
+                (None, None, None) => {}
+                other => panic!("full line: kernel vs reader {other:?}"),
+            }
         }
     }
     w.finish();

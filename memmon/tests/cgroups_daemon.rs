@@ -4,7 +4,8 @@
 //! usage − inactive_file, in `/api/v1/snapshot` and `/metrics`; a flat
 //! child has no forecast; a child growing 8 MiB/s into its limit gets an
 //! `oom_forecast_seconds` within 25% of when the kernel really kills it,
-//! and the kill shows in the cgroup's `memory_events{event="oom_kill"}`.
+//! and the kill shows in the cgroup's `memory_events{event="oom_kill"}`,
+//! which stays (the cgroup marked gone) after the cgroup is removed.
 
 mod common;
 #[path = "common/kernel_setup.rs"]
@@ -167,6 +168,39 @@ fn the_daemon_serves_cgroup_usage_limits_working_set_and_the_forecast() {
         c["memory_events"]["oom_kill"].as_u64().filter(|n| *n >= 1)
     });
     assert_eq!(kills, grow_cg.oom_kills(), "oom_kill vs memory.oom_control");
+    // Removed between two scans: its final reading stays, marked gone,
+    // with the kill in its events, in the API and in /metrics.
+    drop(grow_cg);
+    let gone = wait_for(
+        "the removed cgroup, marked gone",
+        Duration::from_secs(30),
+        || {
+            let (_, body) = d.get("/api/v1/snapshot");
+            let snap: serde_json::Value = serde_json::from_str(&body).ok()?;
+            snap["cgroups"]
+                .as_array()?
+                .iter()
+                .find(|c| c["cgroup"] == gpath.as_str() && c["gone"] == true)
+                .cloned()
+        },
+    );
+    eprintln!("gone: {gone}");
+    assert_eq!(
+        gone["memory_events"]["oom_kill"].as_u64(),
+        Some(kills),
+        "{gone}"
+    );
+    assert!(gone["oom_forecast_seconds"].is_null(), "{gone}");
+    let (_, metrics) = d.get("/metrics");
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "memmon_cgroup_memory_events_total",
+            &[&format!("cgroup=\"{gpath}\""), "event=\"oom_kill\""]
+        ),
+        Some(kills as f64),
+        "the removed cgroup's final oom_kill count in /metrics"
+    );
     flat.finish();
     d.stop();
 }

@@ -60,6 +60,56 @@ fn bad_flag_values_exit_2() {
     }
 }
 
+/// A cgroup root given by hand that holds no memory controller (or does
+/// not exist) exits 2 before any probe loads, naming the flag; the
+/// variable alone is ignored by a snapshot that does not show cgroups.
+#[test]
+fn bad_cgroup_root_names_the_flag_and_exits_2() {
+    let empty = tempfile::tempdir().expect("tmp");
+    let empty = empty.path().to_str().expect("utf-8");
+    for args in [
+        vec!["snapshot", "--cgroups", "--cgroup-root", "/nonexistent"],
+        vec!["snapshot", "--cgroups", "--cgroup-root", empty],
+        vec![
+            "daemon",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-pin",
+            "--cgroup-root",
+            "/nonexistent",
+        ],
+        vec![
+            "daemon",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-pin",
+            "--cgroup-root",
+            empty,
+        ],
+    ] {
+        let out = Command::new(MEMMON)
+            .args(&args)
+            .output()
+            .expect("run memmon");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("--cgroup-root") && stderr.contains(args[args.len() - 1]),
+            "{args:?}: {stderr}"
+        );
+    }
+    let out = Command::new(MEMMON)
+        .args(["snapshot", "--duration", "nan"])
+        .env("MEMMON_CGROUP_ROOT", "/nonexistent")
+        .output()
+        .expect("run memmon");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--duration") && !stderr.contains("cgroup"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn unknown_pid_is_reported_not_found() {
     if !require_bpf("unknown_pid_is_reported_not_found") {

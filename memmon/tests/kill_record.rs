@@ -1,10 +1,12 @@
-//! One record for every kill, as users read it from the daemon: a SIGKILL
-//! from a process named `reaper-test` is in `/api/v1/events` with the
-//! sender's comm and pid, the target's pid and comm, and counted in
-//! `memmon_kills_total{cause="sigkill"}`; a memcg OOM kill's record names
-//! the constraint (the memcg), its limit, and the runner-up by oom_score
-//! (another process in the memcg), compared with the kernel's own
-//! memory.oom_control count. How long each took to show is printed (a
+//! One record for every kill, as users read it from the daemon and from
+//! `memmon events --json`: a SIGKILL from a process named `reaper-test`
+//! (in a memory cgroup of its own, with its target) is in
+//! `/api/v1/events` with the sender's comm, pid and cgroup, the target's
+//! pid, comm and cgroup, and counted in `memmon_kills_total{cause="sigkill"}`;
+//! `memmon events --json` streams the same line; a memcg OOM kill's record
+//! names the constraint (the memcg), its limit, and the runner-up by
+//! oom_score (another process in the memcg), compared with the kernel's
+//! own memory.oom_control count. How long each took to show is printed (a
 //! benchmark figure, not a bound).
 
 mod common;
@@ -22,15 +24,101 @@ use kernel_setup::Memcg;
 
 const MIB: u64 = 1 << 20;
 
-/// Two sleeping children, each waited for until it has exec'd sleep,
-/// SIGKILL to one, its pid printed.
+/// A sleeping child, waited for until it has exec'd sleep, its pid
+/// printed; on a line from the test, SIGKILL to it (by `$KILL`: the
+/// shell's builtin, or a short-lived kill binary) and `killed SENDER`
+/// printed; the child stays a zombie (its /proc shows the root cgroup)
+/// until the test sends a second line.
 const SCRIPT: &str = r#"
 sleep 1000 & v=$!
 until read c < /proc/$v/comm && [ "$c" = sleep ]; do :; done
-kill -9 $v
 echo "$v"
+read go
+if [ "$KILL" = kill ]; then kill -9 $v; echo "killed $$"; else $KILL -9 $v & k=$!; wait $k; echo "killed $k"; fi
+read done
 wait
 "#;
+
+/// `reaper-test` (a copy of bash running [`SCRIPT`], or bash running a
+/// copy of /bin/kill named `reaper-test`) inside a memory cgroup (it moves
+/// itself there before it forks).
+struct Reaper {
+    child: std::process::Child,
+    out: BufReader<std::process::ChildStdout>,
+    /// The shell's pid.
+    pid: u32,
+    /// The sleeping child's pid.
+    victim: u32,
+    _dir: tempfile::TempDir,
+}
+
+impl Reaper {
+    /// Starts it in `cg`; `kill_binary`: the SIGKILL comes from a copy of
+    /// /bin/kill named `reaper-test` (gone at once), else from the shell
+    /// named `reaper-test` (its builtin).
+    fn start(cg: &Memcg, kill_binary: bool) -> Reaper {
+        let dir = tempfile::tempdir().expect("tmp");
+        let named = dir.path().join("reaper-test");
+        let (shell, kill) = if kill_binary {
+            std::fs::copy("/bin/kill", &named).expect("copy kill");
+            (
+                std::path::PathBuf::from("/bin/bash"),
+                named.display().to_string(),
+            )
+        } else {
+            std::fs::copy("/bin/bash", &named).expect("copy bash");
+            (named.clone(), "kill".to_string())
+        };
+        let procs = cg.path.join("cgroup.procs");
+        let script = format!("echo $$ > {}\n{SCRIPT}", procs.display());
+        let mut child = Command::new(shell)
+            .args(["-c", &script])
+            .env("KILL", kill)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn reaper-test");
+        let pid = child.id();
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        out.read_line(&mut line).expect("read pid");
+        let victim = line.trim().parse().expect("pid");
+        Reaper {
+            child,
+            out,
+            pid,
+            victim,
+            _dir: dir,
+        }
+    }
+
+    fn say(&mut self) {
+        use std::io::Write as _;
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        stdin
+            .write_all(b"go\n")
+            .and_then(|()| stdin.flush())
+            .expect("write to reaper-test");
+    }
+
+    /// Sends the SIGKILL; returns the sender's pid once it is sent (the
+    /// victim is a zombie from then on, until [`Reaper::finish`]).
+    fn kill(&mut self) -> u32 {
+        self.say();
+        let mut line = String::new();
+        self.out.read_line(&mut line).expect("read killed");
+        line.trim()
+            .strip_prefix("killed ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("reaper-test said {line:?}"))
+    }
+
+    /// Lets the shell reap the victim and exit.
+    fn finish(mut self) {
+        self.say();
+        assert!(self.child.wait().expect("wait").success());
+    }
+}
 
 fn events(d: &Daemon) -> serde_json::Value {
     let (status, body) = d.get("/api/v1/events");
@@ -60,22 +148,27 @@ fn sigkills_and_oom_kills_are_one_record_each_in_the_daemon() {
     }
     let d = Daemon::start(&["--no-pin", "--interval", "0.5"]);
 
-    // SIGKILL from userspace.
-    let dir = tempfile::tempdir().expect("tmp");
-    let reaper = dir.path().join("reaper-test");
-    std::fs::copy("/bin/bash", &reaper).expect("copy bash");
-    let mut child = Command::new(&reaper)
-        .args(["-c", SCRIPT])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn reaper-test");
-    let reaper_pid = child.id();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read pid");
-    let victim: u32 = line.trim().parse().expect("pid");
-    assert!(child.wait().expect("wait").success());
+    // SIGKILL from userspace, sender and target in one memcg. The daemon
+    // has seen the target before the kill (what it knew is in the record);
+    // the target is a zombie while the record is made.
+    let reaper_cg = Memcg::create("reaper", 256 * MIB);
+    let reaper_path = reaper_cg.path_in_hierarchy();
+    let mut reaper = Reaper::start(&reaper_cg, false);
+    let (reaper_pid, victim) = (reaper.pid, reaper.victim);
+    wait_for("the target in the snapshot", || {
+        let (_, body) = d.get("/api/v1/snapshot");
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        v["processes"]
+            .as_array()?
+            .iter()
+            .find(|p| {
+                p["pid"].as_u64() == Some(u64::from(victim))
+                    && p["cgroup"] == reaper_path.as_str()
+                    && p["rss_bytes"].is_u64()
+            })
+            .cloned()
+    });
+    assert_eq!(reaper.kill(), reaper_pid, "the shell's builtin kill");
     let (k, after) = wait_for("the SIGKILL record", || {
         events(&d)["sigkills"]
             .as_array()?
@@ -83,12 +176,27 @@ fn sigkills_and_oom_kills_are_one_record_each_in_the_daemon() {
             .find(|k| k["target_pid"].as_u64() == Some(u64::from(victim)))
             .cloned()
     });
+    reaper.finish();
     eprintln!("sigkill record after {after:?}: {k}");
     assert_eq!(k["type"], "sigkill");
     assert_eq!(k["cause"], "sigkill");
     assert_eq!(k["sender_comm"], "reaper-test");
     assert_eq!(k["sender_pid"].as_u64(), Some(u64::from(reaper_pid)));
     assert_eq!(k["target_comm"], "sleep");
+    assert_eq!(
+        k["sender_cgroup"].as_str(),
+        Some(reaper_path.as_str()),
+        "{k}"
+    );
+    assert_eq!(
+        k["target_cgroup"].as_str(),
+        Some(reaper_path.as_str()),
+        "the target's cgroup, not the root cgroup its zombie shows: {k}"
+    );
+    assert!(
+        k["target_rss_bytes"].as_u64().is_some_and(|b| b > 0),
+        "the target's last sample: {k}"
+    );
     let (_, metrics) = d.get("/metrics");
     let n = metric_value(&metrics, "memmon_kills_total", &["cause=\"sigkill\""])
         .expect("memmon_kills_total{cause=sigkill}");
@@ -153,4 +261,41 @@ fn sigkills_and_oom_kills_are_one_record_each_in_the_daemon() {
     assert!(!dup, "the OOM kill was also recorded as a SIGKILL");
     bystander.finish();
     d.stop();
+}
+
+/// `memmon events --json` streams a SIGKILL as one JSON line (read after
+/// SIGINT, which drains what arrived before it: no timing). The sender is
+/// a copy of /bin/kill named `reaper-test`, gone before the line is
+/// written: its cgroup comes from the kernel's memcg id. The target is a
+/// zombie by then and `events` keeps no model of the processes, so its
+/// cgroup is unknown (null), never the root cgroup a zombie's /proc shows.
+#[test]
+fn events_json_streams_a_sigkill_with_sender_and_target() {
+    if !require_bpf("events_json_streams_a_sigkill_with_sender_and_target") {
+        return;
+    }
+    let cg = Memcg::create("reaper-ev", 256 * MIB);
+    let path = cg.path_in_hierarchy();
+    let m = Memmon::start(&["events", "--json"]);
+    let mut reaper = Reaper::start(&cg, true);
+    let victim = reaper.victim;
+    let sender = reaper.kill();
+    m.signal(libc::SIGINT);
+    let (stdout, _) = m.output();
+    reaper.finish();
+    let k: serde_json::Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["type"] == "sigkill" && v["target_pid"].as_u64() == Some(u64::from(victim)))
+        .unwrap_or_else(|| panic!("no sigkill line for pid {victim}:\n{stdout}"));
+    eprintln!("{k}");
+    assert_eq!(k["cause"], "sigkill", "{k}");
+    assert_eq!(k["sender_comm"], "reaper-test", "{k}");
+    assert_eq!(k["sender_pid"].as_u64(), Some(u64::from(sender)), "{k}");
+    assert_eq!(k["sender_cgroup"].as_str(), Some(path.as_str()), "{k}");
+    assert_eq!(k["target_comm"], "sleep", "{k}");
+    assert!(
+        k["target_cgroup"].is_null() || k["target_cgroup"] == path.as_str(),
+        "the target's cgroup is {path} or unknown: {k}"
+    );
 }

@@ -67,7 +67,7 @@ fn oom_kill_is_streamed_once_with_the_victims_numbers() {
         }
     });
     let mut lines = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + common::STARTUP;
     let mut unavailable = None;
     loop {
         let (_, line) = rx

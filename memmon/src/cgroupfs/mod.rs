@@ -55,6 +55,17 @@ pub enum CgroupError {
         /// The directory searched.
         mount: String,
     },
+    /// The directory to search cannot be read.
+    #[error(
+        "cannot read {mount}: {why}; point --cgroup-root at where the cgroup filesystems are \
+         mounted (default /sys/fs/cgroup)"
+    )]
+    Unreadable {
+        /// The directory given.
+        mount: String,
+        /// The error.
+        why: String,
+    },
     /// A cgroup path with `..`, `.` or a NUL, which could leave the root.
     #[error("{0:?} is not a cgroup path (it must be /a/b without . or .. components)")]
     BadPath(String),
@@ -72,6 +83,12 @@ impl CgroupRoot {
     /// memory hierarchy, then `mount/unified` as v2.
     pub fn detect_at(mount: impl Into<PathBuf>) -> Result<Self, CgroupError> {
         let mount = mount.into();
+        if let Err(e) = std::fs::read_dir(&mount) {
+            return Err(CgroupError::Unreadable {
+                mount: mount.display().to_string(),
+                why: e.to_string(),
+            });
+        }
         let v1 = |d: &Path| d.join("memory.usage_in_bytes").exists();
         let v2 = |d: &Path| {
             std::fs::read_to_string(d.join("cgroup.controllers"))

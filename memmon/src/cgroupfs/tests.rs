@@ -50,6 +50,11 @@ fn detects_v1_and_v2_and_says_what_to_do_without_either() {
     let dir = tempfile::tempdir().expect("tmp");
     let e = CgroupRoot::detect_at(dir.path()).expect_err("empty");
     assert!(e.to_string().contains("cgroup.controllers"), "{e}");
+    let e = CgroupRoot::detect_at(dir.path().join("nope")).expect_err("absent");
+    assert!(
+        e.to_string().contains("nope") && e.to_string().contains("--cgroup-root"),
+        "{e}"
+    );
     std::fs::create_dir(dir.path().join("unified")).expect("mkdir");
     std::fs::write(dir.path().join("unified/cgroup.controllers"), "cpu io\n").expect("w");
     assert!(

@@ -48,6 +48,20 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
         })?,
         None => columns::by_name("rss").unwrap_or(0),
     };
+    if args.cgroups {
+        // No memory controller there: say so before any probe loads, not
+        // an empty table after the window.
+        let mount = args
+            .cgroup_root
+            .as_deref()
+            .unwrap_or(std::path::Path::new(crate::collector::DEFAULT_CGROUP_ROOT));
+        if let Err(e) = crate::cgroupfs::CgroupRoot::detect_at(mount) {
+            return Err(match args.cgroup_root {
+                Some(_) => Fatal::Usage(format!("--cgroup-root: {e}")),
+                None => Fatal::Other(anyhow::anyhow!("--cgroups: {e}")),
+            });
+        }
+    }
     let mut opts = load_options(&args.probe_args)?;
     opts.pin_root = args.pin_dir.clone();
     privileges::check().map_err(Fatal::Privileges)?;
@@ -62,6 +76,9 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
     let root = ProcRoot::default();
     let mut model = Model::new(probes.statuses().to_vec(), crate::collector::host());
     let mut collector = Collector::new(probes);
+    if let Some(dir) = &args.cgroup_root {
+        collector = collector.with_cgroup_root(dir);
+    }
     let mut stat_files = StatFiles::default();
     let first = collector.collect(Vec::new(), &root, &model);
     model.apply(first);

@@ -47,6 +47,7 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
         .context("setting the listener non-blocking")?;
     let web = load_web(&cfg).map_err(Fatal::Usage)?;
     check_proc_root(&cfg).map_err(Fatal::Usage)?;
+    check_cgroup_root(&cfg).map_err(Fatal::Usage)?;
     privileges::check().map_err(Fatal::Privileges)?;
 
     let opts = LoadOptions {
@@ -221,6 +222,18 @@ fn check_proc_root(cfg: &Config) -> Result<(), String> {
             cfg.proc_root.display()
         ))
     }
+}
+
+/// A cgroup root given by hand must hold a memory controller; the default
+/// may lack one (the daemon then says once what goes unreported and serves
+/// the rest).
+fn check_cgroup_root(cfg: &Config) -> Result<(), String> {
+    if cfg.cgroup_root == std::path::Path::new(crate::collector::DEFAULT_CGROUP_ROOT) {
+        return Ok(());
+    }
+    crate::cgroupfs::CgroupRoot::detect_at(&cfg.cgroup_root)
+        .map(drop)
+        .map_err(|e| format!("cgroup_root: {e}"))
 }
 
 /// The endpoint's TLS and basic auth from the web config file, if any.

@@ -1110,7 +1110,7 @@ pub const CGROUP_FIELDS: &[Field<CgroupReader>] = &[
     ),
     cg_event!(
         "memory_events",
-        "memory.events (hierarchical) by event; v1: failcnt as max, oom_control's oom_kill.",
+        "memory.events (hierarchical) by event; v1: memory.failcnt (event failcnt) and memory.oom_control's oom_kill.",
         "low",
         events,
         low
@@ -1374,5 +1374,25 @@ mod tests {
         let cow = process_field("cow_faults").expect("cow_faults");
         assert_eq!(v[minor], Some(3.0));
         assert_eq!(v[cow], None, "cow needs the per-fault probe");
+    }
+
+    /// README.md lists every exported cgroup family and each label value
+    /// (the fixed, documented item and event lists).
+    #[test]
+    fn readme_documents_every_cgroup_series() {
+        let readme = include_str!("../../../README.md");
+        for f in CGROUP_FIELDS.iter().filter(|f| f.metric) {
+            let name = f.metric_name("cgroup");
+            assert!(
+                readme.contains(&format!("`{name}")),
+                "README.md lacks {name}"
+            );
+            if let Some((label, value)) = f.label {
+                assert!(
+                    readme.contains(&format!("`{value}`")),
+                    "README.md lacks {name}{{{label}=\"{value}\"}}"
+                );
+            }
+        }
     }
 }

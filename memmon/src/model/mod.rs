@@ -133,6 +133,38 @@ impl Model {
         }
     }
 
+    /// The process each of `pids` names: the live one, else the latest one
+    /// that exited and is still held (a killed process's exit event usually
+    /// arrives in the same sample as the kill). One pass over the model,
+    /// however many kills.
+    fn last_known(&self, pids: impl IntoIterator<Item = u32>) -> HashMap<u32, ProcessKey> {
+        let mut out: HashMap<u32, ProcessKey> = HashMap::new();
+        let mut dead = HashSet::new();
+        for pid in pids {
+            match self.live.get(&pid) {
+                Some(k) => {
+                    out.insert(pid, *k);
+                }
+                None => {
+                    dead.insert(pid);
+                }
+            }
+        }
+        if !dead.is_empty() {
+            for p in self.processes.values() {
+                if p.exited
+                    && dead.contains(&p.key.pid)
+                    && out
+                        .get(&p.key.pid)
+                        .is_none_or(|k| k.start_time_ticks < p.key.start_time_ticks)
+                {
+                    out.insert(p.key.pid, p.key);
+                }
+            }
+        }
+        out
+    }
+
     /// True when a scanned pid is new to the model (its placement must be
     /// read).
     pub fn knows_pid(&self, pid: u32, start_time_ticks: u64) -> bool {
@@ -164,6 +196,13 @@ impl Model {
         for (tgid, counters) in sample.vanished {
             self.apply_vanished(tgid, counters);
         }
+        let known = self.last_known(
+            sample
+                .ooms
+                .iter()
+                .map(|r| r.event.victim_pid)
+                .chain(sample.kill_signals.iter().map(|r| r.signal.target_pid)),
+        );
         let mut oom_victims = Vec::new();
         for record in sample.ooms {
             self.oom_kills_total += 1;
@@ -172,6 +211,14 @@ impl Model {
                 self.recent_ooms.pop_front();
             }
             let mut kill = OomKill::from_record(record);
+            // A dead victim's /proc no longer names its cgroup: the last
+            // scan does.
+            if kill.cgroup.is_none() {
+                kill.cgroup = known
+                    .get(&kill.pid)
+                    .and_then(|k| self.processes.get(k))
+                    .and_then(|p| p.cgroup.clone());
+            }
             self.explain_oom(&mut kill);
             kill.history = self.recorder.history_of(kill.pid);
             oom_victims.push(kill.pid);
@@ -186,8 +233,7 @@ impl Model {
             }
             let cause = oom::sigkill_cause(r.signal.code);
             *self.kills_total.entry(cause).or_default() += 1;
-            let target = self
-                .live
+            let target = known
                 .get(&r.signal.target_pid)
                 .and_then(|k| self.processes.get(k));
             let mem = target.and_then(|p| p.memory.as_ref());

@@ -17,6 +17,25 @@ pub fn memory_cgroup(root: &ProcRoot, pid: u32) -> Result<String, ReadFailure> {
     })
 }
 
+/// The memory cgroup of `pid` while it is alive: a zombie's (or an exiting
+/// task's) /proc/PID/cgroup shows the root cgroup, which would be a wrong
+/// answer for a process just killed; so the path counts only when the
+/// process, read after it, is not yet dead (state neither `Z` nor `X`).
+pub fn memory_cgroup_of_live(root: &ProcRoot, pid: u32) -> Result<String, ReadFailure> {
+    let path = memory_cgroup(root, pid)?;
+    let stat = root.pid_dir(pid).join("stat");
+    let text = std::fs::read(&stat).map_err(|e| ReadFailure::from_io(pid, &stat, e))?;
+    // The state follows the last ')' (comm may hold any byte).
+    let state = text
+        .iter()
+        .rposition(|b| *b == b')')
+        .and_then(|i| text.get(i + 2).copied());
+    match state {
+        Some(b'Z' | b'X' | b'x') | None => Err(ReadFailure::Gone(pid)),
+        Some(_) => Ok(path),
+    }
+}
+
 /// Parses `ID:CONTROLLERS:PATH` lines.
 pub fn parse_memory_cgroup(text: &str) -> Option<String> {
     let mut unified = None;
@@ -132,6 +151,16 @@ impl CgroupIds {
         }
     }
 
+    /// Walks the hierarchy now, whatever the time since the last walk, when
+    /// one of `ids` is unknown: for rare events (a SIGKILL) whose cgroup
+    /// may be younger than the last walk and whose process is gone before
+    /// /proc could name it. One walk covers them all.
+    pub fn refresh_for(&mut self, ids: impl IntoIterator<Item = u64>) {
+        if ids.into_iter().any(|id| !self.by_id.contains_key(&id)) {
+            self.walk();
+        }
+    }
+
     /// The path of cgroup `id`, walking the hierarchy again (at most once a
     /// second) when the id is new.
     pub fn resolve(&mut self, id: u64) -> Option<String> {
@@ -188,6 +217,45 @@ mod tests {
         ids.last_walk = None;
         assert_eq!(ids.resolve(late).as_deref(), Some("/late"));
         assert_eq!(CgroupIds::new(None).resolve(late), None);
+    }
+
+    #[test]
+    fn a_dead_process_has_no_memory_cgroup() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let proc_dir = |pid: u32, state: &str| {
+            let d = dir.path().join(pid.to_string());
+            std::fs::create_dir_all(&d).expect("mkdir");
+            std::fs::write(d.join("cgroup"), "4:memory:/\n").expect("w");
+            std::fs::write(
+                d.join("stat"),
+                format!("{pid} (a) b) {state} 1 1 1 0 -1 0 0 0 0 0 0 0\n"),
+            )
+            .expect("w");
+        };
+        proc_dir(10, "S");
+        proc_dir(11, "Z");
+        let root = ProcRoot::new(dir.path());
+        assert_eq!(memory_cgroup_of_live(&root, 10).ok().as_deref(), Some("/"));
+        assert!(matches!(
+            memory_cgroup_of_live(&root, 11),
+            Err(ReadFailure::Gone(11))
+        ));
+        assert!(memory_cgroup_of_live(&root, 12).is_err());
+    }
+
+    #[test]
+    fn refresh_for_walks_at_once_for_an_unknown_id() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut ids = CgroupIds::new(Some(dir.path().to_path_buf()));
+        assert_eq!(ids.resolve(1), None);
+        std::fs::create_dir(dir.path().join("young")).expect("mkdir");
+        let young = std::fs::metadata(dir.path().join("young"))
+            .expect("stat")
+            .ino();
+        assert_eq!(ids.resolve(young), None, "within the walk interval");
+        ids.refresh_for([young]);
+        assert_eq!(ids.resolve(young).as_deref(), Some("/young"));
     }
 
     #[test]

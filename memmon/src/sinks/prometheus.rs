@@ -216,6 +216,36 @@ pub fn families(
         }
     }
     out.extend(cgroup_families);
+    // What each admitted cgroup's path names (systemd unit, pod, container,
+    // QoS class), to join on `cgroup`; one series per cgroup, so bounded by
+    // max_cgroups as the others are.
+    let mut info = family(
+        "memmon_cgroup_info",
+        "Names a cgroup path carries (systemd unit; under kubepods pod_uid, container_id, qos), always 1; absent when it names none.",
+        MetricType::GAUGE,
+    );
+    for cg in &p.cgroups {
+        let n = &cg.names;
+        if admission.label(&cg.cgroup, s.max_cgroups) == "other"
+            || (n.unit.is_none() && n.pod_uid.is_none() && n.container_id.is_none())
+        {
+            continue;
+        }
+        let mut pairs = vec![("cgroup", cg.cgroup.as_str())];
+        for (k, v) in [
+            ("unit", n.unit.as_deref()),
+            ("pod_uid", n.pod_uid.as_deref()),
+            ("container_id", n.container_id.as_deref()),
+            ("qos", n.qos.map(|q| q.as_str())),
+        ] {
+            if let Some(v) = v {
+                pairs.push((k, v));
+            }
+        }
+        info.mut_metric()
+            .push(sample(&pairs, MetricType::GAUGE, 1.0));
+    }
+    out.push(info);
 
     // Probes and kernel statistics.
     let mut up = family(
@@ -281,13 +311,17 @@ pub fn families(
         }
     }
     out.push(kills);
-    scalar(
-        &mut out,
-        "memmon_oom_kills_total",
-        "OOM kills seen since memmon started.",
-        MetricType::COUNTER,
-        p.oom_kills_total as f64,
-    );
+    // Without the oom_kill probe nothing counts OOM kills: no series (a
+    // constant 0 would say "none" where memmon cannot see them).
+    if p.live.probes.contains("oom_kill") {
+        scalar(
+            &mut out,
+            "memmon_oom_kills_total",
+            "OOM kills seen since memmon started.",
+            MetricType::COUNTER,
+            p.oom_kills_total as f64,
+        );
+    }
     scalar(
         &mut out,
         "memmon_processes",
@@ -748,6 +782,84 @@ mod tests {
         assert!(text.contains(r#"comm="we\"ird\n\\name""#), "{text}");
         assert!(text.contains(r#"pid="99""#));
         assert!(!text.contains(r#"pid="94""#));
+    }
+
+    /// OOM kill counters exist only while the probes that count them are
+    /// attached: never a 0 that means "not seen".
+    #[test]
+    fn kill_counters_are_absent_without_their_probes() {
+        let s = RenderSettings {
+            top_k: 5,
+            top_by: "rss".into(),
+            max_cgroups: 10,
+            last_scrape_seconds: 0.0,
+        };
+        let text = |probes: &[&str]| {
+            let mut p = Published::default();
+            p.live.probes = probes.iter().map(|n| n.to_string()).collect();
+            p.oom_kills_total = 2;
+            p.kills_total.insert("oom", 2);
+            let fams = families(&p, &s, &mut CgroupAdmission::default());
+            String::from_utf8(encode(&fams).expect("encodes")).expect("utf-8")
+        };
+        let none = text(&[]);
+        assert!(!none.contains("memmon_oom_kills_total"), "{none}");
+        assert!(!none.contains("memmon_kills_total{"), "{none}");
+        let oom = text(&["oom_kill"]);
+        assert!(oom.contains("memmon_oom_kills_total 2"), "{oom}");
+        assert!(
+            oom.contains(r#"memmon_kills_total{cause="oom"} 2"#),
+            "{oom}"
+        );
+        assert!(!oom.contains(r#"cause="sigkill""#), "{oom}");
+    }
+
+    /// The names a cgroup path carries are one info series per admitted
+    /// cgroup, to join on `cgroup`; none for paths that name nothing or
+    /// for cgroups past the cap.
+    #[test]
+    fn cgroup_names_are_an_info_series() {
+        use crate::{cgroupfs::names::names, model::published::CgroupView};
+        let view = |path: &str| CgroupView {
+            cgroup: path.into(),
+            names: names(path),
+            gone: false,
+            oom_candidate: None,
+            values: [None; N_CGROUP],
+        };
+        let pod = "/kubepods.slice/kubepods-burstable.slice/\
+                   kubepods-burstable-pod0d3c4f7e_1a2b_4c5d_8e9f_0a1b2c3d4e5f.slice/\
+                   cri-containerd-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope";
+        let p = Published {
+            cgroups: vec![
+                view("/plain"),
+                view(pod),
+                view("/system.slice/nginx.service"),
+            ],
+            ..Default::default()
+        };
+        let s = RenderSettings {
+            top_k: 5,
+            top_by: "rss".into(),
+            max_cgroups: 2,
+            last_scrape_seconds: 0.0,
+        };
+        let fams = families(&p, &s, &mut CgroupAdmission::default());
+        let text = String::from_utf8(encode(&fams).expect("encodes")).expect("utf-8");
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("memmon_cgroup_info{"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        for want in [
+            "pod_uid=\"0d3c4f7e-1a2b-4c5d-8e9f-0a1b2c3d4e5f\"",
+            "container_id=\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"",
+            "qos=\"burstable\"",
+            "unit=\"cri-containerd-",
+        ] {
+            assert!(lines[0].contains(want), "{want} missing: {}", lines[0]);
+        }
+        assert!(lines[0].ends_with(" 1"), "{}", lines[0]);
     }
 
     #[test]

@@ -177,6 +177,11 @@ impl Drop for Memmon {
     }
 }
 
+/// How long memmon may take to load its probes before a test gives up: a
+/// guard against a hang, not a speed check (in a TCG guest on a loaded
+/// host, parsing the kernel's BTF alone has taken over a minute).
+pub const STARTUP: Duration = Duration::from_secs(300);
+
 /// A running `memmon` whose stderr is watched for the "watching" line.
 pub struct Memmon {
     pub child: Child,
@@ -217,7 +222,7 @@ impl Memmon {
         };
         // Readiness is not a match: a line printed before it (a store that
         // cannot write, say) is still there for the test's own first wait.
-        m.wait_for("probes attached", Duration::from_secs(60), false);
+        m.wait_for("probes attached", STARTUP, false);
         m
     }
 

@@ -267,4 +267,69 @@ mod tests {
         assert_eq!(b.header.oom_kills, 2);
         assert!(b.probes.contains("1 attached") && b.probes.contains("unavailable: y"));
     }
+
+    /// The tree's group numbers come from the keys the catalog gives a
+    /// cgroup in the snapshot JSON (a renamed field would leave them `-`).
+    #[test]
+    fn group_numbers_read_back_from_a_published_cgroup() {
+        use crate::model::{
+            fields::{CGROUP_FIELDS, N_CGROUP},
+            published::CgroupView,
+        };
+        let mut values = [None; N_CGROUP];
+        let set = |values: &mut [Option<f64>; N_CGROUP], key, label, v| {
+            let i = CGROUP_FIELDS
+                .iter()
+                .position(|f| f.key == key && f.label.map(|l| l.1) == label)
+                .unwrap_or_else(|| panic!("no cgroup field {key} {label:?}"));
+            values[i] = Some(v);
+        };
+        set(&mut values, "memory_usage_bytes", None, 200.0 * 1048576.0);
+        set(
+            &mut values,
+            "memory_working_set_bytes",
+            None,
+            150.0 * 1048576.0,
+        );
+        set(
+            &mut values,
+            "memory_limit_bytes",
+            Some("max"),
+            512.0 * 1048576.0,
+        );
+        set(
+            &mut values,
+            "memory_limit_bytes",
+            Some("effective_max"),
+            256.0 * 1048576.0,
+        );
+        set(&mut values, "oom_forecast_seconds", None, 42.4);
+        let view = CgroupView {
+            cgroup: "/a/b".into(),
+            names: Default::default(),
+            gone: false,
+            oom_candidate: None,
+            values,
+        };
+        let json = serde_json::json!({ "cgroups": [serde_json::to_value(&view).expect("json")] });
+        let f = TopFrame::from_json(&json);
+        let row = f.cgroups.get("/a/b").expect("the cgroup's row");
+        assert_eq!(
+            *row,
+            CgroupRow {
+                usage: Some(200 << 20),
+                limit: Some(256 << 20),
+                working_set: Some(150 << 20),
+                oom_forecast_seconds: Some(42.4),
+            },
+            "the effective limit wins over the cgroup's own"
+        );
+        let line = super::super::render::group_numbers(row);
+        assert!(
+            line.contains("200M / 256M (78%)")
+                && line.contains("ws 150M")
+                && line.contains("OOM in 42s"),
+            "{line}"
+        );
+    }
 }

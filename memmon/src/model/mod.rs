@@ -139,7 +139,7 @@ impl Model {
     /// however many kills.
     fn last_known(&self, pids: impl IntoIterator<Item = u32>) -> HashMap<u32, ProcessKey> {
         let mut out: HashMap<u32, ProcessKey> = HashMap::new();
-        let mut dead = HashSet::new();
+        let mut dead = crate::fast_hash::FastSet::default();
         for pid in pids {
             match self.live.get(&pid) {
                 Some(k) => {

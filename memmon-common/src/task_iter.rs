@@ -49,7 +49,7 @@ pub struct TaskRecord {
 pub struct TaskIterOffsets {
     /// 1 when every offset below was resolved.
     pub valid: u32,
-    /// `task_struct.pid` (`tgid` follows it: read together).
+    /// `task_struct.pid`.
     pub pid: u32,
     /// `task_struct.tgid` (of the parent, for the parent's pid).
     pub tgid: u32,
@@ -57,13 +57,13 @@ pub struct TaskIterOffsets {
     pub comm: u32,
     /// `task_struct.start_boottime`.
     pub start_boottime: u32,
-    /// `task_struct.min_flt` (`maj_flt` follows it: read together).
+    /// `task_struct.min_flt`.
     pub min_flt: u32,
     /// `task_struct.maj_flt`.
     pub maj_flt: u32,
     /// `task_struct.signal`.
     pub signal: u32,
-    /// `signal_struct.min_flt` (`maj_flt` follows it: read together).
+    /// `signal_struct.min_flt`.
     pub signal_min_flt: u32,
     /// `signal_struct.maj_flt`.
     pub signal_maj_flt: u32,

@@ -194,18 +194,20 @@ impl Collector {
         model.apply_cgroups(samples, &scan.gone, std::time::Instant::now());
     }
 
-    /// Scans processes through the kernel's task iterator from now on:
-    /// loads it and reads it once; the number of processes it saw, or
-    /// why this kernel refuses it (the /proc scan then stays).
-    pub fn use_task_iter(&mut self) -> Result<usize, crate::probes::task_iter::TaskIterError> {
+    /// Scans processes through the kernel's task iterator from now on
+    /// (read once here): the number of processes it saw and the program
+    /// that runs, or why this kernel refuses it (the /proc scan then stays).
+    pub fn use_task_iter(
+        &mut self,
+    ) -> Result<(usize, &'static str), crate::probes::task_iter::TaskIterError> {
         use crate::probes::task_iter::TaskScan;
-        self.probes.task_iter_ready()?;
+        let program = self.probes.task_iter_ready()?;
         let h = host();
         let mut trial = TaskScan::new(h.ticks_per_second, h.page_size);
         let n = trial.scan(&mut self.probes)?.len();
         // A fresh scan state: the first pass must see every process as new.
         self.task_scan = Some(TaskScan::new(h.ticks_per_second, h.page_size));
-        Ok(n)
+        Ok((n, program))
     }
 
     /// Every process, from the task iterator; None when it is not in use

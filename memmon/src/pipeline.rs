@@ -25,6 +25,8 @@ use crate::{
 const RECORDED_PROCESSES: usize = 100;
 /// Notices kept for /api/v1/events.
 const MAX_NOTICES: usize = 256;
+/// Passes between two returns of free heap to the kernel.
+const TRIM_EVERY: u64 = 60;
 
 /// The sampling state between passes.
 pub struct Pipeline {
@@ -82,17 +84,18 @@ impl Pipeline {
     /// Scans processes with the kernel's task iterator (one read for every
     /// process) instead of reading /proc/PID/stat one by one; only for the
     /// real /proc (a `--proc-root` is read as files). The number of
-    /// processes the first read saw, or why it cannot be used.
-    pub fn use_task_iter(&mut self) -> Result<usize, String> {
+    /// processes the first read saw and the program reading them, or why
+    /// it cannot be used.
+    pub fn use_task_iter(&mut self) -> Result<(usize, &'static str), String> {
         if self.root != ProcRoot::default() {
             return Err(format!(
                 "processes are read from {} (--proc-root), not from the kernel",
                 self.root.path().display()
             ));
         }
-        let n = self.collector.use_task_iter().map_err(|e| e.to_string())?;
+        let found = self.collector.use_task_iter().map_err(|e| e.to_string())?;
         self.model.task_iter = true;
-        Ok(n)
+        Ok(found)
     }
 
     /// Reads processes and system files under `root` instead of /proc.
@@ -287,6 +290,12 @@ impl Pipeline {
         if self.stat_files.shrink() || model_shrank {
             release_freed_memory();
             tracing::debug!("shrank the model after a burst; freed heap returned");
+        } else if self.samples % TRIM_EVERY == 2 {
+            // The start (the kernel's BTF parsed, every process read for
+            // the first time) and each pass's short-lived tables leave
+            // free heap glibc keeps; handing it back now and then keeps
+            // RSS near what is live (~1 ms with 10,000 processes).
+            release_freed_memory();
         }
         published
     }

@@ -84,7 +84,7 @@ pub fn resolve_task_iter(btf: &Btf) -> Result<TaskIterOffsets, String> {
     let task = |f: &str| field_offset(btf, "task_struct", f);
     let signal = |f: &str| field_offset(btf, "signal_struct", f);
     let (mm_rss_first, rss_stride) = rss_counters(btf)?;
-    let offsets = TaskIterOffsets {
+    Ok(TaskIterOffsets {
         valid: 1,
         pid: task("pid")?,
         tgid: task("tgid")?,
@@ -101,28 +101,7 @@ pub fn resolve_task_iter(btf: &Btf) -> Result<TaskIterOffsets, String> {
         mm_total_vm: field_offset(btf, "mm_struct", "total_vm")?,
         mm_rss_first,
         rss_stride,
-    };
-    // The program reads these pairs in one go: (first, second, its size).
-    for (a, b, size, what) in [
-        (offsets.pid, offsets.tgid, 4, "task_struct.pid and tgid"),
-        (
-            offsets.min_flt,
-            offsets.maj_flt,
-            8,
-            "task_struct.min_flt and maj_flt",
-        ),
-        (
-            offsets.signal_min_flt,
-            offsets.signal_maj_flt,
-            8,
-            "signal_struct.min_flt and maj_flt",
-        ),
-    ] {
-        if b != a + size {
-            return Err(format!("{what} are not side by side in this kernel"));
-        }
-    }
-    Ok(offsets)
+    })
 }
 
 /// (offset of the first rss counter's value in `mm_struct`, stride).

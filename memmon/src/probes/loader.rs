@@ -105,9 +105,9 @@ pub struct ProbeSet {
     pub(super) tracefs: std::path::PathBuf,
     /// `rss_stat` runs as a raw tracepoint (`catalog::for_kernel`).
     pub(super) raw_rss: bool,
-    /// The task iterator program was loaded (it is attached per read), or
-    /// why not.
-    pub(super) task_iter_loaded: Result<(), String>,
+    /// The task iterator program that was loaded (it is attached per
+    /// read), or why none was.
+    pub(super) task_iter_loaded: Result<&'static str, String>,
 }
 
 impl ProbeSet {
@@ -838,10 +838,12 @@ mod object_tests {
                 obj.programs.keys().collect::<Vec<_>>()
             );
         }
-        assert!(
-            obj.programs.contains_key("task_iter"),
-            "the task iterator is not in the eBPF object"
-        );
+        for program in ["task_iter", "task_iter_probe"] {
+            assert!(
+                obj.programs.contains_key(program),
+                "task iterator {program} is not in the eBPF object"
+            );
+        }
         for program in super::super::stacks::PROGRAMS {
             assert!(
                 obj.programs.contains_key(*program),

@@ -189,23 +189,34 @@ fn records(buf: &[u8]) -> impl Iterator<Item = TaskRecord> + '_ {
         })
 }
 
-/// Loads the iterator program (at probe load, while the kernel's BTF is
-/// parsed); it is attached for each read.
-pub(super) fn load_program(ebpf: &mut aya::Ebpf, btf: &aya::Btf) -> Result<(), String> {
-    let program: &mut Iter = ebpf
-        .program_mut(PROGRAM)
-        .ok_or_else(|| format!("{PROGRAM} is not in the object"))?
-        .try_into()
-        .map_err(|e| format!("{e}"))?;
-    program
-        .load("task", btf)
-        .map_err(|e| format!("load: {}", super::loader::error_chain(&e)))
+/// The iterator programs, fastest first: direct loads through the BTF
+/// task pointer, then `bpf_probe_read_kernel` for verifiers that refuse
+/// those.
+const PROGRAMS: [&str; 2] = [PROGRAM, "task_iter_probe"];
+
+/// Loads the first iterator program this kernel accepts (at probe load,
+/// while the kernel's BTF is parsed); it is attached for each read. The
+/// program's name, or why neither loads.
+pub(super) fn load_program(ebpf: &mut aya::Ebpf, btf: &aya::Btf) -> Result<&'static str, String> {
+    let mut refused = Vec::new();
+    for name in PROGRAMS {
+        let program: &mut Iter = ebpf
+            .program_mut(name)
+            .ok_or_else(|| format!("{name} is not in the object"))?
+            .try_into()
+            .map_err(|e| format!("{e}"))?;
+        match program.load("task", btf) {
+            Ok(()) => return Ok(name),
+            Err(e) => refused.push(format!("{name}: {}", super::loader::error_chain(&e))),
+        }
+    }
+    Err(format!("the kernel refused the task iterator: {}", refused.join("; ")))
 }
 
 impl ProbeSet {
     /// Whether the task iterator can run here (loaded with this kernel's
     /// offsets); an error says why not.
-    pub fn task_iter_ready(&mut self) -> Result<(), TaskIterError> {
+    pub fn task_iter_ready(&mut self) -> Result<&'static str, TaskIterError> {
         self.task_iter_loaded
             .clone()
             .map_err(TaskIterError::Unavailable)
@@ -213,9 +224,13 @@ impl ProbeSet {
 
     /// Runs the loaded iterator once: every task's record into `buf`.
     pub fn read_tasks(&mut self, buf: &mut Vec<u8>) -> Result<(), TaskIterError> {
+        let name = self
+            .task_iter_loaded
+            .clone()
+            .map_err(TaskIterError::Unavailable)?;
         let program: &mut Iter = self
             .ebpf
-            .program_mut(PROGRAM)
+            .program_mut(name)
             .ok_or(TaskIterError::Missing)?
             .try_into()
             .map_err(|e| TaskIterError::Kernel(format!("{e}")))?;

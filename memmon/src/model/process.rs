@@ -24,8 +24,10 @@ pub struct Process {
     pub vanished: bool,
     /// Cumulative kernel counters (since the probes were attached).
     pub counters: ProcCounters,
-    /// Counters at the start of the current window.
-    pub baseline: ProcCounters,
+    /// Counters at the start of the current window (None: zero, as in the
+    /// daemon, which never starts one; boxed so 10,000 processes do not
+    /// each carry 232 bytes of zeros).
+    pub baseline: Option<Box<ProcCounters>>,
     /// The kernel's own (minor, major) totals at exit, when read.
     pub exit_task_faults: Option<(u64, u64)>,
     /// cgroup id at exit.
@@ -98,7 +100,7 @@ impl Process {
             exited: false,
             vanished: false,
             counters: ProcCounters::default(),
-            baseline: ProcCounters::default(),
+            baseline: None,
             exit_task_faults: None,
             exit_cgroup_id: None,
             rss: None,
@@ -152,6 +154,9 @@ impl Process {
 
     /// Counters accumulated in the current window.
     pub fn window(&self) -> ProcCounters {
-        self.counters.saturating_sub(&self.baseline)
+        match &self.baseline {
+            Some(base) => self.counters.saturating_sub(base),
+            None => self.counters,
+        }
     }
 }

@@ -98,6 +98,19 @@ impl Pipeline {
         Ok(found)
     }
 
+    /// [`Pipeline::use_task_iter`], saying in the log which scan runs.
+    pub fn with_task_iter(mut self) -> Self {
+        match self.use_task_iter() {
+            Ok((n, program)) => tracing::info!(
+                "iter/task: processes read through the kernel's task iterator ({n} in one read, program {program})"
+            ),
+            Err(e) => {
+                tracing::info!("iter/task: not used ({e}); processes are read from /proc/PID/stat")
+            }
+        }
+        self
+    }
+
     /// Reads processes and system files under `root` instead of /proc.
     pub fn with_root(mut self, root: ProcRoot) -> Self {
         self.root = root;

@@ -4,7 +4,11 @@
 //! daemon through one iterator read per pass, must show exactly what the
 //! kernel's /proc/PID/stat says of each (faults summed over threads,
 //! resident and virtual size, parent, start time, comm), and the field
-//! catalog must name the iterator as the live source.
+//! catalog must name the iterator as the live source. The mm's counters it
+//! reads besides (RssAnon, RssFile, RssShmem, VmSwap) are the counters'
+//! `count`, as /proc/PID/stat's RSS is: since 6.16 /proc/PID/status sums
+//! the per-CPU parts exactly, so they may differ from it by what the CPUs
+//! have not folded in yet (at most `percpu_counter_batch` pages per CPU).
 
 mod common;
 
@@ -32,6 +36,41 @@ fn proc_stat(pid: u32) -> (u64, u64, u64, u64, u64, u64, String) {
     // starttime 22, vsize 23, rss 24.
     let page = 4096;
     (f[6], f[8], f[20] * page, f[19], f[0], f[18], comm)
+}
+
+/// RssAnon, RssFile, RssShmem and VmSwap from /proc/PID/status, bytes.
+fn proc_status(pid: u32) -> [u64; 4] {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    let kb = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(u64::MAX, |v| v * 1024)
+    };
+    [
+        kb("RssAnon:"),
+        kb("RssFile:"),
+        kb("RssShmem:"),
+        kb("VmSwap:"),
+    ]
+}
+
+fn row_status(row: &serde_json::Value) -> [u64; 4] {
+    let n = |k: &str| row[k].as_u64().unwrap_or(u64::MAX - 1);
+    [
+        n("rss_anon_bytes"),
+        n("rss_file_bytes"),
+        n("rss_shmem_bytes"),
+        n("swap_bytes"),
+    ]
+}
+
+/// Within the per-CPU counters' slack: `percpu_counter_batch` (max(32,
+/// 2 × CPUs)) pages per CPU.
+fn near(got: [u64; 4], want: [u64; 4]) -> bool {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let slack = cpus * 32u64.max(2 * cpus) * 4096;
+    got.iter().zip(want).all(|(g, w)| g.abs_diff(w) <= slack)
 }
 
 fn row(snapshot: &serde_json::Value, pid: u32) -> Option<serde_json::Value> {
@@ -98,12 +137,14 @@ fn the_daemon_reads_every_process_through_the_task_iterator_as_proc_does() {
         let snap: serde_json::Value = serde_json::from_str(&body).expect("snapshot JSON");
         let mut mismatches = Vec::new();
         for pid in std::iter::once(threaded.pid).chain(children.iter().copied()) {
-            let want = proc_stat(pid);
+            let (want, want_status) = (proc_stat(pid), proc_status(pid));
             match row(&snap, pid) {
-                Some(r) if row_stat(&r) == want => {}
-                Some(r) => {
-                    mismatches.push(format!("{pid}: memmon {:?} /proc {want:?}", row_stat(&r)))
-                }
+                Some(r) if row_stat(&r) == want && near(row_status(&r), want_status) => {}
+                Some(r) => mismatches.push(format!(
+                    "{pid}: memmon {:?} {:?} /proc {want:?} {want_status:?}",
+                    row_stat(&r),
+                    row_status(&r)
+                )),
                 None => mismatches.push(format!("{pid}: missing")),
             }
         }

@@ -154,17 +154,10 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
         std::thread::Builder::new()
             .name("memmon-sampler".into())
             .spawn(move || {
-                let mut pipeline = Pipeline::new(collector, model).with_root(root);
-                match pipeline.use_task_iter() {
-                    Ok((n, program)) => tracing::info!(
-                        "iter/task: processes read through the kernel's task iterator ({n} in one read, program {program})"
-                    ),
-                    Err(e) => tracing::info!(
-                        "iter/task: not used ({e}); processes are read from /proc/PID/stat"
-                    ),
-                }
                 sampler::run(
-                    pipeline,
+                    Pipeline::new(collector, model)
+                        .with_root(root)
+                        .with_task_iter(),
                     shared,
                     live,
                     stop,

@@ -25,7 +25,7 @@ use std::{
     time::Instant,
 };
 
-use memmon_common::{ExitEvent, ProcCounters, events::EXIT_HAS_TASK};
+use memmon_common::{ExitEvent, MmState, ProcCounters, events::EXIT_HAS_TASK};
 
 use crate::fast_hash::FastMap;
 use crate::sample::{
@@ -329,13 +329,22 @@ impl Model {
                     major: id.majflt,
                 });
                 let (rss, vm) = (Some(id.rss_pages * page), Some(id.vsize_bytes));
+                let members = id.rss_members.map(|m| MmState {
+                    tgid: id.pid,
+                    _pad: 0,
+                    bytes: m.map(|pages| (pages * page) as i64),
+                });
                 if p.task != task
                     || p.rss_bytes != rss
                     || p.vm_bytes != vm
                     || p.ppid != Some(id.ppid)
                     || (!id.comm.is_empty() && p.comm != id.comm)
+                    || (members.is_some() && p.rss != members)
                 {
                     p.dirty = true;
+                }
+                if members.is_some() {
+                    p.rss = members;
                 }
                 p.task = task;
                 if !id.comm.is_empty() {

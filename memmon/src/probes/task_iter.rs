@@ -151,6 +151,7 @@ impl TaskScan {
                 majflt: f.maj_flt,
                 rss_pages: rss_pages as u64,
                 vsize_bytes: r.total_vm_pages.saturating_mul(self.page_size),
+                rss_members: Some(r.rss_pages.map(|p| p.max(0) as u64)),
                 fresh,
             });
         }
@@ -173,6 +174,7 @@ fn signature(f: &Folded, rss_pages: i64) -> u64 {
         f.min_flt,
         f.maj_flt,
         rss_pages,
+        r.rss_pages,
         r.total_vm_pages,
         r.ppid,
         r.comm,
@@ -210,7 +212,10 @@ pub(super) fn load_program(ebpf: &mut aya::Ebpf, btf: &aya::Btf) -> Result<&'sta
             Err(e) => refused.push(format!("{name}: {}", super::loader::error_chain(&e))),
         }
     }
-    Err(format!("the kernel refused the task iterator: {}", refused.join("; ")))
+    Err(format!(
+        "the kernel refused the task iterator: {}",
+        refused.join("; ")
+    ))
 }
 
 impl ProbeSet {
@@ -319,6 +324,7 @@ mod tests {
         assert_eq!(id.comm, "work");
         // file + anon + shmem (negative clamped), not swap entries.
         assert_eq!(id.rss_pages, 30);
+        assert_eq!(id.rss_members, Some([10, 20, 5, 0]));
         assert_eq!(id.vsize_bytes, 100 * 4096);
         assert!(id.fresh);
     }

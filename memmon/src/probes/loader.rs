@@ -356,12 +356,12 @@ pub(super) fn attach_one(
             if exit {
                 let p: &mut aya::programs::FExit =
                     program.try_into().map_err(|e| format!("{e}"))?;
-                p.load(function, &btf).map_err(refused)?;
+                p.load(function, btf).map_err(refused)?;
                 p.attach().map_err(refused)?;
             } else {
                 let p: &mut aya::programs::FEntry =
                     program.try_into().map_err(|e| format!("{e}"))?;
-                p.load(function, &btf).map_err(refused)?;
+                p.load(function, btf).map_err(refused)?;
                 p.attach().map_err(refused)?;
             }
         }

@@ -14,6 +14,7 @@ pub mod names;
 pub mod rss;
 pub mod stacks;
 pub mod stats;
+pub mod task_iter;
 
 pub use config::{CgroupOffsets, KernelConfig, RssOffsets, TaskOffsets};
 pub use counters::{MemcgExits, ProcCounters};

@@ -44,6 +44,8 @@ pub const STACK_BRK_LAST: &str = "STACK_BRK_LAST";
 pub const CONFIG: &str = "CONFIG";
 /// The raw rss_stat program's offsets (`RssOffsets`).
 pub const RSS_CONFIG: &str = "RSS_CONFIG";
+/// The task iterator's offsets (`TaskIterOffsets`).
+pub const TASK_ITER_CONFIG: &str = "TASK_ITER_CONFIG";
 
 /// Every map userspace looks up.
 pub const MAPS: &[&str] = &[

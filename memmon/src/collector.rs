@@ -40,6 +40,8 @@ pub struct Collector {
     cgroups: Option<crate::cgroupfs::CgroupReader>,
     /// Why there is no cgroup reader, said once.
     cgroups_missing: Option<String>,
+    /// The task iterator, when it is the scan's source.
+    task_scan: Option<crate::probes::task_iter::TaskScan>,
 }
 
 /// This host's constants.
@@ -134,6 +136,7 @@ impl Collector {
             run_stats: crate::probes::run_stats::RunStats::enable(),
             cgroups: None,
             cgroups_missing: None,
+            task_scan: None,
         }
         .with_cgroup_root(std::path::Path::new(DEFAULT_CGROUP_ROOT))
     }
@@ -189,6 +192,44 @@ impl Collector {
             })
             .collect();
         model.apply_cgroups(samples, &scan.gone, std::time::Instant::now());
+    }
+
+    /// Scans processes through the kernel's task iterator from now on
+    /// (read once here): the number of processes it saw and the program
+    /// that runs, or why this kernel refuses it (the /proc scan then stays).
+    pub fn use_task_iter(
+        &mut self,
+    ) -> Result<(usize, &'static str), crate::probes::task_iter::TaskIterError> {
+        use crate::probes::task_iter::TaskScan;
+        let program = self.probes.task_iter_ready()?;
+        let h = host();
+        let mut trial = TaskScan::new(h.ticks_per_second, h.page_size);
+        let n = trial.scan(&mut self.probes)?.len();
+        // A fresh scan state: the first pass must see every process as new.
+        self.task_scan = Some(TaskScan::new(h.ticks_per_second, h.page_size));
+        Ok((n, program))
+    }
+
+    /// Every process, from the task iterator; None when it is not in use
+    /// (or just failed: then the /proc scan takes over, and the reason is
+    /// returned in `failed`).
+    pub fn scan_tasks(&mut self, failed: &mut Option<String>) -> Option<Vec<Identity>> {
+        let scan = self.task_scan.as_mut()?;
+        match scan.scan(&mut self.probes) {
+            Ok(ids) => Some(ids),
+            Err(e) => {
+                *failed = Some(format!(
+                    "the task iterator failed ({e}): processes are read from /proc from now on"
+                ));
+                self.task_scan = None;
+                None
+            }
+        }
+    }
+
+    /// True while the task iterator is the scan's source.
+    pub fn task_iter_in_use(&self) -> bool {
+        self.task_scan.is_some()
     }
 
     /// The probe set (statuses, map fill).

@@ -3,7 +3,7 @@
 //! CO-RE relocation, so this is how one object fits every kernel layout.
 
 use btf_rs::{Btf, Type};
-use memmon_common::{CgroupOffsets, RssOffsets, TaskOffsets};
+use memmon_common::{CgroupOffsets, RssOffsets, TaskOffsets, task_iter::TaskIterOffsets};
 
 /// Where the running kernel publishes its BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -72,6 +72,72 @@ pub fn resolve_rss(btf: &Btf) -> Result<RssOffsets, String> {
             counter_count: count / 8,
             counters: array.len() as u32,
         });
+    }
+    Err("BTF: struct mm_struct has no field rss_stat".into())
+}
+
+/// What the task iterator reads. `mm_struct.rss_stat` is an array of
+/// `percpu_counter` from 6.2 (each one's `count`) and a `struct
+/// mm_rss_stat { atomic_long_t count[]; }` before: either way a run of
+/// counters at a fixed stride, which is what `get_mm_counter` reads.
+pub fn resolve_task_iter(btf: &Btf) -> Result<TaskIterOffsets, String> {
+    let task = |f: &str| field_offset(btf, "task_struct", f);
+    let signal = |f: &str| field_offset(btf, "signal_struct", f);
+    let (mm_rss_first, rss_stride) = rss_counters(btf)?;
+    Ok(TaskIterOffsets {
+        valid: 1,
+        pid: task("pid")?,
+        tgid: task("tgid")?,
+        comm: task("comm")?,
+        start_boottime: task("start_boottime")?,
+        min_flt: task("min_flt")?,
+        maj_flt: task("maj_flt")?,
+        signal: task("signal")?,
+        signal_min_flt: signal("min_flt")?,
+        signal_maj_flt: signal("maj_flt")?,
+        real_parent: task("real_parent")?,
+        _pad: 0,
+        mm: task("mm")?,
+        mm_total_vm: field_offset(btf, "mm_struct", "total_vm")?,
+        mm_rss_first,
+        rss_stride,
+    })
+}
+
+/// (offset of the first rss counter's value in `mm_struct`, stride).
+fn rss_counters(btf: &Btf) -> Result<(u32, u32), String> {
+    let types = btf
+        .resolve_types_by_name("mm_struct")
+        .map_err(|e| format!("BTF has no type mm_struct: {e}"))?;
+    for t in types {
+        let Type::Struct(s) = t else { continue };
+        let Some(bits) = find_member(btf, &s.members, "rss_stat", 0) else {
+            continue;
+        };
+        let base = bits / 8;
+        let member = member_type(btf, &s.members, "rss_stat")
+            .ok_or("BTF: mm_struct.rss_stat has no type")?;
+        return match member {
+            // 6.2+: struct percpu_counter rss_stat[NR_MM_COUNTERS].
+            Type::Array(array) => {
+                let elem = btf
+                    .resolve_chained_type(&array)
+                    .map_err(|e| format!("BTF: mm_struct.rss_stat element: {e}"))?;
+                let Type::Struct(counter) = elem else {
+                    return Err("mm_struct.rss_stat's elements are not structs".into());
+                };
+                let count = find_member(btf, &counter.members, "count", 0)
+                    .ok_or("BTF: percpu_counter has no field count")?;
+                Ok((base + count / 8, counter.size() as u32))
+            }
+            // Before: struct mm_rss_stat { atomic_long_t count[NR_MM_COUNTERS]; }.
+            Type::Struct(stat) => {
+                let count = find_member(btf, &stat.members, "count", 0)
+                    .ok_or("BTF: mm_rss_stat has no field count")?;
+                Ok((base + count / 8, 8))
+            }
+            _ => Err("mm_struct.rss_stat is neither an array nor struct mm_rss_stat".into()),
+        };
     }
     Err("BTF: struct mm_struct has no field rss_stat".into())
 }

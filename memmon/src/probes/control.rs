@@ -51,7 +51,7 @@ impl ProbeSet {
         let spec = catalog::find(name).ok_or_else(|| format!("no probe named {name}"))?;
         let spec = catalog::for_kernel(spec, self.raw_rss);
         let tracefs = self.tracefs.clone();
-        match attach_one(&mut self.ebpf, spec, spec.attach, &tracefs) {
+        match attach_one(&mut self.ebpf, spec, spec.attach, &tracefs, None) {
             Ok(()) => {
                 self.set_state(name, ProbeState::Attached);
                 Ok(())

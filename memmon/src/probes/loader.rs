@@ -105,6 +105,9 @@ pub struct ProbeSet {
     pub(super) tracefs: std::path::PathBuf,
     /// `rss_stat` runs as a raw tracepoint (`catalog::for_kernel`).
     pub(super) raw_rss: bool,
+    /// The task iterator program that was loaded (it is attached per
+    /// read), or why none was.
+    pub(super) task_iter_loaded: Result<&'static str, String>,
 }
 
 impl ProbeSet {
@@ -112,16 +115,33 @@ impl ProbeSet {
     pub fn load(opts: &LoadOptions) -> Result<Self, LoadError> {
         raise_memlock_limit();
         let tracefs = tracefs::ensure_mounted().map_err(LoadError::Tracefs)?;
-        let config = kernel_config(&tracefs);
-        let rss = rss_offsets();
+        // The kernel's BTF is parsed once here (twice: btf_rs for the
+        // offsets, aya's for loading): in a TCG guest each parse of a
+        // non-mmapped BTF takes seconds.
+        let offsets_btf = btf_offsets::kernel_btf();
+        let config = kernel_config(&offsets_btf, &tracefs);
+        let rss = rss_offsets(&offsets_btf);
+        let task_iter = offsets_btf
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(btf_offsets::resolve_task_iter);
+        drop(offsets_btf);
+        let task_iter_config = task_iter.clone().unwrap_or_default();
+        let btf = aya::Btf::from_sys_fs().ok();
         let pin_dir = match &opts.pin_root {
             Some(root) => Some(pins::prepare(root).map_err(LoadError::Pins)?),
             None => None,
         };
         let mut loader = EbpfLoader::new();
         loader
+            .btf(btf.as_ref())
             .override_global(memmon_common::names::CONFIG, &config, true)
             .override_global(memmon_common::names::RSS_CONFIG, &rss, true)
+            .override_global(
+                memmon_common::names::TASK_ITER_CONFIG,
+                &task_iter_config,
+                true,
+            )
             .map_max_entries(memmon_common::names::PROC_COUNTERS, opts.max_processes);
         if let Some(n) = opts.stack_entries {
             use memmon_common::names;
@@ -176,7 +196,7 @@ impl ProbeSet {
                     reason: "per-allocation probe; enable with --alloc-detail".into(),
                 }
             } else {
-                match attach_one(&mut ebpf, spec, attach, &tracefs) {
+                match attach_one(&mut ebpf, spec, attach, &tracefs, btf.as_ref()) {
                     Ok(()) => ProbeState::Attached,
                     Err(reason) => {
                         tracing::debug!("probe {} unavailable: {reason}", spec.name);
@@ -190,6 +210,11 @@ impl ProbeSet {
                 state,
             });
         }
+        let task_iter_loaded = match (&task_iter, btf.as_ref()) {
+            (Ok(_), Some(btf)) => super::task_iter::load_program(&mut ebpf, btf),
+            (Ok(_), None) => Err(format!("{} could not be read", btf_offsets::VMLINUX_BTF)),
+            (Err(e), _) => Err(e.clone()),
+        };
         if config.task.valid == 0 {
             tracing::warn!(
                 "kernel BTF offsets unknown: exited processes lose start time and kernel fault totals"
@@ -204,6 +229,7 @@ impl ProbeSet {
             max_processes: opts.max_processes,
             tracefs: tracefs.to_path_buf(),
             raw_rss,
+            task_iter_loaded,
         })
     }
 
@@ -243,6 +269,7 @@ pub(super) fn attach_one(
     spec: &ProbeSpec,
     attach: Attach,
     tracefs: &Path,
+    btf: Option<&aya::Btf>,
 ) -> Result<(), String> {
     let program = ebpf
         .program_mut(spec.program)
@@ -306,8 +333,17 @@ pub(super) fn attach_one(
             }
         }
         Attach::Tracing { function, exit } => {
-            let btf = aya::Btf::from_sys_fs()
-                .map_err(|e| format!("BPF tracing programs need kernel BTF: {e}"))?;
+            // Parsed again only for a probe resumed after load (the
+            // parsed BTF is tens of MiB: it is not kept).
+            let parsed;
+            let btf = match btf {
+                Some(btf) => btf,
+                None => {
+                    parsed = aya::Btf::from_sys_fs()
+                        .map_err(|e| format!("BPF tracing programs need kernel BTF: {e}"))?;
+                    &parsed
+                }
+            };
             let kind = if exit { "fexit" } else { "fentry" };
             let refused = |e: aya::programs::ProgramError| {
                 format!(
@@ -320,12 +356,12 @@ pub(super) fn attach_one(
             if exit {
                 let p: &mut aya::programs::FExit =
                     program.try_into().map_err(|e| format!("{e}"))?;
-                p.load(function, &btf).map_err(refused)?;
+                p.load(function, btf).map_err(refused)?;
                 p.attach().map_err(refused)?;
             } else {
                 let p: &mut aya::programs::FEntry =
                     program.try_into().map_err(|e| format!("{e}"))?;
-                p.load(function, &btf).map_err(refused)?;
+                p.load(function, btf).map_err(refused)?;
                 p.attach().map_err(refused)?;
             }
         }
@@ -458,8 +494,12 @@ pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// The raw rss_stat program's offsets; unknown (the classic tracepoint
 /// runs) before 6.2 or without BTF.
-fn rss_offsets() -> memmon_common::RssOffsets {
-    match btf_offsets::kernel_btf().and_then(|btf| btf_offsets::resolve_rss(&btf)) {
+fn rss_offsets(btf: &Result<btf_rs::Btf, String>) -> memmon_common::RssOffsets {
+    match btf
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(btf_offsets::resolve_rss)
+    {
         Ok(rss) => rss,
         Err(e) => {
             tracing::debug!("rss_stat stays a classic tracepoint: {e}");
@@ -469,15 +509,15 @@ fn rss_offsets() -> memmon_common::RssOffsets {
 }
 
 /// BTF offsets and tracepoint layout for the running kernel.
-fn kernel_config(tracefs: &Path) -> KernelConfig {
+fn kernel_config(btf: &Result<btf_rs::Btf, String>, tracefs: &Path) -> KernelConfig {
     let mut config = KernelConfig::unknown();
-    match btf_offsets::kernel_btf() {
+    match btf {
         Ok(btf) => {
-            match btf_offsets::resolve(&btf) {
+            match btf_offsets::resolve(btf) {
                 Ok(task) => config.task = task,
                 Err(e) => tracing::warn!("{e}"),
             }
-            match btf_offsets::resolve_cgroup(&btf) {
+            match btf_offsets::resolve_cgroup(btf) {
                 Ok(cgroup) => config.cgroup = cgroup,
                 Err(e) => tracing::info!("OOM events will not name the memory cgroup: {e}"),
             }
@@ -796,6 +836,12 @@ mod object_tests {
                 spec.name,
                 spec.program,
                 obj.programs.keys().collect::<Vec<_>>()
+            );
+        }
+        for program in ["task_iter", "task_iter_probe"] {
+            assert!(
+                obj.programs.contains_key(program),
+                "task iterator {program} is not in the eBPF object"
             );
         }
         for program in super::super::stacks::PROGRAMS {

@@ -109,16 +109,31 @@ fn rank(v: &ProcessView, top_by: &str) -> f64 {
 }
 
 /// The top `k` processes by `top_by`, largest first (ties by pid). Kernel
-/// threads (no address space) never take a slot.
-pub fn top_processes<'a>(procs: &'a [ProcessView], top_by: &str, k: usize) -> Vec<&'a ProcessView> {
-    let mut v: Vec<&ProcessView> = procs.iter().filter(|p| !p.is_kernel_thread()).collect();
-    v.sort_by(|a, b| {
-        rank(b, top_by)
-            .total_cmp(&rank(a, top_by))
-            .then(a.pid.cmp(&b.pid))
-    });
-    v.truncate(k);
-    v
+/// threads (no address space) never take a slot. Each rank is read once
+/// and only the top `k` are sorted (a scrape of 10,000 processes sorts
+/// `k` rows, not all of them).
+pub fn top_processes<'a, V: std::ops::Deref<Target = ProcessView>>(
+    procs: &'a [V],
+    top_by: &str,
+    k: usize,
+) -> Vec<&'a ProcessView> {
+    let mut v: Vec<(f64, &ProcessView)> = procs
+        .iter()
+        .map(|p| &**p)
+        .filter(|p| !p.is_kernel_thread())
+        .map(|p| (rank(p, top_by), p))
+        .collect();
+    let order = |a: &(f64, &ProcessView), b: &(f64, &ProcessView)| {
+        b.0.total_cmp(&a.0).then(a.1.pid.cmp(&b.1.pid))
+    };
+    if k < v.len() {
+        if k > 0 {
+            v.select_nth_unstable_by(k - 1, order);
+        }
+        v.truncate(k);
+    }
+    v.sort_by(order);
+    v.into_iter().map(|(_, p)| p).collect()
 }
 
 fn metric_type(kind: Kind) -> MetricType {
@@ -738,8 +753,8 @@ mod tests {
             cgroup: Some("/a\"b\\c\nd".into()),
             ..Default::default()
         };
-        v.values[idx::RSS] = Some(rss as f64);
-        v.values[idx::VM] = Some((rss + 1) as f64);
+        v.values.set(idx::RSS, Some(rss as f64));
+        v.values.set(idx::VM, Some((rss + 1) as f64));
         v
     }
 
@@ -747,7 +762,7 @@ mod tests {
     fn top_k_bounds_process_series_and_escapes_labels() {
         let p = Published {
             processes: (0..100)
-                .map(|i| view(i, "we\"ird\n\\name", u64::from(i) * 4096))
+                .map(|i| std::sync::Arc::new(view(i, "we\"ird\n\\name", u64::from(i) * 4096)))
                 .collect(),
             ..Default::default()
         };

@@ -40,14 +40,18 @@ struct Point {
     p99_ms: f64,
     /// Seconds from spawn until its port answered.
     ready_s: f64,
+    /// Seconds of warm-up before the window.
+    warm_s: u64,
 }
 
 /// How long each phase lasts.
 struct Timing {
-    /// memmon's warm-up: past the cost guard's first two rounds (0 and
-    /// 30 s), so the window is the steady state a long-running daemon
-    /// pays.
+    /// memmon's shortest warm-up (it goes on until the cost guard's first
+    /// round is done, see [`warm_memmon`]), so the window is the steady
+    /// state a long-running daemon pays.
     memmon_warm: u64,
+    /// Its longest.
+    memmon_warm_max: u64,
     /// The exporters keep no state between scrapes: a short warm-up.
     exporter_warm: u64,
     window: u64,
@@ -108,6 +112,39 @@ fn measure(pid: u32, addr: &str, warm: u64, t: &Timing) -> anyhow::Result<(f64, 
         std::thread::sleep(Duration::from_secs(1));
         http::get(addr, "/metrics")?;
     }
+    measure_window(pid, addr, t)
+}
+
+/// memmon's warm-up: at least `min` s of once-a-second scrapes, and until
+/// its cost guard has read every process once (no read deferred in 3
+/// scrapes in a row, at most `max` s): with 10,000 processes that first
+/// round alone takes about half a minute at the guard's 2% budget, and a
+/// long-running daemon pays it once. Seconds spent.
+fn warm_memmon(addr: &str, min: u64, max: u64) -> anyhow::Result<u64> {
+    let mut settled = 0;
+    for s in 1..=max {
+        std::thread::sleep(Duration::from_secs(1));
+        let text = http::get(addr, "/metrics")?;
+        let deferred = text
+            .lines()
+            .find(|l| l.starts_with("memmon_procfs_processes_deferred "))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok());
+        settled = if deferred == Some(0.0) {
+            settled + 1
+        } else {
+            0
+        };
+        if s >= min && settled >= 3 {
+            return Ok(s);
+        }
+    }
+    Ok(max)
+}
+
+/// The measured window after the warm-up: (CPU % of one core over it, RSS
+/// at its end, p99 ms of the burst that follows).
+fn measure_window(pid: u32, addr: &str, t: &Timing) -> anyhow::Result<(f64, u64, f64)> {
     let (cpu0, _) = usage(pid)?;
     let t0 = Instant::now();
     for _ in 0..t.window {
@@ -137,7 +174,8 @@ fn memmon_point(ctx: &Ctx, t: &Timing, x: usize, cgroups: usize) -> anyhow::Resu
     let ready_s = started.elapsed().as_secs_f64();
     let addr = daemon.http_addr().context("daemon address")?;
     let processes = processes_in_proc();
-    let (cpu_pct, rss, p99_ms) = measure(daemon.pid(), &addr, t.memmon_warm, t)?;
+    let warm_s = warm_memmon(&addr, t.memmon_warm, t.memmon_warm_max)?;
+    let (cpu_pct, rss, p99_ms) = measure_window(daemon.pid(), &addr, t)?;
     daemon.stop()?;
     Ok(Point {
         tool: "memmon",
@@ -148,6 +186,7 @@ fn memmon_point(ctx: &Ctx, t: &Timing, x: usize, cgroups: usize) -> anyhow::Resu
         rss,
         p99_ms,
         ready_s,
+        warm_s,
     })
 }
 
@@ -206,6 +245,7 @@ fn exporter_point(tool: &'static str, t: &Timing, x: usize) -> anyhow::Result<Po
         rss,
         p99_ms,
         ready_s,
+        warm_s: t.exporter_warm,
     })
 }
 
@@ -218,6 +258,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Section> {
     let t = if ctx.quick {
         Timing {
             memmon_warm: 3,
+            memmon_warm_max: 10,
             exporter_warm: 2,
             window: 5,
             burst: 20,
@@ -225,6 +266,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Section> {
     } else {
         Timing {
             memmon_warm: 35,
+            memmon_warm_max: 240,
             exporter_warm: 5,
             window: 30,
             burst: 100,
@@ -283,6 +325,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Section> {
             format!("{:.1}", mib(p.rss)),
             format!("{:.2}", p.p99_ms),
             format!("{:.2}", p.ready_s),
+            p.warm_s.to_string(),
             target,
         ]);
     }
@@ -290,8 +333,8 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Section> {
         title: "12. Cost curves: 100 to 10,000 processes, 10 to 500 cgroups, beside process-exporter and node_exporter".into(),
         what: format!(
             "For each point: `memmon-workload idle N` (N sleeping processes) or N cgroup memcgs under `memmon-bench/` with one \
-             `sleep` each; the tool starts, /metrics is fetched once a second for {} s (memmon: past its cost guard's first \
-             two rounds; exporters: {} s), then CPU (utime+stime from /proc/PID/stat) over the next {} s of once-a-second \
+             `sleep` each; the tool starts, /metrics is fetched once a second for a warm-up (memmon: at least {} s and \
+             until its cost guard has read every process once, no read deferred in 3 scrapes in a row; exporters: {} s), then CPU (utime+stime from /proc/PID/stat) over the next {} s of once-a-second \
              scrapes and VmRSS at their end; then {} back-to-back scrapes for the p99. memmon: `memmon daemon` on its \
              defaults (1 s refresh). prometheus-process-exporter (Debian) with one group per comm \
              (`name: \"{{{{.Comm}}}}\"`, its defaults otherwise, smaps included); prometheus-node-exporter (Debian) on its \
@@ -307,6 +350,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Section> {
             "RSS, MiB",
             "/metrics p99, ms",
             "ready, s",
+            "warm-up, s",
             "target",
         ],
         rows,

@@ -98,9 +98,11 @@ fn row_stat(row: &serde_json::Value) -> (u64, u64, u64, u64, u64, u64, String) {
     )
 }
 
+const TEST: &str = "the_daemon_reads_every_process_through_the_task_iterator_as_proc_does";
+
 #[test]
 fn the_daemon_reads_every_process_through_the_task_iterator_as_proc_does() {
-    if !require_bpf("the_daemon_reads_every_process_through_the_task_iterator_as_proc_does") {
+    if !require_bpf(TEST) {
         return;
     }
     let mut threaded = Workload::start(&["threads", "40", "256"]);
@@ -121,6 +123,15 @@ fn the_daemon_reads_every_process_through_the_task_iterator_as_proc_does() {
     d.memmon
         .wait_for_stderr("iter/task:", Duration::from_secs(30));
     let line = d.memmon.stderr_line("iter/task:").unwrap_or_default();
+    if line.contains("not used") {
+        // A kernel that refuses the iterator keeps /proc as the source:
+        // said, and counted as a skip (never as a pass).
+        d.stop();
+        threaded.finish();
+        idle.finish();
+        common::skip(TEST, &line);
+        return;
+    }
     assert!(
         line.contains("through the kernel's task iterator"),
         "the daemon did not use the task iterator: {line}"

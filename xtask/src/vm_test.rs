@@ -43,13 +43,15 @@ const VM_PACKAGES: &[&str] = &["qemu-system-x86", "busybox-static", "python3-ven
 const VIRTME_NG: &str = "virtme-ng==1.42";
 
 /// The focused subset (CI): NUMA on two nodes, the fault-latency
-/// histogram, fault counts against the kernel's, and a memcg OOM kill.
+/// histogram, fault counts against the kernel's, a memcg OOM kill, the
+/// cgroup reader, and the task-iterator scan against /proc.
 pub const FOCUSED: &[&str] = &[
     "numa_two_nodes",
     "fault_latency",
     "faults",
     "oom",
     "cgroupfs",
+    "task_iter",
 ];
 
 /// Test binaries run a second time on cgroup v2, as `<name>_v2`.

@@ -60,6 +60,18 @@ pub fn proc_meta(root: &ProcRoot, pid: u32) -> ProcMeta {
     )
 }
 
+/// Where a live `pid` is now, read again after it moved: `None` when it
+/// is gone or dying (a zombie's /proc shows the root cgroup, which would
+/// be a wrong move).
+pub fn moved_meta(root: &ProcRoot, pid: u32) -> Option<ProcMeta> {
+    use std::os::unix::fs::MetadataExt as _;
+    let cgroup = cgroup::memory_cgroup_of_live(root, pid).ok()?;
+    Some(meta_of_cgroup(
+        Some(cgroup),
+        std::fs::metadata(root.pid_dir(pid)).ok().map(|m| m.uid()),
+    ))
+}
+
 fn meta_of_cgroup(cgroup: Option<String>, uid: Option<u32>) -> ProcMeta {
     ProcMeta {
         unit: cgroup.as_deref().and_then(unit::systemd_unit),
@@ -255,11 +267,15 @@ impl Collector {
                 None
             }
         };
-        let ooms = self
+        let ooms = self.oom_records(root, Some(model));
+        // Moved processes: their memory cgroup read again (after the ids
+        // left the map: a move after this read is seen next pass).
+        let moved = self
             .probes
-            .take_oom_events()
+            .take_moved_tasks()
             .into_iter()
-            .map(|e| oom_record(e, root, &self.memcg_dir))
+            .filter(|pid| model.is_live(*pid))
+            .filter_map(|pid| Some((pid, moved_meta(root, pid)?)))
             .collect();
         let mut infos = HashMap::new();
         for (tgid, counters) in &still {
@@ -290,6 +306,7 @@ impl Collector {
             vanished,
             ooms,
             kill_signals,
+            moved,
             rss,
             stats,
             alloc: self.probes.read_alloc(),
@@ -397,6 +414,13 @@ pub fn collect_memory(
         procfs::{ReadFailure, memory, numa, system},
         sources::ProcFile,
     };
+    // Without the cgroup_attach probe, a process's memory cgroup is read
+    // again whenever its memory is (a move is then seen within its
+    // interval rather than at once).
+    let reread_cgroups = !model
+        .probes
+        .iter()
+        .any(|p| p.name == "cgroup_attach" && p.is_attached());
     let mut candidates = model.memory_candidates();
     if let Some(only) = only {
         candidates.retain(|c| only.contains(&c.key.pid));
@@ -423,6 +447,9 @@ pub fn collect_memory(
                     .then(|| numa::read(root, key.pid, cpu_node).ok())
                     .flatten();
                 model.apply_memory(key, m, numa);
+                if reread_cgroups && let Some(meta) = moved_meta(root, key.pid) {
+                    model.apply_moves(HashMap::from([(key.pid, meta)]));
+                }
                 true
             }
             Err(ReadFailure::Gone(_)) => false,

@@ -93,6 +93,7 @@ const TRACEPOINTS: &[&str] = &[
     "syscalls/sys_enter_brk",
     "syscalls/sys_exit_brk",
     "signal/signal_generate",
+    "cgroup/cgroup_attach_task",
 ];
 
 /// README.md's generated kernel table sits between these lines.

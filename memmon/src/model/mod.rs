@@ -154,6 +154,35 @@ impl Model {
         out
     }
 
+    /// True when the model holds a live process with this pid.
+    pub fn is_live(&self, pid: u32) -> bool {
+        self.live.contains_key(&pid)
+    }
+
+    /// Live processes that moved to another memory cgroup take it (and the
+    /// names its path carries) from now on: their rollups and the cgroups
+    /// read follow them. A process's counts so far go with it, as the
+    /// kernel's exit totals charge a process's whole life to the cgroup it
+    /// exits in; the cgroup it left keeps what it published (its counters
+    /// never go back).
+    pub fn apply_moves(&mut self, moved: HashMap<u32, ProcMeta>) {
+        for (pid, meta) in moved {
+            let Some(p) = self.live.get(&pid).and_then(|k| self.processes.get_mut(k)) else {
+                continue;
+            };
+            if p.exited || meta.cgroup.is_none() || meta.cgroup == p.cgroup {
+                continue;
+            }
+            tracing::debug!(
+                pid,
+                from = p.cgroup.as_deref().unwrap_or("?"),
+                to = meta.cgroup.as_deref().unwrap_or("?"),
+                "moved to another memory cgroup"
+            );
+            p.set_meta(meta);
+        }
+    }
+
     /// True when a scanned pid is new to the model (its placement must be
     /// read).
     pub fn knows_pid(&self, pid: u32, start_time_ticks: u64) -> bool {
@@ -177,6 +206,7 @@ impl Model {
                 p.rss = Some(mm);
             }
         }
+        self.apply_moves(std::mem::take(&mut sample.moved));
         for exit in &sample.exits {
             self.apply_exit(exit, &sample.exit_cgroups);
         }
@@ -771,6 +801,22 @@ impl Model {
         for (path, t) in out.iter_mut() {
             if let Some(floor) = self.totals_floor.get(path) {
                 t.at_least(floor);
+            }
+        }
+        // A cgroup whose counts left it (its processes moved away, or it
+        // was removed and the kernel's exit entry went with it) keeps what
+        // it published while the model still holds the cgroup (until it
+        // is released, some minutes after its removal).
+        for (path, floor) in &self.totals_floor {
+            if !out.contains_key(path) && self.cgroups.get(path).is_some() {
+                out.insert(
+                    path.clone(),
+                    Totals {
+                        live_processes: 0,
+                        rss_bytes: 0,
+                        ..floor.clone()
+                    },
+                );
             }
         }
         self.totals_floor = out.clone();

@@ -327,6 +327,17 @@ pub const PROBES: &[ProbeSpec] = &[
         what: "allocations that fell back to another migrate type",
     },
     ProbeSpec {
+        name: "cgroup_attach",
+        program: "cgroup_attach_task",
+        attach: Attach::Tracepoint {
+            category: "cgroup",
+            name: "cgroup_attach_task",
+        },
+        per_fault: false,
+        per_alloc: false,
+        what: "tasks moved to another cgroup (systemd, container runtimes): their memory cgroup is read again",
+    },
+    ProbeSpec {
         name: "kill_signal",
         program: "signal_generate_kill",
         attach: Attach::Tracepoint {

@@ -98,6 +98,24 @@ impl ProbeSet {
         }
     }
 
+    /// The thread ids the `cgroup_attach` probe saw moved to another cgroup
+    /// since the last call, each once, taken out of the map (an id moved
+    /// again meanwhile is put back by the kernel and read next time).
+    /// Empty when the probe is not loaded.
+    pub fn take_moved_tasks(&mut self) -> Vec<u32> {
+        let Some(map) = self.ebpf.map_mut(memmon_common::names::MOVED_TASKS) else {
+            return Vec::new();
+        };
+        let Ok(mut map) = HashMap::<&mut MapData, u32, u32>::try_from(map) else {
+            return Vec::new();
+        };
+        let ids: Vec<u32> = map.keys().filter_map(Result::ok).collect();
+        for id in &ids {
+            let _ = map.remove(id);
+        }
+        ids
+    }
+
     /// Every mm the rss_stat probe knows, with its owner and last counter
     /// values; empty when the probe is not loaded.
     pub fn read_mm_states(&self) -> Vec<MmState> {
@@ -157,6 +175,8 @@ impl ProbeSet {
                 Stat::KillEvents => out.kill_events = sum,
                 Stat::KillEventsLost => out.kill_events_lost = sum,
                 Stat::MemcgExitsFull => out.memcg_exits_map_full = sum,
+                Stat::CgroupMoveEvents => out.cgroup_move_events = sum,
+                Stat::MovedTasksMapFull => out.moved_tasks_map_full = sum,
                 // Only `memmon profile` / `memmon leaks` attach the stack
                 // probes; they read these slots themselves (probes::stacks).
                 Stat::StackSamples | Stat::StackMapFull | Stat::StackLost | Stat::LeakMapFull => {}

@@ -24,7 +24,8 @@ use memmon_common::{ExitEvent, MmState, OomEvent, ProcCounters};
 pub use identity::Identity;
 pub use key::ProcessKey;
 
-/// Where a process belongs, read once when it is first seen.
+/// Where a process belongs: read when it is first seen, and again when it
+/// moves to another cgroup.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProcMeta {
     /// Memory cgroup path (v1 memory controller, else unified).
@@ -81,6 +82,9 @@ pub struct Sample {
     pub ooms: Vec<OomRecord>,
     /// SIGKILLs drained since the last pass, with their cgroups resolved.
     pub kill_signals: Vec<KillSignalRecord>,
+    /// Live processes that moved to another cgroup since the last pass
+    /// (pid → its placement read again).
+    pub moved: HashMap<u32, ProcMeta>,
     /// Resident-set counters per mm (rss_stat probe), with their owners.
     pub rss: Vec<MmState>,
     /// Kernel statistics, when they could be read.

@@ -41,8 +41,8 @@ pub struct TaskOffsets {
     pub mm_brk: u32,
     /// `task_struct.flags` (PF_EXITING: the task is past exit's start).
     pub flags: u32,
-    /// Padding to a multiple of 8 bytes.
-    pub _pad: u32,
+    /// `task_struct.pid` (pid_t: the thread id).
+    pub pid: u32,
 }
 
 /// Offsets to a task's memory cgroup (v1 memory controller, or the v2
@@ -122,7 +122,7 @@ impl TaskOffsets {
             mm: 0,
             mm_brk: 0,
             flags: 0,
-            _pad: 0,
+            pid: 0,
         }
     }
 }

@@ -120,6 +120,10 @@ pub const KILL_SENDER_MEMCG_ID: u32 = 1 << 0;
 /// `KillEvent::flags`: `sender_tgid`'s group leader comm was read (else
 /// `sender_comm` is the sending thread's).
 pub const KILL_SENDER_LEADER_COMM: u32 = 1 << 1;
+/// `KillEvent::flags`: `target_cgroup_id` is the target's memory cgroup id,
+/// read from the target task when the signal was generated (it is alive
+/// then, whatever happens to it before userspace reads the record).
+pub const KILL_TARGET_MEMCG_ID: u32 = 1 << 2;
 
 /// SIGKILL, the only signal the kill probe reports.
 pub const SIGKILL: i32 = 9;
@@ -162,9 +166,12 @@ pub struct KillEvent {
     pub sender_comm: [u8; COMM_LEN],
     /// Target's comm (tracepoint `comm`, NUL padded).
     pub target_comm: [u8; COMM_LEN],
+    /// The target's memory cgroup id (see [`KILL_TARGET_MEMCG_ID`]; 0 when
+    /// not read).
+    pub target_cgroup_id: u64,
 }
 
 #[cfg(feature = "user")]
-// SAFETY: repr(C); ten u32/i32 (40 bytes), two u64, two 16-byte arrays:
-// no padding.
+// SAFETY: repr(C); ten u32/i32 (40 bytes), two u64, two 16-byte arrays,
+// one u64: no padding.
 unsafe impl aya::Pod for KillEvent {}

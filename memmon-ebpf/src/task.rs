@@ -22,6 +22,22 @@ impl Task {
         unsafe { bpf_probe_read_kernel(base.add(offset as usize) as *const T) }.ok()
     }
 
+    /// The task at `ptr` (a tracepoint's `struct task_struct *`
+    /// argument).
+    #[inline(always)]
+    pub fn from_ptr(ptr: *const u8) -> Self {
+        Task(ptr)
+    }
+
+    /// `pid` (the thread id).
+    #[inline(always)]
+    pub fn pid(self, off: &TaskOffsets) -> Option<u32> {
+        if off.valid == 0 {
+            return None;
+        }
+        Self::read::<i32>(self.0, off.pid).map(|p| p as u32)
+    }
+
     /// The thread group leader.
     #[inline(always)]
     pub fn group_leader(self, off: &TaskOffsets) -> Option<Task> {

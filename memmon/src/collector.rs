@@ -350,14 +350,19 @@ impl Collector {
         Some(out)
     }
 
-    /// SIGKILLs drained so far, with the sender's memory cgroup (from its
-    /// id; the hierarchy is walked again at once for an id it has not seen)
-    /// and the target's (read now, while it is still alive; a dead one's
-    /// /proc shows the root cgroup, so it is left unknown).
+    /// SIGKILLs drained so far, with the sender's and the target's memory
+    /// cgroups from their ids (the hierarchy is walked again at once for an
+    /// id it has not seen). Where the probe gave no id (a classic
+    /// tracepoint), /proc names the cgroup of a process still alive; a dead
+    /// one's /proc shows the root cgroup, so it is left unknown.
     pub fn kill_signal_records(&mut self, root: &ProcRoot) -> Vec<crate::sample::KillSignalRecord> {
         let signals = self.probes.take_kill_signals();
-        self.cgroup_ids
-            .refresh_for(signals.iter().filter_map(|s| s.sender_memcg_id));
+        self.cgroup_ids.refresh_for(
+            signals
+                .iter()
+                .flat_map(|s| [s.sender_memcg_id, s.target_memcg_id])
+                .flatten(),
+        );
         signals
             .into_iter()
             .map(|signal| crate::sample::KillSignalRecord {
@@ -365,25 +370,60 @@ impl Collector {
                     .sender_memcg_id
                     .and_then(|id| self.cgroup_ids.resolve(id))
                     .or_else(|| cgroup::memory_cgroup_of_live(root, signal.sender_pid).ok()),
-                target_cgroup: cgroup::memory_cgroup_of_live(root, signal.target_pid).ok(),
+                target_cgroup: signal
+                    .target_memcg_id
+                    .and_then(|id| self.cgroup_ids.resolve(id))
+                    .or_else(|| cgroup::memory_cgroup_of_live(root, signal.target_pid).ok()),
                 signal,
             })
             .collect()
     }
 
+    /// The OOM kills drained so far, with their names resolved and the
+    /// limit each hit: the kernel's own record where the oom probes read
+    /// it, else (cgroup v2, with `model`'s last reading of each memcg's
+    /// events to compare with) memory.events.
+    fn oom_records(&mut self, root: &ProcRoot, model: Option<&Model>) -> Vec<OomRecord> {
+        let events = self.probes.take_oom_events();
+        self.cgroup_ids.refresh_for(events.iter().flat_map(|e| {
+            let oc = (e.flags & OOM_MEMCG_ID != 0).then_some(e.oom_memcg_id);
+            let path = e.path.iter().take(e.path_levels as usize).map(|l| l.id);
+            oc.into_iter().chain(path).filter(|id| *id != 0)
+        }));
+        let page_size = identity::page_size();
+        let memsw = self.memcg_v1;
+        events
+            .into_iter()
+            .map(|e| {
+                let mut record = oom_record(e, root, &self.memcg_dir);
+                record.limit = kernel_limit(&e, page_size, memsw, |id| self.cgroup_ids.resolve(id))
+                    .or_else(|| {
+                        let (reader, model) = (self.cgroups.as_ref()?, model?);
+                        let killer = record.killer_memcg.as_deref()?;
+                        events_limit(reader.root(), killer, |path| {
+                            model
+                                .cgroups
+                                .get(path)
+                                .and_then(|c| c.sample.events.as_ref())
+                                .and_then(|e| e.oom)
+                                .unwrap_or(0)
+                        })
+                    });
+                record
+            })
+            .collect()
+    }
+
     /// Drains the ring buffer and returns the OOM kills in it with their
-    /// names resolved (exits go to `exits`).
+    /// names and (from the kernel's record) limits resolved (exits go to
+    /// `exits`).
     pub fn drain_oom_records(
         &mut self,
         exits: &mut Vec<ExitEvent>,
         root: &ProcRoot,
     ) -> Vec<OomRecord> {
         self.probes.drain_exits(exits);
-        self.probes
-            .take_oom_events()
-            .into_iter()
-            .map(|e| oom_record(e, root, &self.memcg_dir))
-            .collect()
+        self.oom_records(root, None)
     }
 
     /// Kernel statistics now.

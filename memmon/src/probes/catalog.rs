@@ -346,7 +346,7 @@ pub const PROBES: &[ProbeSpec] = &[
         },
         per_fault: false,
         per_alloc: false,
-        what: "SIGKILLs sent (filtered in the kernel): sender pid, comm, memory cgroup; target pid, comm",
+        what: "SIGKILLs sent (filtered in the kernel): sender pid, comm, memory cgroup; target pid, comm (and memory cgroup as a raw tracepoint)",
     },
     ProbeSpec {
         name: "process_exit",
@@ -381,11 +381,38 @@ pub const RSS_STAT_RAW: ProbeSpec = ProbeSpec {
     what: "resident-set counter updates (every fault that maps a page): swap out/in pages and real-time rss per process",
 };
 
-/// The spec this kernel runs for `spec`: the raw `rss_stat` where
-/// `raw_rss` (its offsets resolved), else `spec` itself.
-pub fn for_kernel(spec: &'static ProbeSpec, raw_rss: bool) -> &'static ProbeSpec {
-    if raw_rss && spec.name == RSS_STAT_RAW.name {
+/// `kill_signal` as a raw tracepoint: used instead of the catalog's
+/// classic one where the kernel's BTF gives what it reads (the target
+/// task's pid, comm and memory cgroup), see [`for_kernel`].
+pub const KILL_SIGNAL_RAW: ProbeSpec = ProbeSpec {
+    name: "kill_signal",
+    program: "signal_generate_kill_raw",
+    attach: Attach::RawTracepoint {
+        category: "signal",
+        name: "signal_generate",
+    },
+    per_fault: false,
+    per_alloc: false,
+    what: "SIGKILLs sent (filtered in the kernel): sender pid, comm, memory cgroup; target pid, comm, memory cgroup",
+};
+
+/// Which probes run in their raw-tracepoint form on this kernel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Variants {
+    /// `rss_stat` (its offsets resolved: 6.2+).
+    pub raw_rss: bool,
+    /// `kill_signal` (task and cgroup offsets resolved, and
+    /// `trace_signal_generate` takes the task).
+    pub raw_kill: bool,
+}
+
+/// The spec this kernel runs for `spec`: a raw variant where `variants`
+/// says so, else `spec` itself.
+pub fn for_kernel(spec: &'static ProbeSpec, variants: Variants) -> &'static ProbeSpec {
+    if variants.raw_rss && spec.name == RSS_STAT_RAW.name {
         &RSS_STAT_RAW
+    } else if variants.raw_kill && spec.name == KILL_SIGNAL_RAW.name {
+        &KILL_SIGNAL_RAW
     } else {
         spec
     }

@@ -103,8 +103,8 @@ pub struct ProbeSet {
     pub max_processes: u32,
     /// Where tracefs is mounted (to attach a resumed probe).
     pub(super) tracefs: std::path::PathBuf,
-    /// `rss_stat` runs as a raw tracepoint (`catalog::for_kernel`).
-    pub(super) raw_rss: bool,
+    /// Which probes run as raw tracepoints (`catalog::for_kernel`).
+    pub(super) variants: super::catalog::Variants,
 }
 
 impl ProbeSet {
@@ -112,8 +112,12 @@ impl ProbeSet {
     pub fn load(opts: &LoadOptions) -> Result<Self, LoadError> {
         raise_memlock_limit();
         let tracefs = tracefs::ensure_mounted().map_err(LoadError::Tracefs)?;
-        let config = kernel_config(&tracefs);
-        let rss = rss_offsets();
+        let FromBtf {
+            config,
+            rss,
+            oom,
+            raw_kill,
+        } = from_btf(&tracefs);
         let pin_dir = match &opts.pin_root {
             Some(root) => Some(pins::prepare(root).map_err(LoadError::Pins)?),
             None => None,
@@ -149,10 +153,13 @@ impl ProbeSet {
         let events = RingBuf::try_from(events).map_err(LoadError::RingBuf)?;
         let overrides = tracepoint_overrides();
         let mut statuses = Vec::with_capacity(PROBES.len());
-        let raw_rss = rss.valid == 1;
+        let mut variants = super::catalog::Variants {
+            raw_rss: rss.valid == 1,
+            raw_kill,
+        };
         for spec in PROBES {
-            let spec = super::catalog::for_kernel(spec, raw_rss);
-            let attach = overrides
+            let mut spec = super::catalog::for_kernel(spec, variants);
+            let mut attach = overrides
                 .iter()
                 .find(|(probe, _)| probe == spec.name)
                 .map(|(_, a)| same_kind(*a, spec.attach))
@@ -178,6 +185,24 @@ impl ProbeSet {
             } else {
                 match attach_one(&mut ebpf, spec, attach, &tracefs) {
                     Ok(()) => ProbeState::Attached,
+                    // A raw variant this kernel refuses: the classic
+                    // tracepoint still gives the rest of the record.
+                    Err(reason) if spec.program == super::catalog::KILL_SIGNAL_RAW.program => {
+                        tracing::info!(
+                            "kill_signal as a raw tracepoint refused ({}); the classic tracepoint \
+                             runs, without the target's cgroup",
+                            reason.lines().next().unwrap_or("")
+                        );
+                        variants.raw_kill = false;
+                        spec = super::catalog::find(spec.name).unwrap_or(spec);
+                        attach = spec.attach;
+                        match attach_one(&mut ebpf, spec, attach, &tracefs) {
+                            Ok(()) => ProbeState::Attached,
+                            Err(classic) => ProbeState::Unavailable {
+                                reason: format!("{classic} (as a raw tracepoint: {reason})"),
+                            },
+                        }
+                    }
                     Err(reason) => {
                         tracing::debug!("probe {} unavailable: {reason}", spec.name);
                         ProbeState::Unavailable { reason }
@@ -203,7 +228,7 @@ impl ProbeSet {
             pending_kill: Vec::new(),
             max_processes: opts.max_processes,
             tracefs: tracefs.to_path_buf(),
-            raw_rss,
+            variants,
         })
     }
 
@@ -456,38 +481,63 @@ pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// The raw rss_stat program's offsets; unknown (the classic tracepoint
-/// runs) before 6.2 or without BTF.
-fn rss_offsets() -> memmon_common::RssOffsets {
-    match btf_offsets::kernel_btf().and_then(|btf| btf_offsets::resolve_rss(&btf)) {
-        Ok(rss) => rss,
-        Err(e) => {
-            tracing::debug!("rss_stat stays a classic tracepoint: {e}");
-            memmon_common::RssOffsets::unknown()
-        }
-    }
+/// Everything read from the kernel's BTF at load (opened once: a kernel
+/// before 6.16 parses it whole).
+struct FromBtf {
+    config: KernelConfig,
+    rss: memmon_common::RssOffsets,
+    oom: memmon_common::OomOffsets,
+    raw_kill: bool,
 }
 
-/// BTF offsets and tracepoint layout for the running kernel.
-fn kernel_config(tracefs: &Path) -> KernelConfig {
-    let mut config = KernelConfig::unknown();
+/// BTF offsets and tracepoint layout for the running kernel: the programs'
+/// configuration, the raw rss_stat program's offsets (unknown before 6.2
+/// or without BTF: the classic tracepoint runs), the OOM programs'
+/// (unknown without BTF: OOM kills are recorded without the kernel's
+/// constraint), and whether the raw kill_signal program can run.
+fn from_btf(tracefs: &Path) -> FromBtf {
+    let mut out = FromBtf {
+        config: KernelConfig::unknown(),
+        rss: memmon_common::RssOffsets::unknown(),
+        oom: memmon_common::OomOffsets::unknown(),
+        raw_kill: false,
+    };
     match btf_offsets::kernel_btf() {
         Ok(btf) => {
             match btf_offsets::resolve(&btf) {
-                Ok(task) => config.task = task,
+                Ok(task) => out.config.task = task,
                 Err(e) => tracing::warn!("{e}"),
             }
             match btf_offsets::resolve_cgroup(&btf) {
-                Ok(cgroup) => config.cgroup = cgroup,
+                Ok(cgroup) => out.config.cgroup = cgroup,
                 Err(e) => tracing::info!("OOM events will not name the memory cgroup: {e}"),
             }
+            match btf_offsets::resolve_rss(&btf) {
+                Ok(rss) => out.rss = rss,
+                Err(e) => tracing::debug!("rss_stat stays a classic tracepoint: {e}"),
+            }
+            match btf_offsets::resolve_oom(&btf) {
+                Ok(oom) => out.oom = oom,
+                Err(e) => tracing::info!("OOM kills will not say which limit was hit: {e}"),
+            }
+            // The raw kill program reads the target's pid, comm and memory
+            // cgroup through these offsets.
+            out.raw_kill = out.config.task.valid == 1
+                && out.config.cgroup.valid == 1
+                && btf_offsets::signal_generate_is_raw_readable(&btf)
+                    .map_err(|e| {
+                        tracing::info!(
+                            "kill_signal stays a classic tracepoint (no target cgroup): {e}"
+                        )
+                    })
+                    .is_ok();
         }
         Err(e) => tracing::warn!("{e}"),
     }
-    config.exit_group_dead_offset =
+    out.config.exit_group_dead_offset =
         tracefs::field_offset(tracefs, "sched", "sched_process_exit", "group_dead").unwrap_or(0);
-    config.tp = tracepoint_offsets(tracefs);
-    config
+    out.config.tp = tracepoint_offsets(tracefs);
+    out
 }
 
 /// The tracepoint fields whose place moved between kernels, from this
@@ -789,7 +839,10 @@ mod object_tests {
     fn the_embedded_object_has_every_catalog_program_and_shared_map() {
         // Parsed, not loaded: no root needed.
         let obj = aya_obj::Object::parse(OBJECT).expect("the embedded eBPF object parses");
-        for spec in PROBES.iter().chain([&super::super::catalog::RSS_STAT_RAW]) {
+        for spec in PROBES.iter().chain([
+            &super::super::catalog::RSS_STAT_RAW,
+            &super::super::catalog::KILL_SIGNAL_RAW,
+        ]) {
             assert!(
                 obj.programs.contains_key(spec.program),
                 "probe {}: program {} is not in the eBPF object (have: {:?})",

@@ -217,7 +217,10 @@ impl Memmon {
         };
         // Readiness is not a match: a line printed before it (a store that
         // cannot write, say) is still there for the test's own first wait.
-        m.wait_for("probes attached", Duration::from_secs(60), false);
+        // A bound for a hang, not a time the test measures: the first start
+        // of the debug binary (~180 MB) over 9p in a TCG guest took more
+        // than a minute on 5.10.
+        m.wait_for("probes attached", Duration::from_secs(240), false);
         m
     }
 

@@ -15,7 +15,7 @@ pub mod rss;
 pub mod stacks;
 pub mod stats;
 
-pub use config::{CgroupOffsets, KernelConfig, RssOffsets, TaskOffsets};
+pub use config::{CgroupOffsets, KernelConfig, OomOffsets, RssOffsets, TaskOffsets};
 pub use counters::{MemcgExits, ProcCounters};
 pub use events::{ExitEvent, KillEvent, OomEvent};
 pub use rss::MmState;

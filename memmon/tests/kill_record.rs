@@ -245,7 +245,7 @@ fn sigkills_and_oom_kills_are_one_record_each_in_the_daemon() {
             .find(|c| c["cgroup"] == path.as_str() && c["oom_candidate"].is_object())
             .cloned()
     });
-    let kills0 = cg.oom_kills();
+    let (kills0, hits0) = (cg.oom_kills(), cg.limit_hits());
     let mut w = Workload::start(&["oom", "256"]);
     cg.add(w.pid);
     w.send_go();
@@ -264,9 +264,24 @@ fn sigkills_and_oom_kills_are_one_record_each_in_the_daemon() {
             .cloned()
     });
     eprintln!("oom record after {after:?}: {k}");
+    // The kernel's own oom_control decided, with the memcg's page counter
+    // at the kill; its files agree that the limit was hit here.
+    assert!(
+        cg.limit_was_hit(hits0),
+        "the kernel's files show no limit hit"
+    );
     assert_eq!(k["constraint"], "memcg", "{k}");
+    // The kernel's own oom_control where kprobes exist, else its page
+    // counters at the kill: both read by the probe, never a guess.
+    assert!(
+        k["constraint_source"] == "oom_control" || k["constraint_source"] == "page_counter",
+        "{k}"
+    );
     assert_eq!(k["constraint_cgroup"].as_str(), Some(path.as_str()), "{k}");
     assert_eq!(k["limit_bytes"].as_u64(), Some(64 * MIB), "{k}");
+    let usage = k["usage_bytes"].as_u64().expect("usage at the kill");
+    assert!(usage <= 64 * MIB, "{k}");
+    assert_within("usage at the kill vs the limit", usage, 64 * MIB, 0.03);
     assert_eq!(
         k["runner_ups"][0]["pid"].as_u64(),
         Some(u64::from(bystander.pid)),

@@ -3,7 +3,7 @@
 //! CO-RE relocation, so this is how one object fits every kernel layout.
 
 use btf_rs::{Btf, Type};
-use memmon_common::{CgroupOffsets, RssOffsets, TaskOffsets};
+use memmon_common::{CgroupOffsets, OomOffsets, RssOffsets, TaskOffsets};
 
 /// Where the running kernel publishes its BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -264,4 +264,36 @@ fn find_member(btf: &Btf, members: &[btf_rs::Member], field: &str, base_bits: u3
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The running kernel's BTF (absent: the test says so and passes, as
+    /// there is nothing to read).
+    fn btf() -> Option<Btf> {
+        match kernel_btf() {
+            Ok(b) => Some(b),
+            Err(e) => {
+                eprintln!("no kernel BTF here: {e}");
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn the_running_kernel_gives_the_oom_and_kill_offsets() {
+        let Some(btf) = btf() else { return };
+        let oom = resolve_oom(&btf).expect("mem_cgroup and page_counter offsets");
+        assert_eq!(oom.valid, 1);
+        assert_eq!(oom.memcg_css, 0, "css is mem_cgroup's first member");
+        assert_eq!(
+            oom.oc_valid, 1,
+            "oom_control and enum oom_constraint as decoded"
+        );
+        assert_ne!(oom.counter_max, oom.counter_usage);
+        signal_generate_is_raw_readable(&btf).expect("trace_signal_generate's arguments");
+        assert_ne!(resolve(&btf).expect("task offsets").pid, 0);
+    }
 }

@@ -23,6 +23,11 @@ pub enum Attach {
     },
     /// A perf software event on every online CPU, sample period 1.
     PerfSoftware(SoftwareEvent),
+    /// A kprobe on the entry of a kernel function.
+    Kprobe {
+        /// Kernel function.
+        function: &'static str,
+    },
     /// A BPF tracing program (ftrace trampoline) on a kernel function,
     /// typed by the kernel's BTF: fentry, or fexit when `exit`.
     Tracing {
@@ -138,6 +143,16 @@ pub const PROBES: &[ProbeSpec] = &[
         per_fault: false,
         per_alloc: false,
         what: "end of a memcg-limit reclaim stall: count, time, histogram",
+    },
+    ProbeSpec {
+        name: "oom_constraint",
+        program: "oom_out_of_memory",
+        attach: Attach::Kprobe {
+            function: "out_of_memory",
+        },
+        per_fault: false,
+        per_alloc: false,
+        what: "out_of_memory() starting: which limit an OOM kill hit (the kernel's oom_control: a memcg and its usage at the kill, or global), read by oom_kill",
     },
     ProbeSpec {
         name: "oom_kill",

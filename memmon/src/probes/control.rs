@@ -79,6 +79,7 @@ fn unload(program: &mut Program) -> Result<(), ProgramError> {
         Program::FEntry(p) => p.unload(),
         Program::FExit(p) => p.unload(),
         Program::UProbe(p) => p.unload(),
+        Program::KProbe(p) => p.unload(),
         _ => Ok(()),
     }
 }

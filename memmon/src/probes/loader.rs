@@ -8,7 +8,7 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{MapData, RingBuf},
     programs::{
-        PerfEvent, RawTracePoint, TracePoint,
+        KProbe, PerfEvent, RawTracePoint, TracePoint,
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy},
     },
     util::online_cpus,
@@ -126,6 +126,7 @@ impl ProbeSet {
         loader
             .override_global(memmon_common::names::CONFIG, &config, true)
             .override_global(memmon_common::names::RSS_CONFIG, &rss, true)
+            .override_global(memmon_common::names::OOM_CONFIG, &oom, true)
             .map_max_entries(memmon_common::names::PROC_COUNTERS, opts.max_processes);
         if let Some(n) = opts.stack_entries {
             use memmon_common::names;
@@ -257,6 +258,7 @@ fn describe(attach: Attach) -> String {
         Attach::Tracepoint { category, name } => format!("tracepoint:{category}:{name}"),
         Attach::RawTracepoint { category, name } => format!("raw_tracepoint:{category}:{name}"),
         Attach::PerfSoftware(ev) => format!("perf:software:{ev:?}"),
+        Attach::Kprobe { function } => format!("kprobe:{function}"),
         Attach::Tracing { function, exit } => {
             format!("{}:{function}", if exit { "fexit" } else { "fentry" })
         }
@@ -308,6 +310,18 @@ pub(super) fn attach_one(
                 .map_err(|e| format!("verifier rejected {}: {e}", spec.program))?;
             tp.attach(name)
                 .map_err(|e| format!("attach to raw tracepoint {name} failed: {e}"))?;
+        }
+        Attach::Kprobe { function } => {
+            let kp: &mut KProbe = program.try_into().map_err(|e| format!("{e}"))?;
+            kp.load()
+                .map_err(|e| format!("verifier rejected {}: {e}", spec.program))?;
+            kp.attach(function, 0).map_err(|e| {
+                format!(
+                    "kprobe on {function} refused on this kernel ({}): {}",
+                    kernel_release(),
+                    error_chain(&e)
+                )
+            })?;
         }
         Attach::PerfSoftware(event) => {
             let pe: &mut PerfEvent = program.try_into().map_err(|e| format!("{e}"))?;

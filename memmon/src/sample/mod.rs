@@ -48,6 +48,33 @@ pub struct OomRecord {
     pub cgroup: Option<String>,
     /// The killing task's memory cgroup (path, else name), when known.
     pub killer_memcg: Option<String>,
+    /// The limit the kill hit, when a source could tell.
+    pub limit: Option<OomLimit>,
+}
+
+/// Which limit an OOM kill hit, and who says so.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OomLimit {
+    /// `memcg` (a memory cgroup's limit), `global` (the machine),
+    /// `cpuset` or `mempolicy` (the allowed NUMA nodes).
+    pub constraint: &'static str,
+    /// Who decided: `oom_control` (the kernel's own `struct oom_control`
+    /// of the kill, read by the oom probes), `page_counter` (the page
+    /// counters of the killer's memcg and its ancestors at the kill: one
+    /// at its limit) or `memory.events` (cgroup v2, after the kill: the
+    /// `oom` count of the killer's memcg or an ancestor grew).
+    pub source: &'static str,
+    /// The memory cgroup whose limit was hit (path, when resolved).
+    pub cgroup: Option<String>,
+    /// Which of its limits: `max` (v2 memory.max, v1 limit_in_bytes) or
+    /// `memsw_max` (v1 memory + swap), as `memmon_cgroup_memory_limit_bytes`
+    /// labels them.
+    pub limit: Option<&'static str>,
+    /// That limit, bytes.
+    pub limit_bytes: Option<u64>,
+    /// The cgroup's usage (of what the limit counts), bytes: at the kill
+    /// from the kernel's sources, read after it with `memory.events`.
+    pub usage_bytes: Option<u64>,
 }
 
 /// A SIGKILL with the names the collector resolved for it.

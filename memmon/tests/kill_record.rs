@@ -224,6 +224,22 @@ fn sigkills_and_oom_kills_are_one_record_each_in_the_daemon() {
         "a dead target's cgroup, from the kernel: {k}"
     );
 
+    // Where the kernel's oom:mark_victim lacks the victim's fields (5.10)
+    // there are no OOM records: the test is reported skipped with that
+    // reason (counted as skipped, its SIGKILL half above having run).
+    let (_, body) = d.get("/api/v1/snapshot");
+    let snapshot: serde_json::Value = serde_json::from_str(&body).expect("snapshot JSON");
+    if probe_unavailable(
+        "sigkills_and_oom_kills_are_one_record_each_in_the_daemon",
+        &snapshot,
+        "oom_kill",
+    )
+    .is_some()
+    {
+        d.stop();
+        return;
+    }
+
     // A memcg OOM kill: a 2 MiB bystander and a 256 MiB victim in a 64 MiB
     // memcg without swap. The bystander is the runner-up.
     let cg = Memcg::create("record", 64 * MIB);

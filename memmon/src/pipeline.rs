@@ -241,7 +241,10 @@ impl Pipeline {
                 comm = %kill.comm,
                 cgroup = kill.cgroup.as_deref().unwrap_or("?"),
                 constraint = kill.constraint.unwrap_or("?"),
+                constraint_source = kill.constraint_source.unwrap_or("?"),
+                constraint_cgroup = kill.constraint_cgroup.as_deref().unwrap_or("-"),
                 limit_bytes = kill.limit_bytes,
+                usage_bytes = kill.usage_bytes,
                 anon_rss_kb = kill.anon_rss_kb,
                 rss_history = %trail.join(" "),
                 "OOM kill"

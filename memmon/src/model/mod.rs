@@ -165,6 +165,35 @@ impl Model {
         out
     }
 
+    /// True when the model holds a live process with this pid.
+    pub fn is_live(&self, pid: u32) -> bool {
+        self.live.contains_key(&pid)
+    }
+
+    /// Live processes that moved to another memory cgroup take it (and the
+    /// names its path carries) from now on: their rollups and the cgroups
+    /// read follow them. A process's counts so far go with it, as the
+    /// kernel's exit totals charge a process's whole life to the cgroup it
+    /// exits in; the cgroup it left keeps what it published (its counters
+    /// never go back).
+    pub fn apply_moves(&mut self, moved: HashMap<u32, ProcMeta>) {
+        for (pid, meta) in moved {
+            let Some(p) = self.live.get(&pid).and_then(|k| self.processes.get_mut(k)) else {
+                continue;
+            };
+            if p.exited || meta.cgroup.is_none() || meta.cgroup == p.cgroup {
+                continue;
+            }
+            tracing::debug!(
+                pid,
+                from = p.cgroup.as_deref().unwrap_or("?"),
+                to = meta.cgroup.as_deref().unwrap_or("?"),
+                "moved to another memory cgroup"
+            );
+            p.set_meta(meta);
+        }
+    }
+
     /// True when a scanned pid is new to the model (its placement must be
     /// read).
     pub fn knows_pid(&self, pid: u32, start_time_ticks: u64) -> bool {
@@ -190,6 +219,7 @@ impl Model {
                 p.dirty = true;
             }
         }
+        self.apply_moves(std::mem::take(&mut sample.moved));
         for exit in &sample.exits {
             self.apply_exit(exit, &sample.exit_cgroups);
         }
@@ -416,7 +446,10 @@ impl Model {
     }
 
     /// Folds a cgroup scan in (readings of the cgroups holding processes
-    /// and their ancestors, with their names; paths found removed).
+    /// and their ancestors, with their names; paths found removed). A
+    /// cgroup gone for [`cgroups::GONE_KEPT`] is released: it leaves the
+    /// model with what its exited processes left (its series end, and
+    /// `max_cgroups` has room for a new cgroup).
     pub fn apply_cgroups(
         &mut self,
         samples: Vec<(
@@ -426,30 +459,27 @@ impl Model {
         gone: &[String],
         now: Instant,
     ) {
-        self.cgroups.apply(samples, gone, now);
+        for path in self.cgroups.apply(samples, gone, now) {
+            self.exited_totals.remove(&path);
+            self.vanished_totals.remove(&path);
+            self.totals_floor.remove(&path);
+            if let Some(k) = self.kernel_exits.as_mut() {
+                k.remove(&path);
+            }
+        }
     }
 
-    /// Adds to an OOM kill what the model knew before it: the limit that
-    /// was hit (the killer's memcg when it has one, else global), that
-    /// memcg's limit and usage, and the runner-up candidates.
+    /// Adds to an OOM kill what the model knew before it: the runner-up
+    /// candidates by oom_score in the scope of the limit that was hit (the
+    /// memcg for a memcg OOM, else the machine).
     fn explain_oom(&self, kill: &mut OomKill) {
-        let memcg = kill
-            .killer_memcg
-            .as_ref()
-            .and_then(|m| self.cgroups.get(m).map(|c| (m.clone(), c)))
-            .filter(|(_, c)| c.limit().is_some());
-        let scope = match memcg {
-            Some((path, c)) => {
-                kill.constraint = Some("memcg");
-                kill.limit_bytes = c.limit();
-                kill.usage_bytes = c.sample.usage;
-                kill.constraint_cgroup = Some(path.clone());
-                Some(path)
-            }
-            None => {
-                kill.constraint = kill.killer_memcg.is_some().then_some("global");
-                None
-            }
+        let scope = match kill.constraint {
+            // The killer's memcg lies inside the one whose limit was hit.
+            Some("memcg") => kill
+                .constraint_cgroup
+                .clone()
+                .or_else(|| kill.killer_memcg.clone()),
+            _ => None,
         };
         let prefix = scope.as_deref().map(|s| s.trim_end_matches('/'));
         let mut candidates: Vec<published::OomCandidate> = self
@@ -501,10 +531,12 @@ impl Model {
         out
     }
 
-    /// Memory cgroups to read: those of the live processes, and those read
+    /// Memory cgroups to read: those of the live processes, those read
     /// before that still exist (an emptied cgroup's final events, such as
-    /// the OOM kill that emptied it, still count).
+    /// the OOM kill that emptied it, still count), and those only exited
+    /// processes name (so a removed one is found gone, and released).
     pub fn cgroups_in_use(&self) -> crate::fast_hash::FastSet<&str> {
+        let gone = |path: &str| self.cgroups.get(path).is_some_and(|c| c.gone);
         self.processes
             .values()
             .filter(|p| !p.exited)
@@ -514,6 +546,13 @@ impl Model {
                     .iter()
                     .filter(|(_, c)| !c.gone)
                     .map(|(path, _)| path.as_str()),
+            )
+            .chain(
+                self.exited_totals
+                    .keys()
+                    .chain(self.kernel_exits.iter().flat_map(|k| k.keys()))
+                    .map(String::as_str)
+                    .filter(|path| path.starts_with('/') && !gone(path)),
             )
             .collect()
     }
@@ -870,6 +909,22 @@ impl Model {
         for (path, t) in out.iter_mut() {
             if let Some(floor) = self.totals_floor.get(path) {
                 t.at_least(floor);
+            }
+        }
+        // A cgroup whose counts left it (its processes moved away, or it
+        // was removed and the kernel's exit entry went with it) keeps what
+        // it published while the model still holds the cgroup (until it
+        // is released, some minutes after its removal).
+        for (path, floor) in &self.totals_floor {
+            if !out.contains_key(path) && self.cgroups.get(path).is_some() {
+                out.insert(
+                    path.clone(),
+                    Totals {
+                        live_processes: 0,
+                        rss_bytes: 0,
+                        ..floor.clone()
+                    },
+                );
             }
         }
         self.totals_floor = out.clone();

@@ -3,7 +3,9 @@
 //! CO-RE relocation, so this is how one object fits every kernel layout.
 
 use btf_rs::{Btf, Type};
-use memmon_common::{CgroupOffsets, RssOffsets, TaskOffsets, task_iter::TaskIterOffsets};
+use memmon_common::{
+    CgroupOffsets, OomOffsets, RssOffsets, TaskOffsets, task_iter::TaskIterOffsets,
+};
 
 /// Where the running kernel publishes its BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -230,8 +232,69 @@ pub fn resolve(btf: &Btf) -> Result<TaskOffsets, String> {
         mm: task("mm")?,
         mm_brk: field_offset(btf, "mm_struct", "brk")?,
         flags: task("flags")?,
-        _pad: 0,
+        pid: task("pid")?,
     })
+}
+
+/// True when `trace_signal_generate` takes what the raw kill program reads:
+/// (sig, info, task, group, result).
+pub fn signal_generate_is_raw_readable(btf: &Btf) -> Result<(), String> {
+    match tracepoint_params(btf, "btf_trace_signal_generate")? {
+        6 => Ok(()),
+        n => Err(format!(
+            "trace_signal_generate takes {} arguments here, not (sig, info, task, group, result)",
+            n.saturating_sub(1)
+        )),
+    }
+}
+
+/// What the OOM programs read: the page counters of a memcg and its
+/// ancestors (`mem_cgroup.{css,memory,memsw}`, `page_counter.{usage,max}`,
+/// `cgroup_subsys_state.parent`; `memsw` only where the kernel has it) and,
+/// for the `oom_constraint` kprobe, `oom_control.{memcg,constraint}` with
+/// `enum oom_constraint` checked against the values userspace decodes
+/// (`oc_valid` 0 when those fail: the page counters still decide).
+pub fn resolve_oom(btf: &Btf) -> Result<OomOffsets, String> {
+    let memsw = field_offset(btf, "mem_cgroup", "memsw").ok();
+    let mut out = OomOffsets {
+        valid: 1,
+        memcg_css: field_offset(btf, "mem_cgroup", "css")?,
+        memcg_memory: field_offset(btf, "mem_cgroup", "memory")?,
+        memsw_valid: u32::from(memsw.is_some()),
+        memcg_memsw: memsw.unwrap_or(0),
+        counter_usage: field_offset(btf, "page_counter", "usage")?,
+        counter_max: field_offset(btf, "page_counter", "max")?,
+        css_parent: field_offset(btf, "cgroup_subsys_state", "parent")?,
+        ..OomOffsets::unknown()
+    };
+    match resolve_oom_control(btf) {
+        Ok((memcg, constraint)) => {
+            (out.oc_memcg, out.oc_constraint, out.oc_valid) = (memcg, constraint, 1);
+        }
+        Err(e) => tracing::info!("the oom_constraint probe will not read oom_control: {e}"),
+    }
+    Ok(out)
+}
+
+/// `oom_control.{memcg,constraint}`, with `enum oom_constraint` as memmon
+/// decodes it.
+fn resolve_oom_control(btf: &Btf) -> Result<(u32, u32), String> {
+    use memmon_common::events::constraint;
+    for (name, want) in [
+        ("CONSTRAINT_NONE", constraint::NONE),
+        ("CONSTRAINT_CPUSET", constraint::CPUSET),
+        ("CONSTRAINT_MEMORY_POLICY", constraint::MEMORY_POLICY),
+        ("CONSTRAINT_MEMCG", constraint::MEMCG),
+    ] {
+        let got = enum_value(btf, "oom_constraint", name)?;
+        if got != want {
+            return Err(format!("BTF: {name} is {got} here, memmon decodes {want}"));
+        }
+    }
+    Ok((
+        field_offset(btf, "oom_control", "memcg")?,
+        field_offset(btf, "oom_control", "constraint")?,
+    ))
 }
 
 /// Byte offset of `field` in `struct name`, looking through anonymous
@@ -269,4 +332,36 @@ fn find_member(btf: &Btf, members: &[btf_rs::Member], field: &str, base_bits: u3
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The running kernel's BTF (absent: the test says so and passes, as
+    /// there is nothing to read).
+    fn btf() -> Option<Btf> {
+        match kernel_btf() {
+            Ok(b) => Some(b),
+            Err(e) => {
+                eprintln!("no kernel BTF here: {e}");
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn the_running_kernel_gives_the_oom_and_kill_offsets() {
+        let Some(btf) = btf() else { return };
+        let oom = resolve_oom(&btf).expect("mem_cgroup and page_counter offsets");
+        assert_eq!(oom.valid, 1);
+        assert_eq!(oom.memcg_css, 0, "css is mem_cgroup's first member");
+        assert_eq!(
+            oom.oc_valid, 1,
+            "oom_control and enum oom_constraint as decoded"
+        );
+        assert_ne!(oom.counter_max, oom.counter_usage);
+        signal_generate_is_raw_readable(&btf).expect("trace_signal_generate's arguments");
+        assert_ne!(resolve(&btf).expect("task offsets").pid, 0);
+    }
 }

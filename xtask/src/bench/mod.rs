@@ -4,10 +4,12 @@
 //! the kernel and the command that produced them.
 
 mod cgroups;
+mod cgroups_daemon;
 mod churn;
 mod daemon_cost;
 mod fault_storm;
 mod http;
+pub mod kills;
 mod monitor;
 mod plot;
 mod report;
@@ -77,7 +79,17 @@ pub struct Section {
 
 /// The benchmark groups `--only` can name.
 pub const GROUPS: &[&str] = &[
-    "faults", "syscalls", "startup", "daemon", "churn", "cgroups", "stacks", "store", "scale",
+    "faults",
+    "syscalls",
+    "startup",
+    "daemon",
+    "churn",
+    "cgroups",
+    "stacks",
+    "store",
+    "scale",
+    "kills",
+    "cgroups-daemon",
 ];
 
 /// Runs every benchmark (or the `only` groups) and writes BENCHMARKS.md;
@@ -146,6 +158,12 @@ pub fn run(env: &BuildEnv, quick: bool, only: &[String]) -> anyhow::Result<()> {
     }
     if wanted("scale") {
         sections.push(scale::run(&ctx)?);
+    }
+    if wanted("kills") {
+        sections.push(kills::run(&ctx)?);
+    }
+    if wanted("cgroups-daemon") {
+        sections.push(cgroups_daemon::run(&ctx)?);
     }
     let path = cmd::workspace().join("BENCHMARKS.md");
     let text = match std::fs::read_to_string(&path) {

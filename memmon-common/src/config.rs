@@ -41,8 +41,8 @@ pub struct TaskOffsets {
     pub mm_brk: u32,
     /// `task_struct.flags` (PF_EXITING: the task is past exit's start).
     pub flags: u32,
-    /// Padding to a multiple of 8 bytes.
-    pub _pad: u32,
+    /// `task_struct.pid` (pid_t: the thread id).
+    pub pid: u32,
 }
 
 /// Offsets to a task's memory cgroup (v1 memory controller, or the v2
@@ -122,7 +122,7 @@ impl TaskOffsets {
             mm: 0,
             mm_brk: 0,
             flags: 0,
-            _pad: 0,
+            pid: 0,
         }
     }
 }
@@ -190,3 +190,63 @@ impl RssOffsets {
 #[cfg(feature = "user")]
 // SAFETY: repr(C), plain integers, no padding.
 unsafe impl aya::Pod for RssOffsets {}
+
+/// What the OOM programs read of the kernel's own account of an OOM kill:
+/// `struct oom_control` (saved by the `oom_constraint` kprobe on
+/// `out_of_memory()`, read at `oom:mark_victim`) and, for a memcg OOM, the
+/// page counters of `oom_control.memcg`. Its own global (`OOM_CONFIG`),
+/// like [`RssOffsets`], so the other programs' copy of [`KernelConfig`]
+/// does not grow.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OomOffsets {
+    /// 1 when the memcg offsets below (all but `oc_*` and the memsw one)
+    /// were resolved.
+    pub valid: u32,
+    /// `oom_control.memcg` (pointer to mem_cgroup).
+    pub oc_memcg: u32,
+    /// `oom_control.constraint` (enum oom_constraint).
+    pub oc_constraint: u32,
+    /// `mem_cgroup.css` (struct cgroup_subsys_state, embedded).
+    pub memcg_css: u32,
+    /// `mem_cgroup.memory` (struct page_counter, embedded).
+    pub memcg_memory: u32,
+    /// 1 when `memcg_memsw` was resolved (cgroup v1's memory+swap counter).
+    pub memsw_valid: u32,
+    /// `mem_cgroup.memsw` (struct page_counter, embedded).
+    pub memcg_memsw: u32,
+    /// `page_counter.usage` (atomic_long_t, pages).
+    pub counter_usage: u32,
+    /// `page_counter.max` (unsigned long, pages).
+    pub counter_max: u32,
+    /// `cgroup_subsys_state.parent` (pointer).
+    pub css_parent: u32,
+    /// 1 when the kprobe's `oom_control` offsets (`oc_*`) were resolved.
+    pub oc_valid: u32,
+    /// Padding to a multiple of 8 bytes.
+    pub _pad: u32,
+}
+
+impl OomOffsets {
+    /// All zero: nothing known.
+    pub const fn unknown() -> Self {
+        OomOffsets {
+            valid: 0,
+            oc_memcg: 0,
+            oc_constraint: 0,
+            memcg_css: 0,
+            memcg_memory: 0,
+            memsw_valid: 0,
+            memcg_memsw: 0,
+            counter_usage: 0,
+            counter_max: 0,
+            css_parent: 0,
+            oc_valid: 0,
+            _pad: 0,
+        }
+    }
+}
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), plain u32 fields, no padding.
+unsafe impl aya::Pod for OomOffsets {}

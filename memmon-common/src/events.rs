@@ -56,6 +56,64 @@ pub const EVENT_OOM: u32 = 2;
 /// `OomEvent::flags`: `victim_cgroup_id` is known (the victim was the
 /// current task when it was marked).
 pub const OOM_VICTIM_IS_CURRENT: u32 = 1 << 0;
+/// `OomEvent::flags`: the kernel's own `struct oom_control` of this OOM
+/// kill was read (the `oom_constraint` probe saw `out_of_memory()` start):
+/// `constraint` holds its `constraint`, and [`OOM_MEMCG`] says whether its
+/// `memcg` was set.
+pub const OOM_CONTROL_READ: u32 = 1 << 1;
+/// `OomEvent::flags`: `oom_control.memcg` was set: a memory cgroup hit its
+/// limit (a memcg OOM). `memory_*_pages` are that memcg's page counter at
+/// the kill.
+pub const OOM_MEMCG: u32 = 1 << 2;
+/// `OomEvent::flags`: `oom_memcg_id` is the OOM memcg's id (its
+/// directory's inode number).
+pub const OOM_MEMCG_ID: u32 = 1 << 3;
+/// `OomEvent::flags`: `memsw_*_pages` hold the OOM memcg's memory+swap
+/// counter (cgroup v1's `memsw`).
+pub const OOM_MEMSW: u32 = 1 << 4;
+/// `OomEvent::flags`: `path` holds `path_levels` levels: the killing
+/// task's memory cgroup and its ancestors, with their page counters at the
+/// kill.
+pub const OOM_PATH_READ: u32 = 1 << 5;
+/// `OomEvent::flags`: the `memsw_*` of `path` levels were read.
+pub const OOM_PATH_MEMSW: u32 = 1 << 6;
+
+/// Levels of the killing task's memory cgroup path an OOM event carries
+/// (the memcg and up to this many minus one ancestors).
+pub const MEMCG_LEVELS: usize = 8;
+
+/// One memory cgroup's page counters at an OOM kill.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemcgLevel {
+    /// Its id (directory inode number; 0 when not read).
+    pub id: u64,
+    /// `memory` counter usage, pages.
+    pub usage_pages: u64,
+    /// `memory` counter limit, pages.
+    pub max_pages: u64,
+    /// `memsw` (v1 memory + swap) usage, pages.
+    pub memsw_usage_pages: u64,
+    /// `memsw` limit, pages.
+    pub memsw_max_pages: u64,
+}
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), five u64: no padding.
+unsafe impl aya::Pod for MemcgLevel {}
+
+/// `oom_control.constraint` values (`enum oom_constraint`, unchanged since
+/// 2.6.35; userspace checks them against the kernel's BTF at load).
+pub mod constraint {
+    /// `CONSTRAINT_NONE`: the whole machine.
+    pub const NONE: u32 = 0;
+    /// `CONSTRAINT_CPUSET`: the cpuset's memory nodes.
+    pub const CPUSET: u32 = 1;
+    /// `CONSTRAINT_MEMORY_POLICY`: an mbind/set_mempolicy node mask.
+    pub const MEMORY_POLICY: u32 = 2;
+    /// `CONSTRAINT_MEMCG`: a memory cgroup's limit.
+    pub const MEMCG: u32 = 3;
+}
 
 /// The OOM killer chose a victim (`oom:mark_victim`). Every field of the
 /// tracepoint, plus who was running when it fired (the task whose
@@ -77,8 +135,9 @@ pub struct OomEvent {
     pub killer_tid: u32,
     /// Killing task's tgid.
     pub killer_tgid: u32,
-    /// Padding to 8 bytes.
-    pub _pad: u32,
+    /// `oom_control.constraint` (see [`constraint`]) with
+    /// [`OOM_CONTROL_READ`].
+    pub constraint: u32,
     /// Victim's total virtual memory, kB (tracepoint `total_vm`).
     pub total_vm_kb: u64,
     /// Victim's anonymous resident memory, kB.
@@ -100,6 +159,25 @@ pub struct OomEvent {
     /// Name (last path component) of the killing task's cgroup-v1 memory
     /// cgroup, NUL padded; empty when the offsets are unknown.
     pub killer_memcg: [u8; MEMCG_NAME_LEN],
+    /// Id of the memory cgroup whose limit was hit (`oom_control.memcg`),
+    /// with [`OOM_MEMCG_ID`].
+    pub oom_memcg_id: u64,
+    /// Its memory counter at the kill, pages (`page_counter.usage`), with
+    /// [`OOM_MEMCG`].
+    pub memory_usage_pages: u64,
+    /// Its memory limit at the kill, pages (`page_counter.max`).
+    pub memory_max_pages: u64,
+    /// Its memory+swap counter (v1 `memsw`), pages, with [`OOM_MEMSW`].
+    pub memsw_usage_pages: u64,
+    /// Its memory+swap limit, pages.
+    pub memsw_max_pages: u64,
+    /// Levels of `path` read, with [`OOM_PATH_READ`].
+    pub path_levels: u32,
+    /// Padding to 8 bytes.
+    pub _pad: u32,
+    /// The killing task's memory cgroup, then its ancestors, with their
+    /// page counters at the kill.
+    pub path: [MemcgLevel; MEMCG_LEVELS],
 }
 
 /// Bytes kept of a memory cgroup's name.
@@ -107,7 +185,8 @@ pub const MEMCG_NAME_LEN: usize = 64;
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C); eight u32/i32 (32 bytes), seven u64, two 16-byte
-// arrays and a 64-byte one: no padding.
+// arrays and a 64-byte one (184 bytes), five u64, two u32, then an array
+// of 40-byte u64 structs: no padding.
 unsafe impl aya::Pod for OomEvent {}
 
 /// Kind tag of a [`KillEvent`].
@@ -120,6 +199,10 @@ pub const KILL_SENDER_MEMCG_ID: u32 = 1 << 0;
 /// `KillEvent::flags`: `sender_tgid`'s group leader comm was read (else
 /// `sender_comm` is the sending thread's).
 pub const KILL_SENDER_LEADER_COMM: u32 = 1 << 1;
+/// `KillEvent::flags`: `target_cgroup_id` is the target's memory cgroup id,
+/// read from the target task when the signal was generated (it is alive
+/// then, whatever happens to it before userspace reads the record).
+pub const KILL_TARGET_MEMCG_ID: u32 = 1 << 2;
 
 /// SIGKILL, the only signal the kill probe reports.
 pub const SIGKILL: i32 = 9;
@@ -162,9 +245,12 @@ pub struct KillEvent {
     pub sender_comm: [u8; COMM_LEN],
     /// Target's comm (tracepoint `comm`, NUL padded).
     pub target_comm: [u8; COMM_LEN],
+    /// The target's memory cgroup id (see [`KILL_TARGET_MEMCG_ID`]; 0 when
+    /// not read).
+    pub target_cgroup_id: u64,
 }
 
 #[cfg(feature = "user")]
-// SAFETY: repr(C); ten u32/i32 (40 bytes), two u64, two 16-byte arrays:
-// no padding.
+// SAFETY: repr(C); ten u32/i32 (40 bytes), two u64, two 16-byte arrays,
+// one u64: no padding.
 unsafe impl aya::Pod for KillEvent {}

@@ -52,6 +52,11 @@ pub const FIXED: &[FixedLayout] = &[
     ("sched", "sched_process_exit", &[("comm", exit::COMM)]),
     ("syscalls", "sys_exit_mmap", &[("ret", syscalls::RET)]),
     ("syscalls", "sys_exit_brk", &[("ret", syscalls::RET)]),
+    (
+        "cgroup",
+        "cgroup_attach_task",
+        &[("pid", cgroup::ATTACH_PID)],
+    ),
 ];
 
 /// oom:mark_victim.
@@ -110,6 +115,12 @@ pub mod numa {
 pub mod exit {
     /// `comm`.
     pub const COMM: u32 = 8;
+}
+
+/// cgroup:cgroup_attach_task.
+pub mod cgroup {
+    /// `pid` (the moved task's thread id).
+    pub const ATTACH_PID: u32 = 24;
 }
 
 /// syscalls:sys_exit_*.

@@ -14,8 +14,9 @@ pub mod names;
 pub mod rss;
 pub mod stacks;
 pub mod stats;
+pub mod task_iter;
 
-pub use config::{CgroupOffsets, KernelConfig, RssOffsets, TaskOffsets};
+pub use config::{CgroupOffsets, KernelConfig, OomOffsets, RssOffsets, TaskOffsets};
 pub use counters::{MemcgExits, ProcCounters};
 pub use events::{ExitEvent, KillEvent, OomEvent};
 pub use rss::MmState;

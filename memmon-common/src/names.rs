@@ -44,6 +44,13 @@ pub const STACK_BRK_LAST: &str = "STACK_BRK_LAST";
 pub const CONFIG: &str = "CONFIG";
 /// The raw rss_stat program's offsets (`RssOffsets`).
 pub const RSS_CONFIG: &str = "RSS_CONFIG";
+/// The task iterator's offsets (`TaskIterOffsets`).
+pub const TASK_ITER_CONFIG: &str = "TASK_ITER_CONFIG";
+/// The OOM programs' offsets (`OomOffsets`).
+pub const OOM_CONFIG: &str = "OOM_CONFIG";
+/// Thread ids the `cgroup_attach` probe saw moved to another cgroup, not
+/// yet taken by userspace.
+pub const MOVED_TASKS: &str = "MOVED_TASKS";
 
 /// Every map userspace looks up.
 pub const MAPS: &[&str] = &[
@@ -65,4 +72,5 @@ pub const MAPS: &[&str] = &[
     PENDING_ALLOCS,
     MMAP_CHARGES,
     STACK_BRK_LAST,
+    MOVED_TASKS,
 ];

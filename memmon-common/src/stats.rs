@@ -64,6 +64,10 @@ pub enum Stat {
     StackLost = 46,
     /// A live allocation dropped: LIVE_ALLOCS or PENDING_ALLOCS was full.
     LeakMapFull = 47,
+    /// `cgroup:cgroup_attach_task` hits (a task moved to another cgroup).
+    CgroupMoveEvents = 48,
+    /// A moved task dropped: MOVED_TASKS was full.
+    MovedTasksMapFull = 49,
 }
 
 /// Number of slots in `STATS` (room for later probes).
@@ -75,7 +79,7 @@ pub const HIST_BUCKETS: u32 = 64;
 
 impl Stat {
     /// Every slot, in index order.
-    pub const ALL: [Stat; 27] = [
+    pub const ALL: [Stat; 29] = [
         Stat::FaultEvents,
         Stat::MajorFaultEvents,
         Stat::ExitEvents,
@@ -103,6 +107,8 @@ impl Stat {
         Stat::StackMapFull,
         Stat::StackLost,
         Stat::LeakMapFull,
+        Stat::CgroupMoveEvents,
+        Stat::MovedTasksMapFull,
     ];
 
     /// Stable snake_case name used in reports and metrics.
@@ -135,6 +141,8 @@ impl Stat {
             Stat::StackMapFull => "stack_map_full",
             Stat::StackLost => "stack_lost",
             Stat::LeakMapFull => "leak_map_full",
+            Stat::CgroupMoveEvents => "cgroup_move_events",
+            Stat::MovedTasksMapFull => "moved_tasks_map_full",
         }
     }
 }

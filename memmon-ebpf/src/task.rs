@@ -22,6 +22,22 @@ impl Task {
         unsafe { bpf_probe_read_kernel(base.add(offset as usize) as *const T) }.ok()
     }
 
+    /// The task at `ptr` (a tracepoint's `struct task_struct *`
+    /// argument).
+    #[inline(always)]
+    pub fn from_ptr(ptr: *const u8) -> Self {
+        Task(ptr)
+    }
+
+    /// `pid` (the thread id).
+    #[inline(always)]
+    pub fn pid(self, off: &TaskOffsets) -> Option<u32> {
+        if off.valid == 0 {
+            return None;
+        }
+        Self::read::<i32>(self.0, off.pid).map(|p| p as u32)
+    }
+
     /// The thread group leader.
     #[inline(always)]
     pub fn group_leader(self, off: &TaskOffsets) -> Option<Task> {
@@ -83,15 +99,21 @@ impl Task {
         Self::read::<i32>(signal, off.signal_live)
     }
 
-    /// The kernfs node of this task's memory cgroup.
+    /// This task's memory controller css (`struct cgroup_subsys_state *`).
     #[inline(always)]
-    fn memory_cgroup_kn(self, off: &CgroupOffsets) -> Option<*const u8> {
+    pub fn memory_css(self, off: &CgroupOffsets) -> Option<*const u8> {
         if off.valid == 0 {
             return None;
         }
         let css_set = Self::read::<*const u8>(self.0, off.task_cgroups)?;
         let slot = off.css_set_subsys + 8 * off.memory_subsys_id;
-        let css = Self::read::<*const u8>(css_set, slot)?;
+        Self::read::<*const u8>(css_set, slot)
+    }
+
+    /// The kernfs node of this task's memory cgroup.
+    #[inline(always)]
+    fn memory_cgroup_kn(self, off: &CgroupOffsets) -> Option<*const u8> {
+        let css = self.memory_css(off)?;
         let cgroup = Self::read::<*const u8>(css, off.css_cgroup)?;
         Self::read::<*const u8>(cgroup, off.cgroup_kn)
     }
@@ -101,6 +123,30 @@ impl Task {
     pub fn memory_cgroup_id(self, off: &CgroupOffsets) -> Option<u64> {
         let kn = self.memory_cgroup_kn(off)?;
         Self::read::<u64>(kn, off.kn_id)
+    }
+
+    /// Id (directory inode number) of the cgroup of css `css` (a
+    /// `struct cgroup_subsys_state *`).
+    #[inline(always)]
+    pub fn css_cgroup_id(css: *const u8, off: &CgroupOffsets) -> Option<u64> {
+        if off.valid == 0 {
+            return None;
+        }
+        let cgroup = Self::read::<*const u8>(css, off.css_cgroup)?;
+        let kn = Self::read::<*const u8>(cgroup, off.cgroup_kn)?;
+        Self::read::<u64>(kn, off.kn_id)
+    }
+
+    /// A u64 at `base + offset` in kernel memory.
+    #[inline(always)]
+    pub fn read_u64_at(base: *const u8, offset: u32) -> Option<u64> {
+        Self::read::<u64>(base, offset)
+    }
+
+    /// A u32 at `base + offset` in kernel memory.
+    #[inline(always)]
+    pub fn read_u32_at(base: *const u8, offset: u32) -> Option<u32> {
+        Self::read::<u32>(base, offset)
     }
 
     /// Name of this task's memory cgroup into `out` (NUL terminated);

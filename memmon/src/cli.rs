@@ -430,6 +430,11 @@ pub struct EventsArgs {
     /// Stop after SECS (default: until Ctrl-C or SIGTERM).
     #[arg(long, short = 'd', value_name = "SECS")]
     pub duration: Option<f64>,
+    /// Where cgroup filesystems are mounted [default: /sys/fs/cgroup] (v1
+    /// `memory/` below it, or the v2 unified hierarchy): the memory cgroup
+    /// ids of kills are resolved to paths there.
+    #[arg(long, env = "MEMMON_CGROUP_ROOT", value_name = "DIR")]
+    pub cgroup_root: Option<std::path::PathBuf>,
     /// Probe selection.
     #[command(flatten)]
     pub probe_args: ProbeArgs,

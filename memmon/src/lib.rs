@@ -15,6 +15,7 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod error;
+pub mod fast_hash;
 pub mod model;
 pub mod pipeline;
 pub mod privileges;

@@ -49,6 +49,9 @@ pub enum Source {
     Probe(&'static str),
     /// A /proc file.
     Proc(ProcFile),
+    /// The kernel's task iterator (`iter/task`): the values
+    /// /proc/PID/stat prints, for every process in one read.
+    TaskIter,
 }
 
 impl Source {
@@ -58,6 +61,7 @@ impl Source {
         match self {
             Source::Probe(p) => p,
             Source::Proc(f) => f.path(),
+            Source::TaskIter => "iter/task",
         }
     }
 }
@@ -69,8 +73,11 @@ pub struct Live {
     /// Names of the attached probes.
     pub probes: BTreeSet<String>,
     /// /proc files found missing from this kernel (or not read here, such
-    /// as numa_maps on a one-node machine).
+    /// as numa_maps on a one-node machine, or /proc/PID/stat while the
+    /// task iterator reads the same values).
     pub missing_files: BTreeSet<ProcFile>,
+    /// The task iterator is the scan's source.
+    pub task_iter: bool,
 }
 
 impl Live {
@@ -79,6 +86,7 @@ impl Live {
         match s {
             Source::Probe(p) => self.probes.contains(p),
             Source::Proc(f) => !self.missing_files.contains(&f),
+            Source::TaskIter => self.task_iter,
         }
     }
 
@@ -97,6 +105,7 @@ impl Live {
                 .map(|p| p.name.to_string())
                 .collect(),
             missing_files: BTreeSet::new(),
+            task_iter: false,
         }
     }
 }

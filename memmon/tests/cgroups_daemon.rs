@@ -204,3 +204,96 @@ fn the_daemon_serves_cgroup_usage_limits_working_set_and_the_forecast() {
     flat.finish();
     d.stop();
 }
+
+/// The memory cgroup of `pid` as the kernel says it (/proc/PID/cgroup).
+fn proc_memory_cgroup(pid: u32) -> String {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("read cgroup");
+    memmon::procfs::cgroup::parse_memory_cgroup(&text).expect("a memory cgroup line")
+}
+
+/// A process moved to another memory cgroup (as systemd and container
+/// runtimes move them) is followed: its `cgroup` in the API becomes the
+/// one /proc/PID/cgroup names, the new cgroup's rollup counts it (one
+/// process, its resident set within 2% of /proc's), the old one's no
+/// longer does, and the new cgroup's own files are read.
+#[test]
+fn a_process_moved_to_another_memcg_is_followed() {
+    if !require_bpf("a_process_moved_to_another_memcg_is_followed") {
+        return;
+    }
+    let from = Memcg::create("move-from", 256 * MIB);
+    let to = Memcg::create("move-to", 256 * MIB);
+    let (from_path, to_path) = (from.path_in_hierarchy(), to.path_in_hierarchy());
+    let mut w = Workload::start(&["touch", "12800"]);
+    from.add(w.pid);
+    w.go();
+    let d = Daemon::start(&["--no-pin", "--interval", "0.5", "--max-cgroups", "100000"]);
+    let pid = u64::from(w.pid);
+    let process_cgroup = |d: &Daemon| -> Option<String> {
+        let (_, body) = d.get("/api/v1/snapshot");
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        v["processes"]
+            .as_array()?
+            .iter()
+            .find(|p| p["pid"].as_u64() == Some(pid))?["cgroup"]
+            .as_str()
+            .map(String::from)
+    };
+    let processes = |metrics: &str, path: &str| {
+        metric_value(
+            metrics,
+            "memmon_cgroup_processes",
+            &[&format!("cgroup=\"{path}\"")],
+        )
+    };
+    wait_for(
+        "the workload in its first cgroup",
+        Duration::from_secs(60),
+        || {
+            let (_, metrics) = d.get("/metrics");
+            (process_cgroup(&d).as_deref() == Some(from_path.as_str())
+                && processes(&metrics, &from_path) == Some(1.0))
+            .then_some(())
+        },
+    );
+    to.add(w.pid);
+    let moved_at = Instant::now();
+    let kernel_says = proc_memory_cgroup(w.pid);
+    assert_eq!(kernel_says, to_path, "/proc/PID/cgroup after the move");
+    let metrics = wait_for(
+        "the move in the API and /metrics",
+        Duration::from_secs(60),
+        || {
+            let (_, metrics) = d.get("/metrics");
+            (process_cgroup(&d).as_deref() == Some(kernel_says.as_str())
+                && processes(&metrics, &to_path) == Some(1.0)
+                && metric_value(
+                    &metrics,
+                    "memmon_cgroup_memory_usage_bytes",
+                    &[&format!("cgroup=\"{to_path}\"")],
+                )
+                .is_some())
+            .then_some(metrics)
+        },
+    );
+    eprintln!("move seen {:?} after it", moved_at.elapsed());
+    assert_eq!(
+        processes(&metrics, &from_path),
+        Some(0.0),
+        "the cgroup it left no longer counts it"
+    );
+    let rss = metric_value(
+        &metrics,
+        "memmon_cgroup_rss_bytes",
+        &[&format!("cgroup=\"{to_path}\"")],
+    )
+    .expect("the new cgroup's rss rollup");
+    assert_within(
+        "memmon_cgroup_rss_bytes of the new cgroup",
+        rss as u64,
+        kernel_setup::status_kb(w.pid, "VmRSS") * 1024,
+        0.02,
+    );
+    w.finish();
+    d.stop();
+}

@@ -3,8 +3,9 @@
 //! `reaper-test` (a copy of bash) sends SIGTERM to one child and SIGKILL to
 //! another. Exactly one record for the SIGKILLed child, naming the sender
 //! (`reaper-test`, its pid, its memory cgroup id = the inode of its memory
-//! cgroup's directory) and the target (pid, comm `sleep`); none for the
-//! SIGTERMed one. The delay from the kill to the record is printed (not
+//! cgroup's directory) and the target (pid, comm `sleep`, and its memory
+//! cgroup id, read from the target task by the kernel: the target is dead
+//! and reaped before the record is read); none for the SIGTERMed one. The delay from the kill to the record is printed (not
 //! asserted: the TCG guest is slow).
 
 mod common;
@@ -125,6 +126,18 @@ fn sigkill_from_reaper_test_is_recorded_with_sender_and_target() {
         k.sender_memcg_id,
         Some(reaper_memcg),
         "the sender's memory cgroup id is its directory's inode"
+    );
+    // The target (a child of the sender, in its memory cgroup) is dead and
+    // reaped by now: its memory cgroup id was read from the target task
+    // when the signal was generated.
+    assert!(
+        !std::path::Path::new(&format!("/proc/{victim}")).exists(),
+        "the target is gone"
+    );
+    assert_eq!(
+        k.target_memcg_id,
+        Some(reaper_memcg),
+        "the target's memory cgroup id, read by the kernel program"
     );
     let stats = probes.read_stats().expect("stats");
     assert!(stats.kill_events >= 1, "kill_events {}", stats.kill_events);

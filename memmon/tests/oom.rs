@@ -1,9 +1,12 @@
 //! OOM kills through `memmon events --json`: a child in a 64 MiB memory
 //! cgroup with no swap touches more than that and is killed. Exactly one
 //! event for its pid, with its pid and comm, anon rss within 5% of the
-//! limit, the cgroup's own oom_kill count moved by one. (Its latency is a
-//! benchmark figure, not a test bound.) `memmon events` attaches the OOM,
-//! SIGKILL and exit probes only. Where the kernel's oom:mark_victim lacks
+//! limit, the cgroup's own oom_kill count moved by one, and the limit it
+//! hit as the kernel's own oom_control says: this memcg's, 64 MiB, with
+//! usage at the kill within 3% of it (the kernel's files agree: v2
+//! memory.events `oom` grew, v1 its failcnt or peak). (Its latency is a
+//! benchmark figure, not a test bound.) `memmon events` attaches the OOM
+//! (and its constraint kprobe), SIGKILL and exit probes only. Where the kernel's oom:mark_victim lacks
 //! the victim's fields (5.10 records only the pid), memmon reports
 //! oom_kill unavailable and the test is skipped with that reason (counted
 //! as skipped).
@@ -69,6 +72,10 @@ fn oom_kill_is_streamed_once_with_the_victims_numbers() {
     let mut lines = Vec::new();
     let deadline = Instant::now() + common::STARTUP;
     let mut unavailable = None;
+    // The four probes `memmon events` attaches, less those this kernel
+    // refuses (streamed first as probe_status lines, with the reason):
+    // without kprobes (this host) there is no oom_constraint.
+    let mut attachable = 4;
     loop {
         let (_, line) = rx
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
@@ -80,6 +87,12 @@ fn oom_kill_is_streamed_once_with_the_victims_numbers() {
             && v["name"] == "oom_kill"
         {
             unavailable = Some(v);
+        } else if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+            && v["type"] == "probe_status"
+            && v["state"] != "attached"
+        {
+            eprintln!("not attached: {}", v["name"]);
+            attachable -= 1;
         }
         lines.push(line);
         if attached {
@@ -95,9 +108,9 @@ fn oom_kill_is_streamed_once_with_the_victims_numbers() {
             return;
         }
     }
-    // Only what streaming kills needs is attached: the OOM, SIGKILL and
-    // exit tracepoints, one perf-event attachment each (every per-fault,
-    // syscall or allocator probe would add more).
+    // Only what streaming kills needs is attached: the OOM kprobe and
+    // tracepoint, SIGKILL and exit tracepoints, one attachment each (every
+    // per-fault, syscall or allocator probe would add more).
     let attachments: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", memmon.id()))
         .expect("memmon's fds")
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
@@ -106,9 +119,11 @@ fn oom_kill_is_streamed_once_with_the_victims_numbers() {
         .collect();
     assert_eq!(
         attachments.len(),
-        3,
-        "memmon events should attach only oom_kill, kill_signal and process_exit: {attachments:?}"
+        attachable,
+        "memmon events should attach only oom_constraint, oom_kill, kill_signal and \
+         process_exit: {attachments:?}"
     );
+    let hits0 = cg.limit_hits();
 
     let mut w = Workload::start(&["oom", "256"]);
     cg.add(w.pid);
@@ -174,6 +189,32 @@ fn oom_kill_is_streamed_once_with_the_victims_numbers() {
         ev["killer_pid"].as_u64().is_some() && ev["killer_comm"].as_str().is_some(),
         "killing task missing: {ev}"
     );
+    // Which limit: the kernel's own oom_control says this memcg's, with
+    // its page counter at the kill (the victim's memory not freed yet).
+    // The kernel's files agree: the limit was hit here (v2: memory.events
+    // `oom` grew; v1: a failcnt grew, or the peak reached the limit).
+    assert!(
+        cg.limit_was_hit(hits0),
+        "the kernel's files show no limit hit"
+    );
+    assert_eq!(ev["constraint"], "memcg", "{ev}");
+    // The kernel's own oom_control where kprobes exist, else its page
+    // counters at the kill: both read by the probe, never a guess.
+    assert!(
+        ev["constraint_source"] == "oom_control" || ev["constraint_source"] == "page_counter",
+        "{ev}"
+    );
+    assert_eq!(
+        ev["constraint_cgroup"]
+            .as_str()
+            .map(|c| c.trim_start_matches('/')),
+        cg.path.file_name().and_then(|n| n.to_str()),
+        "{ev}"
+    );
+    assert_eq!(ev["limit_bytes"].as_u64(), Some(LIMIT), "{ev}");
+    let usage = ev["usage_bytes"].as_u64().expect("usage_bytes at the kill");
+    assert!(usage <= LIMIT, "{ev}");
+    assert_within("usage at the kill vs the limit", usage, LIMIT, 0.03);
     // Latency is a benchmark figure (BENCHMARKS.md); here the bound only
     // says the event belongs to this kill, on a slow guest too.
     let late = arrived.saturating_duration_since(died);

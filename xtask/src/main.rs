@@ -112,6 +112,26 @@ enum Task {
         #[arg(long)]
         check: bool,
     },
+    /// Benchmark 13's measurement on this machine, written as JSON (what
+    /// `bench --only kills` runs inside its qemu guest).
+    #[command(hide = true)]
+    KillLatency {
+        /// Release memmon binary.
+        #[arg(long)]
+        memmon: std::path::PathBuf,
+        /// Release memmon-workload binary.
+        #[arg(long)]
+        workload: std::path::PathBuf,
+        /// kill -9s to time.
+        #[arg(long)]
+        sigkills: usize,
+        /// OOM kills to time.
+        #[arg(long)]
+        ooms: usize,
+        /// Where the JSON goes.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Run the benchmarks and write BENCHMARKS.md.
     Bench {
         /// Fewer rounds and smaller sizes (a smoke run; not for the record).
@@ -119,8 +139,8 @@ enum Task {
         quick: bool,
         /// Run only these groups (repeatable): faults, syscalls, startup,
         /// daemon, churn, cgroups, stacks, stacks-guest (bcc's memleak in
-        /// the qemu guest), store, scale; their sections replace theirs in
-        /// BENCHMARKS.md.
+        /// the qemu guest), store, scale, kills, cgroups-daemon; their
+        /// sections replace theirs in BENCHMARKS.md.
         #[arg(long, value_name = "GROUP")]
         only: Vec<String>,
     },
@@ -200,6 +220,16 @@ fn main() -> ExitCode {
         Task::StacksGuestInner { out, pairs, rounds } => {
             bench::stacks_guest_inner(&out, pairs, rounds)
         }
+        Task::KillLatency {
+            memmon,
+            workload,
+            sigkills,
+            ooms,
+            out,
+        } => bench::kills::measure(&memmon, &workload, sigkills, ooms).and_then(|run| {
+            std::fs::write(&out, run.to_json().to_string())
+                .map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))
+        }),
         Task::Bench { quick, only } => {
             setup::run(false).and_then(|env| bench::run(&env, quick, &only))
         }

@@ -43,13 +43,15 @@ const VM_PACKAGES: &[&str] = &["qemu-system-x86", "busybox-static", "python3-ven
 const VIRTME_NG: &str = "virtme-ng==1.42";
 
 /// The focused subset (CI): NUMA on two nodes, the fault-latency
-/// histogram, fault counts against the kernel's, and a memcg OOM kill.
+/// histogram, fault counts against the kernel's, a memcg OOM kill, the
+/// cgroup reader, and the task-iterator scan against /proc.
 pub const FOCUSED: &[&str] = &[
     "numa_two_nodes",
     "fault_latency",
     "faults",
     "oom",
     "cgroupfs",
+    "task_iter",
 ];
 
 /// Test binaries run a second time on cgroup v2, as `<name>_v2`.
@@ -93,6 +95,7 @@ const TRACEPOINTS: &[&str] = &[
     "syscalls/sys_enter_brk",
     "syscalls/sys_exit_brk",
     "signal/signal_generate",
+    "cgroup/cgroup_attach_task",
 ];
 
 /// README.md's generated kernel table sits between these lines.
@@ -770,6 +773,60 @@ fn boot(
         }
         std::thread::sleep(Duration::from_secs(2));
     }
+}
+
+/// Runs `xtask kill-latency` (benchmark 13's measurement) in a guest of
+/// `kernel` (a matrix label), on cgroup v2, and returns what it measured.
+pub fn run_kill_latency(
+    kernel: &str,
+    sigkills: usize,
+    ooms: usize,
+) -> anyhow::Result<crate::bench::kills::Run> {
+    let mut actions = Vec::new();
+    packages::ensure(VM_PACKAGES, &mut actions)?;
+    let vng = ensure_virtme_ng()?;
+    let [k] = &parse_kernels(Some(kernel))?[..] else {
+        bail!("one kernel, not {kernel}");
+    };
+    let image = k.image()?;
+    let out = cmd::workspace()
+        .join("target/vm-test")
+        .join(format!("bench-{}", k.label()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).with_context(|| format!("mkdir {}", out.display()))?;
+    let xtask = std::env::current_exe().context("the xtask binary")?;
+    let script = format!(
+        "#!/bin/sh\n# Written by `cargo xtask bench --only kills`: runs in the guest.\n\
+         exec >{o}/bench.log 2>&1\n\
+         mkdir -p {V2_MOUNT} && mount -t cgroup2 none {V2_MOUNT} \\\n\
+           && echo +memory >{V2_MOUNT}/cgroup.subtree_control\n\
+         mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf\n\
+         mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing\n\
+         export MEMMON_CGROUP_ROOT={V2_MOUNT} HOME=/tmp\n\
+         {x} kill-latency --memmon {m} --workload {w} --sigkills {sigkills} --ooms {ooms} --out {o}/kill-latency.json\n\
+         echo finished >{o}/done\n",
+        o = out.display(),
+        x = xtask.display(),
+        m = cmd::binary("memmon", true).display(),
+        w = cmd::binary("memmon-workload", true).display(),
+    );
+    std::fs::write(out.join("bench.sh"), script)?;
+    eprintln!(
+        "bench: booting {} (TCG) for the guest's kill latency",
+        image.display()
+    );
+    boot(
+        &vng,
+        &image,
+        &out,
+        Duration::from_secs(40 * 60),
+        "bench.sh",
+        "done",
+    )?;
+    let path = out.join("kill-latency.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{} (see {}/bench.log)", path.display(), out.display()))?;
+    crate::bench::kills::Run::from_json(&serde_json::from_str(&text)?)
 }
 
 /// Counts the guest's results and prints failures and skips.

@@ -1,6 +1,7 @@
 //! One kernel program (or a tight family) per file.
 
 mod address_space;
+mod cgroup_move;
 mod exit;
 mod fault_latency;
 mod faults;

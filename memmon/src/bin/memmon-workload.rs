@@ -37,6 +37,9 @@ commands:
                        shares it (reports the child); both wait for stdin EOF
   grow MIB MS          touch MIB of fresh memory, 1 MiB every MS milliseconds (wall-clock schedule)
   idle COUNT           fork COUNT children that sleep until stdin closes
+  threads COUNT PAGES  start COUNT threads that each touch PAGES fresh pages; the
+                       odd ones exit at once (their faults go to the process's
+                       reaped-thread totals), the even ones stay until stdin closes
   mmap-storm PAIRS     PAIRS mmap/munmap pairs of 64 KiB; prints ns per pair
   fault-storm MIB ROUNDS  touch MIB of fresh memory per round; prints ns per fault
   swap-cycle MIB       touch MIB of fresh memory (report), wait for a second line,
@@ -159,6 +162,11 @@ fn run(args: &[String]) -> Result<(), String> {
         "grow" => {
             grow(num(1)?, num(2)?)?;
             "\"grown\":true".to_string()
+        }
+        "threads" => {
+            let (count, pages) = (num(1)?, num(2)?);
+            threads(count, pages)?;
+            format!("\"threads\":{count}")
         }
         "idle" => {
             let pids = idle(num(1)?)?;
@@ -684,6 +692,36 @@ fn idle(count: u64) -> Result<Vec<u32>, String> {
         pids.push(child as u32);
     }
     Ok(pids)
+}
+
+/// `count` threads each touching `pages` fresh pages; odd ones are joined
+/// (reaped), even ones park for the rest of the process's life.
+fn threads(count: u64, pages: u64) -> Result<(), String> {
+    let mut exiting = Vec::new();
+    for i in 0..count {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let handle = std::thread::Builder::new()
+            .spawn(move || {
+                let touched = touch_fresh(pages);
+                let _ = tx.send(());
+                if i % 2 == 0 {
+                    loop {
+                        std::thread::park();
+                    }
+                }
+                touched
+            })
+            .map_err(|e| format!("thread: {e}"))?;
+        // Touched before the next starts: the report after them is final.
+        rx.recv().map_err(|e| format!("thread {i}: {e}"))?;
+        if i % 2 == 1 {
+            exiting.push(handle);
+        }
+    }
+    for h in exiting {
+        h.join().map_err(|_| "a thread panicked".to_string())??;
+    }
+    Ok(())
 }
 
 /// `pairs` mmap/munmap pairs of 64 KiB anonymous memory, untouched; ns per

@@ -35,11 +35,17 @@ pub fn run(args: &EventsArgs) -> Result<(), Fatal> {
             "--duration {d} is out of range: give seconds >= 0"
         )));
     }
+    if let Some(dir) = &args.cgroup_root
+        && let Err(e) = crate::cgroupfs::CgroupRoot::detect_at(dir)
+    {
+        return Err(Fatal::Usage(format!("--cgroup-root: {e}")));
+    }
     let mut opts = load_options(&args.probe_args)?;
     // OOM kills and exits travel through the ring buffer: nothing else is
-    // needed to stream them.
+    // needed to stream them (oom_constraint tells which limit each OOM kill
+    // hit).
     opts.only = Some((
-        &["oom_kill", "kill_signal", "process_exit"],
+        &["oom_constraint", "oom_kill", "kill_signal", "process_exit"],
         "`memmon events`",
     ));
     privileges::check().map_err(Fatal::Privileges)?;
@@ -57,6 +63,9 @@ pub fn run(args: &EventsArgs) -> Result<(), Fatal> {
     }
     let root = ProcRoot::default();
     let mut collector = Collector::new(probes);
+    if let Some(dir) = &args.cgroup_root {
+        collector = collector.with_cgroup_root(dir);
+    }
     let (mut oom_lost, mut exit_lost) = collector
         .stats()
         .map_or((0, 0), |s| (s.oom_events_lost, s.events_lost));

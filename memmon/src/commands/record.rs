@@ -56,7 +56,7 @@ pub fn run(args: &RecordArgs) -> Result<(), Fatal> {
     let probes = ProbeSet::load(&opts).context("loading probes")?;
     crate::pipeline::tune_heap();
     let model = Model::new(probes.statuses().to_vec(), crate::collector::host());
-    let mut pipeline = Pipeline::new(Collector::new(probes), model);
+    let mut pipeline = Pipeline::new(Collector::new(probes), model).with_task_iter();
     stop_signal::install();
     let interval = Duration::from_secs_f64(args.interval);
     let begun = Instant::now();

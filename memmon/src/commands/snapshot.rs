@@ -182,7 +182,11 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
         }
         return Ok(());
     }
-    let views = model.views(which, Instant::now());
+    let views = model
+        .views(which, Instant::now())
+        .into_iter()
+        .map(std::sync::Arc::unwrap_or_clone)
+        .collect();
     let rows = select_rows(views, &args.pid, &columns::COLUMNS[sort]);
     if args.json {
         println!("{}", json::rows_to_json(&rows));

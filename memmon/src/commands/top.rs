@@ -145,7 +145,9 @@ pub fn run(args: &TopArgs) -> Result<(), Fatal> {
                 )?);
             }
             let model = Model::new(probes.statuses().to_vec(), crate::collector::host());
-            Source::Local(Box::new(Pipeline::new(Collector::new(probes), model)))
+            Source::Local(Box::new(
+                Pipeline::new(Collector::new(probes), model).with_task_iter(),
+            ))
         }
     };
     let users = crate::collector::user_names();

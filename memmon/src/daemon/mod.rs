@@ -62,12 +62,6 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
         ..LoadOptions::default()
     };
     let mut probes = ProbeSet::load(&opts).context("loading probes")?;
-    match probes.probe_task_iter() {
-        Ok(n) => {
-            tracing::info!("iter/task: available ({n} tasks in one read); /proc stays the source")
-        }
-        Err(e) => tracing::info!("iter/task: refused by this kernel ({e}); /proc stays the source"),
-    }
     let stack_drain = if cfg.profile {
         Some(
             probes
@@ -161,7 +155,9 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
             .name("memmon-sampler".into())
             .spawn(move || {
                 sampler::run(
-                    Pipeline::new(collector, model).with_root(root),
+                    Pipeline::new(collector, model)
+                        .with_root(root)
+                        .with_task_iter(),
                     shared,
                     live,
                     stop,

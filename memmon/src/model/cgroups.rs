@@ -2,9 +2,12 @@
 //! (usage, limits, memory.stat, events, PSI), the names its path carries,
 //! and a sliding window of its unreclaimable memory for the time-to-OOM
 //! forecast. A cgroup removed between two scans keeps its final reading
-//! (marked gone) until it has been published [`GONE_KEPT_PASSES`] times.
+//! (marked gone) for [`GONE_KEPT`], then is released.
 
-use std::{collections::HashMap, time::Instant};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
 use super::forecast::Window;
 use crate::sample::cgroup::{CgroupNames, CgroupSample};
@@ -13,8 +16,13 @@ use crate::sample::cgroup::{CgroupNames, CgroupSample};
 pub const FORECAST_SAMPLES: usize = 30;
 /// Longest time a forecast window spans, seconds.
 pub const FORECAST_SPAN_SECS: f64 = 120.0;
-/// Passes a removed cgroup stays in the model with its final reading.
-pub const GONE_KEPT_PASSES: u32 = 60;
+/// How long a removed cgroup stays in the model with its final reading
+/// (and its series in /metrics) before it is released. Five minutes:
+/// Prometheus's default lookback, so a scraper at any interval up to a few
+/// minutes reads the final values more than once; with pod churn, the
+/// series of removed cgroups are bounded by the cgroups removed in the
+/// last five minutes, and `max_cgroups` gets their room back.
+pub const GONE_KEPT: Duration = Duration::from_secs(300);
 
 /// One memory cgroup as the model knows it.
 #[derive(Clone, Debug)]
@@ -27,11 +35,22 @@ pub struct CgroupState {
     pub window: Window,
     /// Removed from the hierarchy: `sample` is its final reading.
     pub gone: bool,
-    /// Passes since it was found gone.
-    pub gone_passes: u32,
+    /// When it was found gone.
+    pub gone_since: Option<Instant>,
 }
 
 impl CgroupState {
+    /// A cgroup not read yet.
+    fn new(names: CgroupNames) -> Self {
+        CgroupState {
+            sample: CgroupSample::default(),
+            names,
+            window: Window::new(FORECAST_SAMPLES, FORECAST_SPAN_SECS),
+            gone: false,
+            gone_since: None,
+        }
+    }
+
     /// The hard limit that applies (its own or an ancestor's).
     pub fn limit(&self) -> Option<u64> {
         let l = self.sample.limits.as_ref()?;
@@ -62,46 +81,54 @@ pub struct Cgroups {
 
 impl Cgroups {
     /// Folds one scan in: `samples` read at `now` (with their names), and
-    /// `gone`, the paths found removed.
+    /// `gone`, the paths found removed (one never read before is kept too,
+    /// without a reading: what its exited processes left stays until it is
+    /// released). Returns the paths released: gone for [`GONE_KEPT`].
     pub fn apply(
         &mut self,
         samples: Vec<(CgroupSample, CgroupNames)>,
         gone: &[String],
         now: Instant,
-    ) {
+    ) -> Vec<String> {
         let origin = *self.origin.get_or_insert(now);
         let t = now.saturating_duration_since(origin).as_secs_f64();
-        for st in self.by_path.values_mut().filter(|s| s.gone) {
-            st.gone_passes += 1;
-        }
-        self.by_path
-            .retain(|_, s| !s.gone || s.gone_passes < GONE_KEPT_PASSES);
+        let mut released = Vec::new();
+        self.by_path.retain(|path, s| {
+            let keep = s
+                .gone_since
+                .is_none_or(|since| now.saturating_duration_since(since) < GONE_KEPT);
+            if !keep {
+                released.push(path.clone());
+            }
+            keep
+        });
         for (sample, names) in samples {
             let fresh = sample.detail_age_ms == Some(0);
             let unreclaimable = sample.unreclaimable;
             let st = self
                 .by_path
                 .entry(sample.path.clone())
-                .or_insert_with(|| CgroupState {
-                    sample: CgroupSample::default(),
-                    names: names.clone(),
-                    window: Window::new(FORECAST_SAMPLES, FORECAST_SPAN_SECS),
-                    gone: false,
-                    gone_passes: 0,
-                });
+                .or_insert_with(|| CgroupState::new(names.clone()));
             if fresh && let Some(u) = unreclaimable {
                 st.window.push(t, u);
             }
             st.sample = sample;
             st.names = names;
             st.gone = false;
-            st.gone_passes = 0;
+            st.gone_since = None;
         }
         for path in gone {
-            if let Some(st) = self.by_path.get_mut(path) {
+            let st = self.by_path.entry(path.clone()).or_insert_with(|| {
+                let mut st = CgroupState::new(CgroupNames::default());
+                st.sample.path = path.clone();
+                st
+            });
+            if !st.gone {
                 st.gone = true;
+                st.gone_since = Some(now);
             }
         }
+        released
     }
 
     /// The cgroup at `path`.
@@ -163,6 +190,58 @@ mod tests {
             st.oom_forecast_seconds(),
             None,
             "no forecast for a gone cgroup"
+        );
+    }
+
+    /// Pod churn: a new cgroup every 10 s, each removed 20 s later. A
+    /// removed one keeps its final reading for GONE_KEPT, then is released
+    /// (returned once); what is held stays bounded by the cgroups alive
+    /// and those removed in the last GONE_KEPT.
+    #[test]
+    fn removed_cgroups_are_released_after_gone_kept() {
+        let mut c = Cgroups::default();
+        let t0 = Instant::now();
+        let step = Duration::from_secs(10);
+        let mut released = Vec::new();
+        for i in 0..200u32 {
+            let now = t0 + step * i;
+            let alive: Vec<_> = (i.saturating_sub(1)..=i)
+                .map(|j| {
+                    (
+                        sample(&format!("/pod-{j}"), 1 << 20, 64 << 20),
+                        CgroupNames::default(),
+                    )
+                })
+                .collect();
+            let gone: Vec<String> = i
+                .checked_sub(2)
+                .map(|j| format!("/pod-{j}"))
+                .into_iter()
+                .collect();
+            released.extend(c.apply(alive, &gone, now));
+            let held = c.iter().count() as u32;
+            let bound = 2 + GONE_KEPT.as_secs() as u32 / 10 + 1;
+            assert!(
+                held <= bound,
+                "pass {i}: {held} cgroups held, more than {bound}"
+            );
+        }
+        // Every pod removed more than GONE_KEPT ago was released, once.
+        // pod-j is found gone at pass j + 2, released 30 passes later.
+        let mut want: Vec<String> = (0..200 - 32).map(|j| format!("/pod-{j}")).collect();
+        want.sort();
+        released.sort();
+        assert_eq!(released, want);
+        let st = c.get("/pod-190").expect("removed 70 s ago: kept");
+        assert!(
+            st.gone && st.sample.usage == Some(1 << 20),
+            "final reading kept"
+        );
+        // A cgroup found gone that was never read is kept (gone) too.
+        c.apply(Vec::new(), &["/never-read".into()], t0 + step * 200);
+        assert!(
+            c.get("/never-read")
+                .is_some_and(|s| s.gone && s.sample.usage.is_none())
         );
     }
 }

@@ -176,20 +176,32 @@ impl ProcessCtx<'_> {
     }
 }
 
-const STAT: &[Source] = &[Source::Proc(ProcFile::Stat)];
+/// The values /proc/PID/stat prints: from the task iterator where it runs,
+/// else from the file.
+const STAT: &[Source] = &[Source::TaskIter, Source::Proc(ProcFile::Stat)];
 const SMAPS: &[Source] = &[Source::Proc(ProcFile::SmapsRollup)];
 const STATUS: &[Source] = &[Source::Proc(ProcFile::Status)];
 const OOM: &[Source] = &[Source::Proc(ProcFile::OomScore)];
 const NUMA_MAPS: &[Source] = &[Source::Proc(ProcFile::NumaMaps)];
 const FAULTS: &[Source] = &[
     Source::Probe("page_fault_user"),
+    Source::TaskIter,
     Source::Proc(ProcFile::Stat),
 ];
-const MAJOR: &[Source] = &[Source::Probe("major_faults"), Source::Proc(ProcFile::Stat)];
+const MAJOR: &[Source] = &[
+    Source::Probe("major_faults"),
+    Source::TaskIter,
+    Source::Proc(ProcFile::Stat),
+];
 const FAULT_DETAIL: &[Source] = &[Source::Probe("page_fault_user")];
+/// Events only the rss_stat probe sees (swap out / swap in).
 const RSS_STAT: &[Source] = &[Source::Probe("rss_stat")];
+/// The mm's resident-set counters now: updated on every change by the
+/// rss_stat probe, read every pass by the task iterator.
+const RSS_NOW: &[Source] = &[Source::Probe("rss_stat"), Source::TaskIter];
 const SWAP_NOW: &[Source] = &[
     Source::Probe("rss_stat"),
+    Source::TaskIter,
     Source::Proc(ProcFile::SmapsRollup),
     Source::Proc(ProcFile::Status),
 ];
@@ -290,7 +302,7 @@ pub const PROCESS_FIELDS: &[Field<ProcessReader>] = &[
     ),
     Field {
         key: "swap_bytes",
-        help: "Memory in swap now (rss_stat when attached, else smaps_rollup or VmSwap).",
+        help: "Memory in swap now (the mm's swap entries from rss_stat or the task iterator, else smaps_rollup or VmSwap).",
         kind: Kind::Gauge,
         unit: Unit::Bytes,
         sources: SWAP_NOW,
@@ -577,10 +589,10 @@ pub const PROCESS_FIELDS: &[Field<ProcessReader>] = &[
     ),
     Field {
         key: "rss_anon_bytes",
-        help: "Resident anonymous memory now (rss_stat probe).",
+        help: "Resident anonymous memory now (RssAnon's counter without its per-CPU parts, as /proc/PID/stat's RSS: rss_stat probe or task iterator).",
         kind: Kind::Gauge,
         unit: Unit::Bytes,
-        sources: RSS_STAT,
+        sources: RSS_NOW,
         metric: false,
         label: None,
         rate: false,
@@ -589,10 +601,10 @@ pub const PROCESS_FIELDS: &[Field<ProcessReader>] = &[
     },
     Field {
         key: "rss_file_bytes",
-        help: "Resident file-backed memory now (rss_stat probe).",
+        help: "Resident file-backed memory now (RssFile's counter without its per-CPU parts: rss_stat probe or task iterator).",
         kind: Kind::Gauge,
         unit: Unit::Bytes,
-        sources: RSS_STAT,
+        sources: RSS_NOW,
         metric: false,
         label: None,
         rate: false,
@@ -601,10 +613,10 @@ pub const PROCESS_FIELDS: &[Field<ProcessReader>] = &[
     },
     Field {
         key: "rss_shmem_bytes",
-        help: "Resident shared memory now (rss_stat probe).",
+        help: "Resident shared memory now (RssShmem's counter without its per-CPU parts: rss_stat probe or task iterator).",
         kind: Kind::Gauge,
         unit: Unit::Bytes,
-        sources: RSS_STAT,
+        sources: RSS_NOW,
         metric: false,
         label: None,
         rate: false,
@@ -1357,6 +1369,7 @@ mod tests {
         let none = Live {
             probes: Default::default(),
             missing_files: [ProcFile::Stat].into_iter().collect(),
+            task_iter: false,
         };
         let v = read_process(&ctx, &LiveFields::new(&none));
         assert!(v.iter().all(Option::is_none), "{v:?}");

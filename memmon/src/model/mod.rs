@@ -20,12 +20,14 @@ mod totals_tests;
 pub mod view;
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{HashMap, VecDeque},
+    sync::Arc,
     time::Instant,
 };
 
-use memmon_common::{ExitEvent, ProcCounters, events::EXIT_HAS_TASK};
+use memmon_common::{ExitEvent, MmState, ProcCounters, events::EXIT_HAS_TASK};
 
+use crate::fast_hash::FastMap;
 use crate::sample::{
     Host, Identity, ProcMeta, Sample, alloc::AllocSample, cost::CycleCost,
     key::boottime_ns_to_ticks, memory::ProcessMemory, numa::NumaUsage, probe_status::ProbeStatus,
@@ -45,9 +47,14 @@ const MISSING_SCANS_BEFORE_EXIT: u8 = 2;
 /// Processes and probe state as of the last applied sample.
 #[derive(Debug, Default)]
 pub struct Model {
-    processes: HashMap<ProcessKey, Process>,
+    /// Boxed: a table slot holds a pointer, not 1.2 KB (a map sized for
+    /// 10,000 processes has ~16,000 slots).
+    processes: FastMap<ProcessKey, Box<Process>>,
     /// Live pid → its current key.
-    live: HashMap<u32, ProcessKey>,
+    live: FastMap<u32, ProcessKey>,
+    /// Scans applied so far (a process seen in the last one carries its
+    /// number in `Process::seen_scan`).
+    scans: u64,
     /// /proc sources found missing so far, each with what goes unreported.
     pub missing_sources: std::collections::BTreeSet<String>,
     /// The per-process /proc files this kernel lacks.
@@ -75,7 +82,7 @@ pub struct Model {
     /// not attached.
     pub kernel_exits: Option<HashMap<String, memmon_common::MemcgExits>>,
     /// The cgroup totals last published: none goes below them.
-    totals_floor: HashMap<String, Totals>,
+    totals_floor: FastMap<String, Totals>,
     /// Each loaded program's cost this pass (empty without the kernel's
     /// run-time statistics).
     pub program_costs: Vec<budget::ProgramCost>,
@@ -95,6 +102,10 @@ pub struct Model {
     /// The memory cgroup files can be read here (a memory controller was
     /// found).
     pub cgroupfs_live: bool,
+    /// The scan reads the kernel's task iterator (not /proc/PID/stat).
+    pub task_iter: bool,
+    /// What the cached rows were built with (live fields, fault source).
+    view_inputs: Option<(fields::LiveFields, bool)>,
     host: Option<Host>,
 }
 
@@ -128,7 +139,7 @@ impl Model {
     /// however many kills.
     fn last_known(&self, pids: impl IntoIterator<Item = u32>) -> HashMap<u32, ProcessKey> {
         let mut out: HashMap<u32, ProcessKey> = HashMap::new();
-        let mut dead = HashSet::new();
+        let mut dead = crate::fast_hash::FastSet::default();
         for pid in pids {
             match self.live.get(&pid) {
                 Some(k) => {
@@ -154,6 +165,35 @@ impl Model {
         out
     }
 
+    /// True when the model holds a live process with this pid.
+    pub fn is_live(&self, pid: u32) -> bool {
+        self.live.contains_key(&pid)
+    }
+
+    /// Live processes that moved to another memory cgroup take it (and the
+    /// names its path carries) from now on: their rollups and the cgroups
+    /// read follow them. A process's counts so far go with it, as the
+    /// kernel's exit totals charge a process's whole life to the cgroup it
+    /// exits in; the cgroup it left keeps what it published (its counters
+    /// never go back).
+    pub fn apply_moves(&mut self, moved: HashMap<u32, ProcMeta>) {
+        for (pid, meta) in moved {
+            let Some(p) = self.live.get(&pid).and_then(|k| self.processes.get_mut(k)) else {
+                continue;
+            };
+            if p.exited || meta.cgroup.is_none() || meta.cgroup == p.cgroup {
+                continue;
+            }
+            tracing::debug!(
+                pid,
+                from = p.cgroup.as_deref().unwrap_or("?"),
+                to = meta.cgroup.as_deref().unwrap_or("?"),
+                "moved to another memory cgroup"
+            );
+            p.set_meta(meta);
+        }
+    }
+
     /// True when a scanned pid is new to the model (its placement must be
     /// read).
     pub fn knows_pid(&self, pid: u32, start_time_ticks: u64) -> bool {
@@ -173,10 +213,13 @@ impl Model {
         for mm in sample.rss {
             if let Some(key) = self.live.get(&mm.tgid)
                 && let Some(p) = self.processes.get_mut(key)
+                && p.rss != Some(mm)
             {
                 p.rss = Some(mm);
+                p.dirty = true;
             }
         }
+        self.apply_moves(std::mem::take(&mut sample.moved));
         for exit in &sample.exits {
             self.apply_exit(exit, &sample.exit_cgroups);
         }
@@ -283,7 +326,8 @@ impl Model {
     /// any, brings the final counts).
     pub fn apply_scan(&mut self, scan: Vec<Identity>, mut metas: HashMap<u32, ProcMeta>) {
         let page = self.page_size();
-        let mut seen = HashSet::with_capacity(scan.len());
+        self.scans += 1;
+        let this_scan = self.scans;
         for id in scan {
             let key = ProcessKey {
                 pid: id.pid,
@@ -294,48 +338,73 @@ impl Model {
             if !id.fresh && self.processes.get(&key).is_none_or(|p| p.exited) {
                 continue;
             }
-            seen.insert(id.pid);
             if let Some(old) = self.live.get(&id.pid)
                 && *old != key
                 && let Some(p) = self.processes.get_mut(old)
             {
                 // The pid was reused and the old exit was missed.
                 p.exited = true;
+                p.dirty = true;
             }
             self.live.insert(id.pid, key);
             let meta = metas.remove(&id.pid);
             let p = self.processes.entry(key).or_insert_with(|| {
                 let mut p = Process::new(key, id.comm.clone());
                 p.set_meta(meta.unwrap_or_default());
-                p
+                Box::new(p)
             });
             if id.fresh {
-                let task = TaskFaults {
+                let task = Some(TaskFaults {
                     minor: id.minflt,
                     major: id.majflt,
-                };
-                p.task = Some(task);
-                p.comm = id.comm;
+                });
+                let (rss, vm) = (Some(id.rss_pages * page), Some(id.vsize_bytes));
+                let members = id.rss_members.map(|m| MmState {
+                    tgid: id.pid,
+                    _pad: 0,
+                    bytes: m.map(|pages| (pages * page) as i64),
+                });
+                if p.task != task
+                    || p.rss_bytes != rss
+                    || p.vm_bytes != vm
+                    || p.ppid != Some(id.ppid)
+                    || (!id.comm.is_empty() && p.comm != id.comm)
+                    || (members.is_some() && p.rss != members)
+                {
+                    p.dirty = true;
+                }
+                if members.is_some() {
+                    p.rss = members;
+                }
+                p.task = task;
+                if !id.comm.is_empty() {
+                    p.comm = id.comm;
+                }
                 p.ppid = Some(id.ppid);
-                p.rss_bytes = Some(id.rss_pages * page);
-                p.vm_bytes = Some(id.vsize_bytes);
+                p.rss_bytes = rss;
+                p.vm_bytes = vm;
             }
-            p.exited = false;
+            if p.exited {
+                p.exited = false;
+                p.dirty = true;
+            }
             p.missing_scans = 0;
+            p.seen_scan = this_scan;
         }
         // Missing from /proc: exiting. Its exit event normally arrives in
         // the next pass with the final counts; after two scans without one,
         // take the last counts as final.
-        self.live.retain(|pid, key| {
-            if seen.contains(pid) {
-                return true;
-            }
+        self.live.retain(|_, key| {
             let Some(p) = self.processes.get_mut(key) else {
                 return false;
             };
+            if p.seen_scan == this_scan {
+                return true;
+            }
             p.missing_scans = p.missing_scans.saturating_add(1);
             if p.missing_scans >= MISSING_SCANS_BEFORE_EXIT {
                 p.exited = true;
+                p.dirty = true;
                 return false;
             }
             true
@@ -366,6 +435,9 @@ impl Model {
         numa: Option<NumaUsage>,
     ) {
         if let Some(p) = self.processes.get_mut(&key) {
+            if p.memory.as_ref() != Some(&memory) || (numa.is_some() && p.numa != numa) {
+                p.dirty = true;
+            }
             p.memory = Some(memory);
             if numa.is_some() {
                 p.numa = numa;
@@ -374,7 +446,10 @@ impl Model {
     }
 
     /// Folds a cgroup scan in (readings of the cgroups holding processes
-    /// and their ancestors, with their names; paths found removed).
+    /// and their ancestors, with their names; paths found removed). A
+    /// cgroup gone for [`cgroups::GONE_KEPT`] is released: it leaves the
+    /// model with what its exited processes left (its series end, and
+    /// `max_cgroups` has room for a new cgroup).
     pub fn apply_cgroups(
         &mut self,
         samples: Vec<(
@@ -384,30 +459,27 @@ impl Model {
         gone: &[String],
         now: Instant,
     ) {
-        self.cgroups.apply(samples, gone, now);
+        for path in self.cgroups.apply(samples, gone, now) {
+            self.exited_totals.remove(&path);
+            self.vanished_totals.remove(&path);
+            self.totals_floor.remove(&path);
+            if let Some(k) = self.kernel_exits.as_mut() {
+                k.remove(&path);
+            }
+        }
     }
 
-    /// Adds to an OOM kill what the model knew before it: the limit that
-    /// was hit (the killer's memcg when it has one, else global), that
-    /// memcg's limit and usage, and the runner-up candidates.
+    /// Adds to an OOM kill what the model knew before it: the runner-up
+    /// candidates by oom_score in the scope of the limit that was hit (the
+    /// memcg for a memcg OOM, else the machine).
     fn explain_oom(&self, kill: &mut OomKill) {
-        let memcg = kill
-            .killer_memcg
-            .as_ref()
-            .and_then(|m| self.cgroups.get(m).map(|c| (m.clone(), c)))
-            .filter(|(_, c)| c.limit().is_some());
-        let scope = match memcg {
-            Some((path, c)) => {
-                kill.constraint = Some("memcg");
-                kill.limit_bytes = c.limit();
-                kill.usage_bytes = c.sample.usage;
-                kill.constraint_cgroup = Some(path.clone());
-                Some(path)
-            }
-            None => {
-                kill.constraint = kill.killer_memcg.is_some().then_some("global");
-                None
-            }
+        let scope = match kill.constraint {
+            // The killer's memcg lies inside the one whose limit was hit.
+            Some("memcg") => kill
+                .constraint_cgroup
+                .clone()
+                .or_else(|| kill.killer_memcg.clone()),
+            _ => None,
         };
         let prefix = scope.as_deref().map(|s| s.trim_end_matches('/'));
         let mut candidates: Vec<published::OomCandidate> = self
@@ -435,8 +507,8 @@ impl Model {
     }
 
     /// Per cgroup, the live process with the highest oom_score.
-    pub fn oom_candidates(&self) -> HashMap<String, published::OomCandidate> {
-        let mut out: HashMap<String, published::OomCandidate> = HashMap::new();
+    pub fn oom_candidates(&self) -> FastMap<String, published::OomCandidate> {
+        let mut out: FastMap<String, published::OomCandidate> = FastMap::default();
         for p in self.processes.values().filter(|p| !p.exited) {
             let (Some(cg), Some(score)) = (
                 p.cgroup.as_ref(),
@@ -459,10 +531,12 @@ impl Model {
         out
     }
 
-    /// Memory cgroups to read: those of the live processes, and those read
+    /// Memory cgroups to read: those of the live processes, those read
     /// before that still exist (an emptied cgroup's final events, such as
-    /// the OOM kill that emptied it, still count).
-    pub fn cgroups_in_use(&self) -> std::collections::BTreeSet<&str> {
+    /// the OOM kill that emptied it, still count), and those only exited
+    /// processes name (so a removed one is found gone, and released).
+    pub fn cgroups_in_use(&self) -> crate::fast_hash::FastSet<&str> {
+        let gone = |path: &str| self.cgroups.get(path).is_some_and(|c| c.gone);
         self.processes
             .values()
             .filter(|p| !p.exited)
@@ -473,6 +547,13 @@ impl Model {
                     .filter(|(_, c)| !c.gone)
                     .map(|(path, _)| path.as_str()),
             )
+            .chain(
+                self.exited_totals
+                    .keys()
+                    .chain(self.kernel_exits.iter().flat_map(|k| k.keys()))
+                    .map(String::as_str)
+                    .filter(|path| path.starts_with('/') && !gone(path)),
+            )
             .collect()
     }
 
@@ -482,17 +563,35 @@ impl Model {
     }
 
     /// Records the `n` largest live processes (by resident size) in the
-    /// flight recorder and expires old samples.
+    /// flight recorder and expires old samples. Reads each one's current
+    /// row (call after [`Model::views`]; a process without one is read
+    /// afresh).
     pub fn record_history(&mut self, n: usize, unix_ms: u64) {
         if !self.recorder.enabled() {
             return;
         }
         let fault_probes = self.fault_probes();
         let sources = fields::LiveFields::new(&self.live());
-        let mut live: Vec<&Process> = self.processes.values().filter(|p| !p.exited).collect();
-        live.sort_by_key(|p| std::cmp::Reverse(p.rss_bytes.unwrap_or(0)));
-        for p in live.into_iter().take(n) {
-            let v = ProcessView::from_process(p, fault_probes, &sources);
+        let mut live: Vec<&Process> = self
+            .processes
+            .values()
+            .map(|p| &**p)
+            .filter(|p| !p.exited)
+            .collect();
+        let by_rss = |p: &&Process| std::cmp::Reverse(p.rss_bytes.unwrap_or(0));
+        if n > 0 && n < live.len() {
+            live.select_nth_unstable_by_key(n - 1, by_rss);
+            live.truncate(n);
+        }
+        for p in live {
+            let built;
+            let v = match &p.view {
+                Some(v) if !p.dirty => v.as_ref(),
+                _ => {
+                    built = ProcessView::from_process(p, fault_probes, &sources);
+                    &built
+                }
+            };
             self.recorder.record(
                 p.key,
                 history::HistorySample {
@@ -559,10 +658,11 @@ impl Model {
         let p = self
             .processes
             .entry(key)
-            .or_insert_with(|| Process::new(key, String::new()));
+            .or_insert_with(|| Box::new(Process::new(key, String::new())));
         p.counters = counters;
         p.exited = true;
         p.vanished = true;
+        p.dirty = true;
     }
 
     fn apply_live(
@@ -577,10 +677,14 @@ impl Model {
             // Counters only grow for one process; a drop means the pid was
             // reused and the old exit event was lost.
             if counters.dominates(&p.counters) {
-                p.counters = counters;
+                if counters != p.counters {
+                    p.counters = counters;
+                    p.dirty = true;
+                }
                 return;
             }
             p.exited = true;
+            p.dirty = true;
             self.live.remove(&tgid);
         }
         // No identity: it exited between the map read and the collector's
@@ -596,10 +700,11 @@ impl Model {
         let p = self
             .processes
             .entry(key)
-            .or_insert_with(|| Process::new(key, id.comm.clone()));
+            .or_insert_with(|| Box::new(Process::new(key, id.comm.clone())));
         p.ppid = Some(id.ppid);
         p.counters = counters;
         p.exited = false;
+        p.dirty = true;
         if p.cgroup.is_none() {
             p.set_meta(meta);
         }
@@ -635,7 +740,7 @@ impl Model {
         let p = self
             .processes
             .entry(key)
-            .or_insert_with(|| Process::new(key, comm.clone()));
+            .or_insert_with(|| Box::new(Process::new(key, comm.clone())));
         p.record_exit(exit);
         // Born and gone between two scans: its cgroup from the exit event.
         if p.cgroup.is_none()
@@ -655,13 +760,10 @@ impl Model {
         self.processes.retain(|_, p| !p.exited || p.vanished);
         let now = Instant::now();
         for p in self.processes.values_mut() {
+            p.dirty = true;
             // Rates over the window start from its zero.
             p.rate_base = Some((now, [Some(0.0); fields::N_RATED]));
-            p.baseline = if p.vanished {
-                Default::default()
-            } else {
-                p.counters
-            };
+            p.baseline = (!p.vanished).then(|| Box::new(p.counters));
             p.task_baseline = if p.vanished {
                 Default::default()
             } else {
@@ -672,7 +774,7 @@ impl Model {
 
     /// Every process the model holds, live or exited.
     pub fn processes(&self) -> impl Iterator<Item = &Process> {
-        self.processes.values()
+        self.processes.values().map(|p| &**p)
     }
 
     /// Which sources are live: attached probes, and the /proc files this
@@ -689,6 +791,10 @@ impl Model {
         if !self.cgroupfs_live {
             missing_files.insert(crate::sources::ProcFile::CgroupMemory);
         }
+        if self.task_iter {
+            // Not read: the iterator gives the same values.
+            missing_files.insert(crate::sources::ProcFile::Stat);
+        }
         crate::sources::Live {
             probes: self
                 .probes
@@ -697,15 +803,22 @@ impl Model {
                 .map(|p| p.name.clone())
                 .collect(),
             missing_files,
+            task_iter: self.task_iter,
         }
     }
 
     /// Views of the processes `which` selects, with each rated counter's
     /// per-second rate since the previous call (the base for the next one
-    /// is taken now).
-    pub fn views(&mut self, which: Which, now: Instant) -> Vec<ProcessView> {
+    /// is taken now). A process unchanged since its last row, whose rates
+    /// were already 0, shares that row (nothing is built or copied).
+    pub fn views(&mut self, which: Which, now: Instant) -> Vec<Arc<ProcessView>> {
         let fault_probes = self.fault_probes();
         let live = fields::LiveFields::new(&self.live());
+        // What every row reads changed (a probe attached or suspended, a
+        // file found missing): every row is built again.
+        let inputs = (live.clone(), fault_probes);
+        let rebuild_all = self.view_inputs.as_ref() != Some(&inputs);
+        self.view_inputs = Some(inputs);
         let mut out = Vec::with_capacity(self.live.len());
         for p in self.processes.values_mut() {
             let keep = match which {
@@ -716,18 +829,34 @@ impl Model {
             if !keep {
                 continue;
             }
+            if !rebuild_all
+                && !p.dirty
+                && let Some(v) = &p.view
+                && view::rates_settled(v)
+                && let Some((at, _)) = &mut p.rate_base
+            {
+                *at = now;
+                out.push(Arc::clone(v));
+                continue;
+            }
             let mut v = ProcessView::from_process(p, fault_probes, &live);
-            let now_values = fields::RATED.map(|i| v.values[i]);
+            let now_values = fields::RATED.map(|i| v.value(i));
             if let Some((at, base)) = &p.rate_base {
                 let dt = now.saturating_duration_since(*at).as_secs_f64();
                 for k in 0..fields::N_RATED {
-                    v.rates[k] = match (now_values[k], base[k]) {
-                        (Some(a), Some(b)) if dt > 0.0 && a >= b => Some((a - b) / dt),
-                        _ => None,
-                    };
+                    v.rates.set(
+                        k,
+                        match (now_values[k], base[k]) {
+                            (Some(a), Some(b)) if dt > 0.0 && a >= b => Some((a - b) / dt),
+                            _ => None,
+                        },
+                    );
                 }
             }
             p.rate_base = Some((now, now_values));
+            let v = Arc::new(v);
+            p.view = Some(Arc::clone(&v));
+            p.dirty = false;
             out.push(v);
         }
         out
@@ -739,11 +868,11 @@ impl Model {
     /// below what the previous call returned: the kernel's maps are read
     /// one after the other, and a process exiting between two reads would
     /// otherwise be missing from both for one pass.
-    pub fn cgroup_totals(&mut self) -> HashMap<String, Totals> {
+    pub fn cgroup_totals(&mut self) -> FastMap<String, Totals> {
         let fault_probes = self.fault_probes();
         let mut out = match &self.kernel_exits {
             Some(kernel) => {
-                let mut out: HashMap<String, Totals> = kernel
+                let mut out: FastMap<String, Totals> = kernel
                     .iter()
                     .map(|(path, e)| (path.clone(), Totals::from_kernel_exits(e, fault_probes)))
                     .collect();
@@ -753,7 +882,11 @@ impl Model {
                 }
                 out
             }
-            None => self.exited_totals.clone(),
+            None => self
+                .exited_totals
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         };
         let kernel = self.kernel_exits.is_some();
         for p in self.processes.values() {
@@ -761,7 +894,12 @@ impl Model {
                 // In the kernel's exit totals already.
                 continue;
             }
-            let t = out.entry(p.cgroup.clone().unwrap_or_default()).or_default();
+            let cg = p.cgroup.as_deref().unwrap_or_default();
+            // Looked up by &str: no String is made per process per pass.
+            let t = match out.get_mut(cg) {
+                Some(t) => t,
+                None => out.entry(cg.to_string()).or_default(),
+            };
             if p.exited {
                 t.add_exited(p, fault_probes);
             } else {
@@ -771,6 +909,22 @@ impl Model {
         for (path, t) in out.iter_mut() {
             if let Some(floor) = self.totals_floor.get(path) {
                 t.at_least(floor);
+            }
+        }
+        // A cgroup whose counts left it (its processes moved away, or it
+        // was removed and the kernel's exit entry went with it) keeps what
+        // it published while the model still holds the cgroup (until it
+        // is released, some minutes after its removal).
+        for (path, floor) in &self.totals_floor {
+            if !out.contains_key(path) && self.cgroups.get(path).is_some() {
+                out.insert(
+                    path.clone(),
+                    Totals {
+                        live_processes: 0,
+                        rss_bytes: 0,
+                        ..floor.clone()
+                    },
+                );
             }
         }
         self.totals_floor = out.clone();

@@ -48,14 +48,27 @@ pub struct OomKill {
     pub killer_comm: String,
     /// Its cgroup v2 id.
     pub killer_cgroup_id: u64,
-    /// What limit was hit: `memcg` (a memory cgroup's limit) or `global`
-    /// (the whole machine), when the killer's memcg is known.
+    /// What limit was hit: `memcg` (a memory cgroup's limit), `global`
+    /// (the whole machine), `cpuset` or `mempolicy` (the NUMA nodes the
+    /// allocation may use); `None` when no source could tell.
     pub constraint: Option<&'static str>,
+    /// Who decided `constraint`: `oom_control` (the kernel's own `struct
+    /// oom_control` of this kill, read by the oom probes at the kill),
+    /// `page_counter` (the page counters of the killer's memcg and its
+    /// ancestors at the kill: the deepest at its limit, none: global) or
+    /// `memory.events` (cgroup v2, after the kill: the `oom` count of the
+    /// killer's memcg or an ancestor grew, or none did).
+    pub constraint_source: Option<&'static str>,
     /// The memory cgroup whose limit was hit.
     pub constraint_cgroup: Option<String>,
-    /// Its hard limit at the kill, bytes (last reading).
+    /// Which of its limits: `max` or `memsw_max` (v1 memory + swap), the
+    /// `limit` label values of `memmon_cgroup_memory_limit_bytes`.
+    pub constraint_limit: Option<&'static str>,
+    /// That limit at the kill, bytes.
     pub limit_bytes: Option<u64>,
-    /// Its usage at the kill, bytes (last reading before the kill).
+    /// The memcg's usage (of what the limit counts) at the kill, bytes
+    /// (from the kernel's page counter; read after the kill when the
+    /// source is `memory.events`).
     pub usage_bytes: Option<u64>,
     /// The next candidates by oom_score in the same scope (the memcg, or
     /// the machine), from the last sample, highest first.
@@ -70,11 +83,14 @@ impl OomKill {
     /// From the kernel record and the names the collector resolved.
     pub fn from_record(r: OomRecord) -> Self {
         let e = &r.event;
+        let limit = r.limit.as_ref();
         OomKill {
-            constraint: None,
-            constraint_cgroup: None,
-            limit_bytes: None,
-            usage_bytes: None,
+            constraint: limit.map(|l| l.constraint),
+            constraint_source: limit.map(|l| l.source),
+            constraint_cgroup: limit.and_then(|l| l.cgroup.clone()),
+            constraint_limit: limit.and_then(|l| l.limit),
+            limit_bytes: limit.and_then(|l| l.limit_bytes),
+            usage_bytes: limit.and_then(|l| l.usage_bytes),
             runner_ups: Vec::new(),
             history: Vec::new(),
             kind: "oom_kill",

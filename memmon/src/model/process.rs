@@ -24,8 +24,10 @@ pub struct Process {
     pub vanished: bool,
     /// Cumulative kernel counters (since the probes were attached).
     pub counters: ProcCounters,
-    /// Counters at the start of the current window.
-    pub baseline: ProcCounters,
+    /// Counters at the start of the current window (None: zero, as in the
+    /// daemon, which never starts one; boxed so 10,000 processes do not
+    /// each carry 232 bytes of zeros).
+    pub baseline: Option<Box<ProcCounters>>,
     /// The kernel's own (minor, major) totals at exit, when read.
     pub exit_task_faults: Option<(u64, u64)>,
     /// cgroup id at exit.
@@ -60,6 +62,13 @@ pub struct Process {
     /// Consecutive /proc scans that did not find it (it is exiting; its
     /// exit event normally arrives first).
     pub missing_scans: u8,
+    /// Its last published row, shared with every publication since (an
+    /// idle process costs no copy per pass).
+    pub view: Option<std::sync::Arc<super::ProcessView>>,
+    /// Something its row shows changed since `view` was built.
+    pub dirty: bool,
+    /// The model's scan number when the /proc scan last listed it.
+    pub seen_scan: u64,
 }
 
 /// Minor and major fault totals as the kernel counts them per task.
@@ -91,7 +100,7 @@ impl Process {
             exited: false,
             vanished: false,
             counters: ProcCounters::default(),
-            baseline: ProcCounters::default(),
+            baseline: None,
             exit_task_faults: None,
             exit_cgroup_id: None,
             rss: None,
@@ -107,12 +116,16 @@ impl Process {
             memory: None,
             numa: None,
             missing_scans: 0,
+            view: None,
+            dirty: true,
+            seen_scan: 0,
         }
     }
 
     /// Takes the final values from an exit event.
     pub fn record_exit(&mut self, exit: &ExitEvent) {
         self.exited = true;
+        self.dirty = true;
         if exit.flags & EXIT_HAS_COUNTERS != 0 {
             self.counters = exit.counters;
         }
@@ -132,6 +145,7 @@ impl Process {
     /// Takes where it belongs (cgroup and the names its path carries,
     /// owner); a uid already known is kept when `meta` has none.
     pub fn set_meta(&mut self, meta: crate::sample::ProcMeta) {
+        self.dirty = true;
         self.cgroup = meta.cgroup;
         self.unit = meta.unit;
         self.container_id = meta.container_id;
@@ -140,6 +154,9 @@ impl Process {
 
     /// Counters accumulated in the current window.
     pub fn window(&self) -> ProcCounters {
-        self.counters.saturating_sub(&self.baseline)
+        match &self.baseline {
+            Some(base) => self.counters.saturating_sub(base),
+            None => self.counters,
+        }
     }
 }

@@ -167,8 +167,9 @@ pub fn field_infos(live: &Live) -> Vec<FieldInfo> {
 pub struct Published {
     /// Unix time of this pass, milliseconds.
     pub unix_ms: u64,
-    /// Live processes.
-    pub processes: Vec<ProcessView>,
+    /// Live processes (rows shared with the model and earlier
+    /// publications while they do not change).
+    pub processes: Vec<Arc<ProcessView>>,
     /// Per-cgroup totals (live + exited processes).
     pub cgroups: Vec<CgroupView>,
     /// Probe states.

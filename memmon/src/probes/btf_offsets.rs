@@ -3,7 +3,9 @@
 //! CO-RE relocation, so this is how one object fits every kernel layout.
 
 use btf_rs::{Btf, Type};
-use memmon_common::{CgroupOffsets, RssOffsets, TaskOffsets};
+use memmon_common::{
+    CgroupOffsets, OomOffsets, RssOffsets, TaskOffsets, task_iter::TaskIterOffsets,
+};
 
 /// Where the running kernel publishes its BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -72,6 +74,72 @@ pub fn resolve_rss(btf: &Btf) -> Result<RssOffsets, String> {
             counter_count: count / 8,
             counters: array.len() as u32,
         });
+    }
+    Err("BTF: struct mm_struct has no field rss_stat".into())
+}
+
+/// What the task iterator reads. `mm_struct.rss_stat` is an array of
+/// `percpu_counter` from 6.2 (each one's `count`) and a `struct
+/// mm_rss_stat { atomic_long_t count[]; }` before: either way a run of
+/// counters at a fixed stride, which is what `get_mm_counter` reads.
+pub fn resolve_task_iter(btf: &Btf) -> Result<TaskIterOffsets, String> {
+    let task = |f: &str| field_offset(btf, "task_struct", f);
+    let signal = |f: &str| field_offset(btf, "signal_struct", f);
+    let (mm_rss_first, rss_stride) = rss_counters(btf)?;
+    Ok(TaskIterOffsets {
+        valid: 1,
+        pid: task("pid")?,
+        tgid: task("tgid")?,
+        comm: task("comm")?,
+        start_boottime: task("start_boottime")?,
+        min_flt: task("min_flt")?,
+        maj_flt: task("maj_flt")?,
+        signal: task("signal")?,
+        signal_min_flt: signal("min_flt")?,
+        signal_maj_flt: signal("maj_flt")?,
+        real_parent: task("real_parent")?,
+        _pad: 0,
+        mm: task("mm")?,
+        mm_total_vm: field_offset(btf, "mm_struct", "total_vm")?,
+        mm_rss_first,
+        rss_stride,
+    })
+}
+
+/// (offset of the first rss counter's value in `mm_struct`, stride).
+fn rss_counters(btf: &Btf) -> Result<(u32, u32), String> {
+    let types = btf
+        .resolve_types_by_name("mm_struct")
+        .map_err(|e| format!("BTF has no type mm_struct: {e}"))?;
+    for t in types {
+        let Type::Struct(s) = t else { continue };
+        let Some(bits) = find_member(btf, &s.members, "rss_stat", 0) else {
+            continue;
+        };
+        let base = bits / 8;
+        let member = member_type(btf, &s.members, "rss_stat")
+            .ok_or("BTF: mm_struct.rss_stat has no type")?;
+        return match member {
+            // 6.2+: struct percpu_counter rss_stat[NR_MM_COUNTERS].
+            Type::Array(array) => {
+                let elem = btf
+                    .resolve_chained_type(&array)
+                    .map_err(|e| format!("BTF: mm_struct.rss_stat element: {e}"))?;
+                let Type::Struct(counter) = elem else {
+                    return Err("mm_struct.rss_stat's elements are not structs".into());
+                };
+                let count = find_member(btf, &counter.members, "count", 0)
+                    .ok_or("BTF: percpu_counter has no field count")?;
+                Ok((base + count / 8, counter.size() as u32))
+            }
+            // Before: struct mm_rss_stat { atomic_long_t count[NR_MM_COUNTERS]; }.
+            Type::Struct(stat) => {
+                let count = find_member(btf, &stat.members, "count", 0)
+                    .ok_or("BTF: mm_rss_stat has no field count")?;
+                Ok((base + count / 8, 8))
+            }
+            _ => Err("mm_struct.rss_stat is neither an array nor struct mm_rss_stat".into()),
+        };
     }
     Err("BTF: struct mm_struct has no field rss_stat".into())
 }
@@ -164,8 +232,69 @@ pub fn resolve(btf: &Btf) -> Result<TaskOffsets, String> {
         mm: task("mm")?,
         mm_brk: field_offset(btf, "mm_struct", "brk")?,
         flags: task("flags")?,
-        _pad: 0,
+        pid: task("pid")?,
     })
+}
+
+/// True when `trace_signal_generate` takes what the raw kill program reads:
+/// (sig, info, task, group, result).
+pub fn signal_generate_is_raw_readable(btf: &Btf) -> Result<(), String> {
+    match tracepoint_params(btf, "btf_trace_signal_generate")? {
+        6 => Ok(()),
+        n => Err(format!(
+            "trace_signal_generate takes {} arguments here, not (sig, info, task, group, result)",
+            n.saturating_sub(1)
+        )),
+    }
+}
+
+/// What the OOM programs read: the page counters of a memcg and its
+/// ancestors (`mem_cgroup.{css,memory,memsw}`, `page_counter.{usage,max}`,
+/// `cgroup_subsys_state.parent`; `memsw` only where the kernel has it) and,
+/// for the `oom_constraint` kprobe, `oom_control.{memcg,constraint}` with
+/// `enum oom_constraint` checked against the values userspace decodes
+/// (`oc_valid` 0 when those fail: the page counters still decide).
+pub fn resolve_oom(btf: &Btf) -> Result<OomOffsets, String> {
+    let memsw = field_offset(btf, "mem_cgroup", "memsw").ok();
+    let mut out = OomOffsets {
+        valid: 1,
+        memcg_css: field_offset(btf, "mem_cgroup", "css")?,
+        memcg_memory: field_offset(btf, "mem_cgroup", "memory")?,
+        memsw_valid: u32::from(memsw.is_some()),
+        memcg_memsw: memsw.unwrap_or(0),
+        counter_usage: field_offset(btf, "page_counter", "usage")?,
+        counter_max: field_offset(btf, "page_counter", "max")?,
+        css_parent: field_offset(btf, "cgroup_subsys_state", "parent")?,
+        ..OomOffsets::unknown()
+    };
+    match resolve_oom_control(btf) {
+        Ok((memcg, constraint)) => {
+            (out.oc_memcg, out.oc_constraint, out.oc_valid) = (memcg, constraint, 1);
+        }
+        Err(e) => tracing::info!("the oom_constraint probe will not read oom_control: {e}"),
+    }
+    Ok(out)
+}
+
+/// `oom_control.{memcg,constraint}`, with `enum oom_constraint` as memmon
+/// decodes it.
+fn resolve_oom_control(btf: &Btf) -> Result<(u32, u32), String> {
+    use memmon_common::events::constraint;
+    for (name, want) in [
+        ("CONSTRAINT_NONE", constraint::NONE),
+        ("CONSTRAINT_CPUSET", constraint::CPUSET),
+        ("CONSTRAINT_MEMORY_POLICY", constraint::MEMORY_POLICY),
+        ("CONSTRAINT_MEMCG", constraint::MEMCG),
+    ] {
+        let got = enum_value(btf, "oom_constraint", name)?;
+        if got != want {
+            return Err(format!("BTF: {name} is {got} here, memmon decodes {want}"));
+        }
+    }
+    Ok((
+        field_offset(btf, "oom_control", "memcg")?,
+        field_offset(btf, "oom_control", "constraint")?,
+    ))
 }
 
 /// Byte offset of `field` in `struct name`, looking through anonymous
@@ -203,4 +332,36 @@ fn find_member(btf: &Btf, members: &[btf_rs::Member], field: &str, base_bits: u3
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The running kernel's BTF (absent: the test says so and passes, as
+    /// there is nothing to read).
+    fn btf() -> Option<Btf> {
+        match kernel_btf() {
+            Ok(b) => Some(b),
+            Err(e) => {
+                eprintln!("no kernel BTF here: {e}");
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn the_running_kernel_gives_the_oom_and_kill_offsets() {
+        let Some(btf) = btf() else { return };
+        let oom = resolve_oom(&btf).expect("mem_cgroup and page_counter offsets");
+        assert_eq!(oom.valid, 1);
+        assert_eq!(oom.memcg_css, 0, "css is mem_cgroup's first member");
+        assert_eq!(
+            oom.oc_valid, 1,
+            "oom_control and enum oom_constraint as decoded"
+        );
+        assert_ne!(oom.counter_max, oom.counter_usage);
+        signal_generate_is_raw_readable(&btf).expect("trace_signal_generate's arguments");
+        assert_ne!(resolve(&btf).expect("task offsets").pid, 0);
+    }
 }

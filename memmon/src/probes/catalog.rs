@@ -23,6 +23,11 @@ pub enum Attach {
     },
     /// A perf software event on every online CPU, sample period 1.
     PerfSoftware(SoftwareEvent),
+    /// A kprobe on the entry of a kernel function.
+    Kprobe {
+        /// Kernel function.
+        function: &'static str,
+    },
     /// A BPF tracing program (ftrace trampoline) on a kernel function,
     /// typed by the kernel's BTF: fentry, or fexit when `exit`.
     Tracing {
@@ -138,6 +143,16 @@ pub const PROBES: &[ProbeSpec] = &[
         per_fault: false,
         per_alloc: false,
         what: "end of a memcg-limit reclaim stall: count, time, histogram",
+    },
+    ProbeSpec {
+        name: "oom_constraint",
+        program: "oom_out_of_memory",
+        attach: Attach::Kprobe {
+            function: "out_of_memory",
+        },
+        per_fault: false,
+        per_alloc: false,
+        what: "out_of_memory() starting: which limit an OOM kill hit (the kernel's oom_control: a memcg and its usage at the kill, or global), read by oom_kill",
     },
     ProbeSpec {
         name: "oom_kill",
@@ -327,6 +342,17 @@ pub const PROBES: &[ProbeSpec] = &[
         what: "allocations that fell back to another migrate type",
     },
     ProbeSpec {
+        name: "cgroup_attach",
+        program: "cgroup_attach_task",
+        attach: Attach::Tracepoint {
+            category: "cgroup",
+            name: "cgroup_attach_task",
+        },
+        per_fault: false,
+        per_alloc: false,
+        what: "tasks moved to another cgroup (systemd, container runtimes): their memory cgroup is read again",
+    },
+    ProbeSpec {
         name: "kill_signal",
         program: "signal_generate_kill",
         attach: Attach::Tracepoint {
@@ -335,7 +361,7 @@ pub const PROBES: &[ProbeSpec] = &[
         },
         per_fault: false,
         per_alloc: false,
-        what: "SIGKILLs sent (filtered in the kernel): sender pid, comm, memory cgroup; target pid, comm",
+        what: "SIGKILLs sent (filtered in the kernel): sender pid, comm, memory cgroup; target pid, comm (and memory cgroup as a raw tracepoint)",
     },
     ProbeSpec {
         name: "process_exit",
@@ -370,11 +396,38 @@ pub const RSS_STAT_RAW: ProbeSpec = ProbeSpec {
     what: "resident-set counter updates (every fault that maps a page): swap out/in pages and real-time rss per process",
 };
 
-/// The spec this kernel runs for `spec`: the raw `rss_stat` where
-/// `raw_rss` (its offsets resolved), else `spec` itself.
-pub fn for_kernel(spec: &'static ProbeSpec, raw_rss: bool) -> &'static ProbeSpec {
-    if raw_rss && spec.name == RSS_STAT_RAW.name {
+/// `kill_signal` as a raw tracepoint: used instead of the catalog's
+/// classic one where the kernel's BTF gives what it reads (the target
+/// task's pid, comm and memory cgroup), see [`for_kernel`].
+pub const KILL_SIGNAL_RAW: ProbeSpec = ProbeSpec {
+    name: "kill_signal",
+    program: "signal_generate_kill_raw",
+    attach: Attach::RawTracepoint {
+        category: "signal",
+        name: "signal_generate",
+    },
+    per_fault: false,
+    per_alloc: false,
+    what: "SIGKILLs sent (filtered in the kernel): sender pid, comm, memory cgroup; target pid, comm, memory cgroup",
+};
+
+/// Which probes run in their raw-tracepoint form on this kernel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Variants {
+    /// `rss_stat` (its offsets resolved: 6.2+).
+    pub raw_rss: bool,
+    /// `kill_signal` (task and cgroup offsets resolved, and
+    /// `trace_signal_generate` takes the task).
+    pub raw_kill: bool,
+}
+
+/// The spec this kernel runs for `spec`: a raw variant where `variants`
+/// says so, else `spec` itself.
+pub fn for_kernel(spec: &'static ProbeSpec, variants: Variants) -> &'static ProbeSpec {
+    if variants.raw_rss && spec.name == RSS_STAT_RAW.name {
         &RSS_STAT_RAW
+    } else if variants.raw_kill && spec.name == KILL_SIGNAL_RAW.name {
+        &KILL_SIGNAL_RAW
     } else {
         spec
     }

@@ -26,7 +26,7 @@ impl ProbeSet {
         let Some(spec) = catalog::find(name) else {
             return false;
         };
-        let spec = catalog::for_kernel(spec, self.raw_rss);
+        let spec = catalog::for_kernel(spec, self.variants);
         if !self.is_attached(name) {
             return false;
         }
@@ -49,9 +49,9 @@ impl ProbeSet {
     /// off with the kernel's reason.
     pub fn resume(&mut self, name: &str) -> Result<(), String> {
         let spec = catalog::find(name).ok_or_else(|| format!("no probe named {name}"))?;
-        let spec = catalog::for_kernel(spec, self.raw_rss);
+        let spec = catalog::for_kernel(spec, self.variants);
         let tracefs = self.tracefs.clone();
-        match attach_one(&mut self.ebpf, spec, spec.attach, &tracefs) {
+        match attach_one(&mut self.ebpf, spec, spec.attach, &tracefs, None) {
             Ok(()) => {
                 self.set_state(name, ProbeState::Attached);
                 Ok(())
@@ -79,6 +79,7 @@ fn unload(program: &mut Program) -> Result<(), ProgramError> {
         Program::FEntry(p) => p.unload(),
         Program::FExit(p) => p.unload(),
         Program::UProbe(p) => p.unload(),
+        Program::KProbe(p) => p.unload(),
         _ => Ok(()),
     }
 }

@@ -9,7 +9,7 @@ use super::ProbeSet;
 pub use crate::sample::kill::{KillSignal, SignalResult};
 use memmon_common::{
     KillEvent,
-    events::{KILL_SENDER_LEADER_COMM, KILL_SENDER_MEMCG_ID},
+    events::{KILL_SENDER_LEADER_COMM, KILL_SENDER_MEMCG_ID, KILL_TARGET_MEMCG_ID},
 };
 
 impl KillSignal {
@@ -26,6 +26,7 @@ impl KillSignal {
             sender_cgroup_v2_id: (!memcg).then_some(e.sender_cgroup_id),
             target_pid: e.target_pid,
             target_comm: crate::sample::comm_string(&e.target_comm),
+            target_memcg_id: (e.flags & KILL_TARGET_MEMCG_ID != 0).then_some(e.target_cgroup_id),
             group: e.group != 0,
             code: e.code,
             result: SignalResult::from_raw(e.result),
@@ -56,7 +57,7 @@ mod tests {
         target_comm[..5].copy_from_slice(b"sleep");
         KillEvent {
             kind: EVENT_KILL,
-            flags: KILL_SENDER_MEMCG_ID | KILL_SENDER_LEADER_COMM,
+            flags: KILL_SENDER_MEMCG_ID | KILL_SENDER_LEADER_COMM | KILL_TARGET_MEMCG_ID,
             sender_tid: 11,
             sender_tgid: 10,
             target_pid: 20,
@@ -69,6 +70,7 @@ mod tests {
             boot_ns: 5,
             sender_comm,
             target_comm,
+            target_cgroup_id: 4343,
         }
     }
 
@@ -80,6 +82,7 @@ mod tests {
         assert_eq!((k.sender_pid, k.sender_tid, k.target_pid), (10, 11, 20));
         assert_eq!(k.sender_memcg_id, Some(4242));
         assert_eq!(k.sender_cgroup_v2_id, None);
+        assert_eq!(k.target_memcg_id, Some(4343));
         assert!(k.group);
         assert_eq!(k.result, SignalResult::Delivered);
         let mut e = event();
@@ -91,6 +94,7 @@ mod tests {
             (k.sender_memcg_id, k.sender_cgroup_v2_id),
             (None, Some(4242))
         );
+        assert_eq!(k.target_memcg_id, None, "no flag: the id is not a memcg's");
         assert_eq!(k.result, SignalResult::Other(7));
         assert_eq!(k.sender_comm.chars().count(), 16, "lossy, never a panic");
     }

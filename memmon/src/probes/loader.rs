@@ -8,7 +8,7 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{MapData, RingBuf},
     programs::{
-        PerfEvent, RawTracePoint, TracePoint,
+        KProbe, PerfEvent, RawTracePoint, TracePoint,
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy},
     },
     util::online_cpus,
@@ -103,8 +103,11 @@ pub struct ProbeSet {
     pub max_processes: u32,
     /// Where tracefs is mounted (to attach a resumed probe).
     pub(super) tracefs: std::path::PathBuf,
-    /// `rss_stat` runs as a raw tracepoint (`catalog::for_kernel`).
-    pub(super) raw_rss: bool,
+    /// Which probes run as raw tracepoints (`catalog::for_kernel`).
+    pub(super) variants: super::catalog::Variants,
+    /// The task iterator program that was loaded (it is attached per
+    /// read), or why none was.
+    pub(super) task_iter_loaded: Result<&'static str, String>,
 }
 
 impl ProbeSet {
@@ -112,16 +115,33 @@ impl ProbeSet {
     pub fn load(opts: &LoadOptions) -> Result<Self, LoadError> {
         raise_memlock_limit();
         let tracefs = tracefs::ensure_mounted().map_err(LoadError::Tracefs)?;
-        let config = kernel_config(&tracefs);
-        let rss = rss_offsets();
+        // The kernel's BTF is parsed once for the offsets (btf_rs) and
+        // once by aya for loading: in a TCG guest each parse of a
+        // non-mmapped BTF takes seconds.
+        let FromBtf {
+            config,
+            rss,
+            oom,
+            raw_kill,
+            task_iter,
+        } = from_btf(&tracefs);
+        let task_iter_config = task_iter.clone().unwrap_or_default();
+        let btf = aya::Btf::from_sys_fs().ok();
         let pin_dir = match &opts.pin_root {
             Some(root) => Some(pins::prepare(root).map_err(LoadError::Pins)?),
             None => None,
         };
         let mut loader = EbpfLoader::new();
         loader
+            .btf(btf.as_ref())
             .override_global(memmon_common::names::CONFIG, &config, true)
             .override_global(memmon_common::names::RSS_CONFIG, &rss, true)
+            .override_global(
+                memmon_common::names::TASK_ITER_CONFIG,
+                &task_iter_config,
+                true,
+            )
+            .override_global(memmon_common::names::OOM_CONFIG, &oom, true)
             .map_max_entries(memmon_common::names::PROC_COUNTERS, opts.max_processes);
         if let Some(n) = opts.stack_entries {
             use memmon_common::names;
@@ -149,10 +169,13 @@ impl ProbeSet {
         let events = RingBuf::try_from(events).map_err(LoadError::RingBuf)?;
         let overrides = tracepoint_overrides();
         let mut statuses = Vec::with_capacity(PROBES.len());
-        let raw_rss = rss.valid == 1;
+        let mut variants = super::catalog::Variants {
+            raw_rss: rss.valid == 1,
+            raw_kill,
+        };
         for spec in PROBES {
-            let spec = super::catalog::for_kernel(spec, raw_rss);
-            let attach = overrides
+            let mut spec = super::catalog::for_kernel(spec, variants);
+            let mut attach = overrides
                 .iter()
                 .find(|(probe, _)| probe == spec.name)
                 .map(|(_, a)| same_kind(*a, spec.attach))
@@ -176,8 +199,26 @@ impl ProbeSet {
                     reason: "per-allocation probe; enable with --alloc-detail".into(),
                 }
             } else {
-                match attach_one(&mut ebpf, spec, attach, &tracefs) {
+                match attach_one(&mut ebpf, spec, attach, &tracefs, btf.as_ref()) {
                     Ok(()) => ProbeState::Attached,
+                    // A raw variant this kernel refuses: the classic
+                    // tracepoint still gives the rest of the record.
+                    Err(reason) if spec.program == super::catalog::KILL_SIGNAL_RAW.program => {
+                        tracing::info!(
+                            "kill_signal as a raw tracepoint refused ({}); the classic tracepoint \
+                             runs, without the target's cgroup",
+                            reason.lines().next().unwrap_or("")
+                        );
+                        variants.raw_kill = false;
+                        spec = super::catalog::find(spec.name).unwrap_or(spec);
+                        attach = spec.attach;
+                        match attach_one(&mut ebpf, spec, attach, &tracefs, btf.as_ref()) {
+                            Ok(()) => ProbeState::Attached,
+                            Err(classic) => ProbeState::Unavailable {
+                                reason: format!("{classic} (as a raw tracepoint: {reason})"),
+                            },
+                        }
+                    }
                     Err(reason) => {
                         tracing::debug!("probe {} unavailable: {reason}", spec.name);
                         ProbeState::Unavailable { reason }
@@ -190,6 +231,11 @@ impl ProbeSet {
                 state,
             });
         }
+        let task_iter_loaded = match (&task_iter, btf.as_ref()) {
+            (Ok(_), Some(btf)) => super::task_iter::load_program(&mut ebpf, btf),
+            (Ok(_), None) => Err(format!("{} could not be read", btf_offsets::VMLINUX_BTF)),
+            (Err(e), _) => Err(e.clone()),
+        };
         if config.task.valid == 0 {
             tracing::warn!(
                 "kernel BTF offsets unknown: exited processes lose start time and kernel fault totals"
@@ -203,7 +249,8 @@ impl ProbeSet {
             pending_kill: Vec::new(),
             max_processes: opts.max_processes,
             tracefs: tracefs.to_path_buf(),
-            raw_rss,
+            variants,
+            task_iter_loaded,
         })
     }
 
@@ -232,6 +279,7 @@ fn describe(attach: Attach) -> String {
         Attach::Tracepoint { category, name } => format!("tracepoint:{category}:{name}"),
         Attach::RawTracepoint { category, name } => format!("raw_tracepoint:{category}:{name}"),
         Attach::PerfSoftware(ev) => format!("perf:software:{ev:?}"),
+        Attach::Kprobe { function } => format!("kprobe:{function}"),
         Attach::Tracing { function, exit } => {
             format!("{}:{function}", if exit { "fexit" } else { "fentry" })
         }
@@ -243,6 +291,7 @@ pub(super) fn attach_one(
     spec: &ProbeSpec,
     attach: Attach,
     tracefs: &Path,
+    btf: Option<&aya::Btf>,
 ) -> Result<(), String> {
     let program = ebpf
         .program_mut(spec.program)
@@ -284,6 +333,18 @@ pub(super) fn attach_one(
             tp.attach(name)
                 .map_err(|e| format!("attach to raw tracepoint {name} failed: {e}"))?;
         }
+        Attach::Kprobe { function } => {
+            let kp: &mut KProbe = program.try_into().map_err(|e| format!("{e}"))?;
+            kp.load()
+                .map_err(|e| format!("verifier rejected {}: {e}", spec.program))?;
+            kp.attach(function, 0).map_err(|e| {
+                format!(
+                    "kprobe on {function} refused on this kernel ({}): {}",
+                    kernel_release(),
+                    error_chain(&e)
+                )
+            })?;
+        }
         Attach::PerfSoftware(event) => {
             let pe: &mut PerfEvent = program.try_into().map_err(|e| format!("{e}"))?;
             pe.load()
@@ -306,8 +367,17 @@ pub(super) fn attach_one(
             }
         }
         Attach::Tracing { function, exit } => {
-            let btf = aya::Btf::from_sys_fs()
-                .map_err(|e| format!("BPF tracing programs need kernel BTF: {e}"))?;
+            // Parsed again only for a probe resumed after load (the
+            // parsed BTF is tens of MiB: it is not kept).
+            let parsed;
+            let btf = match btf {
+                Some(btf) => btf,
+                None => {
+                    parsed = aya::Btf::from_sys_fs()
+                        .map_err(|e| format!("BPF tracing programs need kernel BTF: {e}"))?;
+                    &parsed
+                }
+            };
             let kind = if exit { "fexit" } else { "fentry" };
             let refused = |e: aya::programs::ProgramError| {
                 format!(
@@ -320,12 +390,12 @@ pub(super) fn attach_one(
             if exit {
                 let p: &mut aya::programs::FExit =
                     program.try_into().map_err(|e| format!("{e}"))?;
-                p.load(function, &btf).map_err(refused)?;
+                p.load(function, btf).map_err(refused)?;
                 p.attach().map_err(refused)?;
             } else {
                 let p: &mut aya::programs::FEntry =
                     program.try_into().map_err(|e| format!("{e}"))?;
-                p.load(function, &btf).map_err(refused)?;
+                p.load(function, btf).map_err(refused)?;
                 p.attach().map_err(refused)?;
             }
         }
@@ -456,38 +526,71 @@ pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// The raw rss_stat program's offsets; unknown (the classic tracepoint
-/// runs) before 6.2 or without BTF.
-fn rss_offsets() -> memmon_common::RssOffsets {
-    match btf_offsets::kernel_btf().and_then(|btf| btf_offsets::resolve_rss(&btf)) {
-        Ok(rss) => rss,
-        Err(e) => {
-            tracing::debug!("rss_stat stays a classic tracepoint: {e}");
-            memmon_common::RssOffsets::unknown()
-        }
-    }
+/// Everything read from the kernel's BTF at load (opened once: a kernel
+/// before 6.16 parses it whole).
+struct FromBtf {
+    config: KernelConfig,
+    rss: memmon_common::RssOffsets,
+    oom: memmon_common::OomOffsets,
+    raw_kill: bool,
+    /// The task iterator's offsets, or why they are missing.
+    task_iter: Result<memmon_common::task_iter::TaskIterOffsets, String>,
 }
 
-/// BTF offsets and tracepoint layout for the running kernel.
-fn kernel_config(tracefs: &Path) -> KernelConfig {
-    let mut config = KernelConfig::unknown();
+/// BTF offsets and tracepoint layout for the running kernel: the programs'
+/// configuration, the raw rss_stat program's offsets (unknown before 6.2
+/// or without BTF: the classic tracepoint runs), the OOM programs'
+/// (unknown without BTF: OOM kills are recorded without the kernel's
+/// constraint), whether the raw kill_signal program can run, and the task
+/// iterator's offsets.
+fn from_btf(tracefs: &Path) -> FromBtf {
+    let mut out = FromBtf {
+        config: KernelConfig::unknown(),
+        rss: memmon_common::RssOffsets::unknown(),
+        oom: memmon_common::OomOffsets::unknown(),
+        raw_kill: false,
+        task_iter: Err("kernel BTF unreadable".into()),
+    };
     match btf_offsets::kernel_btf() {
         Ok(btf) => {
             match btf_offsets::resolve(&btf) {
-                Ok(task) => config.task = task,
+                Ok(task) => out.config.task = task,
                 Err(e) => tracing::warn!("{e}"),
             }
             match btf_offsets::resolve_cgroup(&btf) {
-                Ok(cgroup) => config.cgroup = cgroup,
+                Ok(cgroup) => out.config.cgroup = cgroup,
                 Err(e) => tracing::info!("OOM events will not name the memory cgroup: {e}"),
             }
+            out.task_iter = btf_offsets::resolve_task_iter(&btf);
+            match btf_offsets::resolve_rss(&btf) {
+                Ok(rss) => out.rss = rss,
+                Err(e) => tracing::debug!("rss_stat stays a classic tracepoint: {e}"),
+            }
+            match btf_offsets::resolve_oom(&btf) {
+                Ok(oom) => out.oom = oom,
+                Err(e) => tracing::info!("OOM kills will not say which limit was hit: {e}"),
+            }
+            // The raw kill program reads the target's pid, comm and memory
+            // cgroup through these offsets.
+            out.raw_kill = out.config.task.valid == 1
+                && out.config.cgroup.valid == 1
+                && btf_offsets::signal_generate_is_raw_readable(&btf)
+                    .map_err(|e| {
+                        tracing::info!(
+                            "kill_signal stays a classic tracepoint (no target cgroup): {e}"
+                        )
+                    })
+                    .is_ok();
         }
-        Err(e) => tracing::warn!("{e}"),
+        Err(e) => {
+            tracing::warn!("{e}");
+            out.task_iter = Err(e);
+        }
     }
-    config.exit_group_dead_offset =
+    out.config.exit_group_dead_offset =
         tracefs::field_offset(tracefs, "sched", "sched_process_exit", "group_dead").unwrap_or(0);
-    config.tp = tracepoint_offsets(tracefs);
-    config
+    out.config.tp = tracepoint_offsets(tracefs);
+    out
 }
 
 /// The tracepoint fields whose place moved between kernels, from this
@@ -789,13 +892,22 @@ mod object_tests {
     fn the_embedded_object_has_every_catalog_program_and_shared_map() {
         // Parsed, not loaded: no root needed.
         let obj = aya_obj::Object::parse(OBJECT).expect("the embedded eBPF object parses");
-        for spec in PROBES.iter().chain([&super::super::catalog::RSS_STAT_RAW]) {
+        for spec in PROBES.iter().chain([
+            &super::super::catalog::RSS_STAT_RAW,
+            &super::super::catalog::KILL_SIGNAL_RAW,
+        ]) {
             assert!(
                 obj.programs.contains_key(spec.program),
                 "probe {}: program {} is not in the eBPF object (have: {:?})",
                 spec.name,
                 spec.program,
                 obj.programs.keys().collect::<Vec<_>>()
+            );
+        }
+        for program in ["task_iter", "task_iter_probe"] {
+            assert!(
+                obj.programs.contains_key(program),
+                "task iterator {program} is not in the eBPF object"
             );
         }
         for program in super::super::stacks::PROGRAMS {

@@ -98,6 +98,24 @@ impl ProbeSet {
         }
     }
 
+    /// The thread ids the `cgroup_attach` probe saw moved to another cgroup
+    /// since the last call, each once, taken out of the map (an id moved
+    /// again meanwhile is put back by the kernel and read next time).
+    /// Empty when the probe is not loaded.
+    pub fn take_moved_tasks(&mut self) -> Vec<u32> {
+        let Some(map) = self.ebpf.map_mut(memmon_common::names::MOVED_TASKS) else {
+            return Vec::new();
+        };
+        let Ok(mut map) = HashMap::<&mut MapData, u32, u32>::try_from(map) else {
+            return Vec::new();
+        };
+        let ids: Vec<u32> = map.keys().filter_map(Result::ok).collect();
+        for id in &ids {
+            let _ = map.remove(id);
+        }
+        ids
+    }
+
     /// Every mm the rss_stat probe knows, with its owner and last counter
     /// values; empty when the probe is not loaded.
     pub fn read_mm_states(&self) -> Vec<MmState> {
@@ -157,6 +175,8 @@ impl ProbeSet {
                 Stat::KillEvents => out.kill_events = sum,
                 Stat::KillEventsLost => out.kill_events_lost = sum,
                 Stat::MemcgExitsFull => out.memcg_exits_map_full = sum,
+                Stat::CgroupMoveEvents => out.cgroup_move_events = sum,
+                Stat::MovedTasksMapFull => out.moved_tasks_map_full = sum,
                 // Only `memmon profile` / `memmon leaks` attach the stack
                 // probes; they read these slots themselves (probes::stacks).
                 Stat::StackSamples | Stat::StackMapFull | Stat::StackLost | Stat::LeakMapFull => {}
@@ -223,7 +243,7 @@ impl ProbeSet {
                     out.push(event);
                     n += 1;
                 }
-                Some(RingEvent::Oom(event)) => self.pending_oom.push(event),
+                Some(RingEvent::Oom(event)) => self.pending_oom.push(*event),
                 Some(RingEvent::Kill(event)) => self.pending_kill.push(event),
                 None => tracing::warn!(
                     "ignored a malformed ring-buffer record of {} bytes",
@@ -262,12 +282,13 @@ pub const MIGRATE_REASON_NAMES: [&str; 16] = [
 ];
 
 /// One record of the `EVENTS` ring buffer.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum RingEvent {
     /// A process exited.
     Exit(ExitEvent),
-    /// The OOM killer marked a victim.
-    Oom(OomEvent),
+    /// The OOM killer marked a victim (boxed: the largest record, and
+    /// the rarest).
+    Oom(Box<OomEvent>),
     /// A SIGKILL was sent.
     Kill(KillEvent),
 }
@@ -278,7 +299,7 @@ pub fn parse_event(bytes: &[u8]) -> Option<RingEvent> {
     let kind = u32::from_ne_bytes(bytes.get(..4)?.try_into().ok()?);
     match kind {
         EVENT_EXIT => read_pod::<ExitEvent>(bytes).map(RingEvent::Exit),
-        EVENT_OOM => read_pod::<OomEvent>(bytes).map(RingEvent::Oom),
+        EVENT_OOM => read_pod::<OomEvent>(bytes).map(|e| RingEvent::Oom(Box::new(e))),
         EVENT_KILL => read_pod::<KillEvent>(bytes).map(RingEvent::Kill),
         _ => None,
     }
@@ -322,7 +343,7 @@ mod tests {
             oom_score_adj: -5,
             killer_tid: 42,
             killer_tgid: 42,
-            _pad: 0,
+            constraint: 0,
             total_vm_kb: 1,
             anon_rss_kb: 2,
             file_rss_kb: 3,
@@ -333,6 +354,14 @@ mod tests {
             victim_comm: *b"victim\0\0\0\0\0\0\0\0\0\0",
             killer_comm: [0; 16],
             killer_memcg: [0; 64],
+            oom_memcg_id: 0,
+            memory_usage_pages: 0,
+            memory_max_pages: 0,
+            memsw_usage_pages: 0,
+            memsw_max_pages: 0,
+            path_levels: 0,
+            _pad: 0,
+            path: Default::default(),
         };
         let raw = bytes_of(&oom);
         match parse_event(&raw) {

@@ -44,7 +44,7 @@ impl ProbeSet {
     pub fn program_runs(&self) -> Vec<ProgramRuns> {
         let mut out: Vec<ProgramRuns> = Vec::new();
         for spec in PROBES {
-            let spec = super::catalog::for_kernel(spec, self.raw_rss);
+            let spec = super::catalog::for_kernel(spec, self.variants);
             if out.iter().any(|r| r.program == spec.program) {
                 continue;
             }

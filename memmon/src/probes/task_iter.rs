@@ -1,41 +1,352 @@
-//! The `iter/task` probe: whether this kernel lets memmon walk every task
-//! in one read of a BPF task iterator (the way to 10,000 processes without
-//! 10,000 preads of /proc/PID/stat). Loaded once at start, run once, and
-//! unloaded; /proc stays the source of per-process counters either way.
+//! The task iterator (`iter/task`) as the every-pass scan: one read walks
+//! every task in the kernel and returns what /proc/PID/stat would say of
+//! each process (faults, resident and virtual size, start time, parent,
+//! comm), instead of a readdir of /proc and a pread per process. Loaded
+//! once at start; a kernel that refuses it leaves /proc as the source
+//! (`procfs::stat_files`).
+//!
+//! Each pass creates an iterator file from the program's link, reads it
+//! to the end and folds the records into [`Identity`]s: a leader's record
+//! carries the group's totals of reaped threads, every other thread adds
+//! its own faults, as /proc sums them. A process whose values did not
+//! change since the last pass is returned marked not fresh, with no comm
+//! (nothing is allocated for it).
 
 use std::io::Read as _;
 
-use aya::{Btf, programs::Iter};
+use aya::programs::Iter;
+use memmon_common::task_iter::{TASK_LEADER, TaskRecord};
 
 use super::ProbeSet;
+use crate::fast_hash::{FastMap, FastSet};
+use crate::sample::{
+    Identity,
+    key::{ProcessKey, boottime_ns_to_ticks},
+};
 
 /// The iterator program in the object.
 const PROGRAM: &str = "task_iter";
 
-impl ProbeSet {
-    /// Loads, runs and unloads the task iterator: the number of tasks it
-    /// walked, or why the kernel refused it.
-    pub fn probe_task_iter(&mut self) -> Result<usize, String> {
-        let btf = Btf::from_sys_fs().map_err(|e| format!("no kernel BTF: {e}"))?;
-        let program: &mut Iter = self
-            .ebpf
-            .program_mut(PROGRAM)
-            .ok_or_else(|| format!("{PROGRAM} is not in the object"))?
+/// Why the iterator cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskIterError {
+    /// Not loaded: offsets missing from this kernel's BTF, or the kernel
+    /// refused the program.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The program is not in the embedded object.
+    #[error("{PROGRAM} is not in the object")]
+    Missing,
+    /// Attaching or reading it failed.
+    #[error("{0}")]
+    Kernel(String),
+}
+
+/// The state kept between passes.
+#[derive(Debug, Default)]
+pub struct TaskScan {
+    /// Last values of each process, to tell what changed.
+    last: FastMap<u32, Seen>,
+    /// Raw bytes of the last read (kept: no allocation per pass).
+    buf: Vec<u8>,
+    /// Index of each tgid's entry in this pass's output.
+    index: FastMap<u32, usize>,
+    /// Per-process sums of this pass, before change detection.
+    folded: Vec<Folded>,
+    ticks_per_second: u64,
+    page_size: u64,
+    /// Tasks the last read walked (records written).
+    pub last_records: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    start_time_ticks: u64,
+    signature: u64,
+}
+
+/// One process's values summed over its threads.
+#[derive(Debug, Clone, Copy, Default)]
+struct Folded {
+    leader: TaskRecord,
+    min_flt: u64,
+    maj_flt: u64,
+}
+
+impl TaskScan {
+    /// A scan converting start times and sizes with these host constants.
+    pub fn new(ticks_per_second: u64, page_size: u64) -> Self {
+        TaskScan {
+            ticks_per_second,
+            page_size,
+            ..Default::default()
+        }
+    }
+
+    /// Every process the iterator walked, as the /proc scan would return
+    /// it; those unchanged since the last call are marked not fresh.
+    pub fn scan(&mut self, probes: &mut ProbeSet) -> Result<Vec<Identity>, TaskIterError> {
+        probes.read_tasks(&mut self.buf)?;
+        self.last_records = self.buf.len() / std::mem::size_of::<TaskRecord>();
+        let buf = std::mem::take(&mut self.buf);
+        self.fold(records(&buf));
+        self.buf = buf;
+        Ok(self.identities())
+    }
+
+    fn fold(&mut self, records: impl Iterator<Item = TaskRecord>) {
+        self.index.clear();
+        self.folded.clear();
+        let mut threads = Vec::new();
+        for r in records {
+            if r.flags & TASK_LEADER != 0 {
+                self.index.insert(r.tgid, self.folded.len());
+                self.folded.push(Folded {
+                    leader: r,
+                    min_flt: r.min_flt,
+                    maj_flt: r.maj_flt,
+                });
+            } else {
+                threads.push(r);
+            }
+        }
+        // A thread's tid may be below its leader's (pid wrap-around), so
+        // threads are added once every leader is known.
+        for t in threads {
+            if let Some(&i) = self.index.get(&t.tgid)
+                && let Some(f) = self.folded.get_mut(i)
+            {
+                f.min_flt += t.min_flt;
+                f.maj_flt += t.maj_flt;
+            }
+        }
+    }
+
+    fn identities(&mut self) -> Vec<Identity> {
+        let mut out = Vec::with_capacity(self.folded.len());
+        for f in &self.folded {
+            let r = &f.leader;
+            let key = ProcessKey {
+                pid: r.tgid,
+                start_time_ticks: boottime_ns_to_ticks(r.start_boottime_ns, self.ticks_per_second),
+            };
+            let rss_pages = r.rss_pages[memmon_common::rss::RSS_FILE].max(0)
+                + r.rss_pages[memmon_common::rss::RSS_ANON].max(0)
+                + r.rss_pages[memmon_common::rss::RSS_SHMEM].max(0);
+            let seen = Seen {
+                start_time_ticks: key.start_time_ticks,
+                signature: signature(f, rss_pages),
+            };
+            let fresh = self.last.insert(key.pid, seen) != Some(seen);
+            out.push(Identity {
+                pid: key.pid,
+                comm: if fresh {
+                    crate::sample::comm_string(&r.comm)
+                } else {
+                    String::new()
+                },
+                ppid: r.ppid,
+                start_time_ticks: key.start_time_ticks,
+                minflt: f.min_flt,
+                majflt: f.maj_flt,
+                rss_pages: rss_pages as u64,
+                vsize_bytes: r.total_vm_pages.saturating_mul(self.page_size),
+                rss_members: Some(r.rss_pages.map(|p| p.max(0) as u64)),
+                fresh,
+            });
+        }
+        if self.last.len() > out.len() {
+            let live: FastSet<u32> = out.iter().map(|i| i.pid).collect();
+            self.last.retain(|pid, _| live.contains(pid));
+            if self.last.capacity() > 2 * self.last.len() + 1024 {
+                self.last.shrink_to_fit();
+            }
+        }
+        out
+    }
+}
+
+/// What makes a process's reading differ from the last one.
+fn signature(f: &Folded, rss_pages: i64) -> u64 {
+    use std::hash::{BuildHasher as _, BuildHasherDefault, DefaultHasher};
+    let r = &f.leader;
+    BuildHasherDefault::<DefaultHasher>::default().hash_one((
+        f.min_flt,
+        f.maj_flt,
+        rss_pages,
+        r.rss_pages,
+        r.total_vm_pages,
+        r.ppid,
+        r.comm,
+    ))
+}
+
+/// The records in `buf` (whole records only).
+fn records(buf: &[u8]) -> impl Iterator<Item = TaskRecord> + '_ {
+    buf.chunks_exact(std::mem::size_of::<TaskRecord>())
+        .map(|chunk| {
+            // SAFETY: the chunk holds size_of::<TaskRecord>() bytes and
+            // TaskRecord is plain old data (any bytes are a valid value).
+            unsafe { std::ptr::read_unaligned(chunk.as_ptr().cast::<TaskRecord>()) }
+        })
+}
+
+/// The iterator programs, fastest first: direct loads through the BTF
+/// task pointer, then `bpf_probe_read_kernel` for verifiers that refuse
+/// those.
+const PROGRAMS: [&str; 2] = [PROGRAM, "task_iter_probe"];
+
+/// Loads the first iterator program this kernel accepts (at probe load,
+/// while the kernel's BTF is parsed); it is attached for each read. The
+/// program's name, or why neither loads.
+pub(super) fn load_program(ebpf: &mut aya::Ebpf, btf: &aya::Btf) -> Result<&'static str, String> {
+    let mut refused = Vec::new();
+    for name in PROGRAMS {
+        let program: &mut Iter = ebpf
+            .program_mut(name)
+            .ok_or_else(|| format!("{name} is not in the object"))?
             .try_into()
             .map_err(|e| format!("{e}"))?;
-        program
-            .load("task", &btf)
-            .map_err(|e| format!("load: {}", super::loader::error_chain(&e)))?;
-        let result = (|| {
-            let id = program.attach().map_err(|e| format!("attach: {e}"))?;
-            let link = program.take_link(id).map_err(|e| format!("link: {e}"))?;
-            let mut file = link.into_file().map_err(|e| format!("open: {e}"))?;
-            let mut buf = Vec::new();
-            file.read_to_end(&mut buf)
-                .map_err(|e| format!("read: {e}"))?;
-            Ok(buf.len() / 8)
-        })();
-        let _ = program.unload();
-        result
+        match program.load("task", btf) {
+            Ok(()) => return Ok(name),
+            Err(e) => refused.push(format!("{name}: {}", super::loader::error_chain(&e))),
+        }
+    }
+    Err(format!(
+        "the kernel refused the task iterator: {}",
+        refused.join("; ")
+    ))
+}
+
+impl ProbeSet {
+    /// Whether the task iterator can run here (loaded with this kernel's
+    /// offsets); an error says why not.
+    pub fn task_iter_ready(&mut self) -> Result<&'static str, TaskIterError> {
+        self.task_iter_loaded
+            .clone()
+            .map_err(TaskIterError::Unavailable)
+    }
+
+    /// Runs the loaded iterator once: every task's record into `buf`.
+    pub fn read_tasks(&mut self, buf: &mut Vec<u8>) -> Result<(), TaskIterError> {
+        let name = self
+            .task_iter_loaded
+            .clone()
+            .map_err(TaskIterError::Unavailable)?;
+        let program: &mut Iter = self
+            .ebpf
+            .program_mut(name)
+            .ok_or(TaskIterError::Missing)?
+            .try_into()
+            .map_err(|e| TaskIterError::Kernel(format!("{e}")))?;
+        let id = program
+            .attach()
+            .map_err(|e| TaskIterError::Kernel(format!("attach: {e}")))?;
+        let link = program
+            .take_link(id)
+            .map_err(|e| TaskIterError::Kernel(format!("link: {e}")))?;
+        let mut file = link
+            .into_file()
+            .map_err(|e| TaskIterError::Kernel(format!("open: {e}")))?;
+        buf.clear();
+        file.read_to_end(buf)
+            .map_err(|e| TaskIterError::Kernel(format!("read: {e}")))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memmon_common::task_iter::TASK_HAS_MM;
+
+    fn leader(tgid: u32, min: u64) -> TaskRecord {
+        let mut comm = [0u8; 16];
+        comm[..4].copy_from_slice(b"work");
+        TaskRecord {
+            tgid,
+            pid: tgid,
+            ppid: 1,
+            flags: TASK_LEADER | TASK_HAS_MM,
+            start_boottime_ns: 2_500_000_000,
+            min_flt: min,
+            maj_flt: 1,
+            total_vm_pages: 100,
+            rss_pages: [10, 20, 5, -1],
+            comm,
+        }
+    }
+
+    fn thread(tgid: u32, pid: u32, min: u64) -> TaskRecord {
+        TaskRecord {
+            tgid,
+            pid,
+            min_flt: min,
+            maj_flt: 2,
+            ..Default::default()
+        }
+    }
+
+    fn bytes(records: &[TaskRecord]) -> Vec<u8> {
+        records
+            .iter()
+            .flat_map(|r| {
+                // SAFETY: plain old data viewed as bytes.
+                unsafe {
+                    std::slice::from_raw_parts(
+                        (r as *const TaskRecord).cast::<u8>(),
+                        std::mem::size_of::<TaskRecord>(),
+                    )
+                }
+                .to_vec()
+            })
+            .collect()
+    }
+
+    fn scan(s: &mut TaskScan, records: &[TaskRecord]) -> Vec<Identity> {
+        let buf = bytes(records);
+        s.fold(super::records(&buf));
+        s.identities()
+    }
+
+    #[test]
+    fn threads_add_their_faults_to_the_process_as_proc_sums_them() {
+        let mut s = TaskScan::new(100, 4096);
+        // A thread listed before its leader (tid below the tgid).
+        let ids = scan(
+            &mut s,
+            &[thread(50, 7, 30), leader(50, 100), thread(50, 51, 5)],
+        );
+        assert_eq!(ids.len(), 1);
+        let id = &ids[0];
+        assert_eq!((id.pid, id.minflt, id.majflt), (50, 135, 5));
+        assert_eq!(id.start_time_ticks, 250);
+        assert_eq!(id.comm, "work");
+        // file + anon + shmem (negative clamped), not swap entries.
+        assert_eq!(id.rss_pages, 30);
+        assert_eq!(id.rss_members, Some([10, 20, 5, 0]));
+        assert_eq!(id.vsize_bytes, 100 * 4096);
+        assert!(id.fresh);
+    }
+
+    #[test]
+    fn an_unchanged_process_is_not_fresh_and_a_change_is() {
+        let mut s = TaskScan::new(100, 4096);
+        assert!(scan(&mut s, &[leader(9, 1)])[0].fresh);
+        let again = scan(&mut s, &[leader(9, 1)]);
+        assert!(!again[0].fresh);
+        assert!(again[0].comm.is_empty(), "nothing allocated for it");
+        assert_eq!(again[0].minflt, 1);
+        assert!(scan(&mut s, &[leader(9, 2)])[0].fresh);
+        // Gone, then back (a new process under the same pid): fresh.
+        assert!(scan(&mut s, &[]).is_empty());
+        assert!(scan(&mut s, &[leader(9, 2)])[0].fresh);
+    }
+
+    #[test]
+    fn a_torn_tail_is_ignored() {
+        let mut buf = bytes(&[leader(3, 1)]);
+        buf.extend_from_slice(&[1, 2, 3]);
+        assert_eq!(records(&buf).count(), 1);
     }
 }

@@ -44,6 +44,7 @@ pub fn parse_stat(pid: u32, raw: &[u8]) -> Option<Identity> {
         majflt,
         rss_pages: rss,
         vsize_bytes: vsize,
+        rss_members: None,
         fresh: true,
     })
 }

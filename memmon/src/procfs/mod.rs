@@ -16,7 +16,7 @@ pub mod unit;
 use std::path::{Path, PathBuf};
 
 /// The root of a proc filesystem (normally `/proc`).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcRoot(PathBuf);
 
 impl Default for ProcRoot {

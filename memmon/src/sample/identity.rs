@@ -20,6 +20,11 @@ pub struct Identity {
     pub rss_pages: u64,
     /// Virtual memory size in bytes (stat field 23).
     pub vsize_bytes: u64,
+    /// The mm's resident-set counters in pages (file, anon, swap entries,
+    /// shmem: what /proc/PID/status prints as RssFile, RssAnon, VmSwap,
+    /// RssShmem), when the scan reads them (the task iterator does,
+    /// /proc/PID/stat does not).
+    pub rss_members: Option<[u64; memmon_common::rss::RSS_MEMBERS]>,
     /// Read in this pass (false: repeated from an earlier read of a process
     /// whose stat had not changed, see `stat_files`).
     pub fresh: bool,

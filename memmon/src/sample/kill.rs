@@ -56,6 +56,10 @@ pub struct KillSignal {
     pub target_pid: u32,
     /// Target's command name.
     pub target_comm: String,
+    /// Target's memory cgroup id (directory inode in the memory
+    /// hierarchy), read from the target task when the signal was
+    /// generated; `None` where the probe runs as a classic tracepoint.
+    pub target_memcg_id: Option<u64>,
     /// Sent to the whole process (kill(2)) rather than one thread.
     pub group: bool,
     /// `si_code`: 0 from kill(2) (SI_USER), 0x80 from the kernel.

@@ -24,7 +24,8 @@ use memmon_common::{ExitEvent, MmState, OomEvent, ProcCounters};
 pub use identity::Identity;
 pub use key::ProcessKey;
 
-/// Where a process belongs, read once when it is first seen.
+/// Where a process belongs: read when it is first seen, and again when it
+/// moves to another cgroup.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProcMeta {
     /// Memory cgroup path (v1 memory controller, else unified).
@@ -47,6 +48,33 @@ pub struct OomRecord {
     pub cgroup: Option<String>,
     /// The killing task's memory cgroup (path, else name), when known.
     pub killer_memcg: Option<String>,
+    /// The limit the kill hit, when a source could tell.
+    pub limit: Option<OomLimit>,
+}
+
+/// Which limit an OOM kill hit, and who says so.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OomLimit {
+    /// `memcg` (a memory cgroup's limit), `global` (the machine),
+    /// `cpuset` or `mempolicy` (the allowed NUMA nodes).
+    pub constraint: &'static str,
+    /// Who decided: `oom_control` (the kernel's own `struct oom_control`
+    /// of the kill, read by the oom probes), `page_counter` (the page
+    /// counters of the killer's memcg and its ancestors at the kill: one
+    /// at its limit) or `memory.events` (cgroup v2, after the kill: the
+    /// `oom` count of the killer's memcg or an ancestor grew).
+    pub source: &'static str,
+    /// The memory cgroup whose limit was hit (path, when resolved).
+    pub cgroup: Option<String>,
+    /// Which of its limits: `max` (v2 memory.max, v1 limit_in_bytes) or
+    /// `memsw_max` (v1 memory + swap), as `memmon_cgroup_memory_limit_bytes`
+    /// labels them.
+    pub limit: Option<&'static str>,
+    /// That limit, bytes.
+    pub limit_bytes: Option<u64>,
+    /// The cgroup's usage (of what the limit counts), bytes: at the kill
+    /// from the kernel's sources, read after it with `memory.events`.
+    pub usage_bytes: Option<u64>,
 }
 
 /// A SIGKILL with the names the collector resolved for it.
@@ -81,6 +109,9 @@ pub struct Sample {
     pub ooms: Vec<OomRecord>,
     /// SIGKILLs drained since the last pass, with their cgroups resolved.
     pub kill_signals: Vec<KillSignalRecord>,
+    /// Live processes that moved to another cgroup since the last pass
+    /// (pid → its placement read again).
+    pub moved: HashMap<u32, ProcMeta>,
     /// Resident-set counters per mm (rss_stat probe), with their owners.
     pub rss: Vec<MmState>,
     /// Kernel statistics, when they could be read.

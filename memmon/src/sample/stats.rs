@@ -51,6 +51,11 @@ pub struct StatsSnapshot {
     pub kill_events_lost: u64,
     /// Exits not added to MEMCG_EXITS because it was full.
     pub memcg_exits_map_full: u64,
+    /// Tasks moved to another cgroup (`cgroup:cgroup_attach_task` hits).
+    pub cgroup_move_events: u64,
+    /// Moves dropped because MOVED_TASKS was full (found later under the
+    /// cost guard).
+    pub moved_tasks_map_full: u64,
     /// Reclaim stall durations: (bucket lower bound ns, count), non-empty
     /// log2 buckets only.
     pub reclaim_stall_hist: Vec<(u64, u64)>,

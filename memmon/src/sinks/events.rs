@@ -38,7 +38,8 @@ pub fn oom_kill(k: &OomKill, as_json: bool) -> String {
     }
     format!(
         "oom_kill pid={} comm={} anon_rss={}kB file_rss={}kB shmem_rss={}kB total_vm={}kB \
-         pgtables={}kB uid={} oom_score_adj={} cgroup={} killer={}/{} ({})",
+         pgtables={}kB uid={} oom_score_adj={} cgroup={} killer={}/{} ({}) constraint={}{} \
+         limit={} usage={}",
         k.pid,
         k.comm,
         k.anon_rss_kb,
@@ -51,7 +52,15 @@ pub fn oom_kill(k: &OomKill, as_json: bool) -> String {
         k.cgroup.as_deref().unwrap_or("?"),
         k.killer_pid,
         k.killer_tid,
-        k.killer_comm
+        k.killer_comm,
+        k.constraint.unwrap_or("-"),
+        k.constraint_cgroup
+            .as_deref()
+            .map_or(String::new(), |c| format!(" ({c})")),
+        k.limit_bytes
+            .map_or("-".into(), |b| format!("{}kB", b / 1024)),
+        k.usage_bytes
+            .map_or("-".into(), |b| format!("{}kB", b / 1024)),
     )
 }
 
@@ -112,7 +121,9 @@ mod tests {
     fn oom_line_is_one_json_object_with_a_type() {
         let k = OomKill {
             constraint: Some("memcg"),
+            constraint_source: Some("oom_control"),
             constraint_cgroup: Some("/x".into()),
+            constraint_limit: Some("max"),
             limit_bytes: Some(64 << 20),
             usage_bytes: None,
             runner_ups: Vec::new(),
@@ -140,6 +151,14 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
         assert_eq!(v["type"], "oom_kill");
         assert_eq!(v["anon_rss_kb"], 65_000);
-        assert!(oom_kill(&k, false).contains("pid=7 comm=hog"));
+        assert_eq!(v["constraint_source"], "oom_control");
+        assert_eq!(v["constraint_limit"], "max");
+        assert!(v["usage_bytes"].is_null(), "not measured: null, never 0");
+        let text = oom_kill(&k, false);
+        assert!(text.contains("pid=7 comm=hog"), "{text}");
+        assert!(
+            text.contains("constraint=memcg (/x) limit=65536kB usage=-"),
+            "{text}"
+        );
     }
 }

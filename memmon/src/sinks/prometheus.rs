@@ -4,8 +4,9 @@
 //! Cardinality is bounded: per-process series only for the top K processes
 //! (by a configurable key); every process, top or not, live or exited, is
 //! summed into its cgroup's series, so those never go backwards; cgroups
-//! past `max_cgroups` (admitted in order of appearance, never evicted) are
-//! summed into `cgroup="other"`.
+//! past `max_cgroups` (admitted in order of appearance, and held until the
+//! model releases them, some minutes after their removal) are summed into
+//! `cgroup="other"`.
 
 use std::collections::{HashMap, HashSet};
 
@@ -37,14 +38,27 @@ pub struct RenderSettings {
     pub last_scrape_seconds: f64,
 }
 
-/// Cgroups admitted to their own series (grows up to the cap, never
-/// shrinks, so no cgroup series ever moves into `other`).
+/// Cgroups admitted to their own series (grows up to the cap; a cgroup
+/// keeps its series as long as the publication holds it, so no cgroup
+/// series ever moves into `other`; one the model released, gone for some
+/// minutes, leaves room for a new one).
 #[derive(Debug, Default)]
 pub struct CgroupAdmission {
     admitted: HashSet<String>,
 }
 
 impl CgroupAdmission {
+    /// Frees the places of cgroups `p` no longer holds (released).
+    fn release_absent(&mut self, p: &Published) {
+        if self.admitted.len() <= p.cgroups.len()
+            && p.cgroups.iter().all(|c| self.admitted.contains(&c.cgroup))
+        {
+            return;
+        }
+        let present: HashSet<&str> = p.cgroups.iter().map(|c| c.cgroup.as_str()).collect();
+        self.admitted.retain(|c| present.contains(c.as_str()));
+    }
+
     fn label<'a>(&mut self, cgroup: &'a str, cap: usize) -> &'a str {
         if self.admitted.contains(cgroup) {
             return cgroup;
@@ -109,16 +123,31 @@ fn rank(v: &ProcessView, top_by: &str) -> f64 {
 }
 
 /// The top `k` processes by `top_by`, largest first (ties by pid). Kernel
-/// threads (no address space) never take a slot.
-pub fn top_processes<'a>(procs: &'a [ProcessView], top_by: &str, k: usize) -> Vec<&'a ProcessView> {
-    let mut v: Vec<&ProcessView> = procs.iter().filter(|p| !p.is_kernel_thread()).collect();
-    v.sort_by(|a, b| {
-        rank(b, top_by)
-            .total_cmp(&rank(a, top_by))
-            .then(a.pid.cmp(&b.pid))
-    });
-    v.truncate(k);
-    v
+/// threads (no address space) never take a slot. Each rank is read once
+/// and only the top `k` are sorted (a scrape of 10,000 processes sorts
+/// `k` rows, not all of them).
+pub fn top_processes<'a, V: std::ops::Deref<Target = ProcessView>>(
+    procs: &'a [V],
+    top_by: &str,
+    k: usize,
+) -> Vec<&'a ProcessView> {
+    let mut v: Vec<(f64, &ProcessView)> = procs
+        .iter()
+        .map(|p| &**p)
+        .filter(|p| !p.is_kernel_thread())
+        .map(|p| (rank(p, top_by), p))
+        .collect();
+    let order = |a: &(f64, &ProcessView), b: &(f64, &ProcessView)| {
+        b.0.total_cmp(&a.0).then(a.1.pid.cmp(&b.1.pid))
+    };
+    if k < v.len() {
+        if k > 0 {
+            v.select_nth_unstable_by(k - 1, order);
+        }
+        v.truncate(k);
+    }
+    v.sort_by(order);
+    v.into_iter().map(|(_, p)| p).collect()
 }
 
 fn metric_type(kind: Kind) -> MetricType {
@@ -159,6 +188,7 @@ pub fn families(
     let own_files = |f: &crate::model::fields::Field<_>| {
         f.sources.contains(&Source::Proc(ProcFile::CgroupMemory))
     };
+    admission.release_absent(p);
     let mut by_label: HashMap<String, [Option<f64>; N_CGROUP]> = HashMap::new();
     for cg in &p.cgroups {
         let label = admission.label(&cg.cgroup, s.max_cgroups).to_string();
@@ -738,8 +768,8 @@ mod tests {
             cgroup: Some("/a\"b\\c\nd".into()),
             ..Default::default()
         };
-        v.values[idx::RSS] = Some(rss as f64);
-        v.values[idx::VM] = Some((rss + 1) as f64);
+        v.values.set(idx::RSS, Some(rss as f64));
+        v.values.set(idx::VM, Some((rss + 1) as f64));
         v
     }
 
@@ -747,7 +777,7 @@ mod tests {
     fn top_k_bounds_process_series_and_escapes_labels() {
         let p = Published {
             processes: (0..100)
-                .map(|i| view(i, "we\"ird\n\\name", u64::from(i) * 4096))
+                .map(|i| std::sync::Arc::new(view(i, "we\"ird\n\\name", u64::from(i) * 4096)))
                 .collect(),
             ..Default::default()
         };
@@ -845,6 +875,63 @@ mod tests {
             assert!(lines[0].contains(want), "{want} missing: {}", lines[0]);
         }
         assert!(lines[0].ends_with(" 1"), "{}", lines[0]);
+    }
+
+    /// Pod churn: a cgroup the model released (absent from the
+    /// publication) gives its place to a new one, which gets its own
+    /// series instead of `other`; held ones keep theirs.
+    #[test]
+    fn released_cgroups_give_their_series_to_new_ones() {
+        use crate::model::published::CgroupView;
+        let publication = |paths: &[&str]| Published {
+            cgroups: paths
+                .iter()
+                .map(|p| CgroupView {
+                    cgroup: (*p).into(),
+                    names: Default::default(),
+                    gone: false,
+                    oom_candidate: None,
+                    values: [Some(1.0); N_CGROUP],
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let s = RenderSettings {
+            top_k: 5,
+            top_by: "rss".into(),
+            max_cgroups: 2,
+            last_scrape_seconds: 0.0,
+        };
+        let mut adm = CgroupAdmission::default();
+        let labels = |p: &Published, adm: &mut CgroupAdmission| {
+            let fams = families(p, &s, adm);
+            let text = String::from_utf8(encode(&fams).expect("encodes")).expect("utf-8");
+            let mut l: Vec<String> = text
+                .lines()
+                .filter(|l| l.starts_with("memmon_cgroup_") && !l.starts_with("memmon_cgroup_info"))
+                .filter_map(|l| Some(l.split("cgroup=\"").nth(1)?.split('"').next()?.to_string()))
+                .collect();
+            l.sort();
+            l.dedup();
+            l
+        };
+        assert_eq!(
+            labels(&publication(&["/pod-0", "/pod-1"]), &mut adm),
+            ["/pod-0", "/pod-1"]
+        );
+        // Full: a third cgroup is summed as other while both are held.
+        assert_eq!(
+            labels(&publication(&["/pod-0", "/pod-1", "/pod-2"]), &mut adm),
+            ["/pod-0", "/pod-1", "other"]
+        );
+        // Churn: each pod released in turn, the next one takes its place.
+        for i in 2..50 {
+            let (old, new) = (format!("/pod-{}", i - 1), format!("/pod-{i}"));
+            let got = labels(&publication(&["/pod-0", &old, &new]), &mut adm);
+            assert!(got.contains(&old) && !got.contains(&new), "{got:?}");
+            let got = labels(&publication(&["/pod-0", &new]), &mut adm);
+            assert_eq!(got, ["/pod-0".to_string(), new.clone()], "pod {i}");
+        }
     }
 
     #[test]

@@ -66,7 +66,7 @@ mod tests {
             start_time_ticks: 1,
             ..Default::default()
         };
-        v.values[idx::RSS] = rss;
+        v.values.set(idx::RSS, rss);
         v
     }
 

@@ -14,6 +14,8 @@ use std::{
 
 use serde_json::{Map, Value};
 
+use std::sync::Arc;
+
 use crate::model::{ProcessView, published::Published};
 
 use super::{
@@ -82,7 +84,7 @@ struct Shard {
 struct Key {
     unix_ms: u64,
     doc: Map<String, Value>,
-    views: Option<std::collections::HashMap<RowKey, ProcessView>>,
+    views: Option<std::collections::HashMap<RowKey, Arc<ProcessView>>>,
     /// Its compressed size.
     payload_len: usize,
 }
@@ -180,7 +182,7 @@ impl Writer {
         &mut self,
         unix_ms: u64,
         publication: Value,
-        views: Option<&[ProcessView]>,
+        views: Option<&[Arc<ProcessView>]>,
     ) -> Result<(), StoreError> {
         let Value::Object(mut doc) = delta::keyed(publication) else {
             return Ok(());
@@ -210,7 +212,7 @@ impl Writer {
         ) = (views, &self.key)
             && views
                 .iter()
-                .filter(|v| old.get(&row_key(v)) != Some(*v))
+                .filter(|v| !same_row(old.get(&row_key(v)), v))
                 .count()
                 * 2
                 > views.len()
@@ -277,7 +279,7 @@ impl Writer {
             self.key = Some(Key {
                 unix_ms,
                 doc,
-                views: views.map(|vs| vs.iter().map(|v| (row_key(v), v.clone())).collect()),
+                views: views.map(|vs| vs.iter().map(|v| (row_key(v), Arc::clone(v))).collect()),
                 payload_len: payload.len(),
             });
             self.since_key = 1;
@@ -359,6 +361,12 @@ impl Writer {
     }
 }
 
+/// True when `v` equals the key frame's row (the same shared row, most
+/// often: an unchanged process publishes its row again).
+fn same_row(old: Option<&Arc<ProcessView>>, v: &Arc<ProcessView>) -> bool {
+    old.is_some_and(|o| Arc::ptr_eq(o, v) || **o == **v)
+}
+
 /// A process row's identity.
 fn row_key(v: &ProcessView) -> RowKey {
     (v.pid, v.start_time_ticks)
@@ -372,14 +380,14 @@ fn key_string((pid, start): RowKey) -> String {
 /// The patch of the `processes` object: rows that differ from the key
 /// frame's (whole), rows gone.
 fn process_patch(
-    views: &[ProcessView],
-    old: &std::collections::HashMap<RowKey, ProcessView>,
+    views: &[Arc<ProcessView>],
+    old: &std::collections::HashMap<RowKey, Arc<ProcessView>>,
 ) -> Result<Option<Value>, serde_json::Error> {
     let mut set = Map::new();
     let mut now = std::collections::HashSet::with_capacity(views.len());
     for v in views {
         let k = row_key(v);
-        if old.get(&k) != Some(v) {
+        if !same_row(old.get(&k), v) {
             set.insert(key_string(k), serde_json::to_value(v)?);
         }
         now.insert(k);
@@ -415,7 +423,7 @@ mod tests {
             comm: format!("p{pid}"),
             ..Default::default()
         };
-        v.values[idx::RSS] = Some(rss);
+        v.values.set(idx::RSS, Some(rss));
         v
     }
 
@@ -431,7 +439,7 @@ mod tests {
             }
             let p = Published {
                 unix_ms: 1000 + i,
-                processes,
+                processes: processes.into_iter().map(Arc::new).collect(),
                 ..Default::default()
             };
             w.write_publication(&p).expect("write");
@@ -482,6 +490,7 @@ mod tests {
                         },
                     )
                 })
+                .map(Arc::new)
                 .collect();
             let p = Published {
                 unix_ms: 1000 + i,

@@ -112,6 +112,54 @@ impl Memcg {
             .unwrap_or_else(|| panic!("{} has no oom_kill line: {text}", p.display()))
     }
 
+    /// True on cgroup v2.
+    pub fn is_v2(&self) -> bool {
+        self.v2
+    }
+
+    /// The kernel's own count of memcg OOMs at this cgroup's limit: v2
+    /// memory.events `oom` (hierarchical); v1 has no such count, so its
+    /// memory.failcnt plus memory.memsw.failcnt (charges that failed at
+    /// this cgroup's memory or memory+swap limit, which every memcg OOM
+    /// here starts with; the memory+swap one is tried first).
+    pub fn limit_hits(&self) -> u64 {
+        if !self.v2 {
+            let memsw = if self.path.join("memory.memsw.failcnt").exists() {
+                self.read_u64("memory.memsw.failcnt")
+            } else {
+                0
+            };
+            return self.read_u64("memory.failcnt") + memsw;
+        }
+        let p = self.path.join("memory.events");
+        let text =
+            std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
+        text.lines()
+            .find_map(|l| l.strip_prefix("oom "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{} has no oom line: {text}", p.display()))
+    }
+
+    /// True when the kernel's own files say this cgroup hit its limit
+    /// since [`Memcg::limit_hits`] gave `before`: v2 memory.events `oom`
+    /// grew; v1 a failcnt grew or, where this kernel keeps no v1 failcnt
+    /// (6.18 here counts none), the peak (memory.max_usage_in_bytes)
+    /// reached the limit within 1% (the cgroup is the test's own: its peak
+    /// is this test's).
+    pub fn limit_was_hit(&self, before: u64) -> bool {
+        if self.limit_hits() > before {
+            return true;
+        }
+        if self.v2 {
+            return false;
+        }
+        let (peak, limit) = (
+            self.read_u64("memory.max_usage_in_bytes"),
+            self.read_u64("memory.limit_in_bytes"),
+        );
+        peak <= limit && limit - peak <= limit / 100
+    }
+
     /// Moves process `pid` into this cgroup.
     /// Its path inside the memory hierarchy, as /proc/PID/cgroup shows it.
     /// A `memory.stat` counter (v1: local to this cgroup).

@@ -37,6 +37,15 @@ fn write(path: &Path, value: &str) -> anyhow::Result<()> {
 
 impl BenchCgroups {
     pub(super) fn create(count: usize) -> anyhow::Result<(BenchCgroups, &'static str)> {
+        Self::create_under("memmon-bench", count)
+    }
+
+    /// The same under `name` (a name of its own, so a run of another
+    /// group beside it does not collide).
+    pub(super) fn create_under(
+        name: &str,
+        count: usize,
+    ) -> anyhow::Result<(BenchCgroups, &'static str)> {
         let v1 = Path::new("/sys/fs/cgroup/memory");
         let (mount, version) = if v1.join("memory.usage_in_bytes").exists() {
             (v1.to_path_buf(), "v1")
@@ -45,7 +54,7 @@ impl BenchCgroups {
             write(&v2.join("cgroup.subtree_control"), "+memory")?;
             (v2, "v2")
         };
-        let parent = mount.join("memmon-bench");
+        let parent = mount.join(name);
         std::fs::create_dir_all(&parent)
             .with_context(|| format!("mkdir {} (needs root)", parent.display()))?;
         if version == "v2" {

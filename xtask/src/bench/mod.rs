@@ -4,10 +4,12 @@
 //! the kernel and the command that produced them.
 
 mod cgroups;
+mod cgroups_daemon;
 mod churn;
 mod daemon_cost;
 mod fault_storm;
 mod http;
+pub mod kills;
 mod monitor;
 mod plot;
 mod report;
@@ -88,6 +90,8 @@ pub const GROUPS: &[&str] = &[
     "stacks-guest",
     "store",
     "scale",
+    "kills",
+    "cgroups-daemon",
 ];
 
 /// `xtask stacks-guest-inner`: the guest's half of `stacks-guest`.
@@ -164,6 +168,12 @@ pub fn run(env: &BuildEnv, quick: bool, only: &[String]) -> anyhow::Result<()> {
     }
     if wanted("scale") {
         sections.push(scale::run(&ctx)?);
+    }
+    if wanted("kills") {
+        sections.push(kills::run(&ctx)?);
+    }
+    if wanted("cgroups-daemon") {
+        sections.push(cgroups_daemon::run(&ctx)?);
     }
     let path = cmd::workspace().join("BENCHMARKS.md");
     let text = match std::fs::read_to_string(&path) {

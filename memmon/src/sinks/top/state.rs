@@ -215,9 +215,9 @@ mod tests {
             cgroup: Some(cgroup.into()),
             ..Default::default()
         };
-        r.values[idx::RSS] = Some(rss as f64);
-        r.values[idx::PSS] = Some(pss as f64);
-        r.values[idx::VM] = Some(1.0);
+        r.values.set(idx::RSS, Some(rss as f64));
+        r.values.set(idx::PSS, Some(pss as f64));
+        r.values.set(idx::VM, Some(1.0));
         r
     }
 
@@ -268,7 +268,7 @@ mod tests {
     fn kernel_threads_hide_behind_k() {
         let mut f = frame();
         let mut kthread = row(9, "kworker/0:1", "/", 0, 0);
-        kthread.values[idx::VM] = Some(0.0);
+        kthread.values.set(idx::VM, Some(0.0));
         f.rows.push(kthread);
         let mut s = TopState::default();
         assert_eq!(s.visible(&f).len(), 3, "hidden by default");

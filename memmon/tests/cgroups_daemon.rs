@@ -1,6 +1,7 @@
 //! Cgroups through the daemon, as users see them: a memcg with a 256 MiB
 //! limit holding a 100 MiB child shows usage within 1% of the kernel's
-//! memory.usage_in_bytes, its limit exact and working set within 2% of
+//! memory.usage_in_bytes (v2: memory.current, where `MEMMON_CGROUP_ROOT`
+//! names a cgroup2 mount, as in `cargo xtask vm-test`), its limit exact and working set within 2% of
 //! usage − inactive_file, in `/api/v1/snapshot` and `/metrics`; a flat
 //! child has no forecast; a child growing 8 MiB/s into its limit gets an
 //! `oom_forecast_seconds` within 25% of when the kernel really kills it,
@@ -67,7 +68,7 @@ fn the_daemon_serves_cgroup_usage_limits_working_set_and_the_forecast() {
         },
     );
     // The child is idle: the daemon's reading and the kernel's file agree.
-    let usage = flat_cg.read_u64("memory.usage_in_bytes");
+    let usage = flat_cg.usage();
     let inactive_file = flat_cg.stat("inactive_file");
     eprintln!("flat: {cg}");
     assert_within(
@@ -167,7 +168,7 @@ fn the_daemon_serves_cgroup_usage_limits_working_set_and_the_forecast() {
         let c = cgroup_of(&d, &gpath)?;
         c["memory_events"]["oom_kill"].as_u64().filter(|n| *n >= 1)
     });
-    assert_eq!(kills, grow_cg.oom_kills(), "oom_kill vs memory.oom_control");
+    assert_eq!(kills, grow_cg.oom_kills(), "oom_kill vs memory.oom_control (v2: memory.events)");
     // Removed between two scans: its final reading stays, marked gone,
     // with the kill in its events, in the API and in /metrics.
     drop(grow_cg);

@@ -96,6 +96,16 @@ impl Memcg {
             .unwrap_or_else(|e| panic!("{}: {text:?}: {e}", p.display()))
     }
 
+    /// The kernel's usage of this cgroup: v1 `memory.usage_in_bytes`, v2
+    /// `memory.current`.
+    pub fn usage(&self) -> u64 {
+        self.read_u64(if self.v2 {
+            "memory.current"
+        } else {
+            "memory.usage_in_bytes"
+        })
+    }
+
     /// `oom_kill N` from memory.oom_control (v2: memory.events): kills in
     /// this cgroup.
     pub fn oom_kills(&self) -> u64 {

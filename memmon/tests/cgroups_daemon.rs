@@ -168,7 +168,11 @@ fn the_daemon_serves_cgroup_usage_limits_working_set_and_the_forecast() {
         let c = cgroup_of(&d, &gpath)?;
         c["memory_events"]["oom_kill"].as_u64().filter(|n| *n >= 1)
     });
-    assert_eq!(kills, grow_cg.oom_kills(), "oom_kill vs memory.oom_control (v2: memory.events)");
+    assert_eq!(
+        kills,
+        grow_cg.oom_kills(),
+        "oom_kill vs memory.oom_control (v2: memory.events)"
+    );
     // Removed between two scans: its final reading stays, marked gone,
     // with the kill in its events, in the API and in /metrics.
     drop(grow_cg);

@@ -354,12 +354,16 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Section> {
             "target",
         ],
         rows,
-        notes: vec![NOTE.into()],
+        notes: vec![NOTE.into(), PROFILE_10K.into()],
     })
 }
 
 /// What the 2026-12-03 run found (kept with the figures on re-runs).
 const NOTE: &str = "How 10,000 processes stay cheap: every process is read in one read of a BPF task iterator (`iter/task`, ~0.5 µs of kernel time per task here, the values /proc/PID/stat prints plus the mm's rss counters) instead of a /proc readdir and 10,000 preads; a process unchanged since the last pass keeps its published row (an `Arc`, nothing rebuilt or copied); rows hold 8 bytes per value; the model's table holds boxed processes; idle processes are read for PSS (smaps_rollup) every 300 s; free heap is handed back every 60 passes. The previous run (2026-12-03, /proc preads, a copy of every row per pass) measured 10.5% of a core and 51 MiB at 10,000. process-exporter reads every process's /proc files on each scrape; node_exporter stays flat because it reads no per-process files.";
+
+/// Where the 10,000-process pass goes (2026-12-04, kept with the figures
+/// on re-runs).
+const PROFILE_10K: &str = "Missed at 10,000 in the 2026-12-04 run: CPU 2.66% of a core (target 2%); RSS (37.3 MiB, target 40) and p99 were met. Where it goes (`perf record -g -p $(pidof memmon)` for 30 s at 10,000 idle processes, 2.60% of a core in that run, 2026-12-04): the kernel's task walk is about a third, the same every pass whatever changed (the `task_iter` program 15%, `get_pid_task` 7.7%, `pid_nr_ns` 6.4%, the iterator's own `bpf_iter_run_prog` and `task_seq_*` about 4%: roughly 1 µs per task per pass); the rest is userspace work proportional to processes that runs even when nothing changed: hashing the cgroup path of every process for the cgroup rollups and the OOM candidates (foldhash 7.3%, `Totals::add_live` 2.8%, `cgroup_totals` 1.3%, `oom_candidates` 2.6%), `apply_scan` 4.9%, `rates_settled` 3.4%, the cost guard's `due` 2.8%. What would close it: (1) not walking idle tasks every pass: the probes that already see every fault, RSS change, exec and exit could mark the processes that changed in a kernel map, the pass would read only those, and a full iterator walk every few passes would catch anything else; (2) cgroup rollups and OOM candidates kept up to date per changed process, keyed by a cgroup index rather than its path, instead of re-summed over every process each pass.";
 
 fn write_plot(points: &[Point]) -> anyhow::Result<()> {
     let series =

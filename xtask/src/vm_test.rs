@@ -710,7 +710,36 @@ pub fn ensure_vm() -> anyhow::Result<PathBuf> {
     ensure_virtme_ng()
 }
 
+/// Boots the guest to run `out/script` until it writes `out/done`; a
+/// guest that exits before its script ever started (no `guest*.log`: qemu
+/// or virtme-ng gave up at start, as a fresh machine's first 6.12 boot
+/// once did with status 255 and an empty console) is booted once more,
+/// and says so.
 fn boot(
+    vng: &Path,
+    kernel: &Path,
+    out: &Path,
+    limit: Duration,
+    script: &str,
+    done: &str,
+) -> anyhow::Result<()> {
+    let first = boot_once(vng, kernel, out, limit, script, done);
+    let log = out.join(script.replace(".sh", ".log"));
+    match first {
+        Err(e) if !log.exists() => {
+            let console = script.replace("guest", "console").replace(".sh", ".log");
+            let kept = console.replace(".log", ".first-boot.log");
+            let _ = std::fs::rename(out.join(&console), out.join(&kept));
+            eprintln!(
+                "vm-test: {e:#} before its script started (console kept as {kept}); booting it once more"
+            );
+            boot_once(vng, kernel, out, limit, script, done)
+        }
+        other => other,
+    }
+}
+
+fn boot_once(
     vng: &Path,
     kernel: &Path,
     out: &Path,

@@ -761,6 +761,21 @@ pub fn encode(families: &[MetricFamily]) -> Result<Vec<u8>, String> {
 mod tests {
     use super::*;
 
+    /// Render settings of these tests: top 5 by RSS, `max_cgroups` cgroups.
+    fn settings(max_cgroups: usize) -> RenderSettings {
+        RenderSettings {
+            top_k: 5,
+            top_by: "rss".into(),
+            max_cgroups,
+            last_scrape_seconds: 0.0,
+        }
+    }
+
+    /// The exposition text of `fams`.
+    fn text_of(fams: &[MetricFamily]) -> String {
+        String::from_utf8(encode(fams).expect("encodes")).expect("utf-8")
+    }
+
     fn view(pid: u32, comm: &str, rss: u64) -> ProcessView {
         let mut v = ProcessView {
             pid,
@@ -781,19 +796,14 @@ mod tests {
                 .collect(),
             ..Default::default()
         };
-        let s = RenderSettings {
-            top_k: 5,
-            top_by: "rss".into(),
-            max_cgroups: 10,
-            last_scrape_seconds: 0.0,
-        };
+        let s = settings(10);
         let fams = families(&p, &s, &mut CgroupAdmission::default());
         let rss = fams
             .iter()
             .find(|f| f.name() == "memmon_process_rss_bytes")
             .expect("rss family");
         assert_eq!(rss.get_metric().len(), 5);
-        let text = String::from_utf8(encode(&fams).expect("encodes")).expect("utf-8");
+        let text = text_of(&fams);
         assert!(text.contains(r#"comm="we\"ird\n\\name""#), "{text}");
         assert!(text.contains(r#"pid="99""#));
         assert!(!text.contains(r#"pid="94""#));
@@ -803,19 +813,14 @@ mod tests {
     /// attached: never a 0 that means "not seen".
     #[test]
     fn kill_counters_are_absent_without_their_probes() {
-        let s = RenderSettings {
-            top_k: 5,
-            top_by: "rss".into(),
-            max_cgroups: 10,
-            last_scrape_seconds: 0.0,
-        };
+        let s = settings(10);
         let text = |probes: &[&str]| {
             let mut p = Published::default();
             p.live.probes = probes.iter().map(|n| n.to_string()).collect();
             p.oom_kills_total = 2;
             p.kills_total.insert("oom", 2);
             let fams = families(&p, &s, &mut CgroupAdmission::default());
-            String::from_utf8(encode(&fams).expect("encodes")).expect("utf-8")
+            text_of(&fams)
         };
         let none = text(&[]);
         assert!(!none.contains("memmon_oom_kills_total"), "{none}");
@@ -853,14 +858,9 @@ mod tests {
             ],
             ..Default::default()
         };
-        let s = RenderSettings {
-            top_k: 5,
-            top_by: "rss".into(),
-            max_cgroups: 2,
-            last_scrape_seconds: 0.0,
-        };
+        let s = settings(2);
         let fams = families(&p, &s, &mut CgroupAdmission::default());
-        let text = String::from_utf8(encode(&fams).expect("encodes")).expect("utf-8");
+        let text = text_of(&fams);
         let lines: Vec<&str> = text
             .lines()
             .filter(|l| l.starts_with("memmon_cgroup_info{"))
@@ -896,16 +896,11 @@ mod tests {
                 .collect(),
             ..Default::default()
         };
-        let s = RenderSettings {
-            top_k: 5,
-            top_by: "rss".into(),
-            max_cgroups: 2,
-            last_scrape_seconds: 0.0,
-        };
+        let s = settings(2);
         let mut adm = CgroupAdmission::default();
         let labels = |p: &Published, adm: &mut CgroupAdmission| {
             let fams = families(p, &s, adm);
-            let text = String::from_utf8(encode(&fams).expect("encodes")).expect("utf-8");
+            let text = text_of(&fams);
             let mut l: Vec<String> = text
                 .lines()
                 .filter(|l| l.starts_with("memmon_cgroup_") && !l.starts_with("memmon_cgroup_info"))

@@ -27,7 +27,8 @@ pub(super) struct BenchCgroups {
     sleepers: Vec<Child>,
 }
 
-fn write(path: &Path, value: &str) -> anyhow::Result<()> {
+/// Writes `value` to a cgroup control file (the error names both).
+pub(super) fn write(path: &Path, value: &str) -> anyhow::Result<()> {
     std::fs::OpenOptions::new()
         .write(true)
         .open(path)

@@ -18,7 +18,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use super::{Ctx, Section, http, monitor::Monitor};
+use super::{Ctx, Section, cgroups::write, http, monitor::Monitor};
 
 /// CLOCK_BOOTTIME now, ns: the clock of the records' `boot_ns`.
 fn boottime_ns() -> u64 {
@@ -99,14 +99,6 @@ impl Run {
 /// A memory cgroup with a limit and no swap, removed on drop.
 struct Memcg {
     dir: PathBuf,
-}
-
-fn write(path: &Path, value: &str) -> anyhow::Result<()> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .and_then(|mut f| f.write_all(value.as_bytes()))
-        .with_context(|| format!("writing {value} to {}", path.display()))
 }
 
 impl Memcg {

@@ -109,17 +109,24 @@ impl Memcg {
     /// `oom_kill N` from memory.oom_control (v2: memory.events): kills in
     /// this cgroup.
     pub fn oom_kills(&self) -> u64 {
-        let p = self.path.join(if self.v2 {
+        let file = if self.v2 {
             "memory.events"
         } else {
             "memory.oom_control"
-        });
+        };
+        self.keyed(file, "oom_kill")
+    }
+
+    /// The value of the `key N` line of a keyed control file (panics
+    /// naming the file when it cannot be read or has no such line).
+    pub fn keyed(&self, file: &str, key: &str) -> u64 {
+        let p = self.path.join(file);
         let text =
             std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
         text.lines()
-            .find_map(|l| l.strip_prefix("oom_kill "))
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
             .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{} has no oom_kill line: {text}", p.display()))
+            .unwrap_or_else(|| panic!("{} has no {key} line: {text}", p.display()))
     }
 
     /// True on cgroup v2.
@@ -141,13 +148,7 @@ impl Memcg {
             };
             return self.read_u64("memory.failcnt") + memsw;
         }
-        let p = self.path.join("memory.events");
-        let text =
-            std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
-        text.lines()
-            .find_map(|l| l.strip_prefix("oom "))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{} has no oom line: {text}", p.display()))
+        self.keyed("memory.events", "oom")
     }
 
     /// True when the kernel's own files say this cgroup hit its limit
@@ -174,13 +175,7 @@ impl Memcg {
     /// Its path inside the memory hierarchy, as /proc/PID/cgroup shows it.
     /// A `memory.stat` counter (v1: local to this cgroup).
     pub fn stat(&self, key: &str) -> u64 {
-        let p = self.path.join("memory.stat");
-        let text =
-            std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
-        text.lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{} has no {key} line", p.display()))
+        self.keyed("memory.stat", key)
     }
 
     pub fn path_in_hierarchy(&self) -> String {

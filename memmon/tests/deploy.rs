@@ -240,7 +240,19 @@ impl Prometheus {
 
     /// Polls `check` every second until it holds, for at most `limit`
     /// (a generous bound: the loop ends as soon as the condition holds).
-    fn wait(&self, what: &str, limit: Duration, mut check: impl FnMut(&Prometheus) -> bool) {
+    fn wait(&self, what: &str, limit: Duration, check: impl FnMut(&Prometheus) -> bool) {
+        self.wait_explained(what, limit, check, |_| String::new());
+    }
+
+    /// [`Prometheus::wait`], and on a timeout also prints what `explain`
+    /// finds (the alert's inputs, the kernel's own counters).
+    fn wait_explained(
+        &self,
+        what: &str,
+        limit: Duration,
+        mut check: impl FnMut(&Prometheus) -> bool,
+        explain: impl Fn(&Prometheus) -> String,
+    ) {
         let until = std::time::Instant::now() + limit;
         while std::time::Instant::now() < until {
             if check(self) {
@@ -249,8 +261,9 @@ impl Prometheus {
             std::thread::sleep(Duration::from_secs(1));
         }
         panic!(
-            "{what}: not seen within {limit:?}; alerts now: {:?}",
-            self.alerts()
+            "{what}: not seen within {limit:?}; alerts now: {:?}\n{}",
+            self.alerts(),
+            explain(self)
         );
     }
 }
@@ -397,7 +410,9 @@ fn shipped_alerts_fire_and_panels_have_data_on_the_default_daemon() {
 
     // MemmonSwapStorm and MemmonReclaimStalls: two processes thrashing in
     // swap under a 64 MiB memcg limit, until both alerts are on.
-    let _swap = SwapFile::create("alert", 512);
+    let _swap = SwapFile::in_ram_or_file("alert", 512);
+    let pswpout_before = kernel_setup::vmstat("pswpout");
+    let thrash_start = std::time::Instant::now();
     let cg = Memcg::create("alert-thrash", 64 << 20);
     let mut workers: Vec<Workload> = (0..2)
         .map(|_| {
@@ -411,7 +426,7 @@ fn shipped_alerts_fire_and_panels_have_data_on_the_default_daemon() {
         "/{}",
         cg.path.file_name().and_then(|n| n.to_str()).expect("name")
     );
-    prom.wait(
+    prom.wait_explained(
         "MemmonSwapStorm and MemmonReclaimStalls (for the thrashing memcg) pending or firing",
         Duration::from_secs(600),
         |p| {
@@ -420,6 +435,27 @@ fn shipped_alerts_fire_and_panels_have_data_on_the_default_daemon() {
                 && alerts.iter().any(|(n, _, l)| {
                     n == "MemmonReclaimStalls" && l["cgroup"].as_str() == Some(cgroup.as_str())
                 })
+        },
+        |p| {
+            let secs = thrash_start.elapsed().as_secs_f64();
+            let pages = kernel_setup::vmstat("pswpout").saturating_sub(pswpout_before);
+            format!(
+                "kernel: {:.1} MiB/s swapped out (pswpout, over {secs:.0} s); \
+                 workers alive: {:?}; memcg failcnt {:?}, memsw usage {:?}\n\
+                 memmon's swap-out rate (B/s): {:?}\n\
+                 memmon's reclaim stall rate by cgroup (want {cgroup} > 0.1): {:?}",
+                pages as f64 * 4096.0 / secs / (1 << 20) as f64,
+                workers
+                    .iter()
+                    .map(|w| Path::new(&format!("/proc/{}", w.pid)).exists())
+                    .collect::<Vec<_>>(),
+                std::fs::read_to_string(cg.path.join("memory.failcnt")).ok(),
+                std::fs::read_to_string(cg.path.join("memory.memsw.usage_in_bytes")).ok(),
+                p.query("sum(rate(memmon_system_vmstat_total{counter=\"pswpout\"}[5m])) * 4096"),
+                p.query(
+                    "topk(5, sum by (cgroup) (rate(memmon_cgroup_reclaim_stall_seconds_total[5m])))"
+                ),
+            )
         },
     );
     for w in workers.drain(..) {

@@ -1,8 +1,8 @@
 //! Kernel set-up the swap and OOM tests need, each undone on drop: a memory
 //! cgroup with a limit (v1, or v2 where `MEMMON_CGROUP_ROOT` names a cgroup2
 //! mount: kernels built without the v1 memory controller, such as Debian's
-//! 6.12), and a swap file. Names carry the branch and the
-//! test's pid so concurrent runs do not collide.
+//! 6.12), and a swap file (or swap in RAM on zram0). Names carry the branch
+//! and the test's pid so concurrent runs do not collide.
 #![allow(dead_code)]
 
 use std::{io::Write as _, path::PathBuf, process::Command, time::Duration};
@@ -211,7 +211,12 @@ impl Drop for Memcg {
 /// removed on drop.
 pub struct SwapFile {
     pub path: PathBuf,
+    /// The host's zram0, reset on drop (else a file, removed on drop).
+    zram: bool,
 }
+
+/// The host's zram block device (built into this kernel, unused by default).
+const ZRAM: &str = "/sys/block/zram0";
 
 impl SwapFile {
     /// Writes `mib` MiB of zeros, mkswap, swapon.
@@ -221,7 +226,7 @@ impl SwapFile {
             "{dir}/memmon-test-{tag}-{}.swap",
             std::process::id()
         ));
-        let swap = SwapFile { path };
+        let swap = SwapFile { path, zram: false };
         {
             let mut f = std::fs::File::create(&swap.path)
                 .unwrap_or_else(|e| panic!("create {}: {e}", swap.path.display()));
@@ -238,12 +243,37 @@ impl SwapFile {
         run("swapon", &[swap.path.as_os_str()]);
         swap
     }
+
+    /// `mib` MiB of swap in RAM on zram0 when the kernel has it and nobody
+    /// uses it, else [`SwapFile::create`]. A test that needs a swap *rate*
+    /// (an alert threshold) uses this: zram swaps at CPU speed, a file at
+    /// the speed of the machine's virtual disk, which is shared and varies
+    /// (a CI run once swapped too slowly for a 10 MiB/s alert for 10 min).
+    pub fn in_ram_or_file(tag: &str, mib: usize) -> SwapFile {
+        let free =
+            std::fs::read_to_string(format!("{ZRAM}/initstate")).is_ok_and(|s| s.trim() == "0");
+        if !free || std::fs::write(format!("{ZRAM}/disksize"), format!("{mib}M")).is_err() {
+            eprintln!("{tag}: zram0 absent or in use: swap file on disk");
+            return SwapFile::create(tag, mib);
+        }
+        let swap = SwapFile {
+            path: PathBuf::from("/dev/zram0"),
+            zram: true,
+        };
+        run("mkswap", &[swap.path.as_os_str()]);
+        run("swapon", &[swap.path.as_os_str()]);
+        swap
+    }
 }
 
 impl Drop for SwapFile {
     fn drop(&mut self) {
         let _ = Command::new("swapoff").arg(&self.path).status();
-        let _ = std::fs::remove_file(&self.path);
+        if self.zram {
+            let _ = std::fs::write(format!("{ZRAM}/reset"), "1");
+        } else {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

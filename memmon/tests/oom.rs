@@ -141,13 +141,18 @@ fn oom_kill_is_streamed_once_with_the_victims_numbers() {
         "the child was not killed by the OOM killer: {status}"
     );
 
-    // Collect what memmon streamed up to 2 s after the death, then stop it.
+    // Collect what memmon streams until this child's kill has arrived
+    // (at most 60 s: a bound for a slow guest, not a latency target) and
+    // 2 s more, so a duplicate record would be seen too; then stop it.
     let mut events = Vec::new();
-    let until = died + Duration::from_secs(2);
+    let mut until = died + Duration::from_secs(60);
     while let Ok((at, line)) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
             && v["type"] == "oom_kill"
         {
+            if v["pid"].as_u64() == Some(u64::from(pid)) {
+                until = until.min(Instant::now() + Duration::from_secs(2));
+            }
             events.push((at, v));
         }
         lines.push(line);

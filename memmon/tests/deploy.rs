@@ -4,8 +4,11 @@
 //! scrapes the daemon and sees a known workload's series, and — with the
 //! shipped rules loaded against the default daemon — each alert's
 //! condition produced for real (an OOM kill, a process thrashing in swap
-//! under a memcg limit) makes the alert pending or firing, and every
-//! dashboard panel's query returns data.
+//! under a memcg limit, RAM falling fast system-wide) makes the alert
+//! pending or firing, and every dashboard panel's query returns data.
+//! MemmonStuckAtMemoryHigh needs cgroup v2 (memory.high, per-cgroup PSI):
+//! its test skips (counted) on this host's v1 memory controller and runs
+//! in the 6.12 guest.
 
 mod common;
 #[path = "common/kernel_setup.rs"]
@@ -332,7 +335,8 @@ fn shipped_alerts_fire_and_panels_have_data_on_the_default_daemon() {
     if !require_bpf("shipped_alerts_fire_and_panels_have_data_on_the_default_daemon") {
         return;
     }
-    // cgroup v1 (this host): memory.pressure and memory.high do not exist.
+    // cgroup v1 (this host): memory.pressure and memory.high do not exist
+    // (MemmonStuckAtMemoryHigh has its own test, for v2).
     let v1 = Path::new(kernel_setup::MEMCG_ROOT)
         .join("memory.usage_in_bytes")
         .exists();
@@ -461,11 +465,161 @@ fn shipped_alerts_fire_and_panels_have_data_on_the_default_daemon() {
     for w in workers.drain(..) {
         w.finish();
     }
-    if v1 {
-        eprintln!(
-            "MemmonStuckAtMemoryHigh not produced here: cgroup v1 has no memory.high or memory.pressure"
-        );
+    drop(prom);
+    d.stop();
+}
+
+#[test]
+fn system_oom_forecast_alert_fires_while_memory_falls_fast() {
+    use kernel_setup::Memcg;
+    if !require_bpf("system_oom_forecast_alert_fires_while_memory_falls_fast") {
+        return;
     }
+    let d = Daemon::start(&["--no-pin", "--interval", "1"]);
+    let prom = Prometheus::start(&d.addr, "1s", Some(&deploy("prometheus/memmon-rules.yml")));
+    let forecast = |p: &Prometheus| {
+        p.query("memmon_system_oom_forecast_seconds")
+            .first()
+            .and_then(|r| r["value"][1].as_str()?.parse::<f64>().ok())
+    };
+    prom.wait(
+        "three scrapes of the daemon",
+        Duration::from_secs(120),
+        |p| {
+            p.query("count_over_time(up{job=\"memmon\"}[5m])")
+                .first()
+                .and_then(|r| r["value"][1].as_str()?.parse::<f64>().ok())
+                .is_some_and(|n| n >= 3.0)
+        },
+    );
+    // Before the growth: no alarm (memory is flat, or falls slowly).
+    let alert = |p: &Prometheus| {
+        p.alerts()
+            .iter()
+            .any(|(n, _, _)| n == "MemmonSystemOOMForecast")
+    };
+    assert!(
+        !alert(&prom),
+        "MemmonSystemOOMForecast before any growth (forecast {:?} s)",
+        forecast(&prom)
+    );
+    // RAM plus swap falling fast enough that the kernel's global OOM
+    // killer would run in about 200 s (a rate scaled to this machine's
+    // memory), so the 10-minute alert goes pending while the 60-sample
+    // window still holds some flat samples. The grower stops after 40 s
+    // of growth, in a memcg with room to spare, so a stalled test can
+    // never take the machine's memory.
+    let total_mib = ["MemAvailable", "SwapFree"]
+        .iter()
+        .map(|k| kernel_setup::meminfo_kb(k))
+        .sum::<u64>()
+        / 1024;
+    let ms_per_mib = (200_000 / total_mib.max(1)).max(1);
+    let mib = 40 * 1000 / ms_per_mib;
+    assert!(
+        mib < total_mib / 2,
+        "{total_mib} MiB available: growing {mib} MiB to produce the alert would take half of it"
+    );
+    let cg = Memcg::create("alert-system", (mib + 1024) << 20);
+    cg.write("memory.swappiness", "0");
+    let mut grower = Workload::start(&["grow", &mib.to_string(), &ms_per_mib.to_string()]);
+    cg.add(grower.pid);
+    grower.send_go();
+    prom.wait_explained(
+        "MemmonSystemOOMForecast pending or firing",
+        Duration::from_secs(120),
+        alert,
+        |p| {
+            format!(
+                "memmon's forecast {:?} s, growth {:?} B/s; the grower's cgroup usage {} B",
+                forecast(p),
+                p.query("memmon_system_memory_growth_bytes_per_second")
+                    .first()
+                    .map(|r| r["value"][1].clone()),
+                cg.usage()
+            )
+        },
+    );
+    eprintln!(
+        "MemmonSystemOOMForecast after growing at {} MiB/s: forecast {:?} s",
+        1000 / ms_per_mib,
+        forecast(&prom)
+    );
+    grower.finish();
+    drop(prom);
+    d.stop();
+}
+
+#[test]
+fn stuck_at_memory_high_alert_fires_on_cgroup_v2() {
+    use kernel_setup::Memcg;
+    const NAME: &str = "stuck_at_memory_high_alert_fires_on_cgroup_v2";
+    if !require_bpf(NAME) {
+        return;
+    }
+    let cg = Memcg::create("alert-high", 1 << 30);
+    if !cg.is_v2() {
+        skip(
+            NAME,
+            "cgroup v1 (this host's memory controller) has no memory.high or per-cgroup \
+             memory.pressure; it runs on v2 in the 6.12 guest: \
+             cargo xtask vm-test --all --kernel 6.12 -- stuck_at_memory_high",
+        );
+        return;
+    }
+    // A grower at 20 MiB/s against memory.high = 32 MiB, without swap:
+    // reclaim cannot give its anonymous memory back, so the kernel throttles
+    // it on every return to userspace (high events) and it stalls on memory
+    // (full pressure, its cgroup's only task).
+    cg.write("memory.high", &(32u64 << 20).to_string());
+    let d = Daemon::start(&["--no-pin", "--interval", "1"]);
+    let prom = Prometheus::start(&d.addr, "1s", Some(&deploy("prometheus/memmon-rules.yml")));
+    prom.wait(
+        "three scrapes of the daemon",
+        Duration::from_secs(300),
+        |p| {
+            p.query("count_over_time(up{job=\"memmon\"}[5m])")
+                .first()
+                .and_then(|r| r["value"][1].as_str()?.parse::<f64>().ok())
+                .is_some_and(|n| n >= 3.0)
+        },
+    );
+    let mut grower = Workload::start(&["grow", "512", "50"]);
+    cg.add(grower.pid);
+    grower.send_go();
+    let path = cg.path_in_hierarchy();
+    prom.wait_explained(
+        "MemmonStuckAtMemoryHigh for the throttled cgroup",
+        Duration::from_secs(600),
+        |p| {
+            p.alerts().iter().any(|(n, _, l)| {
+                n == "MemmonStuckAtMemoryHigh" && l["cgroup"].as_str() == Some(path.as_str())
+            })
+        },
+        |p| {
+            format!(
+                "kernel: memory.events {:?}, memory.pressure {:?}\n\
+                 memmon's high-event rate: {:?}\nmemmon's full-pressure rate: {:?}",
+                std::fs::read_to_string(cg.path.join("memory.events")).ok(),
+                std::fs::read_to_string(cg.path.join("memory.pressure")).ok(),
+                p.query(&format!(
+                    "rate(memmon_cgroup_memory_events_total{{event=\"high\",cgroup=\"{path}\"}}[5m])"
+                )),
+                p.query(&format!(
+                    "rate(memmon_cgroup_memory_pressure_seconds_total{{kind=\"full\",cgroup=\"{path}\"}}[5m])"
+                )),
+            )
+        },
+    );
+    // The kernel's own files agree that the cgroup was throttled.
+    let high = cg.keyed("memory.events", "high");
+    assert!(high > 0, "no high events");
+    eprintln!(
+        "MemmonStuckAtMemoryHigh for {path}: the kernel counted {high} high events; memory.pressure {:?}",
+        std::fs::read_to_string(cg.path.join("memory.pressure")).ok()
+    );
+    let _ = grower.child.kill();
+    let _ = grower.child.wait();
     drop(prom);
     d.stop();
 }

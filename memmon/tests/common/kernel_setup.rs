@@ -289,6 +289,16 @@ fn run(cmd: &str, args: &[&std::ffi::OsStr]) {
     );
 }
 
+/// A `/proc/meminfo` value in kB.
+pub fn meminfo_kb(key: &str) -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").expect("read /proc/meminfo");
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("/proc/meminfo has no {key}"))
+}
+
 /// A counter from /proc/vmstat.
 pub fn vmstat(key: &str) -> u64 {
     let text = std::fs::read_to_string("/proc/vmstat").expect("read /proc/vmstat");

@@ -225,6 +225,23 @@ impl Prometheus {
             .unwrap_or_default()
     }
 
+    /// The first sample of an instant query as a number.
+    fn value(&self, q: &str) -> Option<f64> {
+        self.query(q)
+            .first()
+            .and_then(|r| r["value"][1].as_str()?.parse::<f64>().ok())
+    }
+
+    /// Waits until Prometheus has scraped the daemon three times: rate()
+    /// and increase() need two samples (CI once judged the panels after a
+    /// single scrape and found ten of them empty).
+    fn wait_for_three_scrapes(&self, limit: Duration) {
+        self.wait("three scrapes of the daemon", limit, |p| {
+            p.value("count_over_time(up{job=\"memmon\"}[5m])")
+                .is_some_and(|n| n >= 3.0)
+        });
+    }
+
     /// Alerts pending or firing now: (name, state, labels).
     fn alerts(&self) -> Vec<(String, String, serde_json::Value)> {
         self.api("/api/v1/alerts")
@@ -358,19 +375,7 @@ fn shipped_alerts_fire_and_panels_have_data_on_the_default_daemon() {
     // MemmonOOMForecast, then MemmonOOMKill and MemmonCgroupOOMKill: a
     // child growing 8 MiB/s into a 256 MiB memcg without swap until the
     // OOM killer stops it. While it grows, every panel has data.
-    // rate() and increase() need two samples: let Prometheus scrape the
-    // daemon a few times before anything is judged (CI once judged the
-    // panels after a single scrape and found ten of them empty).
-    prom.wait(
-        "three scrapes of the daemon",
-        Duration::from_secs(120),
-        |p| {
-            p.query("count_over_time(up{job=\"memmon\"}[5m])")
-                .first()
-                .and_then(|r| r["value"][1].as_str()?.parse::<f64>().ok())
-                .is_some_and(|n| n >= 3.0)
-        },
-    );
+    prom.wait_for_three_scrapes(Duration::from_secs(120));
     let grow_cg = Memcg::create("alert-grow", 256 << 20);
     grow_cg.write("memory.swappiness", "0");
     let mut grower = Workload::start(&["grow", "1024", "125"]);
@@ -477,21 +482,8 @@ fn system_oom_forecast_alert_fires_while_memory_falls_fast() {
     }
     let d = Daemon::start(&["--no-pin", "--interval", "1"]);
     let prom = Prometheus::start(&d.addr, "1s", Some(&deploy("prometheus/memmon-rules.yml")));
-    let forecast = |p: &Prometheus| {
-        p.query("memmon_system_oom_forecast_seconds")
-            .first()
-            .and_then(|r| r["value"][1].as_str()?.parse::<f64>().ok())
-    };
-    prom.wait(
-        "three scrapes of the daemon",
-        Duration::from_secs(120),
-        |p| {
-            p.query("count_over_time(up{job=\"memmon\"}[5m])")
-                .first()
-                .and_then(|r| r["value"][1].as_str()?.parse::<f64>().ok())
-                .is_some_and(|n| n >= 3.0)
-        },
-    );
+    let forecast = |p: &Prometheus| p.value("memmon_system_oom_forecast_seconds");
+    prom.wait_for_three_scrapes(Duration::from_secs(120));
     // Before the growth: no alarm (memory is flat, or falls slowly).
     let alert = |p: &Prometheus| {
         p.alerts()
@@ -574,16 +566,7 @@ fn stuck_at_memory_high_alert_fires_on_cgroup_v2() {
     cg.write("memory.high", &(32u64 << 20).to_string());
     let d = Daemon::start(&["--no-pin", "--interval", "1"]);
     let prom = Prometheus::start(&d.addr, "1s", Some(&deploy("prometheus/memmon-rules.yml")));
-    prom.wait(
-        "three scrapes of the daemon",
-        Duration::from_secs(300),
-        |p| {
-            p.query("count_over_time(up{job=\"memmon\"}[5m])")
-                .first()
-                .and_then(|r| r["value"][1].as_str()?.parse::<f64>().ok())
-                .is_some_and(|n| n >= 3.0)
-        },
-    );
+    prom.wait_for_three_scrapes(Duration::from_secs(300));
     let mut grower = Workload::start(&["grow", "512", "50"]);
     cg.add(grower.pid);
     grower.send_go();

@@ -76,6 +76,20 @@ impl TestCgroup {
         write(&self.dir.join(file), &bytes.to_string());
     }
 
+    /// No swap for this cgroup's memory (v1 swappiness 0, v2 swap.max 0),
+    /// so its limit is where the OOM killer runs even when the machine has
+    /// swap on (another test's, or a user's).
+    fn no_swap(&self) {
+        match self.version {
+            Version::V1 => write(&self.dir.join("memory.swappiness"), "0"),
+            Version::V2 => {
+                if self.dir.join("memory.swap.max").exists() {
+                    write(&self.dir.join("memory.swap.max"), "0");
+                }
+            }
+        }
+    }
+
     fn add(&self, pid: u32) {
         write(&self.dir.join("cgroup.procs"), &pid.to_string());
     }
@@ -429,6 +443,7 @@ fn forecast_of_a_steady_grower_and_none_for_a_flat_one() {
     let root = root();
     let grow = TestCgroup::create(&root, &name("grow"));
     grow.set_limit(256 * MIB);
+    grow.no_swap();
     let flat = TestCgroup::create(&root, &name("flat"));
     flat.set_limit(256 * MIB);
     let mut f = Workload::start(&["touch", "12800"]);

@@ -267,13 +267,36 @@ impl SwapFile {
 }
 
 impl Drop for SwapFile {
+    /// swapoff, then zram0's reset or the file's removal. A test that
+    /// failed half-way may still have workloads exiting in a small memcg,
+    /// whose swapped pages swapoff cannot bring back yet: retried for 5 s.
     fn drop(&mut self) {
-        let _ = Command::new("swapoff").arg(&self.path).status();
-        if self.zram {
-            let _ = std::fs::write(format!("{ZRAM}/reset"), "1");
-        } else {
-            let _ = std::fs::remove_file(&self.path);
+        let undone = |s: &SwapFile| {
+            let listed = std::fs::read_to_string("/proc/swaps").is_ok_and(|t| {
+                t.lines()
+                    .any(|l| l.split_whitespace().next() == s.path.to_str())
+            });
+            if listed
+                && !Command::new("swapoff")
+                    .arg(&s.path)
+                    .status()
+                    .is_ok_and(|st| st.success())
+            {
+                return false;
+            }
+            if s.zram {
+                std::fs::write(format!("{ZRAM}/reset"), "1").is_ok()
+            } else {
+                std::fs::remove_file(&s.path).is_ok()
+            }
+        };
+        for _ in 0..50 {
+            if undone(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
+        eprintln!("could not swapoff and release {}", self.path.display());
     }
 }
 

@@ -689,20 +689,6 @@ fn guest_prelude(s: &mut String, out: &str, memmon: &Path) {
     );
 }
 
-/// Boots the guest and waits for it (killing it past `limit`).
-/// Boots `kernel` to run `out/script` (see [`boot`]), for other tasks
-/// (the stacks-guest benchmark).
-pub fn boot_guest(
-    vng: &Path,
-    kernel: &Path,
-    out: &Path,
-    limit: Duration,
-    script: &str,
-    done: &str,
-) -> anyhow::Result<()> {
-    boot(vng, kernel, out, limit, script, done)
-}
-
 /// The guest's packages and virtme-ng, installed when missing.
 pub fn ensure_vm() -> anyhow::Result<PathBuf> {
     let mut actions = Vec::new();
@@ -710,12 +696,12 @@ pub fn ensure_vm() -> anyhow::Result<PathBuf> {
     ensure_virtme_ng()
 }
 
-/// Boots the guest to run `out/script` until it writes `out/done`; a
-/// guest that exits before its script ever started (no `guest*.log`: qemu
-/// or virtme-ng gave up at start, as a fresh machine's first 6.12 boot
-/// once did with status 255 and an empty console) is booted once more,
-/// and says so.
-fn boot(
+/// Boots `kernel` to run `out/script` until it writes `out/done` (the
+/// test lanes here, and the stacks-guest benchmark); a guest that exits
+/// before its script ever started (no `guest*.log`: qemu or virtme-ng gave
+/// up at start, as a fresh machine's first 6.12 boot once did with status
+/// 255 and an empty console) is booted once more, and says so.
+pub fn boot(
     vng: &Path,
     kernel: &Path,
     out: &Path,
@@ -739,6 +725,7 @@ fn boot(
     }
 }
 
+/// One boot of the guest, waited for (killed past `limit`).
 fn boot_once(
     vng: &Path,
     kernel: &Path,

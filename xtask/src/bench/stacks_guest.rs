@@ -85,7 +85,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Section> {
         ),
     )?;
     let started = Instant::now();
-    vm_test::boot_guest(
+    vm_test::boot(
         &vng,
         &image,
         &out,

@@ -1,8 +1,8 @@
 //! Cgroups through the daemon, as users see them: a memcg with a 256 MiB
 //! limit holding a 100 MiB child shows usage within 1% of the kernel's
 //! memory.usage_in_bytes (v2: memory.current, where `MEMMON_CGROUP_ROOT`
-//! names a cgroup2 mount, as in `cargo xtask vm-test`), its limit exact and working set within 2% of
-//! usage − inactive_file, in `/api/v1/snapshot` and `/metrics`; a flat
+//! names a cgroup2 mount, as in `cargo xtask vm-test`), its limit exact
+//! and working set within 2% of usage − inactive_file, in `/api/v1/snapshot` and `/metrics`; a flat
 //! child has no forecast; a child growing 8 MiB/s into its limit gets an
 //! `oom_forecast_seconds` within 25% of when the kernel really kills it,
 //! and the kill shows in the cgroup's `memory_events{event="oom_kill"}`,

@@ -5,7 +5,12 @@
 //! and the test's pid so concurrent runs do not collide.
 #![allow(dead_code)]
 
-use std::{io::Write as _, path::PathBuf, process::Command, time::Duration};
+use std::{
+    io::Write as _,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
 
 /// Root of the cgroup v1 memory controller.
 pub const MEMCG_ROOT: &str = "/sys/fs/cgroup/memory";
@@ -120,13 +125,7 @@ impl Memcg {
     /// The value of the `key N` line of a keyed control file (panics
     /// naming the file when it cannot be read or has no such line).
     pub fn keyed(&self, file: &str, key: &str) -> u64 {
-        let p = self.path.join(file);
-        let text =
-            std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
-        text.lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{} has no {key} line: {text}", p.display()))
+        keyed_value(&self.path.join(file), key, ' ')
     }
 
     /// True on cgroup v2.
@@ -312,23 +311,28 @@ fn run(cmd: &str, args: &[&std::ffi::OsStr]) {
     );
 }
 
-/// A `/proc/meminfo` value in kB.
-pub fn meminfo_kb(key: &str) -> u64 {
-    let text = std::fs::read_to_string("/proc/meminfo").expect("read /proc/meminfo");
+/// The number after `key` and `sep` on a line of a keyed kernel file
+/// (`key N` in memory.stat, memory.events and /proc/vmstat; `Key:  N kB`
+/// in /proc/meminfo and /proc/PID/status). Panics naming the file when it
+/// cannot be read or has no such line.
+fn keyed_value(path: &Path, key: &str, sep: char) -> u64 {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     text.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(sep))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("/proc/meminfo has no {key}"))
+        .unwrap_or_else(|| panic!("{} has no {key} line: {text}", path.display()))
+}
+
+/// A `/proc/meminfo` value in kB.
+pub fn meminfo_kb(key: &str) -> u64 {
+    keyed_value(Path::new("/proc/meminfo"), key, ':')
 }
 
 /// A counter from /proc/vmstat.
 pub fn vmstat(key: &str) -> u64 {
-    let text = std::fs::read_to_string("/proc/vmstat").expect("read /proc/vmstat");
-    text.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("/proc/vmstat has no {key}"))
+    keyed_value(Path::new("/proc/vmstat"), key, ' ')
 }
 
 /// `VmSwap` of `pid` in kB.
@@ -338,11 +342,5 @@ pub fn vmswap_kb(pid: u32) -> u64 {
 
 /// A kB field of /proc/PID/status (VmSwap, RssAnon, ...).
 pub fn status_kb(pid: u32, key: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
-    text.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("/proc/{pid}/status has no {key}"))
+    keyed_value(Path::new(&format!("/proc/{pid}/status")), key, ':')
 }

@@ -242,6 +242,21 @@ impl Prometheus {
         });
     }
 
+    /// Prometheus scraping `target` every second with the shipped rules,
+    /// once it has scraped it three times.
+    fn with_shipped_rules(target: &str, limit: Duration) -> Prometheus {
+        let prom = Prometheus::start(target, "1s", Some(&deploy("prometheus/memmon-rules.yml")));
+        prom.wait_for_three_scrapes(limit);
+        prom
+    }
+
+    /// True when alert `name` is pending or firing, for `cgroup` when given.
+    fn has_alert(&self, name: &str, cgroup: Option<&str>) -> bool {
+        self.alerts()
+            .iter()
+            .any(|(n, _, l)| n == name && cgroup.is_none_or(|c| l["cgroup"].as_str() == Some(c)))
+    }
+
     /// Alerts pending or firing now: (name, state, labels).
     fn alerts(&self) -> Vec<(String, String, serde_json::Value)> {
         self.api("/api/v1/alerts")
@@ -359,7 +374,7 @@ fn shipped_alerts_fire_and_panels_have_data_on_the_default_daemon() {
         .exists();
     // The daemon on its defaults (no detail probes), as shipped.
     let d = Daemon::start(&["--no-pin", "--interval", "1", "--max-cgroups", "100000"]);
-    let prom = Prometheus::start(&d.addr, "1s", Some(&deploy("prometheus/memmon-rules.yml")));
+    let prom = Prometheus::with_shipped_rules(&d.addr, Duration::from_secs(120));
     let queries = dashboard_queries();
     assert!(queries.len() >= 14, "{queries:?}");
     let empty = |p: &Prometheus| -> Vec<String> {
@@ -370,12 +385,10 @@ fn shipped_alerts_fire_and_panels_have_data_on_the_default_daemon() {
             .map(|(title, q)| format!("{title}: {q}"))
             .collect()
     };
-    let alert = |p: &Prometheus, name: &str| p.alerts().iter().any(|(n, _, _)| n == name);
 
     // MemmonOOMForecast, then MemmonOOMKill and MemmonCgroupOOMKill: a
     // child growing 8 MiB/s into a 256 MiB memcg without swap until the
     // OOM killer stops it. While it grows, every panel has data.
-    prom.wait_for_three_scrapes(Duration::from_secs(120));
     let grow_cg = Memcg::create("alert-grow", 256 << 20);
     grow_cg.write("memory.swappiness", "0");
     let mut grower = Workload::start(&["grow", "1024", "125"]);
@@ -384,7 +397,7 @@ fn shipped_alerts_fire_and_panels_have_data_on_the_default_daemon() {
     prom.wait(
         "MemmonOOMForecast pending or firing",
         Duration::from_secs(120),
-        |p| alert(p, "MemmonOOMForecast"),
+        |p| p.has_alert("MemmonOOMForecast", None),
     );
     // While the grower lives (about 30 s), every panel gets data.
     let until = std::time::Instant::now() + Duration::from_secs(20);
@@ -402,7 +415,7 @@ fn shipped_alerts_fire_and_panels_have_data_on_the_default_daemon() {
     prom.wait(
         "MemmonOOMKill and MemmonCgroupOOMKill",
         Duration::from_secs(120),
-        |p| alert(p, "MemmonOOMKill") && alert(p, "MemmonCgroupOOMKill"),
+        |p| p.has_alert("MemmonOOMKill", None) && p.has_alert("MemmonCgroupOOMKill", None),
     );
 
     // MemmonSigkill: kill -9 from userspace.
@@ -414,7 +427,7 @@ fn shipped_alerts_fire_and_panels_have_data_on_the_default_daemon() {
     prom.wait(
         "MemmonSigkill pending or firing",
         Duration::from_secs(120),
-        |p| alert(p, "MemmonSigkill"),
+        |p| p.has_alert("MemmonSigkill", None),
     );
 
     // MemmonSwapStorm and MemmonReclaimStalls: two processes thrashing in
@@ -431,19 +444,13 @@ fn shipped_alerts_fire_and_panels_have_data_on_the_default_daemon() {
             w
         })
         .collect();
-    let cgroup = format!(
-        "/{}",
-        cg.path.file_name().and_then(|n| n.to_str()).expect("name")
-    );
+    let cgroup = cg.path_in_hierarchy();
     prom.wait_explained(
         "MemmonSwapStorm and MemmonReclaimStalls (for the thrashing memcg) pending or firing",
         Duration::from_secs(600),
         |p| {
-            let alerts = p.alerts();
-            alerts.iter().any(|(n, _, _)| n == "MemmonSwapStorm")
-                && alerts.iter().any(|(n, _, l)| {
-                    n == "MemmonReclaimStalls" && l["cgroup"].as_str() == Some(cgroup.as_str())
-                })
+            p.has_alert("MemmonSwapStorm", None)
+                && p.has_alert("MemmonReclaimStalls", Some(&cgroup))
         },
         |p| {
             let secs = thrash_start.elapsed().as_secs_f64();
@@ -481,15 +488,10 @@ fn system_oom_forecast_alert_fires_while_memory_falls_fast() {
         return;
     }
     let d = Daemon::start(&["--no-pin", "--interval", "1"]);
-    let prom = Prometheus::start(&d.addr, "1s", Some(&deploy("prometheus/memmon-rules.yml")));
+    let prom = Prometheus::with_shipped_rules(&d.addr, Duration::from_secs(120));
     let forecast = |p: &Prometheus| p.value("memmon_system_oom_forecast_seconds");
-    prom.wait_for_three_scrapes(Duration::from_secs(120));
     // Before the growth: no alarm (memory is flat, or falls slowly).
-    let alert = |p: &Prometheus| {
-        p.alerts()
-            .iter()
-            .any(|(n, _, _)| n == "MemmonSystemOOMForecast")
-    };
+    let alert = |p: &Prometheus| p.has_alert("MemmonSystemOOMForecast", None);
     assert!(
         !alert(&prom),
         "MemmonSystemOOMForecast before any growth (forecast {:?} s)",
@@ -525,9 +527,7 @@ fn system_oom_forecast_alert_fires_while_memory_falls_fast() {
             format!(
                 "memmon's forecast {:?} s, growth {:?} B/s; the grower's cgroup usage {} B",
                 forecast(p),
-                p.query("memmon_system_memory_growth_bytes_per_second")
-                    .first()
-                    .map(|r| r["value"][1].clone()),
+                p.value("memmon_system_memory_growth_bytes_per_second"),
                 cg.usage()
             )
         },
@@ -565,8 +565,7 @@ fn stuck_at_memory_high_alert_fires_on_cgroup_v2() {
     // (full pressure, its cgroup's only task).
     cg.write("memory.high", &(32u64 << 20).to_string());
     let d = Daemon::start(&["--no-pin", "--interval", "1"]);
-    let prom = Prometheus::start(&d.addr, "1s", Some(&deploy("prometheus/memmon-rules.yml")));
-    prom.wait_for_three_scrapes(Duration::from_secs(300));
+    let prom = Prometheus::with_shipped_rules(&d.addr, Duration::from_secs(300));
     let mut grower = Workload::start(&["grow", "512", "50"]);
     cg.add(grower.pid);
     grower.send_go();
@@ -574,11 +573,7 @@ fn stuck_at_memory_high_alert_fires_on_cgroup_v2() {
     prom.wait_explained(
         "MemmonStuckAtMemoryHigh for the throttled cgroup",
         Duration::from_secs(600),
-        |p| {
-            p.alerts().iter().any(|(n, _, l)| {
-                n == "MemmonStuckAtMemoryHigh" && l["cgroup"].as_str() == Some(path.as_str())
-            })
-        },
+        |p| p.has_alert("MemmonStuckAtMemoryHigh", Some(&path)),
         |p| {
             format!(
                 "kernel: memory.events {:?}, memory.pressure {:?}\n\

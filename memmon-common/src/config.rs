@@ -150,53 +150,11 @@ unsafe impl aya::Pod for CgroupOffsets {}
 // SAFETY: repr(C), Pod structs of u32 fields and two u32: no padding.
 unsafe impl aya::Pod for KernelConfig {}
 
-/// What the raw `rss_stat` program reads (its own global, `RSS_CONFIG`, so
-/// the other programs' copy of [`KernelConfig`] does not grow). Kernels
-/// from 6.2 call `trace_rss_stat(mm, member)` and keep each counter as a
-/// `percpu_counter` in `mm->rss_stat[member]`; the program reads that
-/// counter's `count` (what /proc/PID/status shows: no per-CPU sum).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RssOffsets {
-    /// 1 when every offset below was resolved (else the classic
-    /// tracepoint is used).
-    pub valid: u32,
-    /// `task_struct.mm` (pointer to mm_struct).
-    pub task_mm: u32,
-    /// `mm_struct.rss_stat` (array of percpu_counter).
-    pub mm_rss_stat: u32,
-    /// `sizeof(struct percpu_counter)`.
-    pub counter_size: u32,
-    /// `percpu_counter.count` (s64).
-    pub counter_count: u32,
-    /// Entries of `mm_struct.rss_stat`.
-    pub counters: u32,
-}
-
-impl RssOffsets {
-    /// All zero: nothing known.
-    pub const fn unknown() -> Self {
-        RssOffsets {
-            valid: 0,
-            task_mm: 0,
-            mm_rss_stat: 0,
-            counter_size: 0,
-            counter_count: 0,
-            counters: 0,
-        }
-    }
-}
-
-#[cfg(feature = "user")]
-// SAFETY: repr(C), plain integers, no padding.
-unsafe impl aya::Pod for RssOffsets {}
-
 /// What the OOM programs read of the kernel's own account of an OOM kill:
 /// `struct oom_control` (saved by the `oom_constraint` kprobe on
 /// `out_of_memory()`, read at `oom:mark_victim`) and, for a memcg OOM, the
 /// page counters of `oom_control.memcg`. Its own global (`OOM_CONFIG`),
-/// like [`RssOffsets`], so the other programs' copy of [`KernelConfig`]
-/// does not grow.
+/// so the other programs' copy of [`KernelConfig`] does not grow.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OomOffsets {

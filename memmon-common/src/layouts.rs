@@ -27,16 +27,6 @@ pub const FIXED: &[FixedLayout] = &[
     ),
     (
         "kmem",
-        "rss_stat",
-        &[
-            ("mm_id", rss_stat::MM_ID),
-            ("curr", rss_stat::CURR),
-            ("member", rss_stat::MEMBER),
-            ("size", rss_stat::SIZE),
-        ],
-    ),
-    (
-        "kmem",
         "kmalloc",
         &[("bytes_req", kmalloc::REQ), ("bytes_alloc", kmalloc::ALLOC)],
     ),
@@ -79,18 +69,6 @@ pub mod oom {
     pub const PGTABLES: u32 = 56;
     /// `oom_score_adj` (short).
     pub const OOM_SCORE_ADJ: u32 = 64;
-}
-
-/// kmem:rss_stat.
-pub mod rss_stat {
-    /// `mm_id`.
-    pub const MM_ID: u32 = 8;
-    /// `curr`.
-    pub const CURR: u32 = 12;
-    /// `member`.
-    pub const MEMBER: u32 = 16;
-    /// `size`.
-    pub const SIZE: u32 = 24;
 }
 
 /// kmem:kmalloc.

@@ -16,10 +16,9 @@ pub mod stacks;
 pub mod stats;
 pub mod task_iter;
 
-pub use config::{CgroupOffsets, KernelConfig, OomOffsets, RssOffsets, TaskOffsets};
+pub use config::{CgroupOffsets, KernelConfig, OomOffsets, TaskOffsets};
 pub use counters::{MemcgExits, ProcCounters};
 pub use events::{ExitEvent, KillEvent, OomEvent};
-pub use rss::MmState;
 pub use stats::Stat;
 
 /// Length of `task_struct.comm`.

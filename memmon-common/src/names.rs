@@ -10,8 +10,6 @@ pub const PROC_COUNTERS: &str = "PROC_COUNTERS";
 pub const EVENTS: &str = "EVENTS";
 /// Per-CPU statistics (`Stat` slots).
 pub const STATS: &str = "STATS";
-/// Resident-set counters per mm (rss_stat).
-pub const MM_STATE: &str = "MM_STATE";
 /// Reclaim stall histogram.
 pub const RECLAIM_HIST: &str = "RECLAIM_HIST";
 /// Fault latency histogram.
@@ -42,12 +40,17 @@ pub const MMAP_CHARGES: &str = "MMAP_CHARGES";
 pub const STACK_BRK_LAST: &str = "STACK_BRK_LAST";
 /// The load-time configuration global (BTF offsets, layouts).
 pub const CONFIG: &str = "CONFIG";
-/// The raw rss_stat program's offsets (`RssOffsets`).
-pub const RSS_CONFIG: &str = "RSS_CONFIG";
 /// The task iterator's offsets (`TaskIterOffsets`).
 pub const TASK_ITER_CONFIG: &str = "TASK_ITER_CONFIG";
 /// The OOM programs' offsets (`OomOffsets`).
 pub const OOM_CONFIG: &str = "OOM_CONFIG";
+/// Processes that ran since userspace last took their bit (bitmap by
+/// tgid, mapped by userspace).
+pub const RAN: &str = "RAN";
+/// Processes with swap entries → the count the task iterator last read.
+pub const SWAP_SEEN: &str = "SWAP_SEEN";
+/// The task iterator's state slots (`task_iter::STATE_*`).
+pub const TASK_ITER_STATE: &str = "TASK_ITER_STATE";
 /// Thread ids the `cgroup_attach` probe saw moved to another cgroup, not
 /// yet taken by userspace.
 pub const MOVED_TASKS: &str = "MOVED_TASKS";
@@ -57,7 +60,6 @@ pub const MAPS: &[&str] = &[
     PROC_COUNTERS,
     EVENTS,
     STATS,
-    MM_STATE,
     RECLAIM_HIST,
     FAULT_LATENCY_HIST,
     MIGRATE_REASONS,
@@ -73,4 +75,7 @@ pub const MAPS: &[&str] = &[
     MMAP_CHARGES,
     STACK_BRK_LAST,
     MOVED_TASKS,
+    RAN,
+    SWAP_SEEN,
+    TASK_ITER_STATE,
 ];

@@ -29,12 +29,9 @@ pub enum Stat {
     /// mm_page_alloc_extfrag hits (allocations that fell back to another
     /// migrate type: fragmentation).
     ExtfragEvents = 21,
-    // Slots 32.. belong to the rss/reclaim/OOM/NUMA probes (kept apart from
-    // the low slots other probes take).
-    /// `kmem:rss_stat` hits.
-    RssEvents = 32,
-    /// An rss_stat update dropped: the mm maps were full.
-    RssMapFull = 33,
+    // Slots 32.. belong to the reclaim/OOM/NUMA probes (kept apart from
+    // the low slots other probes take). 32 and 33 counted the rss_stat
+    // probe's events: unused, so a pinned STATS map keeps its meaning.
     /// Reclaim begin/end tracepoint hits (direct and memcg).
     ReclaimEvents = 34,
     /// A reclaim start dropped: the in-flight map was full.
@@ -68,6 +65,15 @@ pub enum Stat {
     CgroupMoveEvents = 48,
     /// A moved task dropped: MOVED_TASKS was full.
     MovedTasksMapFull = 49,
+    /// A process's swap count could not be followed: SWAP_SEEN was full.
+    SwapMapFull = 50,
+    /// A process that ran could not be marked: its pid is past the RAN
+    /// bitmap (pid_max was raised after load); the next pass walks every
+    /// task.
+    RanOverflow = 51,
+    /// Processes marked as having run since the last pass (each once per
+    /// pass).
+    RanMarks = 52,
 }
 
 /// Number of slots in `STATS` (room for later probes).
@@ -79,7 +85,7 @@ pub const HIST_BUCKETS: u32 = 64;
 
 impl Stat {
     /// Every slot, in index order.
-    pub const ALL: [Stat; 29] = [
+    pub const ALL: [Stat; 30] = [
         Stat::FaultEvents,
         Stat::MajorFaultEvents,
         Stat::ExitEvents,
@@ -91,8 +97,6 @@ impl Stat {
         Stat::SlabMapFull,
         Stat::PageAllocEvents,
         Stat::ExtfragEvents,
-        Stat::RssEvents,
-        Stat::RssMapFull,
         Stat::ReclaimEvents,
         Stat::ReclaimMapFull,
         Stat::OomEvents,
@@ -109,6 +113,9 @@ impl Stat {
         Stat::LeakMapFull,
         Stat::CgroupMoveEvents,
         Stat::MovedTasksMapFull,
+        Stat::SwapMapFull,
+        Stat::RanOverflow,
+        Stat::RanMarks,
     ];
 
     /// Stable snake_case name used in reports and metrics.
@@ -125,8 +132,6 @@ impl Stat {
             Stat::SlabMapFull => "slab_map_full",
             Stat::PageAllocEvents => "page_alloc_events",
             Stat::ExtfragEvents => "extfrag_events",
-            Stat::RssEvents => "rss_events",
-            Stat::RssMapFull => "rss_map_full",
             Stat::ReclaimEvents => "reclaim_events",
             Stat::ReclaimMapFull => "reclaim_map_full",
             Stat::OomEvents => "oom_events",
@@ -143,6 +148,9 @@ impl Stat {
             Stat::LeakMapFull => "leak_map_full",
             Stat::CgroupMoveEvents => "cgroup_move_events",
             Stat::MovedTasksMapFull => "moved_tasks_map_full",
+            Stat::SwapMapFull => "swap_map_full",
+            Stat::RanOverflow => "ran_map_full",
+            Stat::RanMarks => "ran_mark_events",
         }
     }
 }

@@ -82,6 +82,11 @@ pub struct TaskIterOffsets {
     pub rss_stride: u32,
 }
 
+/// Slot of `TASK_ITER_STATE`: 0 until userspace's first full walk is
+/// done (swap entries read then are each process's baseline), 1 after
+/// (a process first seen with swap entries swapped them out since).
+pub const STATE_COUNTING: u32 = 0;
+
 impl TaskIterOffsets {
     /// All zero: nothing known.
     pub const fn unknown() -> Self {

@@ -444,7 +444,6 @@ impl Collector {
                 Vec::new()
             }
         };
-        let rss = self.probes.read_mm_states();
         let mut exits = pending_exits;
         self.probes.drain_exits(&mut exits);
         let gone = |tgid: u32, exits: &[ExitEvent]| {
@@ -510,7 +509,6 @@ impl Collector {
             ooms,
             kill_signals,
             moved,
-            rss,
             stats,
             alloc: self.probes.read_alloc(),
             memcg_exits,

@@ -96,8 +96,8 @@ impl Live {
         sources.iter().any(|s| self.has(*s))
     }
 
-    /// Every probe attached and every /proc file present: for tests and
-    /// recorded data.
+    /// Every probe attached, the task iterator reading and every /proc
+    /// file present: for tests and recorded data.
     pub fn everything() -> Live {
         Live {
             probes: crate::probes::catalog::PROBES
@@ -105,7 +105,7 @@ impl Live {
                 .map(|p| p.name.to_string())
                 .collect(),
             missing_files: BTreeSet::new(),
-            task_iter: false,
+            task_iter: true,
         }
     }
 }

@@ -10,7 +10,7 @@ use common::{Window, Workload, field, require_bpf, row_for};
 /// `snapshot --probes --json` states by probe name, optionally with env.
 const OVERRIDE: (&str, &str) = (
     "MEMMON_TEST_TRACEPOINT_OVERRIDE",
-    "rss_stat=kmem:does_not_exist,oom_kill=oom:does_not_exist",
+    "migrate_pages=migrate:does_not_exist,oom_kill=oom:does_not_exist",
 );
 
 fn probe_report(env: &[(&str, &str)], during: impl FnOnce()) -> serde_json::Value {
@@ -39,7 +39,7 @@ fn a_failing_probe_leaves_the_others_working() {
     let broken = probe_report(&[OVERRIDE], || {
         Workload::start(&["--no-wait", "touch", "2000"]).finish();
     });
-    for name in ["rss_stat", "oom_kill"] {
+    for name in ["migrate_pages", "oom_kill"] {
         let p = probe(&broken, name);
         assert_eq!(p["state"], "unavailable", "{name}: {p}");
         assert!(
@@ -52,7 +52,7 @@ fn a_failing_probe_leaves_the_others_working() {
     }
     for p in baseline["probes"].as_array().expect("probes") {
         let name = p["name"].as_str().expect("name");
-        if name == "rss_stat" || name == "oom_kill" || p["state"] != "attached" {
+        if name == "migrate_pages" || name == "oom_kill" || p["state"] != "attached" {
             continue;
         }
         assert_eq!(

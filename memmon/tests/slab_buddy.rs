@@ -1,6 +1,8 @@
 //! Slab and buddy-allocator probes: a child opening files allocates slab
 //! objects in its own context and the caches are named; a child touching
-//! pages is given at least that many pages by the buddy allocator.
+//! pages at a steady rate is given about that many pages by the buddy
+//! allocator, as the sampled page_alloc probe estimates it (attached 100 ms
+//! in every second, counts x10).
 
 mod common;
 
@@ -46,16 +48,27 @@ fn touched_pages_come_from_the_buddy_allocator() {
     if !require_bpf("touched_pages_come_from_the_buddy_allocator") {
         return;
     }
-    const PAGES: u64 = 20_000;
-    let mut w = Workload::start(&["touch", &PAGES.to_string()]);
+    // 400 MiB, one MiB every 20 ms: 8 s of steady allocation, eight of
+    // the probe's windows. An estimate from eight windows is off by at
+    // most about one window's worth at each end.
+    const MIB: u64 = 400;
+    const PAGES: u64 = MIB * 256;
+    let mut w = Workload::start(&["grow", &MIB.to_string(), "20"]);
     let pid = w.pid;
-    let buddy = Window::start(&["snapshot", "--buddy", "--json", "--duration", "2"]);
-    let rows = snapshot_json(&["--duration", "3", "--pid", &pid.to_string()], || {
+    let buddy = Window::start(&["snapshot", "--buddy", "--json", "--duration", "1"]);
+    let rows = snapshot_json(&["--duration", "1", "--pid", &pid.to_string()], || {
         w.go();
     });
     w.finish();
     let row = row_for(&rows, pid);
-    assert!(field(row, "page_allocs") >= PAGES, "{row}");
+    let estimate = field(row, "page_allocs");
+    eprintln!("page_allocs estimate {estimate} for {PAGES} pages touched");
+    assert_within(
+        "page_allocs (sampled) vs pages touched",
+        estimate,
+        PAGES,
+        0.3,
+    );
     let (stdout, _) = buddy.output();
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("buddy JSON");
     let orders = report["orders"].as_array().expect("orders");
@@ -65,7 +78,11 @@ fn touched_pages_come_from_the_buddy_allocator() {
         .iter()
         .map(|o| o["allocs"].as_u64().unwrap_or(0) << o["order"].as_u64().unwrap_or(0))
         .sum();
-    assert!(pages >= PAGES, "{pages} pages given: {report}");
+    // System-wide: the child's pages and everyone else's.
+    assert!(
+        pages >= PAGES / 2,
+        "{pages} pages given (estimate) while the child touched {PAGES}: {report}"
+    );
     // Free blocks per order are /proc/buddyinfo's, summed over zones.
     let zones = report["buddyinfo"].as_array().expect("buddyinfo");
     let info = std::fs::read_to_string("/proc/buddyinfo").expect("buddyinfo");

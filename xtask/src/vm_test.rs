@@ -73,7 +73,6 @@ pub const CI_KERNELS: &str = "all";
 const TRACEPOINTS: &[&str] = &[
     "exceptions/page_fault_user",
     "exceptions/page_fault_kernel",
-    "kmem/rss_stat",
     "kmem/kmalloc",
     "kmem/kmem_cache_alloc",
     "kmem/kmem_cache_free",
@@ -972,7 +971,7 @@ mod tests {
                 "5.10",
                 "5.10.0-32-amd64",
                 &[
-                    ("rss_stat", "attached", ""),
+                    ("migrate_pages", "attached", ""),
                     (
                         "oom_kill",
                         "unavailable",
@@ -984,7 +983,10 @@ mod tests {
             run(
                 "6.1",
                 "6.1.0-50-amd64",
-                &[("rss_stat", "attached", ""), ("oom_kill", "attached", "")],
+                &[
+                    ("migrate_pages", "attached", ""),
+                    ("oom_kill", "attached", ""),
+                ],
                 0,
             ),
         ];

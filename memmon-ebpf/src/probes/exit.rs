@@ -44,6 +44,13 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     }
     bump_stat(Stat::ExitEvents);
     let tgid = current_tgid();
+    // The swap change since the task iterator last read it, before the
+    // counters are copied out.
+    // SAFETY: helper without inputs.
+    super::task_iter::final_swap(
+        unsafe { aya_ebpf::helpers::bpf_get_current_task() } as *const u8,
+        tgid,
+    );
     match EVENTS.reserve::<ExitEvent>(0) {
         Some(mut slot) => {
             let event = slot.as_mut_ptr();
@@ -105,7 +112,6 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     }
     let _ = PROC_COUNTERS.remove(tgid);
     super::address_space::forget(tgid);
-    super::rss_stat::forget_process(tgid);
     0
 }
 

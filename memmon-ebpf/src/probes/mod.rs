@@ -1,5 +1,6 @@
 //! One kernel program (or a tight family) per file.
 
+mod activity;
 mod address_space;
 mod cgroup_move;
 mod exit;
@@ -12,7 +13,6 @@ mod numa;
 mod oom;
 mod page_alloc;
 mod reclaim;
-pub mod rss_stat;
 mod slab;
 mod stack_faults;
 mod stack_growth;

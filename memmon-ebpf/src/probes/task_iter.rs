@@ -6,6 +6,15 @@
 //! Offsets come from userspace (`TASK_ITER_CONFIG`, from BTF); while they
 //! are unknown the program writes nothing.
 //!
+//! The iterator is also what counts swap: for each process it compares
+//! the mm's swap-entry counter (MM_SWAPENTS) with the value it read last
+//! (`SWAP_SEEN`) and adds a rise to the process's `swap_out_pages`, a fall
+//! to `swap_in_pages`, in `PROC_COUNTERS`, so exits and the per-memcg exit
+//! totals carry them like any probe's counts. A swap-out and a swap-in
+//! between two reads of the same process cancel out; the exit probe takes
+//! the last change ([`final_swap`]) where the kernel still shows the mm
+//! at exit.
+//!
 //! Two programs walk the same fields: `task_iter` loads them directly
 //! through the task pointer the iterator hands over (typed by BTF: plain
 //! loads the verifier checks against the kernel's struct layout, with the
@@ -15,11 +24,28 @@
 
 use core::ffi::c_void;
 
-use aya_ebpf::helpers::{bpf_probe_read_kernel, generated::bpf_seq_write};
-use memmon_common::{
-    rss::RSS_MEMBERS,
-    task_iter::{TASK_HAS_MM, TASK_LEADER, TaskIterOffsets, TaskRecord},
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    helpers::{bpf_probe_read_kernel, generated::bpf_seq_write},
+    macros::map,
+    maps::{Array, HashMap},
 };
+use memmon_common::{
+    Stat,
+    rss::{RSS_MEMBERS, RSS_SWAPENTS},
+    task_iter::{STATE_COUNTING, TASK_HAS_MM, TASK_LEADER, TaskIterOffsets, TaskRecord},
+};
+
+use crate::maps::{add, bump_stat, proc_counters};
+
+/// Processes with swap entries → the count last read (pages). An entry is
+/// made when a process is first seen with swap, removed at its exit.
+#[map]
+pub static SWAP_SEEN: HashMap<u32, i64> = HashMap::with_max_entries(32768, 1);
+
+/// `task_iter::STATE_*` slots, written by userspace.
+#[map]
+pub static TASK_ITER_STATE: Array<u64> = Array::with_max_entries(1, 0);
 
 /// Offsets, written by userspace before loading.
 #[unsafe(no_mangle)]
@@ -149,6 +175,79 @@ fn fill<R: Read>(task: *const u8, rec: &mut TaskRecord) -> Option<()> {
         R::at::<i64>(mm, first + 2 * stride).unwrap_or(0),
         R::at::<i64>(mm, first + 3 * stride).unwrap_or(0),
     ];
-    const _: () = assert!(RSS_MEMBERS == 4);
+    const _: () = assert!(RSS_MEMBERS == 4 && RSS_SWAPENTS == 2);
+    count_swap(rec.tgid, rec.rss_pages[RSS_SWAPENTS]);
     Some(())
+}
+
+/// Adds the change of process `tgid`'s swap entries since its last read
+/// to its counters. A process first seen with swap entries counts them as
+/// swapped out, except in userspace's first walk (they are then its
+/// baseline: memmon did not see them go out).
+#[inline(always)]
+fn count_swap(tgid: u32, pages: i64) {
+    let pages = if pages < 0 { 0 } else { pages };
+    let last = match SWAP_SEEN.get_ptr_mut(&tgid) {
+        Some(last) => {
+            // SAFETY: a live map value.
+            let was = unsafe { *last };
+            if was == pages {
+                return;
+            }
+            // SAFETY: as above.
+            unsafe { *last = pages };
+            was
+        }
+        None if pages == 0 => return,
+        None => {
+            if SWAP_SEEN.insert(&tgid, &pages, BPF_NOEXIST as u64).is_err() {
+                bump_stat(Stat::SwapMapFull);
+                return;
+            }
+            let counting = TASK_ITER_STATE.get(STATE_COUNTING).is_some_and(|v| *v != 0);
+            if !counting {
+                return;
+            }
+            0
+        }
+    };
+    add_swap(tgid, pages - last);
+}
+
+/// Adds `delta` swap entries (rise: out, fall: in) to `tgid`'s counters.
+#[inline(always)]
+fn add_swap(tgid: u32, delta: i64) {
+    let Some(c) = proc_counters(tgid) else {
+        return;
+    };
+    // SAFETY: a live map value.
+    unsafe {
+        if delta > 0 {
+            add(&raw mut (*c).swap_out_pages, delta as u64);
+        } else if delta < 0 {
+            add(&raw mut (*c).swap_in_pages, delta.unsigned_abs());
+        }
+    }
+}
+
+/// At the exit of process `tgid` (`task` exiting): the change of its swap
+/// entries since the last read, where the kernel still has its mm (6.16+
+/// runs the exit tracepoint before the mm is released), then its entry is
+/// dropped.
+#[inline(always)]
+pub fn final_swap(task: *const u8, tgid: u32) {
+    let Some(last) = SWAP_SEEN.get_ptr(&tgid) else {
+        return;
+    };
+    // SAFETY: a live map value.
+    let last = unsafe { *last };
+    if off!(valid) != 0
+        && let Some(mm) = Probe::at::<u64>(task, off!(mm))
+        && mm != 0
+        && let Some(pages) =
+            Probe::at::<i64>(mm as *const u8, off!(mm_rss_first) + 2 * off!(rss_stride))
+    {
+        add_swap(tgid, (if pages < 0 { 0 } else { pages }) - last);
+    }
+    let _ = SWAP_SEEN.remove(&tgid);
 }

@@ -80,9 +80,13 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
         collector = collector.with_cgroup_root(dir);
     }
     let mut stat_files = StatFiles::default();
+    // The task iterator reads every process in one read (and counts swap).
+    if collector.use_task_iter().is_ok() {
+        model.task_iter = true;
+    }
     let first = collector.collect(Vec::new(), &root, &model);
     model.apply(first);
-    scan(&mut model, &mut stat_files, &root);
+    scan(&mut model, &mut collector, &mut stat_files, &root);
     model.start_window();
     super::stop_signal::install();
     eprintln!("memmon: probes attached; watching for {} s", args.duration);
@@ -99,7 +103,10 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
     }
     let last = collector.collect(pending, &root, &model);
     model.apply(last);
-    scan(&mut model, &mut stat_files, &root);
+    scan(&mut model, &mut collector, &mut stat_files, &root);
+    // The walk just counted swap in the kernel's counters: read them again.
+    let counted = collector.collect(Vec::new(), &root, &model);
+    model.apply(counted);
     // Memory of the processes this command will show (and the system
     // view), the cost guard allowing up to a quarter second of reads.
     let which = if args.active {
@@ -197,8 +204,16 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
 }
 
 /// A /proc scan folded into the model (placement read for new pids).
-fn scan(model: &mut Model, files: &mut StatFiles, root: &ProcRoot) {
-    let found = files.scan(root);
+fn scan(model: &mut Model, collector: &mut Collector, files: &mut StatFiles, root: &ProcRoot) {
+    let mut failed = None;
+    let found = match collector.scan_tasks(&mut failed) {
+        Some(found) => found,
+        None => files.scan(root),
+    };
+    if let Some(why) = failed {
+        eprintln!("memmon: {why}");
+        model.task_iter = false;
+    }
     let metas = crate::collector::scan_metas(&found, root, model);
     model.apply_scan(found, metas);
 }

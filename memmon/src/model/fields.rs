@@ -11,7 +11,7 @@
 //! (its reader takes a [`ProcessCtx`]); the outputs follow.
 
 use memmon_common::{
-    MmState, ProcCounters,
+    ProcCounters,
     rss::{RSS_ANON, RSS_FILE, RSS_SHMEM, RSS_SWAPENTS},
 };
 
@@ -167,7 +167,7 @@ impl ProcessCtx<'_> {
         self.p
             .rss
             .filter(|_| !self.p.exited)
-            .and_then(|m: MmState| m.get(member))
+            .and_then(|m| m.get(member).copied())
             .map(|b| b as f64)
     }
 
@@ -194,13 +194,12 @@ const MAJOR: &[Source] = &[
     Source::Proc(ProcFile::Stat),
 ];
 const FAULT_DETAIL: &[Source] = &[Source::Probe("page_fault_user")];
-/// Events only the rss_stat probe sees (swap out / swap in).
-const RSS_STAT: &[Source] = &[Source::Probe("rss_stat")];
-/// The mm's resident-set counters now: updated on every change by the
-/// rss_stat probe, read every pass by the task iterator.
-const RSS_NOW: &[Source] = &[Source::Probe("rss_stat"), Source::TaskIter];
+/// Swap out / swap in: the changes of the mm's swap entries between two
+/// reads of the task iterator (counted by it in the kernel).
+const SWAP_COUNTS: &[Source] = &[Source::TaskIter];
+/// The mm's resident-set counters now, as the task iterator read them.
+const RSS_NOW: &[Source] = &[Source::TaskIter];
 const SWAP_NOW: &[Source] = &[
-    Source::Probe("rss_stat"),
     Source::TaskIter,
     Source::Proc(ProcFile::SmapsRollup),
     Source::Proc(ProcFile::Status),
@@ -302,7 +301,7 @@ pub const PROCESS_FIELDS: &[Field<ProcessReader>] = &[
     ),
     Field {
         key: "swap_bytes",
-        help: "Memory in swap now (the mm's swap entries from rss_stat or the task iterator, else smaps_rollup or VmSwap).",
+        help: "Memory in swap now (the mm's swap entries as the task iterator reads them, else smaps_rollup or VmSwap).",
         kind: Kind::Gauge,
         unit: Unit::Bytes,
         sources: SWAP_NOW,
@@ -441,16 +440,16 @@ pub const PROCESS_FIELDS: &[Field<ProcessReader>] = &[
     ),
     counter!(
         "swap_out_pages",
-        "Pages of this process swapped out (rss_stat probe).",
+        "Pages of this process swapped out: rises of its swap entries between two reads of the task iterator (a swap-out and a swap-in between two reads cancel).",
         Unit::Pages,
-        RSS_STAT,
+        SWAP_COUNTS,
         swap_out_pages
     ),
     counter!(
         "swap_in_pages",
-        "Swap entries of this process released: swapped in or freed (rss_stat probe).",
+        "Swap entries of this process released (swapped in or freed): falls of its swap entries between two reads of the task iterator.",
         Unit::Pages,
-        RSS_STAT,
+        SWAP_COUNTS,
         swap_in_pages
     ),
     counter!(
@@ -582,14 +581,14 @@ pub const PROCESS_FIELDS: &[Field<ProcessReader>] = &[
     ),
     counter!(
         "page_allocs",
-        "Pages given by the buddy allocator in the process's context.",
+        "Pages given by the buddy allocator in the process's context: an estimate, the page_alloc probe being attached 100 ms in every second (its counts x10).",
         Unit::Pages,
         PAGE_ALLOC,
         page_allocs
     ),
     Field {
         key: "rss_anon_bytes",
-        help: "Resident anonymous memory now (RssAnon's counter without its per-CPU parts, as /proc/PID/stat's RSS: rss_stat probe or task iterator).",
+        help: "Resident anonymous memory now (RssAnon's counter without its per-CPU parts, as /proc/PID/stat's RSS, read by the task iterator).",
         kind: Kind::Gauge,
         unit: Unit::Bytes,
         sources: RSS_NOW,
@@ -601,7 +600,7 @@ pub const PROCESS_FIELDS: &[Field<ProcessReader>] = &[
     },
     Field {
         key: "rss_file_bytes",
-        help: "Resident file-backed memory now (RssFile's counter without its per-CPU parts: rss_stat probe or task iterator).",
+        help: "Resident file-backed memory now (RssFile's counter without its per-CPU parts, read by the task iterator).",
         kind: Kind::Gauge,
         unit: Unit::Bytes,
         sources: RSS_NOW,
@@ -613,7 +612,7 @@ pub const PROCESS_FIELDS: &[Field<ProcessReader>] = &[
     },
     Field {
         key: "rss_shmem_bytes",
-        help: "Resident shared memory now (RssShmem's counter without its per-CPU parts: rss_stat probe or task iterator).",
+        help: "Resident shared memory now (RssShmem's counter without its per-CPU parts, read by the task iterator).",
         kind: Kind::Gauge,
         unit: Unit::Bytes,
         sources: RSS_NOW,
@@ -854,16 +853,16 @@ pub const CGROUP_FIELDS: &[Field<CgroupReader>] = &[
     ),
     cgroup_counter!(
         "swap_out_pages",
-        "Pages swapped out of the cgroup's processes (rss_stat probe).",
+        "Pages swapped out of the cgroup's processes (task iterator: rises of their swap entries).",
         Unit::Pages,
-        RSS_STAT,
+        SWAP_COUNTS,
         |c| Some(c.totals.counters.swap_out_pages as f64)
     ),
     cgroup_counter!(
         "swap_in_pages",
-        "Swap entries of the cgroup's processes released (rss_stat probe).",
+        "Swap entries of the cgroup's processes released (task iterator: falls of their swap entries).",
         Unit::Pages,
-        RSS_STAT,
+        SWAP_COUNTS,
         |c| Some(c.totals.counters.swap_in_pages as f64)
     ),
     cgroup_counter!(

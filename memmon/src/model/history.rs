@@ -19,9 +19,9 @@ pub struct HistorySample {
     pub minor_faults: Option<u64>,
     /// Major faults so far.
     pub major_faults: Option<u64>,
-    /// Pages swapped out so far (rss_stat probe), when measured.
+    /// Pages swapped out so far (task iterator), when measured.
     pub swap_out_pages: Option<u64>,
-    /// Memory in swap, bytes (rss_stat probe), when known.
+    /// Memory in swap, bytes (task iterator), when known.
     pub swap_bytes: Option<u64>,
 }
 

@@ -25,7 +25,7 @@ use std::{
     time::Instant,
 };
 
-use memmon_common::{ExitEvent, MmState, ProcCounters, events::EXIT_HAS_TASK};
+use memmon_common::{ExitEvent, ProcCounters, events::EXIT_HAS_TASK};
 
 use crate::fast_hash::FastMap;
 use crate::sample::{
@@ -210,15 +210,6 @@ impl Model {
             let info = sample.infos.remove(&tgid);
             self.apply_live(tgid, counters, info);
         }
-        for mm in sample.rss {
-            if let Some(key) = self.live.get(&mm.tgid)
-                && let Some(p) = self.processes.get_mut(key)
-                && p.rss != Some(mm)
-            {
-                p.rss = Some(mm);
-                p.dirty = true;
-            }
-        }
         self.apply_moves(std::mem::take(&mut sample.moved));
         for exit in &sample.exits {
             self.apply_exit(exit, &sample.exit_cgroups);
@@ -359,11 +350,7 @@ impl Model {
                     major: id.majflt,
                 });
                 let (rss, vm) = (Some(id.rss_pages * page), Some(id.vsize_bytes));
-                let members = id.rss_members.map(|m| MmState {
-                    tgid: id.pid,
-                    _pad: 0,
-                    bytes: m.map(|pages| (pages * page) as i64),
-                });
+                let members = id.rss_members.map(|m| m.map(|pages| pages * page));
                 if p.task != task
                     || p.rss_bytes != rss
                     || p.vm_bytes != vm

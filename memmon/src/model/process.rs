@@ -3,7 +3,7 @@
 
 pub use crate::sample::key::ProcessKey;
 use memmon_common::{
-    ExitEvent, MmState, ProcCounters,
+    ExitEvent, ProcCounters,
     events::{EXIT_HAS_COUNTERS, EXIT_HAS_TASK, EXIT_MEMCG_ID},
 };
 
@@ -32,8 +32,9 @@ pub struct Process {
     pub exit_task_faults: Option<(u64, u64)>,
     /// cgroup id at exit.
     pub exit_cgroup_id: Option<u64>,
-    /// Resident-set counters of its mm as of the last sample (rss_stat).
-    pub rss: Option<MmState>,
+    /// Its mm's resident-set counters as of the last scan, bytes
+    /// (`memmon_common::rss` indexes; the task iterator reads them).
+    pub rss: Option<[u64; memmon_common::rss::RSS_MEMBERS]>,
     /// The kernel's own per-task fault totals (/proc/PID/stat while alive,
     /// the exit event at exit): what fault counts come from when the
     /// per-fault probes are off.

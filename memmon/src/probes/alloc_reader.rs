@@ -43,7 +43,10 @@ impl ProbeSet {
                         (slot / MIGRATE_TYPES) as usize,
                         (slot % MIGRATE_TYPES) as usize,
                     );
-                    out.page_allocs[o][m] = values.iter().sum();
+                    out.page_allocs[o][m] = values
+                        .iter()
+                        .sum::<u64>()
+                        .saturating_mul(super::sampled::page_alloc_scale());
                 }
             }
         }

@@ -3,9 +3,7 @@
 //! CO-RE relocation, so this is how one object fits every kernel layout.
 
 use btf_rs::{Btf, Type};
-use memmon_common::{
-    CgroupOffsets, OomOffsets, RssOffsets, TaskOffsets, task_iter::TaskIterOffsets,
-};
+use memmon_common::{CgroupOffsets, OomOffsets, TaskOffsets, task_iter::TaskIterOffsets};
 
 /// Where the running kernel publishes its BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -31,51 +29,6 @@ pub fn resolve_cgroup(btf: &Btf) -> Result<CgroupOffsets, String> {
         kn_name: field_offset(btf, "kernfs_node", "name")?,
         kn_id: field_offset(btf, "kernfs_node", "id")?,
     })
-}
-
-/// What the raw rss_stat program reads: on kernels from 6.2,
-/// `trace_rss_stat(mm, member)` with `mm_struct.rss_stat` an array of
-/// `percpu_counter`. An error (an older kernel: `struct mm_rss_stat`, and
-/// a `count` argument) means the classic tracepoint is used.
-pub fn resolve_rss(btf: &Btf) -> Result<RssOffsets, String> {
-    let proto = tracepoint_params(btf, "btf_trace_rss_stat")?;
-    if proto != 3 {
-        return Err(format!(
-            "trace_rss_stat takes {} arguments here, not (mm, member)",
-            proto.saturating_sub(1)
-        ));
-    }
-    let types = btf
-        .resolve_types_by_name("mm_struct")
-        .map_err(|e| format!("BTF has no type mm_struct: {e}"))?;
-    for t in types {
-        let Type::Struct(s) = t else { continue };
-        let Some(bits) = find_member(btf, &s.members, "rss_stat", 0) else {
-            continue;
-        };
-        let member = member_type(btf, &s.members, "rss_stat")
-            .ok_or("BTF: mm_struct.rss_stat has no type")?;
-        let Type::Array(array) = member else {
-            return Err("mm_struct.rss_stat is not an array of percpu_counter".into());
-        };
-        let elem = btf
-            .resolve_chained_type(&array)
-            .map_err(|e| format!("BTF: mm_struct.rss_stat element: {e}"))?;
-        let Type::Struct(counter) = elem else {
-            return Err("mm_struct.rss_stat's elements are not structs".into());
-        };
-        let count = find_member(btf, &counter.members, "count", 0)
-            .ok_or("BTF: percpu_counter has no field count")?;
-        return Ok(RssOffsets {
-            valid: 1,
-            task_mm: field_offset(btf, "task_struct", "mm")?,
-            mm_rss_stat: bits / 8,
-            counter_size: counter.size() as u32,
-            counter_count: count / 8,
-            counters: array.len() as u32,
-        });
-    }
-    Err("BTF: struct mm_struct has no field rss_stat".into())
 }
 
 /// What the task iterator reads. `mm_struct.rss_stat` is an array of

@@ -90,17 +90,6 @@ pub const PROBES: &[ProbeSpec] = &[
         what: "major page faults per process (perf PAGE_FAULTS_MAJ)",
     },
     ProbeSpec {
-        name: "rss_stat",
-        program: "rss_stat",
-        attach: Attach::Tracepoint {
-            category: "kmem",
-            name: "rss_stat",
-        },
-        per_fault: true,
-        per_alloc: false,
-        what: "resident-set counter updates (every fault that maps a page): swap out/in pages and real-time rss per process",
-    },
-    ProbeSpec {
         name: "direct_reclaim_begin",
         program: "reclaim_begin",
         attach: Attach::Tracepoint {
@@ -381,21 +370,6 @@ pub fn find(name: &str) -> Option<&'static ProbeSpec> {
     PROBES.iter().find(|p| p.name == name)
 }
 
-/// `rss_stat` as a raw tracepoint: used instead of the catalog's classic
-/// one where the kernel's BTF gives what it reads (6.2+), see
-/// [`for_kernel`].
-pub const RSS_STAT_RAW: ProbeSpec = ProbeSpec {
-    name: "rss_stat",
-    program: "rss_stat_raw",
-    attach: Attach::RawTracepoint {
-        category: "kmem",
-        name: "rss_stat",
-    },
-    per_fault: true,
-    per_alloc: false,
-    what: "resident-set counter updates (every fault that maps a page): swap out/in pages and real-time rss per process",
-};
-
 /// `kill_signal` as a raw tracepoint: used instead of the catalog's
 /// classic one where the kernel's BTF gives what it reads (the target
 /// task's pid, comm and memory cgroup), see [`for_kernel`].
@@ -414,8 +388,6 @@ pub const KILL_SIGNAL_RAW: ProbeSpec = ProbeSpec {
 /// Which probes run in their raw-tracepoint form on this kernel.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Variants {
-    /// `rss_stat` (its offsets resolved: 6.2+).
-    pub raw_rss: bool,
     /// `kill_signal` (task and cgroup offsets resolved, and
     /// `trace_signal_generate` takes the task).
     pub raw_kill: bool,
@@ -424,9 +396,7 @@ pub struct Variants {
 /// The spec this kernel runs for `spec`: a raw variant where `variants`
 /// says so, else `spec` itself.
 pub fn for_kernel(spec: &'static ProbeSpec, variants: Variants) -> &'static ProbeSpec {
-    if variants.raw_rss && spec.name == RSS_STAT_RAW.name {
-        &RSS_STAT_RAW
-    } else if variants.raw_kill && spec.name == KILL_SIGNAL_RAW.name {
+    if variants.raw_kill && spec.name == KILL_SIGNAL_RAW.name {
         &KILL_SIGNAL_RAW
     } else {
         spec

@@ -30,6 +30,7 @@ impl ProbeSet {
         if !self.is_attached(name) {
             return false;
         }
+        self.stop_sampled(name);
         if let Some(program) = self.ebpf.program_mut(spec.program)
             && let Err(e) = unload(program)
         {
@@ -51,7 +52,11 @@ impl ProbeSet {
         let spec = catalog::find(name).ok_or_else(|| format!("no probe named {name}"))?;
         let spec = catalog::for_kernel(spec, self.variants);
         let tracefs = self.tracefs.clone();
-        match attach_one(&mut self.ebpf, spec, spec.attach, &tracefs, None) {
+        let attached = match super::sampled::duty(name) {
+            Some(duty) => self.start_sampled(spec, duty),
+            None => attach_one(&mut self.ebpf, spec, spec.attach, &tracefs, None),
+        };
+        match attached {
             Ok(()) => {
                 self.set_state(name, ProbeState::Attached);
                 Ok(())

@@ -108,6 +108,11 @@ pub struct ProbeSet {
     /// The task iterator program that was loaded (it is attached per
     /// read), or why none was.
     pub(super) task_iter_loaded: Result<&'static str, String>,
+    /// The sampled probes' threads (`sampled.rs`).
+    pub(super) sampled: Vec<super::sampled::Sampler>,
+    /// The task iterator's first full walk is done: it counts swap from
+    /// the baselines that walk read.
+    pub(super) swap_counting: bool,
 }
 
 impl ProbeSet {
@@ -120,7 +125,6 @@ impl ProbeSet {
         // non-mmapped BTF takes seconds.
         let FromBtf {
             config,
-            rss,
             oom,
             raw_kill,
             task_iter,
@@ -135,7 +139,6 @@ impl ProbeSet {
         loader
             .btf(btf.as_ref())
             .override_global(memmon_common::names::CONFIG, &config, true)
-            .override_global(memmon_common::names::RSS_CONFIG, &rss, true)
             .override_global(
                 memmon_common::names::TASK_ITER_CONFIG,
                 &task_iter_config,
@@ -169,10 +172,8 @@ impl ProbeSet {
         let events = RingBuf::try_from(events).map_err(LoadError::RingBuf)?;
         let overrides = tracepoint_overrides();
         let mut statuses = Vec::with_capacity(PROBES.len());
-        let mut variants = super::catalog::Variants {
-            raw_rss: rss.valid == 1,
-            raw_kill,
-        };
+        let mut to_sample = Vec::new();
+        let mut variants = super::catalog::Variants { raw_kill };
         for spec in PROBES {
             let mut spec = super::catalog::for_kernel(spec, variants);
             let mut attach = overrides
@@ -198,6 +199,11 @@ impl ProbeSet {
                 ProbeState::Disabled {
                     reason: "per-allocation probe; enable with --alloc-detail".into(),
                 }
+            } else if let Some(duty) = super::sampled::duty(spec.name) {
+                // Attached part of the time by its own thread, started
+                // once the set is built.
+                to_sample.push((spec, duty));
+                ProbeState::Attached
             } else {
                 match attach_one(&mut ebpf, spec, attach, &tracefs, btf.as_ref()) {
                     Ok(()) => ProbeState::Attached,
@@ -225,9 +231,13 @@ impl ProbeSet {
                     }
                 }
             };
+            let attach_point = match super::sampled::duty(spec.name) {
+                Some(duty) => format!("{} (sampled: {})", describe(attach), duty.describe()),
+                None => describe(attach),
+            };
             statuses.push(ProbeStatus {
                 name: spec.name.to_string(),
-                attach_point: describe(attach),
+                attach_point,
                 state,
             });
         }
@@ -241,7 +251,7 @@ impl ProbeSet {
                 "kernel BTF offsets unknown: exited processes lose start time and kernel fault totals"
             );
         }
-        Ok(ProbeSet {
+        let mut set = ProbeSet {
             ebpf,
             events,
             statuses,
@@ -251,7 +261,16 @@ impl ProbeSet {
             tracefs: tracefs.to_path_buf(),
             variants,
             task_iter_loaded,
-        })
+            sampled: Vec::new(),
+            swap_counting: false,
+        };
+        for (spec, duty) in to_sample {
+            if let Err(reason) = set.start_sampled(spec, duty) {
+                tracing::debug!("probe {} unavailable: {reason}", spec.name);
+                set.set_state(spec.name, ProbeState::Unavailable { reason });
+            }
+        }
+        Ok(set)
     }
 
     /// Each probe's state, in catalog order.
@@ -530,7 +549,6 @@ pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
 /// before 6.16 parses it whole).
 struct FromBtf {
     config: KernelConfig,
-    rss: memmon_common::RssOffsets,
     oom: memmon_common::OomOffsets,
     raw_kill: bool,
     /// The task iterator's offsets, or why they are missing.
@@ -538,15 +556,13 @@ struct FromBtf {
 }
 
 /// BTF offsets and tracepoint layout for the running kernel: the programs'
-/// configuration, the raw rss_stat program's offsets (unknown before 6.2
-/// or without BTF: the classic tracepoint runs), the OOM programs'
+/// configuration, the OOM programs'
 /// (unknown without BTF: OOM kills are recorded without the kernel's
 /// constraint), whether the raw kill_signal program can run, and the task
 /// iterator's offsets.
 fn from_btf(tracefs: &Path) -> FromBtf {
     let mut out = FromBtf {
         config: KernelConfig::unknown(),
-        rss: memmon_common::RssOffsets::unknown(),
         oom: memmon_common::OomOffsets::unknown(),
         raw_kill: false,
         task_iter: Err("kernel BTF unreadable".into()),
@@ -562,10 +578,6 @@ fn from_btf(tracefs: &Path) -> FromBtf {
                 Err(e) => tracing::info!("OOM events will not name the memory cgroup: {e}"),
             }
             out.task_iter = btf_offsets::resolve_task_iter(&btf);
-            match btf_offsets::resolve_rss(&btf) {
-                Ok(rss) => out.rss = rss,
-                Err(e) => tracing::debug!("rss_stat stays a classic tracepoint: {e}"),
-            }
             match btf_offsets::resolve_oom(&btf) {
                 Ok(oom) => out.oom = oom,
                 Err(e) => tracing::info!("OOM kills will not say which limit was hit: {e}"),
@@ -698,7 +710,7 @@ fn tracepoint_overrides() -> Vec<(String, Attach)> {
 }
 
 /// An overridden tracepoint as the kind of program `like` attaches (the
-/// raw rss_stat variant is chosen after overrides are parsed).
+/// raw variants are chosen after overrides are parsed).
 fn same_kind(a: Attach, like: Attach) -> Attach {
     match (a, like) {
         (
@@ -892,10 +904,10 @@ mod object_tests {
     fn the_embedded_object_has_every_catalog_program_and_shared_map() {
         // Parsed, not loaded: no root needed.
         let obj = aya_obj::Object::parse(OBJECT).expect("the embedded eBPF object parses");
-        for spec in PROBES.iter().chain([
-            &super::super::catalog::RSS_STAT_RAW,
-            &super::super::catalog::KILL_SIGNAL_RAW,
-        ]) {
+        for spec in PROBES
+            .iter()
+            .chain([&super::super::catalog::KILL_SIGNAL_RAW])
+        {
             assert!(
                 obj.programs.contains_key(spec.program),
                 "probe {}: program {} is not in the eBPF object (have: {:?})",

@@ -14,9 +14,11 @@ pub mod loader;
 pub mod pins;
 pub mod reader;
 pub mod run_stats;
+pub mod sampled;
 pub mod stack_drain;
 pub mod stacks;
 pub mod task_iter;
+pub mod task_iter_pid;
 pub mod tracefs;
 
 pub use crate::sample::probe_status::{ProbeState, ProbeStatus};

@@ -4,7 +4,7 @@
 
 use aya::maps::{HashMap, MapData, PerCpuArray};
 use memmon_common::{
-    ExitEvent, KillEvent, MemcgExits, MmState, OomEvent, ProcCounters, Stat,
+    ExitEvent, KillEvent, MemcgExits, OomEvent, ProcCounters, Stat,
     events::{EVENT_EXIT, EVENT_KILL, EVENT_OOM},
     stats::HIST_BUCKETS,
 };
@@ -42,7 +42,7 @@ impl ProbeSet {
         let mut out = Vec::new();
         for item in map.iter() {
             match item {
-                Ok(kv) => out.push(kv),
+                Ok((tgid, c)) => out.push((tgid, super::sampled::scaled(c))),
                 // An entry deleted between key and value lookups: the
                 // process just exited and its exit event carries it.
                 Err(aya::maps::MapError::KeyNotFound) => continue,
@@ -78,7 +78,10 @@ impl ProbeSet {
         let mut out = Vec::new();
         for item in map.iter() {
             match item {
-                Ok(kv) => out.push(kv),
+                Ok((id, mut totals)) => {
+                    totals.counters = super::sampled::scaled(totals.counters);
+                    out.push((id, totals));
+                }
                 Err(aya::maps::MapError::KeyNotFound) => continue,
                 Err(e) => return Err(err("MEMCG_EXITS")(e)),
             }
@@ -116,19 +119,6 @@ impl ProbeSet {
         ids
     }
 
-    /// Every mm the rss_stat probe knows, with its owner and last counter
-    /// values; empty when the probe is not loaded.
-    pub fn read_mm_states(&self) -> Vec<MmState> {
-        let Some(map) = self.ebpf.map(memmon_common::names::MM_STATE) else {
-            return Vec::new();
-        };
-        let Ok(map) = HashMap::<&MapData, u32, MmState>::try_from(map) else {
-            return Vec::new();
-        };
-        // Entries deleted mid-iteration belong to exiting processes.
-        map.iter().filter_map(Result::ok).map(|(_, v)| v).collect()
-    }
-
     /// The statistics slots summed over CPUs.
     pub fn read_stats(&self) -> Result<StatsSnapshot, ReadError> {
         let map = self
@@ -163,8 +153,6 @@ impl ProbeSet {
                 Stat::SlabMapFull => out.slab_map_full = sum,
                 Stat::PageAllocEvents => out.page_alloc_events = sum,
                 Stat::ExtfragEvents => out.extfrag_events = sum,
-                Stat::RssEvents => out.rss_events = sum,
-                Stat::RssMapFull => out.rss_map_full = sum,
                 Stat::ReclaimEvents => out.reclaim_events = sum,
                 Stat::ReclaimMapFull => out.reclaim_map_full = sum,
                 Stat::OomEvents => out.oom_events = sum,
@@ -177,6 +165,9 @@ impl ProbeSet {
                 Stat::MemcgExitsFull => out.memcg_exits_map_full = sum,
                 Stat::CgroupMoveEvents => out.cgroup_move_events = sum,
                 Stat::MovedTasksMapFull => out.moved_tasks_map_full = sum,
+                Stat::SwapMapFull => out.swap_map_full = sum,
+                Stat::RanOverflow => out.ran_map_full = sum,
+                Stat::RanMarks => out.ran_mark_events = sum,
                 // Only `memmon profile` / `memmon leaks` attach the stack
                 // probes; they read these slots themselves (probes::stacks).
                 Stat::StackSamples | Stat::StackMapFull | Stat::StackLost | Stat::LeakMapFull => {}
@@ -194,11 +185,6 @@ impl ProbeSet {
             .filter(|(_, n)| *n > 0)
             .map(|(i, n)| (MIGRATE_REASON_NAMES[i].to_string(), n))
             .collect();
-        if let Some(map) = self.ebpf.map(memmon_common::names::MM_STATE)
-            && let Ok(map) = HashMap::<&MapData, u32, MmState>::try_from(map)
-        {
-            out.mm_map_entries = map.keys().filter(|k| k.is_ok()).count() as u64;
-        }
         if let Some(map) = self.ebpf.map(memmon_common::names::PROC_COUNTERS)
             && let Ok(map) = HashMap::<&MapData, u32, ProcCounters>::try_from(map)
         {
@@ -239,7 +225,8 @@ impl ProbeSet {
         let mut n = 0;
         while let Some(item) = self.events.next() {
             match parse_event(&item) {
-                Some(RingEvent::Exit(event)) => {
+                Some(RingEvent::Exit(mut event)) => {
+                    event.counters = super::sampled::scaled(event.counters);
                     out.push(event);
                     n += 1;
                 }

@@ -251,7 +251,25 @@ impl ProbeSet {
         buf.clear();
         file.read_to_end(buf)
             .map_err(|e| TaskIterError::Kernel(format!("read: {e}")))?;
+        if !self.swap_counting {
+            self.start_swap_counting();
+        }
         Ok(())
+    }
+
+    /// After the first full walk (the processes' swap baselines), a
+    /// process first seen with swap entries has swapped them out since.
+    fn start_swap_counting(&mut self) {
+        let Some(map) = self.ebpf.map_mut(memmon_common::names::TASK_ITER_STATE) else {
+            return;
+        };
+        match aya::maps::Array::<&mut aya::maps::MapData, u64>::try_from(map) {
+            Ok(mut state) => match state.set(memmon_common::task_iter::STATE_COUNTING, 1, 0) {
+                Ok(()) => self.swap_counting = true,
+                Err(e) => tracing::warn!("the task iterator cannot count swap: {e}"),
+            },
+            Err(e) => tracing::warn!("the task iterator cannot count swap: {e}"),
+        }
     }
 }
 

@@ -19,7 +19,7 @@ pub mod system;
 
 use std::collections::HashMap;
 
-use memmon_common::{ExitEvent, MmState, OomEvent, ProcCounters};
+use memmon_common::{ExitEvent, OomEvent, ProcCounters};
 
 pub use identity::Identity;
 pub use key::ProcessKey;
@@ -112,8 +112,6 @@ pub struct Sample {
     /// Live processes that moved to another cgroup since the last pass
     /// (pid → its placement read again).
     pub moved: HashMap<u32, ProcMeta>,
-    /// Resident-set counters per mm (rss_stat probe), with their owners.
-    pub rss: Vec<MmState>,
     /// Kernel statistics, when they could be read.
     pub stats: Option<stats::StatsSnapshot>,
     /// Allocator maps, when those probes are attached.

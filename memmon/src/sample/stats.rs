@@ -27,10 +27,6 @@ pub struct StatsSnapshot {
     pub page_alloc_events: u64,
     /// Allocations that fell back to another migrate type.
     pub extfrag_events: u64,
-    /// `kmem:rss_stat` hits.
-    pub rss_events: u64,
-    /// rss_stat updates dropped: mm maps full.
-    pub rss_map_full: u64,
     /// Reclaim begin/end hits.
     pub reclaim_events: u64,
     /// Reclaim starts dropped: in-flight map full.
@@ -56,6 +52,13 @@ pub struct StatsSnapshot {
     /// Moves dropped because MOVED_TASKS was full (found later under the
     /// cost guard).
     pub moved_tasks_map_full: u64,
+    /// Processes whose swap count could not be followed: SWAP_SEEN full.
+    pub swap_map_full: u64,
+    /// Processes that ran but could not be marked: their pid is past the
+    /// RAN bitmap (pid_max raised after load); a full walk follows.
+    pub ran_map_full: u64,
+    /// Processes marked as having run (once per pass each).
+    pub ran_mark_events: u64,
     /// Reclaim stall durations: (bucket lower bound ns, count), non-empty
     /// log2 buckets only.
     pub reclaim_stall_hist: Vec<(u64, u64)>,
@@ -64,8 +67,6 @@ pub struct StatsSnapshot {
     pub fault_latency_hist: Vec<(u64, u64)>,
     /// Pages migrated system-wide per migrate reason (non-zero only).
     pub migrate_pages_by_reason: Vec<(String, u64)>,
-    /// Entries in the rss_stat mm map now (owners of live mms).
-    pub mm_map_entries: u64,
     /// Entries in the per-process map now.
     pub proc_map_entries: u64,
     /// Its capacity.

@@ -69,6 +69,10 @@ pub fn slab_json(w: &AllocSample) -> String {
 /// Allocations per order and migrate type, with free blocks per order.
 pub fn buddy_table(w: &AllocSample, buddy: &[BuddyZone]) -> String {
     let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "allocations are estimates: the page_alloc probe runs part of the time, its counts scaled (see --probes)"
+    );
     let _ = write!(out, "{:>5}", "ORDER");
     for name in MIGRATE_TYPE_NAMES.iter().take(5) {
         let _ = write!(out, " {name:>12}");

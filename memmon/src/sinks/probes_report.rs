@@ -15,7 +15,6 @@ fn events_for(name: &str, stats: &StatsSnapshot) -> Option<u64> {
         "page_fault_user" | "page_fault_kernel" => Some(stats.fault_events),
         "major_faults" => Some(stats.major_fault_events),
         "process_exit" => Some(stats.exit_events),
-        "rss_stat" => Some(stats.rss_events),
         "direct_reclaim_begin"
         | "direct_reclaim_end"
         | "memcg_reclaim_begin"
@@ -37,7 +36,6 @@ fn events_for(name: &str, stats: &StatsSnapshot) -> Option<u64> {
 /// Events probe `name` could not record (full map, full ring buffer).
 fn dropped_for(name: &str, stats: &StatsSnapshot) -> Option<u64> {
     match name {
-        "rss_stat" => Some(stats.rss_map_full),
         "direct_reclaim_begin" | "memcg_reclaim_begin" => Some(stats.reclaim_map_full),
         "oom_kill" => Some(stats.oom_events_lost),
         "process_exit" => Some(stats.events_lost),
@@ -96,8 +94,8 @@ pub fn render(probes: &[ProbeStatus], stats: &StatsSnapshot) -> String {
     );
     let _ = writeln!(
         out,
-        "rss_stat mm map: {} entries; OOM events lost (ring buffer full): {}",
-        stats.mm_map_entries, stats.oom_events_lost
+        "OOM events lost (ring buffer full): {}; swap counts dropped (SWAP_SEEN full): {}",
+        stats.oom_events_lost, stats.swap_map_full
     );
     for (title, hist) in [
         ("reclaim stalls", &stats.reclaim_stall_hist),

@@ -1,0 +1,273 @@
+//! Probes that run part of the time: a program on a hook that fires for
+//! every page the kernel allocates costs a few percent of a fault storm by
+//! its mere invocation, however little it does, so `page_alloc` is
+//! attached for a fixed window of every period ([`Duty`]) by a thread of
+//! its own, which opens and closes the raw tracepoint link on a clock
+//! (`BPF_RAW_TRACEPOINT_OPEN`; the program stays loaded, its counts and
+//! run-time statistics go on). Its counts are scaled by the period over
+//! the window ([`Duty::scale`]): an estimate, exact for steady allocation,
+//! that misses bursts shorter than the period falling between windows.
+
+use std::{
+    ffi::CString,
+    os::fd::{AsFd as _, AsRawFd as _, FromRawFd as _, OwnedFd},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use super::{ProbeSet, catalog::ProbeSpec};
+
+/// How much of the time a sampled probe runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Duty {
+    /// Attached this long ...
+    pub on: Duration,
+    /// ... in every period this long.
+    pub every: Duration,
+}
+
+impl Duty {
+    /// What its counts are multiplied by: the period over the window.
+    pub fn scale(self) -> u64 {
+        (self.every.as_nanos() / self.on.as_nanos().max(1)) as u64
+    }
+
+    /// For status lines: "100 ms in every 1 s".
+    pub fn describe(self) -> String {
+        format!(
+            "{} ms in every {} ms, counts x{}",
+            self.on.as_millis(),
+            self.every.as_millis(),
+            self.scale()
+        )
+    }
+}
+
+/// The sampled probes and their duty.
+pub const SAMPLED: &[(&str, Duty)] = &[(
+    "page_alloc",
+    Duty {
+        on: Duration::from_millis(100),
+        every: Duration::from_secs(1),
+    },
+)];
+
+/// The duty of probe `name`, if it is sampled.
+pub fn duty(name: &str) -> Option<Duty> {
+    SAMPLED.iter().find(|(n, _)| *n == name).map(|(_, d)| *d)
+}
+
+/// What the page allocator's counts are multiplied by (1: not sampled).
+pub fn page_alloc_scale() -> u64 {
+    duty("page_alloc").map_or(1, Duty::scale)
+}
+
+/// A process's kernel counters with the sampled probes' counts scaled to
+/// estimates of the whole time (what every reader of the maps returns).
+pub fn scaled(mut c: memmon_common::ProcCounters) -> memmon_common::ProcCounters {
+    c.page_allocs = c.page_allocs.saturating_mul(page_alloc_scale());
+    c
+}
+
+/// A sampled probe's thread.
+#[derive(Debug)]
+pub(super) struct Sampler {
+    pub(super) probe: &'static str,
+    stop: Arc<AtomicBool>,
+    /// Nanoseconds the link was open, in all.
+    on_ns: Arc<AtomicU64>,
+    started: Instant,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Sampler {
+    /// Share of the time since it started that the probe was attached.
+    pub(super) fn measured_duty(&self) -> f64 {
+        let elapsed = self.started.elapsed().as_nanos().max(1) as f64;
+        self.on_ns.load(Ordering::Relaxed) as f64 / elapsed
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `BPF_RAW_TRACEPOINT_OPEN`.
+const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
+
+#[repr(C)]
+struct RawTracepointOpen {
+    name: u64,
+    prog_fd: u32,
+    _pad: u32,
+}
+
+/// Attaches program `prog` to raw tracepoint `name` until the returned
+/// link is closed.
+fn open(name: &std::ffi::CStr, prog: &OwnedFd) -> std::io::Result<OwnedFd> {
+    let mut attr = RawTracepointOpen {
+        name: name.as_ptr() as u64,
+        prog_fd: prog.as_fd().as_raw_fd() as u32,
+        _pad: 0,
+    };
+    // SAFETY: the attr is the raw_tracepoint member of bpf_attr; `name`
+    // outlives the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_RAW_TRACEPOINT_OPEN,
+            (&raw mut attr).cast::<libc::c_void>(),
+            std::mem::size_of::<RawTracepointOpen>() as u32,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor the kernel gave us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Sleeps until `at` unless stopped first (true: stopped).
+fn sleep_until(at: Instant, stop: &AtomicBool) -> bool {
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return true;
+        }
+        let now = Instant::now();
+        if now >= at {
+            return false;
+        }
+        std::thread::park_timeout(at - now);
+    }
+}
+
+impl ProbeSet {
+    /// Loads sampled probe `spec` (a raw tracepoint) without attaching it
+    /// and starts its sampler thread; an error says why it cannot run.
+    pub(super) fn start_sampled(
+        &mut self,
+        spec: &'static ProbeSpec,
+        duty: Duty,
+    ) -> Result<(), String> {
+        let super::catalog::Attach::RawTracepoint { category, name } = spec.attach else {
+            return Err(format!(
+                "{} cannot be sampled: not a raw tracepoint",
+                spec.name
+            ));
+        };
+        if !super::tracefs::exists(&self.tracefs, category, name) {
+            return Err(format!(
+                "tracepoint {category}:{name} does not exist on this kernel ({})",
+                super::loader::kernel_release()
+            ));
+        }
+        let program = self
+            .ebpf
+            .program_mut(spec.program)
+            .ok_or_else(|| format!("program {} missing from the eBPF object", spec.program))?;
+        let tp: &mut aya::programs::RawTracePoint =
+            program.try_into().map_err(|e| format!("{e}"))?;
+        if tp.fd().is_err() {
+            tp.load()
+                .map_err(|e| format!("verifier rejected {}: {e}", spec.program))?;
+        }
+        let fd: OwnedFd = tp
+            .fd()
+            .map_err(|e| format!("{}: {e}", spec.program))?
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| format!("{}: {e}", spec.program))?;
+        let tracepoint = CString::new(name).map_err(|e| e.to_string())?;
+        // One trial attach: the kernel's refusal is reported now, not lost
+        // in the thread.
+        drop(
+            open(&tracepoint, &fd)
+                .map_err(|e| format!("attach to raw tracepoint {name} failed: {e}"))?,
+        );
+        self.sampled.retain(|s| s.probe != spec.name);
+        let stop = Arc::new(AtomicBool::new(false));
+        let on_ns = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
+        let thread = {
+            let (stop, on_ns) = (Arc::clone(&stop), Arc::clone(&on_ns));
+            std::thread::Builder::new()
+                .name(format!("memmon-{}", spec.name))
+                .spawn(move || {
+                    // Windows start half a period after start: away from
+                    // the sampler's pass, which begins on the period.
+                    let mut window = started + duty.every / 2;
+                    loop {
+                        if sleep_until(window, &stop) {
+                            return;
+                        }
+                        let opened = Instant::now();
+                        let link = open(&tracepoint, &fd);
+                        if let Err(e) = &link {
+                            tracing::debug!("sampled probe: attach failed: {e}");
+                        }
+                        let stopped = sleep_until(opened + duty.on, &stop);
+                        drop(link);
+                        on_ns.fetch_add(opened.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                        if stopped {
+                            return;
+                        }
+                        window += duty.every;
+                        // Fell behind (a suspended VM): skip to the next.
+                        while window < Instant::now() {
+                            window += duty.every;
+                        }
+                    }
+                })
+                .map_err(|e| format!("starting the {} sampler: {e}", spec.name))?
+        };
+        self.sampled.push(Sampler {
+            probe: spec.name,
+            stop,
+            on_ns,
+            started,
+            thread: Some(thread),
+        });
+        Ok(())
+    }
+
+    /// Stops probe `name`'s sampler thread, if it has one.
+    pub(super) fn stop_sampled(&mut self, name: &str) {
+        self.sampled.retain(|s| s.probe != name);
+    }
+
+    /// The share of the time sampled probe `name` was attached since it
+    /// started (None: not sampled, or not running).
+    pub fn sampled_duty(&self, name: &str) -> Option<f64> {
+        self.sampled
+            .iter()
+            .find(|s| s.probe == name)
+            .map(Sampler::measured_duty)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_alloc_runs_a_tenth_of_the_time_and_scales_by_ten() {
+        let d = duty("page_alloc").expect("sampled");
+        assert_eq!(d.scale(), 10);
+        assert_eq!(d.describe(), "100 ms in every 1000 ms, counts x10");
+        assert_eq!(duty("page_fault_user"), None);
+    }
+}

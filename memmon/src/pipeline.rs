@@ -391,3 +391,30 @@ fn self_usage() -> (u64, f64) {
         (get(14) + get(15)) as f64 / ticks,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{
+        model::fields::{CGROUP_FIELDS, PROCESS_FIELDS},
+        sources::Source,
+    };
+
+    /// The field catalog (model) names probes the probe catalog (readers)
+    /// declares: checked here, where both are wired, so neither imports
+    /// the other.
+    #[test]
+    fn every_probe_source_of_a_field_is_in_the_probe_catalog() {
+        let all = PROCESS_FIELDS
+            .iter()
+            .flat_map(|f| f.sources)
+            .chain(CGROUP_FIELDS.iter().flat_map(|f| f.sources));
+        for s in all {
+            if let Source::Probe(name) = s {
+                assert!(
+                    crate::probes::catalog::find(name).is_some(),
+                    "field source {name} is not a probe"
+                );
+            }
+        }
+    }
+}

@@ -95,40 +95,4 @@ impl Live {
     pub fn any(&self, sources: &[Source]) -> bool {
         sources.iter().any(|s| self.has(*s))
     }
-
-    /// Every probe attached and every /proc file present: for tests and
-    /// recorded data.
-    pub fn everything() -> Live {
-        Live {
-            probes: crate::probes::catalog::PROBES
-                .iter()
-                .map(|p| p.name.to_string())
-                .collect(),
-            missing_files: BTreeSet::new(),
-            task_iter: false,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::model::fields::{CGROUP_FIELDS, PROCESS_FIELDS};
-
-    use super::*;
-
-    #[test]
-    fn every_probe_source_of_a_field_is_in_the_probe_catalog() {
-        let all = PROCESS_FIELDS
-            .iter()
-            .flat_map(|f| f.sources)
-            .chain(CGROUP_FIELDS.iter().flat_map(|f| f.sources));
-        for s in all {
-            if let Source::Probe(name) = s {
-                assert!(
-                    crate::probes::catalog::find(name).is_some(),
-                    "field source {name} is not a probe"
-                );
-            }
-        }
-    }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use memmon_common::names::{Probe, probe};
+use memmon_common::names::Probe;
 use serde::Serialize;
 
 /// A /proc file memmon reads per process.
@@ -100,15 +100,5 @@ impl Live {
     /// needs one of them).
     pub fn any(&self, sources: &[Source]) -> bool {
         sources.iter().any(|s| self.has(*s))
-    }
-
-    /// Every probe attached and every /proc file present: for tests and
-    /// recorded data.
-    pub fn everything() -> Live {
-        Live {
-            probes: probe::ALL.iter().map(|p| p.to_string()).collect(),
-            missing_files: BTreeSet::new(),
-            task_iter: false,
-        }
     }
 }

@@ -1,10 +1,12 @@
 //! One file per subcommand: each validates its flags, wires probes →
 //! collector → model → sink, and returns a [`crate::error::Fatal`] on failure.
 
+pub mod client;
 pub mod config;
 pub mod docs;
 pub mod dump;
 pub mod events;
+pub mod explain;
 pub mod leaks;
 pub mod profile;
 pub mod record;

@@ -193,16 +193,19 @@ fn from_store(
 
 /// From a daemon: its recent history of the target.
 fn from_daemon(args: &ExplainArgs, url: &str, target: &Target) -> Result<Evidence, Fatal> {
-    let addr = super::client::connect_addr(url)?;
+    let addr = super::daemon_client::connect_addr(url)?;
     let seconds = window(args)? / 1000;
-    let q = super::client::query_value;
+    let q = super::daemon_client::query_value;
     let which = match target {
         Target::Pid(pid) => format!("pid={pid}"),
         Target::Cgroup(c) => format!("cgroup={}", q(c)),
         Target::Unit(u) => format!("unit={}", q(u)),
     };
-    let v = super::client::get_json(&addr, &format!("/api/v1/history?{which}&seconds={seconds}"))
-        .map_err(Fatal::Other)?;
+    let v = super::daemon_client::get_json(
+        &addr,
+        &format!("/api/v1/history?{which}&seconds={seconds}"),
+    )
+    .map_err(Fatal::Other)?;
     let mut builder = Builder::new(target.clone(), "daemon");
     for f in v
         .get("frames")

@@ -1,8 +1,8 @@
 //! One file per subcommand: each validates its flags, wires probes →
 //! collector → model → sink, and returns a [`crate::error::Fatal`] on failure.
 
-pub mod client;
 pub mod config;
+pub mod daemon_client;
 pub mod docs;
 pub mod dump;
 pub mod events;

@@ -46,7 +46,7 @@ impl Source {
                 serde_json::to_value(&published).map_err(|e| Fatal::Other(e.into()))
             }
             Source::Remote(addr) => {
-                super::client::get_json(addr, "/api/v1/snapshot").map_err(Fatal::Other)
+                super::daemon_client::get_json(addr, "/api/v1/snapshot").map_err(Fatal::Other)
             }
         }
     }
@@ -94,7 +94,7 @@ pub fn run(args: &TopArgs) -> Result<(), Fatal> {
     let interval = Duration::from_secs_f64(args.interval);
     let mut profile = None;
     let mut source = match &args.connect {
-        Some(url) => Source::Remote(super::client::connect_addr(url)?),
+        Some(url) => Source::Remote(super::daemon_client::connect_addr(url)?),
         None => {
             let mut opts = load_options(&args.probe_args)?;
             if args.profile {

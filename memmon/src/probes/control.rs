@@ -1,13 +1,15 @@
 //! Probes switched at run time: a detail probe suspended (its program
 //! detached and unloaded, its state `Disabled` with the reason) and
-//! resumed (loaded and attached again), for the probe CPU budget.
+//! resumed (loaded and attached again), for the probe CPU budget; and the
+//! sampled probes' threads started and stopped (`sampled.rs`).
 
 use aya::programs::{Program, ProgramError};
 
 use super::{
     ProbeSet, ProbeState,
-    catalog::{self, PROBES},
-    loader::attach_one,
+    catalog::{self, PROBES, ProbeSpec},
+    loader::{attach_one, kernel_release},
+    sampled,
 };
 
 impl ProbeSet {
@@ -16,7 +18,7 @@ impl ProbeSet {
         PROBES
             .iter()
             .filter(|s| (s.per_fault || s.per_alloc) && self.is_attached(s.name))
-            .map(|s| s.name)
+            .map(|s| s.name.name())
             .collect()
     }
 
@@ -71,6 +73,65 @@ impl ProbeSet {
                 Err(reason)
             }
         }
+    }
+}
+
+impl ProbeSet {
+    /// Loads sampled probe `spec` (a raw tracepoint) without attaching it
+    /// and starts its sampler thread (`sampled.rs`); an error says why it
+    /// cannot run.
+    pub(super) fn start_sampled(
+        &mut self,
+        spec: &'static ProbeSpec,
+        duty: sampled::Duty,
+    ) -> Result<(), String> {
+        use std::os::fd::AsFd as _;
+        let catalog::Attach::RawTracepoint { category, name } = spec.attach else {
+            return Err(format!(
+                "{} cannot be sampled: not a raw tracepoint",
+                spec.name
+            ));
+        };
+        if !super::tracefs::exists(&self.tracefs, category, name) {
+            return Err(format!(
+                "tracepoint {category}:{name} does not exist on this kernel ({})",
+                kernel_release()
+            ));
+        }
+        let program = self
+            .ebpf
+            .program_mut(spec.program)
+            .ok_or_else(|| format!("program {} missing from the eBPF object", spec.program))?;
+        let tp: &mut aya::programs::RawTracePoint =
+            program.try_into().map_err(|e| format!("{e}"))?;
+        if tp.fd().is_err() {
+            tp.load()
+                .map_err(|e| format!("verifier rejected {}: {e}", spec.program))?;
+        }
+        let fd = tp
+            .fd()
+            .map_err(|e| format!("{}: {e}", spec.program))?
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| format!("{}: {e}", spec.program))?;
+        self.stop_sampled(spec.name);
+        self.sampled
+            .push(sampled::Sampler::start(spec.name, name, fd, duty)?);
+        Ok(())
+    }
+
+    /// Stops probe `name`'s sampler thread, if it has one.
+    pub(super) fn stop_sampled(&mut self, name: &str) {
+        self.sampled.retain(|s| s.probe.name() != name);
+    }
+
+    /// The share of the time sampled probe `name` was attached since it
+    /// started (None: not sampled, or not running).
+    pub fn sampled_duty(&self, name: &str) -> Option<f64> {
+        self.sampled
+            .iter()
+            .find(|s| s.probe.name() == name)
+            .map(sampled::Sampler::measured_duty)
     }
 }
 

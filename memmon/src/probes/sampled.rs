@@ -19,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{ProbeSet, catalog::ProbeSpec};
+use memmon_common::names::{Probe, probe};
 
 /// How much of the time a sampled probe runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,8 +48,8 @@ impl Duty {
 }
 
 /// The sampled probes and their duty.
-pub const SAMPLED: &[(&str, Duty)] = &[(
-    "page_alloc",
+pub const SAMPLED: &[(&Probe, Duty)] = &[(
+    probe::PAGE_ALLOC,
     Duty {
         on: Duration::from_millis(100),
         every: Duration::from_secs(1),
@@ -58,12 +58,15 @@ pub const SAMPLED: &[(&str, Duty)] = &[(
 
 /// The duty of probe `name`, if it is sampled.
 pub fn duty(name: &str) -> Option<Duty> {
-    SAMPLED.iter().find(|(n, _)| *n == name).map(|(_, d)| *d)
+    SAMPLED
+        .iter()
+        .find(|(p, _)| p.name() == name)
+        .map(|(_, d)| *d)
 }
 
 /// What the page allocator's counts are multiplied by (1: not sampled).
 pub fn page_alloc_scale() -> u64 {
-    duty("page_alloc").map_or(1, Duty::scale)
+    duty(probe::PAGE_ALLOC).map_or(1, Duty::scale)
 }
 
 /// A process's kernel counters with the sampled probes' counts scaled to
@@ -76,7 +79,7 @@ pub fn scaled(mut c: memmon_common::ProcCounters) -> memmon_common::ProcCounters
 /// A sampled probe's thread.
 #[derive(Debug)]
 pub(super) struct Sampler {
-    pub(super) probe: &'static str,
+    pub(super) probe: &'static Probe,
     stop: Arc<AtomicBool>,
     /// Nanoseconds the link was open, in all.
     on_ns: Arc<AtomicU64>,
@@ -86,7 +89,7 @@ pub(super) struct Sampler {
 
 impl Sampler {
     /// Share of the time since it started that the probe was attached.
-    pub(super) fn measured_duty(&self) -> f64 {
+    pub fn measured_duty(&self) -> f64 {
         let elapsed = self.started.elapsed().as_nanos().max(1) as f64;
         self.on_ns.load(Ordering::Relaxed) as f64 / elapsed
     }
@@ -155,57 +158,29 @@ fn sleep_until(at: Instant, stop: &AtomicBool) -> bool {
     }
 }
 
-impl ProbeSet {
-    /// Loads sampled probe `spec` (a raw tracepoint) without attaching it
-    /// and starts its sampler thread; an error says why it cannot run.
-    pub(super) fn start_sampled(
-        &mut self,
-        spec: &'static ProbeSpec,
+impl Sampler {
+    /// Starts probe `probe`'s thread: program `prog` (loaded) attached to
+    /// raw tracepoint `name` for `duty.on` of every `duty.every`, after
+    /// one trial attach (the kernel's refusal is reported now, not lost in
+    /// the thread).
+    pub(super) fn start(
+        probe: &'static Probe,
+        name: &str,
+        prog: OwnedFd,
         duty: Duty,
-    ) -> Result<(), String> {
-        let super::catalog::Attach::RawTracepoint { category, name } = spec.attach else {
-            return Err(format!(
-                "{} cannot be sampled: not a raw tracepoint",
-                spec.name
-            ));
-        };
-        if !super::tracefs::exists(&self.tracefs, category, name) {
-            return Err(format!(
-                "tracepoint {category}:{name} does not exist on this kernel ({})",
-                super::loader::kernel_release()
-            ));
-        }
-        let program = self
-            .ebpf
-            .program_mut(spec.program)
-            .ok_or_else(|| format!("program {} missing from the eBPF object", spec.program))?;
-        let tp: &mut aya::programs::RawTracePoint =
-            program.try_into().map_err(|e| format!("{e}"))?;
-        if tp.fd().is_err() {
-            tp.load()
-                .map_err(|e| format!("verifier rejected {}: {e}", spec.program))?;
-        }
-        let fd: OwnedFd = tp
-            .fd()
-            .map_err(|e| format!("{}: {e}", spec.program))?
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(|e| format!("{}: {e}", spec.program))?;
+    ) -> Result<Sampler, String> {
         let tracepoint = CString::new(name).map_err(|e| e.to_string())?;
-        // One trial attach: the kernel's refusal is reported now, not lost
-        // in the thread.
         drop(
-            open(&tracepoint, &fd)
+            open(&tracepoint, &prog)
                 .map_err(|e| format!("attach to raw tracepoint {name} failed: {e}"))?,
         );
-        self.sampled.retain(|s| s.probe != spec.name);
         let stop = Arc::new(AtomicBool::new(false));
         let on_ns = Arc::new(AtomicU64::new(0));
         let started = Instant::now();
         let thread = {
             let (stop, on_ns) = (Arc::clone(&stop), Arc::clone(&on_ns));
             std::thread::Builder::new()
-                .name(format!("memmon-{}", spec.name))
+                .name(format!("memmon-{probe}"))
                 .spawn(move || {
                     // Windows start half a period after start: away from
                     // the sampler's pass, which begins on the period.
@@ -215,7 +190,7 @@ impl ProbeSet {
                             return;
                         }
                         let opened = Instant::now();
-                        let link = open(&tracepoint, &fd);
+                        let link = open(&tracepoint, &prog);
                         if let Err(e) = &link {
                             tracing::debug!("sampled probe: attach failed: {e}");
                         }
@@ -232,30 +207,15 @@ impl ProbeSet {
                         }
                     }
                 })
-                .map_err(|e| format!("starting the {} sampler: {e}", spec.name))?
+                .map_err(|e| format!("starting the {probe} sampler: {e}"))?
         };
-        self.sampled.push(Sampler {
-            probe: spec.name,
+        Ok(Sampler {
+            probe,
             stop,
             on_ns,
             started,
             thread: Some(thread),
-        });
-        Ok(())
-    }
-
-    /// Stops probe `name`'s sampler thread, if it has one.
-    pub(super) fn stop_sampled(&mut self, name: &str) {
-        self.sampled.retain(|s| s.probe != name);
-    }
-
-    /// The share of the time sampled probe `name` was attached since it
-    /// started (None: not sampled, or not running).
-    pub fn sampled_duty(&self, name: &str) -> Option<f64> {
-        self.sampled
-            .iter()
-            .find(|s| s.probe == name)
-            .map(Sampler::measured_duty)
+        })
     }
 }
 
@@ -268,6 +228,6 @@ mod tests {
         let d = duty("page_alloc").expect("sampled");
         assert_eq!(d.scale(), 10);
         assert_eq!(d.describe(), "100 ms in every 1000 ms, counts x10");
-        assert_eq!(duty("page_fault_user"), None);
+        assert_eq!(duty(probe::PAGE_FAULT_USER), None);
     }
 }

@@ -168,6 +168,10 @@ pub mod program {
         PAGE_FAULT_KERNEL = "page_fault_kernel",
         /// perf PAGE_FAULTS_MAJ.
         MAJOR_FAULT = "major_fault",
+        /// `sched:sched_switch` (raw): marks the process switched out.
+        SCHED_SWITCH_RAN = "sched_switch_ran",
+        /// perf CPU_CLOCK at 10 Hz: marks the process on the CPU.
+        CPU_CLOCK_RAN = "cpu_clock_ran",
         /// Direct and memcg reclaim begin.
         RECLAIM_BEGIN = "reclaim_begin",
         /// Direct and memcg reclaim end.
@@ -262,6 +266,10 @@ pub mod probe {
         PAGE_FAULT_KERNEL = "page_fault_kernel",
         /// Major faults.
         MAJOR_FAULTS = "major_faults",
+        /// Processes switched out: they ran since the last pass.
+        RAN_SWITCH = "ran_switch",
+        /// Processes on a CPU, 10 times a second.
+        RAN_TICK = "ran_tick",
         /// Start of a direct-reclaim stall.
         DIRECT_RECLAIM_BEGIN = "direct_reclaim_begin",
         /// End of a direct-reclaim stall.

@@ -87,6 +87,7 @@ const TRACEPOINTS: &[&str] = &[
     "sched/sched_move_numa",
     "sched/sched_swap_numa",
     "sched/sched_process_exit",
+    "sched/sched_switch",
     "syscalls/sys_enter_mmap",
     "syscalls/sys_exit_mmap",
     "syscalls/sys_enter_munmap",

@@ -22,8 +22,14 @@ pub enum Attach {
         /// Tracepoint name.
         name: &'static str,
     },
-    /// A perf software event on every online CPU, sample period 1.
-    PerfSoftware(SoftwareEvent),
+    /// A perf software event on every online CPU, the program run every
+    /// `period` events (ns of the CPU clock for `CpuClock`).
+    PerfSoftware {
+        /// The event.
+        event: SoftwareEvent,
+        /// Sample period.
+        period: u64,
+    },
     /// A kprobe on the entry of a kernel function.
     Kprobe {
         /// Kernel function.
@@ -57,6 +63,9 @@ pub struct ProbeSpec {
     pub what: &'static str,
 }
 
+/// The CPU-clock period of `ran_tick` (10 Hz).
+pub const RAN_TICK_NS: u64 = 100_000_000;
+
 /// Every probe, in attach order. The exit probe comes last so that a
 /// process's counters exist before its exit can remove them.
 pub const PROBES: &[ProbeSpec] = &[
@@ -85,10 +94,35 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         name: probe::MAJOR_FAULTS,
         program: program::MAJOR_FAULT,
-        attach: Attach::PerfSoftware(SoftwareEvent::PageFaultsMaj),
+        attach: Attach::PerfSoftware {
+            event: SoftwareEvent::PageFaultsMaj,
+            period: 1,
+        },
         per_fault: false,
         per_alloc: false,
         what: "major page faults per process (perf PAGE_FAULTS_MAJ)",
+    },
+    ProbeSpec {
+        name: probe::RAN_SWITCH,
+        program: program::SCHED_SWITCH_RAN,
+        attach: Attach::RawTracepoint {
+            category: "sched",
+            name: "sched_switch",
+        },
+        per_fault: false,
+        per_alloc: false,
+        what: "marks each process the scheduler switches out (it ran, so it may have changed): a pass reads only those, with a walk of every task every few passes",
+    },
+    ProbeSpec {
+        name: probe::RAN_TICK,
+        program: program::CPU_CLOCK_RAN,
+        attach: Attach::PerfSoftware {
+            event: SoftwareEvent::CpuClock,
+            period: RAN_TICK_NS,
+        },
+        per_fault: false,
+        per_alloc: false,
+        what: "marks the process on each CPU ten times a second (one that keeps its CPU is never switched out)",
     },
     ProbeSpec {
         name: probe::DIRECT_RECLAIM_BEGIN,

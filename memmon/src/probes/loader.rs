@@ -117,6 +117,8 @@ pub struct ProbeSet {
     /// The task iterator's first full walk is done: it counts swap from
     /// the baselines that walk read.
     pub(super) swap_counting: bool,
+    /// The `RAN` bitmap mapped (None: the map could not be mapped).
+    pub(super) ran: Option<super::ran::RanBitmap>,
 }
 
 impl ProbeSet {
@@ -139,6 +141,7 @@ impl ProbeSet {
             Some(root) => Some(pins::prepare(root).map_err(LoadError::Pins)?),
             None => None,
         };
+        let ran_words = super::ran::words_for(super::ran::pid_max());
         let mut loader = EbpfLoader::new();
         loader
             .btf(btf.as_ref())
@@ -149,7 +152,8 @@ impl ProbeSet {
                 true,
             )
             .override_global(memmon_common::names::OOM_CONFIG, &oom, true)
-            .map_max_entries(memmon_common::names::PROC_COUNTERS, opts.max_processes);
+            .map_max_entries(memmon_common::names::PROC_COUNTERS, opts.max_processes)
+            .map_max_entries(names::RAN, ran_words);
         if let Some(n) = opts.stack_entries {
             use memmon_common::names;
             loader
@@ -259,6 +263,17 @@ impl ProbeSet {
                 "kernel BTF offsets unknown: exited processes lose start time and kernel fault totals"
             );
         }
+        let ran = match ebpf.map(names::RAN) {
+            Some(aya::maps::Map::Array(data)) => {
+                use std::os::fd::AsFd as _;
+                super::ran::RanBitmap::map(data.fd().as_fd(), ran_words as usize)
+                    .map_err(|e| {
+                        tracing::info!("RAN bitmap not mapped ({e}): every pass walks every task")
+                    })
+                    .ok()
+            }
+            _ => None,
+        };
         let mut set = ProbeSet {
             ebpf,
             events,
@@ -271,6 +286,7 @@ impl ProbeSet {
             task_iter_loaded,
             sampled: Vec::new(),
             swap_counting: false,
+            ran,
         };
         for (spec, duty) in to_sample {
             if let Err(reason) = set.start_sampled(spec, duty) {
@@ -305,7 +321,10 @@ fn describe(attach: Attach) -> String {
     match attach {
         Attach::Tracepoint { category, name } => format!("tracepoint:{category}:{name}"),
         Attach::RawTracepoint { category, name } => format!("raw_tracepoint:{category}:{name}"),
-        Attach::PerfSoftware(ev) => format!("perf:software:{ev:?}"),
+        Attach::PerfSoftware { event, period: 1 } => format!("perf:software:{event:?}"),
+        Attach::PerfSoftware { event, period } => {
+            format!("perf:software:{event:?} (period {period})")
+        }
         Attach::Kprobe { function } => format!("kprobe:{function}"),
         Attach::Tracing { function, exit } => {
             format!("{}:{function}", if exit { "fexit" } else { "fentry" })
@@ -372,7 +391,7 @@ pub(super) fn attach_one(
                 )
             })?;
         }
-        Attach::PerfSoftware(event) => {
+        Attach::PerfSoftware { event, period } => {
             let pe: &mut PerfEvent = program.try_into().map_err(|e| format!("{e}"))?;
             pe.load()
                 .map_err(|e| format!("verifier rejected {}: {e}", spec.program))?;
@@ -381,7 +400,7 @@ pub(super) fn attach_one(
                 pe.attach(
                     PerfEventConfig::Software(event),
                     PerfEventScope::AllProcessesOneCpu { cpu },
-                    SamplePolicy::Period(1),
+                    SamplePolicy::Period(period),
                     false,
                 )
                 .map_err(|e| {

@@ -12,6 +12,7 @@ pub mod control;
 pub mod kill;
 pub mod loader;
 pub mod pins;
+pub mod ran;
 pub mod reader;
 pub mod run_stats;
 pub mod sampled;

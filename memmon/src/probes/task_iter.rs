@@ -57,6 +57,30 @@ pub struct TaskScan {
     page_size: u64,
     /// Tasks the last read walked (records written).
     pub last_records: usize,
+    /// A pass walks every task every this many passes (0: only when
+    /// forced); in between it reads the processes that ran alone.
+    pub full_every: u64,
+    /// Passes since the last walk of every task.
+    passes_since_full: u64,
+    /// Per-process reads are possible (`ProbeSet::per_process_reads`).
+    pub per_process: bool,
+    /// The tgids marked as having run, taken this pass.
+    marked: Vec<u32>,
+}
+
+/// What one pass of the scan read.
+#[derive(Debug, Default)]
+pub struct Pass {
+    /// The processes whose values changed since their last reading (new
+    /// ones included).
+    pub changed: Vec<Identity>,
+    /// Processes found gone: missing from a walk of every task, or read
+    /// alone and not found.
+    pub gone: Vec<u32>,
+    /// Every task was walked (else only the processes that ran).
+    pub full: bool,
+    /// Processes read (all live ones after a full walk).
+    pub read: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,7 +146,71 @@ impl TaskScan {
         }
     }
 
+    /// One pass: the processes that ran since the last pass, each read
+    /// alone, or (every `full_every` passes, when marks are unavailable or
+    /// too many, or when `force_full`) every task in one walk. Only what
+    /// changed is returned, with what is gone.
+    pub fn pass(&mut self, probes: &mut ProbeSet, force_full: bool) -> Result<Pass, TaskIterError> {
+        self.marked.clear();
+        let marks = self.per_process && probes.take_ran(&mut self.marked);
+        let due = self.full_every != 0 && self.passes_since_full + 1 >= self.full_every;
+        // A process read alone costs about twice a task of a full walk.
+        let too_many = self.marked.len() > self.last.len() / 3;
+        if !marks || force_full || due || too_many || self.last.is_empty() {
+            self.passes_since_full = 0;
+            let before: Vec<u32> = self.last.keys().copied().collect();
+            let all = self.scan(probes)?;
+            let read = all.len();
+            let gone = before
+                .into_iter()
+                .filter(|pid| !self.last.contains_key(pid))
+                .collect();
+            return Ok(Pass {
+                changed: all.into_iter().filter(|i| i.fresh).collect(),
+                gone,
+                full: true,
+                read,
+            });
+        }
+        self.passes_since_full += 1;
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        let mut failed = None;
+        for &pid in &self.marked {
+            if let Err(e) = probes.read_process_tasks(pid, &mut buf) {
+                failed = Some(e);
+                break;
+            }
+        }
+        self.last_records = buf.len() / std::mem::size_of::<TaskRecord>();
+        self.fold(records(&buf));
+        self.buf = buf;
+        if let Some(e) = failed {
+            return Err(TaskIterError::Kernel(e));
+        }
+        let read = self.folded.len();
+        let changed = self.identities_of_folded(false);
+        let mut gone = Vec::new();
+        for &pid in &self.marked {
+            if !self.index.contains_key(&pid) && self.last.remove(&pid).is_some() {
+                gone.push(pid);
+            }
+        }
+        Ok(Pass {
+            changed: changed.into_iter().filter(|i| i.fresh).collect(),
+            gone,
+            full: false,
+            read,
+        })
+    }
+
     fn identities(&mut self) -> Vec<Identity> {
+        self.identities_of_folded(true)
+    }
+
+    /// The folded processes as identities, marked fresh where they changed;
+    /// `all`: they are every live process (the others are forgotten).
+    fn identities_of_folded(&mut self, all: bool) -> Vec<Identity> {
         let mut out = Vec::with_capacity(self.folded.len());
         for f in &self.folded {
             let r = &f.leader;
@@ -155,7 +243,7 @@ impl TaskScan {
                 fresh,
             });
         }
-        if self.last.len() > out.len() {
+        if all && self.last.len() > out.len() {
             let live: FastSet<u32> = out.iter().map(|i| i.pid).collect();
             self.last.retain(|pid, _| live.contains(pid));
             if self.last.capacity() > 2 * self.last.len() + 1024 {
@@ -182,7 +270,7 @@ fn signature(f: &Folded, rss_pages: i64) -> u64 {
 }
 
 /// The records in `buf` (whole records only).
-fn records(buf: &[u8]) -> impl Iterator<Item = TaskRecord> + '_ {
+pub(super) fn records(buf: &[u8]) -> impl Iterator<Item = TaskRecord> + '_ {
     buf.chunks_exact(std::mem::size_of::<TaskRecord>())
         .map(|chunk| {
             // SAFETY: the chunk holds size_of::<TaskRecord>() bytes and

@@ -92,17 +92,69 @@ pub fn read_process(prog: BorrowedFd<'_>, pid: u32, buf: &mut Vec<u8>) -> std::i
 }
 
 impl super::ProbeSet {
-    /// The task records of process `pid` alone, appended to `buf`.
+    /// The task records of process `pid` alone, appended to `buf`
+    /// (nothing when it is gone).
     pub fn read_process_tasks(&mut self, pid: u32, buf: &mut Vec<u8>) -> Result<(), String> {
         let name = self.task_iter_loaded.clone()?;
         let program: &mut aya::programs::Iter = self
             .ebpf
             .program_mut(name)
-            .ok_or("no program")?
+            .ok_or_else(|| format!("{name} is not in the object"))?
             .try_into()
             .map_err(|e| format!("{e}"))?;
         let fd = program.fd().map_err(|e| format!("{e}"))?;
-        read_process(fd.as_fd(), pid, buf).map_err(|e| e.to_string())
+        match read_process(fd.as_fd(), pid, buf) {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => Ok(()),
+            Err(e) => Err(format!("reading process {pid}: {e}")),
+        }
+    }
+
+    /// Whether a pass can read only the processes that ran: the marking
+    /// probes attached, their bitmap mapped, and this kernel's task
+    /// iterator able to walk one process (Linux 6.1+; before, the link's
+    /// process is ignored and every task comes back, so memmon's own
+    /// process is read as a test). Why not, otherwise.
+    pub fn per_process_reads(&mut self) -> Result<(), String> {
+        use memmon_common::names::probe;
+        for p in [probe::RAN_SWITCH, probe::RAN_TICK] {
+            if !self.is_attached(p) {
+                return Err(format!("probe {p} is not attached"));
+            }
+        }
+        if self.ran.is_none() {
+            return Err("the RAN bitmap could not be mapped".into());
+        }
+        let me = std::process::id();
+        let mut buf = Vec::new();
+        self.read_process_tasks(me, &mut buf)?;
+        let records = super::task_iter::records(&buf);
+        let (mine, others) =
+            records.fold(
+                (0, 0),
+                |(m, o), r| {
+                    if r.tgid == me { (m + 1, o) } else { (m, o + 1) }
+                },
+            );
+        if mine == 0 || others > 0 {
+            return Err(format!(
+                "this kernel's task iterator does not walk one process alone (Linux 6.1+; \
+                 {mine} of memmon's tasks and {others} others came back)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Appends the tgids that ran since the last call to `out`; false when
+    /// there is no bitmap.
+    pub fn take_ran(&self, out: &mut Vec<u32>) -> bool {
+        match &self.ran {
+            Some(bitmap) => {
+                bitmap.take(out);
+                true
+            }
+            None => false,
+        }
     }
 }
 

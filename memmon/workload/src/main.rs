@@ -132,6 +132,10 @@ fn run(args: &[String]) -> Result<(), String> {
             let pages = read_file(path)?;
             format!("\"pages\":{pages}")
         }
+        "pingpong" => {
+            let ns = pingpong(num(1)?)?;
+            format!("\"ns_per_round_trip\":{ns:.1}")
+        }
         "spawn" => {
             let start = std::time::Instant::now();
             let pids = spawn(num(1)?)?;
@@ -584,6 +588,62 @@ fn spawn(count: u64) -> Result<Vec<u32>, String> {
         unsafe { libc::waitpid(child, &mut status, 0) };
     }
     Ok(pids)
+}
+
+/// A child and this process pass a byte back and forth over two pipes
+/// `count` times (each round trip: two wake-ups and, on an idle machine,
+/// four context switches); ns per round trip.
+fn pingpong(count: u64) -> Result<f64, String> {
+    let pipe = || -> Result<[libc::c_int; 2], String> {
+        let mut fds = [0; 2];
+        // SAFETY: pipe writes two descriptors into the array.
+        if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+            return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+        }
+        Ok(fds)
+    };
+    let (there, back) = (pipe()?, pipe()?);
+    let mut byte = [0u8; 1];
+    // SAFETY: the child only reads and writes its pipes, then exits.
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        return Err(format!("fork: {}", std::io::Error::last_os_error()));
+    }
+    if child == 0 {
+        for _ in 0..count {
+            // SAFETY: one byte through descriptors the parent made.
+            unsafe {
+                if libc::read(there[0], byte.as_mut_ptr().cast(), 1) != 1
+                    || libc::write(back[1], byte.as_ptr().cast(), 1) != 1
+                {
+                    libc::_exit(1);
+                }
+            }
+        }
+        // SAFETY: immediate exit of the child.
+        unsafe { libc::_exit(0) };
+    }
+    let start = std::time::Instant::now();
+    for _ in 0..count {
+        // SAFETY: as in the child.
+        let ok = unsafe {
+            libc::write(there[1], byte.as_ptr().cast(), 1) == 1
+                && libc::read(back[0], byte.as_mut_ptr().cast(), 1) == 1
+        };
+        if !ok {
+            return Err(format!("pingpong: {}", std::io::Error::last_os_error()));
+        }
+    }
+    let ns = start.elapsed().as_nanos() as f64 / count.max(1) as f64;
+    let mut status = 0;
+    // SAFETY: reaping our own child; closing our descriptors.
+    unsafe {
+        libc::waitpid(child, &mut status, 0);
+        for fd in there.iter().chain(back.iter()) {
+            libc::close(*fd);
+        }
+    }
+    Ok(ns)
 }
 
 /// Grows the break `count` times by a page; returns the total growth.

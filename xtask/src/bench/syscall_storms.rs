@@ -1,6 +1,7 @@
-//! Benchmarks 2 and 3: an mmap/munmap storm and a fork/exit storm, alone
-//! and beside memmon (defaults, then full detail), A/B interleaved; the
-//! workload measures its own ns per operation.
+//! Benchmarks 2, 3 and 3b: an mmap/munmap storm, a fork/exit storm and a
+//! context-switch storm (two processes passing a byte back and forth),
+//! alone and beside memmon (defaults, then full detail), A/B interleaved;
+//! the workload measures its own ns per operation.
 
 use anyhow::Context as _;
 
@@ -22,6 +23,7 @@ struct Spec {
 pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Section>> {
     let pairs: u64 = if ctx.quick { 100_000 } else { 1_000_000 };
     let forks: u64 = if ctx.quick { 2_000 } else { 20_000 };
+    let trips: u64 = if ctx.quick { 100_000 } else { 1_000_000 };
     let specs = [
         Spec {
             title: "2. mmap/munmap storm",
@@ -35,6 +37,15 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Section>> {
             args: vec!["spawn".into(), forks.to_string()],
             key: "ns_per_spawn",
             unit: "ns/fork+exit",
+            target_pct: 5.0,
+        },
+        // Every switch runs the ran_switch probe: the defaults' one
+        // program on a hook that is not a syscall, a fault or an exit.
+        Spec {
+            title: "3b. context-switch storm",
+            args: vec!["pingpong".into(), trips.to_string()],
+            key: "ns_per_round_trip",
+            unit: "ns/round trip",
             target_pct: 5.0,
         },
     ];

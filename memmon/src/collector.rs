@@ -14,6 +14,7 @@ use std::{
 use memmon_common::{
     ExitEvent, OomEvent,
     events::{EXIT_MEMCG_ID, OOM_MEMCG_ID, OOM_VICTIM_IS_CURRENT},
+    names::probe,
 };
 
 use crate::{
@@ -555,7 +556,7 @@ impl Collector {
         let reread_cgroups = !model
             .probes
             .iter()
-            .any(|p| p.name == "cgroup_attach" && p.is_attached());
+            .any(|p| p.name == probe::CGROUP_ATTACH.name() && p.is_attached());
         let mut candidates = model.memory_candidates(sample);
         if let Some(only) = only {
             candidates.retain(|c| only.contains(&c.key.pid));
@@ -624,7 +625,7 @@ impl Collector {
     /// cgroups that no longer exist (unresolved for [`ORPHAN_AFTER`]) are
     /// deleted from the map. `None` when the exit probe is not attached.
     fn memcg_exits(&mut self) -> Option<Vec<(String, memmon_common::MemcgExits)>> {
-        if !self.probes.is_attached("process_exit") {
+        if !self.probes.is_attached(probe::PROCESS_EXIT) {
             return None;
         }
         let raw = match self.probes.read_memcg_exits() {

@@ -15,7 +15,7 @@ use crate::{
     model::budget::{Budget, Decision},
     model::published::{Notice, Published},
     probes::ProbeState,
-    procfs::ProcRoot,
+    procfs::{ProcRoot, cost_guard::GuardSettings},
 };
 
 /// Largest processes whose recent samples the flight recorder keeps.
@@ -39,6 +39,8 @@ pub struct Pipeline {
     budget: Option<Budget>,
     /// Detail probes the budget suspended.
     suspended: Vec<&'static str>,
+    /// Only these processes' memory is read (None: every process's).
+    focus: Option<std::collections::HashSet<u32>>,
 }
 
 impl Pipeline {
@@ -65,7 +67,15 @@ impl Pipeline {
             prev_lost: 0,
             budget: None,
             suspended: Vec::new(),
+            focus: None,
         }
+    }
+
+    /// Reads only these processes' memory (smaps_rollup, oom_score,
+    /// numa_maps) from the next pass on; None: every process's, as the
+    /// cost guard allows (`memmon explain` watches one target).
+    pub fn set_focus(&mut self, pids: Option<std::collections::HashSet<u32>>) {
+        self.focus = pids;
     }
 
     /// Scans processes with the kernel's task iterator (one read for every
@@ -93,6 +103,13 @@ impl Pipeline {
                 tracing::info!("iter/task: not used ({e}); processes are read from /proc/PID/stat")
             }
         }
+        self
+    }
+
+    /// Reads process memory (smaps_rollup, oom_score, numa_maps) with these
+    /// cost-guard settings instead of the daemon's.
+    pub fn with_guard(mut self, settings: GuardSettings) -> Self {
+        self.collector = self.collector.with_guard(settings);
         self
     }
 
@@ -204,7 +221,10 @@ impl Pipeline {
         let started = Instant::now();
         let ooms_before = self.model.oom_kills_total;
         let sigkills_before = self.sigkills();
-        self.sample(&Reads::all(interval));
+        self.sample(&Reads {
+            only: self.focus.clone(),
+            ..Reads::all(interval)
+        });
         let t_sample = started.elapsed();
         self.log_kills(ooms_before, sigkills_before);
         self.report_missing_sources();
@@ -345,32 +365,5 @@ fn release_freed_memory() {
     // SAFETY: malloc_trim only walks glibc's own heap structures.
     unsafe {
         libc::malloc_trim(0);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::{
-        model::fields::{CGROUP_FIELDS, PROCESS_FIELDS},
-        sources::Source,
-    };
-
-    /// The field catalog (model) names probes the probe catalog (readers)
-    /// declares: checked here, where both are wired, so neither imports
-    /// the other.
-    #[test]
-    fn every_probe_source_of_a_field_is_in_the_probe_catalog() {
-        let all = PROCESS_FIELDS
-            .iter()
-            .flat_map(|f| f.sources)
-            .chain(CGROUP_FIELDS.iter().flat_map(|f| f.sources));
-        for s in all {
-            if let Source::Probe(name) = s {
-                assert!(
-                    crate::probes::catalog::find(name).is_some(),
-                    "field source {name} is not a probe"
-                );
-            }
-        }
     }
 }

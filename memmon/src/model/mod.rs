@@ -5,6 +5,7 @@
 
 pub mod budget;
 pub mod cgroups;
+pub mod explain;
 pub mod fields;
 pub mod forecast;
 pub mod history;
@@ -394,9 +395,9 @@ impl Model {
     /// True when fault counts come from the per-fault probes; otherwise
     /// from the kernel's per-task counters (/proc/PID/stat, exit events).
     pub fn fault_probes(&self) -> bool {
-        self.probes
-            .iter()
-            .any(|p| p.name == "page_fault_user" && p.is_attached())
+        self.probes.iter().any(|p| {
+            p.name == memmon_common::names::probe::PAGE_FAULT_USER.name() && p.is_attached()
+        })
     }
 
     /// Folds a /proc scan in: every live process's identity, resident and

@@ -19,7 +19,7 @@ use memmon_common::{
 
 use crate::{
     model::{Model, comm_string},
-    probes::{ProbeSet, StatsSnapshot},
+    probes::{ProbeSet, StatsSnapshot, task_iter::Pass as TaskPass},
     procfs::{
         ProcRoot, ReadFailure, cgroup,
         cost_guard::{CostGuard, GuardSettings},
@@ -27,10 +27,12 @@ use crate::{
         stat_files::StatFiles,
         system, unit,
     },
-    sample::{
-        CgroupsRead, Host, Identity, MemoryRead, OomLimit, OomRecord, ProcMeta, Sample, Scan,
-    },
+    sample::{CgroupsRead, Host, MemoryRead, OomLimit, OomRecord, ProcMeta, Sample, Scan},
 };
+
+/// Passes between two walks of every task by the task iterator (in
+/// between, a pass reads only the processes that ran).
+pub const DEFAULT_FULL_SCAN_EVERY: u64 = 10;
 
 /// Where cgroup filesystems are mounted.
 pub const DEFAULT_CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -68,6 +70,9 @@ pub struct Collector {
     cgroups_missing: Option<String>,
     /// The task iterator, when it is the scan's source.
     task_scan: Option<crate::probes::task_iter::TaskScan>,
+    /// The task iterator walks every task every this many passes (in
+    /// between it reads the processes that ran; 0: only when it must).
+    full_scan_every: u64,
     /// The memory controller is cgroup v1's (its memory+swap counter is a
     /// limit of its own).
     memcg_v1: bool,
@@ -252,6 +257,7 @@ impl Collector {
             cgroups: None,
             cgroups_missing: None,
             task_scan: None,
+            full_scan_every: DEFAULT_FULL_SCAN_EVERY,
             memcg_v1: cgroup::memory_hierarchy().ends_with("memory"),
         }
         .with_cgroup_root(std::path::Path::new(DEFAULT_CGROUP_ROOT))
@@ -312,17 +318,27 @@ impl Collector {
         let mut trial = TaskScan::new(h.ticks_per_second, h.page_size);
         let n = trial.scan(&mut self.probes)?.len();
         // A fresh scan state: the first pass must see every process as new.
-        self.task_scan = Some(TaskScan::new(h.ticks_per_second, h.page_size));
+        let mut scan = TaskScan::new(h.ticks_per_second, h.page_size);
+        scan.full_every = self.full_scan_every;
+        match self.probes.per_process_reads() {
+            Ok(()) => scan.per_process = true,
+            Err(why) => {
+                tracing::info!("every pass walks every task: {why}");
+                self.probes.drop_ran_probes(&why);
+            }
+        }
+        self.task_scan = Some(scan);
         Ok((n, program))
     }
 
     /// Every process, from the task iterator; None when it is not in use
     /// (or just failed: then the /proc scan takes over, and the reason is
     /// returned in `failed`).
-    pub fn scan_tasks(&mut self, failed: &mut Option<String>) -> Option<Vec<Identity>> {
+    pub fn scan_tasks(&mut self, failed: &mut Option<String>) -> Option<TaskPass> {
+        let force_full = self.probes.ran_overflowed();
         let scan = self.task_scan.as_mut()?;
-        match scan.scan(&mut self.probes) {
-            Ok(ids) => Some(ids),
+        match scan.pass(&mut self.probes, force_full) {
+            Ok(pass) => Some(pass),
             Err(e) => {
                 *failed = Some(format!(
                     "the task iterator failed ({e}): processes are read from /proc from now on"
@@ -368,8 +384,12 @@ impl Collector {
         for exit in &pending {
             self.stat_files.forget(exit.tgid);
         }
+        // The scan reads first: the task iterator counts swap into the
+        // kernel's per-process counters, which the kernel's part reads.
+        let mut failed = None;
+        let tasks = self.read_tasks(&mut failed);
         let mut sample = self.kernel(pending, model);
-        sample.scan = Some(self.scan(model, &sample));
+        sample.scan = Some(self.scan(model, &sample, tasks, failed));
         if reads.cgroups {
             sample.cgroups = Some(self.read_cgroups(model, &sample));
         }
@@ -476,12 +496,43 @@ impl Collector {
     /// use or just failed: the reason then is in [`Scan::failed`]), with
     /// the placement of the pids neither the model nor the kernel's part
     /// of this pass knows.
-    fn scan(&mut self, model: &Model, kernel: &Sample) -> Scan {
-        let mut failed = None;
-        let identities = match self.scan_tasks(&mut failed) {
-            Some(scan) => scan,
-            None => self.stat_files.scan(&self.root),
-        };
+    /// The scan's reads: the task iterator's pass, or (where it does not
+    /// run, or just failed: the reason in `failed`) every /proc/PID/stat.
+    fn read_tasks(&mut self, failed: &mut Option<String>) -> TaskPass {
+        match self.scan_tasks(failed) {
+            Some(pass) => pass,
+            None => TaskPass {
+                changed: self.stat_files.scan(&self.root),
+                gone: Vec::new(),
+                full: true,
+                read: 0,
+            },
+        }
+    }
+
+    /// The scan of this pass from its reads (`failed`: why the task
+    /// iterator stopped, if it did), with the placement of new pids. A
+    /// process whose exit came after the scan read it is left out (it is
+    /// gone: the model must not see it live after its exit).
+    fn scan(
+        &mut self,
+        model: &Model,
+        kernel: &Sample,
+        tasks: TaskPass,
+        failed: Option<String>,
+    ) -> Scan {
+        let complete = !self.task_iter_in_use();
+        let TaskPass {
+            changed: mut identities,
+            gone,
+            full,
+            ..
+        } = tasks;
+        if !kernel.exits.is_empty() {
+            let exited: crate::fast_hash::FastSet<u32> =
+                kernel.exits.iter().map(|e| e.tgid).collect();
+            identities.retain(|id| !exited.contains(&id.pid));
+        }
         let metas = identities
             .iter()
             .filter(|id| id.fresh && !model.knows_pid(id.pid, id.start_time_ticks))
@@ -495,6 +546,9 @@ impl Collector {
             .collect();
         Scan {
             identities,
+            complete,
+            gone,
+            full,
             metas,
             task_iter: self.task_iter_in_use(),
             failed,

@@ -156,10 +156,9 @@ impl Model {
     /// processes name (so a removed one is found gone, and released).
     pub fn cgroups_in_use(&self) -> crate::fast_hash::FastSet<&str> {
         let gone = |path: &str| self.cgroups.get(path).is_some_and(|c| c.gone);
-        self.processes
-            .values()
-            .filter(|p| !p.exited)
-            .filter_map(|p| p.cgroup.as_deref())
+        self.live_sums()
+            .map(|(path, _)| path)
+            .filter(|path| !path.is_empty())
             .chain(
                 self.cgroups
                     .iter()

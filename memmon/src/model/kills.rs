@@ -134,24 +134,23 @@ impl Model {
     /// Per cgroup, the live process with the highest oom_score.
     pub fn oom_candidates(&self) -> FastMap<String, oom::OomCandidate> {
         let mut out: FastMap<String, oom::OomCandidate> = FastMap::default();
-        for p in self.processes.values().filter(|p| !p.exited) {
-            let (Some(cg), Some(score)) = (
-                p.cgroup.as_ref(),
-                p.memory.as_ref().and_then(|m| m.oom_score),
-            ) else {
+        // Each cgroup's live processes with a score, kept in order by the
+        // index: the candidate is the last.
+        for slot in &self.index.slots {
+            let Some(&(score, key)) = slot.oom.last() else {
                 continue;
             };
-            let better = out.get(cg).is_none_or(|c| score > c.oom_score);
-            if better {
-                out.insert(
-                    cg.clone(),
-                    oom::OomCandidate {
-                        pid: p.key.pid,
-                        comm: p.comm.clone(),
-                        oom_score: score,
-                    },
-                );
-            }
+            let Some(p) = self.processes.get(&key).filter(|p| p.cgroup.is_some()) else {
+                continue;
+            };
+            out.insert(
+                slot.path.to_string(),
+                oom::OomCandidate {
+                    pid: key.pid,
+                    comm: p.comm.clone(),
+                    oom_score: score,
+                },
+            );
         }
         out
     }

@@ -17,6 +17,7 @@ pub mod explain;
 pub mod fields;
 pub mod forecast;
 pub mod history;
+mod index;
 mod kernel;
 mod kills;
 mod liveness;
@@ -59,6 +60,9 @@ pub struct Model {
     processes: FastMap<ProcessKey, Box<processes::Tracked>>,
     /// Live pid → its current key.
     live: FastMap<u32, ProcessKey>,
+    /// Live processes a scan of what changed found gone, not yet exited:
+    /// counted missing again at the next scan.
+    gone: FastMap<u32, ProcessKey>,
     /// Scans applied so far (a process seen in the last one carries its
     /// number in `Process::seen_scan`).
     scans: u64,
@@ -66,8 +70,21 @@ pub struct Model {
     memory_cost: CycleCost,
     /// What the cached rows were built with (live fields, fault source).
     view_inputs: Option<(fields::LiveFields, bool)>,
+    /// Every live process's row, as last published (rows.rs); each
+    /// process knows its slot.
+    rows: Vec<std::sync::Arc<ProcessView>>,
+    /// Processes whose last row had a rate not yet back to 0: built again
+    /// at the next publication.
+    unsettled: Vec<ProcessKey>,
+    /// When the rows were last published.
+    rows_at: Option<Instant>,
+    /// What the live rows were built with.
+    rows_inputs: Option<(fields::LiveFields, bool)>,
     /// Recent samples of the largest processes (OOM flight recorder).
     recorder: history::FlightRecorder,
+    /// Per-cgroup live sums, OOM candidates, the largest processes, the
+    /// rows to build: kept up to date per changed process (index.rs).
+    index: index::Index,
     host: Option<Host>,
 
     // Kills (kills.rs).

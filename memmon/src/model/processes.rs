@@ -26,14 +26,17 @@ pub(super) struct Tracked {
     pub(super) view: Option<Arc<ProcessView>>,
     /// Rated counters at the previous publication (for per-second rates).
     pub(super) rate_base: Option<(Instant, [Option<f64>; fields::N_RATED])>,
+    /// Where its row sits among the published live rows (rows.rs).
+    pub(super) slot: Option<usize>,
 }
 
 impl Tracked {
-    fn new(key: ProcessKey, comm: String) -> Box<Self> {
+    pub(super) fn new(key: ProcessKey, comm: String) -> Box<Self> {
         Box::new(Tracked {
             process: Process::new(key, comm),
             view: None,
             rate_base: None,
+            slot: None,
         })
     }
 }
@@ -91,6 +94,48 @@ impl Model {
         };
         let page = self.page_size();
         let exited: crate::fast_hash::FastSet<u32> = sample.exits.iter().map(|e| e.tgid).collect();
+        if !scan.complete {
+            // The scan listed what changed: the others are as the model
+            // holds them.
+            let changed: HashMap<u32, &Identity> =
+                scan.identities.iter().map(|id| (id.pid, id)).collect();
+            let gone: crate::fast_hash::FastSet<u32> = scan.gone.iter().copied().collect();
+            let mut out: Vec<Candidate> = self
+                .processes
+                .values()
+                .filter(|p| {
+                    !p.exited
+                        && !exited.contains(&p.key.pid)
+                        && !gone.contains(&p.key.pid)
+                        && !changed.contains_key(&p.key.pid)
+                        && p.vm_bytes.is_some_and(|v| v != 0)
+                })
+                .map(|p| Candidate {
+                    key: p.key,
+                    rss: p.rss_bytes.unwrap_or(0),
+                    activity: p
+                        .task
+                        .zip(p.vm_bytes)
+                        .map(|(t, vm)| t.minor ^ t.major.rotate_left(21) ^ vm.rotate_left(42)),
+                })
+                .collect();
+            out.extend(
+                scan.identities
+                    .iter()
+                    .filter(|id| id.vsize_bytes != 0 && !exited.contains(&id.pid))
+                    .map(|id| Candidate {
+                        key: ProcessKey {
+                            pid: id.pid,
+                            start_time_ticks: id.start_time_ticks,
+                        },
+                        rss: id.rss_pages * page,
+                        activity: Some(
+                            id.minflt ^ id.majflt.rotate_left(21) ^ id.vsize_bytes.rotate_left(42),
+                        ),
+                    }),
+            );
+            return out;
+        }
         scan.identities
             .iter()
             .filter(|id| id.vsize_bytes != 0)
@@ -137,19 +182,21 @@ impl Model {
     /// never go back).
     pub(super) fn apply_moves(&mut self, moved: HashMap<u32, ProcMeta>) {
         for (pid, meta) in moved {
-            let Some(p) = self.live.get(&pid).and_then(|k| self.processes.get_mut(k)) else {
+            let Some(key) = self.live.get(&pid).copied() else {
                 continue;
             };
-            if p.exited || meta.cgroup.is_none() || meta.cgroup == p.cgroup {
-                continue;
-            }
-            tracing::debug!(
-                pid,
-                from = p.cgroup.as_deref().unwrap_or("?"),
-                to = meta.cgroup.as_deref().unwrap_or("?"),
-                "moved to another memory cgroup"
-            );
-            p.set_meta(meta);
+            self.update(key, |p| {
+                if p.exited || meta.cgroup.is_none() || meta.cgroup == p.cgroup {
+                    return;
+                }
+                tracing::debug!(
+                    pid,
+                    from = p.cgroup.as_deref().unwrap_or("?"),
+                    to = meta.cgroup.as_deref().unwrap_or("?"),
+                    "moved to another memory cgroup"
+                );
+                p.set_meta(meta);
+            });
         }
     }
 
@@ -172,7 +219,40 @@ impl Model {
     /// scan read it.
     pub(super) fn apply_scan(&mut self, scan: Scan) {
         self.task_iter = scan.task_iter;
-        self.apply_scan_of(scan.identities, scan.metas);
+        if scan.complete {
+            self.apply_scan_of(scan.identities, scan.metas);
+        } else {
+            self.apply_changes(scan.identities, scan.metas, scan.gone);
+        }
+    }
+
+    /// Folds a scan of what changed in: the processes that changed (new
+    /// ones included) and those found gone. A gone process counts as
+    /// missing in this pass and the next ([`Model::count_missing`]), as a
+    /// process missing from a full scan does; the others are untouched.
+    pub(super) fn apply_changes(
+        &mut self,
+        changed: Vec<Identity>,
+        mut metas: HashMap<u32, ProcMeta>,
+        gone: Vec<u32>,
+    ) {
+        self.scans += 1;
+        let this_scan = self.scans;
+        for id in changed {
+            self.apply_identity(id, &mut metas, this_scan);
+        }
+        // Gone in an earlier pass and not exited since: missing again.
+        let pending: Vec<(u32, ProcessKey)> = self.gone.drain().collect();
+        for (pid, key) in pending {
+            if self.live.get(&pid) == Some(&key) {
+                self.count_missing(pid, key);
+            }
+        }
+        for pid in gone {
+            if let Some(key) = self.live.get(&pid).copied() {
+                self.count_missing(pid, key);
+            }
+        }
     }
 
     /// Folds a /proc scan in: every live process's identity, resident and
@@ -181,10 +261,36 @@ impl Model {
     /// processes missing from the scan have exited (their exit event, if
     /// any, brings the final counts).
     pub(super) fn apply_scan_of(&mut self, scan: Vec<Identity>, mut metas: HashMap<u32, ProcMeta>) {
-        let page = self.page_size();
         self.scans += 1;
         let this_scan = self.scans;
+        // A complete scan finds the missing ones itself.
+        self.gone.clear();
         for id in scan {
+            self.apply_identity(id, &mut metas, this_scan);
+        }
+        // Missing from /proc: exiting. Its exit event normally arrives in
+        // the next pass with the final counts; after two scans without one,
+        // take the last counts as final.
+        let missing: Vec<(u32, ProcessKey)> = self
+            .live
+            .iter()
+            .filter(|(_, key)| {
+                self.processes
+                    .get(key)
+                    .is_none_or(|p| p.seen_scan != this_scan)
+            })
+            .map(|(pid, key)| (*pid, *key))
+            .collect();
+        for (pid, key) in missing {
+            self.count_missing(pid, key);
+        }
+    }
+
+    /// One process as a scan read it (its placement in `metas` when it is
+    /// new to the model).
+    fn apply_identity(&mut self, id: Identity, metas: &mut HashMap<u32, ProcMeta>, this_scan: u64) {
+        let page = self.page_size();
+        {
             let key = ProcessKey {
                 pid: id.pid,
                 start_time_ticks: id.start_time_ticks,
@@ -192,75 +298,79 @@ impl Model {
             // A repeated reading never brings back a process the model no
             // longer holds as live.
             if !id.fresh && self.processes.get(&key).is_none_or(|p| p.exited) {
-                continue;
+                return;
             }
-            if let Some(old) = self.live.get(&id.pid)
-                && *old != key
-                && let Some(p) = self.processes.get_mut(old)
+            if let Some(old) = self.live.get(&id.pid).copied()
+                && old != key
             {
                 // The pid was reused and the old exit was missed.
-                p.exited = true;
-                p.dirty = true;
+                self.update(old, |p| {
+                    p.exited = true;
+                    p.dirty = true;
+                });
             }
             self.live.insert(id.pid, key);
-            let meta = metas.remove(&id.pid);
-            let p = self.processes.entry(key).or_insert_with(|| {
+            if !self.processes.contains_key(&key) {
                 let mut p = Tracked::new(key, id.comm.clone());
-                p.set_meta(meta.unwrap_or_default());
-                p
-            });
-            if id.fresh {
-                let task = Some(TaskFaults {
-                    minor: id.minflt,
-                    major: id.majflt,
-                });
-                let (rss, vm) = (Some(id.rss_pages * page), Some(id.vsize_bytes));
-                let members = id.rss_members.map(|m| m.map(|pages| pages * page));
-                if p.task != task
-                    || p.rss_bytes != rss
-                    || p.vm_bytes != vm
-                    || p.ppid != Some(id.ppid)
-                    || (!id.comm.is_empty() && p.comm != id.comm)
-                    || (members.is_some() && p.rss != members)
-                {
+                p.set_meta(metas.remove(&id.pid).unwrap_or_default());
+                self.insert(p);
+            }
+            self.update(key, |p| {
+                if id.fresh {
+                    let task = Some(TaskFaults {
+                        minor: id.minflt,
+                        major: id.majflt,
+                    });
+                    let (rss, vm) = (Some(id.rss_pages * page), Some(id.vsize_bytes));
+                    let members = id.rss_members.map(|m| m.map(|pages| pages * page));
+                    if p.task != task
+                        || p.rss_bytes != rss
+                        || p.vm_bytes != vm
+                        || p.ppid != Some(id.ppid)
+                        || (!id.comm.is_empty() && p.comm != id.comm)
+                        || (members.is_some() && p.rss != members)
+                    {
+                        p.dirty = true;
+                    }
+                    if members.is_some() {
+                        p.rss = members;
+                    }
+                    p.task = task;
+                    if !id.comm.is_empty() {
+                        p.comm = id.comm;
+                    }
+                    p.ppid = Some(id.ppid);
+                    p.rss_bytes = rss;
+                    p.vm_bytes = vm;
+                }
+                if p.exited {
+                    p.exited = false;
                     p.dirty = true;
                 }
-                if members.is_some() {
-                    p.rss = members;
-                }
-                p.task = task;
-                if !id.comm.is_empty() {
-                    p.comm = id.comm;
-                }
-                p.ppid = Some(id.ppid);
-                p.rss_bytes = rss;
-                p.vm_bytes = vm;
-            }
-            if p.exited {
-                p.exited = false;
-                p.dirty = true;
-            }
-            p.missing_scans = 0;
-            p.seen_scan = this_scan;
+                p.missing_scans = 0;
+                p.seen_scan = this_scan;
+            });
         }
-        // Missing from /proc: exiting. Its exit event normally arrives in
-        // the next pass with the final counts; after two scans without one,
-        // take the last counts as final.
-        self.live.retain(|_, key| {
-            let Some(p) = self.processes.get_mut(key) else {
-                return false;
-            };
-            if p.seen_scan == this_scan {
-                return true;
-            }
+    }
+
+    /// A live process a scan found missing: exiting. Its exit event
+    /// normally arrives in the next pass with the final counts; after two
+    /// scans without one, its last counts are taken as final.
+    fn count_missing(&mut self, pid: u32, key: ProcessKey) {
+        let mut gone = false;
+        let held = self.update(key, |p| {
             p.missing_scans = p.missing_scans.saturating_add(1);
             if p.missing_scans >= MISSING_SCANS_BEFORE_EXIT {
                 p.exited = true;
                 p.dirty = true;
-                return false;
+                gone = true;
             }
-            true
         });
+        if gone || !held {
+            self.live.remove(&pid);
+        } else {
+            self.gone.insert(pid, key);
+        }
     }
 
     /// Folds the cost-guarded memory reads in (each process's memory and
@@ -292,7 +402,7 @@ impl Model {
         memory: ProcessMemory,
         numa: Option<NumaUsage>,
     ) {
-        if let Some(p) = self.processes.get_mut(&key) {
+        self.update(key, |p| {
             if p.memory.as_ref() != Some(&memory) || (numa.is_some() && p.numa != numa) {
                 p.dirty = true;
             }
@@ -300,7 +410,7 @@ impl Model {
             if numa.is_some() {
                 p.numa = numa;
             }
-        }
+        });
     }
 
     /// The process each of `pids` names: the live one, else the latest one
@@ -358,14 +468,15 @@ impl Model {
             pid: tgid,
             start_time_ticks: 0,
         });
-        let p = self
-            .processes
-            .entry(key)
-            .or_insert_with(|| Tracked::new(key, String::new()));
-        p.counters = counters;
-        p.exited = true;
-        p.vanished = true;
-        p.dirty = true;
+        if !self.processes.contains_key(&key) {
+            self.insert(Tracked::new(key, String::new()));
+        }
+        self.update(key, |p| {
+            p.counters = counters;
+            p.exited = true;
+            p.vanished = true;
+            p.dirty = true;
+        });
     }
 
     /// One process's live counters (with its identity when the model did
@@ -376,20 +487,24 @@ impl Model {
         counters: ProcCounters,
         info: Option<(Identity, ProcMeta)>,
     ) {
-        if let Some(key) = self.live.get(&tgid)
-            && let Some(p) = self.processes.get_mut(key)
+        if let Some(key) = self.live.get(&tgid).copied()
+            && let Some(p) = self.processes.get(&key)
         {
             // Counters only grow for one process; a drop means the pid was
             // reused and the old exit event was lost.
             if counters.dominates(&p.counters) {
                 if counters != p.counters {
-                    p.counters = counters;
-                    p.dirty = true;
+                    self.update(key, |p| {
+                        p.counters = counters;
+                        p.dirty = true;
+                    });
                 }
                 return;
             }
-            p.exited = true;
-            p.dirty = true;
+            self.update(key, |p| {
+                p.exited = true;
+                p.dirty = true;
+            });
             self.live.remove(&tgid);
         }
         // No identity: it exited between the map read and the collector's
@@ -402,25 +517,26 @@ impl Model {
             pid: tgid,
             start_time_ticks: id.start_time_ticks,
         };
-        let p = self
-            .processes
-            .entry(key)
-            .or_insert_with(|| Tracked::new(key, id.comm.clone()));
-        p.ppid = Some(id.ppid);
-        p.counters = counters;
-        p.exited = false;
-        p.dirty = true;
-        if p.cgroup.is_none() {
-            p.set_meta(meta);
+        if !self.processes.contains_key(&key) {
+            self.insert(Tracked::new(key, id.comm.clone()));
         }
-        p.rss_bytes = Some(id.rss_pages * page);
-        p.vm_bytes = Some(id.vsize_bytes);
-        if p.task.is_none() {
-            p.task = Some(TaskFaults {
-                minor: id.minflt,
-                major: id.majflt,
-            });
-        }
+        self.update(key, |p| {
+            p.ppid = Some(id.ppid);
+            p.counters = counters;
+            p.exited = false;
+            p.dirty = true;
+            if p.cgroup.is_none() {
+                p.set_meta(meta);
+            }
+            p.rss_bytes = Some(id.rss_pages * page);
+            p.vm_bytes = Some(id.vsize_bytes);
+            if p.task.is_none() {
+                p.task = Some(TaskFaults {
+                    minor: id.minflt,
+                    major: id.majflt,
+                });
+            }
+        });
         self.live.insert(tgid, key);
     }
 
@@ -442,19 +558,20 @@ impl Model {
                 },
             },
         };
-        let comm = comm_string(&exit.comm);
-        let p = self
-            .processes
-            .entry(key)
-            .or_insert_with(|| Tracked::new(key, comm.clone()));
-        p.record_exit(exit);
-        // Born and gone between two scans: its cgroup from the exit event.
-        if p.cgroup.is_none()
-            && let Some(id) = p.exit_cgroup_id
-            && let Some(meta) = cgroups.get(&id)
-        {
-            p.set_meta(meta.clone());
+        if !self.processes.contains_key(&key) {
+            self.insert(Tracked::new(key, comm_string(&exit.comm)));
         }
+        self.update(key, |p| {
+            p.record_exit(exit);
+            // Born and gone between two scans: its cgroup from the exit
+            // event.
+            if p.cgroup.is_none()
+                && let Some(id) = p.exit_cgroup_id
+                && let Some(meta) = cgroups.get(&id)
+            {
+                p.set_meta(meta.clone());
+            }
+        });
     }
 }
 
@@ -519,6 +636,7 @@ mod tests {
                     id(4, true, 0),        // a kernel thread
                     id(5, false, 1 << 20), // a repeat of one never held
                 ],
+                complete: true,
                 ..Scan::default()
             }),
             ..Sample::default()

@@ -1,7 +1,8 @@
 //! Per-cgroup totals: the cumulative counts of every process that was in a
 //! cgroup (exited ones from the kernel's pinned per-memcg exit totals, or
-//! folded in as they go; live ones added on demand), so a cgroup's
-//! counters never go backwards when its processes exit or memmon restarts.
+//! folded in as they go; live ones from the sums the index keeps up to
+//! date per changed process, `index.rs`), so a cgroup's counters never go
+//! backwards when its processes exit or memmon restarts.
 
 use memmon_common::{MemcgExits, ProcCounters};
 use serde::Serialize;
@@ -93,6 +94,28 @@ impl Totals {
         self.exited_processes += other.exited_processes;
     }
 
+    /// Takes out what [`Totals::add_counts`] added for `p`.
+    fn sub_counts(&mut self, p: &Process, fault_probes: bool) {
+        for (t, v) in self
+            .counters
+            .as_mut_slice()
+            .iter_mut()
+            .zip(p.counters.as_slice())
+        {
+            *t = t.saturating_sub(*v);
+        }
+        let (minor, major) = fault_counts(&p.counters, p.task, fault_probes);
+        self.minor_faults = self.minor_faults.saturating_sub(minor);
+        self.major_faults = self.major_faults.saturating_sub(major);
+    }
+
+    /// Takes out what [`Totals::add_live`] added for `p` (as it is now).
+    pub fn sub_live(&mut self, p: &Process, fault_probes: bool) {
+        self.sub_counts(p, fault_probes);
+        self.live_processes = self.live_processes.saturating_sub(1);
+        self.rss_bytes = self.rss_bytes.saturating_sub(p.rss_bytes.unwrap_or(0));
+    }
+
     /// Adds an exited process's final counts.
     pub fn add_exited(&mut self, p: &Process, fault_probes: bool) {
         self.add_counts(p, fault_probes);
@@ -107,6 +130,15 @@ impl Totals {
     }
 }
 
+/// `cg`'s entry of `out`, made when missing (looked up by &str: no String
+/// is made for a cgroup that has one).
+fn totals_of<'a>(out: &'a mut FastMap<String, Totals>, cg: &str) -> &'a mut Totals {
+    if !out.contains_key(cg) {
+        out.insert(cg.to_string(), Totals::default());
+    }
+    out.get_mut(cg).expect("inserted above")
+}
+
 impl Model {
     /// Totals per cgroup: the exited processes (from the kernel's pinned
     /// per-memcg totals when the exit probe runs, so they span restarts;
@@ -115,6 +147,7 @@ impl Model {
     /// one after the other, and a process exiting between two reads would
     /// otherwise be missing from both for one pass.
     pub fn cgroup_totals(&mut self) -> FastMap<String, Totals> {
+        self.reindex_if_needed();
         let fault_probes = self.fault_probes();
         let mut out = match &self.kernel_exits {
             Some(kernel) => {
@@ -135,22 +168,22 @@ impl Model {
                 .collect(),
         };
         let kernel = self.kernel_exits.is_some();
-        for p in self.processes.values() {
-            if p.exited && kernel && !p.vanished {
-                // In the kernel's exit totals already.
+        for (cg, live) in self.live_sums() {
+            let t = totals_of(&mut out, cg);
+            t.add_totals(live);
+            t.live_processes += live.live_processes;
+            t.rss_bytes += live.rss_bytes;
+        }
+        // Exited since the last fold and not in the kernel's exit totals.
+        for key in &self.index.exited {
+            let Some(p) = self.processes.get(key).filter(|p| p.exited) else {
+                continue;
+            };
+            if kernel && !p.vanished {
                 continue;
             }
-            let cg = p.cgroup.as_deref().unwrap_or_default();
-            // Looked up by &str: no String is made per process per pass.
-            let t = match out.get_mut(cg) {
-                Some(t) => t,
-                None => out.entry(cg.to_string()).or_default(),
-            };
-            if p.exited {
-                t.add_exited(p, fault_probes);
-            } else {
-                t.add_live(p, fault_probes);
-            }
+            totals_of(&mut out, p.cgroup.as_deref().unwrap_or_default())
+                .add_exited(p, fault_probes);
         }
         for (path, t) in out.iter_mut() {
             if let Some(floor) = self.totals_floor.get(path) {
@@ -190,14 +223,13 @@ impl Model {
     /// processes).
     pub fn fold_exited(&mut self) {
         let fault_probes = self.fault_probes();
-        let exited: Vec<ProcessKey> = self
-            .processes
-            .iter()
-            .filter(|(_, p)| p.exited)
-            .map(|(k, _)| *k)
-            .collect();
+        let exited: Vec<ProcessKey> = std::mem::take(&mut self.index.exited);
         for key in exited {
-            if let Some(p) = self.processes.remove(&key) {
+            if self.processes.get(&key).is_none_or(|p| !p.exited) {
+                // Folded already, or found live again.
+                continue;
+            }
+            if let Some(p) = self.remove_process(&key) {
                 let cg = p.cgroup.clone().unwrap_or_default();
                 if p.vanished {
                     self.vanished_totals

@@ -4,14 +4,132 @@
 
 use std::{sync::Arc, time::Instant};
 
-use super::{Model, ProcessView, Which, fields, history, processes::Tracked, view};
+use super::{Model, ProcessKey, ProcessView, Which, fields, history, processes::Tracked, view};
+
+/// A process's row built now, with its rates since `since` (its last row,
+/// or the last publication when that row's rates were all back to 0: its
+/// values did not move in between).
+fn build_row(
+    p: &mut Tracked,
+    fault_probes: bool,
+    live: &fields::LiveFields,
+    now: Instant,
+    since: Option<Instant>,
+) -> Arc<ProcessView> {
+    let settled = p.view.as_deref().is_some_and(view::rates_settled);
+    let mut v = ProcessView::from_process(p, fault_probes, live);
+    let now_values = fields::RATED.map(|i| v.value(i));
+    if let Some((at, base)) = &p.rate_base {
+        let at = match since {
+            Some(since) if settled && since > *at => since,
+            _ => *at,
+        };
+        let dt = now.saturating_duration_since(at).as_secs_f64();
+        for k in 0..fields::N_RATED {
+            v.rates.set(
+                k,
+                match (now_values[k], base[k]) {
+                    (Some(a), Some(b)) if dt > 0.0 && a >= b => Some((a - b) / dt),
+                    _ => None,
+                },
+            );
+        }
+    }
+    p.rate_base = Some((now, now_values));
+    let v = Arc::new(v);
+    p.view = Some(Arc::clone(&v));
+    p.dirty = false;
+    v
+}
 
 impl Model {
+    /// Every live process's row, with each rated counter's per-second rate
+    /// since the previous call: only the processes that changed since (and
+    /// those whose rates were not yet back to 0) are built again, the
+    /// others keep their row (nothing is built or copied but the list of
+    /// rows). Everything is built again when what the rows read changed (a
+    /// probe attached or suspended, a file found missing).
+    pub fn live_rows(&mut self, now: Instant) -> Vec<Arc<ProcessView>> {
+        let fault_probes = self.fault_probes();
+        let live = fields::LiveFields::new(&self.live());
+        let inputs = (live.clone(), fault_probes);
+        let since = self.rows_at.replace(now);
+        if self.rows_inputs.as_ref() != Some(&inputs) {
+            self.rows_inputs = Some(inputs);
+            self.rows.clear();
+            self.unsettled.clear();
+            self.index.touched.clear();
+            for p in self.processes.values_mut() {
+                p.slot = None;
+                if p.exited {
+                    continue;
+                }
+                let row = build_row(p, fault_probes, &live, now, since);
+                if !view::rates_settled(&row) {
+                    self.unsettled.push(p.key);
+                }
+                p.slot = Some(self.rows.len());
+                self.rows.push(row);
+            }
+            return self.rows.clone();
+        }
+        let mut keys: Vec<ProcessKey> = self.index.touched.drain().collect();
+        keys.append(&mut self.unsettled);
+        keys.sort_unstable();
+        keys.dedup();
+        for key in keys {
+            let Some(p) = self.processes.get_mut(&key) else {
+                continue;
+            };
+            if p.exited {
+                if let Some(slot) = p.slot.take() {
+                    self.drop_row(slot);
+                }
+                continue;
+            }
+            let row = build_row(p, fault_probes, &live, now, since);
+            if !view::rates_settled(&row) {
+                self.unsettled.push(key);
+            }
+            match p.slot {
+                Some(slot) => self.rows[slot] = row,
+                None => {
+                    p.slot = Some(self.rows.len());
+                    self.rows.push(row);
+                }
+            }
+        }
+        self.rows.clone()
+    }
+
+    /// Takes row `slot` out of the live rows (the last one takes its
+    /// place, and its process is told).
+    pub(super) fn drop_row(&mut self, slot: usize) {
+        if slot >= self.rows.len() {
+            return;
+        }
+        self.rows.swap_remove(slot);
+        if let Some(moved) = self.rows.get(slot) {
+            let key = ProcessKey {
+                pid: moved.pid,
+                start_time_ticks: moved.start_time_ticks,
+            };
+            if let Some(p) = self.processes.get_mut(&key) {
+                p.slot = Some(slot);
+            }
+        }
+    }
+
     /// Views of the processes `which` selects, with each rated counter's
     /// per-second rate since the previous call (the base for the next one
     /// is taken now). A process unchanged since its last row, whose rates
-    /// were already 0, shares that row (nothing is built or copied).
+    /// were already 0, shares that row (nothing is built or copied). The
+    /// live ones alone: [`Model::live_rows`], which visits only what
+    /// changed.
     pub fn views(&mut self, which: Which, now: Instant) -> Vec<Arc<ProcessView>> {
+        if which == Which::Live {
+            return self.live_rows(now);
+        }
         let fault_probes = self.fault_probes();
         let live = fields::LiveFields::new(&self.live());
         // What every row reads changed (a probe attached or suspended, a
@@ -92,18 +210,15 @@ impl Model {
         }
         let fault_probes = self.fault_probes();
         let sources = fields::LiveFields::new(&self.live());
-        let mut live: Vec<&Tracked> = self
-            .processes
-            .values()
-            .map(|p| &**p)
-            .filter(|p| !p.exited)
-            .collect();
-        let by_rss = |p: &&Tracked| std::cmp::Reverse(p.rss_bytes.unwrap_or(0));
-        if n > 0 && n < live.len() {
-            live.select_nth_unstable_by_key(n - 1, by_rss);
-            live.truncate(n);
-        }
-        for p in live {
+        // The index keeps the live processes in order of size.
+        let largest = self
+            .index
+            .by_rss
+            .iter()
+            .rev()
+            .take(if n == 0 { usize::MAX } else { n })
+            .filter_map(|(_, key)| self.processes.get(key));
+        for p in largest {
             let built;
             let v = match &p.view {
                 Some(v) if !p.dirty => v.as_ref(),

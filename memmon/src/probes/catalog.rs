@@ -438,6 +438,15 @@ pub fn for_kernel(spec: &'static ProbeSpec, variants: Variants) -> &'static Prob
     }
 }
 
+/// The kernel a probe needs, and why, where it needs more than the rest:
+/// the marks of `ran_switch` and `ran_tick` are read by a task iterator
+/// walking one process (`bpf_iter_link_info.task`, Linux 6.1); before, a
+/// pass walks every task and marks would only cost.
+pub fn needs_kernel(name: &str) -> Option<((u32, u32), &'static str)> {
+    (name == probe::RAN_SWITCH.name() || name == probe::RAN_TICK.name())
+        .then_some(((6, 1), "a task iterator that walks one process"))
+}
+
 /// True for probes that are extras where the kernel allows them (BPF
 /// tracing programs): their absence is reported in `--probes` and the
 /// probe metrics, not warned about at every start.

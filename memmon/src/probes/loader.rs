@@ -119,6 +119,8 @@ pub struct ProbeSet {
     pub(super) swap_counting: bool,
     /// The `RAN` bitmap mapped (None: the map could not be mapped).
     pub(super) ran: Option<super::ran::RanBitmap>,
+    /// RanOverflow as last read.
+    pub(super) ran_overflows: u64,
 }
 
 impl ProbeSet {
@@ -184,6 +186,7 @@ impl ProbeSet {
         let events = RingBuf::try_from(events).map_err(LoadError::RingBuf)?;
         let overrides = tracepoint_overrides();
         let mut statuses = Vec::with_capacity(PROBES.len());
+        let release = kernel_release();
         let mut to_sample = Vec::new();
         let mut variants = super::catalog::Variants { raw_kill };
         for spec in PROBES {
@@ -210,6 +213,15 @@ impl ProbeSet {
             } else if spec.per_alloc && !opts.alloc_detail {
                 ProbeState::Disabled {
                     reason: "per-allocation probe; enable with --alloc-detail".into(),
+                }
+            } else if let Some((version, why)) = super::catalog::needs_kernel(spec.name)
+                && before(&release, version)
+            {
+                ProbeState::Unavailable {
+                    reason: format!(
+                        "needs Linux {}.{} ({why}); this kernel is {release}",
+                        version.0, version.1
+                    ),
                 }
             } else if let Some(duty) = super::sampled::duty(spec.name) {
                 // Attached part of the time by its own thread, started
@@ -287,6 +299,7 @@ impl ProbeSet {
             sampled: Vec::new(),
             swap_counting: false,
             ran,
+            ran_overflows: 0,
         };
         for (spec, duty) in to_sample {
             if let Err(reason) = set.start_sampled(spec, duty) {

@@ -145,6 +145,37 @@ impl super::ProbeSet {
         Ok(())
     }
 
+    /// True when a process that ran could not be marked since the last
+    /// call (its pid past the bitmap: pid_max was raised after load): the
+    /// next pass must walk every task.
+    pub fn ran_overflowed(&mut self) -> bool {
+        let Some(map) = self.ebpf.map(memmon_common::names::STATS) else {
+            return false;
+        };
+        let Ok(stats) = aya::maps::PerCpuArray::<&aya::maps::MapData, u64>::try_from(map) else {
+            return false;
+        };
+        let now: u64 = stats
+            .get(&(memmon_common::Stat::RanOverflow as u32), 0)
+            .map(|v| v.iter().sum())
+            .unwrap_or(0);
+        let grew = now > self.ran_overflows;
+        self.ran_overflows = now;
+        grew
+    }
+
+    /// Detaches the marking probes (a pass cannot use their marks here),
+    /// saying why.
+    pub fn drop_ran_probes(&mut self, why: &str) {
+        use memmon_common::names::probe;
+        for p in [probe::RAN_SWITCH, probe::RAN_TICK] {
+            self.suspend(
+                p,
+                &format!("not needed: {why}; every pass walks every task"),
+            );
+        }
+    }
+
     /// Appends the tgids that ran since the last call to `out`; false when
     /// there is no bitmap.
     pub fn take_ran(&self, out: &mut Vec<u32>) -> bool {

@@ -144,9 +144,19 @@ pub struct Sample {
 /// The process scan of one pass.
 #[derive(Debug, Default)]
 pub struct Scan {
-    /// Every live process (those unchanged since the last scan marked not
-    /// fresh).
+    /// With `complete`, every live process (those unchanged since the last
+    /// scan marked not fresh); else the processes that changed since their
+    /// last reading (the task iterator's passes).
     pub identities: Vec<Identity>,
+    /// `identities` lists every live process (a /proc scan): a live one
+    /// missing from it is gone.
+    pub complete: bool,
+    /// Processes the scan found gone (not `complete`: read alone and not
+    /// found, or missing from a walk of every task).
+    pub gone: Vec<u32>,
+    /// Every task was walked this pass (else only the processes that
+    /// ran).
+    pub full: bool,
     /// Placement of the scanned pids the model did not know.
     pub metas: HashMap<u32, ProcMeta>,
     /// The kernel's task iterator read them (not /proc/PID/stat).

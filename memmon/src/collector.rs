@@ -388,7 +388,11 @@ impl Collector {
         // kernel's per-process counters, which the kernel's part reads.
         let mut failed = None;
         let tasks = self.read_tasks(&mut failed);
-        let mut sample = self.kernel(pending, model);
+        // The counters of the processes that ran, or (after a full walk)
+        // of every process that has some: counts change only in a
+        // process's own context.
+        let scope = (!tasks.full).then_some(tasks.marked.as_slice());
+        let mut sample = self.kernel(pending, model, scope);
         sample.scan = Some(self.scan(model, &sample, tasks, failed));
         if reads.cgroups {
             sample.cgroups = Some(self.read_cgroups(model, &sample));
@@ -404,14 +408,23 @@ impl Collector {
     /// never lost), then entries whose process is gone without an exit
     /// event, then statistics; the identities of pids `model` does not
     /// know, and the names of exit and OOM cgroups.
-    fn kernel(&mut self, pending_exits: Vec<ExitEvent>, model: &Model) -> Sample {
+    fn kernel(
+        &mut self,
+        pending_exits: Vec<ExitEvent>,
+        model: &Model,
+        scope: Option<&[u32]>,
+    ) -> Sample {
         let root = self.root.clone();
         let root = &root;
         // Before the live counters: the exit probe adds a process to its
         // memcg's totals before deleting its counters, so a process is in
         // at most one of the two reads.
         let memcg_exits = self.memcg_exits();
-        let mut live = match self.probes.read_counters() {
+        let counters = match scope {
+            Some(tgids) => self.probes.read_counters_of(tgids),
+            None => self.probes.read_counters(),
+        };
+        let mut live = match counters {
             Ok(live) => live,
             Err(e) => {
                 tracing::warn!("{e}");
@@ -506,6 +519,7 @@ impl Collector {
                 gone: Vec::new(),
                 full: true,
                 read: 0,
+                marked: Vec::new(),
             },
         }
     }
@@ -609,10 +623,21 @@ impl Collector {
             .probes()
             .iter()
             .any(|p| p.name == probe::CGROUP_ATTACH.name() && p.is_attached());
-        let mut candidates = model.memory_candidates(sample);
-        if let Some(only) = only {
-            candidates.retain(|c| only.contains(&c.key.pid));
-        }
+        // A scan of what changed tells the guard what changed; it keeps
+        // the live processes and when each is due. Otherwise (a /proc
+        // scan, or reads limited to some processes) it looks at every
+        // candidate.
+        let tracked = only.is_none() && sample.scan.as_ref().is_some_and(|s| !s.complete);
+        let candidates = if tracked {
+            self.track_candidates(sample);
+            Vec::new()
+        } else {
+            let mut candidates = model.memory_candidates(sample);
+            if let Some(only) = only {
+                candidates.retain(|c| only.contains(&c.key.pid));
+            }
+            candidates
+        };
         let slabinfo = self.guard.slabinfo_due(Instant::now());
         let root = &self.root;
         let mut system = system::read(root, &numa::SysNodeRoot::default(), slabinfo);
@@ -624,32 +649,35 @@ impl Collector {
         // A file counts as missing from the kernel when no process read in
         // this pass had it (a trimmed /proc may lack it for some only).
         let (mut had_rollup, mut lacked_rollup) = (false, false);
-        out.cost = self.guard.cycle(&candidates, cycle, |key| {
-            match memory::read(root, key.pid) {
-                Ok(mut m) => {
-                    match m.missing.take() {
-                        Some((_, what)) => {
-                            lacked_rollup = true;
-                            out.missing.push(what);
-                        }
-                        None => had_rollup = true,
+        let read = |key: crate::sample::key::ProcessKey| match memory::read(root, key.pid) {
+            Ok(mut m) => {
+                match m.missing.take() {
+                    Some((_, what)) => {
+                        lacked_rollup = true;
+                        out.missing.push(what);
                     }
-                    let numa = multi_node
-                        .then(|| numa::read(root, key.pid, cpu_node).ok())
-                        .flatten();
-                    out.processes.push((key, m, numa));
-                    if reread_cgroups && let Some(meta) = moved_meta(root, key.pid) {
-                        out.moved.insert(key.pid, meta);
-                    }
-                    true
+                    None => had_rollup = true,
                 }
-                Err(ReadFailure::Gone(_)) => false,
-                Err(e) => {
-                    tracing::debug!("{e}");
-                    true
+                let numa = multi_node
+                    .then(|| numa::read(root, key.pid, cpu_node).ok())
+                    .flatten();
+                out.processes.push((key, m, numa));
+                if reread_cgroups && let Some(meta) = moved_meta(root, key.pid) {
+                    out.moved.insert(key.pid, meta);
                 }
+                true
             }
-        });
+            Err(ReadFailure::Gone(_)) => false,
+            Err(e) => {
+                tracing::debug!("{e}");
+                true
+            }
+        };
+        out.cost = if tracked {
+            self.guard.cycle_tracked(Instant::now(), cycle, read)
+        } else {
+            self.guard.cycle(&candidates, cycle, read)
+        };
         out.smaps_rollup = if had_rollup {
             Some(true)
         } else if lacked_rollup {
@@ -660,6 +688,46 @@ impl Collector {
         out.missing.extend(std::mem::take(&mut system.missing));
         out.system = system;
         out
+    }
+
+    /// Tells the cost guard what the scan found changed or gone in this
+    /// pass, and what exited.
+    fn track_candidates(&mut self, sample: &Sample) {
+        let Some(scan) = &sample.scan else {
+            return;
+        };
+        let page = host().page_size;
+        let no_mm = scan
+            .identities
+            .iter()
+            .filter(|id| id.vsize_bytes == 0)
+            .map(|id| id.pid);
+        let gone = scan
+            .gone
+            .iter()
+            .copied()
+            .chain(sample.exits.iter().map(|e| e.tgid))
+            .chain(sample.vanished.iter().map(|(tgid, _)| *tgid))
+            .chain(no_mm);
+        let changed = scan
+            .identities
+            .iter()
+            .filter(|id| id.vsize_bytes != 0)
+            .map(|id| crate::sample::cost::Candidate {
+                key: crate::sample::key::ProcessKey {
+                    pid: id.pid,
+                    start_time_ticks: id.start_time_ticks,
+                },
+                rss: id.rss_pages * page,
+                activity: Some(
+                    id.minflt ^ id.majflt.rotate_left(21) ^ id.vsize_bytes.rotate_left(42),
+                ),
+            });
+        // Gone first: a pid gone and born again in one pass is the new one.
+        let gone: Vec<u32> = gone.collect();
+        self.guard.track(std::iter::empty(), gone, Instant::now());
+        self.guard
+            .track(changed, std::iter::empty(), Instant::now());
     }
 
     /// memmon's own resident bytes and CPU seconds now.

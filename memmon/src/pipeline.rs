@@ -35,6 +35,8 @@ pub struct Pipeline {
     reported_missing: std::collections::BTreeSet<String>,
     samples: u64,
     prev_lost: u64,
+    /// Kernel statistics as of the last pass (what the caps dropped).
+    prev_stats: Option<crate::sample::stats::StatsSnapshot>,
     /// The probe CPU budget (None: none).
     budget: Option<Budget>,
     /// Detail probes the budget suspended.
@@ -65,6 +67,7 @@ impl Pipeline {
             reported_missing: Default::default(),
             samples: 0,
             prev_lost: 0,
+            prev_stats: None,
             budget: None,
             suspended: Vec::new(),
             focus: None,
@@ -235,6 +238,15 @@ impl Pipeline {
             self.push_notice("events_lost", message);
             self.prev_lost = lost;
         }
+        // A cap reached: said each time what it drops grows (from the
+        // first pass on: pinned statistics carry earlier runs' counts).
+        if let Some(prev) = &self.prev_stats {
+            for message in crate::model::caps::cap_notices(prev, self.model.stats()) {
+                tracing::warn!("{message}");
+                self.push_notice("cap_reached", message);
+            }
+        }
+        self.prev_stats = Some(self.model.stats().clone());
         let mut published = Published::from_model(&mut self.model, clock::now());
         // After the rows are built: the recorder reads them.
         self.model

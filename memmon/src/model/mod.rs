@@ -12,6 +12,7 @@
 //! system view and allocator maps).
 
 pub mod budget;
+pub mod caps;
 pub mod cgroups;
 pub mod explain;
 pub mod fields;

@@ -50,6 +50,28 @@ impl ProbeSet {
         Ok(out)
     }
 
+    /// The counters of the processes `tgids` that have some (one lookup
+    /// each: a pass that read only the processes that ran).
+    pub fn read_counters_of(&self, tgids: &[u32]) -> Result<Vec<(u32, ProcCounters)>, ReadError> {
+        let map = self.ebpf.map(names::PROC_COUNTERS).ok_or(ReadError {
+            map: names::PROC_COUNTERS,
+            source: aya::maps::MapError::InvalidName {
+                name: names::PROC_COUNTERS.name().into(),
+            },
+        })?;
+        let map: HashMap<&MapData, u32, ProcCounters> =
+            HashMap::try_from(map).map_err(err(names::PROC_COUNTERS))?;
+        let mut out = Vec::new();
+        for tgid in tgids {
+            match map.get(tgid, 0) {
+                Ok(c) => out.push((*tgid, super::sampled::scaled(c))),
+                Err(aya::maps::MapError::KeyNotFound) => continue,
+                Err(e) => return Err(err(names::PROC_COUNTERS)(e)),
+            }
+        }
+        Ok(out)
+    }
+
     /// Deletes a process's counters from the kernel map (its process is
     /// gone and its exit was not seen).
     pub fn remove_counters(&mut self, tgid: u32) {

@@ -81,6 +81,8 @@ pub struct Pass {
     pub full: bool,
     /// Processes read (all live ones after a full walk).
     pub read: usize,
+    /// Not full: the processes read, each alone (those that ran).
+    pub marked: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,6 +172,7 @@ impl TaskScan {
                 gone,
                 full: true,
                 read,
+                marked: Vec::new(),
             });
         }
         self.passes_since_full += 1;
@@ -201,6 +204,7 @@ impl TaskScan {
             gone,
             full: false,
             read,
+            marked: self.marked.clone(),
         })
     }
 

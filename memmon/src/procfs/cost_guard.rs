@@ -16,6 +16,12 @@
 //! - every cycle's cost is reported;
 //! - `/proc/slabinfo`, which walks every cache's partial slabs under the
 //!   slab mutex, is read every `slabinfo_interval`, not every pass.
+//!
+//! Two ways to run it: [`CostGuard::cycle`] looks at every candidate it is
+//! given, each cycle; [`CostGuard::track`] and [`CostGuard::cycle_tracked`]
+//! keep the live processes between cycles and a queue of when each is
+//! next due, so a cycle costs what changed and what is due, not what
+//! exists (the daemon's scan reports only what changed).
 
 use std::time::{Duration, Instant};
 
@@ -66,6 +72,14 @@ pub struct CostGuard {
     settings: GuardSettings,
     entries: crate::fast_hash::FastMap<ProcessKey, Entry>,
     slabinfo_read_at: Option<Instant>,
+    /// The live processes as last told ([`CostGuard::track`]).
+    tracked: crate::fast_hash::FastMap<ProcessKey, Candidate>,
+    /// Their keys by pid (an exit names a pid).
+    tracked_pids: crate::fast_hash::FastMap<u32, ProcessKey>,
+    /// When each tracked process is next due, earliest first; an entry
+    /// whose process changed since is checked against its due time when
+    /// it comes up.
+    queue: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, ProcessKey)>>,
 }
 
 impl CostGuard {
@@ -73,8 +87,7 @@ impl CostGuard {
     pub fn new(settings: GuardSettings) -> Self {
         CostGuard {
             settings,
-            entries: Default::default(),
-            slabinfo_read_at: None,
+            ..Default::default()
         }
     }
 
@@ -119,6 +132,167 @@ impl CostGuard {
         }
     }
 
+    /// Notes that `c` was read at `read_at` in `took`: when it is next due.
+    fn record_read(&mut self, c: &Candidate, read_at: Instant, took: Duration) {
+        let gib = c.rss as f64 / (1u64 << 30) as f64;
+        // Keep this process's reads within cpu_share of a core.
+        let by_cost = took.div_f64(self.settings.cpu_share.max(1e-6));
+        let by_size = self.settings.per_gib.mul_f64(gib);
+        let idle_streak = match self.entries.get(&c.key) {
+            Some(e)
+                if c.activity.is_some()
+                    && c.activity == e.activity_at_read
+                    && c.rss == e.rss_at_read =>
+            {
+                e.idle_streak.saturating_add(1)
+            }
+            _ => 0,
+        };
+        let base = self.settings.base_interval.max(by_cost);
+        let idle = base
+            .saturating_mul(1u32 << idle_streak.min(16))
+            .min(self.settings.max_idle_interval.max(base));
+        let interval = idle + by_size;
+        self.entries.insert(
+            c.key,
+            Entry {
+                next_due: read_at + interval,
+                read_at,
+                rss_at_read: c.rss,
+                activity_at_read: c.activity,
+                idle_streak,
+            },
+        );
+    }
+
+    /// When `c` is next due as it is now: the moment [`CostGuard::due`]
+    /// first answers yes while nothing changes (a process never read is
+    /// due at once, first of all).
+    fn due_at(&self, c: &Candidate, now: Instant) -> Instant {
+        let Some(e) = self.entries.get(&c.key) else {
+            return now.checked_sub(Duration::from_secs(3600)).unwrap_or(now);
+        };
+        let moved = c.rss.abs_diff(e.rss_at_read);
+        if moved > (e.rss_at_read / 100).max(1 << 20) {
+            return e.next_due.min(now);
+        }
+        let unchanged =
+            c.activity.is_some() && c.activity == e.activity_at_read && c.rss == e.rss_at_read;
+        if unchanged {
+            return e.next_due.max(e.read_at + self.settings.max_idle_interval);
+        }
+        if e.idle_streak > 0 && c.activity != e.activity_at_read {
+            return e.next_due.min(e.read_at + self.settings.base_interval);
+        }
+        e.next_due
+    }
+
+    /// Follows the live processes from one cycle to the next: `changed`
+    /// are new or changed since they were last told (each is queued at
+    /// its due time), `gone` (pids) left.
+    pub fn track(
+        &mut self,
+        changed: impl IntoIterator<Item = Candidate>,
+        gone: impl IntoIterator<Item = u32>,
+        now: Instant,
+    ) {
+        for pid in gone {
+            if let Some(key) = self.tracked_pids.remove(&pid) {
+                self.tracked.remove(&key);
+                self.entries.remove(&key);
+            }
+        }
+        for c in changed {
+            if let Some(old) = self.tracked_pids.insert(c.key.pid, c.key)
+                && old != c.key
+            {
+                // The pid names another process now.
+                self.tracked.remove(&old);
+                self.entries.remove(&old);
+            }
+            self.tracked.insert(c.key, c);
+            let at = self.due_at(&c, now);
+            self.queue.push(std::cmp::Reverse((at, c.key)));
+        }
+        // The queue holds one entry per change at most: rebuilt when stale
+        // entries outnumber the live processes.
+        if self.queue.len() > 2 * self.tracked.len() + 1024 {
+            self.queue = self
+                .tracked
+                .values()
+                .map(|c| std::cmp::Reverse((self.due_at(c, now), c.key)))
+                .collect();
+        }
+    }
+
+    /// Processes followed by [`CostGuard::track`].
+    pub fn tracked(&self) -> usize {
+        self.tracked.len()
+    }
+
+    /// One cycle over the tracked processes that are due now (most overdue
+    /// first), calling `read` for each until `cycle` × cpu_share is spent;
+    /// `read` returns false when the process is gone.
+    pub fn cycle_tracked<F>(&mut self, now: Instant, cycle: Duration, mut read: F) -> CycleCost
+    where
+        F: FnMut(ProcessKey) -> bool,
+    {
+        let budget = cycle.mul_f64(self.settings.cpu_share);
+        let mut cost = CycleCost {
+            budget_seconds: budget.as_secs_f64(),
+            ..Default::default()
+        };
+        let mut due: Vec<(Instant, Candidate)> = Vec::new();
+        let mut taken = crate::fast_hash::FastSet::default();
+        while let Some(std::cmp::Reverse((at, key))) = self.queue.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.queue.pop();
+            let Some(c) = self.tracked.get(&key).copied() else {
+                continue;
+            };
+            // Checked again: the entry may be stale (read since, changed
+            // since): a process is read once at most per cycle.
+            let when = self.due_at(&c, now);
+            if when > now {
+                self.queue.push(std::cmp::Reverse((when, key)));
+                continue;
+            }
+            if taken.insert(key) {
+                due.push((when, c));
+            }
+        }
+        due.sort_by_key(|(when, c)| (*when, c.key));
+        cost.skipped = (self.tracked.len() - due.len()) as u64;
+        let started = Instant::now();
+        for (i, (_, c)) in due.iter().enumerate() {
+            if started.elapsed() >= budget {
+                cost.deferred = (due.len() - i) as u64;
+                for (when, c) in &due[i..] {
+                    self.queue.push(std::cmp::Reverse((*when, c.key)));
+                }
+                break;
+            }
+            let t0 = Instant::now();
+            let alive = read(c.key);
+            let took = t0.elapsed();
+            cost.read += 1;
+            if alive {
+                let read_at = now + t0.saturating_duration_since(started) + took;
+                self.record_read(c, read_at, took);
+                let next = self.due_at(c, now);
+                self.queue.push(std::cmp::Reverse((next, c.key)));
+            } else {
+                self.entries.remove(&c.key);
+                self.tracked.remove(&c.key);
+                self.tracked_pids.remove(&c.key.pid);
+            }
+        }
+        cost.seconds = started.elapsed().as_secs_f64();
+        cost
+    }
+
     /// Runs one cycle over `candidates`, calling `read` for each chosen
     /// one until `cycle` × cpu_share is spent. `read` returns false when
     /// the process is gone.
@@ -157,7 +331,7 @@ impl CostGuard {
         due.sort_by_key(|(when, c)| (*when, c.key));
         let started = Instant::now();
         for (i, (_, c)) in due.iter().enumerate() {
-            let (key, rss) = (&c.key, &c.rss);
+            let key = &c.key;
             if started.elapsed() >= budget {
                 cost.deferred = (due.len() - i) as u64;
                 break;
@@ -167,36 +341,8 @@ impl CostGuard {
             let took = t0.elapsed();
             cost.read += 1;
             if alive {
-                let gib = *rss as f64 / (1u64 << 30) as f64;
-                // Keep this process's reads within cpu_share of a core.
-                let by_cost = took.div_f64(self.settings.cpu_share.max(1e-6));
-                let by_size = self.settings.per_gib.mul_f64(gib);
-                let idle_streak = match self.entries.get(key) {
-                    Some(e)
-                        if c.activity.is_some()
-                            && c.activity == e.activity_at_read
-                            && c.rss == e.rss_at_read =>
-                    {
-                        e.idle_streak.saturating_add(1)
-                    }
-                    _ => 0,
-                };
-                let base = self.settings.base_interval.max(by_cost);
-                let idle = base
-                    .saturating_mul(1u32 << idle_streak.min(16))
-                    .min(self.settings.max_idle_interval.max(base));
-                let interval = idle + by_size;
                 let read_at = now + t0.saturating_duration_since(started) + took;
-                self.entries.insert(
-                    *key,
-                    Entry {
-                        next_due: read_at + interval,
-                        read_at,
-                        rss_at_read: *rss,
-                        activity_at_read: c.activity,
-                        idle_streak,
-                    },
-                );
+                self.record_read(c, read_at, took);
             } else {
                 self.entries.remove(key);
             }
@@ -349,6 +495,81 @@ mod tests {
         assert_eq!(c.read, 0, "within the base interval: {c:?}");
         let c = g.cycle_at(at(260), &[woke], Duration::from_secs(1), |_| true);
         assert_eq!(c.read, 1, "{c:?}");
+    }
+
+    /// The tracked guard decides as the one given every candidate, looking
+    /// only at what changed and what is due: new processes first, then a
+    /// moved one alone; idle ones wait out their long interval, gone ones
+    /// are forgotten.
+    #[test]
+    fn tracked_processes_are_read_as_the_full_list_would_be() {
+        let settings = GuardSettings {
+            base_interval: Duration::from_secs(10),
+            cpu_share: 1.0,
+            per_gib: Duration::ZERO,
+            max_idle_interval: Duration::from_secs(80),
+            ..Default::default()
+        };
+        let mut g = CostGuard::new(settings);
+        let t0 = Instant::now();
+        let at = |s| t0 + Duration::from_secs(s);
+        let idle = |pid| Candidate {
+            activity: Some(7),
+            ..cand(pid, 10 << 20)
+        };
+        g.track([idle(1), idle(2)], [], at(0));
+        let mut read = Vec::new();
+        let c = g.cycle_tracked(at(0), Duration::from_secs(1), |k| {
+            read.push(k.pid);
+            true
+        });
+        assert_eq!((c.read, c.skipped, read.as_slice()), (2, 0, &[1, 2][..]));
+        // Nothing changed: nothing due for 80 s.
+        for s in 1..80 {
+            assert_eq!(
+                g.cycle_tracked(at(s), Duration::from_secs(1), |_| true)
+                    .read,
+                0
+            );
+        }
+        // pid 2 grew by 10 MiB: read it alone, at once.
+        g.track(
+            [Candidate {
+                rss: 20 << 20,
+                ..idle(2)
+            }],
+            [],
+            at(81),
+        );
+        let mut again = Vec::new();
+        g.cycle_tracked(at(81), Duration::from_secs(1), |k| {
+            again.push(k.pid);
+            true
+        });
+        // Most overdue first: pid 2 was due at 10 s, pid 1 at 80 s.
+        assert_eq!(again, [2, 1], "pid 1's idle wait is over too");
+        // Gone: never read again, not counted.
+        g.track([], [1, 2], at(82));
+        assert_eq!(g.tracked(), 0);
+        let c = g.cycle_tracked(at(500), Duration::from_secs(1), |_| true);
+        assert_eq!((c.read, c.skipped), (0, 0));
+    }
+
+    #[test]
+    fn tracked_budget_defers_the_rest_to_the_next_cycle() {
+        let mut g = CostGuard::new(GuardSettings::default());
+        g.track((0..100).map(|i| cand(i, 1 << 20)), [], Instant::now());
+        let c = g.cycle_tracked(Instant::now(), Duration::from_millis(100), |_| {
+            std::thread::sleep(Duration::from_millis(1));
+            true
+        });
+        assert!(c.read >= 1 && c.read <= 4, "{c:?}");
+        assert_eq!(c.read + c.deferred, 100);
+        let c2 = g.cycle_tracked(Instant::now(), Duration::from_millis(100), |k| {
+            assert!(k.pid >= c.read as u32, "re-read an already read process");
+            true
+        });
+        assert!(c2.read >= 1);
     }
 
     #[test]

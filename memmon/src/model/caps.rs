@@ -82,7 +82,7 @@ mod tests {
         };
         let n = cap_notices(&before, &now);
         assert_eq!(n.len(), 1, "{n:?}");
-        assert!(n[0].contains("PROC_COUNTERS is full"), "{}", n[0]);
+        assert!(n[0].contains("(PROC_COUNTERS) is full"), "{}", n[0]);
         assert!(n[0].contains("7 more, 10 in all"), "{}", n[0]);
         assert!(n[0].contains("raise max_processes"), "{}", n[0]);
         assert!(cap_notices(&now, &now).is_empty(), "no growth, no notice");

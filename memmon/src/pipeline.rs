@@ -140,7 +140,7 @@ impl Pipeline {
             .model
             .system
             .as_ref()
-            .and_then(|s| s.rates.get("pgfault").copied());
+            .and_then(|s| s.rate(crate::model::system_fields::sys::PGFAULT));
         match budget.decide(Instant::now(), &self.model.program_costs, fault_rate) {
             Decision::Keep => {}
             Decision::Suspend { share } => {

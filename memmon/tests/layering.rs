@@ -449,7 +449,14 @@ fn layers_import_only_what_the_data_path_allows() {
         ),
         (
             "sinks",
-            Rule::Not(&["procfs", "probes", "collector", "daemon", "symbols"]),
+            Rule::Not(&[
+                "procfs",
+                "probes",
+                "cgroupfs",
+                "collector",
+                "daemon",
+                "symbols",
+            ]),
         ),
         ("procfs", Rule::Not(READER_NOT)),
         ("probes", Rule::Not(READER_NOT)),

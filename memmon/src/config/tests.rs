@@ -196,6 +196,8 @@ fn switches_and_lists_take_their_flag_shapes() {
         "--profile=false",
         "--top-k",
         "7",
+        "--interval",
+        "0.25",
     ])
     .expect("parses");
     let crate::cli::Command::Daemon(args) = cli.command else {
@@ -205,7 +207,7 @@ fn switches_and_lists_take_their_flag_shapes() {
     args.overrides().apply(&mut c).expect("valid");
     assert!(!c.pin && c.fault_detail && !c.profile);
     assert_eq!(c.disabled_probes, ["rss_stat", "kmalloc", "slab_alloc"]);
-    assert_eq!(c.top_k, 7);
+    assert_eq!((c.top_k, c.interval_seconds), (7, 0.25));
     let cli = crate::cli::Cli::try_parse_from(["memmon", "snapshot", "--disable-probe", "nope"])
         .expect("parses");
     let crate::cli::Command::Snapshot(args) = cli.command else {

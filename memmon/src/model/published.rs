@@ -44,17 +44,6 @@ pub struct CgroupView {
     pub values: [Option<f64>; N_CGROUP],
 }
 
-impl CgroupView {
-    /// The value of the field `key` (with `label` value, for labeled ones).
-    pub fn get(&self, key: &str, label: Option<&str>) -> Option<f64> {
-        CGROUP_FIELDS
-            .iter()
-            .zip(self.values)
-            .find(|(f, _)| f.key == key && f.label.map(|l| l.1) == label)
-            .and_then(|(_, v)| v)
-    }
-}
-
 impl Serialize for CgroupView {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap as _;

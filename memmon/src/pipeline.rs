@@ -49,6 +49,17 @@ pub struct Pipeline {
     suspended: Vec<&'static str>,
 }
 
+/// Why the task iterator does not scan the processes.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskIterUnused {
+    /// Processes are read from another proc root.
+    #[error("processes are read from {} (--proc-root), not from the kernel", .0.display())]
+    ProcRoot(std::path::PathBuf),
+    /// The kernel side cannot run it.
+    #[error(transparent)]
+    Kernel(#[from] crate::probes::task_iter::TaskIterError),
+}
+
 impl Pipeline {
     /// A pipeline over loaded probes and a fresh model.
     pub fn new(collector: Collector, model: Model) -> Self {
@@ -86,14 +97,11 @@ impl Pipeline {
     /// real /proc (a `--proc-root` is read as files). The number of
     /// processes the first read saw and the program reading them, or why
     /// it cannot be used.
-    pub fn use_task_iter(&mut self) -> Result<(usize, &'static str), String> {
+    pub fn use_task_iter(&mut self) -> Result<(usize, &'static str), TaskIterUnused> {
         if self.root != ProcRoot::default() {
-            return Err(format!(
-                "processes are read from {} (--proc-root), not from the kernel",
-                self.root.path().display()
-            ));
+            return Err(TaskIterUnused::ProcRoot(self.root.path().to_path_buf()));
         }
-        let found = self.collector.use_task_iter().map_err(|e| e.to_string())?;
+        let found = self.collector.use_task_iter()?;
         self.model.task_iter = true;
         Ok(found)
     }

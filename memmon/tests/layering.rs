@@ -504,10 +504,7 @@ fn layers_import_only_what_the_data_path_allows() {
 
 /// Import cycles known and being removed, as `scope: a → b` steps that are
 /// left out of the check. Each must still exist: delete it with the fix.
-const KNOWN: &[&str] = &[
-    // i29b's loader split (issue 29, item 6) removes it.
-    "probes: loader → task_iter",
-];
+const KNOWN: &[&str] = &[];
 
 #[test]
 fn no_module_imports_itself_through_others() {

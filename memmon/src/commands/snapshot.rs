@@ -211,7 +211,7 @@ pub fn load_options(args: &ProbeArgs) -> Result<LoadOptions, Fatal> {
     };
     args.overrides()
         .apply(&mut c)
-        .map_err(|e| Fatal::Usage(e.0))?;
+        .map_err(|e| Fatal::Usage(e.to_string()))?;
     Ok(LoadOptions {
         fault_detail: c.fault_detail,
         alloc_detail: c.alloc_detail,

@@ -5,6 +5,30 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
+/// Why a value is refused; the message says what to give instead.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    /// The file gives another type (a string where a number goes, ...).
+    #[error("expected {expected}, found {found}")]
+    WrongType {
+        /// What the key takes.
+        expected: &'static str,
+        /// What the file has.
+        found: String,
+    },
+    /// The text is not a value of the kind.
+    #[error("{0}")]
+    Invalid(String),
+    /// A value of the kind that memmon does not take.
+    #[error("{0}")]
+    OutOfRange(String),
+}
+
+/// A [`ValueError::Invalid`] from a format string.
+macro_rules! invalid {
+    ($($t:tt)*) => { ValueError::Invalid(format!($($t)*)) };
+}
+
 /// How a setting's flag takes its value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shape {
@@ -88,22 +112,25 @@ pub trait Kind<T> {
     /// How the flag takes it.
     const SHAPE: Shape = Shape::Value;
     /// From a flag's or environment variable's text.
-    fn parse(text: &str) -> Result<T, String>;
+    fn parse(text: &str) -> Result<T, ValueError>;
     /// From the file (a string, parsed as a flag's, unless the kind says
     /// otherwise).
-    fn from_toml(v: &toml::Value) -> Result<T, String> {
+    fn from_toml(v: &toml::Value) -> Result<T, ValueError> {
         match v {
             toml::Value::String(s) => Self::parse(s),
-            other => Err(format!("expected a string, found {}", describe(other))),
+            other => Err(ValueError::WrongType {
+                expected: "a string",
+                found: describe(other),
+            }),
         }
     }
     /// From what was given (the last flag value wins).
-    fn from_given(g: Given<'_>) -> Result<T, String> {
+    fn from_given(g: Given<'_>) -> Result<T, ValueError> {
         match g {
             Given::Toml(v) => Self::from_toml(v),
             Given::Text(values) => match values.last() {
                 Some(t) => Self::parse(t),
-                None => Err("no value given".into()),
+                None => Err(ValueError::Invalid("no value given".into())),
             },
         }
     }
@@ -134,9 +161,9 @@ fn quote(s: &str) -> String {
 /// An `address:port`.
 pub struct Addr;
 impl Kind<SocketAddr> for Addr {
-    fn parse(s: &str) -> Result<SocketAddr, String> {
+    fn parse(s: &str) -> Result<SocketAddr, ValueError> {
         s.parse().map_err(|e| {
-            format!("`{s}` is not an address:port ({e}); e.g. 127.0.0.1:9755 or [::1]:9755")
+            invalid!("`{s}` is not an address:port ({e}); e.g. 127.0.0.1:9755 or [::1]:9755")
         })
     }
     fn show(v: &SocketAddr) -> String {
@@ -150,16 +177,19 @@ impl Kind<SocketAddr> for Addr {
 /// A number (integers accepted).
 pub struct Float;
 impl Kind<f64> for Float {
-    fn parse(s: &str) -> Result<f64, String> {
+    fn parse(s: &str) -> Result<f64, ValueError> {
         s.trim()
             .parse()
-            .map_err(|_| format!("`{s}` is not a number"))
+            .map_err(|_| invalid!("`{s}` is not a number"))
     }
-    fn from_toml(v: &toml::Value) -> Result<f64, String> {
+    fn from_toml(v: &toml::Value) -> Result<f64, ValueError> {
         match v {
             toml::Value::Float(f) => Ok(*f),
             toml::Value::Integer(i) => Ok(*i as f64),
-            other => Err(format!("expected a number, found {}", describe(other))),
+            other => Err(ValueError::WrongType {
+                expected: "a number",
+                found: describe(other),
+            }),
         }
     }
     fn show(v: &f64) -> String {
@@ -175,16 +205,19 @@ pub struct Whole;
 macro_rules! whole {
     ($($t:ty),*) => {$(
         impl Kind<$t> for Whole {
-            fn parse(s: &str) -> Result<$t, String> {
+            fn parse(s: &str) -> Result<$t, ValueError> {
                 s.trim()
                     .parse()
-                    .map_err(|_| format!("`{s}` is not a whole number"))
+                    .map_err(|_| invalid!("`{s}` is not a whole number"))
             }
-            fn from_toml(v: &toml::Value) -> Result<$t, String> {
+            fn from_toml(v: &toml::Value) -> Result<$t, ValueError> {
                 match v {
                     toml::Value::Integer(i) => <$t>::try_from(*i)
-                        .map_err(|_| format!("{i} is out of range for a whole number")),
-                    other => Err(format!("expected a whole number, found {}", describe(other))),
+                        .map_err(|_| invalid!("{i} is out of range for a whole number")),
+                    other => Err(ValueError::WrongType {
+                expected: "a whole number",
+                found: describe(other),
+            }),
                 }
             }
             fn show(v: &$t) -> String {
@@ -201,7 +234,7 @@ whole!(usize, u64);
 /// Free text.
 pub struct Text;
 impl Kind<String> for Text {
-    fn parse(s: &str) -> Result<String, String> {
+    fn parse(s: &str) -> Result<String, ValueError> {
         Ok(s.to_string())
     }
     fn show(v: &String) -> String {
@@ -216,17 +249,20 @@ impl Kind<String> for Text {
 pub struct Switch;
 impl Kind<bool> for Switch {
     const SHAPE: Shape = Shape::Switch;
-    fn parse(s: &str) -> Result<bool, String> {
+    fn parse(s: &str) -> Result<bool, ValueError> {
         match s.trim() {
             "true" => Ok(true),
             "false" => Ok(false),
-            _ => Err(format!("`{s}` is not a boolean: give true or false")),
+            _ => Err(invalid!("`{s}` is not a boolean: give true or false")),
         }
     }
-    fn from_toml(v: &toml::Value) -> Result<bool, String> {
+    fn from_toml(v: &toml::Value) -> Result<bool, ValueError> {
         match v {
             toml::Value::Boolean(b) => Ok(*b),
-            other => Err(format!("expected true or false, found {}", describe(other))),
+            other => Err(ValueError::WrongType {
+                expected: "true or false",
+                found: describe(other),
+            }),
         }
     }
     fn show(v: &bool) -> String {
@@ -242,26 +278,32 @@ impl Kind<bool> for Switch {
 pub struct Names;
 impl Kind<Vec<String>> for Names {
     const SHAPE: Shape = Shape::List;
-    fn parse(s: &str) -> Result<Vec<String>, String> {
+    fn parse(s: &str) -> Result<Vec<String>, ValueError> {
         Ok(s.split(',')
             .map(str::trim)
             .filter(|n| !n.is_empty())
             .map(str::to_string)
             .collect())
     }
-    fn from_toml(v: &toml::Value) -> Result<Vec<String>, String> {
+    fn from_toml(v: &toml::Value) -> Result<Vec<String>, ValueError> {
         let toml::Value::Array(items) = v else {
-            return Err(format!("expected an array of names, found {}", describe(v)));
+            return Err(ValueError::WrongType {
+                expected: "an array of names",
+                found: describe(v),
+            });
         };
         items
             .iter()
             .map(|i| match i {
                 toml::Value::String(s) => Ok(s.clone()),
-                other => Err(format!("expected a name, found {}", describe(other))),
+                other => Err(ValueError::WrongType {
+                    expected: "a name",
+                    found: describe(other),
+                }),
             })
             .collect()
     }
-    fn from_given(g: Given<'_>) -> Result<Vec<String>, String> {
+    fn from_given(g: Given<'_>) -> Result<Vec<String>, ValueError> {
         match g {
             Given::Toml(v) => Self::from_toml(v),
             Given::Text(values) => {
@@ -285,7 +327,7 @@ impl Kind<Vec<String>> for Names {
 /// A path.
 pub struct Path;
 impl Kind<PathBuf> for Path {
-    fn parse(s: &str) -> Result<PathBuf, String> {
+    fn parse(s: &str) -> Result<PathBuf, ValueError> {
         Ok(PathBuf::from(s))
     }
     fn show(v: &PathBuf) -> String {
@@ -296,7 +338,7 @@ impl Kind<PathBuf> for Path {
     }
 }
 impl Kind<Option<PathBuf>> for Path {
-    fn parse(s: &str) -> Result<Option<PathBuf>, String> {
+    fn parse(s: &str) -> Result<Option<PathBuf>, ValueError> {
         Ok(Some(PathBuf::from(s)))
     }
     fn show(v: &Option<PathBuf>) -> String {
@@ -311,17 +353,17 @@ impl Kind<Option<PathBuf>> for Path {
 /// Bytes, or a number with K/M/G/T (powers of 1024).
 pub struct Size;
 impl Kind<u64> for Size {
-    fn parse(s: &str) -> Result<u64, String> {
+    fn parse(s: &str) -> Result<u64, ValueError> {
         parse_size(s)
     }
-    fn from_toml(v: &toml::Value) -> Result<u64, String> {
+    fn from_toml(v: &toml::Value) -> Result<u64, ValueError> {
         match v {
-            toml::Value::Integer(i) => u64::try_from(*i).map_err(|_| format!("{i} is not a size")),
+            toml::Value::Integer(i) => u64::try_from(*i).map_err(|_| invalid!("{i} is not a size")),
             toml::Value::String(s) => parse_size(s),
-            other => Err(format!(
-                "expected a size (bytes, or text such as \"2GiB\"), found {}",
-                describe(other)
-            )),
+            other => Err(ValueError::WrongType {
+                expected: "a size (bytes, or text such as \"2GiB\")",
+                found: describe(other),
+            }),
         }
     }
     fn show(v: &u64) -> String {
@@ -346,7 +388,7 @@ impl Kind<u64> for Size {
 /// A duration ("24h", "7d", "90m").
 pub struct Age;
 impl Kind<Duration> for Age {
-    fn parse(s: &str) -> Result<Duration, String> {
+    fn parse(s: &str) -> Result<Duration, ValueError> {
         parse_age(s)
     }
     fn show(v: &Duration) -> String {
@@ -359,7 +401,7 @@ impl Kind<Duration> for Age {
 
 /// Parses a size: bytes, or a number with K/M/G/T (powers of 1024; KiB,
 /// MB, ... accepted alike).
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub fn parse_size(s: &str) -> Result<u64, ValueError> {
     let t = s.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -367,7 +409,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let (num, unit) = t.split_at(split);
     let n: f64 = num
         .parse()
-        .map_err(|_| format!("`{s}` is not a size; write e.g. 1073741824, 500MiB or 2GiB"))?;
+        .map_err(|_| invalid!("`{s}` is not a size; write e.g. 1073741824, 500MiB or 2GiB"))?;
     let mult: u64 = match unit
         .trim()
         .to_ascii_lowercase()
@@ -380,7 +422,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "g" => 1 << 30,
         "t" => 1 << 40,
         _ => {
-            return Err(format!(
+            return Err(invalid!(
                 "`{s}`: unknown unit `{unit}`; use KiB, MiB, GiB or TiB"
             ));
         }
@@ -389,9 +431,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// Parses a duration ("24h", "7d", "90m").
-pub fn parse_age(s: &str) -> Result<Duration, String> {
+pub fn parse_age(s: &str) -> Result<Duration, ValueError> {
     humantime::parse_duration(s.trim())
-        .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 24h, 7d or 90m"))
+        .map_err(|e| invalid!("`{s}` is not a duration ({e}); write e.g. 24h, 7d or 90m"))
 }
 
 /// Declares the settings: each entry is one key, once — its doc comment
@@ -442,7 +484,7 @@ macro_rules! keys {
 
         impl Config {
             /// Sets `key` from what was given; the message says why not.
-            fn set(&mut self, key: &Key, given: Given<'_>) -> Result<(), String> {
+            fn set(&mut self, key: &Key, given: Given<'_>) -> Result<(), ValueError> {
                 match key.name {
                     $( stringify!($name) => {
                         self.$name = <$kind as Kind<$ty>>::from_given(given)?;
@@ -470,8 +512,8 @@ macro_rules! keys {
             }
 
             /// Values the types allow but memmon does not: the key and why.
-            fn check(&self) -> Result<(), (&'static Key, String)> {
-                $( $( ($check)(&self.$name).map_err(|m: String| (key::$name, m))?; )? )*
+            fn check(&self) -> Result<(), (&'static Key, ValueError)> {
+                $( $( ($check)(&self.$name).map_err(|m: ValueError| (key::$name, m))?; )? )*
                 Ok(())
             }
         }

@@ -4,12 +4,58 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Config, DEFAULT_CONFIG_PATH, Given, KEYS, Key};
+use super::{Config, DEFAULT_CONFIG_PATH, Given, KEYS, Key, ValueError};
 
 /// A configuration error: where and what, with the fix.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not TOML (the place and key where the parser stopped).
+    #[error("{at}: {msg}")]
+    Syntax {
+        /// `file:line: key `k`` as far as known.
+        at: String,
+        /// What the parser said.
+        msg: String,
+    },
+    /// A key memmon does not have.
+    #[error("{at}: unknown key `{name}`; the keys are {known}")]
+    UnknownKey {
+        /// `file:line`.
+        at: String,
+        /// The key.
+        name: String,
+        /// Every key, in backticks.
+        known: String,
+    },
+    /// A key's value in the file.
+    #[error("{at}: key `{key}`: {source}")]
+    File {
+        /// `file:line`.
+        at: String,
+        /// The key.
+        key: &'static str,
+        /// What is wrong.
+        source: ValueError,
+    },
+    /// A flag's or environment variable's value.
+    #[error("{flag}{}: {source}", env.as_ref().map(|e| format!(" (or {e})")).unwrap_or_default())]
+    Flag {
+        /// The real flag.
+        flag: String,
+        /// Its variable, where the value may come from it.
+        env: Option<String>,
+        /// What is wrong.
+        source: ValueError,
+    },
+}
 
 /// Settings given as flags or environment variables (clap merges the two,
 /// flag first); a key not given keeps the file's or the default value.
@@ -53,11 +99,11 @@ impl Overrides {
         c.check().map_err(|(key, m)| self.error(key, m))
     }
 
-    fn error(&self, key: &Key, msg: String) -> ConfigError {
-        if self.env {
-            ConfigError(format!("{} (or {}): {msg}", key.flag(), key.env()))
-        } else {
-            ConfigError(format!("{}: {msg}", key.flag()))
+    fn error(&self, key: &Key, source: ValueError) -> ConfigError {
+        ConfigError::Flag {
+            flag: key.flag(),
+            env: self.env.then(|| key.env()),
+            source,
         }
     }
 }
@@ -78,11 +124,11 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, Config
     let file = match std::fs::read_to_string(&file_path) {
         Ok(text) => parse_file(&text, &file_path)?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => FileConfig::default(),
-        Err(e) => {
-            return Err(ConfigError(format!(
-                "cannot read config file {}: {e}",
-                file_path.display()
-            )));
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: file_path,
+                source,
+            });
         }
     };
     let mut c = Config::default();
@@ -92,15 +138,23 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, Config
     };
     for (key, value, line) in &file.values {
         c.set(key, Given::Toml(value))
-            .map_err(|m| ConfigError(format!("{}: key `{}`: {m}", at(*line), key.name)))?;
+            .map_err(|source| ConfigError::File {
+                at: at(*line),
+                key: key.name,
+                source,
+            })?;
     }
-    c.check().map_err(|(key, m)| {
+    c.check().map_err(|(key, source)| {
         let line = file
             .values
             .iter()
             .find(|(k, _, _)| k.name == key.name)
             .and_then(|(_, _, l)| *l);
-        ConfigError(format!("{}: key `{}`: {m}", at(line), key.name))
+        ConfigError::File {
+            at: at(line),
+            key: key.name,
+            source,
+        }
     })?;
     overrides.apply(&mut c)?;
     Ok(c)
@@ -119,11 +173,12 @@ pub fn parse_file(text: &str, path: &Path) -> Result<FileConfig, ConfigError> {
             .map(|k| k.trim().to_string())
             .filter(|k| !k.is_empty() && !k.starts_with('['));
         let msg = e.message().trim().to_string();
-        match (line, key) {
-            (Some(l), Some(k)) => ConfigError(format!("{}:{l}: key `{k}`: {msg}", path.display())),
-            (Some(l), None) => ConfigError(format!("{}:{l}: {msg}", path.display())),
-            _ => ConfigError(format!("{}: {msg}", path.display())),
-        }
+        let at = match (line, key) {
+            (Some(l), Some(k)) => format!("{}:{l}: key `{k}`", path.display()),
+            (Some(l), None) => format!("{}:{l}", path.display()),
+            _ => path.display().to_string(),
+        };
+        ConfigError::Syntax { at, msg }
     })?;
     let mut values = Vec::new();
     for (name, value) in table {
@@ -134,10 +189,11 @@ pub fn parse_file(text: &str, path: &Path) -> Result<FileConfig, ConfigError> {
                 Some(l) => format!("{}:{l}", path.display()),
                 None => path.display().to_string(),
             };
-            return Err(ConfigError(format!(
-                "{at}: unknown key `{name}`; the keys are {}",
-                known.join(", ")
-            )));
+            return Err(ConfigError::UnknownKey {
+                at,
+                name,
+                known: known.join(", "),
+            });
         };
         values.push((key, value, line));
     }

@@ -21,7 +21,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use decl::keys;
 use decl::{Addr, Age, Float, Names, Path, Size, Switch, Text, Whole};
-pub use decl::{Given, Key, Kind, Shape, parse_age, parse_size};
+pub use decl::{Given, Key, Kind, Shape, ValueError, parse_age, parse_size};
 pub use default_file::default_toml;
 pub use flags::{DaemonProbeArgs, DaemonSettings, KeyFlags, ProbeArgs};
 pub use load::{ConfigError, Overrides, load, parse_file};
@@ -192,13 +192,20 @@ keys! {
     }
 }
 
+/// A [`ValueError::OutOfRange`] from a format string.
+macro_rules! out_of_range {
+    ($($t:tt)*) => { ValueError::OutOfRange(format!($($t)*)) };
+}
+
 /// A number in `lo..=hi` of `unit`.
-fn in_range(lo: f64, hi: f64, unit: &'static str) -> impl Fn(&f64) -> Result<(), String> {
+fn in_range(lo: f64, hi: f64, unit: &'static str) -> impl Fn(&f64) -> Result<(), ValueError> {
     move |v| {
         if v.is_finite() && (lo..=hi).contains(v) {
             Ok(())
         } else {
-            Err(format!("{v} is out of range: give {lo} to {hi} {unit}"))
+            Err(out_of_range!(
+                "{v} is out of range: give {lo} to {hi} {unit}"
+            ))
         }
     }
 }
@@ -207,21 +214,21 @@ fn in_range(lo: f64, hi: f64, unit: &'static str) -> impl Fn(&f64) -> Result<(),
 fn count_in<T: Copy + TryInto<u64> + std::fmt::Display>(
     lo: u64,
     hi: u64,
-) -> impl Fn(&T) -> Result<(), String> {
+) -> impl Fn(&T) -> Result<(), ValueError> {
     move |v| {
         if (*v).try_into().is_ok_and(|n| (lo..=hi).contains(&n)) {
             Ok(())
         } else {
-            Err(format!("{v} is out of range: give {lo} to {hi}"))
+            Err(out_of_range!("{v} is out of range: give {lo} to {hi}"))
         }
     }
 }
 
-fn faults_per_stack(v: &u64) -> Result<(), String> {
+fn faults_per_stack(v: &u64) -> Result<(), ValueError> {
     if (1..=1_000_000_000).contains(v) {
         Ok(())
     } else {
-        Err(format!(
+        Err(out_of_range!(
             "{v} is out of range: give the page faults per sampled stack, 1 to 1000000000 \
              (default {DEFAULT_PROFILE_PERIOD})"
         ))
@@ -232,12 +239,12 @@ fn faults_per_stack(v: &u64) -> Result<(), String> {
 fn one_of(
     allowed: &'static [&'static str],
     what: &'static str,
-) -> impl Fn(&String) -> Result<(), String> {
+) -> impl Fn(&String) -> Result<(), ValueError> {
     move |v| {
         if allowed.contains(&v.as_str()) {
             Ok(())
         } else {
-            Err(format!(
+            Err(out_of_range!(
                 "`{v}` is not {what}; use one of {}",
                 allowed.join(", ")
             ))
@@ -245,13 +252,13 @@ fn one_of(
     }
 }
 
-fn probes_exist(names: &[String]) -> Result<(), String> {
+fn probes_exist(names: &[String]) -> Result<(), ValueError> {
     use memmon_common::names::probe;
     match names.iter().find(|n| probe::find(n).is_none()) {
         None => Ok(()),
         Some(n) => {
             let known: Vec<&str> = probe::ALL.iter().map(|p| p.name()).collect();
-            Err(format!(
+            Err(out_of_range!(
                 "no probe named `{n}`; known probes: {}",
                 known.join(", ")
             ))
@@ -259,30 +266,30 @@ fn probes_exist(names: &[String]) -> Result<(), String> {
     }
 }
 
-fn at_least_mib(v: &u64) -> Result<(), String> {
+fn at_least_mib(v: &u64) -> Result<(), ValueError> {
     if *v >= 1 << 20 {
         Ok(())
     } else {
-        Err(format!("{v} bytes is too small: give at least 1MiB"))
+        Err(out_of_range!("{v} bytes is too small: give at least 1MiB"))
     }
 }
 
-fn at_least_a_minute(v: &Duration) -> Result<(), String> {
+fn at_least_a_minute(v: &Duration) -> Result<(), ValueError> {
     if *v >= Duration::from_secs(60) {
         Ok(())
     } else {
-        Err(format!(
+        Err(out_of_range!(
             "{} is too short: give at least 1m",
             humantime::format_duration(*v)
         ))
     }
 }
 
-fn share_of_a_core(v: &f64) -> Result<(), String> {
+fn share_of_a_core(v: &f64) -> Result<(), ValueError> {
     if v.is_finite() && (0.0..=1.0).contains(v) {
         Ok(())
     } else {
-        Err(format!(
+        Err(out_of_range!(
             "{v} is out of range: give a share of one core from 0 (no budget) to 1, e.g. 0.01 for 1%"
         ))
     }

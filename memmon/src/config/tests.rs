@@ -23,22 +23,25 @@ fn default_file_parses_to_defaults() {
 #[test]
 fn wrong_type_names_line_and_key() {
     let err = load_text("listen = \"127.0.0.1:1\"\ntop_k = \"many\"\n").expect_err("must fail");
-    assert!(err.0.contains("memmon.toml:2: key `top_k`"), "{err}");
+    assert!(
+        err.to_string().contains("memmon.toml:2: key `top_k`"),
+        "{err}"
+    );
 }
 
 #[test]
 fn unknown_key_names_line() {
     let err = load_text("\n\nlisten_port = 3\n").expect_err("must fail");
-    assert!(err.0.contains(":3:"), "{err}");
-    assert!(err.0.contains("listen_port"), "{err}");
+    assert!(err.to_string().contains(":3:"), "{err}");
+    assert!(err.to_string().contains("listen_port"), "{err}");
 }
 
 #[test]
 fn bad_value_names_key() {
     let err = load_text("top_by = \"color\"\n").expect_err("must fail");
-    assert!(err.0.contains("key `top_by`"), "{err}");
+    assert!(err.to_string().contains("key `top_by`"), "{err}");
     let err = load_text("listen = \"nowhere\"\n").expect_err("must fail");
-    assert!(err.0.contains("key `listen`"), "{err}");
+    assert!(err.to_string().contains("key `listen`"), "{err}");
 }
 
 #[test]
@@ -52,7 +55,10 @@ fn flags_override_file() {
     assert_eq!((c.top_k, c.interval_seconds), (9, 2.0));
     o.set(key::top_k, vec!["0".into()]);
     let err = load(Some(&path), &o).expect_err("0 rejected");
-    assert!(err.0.contains("--top-k (or MEMMON_TOP_K)"), "{err}");
+    assert!(
+        err.to_string().contains("--top-k (or MEMMON_TOP_K)"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -86,7 +92,7 @@ fn every_key_is_a_flag_an_env_var_and_a_file_key() {
     let err = load_text("no_such_key = 1\n").expect_err("unknown key");
     for k in KEYS {
         assert!(
-            err.0.contains(&format!("`{}`", k.name)),
+            err.to_string().contains(&format!("`{}`", k.name)),
             "{}: {err}",
             k.name
         );
@@ -99,7 +105,8 @@ fn errors_name_the_real_flag() {
     o.set(key::interval_seconds, vec!["0".into()]);
     let err = load(None, &o).expect_err("0 rejected");
     assert!(
-        err.0.starts_with("--interval (or MEMMON_INTERVAL_SECONDS)"),
+        err.to_string()
+            .starts_with("--interval (or MEMMON_INTERVAL_SECONDS)"),
         "{err}"
     );
 }
@@ -124,7 +131,10 @@ fn missing_explicit_file_is_an_error() {
         &Overrides::default(),
     )
     .expect_err("must fail");
-    assert!(err.0.contains("/nonexistent/memmon.toml"), "{err}");
+    assert!(
+        err.to_string().contains("/nonexistent/memmon.toml"),
+        "{err}"
+    );
 }
 
 /// A key declared in a scratch table: the one entry makes the field, its
@@ -136,7 +146,7 @@ mod scratch {
     keys! {
         /// A setting only this test declares.
         scratch_limit: u64 = 7; Whole where (|v: &u64| {
-            if *v > 0 { Ok(()) } else { Err("give 1 or more".to_string()) }
+            if *v > 0 { Ok(()) } else { Err(ValueError::OutOfRange("give 1 or more".into())) }
         }) {
             help: "A scratch limit",
             value_name: "N",
@@ -167,13 +177,16 @@ mod scratch {
             .expect("file value");
         let (bad, why) = c.check().expect_err("0 is refused");
         assert_eq!(
-            (bad.name, why.as_str()),
-            ("scratch_limit", "give 1 or more")
+            (bad.name, why),
+            (
+                "scratch_limit",
+                ValueError::OutOfRange("give 1 or more".into())
+            )
         );
         let e = c
             .set(k, Given::Toml(&toml::Value::String("x".into())))
             .expect_err("a string is refused");
-        assert!(e.contains("expected a whole number"), "{e}");
+        assert!(e.to_string().contains("expected a whole number"), "{e}");
         assert_eq!(
             Config::default().toml_of("scratch_limit").as_deref(),
             Some("7")

@@ -119,12 +119,15 @@ pub(super) fn log2_histogram(name: &str, help: &str, slots: &[(u64, u64)]) -> Op
     Some(mf)
 }
 
+/// The families could not be encoded (a 500 with this text).
+#[derive(Debug, thiserror::Error)]
+#[error("encoding metrics: {0}")]
+pub struct EncodeError(#[from] prometheus::Error);
+
 /// The text exposition of `families`.
-pub fn encode(families: &[MetricFamily]) -> Result<Vec<u8>, String> {
+pub fn encode(families: &[MetricFamily]) -> Result<Vec<u8>, EncodeError> {
     let mut buf = Vec::with_capacity(64 * 1024);
-    TextEncoder::new()
-        .encode(families, &mut buf)
-        .map_err(|e| format!("encoding metrics: {e}"))?;
+    TextEncoder::new().encode(families, &mut buf)?;
     Ok(buf)
 }
 

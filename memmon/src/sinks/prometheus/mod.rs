@@ -23,7 +23,7 @@ mod tests;
 use prometheus::proto::{MetricFamily, MetricType};
 
 pub use cgroup::CgroupAdmission;
-pub use encode::{RenderSettings, encode};
+pub use encode::{EncodeError, RenderSettings, encode};
 use encode::{family, sample, scalar};
 pub use process::top_processes;
 

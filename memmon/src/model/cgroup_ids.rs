@@ -5,6 +5,7 @@
 use super::{
     fields::{CGROUP_FIELDS, CgroupReader, Field, N_CGROUP},
     published::CgroupView,
+    view::str_eq,
 };
 
 /// A per-cgroup field, by its place in [`CGROUP_FIELDS`].
@@ -31,6 +32,11 @@ impl CgroupId {
         panic!("no such per-cgroup field")
     }
 
+    /// Its place in [`CGROUP_FIELDS`] (and in `CgroupView::values`).
+    pub const fn index(self) -> usize {
+        self.0
+    }
+
     /// The catalog entry.
     pub fn field(self) -> &'static Field<CgroupReader> {
         &CGROUP_FIELDS[self.0]
@@ -46,21 +52,6 @@ impl CgroupId {
             None => v.as_f64(),
         }
     }
-}
-
-const fn str_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
 }
 
 impl CgroupView {

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use super::fields::Kind;
+use super::{fields::Kind, view::str_eq};
 use crate::sample::system::SystemSample;
 
 /// Where a system field is read.
@@ -241,21 +241,6 @@ impl SystemId {
     pub fn rate_in_json(self, system: &serde_json::Value) -> Option<f64> {
         system.get("rates")?.get(self.name())?.as_f64()
     }
-}
-
-const fn str_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
 }
 
 /// The ids code reads by name.

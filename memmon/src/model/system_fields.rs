@@ -330,7 +330,7 @@ mod tests {
         let mut sample = crate::sample::system::SystemSample::default();
         sample.meminfo.insert("MemTotal".into(), 1000);
         sample.vmstat.insert("pgfault".into(), 7);
-        let v = SystemView::next_at(None, sample, std::time::Instant::now());
+        let v = SystemView::next(None, sample, std::time::Instant::now());
         let json = serde_json::to_value(&v).expect("serializes");
         assert_eq!(v.value(sys::MEM_TOTAL), Some(1000));
         assert_eq!(sys::MEM_TOTAL.in_json(&json), Some(1000.0));

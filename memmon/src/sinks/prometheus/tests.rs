@@ -211,7 +211,7 @@ fn system_fields_follow_the_catalog() {
     let node: std::collections::BTreeMap<String, u64> =
         [("numa_hit".to_string(), 3), ("MemFree".to_string(), 4096)].into();
     sample.nodes.insert(0, node);
-    let view = crate::model::system::SystemView::next_at(None, sample, std::time::Instant::now());
+    let view = crate::model::system::SystemView::next(None, sample, std::time::Instant::now());
     let p = Published {
         system: Some(view),
         ..Default::default()

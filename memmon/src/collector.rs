@@ -63,7 +63,7 @@ pub struct Collector {
     /// MEMCG_EXITS keys no walk of the hierarchy found, since when.
     unresolved_memcgs: HashMap<u64, Instant>,
     /// The kernel's run-time statistics of the programs, while held.
-    run_stats: Result<crate::probes::run_stats::RunStats, String>,
+    run_stats: Result<crate::probes::run_stats::RunStats, crate::probes::run_stats::RunStatsError>,
     /// The memory cgroups' own files (None: no memory controller found).
     cgroups: Option<crate::cgroupfs::CgroupReader>,
     /// Why there is no cgroup reader, said once.
@@ -324,7 +324,7 @@ impl Collector {
             Ok(()) => scan.per_process = true,
             Err(why) => {
                 tracing::info!("every pass walks every task: {why}");
-                self.probes.drop_ran_probes(&why);
+                self.probes.drop_ran_probes(&why.to_string());
             }
         }
         self.task_scan = Some(scan);
@@ -500,7 +500,13 @@ impl Collector {
             alloc: self.probes.read_alloc(),
             memcg_exits,
             program_runs: self.run_stats.is_ok().then(|| self.probes.program_runs()),
-            missing: self.run_stats.as_ref().err().cloned().into_iter().collect(),
+            missing: self
+                .run_stats
+                .as_ref()
+                .err()
+                .map(ToString::to_string)
+                .into_iter()
+                .collect(),
             ..Sample::default()
         }
     }

@@ -13,6 +13,7 @@
 
 pub mod budget;
 pub mod caps;
+pub mod cgroup_ids;
 pub mod cgroups;
 pub mod explain;
 pub mod fields;
@@ -32,6 +33,7 @@ pub mod published;
 pub mod rollup;
 mod rows;
 pub mod system;
+pub mod system_fields;
 #[cfg(test)]
 mod totals_tests;
 pub mod view;

@@ -7,10 +7,25 @@ use aya::programs::{Program, ProgramError};
 
 use super::{
     ProbeSet, ProbeState,
+    attach::{AttachError, attach_one},
     catalog::{self, PROBES, ProbeSpec},
-    loader::{attach_one, kernel_release},
-    sampled,
+    offsets::kernel_release,
+    sampled::{self, SampleError},
 };
+
+/// A suspended probe could not be attached again.
+#[derive(Debug, thiserror::Error)]
+pub enum ResumeError {
+    /// No such probe.
+    #[error("no probe named {0}")]
+    NoProbe(String),
+    /// The kernel refused it (its state now says why).
+    #[error(transparent)]
+    Attach(#[from] AttachError),
+    /// Its sampler could not start (its state now says why).
+    #[error(transparent)]
+    Sampled(#[from] SampleError),
+}
 
 impl ProbeSet {
     /// The attached detail probes (per-fault or per-allocation).
@@ -50,13 +65,14 @@ impl ProbeSet {
 
     /// Loads and attaches a suspended probe again; on failure it stays
     /// off with the kernel's reason.
-    pub fn resume(&mut self, name: &str) -> Result<(), String> {
-        let spec = catalog::find(name).ok_or_else(|| format!("no probe named {name}"))?;
+    pub fn resume(&mut self, name: &str) -> Result<(), ResumeError> {
+        let spec = catalog::find(name).ok_or_else(|| ResumeError::NoProbe(name.to_string()))?;
         let spec = catalog::for_kernel(spec, self.variants);
         let tracefs = self.tracefs.clone();
-        let attached = match super::sampled::duty(name) {
-            Some(duty) => self.start_sampled(spec, duty),
-            None => attach_one(&mut self.ebpf, spec, spec.attach, &tracefs, None),
+        let attached = match sampled::duty(name) {
+            Some(duty) => self.start_sampled(spec, duty).map_err(ResumeError::from),
+            None => attach_one(&mut self.ebpf, spec, spec.attach, &tracefs, None)
+                .map_err(ResumeError::from),
         };
         match attached {
             Ok(()) => {
@@ -67,16 +83,14 @@ impl ProbeSet {
                 self.set_state(
                     name,
                     ProbeState::Unavailable {
-                        reason: reason.clone(),
+                        reason: reason.to_string(),
                     },
                 );
                 Err(reason)
             }
         }
     }
-}
 
-impl ProbeSet {
     /// Loads sampled probe `spec` (a raw tracepoint) without attaching it
     /// and starts its sampler thread (`sampled.rs`); an error says why it
     /// cannot run.
@@ -84,36 +98,38 @@ impl ProbeSet {
         &mut self,
         spec: &'static ProbeSpec,
         duty: sampled::Duty,
-    ) -> Result<(), String> {
+    ) -> Result<(), SampleError> {
         use std::os::fd::AsFd as _;
         let catalog::Attach::RawTracepoint { category, name } = spec.attach else {
-            return Err(format!(
-                "{} cannot be sampled: not a raw tracepoint",
-                spec.name
-            ));
+            return Err(SampleError::NotRaw(spec.name));
         };
         if !super::tracefs::exists(&self.tracefs, category, name) {
-            return Err(format!(
-                "tracepoint {category}:{name} does not exist on this kernel ({})",
-                kernel_release()
-            ));
+            return Err(AttachError::NoTracepoint {
+                category,
+                name,
+                release: kernel_release(),
+            }
+            .into());
         }
         let program = self
             .ebpf
             .program_mut(spec.program)
-            .ok_or_else(|| format!("program {} missing from the eBPF object", spec.program))?;
-        let tp: &mut aya::programs::RawTracePoint =
-            program.try_into().map_err(|e| format!("{e}"))?;
+            .ok_or(AttachError::MissingProgram(spec.program))?;
+        let tp: &mut aya::programs::RawTracePoint = program
+            .try_into()
+            .map_err(|e| AttachError::Kind(Box::new(e)))?;
         if tp.fd().is_err() {
-            tp.load()
-                .map_err(|e| format!("verifier rejected {}: {e}", spec.program))?;
+            tp.load().map_err(|e| AttachError::Verifier {
+                program: spec.program,
+                source: Box::new(e),
+            })?;
         }
         let fd = tp
             .fd()
-            .map_err(|e| format!("{}: {e}", spec.program))?
+            .map_err(|e| AttachError::Kind(Box::new(e)))?
             .as_fd()
             .try_clone_to_owned()
-            .map_err(|e| format!("{}: {e}", spec.program))?;
+            .map_err(SampleError::Fd)?;
         self.stop_sampled(spec.name);
         self.sampled
             .push(sampled::Sampler::start(spec.name, name, fd, duty)?);

@@ -76,6 +76,38 @@ pub fn scaled(mut c: memmon_common::ProcCounters) -> memmon_common::ProcCounters
     c
 }
 
+/// Why a sampled probe could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SampleError {
+    /// Only raw tracepoints are sampled.
+    #[error("{0} cannot be sampled: not a raw tracepoint")]
+    NotRaw(&'static Probe),
+    /// Its program could not be loaded, or its tracepoint is missing.
+    #[error(transparent)]
+    Attach(#[from] super::attach::AttachError),
+    /// Its program's descriptor could not be shared with the thread.
+    #[error("sharing the program with its sampler: {0}")]
+    Fd(#[source] std::io::Error),
+    /// The kernel refused the trial attach.
+    #[error("attach to raw tracepoint {name} failed: {source}")]
+    Open {
+        /// The tracepoint.
+        name: String,
+        /// What the kernel said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The thread could not start.
+    #[error("starting the {probe} sampler: {source}")]
+    Thread {
+        /// The probe.
+        probe: &'static Probe,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// A sampled probe's thread.
 #[derive(Debug)]
 pub(super) struct Sampler {
@@ -168,12 +200,14 @@ impl Sampler {
         name: &str,
         prog: OwnedFd,
         duty: Duty,
-    ) -> Result<Sampler, String> {
-        let tracepoint = CString::new(name).map_err(|e| e.to_string())?;
-        drop(
-            open(&tracepoint, &prog)
-                .map_err(|e| format!("attach to raw tracepoint {name} failed: {e}"))?,
-        );
+    ) -> Result<Sampler, SampleError> {
+        let open_error = |source| SampleError::Open {
+            name: name.to_string(),
+            source,
+        };
+        let tracepoint = CString::new(name)
+            .map_err(|e| open_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+        drop(open(&tracepoint, &prog).map_err(open_error)?);
         let stop = Arc::new(AtomicBool::new(false));
         let on_ns = Arc::new(AtomicU64::new(0));
         let started = Instant::now();
@@ -207,7 +241,7 @@ impl Sampler {
                         }
                     }
                 })
-                .map_err(|e| format!("starting the {probe} sampler: {e}"))?
+                .map_err(|source| SampleError::Thread { probe, source })?
         };
         Ok(Sampler {
             probe,

@@ -14,13 +14,13 @@
 
 use std::io::Read as _;
 
-use aya::programs::Iter;
+use aya::programs::{Iter, ProgramError};
 use memmon_common::{
     names::{Program, program},
     task_iter::{TASK_LEADER, TaskRecord},
 };
 
-use super::ProbeSet;
+use super::{ProbeSet, attach::chain, set::TaskIterUnavailable as Unavailable};
 use crate::fast_hash::{FastMap, FastSet};
 use crate::sample::{
     Identity,
@@ -32,14 +32,29 @@ use crate::sample::{
 pub enum TaskIterError {
     /// Not loaded: offsets missing from this kernel's BTF, or the kernel
     /// refused the program.
-    #[error("{0}")]
-    Unavailable(String),
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
     /// The program is not in the embedded object.
     #[error("{} is not in the object", program::TASK_ITER)]
     Missing,
-    /// Attaching or reading it failed.
+    /// The program is not an iterator.
     #[error("{0}")]
-    Kernel(String),
+    Kind(#[source] ProgramError),
+    /// Attaching it failed.
+    #[error("attach: {0}")]
+    Attach(#[source] ProgramError),
+    /// Its link could not be taken.
+    #[error("link: {0}")]
+    Link(#[source] ProgramError),
+    /// Its output could not be opened.
+    #[error("open: {0}")]
+    Open(#[source] aya::programs::links::LinkError),
+    /// Its output could not be read.
+    #[error("read: {0}")]
+    Read(#[source] std::io::Error),
+    /// A process read alone could not be read.
+    #[error(transparent)]
+    Process(#[from] super::task_iter_pid::ProcessReadError),
 }
 
 /// The state kept between passes.
@@ -189,7 +204,7 @@ impl TaskScan {
         self.fold(records(&buf));
         self.buf = buf;
         if let Some(e) = failed {
-            return Err(TaskIterError::Kernel(e));
+            return Err(TaskIterError::Process(e));
         }
         let read = self.folded.len();
         let changed = self.identities_of_folded(false);
@@ -291,60 +306,83 @@ const PROGRAMS: [&Program; 2] = [program::TASK_ITER, program::TASK_ITER_PROBE];
 /// Loads the first iterator program this kernel accepts (at probe load,
 /// while the kernel's BTF is parsed); it is attached for each read. The
 /// program's name, or why neither loads.
-pub(super) fn load_program(ebpf: &mut aya::Ebpf, btf: &aya::Btf) -> Result<&'static str, String> {
+pub(super) fn load_program(
+    ebpf: &mut aya::Ebpf,
+    btf: &aya::Btf,
+) -> Result<&'static str, Unavailable> {
     let mut refused = Vec::new();
     for name in PROGRAMS {
-        let program: &mut Iter = ebpf
+        let program: Result<&mut Iter, _> = ebpf
             .program_mut(name)
-            .ok_or_else(|| format!("{name} is not in the object"))?
-            .try_into()
-            .map_err(|e| format!("{e}"))?;
-        match program.load("task", btf) {
+            .ok_or(Unavailable::Missing(name))?
+            .try_into();
+        let loaded = match program {
+            Ok(program) => program.load("task", btf),
+            Err(e) => Err(e),
+        };
+        match loaded {
             Ok(()) => return Ok(name.name()),
-            Err(e) => refused.push(format!("{name}: {}", super::loader::error_chain(&e))),
+            Err(e) => refused.push(format!("{name}: {}", chain(&e))),
         }
     }
-    Err(format!(
-        "the kernel refused the task iterator: {}",
-        refused.join("; ")
-    ))
+    Err(Unavailable::Refused(refused.join("; ")))
 }
 
 impl ProbeSet {
     /// Whether the task iterator can run here (loaded with this kernel's
     /// offsets); an error says why not.
     pub fn task_iter_ready(&mut self) -> Result<&'static str, TaskIterError> {
-        self.task_iter_loaded
-            .clone()
-            .map_err(TaskIterError::Unavailable)
+        Ok(self.task_iter_loaded.clone()?)
     }
 
     /// Runs the loaded iterator once: every task's record into `buf`.
     pub fn read_tasks(&mut self, buf: &mut Vec<u8>) -> Result<(), TaskIterError> {
-        let name = self
-            .task_iter_loaded
-            .clone()
-            .map_err(TaskIterError::Unavailable)?;
+        let name = self.task_iter_loaded.clone()?;
         let program: &mut Iter = self
             .ebpf
             .program_mut(name)
             .ok_or(TaskIterError::Missing)?
             .try_into()
-            .map_err(|e| TaskIterError::Kernel(format!("{e}")))?;
-        let id = program
-            .attach()
-            .map_err(|e| TaskIterError::Kernel(format!("attach: {e}")))?;
-        let link = program
-            .take_link(id)
-            .map_err(|e| TaskIterError::Kernel(format!("link: {e}")))?;
-        let mut file = link
-            .into_file()
-            .map_err(|e| TaskIterError::Kernel(format!("open: {e}")))?;
+            .map_err(TaskIterError::Kind)?;
+        let id = program.attach().map_err(TaskIterError::Attach)?;
+        let link = program.take_link(id).map_err(TaskIterError::Link)?;
+        let mut file = link.into_file().map_err(TaskIterError::Open)?;
         buf.clear();
-        file.read_to_end(buf)
-            .map_err(|e| TaskIterError::Kernel(format!("read: {e}")))?;
+        file.read_to_end(buf).map_err(TaskIterError::Read)?;
         if !self.swap_counting {
             self.start_swap_counting();
+        }
+        Ok(())
+    }
+
+    /// Whether a pass can read only the processes that ran: the marking
+    /// probes attached, their bitmap mapped, and this kernel's task
+    /// iterator able to walk one process (Linux 6.1+; before, the link's
+    /// process is ignored and every task comes back, so memmon's own
+    /// process is read as a test). Why not, otherwise.
+    pub fn per_process_reads(&mut self) -> Result<(), super::task_iter_pid::PerProcessUnavailable> {
+        use memmon_common::names::probe;
+        for p in [probe::RAN_SWITCH, probe::RAN_TICK] {
+            if !self.is_attached(p) {
+                return Err(super::task_iter_pid::PerProcessUnavailable::NotAttached(p));
+            }
+        }
+        if self.ran.is_none() {
+            return Err(super::task_iter_pid::PerProcessUnavailable::NoBitmap);
+        }
+        let me = std::process::id();
+        let mut buf = Vec::new();
+        self.read_process_tasks(me, &mut buf)?;
+        let records = records(&buf);
+        let (mine, others) =
+            records.fold(
+                (0, 0),
+                |(m, o), r| {
+                    if r.tgid == me { (m + 1, o) } else { (m, o + 1) }
+                },
+            );
+        if mine == 0 || others > 0 {
+            return Err(super::task_iter_pid::PerProcessUnavailable::Ignored { mine, others });
         }
         Ok(())
     }

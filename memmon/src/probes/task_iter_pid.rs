@@ -91,58 +91,76 @@ pub fn read_process(prog: BorrowedFd<'_>, pid: u32, buf: &mut Vec<u8>) -> std::i
     Ok(())
 }
 
+/// Why one process could not be read alone.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessReadError {
+    /// The task iterator is not loaded.
+    #[error(transparent)]
+    Unavailable(#[from] super::set::TaskIterUnavailable),
+    /// Its program is not in the object, or not an iterator.
+    #[error("the task iterator program {0} cannot be used: {1}")]
+    Program(&'static str, String),
+    /// The kernel refused the iterator link or its read.
+    #[error("reading process {pid} with the task iterator: {source}")]
+    Kernel {
+        /// The process.
+        pid: u32,
+        /// What the kernel said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Why a pass cannot read only the processes that ran.
+#[derive(Debug, thiserror::Error)]
+pub enum PerProcessUnavailable {
+    /// A marking probe is not attached.
+    #[error("probe {0} is not attached")]
+    NotAttached(&'static memmon_common::names::Probe),
+    /// The bitmap could not be mapped.
+    #[error("the RAN bitmap could not be mapped")]
+    NoBitmap,
+    /// Reading memmon itself alone failed.
+    #[error(transparent)]
+    Read(#[from] ProcessReadError),
+    /// The kernel ignores the process of the link (before Linux 6.1).
+    #[error(
+        "this kernel's task iterator does not walk one process alone (Linux 6.1+; \
+         {mine} of memmon's tasks and {others} others came back)"
+    )]
+    Ignored {
+        /// memmon's own tasks read.
+        mine: usize,
+        /// Other tasks read.
+        others: usize,
+    },
+}
+
 impl super::ProbeSet {
     /// The task records of process `pid` alone, appended to `buf`
     /// (nothing when it is gone).
-    pub fn read_process_tasks(&mut self, pid: u32, buf: &mut Vec<u8>) -> Result<(), String> {
+    pub fn read_process_tasks(
+        &mut self,
+        pid: u32,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), ProcessReadError> {
         let name = self.task_iter_loaded.clone()?;
         let program: &mut aya::programs::Iter = self
             .ebpf
             .program_mut(name)
-            .ok_or_else(|| format!("{name} is not in the object"))?
+            .ok_or_else(|| ProcessReadError::Program(name, "not in the object".into()))?
             .try_into()
-            .map_err(|e| format!("{e}"))?;
-        let fd = program.fd().map_err(|e| format!("{e}"))?;
+            .map_err(|e: aya::programs::ProgramError| {
+                ProcessReadError::Program(name, e.to_string())
+            })?;
+        let fd = program
+            .fd()
+            .map_err(|e| ProcessReadError::Program(name, e.to_string()))?;
         match read_process(fd.as_fd(), pid, buf) {
             Ok(()) => Ok(()),
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => Ok(()),
-            Err(e) => Err(format!("reading process {pid}: {e}")),
+            Err(source) => Err(ProcessReadError::Kernel { pid, source }),
         }
-    }
-
-    /// Whether a pass can read only the processes that ran: the marking
-    /// probes attached, their bitmap mapped, and this kernel's task
-    /// iterator able to walk one process (Linux 6.1+; before, the link's
-    /// process is ignored and every task comes back, so memmon's own
-    /// process is read as a test). Why not, otherwise.
-    pub fn per_process_reads(&mut self) -> Result<(), String> {
-        use memmon_common::names::probe;
-        for p in [probe::RAN_SWITCH, probe::RAN_TICK] {
-            if !self.is_attached(p) {
-                return Err(format!("probe {p} is not attached"));
-            }
-        }
-        if self.ran.is_none() {
-            return Err("the RAN bitmap could not be mapped".into());
-        }
-        let me = std::process::id();
-        let mut buf = Vec::new();
-        self.read_process_tasks(me, &mut buf)?;
-        let records = super::task_iter::records(&buf);
-        let (mine, others) =
-            records.fold(
-                (0, 0),
-                |(m, o), r| {
-                    if r.tgid == me { (m + 1, o) } else { (m, o + 1) }
-                },
-            );
-        if mine == 0 || others > 0 {
-            return Err(format!(
-                "this kernel's task iterator does not walk one process alone (Linux 6.1+; \
-                 {mine} of memmon's tasks and {others} others came back)"
-            ));
-        }
-        Ok(())
     }
 
     /// True when a process that ran could not be marked since the last

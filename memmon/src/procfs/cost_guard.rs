@@ -7,8 +7,11 @@
 //!   every-pass scan sees them unchanged since its last read) is read
 //!   again only after `max_idle_interval` (its own memory did not change;
 //!   its PSS still drifts as others map or drop the pages it shares), and
-//!   back at the base interval once it changes: 10,000 idle processes cost
-//!   about 33 reads a second, not 333;
+//!   back at the base interval once it changes; and those re-reads of
+//!   idle processes together take at most `idle_share` of a core: past a
+//!   thousand or so idle processes their interval grows with their number
+//!   (10,000 idle processes: ~4 reads a second, each re-read about every
+//!   40 minutes, instead of 33 a second);
 //! - its interval grows with its size and with what its last read cost
 //!   (each process's reads stay within the same share of a core);
 //! - each cycle stops reading once its time budget is spent (default 2% of
@@ -42,6 +45,9 @@ pub struct GuardSettings {
     pub max_idle_interval: Duration,
     /// Interval between reads of `/proc/slabinfo`.
     pub slabinfo_interval: Duration,
+    /// Share of one core the re-reads of idle processes may use in all
+    /// (their interval grows past `max_idle_interval` to stay within it).
+    pub idle_share: f64,
 }
 
 impl Default for GuardSettings {
@@ -52,6 +58,7 @@ impl Default for GuardSettings {
             per_gib: Duration::from_secs(5),
             max_idle_interval: Duration::from_secs(300),
             slabinfo_interval: Duration::from_secs(10),
+            idle_share: 0.0005,
         }
     }
 }
@@ -80,6 +87,8 @@ pub struct CostGuard {
     /// whose process changed since is checked against its due time when
     /// it comes up.
     queue: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, ProcessKey)>>,
+    /// What a read costs, on average (exponentially weighted).
+    read_cost: Option<Duration>,
 }
 
 impl CostGuard {
@@ -103,6 +112,17 @@ impl CostGuard {
         due
     }
 
+    /// How long an idle process waits between reads when `n` processes
+    /// are followed: `max_idle_interval`, or longer when re-reading all of
+    /// them that often would take more than `idle_share` of a core.
+    fn idle_interval(&self, n: usize) -> Duration {
+        let cost = self.read_cost.unwrap_or(Duration::from_micros(200));
+        let spread = cost
+            .mul_f64(n as f64)
+            .div_f64(self.settings.idle_share.max(1e-9));
+        self.settings.max_idle_interval.max(spread)
+    }
+
     fn due(&self, c: &Candidate, now: Instant) -> Option<Instant> {
         match self.entries.get(&c.key) {
             None => Some(now - Duration::from_secs(3600)),
@@ -119,7 +139,8 @@ impl CostGuard {
                 // Unchanged since its read: the scan has already shown it
                 // idle; a read before max_idle_interval would only see the
                 // same numbers.
-                let idle_wait = unchanged && now < e.read_at + self.settings.max_idle_interval;
+                let idle_wait =
+                    unchanged && now < e.read_at + self.idle_interval(self.entries.len());
                 if moved > (e.rss_at_read / 100).max(1 << 20)
                     || woke
                     || (now >= e.next_due && !idle_wait)
@@ -134,6 +155,10 @@ impl CostGuard {
 
     /// Notes that `c` was read at `read_at` in `took`: when it is next due.
     fn record_read(&mut self, c: &Candidate, read_at: Instant, took: Duration) {
+        self.read_cost = Some(match self.read_cost {
+            Some(avg) => avg.mul_f64(0.9) + took.mul_f64(0.1),
+            None => took,
+        });
         let gib = c.rss as f64 / (1u64 << 30) as f64;
         // Keep this process's reads within cpu_share of a core.
         let by_cost = took.div_f64(self.settings.cpu_share.max(1e-6));
@@ -179,7 +204,9 @@ impl CostGuard {
         let unchanged =
             c.activity.is_some() && c.activity == e.activity_at_read && c.rss == e.rss_at_read;
         if unchanged {
-            return e.next_due.max(e.read_at + self.settings.max_idle_interval);
+            return e
+                .next_due
+                .max(e.read_at + self.idle_interval(self.tracked.len()));
         }
         if e.idle_streak > 0 && c.activity != e.activity_at_read {
             return e.next_due.min(e.read_at + self.settings.base_interval);
@@ -570,6 +597,24 @@ mod tests {
             true
         });
         assert!(c2.read >= 1);
+    }
+
+    /// Idle re-reads together stay within `idle_share` of a core: past
+    /// the number that fits in `max_idle_interval`, idle processes wait
+    /// longer in proportion.
+    #[test]
+    fn idle_rereads_spread_to_stay_within_their_share() {
+        let mut g = CostGuard::new(GuardSettings {
+            max_idle_interval: Duration::from_secs(300),
+            idle_share: 0.001,
+            ..Default::default()
+        });
+        g.read_cost = Some(Duration::from_micros(100));
+        // 100 µs each at 0.1% of a core: 10 re-reads a second, 3,000 per
+        // 300 s.
+        assert_eq!(g.idle_interval(1_000), Duration::from_secs(300));
+        assert_eq!(g.idle_interval(3_000), Duration::from_secs(300));
+        assert_eq!(g.idle_interval(30_000), Duration::from_secs(3_000));
     }
 
     #[test]

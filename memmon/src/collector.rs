@@ -306,6 +306,16 @@ impl Collector {
         self
     }
 
+    /// Walks every task every `passes` passes (0: only when a pass must);
+    /// in between a pass reads the processes that ran.
+    pub fn with_full_scan_every(mut self, passes: u64) -> Self {
+        self.full_scan_every = passes;
+        if let Some(scan) = self.task_scan.as_mut() {
+            scan.full_every = passes;
+        }
+        self
+    }
+
     /// Scans processes through the kernel's task iterator from now on
     /// (read once here): the number of processes it saw and the program
     /// that runs, or why this kernel refuses it (the /proc scan then stays).

@@ -80,18 +80,20 @@ keys! {
         value_name: "N",
         reload: true,
     }
-    /// Per-fault programs: read/write/copy-on-write split and real-time RSS.
-    /// They cost a few percent of a pure page-fault storm; off by default.
+    /// Per-fault programs: the read/write/copy-on-write split of faults.
+    /// One program per fault, which costs a few percent of a pure
+    /// page-fault storm; off by default.
     fault_detail: bool = false; Switch {
-        help: "Attach the per-fault programs (read/write/copy-on-write split, swap in/out per \
-               process; a few % cost)",
+        help: "Attach the per-fault programs (read/write/copy-on-write split of faults; a few % \
+               cost)",
         value_name: "BOOL",
         probe: true,
     }
     /// Per-allocation programs: mmap/munmap/mremap/brk syscalls, slab caches,
-    /// kmalloc size classes, buddy allocator, per process. Syscall
-    /// tracepoints put every syscall on the slow path and the allocator ones
-    /// run on every kernel allocation; off by default.
+    /// kmalloc size classes, buddy allocator (sampled: attached 100 ms in
+    /// every second), per process. Syscall tracepoints put every syscall on
+    /// the slow path and the allocator ones run on every kernel allocation;
+    /// off by default.
     alloc_detail: bool = false; Switch {
         help: "Attach the per-allocation programs (mmap/munmap/brk syscalls, slab caches, \
                kmalloc size classes, buddy allocator)",
@@ -103,6 +105,24 @@ keys! {
         flag: Some("disable-probe"),
         help: "Do not attach this probe (repeatable, or a comma list); see `snapshot --probes`",
         value_name: "NAME",
+        probe: true,
+    }
+    /// Passes between two walks of every task by the task iterator. In
+    /// between, a pass reads only the processes that ran (marked by the
+    /// scheduler, each read alone: Linux 6.1+); a walk also finds what
+    /// others did to a sleeping process (reclaim swapping its pages out).
+    /// 0: only when a pass must (marks unavailable or lost).
+    full_scan_every: u64 = crate::collector::DEFAULT_FULL_SCAN_EVERY; Whole {
+        help: "Passes between two walks of every task (0: only when a pass must)",
+        value_name: "PASSES",
+    }
+    /// Processes the kernel's per-process maps hold (their counters, their
+    /// swap follow-up). Past it the counts of further processes are
+    /// dropped, counted (memmon_kernel_map_full_total) and said in the log
+    /// and /api/v1/events.
+    max_processes: usize = 32768; Whole where (count_in(64, 4_194_304)) {
+        help: "Processes the kernel's per-process maps hold",
+        value_name: "N",
         probe: true,
     }
     /// Pin the cumulative kernel maps so a restart keeps counting.

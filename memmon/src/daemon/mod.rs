@@ -55,6 +55,7 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
         alloc_detail: cfg.alloc_detail,
         disabled: cfg.disabled_probes.iter().cloned().collect(),
         pin_root: cfg.pin.then(|| cfg.pin_dir.clone()),
+        max_processes: u32::try_from(cfg.max_processes).unwrap_or(u32::MAX),
         // Room for stacks only when asked: the maps hold one entry else.
         stack_entries: cfg
             .profile
@@ -103,7 +104,9 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
     crate::pipeline::tune_heap();
     let model = Model::new(probes.statuses().to_vec(), crate::collector::host())
         .with_history(cfg.history_seconds);
-    let collector = Collector::new(probes).with_cgroup_root(&cfg.cgroup_root);
+    let collector = Collector::new(probes)
+        .with_cgroup_root(&cfg.cgroup_root)
+        .with_full_scan_every(cfg.full_scan_every);
 
     let shared: crate::model::published::Shared = Arc::new(RwLock::new(Arc::new(
         crate::model::published::Published::default(),

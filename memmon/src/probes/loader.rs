@@ -114,6 +114,7 @@ impl ProbeSet {
             .override_global(names::TASK_ITER_CONFIG, &task_iter_config, true)
             .override_global(names::OOM_CONFIG, &oom, true)
             .map_max_entries(names::PROC_COUNTERS, opts.max_processes)
+            .map_max_entries(names::SWAP_SEEN, opts.max_processes)
             .map_max_entries(names::RAN, ran_words);
         if let Some(n) = opts.stack_entries {
             loader

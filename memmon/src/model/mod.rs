@@ -12,6 +12,7 @@
 //! system view and allocator maps).
 
 pub mod budget;
+pub mod cgroup_ids;
 pub mod cgroups;
 pub mod explain;
 pub mod fields;
@@ -30,6 +31,7 @@ pub mod published;
 pub mod rollup;
 mod rows;
 pub mod system;
+pub mod system_fields;
 #[cfg(test)]
 mod totals_tests;
 pub mod view;

@@ -40,6 +40,8 @@ pub const PENDING_ALLOCS: &str = "PENDING_ALLOCS";
 pub const MMAP_CHARGES: &str = "MMAP_CHARGES";
 /// Process → last program break (`memmon profile --event brk`).
 pub const STACK_BRK_LAST: &str = "STACK_BRK_LAST";
+/// Ring buffer of the fault sampler's addresses (resident mode).
+pub const RESIDENT_SAMPLES: &str = "RESIDENT_SAMPLES";
 /// The load-time configuration global (BTF offsets, layouts).
 pub const CONFIG: &str = "CONFIG";
 /// The raw rss_stat program's offsets (`RssOffsets`).
@@ -72,5 +74,6 @@ pub const MAPS: &[&str] = &[
     PENDING_ALLOCS,
     MMAP_CHARGES,
     STACK_BRK_LAST,
+    RESIDENT_SAMPLES,
     MOVED_TASKS,
 ];

@@ -6,6 +6,7 @@ pub mod docs;
 pub mod dump;
 pub mod events;
 pub mod leaks;
+pub mod leaks_exact;
 pub mod profile;
 pub mod record;
 pub mod replay;

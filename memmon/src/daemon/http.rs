@@ -254,13 +254,16 @@ async fn profile(method: &Method, query: Option<&str>, state: &HttpState) -> Res
             );
         }
     };
-    match tokio::task::spawn_blocking(move || profile.pprof(&query)).await {
-        Ok(body) => {
-            let mut r = respond(StatusCode::OK, "application/octet-stream", body);
-            r.headers_mut().insert(
-                header::CONTENT_DISPOSITION,
-                header::HeaderValue::from_static("attachment; filename=\"profile\""),
-            );
+    let pprof = query.format == super::profile_query::Format::Pprof;
+    match tokio::task::spawn_blocking(move || profile.answer(&query)).await {
+        Ok((body, content_type)) => {
+            let mut r = respond(StatusCode::OK, content_type, body);
+            if pprof {
+                r.headers_mut().insert(
+                    header::CONTENT_DISPOSITION,
+                    header::HeaderValue::from_static("attachment; filename=\"profile\""),
+                );
+            }
             r
         }
         Err(e) => respond(

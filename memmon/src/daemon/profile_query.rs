@@ -1,11 +1,36 @@
 //! The query of `/api/v1/profile`: `seconds=N` (1 to the window, default
-//! [`DEFAULT_SECONDS`]) and at most one of `pid=P` or `cgroup=PATH`
-//! (percent-decoded). Every error names the key and the fix.
+//! [`DEFAULT_SECONDS`]), at most one of `pid=P` or `cgroup=PATH`
+//! (percent-decoded), `kind=faults|resident` (default faults) and
+//! `format=pprof|folded|svg` (default pprof). Every error names the key
+//! and the fix.
 
 use crate::model::profile_window::{Filter, WINDOW_SECONDS};
 
 /// Seconds a request without `seconds=` covers.
 pub const DEFAULT_SECONDS: u64 = 10;
+
+/// Which profile a query asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Kind {
+    /// Page faults by stack over the seconds asked for (growth).
+    #[default]
+    Faults,
+    /// Memory still resident by first-touch stack, with its growth over
+    /// the seconds asked for.
+    Resident,
+}
+
+/// How the profile is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    /// Gzipped pprof protobuf.
+    #[default]
+    Pprof,
+    /// Folded stacks (text).
+    Folded,
+    /// An SVG flame graph.
+    Svg,
+}
 
 /// A parsed query.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,12 +39,18 @@ pub struct ProfileQuery {
     pub seconds: u64,
     /// Whose samples.
     pub filter: Filter,
+    /// Which profile.
+    pub kind: Kind,
+    /// How it is written.
+    pub format: Format,
 }
 
 /// Parses the query string (without the `?`).
 pub fn parse(query: Option<&str>) -> Result<ProfileQuery, String> {
     let mut seconds = None;
     let mut filter = Filter::All;
+    let mut kind = None;
+    let mut format = None;
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (key, raw) = pair.split_once('=').unwrap_or((pair, ""));
         let value = decode(raw).ok_or_else(|| {
@@ -62,10 +93,41 @@ pub fn parse(query: Option<&str>) -> Result<ProfileQuery, String> {
                 }
                 set(&mut filter, Filter::Cgroup(value))?;
             }
+            "kind" => {
+                let k = match value.as_str() {
+                    "faults" => Kind::Faults,
+                    "resident" => Kind::Resident,
+                    _ => {
+                        return Err(format!(
+                            "kind={value} is not a profile: give kind=faults (page faults by \
+                             stack) or kind=resident (memory still resident by stack)"
+                        ));
+                    }
+                };
+                if kind.replace(k).is_some() {
+                    return Err("kind is given twice: give it once".into());
+                }
+            }
+            "format" => {
+                let f = match value.as_str() {
+                    "pprof" => Format::Pprof,
+                    "folded" => Format::Folded,
+                    "svg" => Format::Svg,
+                    _ => {
+                        return Err(format!(
+                            "format={value} is not an output: give format=pprof, format=folded \
+                             or format=svg"
+                        ));
+                    }
+                };
+                if format.replace(f).is_some() {
+                    return Err("format is given twice: give it once".into());
+                }
+            }
             other => {
                 return Err(format!(
-                    "unknown query key `{other}`: /api/v1/profile takes seconds=N, and pid=P or \
-                     cgroup=PATH"
+                    "unknown query key `{other}`: /api/v1/profile takes seconds=N, pid=P or \
+                     cgroup=PATH, kind=faults|resident and format=pprof|folded|svg"
                 ));
             }
         }
@@ -73,6 +135,8 @@ pub fn parse(query: Option<&str>) -> Result<ProfileQuery, String> {
     Ok(ProfileQuery {
         seconds: seconds.unwrap_or(DEFAULT_SECONDS),
         filter,
+        kind: kind.unwrap_or_default(),
+        format: format.unwrap_or_default(),
     })
 }
 
@@ -112,20 +176,26 @@ mod tests {
             parse(None),
             Ok(ProfileQuery {
                 seconds: DEFAULT_SECONDS,
-                filter: Filter::All
+                filter: Filter::All,
+                kind: Kind::Faults,
+                format: Format::Pprof,
             })
         );
         assert_eq!(
             parse(Some("pid=42&seconds=30")),
             Ok(ProfileQuery {
                 seconds: 30,
-                filter: Filter::Pid(42)
+                filter: Filter::Pid(42),
+                kind: Kind::Faults,
+                format: Format::Pprof,
             })
         );
         assert_eq!(
             parse(Some("cgroup=%2Fsystem.slice%2Fa.service")).map(|q| q.filter),
             Ok(Filter::Cgroup("/system.slice/a.service".into()))
         );
+        let q = parse(Some("kind=resident&format=folded")).expect("valid");
+        assert_eq!((q.kind, q.format), (Kind::Resident, Format::Folded));
     }
 
     #[test]
@@ -138,6 +208,10 @@ mod tests {
         assert!(e.contains("seconds=61"), "{e}");
         let e = parse(Some("secs=5")).expect_err("unknown key");
         assert!(e.contains("`secs`") && e.contains("seconds=N"), "{e}");
+        let e = parse(Some("kind=heap")).expect_err("unknown kind");
+        assert!(e.contains("kind=resident"), "{e}");
+        let e = parse(Some("format=json")).expect_err("unknown format");
+        assert!(e.contains("format=folded"), "{e}");
         let e = parse(Some("pid=1&cgroup=/a")).expect_err("both");
         assert!(e.contains("not both"), "{e}");
         let e = parse(Some("cgroup=a")).expect_err("relative");

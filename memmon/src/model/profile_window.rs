@@ -225,6 +225,7 @@ impl ProfileWindow {
                     },
                     weight: i64::try_from(n).unwrap_or(i64::MAX).saturating_mul(period),
                     count: n,
+                    growth: 0,
                 })
             })
             .collect();

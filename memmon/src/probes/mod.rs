@@ -13,6 +13,7 @@ pub mod kill;
 pub mod loader;
 pub mod pins;
 pub mod reader;
+pub mod resident;
 pub mod run_stats;
 pub mod stack_drain;
 pub mod stacks;

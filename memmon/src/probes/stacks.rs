@@ -85,6 +85,23 @@ pub enum Target {
     Cgroup(u64),
 }
 
+/// The fault sampler's perf events, one per CPU, and their period.
+pub struct FaultLinks {
+    links: Vec<aya::programs::perf_event::PerfEventLinkId>,
+    /// Faults per sample.
+    pub period: u64,
+}
+
+impl FaultLinks {
+    /// No events (after a failed re-attach), with the period they had.
+    pub fn detached(period: u64) -> Self {
+        FaultLinks {
+            links: Vec::new(),
+            period,
+        }
+    }
+}
+
 /// What a symbol the allocator probes attach to is and which program.
 const ALLOC_FUNCTIONS: &[(&str, &str, Option<&str>)] = &[
     ("malloc", "leak_malloc", Some("leak_alloc_return")),
@@ -162,8 +179,9 @@ impl ProbeSet {
     }
 
     /// Attaches the fault sampler on every online CPU: one sample each
-    /// `period` page faults.
-    pub fn attach_fault_sampler(&mut self, period: u64) -> Result<(), StackError> {
+    /// `period` page faults. Returns the links (to change the period with
+    /// [`ProbeSet::set_fault_period`]).
+    pub fn attach_fault_sampler(&mut self, period: u64) -> Result<FaultLinks, StackError> {
         let pe: &mut PerfEvent = self
             .ebpf
             .program_mut("stack_faults")
@@ -173,25 +191,57 @@ impl ProbeSet {
                 what: "stack_faults".into(),
                 source,
             })?;
-        pe.load().map_err(|source| StackError::Program {
-            what: "verifier rejected stack_faults".into(),
-            source,
-        })?;
-        let cpus = online_cpus()
-            .map_err(|(path, e)| StackError::Other(format!("cannot read {path}: {e}")))?;
-        for cpu in cpus {
-            pe.attach(
-                PerfEventConfig::Software(SoftwareEvent::PageFaults),
-                PerfEventScope::AllProcessesOneCpu { cpu },
-                SamplePolicy::Period(period),
-                false,
-            )
-            .map_err(|source| StackError::Program {
-                what: format!("perf_event_open(page-faults, period {period}) on cpu {cpu}"),
+        if pe.fd().is_err() {
+            pe.load().map_err(|source| StackError::Program {
+                what: "verifier rejected stack_faults".into(),
                 source,
             })?;
         }
-        Ok(())
+        let cpus = online_cpus()
+            .map_err(|(path, e)| StackError::Other(format!("cannot read {path}: {e}")))?;
+        let mut links = Vec::with_capacity(cpus.len());
+        for cpu in cpus {
+            links.push(
+                pe.attach(
+                    PerfEventConfig::Software(SoftwareEvent::PageFaults),
+                    PerfEventScope::AllProcessesOneCpu { cpu },
+                    SamplePolicy::Period(period),
+                    false,
+                )
+                .map_err(|source| StackError::Program {
+                    what: format!("perf_event_open(page-faults, period {period}) on cpu {cpu}"),
+                    source,
+                })?,
+            );
+        }
+        Ok(FaultLinks { links, period })
+    }
+
+    /// Re-attaches the fault sampler with a new period (the old events are
+    /// closed first: faults in between are not sampled).
+    pub fn set_fault_period(
+        &mut self,
+        links: FaultLinks,
+        period: u64,
+    ) -> Result<FaultLinks, StackError> {
+        {
+            let pe: &mut PerfEvent = self
+                .ebpf
+                .program_mut("stack_faults")
+                .ok_or(StackError::Missing("program stack_faults"))?
+                .try_into()
+                .map_err(|source| StackError::Program {
+                    what: "stack_faults".into(),
+                    source,
+                })?;
+            for link in links.links {
+                pe.detach(link).map_err(|source| StackError::Program {
+                    what: "detaching stack_faults".into(),
+                    source,
+                })?;
+            }
+        }
+        self.attach_fault_sampler(period)
     }
 
     /// Attaches the brk sampler (`StackEvent::Brk`) or the mmap/munmap
@@ -367,6 +417,7 @@ impl ProbeSet {
                     },
                     weight,
                     count,
+                    growth: 0,
                 })
             })
             .collect())

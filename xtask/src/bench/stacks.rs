@@ -290,8 +290,8 @@ impl Peer {
     pub fn label(self) -> String {
         match self {
             Peer::Alone => "alone".into(),
-            Peer::LeaksDefault => format!("memmon leaks, default rate ({DEFAULT_RATE})"),
-            Peer::LeaksRate1 => "memmon leaks --sample-rate 1".into(),
+            Peer::LeaksDefault => format!("memmon leaks --exact, default rate ({DEFAULT_RATE})"),
+            Peer::LeaksRate1 => "memmon leaks --exact --sample-rate 1".into(),
             Peer::Bpftrace => "bpftrace memleak-like script".into(),
             Peer::EntryFloor => "floor: empty entry uprobes on malloc + free (bpftrace)".into(),
             Peer::EntryReturn => "floor + empty uretprobe on malloc (bpftrace)".into(),
@@ -347,6 +347,7 @@ pub fn malloc_round(
             let mut c = Command::new(&ctx.memmon);
             c.args([
                 "leaks",
+                "--exact",
                 "--pid",
                 &pid.to_string(),
                 "--sample-rate",

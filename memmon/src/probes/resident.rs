@@ -27,7 +27,7 @@ impl ProbeSet {
             let mut settings: Array<&mut MapData, u64> = Array::try_from(
                 self.ebpf
                     .map_mut(names::PROFILE_SETTINGS)
-                    .ok_or(StackError::Missing(names::PROFILE_SETTINGS))?,
+                    .ok_or(StackError::MissingMap(names::PROFILE_SETTINGS))?,
             )
             .map_err(|source| StackError::Map {
                 map: names::PROFILE_SETTINGS,
@@ -43,7 +43,7 @@ impl ProbeSet {
         let map = self
             .ebpf
             .take_map(names::RESIDENT_SAMPLES)
-            .ok_or(StackError::Missing(names::RESIDENT_SAMPLES))?;
+            .ok_or(StackError::MissingMap(names::RESIDENT_SAMPLES))?;
         let ring = RingBuf::try_from(map).map_err(|source| StackError::Map {
             map: names::RESIDENT_SAMPLES,
             source,

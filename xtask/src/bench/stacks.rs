@@ -93,7 +93,7 @@ impl FaultPeer {
     fn label(self) -> &'static str {
         match self {
             FaultPeer::Alone => "alone",
-            FaultPeer::Profile => "memmon profile --event faults (period 64)",
+            FaultPeer::Profile => "memmon profile --event faults (default period 251)",
             FaultPeer::Daemon => "memmon daemon (defaults)",
             FaultPeer::DaemonProfile => "memmon daemon --profile (profile_period 997)",
         }
@@ -201,7 +201,7 @@ fn profile_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
     }
     let what = format!(
         "Fault storm: `memmon-workload --no-wait fault-storm {mib} 3` (ns per fault measured inside it) alone, \
-         beside `memmon profile --format folded -o /dev/null` (every process, default --period 64), beside \
+         beside `memmon profile --format folded -o /dev/null` (every process, default --period 251), beside \
          `memmon daemon` on its defaults and beside `memmon daemon --profile` (default profile_period 997; \
          both `--probe-cpu-budget 0`), {} interleaved rounds, medians.",
         ctx.rounds

@@ -196,18 +196,11 @@ impl Run {
 
     /// Checks every sampled page and records the outstanding bytes.
     fn check(&mut self, second: u64) {
-        for (tgid, pages) in self.table.to_check() {
-            match self.pagemaps.states(tgid, &pages) {
-                Ok(states) => self.table.apply(tgid, &pages, states.as_deref()),
-                Err(e) => {
-                    tracing::debug!("pagemap of {tgid}: {e}; its pages dropped");
-                    self.table.apply(tgid, &pages, None);
-                }
-            }
-        }
+        let pagemaps = &mut self.pagemaps;
+        self.table
+            .check(second, |tgid, pages| pagemaps.read(tgid, pages));
         let alive = self.table.tgids();
-        self.pagemaps.retain(|p| alive.contains(&p));
-        self.table.record(second);
+        pagemaps.retain(|p| alive.contains(&p));
     }
 
     /// Chooses the period for the next interval from this one's fault

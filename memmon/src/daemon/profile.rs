@@ -65,18 +65,11 @@ impl Inner {
     /// Checks every sampled page of the resident table and records what
     /// each stack holds at Unix second `now`.
     fn check(&mut self, now: u64) {
-        for (tgid, pages) in self.resident.to_check() {
-            match self.pagemaps.states(tgid, &pages) {
-                Ok(states) => self.resident.apply(tgid, &pages, states.as_deref()),
-                Err(e) => {
-                    tracing::debug!("resident: pagemap of {tgid}: {e}; its pages dropped");
-                    self.resident.apply(tgid, &pages, None);
-                }
-            }
-        }
+        let pagemaps = &mut self.pagemaps;
+        self.resident
+            .check(now, |tgid, pages| pagemaps.read(tgid, pages));
         let alive = self.resident.tgids();
-        self.pagemaps.retain(|p| alive.contains(&p));
-        self.resident.record(now);
+        pagemaps.retain(|p| alive.contains(&p));
     }
 }
 
@@ -163,13 +156,16 @@ impl ContinuousProfile {
         }
     }
 
-    /// Moves the samples taken since the last drain into the window.
+    /// Moves the samples taken since the last drain into the window, and
+    /// the sampled pages into the resident table.
     pub fn drain(&self) {
         let mut inner = self.inner();
         let now = unix_seconds();
         // Before the counts: a drain may retire a stack a page refers to.
         let pages = inner.drain.drain_resident();
-        if !pages.is_empty() {
+        let drained = inner.drain.drain();
+        let stacks: &[_] = drained.as_deref().unwrap_or_default();
+        if !pages.is_empty() || !stacks.is_empty() {
             let published = latest(&self.shared);
             let cgroups: HashMap<u32, &str> = published
                 .processes
@@ -180,12 +176,17 @@ impl ContinuousProfile {
                 let cgroup = cgroups.get(&p.stack.tgid).copied();
                 inner.resident.add(p, cgroup);
             }
+            for d in stacks {
+                let cgroup = cgroups.get(&d.stack.tgid).copied();
+                inner.window.add(now, &d.stack, cgroup, d.samples);
+            }
         }
-        match inner.drain.drain() {
-            Ok(drained) => {
+        match &drained {
+            Ok(d) => {
                 inner.failed = false;
                 tracing::debug!(
-                    gained = drained.len(),
+                    gained = d.len(),
+                    resident_pages = inner.resident.pages(),
                     kernel_keys = inner.drain.live_keys(),
                     window_stacks = inner.window.stacks(),
                     window_counts = inner.window.entries(),
@@ -193,18 +194,6 @@ impl ContinuousProfile {
                     failed_deletes = inner.drain.failed_deletes(),
                     "continuous profile drained"
                 );
-                if !drained.is_empty() {
-                    let published = latest(&self.shared);
-                    let cgroups: HashMap<u32, &str> = published
-                        .processes
-                        .iter()
-                        .filter_map(|p| Some((p.pid, p.cgroup.as_deref()?)))
-                        .collect();
-                    for d in &drained {
-                        let cgroup = cgroups.get(&d.stack.tgid).copied();
-                        inner.window.add(now, &d.stack, cgroup, d.samples);
-                    }
-                }
             }
             Err(e) => {
                 if !inner.failed {

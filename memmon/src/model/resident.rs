@@ -18,7 +18,7 @@ use std::{
 };
 
 use crate::{
-    model::profile_window::{Filter, WINDOW_SECONDS, within},
+    model::profile_window::{Filter, WINDOW_SECONDS},
     sample::stacks::{PageState, RawSample, RawStack, ResidentPage, StackEvent},
 };
 
@@ -220,6 +220,17 @@ impl ResidentTable {
         }
     }
 
+    /// Checks every held page with `read` (a process's page addresses →
+    /// their states, `None` when the process is gone), applies the
+    /// answers and records the outstanding bytes at `now`.
+    pub fn check(&mut self, now: u64, mut read: impl FnMut(u32, &[u64]) -> Option<Vec<PageState>>) {
+        for (tgid, pages) in self.to_check() {
+            let states = read(tgid, &pages);
+            self.apply(tgid, &pages, states.as_deref());
+        }
+        self.record(now);
+    }
+
     /// Records the outstanding bytes per (process, stack) at Unix second
     /// `now` (after a check), forgets records older than the window, and
     /// the stacks no page or record uses.
@@ -334,11 +345,7 @@ impl ResidentTable {
     }
 
     fn keeps(&self, filter: &Filter, tgid: u32) -> bool {
-        match filter {
-            Filter::All => true,
-            Filter::Pid(p) => *p == tgid,
-            Filter::Cgroup(path) => self.cgroups.get(&tgid).is_some_and(|c| within(c, path)),
-        }
+        filter.keeps(tgid, &self.cgroups)
     }
 }
 

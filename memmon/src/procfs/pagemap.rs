@@ -78,6 +78,15 @@ impl Pagemaps {
         got
     }
 
+    /// [`Pagemaps::states`], with an error (no permission) said at debug
+    /// level and taken as the process gone: its pages cannot be checked.
+    pub fn read(&mut self, pid: u32, pages: &[u64]) -> Option<Vec<PageState>> {
+        self.states(pid, pages).unwrap_or_else(|e| {
+            tracing::debug!("pagemap of {pid}: {e}; its pages are dropped");
+            None
+        })
+    }
+
     /// Closes the files of processes `keep` rejects.
     pub fn retain(&mut self, mut keep: impl FnMut(u32) -> bool) {
         self.files.retain(|pid, _| keep(*pid));

@@ -119,11 +119,12 @@ impl FaultPeer {
     }
 }
 
-/// The storm started waiting (`ready PID`), `memmon leaks --pid PID`
-/// attached to it, then let go: its median ns per fault.
-fn storm_watched(ctx: &Ctx, args: &[&str]) -> anyhow::Result<f64> {
-    let mut w = Command::new(&ctx.workload)
-        .args(args)
+/// Starts a workload that waits for `go`: the child, its stdout and the
+/// pid its `ready PID` line names.
+fn spawn_ready(
+    cmd: &mut Command,
+) -> anyhow::Result<(Child, BufReader<std::process::ChildStdout>, u32)> {
+    let mut w = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -136,6 +137,14 @@ fn storm_watched(ctx: &Ctx, args: &[&str]) -> anyhow::Result<f64> {
         .strip_prefix("ready ")
         .and_then(|p| p.parse().ok())
         .with_context(|| format!("workload said {line:?}"))?;
+    Ok((w, out, pid))
+}
+
+/// The storm started waiting (`ready PID`), `memmon leaks --pid PID`
+/// attached to it, then let go: its median ns per fault.
+fn storm_watched(ctx: &Ctx, args: &[&str]) -> anyhow::Result<f64> {
+    let (mut w, mut out, pid) = spawn_ready(Command::new(&ctx.workload).args(args))?;
+    let mut line = String::new();
     let mut c = Command::new(&ctx.memmon);
     c.args([
         "leaks",
@@ -409,20 +418,8 @@ pub fn malloc_round(
         }
         None => Command::new(&ctx.workload),
     };
-    let mut w = cmd
-        .args(["malloc-storm", &pairs.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("start memmon-workload malloc-storm")?;
-    let mut out = BufReader::new(w.stdout.take().context("stdout")?);
+    let (mut w, mut out, pid) = spawn_ready(cmd.args(["malloc-storm", &pairs.to_string()]))?;
     let mut line = String::new();
-    out.read_line(&mut line)?;
-    let pid: u32 = line
-        .trim()
-        .strip_prefix("ready ")
-        .and_then(|p| p.parse().ok())
-        .with_context(|| format!("workload said {line:?}"))?;
     let file = dir.join("peer.out");
     let mut peer_child: Option<Child> = None;
     let mut monitor: Option<Monitor> = None;

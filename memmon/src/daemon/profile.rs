@@ -27,10 +27,11 @@ use std::{
 };
 
 use crate::{
+    clock::unix_ms,
     model::{
         profile::Profile,
         profile_window::ProfileWindow,
-        published::{Shared, latest, unix_ms},
+        published::{Shared, latest},
         resident::ResidentTable,
     },
     probes::stack_drain::StackDrain,

@@ -49,8 +49,10 @@ use super::profile_query::{Format, Kind, ProfileQuery};
 const DRAIN_EVERY: Duration = Duration::from_millis(200);
 /// How often the thread checks the stop flag.
 const POLL: Duration = Duration::from_millis(100);
-/// How often the resident table's pages are checked in pagemap.
-pub const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// How often the resident table's pages are checked in pagemap (one
+/// pread per sampled page: every process's, so not every second; a
+/// request checks them again before it answers).
+pub const CHECK_EVERY: Duration = Duration::from_secs(5);
 
 /// The kernel side, the window and the resident table, drained together.
 struct Inner {

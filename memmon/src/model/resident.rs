@@ -19,7 +19,7 @@ use std::{
 
 use crate::{
     model::profile_window::{Filter, WINDOW_SECONDS},
-    sample::stacks::{PageState, RawSample, RawStack, ResidentPage, StackEvent},
+    sample::stacks::{PageState, PagesRead, RawSample, RawStack, ResidentPage, StackEvent},
 };
 
 /// Sampled pages held at most (each stands for `period` pages).
@@ -221,12 +221,15 @@ impl ResidentTable {
     }
 
     /// Checks every held page with `read` (a process's page addresses →
-    /// their states, `None` when the process is gone), applies the
-    /// answers and records the outstanding bytes at `now`.
-    pub fn check(&mut self, now: u64, mut read: impl FnMut(u32, &[u64]) -> Option<Vec<PageState>>) {
+    /// what its pagemap says), applies the answers and records the
+    /// outstanding bytes at `now`.
+    pub fn check(&mut self, now: u64, mut read: impl FnMut(u32, &[u64]) -> PagesRead) {
         for (tgid, pages) in self.to_check() {
-            let states = read(tgid, &pages);
-            self.apply(tgid, &pages, states.as_deref());
+            match read(tgid, &pages) {
+                PagesRead::States(states) => self.apply(tgid, &pages, Some(&states)),
+                PagesRead::Gone => self.apply(tgid, &pages, None),
+                PagesRead::Unknown => {}
+            }
         }
         self.record(now);
     }
@@ -467,6 +470,25 @@ mod tests {
         t.record(102);
         assert_eq!(t.pages(), 0);
         assert_eq!(bytes_of(&t.select(102, 60, &Filter::All), 0xa).0, 0);
+    }
+
+    #[test]
+    fn a_check_keeps_unreadable_pages_and_drops_a_gone_process() {
+        let mut t = ResidentTable::new(4096, 0);
+        t.add(&sample(1, &[0xa], 0x1000, 4), None);
+        t.add(&sample(2, &[0xb], 0x2000, 4), None);
+        t.check(1, |tgid, _| {
+            if tgid == 1 {
+                PagesRead::Unknown
+            } else {
+                PagesRead::Gone
+            }
+        });
+        assert_eq!(t.tgids(), [1].into_iter().collect());
+        t.check(2, |_, pages| {
+            PagesRead::States(vec![PageState::Resident; pages.len()])
+        });
+        assert_eq!(bytes_of(&t.select(2, 60, &Filter::All), 0xa).0, 4 * 4096);
     }
 
     #[test]

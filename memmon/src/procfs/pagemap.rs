@@ -9,7 +9,7 @@
 
 use std::{collections::HashMap, fs::File, io, os::unix::fs::FileExt as _, path::PathBuf};
 
-use crate::sample::stacks::PageState;
+use crate::sample::stacks::{PageState, PagesRead};
 
 /// Bit 63: the page is present in RAM.
 const PRESENT: u64 = 1 << 63;
@@ -17,7 +17,8 @@ const PRESENT: u64 = 1 << 63;
 const SWAPPED: u64 = 1 << 62;
 /// Bit 61: a file page or shared anonymous memory.
 const FILE_OR_SHARED: u64 = 1 << 61;
-/// Open pagemap files kept at most (past it, files are opened per read).
+/// Open pagemap files kept at most (past it, or past a quarter of the
+/// open-file limit, files are opened per read).
 const MAX_OPEN: usize = 4096;
 
 /// What one pagemap entry says of its page.
@@ -39,15 +40,27 @@ pub struct Pagemaps {
     root: PathBuf,
     page_size: u64,
     files: HashMap<u32, File>,
+    max_open: usize,
 }
 
 impl Pagemaps {
     /// Reader of `/proc` (or `root`) for pages of `page_size` bytes.
     pub fn new(root: impl Into<PathBuf>, page_size: u64) -> Self {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: writes into `limit`.
+        let nofile = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+            usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+        } else {
+            1024
+        };
         Pagemaps {
             root: root.into(),
             page_size: page_size.max(1),
             files: HashMap::new(),
+            max_open: MAX_OPEN.min(nofile / 4),
         }
     }
 
@@ -65,7 +78,7 @@ impl Pagemaps {
                     Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
                     Err(e) => return Err(e),
                 };
-                if self.files.len() >= MAX_OPEN {
+                if self.files.len() >= self.max_open {
                     return read_all(&f, pages, self.page_size);
                 }
                 self.files.entry(pid).or_insert(f)
@@ -78,13 +91,18 @@ impl Pagemaps {
         got
     }
 
-    /// [`Pagemaps::states`], with an error (no permission) said at debug
-    /// level and taken as the process gone: its pages cannot be checked.
-    pub fn read(&mut self, pid: u32, pages: &[u64]) -> Option<Vec<PageState>> {
-        self.states(pid, pages).unwrap_or_else(|e| {
-            tracing::debug!("pagemap of {pid}: {e}; its pages are dropped");
-            None
-        })
+    /// [`Pagemaps::states`] as a check's answer: an error (no file
+    /// descriptor left, no permission) is said at debug level and leaves
+    /// the pages as they were.
+    pub fn read(&mut self, pid: u32, pages: &[u64]) -> PagesRead {
+        match self.states(pid, pages) {
+            Ok(Some(states)) => PagesRead::States(states),
+            Ok(None) => PagesRead::Gone,
+            Err(e) => {
+                tracing::debug!("pagemap of {pid}: {e}; its pages are kept unchecked");
+                PagesRead::Unknown
+            }
+        }
     }
 
     /// Closes the files of processes `keep` rejects.

@@ -91,6 +91,18 @@ pub enum PageState {
     Released,
 }
 
+/// What a check of one process's sampled pages found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PagesRead {
+    /// Each page's state, in the order asked.
+    States(Vec<PageState>),
+    /// The process (the address space sampled) is gone: its pages go.
+    Gone,
+    /// The pages could not be read (no file descriptor left, no
+    /// permission): they are kept as they were.
+    Unknown,
+}
+
 /// One symbolized frame.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Frame {

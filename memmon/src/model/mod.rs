@@ -16,6 +16,7 @@ pub mod process;
 pub mod profile;
 pub mod profile_window;
 pub mod published;
+pub mod resident;
 pub mod rollup;
 pub mod system;
 pub mod system_fields;

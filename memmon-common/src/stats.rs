@@ -65,15 +65,17 @@ pub enum Stat {
     CgroupMoveEvents = 48,
     /// A moved task dropped: MOVED_TASKS was full.
     MovedTasksMapFull = 49,
+    /// A resident-mode sample dropped: RESIDENT_SAMPLES was full.
+    ResidentLost = 50,
     /// A process's swap count could not be followed: SWAP_SEEN was full.
-    SwapMapFull = 50,
+    SwapMapFull = 51,
     /// A process that ran could not be marked: its pid is past the RAN
     /// bitmap (pid_max was raised after load); the next pass walks every
     /// task.
-    RanOverflow = 51,
+    RanOverflow = 52,
     /// Processes marked as having run since the last pass (each once per
     /// pass).
-    RanMarks = 52,
+    RanMarks = 53,
 }
 
 /// Number of slots in `STATS` (room for later probes).
@@ -85,7 +87,7 @@ pub const HIST_BUCKETS: u32 = 64;
 
 impl Stat {
     /// Every slot, in index order.
-    pub const ALL: [Stat; 30] = [
+    pub const ALL: [Stat; 31] = [
         Stat::FaultEvents,
         Stat::MajorFaultEvents,
         Stat::ExitEvents,
@@ -113,6 +115,7 @@ impl Stat {
         Stat::LeakMapFull,
         Stat::CgroupMoveEvents,
         Stat::MovedTasksMapFull,
+        Stat::ResidentLost,
         Stat::SwapMapFull,
         Stat::RanOverflow,
         Stat::RanMarks,
@@ -148,6 +151,7 @@ impl Stat {
             Stat::LeakMapFull => "leak_map_full",
             Stat::CgroupMoveEvents => "cgroup_move_events",
             Stat::MovedTasksMapFull => "moved_tasks_map_full",
+            Stat::ResidentLost => "resident_lost",
             Stat::SwapMapFull => "swap_map_full",
             Stat::RanOverflow => "ran_map_full",
             Stat::RanMarks => "ran_mark_events",

@@ -30,6 +30,7 @@ mod processes;
 pub mod profile;
 pub mod profile_window;
 pub mod published;
+pub mod resident;
 pub mod rollup;
 mod rows;
 pub mod system;

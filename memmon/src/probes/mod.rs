@@ -17,6 +17,7 @@ pub mod offsets;
 pub mod pins;
 pub mod ran;
 pub mod reader;
+pub mod resident;
 pub mod run_stats;
 pub mod sampled;
 pub mod set;

@@ -185,7 +185,11 @@ impl ProbeSet {
                 Stat::RanMarks => out.ran_mark_events = sum,
                 // Only `memmon profile` / `memmon leaks` attach the stack
                 // probes; they read these slots themselves (probes::stacks).
-                Stat::StackSamples | Stat::StackMapFull | Stat::StackLost | Stat::LeakMapFull => {}
+                Stat::StackSamples
+                | Stat::StackMapFull
+                | Stat::StackLost
+                | Stat::LeakMapFull
+                | Stat::ResidentLost => {}
             }
         }
         out.reclaim_stall_hist = self.read_log2_hist(names::RECLAIM_HIST);

@@ -556,8 +556,14 @@ impl Collector {
             changed: mut identities,
             gone,
             full,
+            read,
             ..
         } = tasks;
+        let read = if complete {
+            identities.len() as u64
+        } else {
+            read as u64
+        };
         if !kernel.exits.is_empty() {
             let exited: crate::fast_hash::FastSet<u32> =
                 kernel.exits.iter().map(|e| e.tgid).collect();
@@ -579,6 +585,7 @@ impl Collector {
             complete,
             gone,
             full,
+            read,
             metas,
             task_iter: self.task_iter_in_use(),
             failed,

@@ -72,6 +72,8 @@ pub struct Model {
     scans: u64,
     /// What the last per-process memory pass cost.
     memory_cost: CycleCost,
+    /// What the process scans read.
+    scan_cost: crate::sample::cost::ScanCost,
     /// What the cached rows were built with (live fields, fault source).
     view_inputs: Option<(fields::LiveFields, bool)>,
     /// Every live process's row, as last published (rows.rs); each

@@ -219,6 +219,14 @@ impl Model {
     /// scan read it.
     pub(super) fn apply_scan(&mut self, scan: Scan) {
         self.task_iter = scan.task_iter;
+        let cost = &mut self.scan_cost;
+        if scan.full {
+            cost.full_total += 1;
+        } else {
+            cost.changed_total += 1;
+        }
+        cost.read = scan.read;
+        cost.changed = scan.identities.iter().filter(|id| id.fresh).count() as u64;
         if scan.complete {
             self.apply_scan_of(scan.identities, scan.metas);
         } else {

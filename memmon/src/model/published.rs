@@ -233,6 +233,8 @@ pub struct Published {
     pub system: Option<crate::model::system::SystemView>,
     /// Cost of the last per-process memory pass (the cost guard).
     pub memory_cost: crate::sample::cost::CycleCost,
+    /// What the process scans read (full walks, passes of what ran).
+    pub scan_cost: crate::sample::cost::ScanCost,
     /// Each loaded program's run time, runs and share of a core (empty
     /// without the kernel's run-time statistics).
     pub program_costs: Vec<crate::model::budget::ProgramCost>,
@@ -265,6 +267,7 @@ impl Published {
             self_cpu_seconds,
             system,
             memory_cost,
+            scan_cost,
             program_costs,
             probe_cpu_budget,
         } = self;
@@ -288,6 +291,7 @@ impl Published {
             self_cpu_seconds: *self_cpu_seconds,
             system: system.clone(),
             memory_cost: memory_cost.clone(),
+            scan_cost: scan_cost.clone(),
             program_costs: program_costs.clone(),
             probe_cpu_budget: *probe_cpu_budget,
         }
@@ -338,6 +342,7 @@ impl Published {
             kills_total: model.kills_total.clone(),
             system: model.system.clone(),
             memory_cost: model.memory_cost.clone(),
+            scan_cost: model.scan_cost.clone(),
             program_costs: model.program_costs.clone(),
             probe_cpu_budget: None,
             ..Default::default()

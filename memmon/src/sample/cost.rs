@@ -19,6 +19,21 @@ pub struct CycleCost {
     pub budget_seconds: f64,
 }
 
+/// What the process scans read: how often every task was walked, how
+/// often only the processes that ran were, and how many the last one
+/// read.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ScanCost {
+    /// Passes that walked every task (or read every /proc/PID/stat).
+    pub full_total: u64,
+    /// Passes that read only the processes that ran.
+    pub changed_total: u64,
+    /// Processes the last pass read.
+    pub read: u64,
+    /// Of those, the ones whose values had changed.
+    pub changed: u64,
+}
+
 /// A process the guard may read: its key, RSS bytes, and a fingerprint of
 /// its activity (fault counts and address-space size; None when unknown,
 /// which never counts as idle).

@@ -157,6 +157,8 @@ pub struct Scan {
     /// Every task was walked this pass (else only the processes that
     /// ran).
     pub full: bool,
+    /// Processes read this pass.
+    pub read: u64,
     /// Placement of the scanned pids the model did not know.
     pub metas: HashMap<u32, ProcMeta>,
     /// The kernel's task iterator read them (not /proc/PID/stat).

@@ -85,6 +85,27 @@ fn own_families(p: &Published, s: &RenderSettings, out: &mut Vec<MetricFamily>) 
         MetricType::GAUGE,
         p.sample_seconds,
     );
+    let mut walks = family(
+        "memmon_scan_passes_total",
+        "Process scans by what they read: every task (walk=\"full\") or the processes that ran (walk=\"changed\").",
+        MetricType::COUNTER,
+    );
+    for (walk, n) in [
+        ("full", p.scan_cost.full_total),
+        ("changed", p.scan_cost.changed_total),
+    ] {
+        walks
+            .mut_metric()
+            .push(sample(&[("walk", walk)], MetricType::COUNTER, n as f64));
+    }
+    out.push(walks);
+    scalar(
+        out,
+        "memmon_scan_processes_read",
+        "Processes the last scan read (all after a full walk; those that ran otherwise).",
+        MetricType::GAUGE,
+        p.scan_cost.read as f64,
+    );
     scalar(
         out,
         "memmon_samples_total",

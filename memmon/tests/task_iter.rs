@@ -310,13 +310,33 @@ fn an_idle_process_that_changes_once_shows_it_at_the_next_pass_without_a_walk() 
 /// Processes that live less than a pass (each forked, touching 16 pages
 /// and exiting before the next one starts) are reported with their minor
 /// faults exactly as the kernel counted them to their end: the rusage
-/// their parent reaped them with.
+/// their parent reaped them with. Counted by the per-fault programs (the
+/// one-shot commands' default).
 #[test]
 fn processes_that_live_less_than_a_pass_keep_their_exact_minor_faults() {
-    if !require_bpf("processes_that_live_less_than_a_pass_keep_their_exact_minor_faults") {
+    short_lived_processes_keep_their_exact_minor_faults(
+        "processes_that_live_less_than_a_pass_keep_their_exact_minor_faults",
+        &[],
+    );
+}
+
+/// The same without the per-fault programs (the daemon's default): the
+/// faults come from the task's own counters, read by the exit probe.
+#[test]
+fn processes_that_live_less_than_a_pass_keep_their_exact_minor_faults_without_fault_probes() {
+    short_lived_processes_keep_their_exact_minor_faults(
+        "processes_that_live_less_than_a_pass_keep_their_exact_minor_faults_without_fault_probes",
+        &["--no-fault-detail"],
+    );
+}
+
+fn short_lived_processes_keep_their_exact_minor_faults(test: &str, extra: &[&str]) {
+    if !require_bpf(test) {
         return;
     }
-    let window = common::Window::start(&["snapshot", "--json", "--duration", "1"]);
+    let mut args = vec!["snapshot", "--json", "--duration", "1"];
+    args.extend_from_slice(extra);
+    let window = common::Window::start(&args);
     let mut w = Workload::start(&["spawn", "200"]);
     let report = w.go();
     w.finish();
@@ -339,7 +359,7 @@ fn processes_that_live_less_than_a_pass_keep_their_exact_minor_faults() {
     }
     assert!(
         wrong.is_empty(),
-        "{} of 200:\n{}",
+        "{test}: {} of 200:\n{}",
         wrong.len(),
         wrong.join("\n")
     );

@@ -184,15 +184,17 @@ const SMAPS: &[Source] = &[Source::Proc(ProcFile::SmapsRollup)];
 const STATUS: &[Source] = &[Source::Proc(ProcFile::Status)];
 const OOM: &[Source] = &[Source::Proc(ProcFile::OomScore)];
 const NUMA_MAPS: &[Source] = &[Source::Proc(ProcFile::NumaMaps)];
+/// Fault totals: the kernel's task counters; the probes' counts only
+/// before a process's first reading (`model::process::fault_counts`).
 const FAULTS: &[Source] = &[
-    Source::Probe(probe::PAGE_FAULT_USER),
     Source::TaskIter,
     Source::Proc(ProcFile::Stat),
+    Source::Probe(probe::PAGE_FAULT_USER),
 ];
 const MAJOR: &[Source] = &[
-    Source::Probe(probe::MAJOR_FAULTS),
     Source::TaskIter,
     Source::Proc(ProcFile::Stat),
+    Source::Probe(probe::MAJOR_FAULTS),
 ];
 const FAULT_DETAIL: &[Source] = &[Source::Probe(probe::PAGE_FAULT_USER)];
 /// Swap out / swap in: the changes of the mm's swap entries between two
@@ -317,7 +319,7 @@ pub const PROCESS_FIELDS: &[Field<ProcessReader>] = &[
     },
     Field {
         key: "minor_faults",
-        help: "Minor page faults (no I/O): per-fault probes when attached, else the kernel's task counters.",
+        help: "Minor page faults (no I/O), as the kernel counts them per task (/proc/PID/stat minflt).",
         kind: Kind::Counter,
         unit: Unit::Count,
         sources: FAULTS,

@@ -76,21 +76,24 @@ pub struct TaskFaults {
     pub major: u64,
 }
 
-/// (minor, major) faults: from the per-fault probes when they are
-/// attached, else from the kernel's per-task counters.
+/// (minor, major) faults: the kernel's per-task counters (min_flt,
+/// maj_flt, what /proc/PID/stat prints) wherever they were read; the
+/// per-fault probes' counts only before the first reading. The probes see
+/// every fault exception, the retried and spurious ones too, which the
+/// kernel does not count: they give the split (read/write/copy-on-write),
+/// not the totals.
 pub fn fault_counts(
     counters: &ProcCounters,
     task: Option<TaskFaults>,
     fault_probes: bool,
 ) -> (u64, u64) {
-    if fault_probes {
-        (
+    match task {
+        Some(t) => (t.minor, t.major),
+        None if fault_probes => (
             counters.faults.saturating_sub(counters.major_faults),
             counters.major_faults,
-        )
-    } else {
-        let t = task.unwrap_or_default();
-        (t.minor, t.major)
+        ),
+        None => (0, 0),
     }
 }
 

@@ -16,6 +16,8 @@ pub mod config;
 pub mod daemon;
 pub mod error;
 pub mod fast_hash;
+pub mod fd_budget;
+pub mod log_limit;
 pub mod model;
 pub mod pipeline;
 pub mod privileges;

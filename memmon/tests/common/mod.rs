@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod pprof;
+pub mod tls;
 
 use std::{
     io::{BufRead, BufReader, Write},
@@ -200,10 +201,17 @@ impl Memmon {
     /// Same, with extra environment variables.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Memmon {
         let mut cmd = Command::new(MEMMON);
-        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(args);
         for (k, v) in env {
             cmd.env(k, v);
         }
+        Self::start_command(cmd)
+    }
+
+    /// Same for a prepared `memmon` command (arguments, environment,
+    /// limits set by the caller).
+    pub fn start_command(mut cmd: Command) -> Memmon {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn memmon");
         let stderr = child.stderr.take().expect("memmon stderr");
         let (tx, rx) = mpsc::channel();
@@ -264,6 +272,14 @@ impl Memmon {
                 ),
             }
         }
+    }
+
+    /// Every stderr line printed so far (waits for none).
+    pub fn stderr_so_far(&mut self) -> &[String] {
+        while let Ok(line) = self.stderr_lines.try_recv() {
+            self.stderr_seen.push(line);
+        }
+        &self.stderr_seen
     }
 
     /// The first stderr line seen so far that contains `needle`.
@@ -406,9 +422,36 @@ impl Daemon {
     /// Starts `memmon daemon --listen 127.0.0.1:0 ARGS` and waits until it
     /// serves.
     pub fn start(args: &[&str]) -> Daemon {
-        let mut full = vec!["daemon", "--listen", "127.0.0.1:0"];
-        full.extend_from_slice(args);
-        let memmon = Memmon::start(&full);
+        Self::start_command(Command::new(MEMMON), args)
+    }
+
+    /// Same, under a file limit of `nofile` (soft and hard), as systemd's
+    /// default soft limit would leave a service that sets none.
+    pub fn start_under_file_limit(args: &[&str], nofile: u64) -> Daemon {
+        use std::os::unix::process::CommandExt as _;
+        let mut cmd = Command::new(MEMMON);
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs here.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: nofile,
+                    rlim_max: nofile,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        Self::start_command(cmd, args)
+    }
+
+    /// `cmd` (memmon, with its environment and limits) run as `daemon
+    /// --listen 127.0.0.1:0 ARGS`.
+    fn start_command(mut cmd: Command, args: &[&str]) -> Daemon {
+        cmd.args(["daemon", "--listen", "127.0.0.1:0"]).args(args);
+        let memmon = Memmon::start_command(cmd);
         let line = memmon.stderr_line("serving http").expect("ready line");
         let addr = line
             .split("://")

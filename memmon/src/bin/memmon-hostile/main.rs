@@ -1,0 +1,89 @@
+//! `memmon-hostile`: a hostile HTTP client for the endpoint's tests and
+//! `cargo xtask bench --only hostile-clients`. It runs one attack on
+//! loopback for a bounded time while a well-behaved scraper fetches
+//! `/metrics` beside it and the daemon's descriptors, sockets and RSS are
+//! sampled from /proc; it prints one JSON report.
+//!
+//! usage: memmon-hostile ADDR DAEMON_PID ATTACK CONNECTIONS SECONDS [--tls-ca PEM]
+//!
+//! ATTACK (CONNECTIONS clients, each reconnecting 1 s after the daemon
+//! closes it, until SECONDS have passed):
+//!   idle        connect and send nothing
+//!   slowloris   send a request head one byte a second, never ending it
+//!   big-head    a request with 64 KiB of headers, again and again
+//!   big-line    a request line of 64 KiB, again and again
+//!   profile     GET /api/v1/profile?seconds=60 on a keep-alive connection, again and again
+//!   no-read     pipeline 64 GET /api/v1/snapshot and never read the answers
+//!   tls-stall   send the first bytes of a TLS ClientHello and stall
+//!
+//! With `--tls-ca`, the scraper speaks TLS (the daemon's certificate signed
+//! by that CA, for 127.0.0.1).
+
+mod attacks;
+mod watch;
+
+use std::{process::ExitCode, time::Duration};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("memmon-hostile: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<serde_json::Value, String> {
+    let usage = "usage: memmon-hostile ADDR DAEMON_PID ATTACK CONNECTIONS SECONDS [--tls-ca PEM]";
+    let [addr, pid, attack, n, seconds, rest @ ..] = args else {
+        return Err(usage.into());
+    };
+    let pid: u32 = pid
+        .parse()
+        .map_err(|_| format!("DAEMON_PID {pid}: not a pid\n{usage}"))?;
+    let n: usize = n
+        .parse()
+        .map_err(|_| format!("CONNECTIONS {n}: not a number\n{usage}"))?;
+    let seconds: f64 = seconds
+        .parse()
+        .map_err(|_| format!("SECONDS {seconds}: not a number\n{usage}"))?;
+    let attack = attacks::Attack::parse(attack)
+        .ok_or_else(|| format!("unknown ATTACK {attack}\n{usage}"))?;
+    let tls_ca = match rest {
+        [] => None,
+        [flag, path] if flag == "--tls-ca" => Some(std::path::PathBuf::from(path)),
+        _ => return Err(usage.into()),
+    };
+    raise_file_limit();
+    let duration = Duration::from_secs_f64(seconds);
+    let scraper = watch::Scraper::start(addr.clone(), pid, tls_ca.as_deref())?;
+    let attack_report = attacks::run(addr, attack, n, duration)?;
+    let watched = scraper.finish();
+    Ok(serde_json::json!({
+        "attack": attack.name(),
+        "connections": n,
+        "seconds": seconds,
+        "attacker": attack_report,
+        "daemon": watched,
+    }))
+}
+
+/// Thousands of connections need more than the usual 1024 descriptors.
+fn raise_file_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on a struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}

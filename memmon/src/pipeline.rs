@@ -47,6 +47,8 @@ pub struct Pipeline {
     budget: Option<Budget>,
     /// Detail probes the budget suspended.
     suspended: Vec<&'static str>,
+    /// Only these processes' memory is read (None: every process's).
+    focus: Option<std::collections::HashSet<u32>>,
 }
 
 impl Pipeline {
@@ -78,7 +80,15 @@ impl Pipeline {
             prev_lost: 0,
             budget: None,
             suspended: Vec::new(),
+            focus: None,
         }
+    }
+
+    /// Reads only these processes' memory (smaps_rollup, oom_score,
+    /// numa_maps) from the next pass on; None: every process's, as the
+    /// cost guard allows (`memmon explain` watches one target).
+    pub fn set_focus(&mut self, pids: Option<std::collections::HashSet<u32>>) {
+        self.focus = pids;
     }
 
     /// Scans processes with the kernel's task iterator (one read for every
@@ -108,6 +118,13 @@ impl Pipeline {
                 tracing::info!("iter/task: not used ({e}); processes are read from /proc/PID/stat")
             }
         }
+        self
+    }
+
+    /// Reads process memory (smaps_rollup, oom_score, numa_maps) with these
+    /// cost-guard settings instead of the daemon's.
+    pub fn with_guard(mut self, settings: GuardSettings) -> Self {
+        self.guard = CostGuard::new(settings);
         self
     }
 
@@ -271,7 +288,7 @@ impl Pipeline {
             &self.root,
             &self.cpu_node,
             interval,
-            None,
+            self.focus.as_ref(),
         );
         let t_memory = started.elapsed();
         self.report_missing_sources();

@@ -3,7 +3,7 @@
 //! thousands of idle connections, byte-at-a-time request heads (slowloris),
 //! oversized headers and request lines, a flood of slow profile requests,
 //! clients that never read their answers, and TLS handshakes never
-//! finished. Each attack is `memmon-hostile` (bounded: a few seconds, or
+//! finished. Each attack is `memmon-hostile` (the workload package's; bounded: a few seconds, or
 //! just past the 10 s deadline it proves), with a well-behaved scraper
 //! beside it: every scrape must answer (a 60 s hang guard, not a latency
 //! assertion), the daemon's sockets stay within its connection cap, its
@@ -15,8 +15,6 @@ mod common;
 use std::process::Command;
 
 use common::*;
-
-const HOSTILE: &str = env!("CARGO_BIN_EXE_memmon-hostile");
 
 /// systemd's default soft limit, here soft and hard: the daemon cannot
 /// raise it.
@@ -59,7 +57,7 @@ fn attack(
     let pid = d.memmon.child.id();
     let cap = connection_cap(d);
     let lines_before = d.memmon.stderr_so_far().len();
-    let mut cmd = Command::new(HOSTILE);
+    let mut cmd = Command::new(hostile());
     cmd.args([
         d.addr.as_str(),
         &pid.to_string(),

@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 
+pub use super::oom::OomCandidate;
 use super::{
     Model, OomKill, ProcessView, Which,
     fields::{self, CGROUP_FIELDS, Field, N_CGROUP, PROCESS_FIELDS},
@@ -26,18 +27,6 @@ pub struct Notice {
     pub unix_ms: u64,
     /// What happened.
     pub message: String,
-}
-
-/// The process the kernel would OOM-kill first in a cgroup now: the
-/// highest `oom_score` among its live processes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct OomCandidate {
-    /// Process id.
-    pub pid: u32,
-    /// Command name.
-    pub comm: String,
-    /// /proc/PID/oom_score.
-    pub oom_score: i64,
 }
 
 /// One cgroup's values, as published.
@@ -63,6 +52,55 @@ impl CgroupView {
             .zip(self.values)
             .find(|(f, _)| f.key == key && f.label.map(|l| l.1) == label)
             .and_then(|(_, v)| v)
+    }
+}
+
+impl CgroupView {
+    /// Reads a cgroup back from its JSON form (a recording's frame, a
+    /// daemon's answer); None when it has no `cgroup` path. Fields missing
+    /// from the object stay unmeasured.
+    pub fn from_json(v: &serde_json::Value) -> Option<CgroupView> {
+        use crate::sample::cgroup::QosClass;
+        let text = |k: &str| {
+            v.get(k)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string)
+        };
+        let mut values = [None; N_CGROUP];
+        for (slot, f) in values.iter_mut().zip(CGROUP_FIELDS) {
+            let raw = v.get(f.key);
+            *slot = match f.label {
+                Some((_, label)) => raw.and_then(|o| o.get(label)),
+                None => raw,
+            }
+            .and_then(serde_json::Value::as_f64);
+        }
+        Some(CgroupView {
+            cgroup: text("cgroup")?,
+            names: crate::sample::cgroup::CgroupNames {
+                unit: text("unit"),
+                pod_uid: text("pod_uid"),
+                container_id: text("container_id"),
+                qos: match text("qos").as_deref() {
+                    Some("guaranteed") => Some(QosClass::Guaranteed),
+                    Some("burstable") => Some(QosClass::Burstable),
+                    Some("besteffort") => Some(QosClass::BestEffort),
+                    _ => None,
+                },
+            },
+            gone: v
+                .get("gone")
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false),
+            oom_candidate: v.get("oom_candidate").and_then(|c| {
+                Some(OomCandidate {
+                    pid: u32::try_from(c.get("pid")?.as_u64()?).ok()?,
+                    comm: c.get("comm")?.as_str()?.to_string(),
+                    oom_score: c.get("oom_score")?.as_i64()?,
+                })
+            }),
+            values,
+        })
     }
 }
 

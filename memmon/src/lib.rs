@@ -18,6 +18,7 @@ pub mod error;
 pub mod fast_hash;
 pub mod fd_budget;
 pub mod log_limit;
+pub mod logging;
 pub mod model;
 pub mod pipeline;
 pub mod privileges;

@@ -49,6 +49,8 @@ pub struct Pipeline {
     suspended: Vec<&'static str>,
     /// Only these processes' memory is read (None: every process's).
     focus: Option<std::collections::HashSet<u32>>,
+    /// SIGKILL lines' budget (OOM kills are always logged).
+    kill_log: crate::sinks::kill_log::KillLog,
 }
 
 impl Pipeline {
@@ -81,6 +83,7 @@ impl Pipeline {
             budget: None,
             suspended: Vec::new(),
             focus: None,
+            kill_log: Default::default(),
         }
     }
 
@@ -230,42 +233,17 @@ impl Pipeline {
         let sigkills_after = self.model.kills_total.get("sigkill").copied().unwrap_or(0)
             + self.model.kills_total.get("kernel").copied().unwrap_or(0);
         let new_sigkills = (sigkills_after - sigkills_before) as usize;
-        for k in self.model.recent_sigkills.iter().rev().take(new_sigkills) {
-            tracing::warn!(
-                cause = k.cause,
-                sender_pid = k.sender_pid,
-                sender_comm = %k.sender_comm,
-                sender_cgroup = k.sender_cgroup.as_deref().unwrap_or("?"),
-                target_pid = k.target_pid,
-                target_comm = %k.target_comm,
-                target_cgroup = k.target_cgroup.as_deref().unwrap_or("?"),
-                target_rss_bytes = k.target_rss_bytes,
-                "SIGKILL"
-            );
-        }
+        let n = self.model.recent_sigkills.len();
+        self.kill_log.sigkills(
+            self.model
+                .recent_sigkills
+                .range(n.saturating_sub(new_sigkills)..),
+            Instant::now(),
+        );
         let new_ooms = (self.model.oom_kills_total - ooms_before) as usize;
-        for kill in self.model.recent_ooms.iter().rev().take(new_ooms) {
-            let trail: Vec<String> = kill
-                .history
-                .iter()
-                .map(|h| {
-                    h.rss_bytes
-                        .map_or("-".into(), |b| format!("{}MiB", b >> 20))
-                })
-                .collect();
-            tracing::warn!(
-                pid = kill.pid,
-                comm = %kill.comm,
-                cgroup = kill.cgroup.as_deref().unwrap_or("?"),
-                constraint = kill.constraint.unwrap_or("?"),
-                constraint_source = kill.constraint_source.unwrap_or("?"),
-                constraint_cgroup = kill.constraint_cgroup.as_deref().unwrap_or("-"),
-                limit_bytes = kill.limit_bytes,
-                usage_bytes = kill.usage_bytes,
-                anon_rss_kb = kill.anon_rss_kb,
-                rss_history = %trail.join(" "),
-                "OOM kill"
-            );
+        let n = self.model.recent_ooms.len();
+        for kill in self.model.recent_ooms.range(n.saturating_sub(new_ooms)..) {
+            crate::sinks::kill_log::oom_kill(kill);
         }
         let t_kernel = started.elapsed();
         let mut failed = None;

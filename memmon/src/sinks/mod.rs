@@ -8,6 +8,7 @@ pub mod events;
 pub mod explain;
 pub mod flamegraph;
 pub mod json;
+pub mod kill_log;
 pub mod openmetrics;
 pub mod pprof;
 pub mod probes_report;

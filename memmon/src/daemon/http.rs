@@ -47,6 +47,8 @@ pub struct HttpState {
     pub profile_permits: Arc<Semaphore>,
     /// /api/v1/snapshot's body, once per publication.
     pub snapshot: super::snapshot_cache::SnapshotCache,
+    /// Counter floors across restarts (None: `--no-pin`, nothing kept).
+    pub counters: Option<Mutex<super::counter_state::CounterState>>,
 }
 
 /// `/api/v1/profile` requests built at once (each drains the stack maps and
@@ -106,10 +108,17 @@ fn metrics(state: &HttpState, openmetrics: bool) -> Resp {
         Err(p) => p.into_inner().clone(),
     };
     settings.last_scrape_seconds = f64::from_bits(state.last_scrape.load(Ordering::Relaxed));
-    let families = match state.admission.lock() {
+    let mut families = match state.admission.lock() {
         Ok(mut adm) => prom::families(&published, &settings, &mut adm),
         Err(p) => prom::families(&published, &settings, &mut p.into_inner()),
     };
+    if let Some(counters) = &state.counters {
+        // Saved before the answer leaves: a scraper never sees a value a
+        // restart could take back.
+        let mut c = counters.lock().unwrap_or_else(|p| p.into_inner());
+        c.floors.apply(&mut families, unix_ms());
+        c.save();
+    }
     let encoded = if openmetrics {
         Ok((
             crate::sinks::openmetrics::CONTENT_TYPE,

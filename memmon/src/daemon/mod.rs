@@ -5,6 +5,7 @@
 
 pub mod basic_auth;
 pub mod conn_cap;
+pub mod counter_state;
 pub mod http;
 pub mod listener;
 pub mod profile;
@@ -184,6 +185,9 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
         profile,
         profile_permits: Arc::new(tokio::sync::Semaphore::new(http::PROFILE_CONCURRENCY)),
         snapshot: snapshot_cache::SnapshotCache::default(),
+        counters: cfg
+            .pin
+            .then(|| Mutex::new(counter_state::CounterState::load(&cfg.pin_dir))),
     });
     tracing::info!("{}", files.summary());
     let slots = conn_cap::Slots::new(files.http_connections());

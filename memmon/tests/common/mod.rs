@@ -479,7 +479,7 @@ impl Daemon {
     /// Starts `memmon daemon --listen 127.0.0.1:0 ARGS` and waits until it
     /// serves.
     pub fn start(args: &[&str]) -> Daemon {
-        Self::start_command(Command::new(MEMMON), args)
+        Self::start_command_with(Command::new(MEMMON), args)
     }
 
     /// Same, under a file limit of `nofile` (soft and hard), as systemd's
@@ -501,12 +501,12 @@ impl Daemon {
                 }
             });
         }
-        Self::start_command(cmd, args)
+        Self::start_command_with(cmd, args)
     }
 
     /// `cmd` (memmon, with its environment and limits) run as `daemon
     /// --listen 127.0.0.1:0 ARGS`.
-    fn start_command(mut cmd: Command, args: &[&str]) -> Daemon {
+    pub fn start_command_with(mut cmd: Command, args: &[&str]) -> Daemon {
         cmd.args(["daemon", "--listen", "127.0.0.1:0"]).args(args);
         let memmon = Memmon::start_command(cmd);
         let line = memmon.stderr_line("serving http").expect("ready line");

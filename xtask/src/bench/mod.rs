@@ -8,6 +8,7 @@ mod cgroups_daemon;
 mod churn;
 mod daemon_cost;
 mod fault_storm;
+mod hostile;
 mod http;
 pub mod kills;
 mod monitor;
@@ -92,6 +93,7 @@ pub const GROUPS: &[&str] = &[
     "scale",
     "kills",
     "cgroups-daemon",
+    "hostile-clients",
 ];
 
 /// `xtask stacks-guest-inner`: the guest's half of `stacks-guest`.
@@ -175,6 +177,9 @@ pub fn run(env: &BuildEnv, quick: bool, only: &[String]) -> anyhow::Result<()> {
     }
     if wanted("cgroups-daemon") {
         sections.push(cgroups_daemon::run(&ctx)?);
+    }
+    if wanted("hostile-clients") {
+        sections.push(hostile::run(&ctx)?);
     }
     let path = cmd::workspace().join("BENCHMARKS.md");
     let text = match std::fs::read_to_string(&path) {

@@ -136,30 +136,17 @@ impl Floors {
 
 #[cfg(test)]
 mod tests {
-    use prometheus::proto::{Counter, LabelPair, Metric};
-
     use super::*;
 
     fn counter(name: &str, labels: &[(&str, &str)], v: f64) -> MetricFamily {
         let mut f = MetricFamily::default();
         f.set_name(name.to_string());
         f.set_field_type(MetricType::COUNTER);
-        let mut m = Metric::default();
-        m.set_label(
-            labels
-                .iter()
-                .map(|(k, v)| {
-                    let mut l = LabelPair::default();
-                    l.set_name(k.to_string());
-                    l.set_value(v.to_string());
-                    l
-                })
-                .collect(),
-        );
-        let mut c = Counter::default();
-        c.set_value(v);
-        m.set_counter(c);
-        f.mut_metric().push(m);
+        f.mut_metric().push(crate::sinks::prometheus::sample(
+            labels,
+            MetricType::COUNTER,
+            v,
+        ));
         f
     }
 

@@ -80,7 +80,7 @@ fn family(name: &str, help: &str, ty: MetricType) -> MetricFamily {
     mf
 }
 
-fn sample(labels: &[(&str, &str)], ty: MetricType, value: f64) -> Metric {
+pub(crate) fn sample(labels: &[(&str, &str)], ty: MetricType, value: f64) -> Metric {
     let mut m = Metric::default();
     m.set_label(
         labels

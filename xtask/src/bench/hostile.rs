@@ -114,77 +114,30 @@ impl Daemon {
     }
 }
 
-/// A CA and a certificate for 127.0.0.1 in `dir`, and web.yml using it.
-fn make_tls(dir: &Path) -> anyhow::Result<()> {
-    let sh = |args: &[&str]| -> anyhow::Result<()> {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .context("openssl")?;
-        if !out.status.success() {
-            bail!("openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        Ok(())
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    sh(&[
-        &["req", "-x509"][..],
-        &ec,
-        &[
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=memmon bench CA",
-        ],
-    ]
-    .concat())?;
-    sh(&[
-        &["req"][..],
-        &ec,
-        &[
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-    ]
-    .concat())?;
-    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n")?;
-    sh(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.crt",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ])?;
+/// A CA and a certificate for 127.0.0.1 in `dir` (`memmon-hostile
+/// certs`), and web.yml using them.
+fn make_tls(ctx: &Ctx, dir: &Path) -> anyhow::Result<()> {
+    let out = Command::new(hostile(ctx))
+        .arg("certs")
+        .arg(dir)
+        .output()
+        .context("memmon-hostile certs")?;
+    if !out.status.success() {
+        bail!(
+            "memmon-hostile certs: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     std::fs::write(
         dir.join("web.yml"),
         "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
     )?;
     Ok(())
+}
+
+/// The hostile client, beside the workload.
+fn hostile(ctx: &Ctx) -> PathBuf {
+    ctx.workload.with_file_name("memmon-hostile")
 }
 
 /// One attack's figures.
@@ -205,9 +158,8 @@ fn attack(ctx: &Ctx, dir: &Path, a: &(&str, u32, f64, bool, bool)) -> anyhow::Re
     let d = Daemon::start(ctx, dir, profile, tls)?;
     // Let the first passes settle.
     std::thread::sleep(Duration::from_secs(2));
-    let hostile = ctx.workload.with_file_name("memmon-hostile");
     let lines0 = d.lines();
-    let mut cmd = Command::new(&hostile);
+    let mut cmd = Command::new(hostile(ctx));
     cmd.args([
         d.addr.as_str(),
         &d.child.id().to_string(),
@@ -250,7 +202,7 @@ fn attack(ctx: &Ctx, dir: &Path, a: &(&str, u32, f64, bool, bool)) -> anyhow::Re
 /// Runs every attack `ctx.rounds` times (interleaved by round).
 pub fn run(ctx: &Ctx) -> anyhow::Result<Section> {
     let dir = tempfile_dir()?;
-    make_tls(&dir)?;
+    make_tls(ctx, &dir)?;
     let rounds = if ctx.quick { 1 } else { 3 };
     let mut all: Vec<Vec<Figures>> = ATTACKS.iter().map(|_| Vec::new()).collect();
     for round in 0..rounds {

@@ -5,6 +5,7 @@
 //! sampled from /proc; it prints one JSON report.
 //!
 //! usage: memmon-hostile ADDR DAEMON_PID ATTACK CONNECTIONS SECONDS [--tls-ca PEM]
+//!        memmon-hostile certs DIR   (a CA and a certificate for 127.0.0.1)
 //!
 //! ATTACK (CONNECTIONS clients, each reconnecting 1 s after the daemon
 //! closes it, until SECONDS have passed):
@@ -20,6 +21,7 @@
 //! by that CA, for 127.0.0.1).
 
 mod attacks;
+mod certs;
 mod watch;
 
 use std::{process::ExitCode, time::Duration};
@@ -39,6 +41,12 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &[String]) -> Result<serde_json::Value, String> {
+    if let [cmd, dir] = args
+        && cmd == "certs"
+    {
+        certs::make(std::path::Path::new(dir))?;
+        return Ok(serde_json::json!({ "certs": dir }));
+    }
     let usage = "usage: memmon-hostile ADDR DAEMON_PID ATTACK CONNECTIONS SECONDS [--tls-ca PEM]";
     let [addr, pid, attack, n, seconds, rest @ ..] = args else {
         return Err(usage.into());

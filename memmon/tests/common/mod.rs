@@ -269,6 +269,14 @@ impl Memmon {
     /// limits set by the caller).
     pub fn start_command(mut cmd: Command) -> Memmon {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        // The daemon's counter floors go to a directory of this test
+        // binary's, never to a real service's /var/lib/memmon.
+        if !cmd.get_envs().any(|(k, _)| k == "STATE_DIRECTORY") {
+            cmd.env(
+                "STATE_DIRECTORY",
+                std::env::temp_dir().join(format!("memmon-test-state-{}", std::process::id())),
+            );
+        }
         let mut child = cmd.spawn().expect("spawn memmon");
         let stderr = child.stderr.take().expect("memmon stderr");
         let (tx, rx) = mpsc::channel();

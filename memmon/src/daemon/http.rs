@@ -344,9 +344,6 @@ async fn profile(method: &Method, query: Option<&str>, state: &HttpState) -> Res
     }
 }
 
-/// Bodies at least this large are gzipped when the client accepts it.
-pub(super) const GZIP_MIN_BYTES: usize = 1024;
-
 /// True when an `Accept-Encoding` header accepts gzip (q > 0).
 fn accepts_gzip(value: &str) -> bool {
     value.split(',').any(|part| {
@@ -385,10 +382,10 @@ async fn compress(resp: Resp, request: &header::HeaderMap) -> Resp {
         header::VARY,
         header::HeaderValue::from_static("accept-encoding"),
     );
-    if bytes.len() < GZIP_MIN_BYTES {
+    if bytes.len() < super::gzip::MIN_BYTES {
         return Response::from_parts(parts, Full::new(bytes));
     }
-    match gzip(&bytes) {
+    match super::gzip::gzip(&bytes) {
         Some(zipped) => {
             parts.headers.insert(
                 header::CONTENT_ENCODING,
@@ -397,22 +394,6 @@ async fn compress(resp: Resp, request: &header::HeaderMap) -> Resp {
             Response::from_parts(parts, Full::new(Bytes::from(zipped)))
         }
         None => Response::from_parts(parts, Full::new(bytes)),
-    }
-}
-
-/// `bytes` gzipped at the fast level (None, logged, if that failed).
-pub(super) fn gzip(bytes: &[u8]) -> Option<Vec<u8>> {
-    use std::io::Write as _;
-    let mut gz = flate2::write::GzEncoder::new(
-        Vec::with_capacity(bytes.len() / 4),
-        flate2::Compression::fast(),
-    );
-    match gz.write_all(bytes).and_then(|()| gz.finish()) {
-        Ok(zipped) => Some(zipped),
-        Err(e) => {
-            tracing::debug!("gzip: {e}");
-            None
-        }
     }
 }
 

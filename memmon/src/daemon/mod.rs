@@ -6,6 +6,7 @@
 pub mod basic_auth;
 pub mod conn_cap;
 pub mod counter_state;
+pub mod gzip;
 pub mod http;
 pub mod listener;
 pub mod profile;

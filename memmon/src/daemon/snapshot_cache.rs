@@ -67,12 +67,12 @@ impl SnapshotCache {
             return Err("no snapshot body".into());
         };
         let json = bodies.json.clone()?;
-        if !gzip || json.len() < super::http::GZIP_MIN_BYTES {
+        if !gzip || json.len() < super::gzip::MIN_BYTES {
             return Ok((json, false));
         }
         if bodies.gzip.is_none() {
             let plain = json.clone();
-            bodies.gzip = tokio::task::spawn_blocking(move || super::http::gzip(&plain))
+            bodies.gzip = tokio::task::spawn_blocking(move || super::gzip::gzip(&plain))
                 .await
                 .ok()
                 .flatten()
@@ -120,7 +120,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&c).expect("valid JSON");
         assert_eq!(v["samples_total"], 2, "a new publication, a new body");
         let (z, zipped) = cache.body(&shared, true).await.expect("gzip");
-        if c.len() >= super::super::http::GZIP_MIN_BYTES {
+        if c.len() >= super::super::gzip::MIN_BYTES {
             assert!(zipped && z.starts_with(&[0x1f, 0x8b]), "gzip magic");
         } else {
             assert!(!zipped && z == c, "small bodies go plain");

@@ -29,25 +29,6 @@ use kernel_setup::Memcg;
 /// Kill-and-restart rounds.
 const ROUNDS: usize = 6;
 
-/// The pinned maps' directory, removed at the end.
-struct Pins(PathBuf);
-
-impl Drop for Pins {
-    fn drop(&mut self) {
-        fn rm(p: &std::path::Path) {
-            if p.is_dir() {
-                for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
-                    rm(&e.path());
-                }
-                let _ = std::fs::remove_dir(p);
-            } else {
-                let _ = std::fs::remove_file(p);
-            }
-        }
-        rm(&self.0);
-    }
-}
-
 /// Every `_total` sample of an exposition: `name{labels}` → value.
 fn totals(text: &str) -> BTreeMap<String, f64> {
     text.lines()
@@ -117,12 +98,9 @@ fn every_total_is_monotonic_across_kill_9_at_random_moments() {
     if !require_bpf("every_total_is_monotonic_across_kill_9_at_random_moments") {
         return;
     }
-    let pins = Pins(PathBuf::from(format!(
-        "/sys/fs/bpf/memmon-test-restart-{}",
-        std::process::id()
-    )));
+    let pins = PinRoot::new("restart");
     let state = tempfile::tempdir().expect("tmp");
-    let pin_arg = pins.0.to_str().expect("utf-8").to_string();
+    let pin_arg = pins.arg().to_string();
     let args = ["--pin-dir", pin_arg.as_str(), "--interval", "0.5"];
     let env_state = state.path().to_str().expect("utf-8").to_string();
 

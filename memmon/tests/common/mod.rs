@@ -79,6 +79,39 @@ pub fn hostile() -> String {
         .into_owned()
 }
 
+/// A unique pin root under bpffs (`memmon-test-TAG-PID`), removed on drop.
+pub struct PinRoot(pub std::path::PathBuf);
+
+impl PinRoot {
+    pub fn new(tag: &str) -> PinRoot {
+        PinRoot(std::path::PathBuf::from(format!(
+            "/sys/fs/bpf/memmon-test-{tag}-{}",
+            std::process::id()
+        )))
+    }
+
+    /// Its path, for `--pin-dir`.
+    pub fn arg(&self) -> &str {
+        self.0.to_str().expect("utf-8")
+    }
+}
+
+impl Drop for PinRoot {
+    fn drop(&mut self) {
+        fn rm(p: &std::path::Path) {
+            if p.is_dir() {
+                for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+                    rm(&e.path());
+                }
+                let _ = std::fs::remove_dir(p);
+            } else {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        rm(&self.0);
+    }
+}
+
 /// True when this test may load eBPF programs. Without root: skip (false)
 /// or, with MEMMON_REQUIRE_BPF=1, panic.
 pub fn require_bpf(test: &str) -> bool {

@@ -1,4 +1,4 @@
-//! Where the counters' floors (`sinks::counter_floor`) outlive the daemon:
+//! Where the counters' floors (`sinks::prometheus::counter_floor`) outlive the daemon:
 //! `counters.json` in the state directory (`$STATE_DIRECTORY`, which
 //! systemd sets from the unit's StateDirectory=, else /var/lib/memmon),
 //! written whole and renamed into place before each /metrics answer leaves,
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::sinks::counter_floor::Floors;
+use crate::sinks::prometheus::counter_floor::Floors;
 
 /// The file's name in the state directory.
 pub const FILE: &str = "counters.json";
@@ -142,7 +142,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sinks::counter_floor::Entry;
+    use crate::sinks::prometheus::counter_floor::Entry;
 
     #[test]
     fn floors_survive_a_save_and_load_in_the_same_boot() {

@@ -4,7 +4,6 @@
 pub mod alloc_report;
 pub mod cgroup_table;
 pub mod columns;
-pub mod counter_floor;
 pub mod events;
 pub mod explain;
 pub mod flamegraph;

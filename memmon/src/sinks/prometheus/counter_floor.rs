@@ -142,11 +142,8 @@ mod tests {
         let mut f = MetricFamily::default();
         f.set_name(name.to_string());
         f.set_field_type(MetricType::COUNTER);
-        f.mut_metric().push(crate::sinks::prometheus::sample(
-            labels,
-            MetricType::COUNTER,
-            v,
-        ));
+        f.mut_metric()
+            .push(super::super::sample(labels, MetricType::COUNTER, v));
         f
     }
 

@@ -60,7 +60,7 @@ impl Pipeline {
     /// A pipeline over loaded probes and a fresh model.
     pub fn new(collector: Collector, model: Model) -> Self {
         let notices = model
-            .probes
+            .probes()
             .iter()
             .filter_map(|p| match &p.state {
                 ProbeState::Unavailable { reason } => Some(Notice {
@@ -153,10 +153,9 @@ impl Pipeline {
         let limit = budget.limit;
         let fault_rate = self
             .model
-            .system
-            .as_ref()
+            .system()
             .and_then(|s| s.rate(crate::model::system_fields::sys::PGFAULT));
-        match budget.decide(Instant::now(), &self.model.program_costs, fault_rate) {
+        match budget.decide(Instant::now(), self.model.program_costs(), fault_rate) {
             Decision::Keep => {}
             Decision::Suspend { share } => {
                 let names = self.collector.probes().attached_detail();
@@ -232,7 +231,7 @@ impl Pipeline {
     /// `interval` sizes the memory reads' time budget.
     pub fn pass(&mut self, interval: Duration) -> Published {
         let started = Instant::now();
-        let ooms_before = self.model.oom_kills_total;
+        let ooms_before = self.model.oom_kills_total();
         let sigkills_before = self.sigkills();
         self.sample(&Reads {
             only: self.focus.clone(),
@@ -242,7 +241,7 @@ impl Pipeline {
         self.log_kills(ooms_before, sigkills_before);
         self.report_missing_sources();
         self.samples += 1;
-        let lost = self.model.stats.events_lost + self.model.stats.oom_events_lost;
+        let lost = self.model.stats().events_lost + self.model.stats().oom_events_lost;
         if lost > self.prev_lost {
             let message = format!("{lost} ring-buffer events lost since start");
             tracing::warn!("{message}");
@@ -282,24 +281,27 @@ impl Pipeline {
 
     /// SIGKILLs counted so far (sent from userspace or by the kernel).
     fn sigkills(&self) -> u64 {
-        self.model.kills_total.get("sigkill").copied().unwrap_or(0)
-            + self.model.kills_total.get("kernel").copied().unwrap_or(0)
+        self.model
+            .kills_total()
+            .get("sigkill")
+            .copied()
+            .unwrap_or(0)
+            + self.model.kills_total().get("kernel").copied().unwrap_or(0)
     }
 
     /// Logs the kills the last sample brought (counts before it given):
     /// OOM kills as warnings, SIGKILLs thinned (`sinks::kill_log`).
     fn log_kills(&mut self, ooms_before: u64, sigkills_before: u64) {
         let new_sigkills = (self.sigkills() - sigkills_before) as usize;
-        let n = self.model.recent_sigkills.len();
+        let recent = self.model.recent_sigkills();
+        let n = recent.len();
         self.kill_log.sigkills(
-            self.model
-                .recent_sigkills
-                .range(n.saturating_sub(new_sigkills)..),
+            recent.range(n.saturating_sub(new_sigkills)..),
             Instant::now(),
         );
-        let new_ooms = (self.model.oom_kills_total - ooms_before) as usize;
-        let n = self.model.recent_ooms.len();
-        for kill in self.model.recent_ooms.range(n.saturating_sub(new_ooms)..) {
+        let new_ooms = (self.model.oom_kills_total() - ooms_before) as usize;
+        let n = self.model.recent_ooms().len();
+        for kill in self.model.recent_ooms().range(n.saturating_sub(new_ooms)..) {
             crate::sinks::kill_log::oom_kill(kill);
         }
     }
@@ -310,7 +312,7 @@ impl Pipeline {
     fn report_missing_sources(&mut self) {
         let new: Vec<String> = self
             .model
-            .missing_sources
+            .missing_sources()
             .difference(&self.reported_missing)
             .cloned()
             .collect();

@@ -1,13 +1,20 @@
-//! The endpoint's connection cap: every accepted connection takes a slot;
-//! at the cap, a new connection closes the one that has sent nothing for
-//! the longest among those not inside a request handler (an idle
-//! keep-alive connection, or a client still sending its request head or
-//! TLS handshake: what an idle or slowloris client holds; a scraper that
-//! just sent its request is the last to go), or is refused when every slot
-//! is busy. The cap comes
-//! from the file limit (`crate::fd_budget`), so clients never take the daemon's
-//! own descriptors. A held-back notice says the cap was reached, at most
-//! once a minute.
+//! The endpoint's connection cap and each connection's deadlines. Every
+//! accepted connection takes a slot; at the cap, a new connection closes
+//! the one that has sent nothing for the longest among those not inside a
+//! request handler, taking first those that never had a request answered
+//! (an idle client, one still dribbling its request head or TLS
+//! handshake: what an idle flood or slowloris holds) and only then the
+//! proven ones (a scraper keeping its connection alive between scrapes);
+//! when every slot is inside a request, the new one is refused. The cap
+//! comes from the file limit (`crate::fd_budget`), so clients never take
+//! the daemon's own descriptors. A held-back notice says the cap was
+//! reached, at most once a minute.
+//!
+//! A connection waiting for a request head gets [`HEAD_TIMEOUT`] for it
+//! (counted from its start, or for a proven client from the request's
+//! first byte), and a proven client may stay silent between requests for
+//! [`KEEP_ALIVE_IDLE`] (longer than the usual scrape intervals, so a
+//! scraper keeps its connection from one scrape to the next).
 
 use std::{
     collections::BTreeMap,
@@ -22,21 +29,75 @@ use tokio::sync::Notify;
 
 use crate::log_limit::LineBudget;
 
-/// One open connection as the cap sees it.
-struct Slot {
+/// A request head must arrive within this: from a new connection's start
+/// (after its TLS handshake), or for a proven client from the first byte
+/// of its next request. The connection closes otherwise.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A proven client (a request answered on this connection) may be silent
+/// this long between requests (Prometheus's own client keeps idle
+/// connections 5 minutes; scrape intervals are 10 s to 1 minute).
+pub const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(300);
+
+/// One connection's state, shared by its slot and its task.
+struct Conn {
     /// Requests inside a handler right now.
-    busy: Arc<AtomicU32>,
-    /// When the client last sent bytes ([`Progress`]).
-    heard: Arc<AtomicU64>,
+    busy: AtomicU32,
+    /// Requests answered (below 400) on this connection: a proven client.
+    answered: AtomicU64,
+    /// When the client last sent bytes (ms, [`now_ms`]).
+    heard: AtomicU64,
+    /// Since when the connection waits for a request head: its start, or
+    /// its last answer (ms).
+    waiting_since: AtomicU64,
+    /// The first bytes since `waiting_since` (ms + 1; 0: none yet).
+    head_started: AtomicU64,
     /// Told when the connection must close.
-    close: Arc<Notify>,
+    close: Notify,
+}
+
+impl Conn {
+    fn new(now: u64) -> Self {
+        Conn {
+            busy: AtomicU32::new(0),
+            answered: AtomicU64::new(0),
+            heard: AtomicU64::new(now),
+            waiting_since: AtomicU64::new(now),
+            head_started: AtomicU64::new(0),
+            close: Notify::new(),
+        }
+    }
+
+    fn idle(&self) -> bool {
+        self.busy.load(Ordering::Relaxed) == 0
+    }
+
+    fn proven(&self) -> bool {
+        self.answered.load(Ordering::Relaxed) > 0
+    }
+
+    /// When the wait for the next request head ends (ms); `None` while a
+    /// request is inside its handler.
+    fn head_deadline(&self) -> Option<u64> {
+        if !self.idle() {
+            return None;
+        }
+        let since = self.waiting_since.load(Ordering::Relaxed);
+        if !self.proven() {
+            return Some(since + HEAD_TIMEOUT.as_millis() as u64);
+        }
+        Some(match self.head_started.load(Ordering::Relaxed) {
+            0 => since + KEEP_ALIVE_IDLE.as_millis() as u64,
+            first => first - 1 + HEAD_TIMEOUT.as_millis() as u64,
+        })
+    }
 }
 
 #[derive(Default)]
 struct Inner {
     next_id: u64,
     /// By id (the first is the oldest).
-    open: BTreeMap<u64, Slot>,
+    open: BTreeMap<u64, Arc<Conn>>,
     /// Connections closed to make room, since the last notice.
     closed: u64,
     /// Connections refused (every slot busy), since the last notice.
@@ -52,7 +113,7 @@ pub struct Slots {
 
 /// What happened to a new connection.
 pub enum Admission {
-    /// It holds a slot (after closing the oldest idle connection when
+    /// It holds a slot (after closing another connection when
     /// `made_room`).
     Admitted { ticket: Ticket, made_room: bool },
     /// Every slot is inside a request: close it now.
@@ -84,21 +145,21 @@ impl Slots {
     }
 
     /// Gives a new connection a slot, closing at the cap the connection
-    /// not inside a request that has been silent the longest (the oldest
-    /// of those silent as long).
+    /// not inside a request that goes first: never answered before
+    /// answered, then silent the longest, then the oldest.
     pub fn admit(self: &Arc<Self>) -> Admission {
         let mut inner = self.lock();
         let mut made_room = false;
         if inner.open.len() >= self.cap {
-            let quietest = inner
+            let first_to_go = inner
                 .open
                 .iter()
-                .filter(|(_, s)| s.busy.load(Ordering::Relaxed) == 0)
-                .min_by_key(|(id, s)| (s.heard.load(Ordering::Relaxed), **id))
+                .filter(|(_, c)| c.idle())
+                .min_by_key(|(id, c)| (c.proven(), c.heard.load(Ordering::Relaxed), **id))
                 .map(|(id, _)| *id);
-            match quietest.and_then(|id| inner.open.remove(&id)) {
-                Some(slot) => {
-                    slot.close.notify_one();
+            match first_to_go.and_then(|id| inner.open.remove(&id)) {
+                Some(conn) => {
+                    conn.close.notify_one();
                     inner.closed += 1;
                     made_room = true;
                 }
@@ -112,17 +173,8 @@ impl Slots {
         }
         let id = inner.next_id;
         inner.next_id += 1;
-        let busy = Arc::new(AtomicU32::new(0));
-        let heard = Arc::new(AtomicU64::new(now_ms()));
-        let close = Arc::new(Notify::new());
-        inner.open.insert(
-            id,
-            Slot {
-                busy: Arc::clone(&busy),
-                heard: Arc::clone(&heard),
-                close: Arc::clone(&close),
-            },
-        );
+        let conn = Arc::new(Conn::new(now_ms()));
+        inner.open.insert(id, Arc::clone(&conn));
         drop(inner);
         if made_room {
             self.say_full();
@@ -131,9 +183,7 @@ impl Slots {
             ticket: Ticket {
                 id,
                 slots: Arc::clone(self),
-                busy,
-                heard,
-                close,
+                conn,
             },
             made_room,
         }
@@ -155,9 +205,9 @@ impl Slots {
         };
         tracing::warn!(
             "HTTP: the connection cap ({}, from the file limit) is reached: each new connection \
-             closes the oldest idle or unfinished one, or is refused when every one is inside a \
-             request ({closed} closed, {refused} refused since the last notice); next notice in a \
-             minute at the earliest",
+             closes an idle or unfinished one (those never answered first), or is refused when \
+             every one is inside a request ({closed} closed, {refused} refused since the last \
+             notice); next notice in a minute at the earliest",
             self.cap
         );
     }
@@ -167,26 +217,48 @@ impl Slots {
 pub struct Ticket {
     id: u64,
     slots: Arc<Slots>,
-    busy: Arc<AtomicU32>,
-    heard: Arc<AtomicU64>,
-    close: Arc<Notify>,
+    conn: Arc<Conn>,
 }
 
 impl Ticket {
     /// Where the connection's reads mark that the client sent bytes.
     pub fn progress(&self) -> Progress {
-        Progress(Arc::clone(&self.heard))
+        Progress(Arc::clone(&self.conn))
     }
 
-    /// Marks the connection busy while the guard lives (a request in its
-    /// handler: never closed to make room).
+    /// Marks the connection busy while a request is in its handler (never
+    /// closed to make room).
     pub fn busy(&self) -> BusyCounter {
-        BusyCounter(Arc::clone(&self.busy))
+        BusyCounter(Arc::clone(&self.conn))
+    }
+
+    /// The wait for a request head starts again now (a TLS handshake
+    /// finished: the head's time is its own).
+    pub fn restart_head_wait(&self) {
+        self.conn.waiting_since.store(now_ms(), Ordering::Relaxed);
+        self.conn.head_started.store(0, Ordering::Relaxed);
     }
 
     /// Resolves when the cap closes this connection.
     pub async fn closed(&self) {
-        self.close.notified().await;
+        self.conn.close.notified().await;
+    }
+
+    /// Resolves when the connection has waited too long for a request
+    /// head ([`HEAD_TIMEOUT`], [`KEEP_ALIVE_IDLE`]).
+    pub async fn head_timed_out(&self) {
+        loop {
+            let now = now_ms();
+            let wait = match self.conn.head_deadline() {
+                // Inside a handler: looked at again within HEAD_TIMEOUT,
+                // never late, as every deadline is at least that far from
+                // the answer that ends the handler.
+                None => HEAD_TIMEOUT,
+                Some(deadline) if deadline <= now => return,
+                Some(deadline) => Duration::from_millis(deadline - now),
+            };
+            tokio::time::sleep(wait).await;
+        }
     }
 }
 
@@ -196,41 +268,74 @@ impl Drop for Ticket {
     }
 }
 
-/// Milliseconds since the first call (a clock for [`Progress`]).
+/// Milliseconds since the first call (the connections' clock).
 fn now_ms() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
     START.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
-/// Marks when a connection's client last sent bytes.
+/// Marks when a connection's client sends bytes.
 #[derive(Clone)]
-pub struct Progress(Arc<AtomicU64>);
+pub struct Progress(Arc<Conn>);
 
 impl Progress {
     /// The client sent bytes just now.
     pub fn heard(&self) {
-        self.0.store(now_ms(), Ordering::Relaxed);
+        let now = now_ms();
+        self.0.heard.store(now, Ordering::Relaxed);
+        if self.0.idle() {
+            // The first bytes of the next request head.
+            let _ = self.0.head_started.compare_exchange(
+                0,
+                now + 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
     }
 }
 
 /// Counts a connection's requests in their handlers.
 #[derive(Clone)]
-pub struct BusyCounter(Arc<AtomicU32>);
+pub struct BusyCounter(Arc<Conn>);
 
 impl BusyCounter {
-    /// Busy until the returned guard drops.
+    /// Busy until the returned guard is done.
     pub fn enter(&self) -> BusyGuard {
-        self.0.fetch_add(1, Ordering::Relaxed);
-        BusyGuard(Arc::clone(&self.0))
+        self.0.busy.fetch_add(1, Ordering::Relaxed);
+        BusyGuard {
+            conn: Arc::clone(&self.0),
+            answered: false,
+        }
     }
 }
 
 /// One request inside its handler.
-pub struct BusyGuard(Arc<AtomicU32>);
+pub struct BusyGuard {
+    conn: Arc<Conn>,
+    answered: bool,
+}
+
+impl BusyGuard {
+    /// The request was answered with `status`: below 400, the client is
+    /// proven (it speaks HTTP, and is let in).
+    pub fn answered(mut self, status: u16) {
+        self.answered = status < 400;
+    }
+}
 
 impl Drop for BusyGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        let c = &self.conn;
+        if self.answered {
+            c.answered.fetch_add(1, Ordering::Relaxed);
+        }
+        // The wait for the next head starts with the answer (stored before
+        // the connection is idle again, so the deadline never sees an old
+        // start).
+        c.waiting_since.store(now_ms(), Ordering::Relaxed);
+        c.head_started.store(0, Ordering::Relaxed);
+        c.busy.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -300,6 +405,64 @@ mod tests {
         assert!(
             std::pin::pin!(a.closed()).poll(&mut cx).is_pending(),
             "a kept"
+        );
+    }
+
+    #[test]
+    fn a_proven_client_goes_after_every_unproven_one() {
+        let slots = Slots::new(3);
+        let scraper = ticket(slots.admit());
+        // The scraper's request is answered; it then waits, silent, for
+        // its next scrape.
+        scraper.busy().enter().answered(200);
+        let refused = ticket(slots.admit());
+        refused.busy().enter().answered(401);
+        std::thread::sleep(Duration::from_millis(5));
+        // An idle client, newer and more recently heard than the scraper.
+        let idle = ticket(slots.admit());
+        idle.progress().heard();
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        // Unproven first (a 401 proves nothing), silent longest first.
+        let _a = ticket(slots.admit());
+        assert!(std::pin::pin!(refused.closed()).poll(&mut cx).is_ready());
+        let _b = ticket(slots.admit());
+        assert!(std::pin::pin!(idle.closed()).poll(&mut cx).is_ready());
+        assert!(
+            std::pin::pin!(scraper.closed()).poll(&mut cx).is_pending(),
+            "the proven client is kept while unproven ones remain"
+        );
+        // The next one again takes an unproven one (_a).
+        let _c = ticket(slots.admit());
+        assert!(std::pin::pin!(scraper.closed()).poll(&mut cx).is_pending());
+    }
+
+    #[test]
+    fn head_deadlines_new_and_proven_connections() {
+        let head = HEAD_TIMEOUT.as_millis() as u64;
+        let idle = KEEP_ALIVE_IDLE.as_millis() as u64;
+        let c = Conn::new(1000);
+        assert_eq!(c.head_deadline(), Some(1000 + head), "new: from its start");
+        c.busy.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(c.head_deadline(), None, "inside a handler");
+        let guard = BusyGuard {
+            conn: Arc::new(Conn::new(1000)),
+            answered: false,
+        };
+        let conn = Arc::clone(&guard.conn);
+        conn.busy.fetch_add(1, Ordering::Relaxed);
+        guard.answered(200);
+        let since = conn.waiting_since.load(Ordering::Relaxed);
+        assert_eq!(
+            conn.head_deadline(),
+            Some(since + idle),
+            "proven: keep-alive"
+        );
+        Progress(Arc::clone(&conn)).heard();
+        let first = conn.head_started.load(Ordering::Relaxed) - 1;
+        assert_eq!(
+            conn.head_deadline(),
+            Some(first + head),
+            "proven, a head begun: from its first byte"
         );
     }
 

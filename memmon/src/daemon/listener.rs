@@ -1,11 +1,13 @@
 //! The endpoint's accept loop and connections, made to hold against idle
-//! and hostile clients: a connection cap below the file limit
-//! (`conn_cap`), a deadline for the TLS handshake, for each request head
-//! (hyper starts the same timer when a keep-alive connection goes idle, so
-//! it is also the keep-alive idle timeout) and for a write the client does
-//! not read (`stall_io`), a cap on the head's size, and a backoff with one
-//! notice a minute when accept(2) itself fails (out of descriptors, out of
-//! memory) instead of a spin with a warning per failure.
+//! and hostile clients: a connection cap below the file limit that lets
+//! proven clients stay (`conn_cap`), a deadline for the TLS handshake, for
+//! each request head and for the silence between a proven client's
+//! requests (`conn_cap`'s, not hyper's: hyper's header timer also runs
+//! between keep-alive requests, which would close a scraper's connection
+//! between two scrapes), and for a write the client does not read
+//! (`stall_io`), a cap on the head's size, and a backoff with one notice a
+//! minute when accept(2) itself fails (out of descriptors, out of memory)
+//! instead of a spin with a warning per failure.
 
 use std::{io, sync::Arc, time::Duration};
 
@@ -23,10 +25,7 @@ use super::{
 };
 use crate::log_limit::LineBudget;
 
-/// A request head (request line and headers) must arrive within this,
-/// counted from the connection's start or from the end of the previous
-/// response; the connection closes otherwise.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub use super::conn_cap::{HEAD_TIMEOUT, KEEP_ALIVE_IDLE};
 
 /// A TLS handshake must finish within this.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -182,7 +181,8 @@ fn builder() -> http1::Builder {
     let mut b = http1::Builder::new();
     b.keep_alive(true)
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        // The connection's own deadlines instead (`conn_cap`).
+        .header_read_timeout(None)
         .max_header_size(MAX_HEAD_BYTES)
         .max_headers(MAX_HEADERS)
         .max_buf_size(MAX_BUF_BYTES);
@@ -199,8 +199,9 @@ async fn connection(stream: TcpStream, state: Arc<HttpState>, ticket: Ticket) {
         let guard = busy.enter();
         let reply = handle(req, Arc::clone(&state), Arc::clone(&users));
         async move {
-            let _busy = guard;
-            reply.await
+            let Ok(resp) = reply.await;
+            guard.answered(resp.status().as_u16());
+            Ok::<_, std::convert::Infallible>(resp)
         }
     });
     let io = StallGuard::new(stream, WRITE_STALL_TIMEOUT).marking(ticket.progress());
@@ -208,7 +209,10 @@ async fn connection(stream: TcpStream, state: Arc<HttpState>, ticket: Ticket) {
         let result = match web.tls {
             Some(acceptor) => {
                 match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
-                    Ok(Ok(tls)) => builder().serve_connection(TokioIo::new(tls), svc).await,
+                    Ok(Ok(tls)) => {
+                        ticket.restart_head_wait();
+                        builder().serve_connection(TokioIo::new(tls), svc).await
+                    }
                     Ok(Err(e)) => {
                         tracing::debug!("TLS handshake failed: {e}");
                         return;
@@ -230,6 +234,7 @@ async fn connection(stream: TcpStream, state: Arc<HttpState>, ticket: Ticket) {
     tokio::select! {
         () = served => {}
         () = ticket.closed() => tracing::debug!("connection closed to make room at the cap"),
+        () = ticket.head_timed_out() => tracing::debug!("no request head in time: closed"),
     }
 }
 

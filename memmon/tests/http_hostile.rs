@@ -3,9 +3,10 @@
 //! thousands of idle connections, byte-at-a-time request heads (slowloris),
 //! oversized headers and request lines, a flood of slow profile requests,
 //! clients that never read their answers, and TLS handshakes never
-//! finished. Each attack is `memmon-hostile` (the workload package's; bounded: a few seconds, or
-//! just past the 10 s deadline it proves), with a well-behaved scraper
-//! beside it: every scrape must answer (a 60 s hang guard, not a latency
+//! finished. Each attack is `memmon-hostile` (the workload package's;
+//! bounded: a few seconds, or just past the 10 s deadline it proves), with
+//! two well-behaved scrapers beside it (one keeping its connection alive,
+//! one connecting per scrape): every scrape must answer (a 60 s hang guard, not a latency
 //! assertion), the daemon's sockets stay within its connection cap, its
 //! descriptors below the limit, its RSS bounded and its log quiet. Its CPU
 //! time and the scrapes' latency are printed as figures.
@@ -87,13 +88,19 @@ fn attack(
             .as_u64()
             .unwrap_or_else(|| panic!("{what}: no {k} in {daemon}"))
     };
-    assert!(
-        daemon["scrape_failures"]
-            .as_array()
-            .is_some_and(|f| f.is_empty()),
-        "{what}: the well-behaved scraper failed: {daemon}"
-    );
-    assert!(n("scrapes_ok") > 0, "{what}: no scrape answered: {daemon}");
+    for scraper in ["keep_alive", "fresh"] {
+        let seen = &daemon[scraper];
+        assert!(
+            seen["scrape_failures"]
+                .as_array()
+                .is_some_and(|f| f.is_empty()),
+            "{what}: the well-behaved {scraper} scraper failed: {seen}"
+        );
+        assert!(
+            seen["scrapes_ok"].as_u64() > Some(0),
+            "{what}: no {scraper} scrape answered: {seen}"
+        );
+    }
     // The listener, the probes' sockets and the cap's connections.
     assert!(
         n("sockets_max") <= cap + 8,
@@ -153,11 +160,19 @@ fn the_endpoint_holds_against_hostile_clients_under_a_1024_file_limit() {
     );
 
     // Thousands of idle connections, more than the cap: the oldest silent
-    // ones are closed as new ones come.
+    // ones are closed as new ones come, never the scraper that keeps its
+    // connection alive between scrapes (a client with a request answered
+    // goes after every one without): it scrapes on the one connection.
     let r = attack(&mut d, "idle", 3000, 4.0, None);
     assert!(
         r["attacker"]["closed_by_daemon"].as_u64() > Some(0),
         "nothing was closed with 3000 connections over a cap of {cap}: {r}"
+    );
+    let kept = &r["daemon"]["keep_alive"];
+    assert_eq!(
+        (kept["connections"].as_u64(), kept["resent"].as_u64()),
+        (Some(1), Some(0)),
+        "the keep-alive scraper's connection was closed under the idle flood: {kept}"
     );
 
     // Slowloris below the cap: only the header read timeout closes them,

@@ -16,6 +16,8 @@ use tokio::{
 /// One way to misbehave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Attack {
+    /// No attack: the scrapers alone (the unattacked baseline).
+    None,
     Idle,
     Slowloris,
     BigHead,
@@ -26,7 +28,8 @@ pub enum Attack {
 }
 
 impl Attack {
-    const ALL: [(Attack, &'static str); 7] = [
+    const ALL: [(Attack, &'static str); 8] = [
+        (Attack::None, "none"),
         (Attack::Idle, "idle"),
         (Attack::Slowloris, "slowloris"),
         (Attack::BigHead, "big-head"),
@@ -77,6 +80,12 @@ pub fn run(
         .map_err(|e| format!("tokio: {e}"))?;
     let tally = Arc::new(Mutex::new(Tally::default()));
     let deadline = Instant::now() + duration;
+    let n = if attack == Attack::None {
+        std::thread::sleep(duration);
+        0
+    } else {
+        n
+    };
     rt.block_on(async {
         let mut clients = tokio::task::JoinSet::new();
         for i in 0..n {
@@ -156,7 +165,7 @@ async fn client(addr: &str, attack: Attack, deadline: Instant, tally: &Mutex<Tal
 async fn misbehave(mut s: TcpStream, attack: Attack, tally: &Mutex<Tally>) {
     let seen = |status: u16| note(tally, |t| *t.statuses.entry(status).or_default() += 1);
     match attack {
-        Attack::Idle => drain(&mut s).await,
+        Attack::None | Attack::Idle => drain(&mut s).await,
         Attack::Slowloris => {
             let head = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
             let mut buf = [0u8; 1024];

@@ -1,14 +1,17 @@
 //! `memmon-hostile`: a hostile HTTP client for the endpoint's tests and
 //! `cargo xtask bench --only hostile-clients`. It runs one attack on
-//! loopback for a bounded time while a well-behaved scraper fetches
-//! `/metrics` beside it and the daemon's descriptors, sockets and RSS are
-//! sampled from /proc; it prints one JSON report.
+//! loopback for a bounded time while two well-behaved scrapers fetch
+//! `/metrics` beside it (one keeping its connection alive, as Prometheus
+//! does, one on a new connection per scrape) and the daemon's
+//! descriptors, sockets and RSS are sampled from /proc; it prints one JSON
+//! report.
 //!
 //! usage: memmon-hostile ADDR DAEMON_PID ATTACK CONNECTIONS SECONDS [--tls-ca PEM]
 //!        memmon-hostile certs DIR   (a CA and a certificate for 127.0.0.1)
 //!
 //! ATTACK (CONNECTIONS clients, each reconnecting 1 s after the daemon
 //! closes it, until SECONDS have passed):
+//!   none        no attacker: the scrapers alone for SECONDS (a baseline)
 //!   idle        connect and send nothing
 //!   slowloris   send a request head one byte a second, never ending it
 //!   big-head    a request with 64 KiB of headers, again and again

@@ -1,10 +1,13 @@
-//! The well-behaved side of an attack, on a thread of its own: a scraper
-//! that fetches `/metrics` every 250 ms on a new connection (plain or TLS)
-//! with a generous hang guard, and the daemon's descriptors, sockets, RSS
-//! and CPU time read from /proc/PID.
+//! The well-behaved side of an attack, on threads of their own: two
+//! scrapers fetch `/metrics` every 250 ms (plain or TLS) with a generous
+//! hang guard — one as Prometheus does, keeping its connection alive from
+//! one scrape to the next (a request that fails on the reused connection
+//! before any answer is sent again once on a new one, as Go's HTTP client
+//! does), one on a new connection per scrape — and a sampler reads the
+//! daemon's descriptors, sockets, RSS and CPU time from /proc/PID.
 
 use std::{
-    io::{Read as _, Write as _},
+    io::{BufRead as _, BufReader, Read, Write},
     net::TcpStream,
     path::Path,
     sync::{
@@ -27,22 +30,40 @@ const HANG_GUARD: Duration = Duration::from_secs(60);
 /// Between scrapes.
 const EVERY: Duration = Duration::from_millis(250);
 
-/// The scraper and sampler thread.
+/// Between samples of the daemon's /proc files.
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+
+/// The scrapers and the sampler.
 pub struct Scraper {
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<serde_json::Value>,
+    keep_alive: JoinHandle<serde_json::Value>,
+    fresh: JoinHandle<serde_json::Value>,
+    sampler: JoinHandle<serde_json::Value>,
 }
 
-/// What the thread saw.
+/// What a scraper saw.
 #[derive(Default)]
-struct Seen {
+struct Scrapes {
     latencies_ms: Vec<f64>,
     failures: Vec<String>,
+    /// Connections opened (the keep-alive scraper's first included).
+    connections: u64,
+    /// Requests sent again because the kept connection was closed.
+    resent: u64,
+}
+
+/// What the sampler saw.
+#[derive(Default)]
+struct Seen {
     fds_max: u64,
     sockets_max: u64,
     rss_kib_start: u64,
     rss_kib_max: u64,
 }
+
+/// A connection to the daemon, plain or TLS.
+trait Conn: Read + Write + Send {}
+impl<T: Read + Write + Send> Conn for T {}
 
 impl Scraper {
     /// Starts scraping `addr` and sampling `pid` (TLS when `ca` is given).
@@ -52,43 +73,237 @@ impl Scraper {
             None => None,
         };
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let cpu_start = cpu_ticks(pid);
-        let thread = std::thread::spawn(move || {
-            let started = Instant::now();
-            let mut seen = Seen {
-                rss_kib_start: rss_kib(pid).unwrap_or(0),
-                ..Seen::default()
-            };
-            while !flag.load(Ordering::Relaxed) {
-                sample(pid, &mut seen);
-                let t = Instant::now();
-                match scrape(&addr, tls.as_ref()) {
-                    Ok(()) => seen.latencies_ms.push(t.elapsed().as_secs_f64() * 1000.0),
-                    Err(e) => seen.failures.push(e),
+        let keep_alive = {
+            let (flag, addr, tls) = (Arc::clone(&stop), addr.clone(), tls.clone());
+            std::thread::spawn(move || scrape_loop(&flag, &addr, tls.as_ref(), true))
+        };
+        let fresh = {
+            let (flag, addr, tls) = (Arc::clone(&stop), addr.clone(), tls.clone());
+            std::thread::spawn(move || {
+                // Half a period after the other: the two rarely meet.
+                std::thread::sleep(EVERY / 2);
+                scrape_loop(&flag, &addr, tls.as_ref(), false)
+            })
+        };
+        let sampler = {
+            let flag = Arc::clone(&stop);
+            let cpu_start = cpu_ticks(pid);
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let mut seen = Seen {
+                    rss_kib_start: rss_kib(pid).unwrap_or(0),
+                    ..Seen::default()
+                };
+                while !flag.load(Ordering::Relaxed) {
+                    sample(pid, &mut seen);
+                    std::thread::sleep(SAMPLE_EVERY);
                 }
-                sample(pid, &mut seen);
-                std::thread::sleep(EVERY);
-            }
-            let cpu = match (cpu_start, cpu_ticks(pid)) {
-                (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / ticks_per_second()),
-                _ => None,
-            };
-            report(&seen, cpu, started.elapsed())
-        });
-        Ok(Scraper { stop, thread })
+                let cpu = match (cpu_start, cpu_ticks(pid)) {
+                    (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / ticks_per_second()),
+                    _ => None,
+                };
+                serde_json::json!({
+                    "fds_max": seen.fds_max,
+                    "sockets_max": seen.sockets_max,
+                    "rss_kib_start": seen.rss_kib_start,
+                    "rss_kib_max": seen.rss_kib_max,
+                    "cpu_seconds": cpu,
+                    "wall_seconds": started.elapsed().as_secs_f64(),
+                })
+            })
+        };
+        Ok(Scraper {
+            stop,
+            keep_alive,
+            fresh,
+            sampler,
+        })
     }
 
-    /// Stops and returns the report.
+    /// Stops and returns the report: the sampler's figures, with each
+    /// scraper's under `keep_alive` and `fresh`.
     pub fn finish(self) -> serde_json::Value {
         self.stop.store(true, Ordering::Relaxed);
-        self.thread
+        let panicked = |what: &str| serde_json::json!({ "error": format!("the {what} panicked") });
+        let mut report = self.sampler.join().unwrap_or_else(|_| panicked("sampler"));
+        report["keep_alive"] = self
+            .keep_alive
             .join()
-            .unwrap_or_else(|_| serde_json::json!({"error": "the scraper thread panicked"}))
+            .unwrap_or_else(|_| panicked("keep-alive scraper"));
+        report["fresh"] = self
+            .fresh
+            .join()
+            .unwrap_or_else(|_| panicked("fresh-connection scraper"));
+        report
     }
 }
 
-fn report(seen: &Seen, cpu_seconds: Option<f64>, wall: Duration) -> serde_json::Value {
+/// Scrapes every [`EVERY`] until `stop`: the scraper's report.
+fn scrape_loop(
+    stop: &AtomicBool,
+    addr: &str,
+    tls: Option<&Arc<ClientConfig>>,
+    keep_alive: bool,
+) -> serde_json::Value {
+    let mut seen = Scrapes::default();
+    let mut conn: Option<BufReader<Box<dyn Conn>>> = None;
+    while !stop.load(Ordering::Relaxed) {
+        let t = Instant::now();
+        let result = if keep_alive {
+            scrape_kept(&mut conn, addr, tls, &mut seen)
+        } else {
+            seen.connections += 1;
+            connect(addr, tls)
+                .and_then(|c| scrape_on(&mut BufReader::new(c), addr, false))
+                .map(|_| ())
+        };
+        match result {
+            Ok(()) => seen.latencies_ms.push(t.elapsed().as_secs_f64() * 1000.0),
+            Err(e) => seen.failures.push(e.message),
+        }
+        std::thread::sleep(EVERY);
+    }
+    report(&seen)
+}
+
+/// One scrape on the kept connection (opened when there is none). A
+/// request that fails on a reused connection before any answer (the
+/// daemon closed it meanwhile) is sent again once on a new one.
+fn scrape_kept(
+    conn: &mut Option<BufReader<Box<dyn Conn>>>,
+    addr: &str,
+    tls: Option<&Arc<ClientConfig>>,
+    seen: &mut Scrapes,
+) -> Result<(), Failure> {
+    if let Some(c) = conn.as_mut() {
+        match scrape_on(c, addr, true) {
+            Ok(close) => {
+                if close {
+                    *conn = None;
+                }
+                return Ok(());
+            }
+            Err(f) if !f.before_answer => {
+                *conn = None;
+                return Err(f);
+            }
+            Err(_) => {
+                *conn = None;
+                seen.resent += 1;
+            }
+        }
+    }
+    seen.connections += 1;
+    let c = conn.insert(BufReader::new(connect(addr, tls)?));
+    match scrape_on(c, addr, true) {
+        Ok(close) => {
+            if close {
+                *conn = None;
+            }
+            Ok(())
+        }
+        Err(f) => {
+            *conn = None;
+            Err(f)
+        }
+    }
+}
+
+/// Why a scrape failed, and whether it failed before any answer.
+struct Failure {
+    message: String,
+    before_answer: bool,
+}
+
+impl Failure {
+    fn before_answer(m: impl Into<String>) -> Self {
+        Failure {
+            message: m.into(),
+            before_answer: true,
+        }
+    }
+
+    fn after(m: impl Into<String>) -> Self {
+        Failure {
+            message: m.into(),
+            before_answer: false,
+        }
+    }
+}
+
+/// A new connection to `addr` (TLS when `tls` is given; the handshake
+/// happens with the first request).
+fn connect(addr: &str, tls: Option<&Arc<ClientConfig>>) -> Result<Box<dyn Conn>, Failure> {
+    let tcp = TcpStream::connect(addr).map_err(|e| Failure::after(format!("connect: {e}")))?;
+    tcp.set_read_timeout(Some(HANG_GUARD))
+        .and_then(|()| tcp.set_write_timeout(Some(HANG_GUARD)))
+        .and_then(|()| tcp.set_nodelay(true))
+        .map_err(|e| Failure::after(format!("socket options: {e}")))?;
+    Ok(match tls {
+        Some(config) => {
+            let name =
+                ServerName::try_from("127.0.0.1").map_err(|e| Failure::after(e.to_string()))?;
+            let c = rustls::ClientConnection::new(Arc::clone(config), name)
+                .map_err(|e| Failure::after(format!("TLS: {e}")))?;
+            Box::new(rustls::StreamOwned::new(c, tcp))
+        }
+        None => Box::new(tcp),
+    })
+}
+
+/// One GET /metrics on `conn`: Ok when it answered 200 in full with
+/// memmon's series, with whether the connection is to be closed after it.
+fn scrape_on(
+    conn: &mut BufReader<Box<dyn Conn>>,
+    addr: &str,
+    keep_alive: bool,
+) -> Result<bool, Failure> {
+    let close = if keep_alive { "keep-alive" } else { "close" };
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: {close}\r\n\r\n");
+    let w = conn.get_mut();
+    w.write_all(request.as_bytes())
+        .and_then(|()| w.flush())
+        .map_err(|e| Failure::before_answer(format!("send: {e}")))?;
+    let mut status = String::new();
+    match conn.read_line(&mut status) {
+        Ok(0) => return Err(Failure::before_answer("closed before an answer")),
+        Ok(_) => {}
+        Err(e) => return Err(Failure::before_answer(format!("read: {e}"))),
+    }
+    if !status.starts_with("HTTP/1.1 200") {
+        return Err(Failure::after(format!("status: {}", status.trim_end())));
+    }
+    let (mut length, mut closes) = (None, !keep_alive);
+    loop {
+        let mut line = String::new();
+        conn.read_line(&mut line)
+            .map_err(|e| Failure::after(format!("read: {e}")))?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            let v = v.trim();
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.parse::<usize>().ok();
+            } else if k.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close") {
+                closes = true;
+            }
+        }
+    }
+    let length = length.ok_or_else(|| Failure::after("no Content-Length"))?;
+    let mut body = vec![0u8; length];
+    conn.read_exact(&mut body)
+        .map_err(|e| Failure::after(format!("body: {e}")))?;
+    if !body.windows(7).any(|w| w == b"memmon_") {
+        return Err(Failure::after(format!(
+            "no memmon series in a {length} byte body"
+        )));
+    }
+    Ok(closes)
+}
+
+fn report(seen: &Scrapes) -> serde_json::Value {
     let mut l = seen.latencies_ms.clone();
     l.sort_by(f64::total_cmp);
     // Nearest rank.
@@ -98,59 +313,13 @@ fn report(seen: &Seen, cpu_seconds: Option<f64>, wall: Duration) -> serde_json::
     serde_json::json!({
         "scrapes_ok": l.len(),
         "scrape_failures": seen.failures,
+        "connections": seen.connections,
+        "resent": seen.resent,
         "scrape_ms_p50": q(0.5),
         "scrape_ms_p99": q(0.99),
         "scrape_ms_max": l.last(),
-        "fds_max": seen.fds_max,
-        "sockets_max": seen.sockets_max,
-        "rss_kib_start": seen.rss_kib_start,
-        "rss_kib_max": seen.rss_kib_max,
-        "cpu_seconds": cpu_seconds,
-        "wall_seconds": wall.as_secs_f64(),
+        "scrape_ms": seen.latencies_ms,
     })
-}
-
-/// One GET /metrics on a new connection; Ok when it answered 200 in full.
-fn scrape(addr: &str, tls: Option<&Arc<ClientConfig>>) -> Result<(), String> {
-    let tcp = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
-    tcp.set_read_timeout(Some(HANG_GUARD))
-        .and_then(|()| tcp.set_write_timeout(Some(HANG_GUARD)))
-        .map_err(|e| format!("timeouts: {e}"))?;
-    let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    let mut raw = Vec::new();
-    match tls {
-        Some(config) => {
-            let name = ServerName::try_from("127.0.0.1").map_err(|e| e.to_string())?;
-            let conn = rustls::ClientConnection::new(Arc::clone(config), name)
-                .map_err(|e| format!("TLS: {e}"))?;
-            let mut s = rustls::StreamOwned::new(conn, tcp);
-            s.write_all(request.as_bytes())
-                .map_err(|e| format!("send: {e}"))?;
-            // A peer that closes without close_notify still sent it all.
-            if let Err(e) = s.read_to_end(&mut raw)
-                && e.kind() != std::io::ErrorKind::UnexpectedEof
-            {
-                return Err(format!("read: {e}"));
-            }
-        }
-        None => {
-            let mut s = tcp;
-            s.write_all(request.as_bytes())
-                .map_err(|e| format!("send: {e}"))?;
-            s.read_to_end(&mut raw).map_err(|e| format!("read: {e}"))?;
-        }
-    }
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| format!("no response head in {} bytes", raw.len()))?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(format!("status: {}", head.lines().next().unwrap_or("")));
-    }
-    if !body.contains("memmon_") {
-        return Err(format!("no memmon series in a {} byte body", body.len()));
-    }
-    Ok(())
 }
 
 fn client_config(ca: &Path) -> Result<ClientConfig, String> {

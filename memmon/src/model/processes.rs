@@ -62,8 +62,8 @@ impl Model {
         self.live.contains_key(&pid)
     }
 
-    /// True when a scanned pid is new to the model (its placement must be
-    /// read).
+    /// True when the model holds `pid` live with this start time (else a
+    /// scanned pid is new, and its placement must be read).
     pub fn knows_pid(&self, pid: u32, start_time_ticks: u64) -> bool {
         self.live
             .get(&pid)

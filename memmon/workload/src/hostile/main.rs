@@ -9,8 +9,9 @@
 //! usage: memmon-hostile ADDR DAEMON_PID ATTACK CONNECTIONS SECONDS [--tls-ca PEM]
 //!        memmon-hostile certs DIR   (a CA and a certificate for 127.0.0.1)
 //!
-//! ATTACK (CONNECTIONS clients, each reconnecting 1 s after the daemon
-//! closes it, until SECONDS have passed):
+//! ATTACK (CONNECTIONS clients, at most the file limit less 64, each
+//! reconnecting 1 s after the daemon closes it, until SECONDS have
+//! passed):
 //!   none        no attacker: the scrapers alone for SECONDS (a baseline)
 //!   idle        connect and send nothing
 //!   slowloris   send a request head one byte a second, never ending it
@@ -70,31 +71,45 @@ fn run(args: &[String]) -> Result<serde_json::Value, String> {
         [flag, path] if flag == "--tls-ca" => Some(std::path::PathBuf::from(path)),
         _ => return Err(usage.into()),
     };
-    raise_file_limit();
+    // The attackers never take the scrapers' descriptors: under a low
+    // hard limit (a shell's `ulimit -n 1024`) there are fewer of them.
+    let clients = n.min(raise_file_limit().saturating_sub(OWN_FILES));
     let duration = Duration::from_secs_f64(seconds);
     let scraper = watch::Scraper::start(addr.clone(), pid, tls_ca.as_deref())?;
-    let attack_report = attacks::run(addr, attack, n, duration)?;
+    let attack_report = attacks::run(addr, attack, clients, duration)?;
     let watched = scraper.finish();
     Ok(serde_json::json!({
         "attack": attack.name(),
-        "connections": n,
+        "connections": clients,
+        "connections_asked": n,
         "seconds": seconds,
         "attacker": attack_report,
         "daemon": watched,
     }))
 }
 
-/// Thousands of connections need more than the usual 1024 descriptors.
-fn raise_file_limit() {
+/// Descriptors kept from the attackers: the scrapers' connections, the
+/// runtime's, the /proc reads and the standard streams.
+const OWN_FILES: usize = 64;
+
+/// Thousands of connections need more than the usual 1024 descriptors:
+/// the soft limit raised to the hard one, and what it is then.
+fn raise_file_limit() -> usize {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit/setrlimit on a struct we own.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
         }
+        let hard = lim.rlim_max;
+        lim.rlim_cur = hard;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+            return usize::try_from(hard).unwrap_or(usize::MAX);
+        }
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
     }
+    usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX)
 }

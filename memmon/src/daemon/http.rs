@@ -46,6 +46,8 @@ pub struct HttpState {
     pub web: RwLock<WebSecurity>,
     /// The continuous profile (None: the daemon runs without --profile).
     pub profile: Option<Arc<super::profile::ContinuousProfile>>,
+    /// The recent history `/api/v1/history` serves.
+    pub history: Arc<RwLock<crate::model::explain::history::History>>,
 }
 
 /// The continuous profile's path.
@@ -222,8 +224,62 @@ async fn handle(
         // Already gzipped pprof: never compressed again.
         return Ok(profile(req.method(), req.uri().query(), &state).await);
     }
+    if req.uri().path() == super::history::HISTORY_PATH {
+        let resp = history(req.method(), req.uri().query(), &state).await;
+        return Ok(compress(resp, req.headers()).await);
+    }
     let resp = route(req.method(), req.uri().path(), req.headers(), &state);
     Ok(compress(resp, req.headers()).await)
+}
+
+/// `/api/v1/history`: the target's recent points (and, with `--profile`,
+/// its growth stacks), 400 naming the bad query key.
+async fn history(method: &Method, query: Option<&str>, state: &HttpState) -> Resp {
+    use super::history as h;
+    if method != Method::GET && method != Method::HEAD {
+        return respond(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "only GET and HEAD\n",
+        );
+    }
+    let q = match h::parse(query, with_history(state, |g| g.seconds())) {
+        Ok(q) => q,
+        Err(e) => {
+            return respond(
+                StatusCode::BAD_REQUEST,
+                "text/plain",
+                format!("{}: {e}\n", h::HISTORY_PATH),
+            );
+        }
+    };
+    let stacks = match &state.profile {
+        None => Err("the daemon runs without --profile".to_string()),
+        Some(profile) => match with_history(state, |g| h::stacks_query(&q, g)) {
+            None => Err("the target's cgroup is not known".to_string()),
+            Some(pq) => {
+                let profile = Arc::clone(profile);
+                tokio::task::spawn_blocking(move || profile.top_stacks(&pq, h::STACKS))
+                    .await
+                    .map_err(|e| format!("building the profile failed: {e}"))
+            }
+        },
+    };
+    let published = latest(&state.shared);
+    json(&with_history(state, |g| {
+        h::answer(g, &published, &q, stacks)
+    }))
+}
+
+/// Runs `f` on the recent history (a poisoned lock still reads).
+fn with_history<T>(
+    state: &HttpState,
+    f: impl FnOnce(&crate::model::explain::history::History) -> T,
+) -> T {
+    match state.history.read() {
+        Ok(g) => f(&g),
+        Err(p) => f(&p.into_inner()),
+    }
 }
 
 /// `/api/v1/profile`: gzipped pprof of the continuous profile, 404 naming

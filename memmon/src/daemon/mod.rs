@@ -4,6 +4,7 @@
 //! cleanly (probes detached, pinned maps kept); SIGHUP reloads the config.
 
 pub mod basic_auth;
+pub mod history;
 pub mod http;
 pub mod profile;
 pub mod profile_query;
@@ -103,6 +104,9 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
     crate::pipeline::tune_heap();
     let mut model = Model::new(probes.statuses().to_vec(), crate::collector::host());
     model.recorder = crate::model::history::FlightRecorder::new(cfg.history_seconds);
+    let history = Arc::new(RwLock::new(crate::model::explain::history::History::new(
+        cfg.history_seconds,
+    )));
     let collector = Collector::new(probes).with_cgroup_root(&cfg.cgroup_root);
 
     let shared: crate::model::published::Shared = Arc::new(RwLock::new(Arc::new(
@@ -151,6 +155,7 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
     };
     let sampler_thread = {
         let (shared, live, stop) = (Arc::clone(&shared), Arc::clone(&live), Arc::clone(&stop));
+        let history = Arc::clone(&history);
         std::thread::Builder::new()
             .name("memmon-sampler".into())
             .spawn(move || {
@@ -158,11 +163,14 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
                     Pipeline::new(collector, model)
                         .with_root(root)
                         .with_task_iter(),
-                    shared,
+                    sampler::Outputs {
+                        shared,
+                        history,
+                        recorder,
+                    },
                     live,
                     stop,
                     first_tx,
-                    recorder,
                 )
             })
             .context("starting the sampler thread")?
@@ -175,6 +183,7 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
         stale_after_ms: AtomicU64::new(stale_after_ms(&cfg)),
         web: RwLock::new(web),
         profile,
+        history,
     });
 
     let runtime = tokio::runtime::Builder::new_current_thread()

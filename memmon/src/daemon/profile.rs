@@ -23,6 +23,7 @@ use std::{
 
 use crate::{
     model::{
+        explain::evidence::GrowthStack,
         profile::Profile,
         profile_window::ProfileWindow,
         published::{Shared, latest, unix_ms},
@@ -187,6 +188,38 @@ impl ContinuousProfile {
 
     /// The profile `query` asks for, as gzipped pprof.
     pub fn pprof(&self, query: &ProfileQuery) -> Vec<u8> {
+        let (profile, from_second) = self.named(query);
+        let nanos = i64::try_from(from_second)
+            .unwrap_or(i64::MAX / 1_000_000_000)
+            .saturating_mul(1_000_000_000);
+        gzip(&sinks::pprof::encode(&profile, nanos))
+    }
+
+    /// The `n` heaviest stacks `query` selects, user frames only, innermost
+    /// first (what `explain --connect` shows as growth stacks).
+    pub fn top_stacks(&self, query: &ProfileQuery, n: usize) -> Vec<GrowthStack> {
+        let (profile, _) = self.named(query);
+        profile
+            .stacks
+            .iter()
+            .map(|s| GrowthStack {
+                frames: s
+                    .frames
+                    .iter()
+                    .filter(|f| !f.kernel)
+                    .map(|f| f.name.clone())
+                    .collect(),
+                weight: s.weight as f64,
+                what: format!("page faults in the last {} s", query.seconds),
+            })
+            .filter(|s| !s.frames.is_empty())
+            .take(n)
+            .collect()
+    }
+
+    /// The samples `query` selects, named and merged, and the first
+    /// second they cover.
+    fn named(&self, query: &ProfileQuery) -> (Profile, u64) {
         self.drain();
         let (selection, period, tgids, dropped) = {
             let inner = self.inner();
@@ -214,11 +247,10 @@ impl ContinuousProfile {
         if dropped > 0 {
             tracing::debug!("continuous profile: {dropped} samples dropped at the window's caps");
         }
-        let profile = Profile::build(StackEvent::Faults, period, selection.seconds as f64, &named);
-        let nanos = i64::try_from(selection.from_second)
-            .unwrap_or(i64::MAX / 1_000_000_000)
-            .saturating_mul(1_000_000_000);
-        gzip(&sinks::pprof::encode(&profile, nanos))
+        (
+            Profile::build(StackEvent::Faults, period, selection.seconds as f64, &named),
+            selection.from_second,
+        )
     }
 }
 

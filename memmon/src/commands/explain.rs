@@ -121,7 +121,12 @@ fn live(args: &ExplainArgs, target: &Target) -> Result<Evidence, Fatal> {
         let started = Instant::now();
         let focus = builder.focus();
         pipeline.set_focus((!focus.is_empty()).then_some(focus));
-        let published = pipeline.pass(interval);
+        // Dated when the pass began, when the kernel's counters were read:
+        // a pass's end is later by its work (the first reads every
+        // process), and counter rates would be taken over too short a time.
+        let began = unix_ms();
+        let mut published = pipeline.pass(interval);
+        published.unix_ms = began;
         builder.push_published(&published);
         if started >= end || super::stop_signal::requested() {
             break;

@@ -61,7 +61,7 @@ pub const PROCESS_INDEX: [usize; NP] = {
 };
 
 /// The per-cgroup catalog fields (key, label value) a [`CgroupPoint`] keeps.
-pub const CGROUP_KEYS: [(&str, Option<&str>); 38] = [
+pub const CGROUP_KEYS: [(&str, Option<&str>); 39] = [
     ("memory_usage_bytes", None),
     ("memory_working_set_bytes", None),
     ("memory_unreclaimable_bytes", None),
@@ -100,6 +100,7 @@ pub const CGROUP_KEYS: [(&str, Option<&str>); 38] = [
     ("swap_out_pages", None),
     ("reclaim_stall_seconds", None),
     ("reclaim_stalls", None),
+    ("memory_detail_age_seconds", None),
 ];
 /// Values in a [`CgroupPoint`].
 pub const NC: usize = CGROUP_KEYS.len();

@@ -92,14 +92,28 @@ impl<'a> Ctx<'a> {
         )
     }
 
-    /// The cgroup value at [`c`] position `i`, over time.
+    /// The cgroup value at [`c`] position `i`, over time. A value of the
+    /// full detail (memory.stat, events, PSI, limits) is dated when it was
+    /// read (the frame's time less `memory_detail_age_seconds`), once: a
+    /// reading carried forward to later frames is not a new sample (a
+    /// counter would seem to stand still).
     pub fn cg_series(&self, i: usize) -> Vec<(f64, f64)> {
-        series::points(
-            self.ev
-                .frames
-                .iter()
-                .map(|f| (f.unix_ms, f.cgroup.and_then(|g| g.get(i)))),
-        )
+        let detail = is_detail(i);
+        let age_i = c("memory_detail_age_seconds", None);
+        let mut last: Option<u64> = None;
+        series::points(self.ev.frames.iter().filter_map(|f| {
+            let g = f.cgroup?;
+            if !detail {
+                return Some((f.unix_ms, g.get(i)));
+            }
+            let age = g.get(age_i).map_or(0, |a| (a * 1000.0) as u64);
+            let t = f.unix_ms.saturating_sub(age);
+            if last.is_some_and(|l| t < l + DETAIL_SAME_READ_MS) {
+                return None;
+            }
+            last = Some(t);
+            Some((t, g.get(i)))
+        }))
     }
 
     /// A system value over time.
@@ -239,6 +253,31 @@ impl<'a> Ctx<'a> {
     pub fn figure(&mut self, what: &str, value: Option<f64>, unit: Unit, source: String) {
         self.figures.push(Item::new(what, value, unit, source));
     }
+}
+
+/// Two detail readings dated closer than this are the same read.
+const DETAIL_SAME_READ_MS: u64 = 500;
+
+/// True for the cgroup values read with the full detail (not the usage and
+/// swap read every pass, the process totals or memmon's own forecast).
+fn is_detail(i: usize) -> bool {
+    !matches!(
+        super::evidence::CGROUP_KEYS[i].0,
+        "memory_usage_bytes"
+            | "memory_swap_bytes"
+            | "memory_working_set_bytes"
+            | "rss_bytes"
+            | "processes"
+            | "major_faults"
+            | "swap_in_pages"
+            | "swap_out_pages"
+            | "reclaim_stall_seconds"
+            | "reclaim_stalls"
+            | "oom_forecast_seconds"
+            | "unreclaimable_growth_bytes_per_second"
+            | "forecast_window_seconds"
+            | "memory_detail_age_seconds"
+    )
 }
 
 /// `KiB`/`MiB`/`GiB` with one decimal, for titles.

@@ -96,6 +96,13 @@ pub struct ExplainArgs {
     /// Print the thresholds table and exit.
     #[arg(long)]
     pub thresholds: bool,
+    /// Live, for a process: also sample its page-fault stacks and show the
+    /// heaviest as where it grows.
+    #[arg(long, conflicts_with_all = ["connect", "store"])]
+    pub profile: bool,
+    /// With --profile: one stack sampled per N page faults on a CPU.
+    #[arg(long, value_name = "N", default_value_t = 67, requires = "profile")]
+    pub profile_period: u64,
     /// Probe selection (live).
     #[command(flatten)]
     pub probe_args: ProbeArgs,

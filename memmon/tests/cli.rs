@@ -337,3 +337,46 @@ fn completion_scripts_name_real_commands() {
         .expect("run memmon completions");
     assert_eq!(out.status.code(), Some(2), "an unknown shell is bad input");
 }
+
+/// `memmon explain` refuses what it cannot judge with exit 2 and a message
+/// that names the fix, before any probe loads: no target, two targets, a
+/// pid not running, a bad window, a store that is not there, a daemon
+/// address without a port. `--thresholds` prints the table the README
+/// holds, and exits 0.
+#[test]
+fn explain_bad_input_exits_2_naming_the_fix() {
+    let missing = tempfile::tempdir().expect("tmp");
+    let missing = missing.path().join("never-recorded");
+    let missing = missing.to_str().expect("utf-8");
+    for (args, needle) in [
+        (vec!["explain"], "name one target"),
+        (vec!["explain", "1", "--cgroup", "/a"], "cannot be used with"),
+        (vec!["explain", "4194304"], "is not running"),
+        (vec!["explain", "1", "--store", missing], "--store DIR"),
+        (
+            vec!["explain", "1", "--store", missing, "--window", "soon"],
+            "--window soon",
+        ),
+        (vec!["explain", "1", "--connect", "localhost"], "http://HOST:PORT"),
+        (vec!["explain", "1", "--duration=-3"], "--duration -3 is out of range"),
+    ] {
+        let out = Command::new(MEMMON)
+            .args(&args)
+            .output()
+            .expect("run memmon");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    let out = Command::new(MEMMON)
+        .args(["explain", "--thresholds"])
+        .output()
+        .expect("run memmon");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        table.contains("| `limit.forecast_critical` | 300 s |"),
+        "{table}"
+    );
+}

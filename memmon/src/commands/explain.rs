@@ -95,9 +95,27 @@ fn live(args: &ExplainArgs, target: &Target) -> Result<Evidence, Fatal> {
              on a recording, or --connect to a daemon)"
         )));
     }
-    let opts = load_options(&args.probe_args)?;
+    let mut opts = load_options(&args.probe_args)?;
+    if args.profile {
+        let Target::Pid(_) = target else {
+            return Err(Fatal::Usage(
+                "--profile samples one process's stacks: give a PID (for a cgroup, run \
+                 `memmon profile --cgroup PATH`)"
+                    .into(),
+            ));
+        };
+        opts.stack_entries = Some(crate::probes::stack_drain::DAEMON_STACK_ENTRIES);
+    }
     privileges::check().map_err(Fatal::Privileges)?;
-    let probes = ProbeSet::load(&opts).context("loading probes")?;
+    let mut probes = ProbeSet::load(&opts).context("loading probes")?;
+    let mut profile = if args.profile {
+        Some(super::top_profile::TopProfile::start(
+            &mut probes,
+            args.profile_period,
+        )?)
+    } else {
+        None
+    };
     let model = Model::new(probes.statuses().to_vec(), crate::collector::host());
     let interval = Duration::from_secs_f64(args.interval);
     // The target's memory (PSS, oom_score, NUMA) read every pass, and
@@ -135,9 +153,32 @@ fn live(args: &ExplainArgs, target: &Target) -> Result<Evidence, Fatal> {
         while Instant::now() < next && !super::stop_signal::requested() {
             std::thread::sleep(DRAIN_EVERY.min(next.saturating_duration_since(Instant::now())));
             pipeline.drain();
+            if let Some(p) = &mut profile {
+                p.drain();
+            }
         }
     }
-    builder.finish().map_err(|e| not_found(e, ""))
+    let mut ev = builder.finish().map_err(|e| not_found(e, ""))?;
+    if let (Some(p), Target::Pid(pid)) = (&mut profile, target) {
+        p.drain();
+        let stacks = p.stacks(*pid);
+        ev.stacks = stacks
+            .lines
+            .into_iter()
+            .map(|l| GrowthStack {
+                frames: l.frames,
+                weight: l.faults as f64,
+                what: format!("page faults in {} s", stacks.seconds),
+            })
+            .collect();
+        if ev.stacks.is_empty() {
+            ev.stacks_missing = Some(format!(
+                "no page-fault stack sampled (one per {} faults) in the window",
+                args.profile_period
+            ));
+        }
+    }
+    Ok(ev)
 }
 
 /// From a recording: the frames in [at - window, at].

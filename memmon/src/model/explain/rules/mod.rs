@@ -48,15 +48,10 @@ impl<'a> Ctx<'a> {
         let (_, pts, _) = size::size_series(&ctx);
         ctx.growing = series::change(&pts)
             .is_some_and(|d| d >= super::thresholds::value(super::thresholds::key::GROWTH_MIN));
-        ctx.first_to_die = ev
-            .members
-            .iter()
-            .filter_map(|m| Some((m.oom_score?, m)))
-            .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.pid.cmp(&a.1.pid)))
-            .map(|(score, m)| {
-                let n = ev.members.iter().filter(|m| m.oom_score.is_some()).count();
-                (m.pid, m.comm.clone(), score, n)
-            });
+        let ranked = by_oom_score(&ev.members);
+        ctx.first_to_die = ranked
+            .first()
+            .map(|(score, m)| (m.pid, m.comm.clone(), *score, ranked.len()));
         ctx
     }
 
@@ -253,6 +248,17 @@ impl<'a> Ctx<'a> {
     pub fn figure(&mut self, what: &str, value: Option<f64>, unit: Unit, source: String) {
         self.figures.push(Item::new(what, value, unit, source));
     }
+}
+
+/// The members whose oom_score was read, the kernel's first choice first
+/// (highest score; the lower pid on a tie).
+pub fn by_oom_score(members: &[super::evidence::Member]) -> Vec<(f64, &super::evidence::Member)> {
+    let mut scored: Vec<_> = members
+        .iter()
+        .filter_map(|m| Some((m.oom_score?, m)))
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.pid.cmp(&b.1.pid)));
+    scored
 }
 
 /// Two detail readings dated closer than this are the same read.

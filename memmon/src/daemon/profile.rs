@@ -22,11 +22,12 @@ use std::{
 };
 
 use crate::{
+    clock::unix_ms,
     model::{
         explain::evidence::GrowthStack,
         profile::Profile,
         profile_window::ProfileWindow,
-        published::{Shared, latest, unix_ms},
+        published::{Shared, latest},
     },
     probes::stack_drain::StackDrain,
     sample::stacks::{Frame, NamedSample, RawSample, StackEvent},

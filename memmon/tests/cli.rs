@@ -350,15 +350,24 @@ fn explain_bad_input_exits_2_naming_the_fix() {
     let missing = missing.to_str().expect("utf-8");
     for (args, needle) in [
         (vec!["explain"], "name one target"),
-        (vec!["explain", "1", "--cgroup", "/a"], "cannot be used with"),
+        (
+            vec!["explain", "1", "--cgroup", "/a"],
+            "cannot be used with",
+        ),
         (vec!["explain", "4194304"], "is not running"),
         (vec!["explain", "1", "--store", missing], "--store DIR"),
         (
             vec!["explain", "1", "--store", missing, "--window", "soon"],
             "--window soon",
         ),
-        (vec!["explain", "1", "--connect", "localhost"], "http://HOST:PORT"),
-        (vec!["explain", "1", "--duration=-3"], "--duration -3 is out of range"),
+        (
+            vec!["explain", "1", "--connect", "localhost"],
+            "http://HOST:PORT",
+        ),
+        (
+            vec!["explain", "1", "--duration=-3"],
+            "--duration -3 is out of range",
+        ),
     ] {
         let out = Command::new(MEMMON)
             .args(&args)

@@ -3,7 +3,8 @@
 //! steady-growth finding at the rate VmRSS and memory.usage moved by
 //! (±20%), the OOM forecast the kernel's figures give (limit − anon over
 //! that rate, ±25%) and is ranked first to be killed (its oom_score is the
-//! cgroup's highest, as /proc says), exit 4; a quiet process beside it gets
+//! cgroup's highest, as /proc says) and, with `--profile`, its growth stack
+//! names the function that touches the memory, exit 4; a quiet process beside it gets
 //! "No problem found." and exit 0. A working set of 160 MiB in a 64 MiB
 //! memcg with swap on is thrashing, with the swap-in rate of /proc/vmstat
 //! pswpin (±25%) and a reclaim stall time inside the kernel's memory PSI.
@@ -136,7 +137,7 @@ fn a_leaker_grows_at_the_kernels_rate_is_forecast_and_dies_first_beside_a_quiet_
 
     let pid = leak.pid.to_string();
     let (t0, rss0, use0) = (Instant::now(), status_kb(leak.pid, "VmRSS"), cg.usage());
-    let (code, r) = explain_json(&[&pid, "--duration", "8"]);
+    let (code, r) = explain_json(&[&pid, "--duration", "8", "--profile"]);
     let dt = t0.elapsed().as_secs_f64();
     let (rss1, use1, anon1) = (status_kb(leak.pid, "VmRSS"), cg.usage(), unreclaimable(&cg));
     let rss_rate = (rss1 - rss0) as f64 * 1024.0 / dt;
@@ -175,6 +176,14 @@ fn a_leaker_grows_at_the_kernels_rate_is_forecast_and_dies_first_beside_a_quiet_
     assert!(
         s_leak > s_quiet,
         "the kernel ranks them otherwise: oom_score {s_leak} (leak) vs {s_quiet} (quiet)"
+    );
+    // Its own page-fault stacks (--profile) name the function that grows it.
+    let wig = finding(&r, "where_it_grows");
+    assert!(
+        wig["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("touch_fresh") || t.contains("memmon_workload::")),
+        "{wig:#}"
     );
     assert_eq!(r["worst"], "critical");
     assert_eq!(code, 4, "exit status for a critical finding");

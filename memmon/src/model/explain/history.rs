@@ -43,17 +43,17 @@ pub struct ProcRing {
     pub comm: String,
     /// Memory cgroup, as last seen.
     pub cgroup: Option<String>,
-    /// (unix ms, point), oldest first.
-    pub points: VecDeque<(u64, ProcPoint)>,
+    /// Its points.
+    pub points: Ring<ProcPoint>,
 }
 
 /// A recorded cgroup.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct CgroupRing {
     /// The names its path carries.
     pub names: CgroupNames,
-    /// (unix ms, point), oldest first.
-    pub points: VecDeque<(u64, CgroupPoint)>,
+    /// Its points.
+    pub points: Ring<CgroupPoint>,
 }
 
 /// Recent points, bounded.
@@ -63,26 +63,71 @@ pub struct History {
     last_ms: Option<u64>,
     processes: HashMap<ProcessKey, ProcRing>,
     cgroups: BTreeMap<String, CgroupRing>,
-    system: VecDeque<(u64, SystemPoint)>,
-    times: VecDeque<(u64, ())>,
+    system: Option<Ring<SystemPoint>>,
+    /// The times recorded (the frames a target's history has).
+    times: Option<Ring<u64>>,
 }
 
-/// Drops what is older than `oldest`, and thins what is older than
-/// `dense_from` to one point per [`THIN_STEP_MS`].
-fn trim<T>(ring: &mut VecDeque<(u64, T)>, oldest: u64, dense_from: u64) {
-    while ring.front().is_some_and(|(t, _)| *t < oldest) {
-        ring.pop_front();
-    }
-    let mut kept: Option<u64> = None;
-    let mut i = 0;
-    while i < ring.len() && ring[i].0 < dense_from {
-        let t = ring[i].0;
-        if kept.is_some_and(|k| t < k + THIN_STEP_MS) {
-            ring.remove(i);
-        } else {
-            kept = Some(t);
-            i += 1;
+/// One series of points, stored only when the value changed: a point
+/// holds until the next one (or until `last_seen`, the last record that
+/// saw it), so an idle process or cgroup costs one point, not one a second.
+#[derive(Clone, Debug)]
+pub struct Ring<T> {
+    /// (unix ms, value) where the value changed, oldest first.
+    pub points: VecDeque<(u64, T)>,
+    /// The last record that saw this series.
+    pub last_seen: u64,
+}
+
+impl<T: Copy + PartialEq> Ring<T> {
+    fn new() -> Self {
+        Ring {
+            points: VecDeque::new(),
+            last_seen: 0,
         }
+    }
+
+    /// Notes `value` at `now` (stored only if it differs from the last).
+    fn push(&mut self, now: u64, value: T) {
+        self.last_seen = now;
+        if self.points.back().is_none_or(|(_, v)| *v != value) {
+            self.points.push_back((now, value));
+        }
+    }
+
+    /// The value at `t`: the last point at or before it, while the series
+    /// was still seen.
+    pub fn at(&self, t: u64) -> Option<T> {
+        if t > self.last_seen {
+            return None;
+        }
+        self.points
+            .iter()
+            .rev()
+            .find(|(pt, _)| *pt <= t)
+            .map(|(_, v)| *v)
+    }
+
+    /// Drops the points no time after `oldest` needs (the last one at or
+    /// before it stays: it holds from there), and thins those before
+    /// `dense_from` to one per [`THIN_STEP_MS`]. False when the series was
+    /// not seen since `oldest`.
+    fn trim(&mut self, oldest: u64, dense_from: u64) -> bool {
+        while self.points.len() >= 2 && self.points[1].0 <= oldest {
+            self.points.pop_front();
+        }
+        let mut kept: Option<u64> = None;
+        let mut i = 0;
+        while i < self.points.len() && self.points[i].0 < dense_from {
+            let t = self.points[i].0;
+            if kept.is_some_and(|k| t < k + THIN_STEP_MS) {
+                self.points.remove(i);
+            } else {
+                kept = Some(t);
+                i += 1;
+            }
+        }
+        self.last_seen >= oldest && !self.points.is_empty()
     }
 }
 
@@ -118,7 +163,8 @@ impl History {
             *self = History::new(self.seconds());
         }
         self.last_ms = Some(now);
-        self.times.push_back((now, ()));
+        // Every time differs from the last: each is kept (then thinned).
+        self.times.get_or_insert_with(Ring::new).push(now, now);
         for r in recorded(p) {
             let key = ProcessKey {
                 pid: r.pid,
@@ -127,7 +173,7 @@ impl History {
             let ring = self.processes.entry(key).or_insert_with(|| ProcRing {
                 comm: String::new(),
                 cgroup: None,
-                points: VecDeque::new(),
+                points: Ring::new(),
             });
             if ring.comm != r.comm {
                 ring.comm.clone_from(&r.comm);
@@ -135,33 +181,41 @@ impl History {
             if ring.cgroup != r.cgroup {
                 ring.cgroup.clone_from(&r.cgroup);
             }
-            ring.points.push_back((now, ProcPoint::from_view(r)));
+            ring.points.push(now, ProcPoint::from_view(r));
         }
         for c in &p.cgroups {
             let ring = match self.cgroups.get_mut(&c.cgroup) {
                 Some(r) => r,
-                None => self.cgroups.entry(c.cgroup.clone()).or_default(),
+                None => self
+                    .cgroups
+                    .entry(c.cgroup.clone())
+                    .or_insert_with(|| CgroupRing {
+                        names: CgroupNames::default(),
+                        points: Ring::new(),
+                    }),
             };
             if ring.names != c.names {
                 ring.names = c.names.clone();
             }
-            ring.points.push_back((now, CgroupPoint::from_view(c)));
+            ring.points.push(now, CgroupPoint::from_view(c));
         }
         if let Some(s) = &p.system {
-            self.system.push_back((now, SystemPoint::from_view(s)));
+            self.system
+                .get_or_insert_with(Ring::new)
+                .push(now, SystemPoint::from_view(s));
         }
         let oldest = now.saturating_sub(self.span_ms);
         let dense_from = now.saturating_sub(DENSE_MS);
-        self.processes.retain(|_, r| {
-            trim(&mut r.points, oldest, dense_from);
-            !r.points.is_empty()
-        });
-        self.cgroups.retain(|_, r| {
-            trim(&mut r.points, oldest, dense_from);
-            !r.points.is_empty()
-        });
-        trim(&mut self.system, oldest, dense_from);
-        trim(&mut self.times, oldest, dense_from);
+        self.processes
+            .retain(|_, r| r.points.trim(oldest, dense_from));
+        self.cgroups
+            .retain(|_, r| r.points.trim(oldest, dense_from));
+        if let Some(r) = &mut self.system {
+            r.trim(oldest, dense_from);
+        }
+        if let Some(r) = &mut self.times {
+            r.trim(oldest, dense_from);
+        }
     }
 
     /// The newest process with this pid.
@@ -181,12 +235,9 @@ impl History {
     /// Points held, all rings together (its memory is about 8 bytes a
     /// value: 25 per process point, 38 per cgroup point).
     pub fn points(&self) -> usize {
-        self.processes
-            .values()
-            .map(|r| r.points.len())
-            .sum::<usize>()
-            + self.cgroups.values().map(|r| r.points.len()).sum::<usize>()
-            + self.system.len()
+        let procs: usize = self.processes.values().map(|r| r.points.points.len()).sum();
+        let cgroups: usize = self.cgroups.values().map(|r| r.points.points.len()).sum();
+        procs + cgroups + self.system.as_ref().map_or(0, |r| r.points.len())
     }
 
     /// The cgroup path `target` names (a process's: its own, as last seen).
@@ -232,16 +283,13 @@ impl History {
             .and_then(|p| self.cgroups.get(p).map(|r| (p, r)));
         self.times
             .iter()
-            .map(|(t, ())| *t)
+            .flat_map(|r| r.points.iter().map(|(t, _)| *t))
             .filter(|t| (from..=to).contains(t))
             .map(|t| {
-                let at = |ring: &VecDeque<(u64, ProcPoint)>| {
-                    ring.iter().find(|(pt, _)| *pt == t).map(|(_, p)| *p)
-                };
                 let processes = procs
                     .iter()
                     .filter_map(|(k, r)| {
-                        let point = at(&r.points)?;
+                        let point = r.points.at(t)?;
                         let mut v = ProcessView {
                             pid: k.pid,
                             comm: r.comm.clone(),
@@ -255,7 +303,7 @@ impl History {
                     .collect();
                 let cgroups = cg
                     .and_then(|(path, ring)| {
-                        let point = ring.points.iter().find(|(pt, _)| *pt == t)?.1;
+                        let point = ring.points.at(t)?;
                         let mut v = CgroupView {
                             cgroup: path.to_string(),
                             names: ring.names.clone(),
@@ -272,7 +320,7 @@ impl History {
                     unix_ms: t,
                     processes,
                     cgroups,
-                    system: self.system.iter().find(|(st, _)| *st == t).map(|(_, s)| *s),
+                    system: self.system.as_ref().and_then(|r| r.at(t)),
                 }
             })
             .collect()
@@ -388,9 +436,13 @@ mod tests {
             h.record(&publication(1_000_000 + s * 1000, (s as f64) * 1e6));
         }
         let (_, ring) = h.process(7).expect("recorded");
-        let times: Vec<u64> = ring.points.iter().map(|(t, _)| *t).collect();
+        let times: Vec<u64> = ring.points.points.iter().map(|(t, _)| *t).collect();
         let now = 1_000_000 + 399 * 1000;
-        assert!(times[0] >= now - 300_000, "older than the span kept");
+        // The last point at or before the span's start holds from there.
+        assert!(
+            times[0] <= now - 300_000 && times[1] > now - 300_000,
+            "{times:?}"
+        );
         let dense = times.iter().filter(|t| **t >= now - DENSE_MS).count();
         assert_eq!(dense, 61, "every second of the last minute");
         let old: Vec<u64> = times
@@ -405,7 +457,41 @@ mod tests {
         assert!(times.len() <= 61 + 24 + 1, "{} points", times.len());
         // A faster daemon still keeps one point a second.
         h.record(&publication(now + 100, 0.0));
-        assert_eq!(h.process(7).map(|(_, r)| r.points.len()), Some(times.len()));
+        assert_eq!(
+            h.process(7).map(|(_, r)| r.points.points.len()),
+            Some(times.len())
+        );
+    }
+
+    #[test]
+    fn an_idle_series_costs_one_point_and_holds_its_value() {
+        let mut h = History::new(300);
+        for s in 0..400u64 {
+            h.record(&publication(3_000_000 + s * 1000, 5e7));
+        }
+        let (_, ring) = h.process(7).expect("recorded");
+        assert_eq!(
+            ring.points.points.len(),
+            1,
+            "one point for a value that never changed"
+        );
+        let now = 3_000_000 + 399 * 1000;
+        let frames = h.frames(&Target::Pid(7), now - 30_000, now);
+        assert_eq!(frames.len(), 31, "a frame per recorded second");
+        assert!(
+            frames
+                .iter()
+                .all(|f| f.processes.len() == 1 && f.cgroups.len() == 1)
+        );
+        // Gone from the publications: no value after its last record.
+        h.record(&Published {
+            unix_ms: now + 1000,
+            ..Default::default()
+        });
+        assert_eq!(
+            h.process(7).and_then(|(_, r)| r.points.at(now + 1000)),
+            None
+        );
     }
 
     #[test]

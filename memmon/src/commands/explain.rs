@@ -272,6 +272,14 @@ fn from_daemon(args: &ExplainArgs, url: &str, target: &Target) -> Result<Evidenc
         .get("stacks_missing")
         .and_then(|s| s.as_str())
         .map(str::to_string);
+    if ev.frames.len() < 3 {
+        ev.notes.push(format!(
+            "trend and rates: the daemon's history holds {} sample(s) of this target (it keeps the \
+             100 largest processes, each cgroup's 3 highest oom_scores and every cgroup); \
+             `memmon explain` without --connect watches it live",
+            ev.frames.len()
+        ));
+    }
     Ok(ev)
 }
 

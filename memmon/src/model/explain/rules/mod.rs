@@ -146,15 +146,19 @@ impl<'a> Ctx<'a> {
     /// publication), else the catalog's.
     pub fn psrc(&self, i: usize) -> String {
         let key = process_key(i);
-        match self.ev.sources.names("process", key) {
-            Some(n) if !n.is_empty() => n.join(" / "),
+        let names: Vec<String> = match self.ev.sources.names("process", key) {
+            Some(n) if !n.is_empty() => n.to_vec(),
             _ => PROCESS_FIELDS[PROCESS_INDEX[i]]
                 .sources
                 .iter()
-                .map(|s| s.name())
-                .collect::<Vec<_>>()
-                .join(" / "),
-        }
+                .map(|s| s.name().to_string())
+                .collect(),
+        };
+        names
+            .iter()
+            .map(|n| source_name(n))
+            .collect::<Vec<_>>()
+            .join(" / ")
     }
 
     /// True unless the publication said process value `i` had no live
@@ -207,7 +211,6 @@ impl<'a> Ctx<'a> {
                 "memory.memsw.usage_in_bytes - memory.usage_in_bytes",
                 "memory.swap.current",
             ),
-            ("memory_peak_bytes", _) => pick("memory.max_usage_in_bytes", "memory.peak"),
             ("memory_limit_bytes", Some("max")) => pick("memory.limit_in_bytes", "memory.max"),
             ("memory_limit_bytes", Some("effective_max")) => pick(
                 "memory.stat hierarchical_memory_limit",
@@ -229,7 +232,13 @@ impl<'a> Ctx<'a> {
             ),
             ("rss_bytes", _) => "sum of its processes' RSS (/proc/PID/stat)".into(),
             (key, _) => match self.ev.sources.names("cgroup", key) {
-                Some(n) if !n.is_empty() => format!("its processes' {key} ({})", n.join(" / ")),
+                Some(n) if !n.is_empty() => format!(
+                    "its processes' {key} ({})",
+                    n.iter()
+                        .map(|n| source_name(n))
+                        .collect::<Vec<_>>()
+                        .join(" / ")
+                ),
                 _ => key.to_string(),
             },
         }
@@ -261,6 +270,18 @@ pub fn by_oom_score(members: &[super::evidence::Member]) -> Vec<(f64, &super::ev
     scored
 }
 
+/// A source as people read it: a file as is, the task iterator with what
+/// it reads, a probe as a probe.
+pub fn source_name(name: &str) -> String {
+    if name.starts_with('/') {
+        name.to_string()
+    } else if name == "iter/task" {
+        "/proc/PID/stat values via iter/task".to_string()
+    } else {
+        format!("probe {name}")
+    }
+}
+
 /// Two detail readings dated closer than this are the same read.
 const DETAIL_SAME_READ_MS: u64 = 500;
 
@@ -278,10 +299,8 @@ fn is_detail(i: usize) -> bool {
             | "swap_in_pages"
             | "swap_out_pages"
             | "reclaim_stall_seconds"
-            | "reclaim_stalls"
             | "oom_forecast_seconds"
             | "unreclaimable_growth_bytes_per_second"
-            | "forecast_window_seconds"
             | "memory_detail_age_seconds"
     )
 }

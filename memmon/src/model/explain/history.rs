@@ -215,7 +215,7 @@ impl History {
         self.cgroups
             .retain(|_, r| r.points.trim(oldest, dense_from));
         self.records += 1;
-        if self.records % SHRINK_EVERY == 0 {
+        if self.records.is_multiple_of(SHRINK_EVERY) {
             // A ring's deque doubles as it grows: give back what a busy
             // minute left once it is thinned.
             for r in self.processes.values_mut() {

@@ -133,6 +133,8 @@ names!(Map,
     MMAP_CHARGES = "MMAP_CHARGES",
     /// Process → last program break (`memmon profile --event brk`).
     STACK_BRK_LAST = "STACK_BRK_LAST",
+    /// Ring buffer of the fault sampler's addresses (resident mode).
+    RESIDENT_SAMPLES = "RESIDENT_SAMPLES",
     /// Thread ids the `cgroup_attach` probe saw moved to another cgroup,
     /// not yet taken by userspace.
     MOVED_TASKS = "MOVED_TASKS",

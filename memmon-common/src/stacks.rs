@@ -65,6 +65,10 @@ pub mod setting {
     pub const CGROUP_ID: u32 = 1;
     /// Track one allocation in N (leaks); 0 or 1: every one.
     pub const SAMPLE_RATE: u32 = 2;
+    /// 1: the fault sampler also sends each sample's faulting address to
+    /// RESIDENT_SAMPLES (`memmon leaks`' resident mode, the daemon's
+    /// `kind=resident`); 0: it does not.
+    pub const RESIDENT: u32 = 3;
     /// Number of slots.
     pub const LEN: u32 = 4;
     /// Every process.
@@ -167,6 +171,27 @@ pub struct MmapCharge {
     pub stack: u64,
 }
 
+/// A sampled fault's address, sent by the fault sampler to
+/// RESIDENT_SAMPLES when the `RESIDENT` setting is on: userspace keeps the
+/// page and asks /proc/PID/pagemap, pass after pass, whether it is still
+/// there; while it is, it weighs `period` pages on the stack.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResidentSample {
+    /// The faulting (user) address, not rounded to its page.
+    pub addr: u64,
+    /// Faults per sample of the perf event that took it.
+    pub period: u64,
+    /// User stack's hash in STACK_TRACES ([`NO_STACK`]: lost).
+    pub user_stack: u64,
+    /// Kernel stack's hash, or [`NO_STACK`].
+    pub kernel_stack: u64,
+    /// Process (tgid).
+    pub tgid: u32,
+    /// Padding.
+    pub _pad: u32,
+}
+
 #[cfg(feature = "user")]
 // SAFETY: repr(C), integers only, no padding.
 unsafe impl aya::Pod for MmapKey {}
@@ -234,6 +259,7 @@ mod tests {
         assert_eq!(core::mem::size_of::<StackKey>(), 24);
         assert_eq!(core::mem::size_of::<LiveAlloc>(), 32);
         assert_eq!(core::mem::size_of::<MmapCharge>(), 16);
+        assert_eq!(core::mem::size_of::<ResidentSample>(), 40);
         assert_eq!(core::mem::size_of::<StackFrames>(), 8 * MAX_STACK_DEPTH);
     }
 }

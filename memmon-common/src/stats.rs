@@ -68,6 +68,8 @@ pub enum Stat {
     CgroupMoveEvents = 48,
     /// A moved task dropped: MOVED_TASKS was full.
     MovedTasksMapFull = 49,
+    /// A resident-mode sample dropped: RESIDENT_SAMPLES was full.
+    ResidentLost = 50,
 }
 
 /// Number of slots in `STATS` (room for later probes).
@@ -79,7 +81,7 @@ pub const HIST_BUCKETS: u32 = 64;
 
 impl Stat {
     /// Every slot, in index order.
-    pub const ALL: [Stat; 29] = [
+    pub const ALL: [Stat; 30] = [
         Stat::FaultEvents,
         Stat::MajorFaultEvents,
         Stat::ExitEvents,
@@ -109,6 +111,7 @@ impl Stat {
         Stat::LeakMapFull,
         Stat::CgroupMoveEvents,
         Stat::MovedTasksMapFull,
+        Stat::ResidentLost,
     ];
 
     /// Stable snake_case name used in reports and metrics.
@@ -143,6 +146,7 @@ impl Stat {
             Stat::LeakMapFull => "leak_map_full",
             Stat::CgroupMoveEvents => "cgroup_move_events",
             Stat::MovedTasksMapFull => "moved_tasks_map_full",
+            Stat::ResidentLost => "resident_lost",
         }
     }
 }

@@ -10,8 +10,8 @@ use aya_ebpf::{
 use memmon_common::{
     KernelConfig, MemcgExits, ProcCounters, Stat,
     stacks::{
-        LiveAlloc, MAX_STACK_DEPTH, MmapCharge, MmapKey, NO_STACK, PendingAlloc, StackFrames,
-        StackKey, setting, stack_hash,
+        LiveAlloc, MAX_STACK_DEPTH, MmapCharge, MmapKey, NO_STACK, PendingAlloc, ResidentSample,
+        StackFrames, StackKey, setting, stack_hash,
     },
     stats::STATS_LEN,
 };
@@ -222,6 +222,23 @@ pub static MMAP_CHARGES: HashMap<MmapKey, MmapCharge> =
 /// Process → last program break seen by the brk sampler.
 #[map]
 pub static STACK_BRK_LAST: HashMap<u32, u64> = HashMap::with_max_entries(1, BPF_F_NO_PREALLOC);
+
+/// The fault sampler's addresses in resident mode (`ResidentSample`s).
+/// One page by default; resized at load with the other stack maps.
+#[map]
+pub static RESIDENT_SAMPLES: RingBuf = RingBuf::with_byte_size(4096, 0);
+
+/// Sends one resident-mode sample (counted in `ResidentLost` when the
+/// ring buffer is full).
+#[inline(always)]
+pub fn send_resident(sample: &ResidentSample) {
+    if RESIDENT_SAMPLES
+        .output::<ResidentSample>(sample, 0)
+        .is_err()
+    {
+        bump_stat(Stat::ResidentLost);
+    }
+}
 
 /// A settings slot (0 when unset).
 #[inline(always)]

@@ -104,6 +104,7 @@ impl Symbols {
                     frames,
                     weight: s.weight,
                     count: s.count,
+                    growth: s.growth,
                 }
             })
             .collect()

@@ -27,7 +27,12 @@ fn is_fn(name: &str, function: &str) -> bool {
 /// GET a profile: the decoded pprof (after checking the status, content
 /// type and gzip magic).
 fn get_profile(d: &Daemon, query: &str) -> pprof::Profile {
-    let (status, head, body) = http_get_bytes(&d.addr, &format!("/api/v1/profile?{query}"));
+    get_profile_at(d, "/api/v1/profile", query)
+}
+
+/// The same from `path`.
+fn get_profile_at(d: &Daemon, path: &str, query: &str) -> pprof::Profile {
+    let (status, head, body) = http_get_bytes(&d.addr, &format!("{path}?{query}"));
     assert_eq!(
         status,
         200,
@@ -181,10 +186,70 @@ fn daemon_profile_serves_touch_gamma_its_share_and_the_kernels_fault_count() {
         assert_eq!(status, 400, "{query}: {body}");
         assert!(body.contains(needle), "{query}: {body}");
     }
+    // The resident profile: what touch_gamma made resident and the
+    // process still holds (it keeps its mappings until it exits), in bytes.
+    let resident = get_profile_at(&d, "/api/v1/profile/resident", &format!("pid={}", w.pid));
+    let types: Vec<(&str, &str)> = resident
+        .sample_type
+        .iter()
+        .map(|t| (resident.s(t.r#type), resident.s(t.unit)))
+        .collect();
+    assert_eq!(
+        types,
+        vec![("samples", "count"), ("resident_space", "bytes")]
+    );
+    let through = |p: &pprof::Profile, f: &str| -> i64 {
+        p.sample
+            .iter()
+            .filter(|s| p.names(s).iter().any(|n| is_fn(n, f)))
+            .map(|s| s.value[1])
+            .sum()
+    };
+    let gamma_bytes = report["gamma_pages"].as_u64().expect("gamma_pages") * 4096;
+    let resident_gamma = through(&resident, "touch_gamma");
+    eprintln!("resident: touch_gamma {resident_gamma} bytes of {gamma_bytes} touched");
+    // ~800 sampled pages: sigma ~3.5%, 15% is > 4 sigma.
+    assert_within(
+        "resident bytes through touch_gamma",
+        u64::try_from(resident_gamma).expect(">= 0"),
+        gamma_bytes,
+        0.15,
+    );
+    assert!(
+        through(&resident, "touch_delta") > 0,
+        "no touch_delta resident"
+    );
+    let (status, folded) = d.get(&format!(
+        "/api/v1/profile?kind=resident&format=folded&pid={}",
+        w.pid
+    ));
+    assert_eq!(status, 200, "{folded}");
+    assert!(
+        folded.starts_with("# memmon resident, period 64; source: page-fault samples"),
+        "the folded resident profile does not name its source: {folded}"
+    );
+    let folded_gamma: i64 = folded
+        .lines()
+        .filter(|l| {
+            !l.starts_with('#')
+                && l.split(';')
+                    .any(|f| is_fn(f.split(' ').next().unwrap_or(f), "touch_gamma"))
+        })
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, w)| w.parse::<i64>().ok()))
+        .sum();
+    assert_eq!(folded_gamma, resident_gamma, "folded and pprof disagree");
+
     // Once the process is gone its samples stay for the window, and keep
     // the names cached while it lived: still a whole profile, no error.
     let pid = w.pid;
     w.finish();
+    // Its resident pages went with it.
+    let gone = get_profile_at(&d, "/api/v1/profile/resident", &format!("pid={pid}"));
+    assert_eq!(
+        through(&gone, "touch_gamma"),
+        0,
+        "touch_gamma still resident after its process exited"
+    );
     let after = get_profile(&d, &format!("pid={pid}&seconds=60"));
     let (after_total, after_gamma, _) = weights(&after);
     assert_eq!(after_gamma, gamma, "touch_gamma after the exit");

@@ -26,7 +26,13 @@ fn is_fn(name: &str, function: &str) -> bool {
 fn folded_share(folded: &str, function: &str) -> (f64, i64) {
     let mut total = 0i64;
     let mut hit = 0i64;
-    for line in folded.lines().filter(|l| !l.trim().is_empty()) {
+    let mut lines = folded.lines();
+    let head = lines.next().unwrap_or_default();
+    assert!(
+        head.starts_with("# memmon ") && head.contains("period") && head.contains("source:"),
+        "the folded output does not open with its header: {head}"
+    );
+    for line in lines.filter(|l| !l.trim().is_empty()) {
         let (stack, weight) = line.rsplit_once(' ').expect("folded line has a weight");
         let w: i64 = weight.parse().expect("folded weight is a number");
         total += w;
@@ -63,6 +69,8 @@ fn profile_stacks(format: &str, out: &Path) -> serde_json::Value {
             &pid,
             "--event",
             "faults",
+            "--period",
+            "64",
             "--format",
             format,
             "-o",
@@ -225,6 +233,7 @@ fn leaks_credit_leak_alpha_and_not_churn_beta() {
         &mut w,
         &[
             "leaks",
+            "--exact",
             "--pid",
             &pid,
             "--sample-rate",
@@ -274,6 +283,7 @@ fn leaks_keep_the_frames_of_more_distinct_stacks_than_a_stack_id_table_has_bucke
     let pid = w.pid.to_string();
     let m = Memmon::start(&[
         "leaks",
+        "--exact",
         "--pid",
         &pid,
         "--sample-rate",
@@ -295,7 +305,10 @@ fn leaks_keep_the_frames_of_more_distinct_stacks_than_a_stack_id_table_has_bucke
     let folded = std::fs::read_to_string(&out).expect("folded output written");
     let mut paths = std::collections::HashSet::new();
     let mut leaf_bytes = 0u64;
-    for line in folded.lines().filter(|l| !l.trim().is_empty()) {
+    for line in folded
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+    {
         let (stack, weight) = line.rsplit_once(' ').expect("folded line has a weight");
         assert!(stack != "[no stack]", "a stack lost its frames: {line}");
         let frames: Vec<&str> = stack.split(';').collect();
@@ -330,7 +343,7 @@ fn leaks_refuses_a_process_without_a_shared_allocator_with_the_reason() {
     }
     // The kernel thread kthreadd (pid 2) maps nothing.
     let out = std::process::Command::new(MEMMON)
-        .args(["leaks", "--pid", "2", "--duration", "0"])
+        .args(["leaks", "--exact", "--pid", "2", "--duration", "0"])
         .output()
         .expect("run memmon");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -384,6 +397,8 @@ fn profile_symbolizes_a_binary_only_inside_another_mount_namespace() {
             "profile",
             "--pid",
             &pid,
+            "--period",
+            "64",
             "--format",
             "folded",
             "-o",
@@ -431,6 +446,7 @@ fn profile_brk_and_mmap_weigh_what_is_still_grown_or_mapped() {
         let through = |f: &str| -> i64 {
             folded
                 .lines()
+                .filter(|l| !l.starts_with('#'))
                 .filter(|l| {
                     l.split(';')
                         .any(|fr| is_fn(fr.split(' ').next().unwrap_or(fr), f))

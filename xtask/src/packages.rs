@@ -11,6 +11,8 @@ pub const TEST_PACKAGES: &[&str] = &[
     "tmux",       // drives `memmon top` in the TUI test
     "numactl",    // NUMA binding in the NUMA tests
     "systemd",    // systemd-analyze verify/security for the unit file
+    "golang-go",  // `go tool pprof` reads memmon's pprof in the resident test
+    "gcc",        // builds the resident test's C workloads
 ];
 
 /// Extra packages for `cargo xtask bench`.

@@ -4,13 +4,21 @@
 //! kernel stack); userspace weighs each sample by the period. Attached only
 //! by `memmon profile`.
 
-use aya_ebpf::{bindings::BPF_F_USER_STACK, macros::perf_event, programs::PerfEventContext};
+use aya_ebpf::{
+    EbpfContext as _,
+    bindings::{BPF_F_USER_STACK, bpf_perf_event_data},
+    macros::perf_event,
+    programs::PerfEventContext,
+};
 use memmon_common::{
     Stat,
-    stacks::{NO_STACK, StackKey, stack_event},
+    stacks::{NO_STACK, ResidentSample, StackKey, setting, stack_event},
 };
 
-use crate::maps::{add_stack_weight, bump_stat, current_tgid, profile_target, store_stack};
+use crate::maps::{
+    add_stack_weight, bump_stat, current_tgid, profile_setting, profile_target, send_resident,
+    store_stack,
+};
 
 #[perf_event]
 pub fn stack_faults(ctx: PerfEventContext) -> u32 {
@@ -34,5 +42,21 @@ pub fn stack_faults(ctx: PerfEventContext) -> u32 {
         kernel_stack,
     };
     add_stack_weight(&key, 1);
+    if profile_setting(setting::RESIDENT) != 0 {
+        let data = ctx.as_ptr() as *const bpf_perf_event_data;
+        // SAFETY: a perf_event program's context is bpf_perf_event_data;
+        // the verifier rewrites these two reads into the sample's fields.
+        let (addr, period) = unsafe { ((*data).addr, (*data).sample_period) };
+        if addr != 0 {
+            send_resident(&ResidentSample {
+                addr,
+                period,
+                user_stack,
+                kernel_stack,
+                tgid,
+                _pad: 0,
+            });
+        }
+    }
     0
 }

@@ -1,98 +1,148 @@
-//! `memmon leaks --pid PID`: finds the allocator the process maps (libc,
-//! jemalloc or tcmalloc), attaches the allocator uprobes/uretprobes to it
-//! for that process only, waits, then groups the allocations still live
-//! (and older than --min-age) by stack, names the stacks while the process
-//! lives, and writes them like `memmon profile` does.
+//! `memmon leaks`: leak suspects for any allocator. By default the
+//! resident mode: the page-fault sampler (no allocator is traced, no
+//! uprobe attached) sends each sampled fault's address; every --interval
+//! the sampled pages are checked in /proc/PID/pagemap (`procfs::pagemap`)
+//! and those released, unmapped or of a process gone are dropped
+//! (`model::resident`); the period is chosen again from the fault rates
+//! (`model::resident::choose_period`). At the end the stacks still holding
+//! memory are named and written like `memmon profile` writes. `--exact`
+//! runs the uprobe mode (`leaks_exact`).
 
 use std::{
-    path::PathBuf,
-    time::{Instant, SystemTime},
+    collections::HashMap,
+    time::{Duration, Instant, SystemTime},
 };
 
 use anyhow::Context as _;
 
 use crate::{
-    cli::{Allocator, LeaksArgs},
+    cli::LeaksArgs,
     error::Fatal,
-    model::profile::{Profile, group_live},
+    model::{
+        profile::Profile,
+        profile_window::Filter,
+        resident::{ResidentTable, choose_period},
+    },
     privileges,
-    procfs::maps::mapped_files,
-    sample::stacks::{RawSample, RawStack, StackEvent},
+    probes::{ProbeSet, resident::ResidentReader, stacks::FaultLinks},
+    procfs::pagemap::Pagemaps,
+    sample::stacks::StackEvent,
     symbols::Symbols,
 };
 
 use super::profile::{
-    check_duration, check_pid, load_stack_probes, report_losses, wait, write_output,
+    check_duration, describe, load_stack_probes, report_losses, target, write_output,
 };
+
+/// How often the ring buffer is read between checks.
+const READ_EVERY: Duration = Duration::from_millis(100);
 
 /// Runs the command.
 pub fn run(args: &LeaksArgs) -> Result<(), Fatal> {
+    if args.exact {
+        return super::leaks_exact::run(args);
+    }
     check_duration(args.duration)?;
-    if args.sample_rate == 0 {
+    if args.period == 0 {
         return Err(Fatal::Usage(
-            "--sample-rate 0 is out of range: give N >= 1 (track one allocation in N)".into(),
+            "--period 0 is out of range: give the page faults per sample (>= 1)".into(),
         ));
     }
-    if !args.min_age.is_finite() || args.min_age < 0.0 {
+    if !args.interval.is_finite() || args.interval < 0.05 {
         return Err(Fatal::Usage(format!(
-            "--min-age {} is out of range: give seconds >= 0",
-            args.min_age
+            "--interval {} is out of range: give seconds >= 0.05",
+            args.interval
         )));
     }
-    check_pid(args.pid)?;
-    let library = allocator_library(args.pid, args.allocator)?;
+    if args.pid.is_empty() && args.cgroup.is_none() {
+        return Err(Fatal::Usage(
+            "give the processes to watch: --pid PID (repeatable) or --cgroup PATH".into(),
+        ));
+    }
+    let target = target(&args.pid, args.cgroup.as_deref())?;
     privileges::check().map_err(Fatal::Privileges)?;
     let mut probes = load_stack_probes("`memmon leaks`")?;
     probes
-        .set_stack_target(
-            &crate::probes::stacks::Target::Pids(vec![args.pid]),
-            args.sample_rate,
-        )
-        .context("setting the sample rate")?;
-    // The library as this mount namespace reaches it: through the
-    // process's root, so a container's libc is the one traced.
-    let reachable = PathBuf::from(format!("/proc/{}/root", args.pid))
-        .join(library.strip_prefix("/").unwrap_or(&library));
-    let attached = probes
-        .attach_allocator(args.pid, &reachable)
-        .map_err(|e| Fatal::Other(anyhow::anyhow!("{e} (the allocator of pid {} is {}; a stripped library without a dynamic symbol table cannot be traced)", args.pid, library.display())))?;
+        .set_stack_target(&target, 1)
+        .context("setting the targets")?;
+    let reader = probes
+        .start_resident()
+        .context("opening the resident samples")?;
+    let links = probes
+        .attach_fault_sampler(args.period)
+        .context("attaching the page-fault sampler")?;
     super::stop_signal::install();
     let started = SystemTime::now();
     let begin = Instant::now();
+    let who = describe(&target);
     eprintln!(
-        "memmon: probes attached; tracing {} in {} of pid {} (one allocation in {}); Ctrl-C to stop",
-        attached.join(", "),
-        library.display(),
-        args.pid,
-        args.sample_rate
+        "memmon: probes attached; resident mode for {who}: page faults sampled (one per {} to \
+         start, then following the fault rate), pages checked every {} s; no allocator traced; \
+         Ctrl-C to stop",
+        args.period, args.interval
     );
-    wait(args.duration);
-    let duration = begin.elapsed().as_secs_f64();
-    let live: Vec<_> = probes
-        .read_live_allocs()
-        .context("reading the live allocations")?
-        .into_iter()
-        .map(|(_, a)| a)
-        .collect();
-    let now = monotonic_ns();
-    let min_age_ns = (args.min_age * 1e9) as u64;
-    let raw: Vec<RawSample> = group_live(&live, now, min_age_ns, args.sample_rate)
-        .into_iter()
-        .map(|(tgid, stack, bytes, count)| RawSample {
-            event: StackEvent::Leaks,
-            stack: RawStack {
-                tgid,
-                user: probes.stack_frames(stack),
-                kernel: Vec::new(),
-            },
-            weight: bytes,
-            count,
-        })
-        .collect();
+    let page_size = crate::procfs::identity::page_size();
+    let mut run = Run {
+        probes,
+        reader,
+        links: Some(links),
+        table: ResidentTable::new(page_size, 0),
+        pagemaps: Pagemaps::new("/proc", page_size),
+        frames: HashMap::new(),
+        periods: (args.period, args.period),
+        samples: 0,
+        samples_at_adapt: 0,
+        faults: system_faults(),
+    };
+    let deadline = args.duration.map(|d| begin + Duration::from_secs_f64(d));
+    let interval = Duration::from_secs_f64(args.interval);
+    let mut next_check = begin + interval;
+    loop {
+        let now = Instant::now();
+        if super::stop_signal::requested() || deadline.is_some_and(|d| now >= d) {
+            break;
+        }
+        run.read();
+        if now >= next_check {
+            run.check(begin.elapsed().as_secs());
+            run.adapt(interval.as_secs_f64());
+            next_check += interval;
+        }
+        let mut sleep = READ_EVERY.min(next_check.saturating_duration_since(Instant::now()));
+        if let Some(d) = deadline {
+            sleep = sleep.min(d.saturating_duration_since(Instant::now()));
+        }
+        std::thread::sleep(sleep);
+    }
+    // The last samples, then one more check: what is held at the end.
+    run.read();
+    let elapsed = begin.elapsed();
+    run.check(elapsed.as_secs().max(1));
+    let selection = run
+        .table
+        .select(elapsed.as_secs().max(1), u64::MAX, &Filter::All);
+    let raw: Vec<_> = selection.rows.into_iter().map(|r| r.sample).collect();
     let named = Symbols::new().name(&raw);
-    let profile = Profile::build(StackEvent::Leaks, args.sample_rate, duration, &named);
-    report_losses(&probes);
-    let title = format!("memmon leaks: outstanding allocations of pid {}", args.pid);
+    report_losses(&run.probes);
+    let lost = run.probes.stack_stat(memmon_common::Stat::ResidentLost);
+    if lost > 0 {
+        eprintln!("memmon: {lost} sampled faults were lost (the resident ring buffer was full)");
+    }
+    let (low, high) = run.periods;
+    eprintln!(
+        "memmon: {} faults sampled; period {low} to {high} (at the end {}); {} sampled pages \
+         still held",
+        run.samples,
+        run.period(),
+        run.table.pages()
+    );
+    let profile = Profile::build(
+        StackEvent::Resident,
+        run.period(),
+        elapsed.as_secs_f64(),
+        &named,
+    );
+    let title = format!("memmon leaks: resident memory by first-touch stack, {who}");
     write_output(
         &profile,
         args.format,
@@ -103,50 +153,103 @@ pub fn run(args: &LeaksArgs) -> Result<(), Fatal> {
     )
 }
 
-/// CLOCK_MONOTONIC in ns (what bpf_ktime_get_ns reads).
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: writes into `ts`.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
+/// The running resident mode.
+struct Run {
+    probes: ProbeSet,
+    reader: ResidentReader,
+    /// None only while the sampler is re-attached.
+    links: Option<FaultLinks>,
+    table: ResidentTable,
+    pagemaps: Pagemaps,
+    /// Frames of each stack hash read so far (a hash names the same
+    /// frames forever; the one-shot command never deletes stacks).
+    frames: HashMap<u64, Vec<u64>>,
+    /// The lowest and highest period used.
+    periods: (u64, u64),
+    /// Samples read.
+    samples: u64,
+    /// `samples` at the last period choice.
+    samples_at_adapt: u64,
+    /// The system's page faults at the last period choice.
+    faults: Option<u64>,
 }
 
-/// The allocator library `pid` maps, as a path inside its mount namespace.
-fn allocator_library(pid: u32, allocator: Allocator) -> Result<PathBuf, Fatal> {
-    let files = mapped_files(pid).map_err(|e| Fatal::Other(e.into()))?;
-    let find = |prefixes: &[&str]| {
-        files
-            .iter()
-            .find(|p| {
-                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                    prefixes.iter().any(|pre| n.starts_with(pre)) && n.contains(".so")
-                })
-            })
-            .cloned()
-    };
-    let libc = || find(&["libc.so", "libc-", "ld-musl-"]);
-    let jemalloc = || find(&["libjemalloc"]);
-    let tcmalloc = || find(&["libtcmalloc"]);
-    let (found, wanted) = match allocator {
-        Allocator::Auto => (
-            jemalloc().or_else(tcmalloc).or_else(libc),
-            "libc.so, libjemalloc.so or libtcmalloc.so",
-        ),
-        Allocator::Libc => (libc(), "libc.so"),
-        Allocator::Jemalloc => (jemalloc(), "libjemalloc.so"),
-        Allocator::Tcmalloc => (tcmalloc(), "libtcmalloc.so"),
-    };
-    found.ok_or_else(|| {
-        let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| "its binary".into());
-        Fatal::Other(anyhow::anyhow!(
-            "pid {pid} ({exe}) maps no shared allocator library ({wanted}): memmon leaks traces malloc and free in a shared \
-             allocator library, and this process has none (a static binary, or an allocator \
-             linked into the binary); try --allocator auto, or a dynamically linked build"
-        ))
-    })
+impl Run {
+    fn period(&self) -> u64 {
+        self.links.as_ref().map_or(1, |l| l.period)
+    }
+
+    /// Moves the samples sent since the last read into the table.
+    fn read(&mut self) {
+        let (probes, frames) = (&self.probes, &mut self.frames);
+        let pages = self.reader.read(|hash| {
+            frames
+                .entry(hash)
+                .or_insert_with(|| probes.stack_frames(hash))
+                .clone()
+        });
+        self.samples += pages.len() as u64;
+        for p in &pages {
+            self.table.add(p, None);
+        }
+    }
+
+    /// Checks every sampled page and records the outstanding bytes.
+    fn check(&mut self, second: u64) {
+        let pagemaps = &mut self.pagemaps;
+        self.table
+            .check(second, |tgid, pages| pagemaps.read(tgid, pages));
+        let alive = self.table.tgids();
+        pagemaps.retain(|p| alive.contains(&p));
+    }
+
+    /// Chooses the period for the next interval from this one's fault
+    /// rates (the targets' estimated from their samples, the system's from
+    /// /proc/vmstat) and re-attaches the sampler when it changes.
+    fn adapt(&mut self, seconds: f64) {
+        let before = std::mem::replace(&mut self.samples_at_adapt, self.samples);
+        let period = self.period();
+        let target_rate = (self.samples - before) as f64 * period as f64 / seconds;
+        let now = system_faults();
+        let all_rate = match (self.faults, now) {
+            (Some(a), Some(b)) => b.saturating_sub(a) as f64 / seconds,
+            _ => 0.0,
+        };
+        self.faults = now;
+        let next = choose_period(target_rate, all_rate);
+        if next == period {
+            return;
+        }
+        let Some(links) = self.links.take() else {
+            return;
+        };
+        match self.probes.set_fault_period(links, next) {
+            Ok(l) => {
+                tracing::debug!(
+                    "resident mode: period {period} -> {next} (targets {target_rate:.0} faults/s, \
+                     all {all_rate:.0})"
+                );
+                self.periods = (self.periods.0.min(next), self.periods.1.max(next));
+                self.links = Some(l);
+            }
+            Err(e) => {
+                // The old events are closed: try the old period again.
+                tracing::warn!("resident mode: changing the period to {next} failed: {e}");
+                if let Ok(l) = self
+                    .probes
+                    .set_fault_period(FaultLinks::detached(period), period)
+                {
+                    self.links = Some(l);
+                }
+            }
+        }
+    }
+}
+
+/// The system's page faults so far (`pgfault` in /proc/vmstat).
+fn system_faults() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/vmstat").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("pgfault "))
+        .and_then(|v| v.trim().parse().ok())
 }

@@ -8,6 +8,7 @@ pub mod dump;
 pub mod events;
 pub mod explain;
 pub mod leaks;
+pub mod leaks_exact;
 pub mod profile;
 pub mod record;
 pub mod replay;

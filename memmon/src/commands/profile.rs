@@ -54,7 +54,7 @@ pub fn run(args: &ProfileArgs) -> Result<(), Fatal> {
                 .into(),
         ));
     }
-    let target = target(args)?;
+    let target = target(&args.pid, args.cgroup.as_deref())?;
     privileges::check().map_err(Fatal::Privileges)?;
     let mut probes = load_stack_probes("`memmon profile`")?;
     probes
@@ -73,12 +73,16 @@ pub fn run(args: &ProfileArgs) -> Result<(), Fatal> {
     }
     for event in &events {
         match event {
-            StackEvent::Faults => probes
-                .attach_fault_sampler(args.period)
-                .context("attaching the page-fault sampler")?,
-            other => probes
-                .attach_growth_sampler(*other)
-                .with_context(|| format!("attaching the {} sampler", other.name()))?,
+            StackEvent::Faults => {
+                probes
+                    .attach_fault_sampler(args.period)
+                    .context("attaching the page-fault sampler")?;
+            }
+            other => {
+                probes
+                    .attach_growth_sampler(*other)
+                    .with_context(|| format!("attaching the {} sampler", other.name()))?;
+            }
         }
     }
     super::stop_signal::install();
@@ -181,18 +185,18 @@ pub fn report_losses(probes: &ProbeSet) {
     }
 }
 
-/// Whom the flags select.
-fn target(args: &ProfileArgs) -> Result<Target, Fatal> {
-    if let Some(path) = &args.cgroup {
+/// Whom `--pid` (repeatable) or `--cgroup` select.
+pub fn target(pids: &[u32], cgroup: Option<&Path>) -> Result<Target, Fatal> {
+    if let Some(path) = cgroup {
         return cgroup_id(path).map(Target::Cgroup);
     }
-    if args.pid.is_empty() {
+    if pids.is_empty() {
         return Ok(Target::All);
     }
-    for pid in &args.pid {
+    for pid in pids {
         check_pid(*pid)?;
     }
-    Ok(Target::Pids(args.pid.clone()))
+    Ok(Target::Pids(pids.to_vec()))
 }
 
 /// Fails with a clear message when process `pid` does not exist.
@@ -230,7 +234,8 @@ fn cgroup_id(path: &Path) -> Result<u64, Fatal> {
     Ok(meta.ino())
 }
 
-fn describe(target: &Target) -> String {
+/// Whom `target` selects, in words.
+pub fn describe(target: &Target) -> String {
     match target {
         Target::All => "every process".into(),
         Target::Pids(p) => format!(

@@ -9,7 +9,7 @@
 
 use serde_json::{Value, json};
 
-use super::profile_query::{ProfileQuery, decode};
+use super::profile_query::{Format, Kind, ProfileQuery, decode};
 use crate::model::{
     explain::{
         Target,
@@ -101,6 +101,8 @@ pub fn stacks_query(q: &HistoryQuery, history: &History) -> Option<ProfileQuery>
             .seconds
             .clamp(1, crate::model::profile_window::WINDOW_SECONDS),
         filter,
+        kind: Kind::Faults,
+        format: Format::Pprof,
     })
 }
 

@@ -55,6 +55,9 @@ pub struct HttpState {
 
 /// The continuous profile's path.
 pub const PROFILE_PATH: &str = "/api/v1/profile";
+/// The resident profile's own path (`kind=resident` without a query, for
+/// scrapers that take a path only).
+pub const RESIDENT_PATH: &str = "/api/v1/profile/resident";
 
 impl HttpState {
     /// The endpoint's current TLS and basic auth.
@@ -179,7 +182,8 @@ pub fn route(method: &Method, path: &str, headers: &header::HeaderMap, state: &H
              <li><a href=\"/metrics\">/metrics</a></li>\
              <li><a href=\"/api/v1/snapshot\">/api/v1/snapshot</a></li>\
              <li><a href=\"/api/v1/events\">/api/v1/events</a></li>\
-             <li><a href=\"/api/v1/profile\">/api/v1/profile</a> (with --profile)</li>\
+             <li><a href=\"/api/v1/profile\">/api/v1/profile</a> and <a \
+             href=\"/api/v1/profile/resident\">/api/v1/profile/resident</a> (with --profile)</li>\
              <li><a href=\"/healthz\">/healthz</a></li></ul></body></html>\n",
         ),
         _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
@@ -223,11 +227,13 @@ async fn handle(
     if !authorized(&users, &req).await {
         return Ok(unauthorized());
     }
-    if req.uri().path() == PROFILE_PATH {
+    let path = req.uri().path();
+    if path == PROFILE_PATH || path == RESIDENT_PATH {
         // Already gzipped pprof: never compressed again.
-        return Ok(profile(req.method(), req.uri().query(), &state).await);
+        let resident = path == RESIDENT_PATH;
+        return Ok(profile(req.method(), req.uri().query(), resident, &state).await);
     }
-    if req.uri().path() == super::history::HISTORY_PATH {
+    if path == super::history::HISTORY_PATH {
         let resp = history(req.method(), req.uri().query(), &state).await;
         return Ok(compress(resp, req.headers()).await);
     }
@@ -285,9 +291,10 @@ fn with_history<T>(
     }
 }
 
-/// `/api/v1/profile`: gzipped pprof of the continuous profile, 404 naming
+/// `/api/v1/profile` (and `/api/v1/profile/resident`, which is
+/// `kind=resident`): gzipped pprof of the continuous profile, 404 naming
 /// `--profile` when it is off, 400 naming the bad query key.
-async fn profile(method: &Method, query: Option<&str>, state: &HttpState) -> Resp {
+async fn profile(method: &Method, query: Option<&str>, resident: bool, state: &HttpState) -> Resp {
     if method != Method::GET && method != Method::HEAD {
         return respond(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -304,6 +311,18 @@ async fn profile(method: &Method, query: Option<&str>, state: &HttpState) -> Res
         );
     };
     let query = match super::profile_query::parse(query) {
+        Ok(q) if resident && q.kind != super::profile_query::Kind::Faults => q,
+        Ok(_) if resident && query.is_some_and(|q| q.contains("kind=")) => {
+            return respond(
+                StatusCode::BAD_REQUEST,
+                "text/plain",
+                format!("{RESIDENT_PATH} is the resident profile: leave out kind=\n"),
+            );
+        }
+        Ok(q) if resident => super::profile_query::ProfileQuery {
+            kind: super::profile_query::Kind::Resident,
+            ..q
+        },
         Ok(q) => q,
         Err(e) => {
             return respond(
@@ -313,13 +332,16 @@ async fn profile(method: &Method, query: Option<&str>, state: &HttpState) -> Res
             );
         }
     };
-    match tokio::task::spawn_blocking(move || profile.pprof(&query)).await {
-        Ok(body) => {
-            let mut r = respond(StatusCode::OK, "application/octet-stream", body);
-            r.headers_mut().insert(
-                header::CONTENT_DISPOSITION,
-                header::HeaderValue::from_static("attachment; filename=\"profile\""),
-            );
+    let pprof = query.format == super::profile_query::Format::Pprof;
+    match tokio::task::spawn_blocking(move || profile.answer(&query)).await {
+        Ok((body, content_type)) => {
+            let mut r = respond(StatusCode::OK, content_type, body);
+            if pprof {
+                r.headers_mut().insert(
+                    header::CONTENT_DISPOSITION,
+                    header::HeaderValue::from_static("attachment; filename=\"profile\""),
+                );
+            }
             r
         }
         Err(e) => respond(

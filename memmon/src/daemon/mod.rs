@@ -102,8 +102,8 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
         }
     }
     crate::pipeline::tune_heap();
-    let mut model = Model::new(probes.statuses().to_vec(), crate::collector::host());
-    model.recorder = crate::model::history::FlightRecorder::new(cfg.history_seconds);
+    let model = Model::new(probes.statuses().to_vec(), crate::collector::host())
+        .with_history(cfg.history_seconds);
     let history = Arc::new(RwLock::new(crate::model::explain::history::History::new(
         cfg.history_seconds,
     )));

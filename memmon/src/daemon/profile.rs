@@ -6,7 +6,12 @@
 //! request), selects the seconds and the process or cgroup asked for,
 //! names the frames (`symbols`, cached per process while it has samples in
 //! the window; a process gone shows `module+0xoffset` or the raw address)
-//! and answers pprof gzipped, as Go's net/http/pprof does. blazesym's
+//! and answers pprof gzipped, as Go's net/http/pprof does (or folded
+//! stacks, or an SVG). With `kind=resident` it answers from the resident
+//! table instead (`model::resident`): the same thread adds each sampled
+//! fault's page to it and, every [`CHECK_EVERY`], checks the pages in
+//! /proc/PID/pagemap (`procfs::pagemap`) and records what each stack
+//! holds. blazesym's
 //! symbolizer is not `Send`, so it lives on its own `memmon-symbols`
 //! thread, handed each request's stacks over a channel.
 
@@ -28,14 +33,16 @@ use crate::{
         profile::Profile,
         profile_window::ProfileWindow,
         published::{Shared, latest},
+        resident::ResidentTable,
     },
     probes::stack_drain::StackDrain,
+    procfs::pagemap::Pagemaps,
     sample::stacks::{Frame, NamedSample, RawSample, StackEvent},
     sinks,
     symbols::Symbols,
 };
 
-use super::profile_query::ProfileQuery;
+use super::profile_query::{Format, Kind, ProfileQuery};
 
 /// How often the thread drains the kernel maps: often, so a key idle
 /// since the last drain (and its stack) leaves the kernel maps soon and
@@ -43,13 +50,31 @@ use super::profile_query::ProfileQuery;
 const DRAIN_EVERY: Duration = Duration::from_millis(200);
 /// How often the thread checks the stop flag.
 const POLL: Duration = Duration::from_millis(100);
+/// How often the resident table's pages are checked in pagemap (one
+/// pread per sampled page: every process's, so not every second; a
+/// request checks them again before it answers).
+pub const CHECK_EVERY: Duration = Duration::from_secs(5);
 
-/// The kernel side and the window, drained together.
+/// The kernel side, the window and the resident table, drained together.
 struct Inner {
     drain: StackDrain,
     window: ProfileWindow,
+    resident: ResidentTable,
+    pagemaps: Pagemaps,
     /// A drain failure was logged (said once, not at every drain).
     failed: bool,
+}
+
+impl Inner {
+    /// Checks every sampled page of the resident table and records what
+    /// each stack holds at Unix second `now`.
+    fn check(&mut self, now: u64) {
+        let pagemaps = &mut self.pagemaps;
+        self.resident
+            .check(now, |tgid, pages| pagemaps.read(tgid, pages));
+        let alive = self.resident.tgids();
+        pagemaps.retain(|p| alive.contains(&p));
+    }
 }
 
 /// Stacks to name, the processes whose cached names to keep, and where
@@ -98,6 +123,7 @@ fn unnamed(samples: &[RawSample]) -> Vec<NamedSample> {
                 .collect(),
             weight: s.weight,
             count: s.count,
+            growth: s.growth,
         })
         .collect()
 }
@@ -118,6 +144,8 @@ impl ContinuousProfile {
             inner: Mutex::new(Inner {
                 drain,
                 window: ProfileWindow::new(period, unix_seconds()),
+                resident: ResidentTable::new(page_size(), unix_seconds()),
+                pagemaps: Pagemaps::new("/proc", page_size()),
                 failed: false,
             }),
             symbols,
@@ -132,15 +160,37 @@ impl ContinuousProfile {
         }
     }
 
-    /// Moves the samples taken since the last drain into the window.
+    /// Moves the samples taken since the last drain into the window, and
+    /// the sampled pages into the resident table.
     pub fn drain(&self) {
         let mut inner = self.inner();
         let now = unix_seconds();
-        match inner.drain.drain() {
-            Ok(drained) => {
+        // Before the counts: a drain may retire a stack a page refers to.
+        let pages = inner.drain.drain_resident();
+        let drained = inner.drain.drain();
+        let stacks: &[_] = drained.as_deref().unwrap_or_default();
+        if !pages.is_empty() || !stacks.is_empty() {
+            let published = latest(&self.shared);
+            let cgroups: HashMap<u32, &str> = published
+                .processes
+                .iter()
+                .filter_map(|p| Some((p.pid, p.cgroup.as_deref()?)))
+                .collect();
+            for p in &pages {
+                let cgroup = cgroups.get(&p.stack.tgid).copied();
+                inner.resident.add(p, cgroup);
+            }
+            for d in stacks {
+                let cgroup = cgroups.get(&d.stack.tgid).copied();
+                inner.window.add(now, &d.stack, cgroup, d.samples);
+            }
+        }
+        match &drained {
+            Ok(d) => {
                 inner.failed = false;
                 tracing::debug!(
-                    gained = drained.len(),
+                    gained = d.len(),
+                    resident_pages = inner.resident.pages(),
                     kernel_keys = inner.drain.live_keys(),
                     window_stacks = inner.window.stacks(),
                     window_counts = inner.window.entries(),
@@ -148,18 +198,6 @@ impl ContinuousProfile {
                     failed_deletes = inner.drain.failed_deletes(),
                     "continuous profile drained"
                 );
-                if !drained.is_empty() {
-                    let published = latest(&self.shared);
-                    let cgroups: HashMap<u32, &str> = published
-                        .processes
-                        .iter()
-                        .filter_map(|p| Some((p.pid, p.cgroup.as_deref()?)))
-                        .collect();
-                    for d in &drained {
-                        let cgroup = cgroups.get(&d.stack.tgid).copied();
-                        inner.window.add(now, &d.stack, cgroup, d.samples);
-                    }
-                }
             }
             Err(e) => {
                 if !inner.failed {
@@ -171,9 +209,11 @@ impl ContinuousProfile {
         inner.window.advance(now);
     }
 
-    /// Drains every [`DRAIN_EVERY`] until `stop` is set.
+    /// Drains every [`DRAIN_EVERY`] and checks the resident pages every
+    /// [`CHECK_EVERY`] until `stop` is set.
     pub fn run(&self, stop: &AtomicBool) {
         let mut next = Instant::now() + DRAIN_EVERY;
+        let mut next_check = Instant::now() + CHECK_EVERY;
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
             if now >= next {
@@ -183,17 +223,50 @@ impl ContinuousProfile {
                     next = now + DRAIN_EVERY;
                 }
             }
+            if now >= next_check {
+                self.inner().check(unix_seconds());
+                next_check = now + CHECK_EVERY;
+            }
             std::thread::sleep(POLL.min(next.saturating_duration_since(Instant::now())));
         }
     }
 
-    /// The profile `query` asks for, as gzipped pprof.
-    pub fn pprof(&self, query: &ProfileQuery) -> Vec<u8> {
+    /// The profile `query` asks for: the body and its content type.
+    pub fn answer(&self, query: &ProfileQuery) -> (Vec<u8>, &'static str) {
         let (profile, from_second) = self.named(query);
-        let nanos = i64::try_from(from_second)
-            .unwrap_or(i64::MAX / 1_000_000_000)
-            .saturating_mul(1_000_000_000);
-        gzip(&sinks::pprof::encode(&profile, nanos))
+        match query.format {
+            Format::Pprof => {
+                let nanos = i64::try_from(from_second)
+                    .unwrap_or(i64::MAX / 1_000_000_000)
+                    .saturating_mul(1_000_000_000);
+                (
+                    gzip(&sinks::pprof::encode(&profile, nanos)),
+                    "application/octet-stream",
+                )
+            }
+            Format::Folded => (
+                sinks::profile::folded(&profile).into_bytes(),
+                "text/plain; charset=utf-8",
+            ),
+            Format::Svg => {
+                let mut out = Vec::new();
+                let title = format!("memmon daemon: {} by stack", profile.event.name());
+                if profile.stacks.iter().any(|s| s.weight > 0)
+                    && sinks::flamegraph::svg(&profile, &title, &mut out).is_ok()
+                {
+                    (out, "image/svg+xml")
+                } else {
+                    (
+                        format!(
+                            "no stacks with weight in the selection: nothing to draw ({})\n",
+                            sinks::profile::describe(&profile).0
+                        )
+                        .into_bytes(),
+                        "text/plain; charset=utf-8",
+                    )
+                }
+            }
+        }
     }
 
     /// The `n` heaviest stacks `query` selects, user frames only, innermost
@@ -222,19 +295,44 @@ impl ContinuousProfile {
     /// second they cover.
     fn named(&self, query: &ProfileQuery) -> (Profile, u64) {
         self.drain();
-        let (selection, period, tgids, dropped) = {
-            let inner = self.inner();
-            let now = unix_seconds();
-            (
-                inner.window.select(now, query.seconds, &query.filter),
-                inner.window.period(),
-                inner.window.tgids(),
-                inner.window.dropped,
-            )
+        let now = unix_seconds();
+        let (samples, period, seconds, from_second, tgids) = {
+            let mut inner = self.inner();
+            match query.kind {
+                Kind::Faults => {
+                    let selection = inner.window.select(now, query.seconds, &query.filter);
+                    if inner.window.dropped > 0 {
+                        tracing::debug!(
+                            "continuous profile: {} samples dropped at the window's caps",
+                            inner.window.dropped
+                        );
+                    }
+                    (
+                        selection.samples,
+                        inner.window.period(),
+                        selection.seconds,
+                        selection.from_second,
+                        inner.window.tgids(),
+                    )
+                }
+                Kind::Resident => {
+                    inner.check(now);
+                    let selection = inner.resident.select(now, query.seconds, &query.filter);
+                    let mut tgids = inner.window.tgids();
+                    tgids.extend(inner.resident.tgids());
+                    (
+                        selection.rows.into_iter().map(|r| r.sample).collect(),
+                        inner.window.period(),
+                        selection.seconds,
+                        now.saturating_sub(selection.seconds),
+                        tgids,
+                    )
+                }
+            }
         };
         let (reply, names) = mpsc::channel();
         let job = NameJob {
-            samples: selection.samples.clone(),
+            samples: samples.clone(),
             keep: tgids,
             reply,
         };
@@ -242,17 +340,23 @@ impl ContinuousProfile {
             Some(n) => n,
             None => {
                 tracing::warn!("continuous profile: the symbolizer thread is gone; frames unnamed");
-                unnamed(&selection.samples)
+                unnamed(&samples)
             }
         };
-        if dropped > 0 {
-            tracing::debug!("continuous profile: {dropped} samples dropped at the window's caps");
-        }
+        let event = match query.kind {
+            Kind::Faults => StackEvent::Faults,
+            Kind::Resident => StackEvent::Resident,
+        };
         (
-            Profile::build(StackEvent::Faults, period, selection.seconds as f64, &named),
-            selection.from_second,
+            Profile::build(event, period, seconds as f64, &named),
+            from_second,
         )
     }
+}
+
+/// The page size of this machine.
+fn page_size() -> u64 {
+    crate::procfs::identity::page_size()
 }
 
 /// `bytes` gzipped (pprof readers take gzip-less input too, which is what

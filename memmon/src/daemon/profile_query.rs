@@ -1,11 +1,36 @@
 //! The query of `/api/v1/profile`: `seconds=N` (1 to the window, default
-//! [`DEFAULT_SECONDS`]) and at most one of `pid=P` or `cgroup=PATH`
-//! (percent-decoded). Every error names the key and the fix.
+//! [`DEFAULT_SECONDS`]), at most one of `pid=P` or `cgroup=PATH`
+//! (percent-decoded), `kind=faults|resident` (default faults) and
+//! `format=pprof|folded|svg` (default pprof). Every error names the key
+//! and the fix.
 
 use crate::model::profile_window::{Filter, WINDOW_SECONDS};
 
 /// Seconds a request without `seconds=` covers.
 pub const DEFAULT_SECONDS: u64 = 10;
+
+/// Which profile a query asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Kind {
+    /// Page faults by stack over the seconds asked for (growth).
+    #[default]
+    Faults,
+    /// Memory still resident by first-touch stack, with its growth over
+    /// the seconds asked for.
+    Resident,
+}
+
+/// How the profile is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    /// Gzipped pprof protobuf.
+    #[default]
+    Pprof,
+    /// Folded stacks (text).
+    Folded,
+    /// An SVG flame graph.
+    Svg,
+}
 
 /// A parsed query.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,6 +39,10 @@ pub struct ProfileQuery {
     pub seconds: u64,
     /// Whose samples.
     pub filter: Filter,
+    /// Which profile.
+    pub kind: Kind,
+    /// How it is written.
+    pub format: Format,
 }
 
 /// A query /api/v1/profile cannot answer (a 400 with this text).
@@ -48,8 +77,23 @@ pub enum QueryError {
     /// Both filters, or one twice.
     #[error("give one of pid=P or cgroup=PATH, not both (nor one twice)")]
     TwoFilters,
+    /// kind not a profile.
+    #[error(
+        "kind={0} is not a profile: give kind=faults (page faults by stack) or kind=resident \
+         (memory still resident by stack)"
+    )]
+    Kind(String),
+    /// format not an output.
+    #[error("format={0} is not an output: give format=pprof, format=folded or format=svg")]
+    Format(String),
+    /// kind or format twice.
+    #[error("{0} is given twice: give it once")]
+    Twice(&'static str),
     /// An unknown key.
-    #[error("unknown query key `{0}`: /api/v1/profile takes seconds=N, and pid=P or cgroup=PATH")]
+    #[error(
+        "unknown query key `{0}`: /api/v1/profile takes seconds=N, pid=P or cgroup=PATH, \
+         kind=faults|resident and format=pprof|folded|svg"
+    )]
     Unknown(String),
 }
 
@@ -57,6 +101,8 @@ pub enum QueryError {
 pub fn parse(query: Option<&str>) -> Result<ProfileQuery, QueryError> {
     let mut seconds = None;
     let mut filter = Filter::All;
+    let mut kind = None;
+    let mut format = None;
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (key, raw) = pair.split_once('=').unwrap_or((pair, ""));
         let value = decode(raw).ok_or_else(|| QueryError::Encoding {
@@ -88,6 +134,27 @@ pub fn parse(query: Option<&str>) -> Result<ProfileQuery, QueryError> {
                 }
                 set(&mut filter, Filter::Cgroup(value))?;
             }
+            "kind" => {
+                let k = match value.as_str() {
+                    "faults" => Kind::Faults,
+                    "resident" => Kind::Resident,
+                    _ => return Err(QueryError::Kind(value)),
+                };
+                if kind.replace(k).is_some() {
+                    return Err(QueryError::Twice("kind"));
+                }
+            }
+            "format" => {
+                let f = match value.as_str() {
+                    "pprof" => Format::Pprof,
+                    "folded" => Format::Folded,
+                    "svg" => Format::Svg,
+                    _ => return Err(QueryError::Format(value)),
+                };
+                if format.replace(f).is_some() {
+                    return Err(QueryError::Twice("format"));
+                }
+            }
             other => {
                 return Err(QueryError::Unknown(other.to_string()));
             }
@@ -96,6 +163,8 @@ pub fn parse(query: Option<&str>) -> Result<ProfileQuery, QueryError> {
     Ok(ProfileQuery {
         seconds: seconds.unwrap_or(DEFAULT_SECONDS),
         filter,
+        kind: kind.unwrap_or_default(),
+        format: format.unwrap_or_default(),
     })
 }
 
@@ -135,20 +204,26 @@ mod tests {
             parse(None),
             Ok(ProfileQuery {
                 seconds: DEFAULT_SECONDS,
-                filter: Filter::All
+                filter: Filter::All,
+                kind: Kind::Faults,
+                format: Format::Pprof,
             })
         );
         assert_eq!(
             parse(Some("pid=42&seconds=30")),
             Ok(ProfileQuery {
                 seconds: 30,
-                filter: Filter::Pid(42)
+                filter: Filter::Pid(42),
+                kind: Kind::Faults,
+                format: Format::Pprof,
             })
         );
         assert_eq!(
             parse(Some("cgroup=%2Fsystem.slice%2Fa.service")).map(|q| q.filter),
             Ok(Filter::Cgroup("/system.slice/a.service".into()))
         );
+        let q = parse(Some("kind=resident&format=folded")).expect("valid");
+        assert_eq!((q.kind, q.format), (Kind::Resident, Format::Folded));
     }
 
     /// `parse` with the error as its message.
@@ -166,6 +241,12 @@ mod tests {
         assert!(e.contains("seconds=61"), "{e}");
         let e = err(Some("secs=5")).expect_err("unknown key");
         assert!(e.contains("`secs`") && e.contains("seconds=N"), "{e}");
+        let e = err(Some("kind=heap")).expect_err("unknown kind");
+        assert!(e.contains("kind=resident"), "{e}");
+        let e = err(Some("format=json")).expect_err("unknown format");
+        assert!(e.contains("format=folded"), "{e}");
+        let e = err(Some("kind=faults&kind=faults")).expect_err("twice");
+        assert!(e.contains("kind is given twice"), "{e}");
         let e = err(Some("pid=1&cgroup=/a")).expect_err("both");
         assert!(e.contains("not both"), "{e}");
         let e = err(Some("cgroup=a")).expect_err("relative");

@@ -18,6 +18,8 @@ pub struct ProfileStack {
     pub weight: i64,
     /// Samples or allocations behind it.
     pub count: u64,
+    /// Change of the weight over the window (resident; 0 otherwise).
+    pub growth: i64,
 }
 
 /// A profile of one event.
@@ -41,20 +43,22 @@ impl Profile {
         duration_secs: f64,
         samples: &[NamedSample],
     ) -> Profile {
-        let mut merged: HashMap<(u32, Vec<Frame>), (i64, u64)> = HashMap::new();
+        let mut merged: HashMap<(u32, Vec<Frame>), (i64, u64, i64)> = HashMap::new();
         for s in samples.iter().filter(|s| s.event == event) {
             let e = merged.entry((s.tgid, s.frames.clone())).or_default();
             e.0 = e.0.saturating_add(s.weight);
             e.1 += s.count;
+            e.2 = e.2.saturating_add(s.growth);
         }
         let mut stacks: Vec<ProfileStack> = merged
             .into_iter()
-            .filter(|(_, (w, _))| *w != 0)
-            .map(|((tgid, frames), (weight, count))| ProfileStack {
+            .filter(|(_, (w, _, g))| *w != 0 || *g != 0)
+            .map(|((tgid, frames), (weight, count, growth))| ProfileStack {
                 tgid,
                 frames,
                 weight,
                 count,
+                growth,
             })
             .collect();
         stacks.sort_by(|a, b| {
@@ -131,6 +135,7 @@ mod tests {
             frames: frames.iter().map(|f| frame(f)).collect(),
             weight,
             count: 1,
+            growth: 0,
         }
     }
 

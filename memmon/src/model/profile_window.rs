@@ -225,6 +225,7 @@ impl ProfileWindow {
                     },
                     weight: i64::try_from(n).unwrap_or(i64::MAX).saturating_mul(period),
                     count: n,
+                    growth: 0,
                 })
             })
             .collect();
@@ -236,10 +237,18 @@ impl ProfileWindow {
     }
 
     fn keeps(&self, filter: &Filter, tgid: u32) -> bool {
-        match filter {
+        filter.keeps(tgid, &self.cgroups)
+    }
+}
+
+impl Filter {
+    /// True when the filter keeps process `tgid`, whose cgroup path
+    /// `cgroups` holds (when known).
+    pub fn keeps(&self, tgid: u32, cgroups: &HashMap<u32, Arc<str>>) -> bool {
+        match self {
             Filter::All => true,
             Filter::Pid(p) => *p == tgid,
-            Filter::Cgroup(path) => self.cgroups.get(&tgid).is_some_and(|c| within(c, path)),
+            Filter::Cgroup(path) => cgroups.get(&tgid).is_some_and(|c| within(c, path)),
         }
     }
 }

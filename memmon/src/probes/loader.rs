@@ -48,6 +48,9 @@ pub struct LoadOptions {
 
 /// Live allocations `memmon leaks` can track at once.
 pub const LIVE_ALLOCS_MAX: u32 = 1 << 20;
+/// Bytes of the resident-mode ring buffer (a power of two): about 21,000
+/// samples (48 bytes each with the record header) between two reads.
+pub const RESIDENT_SAMPLES_BYTES: u32 = 1 << 20;
 
 impl Default for LoadOptions {
     fn default() -> Self {
@@ -123,7 +126,8 @@ impl ProbeSet {
                 .map_max_entries(names::LIVE_ALLOCS, LIVE_ALLOCS_MAX)
                 .map_max_entries(names::PENDING_ALLOCS, 65536)
                 .map_max_entries(names::MMAP_CHARGES, 1 << 18)
-                .map_max_entries(names::STACK_BRK_LAST, 32768);
+                .map_max_entries(names::STACK_BRK_LAST, 32768)
+                .map_max_entries(names::RESIDENT_SAMPLES, RESIDENT_SAMPLES_BYTES);
         }
         let pin_paths: Vec<(&str, std::path::PathBuf)> = pin_dir
             .iter()

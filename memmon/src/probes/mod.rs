@@ -16,6 +16,7 @@ pub mod object;
 pub mod offsets;
 pub mod pins;
 pub mod reader;
+pub mod resident;
 pub mod run_stats;
 pub mod set;
 pub mod stack_drain;

@@ -172,7 +172,11 @@ impl ProbeSet {
                 Stat::MovedTasksMapFull => out.moved_tasks_map_full = sum,
                 // Only `memmon profile` / `memmon leaks` attach the stack
                 // probes; they read these slots themselves (probes::stacks).
-                Stat::StackSamples | Stat::StackMapFull | Stat::StackLost | Stat::LeakMapFull => {}
+                Stat::StackSamples
+                | Stat::StackMapFull
+                | Stat::StackLost
+                | Stat::LeakMapFull
+                | Stat::ResidentLost => {}
             }
         }
         out.reclaim_stall_hist = self.read_log2_hist(names::RECLAIM_HIST);

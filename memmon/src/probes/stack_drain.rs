@@ -20,9 +20,10 @@ use memmon_common::{
 
 use super::{
     ProbeSet,
+    resident::ResidentReader,
     stacks::{StackError, Target},
 };
-use crate::sample::stacks::RawStack;
+use crate::sample::stacks::{RawStack, ResidentPage};
 
 /// Distinct stacks (and weighted keys) the daemon's maps hold.
 pub const DAEMON_STACK_ENTRIES: u32 = 8192;
@@ -39,6 +40,8 @@ pub struct StackDrain {
     /// Frames of the stacks the previous drain deleted from the kernel.
     retired: HashMap<u64, Vec<u64>>,
     failed_deletes: u64,
+    /// The sampled faults' addresses (resident mode).
+    resident: ResidentReader,
 }
 
 /// Samples one drain found: a stack and how many samples it gained.
@@ -73,10 +76,13 @@ fn take(probes: &mut ProbeSet, name: &'static names::Map) -> Result<Map, StackEr
 
 impl ProbeSet {
     /// Samples every process's page faults (one per `period` faults on a
-    /// CPU) and hands the stack maps to the returned drain. Load with
-    /// `LoadOptions::stack_entries` set (else the maps hold one stack).
+    /// CPU), with their addresses for the resident mode, and hands the
+    /// stack maps and the addresses' ring buffer to the returned drain.
+    /// Load with `LoadOptions::stack_entries` set (else the maps hold one
+    /// stack).
     pub fn start_fault_profile(&mut self, period: u64) -> Result<StackDrain, StackError> {
         self.set_stack_target(&Target::All, 1)?;
+        let resident = self.start_resident()?;
         self.attach_fault_sampler(period)?;
         let counts = BpfHashMap::try_from(take(self, names::STACK_COUNTS)?)
             .map_err(map_err(names::STACK_COUNTS))?;
@@ -89,6 +95,7 @@ impl ProbeSet {
             frames: HashMap::new(),
             retired: HashMap::new(),
             failed_deletes: 0,
+            resident,
         })
     }
 }
@@ -192,6 +199,15 @@ impl StackDrain {
         }
         self.retired = retired;
         Ok(out)
+    }
+
+    /// The sampled faults' pages sent since the last call, with their
+    /// stacks' frames (call before `drain`, which may retire a stack).
+    pub fn drain_resident(&mut self) -> Vec<ResidentPage> {
+        let raw = self.resident.read_raw();
+        raw.into_iter()
+            .map(|s| ResidentReader::page(s, |id| self.frames_of(id)))
+            .collect()
     }
 
     /// Distinct keys the kernel map holds now (as of the last drain).

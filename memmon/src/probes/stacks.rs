@@ -71,6 +71,23 @@ pub enum Target {
     Cgroup(u64),
 }
 
+/// The fault sampler's perf events, one per CPU, and their period.
+pub struct FaultLinks {
+    links: Vec<aya::programs::perf_event::PerfEventLinkId>,
+    /// Faults per sample.
+    pub period: u64,
+}
+
+impl FaultLinks {
+    /// No events (after a failed re-attach), with the period they had.
+    pub fn detached(period: u64) -> Self {
+        FaultLinks {
+            links: Vec::new(),
+            period,
+        }
+    }
+}
+
 /// What a symbol the allocator probes attach to is and which program.
 type AllocFunction = (&'static str, &'static Program, Option<&'static Program>);
 const ALLOC_FUNCTIONS: &[AllocFunction] = &[
@@ -161,8 +178,9 @@ impl ProbeSet {
     }
 
     /// Attaches the fault sampler on every online CPU: one sample each
-    /// `period` page faults.
-    pub fn attach_fault_sampler(&mut self, period: u64) -> Result<(), StackError> {
+    /// `period` page faults. Returns the links (to change the period with
+    /// [`ProbeSet::set_fault_period`]).
+    pub fn attach_fault_sampler(&mut self, period: u64) -> Result<FaultLinks, StackError> {
         let pe: &mut PerfEvent = self
             .ebpf
             .program_mut(program::STACK_FAULTS)
@@ -172,25 +190,57 @@ impl ProbeSet {
                 what: program::STACK_FAULTS.to_string(),
                 source,
             })?;
-        pe.load().map_err(|source| StackError::Program {
-            what: format!("verifier rejected {}", program::STACK_FAULTS),
-            source,
-        })?;
-        let cpus = online_cpus()
-            .map_err(|(path, e)| StackError::Other(format!("cannot read {path}: {e}")))?;
-        for cpu in cpus {
-            pe.attach(
-                PerfEventConfig::Software(SoftwareEvent::PageFaults),
-                PerfEventScope::AllProcessesOneCpu { cpu },
-                SamplePolicy::Period(period),
-                false,
-            )
-            .map_err(|source| StackError::Program {
-                what: format!("perf_event_open(page-faults, period {period}) on cpu {cpu}"),
+        if pe.fd().is_err() {
+            pe.load().map_err(|source| StackError::Program {
+                what: format!("verifier rejected {}", program::STACK_FAULTS),
                 source,
             })?;
         }
-        Ok(())
+        let cpus = online_cpus()
+            .map_err(|(path, e)| StackError::Other(format!("cannot read {path}: {e}")))?;
+        let mut links = Vec::with_capacity(cpus.len());
+        for cpu in cpus {
+            links.push(
+                pe.attach(
+                    PerfEventConfig::Software(SoftwareEvent::PageFaults),
+                    PerfEventScope::AllProcessesOneCpu { cpu },
+                    SamplePolicy::Period(period),
+                    false,
+                )
+                .map_err(|source| StackError::Program {
+                    what: format!("perf_event_open(page-faults, period {period}) on cpu {cpu}"),
+                    source,
+                })?,
+            );
+        }
+        Ok(FaultLinks { links, period })
+    }
+
+    /// Re-attaches the fault sampler with a new period (the old events are
+    /// closed first: faults in between are not sampled).
+    pub fn set_fault_period(
+        &mut self,
+        links: FaultLinks,
+        period: u64,
+    ) -> Result<FaultLinks, StackError> {
+        {
+            let pe: &mut PerfEvent = self
+                .ebpf
+                .program_mut(program::STACK_FAULTS)
+                .ok_or(StackError::MissingProgram(program::STACK_FAULTS))?
+                .try_into()
+                .map_err(|source| StackError::Program {
+                    what: program::STACK_FAULTS.to_string(),
+                    source,
+                })?;
+            for link in links.links {
+                pe.detach(link).map_err(|source| StackError::Program {
+                    what: format!("detaching {}", program::STACK_FAULTS),
+                    source,
+                })?;
+            }
+        }
+        self.attach_fault_sampler(period)
     }
 
     /// Attaches the brk sampler (`StackEvent::Brk`) or the mmap/munmap
@@ -366,6 +416,7 @@ impl ProbeSet {
                     },
                     weight,
                     count,
+                    growth: 0,
                 })
             })
             .collect())

@@ -9,6 +9,7 @@ pub mod identity;
 pub mod maps;
 pub mod memory;
 pub mod numa;
+pub mod pagemap;
 pub mod stat_files;
 pub mod system;
 pub mod unit;

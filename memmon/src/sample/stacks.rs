@@ -13,6 +13,9 @@ pub enum StackEvent {
     Mmap,
     /// Outstanding heap allocations (weight: bytes).
     Leaks,
+    /// Private anonymous memory still resident (or swapped) by the stack
+    /// whose fault first touched it (weight: bytes).
+    Resident,
 }
 
 impl StackEvent {
@@ -23,6 +26,7 @@ impl StackEvent {
             StackEvent::Brk => "brk",
             StackEvent::Mmap => "mmap",
             StackEvent::Leaks => "leaks",
+            StackEvent::Resident => "resident",
         }
     }
 
@@ -57,6 +61,46 @@ pub struct RawSample {
     pub weight: i64,
     /// Allocations behind the weight (leaks; 0 otherwise).
     pub count: u64,
+    /// Change of the weight over the selected window (resident; 0 otherwise).
+    pub growth: i64,
+}
+
+/// A sampled fault of the resident mode: the page it touched and the
+/// stack that touched it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResidentPage {
+    /// The stack (addresses) and its process.
+    pub stack: RawStack,
+    /// The faulting address.
+    pub addr: u64,
+    /// Faults per sample when it was taken.
+    pub period: u64,
+}
+
+/// What /proc/PID/pagemap says of a sampled page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageState {
+    /// Present in RAM, private anonymous memory.
+    Resident,
+    /// Swapped out (still the process's memory).
+    Swapped,
+    /// A file page or shared memory (not what the resident mode counts).
+    FileOrShared,
+    /// Neither present nor swapped: unmapped, released (MADV_DONTNEED,
+    /// munmap, a trimmed heap) or never made resident.
+    Released,
+}
+
+/// What a check of one process's sampled pages found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PagesRead {
+    /// Each page's state, in the order asked.
+    States(Vec<PageState>),
+    /// The process (the address space sampled) is gone: its pages go.
+    Gone,
+    /// The pages could not be read (no file descriptor left, no
+    /// permission): they are kept as they were.
+    Unknown,
 }
 
 /// One symbolized frame.
@@ -85,4 +129,6 @@ pub struct NamedSample {
     pub weight: i64,
     /// Allocations behind the weight (leaks).
     pub count: u64,
+    /// Change of the weight over the selected window (resident; 0 otherwise).
+    pub growth: i64,
 }

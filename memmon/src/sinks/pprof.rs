@@ -143,6 +143,7 @@ fn sample_types(event: StackEvent) -> (&'static str, &'static str, &'static str)
         StackEvent::Brk => ("samples", "brk_space", "bytes"),
         StackEvent::Mmap => ("samples", "mapped_space", "bytes"),
         StackEvent::Leaks => ("inuse_objects", "inuse_space", "bytes"),
+        StackEvent::Resident => ("samples", "resident_space", "bytes"),
     }
 }
 
@@ -153,7 +154,10 @@ pub fn build(profile: &Profile, time_nanos: i64) -> PprofProfile {
     strings.id("");
     let (count_type, weight_type, unit) = sample_types(profile.event);
     // brk and mmap weigh every call: no sample count, so no count type.
-    let counted = matches!(profile.event, StackEvent::Faults | StackEvent::Leaks);
+    let counted = matches!(
+        profile.event,
+        StackEvent::Faults | StackEvent::Leaks | StackEvent::Resident
+    );
     // An index into the string table: the weight is the preferred value.
     let default_sample_type = strings.id(weight_type);
     let mut sample_type = vec![ValueType {
@@ -247,15 +251,33 @@ pub fn build(profile: &Profile, time_nanos: i64) -> PprofProfile {
             }],
         });
     }
-    let period_type = Some(ValueType {
-        r#type: strings.id(weight_type),
-        unit: strings.id(unit),
+    // The period counts what one sample stands for: page faults for the
+    // fault-based profiles, allocations for --exact, bytes (every call)
+    // for brk and mmap.
+    let period_type = Some(match profile.event {
+        StackEvent::Faults | StackEvent::Resident => ValueType {
+            r#type: strings.id("page_faults"),
+            unit: strings.id("count"),
+        },
+        StackEvent::Leaks => ValueType {
+            r#type: strings.id("allocations"),
+            unit: strings.id("count"),
+        },
+        StackEvent::Brk | StackEvent::Mmap => ValueType {
+            r#type: strings.id(weight_type),
+            unit: strings.id(unit),
+        },
     });
-    let comment = vec![strings.id(&format!(
-        "memmon {} (period {})",
-        profile.event.name(),
-        profile.period
-    ))];
+    let (source, meaning) = crate::sinks::profile::describe(profile);
+    let comment = vec![
+        strings.id(&format!(
+            "memmon {} (period {})",
+            profile.event.name(),
+            profile.period
+        )),
+        strings.id(&source),
+        strings.id(&meaning),
+    ];
     PprofProfile {
         sample_type,
         sample: samples,
@@ -298,6 +320,7 @@ mod tests {
             frames,
             weight,
             count: 1,
+            growth: 0,
         };
         let p = Profile::build(
             StackEvent::Leaks,

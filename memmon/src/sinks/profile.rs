@@ -25,6 +25,48 @@ pub fn weight_text(event: StackEvent, weight: i64) -> String {
     }
 }
 
+/// Where a profile's samples come from and what its numbers mean, in
+/// words: the first line of the table, the `#` header of the folded
+/// stacks, the comments of the pprof.
+pub fn describe(profile: &Profile) -> (String, String) {
+    let p = profile.period;
+    match profile.event {
+        StackEvent::Faults => (
+            format!(
+                "source: perf software event page-faults, one stack sampled per {p} faults on a CPU"
+            ),
+            format!(
+                "weight: page faults (samples x {p}), every kind of fault (first touch, copy-on-write, file)"
+            ),
+        ),
+        StackEvent::Resident => (
+            format!(
+                "source: page-fault samples (perf page-faults, one per {p} faults on a CPU at the \
+                 end; each sampled page weighs the period it was taken with), each page checked \
+                 in /proc/PID/pagemap; no allocator is traced"
+            ),
+            "weight: bytes of private anonymous memory still resident or swapped, credited to \
+             the stack whose fault touched them first; memory touched before sampling started \
+             is not seen"
+                .into(),
+        ),
+        StackEvent::Leaks => (
+            format!(
+                "source: uprobes on the allocator's malloc family and free (--exact), one allocation in {p} tracked"
+            ),
+            format!("weight: bytes allocated and not freed (tracked allocations x {p})"),
+        ),
+        StackEvent::Brk => (
+            "source: syscalls:sys_exit_brk, every call".into(),
+            "weight: bytes the program break grew (every call weighed)".into(),
+        ),
+        StackEvent::Mmap => (
+            "source: syscalls:sys_enter/exit_mmap and sys_enter_munmap, every call".into(),
+            "weight: bytes mapped and not unmapped (every call weighed)".into(),
+        ),
+    }
+}
+
 /// The frames shown for a stack in the table: innermost user frames first
 /// (kernel frames are in the folded, pprof and SVG outputs).
 const TABLE_FRAMES: usize = 6;
@@ -38,6 +80,7 @@ pub fn table(profile: &Profile, n: usize) -> String {
         StackEvent::Brk => "of program break growth",
         StackEvent::Mmap => "still mapped",
         StackEvent::Leaks => "outstanding",
+        StackEvent::Resident => "resident",
     };
     let _ = writeln!(
         out,
@@ -47,6 +90,8 @@ pub fn table(profile: &Profile, n: usize) -> String {
         profile.duration_secs,
         profile.period
     );
+    let (source, meaning) = describe(profile);
+    let _ = writeln!(out, "{source}\n{meaning}");
     let (one, one_weight) = profile.one_frame_weight();
     if one > 0 {
         let _ = writeln!(
@@ -57,18 +102,28 @@ pub fn table(profile: &Profile, n: usize) -> String {
             share(one_weight, total) * 100.0
         );
     }
-    let count_head = if profile.event == StackEvent::Leaks {
-        "ALLOCS"
+    let count_head = match profile.event {
+        StackEvent::Leaks => "ALLOCS",
+        StackEvent::Resident => "PAGES",
+        _ => "SAMPLES",
+    };
+    let resident = profile.event == StackEvent::Resident;
+    let weight_head = if resident { "RESIDENT" } else { "WEIGHT" };
+    let growth_head = if resident {
+        format!(" {:>12} {:>6}", "GROWTH", "+-")
     } else {
-        "SAMPLES"
+        String::new()
     };
     let _ = writeln!(
         out,
-        "{:>12} {:>6} {count_head:>8} {:>7}  STACK (innermost first)",
-        "WEIGHT", "SHARE", "PID"
+        "{weight_head:>12} {:>6}{growth_head} {count_head:>8} {:>7}  STACK (innermost first)",
+        "SHARE", "PID"
     );
     // brk and mmap weigh every call: there is no sample count to show.
-    let counted = matches!(profile.event, StackEvent::Faults | StackEvent::Leaks);
+    let counted = matches!(
+        profile.event,
+        StackEvent::Faults | StackEvent::Leaks | StackEvent::Resident
+    );
     for s in profile.stacks.iter().take(n) {
         let user: Vec<&str> = s
             .frames
@@ -85,9 +140,21 @@ pub fn table(profile: &Profile, n: usize) -> String {
         } else {
             user.join(" <- ")
         };
+        // A stack's estimate rests on its sampled pages: its relative
+        // standard error is about 1/sqrt(pages).
+        let growth = if resident {
+            let err = if s.count > 0 {
+                format!("{:.0}%", 100.0 / (s.count as f64).sqrt())
+            } else {
+                "-".into()
+            };
+            format!(" {:>12} {err:>6}", weight_text(profile.event, s.growth))
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "{:>12} {:>5.1}% {:>8} {:>7}  {frames}",
+            "{:>12} {:>5.1}%{growth} {:>8} {:>7}  {frames}",
             weight_text(profile.event, s.weight),
             share(s.weight, total) * 100.0,
             if counted {
@@ -138,9 +205,17 @@ pub fn folded_lines(profile: &Profile) -> Vec<String> {
         .collect()
 }
 
-/// The folded stacks as one text.
+/// The folded stacks as one text, after a `#` header naming the source,
+/// the period and the weight (flamegraph.pl and inferno skip it: it ends
+/// in no number).
 pub fn folded(profile: &Profile) -> String {
-    let mut out = folded_lines(profile).join("\n");
+    let (source, meaning) = describe(profile);
+    let mut out = format!(
+        "# memmon {}, period {}; {source}; {meaning}.\n",
+        profile.event.name(),
+        profile.period
+    );
+    out.push_str(&folded_lines(profile).join("\n"));
     out.push('\n');
     out
 }
@@ -175,9 +250,20 @@ mod tests {
                 ],
                 weight: 128,
                 count: 2,
+                growth: 0,
             }],
         );
-        assert_eq!(folded(&p), "main;touch_gamma;clear_page_[k] 128\n");
+        let folded = folded(&p);
+        let (head, body) = folded.split_once('\n').expect("a header line");
+        assert!(
+            head.starts_with("# memmon faults, period 64; source: perf"),
+            "{head}"
+        );
+        assert!(
+            head.ends_with('.'),
+            "the header must not end in a number: {head}"
+        );
+        assert_eq!(body, "main;touch_gamma;clear_page_[k] 128\n");
         let table = table(&p, 5);
         assert!(table.starts_with("128 page faults in 1 stacks"), "{table}");
         assert!(table.contains("touch gamma <- main"), "{table}");

@@ -87,15 +87,18 @@ enum FaultPeer {
     Profile,
     Daemon,
     DaemonProfile,
+    /// `memmon leaks --pid` (resident mode) on the storm itself.
+    Resident,
 }
 
 impl FaultPeer {
     fn label(self) -> &'static str {
         match self {
             FaultPeer::Alone => "alone",
-            FaultPeer::Profile => "memmon profile --event faults (period 64)",
+            FaultPeer::Profile => "memmon profile --event faults (default period 251)",
             FaultPeer::Daemon => "memmon daemon (defaults)",
             FaultPeer::DaemonProfile => "memmon daemon --profile (profile_period 997)",
+            FaultPeer::Resident => "memmon leaks --pid (resident mode, adaptive period)",
         }
     }
 
@@ -110,14 +113,76 @@ impl FaultPeer {
             }
             FaultPeer::Daemon => Some(ctx.memmon_daemon(&[])),
             FaultPeer::DaemonProfile => Some(ctx.memmon_daemon(&["--profile"])),
+            // Started on the storm's pid: see `storm_watched`.
+            FaultPeer::Resident => None,
         }
     }
 }
 
+/// Starts a workload that waits for `go`: the child, its stdout and the
+/// pid its `ready PID` line names.
+fn spawn_ready(
+    cmd: &mut Command,
+) -> anyhow::Result<(Child, BufReader<std::process::ChildStdout>, u32)> {
+    let mut w = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("start memmon-workload")?;
+    let mut out = BufReader::new(w.stdout.take().context("stdout")?);
+    let mut line = String::new();
+    out.read_line(&mut line)?;
+    let pid: u32 = line
+        .trim()
+        .strip_prefix("ready ")
+        .and_then(|p| p.parse().ok())
+        .with_context(|| format!("workload said {line:?}"))?;
+    Ok((w, out, pid))
+}
+
+/// The storm started waiting (`ready PID`), `memmon leaks --pid PID`
+/// attached to it, then let go: its median ns per fault.
+fn storm_watched(ctx: &Ctx, args: &[&str]) -> anyhow::Result<f64> {
+    let (mut w, mut out, pid) = spawn_ready(Command::new(&ctx.workload).args(args))?;
+    let mut line = String::new();
+    let mut c = Command::new(&ctx.memmon);
+    c.args([
+        "leaks",
+        "--pid",
+        &pid.to_string(),
+        "--format",
+        "folded",
+        "-o",
+        "/dev/null",
+    ]);
+    let m = Monitor::start(c, "probes attached")?;
+    let stdin = w.stdin.as_mut().context("stdin")?;
+    stdin.write_all(b"go\n")?;
+    stdin.flush()?;
+    line.clear();
+    out.read_line(&mut line)?;
+    drop(w.stdin.take());
+    w.wait()?;
+    m.stop()?;
+    let v: serde_json::Value =
+        serde_json::from_str(line.trim()).with_context(|| format!("bad report {line:?}"))?;
+    let values: Vec<f64> = v["ns_per_fault"]
+        .as_array()
+        .map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect())
+        .unwrap_or_default();
+    stats::summarize(&values)
+        .map(|s| s.median)
+        .with_context(|| format!("ns_per_fault missing in {line}"))
+}
+
 type Rows = (Vec<Vec<String>>, Vec<String>, String);
 
+/// Rounds of the fault storm: enough for the paired differences'
+/// intervals to be narrower than the 2% and 3% targets on a quiet machine.
+const FAULT_ROUNDS: usize = 20;
+
 fn profile_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
-    let mib = if ctx.quick { 256 } else { 2048 };
+    let mib = if ctx.quick { 256 } else { 1024 };
     let args = ["fault-storm".to_string(), mib.to_string(), "3".to_string()];
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let peers = [
@@ -125,18 +190,34 @@ fn profile_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
         FaultPeer::Profile,
         FaultPeer::Daemon,
         FaultPeer::DaemonProfile,
+        FaultPeer::Resident,
     ];
     storm(ctx, &args, "ns_per_fault")?;
+    let rounds = if ctx.quick {
+        ctx.rounds
+    } else {
+        ctx.rounds.max(FAULT_ROUNDS)
+    };
     let mut ns: Vec<Vec<f64>> = vec![Vec::new(); peers.len()];
-    for round in 0..ctx.rounds {
-        for (i, p) in peers.iter().enumerate() {
-            let m = p
-                .command(ctx)
-                .map(|(c, ready)| Monitor::start(c, ready))
-                .transpose()?;
-            ns[i].push(storm(ctx, &args, "ns_per_fault")?);
-            if let Some(m) = m {
-                m.stop()?;
+    for round in 0..rounds {
+        // Interleaved, in an order that turns each round so that no
+        // configuration always follows the same one.
+        for k in 0..peers.len() {
+            let i = (k + round) % peers.len();
+            let p = &peers[i];
+            if *p == FaultPeer::Resident {
+                let mut waiting = vec![];
+                waiting.extend(args.iter().copied());
+                ns[i].push(storm_watched(ctx, &waiting)?);
+            } else {
+                let m = p
+                    .command(ctx)
+                    .map(|(c, ready)| Monitor::start(c, ready))
+                    .transpose()?;
+                ns[i].push(storm(ctx, &args, "ns_per_fault")?);
+                if let Some(m) = m {
+                    m.stop()?;
+                }
             }
             eprintln!(
                 "bench: fault storm round {round} {}: {:.1} ns/fault",
@@ -152,15 +233,30 @@ fn profile_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
     let base = sum[0].median;
     let mut rows = Vec::new();
     let mut notes = Vec::new();
+    // A target is met when the paired difference's mean is within it and
+    // its 95% interval is narrower than it (else the rounds cannot tell).
+    let met = |p: Option<stats::Paired>, target: f64| {
+        p.is_some_and(|p| p.mean <= target && p.half < target)
+    };
     for (i, p) in peers.iter().enumerate() {
         let slow = stats::slowdown_pct(sum[i].median, base);
+        let vs_alone = stats::paired(&ns[i], &ns[0]);
+        let vs_daemon = stats::paired(&ns[i], &ns[2]);
         let target = match p {
-            FaultPeer::Profile => verdict(slow <= 3.0, "<= 3%"),
-            FaultPeer::DaemonProfile => format!(
-                "{:+.1}% over the daemon without it",
-                stats::slowdown_pct(sum[i].median, sum[2].median)
+            FaultPeer::Profile => format!(
+                "paired {}: {}",
+                vs_alone.map_or("-".into(), |p| p.to_string()),
+                verdict(met(vs_alone, 3.0), "<= 3%, interval < 3%")
             ),
-            _ => String::new(),
+            FaultPeer::DaemonProfile => format!(
+                "paired over the daemon without it {}: {}",
+                vs_daemon.map_or("-".into(), |p| p.to_string()),
+                verdict(met(vs_daemon, 2.0), "<= 2%, interval < 2%")
+            ),
+            FaultPeer::Daemon | FaultPeer::Resident => {
+                format!("paired {}", vs_alone.map_or("-".into(), |p| p.to_string()))
+            }
+            FaultPeer::Alone => String::new(),
         };
         rows.push(vec![
             format!("fault storm {mib} MiB ×3"),
@@ -175,7 +271,7 @@ fn profile_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
             "—".into(),
             target,
         ]);
-        if *p == FaultPeer::Profile && slow > 3.0 {
+        if *p == FaultPeer::Profile && !met(vs_alone, 3.0) {
             let mut c = Command::new(&ctx.memmon);
             c.args(["profile", "--format", "folded", "-o", "/dev/null"]);
             let m = Monitor::start(c, "probes attached")?;
@@ -183,16 +279,14 @@ fn profile_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
             m.stop()?;
             notes.push(profile_note(
                 &format!(
-                    "`memmon profile` costs {slow:+.1}% on the fault storm (target <= 3%: MISSED). Its cost is \
-                     one user and one kernel stack walk (`bpf_get_stack`), a hash of each and two map updates per \
-                     sample, one sample per 64 faults per CPU, on top of the perf software event itself, which \
-                     runs on every fault once any sampler is attached. The daemon's continuous profile samples \
-                     one fault in 997 and costs {:+.1}% over the daemon without it: what would close the target \
-                     is a longer default period for the one-shot profile (256 would quarter the walks) at the \
-                     price of a coarser profile of short runs. Rounds alone spread {:.0}% of their median \
-                     here: differences smaller than that are noise. Where a faulting process spends its time with \
-                     `memmon profile` attached (`perf record` of one storm, self time by object and symbol):",
-                    stats::slowdown_pct(sum[3].median, sum[2].median),
+                    "`memmon profile` costs {slow:+.1}% on the fault storm (target <= 3% with a narrower \
+                     interval: MISSED; paired {}). Its cost is one user and one kernel stack walk \
+                     (`bpf_get_stack`), a hash of each and two map updates per sample, one sample per 251 faults \
+                     per CPU, on top of the perf software event itself, which runs on every fault once any \
+                     sampler is attached. Rounds alone spread {:.0}% of their median here. Where a faulting \
+                     process spends its time with `memmon profile` attached (`perf record` of one storm, self \
+                     time by object and symbol):",
+                    vs_alone.map_or("-".into(), |p| p.to_string()),
                     (sum[0].max - sum[0].min) / sum[0].median * 100.0
                 ),
                 top,
@@ -201,10 +295,12 @@ fn profile_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
     }
     let what = format!(
         "Fault storm: `memmon-workload --no-wait fault-storm {mib} 3` (ns per fault measured inside it) alone, \
-         beside `memmon profile --format folded -o /dev/null` (every process, default --period 64), beside \
-         `memmon daemon` on its defaults and beside `memmon daemon --profile` (default profile_period 997; \
-         both `--probe-cpu-budget 0`), {} interleaved rounds, medians.",
-        ctx.rounds
+         beside `memmon profile --format folded -o /dev/null` (every process, default --period 251), beside \
+         `memmon daemon` on its defaults, beside `memmon daemon --profile` (default profile_period 997; \
+         both `--probe-cpu-budget 0`) and beside `memmon leaks --pid PID` (resident mode, on the storm), {rounds} \
+         interleaved rounds (each round in a turned order), medians; \"paired\" is the mean of each round's \
+         difference against its base (alone; for `--profile`, the daemon without it) with its 95% interval \
+         (Student's t)."
     );
     Ok((rows, notes, what))
 }
@@ -283,6 +379,8 @@ pub enum Peer {
     EntryReturn,
     /// bcc's memleak (bpfcc-tools) on its defaults; in the qemu guest.
     Memleak,
+    /// `memmon leaks --pid` in its default resident mode (no uprobe).
+    Resident,
 }
 
 impl Peer {
@@ -290,12 +388,13 @@ impl Peer {
     pub fn label(self) -> String {
         match self {
             Peer::Alone => "alone".into(),
-            Peer::LeaksDefault => format!("memmon leaks, default rate ({DEFAULT_RATE})"),
-            Peer::LeaksRate1 => "memmon leaks --sample-rate 1".into(),
+            Peer::LeaksDefault => format!("memmon leaks --exact, default rate ({DEFAULT_RATE})"),
+            Peer::LeaksRate1 => "memmon leaks --exact --sample-rate 1".into(),
             Peer::Bpftrace => "bpftrace memleak-like script".into(),
             Peer::EntryFloor => "floor: empty entry uprobes on malloc + free (bpftrace)".into(),
             Peer::EntryReturn => "floor + empty uretprobe on malloc (bpftrace)".into(),
             Peer::Memleak => "bcc memleak -p PID (its defaults)".into(),
+            Peer::Resident => "memmon leaks (resident mode, no uprobe)".into(),
         }
     }
 }
@@ -319,25 +418,20 @@ pub fn malloc_round(
         }
         None => Command::new(&ctx.workload),
     };
-    let mut w = cmd
-        .args(["malloc-storm", &pairs.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("start memmon-workload malloc-storm")?;
-    let mut out = BufReader::new(w.stdout.take().context("stdout")?);
+    let (mut w, mut out, pid) = spawn_ready(cmd.args(["malloc-storm", &pairs.to_string()]))?;
     let mut line = String::new();
-    out.read_line(&mut line)?;
-    let pid: u32 = line
-        .trim()
-        .strip_prefix("ready ")
-        .and_then(|p| p.parse().ok())
-        .with_context(|| format!("workload said {line:?}"))?;
     let file = dir.join("peer.out");
     let mut peer_child: Option<Child> = None;
     let mut monitor: Option<Monitor> = None;
     match peer {
         Peer::Alone => {}
+        Peer::Resident => {
+            let mut c = Command::new(&ctx.memmon);
+            c.args(["leaks", "--pid", &pid.to_string()])
+                .args(["--format", "folded", "-o"])
+                .arg(&file);
+            monitor = Some(Monitor::start(c, "probes attached")?);
+        }
         Peer::LeaksDefault | Peer::LeaksRate1 => {
             let rate = if peer == Peer::LeaksRate1 {
                 1
@@ -347,6 +441,7 @@ pub fn malloc_round(
             let mut c = Command::new(&ctx.memmon);
             c.args([
                 "leaks",
+                "--exact",
                 "--pid",
                 &pid.to_string(),
                 "--sample-rate",
@@ -429,7 +524,7 @@ pub fn malloc_round(
     let kept = v["kept_bytes"].as_u64().context("kept_bytes")?;
     let reported = match peer {
         Peer::Alone => None,
-        Peer::LeaksDefault | Peer::LeaksRate1 => {
+        Peer::LeaksDefault | Peer::LeaksRate1 | Peer::Resident => {
             monitor.take().context("monitor")?.stop()?;
             let text = std::fs::read_to_string(&file).unwrap_or_default();
             Some(
@@ -532,6 +627,7 @@ fn leaks_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
         Peer::Bpftrace,
         Peer::EntryFloor,
         Peer::EntryReturn,
+        Peer::Resident,
     ];
     let dir = std::env::temp_dir().join(format!("memmon-bench-leaks-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -640,9 +736,12 @@ fn leaks_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
          inside it; alone, beside `memmon leaks --pid PID --format folded` at its default --sample-rate \
          {DEFAULT_RATE} and at 1, beside `bpftrace -p PID` running memleak's core (uprobe/uretprobe malloc, \
          uprobe free, live blocks with `ustack`, BPFTRACE_MAP_KEYS_MAX=1000000), and beside empty bpftrace \
-         entry uprobes on malloc and free (the trap floor) and the same with an empty uretprobe on malloc; {rounds} \
-         interleaved rounds, medians. \
-         \"Outstanding vs true\" is what each reports still allocated against the workload's own total. \
+         entry uprobes on malloc and free (the trap floor) and the same with an empty uretprobe on malloc, and \
+         beside `memmon leaks --pid PID` in its default resident mode (sampled faults, pages checked in \
+         /proc/PID/pagemap, no uprobe); {rounds} interleaved rounds, medians. \
+         \"Outstanding vs true\" is what each reports still allocated against the workload's own total (for \
+         the resident mode: the bytes still resident by first-touch stack, which counts the heap's free but \
+         unreturned pages too, so it is not the same quantity). \
          bcc's memleak itself cannot run on this host (no kernel headers): see 11b for it in the qemu guest."
     );
     Ok((rows, notes, what))

@@ -148,6 +148,7 @@ mod tests {
             frames,
             weight,
             count: 1,
+            growth: 0,
         };
         let p = Profile::build(
             StackEvent::Faults,
@@ -197,6 +198,7 @@ mod tests {
             frames: path[..depth].iter().map(|n| f(n, false)).collect(),
             weight,
             count: 1,
+            growth: 0,
         };
         let delta = NamedSample {
             frames: vec![

@@ -49,6 +49,54 @@ pub enum Command {
     /// Rows from a recording for scripts: JSON lines, CSV or OpenMetrics
     /// (for `promtool tsdb create-blocks-from openmetrics`).
     Dump(DumpArgs),
+    /// The post-mortems of OOM kills and userspace SIGKILLs, from a
+    /// running daemon or a recording.
+    Incidents(IncidentsArgs),
+    /// Explain a kill: `--oom latest` (or an id) prints its post-mortem.
+    Explain(ExplainArgs),
+}
+
+/// `memmon incidents`.
+#[derive(Debug, Args)]
+pub struct IncidentsArgs {
+    /// Read a running daemon's API (http://HOST:PORT) [default: the local
+    /// daemon at http://127.0.0.1:9755 when it answers, else the store at
+    /// /var/lib/memmon/store].
+    #[arg(long, value_name = "URL", conflicts_with = "store")]
+    pub connect: Option<String>,
+    /// Read a recording (the directory `memmon record DIR` or `memmon
+    /// daemon --record DIR` writes).
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<std::path::PathBuf>,
+    /// Only incidents at or after this time: RFC 3339, Unix seconds, or
+    /// relative ("1h ago").
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// Only incidents at or before this time.
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+    /// One JSON object per incident, per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `memmon explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// Print the post-mortem of a kill: `latest` or its id, as `memmon
+    /// incidents` lists it.
+    #[arg(long, value_name = "latest|ID", required = true)]
+    pub oom: Option<String>,
+    /// Read a running daemon's API (http://HOST:PORT) [default: the local
+    /// daemon when it answers, else the store at /var/lib/memmon/store].
+    #[arg(long, value_name = "URL", conflicts_with = "store")]
+    pub connect: Option<String>,
+    /// Read a recording (`memmon record DIR`, `memmon daemon --record DIR`).
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<std::path::PathBuf>,
+    /// JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where the store is, for `replay` and `dump`.

@@ -36,6 +36,17 @@ fn run(cli: Cli) -> Result<(), Fatal> {
         Command::Record(args) => commands::record::run(&args),
         Command::Replay(args) => commands::replay::run(&args),
         Command::Dump(args) => commands::dump::run(&args),
+        Command::Incidents(args) => commands::incidents::run(&args),
+        Command::Explain(args) => {
+            commands::incidents::Source::resolve(args.connect.as_deref(), args.store.as_deref())
+                .and_then(|source| {
+                    commands::incidents::explain_oom(
+                        &source,
+                        args.oom.as_deref().unwrap_or("latest"),
+                        args.json,
+                    )
+                })
+        }
     }
 }
 

@@ -47,6 +47,22 @@ pub struct Pipeline {
     budget: Option<Budget>,
     /// Detail probes the budget suspended.
     suspended: Vec<&'static str>,
+    /// Adds the growth stacks to post-mortems (the daemon's `--profile`).
+    incident_stacks: Option<Box<dyn IncidentStacks>>,
+}
+
+/// What adds a cgroup's growth stacks to a post-mortem (the daemon's
+/// continuous profile).
+pub trait IncidentStacks: Send {
+    /// The heaviest page-fault stacks of `cgroup` (and below) over the last
+    /// minute; `members` are the processes the model knows there (pid,
+    /// cgroup), whose samples count even when they were taken before the
+    /// process was first published. None when there is no profile to read.
+    fn growth_stacks(
+        &self,
+        cgroup: &str,
+        members: &[(u32, String)],
+    ) -> Option<crate::model::incident::GrowthStacks>;
 }
 
 impl Pipeline {
@@ -78,7 +94,14 @@ impl Pipeline {
             prev_lost: 0,
             budget: None,
             suspended: Vec::new(),
+            incident_stacks: None,
         }
+    }
+
+    /// Post-mortems get their cgroup's growth stacks from `stacks`.
+    pub fn with_incident_stacks(mut self, stacks: Box<dyn IncidentStacks>) -> Self {
+        self.incident_stacks = Some(stacks);
+        self
     }
 
     /// Scans processes with the kernel's task iterator (one read for every
@@ -274,6 +297,7 @@ impl Pipeline {
             None,
         );
         let t_memory = started.elapsed();
+        self.complete_incidents();
         self.report_missing_sources();
         self.samples += 1;
         let lost = self.model.stats.events_lost + self.model.stats.oom_events_lost;
@@ -318,6 +342,29 @@ impl Pipeline {
 }
 
 impl Pipeline {
+    /// Completes the post-mortems of this pass's kills (with the cgroups
+    /// and the system read again after them), adds their growth stacks,
+    /// and says where to read each.
+    fn complete_incidents(&mut self) {
+        let mut done = self.model.complete_incidents(unix_ms(), boottime_ns());
+        for i in &mut done {
+            if let (Some(stacks), Some(cg)) = (&self.incident_stacks, &i.cgroup) {
+                let members = self.model.members_of(&cg.path);
+                i.growth_stacks = stacks.growth_stacks(&cg.path, &members);
+            }
+            tracing::info!(
+                id = %i.id,
+                kind = %i.kind,
+                pid = i.victim.pid,
+                comm = %i.victim.comm,
+                cgroup = i.cgroup.as_ref().map_or("?", |c| c.path.as_str()),
+                "post-mortem recorded; read it with `memmon explain --oom {}`",
+                i.id
+            );
+        }
+        self.model.push_incidents(done);
+    }
+
     /// Says once (log and /api/v1/events) each source found missing.
     fn report_missing_sources(&mut self) {
         let new: Vec<String> = self
@@ -367,6 +414,21 @@ fn release_freed_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// CLOCK_BOOTTIME now, ns (the clock of the kernel's event timestamps).
+fn boottime_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec we own.
+    if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) } != 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
 }
 
 /// memmon's own resident bytes and CPU seconds, from /proc/self/stat.

@@ -2,9 +2,11 @@
 //! collector → model → sink, and returns a [`crate::error::Fatal`] on failure.
 
 pub mod config;
+pub mod daemon_client;
 pub mod docs;
 pub mod dump;
 pub mod events;
+pub mod incidents;
 pub mod leaks;
 pub mod profile;
 pub mod record;

@@ -5,7 +5,7 @@
 //! selected process's fault stacks (`top_profile`).
 
 use std::{
-    io::{Read as _, Write as _},
+    io::Write as _,
     time::{Duration, Instant},
 };
 
@@ -60,42 +60,9 @@ impl Source {
     }
 }
 
-/// GET /api/v1/snapshot from `addr` (HTTP/1.1, Connection: close).
+/// GET /api/v1/snapshot from `addr`.
 fn fetch(addr: &str) -> anyhow::Result<serde_json::Value> {
-    let mut s = std::net::TcpStream::connect(addr)
-        .with_context(|| format!("cannot connect to memmon daemon at {addr}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "GET /api/v1/snapshot HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)
-        .context("reading the daemon's answer")?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .context("malformed HTTP answer")?;
-    let head = String::from_utf8_lossy(&raw[..split]);
-    if !head.starts_with("HTTP/1.1 200") {
-        anyhow::bail!(
-            "daemon at {addr} answered: {}",
-            head.lines().next().unwrap_or("")
-        );
-    }
-    serde_json::from_slice(&raw[split + 4..]).context("the daemon's /api/v1/snapshot is not JSON")
-}
-
-/// `http://host:port[/...]` or `host:port` → `host:port`.
-fn connect_addr(url: &str) -> Result<String, Fatal> {
-    let rest = url.strip_prefix("http://").unwrap_or(url);
-    let addr = rest.split('/').next().unwrap_or("");
-    if addr.is_empty() || !addr.contains(':') {
-        return Err(Fatal::Usage(format!(
-            "--connect {url}: give the daemon's address as http://HOST:PORT (e.g. http://127.0.0.1:9755)"
-        )));
-    }
-    Ok(addr.to_string())
+    super::daemon_client::get_json(addr, "/api/v1/snapshot")
 }
 
 /// Restores the terminal when dropped (also on panic: ratatui's hook).
@@ -130,7 +97,7 @@ pub fn run(args: &TopArgs) -> Result<(), Fatal> {
     let interval = Duration::from_secs_f64(args.interval);
     let mut profile = None;
     let mut source = match &args.connect {
-        Some(url) => Source::Remote(connect_addr(url)?),
+        Some(url) => Source::Remote(super::daemon_client::connect_addr(url)?),
         None => {
             let mut opts = load_options(&args.probe_args)?;
             if args.profile {

@@ -1,6 +1,7 @@
 //! The daemon's HTTP endpoint (hyper, HTTP/1.1, optionally over TLS with
-//! basic auth): /metrics, /api/v1/snapshot, /api/v1/events, /healthz read
-//! the latest publication and touch neither the kernel nor /proc;
+//! basic auth): /metrics, /api/v1/snapshot, /api/v1/events,
+//! /api/v1/incidents (`incidents.rs`), /healthz read the latest
+//! publication and touch neither the kernel nor /proc;
 //! /api/v1/profile (with `--profile`) reads the continuous profile on a
 //! blocking thread (it drains the stack maps and names frames).
 
@@ -61,9 +62,11 @@ impl HttpState {
     }
 }
 
-type Resp = Response<Full<Bytes>>;
+/// A response.
+pub(super) type Resp = Response<Full<Bytes>>;
 
-fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Resp {
+/// A response with `status`, `content_type` and `body`.
+pub(super) fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Resp {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     if let Ok(v) = header::HeaderValue::from_str(content_type) {
@@ -72,7 +75,8 @@ fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Re
     r
 }
 
-fn json<T: Serialize>(v: &T) -> Resp {
+/// `v` as a JSON 200 (a 500 naming the error if it cannot be encoded).
+pub(super) fn json<T: Serialize>(v: &T) -> Resp {
     match serde_json::to_vec(v) {
         Ok(body) => respond(StatusCode::OK, "application/json", body),
         Err(e) => respond(
@@ -154,6 +158,11 @@ pub fn route(method: &Method, path: &str, headers: &header::HeaderMap, state: &H
                 notices: &p.notices,
             })
         }
+        "/api/v1/incidents" => super::incidents::list(&latest(&state.shared)),
+        p if p.starts_with(super::incidents::PATH_PREFIX) => super::incidents::one(
+            &latest(&state.shared),
+            &p[super::incidents::PATH_PREFIX.len()..],
+        ),
         "/healthz" => {
             let p = latest(&state.shared);
             let age = unix_ms().saturating_sub(p.unix_ms);
@@ -174,6 +183,7 @@ pub fn route(method: &Method, path: &str, headers: &header::HeaderMap, state: &H
              <li><a href=\"/metrics\">/metrics</a></li>\
              <li><a href=\"/api/v1/snapshot\">/api/v1/snapshot</a></li>\
              <li><a href=\"/api/v1/events\">/api/v1/events</a></li>\
+             <li><a href=\"/api/v1/incidents\">/api/v1/incidents</a></li>\
              <li><a href=\"/api/v1/profile\">/api/v1/profile</a> (with --profile)</li>\
              <li><a href=\"/healthz\">/healthz</a></li></ul></body></html>\n",
         ),

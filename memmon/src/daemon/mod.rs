@@ -5,6 +5,7 @@
 
 pub mod basic_auth;
 pub mod http;
+pub mod incidents;
 pub mod profile;
 pub mod profile_query;
 pub mod sampler;
@@ -151,13 +152,15 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
     };
     let sampler_thread = {
         let (shared, live, stop) = (Arc::clone(&shared), Arc::clone(&live), Arc::clone(&stop));
+        let mut pipeline = Pipeline::new(collector, model).with_root(root);
+        if let Some(p) = &profile {
+            pipeline = pipeline.with_incident_stacks(Box::new(Arc::clone(p)));
+        }
         std::thread::Builder::new()
             .name("memmon-sampler".into())
             .spawn(move || {
                 sampler::run(
-                    Pipeline::new(collector, model)
-                        .with_root(root)
-                        .with_task_iter(),
+                    pipeline.with_task_iter(),
                     shared,
                     live,
                     stop,

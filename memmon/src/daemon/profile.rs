@@ -23,8 +23,9 @@ use std::{
 
 use crate::{
     model::{
+        incident::{GrowthStack, GrowthStacks},
         profile::Profile,
-        profile_window::ProfileWindow,
+        profile_window::{Filter, ProfileWindow},
         published::{Shared, latest, unix_ms},
     },
     probes::stack_drain::StackDrain,
@@ -187,12 +188,51 @@ impl ContinuousProfile {
 
     /// The profile `query` asks for, as gzipped pprof.
     pub fn pprof(&self, query: &ProfileQuery) -> Vec<u8> {
+        let (profile, from_second) = self.profile(query.seconds, &query.filter);
+        let nanos = i64::try_from(from_second)
+            .unwrap_or(i64::MAX / 1_000_000_000)
+            .saturating_mul(1_000_000_000);
+        gzip(&sinks::pprof::encode(&profile, nanos))
+    }
+
+    /// The heaviest stacks of `cgroup` (and below) over the last minute, for
+    /// a post-mortem; `members` (pid, cgroup) name the cgroup of processes
+    /// whose samples were drained before they were published.
+    pub fn cgroup_stacks(&self, cgroup: &str, members: &[(u32, String)]) -> GrowthStacks {
+        {
+            let mut inner = self.inner();
+            for (pid, c) in members {
+                inner.window.tag(*pid, c);
+            }
+        }
+        let seconds = crate::model::profile_window::WINDOW_SECONDS;
+        let (profile, _) = self.profile(seconds, &Filter::Cgroup(cgroup.to_string()));
+        let top = sinks::top::stacks::FaultStacks::from_profile(0, seconds, &profile);
+        GrowthStacks {
+            seconds: top.seconds,
+            period: top.period,
+            total_faults: top.total,
+            stacks: top
+                .lines
+                .into_iter()
+                .map(|l| GrowthStack {
+                    faults: l.faults,
+                    share: l.share,
+                    frames: l.frames,
+                })
+                .collect(),
+        }
+    }
+
+    /// The samples of the last `seconds` that `filter` keeps, named, as a
+    /// profile, with the first second it covers (Unix).
+    fn profile(&self, seconds: u64, filter: &Filter) -> (Profile, u64) {
         self.drain();
         let (selection, period, tgids, dropped) = {
             let inner = self.inner();
             let now = unix_seconds();
             (
-                inner.window.select(now, query.seconds, &query.filter),
+                inner.window.select(now, seconds, filter),
                 inner.window.period(),
                 inner.window.tgids(),
                 inner.window.dropped,
@@ -215,10 +255,14 @@ impl ContinuousProfile {
             tracing::debug!("continuous profile: {dropped} samples dropped at the window's caps");
         }
         let profile = Profile::build(StackEvent::Faults, period, selection.seconds as f64, &named);
-        let nanos = i64::try_from(selection.from_second)
-            .unwrap_or(i64::MAX / 1_000_000_000)
-            .saturating_mul(1_000_000_000);
-        gzip(&sinks::pprof::encode(&profile, nanos))
+        (profile, selection.from_second)
+    }
+}
+
+/// Post-mortems take their cgroup's growth stacks from the profile.
+impl crate::pipeline::IncidentStacks for std::sync::Arc<ContinuousProfile> {
+    fn growth_stacks(&self, cgroup: &str, members: &[(u32, String)]) -> Option<GrowthStacks> {
+        Some(self.cgroup_stacks(cgroup, members))
     }
 }
 

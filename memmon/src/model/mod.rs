@@ -8,6 +8,8 @@ pub mod cgroups;
 pub mod fields;
 pub mod forecast;
 pub mod history;
+pub mod incident;
+mod incident_assembly;
 pub mod oom;
 pub mod process;
 pub mod profile;
@@ -87,8 +89,22 @@ pub struct Model {
     /// run-time statistics).
     pub program_costs: Vec<budget::ProgramCost>,
     program_runs_prev: Option<(Instant, Vec<crate::sample::stats::ProgramRuns>)>,
-    /// Recent samples of the largest processes (OOM flight recorder).
+    /// Recent samples of the processes an OOM kill could take and of the
+    /// memory cgroups (OOM flight recorder).
     pub recorder: history::FlightRecorder,
+    /// The Unix ms of the last pass recorded ([`Model::record_history`]).
+    last_pass_unix_ms: u64,
+    /// Post-mortems begun by this pass's kills, completed at its end.
+    pending_incidents: Vec<incident::Pending>,
+    /// Completed post-mortems, oldest first (at most `incident::RECENT`).
+    pub incidents: VecDeque<Arc<incident::Incident>>,
+    /// Post-mortems made since start, by kind (`oom_kill`, `sigkill`).
+    pub incidents_total: std::collections::BTreeMap<&'static str, u64>,
+    /// Kills whose post-mortem was not assembled (SIGKILLs beyond
+    /// `incident::SIGKILLS_PER_MINUTE`).
+    pub incidents_skipped: u64,
+    /// Kernel times of the SIGKILL post-mortems of the last minute.
+    sigkill_incidents: VecDeque<u64>,
     /// The system view: latest sample, and rates from the one before.
     pub system: Option<system::SystemView>,
     /// Allocator maps (slab caches, kmalloc classes, buddy), latest.
@@ -241,17 +257,19 @@ impl Model {
                 self.recent_ooms.pop_front();
             }
             let mut kill = OomKill::from_record(record);
-            // A dead victim's /proc no longer names its cgroup: the last
-            // scan does.
-            if kill.cgroup.is_none() {
-                kill.cgroup = known
-                    .get(&kill.pid)
-                    .and_then(|k| self.processes.get(k))
-                    .and_then(|p| p.cgroup.clone());
+            // A dying victim's /proc names the root cgroup, a dead one's
+            // none: the last scan knows where it lived.
+            if let Some(cg) = known
+                .get(&kill.pid)
+                .and_then(|k| self.processes.get(k))
+                .and_then(|p| p.cgroup.clone())
+            {
+                kill.cgroup = Some(cg);
             }
             self.explain_oom(&mut kill);
             kill.history = self.recorder.history_of(kill.pid);
             oom_victims.push(kill.pid);
+            self.begin_incident(incident::Kill::Oom(Box::new(kill.clone())), &known);
             self.recent_ooms.push_back(kill);
         }
         for r in sample.kill_signals {
@@ -276,6 +294,9 @@ impl Model {
             kill.target_swap_bytes = mem.and_then(|m| m.swap);
             kill.target_oom_score = mem.and_then(|m| m.oom_score);
             kill.history = self.recorder.history_of(kill.target_pid);
+            if cause == "sigkill" {
+                self.begin_incident(incident::Kill::Signal(Box::new(kill.clone())), &known);
+            }
             if self.recent_sigkills.len() == RECENT_OOMS {
                 self.recent_sigkills.pop_front();
             }
@@ -562,28 +583,35 @@ impl Model {
         self.system = Some(system::SystemView::next(self.system.take(), sample));
     }
 
-    /// Records the `n` largest live processes (by resident size) in the
-    /// flight recorder and expires old samples. Reads each one's current
-    /// row (call after [`Model::views`]; a process without one is read
-    /// afresh).
+    /// Records in the flight recorder the `n` largest live processes (by
+    /// resident size), the first few by oom_score in every memory cgroup
+    /// (so every possible OOM victim has a history: `history::choose`),
+    /// and every memory cgroup's own files; expires old samples. Reads
+    /// each process's current row (call after [`Model::views`]; a process
+    /// without one is read afresh).
     pub fn record_history(&mut self, n: usize, unix_ms: u64) {
+        self.last_pass_unix_ms = unix_ms;
         if !self.recorder.enabled() {
             return;
         }
         let fault_probes = self.fault_probes();
         let sources = fields::LiveFields::new(&self.live());
-        let mut live: Vec<&Process> = self
+        let live: Vec<&Process> = self
             .processes
             .values()
             .map(|p| &**p)
             .filter(|p| !p.exited)
             .collect();
-        let by_rss = |p: &&Process| std::cmp::Reverse(p.rss_bytes.unwrap_or(0));
-        if n > 0 && n < live.len() {
-            live.select_nth_unstable_by_key(n - 1, by_rss);
-            live.truncate(n);
-        }
-        for p in live {
+        let candidates: Vec<history::Candidate<'_>> = live
+            .iter()
+            .map(|p| history::Candidate {
+                cgroup: p.cgroup.as_deref(),
+                rss: p.rss_bytes.unwrap_or(0),
+                oom_score: p.memory.as_ref().and_then(|m| m.oom_score),
+            })
+            .collect();
+        for i in history::choose(&candidates, n) {
+            let p = live[i];
             let built;
             let v = match &p.view {
                 Some(v) if !p.dirty => v.as_ref(),
@@ -602,6 +630,25 @@ impl Model {
                     swap_out_pages: v.whole(view::idx::SWAP_OUT),
                     swap_bytes: v.whole(view::idx::SWAP),
                 },
+            );
+        }
+        let mut cgroups: Vec<(&String, &cgroups::CgroupState)> = self
+            .cgroups
+            .iter()
+            .filter(|(_, c)| !c.gone && c.sample.usage.is_some())
+            .collect();
+        if cgroups.len() > history::MAX_CGROUPS {
+            // The limited ones first (an OOM kill can only hit those),
+            // then the largest.
+            cgroups.sort_unstable_by_key(|(_, c)| {
+                (c.limit().is_none(), std::cmp::Reverse(c.sample.usage))
+            });
+            cgroups.truncate(history::MAX_CGROUPS);
+        }
+        for (path, c) in cgroups {
+            self.recorder.record_cgroup(
+                path,
+                history::CgroupHistorySample::from_sample(unix_ms, &c.sample),
             );
         }
         self.recorder.expire(unix_ms);

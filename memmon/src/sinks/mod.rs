@@ -6,6 +6,7 @@ pub mod cgroup_table;
 pub mod columns;
 pub mod events;
 pub mod flamegraph;
+pub mod incident;
 pub mod json;
 pub mod openmetrics;
 pub mod pprof;

@@ -326,6 +326,20 @@ pub fn families(
         }
     }
     out.push(kills);
+    let mut incidents = family(
+        "memmon_incidents_total",
+        "Post-mortems recorded since memmon started, by kind: oom_kill (one per OOM kill), sigkill (one per userspace SIGKILL, at most 30 a minute); read them with `memmon incidents`.",
+        MetricType::COUNTER,
+    );
+    for (kind, probe) in [("oom_kill", "oom_kill"), ("sigkill", "kill_signal")] {
+        if p.live.probes.contains(probe) {
+            let n = p.incidents_total.get(kind).copied().unwrap_or(0);
+            incidents
+                .mut_metric()
+                .push(sample(&[("kind", kind)], MetricType::COUNTER, n as f64));
+        }
+    }
+    out.push(incidents);
     // Without the oom_kill probe nothing counts OOM kills: no series (a
     // constant 0 would say "none" where memmon cannot see them).
     if p.live.probes.contains("oom_kill") {
@@ -819,6 +833,7 @@ mod tests {
             p.live.probes = probes.iter().map(|n| n.to_string()).collect();
             p.oom_kills_total = 2;
             p.kills_total.insert("oom", 2);
+            p.incidents_total.insert("oom_kill", 2);
             let fams = families(&p, &s, &mut CgroupAdmission::default());
             text_of(&fams)
         };
@@ -832,6 +847,17 @@ mod tests {
             "{oom}"
         );
         assert!(!oom.contains(r#"cause="sigkill""#), "{oom}");
+        assert!(!none.contains("memmon_incidents_total{"), "{none}");
+        assert!(
+            oom.contains(r#"memmon_incidents_total{kind="oom_kill"} 2"#)
+                && !oom.contains(r#"kind="sigkill""#),
+            "{oom}"
+        );
+        let both = text(&["oom_kill", "kill_signal"]);
+        assert!(
+            both.contains(r#"memmon_incidents_total{kind="sigkill"} 0"#),
+            "{both}"
+        );
     }
 
     /// The names a cgroup path carries are one info series per admitted

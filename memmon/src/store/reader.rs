@@ -52,8 +52,11 @@ type KeyCache = RefCell<Option<(usize, u64, Map<String, Value>)>>;
 /// An opened store: its shards' frames, indexed.
 pub struct Store {
     shards: Vec<ShardData>,
-    /// Every readable frame, oldest first.
+    /// Every readable publication frame, oldest first.
     pub frames: Vec<FrameRef>,
+    /// Every readable incident frame (one post-mortem each), in the order
+    /// written.
+    pub incidents: Vec<FrameRef>,
     /// What was skipped, one line each (also logged).
     pub warnings: Vec<String>,
     key_cache: KeyCache,
@@ -70,6 +73,7 @@ impl Store {
         let mut store = Store {
             shards: Vec::new(),
             frames: Vec::new(),
+            incidents: Vec::new(),
             warnings: Vec::new(),
             key_cache: RefCell::new(None),
         };
@@ -124,7 +128,11 @@ impl Store {
         while off < bytes.len() {
             match format::decode_frame(&bytes[off..]) {
                 Ok((h, _)) => {
-                    self.frames.push(FrameRef {
+                    let list = match h.kind {
+                        Kind::Incident => &mut self.incidents,
+                        Kind::Key | Kind::Delta => &mut self.frames,
+                    };
+                    list.push(FrameRef {
                         shard,
                         offset: off,
                         unix_ms: h.unix_ms,
@@ -167,6 +175,16 @@ impl Store {
         Ok(())
     }
 
+    /// Incident frame `i`'s post-mortem (`model::incident::Incident`
+    /// JSON). An error names the shard and offset.
+    pub fn incident(&self, i: usize) -> Result<Value, String> {
+        let f = self
+            .incidents
+            .get(i)
+            .ok_or_else(|| format!("no incident {i}"))?;
+        self.payload(f)
+    }
+
     fn payload(&self, f: &FrameRef) -> Result<Value, String> {
         let s = &self.shards[f.shard];
         let mut bytes = vec![0u8; f.len];
@@ -205,6 +223,7 @@ impl Store {
                 delta::apply(&mut base, &self.payload(f)?).map_err(|e| e.to_string())?;
                 base
             }
+            Kind::Incident => return Err("an incident frame is not a publication".into()),
         };
         Ok(delta::unkeyed(Value::Object(doc)))
     }

@@ -11,6 +11,7 @@ use memmon_common::{
         EXIT_MEMCG_ID, OOM_CONTROL_READ, OOM_MEMCG, OOM_MEMCG_ID, OOM_MEMSW, OOM_PATH_MEMSW,
         OOM_PATH_READ, OOM_VICTIM_IS_CURRENT, constraint,
     },
+    names::probe,
 };
 
 use crate::{
@@ -523,7 +524,7 @@ impl Collector {
     /// cgroups that no longer exist (unresolved for [`ORPHAN_AFTER`]) are
     /// deleted from the map. `None` when the exit probe is not attached.
     fn memcg_exits(&mut self) -> Option<Vec<(String, memmon_common::MemcgExits)>> {
-        if !self.probes.is_attached("process_exit") {
+        if !self.probes.is_attached(probe::PROCESS_EXIT) {
             return None;
         }
         let raw = match self.probes.read_memcg_exits() {
@@ -663,7 +664,7 @@ pub fn collect_memory(
     let reread_cgroups = !model
         .probes
         .iter()
-        .any(|p| p.name == "cgroup_attach" && p.is_attached());
+        .any(|p| p.name == probe::CGROUP_ATTACH.name() && p.is_attached());
     let mut candidates = model.memory_candidates();
     if let Some(only) = only {
         candidates.retain(|c| only.contains(&c.key.pid));

@@ -515,7 +515,7 @@ fn validate(c: &Config) -> Result<(), (&'static str, String)> {
         if crate::probes::catalog::find(p).is_none() {
             let known: Vec<&str> = crate::probes::catalog::PROBES
                 .iter()
-                .map(|p| p.name)
+                .map(|p| p.name.name())
                 .collect();
             return Err((
                 "disabled_probes",

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 
+use memmon_common::names::Probe;
 use serde::Serialize;
 
 /// A /proc file memmon reads per process.
@@ -46,7 +47,7 @@ impl ProcFile {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
     /// A kernel probe, by its name in the probe catalog.
-    Probe(&'static str),
+    Probe(&'static Probe),
     /// A /proc file.
     Proc(ProcFile),
     /// The kernel's task iterator (`iter/task`): the values
@@ -59,7 +60,7 @@ impl Source {
     /// /proc path.
     pub fn name(self) -> &'static str {
         match self {
-            Source::Probe(p) => p,
+            Source::Probe(p) => p.name(),
             Source::Proc(f) => f.path(),
             Source::TaskIter => "iter/task",
         }
@@ -84,51 +85,20 @@ impl Live {
     /// True when `s` produces values now.
     pub fn has(&self, s: Source) -> bool {
         match s {
-            Source::Probe(p) => self.probes.contains(p),
+            Source::Probe(p) => self.has_probe(p),
             Source::Proc(f) => !self.missing_files.contains(&f),
             Source::TaskIter => self.task_iter,
         }
+    }
+
+    /// True when probe `p` is attached.
+    pub fn has_probe(&self, p: &Probe) -> bool {
+        self.probes.contains(p.name())
     }
 
     /// True when any of `sources` is live (a field with several sources
     /// needs one of them).
     pub fn any(&self, sources: &[Source]) -> bool {
         sources.iter().any(|s| self.has(*s))
-    }
-
-    /// Every probe attached and every /proc file present: for tests and
-    /// recorded data.
-    pub fn everything() -> Live {
-        Live {
-            probes: crate::probes::catalog::PROBES
-                .iter()
-                .map(|p| p.name.to_string())
-                .collect(),
-            missing_files: BTreeSet::new(),
-            task_iter: false,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::model::fields::{CGROUP_FIELDS, PROCESS_FIELDS};
-
-    use super::*;
-
-    #[test]
-    fn every_probe_source_of_a_field_is_in_the_probe_catalog() {
-        let all = PROCESS_FIELDS
-            .iter()
-            .flat_map(|f| f.sources)
-            .chain(CGROUP_FIELDS.iter().flat_map(|f| f.sources));
-        for s in all {
-            if let Source::Probe(name) = s {
-                assert!(
-                    crate::probes::catalog::find(name).is_some(),
-                    "field source {name} is not a probe"
-                );
-            }
-        }
     }
 }

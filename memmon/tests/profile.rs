@@ -355,7 +355,7 @@ fn profile_symbolizes_a_binary_only_inside_another_mount_namespace() {
     let script = format!(
         "mount -t tmpfs memmon-test {h} && cp {w} {h}/workload-in-ns && exec {h}/workload-in-ns stacks 100 10",
         h = hidden.display(),
-        w = WORKLOAD
+        w = workload()
     );
     let mut w = Workload::start_under(
         &[

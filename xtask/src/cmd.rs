@@ -71,6 +71,22 @@ pub fn build_memmon(env: &BuildEnv, release: bool) -> anyhow::Result<()> {
     run(&mut c)
 }
 
+/// The environment variable the root tests read the workload's path from
+/// (`memmon/tests/common`: without it they build the workload themselves).
+pub const WORKLOAD_ENV: &str = "MEMMON_WORKLOAD";
+
+/// `cargo build -p memmon-workload [--release]`: the test workload
+/// (memmon/workload, not part of the product); returns its path.
+pub fn build_workload(env: &BuildEnv, release: bool) -> anyhow::Result<PathBuf> {
+    let mut c = cargo(env);
+    c.args(["build", "--package", "memmon-workload"]);
+    if release {
+        c.arg("--release");
+    }
+    run(&mut c)?;
+    Ok(binary("memmon-workload", release))
+}
+
 /// Path of a built binary.
 pub fn binary(name: &str, release: bool) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")

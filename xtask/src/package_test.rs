@@ -136,7 +136,13 @@ pub fn run_checks(artifacts: &dist::Artifacts) -> anyhow::Result<Outcome> {
             .copied()
             .filter(|p| !files.iter().any(|f| f == Path::new(p)))
             .collect();
-        if missing.is_empty() {
+        let test_only = files.iter().find(|f| f.ends_with("memmon-workload"));
+        if let Some(f) = test_only {
+            Err(anyhow::anyhow!(
+                "the test workload is in the .deb: {}",
+                f.display()
+            ))
+        } else if missing.is_empty() {
             Ok(())
         } else {
             Err(anyhow::anyhow!("not in the .deb: {}", missing.join(", ")))
@@ -159,7 +165,9 @@ pub fn run_checks(artifacts: &dist::Artifacts) -> anyhow::Result<Outcome> {
             .map(|f| format!("{top}/{f}"))
             .filter(|f| !list.lines().any(|l| l == f))
             .collect();
-            if missing.is_empty() {
+            if let Some(f) = list.lines().find(|l| l.ends_with("memmon-workload")) {
+                Err(anyhow::anyhow!("the test workload is in the tarball: {f}"))
+            } else if missing.is_empty() {
                 Ok(())
             } else {
                 Err(anyhow::anyhow!(

@@ -149,7 +149,10 @@ pub fn run(env: &BuildEnv, extra: &[String], vm: bool) -> anyhow::Result<()> {
         "--bins",
     ]);
     run_counted(unit, &mut totals)?;
+    // Built once here rather than by each test binary.
+    let workload = cmd::build_workload(env, false)?;
     let mut it = cmd::cargo(env);
+    it.env(cmd::WORKLOAD_ENV, &workload);
     // memmon's unit tests run here too (with its integration tests).
     it.args(["test", "--package", "memmon", "--lib", "--bins", "--tests"]);
     // As root, a probe test that cannot load its probes fails rather than

@@ -201,6 +201,8 @@ pub fn run(env: &BuildEnv, opts: &Options) -> anyhow::Result<Totals> {
     packages::ensure(VM_PACKAGES, &mut actions)?;
     let vng = ensure_virtme_ng()?;
     let tests = build_tests(env)?;
+    // The guests run it from the debug build, beside memmon (guest_script).
+    cmd::build_workload(env, false)?;
     let mut selected: Vec<(String, PathBuf)> = tests
         .into_iter()
         .filter(|(name, _)| opts.all || FOCUSED.contains(&name.as_str()))
@@ -621,6 +623,13 @@ fn guest_script(
     } else {
         guest_prelude(&mut s, &out.to_string(), memmon);
     }
+    // The guests have no cargo: the tests run the workload built beside memmon.
+    let _ = writeln!(
+        s,
+        "export {}={}",
+        cmd::WORKLOAD_ENV,
+        memmon.with_file_name("memmon-workload").display()
+    );
     if fentry {
         let _ = writeln!(s, "export MEMMON_REQUIRE_FENTRY=1");
     }

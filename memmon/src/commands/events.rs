@@ -8,6 +8,7 @@ use std::{
 };
 
 use anyhow::Context as _;
+use memmon_common::names::probe;
 
 use crate::{
     cli::EventsArgs,
@@ -45,7 +46,12 @@ pub fn run(args: &EventsArgs) -> Result<(), Fatal> {
     // needed to stream them (oom_constraint tells which limit each OOM kill
     // hit).
     opts.only = Some((
-        &["oom_constraint", "oom_kill", "kill_signal", "process_exit"],
+        &[
+            probe::OOM_CONSTRAINT,
+            probe::OOM_KILL,
+            probe::KILL_SIGNAL,
+            probe::PROCESS_EXIT,
+        ],
         "`memmon events`",
     ));
     privileges::check().map_err(Fatal::Privileges)?;
@@ -58,7 +64,7 @@ pub fn run(args: &EventsArgs) -> Result<(), Fatal> {
             let _ = writeln!(out, "{}", sink::probe_status(status, args.json));
         }
     }
-    if !probes.is_attached("oom_kill") {
+    if !probes.is_attached(probe::OOM_KILL) {
         eprintln!("memmon: the oom_kill probe is not attached: no OOM kills will be reported");
     }
     let root = ProcRoot::default();

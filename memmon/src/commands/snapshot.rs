@@ -208,7 +208,7 @@ pub fn load_options(args: &ProbeArgs) -> Result<LoadOptions, Fatal> {
     let mut disabled = BTreeSet::new();
     for name in &args.disable_probe {
         if catalog::find(name).is_none() {
-            let known: Vec<&str> = catalog::PROBES.iter().map(|p| p.name).collect();
+            let known: Vec<&str> = catalog::PROBES.iter().map(|p| p.name.name()).collect();
             return Err(Fatal::Usage(format!(
                 "--disable-probe {name}: no such probe; known probes: {}",
                 known.join(", ")

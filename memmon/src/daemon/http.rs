@@ -62,11 +62,9 @@ impl HttpState {
     }
 }
 
-/// A response.
-pub(super) type Resp = Response<Full<Bytes>>;
+type Resp = Response<Full<Bytes>>;
 
-/// A response with `status`, `content_type` and `body`.
-pub(super) fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Resp {
+fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Resp {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     if let Ok(v) = header::HeaderValue::from_str(content_type) {
@@ -75,8 +73,7 @@ pub(super) fn respond(status: StatusCode, content_type: &str, body: impl Into<By
     r
 }
 
-/// `v` as a JSON 200 (a 500 naming the error if it cannot be encoded).
-pub(super) fn json<T: Serialize>(v: &T) -> Resp {
+fn json<T: Serialize>(v: &T) -> Resp {
     match serde_json::to_vec(v) {
         Ok(body) => respond(StatusCode::OK, "application/json", body),
         Err(e) => respond(
@@ -158,11 +155,14 @@ pub fn route(method: &Method, path: &str, headers: &header::HeaderMap, state: &H
                 notices: &p.notices,
             })
         }
-        "/api/v1/incidents" => super::incidents::list(&latest(&state.shared)),
-        p if p.starts_with(super::incidents::PATH_PREFIX) => super::incidents::one(
-            &latest(&state.shared),
-            &p[super::incidents::PATH_PREFIX.len()..],
-        ),
+        "/api/v1/incidents" => json(&super::incidents::list(&latest(&state.shared))),
+        p if p.starts_with(super::incidents::PATH_PREFIX) => {
+            let id = &p[super::incidents::PATH_PREFIX.len()..];
+            match super::incidents::one(&latest(&state.shared), id) {
+                Ok(incident) => json(&*incident),
+                Err(text) => respond(StatusCode::NOT_FOUND, "text/plain", text),
+            }
+        }
         "/healthz" => {
             let p = latest(&state.shared);
             let age = unix_ms().saturating_sub(p.unix_ms);

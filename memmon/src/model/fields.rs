@@ -12,6 +12,7 @@
 
 use memmon_common::{
     MmState, ProcCounters,
+    names::probe,
     rss::{RSS_ANON, RSS_FILE, RSS_SHMEM, RSS_SWAPENTS},
 };
 
@@ -184,43 +185,43 @@ const STATUS: &[Source] = &[Source::Proc(ProcFile::Status)];
 const OOM: &[Source] = &[Source::Proc(ProcFile::OomScore)];
 const NUMA_MAPS: &[Source] = &[Source::Proc(ProcFile::NumaMaps)];
 const FAULTS: &[Source] = &[
-    Source::Probe("page_fault_user"),
+    Source::Probe(probe::PAGE_FAULT_USER),
     Source::TaskIter,
     Source::Proc(ProcFile::Stat),
 ];
 const MAJOR: &[Source] = &[
-    Source::Probe("major_faults"),
+    Source::Probe(probe::MAJOR_FAULTS),
     Source::TaskIter,
     Source::Proc(ProcFile::Stat),
 ];
-const FAULT_DETAIL: &[Source] = &[Source::Probe("page_fault_user")];
+const FAULT_DETAIL: &[Source] = &[Source::Probe(probe::PAGE_FAULT_USER)];
 /// Events only the rss_stat probe sees (swap out / swap in).
-const RSS_STAT: &[Source] = &[Source::Probe("rss_stat")];
+const RSS_STAT: &[Source] = &[Source::Probe(probe::RSS_STAT)];
 /// The mm's resident-set counters now: updated on every change by the
 /// rss_stat probe, read every pass by the task iterator.
-const RSS_NOW: &[Source] = &[Source::Probe("rss_stat"), Source::TaskIter];
+const RSS_NOW: &[Source] = &[Source::Probe(probe::RSS_STAT), Source::TaskIter];
 const SWAP_NOW: &[Source] = &[
-    Source::Probe("rss_stat"),
+    Source::Probe(probe::RSS_STAT),
     Source::TaskIter,
     Source::Proc(ProcFile::SmapsRollup),
     Source::Proc(ProcFile::Status),
 ];
 const RECLAIM: &[Source] = &[
-    Source::Probe("direct_reclaim_end"),
-    Source::Probe("memcg_reclaim_end"),
+    Source::Probe(probe::DIRECT_RECLAIM_END),
+    Source::Probe(probe::MEMCG_RECLAIM_END),
 ];
-const MIGRATE: &[Source] = &[Source::Probe("migrate_pages")];
+const MIGRATE: &[Source] = &[Source::Probe(probe::MIGRATE_PAGES)];
 const NUMA_MOVES: &[Source] = &[
-    Source::Probe("numa_move_task"),
-    Source::Probe("numa_swap_tasks"),
+    Source::Probe(probe::NUMA_MOVE_TASK),
+    Source::Probe(probe::NUMA_SWAP_TASKS),
 ];
-const MMAP: &[Source] = &[Source::Probe("mmap_exit")];
-const MUNMAP: &[Source] = &[Source::Probe("munmap")];
-const MREMAP: &[Source] = &[Source::Probe("mremap")];
-const BRK: &[Source] = &[Source::Probe("brk_exit")];
-const SLAB: &[Source] = &[Source::Probe("slab_alloc")];
-const KMALLOC: &[Source] = &[Source::Probe("kmalloc")];
-const PAGE_ALLOC: &[Source] = &[Source::Probe("page_alloc")];
+const MMAP: &[Source] = &[Source::Probe(probe::MMAP_EXIT)];
+const MUNMAP: &[Source] = &[Source::Probe(probe::MUNMAP)];
+const MREMAP: &[Source] = &[Source::Probe(probe::MREMAP)];
+const BRK: &[Source] = &[Source::Probe(probe::BRK_EXIT)];
+const SLAB: &[Source] = &[Source::Probe(probe::SLAB_ALLOC)];
+const KMALLOC: &[Source] = &[Source::Probe(probe::KMALLOC)];
+const PAGE_ALLOC: &[Source] = &[Source::Probe(probe::PAGE_ALLOC)];
 
 const fn col(header: &'static str, letter: char, width: u16, rate: bool) -> Option<Column> {
     Some(Column {

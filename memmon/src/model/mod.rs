@@ -46,12 +46,46 @@ const RECENT_OOMS: usize = 256;
 /// without its exit event.
 const MISSING_SCANS_BEFORE_EXIT: u8 = 2;
 
+/// A process the model holds, with its last published row.
+#[derive(Debug)]
+struct Tracked {
+    process: Process,
+    /// Its last published row, shared with every publication since (an
+    /// idle process costs no copy per pass).
+    view: Option<Arc<ProcessView>>,
+    /// Rated counters at the previous publication (for per-second rates).
+    rate_base: Option<(Instant, [Option<f64>; fields::N_RATED])>,
+}
+
+impl Tracked {
+    fn new(key: ProcessKey, comm: String) -> Box<Self> {
+        Box::new(Tracked {
+            process: Process::new(key, comm),
+            view: None,
+            rate_base: None,
+        })
+    }
+}
+
+impl std::ops::Deref for Tracked {
+    type Target = Process;
+    fn deref(&self) -> &Process {
+        &self.process
+    }
+}
+
+impl std::ops::DerefMut for Tracked {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.process
+    }
+}
+
 /// Processes and probe state as of the last applied sample.
 #[derive(Debug, Default)]
 pub struct Model {
     /// Boxed: a table slot holds a pointer, not 1.2 KB (a map sized for
     /// 10,000 processes has ~16,000 slots).
-    processes: FastMap<ProcessKey, Box<Process>>,
+    processes: FastMap<ProcessKey, Box<Tracked>>,
     /// Live pid → its current key.
     live: FastMap<u32, ProcessKey>,
     /// Scans applied so far (a process seen in the last one carries its
@@ -335,9 +369,9 @@ impl Model {
     /// True when fault counts come from the per-fault probes; otherwise
     /// from the kernel's per-task counters (/proc/PID/stat, exit events).
     pub fn fault_probes(&self) -> bool {
-        self.probes
-            .iter()
-            .any(|p| p.name == "page_fault_user" && p.is_attached())
+        self.probes.iter().any(|p| {
+            p.name == memmon_common::names::probe::PAGE_FAULT_USER.name() && p.is_attached()
+        })
     }
 
     /// Folds a /proc scan in: every live process's identity, resident and
@@ -370,9 +404,9 @@ impl Model {
             self.live.insert(id.pid, key);
             let meta = metas.remove(&id.pid);
             let p = self.processes.entry(key).or_insert_with(|| {
-                let mut p = Process::new(key, id.comm.clone());
+                let mut p = Tracked::new(key, id.comm.clone());
                 p.set_meta(meta.unwrap_or_default());
-                Box::new(p)
+                p
             });
             if id.fresh {
                 let task = Some(TaskFaults {
@@ -503,7 +537,7 @@ impl Model {
             _ => None,
         };
         let prefix = scope.as_deref().map(|s| s.trim_end_matches('/'));
-        let mut candidates: Vec<published::OomCandidate> = self
+        let mut candidates: Vec<oom::OomCandidate> = self
             .processes
             .values()
             .filter(|p| !p.exited && p.key.pid != kill.pid)
@@ -515,7 +549,7 @@ impl Model {
                 })
             })
             .filter_map(|p| {
-                Some(published::OomCandidate {
+                Some(oom::OomCandidate {
                     pid: p.key.pid,
                     comm: p.comm.clone(),
                     oom_score: p.memory.as_ref()?.oom_score?,
@@ -528,8 +562,8 @@ impl Model {
     }
 
     /// Per cgroup, the live process with the highest oom_score.
-    pub fn oom_candidates(&self) -> FastMap<String, published::OomCandidate> {
-        let mut out: FastMap<String, published::OomCandidate> = FastMap::default();
+    pub fn oom_candidates(&self) -> FastMap<String, oom::OomCandidate> {
+        let mut out: FastMap<String, oom::OomCandidate> = FastMap::default();
         for p in self.processes.values().filter(|p| !p.exited) {
             let (Some(cg), Some(score)) = (
                 p.cgroup.as_ref(),
@@ -541,7 +575,7 @@ impl Model {
             if better {
                 out.insert(
                     cg.clone(),
-                    published::OomCandidate {
+                    oom::OomCandidate {
                         pid: p.key.pid,
                         comm: p.comm.clone(),
                         oom_score: score,
@@ -596,7 +630,7 @@ impl Model {
         }
         let fault_probes = self.fault_probes();
         let sources = fields::LiveFields::new(&self.live());
-        let live: Vec<&Process> = self
+        let live: Vec<&Tracked> = self
             .processes
             .values()
             .map(|p| &**p)
@@ -705,7 +739,7 @@ impl Model {
         let p = self
             .processes
             .entry(key)
-            .or_insert_with(|| Box::new(Process::new(key, String::new())));
+            .or_insert_with(|| Tracked::new(key, String::new()));
         p.counters = counters;
         p.exited = true;
         p.vanished = true;
@@ -747,7 +781,7 @@ impl Model {
         let p = self
             .processes
             .entry(key)
-            .or_insert_with(|| Box::new(Process::new(key, id.comm.clone())));
+            .or_insert_with(|| Tracked::new(key, id.comm.clone()));
         p.ppid = Some(id.ppid);
         p.counters = counters;
         p.exited = false;
@@ -787,7 +821,7 @@ impl Model {
         let p = self
             .processes
             .entry(key)
-            .or_insert_with(|| Box::new(Process::new(key, comm.clone())));
+            .or_insert_with(|| Tracked::new(key, comm.clone()));
         p.record_exit(exit);
         // Born and gone between two scans: its cgroup from the exit event.
         if p.cgroup.is_none()
@@ -821,7 +855,7 @@ impl Model {
 
     /// Every process the model holds, live or exited.
     pub fn processes(&self) -> impl Iterator<Item = &Process> {
-        self.processes.values().map(|p| &**p)
+        self.processes.values().map(|p| &p.process)
     }
 
     /// Which sources are live: attached probes, and the /proc files this

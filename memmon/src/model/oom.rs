@@ -7,6 +7,19 @@ use serde::Serialize;
 use super::comm_string;
 use crate::sample::OomRecord;
 
+/// The process the kernel would OOM-kill first in a cgroup now: the
+/// highest `oom_score` among its live processes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct OomCandidate {
+    /// Process id.
+    pub pid: u32,
+    /// Command name.
+    pub comm: String,
+    /// /proc/PID/oom_score.
+    pub oom_score: i64,
+}
+
 /// One OOM kill.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct OomKill {
@@ -72,7 +85,7 @@ pub struct OomKill {
     pub usage_bytes: Option<u64>,
     /// The next candidates by oom_score in the same scope (the memcg, or
     /// the machine), from the last sample, highest first.
-    pub runner_ups: Vec<super::published::OomCandidate>,
+    pub runner_ups: Vec<OomCandidate>,
     /// The victim's recent samples from the flight recorder (daemon only),
     /// oldest first.
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -53,8 +53,6 @@ pub struct Process {
     pub unit: Option<String>,
     /// Container id named by the cgroup path, when any.
     pub container_id: Option<String>,
-    /// Rated counters at the previous publication (for per-second rates).
-    pub rate_base: Option<(std::time::Instant, [Option<f64>; super::fields::N_RATED])>,
     /// What it holds (smaps_rollup, status, OOM score), when read.
     pub memory: Option<crate::sample::memory::ProcessMemory>,
     /// NUMA placement, when read.
@@ -62,10 +60,7 @@ pub struct Process {
     /// Consecutive /proc scans that did not find it (it is exiting; its
     /// exit event normally arrives first).
     pub missing_scans: u8,
-    /// Its last published row, shared with every publication since (an
-    /// idle process costs no copy per pass).
-    pub view: Option<std::sync::Arc<super::ProcessView>>,
-    /// Something its row shows changed since `view` was built.
+    /// Something its row shows changed since its row was last built.
     pub dirty: bool,
     /// The model's scan number when the /proc scan last listed it.
     pub seen_scan: u64,
@@ -78,6 +73,24 @@ pub struct TaskFaults {
     pub minor: u64,
     /// maj_flt.
     pub major: u64,
+}
+
+/// (minor, major) faults: from the per-fault probes when they are
+/// attached, else from the kernel's per-task counters.
+pub fn fault_counts(
+    counters: &ProcCounters,
+    task: Option<TaskFaults>,
+    fault_probes: bool,
+) -> (u64, u64) {
+    if fault_probes {
+        (
+            counters.faults.saturating_sub(counters.major_faults),
+            counters.major_faults,
+        )
+    } else {
+        let t = task.unwrap_or_default();
+        (t.minor, t.major)
+    }
 }
 
 impl TaskFaults {
@@ -112,11 +125,9 @@ impl Process {
             cgroup: None,
             unit: None,
             container_id: None,
-            rate_base: None,
             memory: None,
             numa: None,
             missing_scans: 0,
-            view: None,
             dirty: true,
             seen_scan: 0,
         }

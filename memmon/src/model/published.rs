@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 
+pub use super::oom::OomCandidate;
 use super::{
     Model, OomKill, ProcessView, Which,
     fields::{self, CGROUP_FIELDS, Field, N_CGROUP, PROCESS_FIELDS},
@@ -26,19 +27,6 @@ pub struct Notice {
     pub unix_ms: u64,
     /// What happened.
     pub message: String,
-}
-
-/// The process the kernel would OOM-kill first in a cgroup now: the
-/// highest `oom_score` among its live processes.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct OomCandidate {
-    /// Process id.
-    pub pid: u32,
-    /// Command name.
-    pub comm: String,
-    /// /proc/PID/oom_score.
-    pub oom_score: i64,
 }
 
 /// One cgroup's values, as published.

@@ -6,10 +6,7 @@
 use memmon_common::{MemcgExits, ProcCounters};
 use serde::Serialize;
 
-use super::{
-    process::{Process, TaskFaults},
-    view::fault_counts,
-};
+use super::process::{Process, TaskFaults, fault_counts};
 
 /// Sums over a cgroup's processes.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]

@@ -6,32 +6,13 @@
 
 use std::collections::BTreeMap;
 
-use memmon_common::ProcCounters;
 use serde::{Serialize, ser::SerializeMap as _};
 use serde_json::Value;
 
 use super::{
     fields::{self, N_PROCESS, PROCESS_FIELDS, ProcessCtx},
-    process::{Process, TaskFaults},
+    process::{Process, fault_counts},
 };
-
-/// (minor, major) faults: from the per-fault probes when they are
-/// attached, else from the kernel's per-task counters.
-pub fn fault_counts(
-    counters: &ProcCounters,
-    task: Option<TaskFaults>,
-    fault_probes: bool,
-) -> (u64, u64) {
-    if fault_probes {
-        (
-            counters.faults.saturating_sub(counters.major_faults),
-            counters.major_faults,
-        )
-    } else {
-        let t = task.unwrap_or_default();
-        (t.minor, t.major)
-    }
-}
 
 /// Index of the field `key` in [`PROCESS_FIELDS`], at compile time (a
 /// wrong key fails to build).
@@ -377,9 +358,22 @@ mod tests {
             pid: 1,
             start_time_ticks: 1,
         };
-        let live = fields::LiveFields::new(&crate::sources::Live::everything());
+        // Every probe a field names attached, every /proc file present.
+        let probes = PROCESS_FIELDS
+            .iter()
+            .flat_map(|f| f.sources)
+            .filter_map(|s| match s {
+                crate::sources::Source::Probe(p) => Some(p.to_string()),
+                _ => None,
+            })
+            .collect();
+        let everything = crate::sources::Live {
+            probes,
+            ..Default::default()
+        };
+        let live = fields::LiveFields::new(&everything);
         let base = ProcessView::from_process(&Process::new(key, "x".into()), true, &live);
-        for slot in 0..ProcCounters::LEN {
+        for slot in 0..memmon_common::ProcCounters::LEN {
             let mut p = Process::new(key, "x".into());
             p.counters.as_mut_slice()[slot] = 1_000_000;
             let v = ProcessView::from_process(&p, true, &live);

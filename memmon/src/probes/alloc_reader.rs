@@ -2,7 +2,10 @@
 //! classes, and buddy allocations by order and migrate type.
 
 use aya::maps::{HashMap, MapData, PerCpuArray};
-use memmon_common::alloc::{AllocStats, MIGRATE_TYPES, PAGE_ALLOC_SLOTS, PAGE_ORDERS, SlabKey};
+use memmon_common::{
+    alloc::{AllocStats, MIGRATE_TYPES, PAGE_ALLOC_SLOTS, PAGE_ORDERS, SlabKey},
+    names::probe,
+};
 
 use super::ProbeSet;
 pub use crate::sample::alloc::AllocSample;
@@ -10,7 +13,7 @@ pub use crate::sample::alloc::AllocSample;
 impl ProbeSet {
     /// The allocator maps, or None when none of those probes is attached.
     pub fn read_alloc(&self) -> Option<AllocSample> {
-        if !["slab_alloc", "kmalloc", "page_alloc"]
+        if ![probe::SLAB_ALLOC, probe::KMALLOC, probe::PAGE_ALLOC]
             .iter()
             .any(|p| self.is_attached(p))
         {

@@ -3,6 +3,7 @@
 //! when fault detail is asked for).
 
 use aya::programs::perf_event::SoftwareEvent;
+use memmon_common::names::{Probe, Program, probe, program};
 
 /// Where a program attaches.
 #[derive(Clone, Copy, Debug)]
@@ -42,9 +43,9 @@ pub enum Attach {
 #[derive(Clone, Copy, Debug)]
 pub struct ProbeSpec {
     /// Stable name used in status reports, flags and metrics.
-    pub name: &'static str,
+    pub name: &'static Probe,
     /// Program name in the eBPF object.
-    pub program: &'static str,
+    pub program: &'static Program,
     /// Attach point.
     pub attach: Attach,
     /// Runs on every page fault: attached only with fault detail on.
@@ -60,8 +61,8 @@ pub struct ProbeSpec {
 /// process's counters exist before its exit can remove them.
 pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
-        name: "page_fault_user",
-        program: "page_fault_user",
+        name: probe::PAGE_FAULT_USER,
+        program: program::PAGE_FAULT_USER,
         attach: Attach::RawTracepoint {
             category: "exceptions",
             name: "page_fault_user",
@@ -71,8 +72,8 @@ pub const PROBES: &[ProbeSpec] = &[
         what: "user-mode page faults per process: read/write/copy-on-write",
     },
     ProbeSpec {
-        name: "page_fault_kernel",
-        program: "page_fault_kernel",
+        name: probe::PAGE_FAULT_KERNEL,
+        program: program::PAGE_FAULT_KERNEL,
         attach: Attach::RawTracepoint {
             category: "exceptions",
             name: "page_fault_kernel",
@@ -82,16 +83,16 @@ pub const PROBES: &[ProbeSpec] = &[
         what: "kernel-mode faults on user addresses (copy_to/from_user)",
     },
     ProbeSpec {
-        name: "major_faults",
-        program: "major_fault",
+        name: probe::MAJOR_FAULTS,
+        program: program::MAJOR_FAULT,
         attach: Attach::PerfSoftware(SoftwareEvent::PageFaultsMaj),
         per_fault: false,
         per_alloc: false,
         what: "major page faults per process (perf PAGE_FAULTS_MAJ)",
     },
     ProbeSpec {
-        name: "rss_stat",
-        program: "rss_stat",
+        name: probe::RSS_STAT,
+        program: program::RSS_STAT,
         attach: Attach::Tracepoint {
             category: "kmem",
             name: "rss_stat",
@@ -101,8 +102,8 @@ pub const PROBES: &[ProbeSpec] = &[
         what: "resident-set counter updates (every fault that maps a page): swap out/in pages and real-time rss per process",
     },
     ProbeSpec {
-        name: "direct_reclaim_begin",
-        program: "reclaim_begin",
+        name: probe::DIRECT_RECLAIM_BEGIN,
+        program: program::RECLAIM_BEGIN,
         attach: Attach::Tracepoint {
             category: "vmscan",
             name: "mm_vmscan_direct_reclaim_begin",
@@ -112,8 +113,8 @@ pub const PROBES: &[ProbeSpec] = &[
         what: "start of a direct-reclaim stall",
     },
     ProbeSpec {
-        name: "direct_reclaim_end",
-        program: "reclaim_end",
+        name: probe::DIRECT_RECLAIM_END,
+        program: program::RECLAIM_END,
         attach: Attach::Tracepoint {
             category: "vmscan",
             name: "mm_vmscan_direct_reclaim_end",
@@ -123,8 +124,8 @@ pub const PROBES: &[ProbeSpec] = &[
         what: "end of a direct-reclaim stall: count, time, histogram",
     },
     ProbeSpec {
-        name: "memcg_reclaim_begin",
-        program: "reclaim_begin",
+        name: probe::MEMCG_RECLAIM_BEGIN,
+        program: program::RECLAIM_BEGIN,
         attach: Attach::Tracepoint {
             category: "vmscan",
             name: "mm_vmscan_memcg_reclaim_begin",
@@ -134,8 +135,8 @@ pub const PROBES: &[ProbeSpec] = &[
         what: "start of a memcg-limit reclaim stall",
     },
     ProbeSpec {
-        name: "memcg_reclaim_end",
-        program: "reclaim_end",
+        name: probe::MEMCG_RECLAIM_END,
+        program: program::RECLAIM_END,
         attach: Attach::Tracepoint {
             category: "vmscan",
             name: "mm_vmscan_memcg_reclaim_end",
@@ -145,8 +146,8 @@ pub const PROBES: &[ProbeSpec] = &[
         what: "end of a memcg-limit reclaim stall: count, time, histogram",
     },
     ProbeSpec {
-        name: "oom_constraint",
-        program: "oom_out_of_memory",
+        name: probe::OOM_CONSTRAINT,
+        program: program::OOM_OUT_OF_MEMORY,
         attach: Attach::Kprobe {
             function: "out_of_memory",
         },
@@ -155,8 +156,8 @@ pub const PROBES: &[ProbeSpec] = &[
         what: "out_of_memory() starting: which limit an OOM kill hit (the kernel's oom_control: a memcg and its usage at the kill, or global), read by oom_kill",
     },
     ProbeSpec {
-        name: "oom_kill",
-        program: "oom_mark_victim",
+        name: probe::OOM_KILL,
+        program: program::OOM_MARK_VICTIM,
         attach: Attach::Tracepoint {
             category: "oom",
             name: "mark_victim",
@@ -166,8 +167,8 @@ pub const PROBES: &[ProbeSpec] = &[
         what: "OOM kills: victim, its rss, the killing task (ring buffer)",
     },
     ProbeSpec {
-        name: "migrate_pages",
-        program: "mm_migrate_pages",
+        name: probe::MIGRATE_PAGES,
+        program: program::MM_MIGRATE_PAGES,
         attach: Attach::Tracepoint {
             category: "migrate",
             name: "mm_migrate_pages",
@@ -177,8 +178,8 @@ pub const PROBES: &[ProbeSpec] = &[
         what: "page migrations: pages moved/failed per process and reason",
     },
     ProbeSpec {
-        name: "numa_move_task",
-        program: "sched_move_numa",
+        name: probe::NUMA_MOVE_TASK,
+        program: program::SCHED_MOVE_NUMA,
         attach: Attach::Tracepoint {
             category: "sched",
             name: "sched_move_numa",
@@ -188,8 +189,8 @@ pub const PROBES: &[ProbeSpec] = &[
         what: "NUMA balancing moved a task to another node",
     },
     ProbeSpec {
-        name: "numa_swap_tasks",
-        program: "sched_swap_numa",
+        name: probe::NUMA_SWAP_TASKS,
+        program: program::SCHED_SWAP_NUMA,
         attach: Attach::Tracepoint {
             category: "sched",
             name: "sched_swap_numa",
@@ -199,8 +200,8 @@ pub const PROBES: &[ProbeSpec] = &[
         what: "NUMA balancing swapped two tasks between nodes",
     },
     ProbeSpec {
-        name: "fault_latency_entry",
-        program: "handle_mm_fault_entry",
+        name: probe::FAULT_LATENCY_ENTRY,
+        program: program::HANDLE_MM_FAULT_ENTRY,
         attach: Attach::Tracing {
             function: "handle_mm_fault",
             exit: false,
@@ -210,8 +211,8 @@ pub const PROBES: &[ProbeSpec] = &[
         what: "fentry handle_mm_fault: fault start time (needs BPF trampolines)",
     },
     ProbeSpec {
-        name: "fault_latency",
-        program: "handle_mm_fault_exit",
+        name: probe::FAULT_LATENCY,
+        program: program::HANDLE_MM_FAULT_EXIT,
         attach: Attach::Tracing {
             function: "handle_mm_fault",
             exit: true,
@@ -221,8 +222,8 @@ pub const PROBES: &[ProbeSpec] = &[
         what: "fexit handle_mm_fault: fault latency histogram (needs BPF trampolines)",
     },
     ProbeSpec {
-        name: "mmap_enter",
-        program: "sys_enter_mmap",
+        name: probe::MMAP_ENTER,
+        program: program::SYS_ENTER_MMAP,
         attach: Attach::Tracepoint {
             category: "syscalls",
             name: "sys_enter_mmap",
@@ -232,8 +233,8 @@ pub const PROBES: &[ProbeSpec] = &[
         what: "mmap arguments (length, anonymous or file) until the call returns",
     },
     ProbeSpec {
-        name: "mmap_exit",
-        program: "sys_exit_mmap",
+        name: probe::MMAP_EXIT,
+        program: program::SYS_EXIT_MMAP,
         attach: Attach::Tracepoint {
             category: "syscalls",
             name: "sys_exit_mmap",
@@ -243,8 +244,8 @@ pub const PROBES: &[ProbeSpec] = &[
         what: "mmap results: calls, bytes anonymous/file-backed, failures",
     },
     ProbeSpec {
-        name: "munmap",
-        program: "sys_enter_munmap",
+        name: probe::MUNMAP,
+        program: program::SYS_ENTER_MUNMAP,
         attach: Attach::Tracepoint {
             category: "syscalls",
             name: "sys_enter_munmap",
@@ -254,8 +255,8 @@ pub const PROBES: &[ProbeSpec] = &[
         what: "munmap calls and bytes",
     },
     ProbeSpec {
-        name: "mremap",
-        program: "sys_enter_mremap",
+        name: probe::MREMAP,
+        program: program::SYS_ENTER_MREMAP,
         attach: Attach::Tracepoint {
             category: "syscalls",
             name: "sys_enter_mremap",
@@ -265,8 +266,8 @@ pub const PROBES: &[ProbeSpec] = &[
         what: "mremap calls",
     },
     ProbeSpec {
-        name: "brk_enter",
-        program: "sys_enter_brk",
+        name: probe::BRK_ENTER,
+        program: program::SYS_ENTER_BRK,
         attach: Attach::Tracepoint {
             category: "syscalls",
             name: "sys_enter_brk",
@@ -276,8 +277,8 @@ pub const PROBES: &[ProbeSpec] = &[
         what: "brk calls",
     },
     ProbeSpec {
-        name: "brk_exit",
-        program: "sys_exit_brk",
+        name: probe::BRK_EXIT,
+        program: program::SYS_EXIT_BRK,
         attach: Attach::Tracepoint {
             category: "syscalls",
             name: "sys_exit_brk",
@@ -287,8 +288,8 @@ pub const PROBES: &[ProbeSpec] = &[
         what: "program break growth and shrinkage",
     },
     ProbeSpec {
-        name: "slab_alloc",
-        program: "kmem_cache_alloc",
+        name: probe::SLAB_ALLOC,
+        program: program::KMEM_CACHE_ALLOC,
         attach: Attach::Tracepoint {
             category: "kmem",
             name: "kmem_cache_alloc",
@@ -298,8 +299,8 @@ pub const PROBES: &[ProbeSpec] = &[
         what: "slab allocations per cache and per process",
     },
     ProbeSpec {
-        name: "slab_free",
-        program: "kmem_cache_free",
+        name: probe::SLAB_FREE,
+        program: program::KMEM_CACHE_FREE,
         attach: Attach::Tracepoint {
             category: "kmem",
             name: "kmem_cache_free",
@@ -309,8 +310,8 @@ pub const PROBES: &[ProbeSpec] = &[
         what: "slab frees per cache",
     },
     ProbeSpec {
-        name: "kmalloc",
-        program: "kmalloc",
+        name: probe::KMALLOC,
+        program: program::KMALLOC,
         attach: Attach::Tracepoint {
             category: "kmem",
             name: "kmalloc",
@@ -320,8 +321,8 @@ pub const PROBES: &[ProbeSpec] = &[
         what: "kmalloc per size class: bytes requested vs allocated",
     },
     ProbeSpec {
-        name: "page_alloc",
-        program: "mm_page_alloc",
+        name: probe::PAGE_ALLOC,
+        program: program::MM_PAGE_ALLOC,
         attach: Attach::RawTracepoint {
             category: "kmem",
             name: "mm_page_alloc",
@@ -331,8 +332,8 @@ pub const PROBES: &[ProbeSpec] = &[
         what: "buddy allocations by order and migrate type, per process",
     },
     ProbeSpec {
-        name: "page_alloc_extfrag",
-        program: "mm_page_alloc_extfrag",
+        name: probe::PAGE_ALLOC_EXTFRAG,
+        program: program::MM_PAGE_ALLOC_EXTFRAG,
         attach: Attach::Tracepoint {
             category: "kmem",
             name: "mm_page_alloc_extfrag",
@@ -342,8 +343,8 @@ pub const PROBES: &[ProbeSpec] = &[
         what: "allocations that fell back to another migrate type",
     },
     ProbeSpec {
-        name: "cgroup_attach",
-        program: "cgroup_attach_task",
+        name: probe::CGROUP_ATTACH,
+        program: program::CGROUP_ATTACH_TASK,
         attach: Attach::Tracepoint {
             category: "cgroup",
             name: "cgroup_attach_task",
@@ -353,8 +354,8 @@ pub const PROBES: &[ProbeSpec] = &[
         what: "tasks moved to another cgroup (systemd, container runtimes): their memory cgroup is read again",
     },
     ProbeSpec {
-        name: "kill_signal",
-        program: "signal_generate_kill",
+        name: probe::KILL_SIGNAL,
+        program: program::SIGNAL_GENERATE_KILL,
         attach: Attach::Tracepoint {
             category: "signal",
             name: "signal_generate",
@@ -364,8 +365,8 @@ pub const PROBES: &[ProbeSpec] = &[
         what: "SIGKILLs sent (filtered in the kernel): sender pid, comm, memory cgroup; target pid, comm (and memory cgroup as a raw tracepoint)",
     },
     ProbeSpec {
-        name: "process_exit",
-        program: "sched_process_exit",
+        name: probe::PROCESS_EXIT,
+        program: program::SCHED_PROCESS_EXIT,
         attach: Attach::Tracepoint {
             category: "sched",
             name: "sched_process_exit",
@@ -385,8 +386,8 @@ pub fn find(name: &str) -> Option<&'static ProbeSpec> {
 /// one where the kernel's BTF gives what it reads (6.2+), see
 /// [`for_kernel`].
 pub const RSS_STAT_RAW: ProbeSpec = ProbeSpec {
-    name: "rss_stat",
-    program: "rss_stat_raw",
+    name: probe::RSS_STAT,
+    program: program::RSS_STAT_RAW,
     attach: Attach::RawTracepoint {
         category: "kmem",
         name: "rss_stat",
@@ -400,8 +401,8 @@ pub const RSS_STAT_RAW: ProbeSpec = ProbeSpec {
 /// classic one where the kernel's BTF gives what it reads (the target
 /// task's pid, comm and memory cgroup), see [`for_kernel`].
 pub const KILL_SIGNAL_RAW: ProbeSpec = ProbeSpec {
-    name: "kill_signal",
-    program: "signal_generate_kill_raw",
+    name: probe::KILL_SIGNAL,
+    program: program::SIGNAL_GENERATE_KILL_RAW,
     attach: Attach::RawTracepoint {
         category: "signal",
         name: "signal_generate",
@@ -438,4 +439,19 @@ pub fn for_kernel(spec: &'static ProbeSpec, variants: Variants) -> &'static Prob
 /// probe metrics, not warned about at every start.
 pub fn is_optional(name: &str) -> bool {
     find(name).is_some_and(|p| matches!(p.attach, Attach::Tracing { .. }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_catalog_holds_each_named_probe_once_in_order() {
+        let names: Vec<&str> = PROBES.iter().map(|p| p.name.name()).collect();
+        let declared: Vec<&str> = probe::ALL.iter().map(|p| p.name()).collect();
+        assert_eq!(names, declared, "memmon_common::names::probe::ALL");
+        for raw in [&RSS_STAT_RAW, &KILL_SIGNAL_RAW] {
+            assert!(find(raw.name).is_some(), "{} has no classic form", raw.name);
+        }
+    }
 }

@@ -16,7 +16,7 @@ impl ProbeSet {
         PROBES
             .iter()
             .filter(|s| (s.per_fault || s.per_alloc) && self.is_attached(s.name))
-            .map(|s| s.name)
+            .map(|s| s.name.name())
             .collect()
     }
 

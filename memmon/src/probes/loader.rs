@@ -13,7 +13,11 @@ use aya::{
     },
     util::online_cpus,
 };
-use memmon_common::{KernelConfig, layouts::TracepointOffsets};
+use memmon_common::{
+    KernelConfig,
+    layouts::TracepointOffsets,
+    names::{self, Map, Probe},
+};
 
 use super::{
     ProbeState, ProbeStatus, btf_offsets,
@@ -39,7 +43,7 @@ pub struct LoadOptions {
     pub disabled: BTreeSet<String>,
     /// When set, attach only these probes (a command that needs a few,
     /// such as `memmon events`); the others are disabled, saying why.
-    pub only: Option<(&'static [&'static str], &'static str)>,
+    pub only: Option<(&'static [&'static Probe], &'static str)>,
     /// Capacity of the per-process counters map.
     pub max_processes: u32,
     /// Pin the cumulative maps under this bpffs directory (the daemon), so
@@ -78,7 +82,7 @@ pub enum LoadError {
     Tracefs(String),
     /// A map the object must have is missing or of the wrong type.
     #[error("eBPF object is missing map {0}")]
-    MissingMap(&'static str),
+    MissingMap(&'static Map),
     /// The pin directory could not be prepared.
     #[error("{0}")]
     Pins(String),
@@ -156,7 +160,11 @@ impl ProbeSet {
         }
         let pin_paths: Vec<(&str, std::path::PathBuf)> = pin_dir
             .iter()
-            .flat_map(|dir| pins::PINNED_MAPS.iter().map(|m| (m.name, dir.join(m.name))))
+            .flat_map(|dir| {
+                pins::PINNED_MAPS
+                    .iter()
+                    .map(|m| (m.name.name(), dir.join(m.name.name())))
+            })
             .collect();
         for (name, path) in &pin_paths {
             loader.map_pin_path(name, path.as_path());
@@ -177,10 +185,10 @@ impl ProbeSet {
             let mut spec = super::catalog::for_kernel(spec, variants);
             let mut attach = overrides
                 .iter()
-                .find(|(probe, _)| probe == spec.name)
+                .find(|(probe, _)| probe == spec.name.name())
                 .map(|(_, a)| same_kind(*a, spec.attach))
                 .unwrap_or(spec.attach);
-            let state = if opts.disabled.contains(spec.name) {
+            let state = if opts.disabled.contains(spec.name.name()) {
                 ProbeState::Disabled {
                     reason: "disabled by --disable-probe".into(),
                 }
@@ -429,7 +437,7 @@ const BPF_F_NO_PREALLOC: u32 = 1;
 /// value_size, max_entries, map_flags, ...: u32 each).
 const MAP_DEF_FLAGS: u64 = 16;
 /// The map the major-fault perf_event program writes to.
-const COUNTERS_MAP: &str = "PROC_COUNTERS";
+const COUNTERS_MAP: &Map = names::PROC_COUNTERS;
 
 /// The object for a kernel of `release`. Linux before 6.1 lets perf_event
 /// programs use only preallocated hash maps (the verifier says "perf_event
@@ -897,28 +905,22 @@ mod object_tests {
             &super::super::catalog::KILL_SIGNAL_RAW,
         ]) {
             assert!(
-                obj.programs.contains_key(spec.program),
+                obj.programs.contains_key(spec.program.name()),
                 "probe {}: program {} is not in the eBPF object (have: {:?})",
                 spec.name,
                 spec.program,
                 obj.programs.keys().collect::<Vec<_>>()
             );
         }
-        for program in ["task_iter", "task_iter_probe"] {
+        for program in memmon_common::names::program::ALL {
             assert!(
-                obj.programs.contains_key(program),
-                "task iterator {program} is not in the eBPF object"
-            );
-        }
-        for program in super::super::stacks::PROGRAMS {
-            assert!(
-                obj.programs.contains_key(*program),
-                "stack probe program {program} is not in the eBPF object"
+                obj.programs.contains_key(program.name()),
+                "program {program} is not in the eBPF object"
             );
         }
         for map in memmon_common::names::MAPS {
             assert!(
-                obj.maps.contains_key(*map),
+                obj.maps.contains_key(map.name()),
                 "map {map} is not in the eBPF object (have: {:?})",
                 obj.maps.keys().collect::<Vec<_>>()
             );

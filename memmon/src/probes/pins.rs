@@ -12,7 +12,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use memmon_common::{LAYOUT_VERSION, MemcgExits, ProcCounters};
+use memmon_common::{
+    LAYOUT_VERSION, MemcgExits, ProcCounters,
+    names::{self, Map},
+};
 
 /// Default root of memmon's pins.
 pub const DEFAULT_PIN_ROOT: &str = "/sys/fs/bpf/memmon";
@@ -20,7 +23,7 @@ pub const DEFAULT_PIN_ROOT: &str = "/sys/fs/bpf/memmon";
 /// A map that survives restarts: name, key size, value size.
 pub struct PinnedMap {
     /// Map name in the eBPF object.
-    pub name: &'static str,
+    pub name: &'static Map,
     /// Expected key size in bytes.
     pub key_size: u32,
     /// Expected value size in bytes.
@@ -31,17 +34,17 @@ pub struct PinnedMap {
 /// the per-memory-cgroup totals of exited processes.
 pub const PINNED_MAPS: &[PinnedMap] = &[
     PinnedMap {
-        name: memmon_common::names::PROC_COUNTERS,
+        name: names::PROC_COUNTERS,
         key_size: 4,
         value_size: std::mem::size_of::<ProcCounters>() as u32,
     },
     PinnedMap {
-        name: memmon_common::names::STATS,
+        name: names::STATS,
         key_size: 4,
         value_size: 8,
     },
     PinnedMap {
-        name: "MEMCG_EXITS",
+        name: names::MEMCG_EXITS,
         key_size: 8,
         value_size: std::mem::size_of::<MemcgExits>() as u32,
     },
@@ -76,7 +79,7 @@ pub fn prepare(root: &Path) -> Result<PathBuf, String> {
     fs::create_dir_all(&dir)
         .map_err(|e| format!("cannot create pin directory {}: {e}", dir.display()))?;
     for map in PINNED_MAPS {
-        let path = dir.join(map.name);
+        let path = dir.join(map.name.name());
         if !path.exists() {
             continue;
         }

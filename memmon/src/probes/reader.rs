@@ -6,6 +6,7 @@ use aya::maps::{HashMap, MapData, PerCpuArray};
 use memmon_common::{
     ExitEvent, KillEvent, MemcgExits, MmState, OomEvent, ProcCounters, Stat,
     events::{EVENT_EXIT, EVENT_KILL, EVENT_OOM},
+    names::{self, Map},
     stats::HIST_BUCKETS,
 };
 
@@ -16,29 +17,26 @@ pub use crate::sample::stats::StatsSnapshot;
 #[derive(Debug, thiserror::Error)]
 #[error("reading map {map}: {source}")]
 pub struct ReadError {
-    map: &'static str,
+    map: &'static Map,
     #[source]
     source: aya::maps::MapError,
 }
 
-fn err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> ReadError {
+fn err(map: &'static Map) -> impl FnOnce(aya::maps::MapError) -> ReadError {
     move |source| ReadError { map, source }
 }
 
 impl ProbeSet {
     /// Every live process's counters, keyed by tgid.
     pub fn read_counters(&self) -> Result<Vec<(u32, ProcCounters)>, ReadError> {
-        let map = self
-            .ebpf
-            .map(memmon_common::names::PROC_COUNTERS)
-            .ok_or(ReadError {
-                map: memmon_common::names::PROC_COUNTERS,
-                source: aya::maps::MapError::InvalidName {
-                    name: memmon_common::names::PROC_COUNTERS.into(),
-                },
-            })?;
+        let map = self.ebpf.map(names::PROC_COUNTERS).ok_or(ReadError {
+            map: names::PROC_COUNTERS,
+            source: aya::maps::MapError::InvalidName {
+                name: names::PROC_COUNTERS.name().into(),
+            },
+        })?;
         let map: HashMap<&MapData, u32, ProcCounters> =
-            HashMap::try_from(map).map_err(err(memmon_common::names::PROC_COUNTERS))?;
+            HashMap::try_from(map).map_err(err(names::PROC_COUNTERS))?;
         let mut out = Vec::new();
         for item in map.iter() {
             match item {
@@ -46,7 +44,7 @@ impl ProbeSet {
                 // An entry deleted between key and value lookups: the
                 // process just exited and its exit event carries it.
                 Err(aya::maps::MapError::KeyNotFound) => continue,
-                Err(e) => return Err(err(memmon_common::names::PROC_COUNTERS)(e)),
+                Err(e) => return Err(err(names::PROC_COUNTERS)(e)),
             }
         }
         Ok(out)
@@ -55,7 +53,7 @@ impl ProbeSet {
     /// Deletes a process's counters from the kernel map (its process is
     /// gone and its exit was not seen).
     pub fn remove_counters(&mut self, tgid: u32) {
-        let Some(map) = self.ebpf.map_mut(memmon_common::names::PROC_COUNTERS) else {
+        let Some(map) = self.ebpf.map_mut(names::PROC_COUNTERS) else {
             return;
         };
         if let Ok(mut map) = HashMap::<&mut MapData, u32, ProcCounters>::try_from(map)
@@ -70,17 +68,17 @@ impl ProbeSet {
     /// kernel-side totals in a pinned map, so they survive restarts and
     /// never go backwards. Empty when the exit probe is not loaded.
     pub fn read_memcg_exits(&self) -> Result<Vec<(u64, MemcgExits)>, ReadError> {
-        let Some(map) = self.ebpf.map("MEMCG_EXITS") else {
+        let Some(map) = self.ebpf.map(names::MEMCG_EXITS) else {
             return Ok(Vec::new());
         };
         let map: HashMap<&MapData, u64, MemcgExits> =
-            HashMap::try_from(map).map_err(err("MEMCG_EXITS"))?;
+            HashMap::try_from(map).map_err(err(names::MEMCG_EXITS))?;
         let mut out = Vec::new();
         for item in map.iter() {
             match item {
                 Ok(kv) => out.push(kv),
                 Err(aya::maps::MapError::KeyNotFound) => continue,
-                Err(e) => return Err(err("MEMCG_EXITS")(e)),
+                Err(e) => return Err(err(names::MEMCG_EXITS)(e)),
             }
         }
         Ok(out)
@@ -88,7 +86,7 @@ impl ProbeSet {
 
     /// Forgets the exit totals of memory cgroup `id` (it no longer exists).
     pub fn remove_memcg_exits(&mut self, id: u64) {
-        let Some(map) = self.ebpf.map_mut("MEMCG_EXITS") else {
+        let Some(map) = self.ebpf.map_mut(names::MEMCG_EXITS) else {
             return;
         };
         if let Ok(mut map) = HashMap::<&mut MapData, u64, MemcgExits>::try_from(map)
@@ -103,7 +101,7 @@ impl ProbeSet {
     /// again meanwhile is put back by the kernel and read next time).
     /// Empty when the probe is not loaded.
     pub fn take_moved_tasks(&mut self) -> Vec<u32> {
-        let Some(map) = self.ebpf.map_mut(memmon_common::names::MOVED_TASKS) else {
+        let Some(map) = self.ebpf.map_mut(names::MOVED_TASKS) else {
             return Vec::new();
         };
         let Ok(mut map) = HashMap::<&mut MapData, u32, u32>::try_from(map) else {
@@ -119,7 +117,7 @@ impl ProbeSet {
     /// Every mm the rss_stat probe knows, with its owner and last counter
     /// values; empty when the probe is not loaded.
     pub fn read_mm_states(&self) -> Vec<MmState> {
-        let Some(map) = self.ebpf.map(memmon_common::names::MM_STATE) else {
+        let Some(map) = self.ebpf.map(names::MM_STATE) else {
             return Vec::new();
         };
         let Ok(map) = HashMap::<&MapData, u32, MmState>::try_from(map) else {
@@ -131,25 +129,20 @@ impl ProbeSet {
 
     /// The statistics slots summed over CPUs.
     pub fn read_stats(&self) -> Result<StatsSnapshot, ReadError> {
-        let map = self
-            .ebpf
-            .map(memmon_common::names::STATS)
-            .ok_or(ReadError {
-                map: memmon_common::names::STATS,
-                source: aya::maps::MapError::InvalidName {
-                    name: memmon_common::names::STATS.into(),
-                },
-            })?;
+        let map = self.ebpf.map(names::STATS).ok_or(ReadError {
+            map: names::STATS,
+            source: aya::maps::MapError::InvalidName {
+                name: names::STATS.name().into(),
+            },
+        })?;
         let stats: PerCpuArray<&MapData, u64> =
-            PerCpuArray::try_from(map).map_err(err(memmon_common::names::STATS))?;
+            PerCpuArray::try_from(map).map_err(err(names::STATS))?;
         let mut out = StatsSnapshot {
             proc_map_capacity: u64::from(self.max_processes),
             ..Default::default()
         };
         for stat in Stat::ALL {
-            let values = stats
-                .get(&(stat as u32), 0)
-                .map_err(err(memmon_common::names::STATS))?;
+            let values = stats.get(&(stat as u32), 0).map_err(err(names::STATS))?;
             let sum: u64 = values.iter().sum();
             match stat {
                 Stat::FaultEvents => out.fault_events = sum,
@@ -182,24 +175,21 @@ impl ProbeSet {
                 Stat::StackSamples | Stat::StackMapFull | Stat::StackLost | Stat::LeakMapFull => {}
             }
         }
-        out.reclaim_stall_hist = self.read_log2_hist(memmon_common::names::RECLAIM_HIST);
-        out.fault_latency_hist = self.read_log2_hist(memmon_common::names::FAULT_LATENCY_HIST);
+        out.reclaim_stall_hist = self.read_log2_hist(names::RECLAIM_HIST);
+        out.fault_latency_hist = self.read_log2_hist(names::FAULT_LATENCY_HIST);
         out.migrate_pages_by_reason = self
-            .read_per_cpu_slots(
-                memmon_common::names::MIGRATE_REASONS,
-                MIGRATE_REASON_NAMES.len() as u32,
-            )
+            .read_per_cpu_slots(names::MIGRATE_REASONS, MIGRATE_REASON_NAMES.len() as u32)
             .into_iter()
             .enumerate()
             .filter(|(_, n)| *n > 0)
             .map(|(i, n)| (MIGRATE_REASON_NAMES[i].to_string(), n))
             .collect();
-        if let Some(map) = self.ebpf.map(memmon_common::names::MM_STATE)
+        if let Some(map) = self.ebpf.map(names::MM_STATE)
             && let Ok(map) = HashMap::<&MapData, u32, MmState>::try_from(map)
         {
             out.mm_map_entries = map.keys().filter(|k| k.is_ok()).count() as u64;
         }
-        if let Some(map) = self.ebpf.map(memmon_common::names::PROC_COUNTERS)
+        if let Some(map) = self.ebpf.map(names::PROC_COUNTERS)
             && let Ok(map) = HashMap::<&MapData, u32, ProcCounters>::try_from(map)
         {
             out.proc_map_entries = map.keys().filter(|k| k.is_ok()).count() as u64;

@@ -50,7 +50,7 @@ pub struct Drained {
     pub samples: u64,
 }
 
-fn map_err(map: &'static str) -> impl FnOnce(MapError) -> StackError {
+fn map_err(map: &'static names::Map) -> impl FnOnce(MapError) -> StackError {
     move |source| StackError::Map { map, source }
 }
 
@@ -64,8 +64,11 @@ fn gone(e: &MapError) -> bool {
     }
 }
 
-fn take(probes: &mut ProbeSet, name: &'static str) -> Result<Map, StackError> {
-    probes.ebpf.take_map(name).ok_or(StackError::Missing(name))
+fn take(probes: &mut ProbeSet, name: &'static names::Map) -> Result<Map, StackError> {
+    probes
+        .ebpf
+        .take_map(name)
+        .ok_or(StackError::MissingMap(name))
 }
 
 impl ProbeSet {

@@ -16,42 +16,28 @@ use aya::{
     util::online_cpus,
 };
 use memmon_common::{
-    Stat, names,
+    Stat,
+    names::{self, Map, Program, program},
     stacks::{LiveAlloc, NO_STACK, StackFrames, StackKey, setting, stack_event},
 };
 
 use super::ProbeSet;
 use crate::sample::stacks::{RawSample, RawStack, StackEvent};
 
-/// Programs of the stack probes in the eBPF object (checked by the loader's
-/// object test).
-pub const PROGRAMS: &[&str] = &[
-    "stack_faults",
-    "leak_malloc",
-    "leak_calloc",
-    "leak_realloc",
-    "leak_aligned_alloc",
-    "leak_posix_memalign",
-    "leak_free",
-    "leak_alloc_return",
-    "leak_memalign_return",
-    "stack_brk_exit",
-    "stack_mmap_enter",
-    "stack_mmap_exit",
-    "stack_munmap_enter",
-];
-
 /// Attaching or reading the stack probes failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
-    /// A map or program is missing from the object.
-    #[error("memmon's eBPF object has no {0}")]
-    Missing(&'static str),
+    /// A map is missing from the object.
+    #[error("memmon's eBPF object has no map {0}")]
+    MissingMap(&'static Map),
+    /// A program is missing from the object.
+    #[error("memmon's eBPF object has no program {0}")]
+    MissingProgram(&'static Program),
     /// The kernel refused a map operation.
     #[error("map {map}: {source}")]
     Map {
         /// The map.
-        map: &'static str,
+        map: &'static Map,
         /// What the kernel said.
         #[source]
         source: aya::maps::MapError,
@@ -70,7 +56,7 @@ pub enum StackError {
     Other(String),
 }
 
-fn map_err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> StackError {
+fn map_err(map: &'static Map) -> impl FnOnce(aya::maps::MapError) -> StackError {
     move |source| StackError::Map { map, source }
 }
 
@@ -86,21 +72,34 @@ pub enum Target {
 }
 
 /// What a symbol the allocator probes attach to is and which program.
-const ALLOC_FUNCTIONS: &[(&str, &str, Option<&str>)] = &[
-    ("malloc", "leak_malloc", Some("leak_alloc_return")),
-    ("calloc", "leak_calloc", Some("leak_alloc_return")),
-    ("realloc", "leak_realloc", Some("leak_alloc_return")),
+type AllocFunction = (&'static str, &'static Program, Option<&'static Program>);
+const ALLOC_FUNCTIONS: &[AllocFunction] = &[
+    (
+        "malloc",
+        program::LEAK_MALLOC,
+        Some(program::LEAK_ALLOC_RETURN),
+    ),
+    (
+        "calloc",
+        program::LEAK_CALLOC,
+        Some(program::LEAK_ALLOC_RETURN),
+    ),
+    (
+        "realloc",
+        program::LEAK_REALLOC,
+        Some(program::LEAK_ALLOC_RETURN),
+    ),
     (
         "aligned_alloc",
-        "leak_aligned_alloc",
-        Some("leak_alloc_return"),
+        program::LEAK_ALIGNED_ALLOC,
+        Some(program::LEAK_ALLOC_RETURN),
     ),
     (
         "posix_memalign",
-        "leak_posix_memalign",
-        Some("leak_memalign_return"),
+        program::LEAK_POSIX_MEMALIGN,
+        Some(program::LEAK_MEMALIGN_RETURN),
     ),
-    ("free", "leak_free", None),
+    ("free", program::LEAK_FREE, None),
 ];
 
 impl ProbeSet {
@@ -114,7 +113,7 @@ impl ProbeSet {
             let mut settings: Array<&mut MapData, u64> = Array::try_from(
                 self.ebpf
                     .map_mut(names::PROFILE_SETTINGS)
-                    .ok_or(StackError::Missing(names::PROFILE_SETTINGS))?,
+                    .ok_or(StackError::MissingMap(names::PROFILE_SETTINGS))?,
             )
             .map_err(map_err(names::PROFILE_SETTINGS))?;
             let (mode, cgroup) = match target {
@@ -136,7 +135,7 @@ impl ProbeSet {
             let mut map: HashMap<&mut MapData, u32, u32> = HashMap::try_from(
                 self.ebpf
                     .map_mut(names::PROFILE_PIDS)
-                    .ok_or(StackError::Missing(names::PROFILE_PIDS))?,
+                    .ok_or(StackError::MissingMap(names::PROFILE_PIDS))?,
             )
             .map_err(map_err(names::PROFILE_PIDS))?;
             for pid in pids {
@@ -154,7 +153,7 @@ impl ProbeSet {
         let mut map: HashMap<&mut MapData, u32, u64> = HashMap::try_from(
             self.ebpf
                 .map_mut(names::STACK_BRK_LAST)
-                .ok_or(StackError::Missing(names::STACK_BRK_LAST))?,
+                .ok_or(StackError::MissingMap(names::STACK_BRK_LAST))?,
         )
         .map_err(map_err(names::STACK_BRK_LAST))?;
         map.insert(pid, brk, 0)
@@ -166,15 +165,15 @@ impl ProbeSet {
     pub fn attach_fault_sampler(&mut self, period: u64) -> Result<(), StackError> {
         let pe: &mut PerfEvent = self
             .ebpf
-            .program_mut("stack_faults")
-            .ok_or(StackError::Missing("program stack_faults"))?
+            .program_mut(program::STACK_FAULTS)
+            .ok_or(StackError::MissingProgram(program::STACK_FAULTS))?
             .try_into()
             .map_err(|source| StackError::Program {
-                what: "stack_faults".into(),
+                what: program::STACK_FAULTS.to_string(),
                 source,
             })?;
         pe.load().map_err(|source| StackError::Program {
-            what: "verifier rejected stack_faults".into(),
+            what: format!("verifier rejected {}", program::STACK_FAULTS),
             source,
         })?;
         let cpus = online_cpus()
@@ -197,12 +196,12 @@ impl ProbeSet {
     /// Attaches the brk sampler (`StackEvent::Brk`) or the mmap/munmap
     /// samplers (`StackEvent::Mmap`) to their syscall tracepoints.
     pub fn attach_growth_sampler(&mut self, event: StackEvent) -> Result<(), StackError> {
-        let points: &[(&str, &str)] = match event {
-            StackEvent::Brk => &[("stack_brk_exit", "sys_exit_brk")],
+        let points: &[(&Program, &str)] = match event {
+            StackEvent::Brk => &[(program::STACK_BRK_EXIT, "sys_exit_brk")],
             StackEvent::Mmap => &[
-                ("stack_mmap_enter", "sys_enter_mmap"),
-                ("stack_mmap_exit", "sys_exit_mmap"),
-                ("stack_munmap_enter", "sys_enter_munmap"),
+                (program::STACK_MMAP_ENTER, "sys_enter_mmap"),
+                (program::STACK_MMAP_EXIT, "sys_exit_mmap"),
+                (program::STACK_MUNMAP_ENTER, "sys_enter_munmap"),
             ],
             _ => {
                 return Err(StackError::Other(format!(
@@ -215,7 +214,7 @@ impl ProbeSet {
             let tp: &mut TracePoint = self
                 .ebpf
                 .program_mut(program)
-                .ok_or(StackError::Missing("a growth sampler program"))?
+                .ok_or(StackError::MissingProgram(program))?
                 .try_into()
                 .map_err(|source| StackError::Program {
                     what: program.to_string(),
@@ -246,13 +245,13 @@ impl ProbeSet {
             .ok_or_else(|| StackError::Other("pid 0 has no allocator".into()))?;
         let mut attached = Vec::new();
         for (function, entry, ret) in ALLOC_FUNCTIONS {
-            let programs: Vec<&str> = std::iter::once(*entry).chain(*ret).collect();
+            let programs: Vec<&Program> = std::iter::once(*entry).chain(*ret).collect();
             let mut ok = true;
             for program in programs {
                 let up: &mut UProbe = self
                     .ebpf
                     .program_mut(program)
-                    .ok_or(StackError::Missing("an allocator program"))?
+                    .ok_or(StackError::MissingProgram(program))?
                     .try_into()
                     .map_err(|source| StackError::Program {
                         what: program.to_string(),
@@ -290,7 +289,7 @@ impl ProbeSet {
         let map: HashMap<&MapData, StackKey, i64> = HashMap::try_from(
             self.ebpf
                 .map(names::STACK_COUNTS)
-                .ok_or(StackError::Missing(names::STACK_COUNTS))?,
+                .ok_or(StackError::MissingMap(names::STACK_COUNTS))?,
         )
         .map_err(map_err(names::STACK_COUNTS))?;
         let mut out = Vec::new();
@@ -309,7 +308,7 @@ impl ProbeSet {
         let map: HashMap<&MapData, u64, LiveAlloc> = HashMap::try_from(
             self.ebpf
                 .map(names::LIVE_ALLOCS)
-                .ok_or(StackError::Missing(names::LIVE_ALLOCS))?,
+                .ok_or(StackError::MissingMap(names::LIVE_ALLOCS))?,
         )
         .map_err(map_err(names::LIVE_ALLOCS))?;
         let mut out = Vec::new();

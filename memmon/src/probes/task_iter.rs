@@ -15,7 +15,10 @@
 use std::io::Read as _;
 
 use aya::programs::Iter;
-use memmon_common::task_iter::{TASK_LEADER, TaskRecord};
+use memmon_common::{
+    names::{Program, program},
+    task_iter::{TASK_LEADER, TaskRecord},
+};
 
 use super::ProbeSet;
 use crate::fast_hash::{FastMap, FastSet};
@@ -23,9 +26,6 @@ use crate::sample::{
     Identity,
     key::{ProcessKey, boottime_ns_to_ticks},
 };
-
-/// The iterator program in the object.
-const PROGRAM: &str = "task_iter";
 
 /// Why the iterator cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +35,7 @@ pub enum TaskIterError {
     #[error("{0}")]
     Unavailable(String),
     /// The program is not in the embedded object.
-    #[error("{PROGRAM} is not in the object")]
+    #[error("{} is not in the object", program::TASK_ITER)]
     Missing,
     /// Attaching or reading it failed.
     #[error("{0}")]
@@ -194,7 +194,7 @@ fn records(buf: &[u8]) -> impl Iterator<Item = TaskRecord> + '_ {
 /// The iterator programs, fastest first: direct loads through the BTF
 /// task pointer, then `bpf_probe_read_kernel` for verifiers that refuse
 /// those.
-const PROGRAMS: [&str; 2] = [PROGRAM, "task_iter_probe"];
+const PROGRAMS: [&Program; 2] = [program::TASK_ITER, program::TASK_ITER_PROBE];
 
 /// Loads the first iterator program this kernel accepts (at probe load,
 /// while the kernel's BTF is parsed); it is attached for each read. The
@@ -208,7 +208,7 @@ pub(super) fn load_program(ebpf: &mut aya::Ebpf, btf: &aya::Btf) -> Result<&'sta
             .try_into()
             .map_err(|e| format!("{e}"))?;
         match program.load("task", btf) {
-            Ok(()) => return Ok(name),
+            Ok(()) => return Ok(name.name()),
             Err(e) => refused.push(format!("{name}: {}", super::loader::error_chain(&e))),
         }
     }

@@ -2,6 +2,10 @@
 
 use std::fmt::Write as _;
 
+use memmon_common::names::{
+    Probe,
+    probe::{self, *},
+};
 use serde::Serialize;
 
 use crate::sample::{
@@ -9,42 +13,66 @@ use crate::sample::{
     stats::StatsSnapshot,
 };
 
-/// Events counted for probe `name` (probes sharing a counter share it).
-fn events_for(name: &str, stats: &StatsSnapshot) -> Option<u64> {
-    match name {
-        "page_fault_user" | "page_fault_kernel" => Some(stats.fault_events),
-        "major_faults" => Some(stats.major_fault_events),
-        "process_exit" => Some(stats.exit_events),
-        "rss_stat" => Some(stats.rss_events),
-        "direct_reclaim_begin"
-        | "direct_reclaim_end"
-        | "memcg_reclaim_begin"
-        | "memcg_reclaim_end" => Some(stats.reclaim_events),
-        "oom_kill" => Some(stats.oom_events),
-        "migrate_pages" => Some(stats.migrate_events),
-        "numa_move_task" | "numa_swap_tasks" => Some(stats.numa_move_events),
-        "fault_latency" => Some(stats.fault_latency_events),
-        "mmap_enter" | "mmap_exit" | "munmap" | "mremap" | "brk_enter" | "brk_exit" => {
-            Some(stats.mmap_events)
-        }
-        "slab_alloc" | "slab_free" | "kmalloc" => Some(stats.slab_events),
-        "page_alloc" => Some(stats.page_alloc_events),
-        "page_alloc_extfrag" => Some(stats.extfrag_events),
-        _ => None,
-    }
+/// A statistics slot and the probes whose events it counts.
+type Counted = (&'static [&'static Probe], fn(&StatsSnapshot) -> u64);
+
+/// Events counted per probe (probes sharing a counter share it).
+const EVENTS: &[Counted] = &[
+    (&[PAGE_FAULT_USER, PAGE_FAULT_KERNEL], |s| s.fault_events),
+    (&[MAJOR_FAULTS], |s| s.major_fault_events),
+    (&[PROCESS_EXIT], |s| s.exit_events),
+    (&[RSS_STAT], |s| s.rss_events),
+    (
+        &[
+            DIRECT_RECLAIM_BEGIN,
+            DIRECT_RECLAIM_END,
+            MEMCG_RECLAIM_BEGIN,
+            MEMCG_RECLAIM_END,
+        ],
+        |s| s.reclaim_events,
+    ),
+    (&[OOM_KILL], |s| s.oom_events),
+    (&[MIGRATE_PAGES], |s| s.migrate_events),
+    (&[NUMA_MOVE_TASK, NUMA_SWAP_TASKS], |s| s.numa_move_events),
+    (&[FAULT_LATENCY], |s| s.fault_latency_events),
+    (
+        &[MMAP_ENTER, MMAP_EXIT, MUNMAP, MREMAP, BRK_ENTER, BRK_EXIT],
+        |s| s.mmap_events,
+    ),
+    (&[SLAB_ALLOC, SLAB_FREE, KMALLOC], |s| s.slab_events),
+    (&[PAGE_ALLOC], |s| s.page_alloc_events),
+    (&[PAGE_ALLOC_EXTFRAG], |s| s.extfrag_events),
+];
+
+/// Events a probe could not record (full map, full ring buffer).
+const DROPPED: &[Counted] = &[
+    (&[RSS_STAT], |s| s.rss_map_full),
+    (&[DIRECT_RECLAIM_BEGIN, MEMCG_RECLAIM_BEGIN], |s| {
+        s.reclaim_map_full
+    }),
+    (&[OOM_KILL], |s| s.oom_events_lost),
+    (&[PROCESS_EXIT], |s| s.events_lost),
+    (&[MMAP_ENTER], |s| s.mmap_map_full),
+    (&[SLAB_ALLOC, KMALLOC], |s| s.slab_map_full),
+];
+
+/// The slot of `table` that counts probe `name`, read from `stats`.
+fn counted(table: &[Counted], name: &str, stats: &StatsSnapshot) -> Option<u64> {
+    let p = probe::find(name)?;
+    table
+        .iter()
+        .find(|(probes, _)| probes.contains(&p))
+        .map(|(_, read)| read(stats))
 }
 
-/// Events probe `name` could not record (full map, full ring buffer).
+/// Events counted for probe `name`.
+fn events_for(name: &str, stats: &StatsSnapshot) -> Option<u64> {
+    counted(EVENTS, name, stats)
+}
+
+/// Events probe `name` could not record.
 fn dropped_for(name: &str, stats: &StatsSnapshot) -> Option<u64> {
-    match name {
-        "rss_stat" => Some(stats.rss_map_full),
-        "direct_reclaim_begin" | "memcg_reclaim_begin" => Some(stats.reclaim_map_full),
-        "oom_kill" => Some(stats.oom_events_lost),
-        "process_exit" => Some(stats.events_lost),
-        "mmap_enter" => Some(stats.mmap_map_full),
-        "slab_alloc" | "kmalloc" => Some(stats.slab_map_full),
-        _ => None,
-    }
+    counted(DROPPED, name, stats)
 }
 
 fn state_word(state: &ProbeState) -> (&'static str, &str) {

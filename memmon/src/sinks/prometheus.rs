@@ -10,6 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use memmon_common::names::probe;
 use prometheus::{
     Encoder as _, TextEncoder,
     proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType},
@@ -315,8 +316,8 @@ pub fn families(
     );
     for cause in ["oom", "sigkill", "kernel"] {
         let live = match cause {
-            "oom" => p.live.probes.contains("oom_kill"),
-            _ => p.live.probes.contains("kill_signal"),
+            "oom" => p.live.has_probe(probe::OOM_KILL),
+            _ => p.live.has_probe(probe::KILL_SIGNAL),
         };
         if live {
             let n = p.kills_total.get(cause).copied().unwrap_or(0);
@@ -342,7 +343,7 @@ pub fn families(
     out.push(incidents);
     // Without the oom_kill probe nothing counts OOM kills: no series (a
     // constant 0 would say "none" where memmon cannot see them).
-    if p.live.probes.contains("oom_kill") {
+    if p.live.has_probe(probe::OOM_KILL) {
         scalar(
             &mut out,
             "memmon_oom_kills_total",

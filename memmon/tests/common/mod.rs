@@ -18,8 +18,56 @@ use std::{
 
 /// Path of the memmon binary under test.
 pub const MEMMON: &str = env!("CARGO_BIN_EXE_memmon");
-/// Path of the workload binary.
-pub const WORKLOAD: &str = env!("CARGO_BIN_EXE_memmon-workload");
+/// Where the lanes that built the workload already (`cargo xtask test`,
+/// `vm-test`: the guests have no cargo) say it is.
+pub const WORKLOAD_ENV: &str = "MEMMON_WORKLOAD";
+
+/// Path of the workload binary (package `memmon-workload` in
+/// memmon/workload, not part of the product): `$MEMMON_WORKLOAD` when set,
+/// else built once per test binary with `cargo build -p memmon-workload`
+/// (a no-op when it is current) beside the memmon binary under test, in
+/// the same profile.
+pub fn workload() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        if let Some(path) = std::env::var_os(WORKLOAD_ENV) {
+            return path.to_string_lossy().into_owned();
+        }
+        let exe_dir = std::path::Path::new(MEMMON)
+            .parent()
+            .expect("the memmon binary has a directory");
+        let profile = match exe_dir.file_name().and_then(|d| d.to_str()) {
+            Some("debug") | None => "dev",
+            Some(other) => other,
+        };
+        let target_dir = exe_dir
+            .parent()
+            .expect("the profile directory has a parent");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(&cargo)
+            .args([
+                "build",
+                "--quiet",
+                "--package",
+                "memmon-workload",
+                "--profile",
+                profile,
+            ])
+            .arg("--target-dir")
+            .arg(target_dir)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run {cargo:?} to build memmon-workload: {e}"));
+        assert!(
+            status.success(),
+            "cargo build --package memmon-workload failed ({status}); or set {WORKLOAD_ENV}"
+        );
+        exe_dir
+            .join("memmon-workload")
+            .to_string_lossy()
+            .into_owned()
+    })
+}
 
 /// True when this test may load eBPF programs. Without root: skip (false)
 /// or, with MEMMON_REQUIRE_BPF=1, panic.
@@ -106,10 +154,10 @@ impl Workload {
         let mut cmd = match prefix.split_first() {
             Some((program, rest)) => {
                 let mut c = Command::new(program);
-                c.args(rest).arg(WORKLOAD);
+                c.args(rest).arg(workload());
                 c
             }
-            None => Command::new(WORKLOAD),
+            None => Command::new(workload()),
         };
         let mut child = cmd
             .args(args)

@@ -114,6 +114,7 @@ pub fn run(env: &BuildEnv, quick: bool, only: &[String]) -> anyhow::Result<()> {
     let mut build = cmd::cargo(env);
     build.args(["build", "--release", "--package", "memmon", "--bins"]);
     cmd::run(&mut build)?;
+    let workload = cmd::build_workload(env, true)?;
     if wanted("cgroups") {
         let mut example = cmd::cargo(env);
         example.args([
@@ -134,7 +135,7 @@ pub fn run(env: &BuildEnv, quick: bool, only: &[String]) -> anyhow::Result<()> {
     let ctx = Ctx {
         memmon,
         cgroup_scan,
-        workload: cmd::binary("memmon-workload", true),
+        workload,
         rounds: if quick { 1 } else { 5 },
         quick,
     };

@@ -52,7 +52,10 @@ pub enum Command {
     /// The post-mortems of OOM kills and userspace SIGKILLs, from a
     /// running daemon or a recording.
     Incidents(IncidentsArgs),
-    /// Explain a kill: `--oom latest` (or an id) prints its post-mortem.
+    /// What is wrong with a process's or cgroup's memory: findings, worst
+    /// first, with their evidence and what to do (live, from a daemon, or
+    /// from a recording). Exit status: 0 nothing at warning or worse, 3 a
+    /// warning, 4 critical (1 and 2: runtime and usage errors).
     Explain(ExplainArgs),
 }
 
@@ -83,20 +86,51 @@ pub struct IncidentsArgs {
 /// `memmon explain`.
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
-    /// Print the post-mortem of a kill: `latest` or its id, as `memmon
-    /// incidents` lists it.
-    #[arg(long, value_name = "latest|ID", required = true)]
-    pub oom: Option<String>,
-    /// Read a running daemon's API (http://HOST:PORT) [default: the local
-    /// daemon when it answers, else the store at /var/lib/memmon/store].
+    /// The process to explain.
+    #[arg(value_name = "PID", conflicts_with_all = ["cgroup", "unit"])]
+    pub pid: Option<u32>,
+    /// A memory cgroup instead (its path, e.g. /system.slice/foo.service,
+    /// or under /sys/fs/cgroup).
+    #[arg(long, value_name = "PATH", conflicts_with = "unit")]
+    pub cgroup: Option<String>,
+    /// The memory cgroup of this systemd unit instead (e.g. nginx.service).
+    #[arg(long, value_name = "NAME")]
+    pub unit: Option<String>,
+    /// Live: seconds to watch with memmon's own probes.
+    #[arg(long, short = 'd', default_value_t = 10.0, value_name = "SECS")]
+    pub duration: f64,
+    /// Live: seconds between samples.
+    #[arg(long, short = 'i', default_value_t = 1.0, value_name = "SECS")]
+    pub interval: f64,
+    /// Ask a running daemon instead (its recent history; with its
+    /// --profile, its growth stacks): http://HOST:PORT.
     #[arg(long, value_name = "URL", conflicts_with = "store")]
     pub connect: Option<String>,
-    /// Read a recording (`memmon record DIR`, `memmon daemon --record DIR`).
+    /// Explain from a recording instead (`memmon record`, `daemon --record`).
     #[arg(long, value_name = "DIR")]
     pub store: Option<std::path::PathBuf>,
+    /// With --store: the time to explain (RFC 3339, Unix seconds, `10m ago`)
+    /// [default: the end of the recording].
+    #[arg(long, value_name = "TIME", requires = "store")]
+    pub at: Option<String>,
+    /// With --store or --connect: how much history before that time to
+    /// judge (e.g. 2m, 90s).
+    #[arg(long, value_name = "DURATION", default_value = "2m")]
+    pub window: String,
     /// JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Print the thresholds table and exit.
+    #[arg(long)]
+    pub thresholds: bool,
+    /// The post-mortem of a kill instead: `latest` or its id, as `memmon
+    /// incidents` lists it (from --connect, --store, or else the local
+    /// daemon or the packaged store).
+    #[arg(long, value_name = "latest|ID", conflicts_with_all = ["pid", "cgroup", "unit", "at", "thresholds"])]
+    pub oom: Option<String>,
+    /// Probe selection (live).
+    #[command(flatten)]
+    pub probe_args: ProbeArgs,
 }
 
 /// Where the store is, for `replay` and `dump`.

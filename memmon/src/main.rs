@@ -1,5 +1,6 @@
 //! The `memmon` binary: parse flags, set up logging, run the command, map
-//! errors to exit codes (1 runtime / privileges, 2 bad input).
+//! errors to exit codes (1 runtime / privileges, 2 bad input; `explain`
+//! adds 3 and 4 for what it found).
 
 use std::process::ExitCode;
 
@@ -14,7 +15,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log);
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("memmon: {e:#}");
             ExitCode::from(e.exit_code())
@@ -22,8 +23,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), Fatal> {
-    match cli.command {
+/// Runs the command; its exit status (0 but for `explain`'s verdicts).
+fn run(cli: Cli) -> Result<u8, Fatal> {
+    let done = match cli.command {
         Command::Snapshot(args) => commands::snapshot::run(&args),
         Command::Events(args) => commands::events::run(&args),
         Command::Daemon(args) => memmon::daemon::run(&args),
@@ -37,17 +39,9 @@ fn run(cli: Cli) -> Result<(), Fatal> {
         Command::Replay(args) => commands::replay::run(&args),
         Command::Dump(args) => commands::dump::run(&args),
         Command::Incidents(args) => commands::incidents::run(&args),
-        Command::Explain(args) => {
-            commands::incidents::Source::resolve(args.connect.as_deref(), args.store.as_deref())
-                .and_then(|source| {
-                    commands::incidents::explain_oom(
-                        &source,
-                        args.oom.as_deref().unwrap_or("latest"),
-                        args.json,
-                    )
-                })
-        }
-    }
+        Command::Explain(args) => return commands::explain::run(&args),
+    };
+    done.map(|()| 0)
 }
 
 fn init_logging(filter: &str) {

@@ -11,6 +11,7 @@ use crate::{
     collector::{Collector, collect_memory},
     model::Model,
     model::budget::{Budget, Decision},
+    model::incident,
     model::published::{Notice, Published, unix_ms},
     probes::ProbeState,
     procfs::{
@@ -47,22 +48,39 @@ pub struct Pipeline {
     budget: Option<Budget>,
     /// Detail probes the budget suspended.
     suspended: Vec<&'static str>,
-    /// Adds the growth stacks to post-mortems (the daemon's `--profile`).
-    incident_stacks: Option<Box<dyn IncidentStacks>>,
+    /// Only these processes' memory is read (None: every process's).
+    focus: Option<std::collections::HashSet<u32>>,
+    /// What post-mortems take from the daemon.
+    incident_extras: Option<Box<dyn IncidentExtras>>,
 }
 
-/// What adds a cgroup's growth stacks to a post-mortem (the daemon's
-/// continuous profile).
-pub trait IncidentStacks: Send {
+/// What a post-mortem takes from outside the model (the daemon's): its
+/// cgroup's growth stacks (the continuous profile) and the findings of a
+/// minute before (the history `memmon explain --connect` reads).
+pub trait IncidentExtras: Send {
     /// The heaviest page-fault stacks of `cgroup` (and below) over the last
     /// minute; `members` are the processes the model knows there (pid,
     /// cgroup), whose samples count even when they were taken before the
-    /// process was first published. None when there is no profile to read.
+    /// process was first published. None when there is no profile.
     fn growth_stacks(
         &self,
-        cgroup: &str,
-        members: &[(u32, String)],
-    ) -> Option<crate::model::incident::GrowthStacks>;
+        _cgroup: &str,
+        _members: &[(u32, String)],
+    ) -> Option<crate::model::incident::GrowthStacks> {
+        None
+    }
+
+    /// What `memmon explain` would have said about process `pid` at Unix
+    /// ms `until_ms`, judging `window_ms` of history before it. None when
+    /// there is no history of it then.
+    fn findings_before(
+        &self,
+        _pid: u32,
+        _until_ms: u64,
+        _window_ms: u64,
+    ) -> Option<crate::model::explain::Report> {
+        None
+    }
 }
 
 impl Pipeline {
@@ -94,13 +112,22 @@ impl Pipeline {
             prev_lost: 0,
             budget: None,
             suspended: Vec::new(),
-            incident_stacks: None,
+            focus: None,
+            incident_extras: None,
         }
     }
 
-    /// Post-mortems get their cgroup's growth stacks from `stacks`.
-    pub fn with_incident_stacks(mut self, stacks: Box<dyn IncidentStacks>) -> Self {
-        self.incident_stacks = Some(stacks);
+    /// Reads only these processes' memory (smaps_rollup, oom_score,
+    /// numa_maps) from the next pass on; None: every process's, as the
+    /// cost guard allows (`memmon explain` watches one target).
+    pub fn set_focus(&mut self, pids: Option<std::collections::HashSet<u32>>) {
+        self.focus = pids;
+    }
+
+    /// Post-mortems get their growth stacks and earlier findings from
+    /// `extras`.
+    pub fn with_incident_extras(mut self, extras: Box<dyn IncidentExtras>) -> Self {
+        self.incident_extras = Some(extras);
         self
     }
 
@@ -131,6 +158,13 @@ impl Pipeline {
                 tracing::info!("iter/task: not used ({e}); processes are read from /proc/PID/stat")
             }
         }
+        self
+    }
+
+    /// Reads process memory (smaps_rollup, oom_score, numa_maps) with these
+    /// cost-guard settings instead of the daemon's.
+    pub fn with_guard(mut self, settings: GuardSettings) -> Self {
+        self.guard = CostGuard::new(settings);
         self
     }
 
@@ -294,7 +328,7 @@ impl Pipeline {
             &self.root,
             &self.cpu_node,
             interval,
-            None,
+            self.focus.as_ref(),
         );
         let t_memory = started.elapsed();
         self.complete_incidents();
@@ -348,9 +382,18 @@ impl Pipeline {
     fn complete_incidents(&mut self) {
         let mut done = self.model.complete_incidents(unix_ms(), boottime_ns());
         for i in &mut done {
-            if let (Some(stacks), Some(cg)) = (&self.incident_stacks, &i.cgroup) {
-                let members = self.model.members_of(&cg.path);
-                i.growth_stacks = stacks.growth_stacks(&cg.path, &members);
+            if let Some(extras) = &self.incident_extras {
+                if let Some(cg) = &i.cgroup {
+                    let members = self.model.members_of(&cg.path);
+                    i.growth_stacks = extras.growth_stacks(&cg.path, &members);
+                }
+                i.findings_before = extras
+                    .findings_before(
+                        i.victim.pid,
+                        i.unix_ms.saturating_sub(incident::FINDINGS_BEFORE_MS),
+                        incident::FINDINGS_WINDOW_MS,
+                    )
+                    .and_then(|r| serde_json::to_value(r).ok());
             }
             tracing::info!(
                 id = %i.id,

@@ -155,10 +155,11 @@ fn a_memcg_oom_kill_gets_a_post_mortem_in_the_recording_with_the_kernels_values(
         let (status, body) = d.get("/api/v1/incidents");
         assert_eq!(status, 200, "{body}");
         let v: Value = serde_json::from_str(&body).expect("incidents JSON");
-        v["incidents"].as_array()?.iter().find(|i| {
-            i["kind"] == "oom_kill" && i["pid"].as_u64() == Some(u64::from(victim))
-        })
-        .cloned()
+        v["incidents"]
+            .as_array()?
+            .iter()
+            .find(|i| i["kind"] == "oom_kill" && i["pid"].as_u64() == Some(u64::from(victim)))
+            .cloned()
     });
     let id = summary["id"].as_str().expect("id").to_string();
     let (status, served) = d.get(&format!("/api/v1/incidents/{id}"));
@@ -189,7 +190,10 @@ fn a_memcg_oom_kill_gets_a_post_mortem_in_the_recording_with_the_kernels_values(
     assert_eq!(s["comm"].as_str(), Some(victim_comm.as_str()));
     assert_eq!(s["cgroup"].as_str(), Some(memcg.as_str()));
     assert_eq!(s["limit_bytes"].as_u64(), Some(LIMIT));
-    assert_eq!(s["by"].as_str(), Some(format!("{alloc} ({alloc_comm})").as_str()));
+    assert_eq!(
+        s["by"].as_str(),
+        Some(format!("{alloc} ({alloc_comm})").as_str())
+    );
     assert_eq!(s["by_basis"], "kernel");
 
     let json = memmon(&["explain", "--oom", &id, "--store", &store_dir, "--json"]);
@@ -240,7 +244,10 @@ fn a_memcg_oom_kill_gets_a_post_mortem_in_the_recording_with_the_kernels_values(
         .expect("the victim's history has its RSS");
     assert_within("the victim's last recorded RSS", last, victim_rss, 0.05);
     assert!(
-        !i["cgroup_history"].as_array().expect("cgroup_history").is_empty(),
+        !i["cgroup_history"]
+            .as_array()
+            .expect("cgroup_history")
+            .is_empty(),
         "{i}"
     );
     let around = &i["around"];
@@ -255,7 +262,9 @@ fn a_memcg_oom_kill_gets_a_post_mortem_in_the_recording_with_the_kernels_values(
         "the cgroup's own count"
     );
     // The profile's top growth stack is the allocator's.
-    let stacks = i["growth_stacks"]["stacks"].as_array().expect("growth stacks");
+    let stacks = i["growth_stacks"]["stacks"]
+        .as_array()
+        .expect("growth stacks");
     let top = stacks.first().expect("a stack");
     eprintln!("top growth stack: {top}");
     assert!(
@@ -273,9 +282,16 @@ fn a_memcg_oom_kill_gets_a_post_mortem_in_the_recording_with_the_kernels_values(
     for l in text.lines() {
         assert!(l.chars().count() <= 100, "wider than 100 columns: {l}");
     }
-    assert!(text.contains(&format!("victim      pid {victim} ({victim_comm}) in {memcg}")));
-    assert!(text.contains(&format!("cgroup      {memcg}: usage")) && text.contains("of limit 256M"));
-    assert!(text.contains(&format!("trigger     pid {alloc} ({alloc_comm})")), "{text}");
+    assert!(text.contains(&format!(
+        "victim      pid {victim} ({victim_comm}) in {memcg}"
+    )));
+    assert!(
+        text.contains(&format!("cgroup      {memcg}: usage")) && text.contains("of limit 256M")
+    );
+    assert!(
+        text.contains(&format!("trigger     pid {alloc} ({alloc_comm})")),
+        "{text}"
+    );
     assert!(text.contains("touch_gamma"), "{text}");
     // `latest`: this one, unless another kill on the machine (a SIGKILL
     // from anything else here) was recorded after it.
@@ -350,10 +366,11 @@ fn a_sigkill_from_another_process_gets_a_post_mortem_with_its_sender() {
     let summary: Value = wait_for("the SIGKILL's post-mortem", || {
         let (_, body) = d.get("/api/v1/incidents");
         let v: Value = serde_json::from_str(&body).ok()?;
-        v["incidents"].as_array()?.iter().find(|i| {
-            i["kind"] == "sigkill" && i["pid"].as_u64() == Some(u64::from(target))
-        })
-        .cloned()
+        v["incidents"]
+            .as_array()?
+            .iter()
+            .find(|i| i["kind"] == "sigkill" && i["pid"].as_u64() == Some(u64::from(target)))
+            .cloned()
     });
     stdin.write_all(b"done\n").expect("done");
     drop(stdin);
@@ -367,7 +384,12 @@ fn a_sigkill_from_another_process_gets_a_post_mortem_with_its_sender() {
     let id = summary["id"].as_str().expect("id");
     let url = format!("http://{}", d.addr);
     let i: Value = serde_json::from_str(&memmon(&[
-        "explain", "--oom", id, "--connect", &url, "--json",
+        "explain",
+        "--oom",
+        id,
+        "--connect",
+        &url,
+        "--json",
     ]))
     .expect("incident JSON");
     let s = &i["sender"];
@@ -375,11 +397,16 @@ fn a_sigkill_from_another_process_gets_a_post_mortem_with_its_sender() {
     assert_eq!(s["comm"], "reaper-incident", "{i}");
     assert_eq!(s["cgroup"].as_str(), Some(memcg.as_str()), "{i}");
     assert_eq!(i["victim"]["cgroup"].as_str(), Some(memcg.as_str()), "{i}");
-    assert!(i["trigger"].is_null(), "a SIGKILL has a sender, not a trigger: {i}");
+    assert!(
+        i["trigger"].is_null(),
+        "a SIGKILL has a sender, not a trigger: {i}"
+    );
     let text = memmon(&["explain", "--oom", id, "--connect", &url]);
     assert!(
         text.starts_with(&format!("SIGKILL {id} at "))
-            && text.contains(&format!("sender      pid {sender} (reaper-incident) in {memcg}")),
+            && text.contains(&format!(
+                "sender      pid {sender} (reaper-incident) in {memcg}"
+            )),
         "{text}"
     );
     d.stop();

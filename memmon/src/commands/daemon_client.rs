@@ -1,7 +1,7 @@
-//! A running daemon's JSON API, as the commands that `--connect` read it
-//! (`top`, `incidents`, `explain --oom`): one GET over HTTP/1.1,
-//! `Connection: close`, the body parsed as JSON; a non-200 answer is an
-//! error carrying the daemon's own text (which names the fix).
+//! A minimal client of the daemon's JSON API for the commands that
+//! `--connect` (`top`, `explain`, `incidents`, `explain --oom`): one
+//! HTTP/1.1 GET, `Connection: close`, the body parsed as JSON; a non-200
+//! answer is an error carrying the daemon's own text (which names the fix).
 
 use std::{
     io::{Read as _, Write as _},
@@ -27,7 +27,8 @@ pub struct Refused {
     pub text: String,
 }
 
-/// GET `path` from `addr` (`host:port`) and parse the body as JSON.
+/// GET `path` (with its query) from the daemon at `addr`, as JSON. A
+/// non-200 answer is a [`Refused`] with the daemon's status and body.
 pub fn get_json(addr: &str, path: &str) -> anyhow::Result<serde_json::Value> {
     let mut s = std::net::TcpStream::connect(addr)
         .with_context(|| format!("cannot connect to memmon daemon at {addr}"))?;
@@ -58,7 +59,8 @@ pub fn get_json(addr: &str, path: &str) -> anyhow::Result<serde_json::Value> {
         }
         .into());
     }
-    serde_json::from_slice(body).with_context(|| format!("the daemon's {path} is not JSON"))
+    let route = path.split('?').next().unwrap_or(path);
+    serde_json::from_slice(body).with_context(|| format!("the daemon's {route} is not JSON"))
 }
 
 /// `http://host:port[/...]` or `host:port` → `host:port`.
@@ -71,4 +73,18 @@ pub fn connect_addr(url: &str) -> Result<String, Fatal> {
         )));
     }
     Ok(addr.to_string())
+}
+
+/// `s` percent-encoded for a query value (unreserved characters and `/`
+/// kept).
+pub fn query_value(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

@@ -6,6 +6,7 @@ pub mod daemon_client;
 pub mod docs;
 pub mod dump;
 pub mod events;
+pub mod explain;
 pub mod incidents;
 pub mod leaks;
 pub mod profile;

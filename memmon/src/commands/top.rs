@@ -45,7 +45,9 @@ impl Source {
                 let published = p.pass(interval);
                 serde_json::to_value(&published).map_err(|e| Fatal::Other(e.into()))
             }
-            Source::Remote(addr) => fetch(addr).map_err(Fatal::Other),
+            Source::Remote(addr) => {
+                super::daemon_client::get_json(addr, "/api/v1/snapshot").map_err(Fatal::Other)
+            }
         }
     }
 
@@ -58,11 +60,6 @@ impl Source {
             }
         }
     }
-}
-
-/// GET /api/v1/snapshot from `addr`.
-fn fetch(addr: &str) -> anyhow::Result<serde_json::Value> {
-    super::daemon_client::get_json(addr, "/api/v1/snapshot")
 }
 
 /// Restores the terminal when dropped (also on panic: ratatui's hook).

@@ -5,6 +5,7 @@
 
 pub mod basic_auth;
 pub mod http;
+pub mod incident_extras;
 pub mod incidents;
 pub mod profile;
 pub mod profile_query;
@@ -152,10 +153,11 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
     };
     let sampler_thread = {
         let (shared, live, stop) = (Arc::clone(&shared), Arc::clone(&live), Arc::clone(&stop));
-        let mut pipeline = Pipeline::new(collector, model).with_root(root);
-        if let Some(p) = &profile {
-            pipeline = pipeline.with_incident_stacks(Box::new(Arc::clone(p)));
-        }
+        let pipeline = Pipeline::new(collector, model)
+            .with_root(root)
+            .with_incident_extras(Box::new(incident_extras::Extras {
+                profile: profile.clone(),
+            }));
         std::thread::Builder::new()
             .name("memmon-sampler".into())
             .spawn(move || {

@@ -259,13 +259,6 @@ impl ContinuousProfile {
     }
 }
 
-/// Post-mortems take their cgroup's growth stacks from the profile.
-impl crate::pipeline::IncidentStacks for std::sync::Arc<ContinuousProfile> {
-    fn growth_stacks(&self, cgroup: &str, members: &[(u32, String)]) -> Option<GrowthStacks> {
-        Some(self.cgroup_stacks(cgroup, members))
-    }
-}
-
 /// `bytes` gzipped (pprof readers take gzip-less input too, which is what
 /// is sent should compression ever fail).
 fn gzip(bytes: &[u8]) -> Vec<u8> {

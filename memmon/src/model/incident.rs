@@ -25,6 +25,9 @@ pub const SIGKILLS_PER_MINUTE: usize = 30;
 pub const GROWER_WINDOW_MS: u64 = 60_000;
 /// How long before the kill the findings are taken, ms.
 pub const FINDINGS_BEFORE_MS: u64 = 60_000;
+/// How much history those findings judge (as `memmon explain`'s default
+/// `--window`), ms.
+pub const FINDINGS_WINDOW_MS: u64 = 120_000;
 
 /// The `kind` of an OOM kill's incident.
 pub const OOM_KILL: &str = "oom_kill";
@@ -71,9 +74,13 @@ pub struct Incident {
     /// The cgroup's heaviest page-fault stacks in the minute before (None:
     /// the daemon runs without `--profile`).
     pub growth_stacks: Option<GrowthStacks>,
-    /// What `memmon explain` would have said a minute before (None: not
-    /// available; see [`findings_seam`]).
-    pub findings_before: Option<FindingsBefore>,
+    /// What `memmon explain` would have said about the victim a minute
+    /// before the kill: its report (`model::explain::Report`) as JSON, so
+    /// this record does not tie the model's incidents to the engine, which
+    /// reads publications, which carry incidents. None: no history of the
+    /// victim then (the daemon adds it:
+    /// `pipeline::IncidentExtras::findings_before`).
+    pub findings_before: Option<serde_json::Value>,
 }
 
 /// The process killed.
@@ -242,30 +249,6 @@ pub struct GrowthStack {
     pub share: f64,
     /// Innermost user frames, leaf first.
     pub frames: Vec<String>,
-}
-
-/// The findings a minute before the kill.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct FindingsBefore {
-    /// The time they describe, Unix ms.
-    pub unix_ms: u64,
-    /// What they are about (the victim's pid or its cgroup).
-    pub target: String,
-    /// The findings, worst first (the `memmon explain --json` objects).
-    pub findings: Vec<serde_json::Value>,
-}
-
-/// FINDINGS SEAM (issue 27 part 1, i27a's engine): the findings `memmon
-/// explain` would have given about the victim `until_ms` (a minute before
-/// the kill), from the flight recorder's samples up to then. None until
-/// the engine is merged.
-pub fn findings_seam(
-    _victim: &Ring<HistorySample>,
-    _cgroup: Option<&Ring<CgroupHistorySample>>,
-    _until_ms: u64,
-) -> Option<FindingsBefore> {
-    None
 }
 
 /// A short form of an incident (`/api/v1/incidents`, the snapshot's

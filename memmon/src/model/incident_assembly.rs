@@ -11,10 +11,7 @@ use std::{collections::HashMap, sync::Arc};
 use super::{
     Model, ProcessKey,
     history::CgroupHistorySample,
-    incident::{
-        self, CgroupAtKill, FINDINGS_BEFORE_MS, Incident, Kill, Pending, PsiReading, Sender,
-        Trigger, Victim,
-    },
+    incident::{self, CgroupAtKill, Incident, Kill, Pending, PsiReading, Sender, Trigger, Victim},
 };
 
 /// Kills begun and not completed kept at most (a caller that applies
@@ -227,9 +224,6 @@ impl Model {
             .cgroup
             .as_deref()
             .and_then(|c| self.recorder.cgroup_ring(c));
-        let findings_before = victim_ring.and_then(|r| {
-            incident::findings_seam(r, cgroup_ring, unix_ms.saturating_sub(FINDINGS_BEFORE_MS))
-        });
         Incident {
             id: incident::id(unix_ms, p.victim.pid),
             kind: kind.into(),
@@ -255,7 +249,7 @@ impl Model {
                     .map(PsiReading::from),
             },
             growth_stacks: None,
-            findings_before,
+            findings_before: None,
             victim: p.victim,
         }
     }

@@ -5,6 +5,7 @@
 
 pub mod budget;
 pub mod cgroups;
+pub mod explain;
 pub mod fields;
 pub mod forecast;
 pub mod history;

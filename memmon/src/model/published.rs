@@ -55,6 +55,55 @@ impl CgroupView {
     }
 }
 
+impl CgroupView {
+    /// Reads a cgroup back from its JSON form (a recording's frame, a
+    /// daemon's answer); None when it has no `cgroup` path. Fields missing
+    /// from the object stay unmeasured.
+    pub fn from_json(v: &serde_json::Value) -> Option<CgroupView> {
+        use crate::sample::cgroup::QosClass;
+        let text = |k: &str| {
+            v.get(k)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string)
+        };
+        let mut values = [None; N_CGROUP];
+        for (slot, f) in values.iter_mut().zip(CGROUP_FIELDS) {
+            let raw = v.get(f.key);
+            *slot = match f.label {
+                Some((_, label)) => raw.and_then(|o| o.get(label)),
+                None => raw,
+            }
+            .and_then(serde_json::Value::as_f64);
+        }
+        Some(CgroupView {
+            cgroup: text("cgroup")?,
+            names: crate::sample::cgroup::CgroupNames {
+                unit: text("unit"),
+                pod_uid: text("pod_uid"),
+                container_id: text("container_id"),
+                qos: match text("qos").as_deref() {
+                    Some("guaranteed") => Some(QosClass::Guaranteed),
+                    Some("burstable") => Some(QosClass::Burstable),
+                    Some("besteffort") => Some(QosClass::BestEffort),
+                    _ => None,
+                },
+            },
+            gone: v
+                .get("gone")
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false),
+            oom_candidate: v.get("oom_candidate").and_then(|c| {
+                Some(OomCandidate {
+                    pid: u32::try_from(c.get("pid")?.as_u64()?).ok()?,
+                    comm: c.get("comm")?.as_str()?.to_string(),
+                    oom_score: c.get("oom_score")?.as_i64()?,
+                })
+            }),
+            values,
+        })
+    }
+}
+
 impl Serialize for CgroupView {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap as _;

@@ -27,7 +27,8 @@ pub const fn field_index(key: &str) -> usize {
     panic!("no such per-process field")
 }
 
-const fn str_eq(a: &str, b: &str) -> bool {
+/// String equality usable in `const` items (field and threshold lookups).
+pub const fn str_eq(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     if a.len() != b.len() {
         return false;

@@ -4,6 +4,7 @@
 //! measured shows `-`.
 
 use crate::model::{
+    explain::{Report, Severity},
     history::{CgroupHistorySample, HistorySample},
     incident::{Incident, Summary},
 };
@@ -271,30 +272,42 @@ pub fn text(i: &Incident) -> String {
     }
     around(&mut out, i);
     stacks(&mut out, i);
-    match &i.findings_before {
-        Some(f) if f.findings.is_empty() => {
-            row(&mut out, "findings", "a minute before: no problem found")
-        }
-        Some(f) => {
-            for (n, finding) in f.findings.iter().enumerate() {
-                let title = finding
-                    .get("title")
-                    .and_then(|t| t.as_str())
-                    .map_or_else(|| finding.to_string(), str::to_string);
-                let severity = finding
-                    .get("severity")
-                    .and_then(|t| t.as_str())
-                    .unwrap_or("");
-                if n == 0 {
-                    row(&mut out, "findings", "a minute before:");
-                }
-                row(&mut out, "", format!("{severity} {title}").trim());
+    let report = i
+        .findings_before
+        .as_ref()
+        .and_then(|v| serde_json::from_value::<Report>(v.clone()).ok());
+    match &report {
+        Some(r) => {
+            let at = time(r.span.to_unix_ms);
+            if r.findings.iter().all(|f| f.severity < Severity::Warning) {
+                row(
+                    &mut out,
+                    "findings",
+                    &format!("at {at}, a minute before: no problem found"),
+                );
+            } else {
+                row(
+                    &mut out,
+                    "findings",
+                    &format!("at {at}, a minute before (`--json` has their evidence):"),
+                );
+            }
+            for f in r
+                .findings
+                .iter()
+                .filter(|f| f.severity >= Severity::Warning)
+            {
+                row(
+                    &mut out,
+                    "",
+                    &format!("{:<8} {}", f.severity.label(), f.title),
+                );
             }
         }
         None => row(
             &mut out,
             "findings",
-            "a minute before: - (none recorded for the victim then)",
+            "a minute before: - (no history of the victim then)",
         ),
     }
     out
@@ -563,7 +576,7 @@ mod tests {
             "victim RSS  -10s 180M  -1s 180M",
             "90.0%     46080  touch_gamma < run < main",
             "stacks      the cgroup's page faults in the 60 s before: 51200 sampled",
-            "findings    a minute before: - (none recorded",
+            "findings    a minute before: - (no history of the victim then)",
         ] {
             assert!(t.contains(needle), "missing {needle:?} in\n{t}");
         }
@@ -580,6 +593,68 @@ mod tests {
             table.contains("1733512345-4321    2024-12-06T19:12:25Z oom_kill    4321")
                 && table.contains("in /i27b-test; trigger 4400 (grower) [kernel]"),
             "{table}"
+        );
+    }
+
+    #[test]
+    fn the_findings_of_a_minute_before_show_warnings_and_worse() {
+        use crate::model::explain::{
+            Finding, Report, Severity,
+            finding::{Span, Subject},
+        };
+        let finding = |id: &str, severity, title: &str| Finding {
+            id: id.into(),
+            severity,
+            title: title.into(),
+            evidence: Vec::new(),
+            next: Vec::new(),
+        };
+        let report = Report {
+            subject: Subject {
+                kind: "process".into(),
+                pid: Some(4321),
+                comm: None,
+                cgroup: None,
+                unit: None,
+                gone: false,
+            },
+            span: Span {
+                source: "daemon".into(),
+                from_unix_ms: 1_733_512_165_000,
+                to_unix_ms: 1_733_512_285_000,
+                samples: 60,
+            },
+            figures: Vec::new(),
+            findings: vec![
+                finding(
+                    "oom_forecast",
+                    Severity::Critical,
+                    "OOM in 70 s at this growth",
+                ),
+                finding("rss_now", Severity::Info, "RSS 120M"),
+            ],
+            worst: Severity::Critical,
+            not_measured: Vec::new(),
+        };
+        let mut i = incident();
+        i.findings_before = serde_json::to_value(&report).ok();
+        let t = text(&i);
+        assert!(
+            t.contains("findings    at 2024-12-06T19:11:25Z, a minute before")
+                && t.contains("CRITICAL OOM in 70 s at this growth")
+                && !t.contains("RSS 120M"),
+            "{t}"
+        );
+        i.findings_before = serde_json::to_value(Report {
+            findings: vec![finding("rss_now", Severity::Info, "RSS 120M")],
+            worst: Severity::Info,
+            ..report
+        })
+        .ok();
+        assert!(
+            text(&i).contains("a minute before: no problem found"),
+            "{}",
+            text(&i)
         );
     }
 

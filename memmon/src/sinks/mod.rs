@@ -5,6 +5,7 @@ pub mod alloc_report;
 pub mod cgroup_table;
 pub mod columns;
 pub mod events;
+pub mod explain;
 pub mod flamegraph;
 pub mod incident;
 pub mod json;

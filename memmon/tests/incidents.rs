@@ -15,6 +15,11 @@
 //! serves the same at /api/v1/incidents and counts it in
 //! memmon_incidents_total{kind="oom_kill"}.
 //!
+//! Then the common case: the allocator is the victim (`stacks 300` alone
+//! in the cgroup). It is gone before its post-mortem is made; the trigger
+//! is the victim itself, and its growth stack still names `touch_gamma`
+//! (from the binary, through the mappings the profile kept).
+//!
 //! A SIGKILL from another process (a shell named `reaper-incident`, in a
 //! memory cgroup of its own) gets a post-mortem with its sender: pid,
 //! comm and cgroup as the kernel has them.
@@ -173,6 +178,53 @@ fn a_memcg_oom_kill_gets_a_post_mortem_in_the_recording_with_the_kernels_values(
     assert!(absent.contains("memmon incidents --store"), "{absent}");
     let listed = memmon(&["incidents", "--connect", &format!("http://{}", d.addr)]);
     assert!(listed.contains(&id), "{listed}");
+
+    // The common case next: the allocator is the victim. It is gone before
+    // its post-mortem is made; its frames are named from its binary (the
+    // mappings the profile kept when its first sample came).
+    allocator.finish();
+    let mut leaker = Workload::start(&["stacks", "300", "1"]);
+    cg.add(leaker.pid);
+    let leaker_pid = leaker.pid;
+    leaker.send_go();
+    let status = leaker.child.wait().expect("wait for the leaker");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL),
+        "the leaker was not OOM-killed: {status}"
+    );
+    let own_id: String = wait_for("the leaker's post-mortem", || {
+        let (_, body) = d.get("/api/v1/incidents");
+        let v: Value = serde_json::from_str(&body).ok()?;
+        v["incidents"]
+            .as_array()?
+            .iter()
+            .find(|i| i["kind"] == "oom_kill" && i["pid"].as_u64() == Some(u64::from(leaker_pid)))
+            .and_then(|i| Some(i["id"].as_str()?.to_string()))
+    });
+    let own: Value =
+        serde_json::from_str(&d.get(&format!("/api/v1/incidents/{own_id}")).1).expect("JSON");
+    assert_eq!(
+        own["trigger"]["pid"].as_u64(),
+        Some(u64::from(leaker_pid)),
+        "{own}"
+    );
+    assert!(
+        own["trigger"]["why"]
+            .as_str()
+            .is_some_and(|w| w.contains("the victim itself")),
+        "{own}"
+    );
+    let top = &own["growth_stacks"]["stacks"][0]["frames"];
+    eprintln!("the dead leaker's top growth stack: {top}");
+    assert!(
+        top.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .any(|f| f == "touch_gamma" || f.ends_with("::touch_gamma")),
+        "the dead victim's frames are not named: {own}"
+    );
     d.stop();
 
     // From the recording: listed once, with the victim, the memcg, its
@@ -303,7 +355,6 @@ fn a_memcg_oom_kill_gets_a_post_mortem_in_the_recording_with_the_kernels_values(
         latest["id"] == id.as_str() || latest["unix_ms"].as_u64() >= i["unix_ms"].as_u64(),
         "latest is older than ours: {latest}"
     );
-    allocator.finish();
 }
 
 /// The script of `reaper-incident` (a copy of bash): a sleeping child, its

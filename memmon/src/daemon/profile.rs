@@ -5,8 +5,9 @@
 //! drains once more (so it includes every sample taken until the
 //! request), selects the seconds and the process or cgroup asked for,
 //! names the frames (`symbols`, cached per process while it has samples in
-//! the window; a process gone shows `module+0xoffset` or the raw address)
-//! and answers pprof gzipped, as Go's net/http/pprof does. blazesym's
+//! the window; a process gone is named from the files of the executable
+//! mappings read when its first sample was drained) and answers pprof
+//! gzipped, as Go's net/http/pprof does. blazesym's
 //! symbolizer is not `Send`, so it lives on its own `memmon-symbols`
 //! thread, handed each request's stacks over a channel.
 
@@ -14,7 +15,7 @@ use std::{
     collections::{HashMap, HashSet},
     io::Write as _,
     sync::{
-        Mutex,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
         mpsc,
     },
@@ -29,7 +30,7 @@ use crate::{
         published::{Shared, latest, unix_ms},
     },
     probes::stack_drain::StackDrain,
-    sample::stacks::{Frame, NamedSample, RawSample, StackEvent},
+    sample::stacks::{Frame, Mapping, NamedSample, RawSample, StackEvent},
     sinks,
     symbols::Symbols,
 };
@@ -49,13 +50,24 @@ struct Inner {
     window: ProfileWindow,
     /// A drain failure was logged (said once, not at every drain).
     failed: bool,
+    /// The executable mappings of each process with samples, read when its
+    /// first sample is drained (empty when it was gone already), so its
+    /// frames can be named after it exits: an OOM victim's are.
+    maps: HashMap<u32, Arc<[Mapping]>>,
+    /// Drains since `maps` last dropped the processes the window lost.
+    since_pruned: u32,
 }
+
+/// Drains between two prunings of the kept mappings (5 s).
+const PRUNE_MAPS_EVERY: u32 = 25;
 
 /// Stacks to name, the processes whose cached names to keep, and where
 /// the names go.
 struct NameJob {
     samples: Vec<RawSample>,
     keep: HashSet<u32>,
+    /// The kept mappings of the samples' processes.
+    maps: HashMap<u32, Arc<[Mapping]>>,
     reply: mpsc::Sender<Vec<NamedSample>>,
 }
 
@@ -71,7 +83,7 @@ fn name_stacks(jobs: mpsc::Receiver<NameJob>) {
     let mut symbols = Symbols::new();
     for job in jobs {
         symbols.retain_processes(|pid| job.keep.contains(&pid));
-        let _ = job.reply.send(symbols.name(&job.samples));
+        let _ = job.reply.send(symbols.name_with(&job.samples, &job.maps));
     }
 }
 
@@ -118,6 +130,8 @@ impl ContinuousProfile {
                 drain,
                 window: ProfileWindow::new(period, unix_seconds()),
                 failed: false,
+                maps: HashMap::new(),
+                since_pruned: 0,
             }),
             symbols,
             shared,
@@ -157,7 +171,19 @@ impl ContinuousProfile {
                     for d in &drained {
                         let cgroup = cgroups.get(&d.stack.tgid).copied();
                         inner.window.add(now, &d.stack, cgroup, d.samples);
+                        let tgid = d.stack.tgid;
+                        inner.maps.entry(tgid).or_insert_with(|| {
+                            crate::procfs::maps::exec_mappings(tgid)
+                                .unwrap_or_default()
+                                .into()
+                        });
                     }
+                }
+                inner.since_pruned += 1;
+                if inner.since_pruned >= PRUNE_MAPS_EVERY {
+                    inner.since_pruned = 0;
+                    let held = inner.window.tgids();
+                    inner.maps.retain(|tgid, _| held.contains(tgid));
                 }
             }
             Err(e) => {
@@ -228,20 +254,31 @@ impl ContinuousProfile {
     /// profile, with the first second it covers (Unix).
     fn profile(&self, seconds: u64, filter: &Filter) -> (Profile, u64) {
         self.drain();
-        let (selection, period, tgids, dropped) = {
+        let (selection, period, tgids, dropped, maps) = {
             let inner = self.inner();
             let now = unix_seconds();
+            let selection = inner.window.select(now, seconds, filter);
+            let maps: HashMap<u32, Arc<[Mapping]>> = selection
+                .samples
+                .iter()
+                .filter_map(|s| {
+                    let m = inner.maps.get(&s.stack.tgid)?;
+                    Some((s.stack.tgid, Arc::clone(m)))
+                })
+                .collect();
             (
-                inner.window.select(now, seconds, filter),
+                selection,
                 inner.window.period(),
                 inner.window.tgids(),
                 inner.window.dropped,
+                maps,
             )
         };
         let (reply, names) = mpsc::channel();
         let job = NameJob {
             samples: selection.samples.clone(),
             keep: tgids,
+            maps,
             reply,
         };
         let named = match self.symbols.send(job).ok().and_then(|()| names.recv().ok()) {

@@ -203,20 +203,9 @@ impl Writer {
             self.open_shard(pass_ms)?;
             self.retain(pass_ms);
         }
-        let Some(shard) = self.shard.as_mut() else {
-            return Ok(());
-        };
-        if let Err(e) = shard.file.write_all(&frame) {
-            let path = shard.path.clone();
-            self.shard = None;
-            self.key = None;
-            return Err(StoreError::io(&path, e));
-        }
-        shard.bytes += frame.len() as u64;
         // A post-mortem is the one record an operator looks for after a
         // crash: on the device at once.
-        let _ = shard.file.sync_data();
-        shard.synced = Instant::now();
+        self.append(&frame, true)?;
         self.written.insert(i.id.clone());
         Ok(())
     }
@@ -308,20 +297,7 @@ impl Writer {
         let payload = zstd::bulk::compress(&json, self.settings.level)
             .map_err(|e| StoreError::io(&self.settings.dir, e))?;
         let frame = format::encode_frame(kind, unix_ms, base_ms, &payload);
-        let Some(shard) = self.shard.as_mut() else {
-            return Ok(());
-        };
-        if let Err(e) = shard.file.write_all(&frame) {
-            let path = shard.path.clone();
-            self.shard = None;
-            self.key = None;
-            return Err(StoreError::io(&path, e));
-        }
-        shard.bytes += frame.len() as u64;
-        if shard.synced.elapsed() >= SYNC_EVERY {
-            let _ = shard.file.sync_data();
-            shard.synced = Instant::now();
-        }
+        self.append(&frame, false)?;
         if kind == Kind::Key {
             self.key = Some(Key {
                 unix_ms,
@@ -341,6 +317,28 @@ impl Writer {
         self.frames += 1;
         if self.frames.is_multiple_of(60) {
             self.retain(unix_ms);
+        }
+        Ok(())
+    }
+
+    /// Appends a whole frame to the open shard (none open: nothing is
+    /// written), flushed to the device when `sync` or every
+    /// [`SYNC_EVERY`]. On an error the shard is closed; the next frame
+    /// starts a new one.
+    fn append(&mut self, frame: &[u8], sync: bool) -> Result<(), StoreError> {
+        let Some(shard) = self.shard.as_mut() else {
+            return Ok(());
+        };
+        if let Err(e) = shard.file.write_all(frame) {
+            let path = shard.path.clone();
+            self.shard = None;
+            self.key = None;
+            return Err(StoreError::io(&path, e));
+        }
+        shard.bytes += frame.len() as u64;
+        if sync || shard.synced.elapsed() >= SYNC_EVERY {
+            let _ = shard.file.sync_data();
+            shard.synced = Instant::now();
         }
         Ok(())
     }

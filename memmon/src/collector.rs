@@ -1,24 +1,35 @@
-//! The collector: all of a pass's I/O. It turns the kernel's maps and ring
-//! buffer, and the /proc and cgroupfs files the model needs (identities of
-//! new pids, their cgroups, the names of exit and OOM cgroups), into
-//! [`Sample`]s; the model applies them without reading anything itself.
+//! The collector: all of a pass's I/O. It reads the kernel's maps and ring
+//! buffer, scans the processes (task iterator or /proc), and reads the
+//! /proc and cgroupfs files the model needs (identities and placement of
+//! new pids, the memory cgroups in use, the cost-guarded per-process
+//! memory, the system files, the names of exit and OOM cgroups) into one
+//! [`Sample`] per pass. It reads the model only to know what to read; the
+//! model applies the sample without reading anything itself.
 
-use std::collections::HashMap;
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    time::{Duration, Instant},
+};
 
 use memmon_common::{
     ExitEvent, OomEvent,
-    events::{
-        EXIT_MEMCG_ID, OOM_CONTROL_READ, OOM_MEMCG, OOM_MEMCG_ID, OOM_MEMSW, OOM_PATH_MEMSW,
-        OOM_PATH_READ, OOM_VICTIM_IS_CURRENT, constraint,
-    },
+    events::{EXIT_MEMCG_ID, OOM_MEMCG_ID, OOM_VICTIM_IS_CURRENT},
     names::probe,
 };
 
 use crate::{
     model::{Model, comm_string},
     probes::{ProbeSet, StatsSnapshot},
-    procfs::{ProcRoot, ReadFailure, cgroup, identity, unit},
-    sample::{Host, Identity, OomLimit, OomRecord, ProcMeta, Sample},
+    procfs::{
+        ProcRoot, ReadFailure, cgroup,
+        cost_guard::{CostGuard, GuardSettings},
+        identity, memory, numa,
+        stat_files::StatFiles,
+        system, unit,
+    },
+    sample::{
+        CgroupsRead, Host, Identity, MemoryRead, OomLimit, OomRecord, ProcMeta, Sample, Scan,
+    },
 };
 
 /// Where cgroup filesystems are mounted.
@@ -26,18 +37,29 @@ pub const DEFAULT_CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// A MEMCG_EXITS key unresolved this long names a memory cgroup that was
 /// removed: its entry is deleted.
-const ORPHAN_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
+const ORPHAN_AFTER: Duration = Duration::from_secs(10);
 
 /// Reads the probes and the files the model needs.
 pub struct Collector {
     probes: ProbeSet,
+    /// Where processes and the system files are read (/proc, or
+    /// `--proc-root`).
+    root: ProcRoot,
+    /// The /proc scan (when the task iterator is not in use).
+    stat_files: StatFiles,
+    /// The per-process memory reads' cost guard.
+    guard: CostGuard,
+    /// CPU → NUMA node (local and remote pages).
+    cpu_node: BTreeMap<u32, u32>,
+    /// Exit events drained between passes.
+    pending: Vec<ExitEvent>,
     /// Memory cgroup ids of exit events → paths.
     cgroup_ids: cgroup::CgroupIds,
     /// The memory controller's hierarchy (v1 `memory/`, or v2): where the
     /// memory cgroup an OOM event names is looked up.
     memcg_dir: std::path::PathBuf,
     /// MEMCG_EXITS keys no walk of the hierarchy found, since when.
-    unresolved_memcgs: HashMap<u64, std::time::Instant>,
+    unresolved_memcgs: HashMap<u64, Instant>,
     /// The kernel's run-time statistics of the programs, while held.
     run_stats: Result<crate::probes::run_stats::RunStats, String>,
     /// The memory cgroups' own files (None: no memory controller found).
@@ -49,6 +71,29 @@ pub struct Collector {
     /// The memory controller is cgroup v1's (its memory+swap counter is a
     /// limit of its own).
     memcg_v1: bool,
+}
+
+/// What a pass reads besides the kernel's maps and the process scan.
+#[derive(Clone, Debug, Default)]
+pub struct Reads {
+    /// The memory cgroups' own files.
+    pub cgroups: bool,
+    /// Per-process memory (cost-guarded) and the system view, with the
+    /// interval the guard's time budget is a share of.
+    pub memory: Option<Duration>,
+    /// Per-process memory of these pids only (what a command will show).
+    pub only: Option<HashSet<u32>>,
+}
+
+impl Reads {
+    /// Everything, every `interval`: the daemon's and `top`'s passes.
+    pub fn all(interval: Duration) -> Self {
+        Reads {
+            cgroups: true,
+            memory: Some(interval),
+            only: None,
+        }
+    }
 }
 
 /// This host's constants.
@@ -104,14 +149,6 @@ pub fn user_names() -> HashMap<u32, String> {
         .unwrap_or_default()
 }
 
-/// The placement of every pid in `scan` that the model does not know yet.
-pub fn scan_metas(scan: &[Identity], root: &ProcRoot, model: &Model) -> HashMap<u32, ProcMeta> {
-    scan.iter()
-        .filter(|id| id.fresh && !model.knows_pid(id.pid, id.start_time_ticks))
-        .map(|id| (id.pid, proc_meta(root, id.pid)))
-        .collect()
-}
-
 /// An OOM kill with its names resolved: the victim's cgroup is read from
 /// `root` now (the victim is dying: read it as soon as the event arrives);
 /// the killing task's memory cgroup, which the event names by its
@@ -140,110 +177,10 @@ pub fn oom_record(e: OomEvent, root: &ProcRoot, memcg_dir: &std::path::Path) -> 
         event: e,
         cgroup,
         killer_memcg,
-        limit: None,
+        memcg_paths: Vec::new(),
+        memsw_limit: false,
+        events_limit: None,
     }
-}
-
-/// A page counter's `max` at or past `PAGE_COUNTER_MAX` (`LONG_MAX /
-/// PAGE_SIZE`): no limit.
-fn unlimited(max_pages: u64, page_size: u64) -> bool {
-    max_pages >= (i64::MAX as u64) / page_size.max(1)
-}
-
-/// How close to its limit a page counter must be at an OOM kill to be the
-/// one that was hit: a memcg OOM starts with less than the failed charge
-/// (at most 8 pages) left, and other tasks may uncharge before the victim
-/// is marked; 1% of the limit, and at least one charge batch (64 pages).
-fn at_limit(usage_pages: u64, max_pages: u64) -> bool {
-    max_pages.saturating_sub(usage_pages) <= (max_pages / 100).max(64)
-}
-
-/// The limit the kernel says an OOM kill hit, read at the kill (`None`
-/// when it was not): the kernel's own `struct oom_control` where the
-/// `oom_constraint` kprobe ran (source `oom_control`: its `memcg`, set
-/// only for a memcg OOM, with that memcg's page counter, else its
-/// `constraint`: global, cpuset, mempolicy); else the page counters of the
-/// killing task's memcg and its ancestors (source `page_counter`): the
-/// deepest one at its limit ([`at_limit`]) is the memcg OOM's, none at its
-/// limit is a global OOM. `memsw`: cgroup v1, whose memory+swap counter is
-/// a limit of its own (on v2 that slot counts swap alone). The memcg id is
-/// resolved with `resolve`.
-pub fn kernel_limit(
-    e: &OomEvent,
-    page_size: u64,
-    memsw: bool,
-    resolve: impl FnOnce(u64) -> Option<String>,
-) -> Option<OomLimit> {
-    let limited = |max: u64| !unlimited(max, page_size);
-    let memcg = |id: Option<u64>, hit: Option<(u64, u64, &'static str)>, source| OomLimit {
-        constraint: "memcg",
-        source,
-        cgroup: id.and_then(resolve),
-        limit: hit.map(|(_, _, name)| name),
-        limit_bytes: hit.map(|(_, max, _)| max.saturating_mul(page_size)),
-        usage_bytes: hit.map(|(usage, _, _)| usage.saturating_mul(page_size)),
-    };
-    let global = |constraint, source| OomLimit {
-        constraint,
-        source,
-        cgroup: None,
-        limit: None,
-        limit_bytes: None,
-        usage_bytes: None,
-    };
-    if e.flags & OOM_CONTROL_READ != 0 {
-        if e.flags & OOM_MEMCG == 0 {
-            let constraint = match e.constraint {
-                constraint::NONE => "global",
-                constraint::CPUSET => "cpuset",
-                constraint::MEMORY_POLICY => "mempolicy",
-                _ => return None,
-            };
-            return Some(global(constraint, "oom_control"));
-        }
-        let memory = limited(e.memory_max_pages).then_some((
-            e.memory_usage_pages,
-            e.memory_max_pages,
-            "max",
-        ));
-        let memsw = (memsw && e.flags & OOM_MEMSW != 0 && limited(e.memsw_max_pages)).then_some((
-            e.memsw_usage_pages,
-            e.memsw_max_pages,
-            "memsw_max",
-        ));
-        let headroom = |(usage, max, _): (u64, u64, &str)| max.saturating_sub(usage);
-        let hit = match (memory, memsw) {
-            (Some(m), Some(s)) if headroom(s) < headroom(m) => Some(s),
-            (m, s) => m.or(s),
-        };
-        let id = (e.flags & OOM_MEMCG_ID != 0).then_some(e.oom_memcg_id);
-        return Some(memcg(id, hit, "oom_control"));
-    }
-    if e.flags & OOM_PATH_READ == 0 || e.path_levels == 0 {
-        return None;
-    }
-    let memsw = memsw && e.flags & OOM_PATH_MEMSW != 0;
-    let levels = e.path.iter().take(e.path_levels as usize);
-    for level in levels {
-        let hit = if limited(level.max_pages) && at_limit(level.usage_pages, level.max_pages) {
-            Some((level.usage_pages, level.max_pages, "max"))
-        } else if memsw
-            && limited(level.memsw_max_pages)
-            && at_limit(level.memsw_usage_pages, level.memsw_max_pages)
-        {
-            Some((level.memsw_usage_pages, level.memsw_max_pages, "memsw_max"))
-        } else {
-            None
-        };
-        if hit.is_some() {
-            return Some(memcg(
-                (level.id != 0).then_some(level.id),
-                hit,
-                "page_counter",
-            ));
-        }
-    }
-    Some(global("global", "page_counter"))
 }
 
 /// The limit an OOM kill hit as cgroup v2's files tell it after the fact
@@ -298,11 +235,16 @@ pub fn events_limit(
 }
 
 impl Collector {
-    /// Wraps a loaded probe set; memory cgroups are read under
-    /// /sys/fs/cgroup.
+    /// Wraps a loaded probe set; processes are read under /proc, memory
+    /// cgroups under /sys/fs/cgroup.
     pub fn new(probes: ProbeSet) -> Self {
         Collector {
             probes,
+            root: ProcRoot::default(),
+            stat_files: StatFiles::default(),
+            guard: CostGuard::new(GuardSettings::default()),
+            cpu_node: numa::cpu_nodes(&numa::SysNodeRoot::default()),
+            pending: Vec::new(),
             cgroup_ids: cgroup::CgroupIds::new(Some(cgroup::memory_hierarchy())),
             memcg_dir: cgroup::memory_hierarchy(),
             unresolved_memcgs: HashMap::new(),
@@ -313,6 +255,23 @@ impl Collector {
             memcg_v1: cgroup::memory_hierarchy().ends_with("memory"),
         }
         .with_cgroup_root(std::path::Path::new(DEFAULT_CGROUP_ROOT))
+    }
+
+    /// Reads processes and system files under `root` instead of /proc.
+    pub fn with_root(mut self, root: ProcRoot) -> Self {
+        self.root = root;
+        self
+    }
+
+    /// Where processes are read.
+    pub fn root(&self) -> &ProcRoot {
+        &self.root
+    }
+
+    /// The per-process memory reads' cost guard, tuned.
+    pub fn with_guard(mut self, settings: GuardSettings) -> Self {
+        self.guard = CostGuard::new(settings);
+        self
     }
 
     /// Reads memory cgroups under `mount` (v1 `memory/` below it, or v2);
@@ -339,34 +298,6 @@ impl Collector {
             }
         }
         self
-    }
-
-    /// Reads the memory cgroups of the model's live processes and their
-    /// ancestors into the model; problems go to its missing sources.
-    pub fn collect_cgroups(&mut self, model: &mut Model) {
-        model.cgroupfs_live = self.cgroups.is_some();
-        let Some(reader) = self.cgroups.as_mut() else {
-            if let Some(why) = &self.cgroups_missing {
-                model.missing_sources.insert(why.clone());
-            }
-            return;
-        };
-        let in_use: Vec<String> = model
-            .cgroups_in_use()
-            .into_iter()
-            .map(String::from)
-            .collect();
-        let scan = reader.scan(in_use.iter().map(String::as_str));
-        model.missing_sources.extend(scan.notices);
-        let samples = scan
-            .samples
-            .into_iter()
-            .map(|s| {
-                let names = crate::cgroupfs::names::names(&s.path);
-                (s, names)
-            })
-            .collect();
-        model.apply_cgroups(samples, &scan.gone, std::time::Instant::now());
     }
 
     /// Scans processes through the kernel's task iterator from now on
@@ -417,23 +348,45 @@ impl Collector {
         &mut self.probes
     }
 
-    /// Drains exit events only (cheap; call often so the ring buffer
-    /// never fills).
+    /// Drains exit events into the next pass (cheap; call often so the
+    /// ring buffer never fills).
+    pub fn drain(&mut self) {
+        self.probes.drain_exits(&mut self.pending);
+    }
+
+    /// Drains exit events only, into `into`.
     pub fn drain_exits(&mut self, into: &mut Vec<ExitEvent>) -> usize {
         self.probes.drain_exits(into)
     }
 
-    /// A full pass: live counters, then exits (so a process that exits in
-    /// between is seen live first and exited after, never lost), then
-    /// entries whose process is gone without an exit event, then
-    /// statistics; the identities of pids `model` does not know, and the
-    /// names of exit and OOM cgroups.
-    pub fn collect(
-        &mut self,
-        pending_exits: Vec<ExitEvent>,
-        root: &ProcRoot,
-        model: &Model,
-    ) -> Sample {
+    /// One pass: the kernel's maps and events ([`Collector::kernel`]), the
+    /// process scan, then what `reads` asks for (the memory cgroups, the
+    /// per-process memory and the system files). `model` (as of the last
+    /// pass) says which pids are new and which cgroups are in use.
+    pub fn collect(&mut self, model: &Model, reads: &Reads) -> Sample {
+        let pending = std::mem::take(&mut self.pending);
+        for exit in &pending {
+            self.stat_files.forget(exit.tgid);
+        }
+        let mut sample = self.kernel(pending, model);
+        sample.scan = Some(self.scan(model, &sample));
+        if reads.cgroups {
+            sample.cgroups = Some(self.read_cgroups(model, &sample));
+        }
+        if let Some(cycle) = reads.memory {
+            sample.memory = Some(self.read_memory(model, &sample, cycle, reads.only.as_ref()));
+        }
+        sample
+    }
+
+    /// The kernel's part of a pass: live counters, then exits (so a
+    /// process that exits in between is seen live first and exited after,
+    /// never lost), then entries whose process is gone without an exit
+    /// event, then statistics; the identities of pids `model` does not
+    /// know, and the names of exit and OOM cgroups.
+    fn kernel(&mut self, pending_exits: Vec<ExitEvent>, model: &Model) -> Sample {
+        let root = self.root.clone();
+        let root = &root;
         // Before the live counters: the exit probe adds a process to its
         // memcg's totals before deleting its counters, so a process is in
         // at most one of the two reads.
@@ -517,7 +470,155 @@ impl Collector {
             memcg_exits,
             program_runs: self.run_stats.is_ok().then(|| self.probes.program_runs()),
             missing: self.run_stats.as_ref().err().cloned().into_iter().collect(),
+            ..Sample::default()
         }
+    }
+
+    /// Every process, from the task iterator (or /proc when it is not in
+    /// use or just failed: the reason then is in [`Scan::failed`]), with
+    /// the placement of the pids neither the model nor the kernel's part
+    /// of this pass knows.
+    fn scan(&mut self, model: &Model, kernel: &Sample) -> Scan {
+        let mut failed = None;
+        let identities = match self.scan_tasks(&mut failed) {
+            Some(scan) => scan,
+            None => self.stat_files.scan(&self.root),
+        };
+        let metas = identities
+            .iter()
+            .filter(|id| id.fresh && !model.knows_pid(id.pid, id.start_time_ticks))
+            .filter(|id| {
+                kernel
+                    .infos
+                    .get(&id.pid)
+                    .is_none_or(|(known, _)| known.start_time_ticks != id.start_time_ticks)
+            })
+            .map(|id| (id.pid, proc_meta(&self.root, id.pid)))
+            .collect();
+        Scan {
+            identities,
+            metas,
+            task_iter: self.task_iter_in_use(),
+            failed,
+        }
+    }
+
+    /// The memory cgroups of the live processes (as of the last pass, and
+    /// the new and moved ones of this one) and their ancestors; problems
+    /// go to the sample's missing sources.
+    fn read_cgroups(&mut self, model: &Model, sample: &Sample) -> CgroupsRead {
+        let Some(reader) = self.cgroups.as_mut() else {
+            return CgroupsRead {
+                live: false,
+                missing: self.cgroups_missing.iter().cloned().collect(),
+                ..CgroupsRead::default()
+            };
+        };
+        let new = sample
+            .scan
+            .iter()
+            .flat_map(|s| s.metas.values())
+            .chain(sample.infos.values().map(|(_, meta)| meta))
+            .chain(sample.moved.values())
+            .filter_map(|meta| meta.cgroup.as_deref());
+        let mut in_use = model.cgroups_in_use();
+        in_use.extend(new);
+        let scan = reader.scan(in_use);
+        CgroupsRead {
+            live: true,
+            readings: scan
+                .samples
+                .into_iter()
+                .map(|s| {
+                    let names = crate::cgroupfs::names::names(&s.path);
+                    (s, names)
+                })
+                .collect(),
+            gone: scan.gone,
+            missing: scan.notices,
+        }
+    }
+
+    /// One cost-guarded pass over the live processes' memory
+    /// (smaps_rollup, status, OOM score, numa_maps), then the system
+    /// files. `cycle` is the sampling interval the guard's budget is a
+    /// share of; `only` limits the reads to these pids.
+    fn read_memory(
+        &mut self,
+        model: &Model,
+        sample: &Sample,
+        cycle: Duration,
+        only: Option<&HashSet<u32>>,
+    ) -> MemoryRead {
+        // Without the cgroup_attach probe, a process's memory cgroup is
+        // read again whenever its memory is (a move is then seen within
+        // its interval rather than at once).
+        let reread_cgroups = !model
+            .probes
+            .iter()
+            .any(|p| p.name == probe::CGROUP_ATTACH.name() && p.is_attached());
+        let mut candidates = model.memory_candidates(sample);
+        if let Some(only) = only {
+            candidates.retain(|c| only.contains(&c.key.pid));
+        }
+        let slabinfo = self.guard.slabinfo_due(Instant::now());
+        let root = &self.root;
+        let mut system = system::read(root, &numa::SysNodeRoot::default(), slabinfo);
+        // One node: every page is local and numa_maps (one of the costliest
+        // /proc files: it prints every mapping's path) says nothing new.
+        let multi_node = system.nodes.len() > 1;
+        let cpu_node = &self.cpu_node;
+        let mut out = MemoryRead::default();
+        // A file counts as missing from the kernel when no process read in
+        // this pass had it (a trimmed /proc may lack it for some only).
+        let (mut had_rollup, mut lacked_rollup) = (false, false);
+        out.cost = self.guard.cycle(&candidates, cycle, |key| {
+            match memory::read(root, key.pid) {
+                Ok(mut m) => {
+                    match m.missing.take() {
+                        Some((_, what)) => {
+                            lacked_rollup = true;
+                            out.missing.push(what);
+                        }
+                        None => had_rollup = true,
+                    }
+                    let numa = multi_node
+                        .then(|| numa::read(root, key.pid, cpu_node).ok())
+                        .flatten();
+                    out.processes.push((key, m, numa));
+                    if reread_cgroups && let Some(meta) = moved_meta(root, key.pid) {
+                        out.moved.insert(key.pid, meta);
+                    }
+                    true
+                }
+                Err(ReadFailure::Gone(_)) => false,
+                Err(e) => {
+                    tracing::debug!("{e}");
+                    true
+                }
+            }
+        });
+        out.smaps_rollup = if had_rollup {
+            Some(true)
+        } else if lacked_rollup {
+            Some(false)
+        } else {
+            None
+        };
+        out.missing.extend(std::mem::take(&mut system.missing));
+        out.system = system;
+        out
+    }
+
+    /// memmon's own resident bytes and CPU seconds now.
+    pub fn self_usage(&self) -> (u64, f64) {
+        identity::self_usage()
+    }
+
+    /// Returns the free room a burst of processes left in the scan's
+    /// tables; true when something shrank.
+    pub fn shrink(&mut self) -> bool {
+        self.stat_files.shrink()
     }
 
     /// The pinned per-memcg exit totals by cgroup path; entries of memory
@@ -583,44 +684,46 @@ impl Collector {
             .collect()
     }
 
-    /// The OOM kills drained so far, with their names resolved and the
-    /// limit each hit: the kernel's own record where the oom probes read
-    /// it, else (cgroup v2, with `model`'s last reading of each memcg's
-    /// events to compare with) memory.events.
+    /// The OOM kills drained so far, with their names resolved: the memcg
+    /// ids the kernel's record names, and (cgroup v2, where that record
+    /// tells nothing, with `model`'s last reading of each memcg's events
+    /// to compare with) the limit memory.events tells.
     fn oom_records(&mut self, root: &ProcRoot, model: Option<&Model>) -> Vec<OomRecord> {
         let events = self.probes.take_oom_events();
-        self.cgroup_ids.refresh_for(events.iter().flat_map(|e| {
+        let ids = |e: &OomEvent| {
             let oc = (e.flags & OOM_MEMCG_ID != 0).then_some(e.oom_memcg_id);
             let path = e.path.iter().take(e.path_levels as usize).map(|l| l.id);
-            oc.into_iter().chain(path).filter(|id| *id != 0)
-        }));
+            oc.into_iter()
+                .chain(path)
+                .filter(|id| *id != 0)
+                .collect::<Vec<_>>()
+        };
+        self.cgroup_ids.refresh_for(events.iter().flat_map(ids));
         let page_size = identity::page_size();
-        let memsw = self.memcg_v1;
         events
             .into_iter()
             .map(|e| {
                 let mut record = oom_record(e, root, &self.memcg_dir);
-                record.limit = kernel_limit(&e, page_size, memsw, |id| self.cgroup_ids.resolve(id))
-                    .or_else(|| {
-                        let (reader, model) = (self.cgroups.as_ref()?, model?);
-                        let killer = record.killer_memcg.as_deref()?;
-                        events_limit(reader.root(), killer, |path| {
-                            model
-                                .cgroups
-                                .get(path)
-                                .and_then(|c| c.sample.events.as_ref())
-                                .and_then(|e| e.oom)
-                                .unwrap_or(0)
-                        })
-                    });
+                record.memsw_limit = self.memcg_v1;
+                record.memcg_paths = ids(&e)
+                    .into_iter()
+                    .filter_map(|id| Some((id, self.cgroup_ids.resolve(id)?)))
+                    .collect();
+                let told = crate::model::oom_limit::limit_of(&record, page_size).is_some();
+                if !told
+                    && let (Some(reader), Some(model), Some(killer)) =
+                        (self.cgroups.as_ref(), model, record.killer_memcg.as_deref())
+                {
+                    record.events_limit =
+                        events_limit(reader.root(), killer, |path| model.cgroup_oom_count(path));
+                }
                 record
             })
             .collect()
     }
 
     /// Drains the ring buffer and returns the OOM kills in it with their
-    /// names and (from the kernel's record) limits resolved (exits go to
-    /// `exits`).
+    /// names resolved (exits go to `exits`).
     pub fn drain_oom_records(
         &mut self,
         exits: &mut Vec<ExitEvent>,
@@ -642,115 +745,9 @@ impl Collector {
     }
 }
 
-/// One cost-guarded pass over the live processes' memory (smaps_rollup,
-/// status, OOM score, numa_maps), folded into the model, then the system
-/// view. `cycle` is the sampling interval the guard's budget is a share of;
-/// `only` limits the reads to these pids (what a command will show).
-pub fn collect_memory(
-    model: &mut crate::model::Model,
-    guard: &mut crate::procfs::cost_guard::CostGuard,
-    root: &ProcRoot,
-    cpu_node: &std::collections::BTreeMap<u32, u32>,
-    cycle: std::time::Duration,
-    only: Option<&std::collections::HashSet<u32>>,
-) {
-    use crate::{
-        procfs::{ReadFailure, memory, numa, system},
-        sources::ProcFile,
-    };
-    // Without the cgroup_attach probe, a process's memory cgroup is read
-    // again whenever its memory is (a move is then seen within its
-    // interval rather than at once).
-    let reread_cgroups = !model
-        .probes
-        .iter()
-        .any(|p| p.name == probe::CGROUP_ATTACH.name() && p.is_attached());
-    let mut candidates = model.memory_candidates();
-    if let Some(only) = only {
-        candidates.retain(|c| only.contains(&c.key.pid));
-    }
-    let slabinfo = guard.slabinfo_due(std::time::Instant::now());
-    let mut system = system::read(root, &numa::SysNodeRoot::default(), slabinfo);
-    // One node: every page is local and numa_maps (one of the costliest
-    // /proc files: it prints every mapping's path) says nothing new.
-    let multi_node = system.nodes.len() > 1;
-    // A file counts as missing from the kernel when no process read in
-    // this pass had it (a trimmed /proc may lack it for some only).
-    let (mut had_rollup, mut lacked_rollup) = (false, false);
-    let cost = guard.cycle(&candidates, cycle, |key| {
-        match memory::read(root, key.pid) {
-            Ok(mut m) => {
-                match m.missing.take() {
-                    Some((_, what)) => {
-                        lacked_rollup = true;
-                        model.missing_sources.insert(what);
-                    }
-                    None => had_rollup = true,
-                }
-                let numa = multi_node
-                    .then(|| numa::read(root, key.pid, cpu_node).ok())
-                    .flatten();
-                model.apply_memory(key, m, numa);
-                if reread_cgroups && let Some(meta) = moved_meta(root, key.pid) {
-                    model.apply_moves(HashMap::from([(key.pid, meta)]));
-                }
-                true
-            }
-            Err(ReadFailure::Gone(_)) => false,
-            Err(e) => {
-                tracing::debug!("{e}");
-                true
-            }
-        }
-    });
-    model.memory_cost = cost;
-    if had_rollup {
-        model.missing_files.remove(&ProcFile::SmapsRollup);
-    } else if lacked_rollup {
-        model.missing_files.insert(ProcFile::SmapsRollup);
-    }
-    model
-        .missing_sources
-        .extend(std::mem::take(&mut system.missing));
-    model.apply_system(system);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn oom_event(killer_memcg: &str) -> OomEvent {
-        let mut name = [0u8; memmon_common::events::MEMCG_NAME_LEN];
-        name[..killer_memcg.len()].copy_from_slice(killer_memcg.as_bytes());
-        OomEvent {
-            kind: memmon_common::events::EVENT_OOM,
-            flags: OOM_VICTIM_IS_CURRENT,
-            victim_pid: 4_194_305,
-            uid: 0,
-            oom_score_adj: 0,
-            killer_tid: 4_194_305,
-            killer_tgid: 4_194_305,
-            constraint: 0,
-            total_vm_kb: 0,
-            anon_rss_kb: 0,
-            file_rss_kb: 0,
-            shmem_rss_kb: 0,
-            pgtables_kb: 0,
-            killer_cgroup_id: 0,
-            boot_ns: 0,
-            victim_comm: [0; 16],
-            killer_comm: [0; 16],
-            killer_memcg: name,
-            oom_memcg_id: 0,
-            memory_usage_pages: 0,
-            memory_max_pages: 0,
-            memsw_usage_pages: 0,
-            memsw_max_pages: 0,
-            path_levels: 0,
-            _pad: 0,
-            path: Default::default(),
-        }
-    }
 
     /// The memcg an OOM event names is found in the hierarchy the
     /// collector reads, v1 or v2 (a v2 host has no /sys/fs/cgroup/memory:
@@ -764,7 +761,7 @@ mod tests {
             .expect("mkdir");
         let root = ProcRoot::new(mount.path().join("no-proc"));
         let cg_root = crate::cgroupfs::CgroupRoot::detect_at(mount.path()).expect("v2");
-        let rec = oom_record(oom_event("box"), &root, cg_root.dir());
+        let rec = oom_record(crate::sample::test_oom_event("box"), &root, cg_root.dir());
         assert_eq!(
             rec.killer_memcg.as_deref(),
             Some("/kubepods.slice/pod-a.slice/box")
@@ -774,129 +771,12 @@ mod tests {
             Some("/kubepods.slice/pod-a.slice/box")
         );
         // Not found: the bare name stays (it is what the kernel said).
-        let rec = oom_record(oom_event("elsewhere"), &root, cg_root.dir());
+        let rec = oom_record(
+            crate::sample::test_oom_event("elsewhere"),
+            &root,
+            cg_root.dir(),
+        );
         assert_eq!(rec.killer_memcg.as_deref(), Some("elsewhere"));
-    }
-
-    /// The kernel's oom_control decides: its memcg (with the counter that
-    /// was at its limit), else its constraint; nothing when it was not
-    /// read, never a guess.
-    #[test]
-    fn the_kernels_oom_control_decides_the_constraint() {
-        use memmon_common::events::{OOM_CONTROL_READ, OOM_MEMCG, OOM_MEMCG_ID, OOM_MEMSW};
-        let page = 4096;
-        let unlimited = (i64::MAX as u64) / page;
-        let mut e = oom_event("box");
-        assert_eq!(
-            kernel_limit(&e, page, true, |_| None),
-            None,
-            "not read: no guess"
-        );
-        // A global OOM started by a task whose memcg has a limit: global.
-        e.flags |= OOM_CONTROL_READ;
-        e.constraint = memmon_common::events::constraint::NONE;
-        let l = kernel_limit(&e, page, true, |_| panic!("no memcg to resolve")).expect("read");
-        assert_eq!(
-            (l.constraint, l.source, l.cgroup),
-            ("global", "oom_control", None)
-        );
-        e.constraint = memmon_common::events::constraint::CPUSET;
-        assert_eq!(
-            kernel_limit(&e, page, true, |_| None).map(|l| l.constraint),
-            Some("cpuset")
-        );
-        // A memcg OOM: 64 MiB limit, usage at the kill 64 MiB minus 3 pages.
-        e.flags |= OOM_MEMCG | OOM_MEMCG_ID;
-        e.constraint = memmon_common::events::constraint::MEMCG;
-        e.oom_memcg_id = 77;
-        e.memory_max_pages = 16384;
-        e.memory_usage_pages = 16381;
-        let l = kernel_limit(&e, page, true, |id| (id == 77).then(|| "/box".to_string()))
-            .expect("read");
-        assert_eq!(l.constraint, "memcg");
-        assert_eq!(l.cgroup.as_deref(), Some("/box"));
-        assert_eq!((l.limit, l.limit_bytes), (Some("max"), Some(64 << 20)));
-        assert_eq!(l.usage_bytes, Some((64 << 20) - 3 * 4096));
-        // v1 memsw: an unlimited memory counter, memory+swap at its limit.
-        e.flags |= OOM_MEMSW;
-        e.memory_max_pages = unlimited;
-        e.memsw_max_pages = 8192;
-        e.memsw_usage_pages = 8190;
-        let l = kernel_limit(&e, page, true, |_| None).expect("read");
-        assert_eq!(
-            (l.limit, l.limit_bytes),
-            (Some("memsw_max"), Some(32 << 20))
-        );
-        assert_eq!(l.cgroup, None, "an id that does not resolve");
-        // Both limited: the one with less headroom was hit.
-        e.memory_max_pages = 16384;
-        e.memory_usage_pages = 9000;
-        let limit =
-            |e: &OomEvent, memsw| kernel_limit(e, page, memsw, |_| None).and_then(|l| l.limit);
-        assert_eq!(limit(&e, true), Some("memsw_max"));
-        // On v2 that slot counts swap alone (swap.max 0 is no memory limit).
-        assert_eq!(limit(&e, false), Some("max"));
-        e.memory_usage_pages = 16384;
-        assert_eq!(limit(&e, true), Some("max"));
-    }
-
-    /// Without the kprobe, the page counters of the killer's memcg path at
-    /// the kill decide: the deepest at its limit, else global (a limited
-    /// memcg well below its limit does not make a memcg OOM).
-    #[test]
-    fn the_page_counters_at_the_kill_decide_without_oom_control() {
-        use memmon_common::events::{MemcgLevel, OOM_PATH_MEMSW, OOM_PATH_READ};
-        let page = 4096;
-        let unlimited = (i64::MAX as u64) / page;
-        let level = |id, usage, max| MemcgLevel {
-            id,
-            usage_pages: usage,
-            max_pages: max,
-            memsw_usage_pages: usage,
-            memsw_max_pages: unlimited,
-        };
-        let mut e = oom_event("box");
-        e.flags |= OOM_PATH_READ;
-        // The killer's memcg (64 MiB limit) at 2.25 MiB, its parent
-        // unlimited, the root: a global OOM.
-        e.path_levels = 3;
-        e.path[0] = level(10, 576, 16384);
-        e.path[1] = level(11, 100_000, unlimited);
-        e.path[2] = level(1, 200_000, unlimited);
-        let l = kernel_limit(&e, page, false, |_| panic!("nothing to resolve")).expect("read");
-        assert_eq!((l.constraint, l.source), ("global", "page_counter"));
-        // The memcg at its limit (64 pages short: a charge batch).
-        e.path[0].usage_pages = 16384 - 64;
-        let l = kernel_limit(&e, page, false, |id| Some(format!("/id-{id}"))).expect("read");
-        assert_eq!(
-            (l.constraint, l.cgroup.as_deref()),
-            ("memcg", Some("/id-10"))
-        );
-        assert_eq!(
-            (l.limit_bytes, l.usage_bytes),
-            (Some(64 << 20), Some((64 << 20) - (64 << 12)))
-        );
-        // Its parent's limit was hit, not its own.
-        e.path[0].usage_pages = 8000;
-        e.path[1].max_pages = 100_050;
-        let l = kernel_limit(&e, page, false, |id| Some(format!("/id-{id}"))).expect("read");
-        assert_eq!(l.cgroup.as_deref(), Some("/id-11"));
-        // v1 memory+swap at its limit, the memory counter below.
-        e.path[1].max_pages = unlimited;
-        e.flags |= OOM_PATH_MEMSW;
-        e.path[0].memsw_usage_pages = 16380;
-        e.path[0].memsw_max_pages = 16384;
-        let l = kernel_limit(&e, page, true, |id| Some(format!("/id-{id}"))).expect("read");
-        assert_eq!(
-            (l.cgroup.as_deref(), l.limit),
-            (Some("/id-10"), Some("memsw_max"))
-        );
-        // ... which on v2 is swap alone: not a memory limit.
-        let l = kernel_limit(&e, page, false, |_| None).expect("read");
-        assert_eq!(l.constraint, "global");
-        // Nothing read: nothing said.
-        e.flags &= !OOM_PATH_READ;
-        assert_eq!(kernel_limit(&e, page, true, |_| None), None);
     }
 
     /// Without the kernel's record, cgroup v2's memory.events tells: the

@@ -10,6 +10,7 @@
 
 pub mod cgroupfs;
 pub mod cli;
+pub mod clock;
 pub mod collector;
 pub mod commands;
 pub mod config;

@@ -1,25 +1,22 @@
-//! One sampling pass, shared by the daemon and `memmon top`: kernel maps
-//! and events into the model, a /proc scan, the cost-guarded memory reads,
-//! the flight recorder, then an immutable [`Published`] copy for the sinks
-//! and the folding of exited processes into their cgroup totals.
+//! The one place a sampling pass is wired, for every command that samples
+//! (the daemon, `snapshot`, `top`, `record`, `explain`): the collector
+//! reads one [`Sample`](crate::sample::Sample) (all the pass's I/O), the
+//! model applies it with the time it was taken, the probe CPU budget is
+//! applied, and [`Pipeline::pass`] then publishes an immutable
+//! [`Published`] copy for the sinks, feeds the flight recorder and folds
+//! the exited processes into their cgroup totals.
 
 use std::time::{Duration, Instant};
 
-use memmon_common::ExitEvent;
-
 use crate::{
-    collector::{Collector, collect_memory},
+    clock,
+    collector::{Collector, Reads},
     model::Model,
     model::budget::{Budget, Decision},
     model::incident,
-    model::published::{Notice, Published, unix_ms},
+    model::published::{Notice, Published},
     probes::ProbeState,
-    procfs::{
-        ProcRoot,
-        cost_guard::{CostGuard, GuardSettings},
-        identity, numa,
-        stat_files::StatFiles,
-    },
+    procfs::{ProcRoot, cost_guard::GuardSettings},
 };
 
 /// Largest processes whose recent samples the flight recorder keeps.
@@ -34,11 +31,6 @@ pub struct Pipeline {
     collector: Collector,
     /// The model every sink reads (through [`Published`]).
     pub model: Model,
-    guard: CostGuard,
-    cpu_node: std::collections::BTreeMap<u32, u32>,
-    root: ProcRoot,
-    stat_files: StatFiles,
-    pending: Vec<ExitEvent>,
     notices: Vec<Notice>,
     /// Missing sources already said.
     reported_missing: std::collections::BTreeSet<String>,
@@ -92,7 +84,7 @@ impl Pipeline {
             .filter_map(|p| match &p.state {
                 ProbeState::Unavailable { reason } => Some(Notice {
                     kind: "probe_status",
-                    unix_ms: unix_ms(),
+                    unix_ms: clock::unix_ms(),
                     message: format!("probe {} unavailable: {reason}", p.name),
                 }),
                 _ => None,
@@ -101,11 +93,6 @@ impl Pipeline {
         Pipeline {
             collector,
             model,
-            guard: CostGuard::new(GuardSettings::default()),
-            cpu_node: numa::cpu_nodes(&numa::SysNodeRoot::default()),
-            root: ProcRoot::default(),
-            stat_files: StatFiles::default(),
-            pending: Vec::new(),
             notices,
             reported_missing: Default::default(),
             samples: 0,
@@ -117,18 +104,18 @@ impl Pipeline {
         }
     }
 
-    /// Reads only these processes' memory (smaps_rollup, oom_score,
-    /// numa_maps) from the next pass on; None: every process's, as the
-    /// cost guard allows (`memmon explain` watches one target).
-    pub fn set_focus(&mut self, pids: Option<std::collections::HashSet<u32>>) {
-        self.focus = pids;
-    }
-
     /// Post-mortems get their growth stacks and earlier findings from
     /// `extras`.
     pub fn with_incident_extras(mut self, extras: Box<dyn IncidentExtras>) -> Self {
         self.incident_extras = Some(extras);
         self
+    }
+
+    /// Reads only these processes' memory (smaps_rollup, oom_score,
+    /// numa_maps) from the next pass on; None: every process's, as the
+    /// cost guard allows (`memmon explain` watches one target).
+    pub fn set_focus(&mut self, pids: Option<std::collections::HashSet<u32>>) {
+        self.focus = pids;
     }
 
     /// Scans processes with the kernel's task iterator (one read for every
@@ -137,15 +124,13 @@ impl Pipeline {
     /// processes the first read saw and the program reading them, or why
     /// it cannot be used.
     pub fn use_task_iter(&mut self) -> Result<(usize, &'static str), String> {
-        if self.root != ProcRoot::default() {
+        if *self.collector.root() != ProcRoot::default() {
             return Err(format!(
                 "processes are read from {} (--proc-root), not from the kernel",
-                self.root.path().display()
+                self.collector.root().path().display()
             ));
         }
-        let found = self.collector.use_task_iter().map_err(|e| e.to_string())?;
-        self.model.task_iter = true;
-        Ok(found)
+        self.collector.use_task_iter().map_err(|e| e.to_string())
     }
 
     /// [`Pipeline::use_task_iter`], saying in the log which scan runs.
@@ -164,13 +149,13 @@ impl Pipeline {
     /// Reads process memory (smaps_rollup, oom_score, numa_maps) with these
     /// cost-guard settings instead of the daemon's.
     pub fn with_guard(mut self, settings: GuardSettings) -> Self {
-        self.guard = CostGuard::new(settings);
+        self.collector = self.collector.with_guard(settings);
         self
     }
 
     /// Reads processes and system files under `root` instead of /proc.
     pub fn with_root(mut self, root: ProcRoot) -> Self {
-        self.root = root;
+        self.collector = self.collector.with_root(root);
         self
     }
 
@@ -215,7 +200,8 @@ impl Pipeline {
                 let message = format!("detail probes {} {reason}", names.join(", "));
                 tracing::warn!("{message}");
                 self.push_notice("probe_budget", message);
-                self.model.probes = self.collector.probes().statuses().to_vec();
+                self.model
+                    .set_probes(self.collector.probes().statuses().to_vec());
             }
             Decision::Resume => self.resume_detail("the load fell"),
         }
@@ -244,32 +230,93 @@ impl Pipeline {
         };
         tracing::warn!("{message}");
         self.push_notice("probe_budget", message);
-        self.model.probes = self.collector.probes().statuses().to_vec();
+        self.model
+            .set_probes(self.collector.probes().statuses().to_vec());
     }
 
     /// Drains exit events into the next pass (call often between passes so
     /// the ring buffer never fills).
     pub fn drain(&mut self) {
-        self.collector.drain_exits(&mut self.pending);
+        self.collector.drain();
     }
 
-    /// One pass; `interval` sizes the memory reads' time budget.
+    /// Reads one sample (what `reads` asks for beside the kernel's maps
+    /// and the process scan) and applies it to the model; applies the
+    /// probe CPU budget. Nothing is published: [`Pipeline::pass`] does, and
+    /// a command that shows its own window (`snapshot`) reads the model.
+    pub fn sample(&mut self, reads: &Reads) {
+        let now = clock::now();
+        let mut sample = self.collector.collect(&self.model, reads);
+        if let Some(why) = sample.scan.as_mut().and_then(|s| s.failed.take()) {
+            tracing::warn!("{why}");
+            self.push_notice("source_missing", why);
+        }
+        self.model.apply(sample, now);
+        self.finish_incidents();
+        self.govern();
+    }
+
+    /// One pass ([`Pipeline::sample`] reading everything), published;
+    /// `interval` sizes the memory reads' time budget.
     pub fn pass(&mut self, interval: Duration) -> Published {
         let started = Instant::now();
-        for exit in &self.pending {
-            self.stat_files.forget(exit.tgid);
-        }
-        let sample =
-            self.collector
-                .collect(std::mem::take(&mut self.pending), &self.root, &self.model);
         let ooms_before = self.model.oom_kills_total;
-        let sigkills_before = self.model.kills_total.get("sigkill").copied().unwrap_or(0)
-            + self.model.kills_total.get("kernel").copied().unwrap_or(0);
-        self.model.apply(sample);
-        self.govern();
-        let sigkills_after = self.model.kills_total.get("sigkill").copied().unwrap_or(0)
-            + self.model.kills_total.get("kernel").copied().unwrap_or(0);
-        let new_sigkills = (sigkills_after - sigkills_before) as usize;
+        let sigkills_before = self.sigkills();
+        self.sample(&Reads {
+            only: self.focus.clone(),
+            ..Reads::all(interval)
+        });
+        let t_sample = started.elapsed();
+        self.log_kills(ooms_before, sigkills_before);
+        self.report_missing_sources();
+        self.samples += 1;
+        let lost = self.model.stats.events_lost + self.model.stats.oom_events_lost;
+        if lost > self.prev_lost {
+            let message = format!("{lost} ring-buffer events lost since start");
+            tracing::warn!("{message}");
+            self.push_notice("events_lost", message);
+            self.prev_lost = lost;
+        }
+        let mut published = Published::from_model(&mut self.model, clock::now());
+        // After the rows are built: the recorder reads them.
+        self.model
+            .record_history(RECORDED_PROCESSES, published.unix_ms);
+        tracing::debug!(
+            sample = ?t_sample,
+            publish = ?(started.elapsed() - t_sample),
+            "pass"
+        );
+        published.notices = self.notices.clone();
+        published.sample_seconds = started.elapsed().as_secs_f64();
+        published.samples_total = self.samples;
+        published.probe_cpu_budget = self.budget.as_ref().map(|b| b.limit);
+        let (rss, cpu) = self.collector.self_usage();
+        published.self_rss_bytes = rss;
+        published.self_cpu_seconds = cpu;
+        self.model.fold_exited();
+        let model_shrank = self.model.shrink();
+        if self.collector.shrink() || model_shrank {
+            release_freed_memory();
+            tracing::debug!("shrank the model after a burst; freed heap returned");
+        } else if self.samples % TRIM_EVERY == 2 {
+            // The start (the kernel's BTF parsed, every process read for
+            // the first time) and each pass's short-lived tables leave
+            // free heap glibc keeps; handing it back now and then keeps
+            // RSS near what is live (~1 ms with 10,000 processes).
+            release_freed_memory();
+        }
+        published
+    }
+
+    /// SIGKILLs counted so far (sent from userspace or by the kernel).
+    fn sigkills(&self) -> u64 {
+        self.model.kills_total.get("sigkill").copied().unwrap_or(0)
+            + self.model.kills_total.get("kernel").copied().unwrap_or(0)
+    }
+
+    /// Logs the kills the last sample brought (counts before it given).
+    fn log_kills(&self, ooms_before: u64, sigkills_before: u64) {
+        let new_sigkills = (self.sigkills() - sigkills_before) as usize;
         for k in self.model.recent_sigkills.iter().rev().take(new_sigkills) {
             tracing::warn!(
                 cause = k.cause,
@@ -307,80 +354,15 @@ impl Pipeline {
                 "OOM kill"
             );
         }
-        let t_kernel = started.elapsed();
-        let mut failed = None;
-        let scan = match self.collector.scan_tasks(&mut failed) {
-            Some(scan) => scan,
-            None => self.stat_files.scan(&self.root),
-        };
-        if let Some(why) = failed {
-            tracing::warn!("{why}");
-            self.push_notice("source_missing", why);
-        }
-        self.model.task_iter = self.collector.task_iter_in_use();
-        let metas = crate::collector::scan_metas(&scan, &self.root, &self.model);
-        self.model.apply_scan(scan, metas);
-        self.collector.collect_cgroups(&mut self.model);
-        let t_scan = started.elapsed();
-        collect_memory(
-            &mut self.model,
-            &mut self.guard,
-            &self.root,
-            &self.cpu_node,
-            interval,
-            self.focus.as_ref(),
-        );
-        let t_memory = started.elapsed();
-        self.complete_incidents();
-        self.report_missing_sources();
-        self.samples += 1;
-        let lost = self.model.stats.events_lost + self.model.stats.oom_events_lost;
-        if lost > self.prev_lost {
-            let message = format!("{lost} ring-buffer events lost since start");
-            tracing::warn!("{message}");
-            self.push_notice("events_lost", message);
-            self.prev_lost = lost;
-        }
-        let mut published = Published::from_model(&mut self.model);
-        // After the rows are built: the recorder reads them.
-        self.model
-            .record_history(RECORDED_PROCESSES, published.unix_ms);
-        tracing::debug!(
-            kernel = ?t_kernel,
-            scan = ?(t_scan - t_kernel),
-            memory = ?(t_memory - t_scan),
-            publish = ?(started.elapsed() - t_memory),
-            "pass"
-        );
-        published.notices = self.notices.clone();
-        published.sample_seconds = started.elapsed().as_secs_f64();
-        published.samples_total = self.samples;
-        published.probe_cpu_budget = self.budget.as_ref().map(|b| b.limit);
-        let (rss, cpu) = self_usage();
-        published.self_rss_bytes = rss;
-        published.self_cpu_seconds = cpu;
-        self.model.fold_exited();
-        let model_shrank = self.model.shrink();
-        if self.stat_files.shrink() || model_shrank {
-            release_freed_memory();
-            tracing::debug!("shrank the model after a burst; freed heap returned");
-        } else if self.samples % TRIM_EVERY == 2 {
-            // The start (the kernel's BTF parsed, every process read for
-            // the first time) and each pass's short-lived tables leave
-            // free heap glibc keeps; handing it back now and then keeps
-            // RSS near what is live (~1 ms with 10,000 processes).
-            release_freed_memory();
-        }
-        published
     }
 }
 
 impl Pipeline {
-    /// Completes the post-mortems of this pass's kills (with the cgroups
-    /// and the system read again after them), adds their growth stacks,
-    /// and says where to read each.
-    fn complete_incidents(&mut self) {
-        let mut done = self.model.complete_incidents(unix_ms(), boottime_ns());
+    /// Adds to the post-mortems the last sample completed what the model
+    /// cannot (growth stacks, the findings of a minute before), keeps them
+    /// in the model and says where to read each.
+    fn finish_incidents(&mut self) {
+        let mut done = self.model.take_completed_incidents();
         for i in &mut done {
             if let Some(extras) = &self.incident_extras {
                 if let Some(cg) = &i.cgroup {
@@ -429,7 +411,7 @@ impl Pipeline {
         }
         self.notices.push(Notice {
             kind,
-            unix_ms: unix_ms(),
+            unix_ms: clock::unix_ms(),
             message,
         });
     }
@@ -457,42 +439,4 @@ fn release_freed_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
-}
-
-/// CLOCK_BOOTTIME now, ns (the clock of the kernel's event timestamps).
-fn boottime_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec we own.
-    if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) } != 0 {
-        return 0;
-    }
-    (ts.tv_sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(ts.tv_nsec as u64)
-}
-
-/// memmon's own resident bytes and CPU seconds, from /proc/self/stat.
-fn self_usage() -> (u64, f64) {
-    let Ok(raw) = std::fs::read("/proc/self/stat") else {
-        return (0, 0.0);
-    };
-    let stat = String::from_utf8_lossy(&raw);
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return (0, 0.0);
-    };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // After comm: field 3 is index 0; utime 14, stime 15, rss 24.
-    let get = |n: usize| {
-        f.get(n - 3)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    let ticks = identity::ticks_per_second() as f64;
-    (
-        get(24).saturating_mul(identity::page_size()),
-        (get(14) + get(15)) as f64 / ticks,
-    )
 }

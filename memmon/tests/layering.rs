@@ -445,6 +445,7 @@ fn layers_import_only_what_the_data_path_allows() {
                 "sinks",
                 "commands",
                 "store",
+                "clock",
             ]),
         ),
         (
@@ -493,6 +494,78 @@ fn layers_import_only_what_the_data_path_allows() {
     }
     assert!(checked > 30, "only {checked} files read");
     assert!(broken.is_empty(), "layering broken:\n{}", broken.join("\n"));
+}
+
+/// True when `code` has `word` not inside a longer name (`fs::` is
+/// not found in `procfs::`).
+fn has_word(code: &str, word: &str) -> bool {
+    code.match_indices(word).any(|(i, _)| {
+        !code[..i]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_')
+    })
+}
+
+/// The model is handed the time with each sample: its code (tests aside)
+/// reads no clock.
+#[test]
+fn the_model_reads_no_clock() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut found = Vec::new();
+    let model: Vec<ModFile> = crate_files(&src)
+        .into_iter()
+        .filter(|f| f.module.first().is_some_and(|m| m == "model"))
+        .collect();
+    assert!(model.len() > 10, "only {} model files read", model.len());
+    for f in model {
+        for clock in ["Instant::now", "SystemTime::now", "unix_ms()"] {
+            if f.code.contains(clock) {
+                found.push(format!("{} calls {clock}", f.file));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "the model reads the clock:\n{}",
+        found.join("\n")
+    );
+}
+
+/// On the sampling path only the collector and the readers do I/O: the
+/// model and the pipeline (tests aside) open no file, directory or socket.
+#[test]
+fn only_the_collector_and_the_readers_do_io_on_the_sampling_path() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut found = Vec::new();
+    let files: Vec<ModFile> = crate_files(&src)
+        .into_iter()
+        .filter(|f| {
+            f.module
+                .first()
+                .is_some_and(|m| m == "model" || m == "pipeline")
+        })
+        .collect();
+    assert!(files.len() > 10, "only {} files read", files.len());
+    for f in files {
+        for io in [
+            "fs::",
+            "File::",
+            "read_dir",
+            "net::",
+            "TcpStream",
+            "UdpSocket",
+        ] {
+            if has_word(&f.code, io) {
+                found.push(format!("{} uses {io}", f.file));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "I/O outside the collector:\n{}",
+        found.join("\n")
+    );
 }
 
 /// Import cycles known and being removed, as `scope: a → b` steps that are

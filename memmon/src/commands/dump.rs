@@ -10,11 +10,9 @@ use serde_json::{Map, Value};
 
 use crate::{
     cli::{DumpArgs, DumpFormat},
+    clock::unix_ms,
     error::Fatal,
-    model::{
-        fields::{Kind, PROCESS_FIELDS},
-        published::unix_ms,
-    },
+    model::fields::{Kind, PROCESS_FIELDS},
     store::{reader::Store, time},
 };
 

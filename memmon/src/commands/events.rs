@@ -141,7 +141,7 @@ fn stream(
 ) -> bool {
     let mut ok = true;
     for record in collector.drain_oom_records(exits, root) {
-        let kill = OomKill::from_record(record);
+        let kill = OomKill::from_record(record, crate::procfs::identity::page_size());
         if oom_victims.len() == 256 {
             oom_victims.pop_front();
         }

@@ -12,13 +12,13 @@ use anyhow::Context as _;
 
 use crate::{
     cli::ExplainArgs,
+    clock::unix_ms,
     collector::Collector,
     commands::snapshot::load_options,
     error::Fatal,
     model::{
         Model,
         explain::{self, Builder, Evidence, Target, evidence::GrowthStack, thresholds},
-        published::unix_ms,
     },
     pipeline::Pipeline,
     privileges,

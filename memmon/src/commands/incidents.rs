@@ -9,11 +9,9 @@ use std::{io::Write as _, path::PathBuf};
 
 use crate::{
     cli::{DEFAULT_STORE, IncidentsArgs},
+    clock::unix_ms,
     error::Fatal,
-    model::{
-        incident::{Incident, Summary},
-        published::unix_ms,
-    },
+    model::incident::{Incident, Summary},
     sinks::incident as sink,
     store::{reader::Store, time},
 };

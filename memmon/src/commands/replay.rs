@@ -8,8 +8,8 @@ use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers
 
 use crate::{
     cli::ReplayArgs,
+    clock::unix_ms,
     error::Fatal,
-    model::published::unix_ms,
     sinks::top::{
         frame::TopFrame,
         render,

@@ -12,17 +12,14 @@ use anyhow::Context as _;
 
 use crate::{
     cli::{ProbeArgs, SnapshotArgs},
-    collector::{Collector, collect_memory},
+    clock,
+    collector::{Collector, Reads},
     error::Fatal,
     model::{Model, ProcessView, Which},
+    pipeline::Pipeline,
     privileges,
     probes::{LoadOptions, ProbeSet, catalog},
-    procfs::{
-        ProcRoot,
-        cost_guard::{CostGuard, GuardSettings},
-        numa,
-        stat_files::StatFiles,
-    },
+    procfs::cost_guard::GuardSettings,
     sinks::{alloc_report, columns, json, probes_report, system_table, table},
 };
 
@@ -73,59 +70,44 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
             eprintln!("memmon: probe {} unavailable: {reason}", status.name);
         }
     }
-    let root = ProcRoot::default();
-    let mut model = Model::new(probes.statuses().to_vec(), crate::collector::host());
-    let mut collector = Collector::new(probes);
+    let model = Model::new(probes.statuses().to_vec(), crate::collector::host());
+    // The memory of what is shown is read once, at the end: up to a
+    // quarter second of reads.
+    let mut collector = Collector::new(probes).with_guard(GuardSettings {
+        cpu_share: 0.25,
+        ..GuardSettings::default()
+    });
     if let Some(dir) = &args.cgroup_root {
         collector = collector.with_cgroup_root(dir);
     }
-    let mut stat_files = StatFiles::default();
-    let first = collector.collect(Vec::new(), &root, &model);
-    model.apply(first);
-    scan(&mut model, &mut stat_files, &root);
-    model.start_window();
+    let mut pipeline = Pipeline::new(collector, model);
+    pipeline.sample(&Reads::default());
+    pipeline.model.start_window(clock::now().instant);
     super::stop_signal::install();
     eprintln!("memmon: probes attached; watching for {} s", args.duration);
 
     let deadline = Instant::now() + Duration::from_secs_f64(args.duration);
-    let mut pending = Vec::new();
     loop {
         let now = Instant::now();
         if now >= deadline || super::stop_signal::requested() {
             break;
         }
         std::thread::sleep(DRAIN_INTERVAL.min(deadline - now));
-        collector.drain_exits(&mut pending);
+        pipeline.drain();
     }
-    let last = collector.collect(pending, &root, &model);
-    model.apply(last);
-    scan(&mut model, &mut stat_files, &root);
-    // Memory of the processes this command will show (and the system
-    // view), the cost guard allowing up to a quarter second of reads.
+    // The last sample: the memory of the live processes this command will
+    // show (and the system view), and the memory cgroups if they are shown.
+    pipeline.sample(&Reads {
+        cgroups: args.cgroups,
+        memory: Some(Duration::from_secs(1)),
+        only: (!args.pid.is_empty()).then(|| args.pid.iter().copied().collect()),
+    });
+    let model = &mut pipeline.model;
     let which = if args.active {
         Which::Window
     } else {
         Which::All
     };
-    let shown: std::collections::HashSet<u32> = model
-        .processes()
-        .filter(|p| !p.exited)
-        .map(|p| p.key.pid)
-        .filter(|p| args.pid.is_empty() || args.pid.contains(p))
-        .collect();
-    let mut guard = CostGuard::new(GuardSettings {
-        cpu_share: 0.25,
-        ..GuardSettings::default()
-    });
-    let cpu_node = numa::cpu_nodes(&numa::SysNodeRoot::default());
-    collect_memory(
-        &mut model,
-        &mut guard,
-        &root,
-        &cpu_node,
-        Duration::from_secs(1),
-        Some(&shown),
-    );
 
     if args.slab || args.buddy {
         let window = model.alloc_window();
@@ -170,8 +152,7 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
         return Ok(());
     }
     if args.cgroups {
-        collector.collect_cgroups(&mut model);
-        let published = crate::model::published::Published::from_model(&mut model);
+        let published = crate::model::published::Published::from_model(model, clock::now());
         if args.json {
             println!(
                 "{}",
@@ -183,7 +164,7 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
         return Ok(());
     }
     let views = model
-        .views(which, Instant::now())
+        .views(which, clock::now().instant)
         .into_iter()
         .map(std::sync::Arc::unwrap_or_clone)
         .collect();
@@ -194,13 +175,6 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
         print!("{}", table::render(&rows, &crate::collector::user_names()));
     }
     Ok(())
-}
-
-/// A /proc scan folded into the model (placement read for new pids).
-fn scan(model: &mut Model, files: &mut StatFiles, root: &ProcRoot) {
-    let found = files.scan(root);
-    let metas = crate::collector::scan_metas(&found, root, model);
-    model.apply_scan(found, metas);
 }
 
 /// Validated probe options from the shared flags.

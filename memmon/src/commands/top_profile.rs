@@ -5,11 +5,11 @@
 //! (`model::profile`) for the detail pane (`sinks::top::stacks`).
 
 use crate::{
+    clock::unix_ms,
     error::Fatal,
     model::{
         profile::Profile,
         profile_window::{Filter, ProfileWindow, WINDOW_SECONDS},
-        published::unix_ms,
     },
     probes::{ProbeSet, stack_drain::StackDrain},
     sample::stacks::StackEvent,

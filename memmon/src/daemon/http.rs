@@ -28,8 +28,11 @@ use super::{
     basic_auth::{Users, Verdict},
     web_config::WebSecurity,
 };
-use crate::model::published::{Shared, latest, unix_ms};
 use crate::sinks::prometheus::{self as prom, CgroupAdmission, RenderSettings};
+use crate::{
+    clock::unix_ms,
+    model::published::{Shared, latest},
+};
 
 /// What the handlers share.
 pub struct HttpState {

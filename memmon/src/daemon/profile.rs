@@ -23,11 +23,12 @@ use std::{
 };
 
 use crate::{
+    clock::unix_ms,
     model::{
         incident::{GrowthStack, GrowthStacks},
         profile::Profile,
         profile_window::{Filter, ProfileWindow},
-        published::{Shared, latest, unix_ms},
+        published::{Shared, latest},
     },
     probes::stack_drain::StackDrain,
     sample::stacks::{Frame, Mapping, NamedSample, RawSample, StackEvent},

@@ -92,17 +92,17 @@ impl CgroupHistorySample {
 /// A sample with a time.
 pub trait Timed: Copy {
     /// Unix time, ms.
-    fn unix_ms(&self) -> u64;
+    fn at_ms(&self) -> u64;
 }
 
 impl Timed for HistorySample {
-    fn unix_ms(&self) -> u64 {
+    fn at_ms(&self) -> u64 {
         self.unix_ms
     }
 }
 
 impl Timed for CgroupHistorySample {
-    fn unix_ms(&self) -> u64 {
+    fn at_ms(&self) -> u64 {
         self.unix_ms
     }
 }
@@ -135,22 +135,22 @@ impl<T: Timed> Ring<T> {
     fn expire(&mut self, now_ms: u64, cutoff: u64) -> bool {
         let dense_from = now_ms.saturating_sub(DENSE_MS);
         while let Some(s) = self.dense.front().copied() {
-            if s.unix_ms() >= dense_from {
+            if s.at_ms() >= dense_from {
                 break;
             }
             self.dense.pop_front();
             if self
                 .sparse
                 .back()
-                .is_none_or(|b| s.unix_ms().saturating_sub(b.unix_ms()) >= SPARSE_STEP_MS)
+                .is_none_or(|b| s.at_ms().saturating_sub(b.at_ms()) >= SPARSE_STEP_MS)
             {
                 self.sparse.push_back(s);
             }
         }
-        while self.sparse.front().is_some_and(|s| s.unix_ms() < cutoff) {
+        while self.sparse.front().is_some_and(|s| s.at_ms() < cutoff) {
             self.sparse.pop_front();
         }
-        while self.dense.front().is_some_and(|s| s.unix_ms() < cutoff) {
+        while self.dense.front().is_some_and(|s| s.at_ms() < cutoff) {
             self.dense.pop_front();
         }
         !(self.sparse.is_empty() && self.dense.is_empty())
@@ -166,7 +166,7 @@ impl<T: Timed> Ring<T> {
         self.sparse
             .iter()
             .chain(&self.dense)
-            .take_while(|s| s.unix_ms() <= until_ms)
+            .take_while(|s| s.at_ms() <= until_ms)
             .copied()
             .collect()
     }

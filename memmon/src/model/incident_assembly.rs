@@ -9,7 +9,7 @@
 use std::{collections::HashMap, sync::Arc};
 
 use super::{
-    Model, ProcessKey,
+    Model, Now, ProcessKey,
     history::CgroupHistorySample,
     incident::{self, CgroupAtKill, Incident, Kill, Pending, PsiReading, Sender, Trigger, Victim},
 };
@@ -122,17 +122,22 @@ impl Model {
         });
     }
 
-    /// Completes the incidents begun in this pass (call after the cgroups
-    /// and the system were read again), given the clocks now (Unix ms, and
-    /// ns since boot: the kernel's timestamps are on the second). They are
-    /// returned for what the model cannot add (the daemon's growth stacks);
-    /// hand them back with [`Model::push_incidents`].
-    pub fn complete_incidents(&mut self, now_unix_ms: u64, now_boot_ns: u64) -> Vec<Incident> {
+    /// Completes the incidents this sample's kills began (the cgroups and
+    /// the system were read after the kills), given the clocks of the
+    /// sample (the kernel's timestamps are on the boot clock).
+    pub(super) fn complete_incidents(&mut self, now: Now) {
         let pending = std::mem::take(&mut self.pending_incidents);
-        pending
-            .into_iter()
-            .map(|p| self.complete(p, now_unix_ms, now_boot_ns))
-            .collect()
+        for p in pending {
+            let done = self.complete(p, now.unix_ms, now.boot_ns);
+            self.completed_incidents.push(done);
+        }
+    }
+
+    /// The incidents completed since the last call, for what the model
+    /// cannot add (the daemon's growth stacks, the findings of a minute
+    /// before); hand them back with [`Model::push_incidents`].
+    pub fn take_completed_incidents(&mut self) -> Vec<Incident> {
+        std::mem::take(&mut self.completed_incidents)
     }
 
     fn complete(&self, p: Pending, now_unix_ms: u64, now_boot_ns: u64) -> Incident {

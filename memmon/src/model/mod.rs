@@ -12,6 +12,7 @@ pub mod history;
 pub mod incident;
 mod incident_assembly;
 pub mod oom;
+pub mod oom_limit;
 pub mod process;
 pub mod profile;
 pub mod profile_window;
@@ -32,10 +33,11 @@ use memmon_common::{ExitEvent, MmState, ProcCounters, events::EXIT_HAS_TASK};
 
 use crate::fast_hash::FastMap;
 use crate::sample::{
-    Host, Identity, ProcMeta, Sample, alloc::AllocSample, cost::CycleCost,
+    Host, Identity, Now, ProcMeta, Sample, alloc::AllocSample, cost::CycleCost,
     key::boottime_ns_to_ticks, memory::ProcessMemory, numa::NumaUsage, probe_status::ProbeStatus,
     stats::StatsSnapshot, system::SystemSample,
 };
+use crate::sources::ProcFile;
 pub use oom::{OomKill, SignalKill};
 pub use process::{Process, ProcessKey, TaskFaults};
 pub use rollup::Totals;
@@ -129,8 +131,11 @@ pub struct Model {
     pub recorder: history::FlightRecorder,
     /// The Unix ms of the last pass recorded ([`Model::record_history`]).
     last_pass_unix_ms: u64,
-    /// Post-mortems begun by this pass's kills, completed at its end.
+    /// Post-mortems begun by this sample's kills, completed at its end.
     pending_incidents: Vec<incident::Pending>,
+    /// Those completed, for what the model cannot add
+    /// ([`Model::take_completed_incidents`]).
+    completed_incidents: Vec<incident::Incident>,
     /// Completed post-mortems, oldest first (at most `incident::RECENT`).
     pub incidents: VecDeque<Arc<incident::Incident>>,
     /// Post-mortems made since start, by kind (`oom_kill`, `sigkill`).
@@ -245,6 +250,11 @@ impl Model {
         }
     }
 
+    /// Probe states changed (a probe suspended or attached again).
+    pub fn set_probes(&mut self, probes: Vec<ProbeStatus>) {
+        self.probes = probes;
+    }
+
     /// True when a scanned pid is new to the model (its placement must be
     /// read).
     pub fn knows_pid(&self, pid: u32, start_time_ticks: u64) -> bool {
@@ -253,10 +263,53 @@ impl Model {
             .is_some_and(|k| k.start_time_ticks == start_time_ticks)
     }
 
-    /// Folds one sample in: live counters (with the identities the
-    /// collector read for pids the model did not know), exit events,
-    /// vanished entries, OOM kills, statistics.
-    pub fn apply(&mut self, mut sample: Sample) {
+    /// Folds one pass's sample in, taken at `now`: the kernel's part
+    /// ([`Model::apply_kernel`]), the process scan, the memory cgroups,
+    /// then the per-process memory and the system view, as far as the
+    /// sample holds them.
+    pub fn apply(&mut self, mut sample: Sample, now: Now) {
+        let scan = sample.scan.take();
+        let cgroups = sample.cgroups.take();
+        let memory = sample.memory.take();
+        self.apply_kernel(sample, now.instant);
+        if let Some(scan) = scan {
+            self.task_iter = scan.task_iter;
+            self.apply_scan(scan.identities, scan.metas);
+        }
+        if let Some(c) = cgroups {
+            self.cgroupfs_live = c.live;
+            self.missing_sources.extend(c.missing);
+            if c.live {
+                self.apply_cgroups(c.readings, &c.gone, now.instant);
+            }
+        }
+        if let Some(m) = memory {
+            for (key, memory, numa) in m.processes {
+                self.apply_memory(key, memory, numa);
+            }
+            self.apply_moves(m.moved);
+            self.memory_cost = m.cost;
+            match m.smaps_rollup {
+                Some(true) => {
+                    self.missing_files.remove(&ProcFile::SmapsRollup);
+                }
+                Some(false) => {
+                    self.missing_files.insert(ProcFile::SmapsRollup);
+                }
+                None => {}
+            }
+            self.missing_sources.extend(m.missing);
+            self.apply_system(m.system, now.instant);
+        }
+        // The cgroups and the system were read after the kills: the
+        // post-mortems they began are complete.
+        self.complete_incidents(now);
+    }
+
+    /// Folds the kernel's part of a sample in: live counters (with the
+    /// identities the collector read for pids the model did not know),
+    /// exit events, vanished entries, OOM kills, statistics.
+    fn apply_kernel(&mut self, mut sample: Sample, now: Instant) {
         for (tgid, counters) in sample.live {
             let info = sample.infos.remove(&tgid);
             self.apply_live(tgid, counters, info);
@@ -291,7 +344,7 @@ impl Model {
             if self.recent_ooms.len() == RECENT_OOMS {
                 self.recent_ooms.pop_front();
             }
-            let mut kill = OomKill::from_record(record);
+            let mut kill = OomKill::from_record(record, self.page_size());
             // A dying victim's /proc names the root cgroup, a dead one's
             // none: the last scan knows where it lived.
             if let Some(cg) = known
@@ -345,7 +398,6 @@ impl Model {
         }
         self.missing_sources.extend(sample.missing);
         if let Some(runs) = sample.program_runs {
-            let now = Instant::now();
             let (prev, dt) = match &self.program_runs_prev {
                 Some((at, prev)) => (prev.as_slice(), Some(now.duration_since(*at))),
                 None => (&[][..], None),
@@ -467,20 +519,50 @@ impl Model {
         });
     }
 
-    /// Live processes and their resident size, for the memory cost guard.
-    pub fn memory_candidates(&self) -> Vec<crate::sample::cost::Candidate> {
-        self.processes
-            .values()
-            .filter(|p| !p.exited && p.vm_bytes != Some(0))
-            .map(|p| crate::sample::cost::Candidate {
-                key: p.key,
-                rss: p.rss_bytes.unwrap_or(0),
-                activity: p
-                    .task
-                    .zip(p.vm_bytes)
-                    .map(|(t, vm)| t.minor ^ t.major.rotate_left(21) ^ vm.rotate_left(42)),
+    /// The live processes once `sample` is applied, with their resident
+    /// size and a fingerprint of their activity, for the memory cost
+    /// guard: each process its scan lists (a repeated reading only of one
+    /// the model holds live and that did not exit in `sample`), those
+    /// without an address space (kernel threads, zombies) left out.
+    pub fn memory_candidates(&self, sample: &Sample) -> Vec<crate::sample::cost::Candidate> {
+        let Some(scan) = &sample.scan else {
+            return Vec::new();
+        };
+        let page = self.page_size();
+        let exited: crate::fast_hash::FastSet<u32> = sample.exits.iter().map(|e| e.tgid).collect();
+        scan.identities
+            .iter()
+            .filter(|id| id.vsize_bytes != 0)
+            .map(|id| {
+                let key = ProcessKey {
+                    pid: id.pid,
+                    start_time_ticks: id.start_time_ticks,
+                };
+                (id, key)
+            })
+            .filter(|(id, key)| {
+                id.fresh
+                    || (!exited.contains(&id.pid)
+                        && self.processes.get(key).is_some_and(|p| !p.exited))
+            })
+            .map(|(id, key)| crate::sample::cost::Candidate {
+                key,
+                rss: id.rss_pages * page,
+                activity: Some(
+                    id.minflt ^ id.majflt.rotate_left(21) ^ id.vsize_bytes.rotate_left(42),
+                ),
             })
             .collect()
+    }
+
+    /// The `oom` count of `path`'s memory.events as last read (0 when
+    /// never read).
+    pub fn cgroup_oom_count(&self, path: &str) -> u64 {
+        self.cgroups
+            .get(path)
+            .and_then(|c| c.sample.events.as_ref())
+            .and_then(|e| e.oom)
+            .unwrap_or(0)
     }
 
     /// Stores a process's memory and NUMA readings.
@@ -614,8 +696,8 @@ impl Model {
     }
 
     /// Folds a system sample in, computing rates from the previous one.
-    pub fn apply_system(&mut self, sample: SystemSample) {
-        self.system = Some(system::SystemView::next(self.system.take(), sample));
+    pub fn apply_system(&mut self, sample: SystemSample, now: Instant) {
+        self.system = Some(system::SystemView::next(self.system.take(), sample, now));
     }
 
     /// Records in the flight recorder the `n` largest live processes (by
@@ -837,10 +919,9 @@ impl Model {
     /// are dropped, and every live one's current counters become its
     /// baseline. Processes found vanished stay, with a zero baseline: their
     /// final counts were never reported.
-    pub fn start_window(&mut self) {
+    pub fn start_window(&mut self, now: Instant) {
         self.alloc_baseline = self.alloc.clone();
         self.processes.retain(|_, p| !p.exited || p.vanished);
-        let now = Instant::now();
         for p in self.processes.values_mut() {
             p.dirty = true;
             // Rates over the window start from its zero.

@@ -94,9 +94,10 @@ pub struct OomKill {
 
 impl OomKill {
     /// From the kernel record and the names the collector resolved.
-    pub fn from_record(r: OomRecord) -> Self {
+    pub fn from_record(r: OomRecord, page_size: u64) -> Self {
+        let limit = super::oom_limit::limit_of(&r, page_size);
+        let limit = limit.as_ref();
         let e = &r.event;
-        let limit = r.limit.as_ref();
         OomKill {
             constraint: limit.map(|l| l.constraint),
             constraint_source: limit.map(|l| l.source),

@@ -319,9 +319,9 @@ impl Published {
         }
     }
 
-    /// Copies what the sinks need out of `model` (taking the base of the
-    /// next pass's rates).
-    pub fn from_model(model: &mut Model) -> Self {
+    /// Copies what the sinks need out of `model` as of `now` (taking the
+    /// base of the next pass's rates).
+    pub fn from_model(model: &mut Model, now: crate::sample::Now) -> Self {
         let live = model.live();
         let mut totals = model.cgroup_totals();
         for (path, _) in model.cgroups.iter() {
@@ -350,8 +350,8 @@ impl Published {
             .collect();
         cgroups.sort_by(|a, b| a.cgroup.cmp(&b.cgroup));
         Published {
-            unix_ms: unix_ms(),
-            processes: model.views(Which::Live, std::time::Instant::now()),
+            unix_ms: now.unix_ms,
+            processes: model.views(Which::Live, now.instant),
             cgroups,
             fields: field_infos(&live),
             live,
@@ -383,11 +383,4 @@ pub fn latest(shared: &Shared) -> Arc<Published> {
         Ok(g) => Arc::clone(&g),
         Err(poisoned) => Arc::clone(&poisoned.into_inner()),
     }
-}
-
-/// Now, in Unix milliseconds.
-pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -78,13 +78,8 @@ pub fn committed(sample: &SystemSample) -> Option<(u64, u64)> {
 }
 
 impl SystemView {
-    /// The view after `sample`, given the previous one.
-    pub fn next(prev: Option<SystemView>, sample: SystemSample) -> SystemView {
-        Self::next_at(prev, sample, Instant::now())
-    }
-
-    /// [`SystemView::next`] with the sample taken at `now`.
-    pub fn next_at(prev: Option<SystemView>, mut sample: SystemSample, now: Instant) -> SystemView {
+    /// The view after `sample`, taken at `now`, given the previous one.
+    pub fn next(prev: Option<SystemView>, mut sample: SystemSample, now: Instant) -> SystemView {
         if !sample.top_slabs_read
             && let Some(p) = &prev
         {
@@ -182,7 +177,7 @@ mod tests {
         for i in 0..20u64 {
             let at = t0 + std::time::Duration::from_secs(i);
             let sample = meminfo((4 << 30) - i * 10 * mib, 2 << 30);
-            v = Some(SystemView::next_at(v, sample, at));
+            v = Some(SystemView::next(v, sample, at));
         }
         let v = v.expect("a view");
         let growth = v.memory_growth_bytes_per_second.expect("a slope");
@@ -196,7 +191,7 @@ mod tests {
         let mut flat: Option<SystemView> = None;
         for i in 0..20u64 {
             let at = t0 + std::time::Duration::from_secs(i);
-            flat = Some(SystemView::next_at(flat, meminfo(4 << 30, 2 << 30), at));
+            flat = Some(SystemView::next(flat, meminfo(4 << 30, 2 << 30), at));
         }
         assert_eq!(flat.expect("a view").oom_forecast_seconds, None);
     }
@@ -212,13 +207,14 @@ mod tests {
             bytes: 12 * 192,
         }];
         first.top_slabs_read = true;
-        let v = SystemView::next(None, first);
-        let v = SystemView::next(Some(v), meminfo(1 << 30, 0));
+        let t0 = Instant::now();
+        let v = SystemView::next(None, first, t0);
+        let v = SystemView::next(Some(v), meminfo(1 << 30, 0), t0);
         assert_eq!(v.sample.top_slabs.len(), 1);
         assert!(v.sample.top_slabs_read);
         let mut fresh = meminfo(1 << 30, 0);
         fresh.top_slabs_read = true;
-        let v = SystemView::next(Some(v), fresh);
+        let v = SystemView::next(Some(v), fresh, t0);
         assert!(v.sample.top_slabs.is_empty(), "a new reading replaces it");
     }
 }

@@ -63,6 +63,30 @@ pub fn ticks_per_second() -> u64 {
     if t > 0 { t as u64 } else { 100 }
 }
 
+/// memmon's own resident bytes and CPU seconds, from /proc/self/stat
+/// (zeros when unreadable).
+pub fn self_usage() -> (u64, f64) {
+    let Ok(raw) = std::fs::read("/proc/self/stat") else {
+        return (0, 0.0);
+    };
+    let stat = String::from_utf8_lossy(&raw);
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return (0, 0.0);
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After comm: field 3 is index 0; utime 14, stime 15, rss 24.
+    let get = |n: usize| {
+        f.get(n - 3)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let ticks = ticks_per_second() as f64;
+    (
+        get(24).saturating_mul(page_size()),
+        (get(14) + get(15)) as f64 / ticks,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

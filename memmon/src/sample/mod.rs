@@ -48,8 +48,15 @@ pub struct OomRecord {
     pub cgroup: Option<String>,
     /// The killing task's memory cgroup (path, else name), when known.
     pub killer_memcg: Option<String>,
-    /// The limit the kill hit, when a source could tell.
-    pub limit: Option<OomLimit>,
+    /// The paths of the memory cgroup ids the record names (its
+    /// `oom_control`'s memcg, the page counters' levels), where resolved.
+    pub memcg_paths: Vec<(u64, String)>,
+    /// The memory controller is cgroup v1's, whose memory+swap counter is
+    /// a limit of its own (on v2 that slot counts swap alone).
+    pub memsw_limit: bool,
+    /// The limit cgroup v2's `memory.events` tells after the kill, read
+    /// only where the kernel's own record of the kill tells nothing.
+    pub events_limit: Option<OomLimit>,
 }
 
 /// Which limit an OOM kill hit, and who says so.
@@ -127,6 +134,75 @@ pub struct Sample {
     pub program_runs: Option<Vec<stats::ProgramRuns>>,
     /// Sources found missing this pass, each with what goes unreported.
     pub missing: Vec<String>,
+    /// Every process, as the scan (task iterator or /proc) found it.
+    pub scan: Option<Scan>,
+    /// The memory cgroups' own files (None: not read in this pass).
+    pub cgroups: Option<CgroupsRead>,
+    /// Per-process memory and the system view (None: not read in this
+    /// pass).
+    pub memory: Option<MemoryRead>,
+}
+
+/// The process scan of one pass.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Every live process (those unchanged since the last scan marked not
+    /// fresh).
+    pub identities: Vec<Identity>,
+    /// Placement of the scanned pids the model did not know.
+    pub metas: HashMap<u32, ProcMeta>,
+    /// The kernel's task iterator read them (not /proc/PID/stat).
+    pub task_iter: bool,
+    /// Why the task iterator failed in this pass (/proc was read instead,
+    /// and is from now on).
+    pub failed: Option<String>,
+}
+
+/// The memory cgroups read in one pass.
+#[derive(Debug, Default)]
+pub struct CgroupsRead {
+    /// A memory controller was found: its files can be read here.
+    pub live: bool,
+    /// The cgroups holding processes and their ancestors, each with the
+    /// names its path carries.
+    pub readings: Vec<(cgroup::CgroupSample, cgroup::CgroupNames)>,
+    /// Cgroups found removed.
+    pub gone: Vec<String>,
+    /// Problems found (said once each), with what goes unreported.
+    pub missing: Vec<String>,
+}
+
+/// The cost-guarded per-process memory reads of one pass, and the system
+/// view.
+#[derive(Debug, Default)]
+pub struct MemoryRead {
+    /// The processes read (those due, within the time budget).
+    pub processes: Vec<(ProcessKey, memory::ProcessMemory, Option<numa::NumaUsage>)>,
+    /// Processes whose memory cgroup was read again with their memory
+    /// (without the cgroup_attach probe): pid → placement.
+    pub moved: HashMap<u32, ProcMeta>,
+    /// What the reads cost.
+    pub cost: cost::CycleCost,
+    /// Whether smaps_rollup was there: `Some(true)` when a process read
+    /// had it, `Some(false)` when none did and some lacked it.
+    pub smaps_rollup: Option<bool>,
+    /// The system-wide files.
+    pub system: system::SystemSample,
+    /// Files found missing, each with what goes unreported.
+    pub missing: Vec<String>,
+}
+
+/// The moment a sample was taken, as the model is handed it (the model
+/// reads no clock).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    /// Monotonic time, for rates.
+    pub instant: std::time::Instant,
+    /// Wall-clock time, Unix milliseconds.
+    pub unix_ms: u64,
+    /// CLOCK_BOOTTIME, ns: the clock of the kernel's event timestamps (0
+    /// when it could not be read).
+    pub boot_ns: u64,
 }
 
 /// Host constants the model computes with (read once by the collector).
@@ -142,4 +218,41 @@ pub struct Host {
 pub fn comm_string(comm: &[u8]) -> String {
     let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
     String::from_utf8_lossy(&comm[..end]).into_owned()
+}
+
+/// An OOM record as the probe fills it for a victim that ran into the
+/// limit itself in memory cgroup `killer_memcg`, nothing else read: for
+/// tests.
+#[cfg(test)]
+pub fn test_oom_event(killer_memcg: &str) -> OomEvent {
+    let mut name = [0u8; memmon_common::events::MEMCG_NAME_LEN];
+    name[..killer_memcg.len()].copy_from_slice(killer_memcg.as_bytes());
+    OomEvent {
+        kind: memmon_common::events::EVENT_OOM,
+        flags: memmon_common::events::OOM_VICTIM_IS_CURRENT,
+        victim_pid: 4_194_305,
+        uid: 0,
+        oom_score_adj: 0,
+        killer_tid: 4_194_305,
+        killer_tgid: 4_194_305,
+        constraint: 0,
+        total_vm_kb: 0,
+        anon_rss_kb: 0,
+        file_rss_kb: 0,
+        shmem_rss_kb: 0,
+        pgtables_kb: 0,
+        killer_cgroup_id: 0,
+        boot_ns: 0,
+        victim_comm: [0; 16],
+        killer_comm: [0; 16],
+        killer_memcg: name,
+        oom_memcg_id: 0,
+        memory_usage_pages: 0,
+        memory_max_pages: 0,
+        memsw_usage_pages: 0,
+        memsw_max_pages: 0,
+        path_levels: 0,
+        _pad: 0,
+        path: Default::default(),
+    }
 }

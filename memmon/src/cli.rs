@@ -277,141 +277,27 @@ pub struct TopArgs {
 }
 
 /// `memmon daemon`: every setting is also a config-file key and an
-/// environment variable (precedence: flag > env > file > default).
+/// environment variable (precedence: flag > env > file > default); the
+/// flags are made from the key declarations in `config/mod.rs`.
 #[derive(Debug, Args, Clone)]
 pub struct DaemonArgs {
     /// Config file [default: /etc/memmon/memmon.toml, if present].
     #[arg(long, env = "MEMMON_CONFIG", value_name = "PATH")]
     pub config: Option<std::path::PathBuf>,
-    /// Listen address [default: 127.0.0.1:9755].
-    #[arg(long, env = "MEMMON_LISTEN", value_name = "ADDR:PORT")]
-    pub listen: Option<String>,
-    /// Seconds between samples [default: 1].
-    #[arg(
-        long = "interval",
-        env = "MEMMON_INTERVAL_SECONDS",
-        value_name = "SECS"
-    )]
-    pub interval_seconds: Option<f64>,
-    /// Processes with their own series [default: 50].
-    #[arg(long, env = "MEMMON_TOP_K", value_name = "N")]
-    pub top_k: Option<usize>,
-    /// What ranks them: rss, pss, fault_rate, swap, major_faults [default: rss].
-    #[arg(long, env = "MEMMON_TOP_BY", value_name = "KEY")]
-    pub top_by: Option<String>,
-    /// Cgroups with their own series [default: 200].
-    #[arg(long, env = "MEMMON_MAX_CGROUPS", value_name = "N")]
-    pub max_cgroups: Option<usize>,
-    /// Attach the per-fault programs (read/write/CoW split; a few % cost).
-    #[arg(long, env = "MEMMON_FAULT_DETAIL", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
-    pub fault_detail: Option<bool>,
-    /// Same as --fault-detail=false.
-    #[arg(long, conflicts_with = "fault_detail")]
-    pub no_fault_detail: bool,
-    /// Attach the per-allocation programs (mmap/brk syscalls, slab, kmalloc,
-    /// buddy).
-    #[arg(long, env = "MEMMON_ALLOC_DETAIL", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
-    pub alloc_detail: Option<bool>,
-    /// Same as --alloc-detail=false.
-    #[arg(long, conflicts_with = "alloc_detail")]
-    pub no_alloc_detail: bool,
-    /// Do not attach this probe (repeatable; env: comma-separated).
-    #[arg(
-        long = "disable-probe",
-        env = "MEMMON_DISABLED_PROBES",
-        value_delimiter = ',',
-        value_name = "NAME"
-    )]
-    pub disable_probe: Vec<String>,
-    /// Do not pin the kernel maps (a restart then starts counting over).
-    #[arg(long)]
-    pub no_pin: bool,
-    /// Pin (true) or not (false) [default: true].
-    #[arg(
-        long = "pin",
-        env = "MEMMON_PIN",
-        value_name = "BOOL",
-        conflicts_with = "no_pin"
-    )]
-    pub pin: Option<bool>,
-    /// Where to pin [default: /sys/fs/bpf/memmon].
-    #[arg(long, env = "MEMMON_PIN_DIR", value_name = "DIR")]
-    pub pin_dir: Option<std::path::PathBuf>,
-    /// Seconds of per-process history for the OOM flight recorder [default: 300].
-    #[arg(long = "history", env = "MEMMON_HISTORY_SECONDS", value_name = "SECS")]
-    pub history_seconds: Option<u64>,
-    /// Exporter-toolkit web config (TLS, basic auth).
-    #[arg(
-        long = "web.config.file",
-        env = "MEMMON_WEB_CONFIG_FILE",
-        value_name = "PATH"
-    )]
-    pub web_config_file: Option<std::path::PathBuf>,
-    /// The proc filesystem to read [default: /proc] (e.g. the host's /proc
-    /// mounted at /host/proc in a container; pids must match the kernel's).
-    #[arg(long, env = "MEMMON_PROC_ROOT", value_name = "DIR")]
-    pub proc_root: Option<std::path::PathBuf>,
-    /// Where cgroup filesystems are mounted [default: /sys/fs/cgroup] (v1
-    /// `memory/` below it, or the v2 unified hierarchy).
-    #[arg(long, env = "MEMMON_CGROUP_ROOT", value_name = "DIR")]
-    pub cgroup_root: Option<std::path::PathBuf>,
-    /// Record every pass into a local store in DIR (`memmon replay`,
-    /// `memmon dump` read it) [default: off].
-    #[arg(long, env = "MEMMON_RECORD", value_name = "DIR")]
-    pub record: Option<std::path::PathBuf>,
-    /// Total size the store keeps, oldest shards removed first [default: 1GiB].
-    #[arg(long, env = "MEMMON_RECORD_MAX_BYTES", value_name = "SIZE")]
-    pub record_max_bytes: Option<String>,
-    /// Age the store keeps (e.g. 24h, 7d) [default: 24h].
-    #[arg(long, env = "MEMMON_RECORD_MAX_AGE", value_name = "DURATION")]
-    pub record_max_age: Option<String>,
-    /// Share of one core the probes may take before the detail probes are
-    /// suspended; 0 for no budget [default: 0.01].
-    #[arg(long, env = "MEMMON_PROBE_CPU_BUDGET", value_name = "SHARE")]
-    pub probe_cpu_budget: Option<f64>,
-    /// Keep a rolling 60 s window of sampled page-fault stacks, served as
-    /// pprof on /api/v1/profile [default: off].
-    #[arg(long, env = "MEMMON_PROFILE", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
-    pub profile: Option<bool>,
-    /// With --profile: one stack sampled per N page faults on a CPU
-    /// [default: 997].
-    #[arg(long, env = "MEMMON_PROFILE_PERIOD", value_name = "N")]
-    pub profile_period: Option<u64>,
+    /// Probe selection: the one-shot commands' flags, with variables.
+    #[command(flatten)]
+    pub probe_args: crate::config::DaemonProbeArgs,
+    /// Every other setting.
+    #[command(flatten)]
+    pub settings: crate::config::DaemonSettings,
 }
 
 impl DaemonArgs {
     /// The flag/env settings as config overrides.
     pub fn overrides(&self) -> crate::config::Overrides {
-        crate::config::Overrides {
-            listen: self.listen.clone(),
-            interval_seconds: self.interval_seconds,
-            top_k: self.top_k,
-            top_by: self.top_by.clone(),
-            max_cgroups: self.max_cgroups,
-            fault_detail: if self.no_fault_detail {
-                Some(false)
-            } else {
-                self.fault_detail
-            },
-            alloc_detail: if self.no_alloc_detail {
-                Some(false)
-            } else {
-                self.alloc_detail
-            },
-            disabled_probes: (!self.disable_probe.is_empty()).then(|| self.disable_probe.clone()),
-            pin: if self.no_pin { Some(false) } else { self.pin },
-            pin_dir: self.pin_dir.clone(),
-            history_seconds: self.history_seconds,
-            web_config_file: self.web_config_file.clone(),
-            proc_root: self.proc_root.clone(),
-            cgroup_root: self.cgroup_root.clone(),
-            record: self.record.clone(),
-            record_max_bytes: self.record_max_bytes.clone(),
-            record_max_age: self.record_max_age.clone(),
-            probe_cpu_budget: self.probe_cpu_budget,
-            profile: self.profile,
-            profile_period: self.profile_period,
-        }
+        let mut o = self.probe_args.overrides();
+        o.extend(self.settings.overrides());
+        o
     }
 }
 
@@ -427,29 +313,9 @@ pub struct ConfigArgs {
     pub check: Option<std::path::PathBuf>,
 }
 
-/// Probe selection shared by every command that loads probes; the detail
-/// switches are the same words as the daemon's.
-#[derive(Debug, Args, Clone)]
-pub struct ProbeArgs {
-    /// Attach the per-fault programs (read/write/copy-on-write split,
-    /// swap in/out per process) [default: true here, false for the daemon].
-    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
-    pub fault_detail: Option<bool>,
-    /// Same as --fault-detail=false: minor faults then come from the
-    /// kernel's per-task counters.
-    #[arg(long, conflicts_with = "fault_detail")]
-    pub no_fault_detail: bool,
-    /// Attach the per-allocation programs (mmap/munmap/brk syscalls, slab
-    /// caches, kmalloc size classes, buddy allocator) [default: true here].
-    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
-    pub alloc_detail: Option<bool>,
-    /// Same as --alloc-detail=false.
-    #[arg(long, conflicts_with = "alloc_detail")]
-    pub no_alloc_detail: bool,
-    /// Do not attach this probe (repeatable); see `snapshot --probes`.
-    #[arg(long = "disable-probe", value_name = "NAME")]
-    pub disable_probe: Vec<String>,
-}
+/// Probe selection shared by every command that loads probes: the
+/// daemon's probe keys as flags (`config::ProbeArgs`).
+pub use crate::config::ProbeArgs;
 
 /// `memmon snapshot`.
 #[derive(Debug, Args)]

@@ -61,7 +61,7 @@ pub struct Collector {
     /// MEMCG_EXITS keys no walk of the hierarchy found, since when.
     unresolved_memcgs: HashMap<u64, Instant>,
     /// The kernel's run-time statistics of the programs, while held.
-    run_stats: Result<crate::probes::run_stats::RunStats, String>,
+    run_stats: Result<crate::probes::run_stats::RunStats, crate::probes::run_stats::RunStatsError>,
     /// The memory cgroups' own files (None: no memory controller found).
     cgroups: Option<crate::cgroupfs::CgroupReader>,
     /// Why there is no cgroup reader, said once.
@@ -469,7 +469,13 @@ impl Collector {
             alloc: self.probes.read_alloc(),
             memcg_exits,
             program_runs: self.run_stats.is_ok().then(|| self.probes.program_runs()),
-            missing: self.run_stats.as_ref().err().cloned().into_iter().collect(),
+            missing: self
+                .run_stats
+                .as_ref()
+                .err()
+                .map(ToString::to_string)
+                .into_iter()
+                .collect(),
             ..Sample::default()
         }
     }

@@ -5,8 +5,8 @@
 #[derive(Debug, thiserror::Error)]
 pub enum Fatal {
     /// Not root / missing capabilities: exit 1.
-    #[error("{0}")]
-    Privileges(String),
+    #[error(transparent)]
+    Privileges(#[from] crate::privileges::PrivilegeError),
     /// Bad flag value or config: exit 2.
     #[error("{0}")]
     Usage(String),

@@ -75,6 +75,17 @@ pub trait IncidentExtras: Send {
     }
 }
 
+/// Why the task iterator does not scan the processes.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskIterUnused {
+    /// Processes are read from another proc root.
+    #[error("processes are read from {} (--proc-root), not from the kernel", .0.display())]
+    ProcRoot(std::path::PathBuf),
+    /// The kernel side cannot run it.
+    #[error(transparent)]
+    Kernel(#[from] crate::probes::task_iter::TaskIterError),
+}
+
 impl Pipeline {
     /// A pipeline over loaded probes and a fresh model.
     pub fn new(collector: Collector, model: Model) -> Self {
@@ -123,14 +134,13 @@ impl Pipeline {
     /// real /proc (a `--proc-root` is read as files). The number of
     /// processes the first read saw and the program reading them, or why
     /// it cannot be used.
-    pub fn use_task_iter(&mut self) -> Result<(usize, &'static str), String> {
+    pub fn use_task_iter(&mut self) -> Result<(usize, &'static str), TaskIterUnused> {
         if *self.collector.root() != ProcRoot::default() {
-            return Err(format!(
-                "processes are read from {} (--proc-root), not from the kernel",
-                self.collector.root().path().display()
+            return Err(TaskIterUnused::ProcRoot(
+                self.collector.root().path().to_path_buf(),
             ));
         }
-        self.collector.use_task_iter().map_err(|e| e.to_string())
+        Ok(self.collector.use_task_iter()?)
     }
 
     /// [`Pipeline::use_task_iter`], saying in the log which scan runs.
@@ -182,7 +192,7 @@ impl Pipeline {
             .model
             .system
             .as_ref()
-            .and_then(|s| s.rates.get("pgfault").copied());
+            .and_then(|s| s.rate(crate::model::system_fields::sys::PGFAULT));
         match budget.decide(Instant::now(), &self.model.program_costs, fault_rate) {
             Decision::Keep => {}
             Decision::Suspend { share } => {

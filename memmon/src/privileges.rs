@@ -24,10 +24,16 @@ pub fn parse_cap_eff(status: &str) -> Option<u64> {
 
 /// Ok when the effective set allows loading the probes; otherwise the one
 /// line to print, naming what is missing and how to fix it.
-pub fn check() -> Result<(), String> {
+pub fn check() -> Result<(), PrivilegeError> {
     let caps = effective_caps().unwrap_or(0);
-    missing_message(caps).map_or(Ok(()), Err)
+    missing_message(caps).map_or(Ok(()), |m| Err(PrivilegeError(m)))
 }
+
+/// The capabilities that load the probes are missing (the message names
+/// them and the fix).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PrivilegeError(String);
 
 /// The message for capability set `caps`, or `None` when it suffices.
 pub fn missing_message(caps: u64) -> Option<String> {

@@ -133,11 +133,11 @@ fn rules_and_dashboard_use_only_real_metrics() {
     );
     // The system forecast's gauges are absent while memory is flat (stop
     // 23's CI: the host's memory did not grow in that second), so the
-    // encoder's table of them names them too.
+    // system catalog's table of them names them too.
     exported.extend(
-        memmon::sinks::prometheus::SYSTEM_FORECAST
+        memmon::model::system::FORECAST_FIELDS
             .iter()
-            .map(|(key, _)| format!("memmon_system_{key}")),
+            .map(|f| format!("memmon_system_{}", f.key)),
     );
     for file in [
         "prometheus/memmon-rules.yml",

@@ -1,5 +1,6 @@
-//! Running commands: echo them, fail with the command line on error, and
-//! the workspace paths every task uses.
+//! Running commands: echo them, fail with the command line on error, the
+//! environment builds run in, and the workspace paths and version every
+//! task uses.
 
 use std::{
     path::{Path, PathBuf},
@@ -8,7 +9,27 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::setup::BuildEnv;
+/// What builds need in their environment.
+pub struct BuildEnv {
+    /// rustup toolchain that builds the eBPF crate.
+    pub ebpf_toolchain: String,
+}
+
+impl BuildEnv {
+    /// Puts `.tools/bin` first on PATH and names the eBPF toolchain.
+    pub fn apply(&self, c: &mut Command) {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut paths = vec![tools_dir().join("bin")];
+        paths.extend(std::env::split_paths(&path));
+        if let Ok(joined) = std::env::join_paths(paths) {
+            c.env("PATH", joined);
+        }
+        c.env("MEMMON_EBPF_TOOLCHAIN", &self.ebpf_toolchain);
+    }
+}
+
+/// The version every artifact carries: the workspace's.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The workspace root (parent of xtask/).
 pub fn workspace() -> PathBuf {

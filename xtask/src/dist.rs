@@ -21,13 +21,16 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::{cmd, image, packages, setup::BuildEnv};
+use crate::{
+    cmd::{self, BuildEnv},
+    image, packages,
+};
 
 /// What building the package needs: dpkg-deb and dpkg-shlibdeps, strip.
 const DIST_PACKAGES: &[&str] = &["dpkg-dev", "binutils"];
 
-/// The version every artifact carries: the workspace's.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The version every artifact carries.
+pub use crate::cmd::VERSION;
 
 /// Shells a completion script is shipped for, with the file name each
 /// expects.

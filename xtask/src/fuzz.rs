@@ -7,7 +7,7 @@ use std::process::Command;
 
 use anyhow::Context as _;
 
-use crate::{cmd, setup::BuildEnv};
+use crate::cmd::{self, BuildEnv};
 
 const CARGO_FUZZ: &str = "cargo-fuzz@0.13.2";
 

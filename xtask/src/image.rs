@@ -15,7 +15,10 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::{cmd, dist::VERSION, packages};
+use crate::{
+    cmd::{self, VERSION},
+    packages,
+};
 
 /// Debian packages that build the image (and try to run it).
 pub const IMAGE_PACKAGES: &[&str] = &["buildah", "podman"];

@@ -26,6 +26,7 @@ mod packages;
 mod setup;
 mod test;
 mod toolchain;
+mod totals;
 mod vm_systemd;
 mod vm_test;
 

@@ -4,26 +4,10 @@
 
 use std::{fs, path::Path, process::Command};
 
-use crate::{cmd, packages, toolchain};
-
-/// What builds need in their environment.
-pub struct BuildEnv {
-    /// rustup toolchain that builds the eBPF crate.
-    pub ebpf_toolchain: String,
-}
-
-impl BuildEnv {
-    /// Puts `.tools/bin` first on PATH and names the eBPF toolchain.
-    pub fn apply(&self, c: &mut Command) {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        let mut paths = vec![cmd::tools_dir().join("bin")];
-        paths.extend(std::env::split_paths(&path));
-        if let Ok(joined) = std::env::join_paths(paths) {
-            c.env("PATH", joined);
-        }
-        c.env("MEMMON_EBPF_TOOLCHAIN", &self.ebpf_toolchain);
-    }
-}
+use crate::{
+    cmd::{self, BuildEnv},
+    packages, toolchain,
+};
 
 /// Runs the set-up. `full` (the `setup` task, tests, benches) also
 /// installs the Debian packages the tests use and reports what it did.

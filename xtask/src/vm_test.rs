@@ -28,11 +28,10 @@ use std::{
 use anyhow::{Context as _, bail};
 
 use crate::{
-    cmd,
+    cmd::{self, BuildEnv},
     kernels::{self, Debian},
     packages,
-    setup::BuildEnv,
-    test::Totals,
+    totals::Totals,
 };
 
 /// What the guest needs on the host (its root filesystem is the host's;
@@ -59,7 +58,7 @@ const ON_V2: &[&str] = &["cgroupfs"];
 /// Suffix of those second runs.
 const V2_SUFFIX: &str = "_v2";
 /// Where the guest mounts cgroup v2 for them.
-const V2_MOUNT: &str = "/tmp/memmon-cgroup2";
+pub const V2_MOUNT: &str = "/tmp/memmon-cgroup2";
 
 /// The kernel `vm-test` boots without `--kernel`: Debian 12's.
 pub const DEFAULT_KERNEL: &str = "6.1";
@@ -117,7 +116,7 @@ pub enum Kernel {
 
 impl Kernel {
     /// What results are filed under (target/vm-test/LABEL).
-    fn label(&self) -> String {
+    pub fn label(&self) -> String {
         match self {
             Kernel::Matrix(k) => k.version.to_string(),
             Kernel::Image(p) => p
@@ -128,7 +127,7 @@ impl Kernel {
     }
 
     /// The image to boot, fetched first for a matrix kernel.
-    fn image(&self) -> anyhow::Result<PathBuf> {
+    pub fn image(&self) -> anyhow::Result<PathBuf> {
         match self {
             Kernel::Matrix(k) => k.ensure(),
             Kernel::Image(p) => Ok(p.clone()),
@@ -798,60 +797,6 @@ fn boot_once(
         }
         std::thread::sleep(Duration::from_secs(2));
     }
-}
-
-/// Runs `xtask kill-latency` (benchmark 13's measurement) in a guest of
-/// `kernel` (a matrix label), on cgroup v2, and returns what it measured.
-pub fn run_kill_latency(
-    kernel: &str,
-    sigkills: usize,
-    ooms: usize,
-) -> anyhow::Result<crate::bench::kills::Run> {
-    let mut actions = Vec::new();
-    packages::ensure(VM_PACKAGES, &mut actions)?;
-    let vng = ensure_virtme_ng()?;
-    let [k] = &parse_kernels(Some(kernel))?[..] else {
-        bail!("one kernel, not {kernel}");
-    };
-    let image = k.image()?;
-    let out = cmd::workspace()
-        .join("target/vm-test")
-        .join(format!("bench-{}", k.label()));
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).with_context(|| format!("mkdir {}", out.display()))?;
-    let xtask = std::env::current_exe().context("the xtask binary")?;
-    let script = format!(
-        "#!/bin/sh\n# Written by `cargo xtask bench --only kills`: runs in the guest.\n\
-         exec >{o}/bench.log 2>&1\n\
-         mkdir -p {V2_MOUNT} && mount -t cgroup2 none {V2_MOUNT} \\\n\
-           && echo +memory >{V2_MOUNT}/cgroup.subtree_control\n\
-         mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf\n\
-         mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing\n\
-         export MEMMON_CGROUP_ROOT={V2_MOUNT} HOME=/tmp\n\
-         {x} kill-latency --memmon {m} --workload {w} --sigkills {sigkills} --ooms {ooms} --out {o}/kill-latency.json\n\
-         echo finished >{o}/done\n",
-        o = out.display(),
-        x = xtask.display(),
-        m = cmd::binary("memmon", true).display(),
-        w = cmd::binary("memmon-workload", true).display(),
-    );
-    std::fs::write(out.join("bench.sh"), script)?;
-    eprintln!(
-        "bench: booting {} (TCG) for the guest's kill latency",
-        image.display()
-    );
-    boot(
-        &vng,
-        &image,
-        &out,
-        Duration::from_secs(40 * 60),
-        "bench.sh",
-        "done",
-    )?;
-    let path = out.join("kill-latency.json");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("{} (see {}/bench.log)", path.display(), out.display()))?;
-    crate::bench::kills::Run::from_json(&serde_json::from_str(&text)?)
 }
 
 /// Counts the guest's results and prints failures and skips.

@@ -13,7 +13,8 @@ pub fn run(args: &ConfigArgs) -> Result<(), Fatal> {
         return Ok(());
     }
     if let Some(path) = &args.check {
-        let c = config::load(Some(path), &Overrides::default()).map_err(|e| Fatal::Usage(e.0))?;
+        let c = config::load(Some(path), &Overrides::default())
+            .map_err(|e| Fatal::Usage(e.to_string()))?;
         println!("{}: ok\n{c:#?}", path.display());
         return Ok(());
     }

@@ -65,10 +65,9 @@ fn from_store(dir: &std::path::Path) -> Result<Vec<Incident>, Fatal> {
     let store = Store::open(dir, None).map_err(|e| Fatal::Usage(e.to_string()))?;
     let mut out: Vec<Incident> = Vec::new();
     for i in 0..store.incidents.len() {
-        match store
-            .incident(i)
-            .and_then(|v| serde_json::from_value::<Incident>(v).map_err(|e| e.to_string()))
-        {
+        match store.incident(i).map_err(|e| e.to_string()).and_then(|v| {
+            serde_json::from_value::<Incident>(v).map_err(|e| format!("not an incident: {e}"))
+        }) {
             Ok(inc) => {
                 if !out.iter().any(|o| o.id == inc.id) {
                     out.push(inc);

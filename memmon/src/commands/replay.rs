@@ -136,7 +136,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), Fatal> {
                             i = store.at(ms);
                             note = String::new();
                         }
-                        Err(e) => note = e,
+                        Err(e) => note = e.to_string(),
                     }
                     goto = None;
                     (i, frame) = load(&store, i, 1, &note);

@@ -3,10 +3,7 @@
 //! largest first by `--sort`) as a table or JSON, or with `--probes` the
 //! probe states.
 
-use std::{
-    collections::BTreeSet,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
@@ -177,24 +174,23 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
     Ok(())
 }
 
-/// Validated probe options from the shared flags.
+/// Validated probe options from the shared flags (the daemon's probe
+/// keys, on the one-shot commands' defaults).
 pub fn load_options(args: &ProbeArgs) -> Result<LoadOptions, Fatal> {
-    let mut disabled = BTreeSet::new();
-    for name in &args.disable_probe {
-        if catalog::find(name).is_none() {
-            let known: Vec<&str> = catalog::PROBES.iter().map(|p| p.name.name()).collect();
-            return Err(Fatal::Usage(format!(
-                "--disable-probe {name}: no such probe; known probes: {}",
-                known.join(", ")
-            )));
-        }
-        disabled.insert(name.clone());
-    }
+    let base = LoadOptions::default();
+    let mut c = crate::config::Config {
+        fault_detail: base.fault_detail,
+        alloc_detail: base.alloc_detail,
+        ..Default::default()
+    };
+    args.overrides()
+        .apply(&mut c)
+        .map_err(|e| Fatal::Usage(e.to_string()))?;
     Ok(LoadOptions {
-        fault_detail: !args.no_fault_detail && args.fault_detail.unwrap_or(true),
-        alloc_detail: !args.no_alloc_detail && args.alloc_detail.unwrap_or(true),
-        disabled,
-        ..LoadOptions::default()
+        fault_detail: c.fault_detail,
+        alloc_detail: c.alloc_detail,
+        disabled: c.disabled_probes.into_iter().collect(),
+        ..base
     })
 }
 

@@ -31,20 +31,35 @@ pub enum Verdict {
     Denied,
 }
 
+/// An unusable basic_auth_users entry.
+#[derive(Debug, thiserror::Error)]
+pub enum UsersError {
+    /// Basic auth cannot carry a ':' in a user name.
+    #[error("basic_auth_users: user name `{0}` contains ':', which basic auth cannot carry")]
+    Colon(String),
+    /// The password is not a bcrypt hash.
+    #[error(
+        "basic_auth_users: the password of `{user}` is not a bcrypt hash ({source}); make one \
+         with `htpasswd -nBC 10 \"\" | tr -d ':\\n'`"
+    )]
+    NotBcrypt {
+        /// The user.
+        user: String,
+        /// What bcrypt said.
+        source: bcrypt::BcryptError,
+    },
+}
+
 impl Users {
     /// Checks that every hash is a bcrypt hash.
-    pub fn new(hashes: BTreeMap<String, String>) -> Result<Self, String> {
+    pub fn new(hashes: BTreeMap<String, String>) -> Result<Self, UsersError> {
         for (user, hash) in &hashes {
             if user.contains(':') {
-                return Err(format!(
-                    "basic_auth_users: user name `{user}` contains ':', which basic auth cannot carry"
-                ));
+                return Err(UsersError::Colon(user.clone()));
             }
-            bcrypt::HashParts::from_str(hash).map_err(|e| {
-                format!(
-                    "basic_auth_users: the password of `{user}` is not a bcrypt hash ({e}); \
-                     make one with `htpasswd -nBC 10 \"\" | tr -d ':\\n'`"
-                )
+            bcrypt::HashParts::from_str(hash).map_err(|source| UsersError::NotBcrypt {
+                user: user.clone(),
+                source,
             })?;
         }
         Ok(Users {
@@ -176,6 +191,6 @@ mod tests {
     fn plain_text_password_in_config_is_rejected() {
         let err = Users::new(BTreeMap::from([("a".to_string(), "hunter2".to_string())]))
             .expect_err("must fail");
-        assert!(err.contains("bcrypt"), "{err}");
+        assert!(err.to_string().contains("bcrypt"), "{err}");
     }
 }

@@ -36,8 +36,8 @@ use crate::{
 
 /// Runs the daemon until SIGTERM/SIGINT.
 pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
-    let cfg =
-        config::load(args.config.as_deref(), &args.overrides()).map_err(|e| Fatal::Usage(e.0))?;
+    let cfg = config::load(args.config.as_deref(), &args.overrides())
+        .map_err(|e| Fatal::Usage(e.to_string()))?;
     let listener = std::net::TcpListener::bind(cfg.listen).map_err(|e| {
         Fatal::Usage(format!(
             "cannot listen on {}: {e}; choose another address with --listen or `listen` in the config file",
@@ -47,9 +47,9 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
     listener
         .set_nonblocking(true)
         .context("setting the listener non-blocking")?;
-    let web = load_web(&cfg).map_err(Fatal::Usage)?;
-    check_proc_root(&cfg).map_err(Fatal::Usage)?;
-    check_cgroup_root(&cfg).map_err(Fatal::Usage)?;
+    let web = load_web(&cfg).map_err(|e| Fatal::Usage(e.to_string()))?;
+    check_proc_root(&cfg).map_err(|e| Fatal::Usage(e.to_string()))?;
+    check_cgroup_root(&cfg).map_err(|e| Fatal::Usage(e.to_string()))?;
     privileges::check().map_err(Fatal::Privileges)?;
 
     let opts = LoadOptions {
@@ -201,41 +201,65 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
     result
 }
 
+/// A root the daemon was pointed at is not what it must be.
+#[derive(Debug, thiserror::Error)]
+enum RootError {
+    /// proc_root unreadable.
+    #[error(
+        "cannot read proc_root {}: {source}; point --proc-root (or `proc_root`) at a proc \
+         filesystem",
+        path.display()
+    )]
+    ProcUnreadable {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// proc_root without processes.
+    #[error(
+        "proc_root {} holds no process directories; point --proc-root (or `proc_root`) at a \
+         proc filesystem",
+        .0.display()
+    )]
+    NoProcesses(std::path::PathBuf),
+    /// cgroup_root without a memory controller.
+    #[error("cgroup_root: {0}")]
+    Cgroup(#[source] crate::cgroupfs::CgroupError),
+}
+
 /// A proc root without a single process directory is a wrong path.
-fn check_proc_root(cfg: &Config) -> Result<(), String> {
+fn check_proc_root(cfg: &Config) -> Result<(), RootError> {
     let has_pid = std::fs::read_dir(&cfg.proc_root)
-        .map_err(|e| {
-            format!(
-                "cannot read proc_root {}: {e}; point --proc-root (or `proc_root`) at a proc filesystem",
-                cfg.proc_root.display()
-            )
+        .map_err(|source| RootError::ProcUnreadable {
+            path: cfg.proc_root.clone(),
+            source,
         })?
         .flatten()
-        .any(|e| e.file_name().to_str().is_some_and(|n| n.parse::<u32>().is_ok()));
+        .any(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+        });
     if has_pid {
         Ok(())
     } else {
-        Err(format!(
-            "proc_root {} holds no process directories; point --proc-root (or `proc_root`) at a proc filesystem",
-            cfg.proc_root.display()
-        ))
+        Err(RootError::NoProcesses(cfg.proc_root.clone()))
     }
 }
 
 /// A cgroup root given by hand must hold a memory controller; the default
 /// may lack one (the daemon then says once what goes unreported and serves
 /// the rest).
-fn check_cgroup_root(cfg: &Config) -> Result<(), String> {
+fn check_cgroup_root(cfg: &Config) -> Result<(), RootError> {
     if cfg.cgroup_root == std::path::Path::new(crate::collector::DEFAULT_CGROUP_ROOT) {
         return Ok(());
     }
     crate::cgroupfs::CgroupRoot::detect_at(&cfg.cgroup_root)
         .map(drop)
-        .map_err(|e| format!("cgroup_root: {e}"))
+        .map_err(RootError::Cgroup)
 }
 
 /// The endpoint's TLS and basic auth from the web config file, if any.
-fn load_web(cfg: &Config) -> Result<web_config::WebSecurity, String> {
+fn load_web(cfg: &Config) -> Result<web_config::WebSecurity, web_config::WebConfigError> {
     match &cfg.web_config_file {
         Some(path) => web_config::load(path),
         None => Ok(web_config::WebSecurity::default()),

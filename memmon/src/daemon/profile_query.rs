@@ -16,14 +16,52 @@ pub struct ProfileQuery {
     pub filter: Filter,
 }
 
+/// A query /api/v1/profile cannot answer (a 400 with this text).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// Bad percent-encoding.
+    #[error("`{key}`: the value `{raw}` is not valid percent-encoded UTF-8")]
+    Encoding {
+        /// The key.
+        key: String,
+        /// Its raw value.
+        raw: String,
+    },
+    /// seconds out of the window.
+    #[error(
+        "seconds={0} is out of range: give whole seconds from 1 to {WINDOW_SECONDS} (the window \
+         the daemon keeps)"
+    )]
+    Seconds(String),
+    /// seconds twice.
+    #[error("seconds is given twice: give it once")]
+    SecondsTwice,
+    /// pid not a process id.
+    #[error("pid={0} is not a process id: give a number >= 1, e.g. pid=1234")]
+    Pid(String),
+    /// cgroup not a path.
+    #[error(
+        "cgroup={0}: give the cgroup's path as /api/v1/snapshot names it, starting with /, e.g. \
+         cgroup=/system.slice/foo.service"
+    )]
+    Cgroup(String),
+    /// Both filters, or one twice.
+    #[error("give one of pid=P or cgroup=PATH, not both (nor one twice)")]
+    TwoFilters,
+    /// An unknown key.
+    #[error("unknown query key `{0}`: /api/v1/profile takes seconds=N, and pid=P or cgroup=PATH")]
+    Unknown(String),
+}
+
 /// Parses the query string (without the `?`).
-pub fn parse(query: Option<&str>) -> Result<ProfileQuery, String> {
+pub fn parse(query: Option<&str>) -> Result<ProfileQuery, QueryError> {
     let mut seconds = None;
     let mut filter = Filter::All;
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (key, raw) = pair.split_once('=').unwrap_or((pair, ""));
-        let value = decode(raw).ok_or_else(|| {
-            format!("`{key}`: the value `{raw}` is not valid percent-encoded UTF-8")
+        let value = decode(raw).ok_or_else(|| QueryError::Encoding {
+            key: key.to_string(),
+            raw: raw.to_string(),
         })?;
         match key {
             "seconds" => {
@@ -31,14 +69,9 @@ pub fn parse(query: Option<&str>) -> Result<ProfileQuery, String> {
                     .parse::<u64>()
                     .ok()
                     .filter(|s| (1..=WINDOW_SECONDS).contains(s))
-                    .ok_or_else(|| {
-                        format!(
-                            "seconds={value} is out of range: give whole seconds from 1 to \
-                             {WINDOW_SECONDS} (the window the daemon keeps)"
-                        )
-                    })?;
+                    .ok_or_else(|| QueryError::Seconds(value.clone()))?;
                 if seconds.replace(s).is_some() {
-                    return Err("seconds is given twice: give it once".into());
+                    return Err(QueryError::SecondsTwice);
                 }
             }
             "pid" => {
@@ -46,27 +79,17 @@ pub fn parse(query: Option<&str>) -> Result<ProfileQuery, String> {
                     .parse::<u32>()
                     .ok()
                     .filter(|p| *p > 0)
-                    .ok_or_else(|| {
-                        format!(
-                            "pid={value} is not a process id: give a number >= 1, e.g. pid=1234"
-                        )
-                    })?;
+                    .ok_or_else(|| QueryError::Pid(value.clone()))?;
                 set(&mut filter, Filter::Pid(pid))?;
             }
             "cgroup" => {
                 if !value.starts_with('/') {
-                    return Err(format!(
-                        "cgroup={value}: give the cgroup's path as /api/v1/snapshot names it, \
-                         starting with /, e.g. cgroup=/system.slice/foo.service"
-                    ));
+                    return Err(QueryError::Cgroup(value));
                 }
                 set(&mut filter, Filter::Cgroup(value))?;
             }
             other => {
-                return Err(format!(
-                    "unknown query key `{other}`: /api/v1/profile takes seconds=N, and pid=P or \
-                     cgroup=PATH"
-                ));
+                return Err(QueryError::Unknown(other.to_string()));
             }
         }
     }
@@ -76,9 +99,9 @@ pub fn parse(query: Option<&str>) -> Result<ProfileQuery, String> {
     })
 }
 
-fn set(filter: &mut Filter, new: Filter) -> Result<(), String> {
+fn set(filter: &mut Filter, new: Filter) -> Result<(), QueryError> {
     if *filter != Filter::All {
-        return Err("give one of pid=P or cgroup=PATH, not both (nor one twice)".into());
+        return Err(QueryError::TwoFilters);
     }
     *filter = new;
     Ok(())
@@ -128,21 +151,26 @@ mod tests {
         );
     }
 
+    /// `parse` with the error as its message.
+    fn err(q: Option<&str>) -> Result<ProfileQuery, String> {
+        parse(q).map_err(|e| e.to_string())
+    }
+
     #[test]
     fn errors_name_the_key_and_the_fix() {
-        let e = parse(Some("pid=abc")).expect_err("not a number");
+        let e = err(Some("pid=abc")).expect_err("not a number");
         assert!(e.contains("pid=abc") && e.contains(">= 1"), "{e}");
-        let e = parse(Some("seconds=0")).expect_err("out of range");
+        let e = err(Some("seconds=0")).expect_err("out of range");
         assert!(e.contains("1 to 60"), "{e}");
-        let e = parse(Some("seconds=61")).expect_err("out of range");
+        let e = err(Some("seconds=61")).expect_err("out of range");
         assert!(e.contains("seconds=61"), "{e}");
-        let e = parse(Some("secs=5")).expect_err("unknown key");
+        let e = err(Some("secs=5")).expect_err("unknown key");
         assert!(e.contains("`secs`") && e.contains("seconds=N"), "{e}");
-        let e = parse(Some("pid=1&cgroup=/a")).expect_err("both");
+        let e = err(Some("pid=1&cgroup=/a")).expect_err("both");
         assert!(e.contains("not both"), "{e}");
-        let e = parse(Some("cgroup=a")).expect_err("relative");
+        let e = err(Some("cgroup=a")).expect_err("relative");
         assert!(e.contains("starting with /"), "{e}");
-        let e = parse(Some("cgroup=%zz")).expect_err("bad escape");
+        let e = err(Some("cgroup=%zz")).expect_err("bad escape");
         assert!(e.contains("percent"), "{e}");
     }
 }

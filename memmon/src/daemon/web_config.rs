@@ -32,7 +32,7 @@ use tokio_rustls::{
     },
 };
 
-use super::basic_auth::Users;
+use super::basic_auth::{Users, UsersError};
 
 /// What the endpoint enforces.
 #[derive(Clone, Default)]
@@ -95,26 +95,134 @@ struct HttpShape {
     headers: Option<BTreeMap<String, String>>,
 }
 
+/// What is wrong with a web config file: each names the key and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum WebConfigError {
+    /// The file cannot be read.
+    #[error(
+        "cannot read the web config file {}: {source}; fix the path given to --web.config.file \
+         (or `web_config_file` in the config file)",
+        path.display()
+    )]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Something in the file (its path first).
+    #[error("web config file {}: {source}", path.display())]
+    In {
+        /// The file.
+        path: PathBuf,
+        /// What.
+        source: Box<WebConfigError>,
+    },
+    /// Not YAML of this shape (names the line and the key).
+    #[error("{0}")]
+    Yaml(#[from] serde_yaml_ng::Error),
+    /// A basic_auth_users entry is unusable.
+    #[error(transparent)]
+    Users(#[from] UsersError),
+    /// tls_server_config without a certificate or a key.
+    #[error(
+        "tls_server_config needs both cert_file and key_file (PEM files); remove \
+         tls_server_config to serve plain HTTP"
+    )]
+    CertAndKey,
+    /// A cert or key file cannot be read.
+    #[error("{key} {}: cannot read it: {source}", path.display())]
+    Unreadable {
+        /// The key naming it.
+        key: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not a regular file.
+    #[error("{key} {}: not a regular file; point it at a PEM file", path.display())]
+    NotAFile {
+        /// The key naming it.
+        key: &'static str,
+        /// The path.
+        path: PathBuf,
+    },
+    /// Not a PEM file of certificates, or holds none.
+    #[error("{key} {}: {why}", path.display())]
+    Certificates {
+        /// The key naming it.
+        key: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// No private key in it.
+    #[error(
+        "key_file {}: no usable private key ({why}); it must be a PEM private key (PKCS#8, \
+         PKCS#1 or SEC1)",
+        path.display()
+    )]
+    Key {
+        /// The file.
+        path: PathBuf,
+        /// What rustls said.
+        why: String,
+    },
+    /// min_version/max_version.
+    #[error("{0}")]
+    Version(String),
+    /// rustls refused the settings.
+    #[error("tls_server_config: {0}")]
+    Tls(#[source] rustls::Error),
+    /// The client CA cannot verify clients.
+    #[error("client_ca_file {}: {why}", path.display())]
+    ClientCa {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// client_auth_type needs client_ca_file, or is unknown.
+    #[error("{0}")]
+    ClientAuth(String),
+    /// The certificate and key do not match.
+    #[error(
+        "cert_file {} and key_file {} do not form a usable pair: {source}",
+        cert.display(),
+        key.display()
+    )]
+    Pair {
+        /// cert_file.
+        cert: PathBuf,
+        /// key_file.
+        key: PathBuf,
+        /// What rustls said.
+        source: rustls::Error,
+    },
+}
+
 /// Reads and checks a web config file. Errors name the file, the key and
 /// the fix.
-pub fn load(path: &Path) -> Result<WebSecurity, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        format!(
-            "cannot read the web config file {}: {e}; fix the path given to --web.config.file \
-             (or `web_config_file` in the config file)",
-            path.display()
-        )
+pub fn load(path: &Path) -> Result<WebSecurity, WebConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| WebConfigError::Read {
+        path: path.to_path_buf(),
+        source,
     })?;
     let base = path.parent().unwrap_or_else(|| Path::new("."));
-    parse(&text, base).map_err(|e| format!("web config file {}: {e}", path.display()))
+    parse(&text, base).map_err(|e| WebConfigError::In {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    })
 }
 
 /// Parses the file's text; `base` resolves relative paths.
-pub fn parse(text: &str, base: &Path) -> Result<WebSecurity, String> {
+pub fn parse(text: &str, base: &Path) -> Result<WebSecurity, WebConfigError> {
     let shape: FileShape = if text.trim().is_empty() {
         FileShape::default()
     } else {
-        serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?
+        serde_yaml_ng::from_str(text)?
     };
     for ignored in ignored_keys(&shape) {
         tracing::warn!("web config: `{ignored}` is not supported by memmon and is ignored");
@@ -162,23 +270,18 @@ fn resolve(base: &Path, p: &Path) -> PathBuf {
     }
 }
 
-fn tls_acceptor(t: &TlsShape, base: &Path) -> Result<TlsAcceptor, String> {
+fn tls_acceptor(t: &TlsShape, base: &Path) -> Result<TlsAcceptor, WebConfigError> {
     let (Some(cert), Some(key)) = (&t.cert_file, &t.key_file) else {
-        return Err(
-            "tls_server_config needs both cert_file and key_file (PEM files); \
-             remove tls_server_config to serve plain HTTP"
-                .into(),
-        );
+        return Err(WebConfigError::CertAndKey);
     };
     let cert_path = resolve(base, cert);
     let key_path = resolve(base, key);
     let certs = read_certs(&cert_path, "cert_file")?;
     let key = PrivateKeyDer::from_pem_file(&cert_or_key(&key_path, "key_file")?).map_err(|e| {
-        format!(
-            "key_file {}: no usable private key ({e}); it must be a PEM private key \
-             (PKCS#8, PKCS#1 or SEC1)",
-            key_path.display()
-        )
+        WebConfigError::Key {
+            path: key_path.clone(),
+            why: e.to_string(),
+        }
     })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let versions: &[&rustls::SupportedProtocolVersion] = match versions(t)? {
@@ -188,95 +291,109 @@ fn tls_acceptor(t: &TlsShape, base: &Path) -> Result<TlsAcceptor, String> {
     };
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(versions)
-        .map_err(|e| format!("tls_server_config: {e}"))?;
+        .map_err(WebConfigError::Tls)?;
     let auth_type = t.client_auth_type.as_deref().unwrap_or("NoClientCert");
     let builder = match auth_type {
         "NoClientCert" => builder.with_no_client_auth(),
         "RequireAndVerifyClientCert" | "VerifyClientCertIfGiven" => {
             let Some(ca) = &t.client_ca_file else {
-                return Err(format!(
+                return Err(WebConfigError::ClientAuth(format!(
                     "client_auth_type {auth_type} needs client_ca_file (the CA that signs client certificates)"
-                ));
+                )));
             };
             let ca_path = resolve(base, ca);
             let mut roots = RootCertStore::empty();
             for c in read_certs(&ca_path, "client_ca_file")? {
-                roots
-                    .add(c)
-                    .map_err(|e| format!("client_ca_file {}: {e}", ca_path.display()))?;
+                roots.add(c).map_err(|e| WebConfigError::ClientCa {
+                    path: ca_path.clone(),
+                    why: e.to_string(),
+                })?;
             }
             let mut vb = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
             if auth_type == "VerifyClientCertIfGiven" {
                 vb = vb.allow_unauthenticated();
             }
-            let verifier = vb
-                .build()
-                .map_err(|e| format!("client_ca_file {}: {e}", ca_path.display()))?;
+            let verifier = vb.build().map_err(|e| WebConfigError::ClientCa {
+                path: ca_path.clone(),
+                why: e.to_string(),
+            })?;
             builder.with_client_cert_verifier(verifier)
         }
         other => {
-            return Err(format!(
+            return Err(WebConfigError::ClientAuth(format!(
                 "client_auth_type `{other}` is not supported; use NoClientCert, \
                  VerifyClientCertIfGiven or RequireAndVerifyClientCert"
-            ));
+            )));
         }
     };
-    let mut config = builder.with_single_cert(certs, key).map_err(|e| {
-        format!(
-            "cert_file {} and key_file {} do not form a usable pair: {e}",
-            cert_path.display(),
-            key_path.display()
-        )
-    })?;
+    let mut config =
+        builder
+            .with_single_cert(certs, key)
+            .map_err(|source| WebConfigError::Pair {
+                cert: cert_path.clone(),
+                key: key_path.clone(),
+                source,
+            })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 /// (min, max) TLS minor versions: 12 or 13.
-fn versions(t: &TlsShape) -> Result<(u8, u8), String> {
+fn versions(t: &TlsShape) -> Result<(u8, u8), WebConfigError> {
     let parse = |key: &str, v: &Option<String>, default: u8| match v.as_deref() {
         None => Ok(default),
         Some("TLS12") => Ok(12),
         Some("TLS13") => Ok(13),
-        Some(other) => Err(format!(
+        Some(other) => Err(WebConfigError::Version(format!(
             "{key} `{other}` is not supported; use TLS12 or TLS13 (older versions are insecure)"
-        )),
+        ))),
     };
     let min = parse("min_version", &t.min_version, 12)?;
     let max = parse("max_version", &t.max_version, 13)?;
     if min > max {
-        return Err(format!(
+        return Err(WebConfigError::Version(format!(
             "min_version TLS{min} is above max_version TLS{max}"
-        ));
+        )));
     }
     Ok((min, max))
 }
 
 /// Checks that a file can be read, so the error says "cannot read" rather
 /// than "no key found".
-fn cert_or_key(path: &Path, key: &str) -> Result<PathBuf, String> {
+fn cert_or_key(path: &Path, key: &'static str) -> Result<PathBuf, WebConfigError> {
     let meta = std::fs::metadata(path)
         .and_then(|m| std::fs::File::open(path).map(|_| m))
-        .map_err(|e| format!("{key} {}: cannot read it: {e}", path.display()))?;
+        .map_err(|source| WebConfigError::Unreadable {
+            key,
+            path: path.to_path_buf(),
+            source,
+        })?;
     if !meta.is_file() {
-        return Err(format!(
-            "{key} {}: not a regular file; point it at a PEM file",
-            path.display()
-        ));
+        return Err(WebConfigError::NotAFile {
+            key,
+            path: path.to_path_buf(),
+        });
     }
     Ok(path.to_path_buf())
 }
 
-fn read_certs(path: &Path, key: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+fn read_certs(
+    path: &Path,
+    key: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, WebConfigError> {
     let path = cert_or_key(path, key)?;
+    let bad = |why: String| WebConfigError::Certificates {
+        key,
+        path: path.clone(),
+        why,
+    };
     let certs = CertificateDer::pem_file_iter(&path)
-        .map_err(|e| format!("{key} {}: {e}", path.display()))?
+        .map_err(|e| bad(e.to_string()))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{key} {}: not a PEM certificate file: {e}", path.display()))?;
+        .map_err(|e| bad(format!("not a PEM certificate file: {e}")))?;
     if certs.is_empty() {
-        return Err(format!(
-            "{key} {}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
-            path.display()
+        return Err(bad(
+            "holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
         ));
     }
     Ok(certs)
@@ -300,15 +417,15 @@ mod tests {
             Path::new("/"),
         )
         .expect_err("must fail");
-        assert!(err.contains("tls_server_confg"), "{err}");
-        assert!(err.contains("line 2"), "{err}");
+        assert!(err.to_string().contains("tls_server_confg"), "{err}");
+        assert!(err.to_string().contains("line 2"), "{err}");
     }
 
     #[test]
     fn tls_needs_cert_and_key() {
         let err = parse("tls_server_config:\n  cert_file: a.crt\n", Path::new("/"))
             .expect_err("must fail");
-        assert!(err.contains("key_file"), "{err}");
+        assert!(err.to_string().contains("key_file"), "{err}");
     }
 
     #[test]
@@ -318,8 +435,11 @@ mod tests {
             Path::new("/nonexistent-dir"),
         )
         .expect_err("must fail");
-        assert!(err.contains("/nonexistent-dir/missing.crt"), "{err}");
-        assert!(err.contains("cannot read"), "{err}");
+        assert!(
+            err.to_string().contains("/nonexistent-dir/missing.crt"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("cannot read"), "{err}");
     }
 
     #[test]
@@ -329,7 +449,8 @@ mod tests {
         let text = include_str!("../../../deploy/web-config.example.yml");
         let err = parse(text, Path::new("/")).expect_err("no certificate here");
         assert!(
-            err.contains("/etc/memmon/tls/memmon.crt: cannot read"),
+            err.to_string()
+                .contains("/etc/memmon/tls/memmon.crt: cannot read"),
             "{err}"
         );
     }
@@ -341,7 +462,7 @@ mod tests {
             Path::new("/"),
         )
         .expect_err("must fail");
-        assert!(err.contains("not a regular file"), "{err}");
+        assert!(err.to_string().contains("not a regular file"), "{err}");
     }
 
     #[test]
@@ -351,6 +472,6 @@ mod tests {
             ..TlsShape::default()
         };
         let err = versions(&t).expect_err("must fail");
-        assert!(err.contains("TLS12 or TLS13"), "{err}");
+        assert!(err.to_string().contains("TLS12 or TLS13"), "{err}");
     }
 }

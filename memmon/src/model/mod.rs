@@ -4,6 +4,7 @@
 //! kernel or /proc itself.
 
 pub mod budget;
+pub mod cgroup_ids;
 pub mod cgroups;
 pub mod explain;
 pub mod fields;
@@ -19,6 +20,7 @@ pub mod profile_window;
 pub mod published;
 pub mod rollup;
 pub mod system;
+pub mod system_fields;
 #[cfg(test)]
 mod totals_tests;
 pub mod view;

@@ -45,17 +45,6 @@ pub struct CgroupView {
 }
 
 impl CgroupView {
-    /// The value of the field `key` (with `label` value, for labeled ones).
-    pub fn get(&self, key: &str, label: Option<&str>) -> Option<f64> {
-        CGROUP_FIELDS
-            .iter()
-            .zip(self.values)
-            .find(|(f, _)| f.key == key && f.label.map(|l| l.1) == label)
-            .and_then(|(_, v)| v)
-    }
-}
-
-impl CgroupView {
     /// Reads a cgroup back from its JSON form (a recording's frame, a
     /// daemon's answer); None when it has no `cgroup` path. Fields missing
     /// from the object stay unmeasured.

@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, time::Instant};
 
 use serde::Serialize;
 
-use super::forecast::Window;
+use super::{forecast::Window, system_fields::SystemId};
 use crate::sample::system::SystemSample;
 
 /// Samples in the system forecast's window (one per pass).
@@ -16,36 +16,15 @@ const FORECAST_SAMPLES: usize = 60;
 /// Longest time the system forecast's window spans, seconds.
 const FORECAST_SPAN_SECS: f64 = 120.0;
 
-/// vmstat counters turned into rates.
-pub const RATE_KEYS: &[&str] = &[
-    "pgfault",
-    "pgmajfault",
-    "pswpin",
-    "pswpout",
-    "oom_kill",
-    "pgmigrate_success",
-    "numa_hit",
-    "numa_miss",
-    "numa_foreign",
-    "numa_local",
-    "numa_other",
-    "numa_pages_migrated",
-    "thp_fault_alloc",
-    "thp_fault_fallback",
-    "pgscan_direct",
-    "pgsteal_direct",
-    "allocstall_normal",
-    "allocstall_movable",
-];
-
 /// System memory now and how fast its counters move.
 #[derive(Clone, Debug, Serialize)]
 pub struct SystemView {
     /// The latest sample.
     #[serde(flatten)]
     pub sample: SystemSample,
-    /// Per-second rates of [`RATE_KEYS`] since the previous sample (empty
-    /// after the first).
+    /// Per-second rates of the rated vmstat counters of the system catalog
+    /// (`system_fields::rated`) since the previous sample (empty after the
+    /// first).
     pub rates: BTreeMap<String, f64>,
     /// Seconds until MemAvailable plus free swap reaches 0 at the current
     /// growth of what is committed (Theil-Sen over the window); absent when
@@ -67,13 +46,10 @@ pub struct SystemView {
 /// (RAM + swap in use, RAM + swap): what the system forecast tracks and
 /// the limit it reaches; `None` without MemAvailable (before 3.14).
 pub fn committed(sample: &SystemSample) -> Option<(u64, u64)> {
-    let m = &sample.meminfo;
-    let total = m
-        .get("MemTotal")?
-        .saturating_add(*m.get("SwapTotal").unwrap_or(&0));
-    let free = m
-        .get("MemAvailable")?
-        .saturating_add(*m.get("SwapFree").unwrap_or(&0));
+    use super::system_fields::sys;
+    let m = |id: SystemId| id.in_sample(sample);
+    let total = m(sys::MEM_TOTAL)?.saturating_add(m(sys::SWAP_TOTAL).unwrap_or(0));
+    let free = m(sys::MEM_AVAILABLE)?.saturating_add(m(sys::SWAP_FREE).unwrap_or(0));
     Some((total.saturating_sub(free), total))
 }
 
@@ -115,7 +91,8 @@ impl SystemView {
     }
 }
 
-/// Rates of the RATE_KEYS present in both samples; counter resets give 0.
+/// Rates of the rated counters present in both samples; counter resets
+/// give 0.
 pub fn rates(
     before: &BTreeMap<String, u64>,
     after: &BTreeMap<String, u64>,
@@ -124,14 +101,56 @@ pub fn rates(
     let Some(dt) = seconds.filter(|d| *d > 0.0) else {
         return BTreeMap::new();
     };
-    RATE_KEYS
-        .iter()
-        .filter_map(|k| {
-            let (a, b) = (before.get(*k)?, after.get(*k)?);
-            Some((k.to_string(), b.saturating_sub(*a) as f64 / dt))
+    super::system_fields::rated()
+        .filter_map(|f| {
+            let (a, b) = (before.get(f.name)?, after.get(f.name)?);
+            Some((f.name.to_string(), b.saturating_sub(*a) as f64 / dt))
         })
         .collect()
 }
+
+impl SystemView {
+    /// A per-machine field's value now (None: the kernel does not have it).
+    pub fn value(&self, id: SystemId) -> Option<u64> {
+        id.in_sample(&self.sample)
+    }
+
+    /// A rated field's per-second rate since the previous sample.
+    pub fn rate(&self, id: SystemId) -> Option<f64> {
+        self.rates.get(id.name()).copied()
+    }
+}
+
+/// The system forecast's gauges, `memmon_system_<key>`, read from the
+/// view: each is absent while its value is (memory flat or shrinking, too
+/// few samples), so a scrape alone does not list them all.
+pub struct ForecastField {
+    /// Key: the metric is `memmon_system_<key>`, the JSON key `<key>`.
+    pub key: &'static str,
+    /// HELP text.
+    pub help: &'static str,
+    /// Reads it from the view.
+    pub read: fn(&SystemView) -> Option<f64>,
+}
+
+/// Every forecast gauge.
+pub const FORECAST_FIELDS: &[ForecastField] = &[
+    ForecastField {
+        key: "oom_forecast_seconds",
+        help: "Seconds until MemAvailable plus free swap reaches 0 at the current growth (Theil-Sen over the window); absent when flat or shrinking.",
+        read: |v| v.oom_forecast_seconds,
+    },
+    ForecastField {
+        key: "memory_growth_bytes_per_second",
+        help: "Growth of RAM plus swap in use (MemTotal + SwapTotal - MemAvailable - SwapFree), the slope the system forecast uses.",
+        read: |v| v.memory_growth_bytes_per_second,
+    },
+    ForecastField {
+        key: "forecast_window_seconds",
+        help: "Time the system forecast's samples span.",
+        read: |v| v.forecast_window_seconds,
+    },
+];
 
 #[cfg(test)]
 mod tests {

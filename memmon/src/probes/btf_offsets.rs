@@ -10,17 +10,76 @@ use memmon_common::{
 /// Where the running kernel publishes its BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
+/// What this kernel's BTF lacks (or could not be read): the fields that
+/// need it stay unknown, and the reason is logged or reported.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BtfError {
+    /// /sys/kernel/btf/vmlinux missing or unparsable.
+    #[error("cannot read kernel BTF at {VMLINUX_BTF}: {0}")]
+    Unreadable(String),
+    /// A type is missing.
+    #[error("BTF has no type {name}: {reason}")]
+    NoType {
+        /// The type.
+        name: &'static str,
+        /// What the BTF reader said.
+        reason: String,
+    },
+    /// A struct lacks a field.
+    #[error("BTF: struct {name} has no field {field}")]
+    NoField {
+        /// The struct.
+        name: &'static str,
+        /// The field.
+        field: &'static str,
+    },
+    /// An enum lacks a member.
+    #[error("BTF: enum {name} has no member {member} (no memory controller?)")]
+    NoEnumMember {
+        /// The enum.
+        name: &'static str,
+        /// The member.
+        member: &'static str,
+    },
+    /// An enum member has another value than memmon decodes.
+    #[error("BTF: {name} is {got} here, memmon decodes {want}")]
+    EnumValue {
+        /// The member.
+        name: &'static str,
+        /// Its value here.
+        got: u32,
+        /// The value memmon decodes.
+        want: u32,
+    },
+    /// A tracepoint typedef is not a function pointer.
+    #[error("BTF: {0} is not a tracepoint function type")]
+    NotTracepoint(&'static str),
+    /// A tracepoint takes other arguments than the raw program reads.
+    #[error("{tracepoint} takes {got} arguments here, not {want}")]
+    Arguments {
+        /// The tracepoint function.
+        tracepoint: &'static str,
+        /// Its arguments here.
+        got: usize,
+        /// What the program reads.
+        want: &'static str,
+    },
+    /// A type has another shape than memmon reads.
+    #[error("{0}")]
+    Shape(&'static str),
+}
+
 /// The running kernel's BTF, opened once: mmapped where the kernel allows
 /// (6.16+: only the types looked up are parsed, ~10x faster than parsing
 /// all ~100k types), else parsed whole.
-pub fn kernel_btf() -> Result<Btf, String> {
+pub fn kernel_btf() -> Result<Btf, BtfError> {
     Btf::from_file_with_backend(VMLINUX_BTF, btf_rs::Backend::Mmap)
         .or_else(|_| Btf::from_file(VMLINUX_BTF))
-        .map_err(|e| format!("cannot read kernel BTF at {VMLINUX_BTF}: {e}"))
+        .map_err(|e| BtfError::Unreadable(e.to_string()))
 }
 
 /// Offsets along `task->cgroups->subsys[memory_cgrp_id]->cgroup->kn->{name,id}`.
-pub fn resolve_cgroup(btf: &Btf) -> Result<CgroupOffsets, String> {
+pub fn resolve_cgroup(btf: &Btf) -> Result<CgroupOffsets, BtfError> {
     Ok(CgroupOffsets {
         valid: 1,
         task_cgroups: field_offset(btf, "task_struct", "cgroups")?,
@@ -37,35 +96,42 @@ pub fn resolve_cgroup(btf: &Btf) -> Result<CgroupOffsets, String> {
 /// `trace_rss_stat(mm, member)` with `mm_struct.rss_stat` an array of
 /// `percpu_counter`. An error (an older kernel: `struct mm_rss_stat`, and
 /// a `count` argument) means the classic tracepoint is used.
-pub fn resolve_rss(btf: &Btf) -> Result<RssOffsets, String> {
+pub fn resolve_rss(btf: &Btf) -> Result<RssOffsets, BtfError> {
     let proto = tracepoint_params(btf, "btf_trace_rss_stat")?;
     if proto != 3 {
-        return Err(format!(
-            "trace_rss_stat takes {} arguments here, not (mm, member)",
-            proto.saturating_sub(1)
-        ));
+        return Err(BtfError::Arguments {
+            tracepoint: "trace_rss_stat",
+            got: proto.saturating_sub(1),
+            want: "(mm, member)",
+        });
     }
     let types = btf
         .resolve_types_by_name("mm_struct")
-        .map_err(|e| format!("BTF has no type mm_struct: {e}"))?;
+        .map_err(no_type("mm_struct"))?;
     for t in types {
         let Type::Struct(s) = t else { continue };
         let Some(bits) = find_member(btf, &s.members, "rss_stat", 0) else {
             continue;
         };
         let member = member_type(btf, &s.members, "rss_stat")
-            .ok_or("BTF: mm_struct.rss_stat has no type")?;
+            .ok_or(BtfError::Shape("BTF: mm_struct.rss_stat has no type"))?;
         let Type::Array(array) = member else {
-            return Err("mm_struct.rss_stat is not an array of percpu_counter".into());
+            return Err(BtfError::Shape(
+                "mm_struct.rss_stat is not an array of percpu_counter",
+            ));
         };
         let elem = btf
             .resolve_chained_type(&array)
-            .map_err(|e| format!("BTF: mm_struct.rss_stat element: {e}"))?;
+            .map_err(|_| BtfError::Shape("BTF: mm_struct.rss_stat element has no type"))?;
         let Type::Struct(counter) = elem else {
-            return Err("mm_struct.rss_stat's elements are not structs".into());
+            return Err(BtfError::Shape(
+                "mm_struct.rss_stat's elements are not structs",
+            ));
         };
-        let count = find_member(btf, &counter.members, "count", 0)
-            .ok_or("BTF: percpu_counter has no field count")?;
+        let count = find_member(btf, &counter.members, "count", 0).ok_or(BtfError::NoField {
+            name: "percpu_counter",
+            field: "count",
+        })?;
         return Ok(RssOffsets {
             valid: 1,
             task_mm: field_offset(btf, "task_struct", "mm")?,
@@ -75,16 +141,19 @@ pub fn resolve_rss(btf: &Btf) -> Result<RssOffsets, String> {
             counters: array.len() as u32,
         });
     }
-    Err("BTF: struct mm_struct has no field rss_stat".into())
+    Err(BtfError::NoField {
+        name: "mm_struct",
+        field: "rss_stat",
+    })
 }
 
 /// What the task iterator reads. `mm_struct.rss_stat` is an array of
 /// `percpu_counter` from 6.2 (each one's `count`) and a `struct
 /// mm_rss_stat { atomic_long_t count[]; }` before: either way a run of
 /// counters at a fixed stride, which is what `get_mm_counter` reads.
-pub fn resolve_task_iter(btf: &Btf) -> Result<TaskIterOffsets, String> {
-    let task = |f: &str| field_offset(btf, "task_struct", f);
-    let signal = |f: &str| field_offset(btf, "signal_struct", f);
+pub fn resolve_task_iter(btf: &Btf) -> Result<TaskIterOffsets, BtfError> {
+    let task = |f: &'static str| field_offset(btf, "task_struct", f);
+    let signal = |f: &'static str| field_offset(btf, "signal_struct", f);
     let (mm_rss_first, rss_stride) = rss_counters(btf)?;
     Ok(TaskIterOffsets {
         valid: 1,
@@ -107,10 +176,10 @@ pub fn resolve_task_iter(btf: &Btf) -> Result<TaskIterOffsets, String> {
 }
 
 /// (offset of the first rss counter's value in `mm_struct`, stride).
-fn rss_counters(btf: &Btf) -> Result<(u32, u32), String> {
+fn rss_counters(btf: &Btf) -> Result<(u32, u32), BtfError> {
     let types = btf
         .resolve_types_by_name("mm_struct")
-        .map_err(|e| format!("BTF has no type mm_struct: {e}"))?;
+        .map_err(no_type("mm_struct"))?;
     for t in types {
         let Type::Struct(s) = t else { continue };
         let Some(bits) = find_member(btf, &s.members, "rss_stat", 0) else {
@@ -118,38 +187,49 @@ fn rss_counters(btf: &Btf) -> Result<(u32, u32), String> {
         };
         let base = bits / 8;
         let member = member_type(btf, &s.members, "rss_stat")
-            .ok_or("BTF: mm_struct.rss_stat has no type")?;
+            .ok_or(BtfError::Shape("BTF: mm_struct.rss_stat has no type"))?;
         return match member {
             // 6.2+: struct percpu_counter rss_stat[NR_MM_COUNTERS].
             Type::Array(array) => {
                 let elem = btf
                     .resolve_chained_type(&array)
-                    .map_err(|e| format!("BTF: mm_struct.rss_stat element: {e}"))?;
+                    .map_err(|_| BtfError::Shape("BTF: mm_struct.rss_stat element has no type"))?;
                 let Type::Struct(counter) = elem else {
-                    return Err("mm_struct.rss_stat's elements are not structs".into());
+                    return Err(BtfError::Shape(
+                        "mm_struct.rss_stat's elements are not structs",
+                    ));
                 };
-                let count = find_member(btf, &counter.members, "count", 0)
-                    .ok_or("BTF: percpu_counter has no field count")?;
+                let count =
+                    find_member(btf, &counter.members, "count", 0).ok_or(BtfError::NoField {
+                        name: "percpu_counter",
+                        field: "count",
+                    })?;
                 Ok((base + count / 8, counter.size() as u32))
             }
             // Before: struct mm_rss_stat { atomic_long_t count[NR_MM_COUNTERS]; }.
             Type::Struct(stat) => {
-                let count = find_member(btf, &stat.members, "count", 0)
-                    .ok_or("BTF: mm_rss_stat has no field count")?;
+                let count =
+                    find_member(btf, &stat.members, "count", 0).ok_or(BtfError::NoField {
+                        name: "mm_rss_stat",
+                        field: "count",
+                    })?;
                 Ok((base + count / 8, 8))
             }
-            _ => Err("mm_struct.rss_stat is neither an array nor struct mm_rss_stat".into()),
+            _ => Err(BtfError::Shape(
+                "mm_struct.rss_stat is neither an array nor struct mm_rss_stat",
+            )),
         };
     }
-    Err("BTF: struct mm_struct has no field rss_stat".into())
+    Err(BtfError::NoField {
+        name: "mm_struct",
+        field: "rss_stat",
+    })
 }
 
 /// Parameters of the function type behind tracepoint typedef `name`
 /// (`btf_trace_X`: the first is the tracepoint's private data).
-fn tracepoint_params(btf: &Btf, name: &str) -> Result<usize, String> {
-    let types = btf
-        .resolve_types_by_name(name)
-        .map_err(|e| format!("BTF has no type {name}: {e}"))?;
+fn tracepoint_params(btf: &Btf, name: &'static str) -> Result<usize, BtfError> {
+    let types = btf.resolve_types_by_name(name).map_err(no_type(name))?;
     for t in types {
         let Type::Typedef(td) = t else { continue };
         let Ok(Type::Ptr(ptr)) = btf.resolve_chained_type(&td) else {
@@ -159,7 +239,7 @@ fn tracepoint_params(btf: &Btf, name: &str) -> Result<usize, String> {
             return Ok(fp.parameters.len());
         }
     }
-    Err(format!("BTF: {name} is not a tracepoint function type"))
+    Err(BtfError::NotTracepoint(name))
 }
 
 /// The type of member `field` of a struct, looking through anonymous
@@ -194,10 +274,8 @@ fn member_type(btf: &Btf, members: &[btf_rs::Member], field: &str) -> Option<Typ
 }
 
 /// Value of `member` in `enum name`.
-fn enum_value(btf: &Btf, name: &str, member: &str) -> Result<u32, String> {
-    let types = btf
-        .resolve_types_by_name(name)
-        .map_err(|e| format!("BTF has no type {name}: {e}"))?;
+fn enum_value(btf: &Btf, name: &'static str, member: &'static str) -> Result<u32, BtfError> {
+    let types = btf.resolve_types_by_name(name).map_err(no_type(name))?;
     for t in types {
         if let Type::Enum(e) = t {
             for m in &e.members {
@@ -207,15 +285,13 @@ fn enum_value(btf: &Btf, name: &str, member: &str) -> Result<u32, String> {
             }
         }
     }
-    Err(format!(
-        "BTF: enum {name} has no member {member} (no memory controller?)"
-    ))
+    Err(BtfError::NoEnumMember { name, member })
 }
 
 /// Resolves every offset in `btf`; an error names the first missing field.
-pub fn resolve(btf: &Btf) -> Result<TaskOffsets, String> {
-    let task = |f: &str| field_offset(btf, "task_struct", f);
-    let signal = |f: &str| field_offset(btf, "signal_struct", f);
+pub fn resolve(btf: &Btf) -> Result<TaskOffsets, BtfError> {
+    let task = |f: &'static str| field_offset(btf, "task_struct", f);
+    let signal = |f: &'static str| field_offset(btf, "signal_struct", f);
     Ok(TaskOffsets {
         valid: 1,
         start_boottime: task("start_boottime")?,
@@ -238,13 +314,14 @@ pub fn resolve(btf: &Btf) -> Result<TaskOffsets, String> {
 
 /// True when `trace_signal_generate` takes what the raw kill program reads:
 /// (sig, info, task, group, result).
-pub fn signal_generate_is_raw_readable(btf: &Btf) -> Result<(), String> {
+pub fn signal_generate_is_raw_readable(btf: &Btf) -> Result<(), BtfError> {
     match tracepoint_params(btf, "btf_trace_signal_generate")? {
         6 => Ok(()),
-        n => Err(format!(
-            "trace_signal_generate takes {} arguments here, not (sig, info, task, group, result)",
-            n.saturating_sub(1)
-        )),
+        n => Err(BtfError::Arguments {
+            tracepoint: "trace_signal_generate",
+            got: n.saturating_sub(1),
+            want: "(sig, info, task, group, result)",
+        }),
     }
 }
 
@@ -254,7 +331,7 @@ pub fn signal_generate_is_raw_readable(btf: &Btf) -> Result<(), String> {
 /// for the `oom_constraint` kprobe, `oom_control.{memcg,constraint}` with
 /// `enum oom_constraint` checked against the values userspace decodes
 /// (`oc_valid` 0 when those fail: the page counters still decide).
-pub fn resolve_oom(btf: &Btf) -> Result<OomOffsets, String> {
+pub fn resolve_oom(btf: &Btf) -> Result<OomOffsets, BtfError> {
     let memsw = field_offset(btf, "mem_cgroup", "memsw").ok();
     let mut out = OomOffsets {
         valid: 1,
@@ -278,7 +355,7 @@ pub fn resolve_oom(btf: &Btf) -> Result<OomOffsets, String> {
 
 /// `oom_control.{memcg,constraint}`, with `enum oom_constraint` as memmon
 /// decodes it.
-fn resolve_oom_control(btf: &Btf) -> Result<(u32, u32), String> {
+fn resolve_oom_control(btf: &Btf) -> Result<(u32, u32), BtfError> {
     use memmon_common::events::constraint;
     for (name, want) in [
         ("CONSTRAINT_NONE", constraint::NONE),
@@ -288,7 +365,7 @@ fn resolve_oom_control(btf: &Btf) -> Result<(u32, u32), String> {
     ] {
         let got = enum_value(btf, "oom_constraint", name)?;
         if got != want {
-            return Err(format!("BTF: {name} is {got} here, memmon decodes {want}"));
+            return Err(BtfError::EnumValue { name, got, want });
         }
     }
     Ok((
@@ -299,10 +376,8 @@ fn resolve_oom_control(btf: &Btf) -> Result<(u32, u32), String> {
 
 /// Byte offset of `field` in `struct name`, looking through anonymous
 /// struct/union members (task_struct keeps most fields in one).
-fn field_offset(btf: &Btf, name: &str, field: &str) -> Result<u32, String> {
-    let types = btf
-        .resolve_types_by_name(name)
-        .map_err(|e| format!("BTF has no type {name}: {e}"))?;
+fn field_offset(btf: &Btf, name: &'static str, field: &'static str) -> Result<u32, BtfError> {
+    let types = btf.resolve_types_by_name(name).map_err(no_type(name))?;
     for t in types {
         if let Type::Struct(s) = t
             && let Some(bits) = find_member(btf, &s.members, field, 0)
@@ -310,7 +385,15 @@ fn field_offset(btf: &Btf, name: &str, field: &str) -> Result<u32, String> {
             return Ok(bits / 8);
         }
     }
-    Err(format!("BTF: struct {name} has no field {field}"))
+    Err(BtfError::NoField { name, field })
+}
+
+/// A missing type, with what the BTF reader said.
+fn no_type<E: std::fmt::Display>(name: &'static str) -> impl Fn(E) -> BtfError {
+    move |e| BtfError::NoType {
+        name,
+        reason: e.to_string(),
+    }
 }
 
 fn find_member(btf: &Btf, members: &[btf_rs::Member], field: &str, base_bits: u32) -> Option<u32> {

@@ -6,9 +6,20 @@ use aya::programs::{Program, ProgramError};
 
 use super::{
     ProbeSet, ProbeState,
+    attach::{AttachError, attach_one},
     catalog::{self, PROBES},
-    loader::attach_one,
 };
+
+/// A suspended probe could not be attached again.
+#[derive(Debug, thiserror::Error)]
+pub enum ResumeError {
+    /// No such probe.
+    #[error("no probe named {0}")]
+    NoProbe(String),
+    /// The kernel refused it (its state now says why).
+    #[error(transparent)]
+    Attach(#[from] AttachError),
+}
 
 impl ProbeSet {
     /// The attached detail probes (per-fault or per-allocation).
@@ -47,8 +58,8 @@ impl ProbeSet {
 
     /// Loads and attaches a suspended probe again; on failure it stays
     /// off with the kernel's reason.
-    pub fn resume(&mut self, name: &str) -> Result<(), String> {
-        let spec = catalog::find(name).ok_or_else(|| format!("no probe named {name}"))?;
+    pub fn resume(&mut self, name: &str) -> Result<(), ResumeError> {
+        let spec = catalog::find(name).ok_or_else(|| ResumeError::NoProbe(name.to_string()))?;
         let spec = catalog::for_kernel(spec, self.variants);
         let tracefs = self.tracefs.clone();
         match attach_one(&mut self.ebpf, spec, spec.attach, &tracefs, None) {
@@ -60,10 +71,10 @@ impl ProbeSet {
                 self.set_state(
                     name,
                     ProbeState::Unavailable {
-                        reason: reason.clone(),
+                        reason: reason.to_string(),
                     },
                 );
-                Err(reason)
+                Err(ResumeError::Attach(reason))
             }
         }
     }

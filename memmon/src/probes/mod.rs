@@ -6,14 +6,18 @@
 //! time (`control`).
 
 pub mod alloc_reader;
+pub mod attach;
 pub mod btf_offsets;
 pub mod catalog;
 pub mod control;
 pub mod kill;
 pub mod loader;
+pub mod object;
+pub mod offsets;
 pub mod pins;
 pub mod reader;
 pub mod run_stats;
+pub mod set;
 pub mod stack_drain;
 pub mod stacks;
 pub mod task_iter;
@@ -21,5 +25,6 @@ pub mod tracefs;
 
 pub use crate::sample::probe_status::{ProbeState, ProbeStatus};
 pub use kill::KillSignal;
-pub use loader::{LoadOptions, ProbeSet};
+pub use loader::LoadOptions;
 pub use reader::StatsSnapshot;
+pub use set::ProbeSet;

@@ -50,6 +50,25 @@ pub const PINNED_MAPS: &[PinnedMap] = &[
     },
 ];
 
+/// The pin directory cannot be prepared (the fix is in the message).
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    /// A directory could not be made.
+    #[error("cannot create pin directory {}: {source}", path.display())]
+    Mkdir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// bpffs is not mounted and could not be.
+    #[error(
+        "bpffs is not mounted at /sys/fs/bpf and mounting it failed ({0}); run: mount -t bpf \
+         bpffs /sys/fs/bpf, or use --no-pin"
+    )]
+    NoBpffs(#[source] std::io::Error),
+}
+
 /// This build's layout directory name.
 pub fn layout_id() -> String {
     format!("v{LAYOUT_VERSION}-c{}", std::mem::size_of::<ProcCounters>())
@@ -58,10 +77,15 @@ pub fn layout_id() -> String {
 /// Prepares `root` for this build: mounts bpffs if needed, removes other
 /// layouts' pins (warning once), drops mismatched pins, and returns the
 /// directory the loader pins into.
-pub fn prepare(root: &Path) -> Result<PathBuf, String> {
+pub fn prepare(root: &Path) -> Result<PathBuf, PinError> {
     ensure_bpffs(root)?;
-    fs::create_dir_all(root)
-        .map_err(|e| format!("cannot create pin directory {}: {e}", root.display()))?;
+    let mkdir = |path: &Path| {
+        fs::create_dir_all(path).map_err(|source| PinError::Mkdir {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    mkdir(root)?;
     let mine = layout_id();
     if let Ok(entries) = fs::read_dir(root) {
         for entry in entries.flatten() {
@@ -76,8 +100,7 @@ pub fn prepare(root: &Path) -> Result<PathBuf, String> {
         }
     }
     let dir = root.join(&mine);
-    fs::create_dir_all(&dir)
-        .map_err(|e| format!("cannot create pin directory {}: {e}", dir.display()))?;
+    mkdir(&dir)?;
     for map in PINNED_MAPS {
         let path = dir.join(map.name.name());
         if !path.exists() {
@@ -123,7 +146,7 @@ fn remove_pins(path: &Path) {
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
 /// Mounts bpffs at /sys/fs/bpf when `root` is not on one.
-fn ensure_bpffs(root: &Path) -> Result<(), String> {
+fn ensure_bpffs(root: &Path) -> Result<(), PinError> {
     let base = Path::new("/sys/fs/bpf");
     if !root.starts_with(base) {
         return Ok(());
@@ -144,10 +167,7 @@ fn ensure_bpffs(root: &Path) -> Result<(), String> {
     if rc == 0 && is_bpffs(base) {
         return Ok(());
     }
-    Err(format!(
-        "bpffs is not mounted at /sys/fs/bpf and mounting it failed ({}); run: mount -t bpf bpffs /sys/fs/bpf, or use --no-pin",
-        std::io::Error::last_os_error()
-    ))
+    Err(PinError::NoBpffs(std::io::Error::last_os_error()))
 }
 
 fn is_bpffs(path: &Path) -> bool {

@@ -8,6 +8,15 @@ use std::os::fd::OwnedFd;
 use super::{ProbeSet, catalog::PROBES};
 use crate::sample::stats::ProgramRuns;
 
+/// The kernel's run-time statistics cannot be switched on.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "BPF run-time statistics unavailable ({0}; needs CAP_SYS_ADMIN and Linux 5.8, or sysctl \
+     kernel.bpf_stats_enabled=1): not reported: memmon_probe_run_seconds_total, \
+     memmon_probe_runs_total, the probe CPU budget"
+)]
+pub struct RunStatsError(#[source] aya::sys::SyscallError);
+
 /// Run-time statistics switched on while this lives.
 #[derive(Debug)]
 pub struct RunStats {
@@ -17,19 +26,13 @@ pub struct RunStats {
 impl RunStats {
     /// Turns the kernel's run-time statistics on; the error names why
     /// (they stay unmeasured, never 0).
-    pub fn enable() -> Result<RunStats, String> {
+    pub fn enable() -> Result<RunStats, RunStatsError> {
         if sysctl_on() {
             return Ok(RunStats { _fd: None });
         }
         aya::sys::enable_stats(aya::sys::Stats::RunTime)
             .map(|fd| RunStats { _fd: Some(fd) })
-            .map_err(|e| {
-                format!(
-                    "BPF run-time statistics unavailable ({e}; needs CAP_SYS_ADMIN and Linux 5.8, \
-                     or sysctl kernel.bpf_stats_enabled=1): not reported: memmon_probe_run_seconds_total, \
-                     memmon_probe_runs_total, the probe CPU budget"
-                )
-            })
+            .map_err(RunStatsError)
     }
 }
 

@@ -14,13 +14,13 @@
 
 use std::io::Read as _;
 
-use aya::programs::Iter;
+use aya::programs::{Iter, ProgramError};
 use memmon_common::{
     names::{Program, program},
     task_iter::{TASK_LEADER, TaskRecord},
 };
 
-use super::ProbeSet;
+use super::{ProbeSet, attach::chain, set::TaskIterUnavailable as Unavailable};
 use crate::fast_hash::{FastMap, FastSet};
 use crate::sample::{
     Identity,
@@ -32,14 +32,26 @@ use crate::sample::{
 pub enum TaskIterError {
     /// Not loaded: offsets missing from this kernel's BTF, or the kernel
     /// refused the program.
-    #[error("{0}")]
-    Unavailable(String),
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
     /// The program is not in the embedded object.
     #[error("{} is not in the object", program::TASK_ITER)]
     Missing,
-    /// Attaching or reading it failed.
+    /// The program is not an iterator.
     #[error("{0}")]
-    Kernel(String),
+    Kind(#[source] ProgramError),
+    /// Attaching it failed.
+    #[error("attach: {0}")]
+    Attach(#[source] ProgramError),
+    /// Its link could not be taken.
+    #[error("link: {0}")]
+    Link(#[source] ProgramError),
+    /// Its output could not be opened.
+    #[error("open: {0}")]
+    Open(#[source] aya::programs::links::LinkError),
+    /// Its output could not be read.
+    #[error("read: {0}")]
+    Read(#[source] std::io::Error),
 }
 
 /// The state kept between passes.
@@ -199,58 +211,49 @@ const PROGRAMS: [&Program; 2] = [program::TASK_ITER, program::TASK_ITER_PROBE];
 /// Loads the first iterator program this kernel accepts (at probe load,
 /// while the kernel's BTF is parsed); it is attached for each read. The
 /// program's name, or why neither loads.
-pub(super) fn load_program(ebpf: &mut aya::Ebpf, btf: &aya::Btf) -> Result<&'static str, String> {
+pub(super) fn load_program(
+    ebpf: &mut aya::Ebpf,
+    btf: &aya::Btf,
+) -> Result<&'static str, Unavailable> {
     let mut refused = Vec::new();
     for name in PROGRAMS {
-        let program: &mut Iter = ebpf
+        let program: Result<&mut Iter, _> = ebpf
             .program_mut(name)
-            .ok_or_else(|| format!("{name} is not in the object"))?
-            .try_into()
-            .map_err(|e| format!("{e}"))?;
-        match program.load("task", btf) {
+            .ok_or(Unavailable::Missing(name))?
+            .try_into();
+        let loaded = match program {
+            Ok(program) => program.load("task", btf),
+            Err(e) => Err(e),
+        };
+        match loaded {
             Ok(()) => return Ok(name.name()),
-            Err(e) => refused.push(format!("{name}: {}", super::loader::error_chain(&e))),
+            Err(e) => refused.push(format!("{name}: {}", chain(&e))),
         }
     }
-    Err(format!(
-        "the kernel refused the task iterator: {}",
-        refused.join("; ")
-    ))
+    Err(Unavailable::Refused(refused.join("; ")))
 }
 
 impl ProbeSet {
     /// Whether the task iterator can run here (loaded with this kernel's
     /// offsets); an error says why not.
     pub fn task_iter_ready(&mut self) -> Result<&'static str, TaskIterError> {
-        self.task_iter_loaded
-            .clone()
-            .map_err(TaskIterError::Unavailable)
+        Ok(self.task_iter_loaded.clone()?)
     }
 
     /// Runs the loaded iterator once: every task's record into `buf`.
     pub fn read_tasks(&mut self, buf: &mut Vec<u8>) -> Result<(), TaskIterError> {
-        let name = self
-            .task_iter_loaded
-            .clone()
-            .map_err(TaskIterError::Unavailable)?;
+        let name = self.task_iter_loaded.clone()?;
         let program: &mut Iter = self
             .ebpf
             .program_mut(name)
             .ok_or(TaskIterError::Missing)?
             .try_into()
-            .map_err(|e| TaskIterError::Kernel(format!("{e}")))?;
-        let id = program
-            .attach()
-            .map_err(|e| TaskIterError::Kernel(format!("attach: {e}")))?;
-        let link = program
-            .take_link(id)
-            .map_err(|e| TaskIterError::Kernel(format!("link: {e}")))?;
-        let mut file = link
-            .into_file()
-            .map_err(|e| TaskIterError::Kernel(format!("open: {e}")))?;
+            .map_err(TaskIterError::Kind)?;
+        let id = program.attach().map_err(TaskIterError::Attach)?;
+        let link = program.take_link(id).map_err(TaskIterError::Link)?;
+        let mut file = link.into_file().map_err(TaskIterError::Open)?;
         buf.clear();
-        file.read_to_end(buf)
-            .map_err(|e| TaskIterError::Kernel(format!("read: {e}")))?;
+        file.read_to_end(buf).map_err(TaskIterError::Read)?;
         Ok(())
     }
 }

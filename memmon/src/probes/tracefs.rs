@@ -8,9 +8,16 @@ const TRACEFS: &str = "/sys/kernel/tracing";
 /// Older location, under debugfs.
 const DEBUGFS_TRACING: &str = "/sys/kernel/debug/tracing";
 
+/// tracefs is missing and could not be mounted.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "tracefs is not mounted and mounting it failed ({0}); run: mount -t tracefs nodev {TRACEFS}"
+)]
+pub struct TracefsError(#[source] std::io::Error);
+
 /// The tracefs root, mounting it at /sys/kernel/tracing when it is missing
 /// and we are allowed to. Errors name the fix.
-pub fn ensure_mounted() -> Result<PathBuf, String> {
+pub fn ensure_mounted() -> Result<PathBuf, TracefsError> {
     for root in [TRACEFS, DEBUGFS_TRACING] {
         if fs::metadata(format!("{root}/events")).is_ok() {
             return Ok(PathBuf::from(root));
@@ -31,10 +38,7 @@ pub fn ensure_mounted() -> Result<PathBuf, String> {
         tracing::info!("mounted tracefs at {TRACEFS}");
         return Ok(PathBuf::from(TRACEFS));
     }
-    Err(format!(
-        "tracefs is not mounted and mounting it failed ({}); run: mount -t tracefs nodev {TRACEFS}",
-        std::io::Error::last_os_error()
-    ))
+    Err(TracefsError(std::io::Error::last_os_error()))
 }
 
 /// Offset of `field` in the record of tracepoint `category:name`, from its

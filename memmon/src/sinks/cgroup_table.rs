@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::columns::{cut_left, format_value, printable};
-use crate::model::{fields::Unit, published::CgroupView};
+use crate::model::{cgroup_ids::cg, fields::Unit, published::CgroupView};
 
 const HEADERS: [&str; 10] = [
     "CGROUP", "USAGE", "LIMIT", "%LIM", "WSET", "UNRECL", "SWAP", "OOMKILL", "OOM IN", "PROCS",
@@ -18,17 +18,17 @@ const PATH_WIDTH: usize = 48;
 pub fn render(cgroups: &[CgroupView]) -> String {
     let mut rows: Vec<&CgroupView> = cgroups.iter().filter(|c| !c.cgroup.is_empty()).collect();
     rows.sort_by(|a, b| {
-        let u = |c: &CgroupView| c.get("memory_usage_bytes", None).unwrap_or(-1.0);
+        let u = |c: &CgroupView| c.value(cg::USAGE).unwrap_or(-1.0);
         u(b).total_cmp(&u(a)).then(a.cgroup.cmp(&b.cgroup))
     });
     let bytes = |v: Option<f64>| format_value(v, Unit::Bytes);
     let cells: Vec<[String; 10]> = rows
         .iter()
         .map(|c| {
-            let usage = c.get("memory_usage_bytes", None);
+            let usage = c.value(cg::USAGE);
             let limit = c
-                .get("memory_limit_bytes", Some("effective_max"))
-                .or_else(|| c.get("memory_limit_bytes", Some("max")));
+                .value(cg::LIMIT_EFFECTIVE_MAX)
+                .or_else(|| c.value(cg::LIMIT_MAX));
             let share = usage
                 .zip(limit.filter(|l| *l > 0.0))
                 .map_or("-".into(), |(u, l)| format!("{:.0}", u * 100.0 / l));
@@ -41,13 +41,13 @@ pub fn render(cgroups: &[CgroupView]) -> String {
                 bytes(usage),
                 bytes(limit),
                 share,
-                bytes(c.get("memory_working_set_bytes", None)),
-                bytes(c.get("memory_unreclaimable_bytes", None)),
-                bytes(c.get("memory_swap_bytes", None)),
-                format_value(c.get("memory_events", Some("oom_kill")), Unit::Count),
-                c.get("oom_forecast_seconds", None)
+                bytes(c.value(cg::WORKING_SET)),
+                bytes(c.value(cg::UNRECLAIMABLE)),
+                bytes(c.value(cg::SWAP)),
+                format_value(c.value(cg::OOM_KILLS), Unit::Count),
+                c.value(cg::OOM_FORECAST)
                     .map_or("-".into(), |s| format!("{s:.0}s")),
-                format_value(c.get("processes", None), Unit::Count),
+                format_value(c.value(cg::PROCESSES), Unit::Count),
             ]
         })
         .collect();

@@ -3,7 +3,10 @@
 
 use std::fmt::Write as _;
 
-use crate::model::system::SystemView;
+use crate::model::{
+    system::SystemView,
+    system_fields::{SystemId, sys},
+};
 
 fn mib(b: u64) -> String {
     format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
@@ -12,28 +15,28 @@ fn mib(b: u64) -> String {
 /// Renders the view.
 pub fn render(v: &SystemView) -> String {
     let s = &v.sample;
-    let m = |k: &str| s.meminfo.get(k).copied().unwrap_or(0);
+    let m = |id: SystemId| v.value(id).unwrap_or(0);
     let mut out = String::new();
-    let total = m("MemTotal");
-    let avail = m("MemAvailable");
+    let total = m(sys::MEM_TOTAL);
+    let avail = m(sys::MEM_AVAILABLE);
     let _ = writeln!(
         out,
         "memory: total {}  used {}  free {}  available {}  buffers/cache {}",
         mib(total),
         mib(total.saturating_sub(avail)),
-        mib(m("MemFree")),
+        mib(m(sys::MEM_FREE)),
         mib(avail),
-        mib(m("Buffers") + m("Cached") + m("SReclaimable"))
+        mib(m(sys::BUFFERS) + m(sys::CACHED) + m(sys::S_RECLAIMABLE))
     );
     let _ = writeln!(
         out,
         "swap:   total {}  free {}   slab {} (unreclaimable {})   anon THP {}   hugetlb {}",
-        mib(m("SwapTotal")),
-        mib(m("SwapFree")),
-        mib(m("Slab")),
-        mib(m("SUnreclaim")),
-        mib(m("AnonHugePages")),
-        mib(m("Hugetlb"))
+        mib(m(sys::SWAP_TOTAL)),
+        mib(m(sys::SWAP_FREE)),
+        mib(m(sys::SLAB)),
+        mib(m(sys::S_UNRECLAIM)),
+        mib(m(sys::ANON_HUGE_PAGES)),
+        mib(m(sys::HUGETLB))
     );
     if let Some(p) = &s.psi {
         let _ = writeln!(
@@ -83,17 +86,18 @@ pub fn render(v: &SystemView) -> String {
         }
     }
     for (node, n) in &s.nodes {
-        let g = |k: &str| n.get(k).copied().unwrap_or(0);
-        let _ = writeln!(
-            out,
-            "node {node}: free {}  numa_hit {}  numa_miss {}  numa_foreign {}  local_node {}  other_node {}",
-            mib(g("MemFree")),
-            g("numa_hit"),
-            g("numa_miss"),
-            g("numa_foreign"),
-            g("local_node"),
-            g("other_node")
-        );
+        let g = |id: SystemId| id.in_node(n).unwrap_or(0);
+        let _ = write!(out, "node {node}: free {}", mib(g(sys::NODE_MEM_FREE)));
+        for id in [
+            sys::NODE_NUMA_HIT,
+            sys::NODE_NUMA_MISS,
+            sys::NODE_NUMA_FOREIGN,
+            sys::NODE_LOCAL,
+            sys::NODE_OTHER,
+        ] {
+            let _ = write!(out, "  {} {}", id.name(), g(id));
+        }
+        out.push('\n');
     }
     let thp: Vec<String> = s
         .vmstat

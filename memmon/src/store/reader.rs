@@ -62,6 +62,56 @@ pub struct Store {
     key_cache: KeyCache,
 }
 
+/// A frame that cannot be read back: the shard and offset, and what.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// Something at a place in a shard.
+    #[error("{}: frame at offset {offset}: {fault}", path.display())]
+    At {
+        /// The shard.
+        path: PathBuf,
+        /// The frame's offset.
+        offset: usize,
+        /// What.
+        fault: FrameProblem,
+    },
+    /// No such frame.
+    #[error("no frame {0}")]
+    NoFrame(usize),
+    /// No such incident frame.
+    #[error("no incident frame {0}")]
+    NoIncident(usize),
+    /// An incident frame asked for as a publication.
+    #[error("an incident frame is not a publication")]
+    NotAPublication,
+    /// A key frame's JSON is not an object.
+    #[error("key frame is not an object")]
+    NotAnObject,
+    /// A delta does not apply to its key.
+    #[error(transparent)]
+    Patch(#[from] delta::PatchError),
+}
+
+/// What is wrong with a frame.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameProblem {
+    /// Reading it failed.
+    #[error("{0}")]
+    Read(#[source] std::io::Error),
+    /// Its header or checksum is wrong.
+    #[error("{0:?}")]
+    Format(format::FrameFault),
+    /// Its payload does not decompress.
+    #[error("zstd: {0}")]
+    Zstd(#[source] std::io::Error),
+    /// Its payload is not JSON.
+    #[error("JSON: {0}")]
+    Json(#[source] serde_json::Error),
+    /// Its key frame is gone.
+    #[error("its key frame ({0} ms) is lost; skipped")]
+    KeyLost(u64),
+}
+
 impl Store {
     /// Opens the store in `dir`, reading only the shards that may hold
     /// frames between `from_ms` and `to_ms` (inclusive) when given.
@@ -177,58 +227,47 @@ impl Store {
 
     /// Incident frame `i`'s post-mortem (`model::incident::Incident`
     /// JSON). An error names the shard and offset.
-    pub fn incident(&self, i: usize) -> Result<Value, String> {
-        let f = self
-            .incidents
-            .get(i)
-            .ok_or_else(|| format!("no incident {i}"))?;
+    pub fn incident(&self, i: usize) -> Result<Value, FrameError> {
+        let f = self.incidents.get(i).ok_or(FrameError::NoIncident(i))?;
         self.payload(f)
     }
 
-    fn payload(&self, f: &FrameRef) -> Result<Value, String> {
+    fn payload(&self, f: &FrameRef) -> Result<Value, FrameError> {
         let s = &self.shards[f.shard];
+        let at = |fault: FrameProblem| FrameError::At {
+            path: s.path.clone(),
+            offset: f.offset,
+            fault,
+        };
         let mut bytes = vec![0u8; f.len];
         s.file
             .read_exact_at(&mut bytes, f.offset as u64)
-            .map_err(|e| format!("{}: frame at offset {}: {e}", s.path.display(), f.offset))?;
-        let (_, payload) = format::decode_frame(&bytes)
-            .map_err(|e| format!("{}: frame at offset {}: {e:?}", s.path.display(), f.offset))?;
-        let json = zstd::stream::decode_all(payload).map_err(|e| {
-            format!(
-                "{}: frame at offset {}: zstd: {e}",
-                s.path.display(),
-                f.offset
-            )
-        })?;
-        serde_json::from_slice(&json).map_err(|e| {
-            format!(
-                "{}: frame at offset {}: JSON: {e}",
-                s.path.display(),
-                f.offset
-            )
-        })
+            .map_err(|e| at(FrameProblem::Read(e)))?;
+        let (_, payload) = format::decode_frame(&bytes).map_err(|e| at(FrameProblem::Format(e)))?;
+        let json = zstd::stream::decode_all(payload).map_err(|e| at(FrameProblem::Zstd(e)))?;
+        serde_json::from_slice(&json).map_err(|e| at(FrameProblem::Json(e)))
     }
 
     /// Frame `i`'s publication JSON (the `/api/v1/snapshot` shape). An
     /// error names the shard and offset of what could not be read.
-    pub fn frame(&self, i: usize) -> Result<Value, String> {
-        let f = self.frames.get(i).ok_or_else(|| format!("no frame {i}"))?;
+    pub fn frame(&self, i: usize) -> Result<Value, FrameError> {
+        let f = self.frames.get(i).ok_or(FrameError::NoFrame(i))?;
         let doc = match f.kind {
             Kind::Key => match self.payload(f)? {
                 Value::Object(m) => m,
-                _ => return Err("key frame is not an object".into()),
+                _ => return Err(FrameError::NotAnObject),
             },
             Kind::Delta => {
                 let mut base = self.key_for(f)?;
-                delta::apply(&mut base, &self.payload(f)?).map_err(|e| e.to_string())?;
+                delta::apply(&mut base, &self.payload(f)?)?;
                 base
             }
-            Kind::Incident => return Err("an incident frame is not a publication".into()),
+            Kind::Incident => return Err(FrameError::NotAPublication),
         };
         Ok(delta::unkeyed(Value::Object(doc)))
     }
 
-    fn key_for(&self, f: &FrameRef) -> Result<Map<String, Value>, String> {
+    fn key_for(&self, f: &FrameRef) -> Result<Map<String, Value>, FrameError> {
         if let Some((shard, ms, key)) = &*self.key_cache.borrow()
             && *shard == f.shard
             && *ms == f.base_ms
@@ -239,16 +278,13 @@ impl Store {
             .frames
             .iter()
             .find(|k| k.shard == f.shard && k.kind == Kind::Key && k.unix_ms == f.base_ms)
-            .ok_or_else(|| {
-                format!(
-                    "{}: frame at offset {}: its key frame ({} ms) is lost; skipped",
-                    self.shards[f.shard].path.display(),
-                    f.offset,
-                    f.base_ms
-                )
+            .ok_or_else(|| FrameError::At {
+                path: self.shards[f.shard].path.clone(),
+                offset: f.offset,
+                fault: FrameProblem::KeyLost(f.base_ms),
             })?;
         let Value::Object(m) = self.payload(key)? else {
-            return Err("key frame is not an object".into());
+            return Err(FrameError::NotAnObject);
         };
         *self.key_cache.borrow_mut() = Some((f.shard, f.base_ms, m.clone()));
         Ok(m)

@@ -4,15 +4,41 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// A TIME argument that is none of the forms.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum TimeError {
+    /// `... ago` with a bad duration.
+    #[error("`{text}`: {source}; write e.g. `10m ago` or `1h30m ago`")]
+    Relative {
+        /// The argument.
+        text: String,
+        /// What humantime said.
+        source: humantime::DurationError,
+    },
+    /// Not a time at all.
+    #[error(
+        "`{text}` is not a time ({source}); give RFC 3339 (2026-12-02T03:00:00Z), Unix seconds, \
+         or `10m ago`"
+    )]
+    NotATime {
+        /// The argument.
+        text: String,
+        /// What humantime said.
+        source: humantime::TimestampError,
+    },
+}
+
 /// Parses `s` into Unix ms; `now_ms` anchors relative times.
-pub fn parse(s: &str, now_ms: u64) -> Result<u64, String> {
+pub fn parse(s: &str, now_ms: u64) -> Result<u64, TimeError> {
     let t = s.trim();
     if t == "now" {
         return Ok(now_ms);
     }
     if let Some(rel) = t.strip_suffix("ago") {
-        let d = humantime::parse_duration(rel.trim())
-            .map_err(|e| format!("`{s}`: {e}; write e.g. `10m ago` or `1h30m ago`"))?;
+        let d = humantime::parse_duration(rel.trim()).map_err(|source| TimeError::Relative {
+            text: s.to_string(),
+            source,
+        })?;
         return Ok(now_ms.saturating_sub(d.as_millis() as u64));
     }
     if let Ok(secs) = t.parse::<f64>()
@@ -21,8 +47,9 @@ pub fn parse(s: &str, now_ms: u64) -> Result<u64, String> {
     {
         return Ok((secs * 1000.0) as u64);
     }
-    let when = humantime::parse_rfc3339_weak(t).map_err(|e| {
-        format!("`{s}` is not a time ({e}); give RFC 3339 (2026-12-02T03:00:00Z), Unix seconds, or `10m ago`")
+    let when = humantime::parse_rfc3339_weak(t).map_err(|source| TimeError::NotATime {
+        text: s.to_string(),
+        source,
     })?;
     Ok(when
         .duration_since(UNIX_EPOCH)
@@ -50,6 +77,7 @@ mod tests {
         assert!(
             parse("yesterday", now)
                 .expect_err("not a time")
+                .to_string()
                 .contains("RFC 3339")
         );
         assert_eq!(format(now), "2025-12-02T03:00:00Z");

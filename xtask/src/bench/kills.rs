@@ -19,6 +19,7 @@ use std::{
 use anyhow::{Context as _, bail};
 
 use super::{Ctx, Section, cgroups::write, http, monitor::Monitor};
+use crate::cmd;
 
 /// CLOCK_BOOTTIME now, ns: the clock of the records' `boot_ns`.
 fn boottime_ns() -> u64 {
@@ -389,7 +390,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Section> {
         "Load average on the host before and after its run: {} / {} (other sessions build and benchmark here at the same time).",
         host.load.0, host.load.1
     )];
-    match crate::vm_test::run_kill_latency("6.12", sigkills / 2, ooms / 2) {
+    match run_in_guest("6.12", sigkills / 2, ooms / 2) {
         Ok(guest) => {
             rows.extend(table_rows("qemu guest, TCG, 2 vCPUs", &guest));
             notes.push(format!(
@@ -430,4 +431,52 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Section> {
         rows,
         notes,
     })
+}
+/// Runs `xtask kill-latency` (benchmark 13's measurement) in a guest of
+/// `kernel` (a matrix label), on cgroup v2, and returns what it measured.
+fn run_in_guest(kernel: &str, sigkills: usize, ooms: usize) -> anyhow::Result<Run> {
+    use crate::vm_test::{V2_MOUNT, boot, ensure_vm, parse_kernels};
+    let vng = ensure_vm()?;
+    let [k] = &parse_kernels(Some(kernel))?[..] else {
+        bail!("one kernel, not {kernel}");
+    };
+    let image = k.image()?;
+    let out = cmd::workspace()
+        .join("target/vm-test")
+        .join(format!("bench-{}", k.label()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).with_context(|| format!("mkdir {}", out.display()))?;
+    let xtask = std::env::current_exe().context("the xtask binary")?;
+    let script = format!(
+        "#!/bin/sh\n# Written by `cargo xtask bench --only kills`: runs in the guest.\n\
+         exec >{o}/bench.log 2>&1\n\
+         mkdir -p {V2_MOUNT} && mount -t cgroup2 none {V2_MOUNT} \\\n\
+           && echo +memory >{V2_MOUNT}/cgroup.subtree_control\n\
+         mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf\n\
+         mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing\n\
+         export MEMMON_CGROUP_ROOT={V2_MOUNT} HOME=/tmp\n\
+         {x} kill-latency --memmon {m} --workload {w} --sigkills {sigkills} --ooms {ooms} --out {o}/kill-latency.json\n\
+         echo finished >{o}/done\n",
+        o = out.display(),
+        x = xtask.display(),
+        m = cmd::binary("memmon", true).display(),
+        w = cmd::binary("memmon-workload", true).display(),
+    );
+    std::fs::write(out.join("bench.sh"), script)?;
+    eprintln!(
+        "bench: booting {} (TCG) for the guest's kill latency",
+        image.display()
+    );
+    boot(
+        &vng,
+        &image,
+        &out,
+        Duration::from_secs(40 * 60),
+        "bench.sh",
+        "done",
+    )?;
+    let path = out.join("kill-latency.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{} (see {}/bench.log)", path.display(), out.display()))?;
+    Run::from_json(&serde_json::from_str(&text)?)
 }

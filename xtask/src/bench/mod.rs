@@ -23,7 +23,10 @@ mod syscall_storms;
 
 use std::{path::PathBuf, process::Command};
 
-use crate::{cmd, packages, setup::BuildEnv};
+use crate::{
+    cmd::{self, BuildEnv},
+    packages,
+};
 
 /// What every benchmark needs.
 pub struct Ctx {

@@ -107,20 +107,7 @@ pub const NC: usize = CGROUP_KEYS.len();
 /// The index of cgroup field `key` (with `label` value) in the catalog, at
 /// compile time.
 pub const fn cgroup_field_index(key: &str, label: Option<&str>) -> usize {
-    let mut i = 0;
-    while i < CGROUP_FIELDS.len() {
-        let f = &CGROUP_FIELDS[i];
-        let same_label = match (f.label, label) {
-            (None, None) => true,
-            (Some((_, a)), Some(b)) => str_eq(a, b),
-            _ => false,
-        };
-        if str_eq(f.key, key) && same_label {
-            return i;
-        }
-        i += 1;
-    }
-    panic!("no such per-cgroup field")
+    crate::model::cgroup_ids::CgroupId::of(key, label).index()
 }
 
 /// Each [`CGROUP_KEYS`] entry's index in the field catalog.

@@ -8,6 +8,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use crate::model::ProcessView as Row;
+use crate::model::{
+    cgroup_ids::{CgroupId, cg},
+    system_fields::{SystemId, sys},
+};
 
 /// The header: system totals and rates.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -51,14 +55,12 @@ pub struct CgroupRow {
 
 impl CgroupRow {
     fn from_json(c: &Value) -> CgroupRow {
-        let limits = c.get("memory_limit_bytes");
+        let whole = |id: CgroupId| id.in_json(c).map(|v| v as u64);
         CgroupRow {
-            usage: unum(c, "memory_usage_bytes"),
-            limit: limits
-                .and_then(|l| unum(l, "effective_max"))
-                .or_else(|| limits.and_then(|l| unum(l, "max"))),
-            working_set: unum(c, "memory_working_set_bytes"),
-            oom_forecast_seconds: num(c, "oom_forecast_seconds"),
+            usage: whole(cg::USAGE),
+            limit: whole(cg::LIMIT_EFFECTIVE_MAX).or_else(|| whole(cg::LIMIT_MAX)),
+            working_set: whole(cg::WORKING_SET),
+            oom_forecast_seconds: cg::OOM_FORECAST.in_json(c),
         }
     }
 }
@@ -133,28 +135,20 @@ impl TopFrame {
 
 fn header(v: &Value) -> Header {
     let sys = v.get("system");
-    let mem = |k: &str| {
-        sys.and_then(|s| s.get("meminfo"))
-            .and_then(|m| unum(m, k))
-            .unwrap_or(0)
-    };
-    let rate = |k: &str| {
-        sys.and_then(|s| s.get("rates"))
-            .and_then(|r| num(r, k))
-            .unwrap_or(0.0)
-    };
-    let total = mem("MemTotal");
-    let available = mem("MemAvailable");
+    let mem = |id: SystemId| sys.and_then(|s| id.in_json(s)).unwrap_or(0.0) as u64;
+    let rate = |id: SystemId| sys.and_then(|s| id.rate_in_json(s)).unwrap_or(0.0);
+    let total = mem(sys::MEM_TOTAL);
+    let available = mem(sys::MEM_AVAILABLE);
     Header {
         total,
         used: total.saturating_sub(available),
-        free: mem("MemFree"),
+        free: mem(sys::MEM_FREE),
         available,
-        swap_used: mem("SwapTotal").saturating_sub(mem("SwapFree")),
-        faults_s: rate("pgfault"),
-        majfaults_s: rate("pgmajfault"),
-        swapin_s: rate("pswpin"),
-        swapout_s: rate("pswpout"),
+        swap_used: mem(sys::SWAP_TOTAL).saturating_sub(mem(sys::SWAP_FREE)),
+        faults_s: rate(sys::PGFAULT),
+        majfaults_s: rate(sys::PGMAJFAULT),
+        swapin_s: rate(sys::PSWPIN),
+        swapout_s: rate(sys::PSWPOUT),
         psi_some10: sys
             .and_then(|s| s.get("psi"))
             .and_then(|p| num(p, "some_avg10")),

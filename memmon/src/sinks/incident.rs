@@ -113,12 +113,24 @@ fn trail<T: Copy>(
         picked
             .iter()
             .map(|(t, v)| {
-                let ago = at.saturating_sub(*t) / 1000;
-                format!("-{ago}s {}", human_bytes(*v as f64))
+                format!(
+                    "-{} {}",
+                    seconds(at.saturating_sub(*t)),
+                    human_bytes(*v as f64)
+                )
             })
             .collect::<Vec<_>>()
             .join("  "),
     )
+}
+
+/// A span of ms as seconds: one decimal under 10 s (`0.4s`, `12s`).
+fn seconds(ms: u64) -> String {
+    if ms < 10_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else {
+        format!("{}s", ms / 1000)
+    }
 }
 
 /// `a → b` of a counter (either side `-` when unknown).
@@ -232,11 +244,11 @@ pub fn text(i: &Incident) -> String {
             &mut out,
             "grower",
             &format!(
-                "pid {} ({}) grew {} in {:.0} s ({}/s), the most in {} [inferred from history]",
+                "pid {} ({}) grew {} in {} ({}/s), the most in {} [inferred from history]",
                 g.pid,
                 g.comm,
                 human_bytes(g.grew_bytes.max(0) as f64),
-                g.seconds,
+                seconds((g.seconds * 1000.0) as u64),
                 human_bytes(g.bytes_per_second.max(0.0)),
                 if i.constraint.as_deref() == Some("memcg") || i.kind == "sigkill" {
                     "the cgroup"
@@ -572,8 +584,8 @@ mod tests {
             "oom_score 1700 (last sample), oom_score_adj 1000",
             "cgroup      /i27b-test: usage 256M of limit 256M (max) [kernel at the kill]",
             "trigger     pid 4400 (grower) in /i27b-test [kernel]",
-            "grower      pid 4400 (grower) grew 100M in 10 s (10.0M/s)",
-            "victim RSS  -10s 180M  -1s 180M",
+            "grower      pid 4400 (grower) grew 100M in 10s (10.0M/s)",
+            "victim RSS  -10s 180M  -1.0s 180M",
             "90.0%     46080  touch_gamma < run < main",
             "stacks      the cgroup's page faults in the 60 s before: 51200 sampled",
             "findings    a minute before: - (no history of the victim then)",

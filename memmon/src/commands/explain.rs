@@ -39,6 +39,12 @@ pub fn run(args: &ExplainArgs) -> Result<u8, Fatal> {
         print!("{}", thresholds::markdown_table());
         return Ok(0);
     }
+    if let Some(which) = &args.oom {
+        let source =
+            super::incidents::Source::resolve(args.connect.as_deref(), args.store.as_deref())?;
+        super::incidents::explain_oom(&source, which, args.json)?;
+        return Ok(0);
+    }
     let target = target(args)?;
     let evidence = match (&args.connect, &args.store) {
         (Some(url), _) => from_daemon(args, url, &target)?,

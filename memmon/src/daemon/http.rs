@@ -1,6 +1,7 @@
 //! The daemon's HTTP endpoint (hyper, HTTP/1.1, optionally over TLS with
-//! basic auth): /metrics, /api/v1/snapshot, /api/v1/events, /healthz read
-//! the latest publication and touch neither the kernel nor /proc;
+//! basic auth): /metrics, /api/v1/snapshot, /api/v1/events,
+//! /api/v1/incidents (`incidents.rs`), /healthz read the latest
+//! publication and touch neither the kernel nor /proc;
 //! /api/v1/profile (with `--profile`) reads the continuous profile on a
 //! blocking thread (it drains the stack maps and names frames).
 
@@ -162,6 +163,14 @@ pub fn route(method: &Method, path: &str, headers: &header::HeaderMap, state: &H
                 notices: &p.notices,
             })
         }
+        "/api/v1/incidents" => json(&super::incidents::list(&latest(&state.shared))),
+        p if p.starts_with(super::incidents::PATH_PREFIX) => {
+            let id = &p[super::incidents::PATH_PREFIX.len()..];
+            match super::incidents::one(&latest(&state.shared), id) {
+                Ok(incident) => json(&*incident),
+                Err(text) => respond(StatusCode::NOT_FOUND, "text/plain", text),
+            }
+        }
         "/healthz" => {
             let p = latest(&state.shared);
             let age = unix_ms().saturating_sub(p.unix_ms);
@@ -182,6 +191,7 @@ pub fn route(method: &Method, path: &str, headers: &header::HeaderMap, state: &H
              <li><a href=\"/metrics\">/metrics</a></li>\
              <li><a href=\"/api/v1/snapshot\">/api/v1/snapshot</a></li>\
              <li><a href=\"/api/v1/events\">/api/v1/events</a></li>\
+             <li><a href=\"/api/v1/incidents\">/api/v1/incidents</a></li>\
              <li><a href=\"/api/v1/profile\">/api/v1/profile</a> and <a \
              href=\"/api/v1/profile/resident\">/api/v1/profile/resident</a> (with --profile)</li>\
              <li><a href=\"/healthz\">/healthz</a></li></ul></body></html>\n",

@@ -6,6 +6,8 @@
 pub mod basic_auth;
 pub mod history;
 pub mod http;
+pub mod incident_extras;
+pub mod incidents;
 pub mod profile;
 pub mod profile_query;
 pub mod sampler;
@@ -156,13 +158,17 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
     let sampler_thread = {
         let (shared, live, stop) = (Arc::clone(&shared), Arc::clone(&live), Arc::clone(&stop));
         let history = Arc::clone(&history);
+        let pipeline = Pipeline::new(collector, model)
+            .with_root(root)
+            .with_incident_extras(Box::new(incident_extras::Extras {
+                profile: profile.clone(),
+                history: Arc::clone(&history),
+            }));
         std::thread::Builder::new()
             .name("memmon-sampler".into())
             .spawn(move || {
                 sampler::run(
-                    Pipeline::new(collector, model)
-                        .with_root(root)
-                        .with_task_iter(),
+                    pipeline.with_task_iter(),
                     sampler::Outputs {
                         shared,
                         history,

@@ -37,3 +37,36 @@ impl IncidentExtras for Extras {
         Some(explain::explain(&evidence.ok()?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::explain::history::tests::publication;
+
+    #[test]
+    fn findings_before_judge_the_victims_history_up_to_a_minute_before() {
+        let mut h = History::new(300);
+        // Process 7 grows 1 MB a second for four minutes.
+        let start = 1_000_000_000;
+        for s in 0..240u64 {
+            h.record(&publication(start + s * 1000, 100e6 + s as f64 * 1e6));
+        }
+        let extras = Extras {
+            profile: None,
+            history: Arc::new(RwLock::new(h)),
+        };
+        let until = start + 180_000;
+        let r = extras
+            .findings_before(7, until, 120_000)
+            .expect("a report of the victim");
+        assert_eq!(r.span.to_unix_ms, until, "{:?}", r.span);
+        assert!(r.span.from_unix_ms >= until - 120_000, "{:?}", r.span);
+        assert!(
+            r.findings.iter().any(|f| f.id == "steady_growth"),
+            "{:#?}",
+            r.findings
+        );
+        // No history of another pid: no report, never an empty one.
+        assert!(extras.findings_before(8, until, 120_000).is_none());
+    }
+}

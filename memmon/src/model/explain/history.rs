@@ -408,13 +408,15 @@ fn recorded(p: &Published) -> Vec<&ProcessView> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use super::*;
     use crate::model::view::field_index;
 
-    fn publication(ms: u64, rss: f64) -> Published {
+    /// A publication at Unix ms `ms` of process 7 (`grower`, in `/a`)
+    /// with this RSS, its cgroup's usage the same.
+    pub(crate) fn publication(ms: u64, rss: f64) -> Published {
         let mut v = ProcessView {
             pid: 7,
             comm: "grower".into(),

@@ -6,7 +6,7 @@
 //! [`THIN_STEP_MS`] back to the history span. Recorded from each
 //! publication; pure (times come from the publications).
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use super::evidence::{
     Builder, CgroupPoint, Evidence, NotFound, ProcPoint, SystemPoint, Target, normalize, under,
@@ -14,6 +14,7 @@ use super::evidence::{
 use crate::{
     model::{
         fields::N_CGROUP,
+        history::{Candidate, choose},
         process::ProcessKey,
         published::{CgroupView, Published},
         view::{ProcessView, idx},
@@ -31,12 +32,8 @@ pub const THIN_STEP_MS: u64 = 10_000;
 const DENSE_STEP_MS: u64 = 900;
 /// Largest processes (by RSS) recorded each time.
 pub const LARGEST: usize = 100;
-/// Per cgroup, its processes with the highest oom_score recorded too.
-pub const PER_CGROUP: usize = 3;
 /// Records between two returns of the rings' spare room.
 const SHRINK_EVERY: u64 = 60;
-/// At most this many processes beyond the largest.
-const EXTRA_CAP: usize = 1000;
 
 /// A recorded process.
 #[derive(Clone, Debug)]
@@ -367,8 +364,8 @@ pub struct HistoryFrame {
 }
 
 /// The rows a publication's record keeps: the [`LARGEST`] by RSS, and per
-/// cgroup the [`PER_CGROUP`] highest by oom_score (the likeliest victims),
-/// at most [`EXTRA_CAP`] of those.
+/// cgroup the few highest by oom_score (the likeliest victims), chosen as
+/// the OOM flight recorder chooses (`model::history::choose`).
 fn recorded(p: &Published) -> Vec<&ProcessView> {
     let live: Vec<&ProcessView> = p
         .processes
@@ -376,35 +373,18 @@ fn recorded(p: &Published) -> Vec<&ProcessView> {
         .map(|r| &**r)
         .filter(|r| !r.exited)
         .collect();
-    let mut largest = live.clone();
-    if largest.len() > LARGEST {
-        largest.select_nth_unstable_by_key(LARGEST - 1, |r| {
-            std::cmp::Reverse(r.whole(idx::RSS).unwrap_or(0))
-        });
-        largest.truncate(LARGEST);
-    }
-    let mut chosen: HashSet<u32> = largest.iter().map(|r| r.pid).collect();
-    let mut per_cgroup: HashMap<&str, Vec<(f64, &ProcessView)>> = HashMap::new();
-    for r in &live {
-        let (Some(cg), Some(score)) = (r.cgroup.as_deref(), r.value(idx::OOM_SCORE)) else {
-            continue;
-        };
-        let top = per_cgroup.entry(cg).or_default();
-        top.push((score, r));
-        if top.len() > PER_CGROUP {
-            top.sort_by(|a, b| b.0.total_cmp(&a.0));
-            top.truncate(PER_CGROUP);
-        }
-    }
-    let mut extra: Vec<&ProcessView> = per_cgroup
-        .into_values()
-        .flatten()
-        .map(|(_, r)| r)
-        .filter(|r| chosen.insert(r.pid))
+    let candidates: Vec<Candidate<'_>> = live
+        .iter()
+        .map(|r| Candidate {
+            cgroup: r.cgroup.as_deref(),
+            rss: r.whole(idx::RSS).unwrap_or(0),
+            oom_score: r.value(idx::OOM_SCORE).map(|s| s as i64),
+        })
         .collect();
-    extra.truncate(EXTRA_CAP);
-    largest.extend(extra);
-    largest
+    choose(&candidates, LARGEST)
+        .into_iter()
+        .map(|i| live[i])
+        .collect()
 }
 
 #[cfg(test)]

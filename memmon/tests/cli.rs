@@ -344,8 +344,7 @@ fn completion_scripts_name_real_commands() {
 /// that names the fix, before any probe loads: no target, two targets, a
 /// pid not running, a bad window, a store that is not there, a daemon
 /// address without a port, `--oom` with a live flag or a malformed id.
-/// `--thresholds` prints the table the README
-/// holds, and exits 0.
+/// `--thresholds` prints the table the README holds, and exits 0.
 #[test]
 fn explain_bad_input_exits_2_naming_the_fix() {
     let missing = tempfile::tempdir().expect("tmp");

@@ -7,7 +7,10 @@ pub mod basic_auth;
 pub mod conn_cap;
 pub mod counter_state;
 pub mod gzip;
+pub mod history;
 pub mod http;
+pub mod incident_extras;
+pub mod incidents;
 pub mod listener;
 pub mod profile;
 pub mod profile_query;
@@ -112,6 +115,9 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
     crate::pipeline::tune_heap();
     let model = Model::new(probes.statuses().to_vec(), crate::collector::host())
         .with_history(cfg.history_seconds);
+    let history = Arc::new(RwLock::new(crate::model::explain::history::History::new(
+        cfg.history_seconds,
+    )));
     let collector = Collector::new(probes).with_cgroup_root(&cfg.cgroup_root);
 
     let shared: crate::model::published::Shared = Arc::new(RwLock::new(Arc::new(
@@ -160,18 +166,26 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
     };
     let sampler_thread = {
         let (shared, live, stop) = (Arc::clone(&shared), Arc::clone(&live), Arc::clone(&stop));
+        let history = Arc::clone(&history);
+        let pipeline = Pipeline::new(collector, model)
+            .with_root(root)
+            .with_incident_extras(Box::new(incident_extras::Extras {
+                profile: profile.clone(),
+                history: Arc::clone(&history),
+            }));
         std::thread::Builder::new()
             .name("memmon-sampler".into())
             .spawn(move || {
                 sampler::run(
-                    Pipeline::new(collector, model)
-                        .with_root(root)
-                        .with_task_iter(),
-                    shared,
+                    pipeline.with_task_iter(),
+                    sampler::Outputs {
+                        shared,
+                        history,
+                        recorder,
+                    },
                     live,
                     stop,
                     first_tx,
-                    recorder,
                 )
             })
             .context("starting the sampler thread")?
@@ -189,6 +203,7 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
         counters: cfg
             .pin
             .then(|| Mutex::new(counter_state::CounterState::load(&cfg.pin_dir))),
+        history,
     });
     tracing::info!("{}", files.summary());
     let slots = conn_cap::Slots::new(files.http_connections());

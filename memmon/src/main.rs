@@ -38,17 +38,12 @@ fn run(cli: Cli) -> Result<u8, Fatal> {
         Command::Record(args) => commands::record::run(&args),
         Command::Replay(args) => commands::replay::run(&args),
         Command::Dump(args) => commands::dump::run(&args),
+        Command::Incidents(args) => commands::incidents::run(&args),
         Command::Explain(args) => return commands::explain::run(&args),
     };
     done.map(|()| 0)
 }
 
 fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    memmon::logging::init(filter);
 }

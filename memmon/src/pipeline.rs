@@ -13,6 +13,7 @@ use crate::{
     collector::{Collector, Reads},
     model::Model,
     model::budget::{Budget, Decision},
+    model::incident,
     model::published::{Notice, Published},
     probes::ProbeState,
     procfs::{ProcRoot, cost_guard::GuardSettings},
@@ -43,6 +44,39 @@ pub struct Pipeline {
     suspended: Vec<&'static str>,
     /// Only these processes' memory is read (None: every process's).
     focus: Option<std::collections::HashSet<u32>>,
+    /// SIGKILL lines' budget (OOM kills are always logged).
+    kill_log: crate::sinks::kill_log::KillLog,
+    /// What post-mortems take from the daemon.
+    incident_extras: Option<Box<dyn IncidentExtras>>,
+}
+
+/// What a post-mortem takes from outside the model (the daemon's): its
+/// cgroup's growth stacks (the continuous profile) and the findings of a
+/// minute before (the history `memmon explain --connect` reads).
+pub trait IncidentExtras: Send {
+    /// The heaviest page-fault stacks of `cgroup` (and below) over the last
+    /// minute; `members` are the processes the model knows there (pid,
+    /// cgroup), whose samples count even when they were taken before the
+    /// process was first published. None when there is no profile.
+    fn growth_stacks(
+        &self,
+        _cgroup: &str,
+        _members: &[(u32, String)],
+    ) -> Option<crate::model::incident::GrowthStacks> {
+        None
+    }
+
+    /// What `memmon explain` would have said about process `pid` at Unix
+    /// ms `until_ms`, judging `window_ms` of history before it. None when
+    /// there is no history of it then.
+    fn findings_before(
+        &self,
+        _pid: u32,
+        _until_ms: u64,
+        _window_ms: u64,
+    ) -> Option<crate::model::explain::Report> {
+        None
+    }
 }
 
 /// Why the task iterator does not scan the processes.
@@ -82,7 +116,16 @@ impl Pipeline {
             budget: None,
             suspended: Vec::new(),
             focus: None,
+            kill_log: Default::default(),
+            incident_extras: None,
         }
+    }
+
+    /// Post-mortems get their growth stacks and earlier findings from
+    /// `extras`.
+    pub fn with_incident_extras(mut self, extras: Box<dyn IncidentExtras>) -> Self {
+        self.incident_extras = Some(extras);
+        self
     }
 
     /// Reads only these processes' memory (smaps_rollup, oom_score,
@@ -224,6 +267,7 @@ impl Pipeline {
             self.push_notice("source_missing", why);
         }
         self.model.apply(sample, now);
+        self.finish_incidents();
         self.govern();
     }
 
@@ -298,50 +342,57 @@ impl Pipeline {
             + self.model.kills_total().get("kernel").copied().unwrap_or(0)
     }
 
-    /// Logs the kills the last sample brought (counts before it given).
-    fn log_kills(&self, ooms_before: u64, sigkills_before: u64) {
+    /// Logs the kills the last sample brought (counts before it given):
+    /// OOM kills as warnings, SIGKILLs thinned (`sinks::kill_log`).
+    fn log_kills(&mut self, ooms_before: u64, sigkills_before: u64) {
         let new_sigkills = (self.sigkills() - sigkills_before) as usize;
-        for k in self.model.recent_sigkills().iter().rev().take(new_sigkills) {
-            tracing::warn!(
-                cause = k.cause,
-                sender_pid = k.sender_pid,
-                sender_comm = %k.sender_comm,
-                sender_cgroup = k.sender_cgroup.as_deref().unwrap_or("?"),
-                target_pid = k.target_pid,
-                target_comm = %k.target_comm,
-                target_cgroup = k.target_cgroup.as_deref().unwrap_or("?"),
-                target_rss_bytes = k.target_rss_bytes,
-                "SIGKILL"
-            );
-        }
+        let recent = self.model.recent_sigkills();
+        let n = recent.len();
+        self.kill_log.sigkills(
+            recent.range(n.saturating_sub(new_sigkills)..),
+            Instant::now(),
+        );
         let new_ooms = (self.model.oom_kills_total() - ooms_before) as usize;
-        for kill in self.model.recent_ooms().iter().rev().take(new_ooms) {
-            let trail: Vec<String> = kill
-                .history
-                .iter()
-                .map(|h| {
-                    h.rss_bytes
-                        .map_or("-".into(), |b| format!("{}MiB", b >> 20))
-                })
-                .collect();
-            tracing::warn!(
-                pid = kill.pid,
-                comm = %kill.comm,
-                cgroup = kill.cgroup.as_deref().unwrap_or("?"),
-                constraint = kill.constraint.unwrap_or("?"),
-                constraint_source = kill.constraint_source.unwrap_or("?"),
-                constraint_cgroup = kill.constraint_cgroup.as_deref().unwrap_or("-"),
-                limit_bytes = kill.limit_bytes,
-                usage_bytes = kill.usage_bytes,
-                anon_rss_kb = kill.anon_rss_kb,
-                rss_history = %trail.join(" "),
-                "OOM kill"
-            );
+        let n = self.model.recent_ooms().len();
+        for kill in self.model.recent_ooms().range(n.saturating_sub(new_ooms)..) {
+            crate::sinks::kill_log::oom_kill(kill);
         }
     }
 }
 
 impl Pipeline {
+    /// Adds to the post-mortems the last sample completed what the model
+    /// cannot (growth stacks, the findings of a minute before), keeps them
+    /// in the model and says where to read each.
+    fn finish_incidents(&mut self) {
+        let mut done = self.model.take_completed_incidents();
+        for i in &mut done {
+            if let Some(extras) = &self.incident_extras {
+                if let Some(cg) = &i.cgroup {
+                    let members = self.model.members_of(&cg.path);
+                    i.growth_stacks = extras.growth_stacks(&cg.path, &members);
+                }
+                i.findings_before = extras
+                    .findings_before(
+                        i.victim.pid,
+                        i.unix_ms.saturating_sub(incident::FINDINGS_BEFORE_MS),
+                        incident::FINDINGS_WINDOW_MS,
+                    )
+                    .and_then(|r| serde_json::to_value(r).ok());
+            }
+            tracing::info!(
+                id = %i.id,
+                kind = %i.kind,
+                pid = i.victim.pid,
+                comm = %i.victim.comm,
+                cgroup = i.cgroup.as_ref().map_or("?", |c| c.path.as_str()),
+                "post-mortem recorded; read it with `memmon explain --oom {}`",
+                i.id
+            );
+        }
+        self.model.push_incidents(done);
+    }
+
     /// Says once (log and /api/v1/events) each source found missing.
     fn report_missing_sources(&mut self) {
         let new: Vec<String> = self

@@ -4,10 +4,19 @@
 //! cleanly (probes detached, pinned maps kept); SIGHUP reloads the config.
 
 pub mod basic_auth;
+pub mod conn_cap;
+pub mod counter_state;
+pub mod gzip;
+pub mod history;
 pub mod http;
+pub mod incident_extras;
+pub mod incidents;
+pub mod listener;
 pub mod profile;
 pub mod profile_query;
 pub mod sampler;
+pub mod snapshot_cache;
+pub mod stall_io;
 pub mod web_config;
 
 use std::{
@@ -45,10 +54,13 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
     listener
         .set_nonblocking(true)
         .context("setting the listener non-blocking")?;
+    listener::set_backlog(&listener).context("setting the listener's backlog")?;
     let web = load_web(&cfg).map_err(|e| Fatal::Usage(e.to_string()))?;
     check_proc_root(&cfg).map_err(|e| Fatal::Usage(e.to_string()))?;
     check_cgroup_root(&cfg).map_err(|e| Fatal::Usage(e.to_string()))?;
     privileges::check().map_err(Fatal::Privileges)?;
+    // Raised before anything keeps files open; shared out from here on.
+    let files = crate::fd_budget::limit();
 
     let opts = LoadOptions {
         fault_detail: cfg.fault_detail,
@@ -104,6 +116,9 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
     crate::pipeline::tune_heap();
     let model = Model::new(probes.statuses().to_vec(), crate::collector::host())
         .with_history(cfg.history_seconds);
+    let history = Arc::new(RwLock::new(crate::model::explain::history::History::new(
+        cfg.history_seconds,
+    )));
     let collector = Collector::new(probes)
         .with_cgroup_root(&cfg.cgroup_root)
         .with_full_scan_every(cfg.full_scan_every);
@@ -154,18 +169,26 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
     };
     let sampler_thread = {
         let (shared, live, stop) = (Arc::clone(&shared), Arc::clone(&live), Arc::clone(&stop));
+        let history = Arc::clone(&history);
+        let pipeline = Pipeline::new(collector, model)
+            .with_root(root)
+            .with_incident_extras(Box::new(incident_extras::Extras {
+                profile: profile.clone(),
+                history: Arc::clone(&history),
+            }));
         std::thread::Builder::new()
             .name("memmon-sampler".into())
             .spawn(move || {
                 sampler::run(
-                    Pipeline::new(collector, model)
-                        .with_root(root)
-                        .with_task_iter(),
-                    shared,
+                    pipeline.with_task_iter(),
+                    sampler::Outputs {
+                        shared,
+                        history,
+                        recorder,
+                    },
                     live,
                     stop,
                     first_tx,
-                    recorder,
                 )
             })
             .context("starting the sampler thread")?
@@ -178,13 +201,32 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
         stale_after_ms: AtomicU64::new(stale_after_ms(&cfg)),
         web: RwLock::new(web),
         profile,
+        profile_permits: Arc::new(tokio::sync::Semaphore::new(http::PROFILE_CONCURRENCY)),
+        snapshot: snapshot_cache::SnapshotCache::default(),
+        counters: cfg
+            .pin
+            .then(|| Mutex::new(counter_state::CounterState::load(&cfg.pin_dir))),
+        history,
     });
+    tracing::info!("{}", files.summary());
+    let slots = conn_cap::Slots::new(files.http_connections());
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // bcrypt checks, profiles and the first-sample wait: a flood of
+        // requests queues for these instead of starting hundreds of threads.
+        .max_blocking_threads(BLOCKING_THREADS)
         .build()
         .context("starting the async runtime")?;
-    let result = runtime.block_on(serve(listener, cfg, args.clone(), state, live, first_rx));
+    let result = runtime.block_on(serve(
+        listener,
+        cfg,
+        args.clone(),
+        state,
+        slots,
+        live,
+        first_rx,
+    ));
     stop.store(true, Ordering::Relaxed);
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     if sampler_thread.join().is_err() {
@@ -198,6 +240,10 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
     tracing::info!("stopped; probes detached");
     result
 }
+
+/// Threads for blocking work the endpoint hands off (tokio's default is
+/// 512).
+const BLOCKING_THREADS: usize = 8;
 
 /// A root the daemon was pointed at is not what it must be.
 #[derive(Debug, thiserror::Error)]
@@ -282,6 +328,7 @@ async fn serve(
     mut cfg: Config,
     args: DaemonArgs,
     state: Arc<http::HttpState>,
+    slots: Arc<conn_cap::Slots>,
     live: Arc<RwLock<sampler::LiveSettings>>,
     first_rx: std::sync::mpsc::Receiver<()>,
 ) -> Result<(), Fatal> {
@@ -290,7 +337,12 @@ async fn serve(
         tokio::net::TcpListener::from_std(listener).context("registering the listener")?;
     let addr = listener.local_addr().context("listener address")?;
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(http::serve(listener, Arc::clone(&state), shutdown_rx));
+    let server = tokio::spawn(listener::serve(
+        listener,
+        Arc::clone(&state),
+        slots,
+        shutdown_rx,
+    ));
 
     // Ready once the first sample is published.
     let first =

@@ -168,7 +168,9 @@ impl Model {
                 .collect(),
         };
         let kernel = self.kernel_exits.is_some();
-        for (cg, live) in self.live_sums() {
+        // A live process whose cgroup was never read is in no cgroup's
+        // totals either (the index keeps it under "").
+        for (cg, live) in self.live_sums().filter(|(cg, _)| !cg.is_empty()) {
             let t = totals_of(&mut out, cg);
             t.add_totals(live);
             t.live_processes += live.live_processes;
@@ -182,8 +184,13 @@ impl Model {
             if kernel && !p.vanished {
                 continue;
             }
-            totals_of(&mut out, p.cgroup.as_deref().unwrap_or_default())
-                .add_exited(p, fault_probes);
+            // A process whose cgroup was never read is in no cgroup's
+            // totals (never `cgroup=""`): where the exit probe runs, the
+            // kernel charges its exit to its memory cgroup by id.
+            let Some(cg) = p.cgroup.as_deref() else {
+                continue;
+            };
+            totals_of(&mut out, cg).add_exited(p, fault_probes);
         }
         for (path, t) in out.iter_mut() {
             if let Some(floor) = self.totals_floor.get(path) {
@@ -229,8 +236,9 @@ impl Model {
                 // Folded already, or found live again.
                 continue;
             }
-            if let Some(p) = self.remove_process(&key) {
-                let cg = p.cgroup.clone().unwrap_or_default();
+            if let Some(p) = self.remove_process(&key)
+                && let Some(cg) = p.cgroup.clone()
+            {
                 if p.vanished {
                     self.vanished_totals
                         .entry(cg.clone())

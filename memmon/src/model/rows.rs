@@ -4,7 +4,9 @@
 
 use std::{sync::Arc, time::Instant};
 
-use super::{Model, ProcessKey, ProcessView, Which, fields, history, processes::Tracked, view};
+use super::{
+    Model, ProcessKey, ProcessView, Which, cgroups, fields, history, processes::Tracked, view,
+};
 
 /// A process's row built now, with its rates since `since` (its last row,
 /// or the last publication when that row's rates were all back to 0: its
@@ -200,25 +202,35 @@ impl Model {
         }
     }
 
-    /// Records the `n` largest live processes (by resident size) in the
-    /// flight recorder and expires old samples. Reads each one's current
-    /// row (call after [`Model::views`]; a process without one is read
-    /// afresh).
+    /// Records in the flight recorder the `n` largest live processes (by
+    /// resident size), the first few by oom_score in every memory cgroup
+    /// (so every possible OOM victim has a history: `history::choose`),
+    /// and every memory cgroup's own files; expires old samples. Reads
+    /// each process's current row (call after [`Model::views`]; a process
+    /// without one is read afresh).
     pub fn record_history(&mut self, n: usize, unix_ms: u64) {
+        self.last_pass_unix_ms = unix_ms;
         if !self.recorder.enabled() {
             return;
         }
         let fault_probes = self.fault_probes();
         let sources = fields::LiveFields::new(&self.live());
-        // The index keeps the live processes in order of size.
-        let largest = self
-            .index
-            .by_rss
+        let live: Vec<&Tracked> = self
+            .processes
+            .values()
+            .map(|p| &**p)
+            .filter(|p| !p.exited)
+            .collect();
+        let candidates: Vec<history::Candidate<'_>> = live
             .iter()
-            .rev()
-            .take(if n == 0 { usize::MAX } else { n })
-            .filter_map(|(_, key)| self.processes.get(key));
-        for p in largest {
+            .map(|p| history::Candidate {
+                cgroup: p.cgroup.as_deref(),
+                rss: p.rss_bytes.unwrap_or(0),
+                oom_score: p.memory.as_ref().and_then(|m| m.oom_score),
+            })
+            .collect();
+        for i in history::choose(&candidates, n) {
+            let p = live[i];
             let built;
             let v = match &p.view {
                 Some(v) if !p.dirty => v.as_ref(),
@@ -237,6 +249,25 @@ impl Model {
                     swap_out_pages: v.whole(view::idx::SWAP_OUT),
                     swap_bytes: v.whole(view::idx::SWAP),
                 },
+            );
+        }
+        let mut cgroups: Vec<(&String, &cgroups::CgroupState)> = self
+            .cgroups
+            .iter()
+            .filter(|(_, c)| !c.gone && c.sample.usage.is_some())
+            .collect();
+        if cgroups.len() > history::MAX_CGROUPS {
+            // The limited ones first (an OOM kill can only hit those),
+            // then the largest.
+            cgroups.sort_unstable_by_key(|(_, c)| {
+                (c.limit().is_none(), std::cmp::Reverse(c.sample.usage))
+            });
+            cgroups.truncate(history::MAX_CGROUPS);
+        }
+        for (path, c) in cgroups {
+            self.recorder.record_cgroup(
+                path,
+                history::CgroupHistorySample::from_sample(unix_ms, &c.sample),
             );
         }
         self.recorder.expire(unix_ms);

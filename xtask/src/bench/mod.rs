@@ -8,6 +8,7 @@ mod cgroups_daemon;
 mod churn;
 mod daemon_cost;
 mod fault_storm;
+mod hostile;
 mod http;
 pub mod kills;
 mod monitor;
@@ -103,6 +104,7 @@ pub const GROUPS: &[&str] = &[
     "scale",
     "kills",
     "cgroups-daemon",
+    "hostile-clients",
 ];
 
 /// `xtask stacks-guest-inner`: the guest's half of `stacks-guest`.
@@ -200,6 +202,9 @@ pub fn run(
     }
     if wanted("cgroups-daemon") {
         sections.push(cgroups_daemon::run(&ctx)?);
+    }
+    if wanted("hostile-clients") {
+        sections.push(hostile::run(&ctx)?);
     }
     let path = cmd::workspace().join("BENCHMARKS.md");
     let text = match std::fs::read_to_string(&path) {

@@ -7,6 +7,7 @@ pub mod budget;
 pub mod cgroup_ids;
 pub mod cgroups;
 pub mod explain;
+pub mod fault_sampling;
 pub mod fields;
 pub mod forecast;
 pub mod history;

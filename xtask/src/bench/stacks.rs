@@ -97,7 +97,7 @@ impl FaultPeer {
             FaultPeer::Alone => "alone",
             FaultPeer::Profile => "memmon profile --event faults (default period 251)",
             FaultPeer::Daemon => "memmon daemon (defaults)",
-            FaultPeer::DaemonProfile => "memmon daemon --profile (profile_period 997)",
+            FaultPeer::DaemonProfile => "memmon daemon --profile (profile_period auto)",
             FaultPeer::Resident => "memmon leaks --pid (resident mode, adaptive period)",
         }
     }
@@ -296,7 +296,7 @@ fn profile_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
     let what = format!(
         "Fault storm: `memmon-workload --no-wait fault-storm {mib} 3` (ns per fault measured inside it) alone, \
          beside `memmon profile --format folded -o /dev/null` (every process, default --period 251), beside \
-         `memmon daemon` on its defaults, beside `memmon daemon --profile` (default profile_period 997; \
+         `memmon daemon` on its defaults, beside `memmon daemon --profile` (default profile_period auto: adaptive; \
          both `--probe-cpu-budget 0`) and beside `memmon leaks --pid PID` (resident mode, on the storm), {rounds} \
          interleaved rounds (each round in a turned order), medians; \"paired\" is the mean of each round's \
          difference against its base (alone; for `--profile`, the daemon without it) with its 95% interval \

@@ -1,0 +1,119 @@
+//! Root integration test of the daemon's resident profile at its adaptive
+//! period (`memmon daemon --profile`, `profile_period` auto): two C
+//! programs (tests/fixtures/resident_leaks.c) leak 40 MiB each over 6 s,
+//! one through glibc's malloc, one through an arena of its own; the
+//! daemon must see them grow, sample them densely, and
+//! `/api/v1/profile?kind=resident` must credit each leaking function with
+//! the bytes the program reports it keeps, within 15%, and name the
+//! adaptive period it sampled them at.
+
+mod common;
+
+use common::{
+    c_fixture::{Program, build},
+    *,
+};
+
+/// MiB each program leaks, and over how many seconds.
+const MIB: u64 = 40;
+const SECONDS: &str = "6";
+
+/// Folded lines after the `#` header: (frames root first, bytes).
+fn folded(text: &str) -> (String, Vec<(Vec<String>, u64)>) {
+    let mut lines = text.lines();
+    let head = lines.next().unwrap_or_default().to_string();
+    let stacks = lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let (stack, w) = l.rsplit_once(' ').expect("a weight");
+            (
+                stack.split(';').map(String::from).collect(),
+                w.parse().expect("weight is bytes"),
+            )
+        })
+        .collect();
+    (head, stacks)
+}
+
+fn bytes_through(stacks: &[(Vec<String>, u64)], function: &str) -> u64 {
+    stacks
+        .iter()
+        .filter(|(f, _)| f.iter().any(|n| n == function))
+        .map(|(_, w)| w)
+        .sum()
+}
+
+/// The lowest period of a header's `period LO to HI (adaptive)`.
+fn lowest_period(head: &str) -> Option<u64> {
+    let rest = head.split_once("period ")?.1;
+    let (lo, rest) = rest.split_once(" to ")?;
+    rest.contains("(adaptive)").then_some(())?;
+    lo.parse().ok()
+}
+
+#[test]
+fn daemon_resident_profile_estimates_growing_leaks_within_15_percent_at_an_adaptive_period() {
+    let test =
+        "daemon_resident_profile_estimates_growing_leaks_within_15_percent_at_an_adaptive_period";
+    if !require_bpf(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = build(dir.path());
+    let d = Daemon::start(&["--no-pin", "--interval", "0.5", "--profile"]);
+    let mib = MIB.to_string();
+    let mut programs = [
+        (
+            "leak_arena",
+            Program::start(&exe, &["arena", &mib, SECONDS]),
+        ),
+        (
+            "leak_glibc",
+            Program::start(&exe, &["glibc", &mib, SECONDS]),
+        ),
+    ];
+    // Published before they grow: the daemon sees each one's resident set
+    // from its first pass on.
+    for (_, p) in &programs {
+        d.wait_published(p.pid);
+    }
+    for (_, p) in programs.iter_mut() {
+        p.send_go();
+    }
+    for (function, p) in programs.iter_mut() {
+        let leaked = p.report()["leaked_bytes"].as_u64().expect("leaked_bytes");
+        assert!(leaked >= MIB << 20, "{function}: the program kept {leaked}");
+        let (status, text) = d.get(&format!(
+            "/api/v1/profile?kind=resident&format=folded&pid={}",
+            p.pid
+        ));
+        assert_eq!(status, 200, "{text}");
+        let (head, stacks) = folded(&text);
+        eprintln!(
+            "{function}: {} of {leaked} bytes; {head}",
+            bytes_through(&stacks, function)
+        );
+        assert!(
+            head.starts_with("# memmon resident, period ") && head.contains("weight: bytes"),
+            "the resident profile does not name its period and weight: {head}"
+        );
+        // The adaptive period: the header names the range its pages were
+        // sampled at, and the growing process got the dense end of it.
+        let lowest = lowest_period(&head)
+            .unwrap_or_else(|| panic!("no adaptive period range in the header: {head}"));
+        assert!(lowest >= 1, "{head}");
+        assert_within(
+            &format!("resident bytes through {function}"),
+            bytes_through(&stacks, function),
+            leaked,
+            0.15,
+        );
+        let heaviest = stacks
+            .iter()
+            .max_by_key(|(_, w)| *w)
+            .and_then(|(f, _)| f.last().cloned())
+            .unwrap_or_default();
+        assert_eq!(&heaviest, function, "the heaviest stack:\n{text}");
+    }
+    d.stop();
+}

@@ -560,7 +560,7 @@ impl Collector {
         // read again whenever its memory is (a move is then seen within
         // its interval rather than at once).
         let reread_cgroups = !model
-            .probes
+            .probes()
             .iter()
             .any(|p| p.name == probe::CGROUP_ATTACH.name() && p.is_attached());
         let mut candidates = model.memory_candidates(sample);

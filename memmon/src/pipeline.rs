@@ -58,7 +58,7 @@ impl Pipeline {
     /// A pipeline over loaded probes and a fresh model.
     pub fn new(collector: Collector, model: Model) -> Self {
         let notices = model
-            .probes
+            .probes()
             .iter()
             .filter_map(|p| match &p.state {
                 ProbeState::Unavailable { reason } => Some(Notice {
@@ -150,10 +150,9 @@ impl Pipeline {
         let limit = budget.limit;
         let fault_rate = self
             .model
-            .system
-            .as_ref()
+            .system()
             .and_then(|s| s.rate(crate::model::system_fields::sys::PGFAULT));
-        match budget.decide(Instant::now(), &self.model.program_costs, fault_rate) {
+        match budget.decide(Instant::now(), self.model.program_costs(), fault_rate) {
             Decision::Keep => {}
             Decision::Suspend { share } => {
                 let names = self.collector.probes().attached_detail();
@@ -229,7 +228,7 @@ impl Pipeline {
     /// `interval` sizes the memory reads' time budget.
     pub fn pass(&mut self, interval: Duration) -> Published {
         let started = Instant::now();
-        let ooms_before = self.model.oom_kills_total;
+        let ooms_before = self.model.oom_kills_total();
         let sigkills_before = self.sigkills();
         self.sample(&Reads {
             only: self.focus.clone(),
@@ -239,7 +238,7 @@ impl Pipeline {
         self.log_kills(ooms_before, sigkills_before);
         self.report_missing_sources();
         self.samples += 1;
-        let lost = self.model.stats.events_lost + self.model.stats.oom_events_lost;
+        let lost = self.model.stats().events_lost + self.model.stats().oom_events_lost;
         if lost > self.prev_lost {
             let message = format!("{lost} ring-buffer events lost since start");
             tracing::warn!("{message}");
@@ -279,14 +278,18 @@ impl Pipeline {
 
     /// SIGKILLs counted so far (sent from userspace or by the kernel).
     fn sigkills(&self) -> u64 {
-        self.model.kills_total.get("sigkill").copied().unwrap_or(0)
-            + self.model.kills_total.get("kernel").copied().unwrap_or(0)
+        self.model
+            .kills_total()
+            .get("sigkill")
+            .copied()
+            .unwrap_or(0)
+            + self.model.kills_total().get("kernel").copied().unwrap_or(0)
     }
 
     /// Logs the kills the last sample brought (counts before it given).
     fn log_kills(&self, ooms_before: u64, sigkills_before: u64) {
         let new_sigkills = (self.sigkills() - sigkills_before) as usize;
-        for k in self.model.recent_sigkills.iter().rev().take(new_sigkills) {
+        for k in self.model.recent_sigkills().iter().rev().take(new_sigkills) {
             tracing::warn!(
                 cause = k.cause,
                 sender_pid = k.sender_pid,
@@ -299,8 +302,8 @@ impl Pipeline {
                 "SIGKILL"
             );
         }
-        let new_ooms = (self.model.oom_kills_total - ooms_before) as usize;
-        for kill in self.model.recent_ooms.iter().rev().take(new_ooms) {
+        let new_ooms = (self.model.oom_kills_total() - ooms_before) as usize;
+        for kill in self.model.recent_ooms().iter().rev().take(new_ooms) {
             let trail: Vec<String> = kill
                 .history
                 .iter()
@@ -331,7 +334,7 @@ impl Pipeline {
     fn report_missing_sources(&mut self) {
         let new: Vec<String> = self
             .model
-            .missing_sources
+            .missing_sources()
             .difference(&self.reported_missing)
             .cloned()
             .collect();

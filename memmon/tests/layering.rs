@@ -411,9 +411,9 @@ fn cycles_in(scope: &[String], edges: &[(Vec<String>, Vec<String>, String)]) -> 
     out
 }
 
-/// What a layer may import: nothing of a list, or only a list.
+/// What a layer may import: nothing of these lists, or only a list.
 enum Rule {
-    Not(&'static [&'static str]),
+    Not(&'static [&'static [&'static str]]),
     Only(&'static [&'static str]),
 }
 
@@ -428,56 +428,45 @@ const READER_NOT: &[&str] = &[
     "store",
 ];
 
+/// The readers and what wires them: what the model and the store (which
+/// do no I/O) must not import.
+const IO: &[&str] = &[
+    "procfs",
+    "probes",
+    "cgroupfs",
+    "symbols",
+    "collector",
+    "pipeline",
+    "daemon",
+];
+
 #[test]
 fn layers_import_only_what_the_data_path_allows() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let rules: [(&str, Rule); 9] = [
         (
             "model",
-            Rule::Not(&[
-                "procfs",
-                "probes",
-                "cgroupfs",
-                "collector",
-                "pipeline",
-                "daemon",
-                "symbols",
-                "sinks",
-                "commands",
-                "store",
-                "clock",
-            ]),
+            Rule::Not(&[IO, &["sinks", "commands", "store", "clock"]]),
         ),
         (
             "sinks",
-            Rule::Not(&[
+            Rule::Not(&[&[
                 "procfs",
                 "probes",
                 "cgroupfs",
                 "collector",
                 "daemon",
                 "symbols",
-            ]),
+            ]]),
         ),
-        ("procfs", Rule::Not(READER_NOT)),
-        ("probes", Rule::Not(READER_NOT)),
-        ("cgroupfs", Rule::Not(READER_NOT)),
-        ("symbols.rs", Rule::Not(READER_NOT)),
+        ("procfs", Rule::Not(&[READER_NOT])),
+        ("probes", Rule::Not(&[READER_NOT])),
+        ("cgroupfs", Rule::Not(&[READER_NOT])),
+        ("symbols.rs", Rule::Not(&[READER_NOT])),
         // Readings: what the readers return and the model applies.
         ("sample", Rule::Only(&["sample", "sources"])),
         ("sources.rs", Rule::Only(&[])),
-        (
-            "store",
-            Rule::Not(&[
-                "procfs",
-                "probes",
-                "cgroupfs",
-                "collector",
-                "pipeline",
-                "daemon",
-                "symbols",
-            ]),
-        ),
+        ("store", Rule::Not(&[IO])),
     ];
     let mut broken = Vec::new();
     let mut checked = 0;
@@ -487,7 +476,7 @@ fn layers_import_only_what_the_data_path_allows() {
             checked += 1;
             for m in crate_modules(&text) {
                 let bad = match rule {
-                    Rule::Not(list) => list.contains(&m.as_str()),
+                    Rule::Not(lists) => lists.iter().any(|l| l.contains(&m.as_str())),
                     Rule::Only(list) => !list.contains(&m.as_str()),
                 };
                 if bad {

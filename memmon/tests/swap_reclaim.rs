@@ -4,7 +4,9 @@
 //! stalls in memcg reclaim (reclaim_stalls vs memory.failcnt), and swaps
 //! back in when it reads its memory again with the limit lifted
 //! (swap_in_pages = the fall of VmSwap, out - in = its change). Its
-//! real-time swap_bytes and rss_anon_bytes match VmSwap and RssAnon.
+//! real-time swap_bytes and rss_anon_bytes match VmSwap and RssAnon, and
+//! its cgroup's swap cache (`memory_stat_bytes{swapcached}`) the
+//! kernel's memory.stat.
 
 mod common;
 #[path = "common/kernel_setup.rs"]
@@ -12,7 +14,7 @@ mod kernel_setup;
 
 use std::time::{Duration, Instant};
 
-use common::{Workload, assert_within, field, require_bpf, row_for, snapshot_json};
+use common::{Window, Workload, assert_within, field, require_bpf, row_for, snapshot_json};
 use kernel_setup::{Memcg, SwapFile, status_kb, vmstat, vmswap_kb};
 
 const LIMIT: u64 = 64 << 20;
@@ -125,5 +127,37 @@ fn swap_out_in_and_reclaim_stalls_match_the_kernel() {
         (net - want).abs() as f64 <= 0.05 * in2 as f64,
         "swap_out - swap_in = {net} pages but VmSwap moved by {want} pages"
     );
+    // The pages read back keep their copy in swap (swap is far from
+    // full): the cgroup's swap cache, as its memory.stat says (v1's
+    // hierarchical total_swapcached; v2 has the line from Linux 6.6, and
+    // memmon reports none where the kernel has none).
+    let text = std::fs::read_to_string(cg.path.join("memory.stat")).expect("memory.stat");
+    let key = if cg.is_v2() {
+        "swapcached "
+    } else {
+        "total_swapcached "
+    };
+    let kernel = text
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.trim().parse::<u64>().ok());
+    let (stdout, stderr) = Window::start(&["snapshot", "--cgroups", "--json", "-d", "0"]).output();
+    let cgroups: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("snapshot --cgroups JSON: {e}\n{stdout}\n{stderr}"));
+    let ours = cgroups
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|c| c["cgroup"] == cg.path_in_hierarchy().as_str())
+        })
+        .unwrap_or_else(|| panic!("{} missing from snapshot --cgroups", cg.path_in_hierarchy()));
+    let got = ours["memory_stat_bytes"]["swapcached"].as_u64();
+    eprintln!("swapcached: memmon {got:?}, kernel {kernel:?}");
+    match kernel {
+        Some(k) => {
+            assert!(k >= 16 << 20, "the kernel's swap cache holds only {k} B");
+            assert_within("swapcached", got.expect("memmon's swapcached"), k, 0.05);
+        }
+        None => assert_eq!(got, None, "swapcached where the kernel has none"),
+    }
     w.finish();
 }

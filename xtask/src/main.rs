@@ -146,6 +146,12 @@ enum Task {
         /// sections replace theirs in BENCHMARKS.md.
         #[arg(long, value_name = "GROUP")]
         only: Vec<String>,
+        /// Another memmon binary (e.g. main's release build from a worktree
+        /// of main) measured beside this build, interleaved, where the
+        /// daemon's cost is (daemon: §4; scale: 1,000 and 10,000 processes
+        /// of §12): the "before" of a change, from the same run.
+        #[arg(long, value_name = "MEMMON")]
+        baseline: Option<std::path::PathBuf>,
     },
     /// The qemu guest's half of `bench --only stacks-guest` (run there).
     #[command(hide = true)]
@@ -233,9 +239,11 @@ fn main() -> ExitCode {
             std::fs::write(&out, run.to_json().to_string())
                 .map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))
         }),
-        Task::Bench { quick, only } => {
-            setup::run(false).and_then(|env| bench::run(&env, quick, &only))
-        }
+        Task::Bench {
+            quick,
+            only,
+            baseline,
+        } => setup::run(false).and_then(|env| bench::run(&env, quick, &only, baseline)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -85,6 +85,7 @@ pub fn stat_from_v2(text: &str) -> MemoryStat {
         active_file: g("active_file"),
         inactive_file: g("inactive_file"),
         unevictable: g("unevictable"),
+        swapcached: g("swapcached"),
         workingset_refault_anon: g("workingset_refault_anon"),
         workingset_refault_file: g("workingset_refault_file"),
         pgscan: g("pgscan"),
@@ -100,7 +101,8 @@ pub fn stat_from_v2(text: &str) -> MemoryStat {
 /// to the local `<name>` line on kernels without `total_*`. Names:
 /// `rss`→anon, `cache`→file, `mapped_file`→file_mapped, `dirty`→file_dirty,
 /// `writeback`→file_writeback, `rss_huge`→anon_thp; shmem, the LRU lists,
-/// workingset refaults, pgfault and pgmajfault keep their names. v1 has no
+/// swapcached, workingset refaults, pgfault and pgmajfault keep their
+/// names. v1 has no
 /// kernel breakdown, sock, pgscan or pgsteal: those stay `None` (`kernel`
 /// is filled by the reader from `memory.kmem.usage_in_bytes`).
 pub fn stat_from_v1(text: &str) -> MemoryStat {
@@ -123,6 +125,7 @@ pub fn stat_from_v1(text: &str) -> MemoryStat {
         active_file: g("active_file"),
         inactive_file: g("inactive_file"),
         unevictable: g("unevictable"),
+        swapcached: g("swapcached"),
         workingset_refault_anon: g("workingset_refault_anon"),
         workingset_refault_file: g("workingset_refault_file"),
         pgfault: g("pgfault"),
@@ -260,6 +263,18 @@ mod tests {
         // An old kernel without total_* lines: the local ones.
         let s = stat_from_v1("rss 10\ncache 20\n");
         assert_eq!((s.anon, s.file), (Some(10), Some(20)));
+        let s = stat_from_v1("swapcached 4096\ntotal_swapcached 8192\n");
+        assert_eq!(s.swapcached, Some(8192));
+    }
+
+    #[test]
+    fn v2_swapcached_is_read_where_the_kernel_has_it() {
+        assert_eq!(
+            stat_from_v2("anon 1\nswapcached 12288\n").swapcached,
+            Some(12288)
+        );
+        // Before Linux 6.6 v2's memory.stat has no such line.
+        assert_eq!(stat_from_v2("anon 1\n").swapcached, None);
     }
 
     #[test]

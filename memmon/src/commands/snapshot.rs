@@ -116,8 +116,7 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
             ));
         };
         let buddyinfo = model
-            .system
-            .as_ref()
+            .system()
             .map(|s| s.sample.buddyinfo.clone())
             .unwrap_or_default();
         let out = match (args.slab, args.json) {
@@ -130,7 +129,7 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
         return Ok(());
     }
     if args.system {
-        let out = match &model.system {
+        let out = match model.system() {
             Some(view) if args.json => serde_json::to_string_pretty(view).unwrap_or_default(),
             Some(view) => system_table::render(view),
             None => "no system view".into(),
@@ -141,9 +140,9 @@ pub fn run(args: &SnapshotArgs) -> Result<(), Fatal> {
 
     if args.probes {
         let out = if args.json {
-            probes_report::to_json(&model.probes, &model.stats)
+            probes_report::to_json(model.probes(), model.stats())
         } else {
-            probes_report::render(&model.probes, &model.stats)
+            probes_report::render(model.probes(), model.stats())
         };
         println!("{out}");
         return Ok(());

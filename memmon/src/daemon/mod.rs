@@ -108,8 +108,8 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
         }
     }
     crate::pipeline::tune_heap();
-    let mut model = Model::new(probes.statuses().to_vec(), crate::collector::host());
-    model.recorder = crate::model::history::FlightRecorder::new(cfg.history_seconds);
+    let model = Model::new(probes.statuses().to_vec(), crate::collector::host())
+        .with_history(cfg.history_seconds);
     let collector = Collector::new(probes).with_cgroup_root(&cfg.cgroup_root);
 
     let shared: crate::model::published::Shared = Arc::new(RwLock::new(Arc::new(

@@ -9,7 +9,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use super::Model;
 use super::forecast::Window;
+use crate::sample::CgroupsRead;
 use crate::sample::cgroup::{CgroupNames, CgroupSample};
 
 /// Samples in a forecast window (one per fresh memory.stat read).
@@ -139,6 +141,80 @@ impl Cgroups {
     /// Every cgroup, any order.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &CgroupState)> {
         self.by_path.iter()
+    }
+}
+
+impl Model {
+    /// The memory cgroups as read from their own files.
+    pub fn cgroups(&self) -> &Cgroups {
+        &self.cgroups
+    }
+
+    /// Memory cgroups to read: those of the live processes, those read
+    /// before that still exist (an emptied cgroup's final events, such as
+    /// the OOM kill that emptied it, still count), and those only exited
+    /// processes name (so a removed one is found gone, and released).
+    pub fn cgroups_in_use(&self) -> crate::fast_hash::FastSet<&str> {
+        let gone = |path: &str| self.cgroups.get(path).is_some_and(|c| c.gone);
+        self.processes
+            .values()
+            .filter(|p| !p.exited)
+            .filter_map(|p| p.cgroup.as_deref())
+            .chain(
+                self.cgroups
+                    .iter()
+                    .filter(|(_, c)| !c.gone)
+                    .map(|(path, _)| path.as_str()),
+            )
+            .chain(
+                self.exited_totals
+                    .keys()
+                    .chain(self.kernel_exits.iter().flat_map(|k| k.keys()))
+                    .map(String::as_str)
+                    .filter(|path| path.starts_with('/') && !gone(path)),
+            )
+            .collect()
+    }
+
+    /// The `oom` count of `path`'s memory.events as last read (0 when
+    /// never read).
+    pub fn cgroup_oom_count(&self, path: &str) -> u64 {
+        self.cgroups
+            .get(path)
+            .and_then(|c| c.sample.events.as_ref())
+            .and_then(|e| e.oom)
+            .unwrap_or(0)
+    }
+
+    /// Folds one pass's cgroup reads in (none when no memory controller
+    /// was found: the cgroup fields then read as not measured).
+    pub(super) fn apply_cgroups_read(&mut self, read: CgroupsRead, now: Instant) {
+        self.cgroupfs_live = read.live;
+        self.missing_sources.extend(read.missing);
+        if read.live {
+            self.apply_cgroups(read.readings, &read.gone, now);
+        }
+    }
+
+    /// Folds a cgroup scan in (readings of the cgroups holding processes
+    /// and their ancestors, with their names; paths found removed). A
+    /// cgroup gone for [`GONE_KEPT`] is released: it leaves the
+    /// model with what its exited processes left (its series end, and
+    /// `max_cgroups` has room for a new cgroup).
+    pub(super) fn apply_cgroups(
+        &mut self,
+        samples: Vec<(CgroupSample, CgroupNames)>,
+        gone: &[String],
+        now: Instant,
+    ) {
+        for path in self.cgroups.apply(samples, gone, now) {
+            self.exited_totals.remove(&path);
+            self.vanished_totals.remove(&path);
+            self.totals_floor.remove(&path);
+            if let Some(k) = self.kernel_exits.as_mut() {
+                k.remove(&path);
+            }
+        }
     }
 }
 

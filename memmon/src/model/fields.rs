@@ -1091,6 +1091,13 @@ pub const CGROUP_FIELDS: &[Field<CgroupReader>] = &[
         unevictable
     ),
     cg_stat!(
+        "memory_stat_bytes",
+        Kind::Gauge,
+        "",
+        "swapcached",
+        swapcached
+    ),
+    cg_stat!(
         "memory_stat_events",
         Kind::Counter,
         "memory.stat event counters by item (refaults, scans, steals, faults).",

@@ -7,6 +7,8 @@ use memmon_common::{MemcgExits, ProcCounters};
 use serde::Serialize;
 
 use super::process::{Process, TaskFaults, fault_counts};
+use super::{Model, ProcessKey};
+use crate::fast_hash::FastMap;
 
 /// Sums over a cgroup's processes.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -102,5 +104,112 @@ impl Totals {
         self.add_counts(p, fault_probes);
         self.live_processes += 1;
         self.rss_bytes += p.rss_bytes.unwrap_or(0);
+    }
+}
+
+impl Model {
+    /// Totals per cgroup: the exited processes (from the kernel's pinned
+    /// per-memcg totals when the exit probe runs, so they span restarts;
+    /// else as this model folded them) plus the live ones. No count goes
+    /// below what the previous call returned: the kernel's maps are read
+    /// one after the other, and a process exiting between two reads would
+    /// otherwise be missing from both for one pass.
+    pub fn cgroup_totals(&mut self) -> FastMap<String, Totals> {
+        let fault_probes = self.fault_probes();
+        let mut out = match &self.kernel_exits {
+            Some(kernel) => {
+                let mut out: FastMap<String, Totals> = kernel
+                    .iter()
+                    .map(|(path, e)| (path.clone(), Totals::from_kernel_exits(e, fault_probes)))
+                    .collect();
+                for (path, v) in &self.vanished_totals {
+                    let t = out.entry(path.clone()).or_default();
+                    t.add_totals(v);
+                }
+                out
+            }
+            None => self
+                .exited_totals
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        };
+        let kernel = self.kernel_exits.is_some();
+        for p in self.processes.values() {
+            if p.exited && kernel && !p.vanished {
+                // In the kernel's exit totals already.
+                continue;
+            }
+            let cg = p.cgroup.as_deref().unwrap_or_default();
+            // Looked up by &str: no String is made per process per pass.
+            let t = match out.get_mut(cg) {
+                Some(t) => t,
+                None => out.entry(cg.to_string()).or_default(),
+            };
+            if p.exited {
+                t.add_exited(p, fault_probes);
+            } else {
+                t.add_live(p, fault_probes);
+            }
+        }
+        for (path, t) in out.iter_mut() {
+            if let Some(floor) = self.totals_floor.get(path) {
+                t.at_least(floor);
+            }
+        }
+        // A cgroup whose counts left it (its processes moved away, or it
+        // was removed and the kernel's exit entry went with it) keeps what
+        // it published while the model still holds the cgroup (until it
+        // is released, some minutes after its removal).
+        for (path, floor) in &self.totals_floor {
+            if !out.contains_key(path) && self.cgroups.get(path).is_some() {
+                out.insert(
+                    path.clone(),
+                    Totals {
+                        live_processes: 0,
+                        rss_bytes: 0,
+                        ..floor.clone()
+                    },
+                );
+            }
+        }
+        self.totals_floor = out.clone();
+        out
+    }
+
+    /// The kernel's per-memory-cgroup totals of exited processes, when
+    /// read.
+    pub(super) fn apply_kernel_exits(&mut self, exits: Option<Vec<(String, MemcgExits)>>) {
+        if let Some(exits) = exits {
+            self.kernel_exits = Some(exits.into_iter().collect());
+        }
+    }
+
+    /// Moves exited processes out of the model into the per-cgroup totals
+    /// (the daemon does this each cycle so memory stays bounded by the live
+    /// processes).
+    pub fn fold_exited(&mut self) {
+        let fault_probes = self.fault_probes();
+        let exited: Vec<ProcessKey> = self
+            .processes
+            .iter()
+            .filter(|(_, p)| p.exited)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in exited {
+            if let Some(p) = self.processes.remove(&key) {
+                let cg = p.cgroup.clone().unwrap_or_default();
+                if p.vanished {
+                    self.vanished_totals
+                        .entry(cg.clone())
+                        .or_default()
+                        .add_exited(&p, fault_probes);
+                }
+                self.exited_totals
+                    .entry(cg)
+                    .or_default()
+                    .add_exited(&p, fault_probes);
+            }
+        }
     }
 }

@@ -8,7 +8,9 @@ use std::{collections::BTreeMap, time::Instant};
 
 use serde::Serialize;
 
+use super::Model;
 use super::{forecast::Window, system_fields::SystemId};
+use crate::sample::alloc::AllocSample;
 use crate::sample::system::SystemSample;
 
 /// Samples in the system forecast's window (one per pass).
@@ -107,6 +109,35 @@ pub fn rates(
             Some((f.name.to_string(), b.saturating_sub(*a) as f64 / dt))
         })
         .collect()
+}
+
+impl Model {
+    /// The system view: latest sample, and rates from the one before.
+    pub fn system(&self) -> Option<&SystemView> {
+        self.system.as_ref()
+    }
+
+    /// Folds a system sample in, computing rates from the previous one.
+    pub(super) fn apply_system(&mut self, sample: SystemSample, now: Instant) {
+        self.system = Some(SystemView::next(self.system.take(), sample, now));
+    }
+
+    /// The allocator maps (slab caches, kmalloc classes, buddy), when
+    /// read.
+    pub(super) fn apply_alloc(&mut self, alloc: Option<AllocSample>) {
+        if alloc.is_some() {
+            self.alloc = alloc;
+        }
+    }
+
+    /// Allocator activity in the current window (since start_window).
+    pub fn alloc_window(&self) -> Option<AllocSample> {
+        let now = self.alloc.as_ref()?;
+        Some(match &self.alloc_baseline {
+            Some(base) => now.since(base),
+            None => now.clone(),
+        })
+    }
 }
 
 impl SystemView {

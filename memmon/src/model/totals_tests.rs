@@ -151,7 +151,7 @@ fn a_moved_process_takes_its_new_cgroup() {
         cgroup: Some(cg.into()),
         ..ProcMeta::default()
     };
-    m.apply_scan(vec![id.clone()], HashMap::from([(42, meta("/a"))]));
+    m.apply_scan_of(vec![id.clone()], HashMap::from([(42, meta("/a"))]));
     m.apply_cgroups(vec![cgroup("/a"), cgroup("/b")], &[], t0);
     let t = m.cgroup_totals();
     assert_eq!((t["/a"].live_processes, t["/a"].minor_faults), (1, 1000));
@@ -159,7 +159,7 @@ fn a_moved_process_takes_its_new_cgroup() {
     // A move of a pid the model does not hold, or to an unknown cgroup,
     // changes nothing.
     m.apply_moves(HashMap::from([(43, meta("/c")), (42, ProcMeta::default())]));
-    m.apply_scan(vec![id], HashMap::new());
+    m.apply_scan_of(vec![id], HashMap::new());
     assert!(m.cgroups_in_use().contains("/b"));
     let t = m.cgroup_totals();
     assert_eq!((t["/b"].live_processes, t["/b"].minor_faults), (1, 1000));

@@ -174,6 +174,10 @@ pub struct MemoryStat {
     pub inactive_file: Option<u64>,
     /// Unevictable LRU (mlocked, ramfs).
     pub unevictable: Option<u64>,
+    /// Swap cache: pages in memory that also have a copy in swap (read
+    /// back in, or written out and not yet freed; v1, and v2 from Linux
+    /// 6.6).
+    pub swapcached: Option<u64>,
     /// Refaults of evicted anonymous pages, count.
     pub workingset_refault_anon: Option<u64>,
     /// Refaults of evicted file pages, count.

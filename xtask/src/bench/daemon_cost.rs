@@ -69,15 +69,109 @@ fn metric(text: &str, name: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// How many (before, after) pairs `--baseline` measures.
+const PAIRS: usize = 3;
+
+/// §4's figure for the memmon binary `bin`: CPU (% of one core) over
+/// `window` s of once-a-second scrapes starting 3 s after it serves, and
+/// RSS at the end.
+fn cost_of(ctx: &Ctx, bin: &std::path::Path, window: u64) -> anyhow::Result<(f64, u64)> {
+    let (cmd, ready) = ctx.daemon_of(bin, &[]);
+    let daemon = Monitor::start(cmd, ready)?;
+    let addr = daemon.http_addr().context("daemon address")?;
+    std::thread::sleep(Duration::from_secs(3));
+    let (cpu0, _) = usage(daemon.pid())?;
+    let t0 = Instant::now();
+    for _ in 0..window {
+        std::thread::sleep(Duration::from_secs(1));
+        http::get(&addr, "/metrics")?;
+    }
+    let (cpu1, rss) = usage(daemon.pid())?;
+    daemon.stop()?;
+    Ok(((cpu1 - cpu0) / t0.elapsed().as_secs_f64() * 100.0, rss))
+}
+
+/// With `--baseline`: [`PAIRS`] (before, after) pairs of [`cost_of`],
+/// interleaved (the order alternates), as rows and a note for §4.
+fn before_after(
+    ctx: &Ctx,
+    baseline: &std::path::Path,
+    window: u64,
+) -> anyhow::Result<(Vec<Vec<String>>, String)> {
+    let pairs = if ctx.quick { 1 } else { PAIRS };
+    let (mut before, mut after) = (Vec::new(), Vec::new());
+    for pair in 0..pairs {
+        eprintln!("bench: daemon: baseline pair {}", pair + 1);
+        if pair % 2 == 0 {
+            before.push(cost_of(ctx, baseline, window)?);
+            after.push(cost_of(ctx, &ctx.memmon, window)?);
+        } else {
+            after.push(cost_of(ctx, &ctx.memmon, window)?);
+            before.push(cost_of(ctx, baseline, window)?);
+        }
+    }
+    let mib = |b: u64| b as f64 / 1048576.0;
+    let median = |v: Vec<f64>| stats::summarize(&v).map_or(f64::NAN, |s| s.median);
+    let cpu = |v: &[(f64, u64)]| median(v.iter().map(|r| r.0).collect());
+    let rss = |v: &[(f64, u64)]| median(v.iter().map(|r| mib(r.1)).collect());
+    let diffs = |f: &dyn Fn(&(f64, u64)) -> f64| -> Vec<f64> {
+        before
+            .iter()
+            .zip(&after)
+            .map(|(b, a)| f(a) - f(b))
+            .collect()
+    };
+    let cpu_d = diffs(&|r| r.0);
+    let rss_d = diffs(&|r| mib(r.1));
+    let spread = |v: &[f64], digits: usize| {
+        stats::summarize(v).map_or("-".into(), |s| {
+            format!(
+                "{:+.*} ({:+.*}–{:+.*})",
+                digits, s.median, digits, s.min, digits, s.max
+            )
+        })
+    };
+    let rows = vec![
+        vec![
+            format!("CPU, % of one core: before (baseline) / after, medians of {pairs} pairs"),
+            format!("{:.2} / {:.2}", cpu(&before), cpu(&after)),
+            format!("after − before: {}", spread(&cpu_d, 2)),
+        ],
+        vec![
+            format!("RSS, MiB: before (baseline) / after, medians of {pairs} pairs"),
+            format!("{:.1} / {:.1}", rss(&before), rss(&after)),
+            format!("after − before: {}", spread(&rss_d, 1)),
+        ],
+    ];
+    let each = |v: &[(f64, u64)]| {
+        v.iter()
+            .map(|(c, r)| format!("{c:.2}% {:.1} MiB", mib(*r)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let note = format!(
+        "Before/after (`--baseline`): each of {pairs} pairs runs the baseline binary and this build on the same 1,000 idle \
+         processes (and the big one), one after the other, the order alternating; each run: CPU over {window} s starting 3 s \
+         after it serves, RSS at the end (the figure above is a separate run of this build). Before: {}. After: {}.",
+        each(&before),
+        each(&after)
+    );
+    Ok((rows, note))
+}
+
 /// Runs the benchmarks.
 pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Section>> {
     let idle = Held::start(ctx, &["idle", "1000"])?;
     let big = Held::start(ctx, &["touch", if ctx.quick { "65536" } else { "1048576" }])?;
+    let window = if ctx.quick { 10 } else { 30 };
+    let compared = match &ctx.baseline {
+        Some(b) => Some(before_after(ctx, b, window)?),
+        None => None,
+    };
     let (cmd, ready) = ctx.memmon_monitor(false);
     let daemon = Monitor::start(cmd, ready)?;
     let addr = daemon.http_addr().context("daemon address")?;
     std::thread::sleep(Duration::from_secs(3));
-    let window = if ctx.quick { 10 } else { 30 };
     let (cpu0, _) = usage(daemon.pid())?;
     let t0 = Instant::now();
     let mut read_secs = Vec::new();
@@ -129,7 +223,10 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Section>> {
                 vec!["CPU, % of one core".into(), format!("{cpu_pct:.2}"), format!("<= 1%: {}", verdict(cpu_pct <= 1.0))],
                 vec!["RSS".into(), format!("{:.1} MiB", rss as f64 / 1048576.0), format!("<= 25 MiB: {}", verdict(rss <= 25 << 20))],
                 vec!["series exported".into(), series.to_string(), String::new()],
-            ],
+            ]
+            .into_iter()
+            .chain(compared.iter().flat_map(|(rows, _)| rows.iter().cloned()))
+            .collect(),
             notes: {
                 let mut notes = vec![format!(
                     "How the pass stays cheap (profile: `perf record -g -p $(pidof memmon)` for 30 s, and the pass phases at \
@@ -142,6 +239,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Section>> {
                      the stat files were kept open.",
                     budget * 1000.0
                 )];
+                notes.extend(compared.iter().map(|(_, note)| note.clone()));
                 if cpu_pct > 1.0 {
                     notes.push(
                         "Missed here: the bench's window starts 3 s after the daemon, so it holds the cost guard's first \

@@ -40,6 +40,9 @@ pub struct Ctx {
     pub quick: bool,
     /// memmon's `cgroup_scan` example (release): the cgroup reader alone.
     pub cgroup_scan: PathBuf,
+    /// Another memmon binary measured beside this one where the daemon's
+    /// cost is (`--baseline`), interleaved.
+    pub baseline: Option<PathBuf>,
 }
 
 impl Ctx {
@@ -59,7 +62,12 @@ impl Ctx {
     /// the text it prints once serving. No probe CPU budget: the cost of
     /// each configuration is measured as is, never cut by the governor.
     pub fn memmon_daemon(&self, flags: &[&str]) -> (Command, &'static str) {
-        let mut c = Command::new(&self.memmon);
+        self.daemon_of(&self.memmon, flags)
+    }
+
+    /// [`Ctx::memmon_daemon`] of another memmon binary (`--baseline`).
+    pub fn daemon_of(&self, memmon: &std::path::Path, flags: &[&str]) -> (Command, &'static str) {
+        let mut c = Command::new(memmon);
         c.args(["daemon", "--listen", "127.0.0.1:0", "--no-pin"])
             .args(["--probe-cpu-budget", "0"])
             .args(flags);
@@ -106,7 +114,20 @@ pub fn stacks_guest_inner(out: &std::path::Path, pairs: u64, rounds: usize) -> a
 /// with `only`, the re-run sections replace theirs in the existing file
 /// (the others stay); with `quick` (a smoke run) BENCHMARKS.md is left
 /// alone and the sections go to target/BENCHMARKS.quick.md.
-pub fn run(env: &BuildEnv, quick: bool, only: &[String]) -> anyhow::Result<()> {
+pub fn run(
+    env: &BuildEnv,
+    quick: bool,
+    only: &[String],
+    baseline: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    if let Some(b) = &baseline
+        && !b.is_file()
+    {
+        anyhow::bail!(
+            "--baseline {}: no such file; give a memmon binary (e.g. target/release/memmon of a worktree of main)",
+            b.display()
+        );
+    }
     if let Some(bad) = only.iter().find(|g| !GROUPS.contains(&g.as_str())) {
         anyhow::bail!(
             "unknown benchmark group `{bad}`; groups: {}",
@@ -143,6 +164,7 @@ pub fn run(env: &BuildEnv, quick: bool, only: &[String]) -> anyhow::Result<()> {
         workload,
         rounds: if quick { 1 } else { 5 },
         quick,
+        baseline,
     };
     let mut sections = Vec::new();
     if wanted("faults") {

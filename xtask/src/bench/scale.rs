@@ -19,7 +19,7 @@ use super::{
     daemon_cost::{Held, usage},
     http,
     monitor::Monitor,
-    plot,
+    plot, stats,
 };
 use crate::cmd;
 
@@ -27,6 +27,7 @@ use crate::cmd;
 pub const SVG: &str = "BENCHMARKS-scale.svg";
 
 /// One measured point.
+#[derive(Clone)]
 struct Point {
     tool: &'static str,
     /// Processes in /proc during the run.
@@ -168,7 +169,19 @@ fn measure_window(pid: u32, addr: &str, t: &Timing) -> anyhow::Result<(f64, u64,
 }
 
 fn memmon_point(ctx: &Ctx, t: &Timing, x: usize, cgroups: usize) -> anyhow::Result<Point> {
-    let (cmd, ready) = ctx.memmon_daemon(&[]);
+    point_of(ctx, &ctx.memmon, "memmon", t, x, cgroups)
+}
+
+/// The point of the memmon binary `bin`, named `tool` in the table.
+fn point_of(
+    ctx: &Ctx,
+    bin: &std::path::Path,
+    tool: &'static str,
+    t: &Timing,
+    x: usize,
+    cgroups: usize,
+) -> anyhow::Result<Point> {
+    let (cmd, ready) = ctx.daemon_of(bin, &[]);
     let started = Instant::now();
     let daemon = Monitor::start(cmd, ready)?;
     let ready_s = started.elapsed().as_secs_f64();
@@ -178,7 +191,7 @@ fn memmon_point(ctx: &Ctx, t: &Timing, x: usize, cgroups: usize) -> anyhow::Resu
     let (cpu_pct, rss, p99_ms) = measure_window(daemon.pid(), &addr, t)?;
     daemon.stop()?;
     Ok(Point {
-        tool: "memmon",
+        tool,
         processes,
         cgroups,
         x,
@@ -279,11 +292,17 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Section> {
     };
     let cgroup_counts: &[usize] = if ctx.quick { &[10] } else { &[10, 100, 500] };
     let mut points = Vec::new();
+    let mut compared = Vec::new();
     let baseline = processes_in_proc();
     for &n in counts {
         eprintln!("bench: scale: {n} idle processes");
         let idle = Held::start(ctx, &["idle", &n.to_string()])?;
         points.push(memmon_point(ctx, &t, n, 0)?);
+        if let Some(before) = &ctx.baseline
+            && (n == 1000 || n == 10000)
+        {
+            compared.push(before_after(ctx, before, &t, n, &points[points.len() - 1])?);
+        }
         if n == 1000 || n == 10000 {
             points.push(exporter_point("process-exporter", &t, n)?);
             points.push(exporter_point("node_exporter", &t, n)?);
@@ -302,7 +321,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Section> {
 
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
     let mut rows = Vec::new();
-    for p in &points {
+    for p in points.iter().chain(compared.iter().flat_map(|c| &c.before)) {
         let target = if p.tool == "memmon" && p.cgroups == 0 && p.x == 10000 {
             format!(
                 "CPU <= 2%: {}; RSS <= 40 MiB: {}; p99 <= 20 ms: {}",
@@ -353,9 +372,104 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Section> {
             "warm-up, s",
             "target",
         ],
+        notes: {
+            let mut notes = vec![NOTE.into(), PROFILE_10K.into()];
+            notes.extend(compared.iter().map(Compared::note));
+            notes
+        },
         rows,
-        notes: vec![NOTE.into(), PROFILE_10K.into()],
     })
+}
+
+/// How many (before, after) pairs `--baseline` measures at a point (two:
+/// the 10,000-process point alone takes minutes).
+const PAIRS: usize = 2;
+
+/// This build and a baseline binary at one point, in pairs.
+struct Compared {
+    x: usize,
+    /// The baseline's points, one per pair.
+    before: Vec<Point>,
+    /// This build's, one per pair (the first is the section's own point).
+    after: Vec<Point>,
+}
+
+impl Compared {
+    /// The paired differences, after − before, as a note.
+    fn note(&self) -> String {
+        let diffs = |f: &dyn Fn(&Point) -> f64| -> Vec<f64> {
+            self.before
+                .iter()
+                .zip(&self.after)
+                .map(|(b, a)| f(a) - f(b))
+                .collect()
+        };
+        let show = |v: &[f64], digits: usize| {
+            let s = stats::summarize(v).map_or("-".into(), |s| {
+                format!(
+                    "median {:+.*}, min–max {:+.*}–{:+.*}",
+                    digits, s.median, digits, s.min, digits, s.max
+                )
+            });
+            let each: Vec<String> = v.iter().map(|d| format!("{d:+.digits$}")).collect();
+            format!("{s} (pairs: {})", each.join(", "))
+        };
+        let cpu = diffs(&|p| p.cpu_pct);
+        let rss = diffs(&|p| mib(p.rss));
+        let p99 = diffs(&|p| p.p99_ms);
+        let med = |f: &dyn Fn(&Point) -> f64, v: &[Point]| {
+            stats::summarize(&v.iter().map(f).collect::<Vec<_>>()).map_or(f64::NAN, |s| s.median)
+        };
+        format!(
+            "Before/after at {} idle processes (`--baseline`: \"memmon (baseline)\" rows), {} pairs interleaved \
+             (this build first in the first pair, then the order alternates), after − before: CPU {} points of a core; \
+             RSS {} MiB; /metrics p99 {} ms. Medians: CPU {:.2}% before, {:.2}% after; RSS {:.1} MiB before, {:.1} MiB after.",
+            self.x,
+            self.before.len(),
+            show(&cpu, 2),
+            show(&rss, 1),
+            show(&p99, 2),
+            med(&|p| p.cpu_pct, &self.before),
+            med(&|p| p.cpu_pct, &self.after),
+            med(&|p| mib(p.rss), &self.before),
+            med(&|p| mib(p.rss), &self.after),
+        )
+    }
+}
+
+/// [`PAIRS`] (before, after) pairs at `x` idle processes (already
+/// running): this build's point `first` is the first pair's after, taken
+/// before its before; the order alternates from there.
+fn before_after(
+    ctx: &Ctx,
+    baseline: &std::path::Path,
+    t: &Timing,
+    x: usize,
+    first: &Point,
+) -> anyhow::Result<Compared> {
+    let pairs = if ctx.quick { 1 } else { PAIRS };
+    let mut c = Compared {
+        x,
+        before: Vec::new(),
+        after: vec![first.clone()],
+    };
+    for pair in 0..pairs {
+        eprintln!(
+            "bench: scale: {x} idle processes, baseline pair {}",
+            pair + 1
+        );
+        let before = || point_of(ctx, baseline, "memmon (baseline)", t, x, 0);
+        if pair == 0 {
+            c.before.push(before()?);
+        } else if pair % 2 == 1 {
+            c.before.push(before()?);
+            c.after.push(memmon_point(ctx, t, x, 0)?);
+        } else {
+            c.after.push(memmon_point(ctx, t, x, 0)?);
+            c.before.push(before()?);
+        }
+    }
+    Ok(c)
 }
 
 /// What the 2026-12-03 run found (kept with the figures on re-runs).

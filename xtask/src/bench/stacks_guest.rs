@@ -144,6 +144,7 @@ pub fn inner(out: &Path, pairs: u64, rounds: usize) -> anyhow::Result<()> {
         rounds,
         quick: false,
         cgroup_scan: PathBuf::new(),
+        baseline: None,
     };
     let dir = out.join("work");
     std::fs::create_dir_all(&dir)?;

@@ -1,0 +1,129 @@
+//! Each process's published row: built from the catalog, rebuilt only
+//! when something it shows changed, with its per-second rates; the
+//! counting window; and the flight recorder fed from the rows.
+
+use std::{sync::Arc, time::Instant};
+
+use super::{Model, ProcessView, Which, fields, history, processes::Tracked, view};
+
+impl Model {
+    /// Views of the processes `which` selects, with each rated counter's
+    /// per-second rate since the previous call (the base for the next one
+    /// is taken now). A process unchanged since its last row, whose rates
+    /// were already 0, shares that row (nothing is built or copied).
+    pub fn views(&mut self, which: Which, now: Instant) -> Vec<Arc<ProcessView>> {
+        let fault_probes = self.fault_probes();
+        let live = fields::LiveFields::new(&self.live());
+        // What every row reads changed (a probe attached or suspended, a
+        // file found missing): every row is built again.
+        let inputs = (live.clone(), fault_probes);
+        let rebuild_all = self.view_inputs.as_ref() != Some(&inputs);
+        self.view_inputs = Some(inputs);
+        let mut out = Vec::with_capacity(self.live.len());
+        for p in self.processes.values_mut() {
+            let keep = match which {
+                Which::Live => !p.exited,
+                Which::Window => p.exited || !p.window().is_zero(),
+                Which::All => true,
+            };
+            if !keep {
+                continue;
+            }
+            if !rebuild_all
+                && !p.dirty
+                && let Some(v) = &p.view
+                && view::rates_settled(v)
+                && let Some((at, _)) = &mut p.rate_base
+            {
+                *at = now;
+                out.push(Arc::clone(v));
+                continue;
+            }
+            let mut v = ProcessView::from_process(p, fault_probes, &live);
+            let now_values = fields::RATED.map(|i| v.value(i));
+            if let Some((at, base)) = &p.rate_base {
+                let dt = now.saturating_duration_since(*at).as_secs_f64();
+                for k in 0..fields::N_RATED {
+                    v.rates.set(
+                        k,
+                        match (now_values[k], base[k]) {
+                            (Some(a), Some(b)) if dt > 0.0 && a >= b => Some((a - b) / dt),
+                            _ => None,
+                        },
+                    );
+                }
+            }
+            p.rate_base = Some((now, now_values));
+            let v = Arc::new(v);
+            p.view = Some(Arc::clone(&v));
+            p.dirty = false;
+            out.push(v);
+        }
+        out
+    }
+
+    /// Marks the start of a counting window: processes that already exited
+    /// are dropped, and every live one's current counters become its
+    /// baseline. Processes found vanished stay, with a zero baseline: their
+    /// final counts were never reported.
+    pub fn start_window(&mut self, now: Instant) {
+        self.alloc_baseline = self.alloc.clone();
+        self.processes.retain(|_, p| !p.exited || p.vanished);
+        for p in self.processes.values_mut() {
+            p.dirty = true;
+            // Rates over the window start from its zero.
+            p.rate_base = Some((now, [Some(0.0); fields::N_RATED]));
+            p.baseline = (!p.vanished).then(|| Box::new(p.counters));
+            p.task_baseline = if p.vanished {
+                Default::default()
+            } else {
+                p.task.unwrap_or_default()
+            };
+        }
+    }
+
+    /// Records the `n` largest live processes (by resident size) in the
+    /// flight recorder and expires old samples. Reads each one's current
+    /// row (call after [`Model::views`]; a process without one is read
+    /// afresh).
+    pub fn record_history(&mut self, n: usize, unix_ms: u64) {
+        if !self.recorder.enabled() {
+            return;
+        }
+        let fault_probes = self.fault_probes();
+        let sources = fields::LiveFields::new(&self.live());
+        let mut live: Vec<&Tracked> = self
+            .processes
+            .values()
+            .map(|p| &**p)
+            .filter(|p| !p.exited)
+            .collect();
+        let by_rss = |p: &&Tracked| std::cmp::Reverse(p.rss_bytes.unwrap_or(0));
+        if n > 0 && n < live.len() {
+            live.select_nth_unstable_by_key(n - 1, by_rss);
+            live.truncate(n);
+        }
+        for p in live {
+            let built;
+            let v = match &p.view {
+                Some(v) if !p.dirty => v.as_ref(),
+                _ => {
+                    built = ProcessView::from_process(p, fault_probes, &sources);
+                    &built
+                }
+            };
+            self.recorder.record(
+                p.key,
+                history::HistorySample {
+                    unix_ms,
+                    rss_bytes: v.whole(view::idx::RSS),
+                    minor_faults: v.whole(view::idx::MINOR),
+                    major_faults: v.whole(view::idx::MAJOR),
+                    swap_out_pages: v.whole(view::idx::SWAP_OUT),
+                    swap_bytes: v.whole(view::idx::SWAP),
+                },
+            );
+        }
+        self.recorder.expire(unix_ms);
+    }
+}

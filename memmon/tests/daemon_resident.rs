@@ -51,6 +51,29 @@ fn lowest_period(head: &str) -> Option<u64> {
     lo.parse().ok()
 }
 
+/// Waits until the daemon publishes the machine's fault rate (two passes:
+/// its sampling is planned from rates from then on, not from its
+/// start-up plan of one walk per ~1,000 faults), plus one planning
+/// interval. A leak that starts in the daemon's first second is sampled
+/// at the start-up plan until the next passes: a few samples of ~4 MiB
+/// each, too coarse for 15%.
+fn wait_planned(d: &Daemon) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, body) = d.get("/api/v1/snapshot");
+        let snap: serde_json::Value = serde_json::from_str(&body).expect("snapshot JSON");
+        if snap["system"]["rates"]["pgfault"].as_f64().is_some() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon never published the machine's fault rate"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+}
+
 #[test]
 fn daemon_resident_profile_estimates_growing_leaks_within_15_percent_at_an_adaptive_period() {
     let test =
@@ -77,6 +100,7 @@ fn daemon_resident_profile_estimates_growing_leaks_within_15_percent_at_an_adapt
     for (_, p) in &programs {
         d.wait_published(p.pid);
     }
+    wait_planned(&d);
     for (_, p) in programs.iter_mut() {
         p.send_go();
     }

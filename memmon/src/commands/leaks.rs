@@ -159,7 +159,7 @@ pub fn run(args: &LeaksArgs) -> Result<(), Fatal> {
 struct Run {
     probes: ProbeSet,
     reader: ResidentReader,
-    /// The sampler's perf events (their period changes in place).
+    /// The sampler's perf events (a new period reopens them).
     events: FaultEvents,
     table: ResidentTable,
     pagemaps: Pagemaps,

@@ -156,8 +156,8 @@ impl ProbeSet {
     }
 
     /// Attaches the fault sampler on every online CPU: one sample each
-    /// `period` page faults. Returns its events (their period changes in
-    /// place: [`FaultEvents::set_period`]; dropping them detaches it).
+    /// `period` page faults. Returns its events (a new period reopens
+    /// them: [`FaultEvents::set_period`]; dropping them detaches it).
     pub fn attach_fault_sampler(&mut self, period: u64) -> Result<FaultEvents, StackError> {
         let pe: &mut PerfEvent = self
             .ebpf

@@ -7,9 +7,10 @@
 //!
 //! Two levels, because a run that walks nothing is cheap (a map lookup
 //! and a random number) and a walk is not (1–5 µs):
-//! - the perf events' period: the smallest of [`PERIODS`] that keeps the
-//!   program's runs over the whole machine within
-//!   [`Limits::runs_per_second`];
+//! - the perf events' period: the smallest of [`PERIODS`], at least
+//!   [`Limits::min_period`], that keeps the program's runs over the whole
+//!   machine within [`Limits::runs_per_second`] (the floor bounds what a
+//!   storm that starts between two plans costs until the next one);
 //! - of those runs, 1 in `walk_every` walks a stack (drawn at random, each
 //!   walk weighing `walk_every` runs), so that walks over every process
 //!   stay within [`Limits::walks_per_second`];
@@ -45,6 +46,13 @@ pub struct Limits {
     pub boost_walks_per_second: f64,
     /// Processes boosted at once.
     pub max_boosted: usize,
+    /// The smallest period: a fault storm that starts on a quiet machine
+    /// runs the sampler once per this many faults until the next plan
+    /// (a run that walks nothing: ~0.2 µs).
+    pub min_period: u64,
+    /// The fewest faults one walk of a process not boosted stands for
+    /// (likewise: what a storm pays in walks until the next plan).
+    pub min_faults_per_walk: u64,
     /// Growth of the resident set within [`GROWTH_SPAN_MS`] that boosts a
     /// process.
     pub min_growth_bytes: u64,
@@ -53,7 +61,14 @@ pub struct Limits {
 /// The daemon's limits: at most 10,000 runs (~0.2 µs each: 2 ms a
 /// second) and 1,000 + 2,000 walks a second (2–5 µs each: under 15 ms a
 /// second over the whole machine, at any fault rate); a process that
-/// grows by 1 MiB within 10 s is boosted.
+/// grows by 1 MiB within 10 s is boosted. The period is at least 13:
+/// between two plans (one pass, 1 s by default) a storm that starts on a
+/// quiet machine pays ~0.2 µs / 13 ≈ 17 ns a fault (~1% of a first-touch
+/// fault) for the sampler's runs, measured at 0.22 µs a run here (BPF
+/// run-time statistics); a growing process's samples then weigh 13
+/// pages (52 KiB) each, ~800 for a 40 MiB leak. A walk of a process not
+/// boosted stands for 61 faults or more (a storm's first pass pays a walk,
+/// ~1 µs, per 65 faults: ~15 ns a fault).
 pub const LIMITS: Limits = Limits {
     runs_per_second: 10_000.0,
     walks_per_second: 1_000.0,
@@ -61,6 +76,8 @@ pub const LIMITS: Limits = Limits {
     boost_walks_per_second: 2_000.0,
     max_boosted: 32,
     min_growth_bytes: 1 << 20,
+    min_period: 13,
+    min_faults_per_walk: 61,
 };
 
 /// How far back growth is measured, ms.
@@ -182,9 +199,10 @@ impl Planner {
             self.plan.period = PERIODS
                 .iter()
                 .copied()
-                .find(|p| *p as f64 >= want)
+                .find(|p| *p as f64 >= want && *p >= l.min_period)
                 .unwrap_or(PERIODS[PERIODS.len() - 1]);
-            self.plan.walk_every = walks_every(all, self.plan.period, l.walks_per_second);
+            self.plan.walk_every = walks_every(all, self.plan.period, l.walks_per_second)
+                .max(l.min_faults_per_walk.div_ceil(self.plan.period));
         }
         self.note_growth(now_ms, processes);
         let period = self.plan.period;
@@ -285,14 +303,17 @@ mod tests {
     fn levels_follow_the_machines_fault_rate_within_the_limits() {
         let mut p = Planner::new(LIMITS);
         assert_eq!(p.plan().faults_per_walk(), 61 * 16, "before any rate");
-        // A quiet machine: every fault runs the sampler and walks.
+        // A quiet machine: the floors (period 13, a walk per 61 faults
+        // or more).
         let plan = p.update(1_000, Some(800.0), &[]).clone();
-        assert_eq!((plan.period, plan.walk_every), (1, 1));
+        assert_eq!((plan.period, plan.walk_every), (13, 5));
         // 50,000 faults a second: runs and walks within their limits.
         let plan = p.update(2_000, Some(50_000.0), &[]).clone();
         assert!(50_000.0 / plan.period as f64 <= LIMITS.runs_per_second);
         assert!(50_000.0 / plan.faults_per_walk() as f64 <= LIMITS.walks_per_second);
-        assert_eq!(plan.period, 7);
+        assert_eq!(plan.period, 13, "the floor");
+        // 300,000 a second: above the floor.
+        assert_eq!(p.update(2_500, Some(300_000.0), &[]).period, 31);
         // A storm of 1.4 M faults a second on two CPUs.
         let plan = p.update(3_000, Some(1.4e6), &[]).clone();
         assert_eq!(plan.period, 251);
@@ -356,6 +377,8 @@ mod tests {
     fn the_boost_budget_goes_to_the_largest_growers() {
         let limits = Limits {
             boost_walks_per_second: 1_500.0,
+            min_period: 1,
+            min_faults_per_walk: 1,
             ..LIMITS
         };
         let mut p = Planner::new(limits);

@@ -50,11 +50,38 @@ pub enum Command {
     /// Rows from a recording for scripts: JSON lines, CSV or OpenMetrics
     /// (for `promtool tsdb create-blocks-from openmetrics`).
     Dump(DumpArgs),
+    /// The post-mortems of OOM kills and userspace SIGKILLs, from a
+    /// running daemon or a recording.
+    Incidents(IncidentsArgs),
     /// What is wrong with a process's or cgroup's memory: findings, worst
     /// first, with their evidence and what to do (live, from a daemon, or
     /// from a recording). Exit status: 0 nothing at warning or worse, 3 a
     /// warning, 4 critical (1 and 2: runtime and usage errors).
     Explain(ExplainArgs),
+}
+
+/// `memmon incidents`.
+#[derive(Debug, Args)]
+pub struct IncidentsArgs {
+    /// Read a running daemon's API (http://HOST:PORT) [default: the local
+    /// daemon at http://127.0.0.1:9755 when it answers, else the store at
+    /// /var/lib/memmon/store].
+    #[arg(long, value_name = "URL", conflicts_with = "store")]
+    pub connect: Option<String>,
+    /// Read a recording (the directory `memmon record DIR` or `memmon
+    /// daemon --record DIR` writes).
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<std::path::PathBuf>,
+    /// Only incidents at or after this time: RFC 3339, Unix seconds, or
+    /// relative ("1h ago").
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// Only incidents at or before this time.
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+    /// One JSON object per incident, per line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `memmon explain`.
@@ -97,6 +124,18 @@ pub struct ExplainArgs {
     /// Print the thresholds table and exit.
     #[arg(long)]
     pub thresholds: bool,
+    /// Live, for a process: also sample its page-fault stacks and show the
+    /// heaviest as where it grows.
+    #[arg(long, conflicts_with_all = ["connect", "store"])]
+    pub profile: bool,
+    /// With --profile: one stack sampled per N page faults on a CPU.
+    #[arg(long, value_name = "N", default_value_t = 67, requires = "profile")]
+    pub profile_period: u64,
+    /// The post-mortem of a kill instead: `latest` or its id, as `memmon
+    /// incidents` lists it (from --connect, --store, or else the local
+    /// daemon or the packaged store).
+    #[arg(long, value_name = "latest|ID", conflicts_with_all = ["pid", "cgroup", "unit", "at", "window", "thresholds", "profile"])]
+    pub oom: Option<String>,
     /// Probe selection (live).
     #[command(flatten)]
     pub probe_args: ProbeArgs,

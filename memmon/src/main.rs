@@ -38,6 +38,7 @@ fn run(cli: Cli) -> Result<u8, Fatal> {
         Command::Record(args) => commands::record::run(&args),
         Command::Replay(args) => commands::replay::run(&args),
         Command::Dump(args) => commands::dump::run(&args),
+        Command::Incidents(args) => commands::incidents::run(&args),
         Command::Explain(args) => return commands::explain::run(&args),
     };
     done.map(|()| 0)

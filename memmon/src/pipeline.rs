@@ -13,6 +13,7 @@ use crate::{
     collector::{Collector, Reads},
     model::Model,
     model::budget::{Budget, Decision},
+    model::incident,
     model::published::{Notice, Published},
     probes::ProbeState,
     procfs::{ProcRoot, cost_guard::GuardSettings},
@@ -41,6 +42,37 @@ pub struct Pipeline {
     suspended: Vec<&'static str>,
     /// Only these processes' memory is read (None: every process's).
     focus: Option<std::collections::HashSet<u32>>,
+    /// What post-mortems take from the daemon.
+    incident_extras: Option<Box<dyn IncidentExtras>>,
+}
+
+/// What a post-mortem takes from outside the model (the daemon's): its
+/// cgroup's growth stacks (the continuous profile) and the findings of a
+/// minute before (the history `memmon explain --connect` reads).
+pub trait IncidentExtras: Send {
+    /// The heaviest page-fault stacks of `cgroup` (and below) over the last
+    /// minute; `members` are the processes the model knows there (pid,
+    /// cgroup), whose samples count even when they were taken before the
+    /// process was first published. None when there is no profile.
+    fn growth_stacks(
+        &self,
+        _cgroup: &str,
+        _members: &[(u32, String)],
+    ) -> Option<crate::model::incident::GrowthStacks> {
+        None
+    }
+
+    /// What `memmon explain` would have said about process `pid` at Unix
+    /// ms `until_ms`, judging `window_ms` of history before it. None when
+    /// there is no history of it then.
+    fn findings_before(
+        &self,
+        _pid: u32,
+        _until_ms: u64,
+        _window_ms: u64,
+    ) -> Option<crate::model::explain::Report> {
+        None
+    }
 }
 
 /// Why the task iterator does not scan the processes.
@@ -79,7 +111,15 @@ impl Pipeline {
             budget: None,
             suspended: Vec::new(),
             focus: None,
+            incident_extras: None,
         }
+    }
+
+    /// Post-mortems get their growth stacks and earlier findings from
+    /// `extras`.
+    pub fn with_incident_extras(mut self, extras: Box<dyn IncidentExtras>) -> Self {
+        self.incident_extras = Some(extras);
+        self
     }
 
     /// Reads only these processes' memory (smaps_rollup, oom_score,
@@ -221,6 +261,7 @@ impl Pipeline {
             self.push_notice("source_missing", why);
         }
         self.model.apply(sample, now);
+        self.finish_incidents();
         self.govern();
     }
 
@@ -330,6 +371,38 @@ impl Pipeline {
 }
 
 impl Pipeline {
+    /// Adds to the post-mortems the last sample completed what the model
+    /// cannot (growth stacks, the findings of a minute before), keeps them
+    /// in the model and says where to read each.
+    fn finish_incidents(&mut self) {
+        let mut done = self.model.take_completed_incidents();
+        for i in &mut done {
+            if let Some(extras) = &self.incident_extras {
+                if let Some(cg) = &i.cgroup {
+                    let members = self.model.members_of(&cg.path);
+                    i.growth_stacks = extras.growth_stacks(&cg.path, &members);
+                }
+                i.findings_before = extras
+                    .findings_before(
+                        i.victim.pid,
+                        i.unix_ms.saturating_sub(incident::FINDINGS_BEFORE_MS),
+                        incident::FINDINGS_WINDOW_MS,
+                    )
+                    .and_then(|r| serde_json::to_value(r).ok());
+            }
+            tracing::info!(
+                id = %i.id,
+                kind = %i.kind,
+                pid = i.victim.pid,
+                comm = %i.victim.comm,
+                cgroup = i.cgroup.as_ref().map_or("?", |c| c.path.as_str()),
+                "post-mortem recorded; read it with `memmon explain --oom {}`",
+                i.id
+            );
+        }
+        self.model.push_incidents(done);
+    }
+
     /// Says once (log and /api/v1/events) each source found missing.
     fn report_missing_sources(&mut self) {
         let new: Vec<String> = self

@@ -4,20 +4,21 @@
 //! container, resolve), with ELF symbols and DWARF, PIE and shared
 //! libraries; kernel frames from /proc/kallsyms. A frame that has no symbol
 //! shows `module+0xoffset` (file offset), or its raw address when not even
-//! its mapping is known (the process is gone).
+//! its mapping is known. A process that is gone is named from the files of
+//! the executable mappings its caller kept ([`Symbols::name_with`]).
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use blazesym::{
     Pid,
     normalize::{Normalizer, UserMeta},
     symbolize::{
         Input, Symbolized, Symbolizer,
-        source::{Kernel, Process, Source},
+        source::{Elf, Kernel, Process, Source},
     },
 };
 
-use crate::sample::stacks::{Frame, NamedSample, RawSample};
+use crate::sample::stacks::{Frame, Mapping, NamedSample, RawSample};
 
 /// Symbolizes stacks, caching each address's name per process.
 pub struct Symbols {
@@ -54,6 +55,17 @@ impl Symbols {
     /// Names every frame of `samples` (innermost first: kernel frames, then
     /// user frames).
     pub fn name(&mut self, samples: &[RawSample]) -> Vec<NamedSample> {
+        self.name_with(samples, &HashMap::new())
+    }
+
+    /// [`Symbols::name`], with the executable mappings `gone` kept of
+    /// processes that may have exited: their frames are named from the
+    /// files (the process's own view of them is gone with it).
+    pub fn name_with(
+        &mut self,
+        samples: &[RawSample],
+        gone: &HashMap<u32, Arc<[Mapping]>>,
+    ) -> Vec<NamedSample> {
         let mut by_pid: HashMap<u32, Vec<u64>> = HashMap::new();
         let mut kernel_addrs = Vec::new();
         for s in samples {
@@ -74,7 +86,7 @@ impl Symbols {
             addrs.sort_unstable();
             addrs.dedup();
             if !addrs.is_empty() {
-                self.resolve_user(pid, &addrs);
+                self.resolve_user(pid, &addrs, gone.get(&pid).map(|m| &**m));
             }
         }
         kernel_addrs.sort_unstable();
@@ -110,7 +122,13 @@ impl Symbols {
             .collect()
     }
 
-    fn resolve_user(&mut self, pid: u32, addrs: &[u64]) {
+    fn resolve_user(&mut self, pid: u32, addrs: &[u64], kept: Option<&[Mapping]>) {
+        if let Some(maps) = kept
+            && !std::path::Path::new(&format!("/proc/{pid}/maps")).exists()
+        {
+            self.resolve_from_files(pid, addrs, maps);
+            return;
+        }
         let src = Source::Process(Process::new(Pid::from(pid)));
         // Return addresses point after the call: look up addr - 1 so a call
         // at a function's end is not named after the next function. The
@@ -153,6 +171,54 @@ impl Symbols {
                 },
             };
             self.user.insert((pid, *addr), frame);
+        }
+    }
+
+    /// Names the addresses of a process that is gone from the files its
+    /// kept mappings say they were in (`module+0xoffset` without a symbol,
+    /// the raw address outside every mapping).
+    fn resolve_from_files(&mut self, pid: u32, addrs: &[u64], maps: &[Mapping]) {
+        let mut by_file: HashMap<&std::path::Path, Vec<(u64, u64)>> = HashMap::new();
+        for &addr in addrs {
+            match Mapping::find(maps, addr) {
+                // As above: a return address names the call before it.
+                Some((m, offset)) => by_file
+                    .entry(m.path.as_path())
+                    .or_default()
+                    .push((addr, offset)),
+                None => {
+                    self.user.insert((pid, addr), raw(addr, false));
+                }
+            }
+        }
+        for (path, hits) in by_file {
+            let offsets: Vec<u64> = hits.iter().map(|(_, o)| o.saturating_sub(1)).collect();
+            let src = Source::Elf(Elf::new(path));
+            let names = match self.symbolizer.symbolize(&src, Input::FileOffset(&offsets)) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::debug!("symbolizing {} (pid {pid}, gone): {e}", path.display());
+                    Vec::new()
+                }
+            };
+            let module = path.display().to_string();
+            for (i, (addr, offset)) in hits.iter().enumerate() {
+                let frame = match names.get(i) {
+                    Some(Symbolized::Sym(sym)) => Frame {
+                        name: sym.name.to_string(),
+                        module: Some(module.clone()),
+                        kernel: false,
+                        symbolized: true,
+                    },
+                    _ => Frame {
+                        name: format!("{}+{offset:#x}", basename(&module)),
+                        module: Some(module.clone()),
+                        kernel: false,
+                        symbolized: false,
+                    },
+                };
+                self.user.insert((pid, *addr), frame);
+            }
         }
     }
 

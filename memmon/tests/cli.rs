@@ -40,6 +40,19 @@ fn without_capabilities_names_them_and_exits_1() {
     assert!(out.stdout.is_empty());
 }
 
+/// Runs memmon with `args`, which must be refused as bad input (exit 2,
+/// no panic); its stderr.
+fn bad_input(args: &[&str]) -> String {
+    let out = Command::new(MEMMON)
+        .args(args)
+        .output()
+        .expect("run memmon");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    stderr
+}
+
 #[test]
 fn bad_flag_values_exit_2() {
     for args in [
@@ -49,13 +62,7 @@ fn bad_flag_values_exit_2() {
         vec!["snapshot", "--disable-probe", "no_such_probe"],
         vec!["snapshot", "--no-such-flag"],
     ] {
-        let out = Command::new(MEMMON)
-            .args(&args)
-            .output()
-            .expect("run memmon");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        let stderr = bad_input(&args);
         assert!(!stderr.is_empty(), "{args:?}: no message");
     }
 }
@@ -87,12 +94,7 @@ fn bad_cgroup_root_names_the_flag_and_exits_2() {
             empty,
         ],
     ] {
-        let out = Command::new(MEMMON)
-            .args(&args)
-            .output()
-            .expect("run memmon");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        let stderr = bad_input(&args);
         assert!(
             stderr.contains("--cgroup-root") && stderr.contains(args[args.len() - 1]),
             "{args:?}: {stderr}"
@@ -336,4 +338,58 @@ fn completion_scripts_name_real_commands() {
         .output()
         .expect("run memmon completions");
     assert_eq!(out.status.code(), Some(2), "an unknown shell is bad input");
+}
+
+/// `memmon explain` refuses what it cannot judge with exit 2 and a message
+/// that names the fix, before any probe loads: no target, two targets, a
+/// pid not running, a bad window, a store that is not there, a daemon
+/// address without a port, `--oom` with a live flag or a malformed id.
+/// `--thresholds` prints the table the README holds, and exits 0.
+#[test]
+fn explain_bad_input_exits_2_naming_the_fix() {
+    let missing = tempfile::tempdir().expect("tmp");
+    let missing = missing.path().join("never-recorded");
+    let missing = missing.to_str().expect("utf-8");
+    for (args, needle) in [
+        (vec!["explain"], "name one target"),
+        (
+            vec!["explain", "1", "--cgroup", "/a"],
+            "cannot be used with",
+        ),
+        (vec!["explain", "4194304"], "is not running"),
+        (vec!["explain", "1", "--store", missing], "--store DIR"),
+        (
+            vec!["explain", "1", "--store", missing, "--window", "soon"],
+            "--window soon",
+        ),
+        (
+            vec!["explain", "1", "--connect", "localhost"],
+            "http://HOST:PORT",
+        ),
+        (
+            vec!["explain", "1", "--duration=-3"],
+            "--duration -3 is out of range",
+        ),
+        (
+            vec!["explain", "--oom", "latest", "--profile"],
+            "cannot be used with",
+        ),
+        (
+            vec!["explain", "--oom", "nosuch", "--store", missing],
+            "give `latest` or an incident id",
+        ),
+    ] {
+        let stderr = bad_input(&args);
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+    let out = Command::new(MEMMON)
+        .args(["explain", "--thresholds"])
+        .output()
+        .expect("run memmon");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        table.contains("| `limit.forecast_critical` | 300 s |"),
+        "{table}"
+    );
 }

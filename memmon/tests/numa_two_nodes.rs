@@ -141,3 +141,53 @@ fn migratepages_is_counted_for_the_migrating_process() {
     );
     w.finish();
 }
+
+#[test]
+fn explain_finds_the_memory_remote_to_the_cpus_it_runs_on() {
+    if !two_nodes("explain_finds_the_memory_remote_to_the_cpus_it_runs_on") {
+        return;
+    }
+    quiet_balancing();
+    let mut w = Workload::start_under(
+        &["numactl", "--cpunodebind=0", "--membind=1"],
+        &["touch", &PAGES.to_string()],
+    );
+    w.go();
+    let out = Command::new(MEMMON)
+        .args(["--log", "error", "explain", &w.pid.to_string()])
+        .args(["--duration", "2", "--json"])
+        .output()
+        .expect("run memmon explain");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let r: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "explain JSON ({e}):\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    // The kernel's own placement: the share of its pages off node 0.
+    let (on0, on1) = (pages_on_node(w.pid, 0), pages_on_node(w.pid, 1));
+    let kernel = on1 as f64 / (on0 + on1) as f64;
+    let f = r["findings"]
+        .as_array()
+        .and_then(|fs| fs.iter().find(|f| f["id"] == "numa_remote"))
+        .unwrap_or_else(|| panic!("no numa_remote finding: {r:#}"));
+    let share = f["evidence"][0]["value"].as_f64().expect("remote share");
+    eprintln!("explain: remote share {share:.4}; numa_maps N0={on0} N1={on1} ({kernel:.4})");
+    assert!(
+        share >= 0.9,
+        "CPU on node 0, memory on node 1: remote {share}"
+    );
+    assert!(
+        (share - kernel).abs() <= 0.05,
+        "remote share {share:.4} vs numa_maps {kernel:.4}"
+    );
+    assert!(
+        f["next"][0]
+            .as_str()
+            .is_some_and(|n| n.contains("--membind=1")),
+        "{f:#}"
+    );
+    assert_eq!(out.status.code(), Some(3), "a warning");
+    w.finish();
+}

@@ -39,6 +39,12 @@ pub fn run(args: &ExplainArgs) -> Result<u8, Fatal> {
         print!("{}", thresholds::markdown_table());
         return Ok(0);
     }
+    if let Some(which) = &args.oom {
+        let source =
+            super::incidents::Source::resolve(args.connect.as_deref(), args.store.as_deref())?;
+        super::incidents::explain_oom(&source, which, args.json)?;
+        return Ok(0);
+    }
     let target = target(args)?;
     let evidence = match (&args.connect, &args.store) {
         (Some(url), _) => from_daemon(args, url, &target)?,
@@ -95,9 +101,27 @@ fn live(args: &ExplainArgs, target: &Target) -> Result<Evidence, Fatal> {
              on a recording, or --connect to a daemon)"
         )));
     }
-    let opts = load_options(&args.probe_args)?;
+    let mut opts = load_options(&args.probe_args)?;
+    if args.profile {
+        let Target::Pid(_) = target else {
+            return Err(Fatal::Usage(
+                "--profile samples one process's stacks: give a PID (for a cgroup, run \
+                 `memmon profile --cgroup PATH`)"
+                    .into(),
+            ));
+        };
+        opts.stack_entries = Some(crate::probes::stack_drain::DAEMON_STACK_ENTRIES);
+    }
     privileges::check().map_err(Fatal::Privileges)?;
-    let probes = ProbeSet::load(&opts).context("loading probes")?;
+    let mut probes = ProbeSet::load(&opts).context("loading probes")?;
+    let mut profile = if args.profile {
+        Some(super::top_profile::TopProfile::start(
+            &mut probes,
+            args.profile_period,
+        )?)
+    } else {
+        None
+    };
     let model = Model::new(probes.statuses().to_vec(), crate::collector::host());
     let interval = Duration::from_secs_f64(args.interval);
     // The target's memory (PSS, oom_score, NUMA) read every pass, and
@@ -121,7 +145,12 @@ fn live(args: &ExplainArgs, target: &Target) -> Result<Evidence, Fatal> {
         let started = Instant::now();
         let focus = builder.focus();
         pipeline.set_focus((!focus.is_empty()).then_some(focus));
-        let published = pipeline.pass(interval);
+        // Dated when the pass began, when the kernel's counters were read:
+        // a pass's end is later by its work (the first reads every
+        // process), and counter rates would be taken over too short a time.
+        let began = unix_ms();
+        let mut published = pipeline.pass(interval);
+        published.unix_ms = began;
         builder.push_published(&published);
         if started >= end || super::stop_signal::requested() {
             break;
@@ -130,9 +159,32 @@ fn live(args: &ExplainArgs, target: &Target) -> Result<Evidence, Fatal> {
         while Instant::now() < next && !super::stop_signal::requested() {
             std::thread::sleep(DRAIN_EVERY.min(next.saturating_duration_since(Instant::now())));
             pipeline.drain();
+            if let Some(p) = &mut profile {
+                p.drain();
+            }
         }
     }
-    builder.finish().map_err(|e| not_found(e, ""))
+    let mut ev = builder.finish().map_err(|e| not_found(e, ""))?;
+    if let (Some(p), Target::Pid(pid)) = (&mut profile, target) {
+        p.drain();
+        let stacks = p.stacks(*pid);
+        ev.stacks = stacks
+            .lines
+            .into_iter()
+            .map(|l| GrowthStack {
+                frames: l.frames,
+                weight: l.faults as f64,
+                what: format!("page faults in {} s", stacks.seconds),
+            })
+            .collect();
+        if ev.stacks.is_empty() {
+            ev.stacks_missing = Some(format!(
+                "no page-fault stack sampled (one per {} faults) in the window",
+                args.profile_period
+            ));
+        }
+    }
+    Ok(ev)
 }
 
 /// From a recording: the frames in [at - window, at].
@@ -226,6 +278,14 @@ fn from_daemon(args: &ExplainArgs, url: &str, target: &Target) -> Result<Evidenc
         .get("stacks_missing")
         .and_then(|s| s.as_str())
         .map(str::to_string);
+    if ev.frames.len() < 3 {
+        ev.notes.push(format!(
+            "trend and rates: the daemon's history holds {} sample(s) of this target (it keeps the \
+             100 largest processes, each cgroup's 3 highest oom_scores and every cgroup); \
+             `memmon explain` without --connect watches it live",
+            ev.frames.len()
+        ));
+    }
     Ok(ev)
 }
 

@@ -7,6 +7,7 @@ pub mod docs;
 pub mod dump;
 pub mod events;
 pub mod explain;
+pub mod incidents;
 pub mod leaks;
 pub mod leaks_exact;
 pub mod profile;

@@ -55,7 +55,10 @@ pub fn run(args: &RecordArgs) -> Result<(), Fatal> {
     .map_err(|e| Fatal::Usage(format!("{e}; give a writable directory")))?;
     let probes = ProbeSet::load(&opts).context("loading probes")?;
     crate::pipeline::tune_heap();
-    let model = Model::new(probes.statuses().to_vec(), crate::collector::host());
+    // The daemon's default history, so the post-mortems of the kills it
+    // records have the victim's and its cgroup's last minutes.
+    let model = Model::new(probes.statuses().to_vec(), crate::collector::host())
+        .with_history(crate::config::Config::default().history_seconds);
     let mut pipeline = Pipeline::new(Collector::new(probes), model).with_task_iter();
     stop_signal::install();
     let interval = Duration::from_secs_f64(args.interval);

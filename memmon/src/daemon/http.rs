@@ -1,6 +1,7 @@
 //! The daemon's HTTP endpoint (hyper, HTTP/1.1, optionally over TLS with
-//! basic auth): /metrics, /api/v1/snapshot, /api/v1/events, /healthz read
-//! the latest publication and touch neither the kernel nor /proc;
+//! basic auth): /metrics, /api/v1/snapshot, /api/v1/events,
+//! /api/v1/incidents (`incidents.rs`), /healthz read the latest
+//! publication and touch neither the kernel nor /proc;
 //! /api/v1/profile (with `--profile`) reads the continuous profile on a
 //! blocking thread (it drains the stack maps and names frames).
 
@@ -49,6 +50,8 @@ pub struct HttpState {
     pub web: RwLock<WebSecurity>,
     /// The continuous profile (None: the daemon runs without --profile).
     pub profile: Option<Arc<super::profile::ContinuousProfile>>,
+    /// The recent history `/api/v1/history` serves.
+    pub history: Arc<RwLock<crate::model::explain::history::History>>,
 }
 
 /// The continuous profile's path.
@@ -160,6 +163,14 @@ pub fn route(method: &Method, path: &str, headers: &header::HeaderMap, state: &H
                 notices: &p.notices,
             })
         }
+        "/api/v1/incidents" => json(&super::incidents::list(&latest(&state.shared))),
+        p if p.starts_with(super::incidents::PATH_PREFIX) => {
+            let id = &p[super::incidents::PATH_PREFIX.len()..];
+            match super::incidents::one(&latest(&state.shared), id) {
+                Ok(incident) => json(&*incident),
+                Err(text) => respond(StatusCode::NOT_FOUND, "text/plain", text),
+            }
+        }
         "/healthz" => {
             let p = latest(&state.shared);
             let age = unix_ms().saturating_sub(p.unix_ms);
@@ -180,6 +191,7 @@ pub fn route(method: &Method, path: &str, headers: &header::HeaderMap, state: &H
              <li><a href=\"/metrics\">/metrics</a></li>\
              <li><a href=\"/api/v1/snapshot\">/api/v1/snapshot</a></li>\
              <li><a href=\"/api/v1/events\">/api/v1/events</a></li>\
+             <li><a href=\"/api/v1/incidents\">/api/v1/incidents</a></li>\
              <li><a href=\"/api/v1/profile\">/api/v1/profile</a> and <a \
              href=\"/api/v1/profile/resident\">/api/v1/profile/resident</a> (with --profile)</li>\
              <li><a href=\"/healthz\">/healthz</a></li></ul></body></html>\n",
@@ -231,8 +243,62 @@ async fn handle(
         let resident = path == RESIDENT_PATH;
         return Ok(profile(req.method(), req.uri().query(), resident, &state).await);
     }
+    if path == super::history::HISTORY_PATH {
+        let resp = history(req.method(), req.uri().query(), &state).await;
+        return Ok(compress(resp, req.headers()).await);
+    }
     let resp = route(req.method(), req.uri().path(), req.headers(), &state);
     Ok(compress(resp, req.headers()).await)
+}
+
+/// `/api/v1/history`: the target's recent points (and, with `--profile`,
+/// its growth stacks), 400 naming the bad query key.
+async fn history(method: &Method, query: Option<&str>, state: &HttpState) -> Resp {
+    use super::history as h;
+    if method != Method::GET && method != Method::HEAD {
+        return respond(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "only GET and HEAD\n",
+        );
+    }
+    let q = match h::parse(query, with_history(state, |g| g.seconds())) {
+        Ok(q) => q,
+        Err(e) => {
+            return respond(
+                StatusCode::BAD_REQUEST,
+                "text/plain",
+                format!("{}: {e}\n", h::HISTORY_PATH),
+            );
+        }
+    };
+    let stacks = match &state.profile {
+        None => Err("the daemon runs without --profile".to_string()),
+        Some(profile) => match with_history(state, |g| h::stacks_query(&q, g)) {
+            None => Err("the target's cgroup is not known".to_string()),
+            Some(pq) => {
+                let profile = Arc::clone(profile);
+                tokio::task::spawn_blocking(move || profile.top_stacks(&pq, h::STACKS))
+                    .await
+                    .map_err(|e| format!("building the profile failed: {e}"))
+            }
+        },
+    };
+    let published = latest(&state.shared);
+    json(&with_history(state, |g| {
+        h::answer(g, &published, &q, stacks)
+    }))
+}
+
+/// Runs `f` on the recent history (a poisoned lock still reads).
+fn with_history<T>(
+    state: &HttpState,
+    f: impl FnOnce(&crate::model::explain::history::History) -> T,
+) -> T {
+    match state.history.read() {
+        Ok(g) => f(&g),
+        Err(p) => f(&p.into_inner()),
+    }
 }
 
 /// `/api/v1/profile` (and `/api/v1/profile/resident`, which is

@@ -4,7 +4,10 @@
 //! cleanly (probes detached, pinned maps kept); SIGHUP reloads the config.
 
 pub mod basic_auth;
+pub mod history;
 pub mod http;
+pub mod incident_extras;
+pub mod incidents;
 pub mod profile;
 pub mod profile_query;
 pub mod sampler;
@@ -110,6 +113,9 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
     crate::pipeline::tune_heap();
     let model = Model::new(probes.statuses().to_vec(), crate::collector::host())
         .with_history(cfg.history_seconds);
+    let history = Arc::new(RwLock::new(crate::model::explain::history::History::new(
+        cfg.history_seconds,
+    )));
     let collector = Collector::new(probes).with_cgroup_root(&cfg.cgroup_root);
 
     let shared: crate::model::published::Shared = Arc::new(RwLock::new(Arc::new(
@@ -158,18 +164,26 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
     };
     let sampler_thread = {
         let (shared, live, stop) = (Arc::clone(&shared), Arc::clone(&live), Arc::clone(&stop));
+        let history = Arc::clone(&history);
+        let pipeline = Pipeline::new(collector, model)
+            .with_root(root)
+            .with_incident_extras(Box::new(incident_extras::Extras {
+                profile: profile.clone(),
+                history: Arc::clone(&history),
+            }));
         std::thread::Builder::new()
             .name("memmon-sampler".into())
             .spawn(move || {
                 sampler::run(
-                    Pipeline::new(collector, model)
-                        .with_root(root)
-                        .with_task_iter(),
-                    shared,
+                    pipeline.with_task_iter(),
+                    sampler::Outputs {
+                        shared,
+                        history,
+                        recorder,
+                    },
                     live,
                     stop,
                     first_tx,
-                    recorder,
                 )
             })
             .context("starting the sampler thread")?
@@ -182,6 +196,7 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
         stale_after_ms: AtomicU64::new(stale_after_ms(&cfg)),
         web: RwLock::new(web),
         profile,
+        history,
     });
 
     let runtime = tokio::runtime::Builder::new_current_thread()

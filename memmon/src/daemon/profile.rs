@@ -5,17 +5,18 @@
 //! drains once more (so it includes every sample taken until the
 //! request), selects the seconds and the process or cgroup asked for,
 //! names the frames (`symbols`, cached per process while it has samples in
-//! the window; a process gone shows `module+0xoffset` or the raw address)
-//! and answers pprof gzipped, as Go's net/http/pprof does (or folded
-//! stacks, or an SVG). With `kind=resident` it answers from the resident
-//! table instead (`model::resident`): the same thread adds each sampled
-//! fault's page to it and, every [`CHECK_EVERY`], checks the pages in
-//! /proc/PID/pagemap (`procfs::pagemap`) and records what each stack
-//! holds. Unless `profile_period` fixes it, the sampling adapts every
-//! [`ADAPT_EVERY`] (`model::fault_sampling`): the machine's fault rate and
-//! each process's growth from the latest publication give the perf
-//! events' period and which processes are walked more often, set on the
-//! running sampler (`probes::sampler_control`). blazesym's
+//! the window; a process gone is named from the files of the executable
+//! mappings read when its first sample was drained) and answers pprof
+//! gzipped, as Go's net/http/pprof does (or folded stacks, or an SVG).
+//! With `kind=resident` it answers from the resident table instead
+//! (`model::resident`): the same thread adds each sampled fault's page to
+//! it and, every [`CHECK_EVERY`], checks the pages in /proc/PID/pagemap
+//! (`procfs::pagemap`) and records what each stack holds. Unless
+//! `profile_period` fixes it, the sampling adapts every [`ADAPT_EVERY`]
+//! (`model::fault_sampling`): the machine's fault rate and each process's
+//! growth from the latest publication give the perf events' period and
+//! which processes are walked more often, set on the running sampler
+//! (`probes::sampler_control`). blazesym's
 //! symbolizer is not `Send`, so it lives on its own `memmon-symbols`
 //! thread, handed each request's stacks over a channel.
 
@@ -23,7 +24,7 @@ use std::{
     collections::{HashMap, HashSet},
     io::Write as _,
     sync::{
-        Mutex,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
         mpsc,
     },
@@ -33,9 +34,11 @@ use std::{
 use crate::{
     clock::unix_ms,
     model::{
+        explain::evidence::GrowthStack,
         fault_sampling::{LIMITS, Plan, Planner, ProcessReading},
+        incident::{self, GrowthStacks},
         profile::Profile,
-        profile_window::ProfileWindow,
+        profile_window::{Filter, ProfileWindow},
         published::{Published, Shared, latest},
         resident::ResidentTable,
         system_fields::sys,
@@ -43,7 +46,7 @@ use crate::{
     },
     probes::stack_drain::StackDrain,
     procfs::pagemap::Pagemaps,
-    sample::stacks::{Frame, NamedSample, RawSample, StackEvent},
+    sample::stacks::{Frame, Mapping, NamedSample, RawSample, StackEvent},
     sinks,
     symbols::Symbols,
 };
@@ -78,6 +81,12 @@ struct Inner {
     planned_from: u64,
     /// A drain failure was logged (said once, not at every drain).
     failed: bool,
+    /// The executable mappings of each process with samples, read when its
+    /// first sample is drained (empty when it was gone already), so its
+    /// frames can be named after it exits: an OOM victim's are.
+    maps: HashMap<u32, Arc<[Mapping]>>,
+    /// Drains since `maps` last dropped the processes the window lost.
+    since_pruned: u32,
 }
 
 impl Inner {
@@ -107,6 +116,12 @@ impl Inner {
             for d in stacks {
                 let cgroup = cgroups.get(&d.stack.tgid).copied();
                 self.window.add(now, &d.stack, cgroup, d.samples, period);
+                let tgid = d.stack.tgid;
+                self.maps.entry(tgid).or_insert_with(|| {
+                    crate::procfs::maps::exec_mappings(tgid)
+                        .unwrap_or_default()
+                        .into()
+                });
             }
         }
         match &drained {
@@ -122,6 +137,13 @@ impl Inner {
                     failed_deletes = self.drain.failed_deletes(),
                     "continuous profile drained"
                 );
+                self.since_pruned += 1;
+                if self.since_pruned >= PRUNE_MAPS_EVERY {
+                    self.since_pruned = 0;
+                    let mut held = self.window.tgids();
+                    held.extend(self.resident.tgids());
+                    self.maps.retain(|tgid, _| held.contains(tgid));
+                }
             }
             Err(e) => {
                 if !self.failed {
@@ -196,11 +218,16 @@ impl Inner {
     }
 }
 
+/// Drains between two prunings of the kept mappings (5 s).
+const PRUNE_MAPS_EVERY: u32 = 25;
+
 /// Stacks to name, the processes whose cached names to keep, and where
 /// the names go.
 struct NameJob {
     samples: Vec<RawSample>,
     keep: HashSet<u32>,
+    /// The kept mappings of the samples' processes.
+    maps: HashMap<u32, Arc<[Mapping]>>,
     reply: mpsc::Sender<Vec<NamedSample>>,
 }
 
@@ -216,7 +243,7 @@ fn name_stacks(jobs: mpsc::Receiver<NameJob>) {
     let mut symbols = Symbols::new();
     for job in jobs {
         symbols.retain_processes(|pid| job.keep.contains(&pid));
-        let _ = job.reply.send(symbols.name(&job.samples));
+        let _ = job.reply.send(symbols.name_with(&job.samples, &job.maps));
     }
 }
 
@@ -283,6 +310,8 @@ impl ContinuousProfile {
                 plan,
                 planned_from: 0,
                 failed: false,
+                maps: HashMap::new(),
+                since_pruned: 0,
             }),
             symbols,
             shared,
@@ -339,6 +368,101 @@ impl ContinuousProfile {
 
     /// The profile `query` asks for: the body and its content type.
     pub fn answer(&self, query: &ProfileQuery) -> (Vec<u8>, &'static str) {
+        let (profile, from_second) = self.named(query);
+        match query.format {
+            Format::Pprof => {
+                let nanos = i64::try_from(from_second)
+                    .unwrap_or(i64::MAX / 1_000_000_000)
+                    .saturating_mul(1_000_000_000);
+                (
+                    gzip(&sinks::pprof::encode(&profile, nanos)),
+                    "application/octet-stream",
+                )
+            }
+            Format::Folded => (
+                sinks::profile::folded(&profile).into_bytes(),
+                "text/plain; charset=utf-8",
+            ),
+            Format::Svg => {
+                let mut out = Vec::new();
+                let title = format!("memmon daemon: {} by stack", profile.event.name());
+                if profile.stacks.iter().any(|s| s.weight > 0)
+                    && sinks::flamegraph::svg(&profile, &title, &mut out).is_ok()
+                {
+                    (out, "image/svg+xml")
+                } else {
+                    (
+                        format!(
+                            "no stacks with weight in the selection: nothing to draw ({})\n",
+                            sinks::profile::describe(&profile).0
+                        )
+                        .into_bytes(),
+                        "text/plain; charset=utf-8",
+                    )
+                }
+            }
+        }
+    }
+
+    /// The `n` heaviest stacks `query` selects, user frames only, innermost
+    /// first (what `explain --connect` shows as growth stacks).
+    pub fn top_stacks(&self, query: &ProfileQuery, n: usize) -> Vec<GrowthStack> {
+        let (profile, _) = self.named(query);
+        profile
+            .stacks
+            .iter()
+            .map(|s| GrowthStack {
+                frames: s
+                    .frames
+                    .iter()
+                    .filter(|f| !f.kernel)
+                    .map(|f| f.name.clone())
+                    .collect(),
+                weight: s.weight as f64,
+                what: format!("page faults in the last {} s", query.seconds),
+            })
+            .filter(|s| !s.frames.is_empty())
+            .take(n)
+            .collect()
+    }
+
+    /// The heaviest stacks of `cgroup` (and below) over the last minute, for
+    /// a post-mortem; `members` (pid, cgroup) name the cgroup of processes
+    /// whose samples were drained before they were published.
+    pub fn cgroup_stacks(&self, cgroup: &str, members: &[(u32, String)]) -> GrowthStacks {
+        {
+            let mut inner = self.inner();
+            for (pid, c) in members {
+                inner.window.tag(*pid, c);
+            }
+        }
+        let seconds = crate::model::profile_window::WINDOW_SECONDS;
+        let (profile, _) = self.named(&ProfileQuery {
+            seconds,
+            filter: Filter::Cgroup(cgroup.to_string()),
+            kind: Kind::Faults,
+            format: Format::Pprof,
+        });
+        let top = sinks::top::stacks::FaultStacks::from_profile(0, seconds, &profile);
+        GrowthStacks {
+            seconds: top.seconds,
+            period: top.period,
+            total_faults: top.total,
+            stacks: top
+                .lines
+                .into_iter()
+                .map(|l| incident::GrowthStack {
+                    faults: l.faults,
+                    share: l.share,
+                    frames: l.frames,
+                })
+                .collect(),
+        }
+    }
+
+    /// The samples `query` selects, named and merged, and the first
+    /// second they cover.
+    fn named(&self, query: &ProfileQuery) -> (Profile, u64) {
         self.drain();
         let now = unix_seconds();
         let (samples, period, periods, seconds, from_second, tgids) = {
@@ -378,10 +502,21 @@ impl ContinuousProfile {
                 }
             }
         };
+        let maps: HashMap<u32, Arc<[Mapping]>> = {
+            let inner = self.inner();
+            samples
+                .iter()
+                .filter_map(|s| {
+                    let m = inner.maps.get(&s.stack.tgid)?;
+                    Some((s.stack.tgid, Arc::clone(m)))
+                })
+                .collect()
+        };
         let (reply, names) = mpsc::channel();
         let job = NameJob {
             samples: samples.clone(),
             keep: tgids,
+            maps,
             reply,
         };
         let named = match self.symbols.send(job).ok().and_then(|()| names.recv().ok()) {
@@ -395,40 +530,10 @@ impl ContinuousProfile {
             Kind::Faults => StackEvent::Faults,
             Kind::Resident => StackEvent::Resident,
         };
-        let profile = Profile::build(event, period, seconds as f64, &named).with_periods(periods);
-        match query.format {
-            Format::Pprof => {
-                let nanos = i64::try_from(from_second)
-                    .unwrap_or(i64::MAX / 1_000_000_000)
-                    .saturating_mul(1_000_000_000);
-                (
-                    gzip(&sinks::pprof::encode(&profile, nanos)),
-                    "application/octet-stream",
-                )
-            }
-            Format::Folded => (
-                sinks::profile::folded(&profile).into_bytes(),
-                "text/plain; charset=utf-8",
-            ),
-            Format::Svg => {
-                let mut out = Vec::new();
-                let title = format!("memmon daemon: {} by stack", event.name());
-                if profile.stacks.iter().any(|s| s.weight > 0)
-                    && sinks::flamegraph::svg(&profile, &title, &mut out).is_ok()
-                {
-                    (out, "image/svg+xml")
-                } else {
-                    (
-                        format!(
-                            "no stacks with weight in the selection: nothing to draw ({})\n",
-                            sinks::profile::describe(&profile).0
-                        )
-                        .into_bytes(),
-                        "text/plain; charset=utf-8",
-                    )
-                }
-            }
-        }
+        (
+            Profile::build(event, period, seconds as f64, &named).with_periods(periods),
+            from_second,
+        )
     }
 }
 

@@ -177,7 +177,7 @@ fn set(filter: &mut Filter, new: Filter) -> Result<(), QueryError> {
 }
 
 /// Percent-decodes `s` (`+` stays a plus: paths, not form data).
-fn decode(s: &str) -> Option<String> {
+pub fn decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -1,8 +1,9 @@
 //! The daemon's sampling loop, on its own thread: a [`Pipeline`] pass every
 //! interval, published for the HTTP side, events drained in between (so the
 //! ring buffer never fills), and the systemd watchdog pinged while passes
-//! keep coming; with `--record`, each publication is also handed to the
-//! store's recorder thread (never waited for).
+//! keep coming; each publication is recorded in the recent history (for
+//! `/api/v1/history`) and, with `--record`, handed to the store's recorder
+//! thread (never waited for).
 
 use std::{
     sync::{
@@ -12,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::model::published::Shared;
+use crate::model::{explain::history::History, published::Shared};
 use crate::pipeline::Pipeline;
 
 /// How often events are drained between samples.
@@ -27,16 +28,30 @@ pub struct LiveSettings {
     pub probe_cpu_budget: f64,
 }
 
+/// Where each publication goes.
+pub struct Outputs {
+    /// The latest publication, for the HTTP side.
+    pub shared: Shared,
+    /// The recent history (`/api/v1/history`, `explain --connect`).
+    pub history: Arc<RwLock<History>>,
+    /// The store's recorder, with `--record`.
+    pub recorder: Option<crate::store::recorder::Recorder>,
+}
+
 /// Runs until `stop` is set. `first_pass` is signalled after the first
 /// publication (the daemon then tells systemd it is ready).
 pub fn run(
     mut pipeline: Pipeline,
-    shared: Shared,
+    outputs: Outputs,
     settings: Arc<RwLock<LiveSettings>>,
     stop: Arc<AtomicBool>,
     first_pass: std::sync::mpsc::Sender<()>,
-    recorder: Option<crate::store::recorder::Recorder>,
 ) {
+    let Outputs {
+        shared,
+        history,
+        recorder,
+    } = outputs;
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
     // Test-only: never ping the watchdog, so systemd's restart on a missed
     // ping can be tested (the systemd lane, `cargo xtask vm-test --systemd`).
@@ -59,6 +74,9 @@ pub fn run(
         let published = Arc::new(published);
         if let Some(r) = &recorder {
             r.offer(Arc::clone(&published));
+        }
+        if let Ok(mut h) = history.write() {
+            h.record(&published);
         }
         if let Ok(mut g) = shared.write() {
             *g = published;

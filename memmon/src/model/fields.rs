@@ -1224,6 +1224,18 @@ pub const CGROUP_FIELDS: &[Field<CgroupReader>] = &[
         column: None,
         read: |c| c.cg?.window.span_secs(),
     },
+    Field {
+        key: "memory_detail_age_seconds",
+        help: "Age of the reading's full detail (memory.stat, events, PSI, limits, peak): read every pass only when usage moves, else carried forward up to 30 s.",
+        kind: Kind::Gauge,
+        unit: Unit::Seconds,
+        sources: CGROUP_FILES,
+        metric: false,
+        label: None,
+        rate: false,
+        column: None,
+        read: |c| c.sample()?.detail_age_ms.map(|ms| ms as f64 / 1000.0),
+    },
 ];
 
 /// Number of per-cgroup fields.

@@ -1,15 +1,30 @@
-//! The OOM flight recorder: the last minutes of samples (RSS, faults, swap)
-//! of the largest processes, so an OOM kill can be reported with what led
-//! up to it.
+//! The OOM flight recorder: the last minutes of samples of the processes
+//! an OOM kill could take (the largest ones, and the first few by
+//! oom_score in every memory cgroup) and of every memory cgroup, so a kill
+//! is reported with what led up to it. Every sample of the last
+//! [`DENSE_MS`] is kept; older ones one per [`SPARSE_STEP_MS`], up to the
+//! window (so five minutes of a 1 s pass are 84 samples, not 300).
 
 use std::collections::{HashMap, VecDeque};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::process::ProcessKey;
 
+/// Every sample this recent is kept, ms.
+pub const DENSE_MS: u64 = 60_000;
+/// Older samples: one per this many ms.
+pub const SPARSE_STEP_MS: u64 = 10_000;
+/// Processes recorded besides the largest: the first this many by
+/// oom_score (else resident size) in each memory cgroup.
+pub const PER_CGROUP: usize = 3;
+/// At most this many processes recorded for their cgroup's sake.
+pub const MAX_EXTRA_PROCESSES: usize = 1000;
+/// At most this many memory cgroups recorded.
+pub const MAX_CGROUPS: usize = 1000;
+
 /// One process's state at one sample.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistorySample {
     /// Unix time, milliseconds.
     pub unix_ms: u64,
@@ -25,11 +40,145 @@ pub struct HistorySample {
     pub swap_bytes: Option<u64>,
 }
 
-/// Per-process rings of samples, dropped once older than `max_age_ms`.
+/// One memory cgroup's state at one sample (its own files).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupHistorySample {
+    /// Unix time, milliseconds.
+    pub unix_ms: u64,
+    /// Memory charged, bytes (memory.current, v1 usage_in_bytes).
+    pub usage_bytes: Option<u64>,
+    /// The hard limit that applies (its own or an ancestor's), bytes.
+    pub limit_bytes: Option<u64>,
+    /// Working set (usage − inactive_file), bytes.
+    pub working_set_bytes: Option<u64>,
+    /// What reclaim cannot give back without swap, bytes.
+    pub unreclaimable_bytes: Option<u64>,
+    /// Swap used, bytes.
+    pub swap_bytes: Option<u64>,
+    /// memory.events `oom_kill` (v1 memory.oom_control), so far.
+    pub oom_kills: Option<u64>,
+    /// Charges that hit the limit so far: memory.events `max` (v1
+    /// memory.failcnt).
+    pub limit_hits: Option<u64>,
+    /// memory.high throttling events so far (v2).
+    pub high_events: Option<u64>,
+    /// memory.pressure `some` total, µs (v2 with PSI).
+    pub psi_some_total_us: Option<u64>,
+    /// memory.pressure `full` total, µs.
+    pub psi_full_total_us: Option<u64>,
+}
+
+impl CgroupHistorySample {
+    /// From a cgroup's latest reading.
+    pub fn from_sample(unix_ms: u64, s: &crate::sample::cgroup::CgroupSample) -> Self {
+        let events = s.events.as_ref();
+        let limits = s.limits.as_ref();
+        CgroupHistorySample {
+            unix_ms,
+            usage_bytes: s.usage,
+            limit_bytes: limits.and_then(|l| l.effective_max.or(l.max)),
+            working_set_bytes: s.working_set,
+            unreclaimable_bytes: s.unreclaimable,
+            swap_bytes: s.swap,
+            oom_kills: events.and_then(|e| e.oom_kill),
+            limit_hits: events.and_then(|e| e.max.or(e.failcnt)),
+            high_events: events.and_then(|e| e.high),
+            psi_some_total_us: s.pressure.as_ref().map(|p| p.some_total_us),
+            psi_full_total_us: s.pressure.as_ref().and_then(|p| p.full_total_us),
+        }
+    }
+}
+
+/// A sample with a time.
+pub trait Timed: Copy {
+    /// Unix time, ms.
+    fn at_ms(&self) -> u64;
+}
+
+impl Timed for HistorySample {
+    fn at_ms(&self) -> u64 {
+        self.unix_ms
+    }
+}
+
+impl Timed for CgroupHistorySample {
+    fn at_ms(&self) -> u64 {
+        self.unix_ms
+    }
+}
+
+/// Samples of one series: every one of the last [`DENSE_MS`], one per
+/// [`SPARSE_STEP_MS`] before.
+#[derive(Debug, Clone)]
+pub struct Ring<T> {
+    sparse: VecDeque<T>,
+    dense: VecDeque<T>,
+}
+
+impl<T> Default for Ring<T> {
+    fn default() -> Self {
+        Ring {
+            sparse: VecDeque::new(),
+            dense: VecDeque::new(),
+        }
+    }
+}
+
+impl<T: Timed> Ring<T> {
+    /// Appends `s` (newest).
+    pub fn push(&mut self, s: T) {
+        self.dense.push_back(s);
+    }
+
+    /// Thins samples older than [`DENSE_MS`] and drops those before
+    /// `cutoff`; false when none is left.
+    fn expire(&mut self, now_ms: u64, cutoff: u64) -> bool {
+        let dense_from = now_ms.saturating_sub(DENSE_MS);
+        while let Some(s) = self.dense.front().copied() {
+            if s.at_ms() >= dense_from {
+                break;
+            }
+            self.dense.pop_front();
+            if self
+                .sparse
+                .back()
+                .is_none_or(|b| s.at_ms().saturating_sub(b.at_ms()) >= SPARSE_STEP_MS)
+            {
+                self.sparse.push_back(s);
+            }
+        }
+        while self.sparse.front().is_some_and(|s| s.at_ms() < cutoff) {
+            self.sparse.pop_front();
+        }
+        while self.dense.front().is_some_and(|s| s.at_ms() < cutoff) {
+            self.dense.pop_front();
+        }
+        !(self.sparse.is_empty() && self.dense.is_empty())
+    }
+
+    /// Every sample, oldest first.
+    pub fn samples(&self) -> Vec<T> {
+        self.sparse.iter().chain(&self.dense).copied().collect()
+    }
+
+    /// The samples up to `until_ms`, oldest first.
+    pub fn until(&self, until_ms: u64) -> Vec<T> {
+        self.sparse
+            .iter()
+            .chain(&self.dense)
+            .take_while(|s| s.at_ms() <= until_ms)
+            .copied()
+            .collect()
+    }
+}
+
+/// Per-process and per-cgroup rings of samples, dropped once older than
+/// `max_age_ms`.
 #[derive(Debug, Default)]
 pub struct FlightRecorder {
     max_age_ms: u64,
-    rings: HashMap<ProcessKey, VecDeque<HistorySample>>,
+    rings: HashMap<ProcessKey, Ring<HistorySample>>,
+    cgroups: HashMap<String, Ring<CgroupHistorySample>>,
 }
 
 impl FlightRecorder {
@@ -37,7 +186,7 @@ impl FlightRecorder {
     pub fn new(seconds: u64) -> Self {
         FlightRecorder {
             max_age_ms: seconds.saturating_mul(1000),
-            rings: HashMap::new(),
+            ..Default::default()
         }
     }
 
@@ -46,32 +195,76 @@ impl FlightRecorder {
         self.max_age_ms > 0
     }
 
+    /// Seconds kept.
+    pub fn seconds(&self) -> u64 {
+        self.max_age_ms / 1000
+    }
+
     /// Appends a sample for `key`.
     pub fn record(&mut self, key: ProcessKey, s: HistorySample) {
         if self.enabled() {
-            self.rings.entry(key).or_default().push_back(s);
+            self.rings.entry(key).or_default().push(s);
         }
     }
 
-    /// Drops samples older than the window, and processes with none left.
+    /// Appends a sample for the memory cgroup `path`.
+    pub fn record_cgroup(&mut self, path: &str, s: CgroupHistorySample) {
+        if !self.enabled() {
+            return;
+        }
+        match self.cgroups.get_mut(path) {
+            Some(r) => r.push(s),
+            None => {
+                let mut r = Ring::default();
+                r.push(s);
+                self.cgroups.insert(path.to_string(), r);
+            }
+        }
+    }
+
+    /// Thins and drops samples older than the window, and series with
+    /// none left.
     pub fn expire(&mut self, now_ms: u64) {
         let cutoff = now_ms.saturating_sub(self.max_age_ms);
-        self.rings.retain(|_, ring| {
-            while ring.front().is_some_and(|s| s.unix_ms < cutoff) {
-                ring.pop_front();
-            }
-            !ring.is_empty()
-        });
+        self.rings.retain(|_, ring| ring.expire(now_ms, cutoff));
+        self.cgroups.retain(|_, ring| ring.expire(now_ms, cutoff));
     }
 
     /// The history of the most recent process with pid `pid`.
     pub fn history_of(&self, pid: u32) -> Vec<HistorySample> {
+        self.ring_of(pid).map(Ring::samples).unwrap_or_default()
+    }
+
+    /// The ring of the most recent process with pid `pid`.
+    pub fn ring_of(&self, pid: u32) -> Option<&Ring<HistorySample>> {
         self.rings
             .iter()
             .filter(|(k, _)| k.pid == pid)
             .max_by_key(|(k, _)| k.start_time_ticks)
-            .map(|(_, ring)| ring.iter().copied().collect())
+            .map(|(_, ring)| ring)
+    }
+
+    /// The ring of process `key`.
+    pub fn ring(&self, key: &ProcessKey) -> Option<&Ring<HistorySample>> {
+        self.rings.get(key)
+    }
+
+    /// Every recorded process's ring.
+    pub fn processes(&self) -> impl Iterator<Item = (&ProcessKey, &Ring<HistorySample>)> {
+        self.rings.iter()
+    }
+
+    /// The history of the memory cgroup `path`, oldest first.
+    pub fn cgroup_history(&self, path: &str) -> Vec<CgroupHistorySample> {
+        self.cgroups
+            .get(path)
+            .map(Ring::samples)
             .unwrap_or_default()
+    }
+
+    /// The ring of the memory cgroup `path`.
+    pub fn cgroup_ring(&self, path: &str) -> Option<&Ring<CgroupHistorySample>> {
+        self.cgroups.get(path)
     }
 
     /// Processes being recorded.
@@ -79,10 +272,77 @@ impl FlightRecorder {
         self.rings.len()
     }
 
+    /// Cgroups being recorded.
+    pub fn cgroups_len(&self) -> usize {
+        self.cgroups.len()
+    }
+
     /// True when nothing is recorded.
     pub fn is_empty(&self) -> bool {
-        self.rings.is_empty()
+        self.rings.is_empty() && self.cgroups.is_empty()
     }
+}
+
+/// A live process as the recorder chooses: its cgroup, resident size and
+/// oom_score.
+#[derive(Clone, Copy, Debug)]
+pub struct Candidate<'a> {
+    /// Memory cgroup path, when known.
+    pub cgroup: Option<&'a str>,
+    /// Resident set, bytes.
+    pub rss: u64,
+    /// /proc/PID/oom_score, when read.
+    pub oom_score: Option<i64>,
+}
+
+/// Which of `candidates` to record (indices): the `largest` by resident
+/// size, and in each memory cgroup the first [`PER_CGROUP`] by oom_score
+/// (then resident size), the kill candidates of a memcg OOM, up to
+/// [`MAX_EXTRA_PROCESSES`] more.
+pub fn choose(candidates: &[Candidate<'_>], largest: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    let by_rss = |i: &usize| std::cmp::Reverse(candidates[*i].rss);
+    let mut chosen = vec![false; candidates.len()];
+    if largest > 0 && largest < order.len() {
+        order.select_nth_unstable_by_key(largest - 1, by_rss);
+        for &i in &order[..largest] {
+            chosen[i] = true;
+        }
+    } else {
+        chosen.iter_mut().for_each(|c| *c = true);
+    }
+    // Per cgroup, its first few by (oom_score, rss).
+    let mut per: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, c) in candidates.iter().enumerate() {
+        let Some(cg) = c.cgroup else { continue };
+        let rank = |j: usize| {
+            let c = &candidates[j];
+            (c.oom_score.unwrap_or(i64::MIN), c.rss)
+        };
+        let top = per.entry(cg).or_default();
+        if top.len() < PER_CGROUP {
+            top.push(i);
+        } else if let Some((pos, _)) = top
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, j)| rank(**j))
+            .filter(|(_, j)| rank(**j) < rank(i))
+        {
+            top[pos] = i;
+        }
+    }
+    let mut extra = 0;
+    let mut cgroups: Vec<(&str, Vec<usize>)> = per.into_iter().collect();
+    cgroups.sort_unstable_by_key(|(cg, _)| *cg);
+    for (_, top) in cgroups {
+        for i in top {
+            if !chosen[i] && extra < MAX_EXTRA_PROCESSES {
+                chosen[i] = true;
+                extra += 1;
+            }
+        }
+    }
+    (0..candidates.len()).filter(|&i| chosen[i]).collect()
 }
 
 #[cfg(test)]
@@ -124,6 +384,41 @@ mod tests {
     }
 
     #[test]
+    fn older_than_a_minute_thins_to_one_per_ten_seconds() {
+        let mut r = FlightRecorder::new(300);
+        let k = ProcessKey {
+            pid: 1,
+            start_time_ticks: 1,
+        };
+        // One sample a second for ten minutes, expired each pass.
+        for t in 0..=600u64 {
+            r.record(k, s(t * 1000, t));
+            r.record_cgroup(
+                "/a",
+                CgroupHistorySample {
+                    unix_ms: t * 1000,
+                    usage_bytes: Some(t),
+                    ..Default::default()
+                },
+            );
+            r.expire(t * 1000);
+        }
+        let h = r.history_of(1);
+        let times: Vec<u64> = h.iter().map(|x| x.unix_ms / 1000).collect();
+        // 300..=540 every 10 s (25), then 541..=600 every second (60).
+        let want: Vec<u64> = (300..540).step_by(10).chain(540..=600).collect();
+        assert_eq!(times, want);
+        let c = r.cgroup_history("/a");
+        assert_eq!(c.len(), want.len());
+        assert_eq!(
+            r.cgroup_ring("/a").map(|g| g.until(545_000).len()),
+            Some(24 + 6),
+            "until: the thinned samples, then 540..=545"
+        );
+        assert!(r.cgroup_history("/b").is_empty());
+    }
+
+    #[test]
     fn zero_seconds_records_nothing() {
         let mut r = FlightRecorder::new(0);
         r.record(
@@ -133,6 +428,30 @@ mod tests {
             },
             s(1, 1),
         );
+        r.record_cgroup("/a", CgroupHistorySample::default());
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn chooses_the_largest_and_each_cgroups_first_by_oom_score() {
+        let c = |cgroup, rss, oom_score| Candidate {
+            cgroup: Some(cgroup),
+            rss,
+            oom_score,
+        };
+        let candidates = vec![
+            c("/big", 1000, Some(10)),
+            c("/big", 900, Some(9)),
+            // A small cgroup: four processes, the first three by
+            // oom_score are chosen though all are small.
+            c("/small", 1, Some(500)),
+            c("/small", 2, Some(1)),
+            c("/small", 3, Some(400)),
+            c("/small", 4, Some(300)),
+            c("/other", 5, None),
+        ];
+        let chosen = choose(&candidates, 1);
+        assert_eq!(chosen, vec![0, 1, 2, 4, 5, 6]);
+        assert_eq!(choose(&candidates, 100).len(), candidates.len());
     }
 }

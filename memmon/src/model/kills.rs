@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::{Model, OomKill, SignalKill, oom};
+use super::{Model, OomKill, SignalKill, incident, oom};
 use crate::fast_hash::FastMap;
 use crate::sample::{KillSignalRecord, OomRecord};
 
@@ -52,17 +52,19 @@ impl Model {
                 self.recent_ooms.pop_front();
             }
             let mut kill = OomKill::from_record(record, self.page_size());
-            // A dead victim's /proc no longer names its cgroup: the last
-            // scan does.
-            if kill.cgroup.is_none() {
-                kill.cgroup = known
-                    .get(&kill.pid)
-                    .and_then(|k| self.processes.get(k))
-                    .and_then(|p| p.cgroup.clone());
+            // A dying victim's /proc names the root cgroup, a dead one's
+            // none: the last scan knows where it lived.
+            if let Some(cg) = known
+                .get(&kill.pid)
+                .and_then(|k| self.processes.get(k))
+                .and_then(|p| p.cgroup.clone())
+            {
+                kill.cgroup = Some(cg);
             }
             self.explain_oom(&mut kill);
             kill.history = self.recorder.history_of(kill.pid);
             oom_victims.push(kill.pid);
+            self.begin_incident(incident::Kill::Oom(Box::new(kill.clone())), &known);
             self.recent_ooms.push_back(kill);
         }
         for r in kill_signals {
@@ -87,6 +89,9 @@ impl Model {
             kill.target_swap_bytes = mem.and_then(|m| m.swap);
             kill.target_oom_score = mem.and_then(|m| m.oom_score);
             kill.history = self.recorder.history_of(kill.target_pid);
+            if cause == "sigkill" {
+                self.begin_incident(incident::Kill::Signal(Box::new(kill.clone())), &known);
+            }
             if self.recent_sigkills.len() == RECENT_OOMS {
                 self.recent_sigkills.pop_front();
             }

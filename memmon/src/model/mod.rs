@@ -19,6 +19,8 @@ pub mod fault_sampling;
 pub mod fields;
 pub mod forecast;
 pub mod history;
+pub mod incident;
+mod incident_assembly;
 mod kernel;
 mod kills;
 mod liveness;
@@ -70,8 +72,25 @@ pub struct Model {
     memory_cost: CycleCost,
     /// What the cached rows were built with (live fields, fault source).
     view_inputs: Option<(fields::LiveFields, bool)>,
-    /// Recent samples of the largest processes (OOM flight recorder).
+    /// Recent samples of the processes an OOM kill could take and of the
+    /// memory cgroups (OOM flight recorder).
     recorder: history::FlightRecorder,
+    /// The Unix ms of the last pass recorded ([`Model::record_history`]).
+    last_pass_unix_ms: u64,
+    /// Post-mortems begun by this sample's kills, completed at its end.
+    pending_incidents: Vec<incident::Pending>,
+    /// Those completed, for what the model cannot add
+    /// ([`Model::take_completed_incidents`]).
+    completed_incidents: Vec<incident::Incident>,
+    /// Completed post-mortems, oldest first (at most `incident::RECENT`).
+    incidents: VecDeque<std::sync::Arc<incident::Incident>>,
+    /// Post-mortems made since start, by kind (`oom_kill`, `sigkill`).
+    incidents_total: std::collections::BTreeMap<&'static str, u64>,
+    /// Kills whose post-mortem was not assembled (SIGKILLs beyond
+    /// `incident::SIGKILLS_PER_MINUTE`).
+    incidents_skipped: u64,
+    /// Kernel times of the SIGKILL post-mortems of the last minute.
+    sigkill_incidents: VecDeque<u64>,
     host: Option<Host>,
 
     // Kills (kills.rs).
@@ -197,6 +216,9 @@ impl Model {
         if let Some(read) = memory {
             self.apply_memory(read, now.instant);
         }
+        // The cgroups and the system were read after the kills: the
+        // post-mortems they began are complete.
+        self.complete_incidents(now);
     }
 }
 

@@ -9,7 +9,8 @@ use crate::sample::OomRecord;
 
 /// The process the kernel would OOM-kill first in a cgroup now: the
 /// highest `oom_score` among its live processes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct OomCandidate {
     /// Process id.
     pub pid: u32,

@@ -174,6 +174,15 @@ impl ProfileWindow {
         }
     }
 
+    /// Names the cgroup of `tgid` when its samples came before the model
+    /// published it (a process that grew and died between two passes);
+    /// one already known is kept.
+    pub fn tag(&mut self, tgid: u32, cgroup: &str) {
+        self.cgroups
+            .entry(tgid)
+            .or_insert_with(|| Arc::from(cgroup));
+    }
+
     /// Drops the seconds older than the window at Unix second `now`, and
     /// the stacks and cgroups nothing refers to any more.
     pub fn advance(&mut self, now: u64) {
@@ -329,6 +338,29 @@ mod tests {
                 .samples
                 .iter()
                 .all(|s| s.stack.tgid == 2)
+        );
+        // Samples drained before their process was published: untagged
+        // until tagged later; a known cgroup is not overwritten.
+        w.add(102, &stack(3, &[5]), None, 1, 10);
+        assert_eq!(
+            w.select(102, 60, &Filter::Cgroup("/c".into()))
+                .samples
+                .len(),
+            0
+        );
+        w.tag(3, "/c");
+        w.tag(2, "/c");
+        assert_eq!(
+            w.select(102, 60, &Filter::Cgroup("/c".into()))
+                .samples
+                .len(),
+            1
+        );
+        assert_eq!(
+            w.select(102, 60, &Filter::Cgroup("/a/b".into()))
+                .samples
+                .len(),
+            1
         );
     }
 

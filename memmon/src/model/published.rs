@@ -220,6 +220,15 @@ pub struct Published {
     pub kills_total: std::collections::BTreeMap<&'static str, u64>,
     /// Recent notices (probe status changes), oldest first.
     pub notices: Vec<Notice>,
+    /// Recent post-mortems (OOM kills, userspace SIGKILLs), short form,
+    /// oldest first.
+    pub incidents: Vec<super::incident::Summary>,
+    /// The same, whole (served by id, written to the store as their own
+    /// records).
+    #[serde(skip)]
+    pub incident_records: Vec<Arc<super::incident::Incident>>,
+    /// Post-mortems made since start, by kind.
+    pub incidents_total: std::collections::BTreeMap<&'static str, u64>,
     /// Duration of the last sampling pass, seconds.
     pub sample_seconds: f64,
     /// Sampling passes so far.
@@ -259,6 +268,9 @@ impl Published {
             recent_sigkills,
             kills_total,
             notices,
+            incidents,
+            incident_records,
+            incidents_total,
             sample_seconds,
             samples_total,
             self_rss_bytes,
@@ -282,6 +294,9 @@ impl Published {
             recent_sigkills: recent_sigkills.clone(),
             kills_total: kills_total.clone(),
             notices: notices.clone(),
+            incidents: incidents.clone(),
+            incident_records: incident_records.clone(),
+            incidents_total: incidents_total.clone(),
             sample_seconds: *sample_seconds,
             samples_total: *samples_total,
             self_rss_bytes: *self_rss_bytes,
@@ -336,6 +351,9 @@ impl Published {
             recent_oom_kills: model.recent_ooms.iter().cloned().collect(),
             recent_sigkills: model.recent_sigkills.iter().cloned().collect(),
             kills_total: model.kills_total.clone(),
+            incidents: model.incidents.iter().map(|i| i.summary()).collect(),
+            incident_records: model.incidents.iter().cloned().collect(),
+            incidents_total: model.incidents_total.clone(),
             system: model.system.clone(),
             memory_cost: model.memory_cost.clone(),
             program_costs: model.program_costs.clone(),

@@ -4,7 +4,7 @@
 
 use std::{sync::Arc, time::Instant};
 
-use super::{Model, ProcessView, Which, fields, history, processes::Tracked, view};
+use super::{Model, ProcessView, Which, cgroups, fields, history, processes::Tracked, view};
 
 impl Model {
     /// Views of the processes `which` selects, with each rated counter's
@@ -82,28 +82,35 @@ impl Model {
         }
     }
 
-    /// Records the `n` largest live processes (by resident size) in the
-    /// flight recorder and expires old samples. Reads each one's current
-    /// row (call after [`Model::views`]; a process without one is read
-    /// afresh).
+    /// Records in the flight recorder the `n` largest live processes (by
+    /// resident size), the first few by oom_score in every memory cgroup
+    /// (so every possible OOM victim has a history: `history::choose`),
+    /// and every memory cgroup's own files; expires old samples. Reads
+    /// each process's current row (call after [`Model::views`]; a process
+    /// without one is read afresh).
     pub fn record_history(&mut self, n: usize, unix_ms: u64) {
+        self.last_pass_unix_ms = unix_ms;
         if !self.recorder.enabled() {
             return;
         }
         let fault_probes = self.fault_probes();
         let sources = fields::LiveFields::new(&self.live());
-        let mut live: Vec<&Tracked> = self
+        let live: Vec<&Tracked> = self
             .processes
             .values()
             .map(|p| &**p)
             .filter(|p| !p.exited)
             .collect();
-        let by_rss = |p: &&Tracked| std::cmp::Reverse(p.rss_bytes.unwrap_or(0));
-        if n > 0 && n < live.len() {
-            live.select_nth_unstable_by_key(n - 1, by_rss);
-            live.truncate(n);
-        }
-        for p in live {
+        let candidates: Vec<history::Candidate<'_>> = live
+            .iter()
+            .map(|p| history::Candidate {
+                cgroup: p.cgroup.as_deref(),
+                rss: p.rss_bytes.unwrap_or(0),
+                oom_score: p.memory.as_ref().and_then(|m| m.oom_score),
+            })
+            .collect();
+        for i in history::choose(&candidates, n) {
+            let p = live[i];
             let built;
             let v = match &p.view {
                 Some(v) if !p.dirty => v.as_ref(),
@@ -122,6 +129,25 @@ impl Model {
                     swap_out_pages: v.whole(view::idx::SWAP_OUT),
                     swap_bytes: v.whole(view::idx::SWAP),
                 },
+            );
+        }
+        let mut cgroups: Vec<(&String, &cgroups::CgroupState)> = self
+            .cgroups
+            .iter()
+            .filter(|(_, c)| !c.gone && c.sample.usage.is_some())
+            .collect();
+        if cgroups.len() > history::MAX_CGROUPS {
+            // The limited ones first (an OOM kill can only hit those),
+            // then the largest.
+            cgroups.sort_unstable_by_key(|(_, c)| {
+                (c.limit().is_none(), std::cmp::Reverse(c.sample.usage))
+            });
+            cgroups.truncate(history::MAX_CGROUPS);
+        }
+        for (path, c) in cgroups {
+            self.recorder.record_cgroup(
+                path,
+                history::CgroupHistorySample::from_sample(unix_ms, &c.sample),
             );
         }
         self.recorder.expire(unix_ms);

@@ -1,7 +1,10 @@
 //! The files a process maps (`/proc/PID/maps`), for `memmon leaks` to find
-//! the allocator library it traces.
+//! the allocator library it traces, and its executable mappings, for the
+//! daemon's profile to name its frames after it is gone.
 
 use std::path::PathBuf;
+
+use crate::sample::stacks::Mapping;
 
 /// Reading /proc/PID/maps failed.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +21,48 @@ pub fn mapped_files(pid: u32) -> Result<Vec<PathBuf>, MapsError> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/maps"))
         .map_err(|source| MapsError { pid, source })?;
     Ok(parse(&text))
+}
+
+/// `pid`'s executable file mappings.
+pub fn exec_mappings(pid: u32) -> Result<Vec<Mapping>, MapsError> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .map_err(|source| MapsError { pid, source })?;
+    Ok(parse_exec(&text))
+}
+
+/// The executable file mappings (`r-xp` with an absolute path) of a maps
+/// text.
+pub fn parse_exec(text: &str) -> Vec<Mapping> {
+    text.lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace();
+            let (range, perms, offset) = (f.next()?, f.next()?, f.next()?);
+            if !perms.contains('x') {
+                return None;
+            }
+            let path = path_of(line);
+            if !path.starts_with('/') || path.ends_with(" (deleted)") {
+                return None;
+            }
+            let (start, end) = range.split_once('-')?;
+            Some(Mapping {
+                start: u64::from_str_radix(start, 16).ok()?,
+                end: u64::from_str_radix(end, 16).ok()?,
+                offset: u64::from_str_radix(offset, 16).ok()?,
+                path: PathBuf::from(path),
+            })
+        })
+        .collect()
+}
+
+/// The path of a maps line (the sixth field, which may hold spaces).
+fn path_of(line: &str) -> &str {
+    let mut rest = line;
+    for _ in 0..5 {
+        rest = rest.trim_start();
+        rest = rest.find(' ').map_or("", |i| &rest[i..]);
+    }
+    rest.trim()
 }
 
 /// Where `pid`'s program break is, as near as /proc tells: the end of its
@@ -47,12 +92,7 @@ pub fn parse(text: &str) -> Vec<PathBuf> {
     for line in text.lines() {
         // address perms offset dev inode path: the path is the sixth
         // field and may contain spaces.
-        let mut rest = line;
-        for _ in 0..5 {
-            rest = rest.trim_start();
-            rest = rest.find(' ').map_or("", |i| &rest[i..]);
-        }
-        let path = rest.trim();
+        let path = path_of(line);
         if path.starts_with('/') && !path.ends_with(" (deleted)") {
             let p = PathBuf::from(path);
             if !out.contains(&p) {
@@ -84,6 +124,21 @@ mod tests {
             ]
         );
         assert_eq!(heap_end(text), None);
+        assert_eq!(
+            parse_exec(text),
+            vec![Mapping {
+                start: 0x7f0000021000,
+                end: 0x7f0000100000,
+                offset: 0x21000,
+                path: PathBuf::from("/usr/lib/x86_64-linux-gnu/libc.so.6"),
+            }]
+        );
+        let m = parse_exec(text);
+        assert_eq!(
+            Mapping::find(&m, 0x7f0000021010).map(|(_, off)| off),
+            Some(0x21010)
+        );
+        assert!(Mapping::find(&m, 0x7f0000100000).is_none());
         let heap =
             "5600a0000000-5600a0021000 rw-p 00000000 00:00 0                          [heap]\n";
         assert_eq!(heap_end(heap), Some(0x5600a0021000));

@@ -200,6 +200,9 @@ pub struct Now {
     pub instant: std::time::Instant,
     /// Wall-clock time, Unix milliseconds.
     pub unix_ms: u64,
+    /// CLOCK_BOOTTIME, ns: the clock of the kernel's event timestamps (0
+    /// when it could not be read).
+    pub boot_ns: u64,
 }
 
 /// Host constants the model computes with (read once by the collector).

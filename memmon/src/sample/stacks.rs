@@ -50,6 +50,30 @@ pub struct RawStack {
     pub kernel: Vec<u64>,
 }
 
+/// An executable file mapping of a process (a `r-xp` line of
+/// /proc/PID/maps), kept while its samples are, so its frames can be named
+/// from the file after the process is gone (an OOM victim's).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    /// First address.
+    pub start: u64,
+    /// End address (exclusive).
+    pub end: u64,
+    /// File offset of `start`.
+    pub offset: u64,
+    /// The file, as the process saw it.
+    pub path: std::path::PathBuf,
+}
+
+impl Mapping {
+    /// The mapping of `maps` holding `addr`, and `addr`'s offset in its
+    /// file.
+    pub fn find(maps: &[Mapping], addr: u64) -> Option<(&Mapping, u64)> {
+        let m = maps.iter().find(|m| m.start <= addr && addr < m.end)?;
+        Some((m, addr - m.start + m.offset))
+    }
+}
+
 /// A weighted raw stack.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RawSample {

@@ -7,6 +7,7 @@ pub mod columns;
 pub mod events;
 pub mod explain;
 pub mod flamegraph;
+pub mod incident;
 pub mod json;
 pub mod openmetrics;
 pub mod pprof;

@@ -8,15 +8,20 @@
 //! payload, so a flipped byte anywhere in a frame is caught; the reader then
 //! looks for the next "MMFR" whose CRC holds. A key frame's payload is the
 //! whole publication (JSON, processes and cgroups keyed by identity), a
-//! delta frame's a patch against the key frame at `base_ms` (`delta.rs`).
-//! Version 1 is the first; a reader reads every version up to its own.
+//! delta frame's a patch against the key frame at `base_ms` (`delta.rs`),
+//! an incident frame's one post-mortem (`model::incident::Incident` JSON;
+//! `unix_ms` is the kill's, `base_ms` the pass's that completed it).
+//! Version 1 is the first; version 2 adds incident frames (kind 2). A
+//! reader reads every version up to its own; an older memmon refuses a
+//! newer shard by name rather than take its incident frames for corrupt
+//! ones.
 
 /// Shard file magic.
 pub const SHARD_MAGIC: &[u8; 8] = b"MEMMONST";
 /// Frame magic.
 pub const FRAME_MAGIC: &[u8; 4] = b"MMFR";
 /// The format this memmon writes (and the newest it reads).
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Bytes of a frame header.
 pub const FRAME_HEADER: usize = 32;
 /// Shard file name suffix.
@@ -31,6 +36,8 @@ pub enum Kind {
     Key,
     /// A patch against a key frame.
     Delta,
+    /// One post-mortem, apart from the publications.
+    Incident,
 }
 
 /// A frame header.
@@ -78,6 +85,7 @@ pub fn encode_frame(kind: Kind, unix_ms: u64, base_ms: u64, payload: &[u8]) -> V
     out.push(match kind {
         Kind::Key => 0,
         Kind::Delta => 1,
+        Kind::Incident => 2,
     });
     out.extend_from_slice(&[0, 0, 0]);
     out.extend_from_slice(&unix_ms.to_le_bytes());
@@ -113,6 +121,7 @@ pub fn decode_frame(b: &[u8]) -> Result<(FrameHeader, &[u8]), FrameFault> {
     let kind = match b[4] {
         0 => Kind::Key,
         1 => Kind::Delta,
+        2 => Kind::Incident,
         _ => return Err(FrameFault::Corrupt("unknown frame kind")),
     };
     let u64_at = |i: usize| {

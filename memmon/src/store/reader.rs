@@ -52,8 +52,11 @@ type KeyCache = RefCell<Option<(usize, u64, Map<String, Value>)>>;
 /// An opened store: its shards' frames, indexed.
 pub struct Store {
     shards: Vec<ShardData>,
-    /// Every readable frame, oldest first.
+    /// Every readable publication frame, oldest first.
     pub frames: Vec<FrameRef>,
+    /// Every readable incident frame (one post-mortem each), in the order
+    /// written.
+    pub incidents: Vec<FrameRef>,
     /// What was skipped, one line each (also logged).
     pub warnings: Vec<String>,
     key_cache: KeyCache,
@@ -75,6 +78,12 @@ pub enum FrameError {
     /// No such frame.
     #[error("no frame {0}")]
     NoFrame(usize),
+    /// No such incident frame.
+    #[error("no incident frame {0}")]
+    NoIncident(usize),
+    /// An incident frame asked for as a publication.
+    #[error("an incident frame is not a publication")]
+    NotAPublication,
     /// A key frame's JSON is not an object.
     #[error("key frame is not an object")]
     NotAnObject,
@@ -114,6 +123,7 @@ impl Store {
         let mut store = Store {
             shards: Vec::new(),
             frames: Vec::new(),
+            incidents: Vec::new(),
             warnings: Vec::new(),
             key_cache: RefCell::new(None),
         };
@@ -168,7 +178,11 @@ impl Store {
         while off < bytes.len() {
             match format::decode_frame(&bytes[off..]) {
                 Ok((h, _)) => {
-                    self.frames.push(FrameRef {
+                    let list = match h.kind {
+                        Kind::Incident => &mut self.incidents,
+                        Kind::Key | Kind::Delta => &mut self.frames,
+                    };
+                    list.push(FrameRef {
                         shard,
                         offset: off,
                         unix_ms: h.unix_ms,
@@ -211,6 +225,13 @@ impl Store {
         Ok(())
     }
 
+    /// Incident frame `i`'s post-mortem (`model::incident::Incident`
+    /// JSON). An error names the shard and offset.
+    pub fn incident(&self, i: usize) -> Result<Value, FrameError> {
+        let f = self.incidents.get(i).ok_or(FrameError::NoIncident(i))?;
+        self.payload(f)
+    }
+
     fn payload(&self, f: &FrameRef) -> Result<Value, FrameError> {
         let s = &self.shards[f.shard];
         let at = |fault: FrameProblem| FrameError::At {
@@ -241,6 +262,7 @@ impl Store {
                 delta::apply(&mut base, &self.payload(f)?)?;
                 base
             }
+            Kind::Incident => return Err(FrameError::NotAPublication),
         };
         Ok(delta::unkeyed(Value::Object(doc)))
     }

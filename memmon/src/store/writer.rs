@@ -107,6 +107,8 @@ pub struct Writer {
     frames: u64,
     /// The last delta outgrew [`REKEY_SHARE`].
     rekey: bool,
+    /// Ids of the incidents written, of those the publications still carry.
+    written: std::collections::HashSet<String>,
 }
 
 /// The shard file for a start time.
@@ -152,6 +154,7 @@ impl Writer {
             since_key: 0,
             frames: 0,
             rekey: false,
+            written: Default::default(),
         })
     }
 
@@ -169,9 +172,42 @@ impl Writer {
     /// Appends a publication: rows equal to the key frame's are compared,
     /// never serialized (what keeps 1,000 idle processes cheap).
     pub fn write_publication(&mut self, p: &Published) -> Result<(), StoreError> {
+        // Its incidents not written yet first, each once as its own frame:
+        // one lost with a failed write goes with the next publication.
+        for i in &p.incident_records {
+            if !self.written.contains(&i.id) {
+                self.write_incident(p.unix_ms, i)?;
+            }
+        }
+        self.written
+            .retain(|id| p.incident_records.iter().any(|i| &i.id == id));
         let rest = p.clone_without_processes();
         let rest = serde_json::to_value(&rest).map_err(|e| self.encode_error(e))?;
         self.write_inner(p.unix_ms, rest, Some(&p.processes))
+    }
+
+    /// Appends one post-mortem as an incident frame, at the pass `pass_ms`
+    /// that carries it (the kill's own time is in the frame's `base_ms`
+    /// and in the incident).
+    pub fn write_incident(
+        &mut self,
+        pass_ms: u64,
+        i: &crate::model::incident::Incident,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(i).map_err(|e| self.encode_error(e))?;
+        let payload = zstd::bulk::compress(&json, self.settings.level)
+            .map_err(|e| StoreError::io(&self.settings.dir, e))?;
+        let frame = format::encode_frame(Kind::Incident, pass_ms, i.unix_ms, &payload);
+        if self.shard.is_none() {
+            self.key = None;
+            self.open_shard(pass_ms)?;
+            self.retain(pass_ms);
+        }
+        // A post-mortem is the one record an operator looks for after a
+        // crash: on the device at once.
+        self.append(&frame, true)?;
+        self.written.insert(i.id.clone());
+        Ok(())
     }
 
     fn encode_error(&self, e: serde_json::Error) -> StoreError {
@@ -261,20 +297,7 @@ impl Writer {
         let payload = zstd::bulk::compress(&json, self.settings.level)
             .map_err(|e| StoreError::io(&self.settings.dir, e))?;
         let frame = format::encode_frame(kind, unix_ms, base_ms, &payload);
-        let Some(shard) = self.shard.as_mut() else {
-            return Ok(());
-        };
-        if let Err(e) = shard.file.write_all(&frame) {
-            let path = shard.path.clone();
-            self.shard = None;
-            self.key = None;
-            return Err(StoreError::io(&path, e));
-        }
-        shard.bytes += frame.len() as u64;
-        if shard.synced.elapsed() >= SYNC_EVERY {
-            let _ = shard.file.sync_data();
-            shard.synced = Instant::now();
-        }
+        self.append(&frame, false)?;
         if kind == Kind::Key {
             self.key = Some(Key {
                 unix_ms,
@@ -294,6 +317,28 @@ impl Writer {
         self.frames += 1;
         if self.frames.is_multiple_of(60) {
             self.retain(unix_ms);
+        }
+        Ok(())
+    }
+
+    /// Appends a whole frame to the open shard (none open: nothing is
+    /// written), flushed to the device when `sync` or every
+    /// [`SYNC_EVERY`]. On an error the shard is closed; the next frame
+    /// starts a new one.
+    fn append(&mut self, frame: &[u8], sync: bool) -> Result<(), StoreError> {
+        let Some(shard) = self.shard.as_mut() else {
+            return Ok(());
+        };
+        if let Err(e) = shard.file.write_all(frame) {
+            let path = shard.path.clone();
+            self.shard = None;
+            self.key = None;
+            return Err(StoreError::io(&path, e));
+        }
+        shard.bytes += frame.len() as u64;
+        if sync || shard.synced.elapsed() >= SYNC_EVERY {
+            let _ = shard.file.sync_data();
+            shard.synced = Instant::now();
         }
         Ok(())
     }

@@ -19,7 +19,7 @@ use crate::model::{
 };
 
 /// The per-process catalog fields a [`ProcPoint`] keeps.
-pub const PROCESS_KEYS: [&str; 25] = [
+pub const PROCESS_KEYS: [&str; 19] = [
     "rss_bytes",
     "pss_bytes",
     "uss_bytes",
@@ -28,20 +28,14 @@ pub const PROCESS_KEYS: [&str; 25] = [
     "rss_file_bytes",
     "rss_shmem_bytes",
     "anon_huge_bytes",
-    "vm_bytes",
-    "rss_peak_bytes",
-    "minor_faults",
     "major_faults",
     "cow_faults",
     "swap_in_pages",
     "swap_out_pages",
-    "reclaim_stalls",
     "reclaim_stall_seconds",
     "brk_grow_bytes",
     "brk_shrink_bytes",
     "mmap_anon_bytes",
-    "mmap_file_bytes",
-    "munmap_bytes",
     "oom_score",
     "oom_score_adj",
     "numa_local_ratio",
@@ -61,23 +55,19 @@ pub const PROCESS_INDEX: [usize; NP] = {
 };
 
 /// The per-cgroup catalog fields (key, label value) a [`CgroupPoint`] keeps.
-pub const CGROUP_KEYS: [(&str, Option<&str>); 38] = [
+pub const CGROUP_KEYS: [(&str, Option<&str>); 32] = [
     ("memory_usage_bytes", None),
     ("memory_working_set_bytes", None),
     ("memory_unreclaimable_bytes", None),
     ("memory_swap_bytes", None),
-    ("memory_peak_bytes", None),
     ("memory_limit_bytes", Some("max")),
     ("memory_limit_bytes", Some("effective_max")),
     ("memory_limit_bytes", Some("high")),
-    ("memory_limit_bytes", Some("memsw_max")),
-    ("memory_limit_bytes", Some("swap_max")),
     ("memory_stat_bytes", Some("anon")),
     ("memory_stat_bytes", Some("file")),
     ("memory_stat_bytes", Some("shmem")),
     ("memory_stat_bytes", Some("kernel")),
     ("memory_stat_bytes", Some("slab_unreclaimable")),
-    ("memory_stat_bytes", Some("slab_reclaimable")),
     ("memory_stat_bytes", Some("anon_thp")),
     ("memory_stat_bytes", Some("inactive_file")),
     ("memory_stat_events", Some("workingset_refault_anon")),
@@ -85,21 +75,19 @@ pub const CGROUP_KEYS: [(&str, Option<&str>); 38] = [
     ("memory_stat_events", Some("pgmajfault")),
     ("memory_events", Some("high")),
     ("memory_events", Some("max")),
-    ("memory_events", Some("oom")),
     ("memory_events", Some("oom_kill")),
     ("memory_events", Some("failcnt")),
     ("memory_pressure_seconds", Some("some")),
     ("memory_pressure_seconds", Some("full")),
     ("oom_forecast_seconds", None),
     ("unreclaimable_growth_bytes_per_second", None),
-    ("forecast_window_seconds", None),
     ("rss_bytes", None),
     ("processes", None),
     ("major_faults", None),
     ("swap_in_pages", None),
     ("swap_out_pages", None),
     ("reclaim_stall_seconds", None),
-    ("reclaim_stalls", None),
+    ("memory_detail_age_seconds", None),
 ];
 /// Values in a [`CgroupPoint`].
 pub const NC: usize = CGROUP_KEYS.len();
@@ -490,6 +478,9 @@ pub struct Evidence {
     pub stacks: Vec<GrowthStack>,
     /// Growth stacks were asked for and could not be had: why.
     pub stacks_missing: Option<String>,
+    /// What the source could not give (said with the report's unmeasured
+    /// values).
+    pub notes: Vec<String>,
 }
 
 impl Evidence {
@@ -803,6 +794,7 @@ impl Builder {
             sources: self.sources,
             stacks: Vec::new(),
             stacks_missing: None,
+            notes: Vec::new(),
         })
     }
 }

@@ -30,9 +30,10 @@ pub fn explain(ev: &Evidence) -> Report {
     let rules::Ctx {
         figures,
         mut findings,
-        not_measured,
+        mut not_measured,
         ..
     } = ctx;
+    not_measured.extend(ev.notes.iter().cloned());
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let worst = findings
         .iter()

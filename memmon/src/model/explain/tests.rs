@@ -233,7 +233,8 @@ fn thrashing_reports_swap_in_and_reclaim_stall() {
             .and_then(|i| i.value)
             .unwrap_or_else(|| panic!("{what} in {f:?}"))
     };
-    assert!((get("swap-in") - 5000.0).abs() < 1.0);
+    assert!((get("swap entries released") - 5000.0).abs() < 1.0);
+    assert!((get("swap-in, whole system") - 5000.0).abs() < 1.0);
     assert!((get("reclaim stall") - 0.3).abs() < 1e-9);
     assert!((get("PSI some") - 0.4).abs() < 1e-9);
     assert!(

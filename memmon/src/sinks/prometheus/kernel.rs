@@ -1,6 +1,7 @@
 //! What the kernel side reports: each probe's state, each program's run
 //! time (and the budget), kernel statistics and map fill, histograms,
-//! kills by cause, and where fault counts come from.
+//! kills by cause, post-mortems by kind, and where fault counts come
+//! from.
 
 use memmon_common::names::probe;
 use prometheus::proto::{MetricFamily, MetricType};
@@ -43,6 +44,23 @@ pub(super) fn families(p: &Published, out: &mut Vec<MetricFamily>) {
         }
     }
     out.push(kills);
+    let mut incidents = family(
+        "memmon_incidents_total",
+        "Post-mortems recorded since memmon started, by kind: oom_kill (one per OOM kill), sigkill (one per userspace SIGKILL, at most 30 a minute); read them with `memmon incidents`.",
+        MetricType::COUNTER,
+    );
+    for (kind, live) in [
+        ("oom_kill", p.live.has_probe(probe::OOM_KILL)),
+        ("sigkill", p.live.has_probe(probe::KILL_SIGNAL)),
+    ] {
+        if live {
+            let n = p.incidents_total.get(kind).copied().unwrap_or(0);
+            incidents
+                .mut_metric()
+                .push(sample(&[("kind", kind)], MetricType::COUNTER, n as f64));
+        }
+    }
+    out.push(incidents);
     // Without the oom_kill probe nothing counts OOM kills: no series (a
     // constant 0 would say "none" where memmon cannot see them).
     if p.live.has_probe(probe::OOM_KILL) {

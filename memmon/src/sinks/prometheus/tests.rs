@@ -63,6 +63,7 @@ fn kill_counters_are_absent_without_their_probes() {
         p.live.probes = probes.iter().map(|n| n.to_string()).collect();
         p.oom_kills_total = 2;
         p.kills_total.insert("oom", 2);
+        p.incidents_total.insert("oom_kill", 2);
         let fams = families(&p, &s, &mut CgroupAdmission::default());
         text_of(&fams)
     };
@@ -76,6 +77,17 @@ fn kill_counters_are_absent_without_their_probes() {
         "{oom}"
     );
     assert!(!oom.contains(r#"cause="sigkill""#), "{oom}");
+    assert!(!none.contains("memmon_incidents_total{"), "{none}");
+    assert!(
+        oom.contains(r#"memmon_incidents_total{kind="oom_kill"} 2"#)
+            && !oom.contains(r#"kind="sigkill""#),
+        "{oom}"
+    );
+    let both = text(&["oom_kill", "kill_signal"]);
+    assert!(
+        both.contains(r#"memmon_incidents_total{kind="sigkill"} 0"#),
+        "{both}"
+    );
 }
 
 /// The names a cgroup path carries are one info series per admitted

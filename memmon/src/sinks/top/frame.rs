@@ -1,5 +1,5 @@
 //! A frame of `memmon top`: the publication's JSON (`/api/v1/snapshot`
-//! shape: `processes`, `system`, `probes`, `recent_oom_kills`, `notices`,
+//! shape: `processes`, `system`, `probes`, `incidents`, `recent_oom_kills`, `notices`,
 //! `oom_kills_total`, `unix_ms`), its process rows read back by the field
 //! catalog ([`ProcessView::from_json`]), rates included. Reading the JSON
 //! keeps local and `--connect` modes on one code path.
@@ -189,11 +189,23 @@ fn probe_line(v: &Value) -> String {
 
 fn events(v: &Value) -> Vec<String> {
     let mut out = Vec::new();
+    // Post-mortems first; a kill that has one is not listed again.
+    let incidents: Vec<crate::model::incident::Summary> = v
+        .get("incidents")
+        .and_then(|i| serde_json::from_value(i.clone()).ok())
+        .unwrap_or_default();
+    let has_incident = |k: &Value, pid_key: &str| {
+        unum(k, pid_key).is_some_and(|pid| incidents.iter().any(|i| u64::from(i.pid) == pid))
+    };
+    for i in &incidents {
+        out.push(crate::sinks::incident::event_line(i));
+    }
     for k in v
         .get("recent_oom_kills")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
+        .filter(|k| !has_incident(k, "pid"))
     {
         out.push(format!(
             "OOM kill: pid {} ({}) anon-rss {} kB in {}",
@@ -208,6 +220,7 @@ fn events(v: &Value) -> Vec<String> {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
+        .filter(|k| !has_incident(k, "target_pid"))
     {
         out.push(format!(
             "SIGKILL: pid {} ({}) by pid {} ({}), rss {}",
@@ -260,6 +273,37 @@ mod tests {
         assert_eq!(b.header.used, 600);
         assert_eq!(b.header.oom_kills, 2);
         assert!(b.probes.contains("1 attached") && b.probes.contains("unavailable: y"));
+    }
+
+    #[test]
+    fn the_events_pane_lists_post_mortems_and_the_kills_without_one() {
+        let summary = crate::model::incident::Summary {
+            id: "1733512345-7".into(),
+            kind: "oom_kill".into(),
+            pid: 7,
+            comm: "hog".into(),
+            cgroup: Some("/x".into()),
+            by: Some("9 (grower)".into()),
+            by_basis: Some("kernel".into()),
+            ..Default::default()
+        };
+        let v = serde_json::json!({
+            "incidents": [summary],
+            "recent_oom_kills": [
+                {"pid": 7, "comm": "hog", "anon_rss_kb": 1, "cgroup": "/x"},
+                {"pid": 8, "comm": "older", "anon_rss_kb": 2, "cgroup": "/y"}
+            ],
+            "recent_sigkills": [{"target_pid": 7, "sender_pid": 1}]
+        });
+        let ev = TopFrame::from_json(&v).events;
+        assert_eq!(ev.len(), 2, "{ev:#?}");
+        assert!(
+            ev[0].starts_with("OOM kill of pid 7 (hog) in /x")
+                && ev[0].contains("trigger 9 (grower) [kernel]")
+                && ev[0].ends_with("memmon explain --oom 1733512345-7"),
+            "{ev:#?}"
+        );
+        assert!(ev[1].starts_with("OOM kill: pid 8 (older)"), "{ev:#?}");
     }
 
     /// The tree's group numbers come from the keys the catalog gives a

@@ -123,11 +123,11 @@ pub fn run(ctx: &mut Ctx) {
             evidence.push(Item::words(
                 format!("growth stack {}", i + 1),
                 frames.join(" < "),
-                format!("daemon profile, {:.0} {}", s.weight, s.what),
+                format!("sampled page-fault stacks, {:.0} {}", s.weight, s.what),
             ));
         }
-        if let Some(top) = ctx.ev.stacks[0].frames.first() {
-            title = format!("{title}; top growth stack: {top}");
+        if let Some(top) = app_frame(&ctx.ev.stacks[0].frames) {
+            title = format!("{title}; top growth stack in {top}");
         }
     } else if let Some(why) = &ctx.ev.stacks_missing {
         ctx.not_measured.push(format!("growth stacks: {why}"));
@@ -150,4 +150,18 @@ pub fn run(ctx: &mut Ctx) {
         evidence,
         next,
     });
+}
+
+/// The innermost frame of the program itself: past the language's and the
+/// C library's own (`core::ptr::write_volatile`, `__memset_avx2`), else the
+/// innermost.
+fn app_frame(frames: &[String]) -> Option<&str> {
+    const RUNTIME: [&str; 7] = [
+        "core::", "std::", "alloc::", "<core::", "<std::", "<alloc::", "__",
+    ];
+    frames
+        .iter()
+        .find(|f| !RUNTIME.iter().any(|r| f.starts_with(r)) && !f.starts_with("0x"))
+        .or(frames.first())
+        .map(String::as_str)
 }

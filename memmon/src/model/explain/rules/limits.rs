@@ -264,16 +264,10 @@ fn rank(ctx: &mut Ctx) {
     let Some(cg) = ctx.ev.cgroup.clone() else {
         return;
     };
-    let mut scored: Vec<_> = ctx
-        .ev
-        .members
-        .iter()
-        .filter_map(|m| Some((m.oom_score?, m)))
-        .collect();
+    let scored = super::by_oom_score(&ctx.ev.members);
     if scored.is_empty() {
         return;
     }
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.pid.cmp(&b.1.pid)));
     let n = scored.len();
     let (top_score, top) = (scored[0].0, scored[0].1);
     let src = "/proc/PID/oom_score of each process in the cgroup".to_string();

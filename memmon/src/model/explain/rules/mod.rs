@@ -48,15 +48,10 @@ impl<'a> Ctx<'a> {
         let (_, pts, _) = size::size_series(&ctx);
         ctx.growing = series::change(&pts)
             .is_some_and(|d| d >= super::thresholds::value(super::thresholds::key::GROWTH_MIN));
-        ctx.first_to_die = ev
-            .members
-            .iter()
-            .filter_map(|m| Some((m.oom_score?, m)))
-            .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.pid.cmp(&a.1.pid)))
-            .map(|(score, m)| {
-                let n = ev.members.iter().filter(|m| m.oom_score.is_some()).count();
-                (m.pid, m.comm.clone(), score, n)
-            });
+        let ranked = by_oom_score(&ev.members);
+        ctx.first_to_die = ranked
+            .first()
+            .map(|(score, m)| (m.pid, m.comm.clone(), *score, ranked.len()));
         ctx
     }
 
@@ -92,14 +87,28 @@ impl<'a> Ctx<'a> {
         )
     }
 
-    /// The cgroup value at [`c`] position `i`, over time.
+    /// The cgroup value at [`c`] position `i`, over time. A value of the
+    /// full detail (memory.stat, events, PSI, limits) is dated when it was
+    /// read (the frame's time less `memory_detail_age_seconds`), once: a
+    /// reading carried forward to later frames is not a new sample (a
+    /// counter would seem to stand still).
     pub fn cg_series(&self, i: usize) -> Vec<(f64, f64)> {
-        series::points(
-            self.ev
-                .frames
-                .iter()
-                .map(|f| (f.unix_ms, f.cgroup.and_then(|g| g.get(i)))),
-        )
+        let detail = is_detail(i);
+        let age_i = c("memory_detail_age_seconds", None);
+        let mut last: Option<u64> = None;
+        series::points(self.ev.frames.iter().filter_map(|f| {
+            let g = f.cgroup?;
+            if !detail {
+                return Some((f.unix_ms, g.get(i)));
+            }
+            let age = g.get(age_i).map_or(0, |a| (a * 1000.0) as u64);
+            let t = f.unix_ms.saturating_sub(age);
+            if last.is_some_and(|l| t < l + DETAIL_SAME_READ_MS) {
+                return None;
+            }
+            last = Some(t);
+            Some((t, g.get(i)))
+        }))
     }
 
     /// A system value over time.
@@ -137,15 +146,19 @@ impl<'a> Ctx<'a> {
     /// publication), else the catalog's.
     pub fn psrc(&self, i: usize) -> String {
         let key = process_key(i);
-        match self.ev.sources.names("process", key) {
-            Some(n) if !n.is_empty() => n.join(" / "),
+        let names: Vec<String> = match self.ev.sources.names("process", key) {
+            Some(n) if !n.is_empty() => n.to_vec(),
             _ => PROCESS_FIELDS[PROCESS_INDEX[i]]
                 .sources
                 .iter()
-                .map(|s| s.name())
-                .collect::<Vec<_>>()
-                .join(" / "),
-        }
+                .map(|s| s.name().to_string())
+                .collect(),
+        };
+        names
+            .iter()
+            .map(|n| source_name(n))
+            .collect::<Vec<_>>()
+            .join(" / ")
     }
 
     /// True unless the publication said process value `i` had no live
@@ -198,7 +211,6 @@ impl<'a> Ctx<'a> {
                 "memory.memsw.usage_in_bytes - memory.usage_in_bytes",
                 "memory.swap.current",
             ),
-            ("memory_peak_bytes", _) => pick("memory.max_usage_in_bytes", "memory.peak"),
             ("memory_limit_bytes", Some("max")) => pick("memory.limit_in_bytes", "memory.max"),
             ("memory_limit_bytes", Some("effective_max")) => pick(
                 "memory.stat hierarchical_memory_limit",
@@ -220,7 +232,13 @@ impl<'a> Ctx<'a> {
             ),
             ("rss_bytes", _) => "sum of its processes' RSS (/proc/PID/stat)".into(),
             (key, _) => match self.ev.sources.names("cgroup", key) {
-                Some(n) if !n.is_empty() => format!("its processes' {key} ({})", n.join(" / ")),
+                Some(n) if !n.is_empty() => format!(
+                    "its processes' {key} ({})",
+                    n.iter()
+                        .map(|n| source_name(n))
+                        .collect::<Vec<_>>()
+                        .join(" / ")
+                ),
                 _ => key.to_string(),
             },
         }
@@ -239,6 +257,52 @@ impl<'a> Ctx<'a> {
     pub fn figure(&mut self, what: &str, value: Option<f64>, unit: Unit, source: String) {
         self.figures.push(Item::new(what, value, unit, source));
     }
+}
+
+/// The members whose oom_score was read, the kernel's first choice first
+/// (highest score; the lower pid on a tie).
+pub fn by_oom_score(members: &[super::evidence::Member]) -> Vec<(f64, &super::evidence::Member)> {
+    let mut scored: Vec<_> = members
+        .iter()
+        .filter_map(|m| Some((m.oom_score?, m)))
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.pid.cmp(&b.1.pid)));
+    scored
+}
+
+/// A source as people read it: a file as is, the task iterator with what
+/// it reads, a probe as a probe.
+pub fn source_name(name: &str) -> String {
+    if name.starts_with('/') {
+        name.to_string()
+    } else if name == "iter/task" {
+        "/proc/PID/stat values via iter/task".to_string()
+    } else {
+        format!("probe {name}")
+    }
+}
+
+/// Two detail readings dated closer than this are the same read.
+const DETAIL_SAME_READ_MS: u64 = 500;
+
+/// True for the cgroup values read with the full detail (not the usage and
+/// swap read every pass, the process totals or memmon's own forecast).
+fn is_detail(i: usize) -> bool {
+    !matches!(
+        super::evidence::CGROUP_KEYS[i].0,
+        "memory_usage_bytes"
+            | "memory_swap_bytes"
+            | "memory_working_set_bytes"
+            | "rss_bytes"
+            | "processes"
+            | "major_faults"
+            | "swap_in_pages"
+            | "swap_out_pages"
+            | "reclaim_stall_seconds"
+            | "oom_forecast_seconds"
+            | "unreclaimable_growth_bytes_per_second"
+            | "memory_detail_age_seconds"
+    )
 }
 
 /// `KiB`/`MiB`/`GiB` with one decimal, for titles.

@@ -99,6 +99,12 @@ pub fn run(ctx: &mut Ctx) {
         format!("pages, {}", swap_out.source),
     );
     ctx.figure(
+        "swap-in, whole system",
+        sys_pswpin,
+        Unit::PerSecond,
+        "pages, /proc/vmstat pswpin".into(),
+    );
+    ctx.figure(
         "reclaim stall",
         stall.value,
         Unit::SecondsPerSecond,
@@ -143,14 +149,44 @@ pub fn run(ctx: &mut Ctx) {
             .into(),
         "or shrink the working set".into(),
     ];
-    // The cgroup's refaults count against a process only when it waits
-    // for them itself (a refault it takes is a major fault).
+    // Swap-ins a process waits for are major faults: the rss_stat probe's
+    // count of swap entries released is net of swap-outs batched on the
+    // same CPU (under thrashing it sees a fraction), so a process thrashes
+    // when it takes major faults while the system swaps in (or its cgroup
+    // refaults), or when that count alone is over the threshold.
+    let sys_in = Rate {
+        value: sys_pswpin,
+        source: "/proc/vmstat pswpin".into(),
+    };
+    let waits = over(&major, key::MAJOR_FAULTS);
     let thrashing = over(&swap_in, key::SWAP_IN)
-        || (over(&refaults, key::REFAULTS) && (!process || over(&major, key::MAJOR_FAULTS)));
+        || (waits && (over(&sys_in, key::SWAP_IN) || over(&refaults, key::REFAULTS)))
+        || (!process && over(&refaults, key::REFAULTS));
     if thrashing {
         let mut evidence = vec![
-            item("swap-in", &swap_in, Unit::PerSecond, Some(key::SWAP_IN)),
+            item(
+                "major faults",
+                &major,
+                Unit::PerSecond,
+                Some(key::MAJOR_FAULTS),
+            ),
+            item(
+                "swap-in, whole system",
+                &sys_in,
+                Unit::PerSecond,
+                Some(key::SWAP_IN),
+            ),
             item("refaults", &refaults, Unit::PerSecond, Some(key::REFAULTS)),
+            item(
+                if process {
+                    "swap entries released"
+                } else {
+                    "swap entries released by its processes"
+                },
+                &swap_in,
+                Unit::PerSecond,
+                Some(key::SWAP_IN),
+            ),
             item("swap-out", &swap_out, Unit::PerSecond, None),
             item(
                 "reclaim stall",
@@ -158,21 +194,22 @@ pub fn run(ctx: &mut Ctx) {
                 Unit::SecondsPerSecond,
                 Some(key::STALL_WARN),
             ),
-            item("major faults", &major, Unit::PerSecond, None),
         ];
         evidence.extend(psi_items());
-        evidence.push(Item::new(
-            "swap-in, whole system",
-            sys_pswpin,
-            Unit::PerSecond,
-            "/proc/vmstat pswpin",
-        ));
-        let how = match (swap_in.value, refaults.value) {
-            (Some(s), _) if s >= value(key::SWAP_IN) => {
-                format!("{s:.0} pages/s swapped back in ({}/s)", bytes(s * 4096.0))
-            }
-            (_, Some(r)) => format!("{r:.0} evicted pages/s read back"),
-            _ => "pages come back as fast as they go".into(),
+        let how = if over(&swap_in, key::SWAP_IN) {
+            let s = swap_in.value.unwrap_or(0.0);
+            format!("{s:.0} pages/s swapped back in ({}/s)", bytes(s * 4096.0))
+        } else if waits && over(&sys_in, key::SWAP_IN) {
+            format!(
+                "{:.0} major faults/s while the system swaps in {:.0} pages/s",
+                major.value.unwrap_or(0.0),
+                sys_in.value.unwrap_or(0.0)
+            )
+        } else {
+            format!(
+                "{:.0} evicted pages/s read back (refaults)",
+                refaults.value.unwrap_or(0.0)
+            )
         };
         let stalled = stall.value.map_or(String::new(), |s| {
             format!(", {} of the time stalled in reclaim", pct(s))

@@ -10,38 +10,13 @@
 mod common;
 
 use common::{
-    c_fixture::{Program, build},
+    c_fixture::{Program, build, bytes_through, folded},
     *,
 };
 
 /// MiB each program leaks, and over how many seconds.
 const MIB: u64 = 40;
 const SECONDS: &str = "6";
-
-/// Folded lines after the `#` header: (frames root first, bytes).
-fn folded(text: &str) -> (String, Vec<(Vec<String>, u64)>) {
-    let mut lines = text.lines();
-    let head = lines.next().unwrap_or_default().to_string();
-    let stacks = lines
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let (stack, w) = l.rsplit_once(' ').expect("a weight");
-            (
-                stack.split(';').map(String::from).collect(),
-                w.parse().expect("weight is bytes"),
-            )
-        })
-        .collect();
-    (head, stacks)
-}
-
-fn bytes_through(stacks: &[(Vec<String>, u64)], function: &str) -> u64 {
-    stacks
-        .iter()
-        .filter(|(f, _)| f.iter().any(|n| n == function))
-        .map(|(_, w)| w)
-        .sum()
-}
 
 /// The lowest period of a header's `period LO to HI (adaptive)`, or its
 /// `period N` when every page shown was sampled at one period.

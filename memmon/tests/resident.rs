@@ -15,7 +15,7 @@ mod common;
 use std::{path::Path, process::Command, time::Duration};
 
 use common::{
-    c_fixture::{Program, build},
+    c_fixture::{Program, build, bytes_through, folded},
     *,
 };
 
@@ -74,34 +74,16 @@ fn prog_types(pid: u32) -> Vec<u32> {
     out
 }
 
-/// Folded lines (header skipped): (frames root first, bytes).
+/// Folded lines (header checked, then skipped): (frames root first, bytes).
 fn folded_stacks(text: &str) -> Vec<(Vec<String>, u64)> {
-    let mut lines = text.lines();
-    let head = lines.next().unwrap_or_default();
+    let (head, stacks) = folded(text);
     assert!(
         head.starts_with("# memmon resident, period ")
             && head.contains("/proc/PID/pagemap")
             && head.contains("weight: bytes"),
         "the folded output does not name its source, period and weight: {head}"
     );
-    lines
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let (stack, w) = l.rsplit_once(' ').expect("a weight");
-            (
-                stack.split(';').map(String::from).collect(),
-                w.parse().expect("weight is bytes"),
-            )
-        })
-        .collect()
-}
-
-fn bytes_through(stacks: &[(Vec<String>, u64)], function: &str) -> u64 {
     stacks
-        .iter()
-        .filter(|(f, _)| f.iter().any(|n| n == function))
-        .map(|(_, w)| w)
-        .sum()
 }
 
 #[test]

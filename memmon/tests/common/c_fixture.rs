@@ -28,6 +28,33 @@ pub fn build(dir: &Path) -> PathBuf {
     out
 }
 
+/// Folded stacks with bytes as weights: the `#` header, then (frames root
+/// first, bytes) per line.
+pub fn folded(text: &str) -> (String, Vec<(Vec<String>, u64)>) {
+    let mut lines = text.lines();
+    let head = lines.next().unwrap_or_default().to_string();
+    let stacks = lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let (stack, w) = l.rsplit_once(' ').expect("a weight");
+            (
+                stack.split(';').map(String::from).collect(),
+                w.parse().expect("weight is bytes"),
+            )
+        })
+        .collect();
+    (head, stacks)
+}
+
+/// Bytes of the stacks through `function`.
+pub fn bytes_through(stacks: &[(Vec<String>, u64)], function: &str) -> u64 {
+    stacks
+        .iter()
+        .filter(|(f, _)| f.iter().any(|n| n == function))
+        .map(|(_, w)| w)
+        .sum()
+}
+
 /// One running fixture program.
 pub struct Program {
     child: Child,

@@ -64,8 +64,8 @@ fn main() -> anyhow::Result<()> {
             ));
         }
     }
-    // The daemon's budget: RLIMIT_NOFILE raised to its hard limit.
-    let max_open_files = memmon::procfs::stat_files::fd_budget().min(4096);
+    // The daemon's budget: the cgroup files' share of RLIMIT_NOFILE.
+    let max_open_files = memmon::fd_budget::limit().cgroup_files();
     let policy = DetailPolicy {
         interval: if full {
             Duration::ZERO

@@ -42,6 +42,8 @@ pub struct Pipeline {
     suspended: Vec<&'static str>,
     /// Only these processes' memory is read (None: every process's).
     focus: Option<std::collections::HashSet<u32>>,
+    /// SIGKILL lines' budget (OOM kills are always logged).
+    kill_log: crate::sinks::kill_log::KillLog,
     /// What post-mortems take from the daemon.
     incident_extras: Option<Box<dyn IncidentExtras>>,
 }
@@ -111,6 +113,7 @@ impl Pipeline {
             budget: None,
             suspended: Vec::new(),
             focus: None,
+            kill_log: Default::default(),
             incident_extras: None,
         }
     }
@@ -327,45 +330,20 @@ impl Pipeline {
             + self.model.kills_total().get("kernel").copied().unwrap_or(0)
     }
 
-    /// Logs the kills the last sample brought (counts before it given).
-    fn log_kills(&self, ooms_before: u64, sigkills_before: u64) {
+    /// Logs the kills the last sample brought (counts before it given):
+    /// OOM kills as warnings, SIGKILLs thinned (`sinks::kill_log`).
+    fn log_kills(&mut self, ooms_before: u64, sigkills_before: u64) {
         let new_sigkills = (self.sigkills() - sigkills_before) as usize;
-        for k in self.model.recent_sigkills().iter().rev().take(new_sigkills) {
-            tracing::warn!(
-                cause = k.cause,
-                sender_pid = k.sender_pid,
-                sender_comm = %k.sender_comm,
-                sender_cgroup = k.sender_cgroup.as_deref().unwrap_or("?"),
-                target_pid = k.target_pid,
-                target_comm = %k.target_comm,
-                target_cgroup = k.target_cgroup.as_deref().unwrap_or("?"),
-                target_rss_bytes = k.target_rss_bytes,
-                "SIGKILL"
-            );
-        }
+        let recent = self.model.recent_sigkills();
+        let n = recent.len();
+        self.kill_log.sigkills(
+            recent.range(n.saturating_sub(new_sigkills)..),
+            Instant::now(),
+        );
         let new_ooms = (self.model.oom_kills_total() - ooms_before) as usize;
-        for kill in self.model.recent_ooms().iter().rev().take(new_ooms) {
-            let trail: Vec<String> = kill
-                .history
-                .iter()
-                .map(|h| {
-                    h.rss_bytes
-                        .map_or("-".into(), |b| format!("{}MiB", b >> 20))
-                })
-                .collect();
-            tracing::warn!(
-                pid = kill.pid,
-                comm = %kill.comm,
-                cgroup = kill.cgroup.as_deref().unwrap_or("?"),
-                constraint = kill.constraint.unwrap_or("?"),
-                constraint_source = kill.constraint_source.unwrap_or("?"),
-                constraint_cgroup = kill.constraint_cgroup.as_deref().unwrap_or("-"),
-                limit_bytes = kill.limit_bytes,
-                usage_bytes = kill.usage_bytes,
-                anon_rss_kb = kill.anon_rss_kb,
-                rss_history = %trail.join(" "),
-                "OOM kill"
-            );
+        let n = self.model.recent_ooms().len();
+        for kill in self.model.recent_ooms().range(n.saturating_sub(new_ooms)..) {
+            crate::sinks::kill_log::oom_kill(kill);
         }
     }
 }

@@ -13,71 +13,6 @@ use std::{
 
 use common::*;
 
-/// A CA and a server certificate for 127.0.0.1, made by openssl.
-fn make_certs(dir: &Path) {
-    let sh = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("run openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    sh(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=memmon test CA",
-    ]);
-    sh(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
-    sh(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.crt",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ]);
-}
-
 fn web_config(dir: &Path, user: &str, password: &str) {
     let hash = bcrypt::hash(password, 6).expect("bcrypt");
     // Relative paths: resolved from the web config file's directory.
@@ -121,7 +56,7 @@ fn tls_and_basic_auth_guard_the_endpoint() {
         return;
     }
     let dir = tempfile::tempdir().expect("tmp");
-    make_certs(dir.path());
+    tls::make_certs(dir.path());
     web_config(dir.path(), "prometheus", "s3cret");
     let web = dir.path().join("web.yml");
     let web_arg = web.to_str().expect("utf-8 path");

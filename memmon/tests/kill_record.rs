@@ -391,3 +391,119 @@ fn kill_at_once(cg: &Memcg) -> (u32, u32) {
         _ => panic!("the quick killer said {text:?}"),
     }
 }
+
+/// A burst of userspace SIGKILLs (40 `sleep`s killed at once, as a
+/// container runtime's stop would): the daemon logs them at info, at most
+/// `SIGKILL_LINES` one by one (the rest go to a once-a-minute summary),
+/// none as a warning; and every one of them is in /api/v1/events, in the
+/// store's frames and in `memmon events --json`.
+#[test]
+fn a_burst_of_sigkills_is_logged_thinly_at_info_and_kept_whole_everywhere() {
+    if !require_bpf("a_burst_of_sigkills_is_logged_thinly_at_info_and_kept_whole_everywhere") {
+        return;
+    }
+    const KILLS: usize = 40;
+    let store = tempfile::tempdir().expect("tmp");
+    let mut d = Daemon::start(&[
+        "--no-pin",
+        "--interval",
+        "0.5",
+        "--log",
+        "info",
+        "--record",
+        store.path().to_str().expect("utf-8 path"),
+    ]);
+    let m = Memmon::start(&["events", "--json"]);
+    let mut children: Vec<std::process::Child> = (0..KILLS)
+        .map(|_| {
+            Command::new("sleep")
+                .arg("1000")
+                .spawn()
+                .expect("spawn sleep")
+        })
+        .collect();
+    let pids: Vec<u32> = children.iter().map(std::process::Child::id).collect();
+    for pid in &pids {
+        // Killed as `sleep`, not as the test's fork of itself.
+        while std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .ok()
+            .as_deref()
+            .map(str::trim)
+            != Some("sleep")
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    for pid in &pids {
+        // SAFETY: our own children.
+        unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+    }
+    for c in &mut children {
+        let _ = c.wait();
+    }
+    // How many of ours a list of kill records holds.
+    let listed = |records: &serde_json::Value| -> usize {
+        let Some(a) = records.as_array() else {
+            return 0;
+        };
+        pids.iter()
+            .filter(|p| {
+                a.iter()
+                    .any(|k| k["target_pid"].as_u64() == Some(u64::from(**p)))
+            })
+            .count()
+    };
+    wait_for("every SIGKILL in /api/v1/events", || {
+        (listed(&events(&d)["sigkills"]) == KILLS).then_some(())
+    });
+    // The store: the frames written since hold every record.
+    std::thread::sleep(Duration::from_millis(1500));
+    let lines: Vec<String> = d.memmon.stderr_so_far().to_vec();
+    d.stop();
+    let s = memmon::store::reader::Store::open(store.path(), None).expect("store opens");
+    let last = s.frames.len().checked_sub(1).expect("frames recorded");
+    let frame = s.frame(last).expect("last frame");
+    assert_eq!(
+        listed(&frame["recent_sigkills"]),
+        KILLS,
+        "the store's last frame holds every SIGKILL"
+    );
+    let (out, _) = {
+        m.signal(libc::SIGINT);
+        m.output()
+    };
+    let streamed = pids
+        .iter()
+        .filter(|p| {
+            out.lines().any(|l| {
+                l.contains(&format!("\"target_pid\":{p},"))
+                    || l.contains(&format!("\"target_pid\":{p}}}"))
+            })
+        })
+        .count();
+    assert_eq!(
+        streamed, KILLS,
+        "memmon events --json streamed every SIGKILL:\n{out}"
+    );
+
+    // The log: ours at info, a few at most, never a warning.
+    let ours: Vec<&String> = lines
+        .iter()
+        .filter(|l| {
+            l.contains("SIGKILL") && pids.iter().any(|p| l.contains(&format!("target_pid={p} ")))
+        })
+        .collect();
+    assert!(
+        ours.len() <= memmon::sinks::kill_log::SIGKILL_LINES as usize,
+        "{} SIGKILL lines for {KILLS} kills:\n{}",
+        ours.len(),
+        lines.join("\n")
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| !(l.contains("SIGKILL") && l.contains("WARN"))),
+        "a SIGKILL logged as a warning:\n{}",
+        lines.join("\n")
+    );
+}

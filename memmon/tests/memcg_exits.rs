@@ -14,31 +14,14 @@ mod common;
 #[path = "common/kernel_setup.rs"]
 mod kernel_setup;
 
-use std::{fs, os::unix::fs::MetadataExt as _, path::PathBuf};
+use std::{fs, os::unix::fs::MetadataExt as _};
 
-use common::{Daemon, Workload, assert_within, metric_value, proc_stat_field, require_bpf};
+use common::{
+    Daemon, PinRoot, Workload, assert_within, metric_value, proc_stat_field, require_bpf,
+};
 use kernel_setup::Memcg;
 use memmon::probes::{LoadOptions, ProbeSet};
 use memmon_common::MemcgExits;
-
-/// A pin root under bpffs, removed on drop.
-struct PinRoot(PathBuf);
-
-impl Drop for PinRoot {
-    fn drop(&mut self) {
-        fn rm(p: &std::path::Path) {
-            if p.is_dir() {
-                for e in fs::read_dir(p).into_iter().flatten().flatten() {
-                    rm(&e.path());
-                }
-                let _ = fs::remove_dir(p);
-            } else {
-                let _ = fs::remove_file(p);
-            }
-        }
-        rm(&self.0);
-    }
-}
 
 /// Runs `memmon-workload spawn 200` in `cg`: (the parent's own minor +
 /// major faults at its end, its faults during the work).
@@ -69,10 +52,7 @@ fn exit_totals_per_memcg_survive_kill_9_and_restart() {
     if !require_bpf("memcg_exits") {
         return;
     }
-    let pin = PinRoot(PathBuf::from(format!(
-        "/sys/fs/bpf/memmon-test-memcg-exits-{}",
-        std::process::id()
-    )));
+    let pin = PinRoot::new("memcg-exits");
     let pin_arg = pin.0.to_str().expect("utf-8").to_string();
     let cg = Memcg::create("exits", 512 << 20);
     let id = fs::metadata(&cg.path).expect("stat memcg").ino();
@@ -171,10 +151,7 @@ fn cgroup_counters_never_go_backwards_across_a_restart() {
     if !require_bpf("memcg_exits restart") {
         return;
     }
-    let pin = PinRoot(PathBuf::from(format!(
-        "/sys/fs/bpf/memmon-test-memcg-restart-{}",
-        std::process::id()
-    )));
+    let pin = PinRoot::new("memcg-restart");
     let pin_arg = pin.0.to_str().expect("utf-8").to_string();
     let cg = Memcg::create("restart", 512 << 20);
     let path = cg.path_in_hierarchy();

@@ -5,40 +5,9 @@
 
 mod common;
 
-use std::{fs, path::PathBuf, process::Command};
+use std::{fs, process::Command};
 
 use common::*;
-
-/// A unique pin root under bpffs, removed on drop.
-struct PinRoot(PathBuf);
-
-impl PinRoot {
-    fn new(tag: &str) -> PinRoot {
-        PinRoot(PathBuf::from(format!(
-            "/sys/fs/bpf/memmon-test-{tag}-{}",
-            std::process::id()
-        )))
-    }
-    fn arg(&self) -> &str {
-        self.0.to_str().expect("utf-8")
-    }
-}
-
-impl Drop for PinRoot {
-    fn drop(&mut self) {
-        fn rm(p: &std::path::Path) {
-            if p.is_dir() {
-                for e in fs::read_dir(p).into_iter().flatten().flatten() {
-                    rm(&e.path());
-                }
-                let _ = fs::remove_dir(p);
-            } else {
-                let _ = fs::remove_file(p);
-            }
-        }
-        rm(&self.0);
-    }
-}
 
 fn probes_report(pin: &PinRoot) -> serde_json::Value {
     let out = Command::new(MEMMON)

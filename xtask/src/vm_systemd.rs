@@ -166,7 +166,24 @@ echo $? >$R/restart.rc
 show $R/restart-after.show
 scrape $R/restart-after.prom
 
-# 6. stop leaves no memmon program attached.
+# 6. the journal tells warnings from info: a memcg OOM kill (a shell
+#    holding 100 MB in a 32 MiB scope, no swap) is a warning, a routine
+#    SIGKILL (sleep, kill -9) is info; `journalctl -p warning` keeps the
+#    first and drops the second and every other info line.
+sleep 1000 & sk=$!
+kill -9 $sk
+systemd-run --wait --quiet -p MemoryMax=32M -p MemorySwapMax=0 \
+  sh -c 'a=$(head -c 100000000 /dev/zero | tr "\0" x); echo ${#a}' >$R/oom-run.txt 2>&1
+echo $? >$R/oom-run.rc
+echo $sk >$R/sigkill-pid
+i=0; while [ $i -lt 30 ]; do
+  journalctl -u memmon --no-pager -o cat -p warning | grep -q 'OOM kill' && break
+  sleep 1; i=$((i+1)); done
+sleep 2
+journalctl -u memmon --no-pager -o cat -p warning >$R/journal-warning.txt
+journalctl -u memmon --no-pager -o cat -p info >$R/journal-info.txt
+
+# 7. stop leaves no memmon program attached.
 bpftool -j prog show >$R/progs-running.json
 systemctl stop memmon
 echo $? >$R/stop.rc
@@ -814,6 +831,39 @@ fn judge(out: &Path) -> Vec<Check> {
                         recreated.join(", ")
                     )
                 })
+            })(),
+        ),
+        (
+            "journal_priorities_pick_the_oom_warning_not_info",
+            (|| {
+                let warning = read(out, "journal-warning.txt")?;
+                let info = read(out, "journal-info.txt")?;
+                let sk = read(out, "sigkill-pid")?;
+                let sigkill = format!("target_pid={} ", sk.trim());
+                if !warning.lines().any(|l| l.contains("OOM kill")) {
+                    bail!(
+                        "no OOM kill in journalctl -p warning (the OOM run: {}):\n{warning}",
+                        read(out, "oom-run.txt").unwrap_or_default()
+                    );
+                }
+                // Info lines the daemon always writes: present at -p info,
+                // absent at -p warning.
+                for needle in ["listening on", sigkill.as_str()] {
+                    if !info.contains(needle) {
+                        bail!("`{needle}` missing at -p info:\n{info}");
+                    }
+                    if warning.contains(needle) {
+                        bail!("the info line `{needle}` shows at -p warning:\n{warning}");
+                    }
+                }
+                if warning.contains('\u{1b}') || info.contains('\u{1b}') {
+                    bail!("terminal escape bytes in the journal");
+                }
+                Ok(format!(
+                    "{} lines at -p warning (the OOM kill among them), {} at -p info; the SIGKILL and `listening on` only at info",
+                    warning.lines().count(),
+                    info.lines().count()
+                ))
             })(),
         ),
         (

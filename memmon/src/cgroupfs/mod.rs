@@ -381,7 +381,8 @@ pub struct DetailPolicy {
     /// wobble by a few pages do not pay for memory.stat every pass).
     pub usage_moved_bytes: u64,
     /// Usage files kept open at most (two per cgroup; beyond, a cgroup's
-    /// files are opened and closed at each read). Mind RLIMIT_NOFILE.
+    /// files are opened and closed at each read); by default their share
+    /// of RLIMIT_NOFILE (`crate::fd_budget`).
     pub max_open_files: usize,
 }
 
@@ -391,7 +392,7 @@ impl Default for DetailPolicy {
             interval: Duration::from_secs(30),
             usage_moved_share: 0.01,
             usage_moved_bytes: 1 << 20,
-            max_open_files: 1024,
+            max_open_files: crate::fd_budget::limit().cgroup_files(),
         }
     }
 }

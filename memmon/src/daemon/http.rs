@@ -1,9 +1,10 @@
-//! The daemon's HTTP endpoint (hyper, HTTP/1.1, optionally over TLS with
-//! basic auth): /metrics, /api/v1/snapshot, /api/v1/events,
-//! /api/v1/incidents (`incidents.rs`), /healthz read the latest
-//! publication and touch neither the kernel nor /proc;
-//! /api/v1/profile (with `--profile`) reads the continuous profile on a
-//! blocking thread (it drains the stack maps and names frames).
+//! The daemon's HTTP routes (hyper, HTTP/1.1, optionally over TLS with
+//! basic auth; connections are `listener`'s): /metrics, /api/v1/snapshot,
+//! /api/v1/events, /api/v1/incidents (`incidents.rs`), /api/v1/history
+//! (`history.rs`), /healthz read the latest publication and touch neither
+//! the kernel nor /proc; /api/v1/profile (with `--profile`) reads the
+//! continuous profile on a blocking thread (it drains the stack maps and
+//! names frames), [`PROFILE_CONCURRENCY`] at a time.
 
 use std::{
     convert::Infallible,
@@ -16,13 +17,9 @@ use std::{
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::{
-    Method, Request, Response, StatusCode, body::Incoming, header, server::conn::http1,
-    service::service_fn,
-};
-use hyper_util::rt::TokioIo;
+use hyper::{Method, Request, Response, StatusCode, body::Incoming, header};
 use serde::Serialize;
-use tokio::{net::TcpListener, sync::watch};
+use tokio::sync::Semaphore;
 
 use super::{
     basic_auth::{Users, Verdict},
@@ -50,9 +47,20 @@ pub struct HttpState {
     pub web: RwLock<WebSecurity>,
     /// The continuous profile (None: the daemon runs without --profile).
     pub profile: Option<Arc<super::profile::ContinuousProfile>>,
+    /// Profiles being built: at most [`PROFILE_CONCURRENCY`]; more get 503.
+    pub profile_permits: Arc<Semaphore>,
+    /// /api/v1/snapshot's body, once per publication.
+    pub snapshot: super::snapshot_cache::SnapshotCache,
+    /// Counter floors across restarts (None: `--no-pin`, nothing kept).
+    pub counters: Option<Mutex<super::counter_state::CounterState>>,
     /// The recent history `/api/v1/history` serves.
     pub history: Arc<RwLock<crate::model::explain::history::History>>,
 }
+
+/// `/api/v1/profile` requests built at once (each drains the stack maps and
+/// names frames on a blocking thread, seconds with a large window); one
+/// beyond gets 503 with `Retry-After`.
+pub const PROFILE_CONCURRENCY: usize = 2;
 
 /// The continuous profile's path.
 pub const PROFILE_PATH: &str = "/api/v1/profile";
@@ -109,10 +117,17 @@ fn metrics(state: &HttpState, openmetrics: bool) -> Resp {
         Err(p) => p.into_inner().clone(),
     };
     settings.last_scrape_seconds = f64::from_bits(state.last_scrape.load(Ordering::Relaxed));
-    let families = match state.admission.lock() {
+    let mut families = match state.admission.lock() {
         Ok(mut adm) => prom::families(&published, &settings, &mut adm),
         Err(p) => prom::families(&published, &settings, &mut p.into_inner()),
     };
+    if let Some(counters) = &state.counters {
+        // Saved before the answer leaves: a scraper never sees a value a
+        // restart could take back.
+        let mut c = counters.lock().unwrap_or_else(|p| p.into_inner());
+        c.floors.apply(&mut families, unix_ms());
+        c.save();
+    }
     let encoded = if openmetrics {
         Ok((
             crate::sinks::openmetrics::CONTENT_TYPE,
@@ -135,8 +150,39 @@ fn metrics(state: &HttpState, openmetrics: bool) -> Resp {
     resp
 }
 
-/// Routes one request (`headers` for content negotiation).
-pub fn route(method: &Method, path: &str, headers: &header::HeaderMap, state: &HttpState) -> Resp {
+/// `/api/v1/snapshot`: the latest publication's JSON, serialized (and
+/// gzipped, when asked) once per publication, off the endpoint's thread.
+async fn snapshot(state: &HttpState, headers: &header::HeaderMap) -> Resp {
+    let wants_gzip = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(accepts_gzip);
+    match state.snapshot.body(&state.shared, wants_gzip).await {
+        Ok((body, zipped)) => {
+            let mut r = respond(StatusCode::OK, "application/json", body);
+            r.headers_mut().insert(
+                header::VARY,
+                header::HeaderValue::from_static("accept-encoding"),
+            );
+            if zipped {
+                r.headers_mut().insert(
+                    header::CONTENT_ENCODING,
+                    header::HeaderValue::from_static("gzip"),
+                );
+            }
+            r
+        }
+        Err(e) => respond(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain",
+            format!("{e}\n"),
+        ),
+    }
+}
+
+/// Routes one request that the publication answers at once (`headers`
+/// for content negotiation).
+fn route(method: &Method, path: &str, headers: &header::HeaderMap, state: &HttpState) -> Resp {
     if method != Method::GET && method != Method::HEAD {
         return respond(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -152,7 +198,6 @@ pub fn route(method: &Method, path: &str, headers: &header::HeaderMap, state: &H
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(crate::sinks::openmetrics::accepts),
         ),
-        "/api/v1/snapshot" => json(&*latest(&state.shared)),
         "/api/v1/events" => {
             let p = latest(&state.shared);
             json(&Events {
@@ -229,7 +274,8 @@ async fn authorized(users: &Arc<Users>, req: &Request<Incoming>) -> bool {
         .unwrap_or(false)
 }
 
-async fn handle(
+/// Answers one request (after basic auth when users are configured).
+pub(super) async fn handle(
     req: Request<Incoming>,
     state: Arc<HttpState>,
     users: Arc<Users>,
@@ -242,6 +288,9 @@ async fn handle(
         // Already gzipped pprof: never compressed again.
         let resident = path == RESIDENT_PATH;
         return Ok(profile(req.method(), req.uri().query(), resident, &state).await);
+    }
+    if path == "/api/v1/snapshot" && (req.method() == Method::GET || req.method() == Method::HEAD) {
+        return Ok(snapshot(&state, req.headers()).await);
     }
     if path == super::history::HISTORY_PATH {
         let resp = history(req.method(), req.uri().query(), &state).await;
@@ -342,8 +391,27 @@ async fn profile(method: &Method, query: Option<&str>, resident: bool, state: &H
             );
         }
     };
+    let Ok(permit) = Arc::clone(&state.profile_permits).try_acquire_owned() else {
+        let mut r = respond(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            format!(
+                "{PROFILE_PATH}: {PROFILE_CONCURRENCY} profiles are being built already; retry \
+                 when one is done\n"
+            ),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        return r;
+    };
     let pprof = query.format == super::profile_query::Format::Pprof;
-    match tokio::task::spawn_blocking(move || profile.answer(&query)).await {
+    // The permit goes with the work: a client that hangs up does not free
+    // it before the blocking thread is done.
+    let build = move || {
+        let _permit = permit;
+        profile.answer(&query)
+    };
+    match tokio::task::spawn_blocking(build).await {
         Ok((body, content_type)) => {
             let mut r = respond(StatusCode::OK, content_type, body);
             if pprof {
@@ -361,9 +429,6 @@ async fn profile(method: &Method, query: Option<&str>, resident: bool, state: &H
         ),
     }
 }
-
-/// Bodies at least this large are gzipped when the client accepts it.
-const GZIP_MIN_BYTES: usize = 1024;
 
 /// True when an `Accept-Encoding` header accepts gzip (q > 0).
 fn accepts_gzip(value: &str) -> bool {
@@ -384,12 +449,14 @@ fn accepts_gzip(value: &str) -> bool {
 /// always sends `Accept-Encoding: gzip`).
 async fn compress(resp: Resp, request: &header::HeaderMap) -> Resp {
     use http_body_util::BodyExt as _;
-    use std::io::Write as _;
     let wanted = request
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(accepts_gzip);
-    if !wanted || resp.status() != StatusCode::OK {
+    if !wanted
+        || resp.status() != StatusCode::OK
+        || resp.headers().contains_key(header::CONTENT_ENCODING)
+    {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();
@@ -401,70 +468,18 @@ async fn compress(resp: Resp, request: &header::HeaderMap) -> Resp {
         header::VARY,
         header::HeaderValue::from_static("accept-encoding"),
     );
-    if bytes.len() < GZIP_MIN_BYTES {
+    if bytes.len() < super::gzip::MIN_BYTES {
         return Response::from_parts(parts, Full::new(bytes));
     }
-    let mut gz = flate2::write::GzEncoder::new(
-        Vec::with_capacity(bytes.len() / 4),
-        flate2::Compression::fast(),
-    );
-    match gz.write_all(&bytes).and_then(|()| gz.finish()) {
-        Ok(zipped) => {
+    match super::gzip::gzip(&bytes) {
+        Some(zipped) => {
             parts.headers.insert(
                 header::CONTENT_ENCODING,
                 header::HeaderValue::from_static("gzip"),
             );
             Response::from_parts(parts, Full::new(Bytes::from(zipped)))
         }
-        Err(e) => {
-            tracing::debug!("gzip: {e}");
-            Response::from_parts(parts, Full::new(bytes))
-        }
-    }
-}
-
-/// Serves one connection, after the TLS handshake when TLS is on.
-async fn connection(stream: tokio::net::TcpStream, state: Arc<HttpState>) {
-    let web = state.web();
-    let users = Arc::clone(&web.users);
-    let svc = service_fn(move |req| handle(req, Arc::clone(&state), Arc::clone(&users)));
-    let mut builder = http1::Builder::new();
-    builder.keep_alive(true);
-    let result = match web.tls {
-        Some(acceptor) => match acceptor.accept(stream).await {
-            Ok(tls) => builder.serve_connection(TokioIo::new(tls), svc).await,
-            Err(e) => {
-                tracing::debug!("TLS handshake failed: {e}");
-                return;
-            }
-        },
-        None => builder.serve_connection(TokioIo::new(stream), svc).await,
-    };
-    if let Err(e) = result {
-        tracing::debug!("connection: {e}");
-    }
-}
-
-/// Serves until `shutdown` turns true.
-pub async fn serve(
-    listener: TcpListener,
-    state: Arc<HttpState>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((s, _)) => s,
-                    Err(e) => {
-                        tracing::warn!("accept failed: {e}");
-                        continue;
-                    }
-                };
-                tokio::spawn(connection(stream, Arc::clone(&state)));
-            }
-            _ = shutdown.changed() => break,
-        }
+        None => Response::from_parts(parts, Full::new(bytes)),
     }
 }
 

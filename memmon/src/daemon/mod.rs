@@ -4,13 +4,19 @@
 //! cleanly (probes detached, pinned maps kept); SIGHUP reloads the config.
 
 pub mod basic_auth;
+pub mod conn_cap;
+pub mod counter_state;
+pub mod gzip;
 pub mod history;
 pub mod http;
 pub mod incident_extras;
 pub mod incidents;
+pub mod listener;
 pub mod profile;
 pub mod profile_query;
 pub mod sampler;
+pub mod snapshot_cache;
+pub mod stall_io;
 pub mod web_config;
 
 use std::{
@@ -48,10 +54,13 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
     listener
         .set_nonblocking(true)
         .context("setting the listener non-blocking")?;
+    listener::set_backlog(&listener).context("setting the listener's backlog")?;
     let web = load_web(&cfg).map_err(|e| Fatal::Usage(e.to_string()))?;
     check_proc_root(&cfg).map_err(|e| Fatal::Usage(e.to_string()))?;
     check_cgroup_root(&cfg).map_err(|e| Fatal::Usage(e.to_string()))?;
     privileges::check().map_err(Fatal::Privileges)?;
+    // Raised before anything keeps files open; shared out from here on.
+    let files = crate::fd_budget::limit();
 
     let opts = LoadOptions {
         fault_detail: cfg.fault_detail,
@@ -196,14 +205,32 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
         stale_after_ms: AtomicU64::new(stale_after_ms(&cfg)),
         web: RwLock::new(web),
         profile,
+        profile_permits: Arc::new(tokio::sync::Semaphore::new(http::PROFILE_CONCURRENCY)),
+        snapshot: snapshot_cache::SnapshotCache::default(),
+        counters: cfg
+            .pin
+            .then(|| Mutex::new(counter_state::CounterState::load(&cfg.pin_dir))),
         history,
     });
+    tracing::info!("{}", files.summary());
+    let slots = conn_cap::Slots::new(files.http_connections());
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // bcrypt checks, profiles and the first-sample wait: a flood of
+        // requests queues for these instead of starting hundreds of threads.
+        .max_blocking_threads(BLOCKING_THREADS)
         .build()
         .context("starting the async runtime")?;
-    let result = runtime.block_on(serve(listener, cfg, args.clone(), state, live, first_rx));
+    let result = runtime.block_on(serve(
+        listener,
+        cfg,
+        args.clone(),
+        state,
+        slots,
+        live,
+        first_rx,
+    ));
     stop.store(true, Ordering::Relaxed);
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     if sampler_thread.join().is_err() {
@@ -217,6 +244,10 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
     tracing::info!("stopped; probes detached");
     result
 }
+
+/// Threads for blocking work the endpoint hands off (tokio's default is
+/// 512).
+const BLOCKING_THREADS: usize = 8;
 
 /// A root the daemon was pointed at is not what it must be.
 #[derive(Debug, thiserror::Error)]
@@ -301,6 +332,7 @@ async fn serve(
     mut cfg: Config,
     args: DaemonArgs,
     state: Arc<http::HttpState>,
+    slots: Arc<conn_cap::Slots>,
     live: Arc<RwLock<sampler::LiveSettings>>,
     first_rx: std::sync::mpsc::Receiver<()>,
 ) -> Result<(), Fatal> {
@@ -309,7 +341,12 @@ async fn serve(
         tokio::net::TcpListener::from_std(listener).context("registering the listener")?;
     let addr = listener.local_addr().context("listener address")?;
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(http::serve(listener, Arc::clone(&state), shutdown_rx));
+    let server = tokio::spawn(listener::serve(
+        listener,
+        Arc::clone(&state),
+        slots,
+        shutdown_rx,
+    ));
 
     // Ready once the first sample is published.
     let first =

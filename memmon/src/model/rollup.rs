@@ -140,7 +140,12 @@ impl Model {
                 // In the kernel's exit totals already.
                 continue;
             }
-            let cg = p.cgroup.as_deref().unwrap_or_default();
+            // A process whose cgroup was never read is in no cgroup's
+            // totals (never `cgroup=""`): where the exit probe runs, the
+            // kernel charges its exit to its memory cgroup by id.
+            let Some(cg) = p.cgroup.as_deref() else {
+                continue;
+            };
             // Looked up by &str: no String is made per process per pass.
             let t = match out.get_mut(cg) {
                 Some(t) => t,
@@ -197,8 +202,9 @@ impl Model {
             .map(|(k, _)| *k)
             .collect();
         for key in exited {
-            if let Some(p) = self.processes.remove(&key) {
-                let cg = p.cgroup.clone().unwrap_or_default();
+            if let Some(p) = self.processes.remove(&key)
+                && let Some(cg) = p.cgroup.clone()
+            {
                 if p.vanished {
                     self.vanished_totals
                         .entry(cg.clone())

@@ -7,8 +7,9 @@
 //! process is reaped, reads fail with ESRCH (a zombie still reads), so a
 //! reused pid is never read through the old file. Files are closed when the
 //! pid leaves /proc or its exit event arrives ([`StatFiles::forget`]). At
-//! most [`fd_budget`] files stay open (from RLIMIT_NOFILE, raised to
-//! its hard limit at start); processes beyond it are read by path.
+//! most [`fd_budget`] files stay open (their share of RLIMIT_NOFILE, raised
+//! to its hard limit at start: `crate::fd_budget`); processes beyond it are
+//! read by path.
 //!
 //! Idle processes are read less often: one whose stat line came back
 //! byte-identical [`QUIET_READS`] times in a row (it neither ran, faulted
@@ -24,8 +25,6 @@ use super::{
     identity::{Identity, parse_stat},
 };
 
-/// File descriptors left for everything else (sockets, BPF maps, smaps).
-const FDS_KEPT_FREE: u64 = 512;
 /// Identical reads in a row after which a process is read every 2nd pass.
 pub const QUIET_READS: u32 = 3;
 /// Identical reads in a row after which it is read every [`MAX_SKIP`]th pass.
@@ -241,29 +240,10 @@ fn read_all(file: &File, buf: &mut Vec<u8>) -> std::io::Result<usize> {
     }
 }
 
-/// Raises RLIMIT_NOFILE's soft limit to the hard limit and returns how many
-/// stat files may stay open under it.
+/// How many stat files may stay open: the share `crate::fd_budget` leaves
+/// them (the limit raised to the hard one first).
 pub fn fd_budget() -> usize {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we pass.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return 0;
-    }
-    if lim.rlim_cur < lim.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: lim.rlim_max,
-            rlim_max: lim.rlim_max,
-        };
-        // SAFETY: setrlimit reads the struct we pass.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            lim.rlim_cur = lim.rlim_max;
-        }
-    }
-    let usable = lim.rlim_cur.min(1 << 20).saturating_sub(FDS_KEPT_FREE);
-    usize::try_from(usable).unwrap_or(0)
+    crate::fd_budget::limit().stat_files()
 }
 
 #[cfg(test)]

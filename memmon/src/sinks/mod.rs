@@ -9,6 +9,7 @@ pub mod explain;
 pub mod flamegraph;
 pub mod incident;
 pub mod json;
+pub mod kill_log;
 pub mod openmetrics;
 pub mod pprof;
 pub mod probes_report;

@@ -9,6 +9,7 @@
 
 pub mod c_fixture;
 pub mod pprof;
+pub mod tls;
 
 use std::{
     io::{BufRead, BufReader, Write},
@@ -68,6 +69,48 @@ pub fn workload() -> &'static str {
             .to_string_lossy()
             .into_owned()
     })
+}
+
+/// Path of the hostile HTTP client (`memmon-hostile`, the workload
+/// package's second program, beside the workload).
+pub fn hostile() -> String {
+    std::path::Path::new(workload())
+        .with_file_name("memmon-hostile")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A unique pin root under bpffs (`memmon-test-TAG-PID`), removed on drop.
+pub struct PinRoot(pub std::path::PathBuf);
+
+impl PinRoot {
+    pub fn new(tag: &str) -> PinRoot {
+        PinRoot(std::path::PathBuf::from(format!(
+            "/sys/fs/bpf/memmon-test-{tag}-{}",
+            std::process::id()
+        )))
+    }
+
+    /// Its path, for `--pin-dir`.
+    pub fn arg(&self) -> &str {
+        self.0.to_str().expect("utf-8")
+    }
+}
+
+impl Drop for PinRoot {
+    fn drop(&mut self) {
+        fn rm(p: &std::path::Path) {
+            if p.is_dir() {
+                for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+                    rm(&e.path());
+                }
+                let _ = std::fs::remove_dir(p);
+            } else {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        rm(&self.0);
+    }
 }
 
 /// True when this test may load eBPF programs. Without root: skip (false)
@@ -249,9 +292,24 @@ impl Memmon {
     /// Same, with extra environment variables.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Memmon {
         let mut cmd = Command::new(MEMMON);
-        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(args);
         for (k, v) in env {
             cmd.env(k, v);
+        }
+        Self::start_command(cmd)
+    }
+
+    /// Same for a prepared `memmon` command (arguments, environment,
+    /// limits set by the caller).
+    pub fn start_command(mut cmd: Command) -> Memmon {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        // The daemon's counter floors go to a directory of this test
+        // binary's, never to a real service's /var/lib/memmon.
+        if !cmd.get_envs().any(|(k, _)| k == "STATE_DIRECTORY") {
+            cmd.env(
+                "STATE_DIRECTORY",
+                std::env::temp_dir().join(format!("memmon-test-state-{}", std::process::id())),
+            );
         }
         let mut child = cmd.spawn().expect("spawn memmon");
         let stderr = child.stderr.take().expect("memmon stderr");
@@ -313,6 +371,14 @@ impl Memmon {
                 ),
             }
         }
+    }
+
+    /// Every stderr line printed so far (waits for none).
+    pub fn stderr_so_far(&mut self) -> &[String] {
+        while let Ok(line) = self.stderr_lines.try_recv() {
+            self.stderr_seen.push(line);
+        }
+        &self.stderr_seen
     }
 
     /// The first stderr line seen so far that contains `needle`.
@@ -455,9 +521,36 @@ impl Daemon {
     /// Starts `memmon daemon --listen 127.0.0.1:0 ARGS` and waits until it
     /// serves.
     pub fn start(args: &[&str]) -> Daemon {
-        let mut full = vec!["daemon", "--listen", "127.0.0.1:0"];
-        full.extend_from_slice(args);
-        let memmon = Memmon::start(&full);
+        Self::start_command_with(Command::new(MEMMON), args)
+    }
+
+    /// Same, under a file limit of `nofile` (soft and hard), as systemd's
+    /// default soft limit would leave a service that sets none.
+    pub fn start_under_file_limit(args: &[&str], nofile: u64) -> Daemon {
+        use std::os::unix::process::CommandExt as _;
+        let mut cmd = Command::new(MEMMON);
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs here.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: nofile,
+                    rlim_max: nofile,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        Self::start_command_with(cmd, args)
+    }
+
+    /// `cmd` (memmon, with its environment and limits) run as `daemon
+    /// --listen 127.0.0.1:0 ARGS`.
+    pub fn start_command_with(mut cmd: Command, args: &[&str]) -> Daemon {
+        cmd.args(["daemon", "--listen", "127.0.0.1:0"]).args(args);
+        let memmon = Memmon::start_command(cmd);
         let line = memmon.stderr_line("serving http").expect("ready line");
         let addr = line
             .split("://")

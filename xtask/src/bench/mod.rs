@@ -8,6 +8,7 @@ mod cgroups_daemon;
 mod churn;
 mod daemon_cost;
 mod fault_storm;
+mod hostile;
 mod http;
 pub mod kills;
 mod monitor;
@@ -103,6 +104,7 @@ pub const GROUPS: &[&str] = &[
     "scale",
     "kills",
     "cgroups-daemon",
+    "hostile-clients",
 ];
 
 /// `xtask stacks-guest-inner`: the guest's half of `stacks-guest`.
@@ -202,6 +204,9 @@ pub fn run(
     }
     if wanted("cgroups-daemon") {
         sections.push(cgroups_daemon::run(&ctx)?);
+    }
+    if wanted("hostile-clients") {
+        sections.push(hostile::run(&ctx)?);
     }
     // A smoke run (`--quick`, one round) never touches BENCHMARKS.md: its
     // figures are not for the record. It goes to target/ instead.

@@ -3,7 +3,8 @@
 //! `process` (top K), `cgroup` (admitted cgroups and `other`), `system`
 //! (the system catalog, PSI, buddy, slab, forecast), `kernel` (probes,
 //! programs, kernel statistics, kills); `encode` has the settings and the
-//! plumbing; memmon's own figures are here.
+//! plumbing; `counter_floor` keeps counter series from going lower across
+//! a restart; memmon's own figures are here.
 //!
 //! Cardinality is bounded: per-process series only for the top K processes
 //! (by a configurable key); every process, top or not, live or exited, is
@@ -13,6 +14,7 @@
 //! `cgroup="other"`.
 
 mod cgroup;
+pub mod counter_floor;
 mod encode;
 mod kernel;
 mod process;

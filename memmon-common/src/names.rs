@@ -123,6 +123,9 @@ names!(Map,
     PROFILE_PIDS = "PROFILE_PIDS",
     /// Settings of the sampling probes (`stacks::setting` slots).
     PROFILE_SETTINGS = "PROFILE_SETTINGS",
+    /// Processes the fault sampler walks more often than
+    /// `setting::WALK_EVERY` says (tgid → N: 1 walk in N runs).
+    PROFILE_WALK_EVERY = "PROFILE_WALK_EVERY",
     /// Live allocations of the traced allocator (address → `LiveAlloc`).
     LIVE_ALLOCS = "LIVE_ALLOCS",
     /// Allocations between entry and return (pid_tgid → `PendingAlloc`).

@@ -7,7 +7,9 @@
 
 /// What a [`StackKey`]'s weight counts.
 pub mod stack_event {
-    /// Page-fault samples (weight: samples; userspace multiplies by the period).
+    /// Page-fault samples (weight: the perf samples a walk stands for, 1
+    /// unless the sampler walks 1 in N runs (`setting::WALK_EVERY`);
+    /// userspace multiplies by the perf event's period).
     pub const FAULTS: u32 = 0;
     /// Program-break growth in bytes (brk).
     pub const BRK: u32 = 1;
@@ -69,8 +71,14 @@ pub mod setting {
     /// RESIDENT_SAMPLES (`memmon leaks`' resident mode, the daemon's
     /// `kind=resident`); 0: it does not.
     pub const RESIDENT: u32 = 3;
+    /// The fault sampler walks the stacks of 1 in N of its runs (drawn at
+    /// random), for processes without an entry of their own in
+    /// PROFILE_WALK_EVERY; each walk then weighs N runs. 0 or 1: every
+    /// run (`memmon profile`, `memmon leaks`). The daemon's adaptive
+    /// period sets it (`model::fault_sampling`).
+    pub const WALK_EVERY: u32 = 4;
     /// Number of slots.
-    pub const LEN: u32 = 4;
+    pub const LEN: u32 = 5;
     /// Every process.
     pub const TARGET_ALL: u64 = 0;
     /// The processes in PROFILE_PIDS.
@@ -78,6 +86,13 @@ pub mod setting {
     /// The processes of one cgroup (and not its descendants).
     pub const TARGET_CGROUP: u64 = 2;
 }
+
+/// The largest N of "1 walk in N runs" the sampler takes (a larger one
+/// is taken as this).
+pub const MAX_WALK_EVERY: u64 = 1 << 20;
+
+/// Processes PROFILE_WALK_EVERY holds at most.
+pub const MAX_WALK_EVERY_ENTRIES: u32 = 256;
 
 /// Frames kept per stack (the kernel's PERF_MAX_STACK_DEPTH).
 pub const MAX_STACK_DEPTH: usize = 127;
@@ -180,7 +195,8 @@ pub struct MmapCharge {
 pub struct ResidentSample {
     /// The faulting (user) address, not rounded to its page.
     pub addr: u64,
-    /// Faults per sample of the perf event that took it.
+    /// Faults this sample stands for: the perf event's period, times N
+    /// when the sampler walks 1 in N of its runs.
     pub period: u64,
     /// User stack's hash in STACK_TRACES ([`NO_STACK`]: lost).
     pub user_stack: u64,

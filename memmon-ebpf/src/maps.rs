@@ -205,6 +205,13 @@ pub static PROFILE_PIDS: HashMap<u32, u32> = HashMap::with_max_entries(1, 0);
 #[map]
 pub static PROFILE_SETTINGS: Array<u64> = Array::with_max_entries(setting::LEN, 0);
 
+/// Processes the fault sampler walks 1 in N runs of, N of their own
+/// (the daemon's growing processes); the others take
+/// `setting::WALK_EVERY`. Preallocated (perf_event programs before 6.1).
+#[map]
+pub static PROFILE_WALK_EVERY: HashMap<u32, u64> =
+    HashMap::with_max_entries(memmon_common::stacks::MAX_WALK_EVERY_ENTRIES, 0);
+
 /// Live allocations of the traced allocator, by address.
 #[map]
 pub static LIVE_ALLOCS: HashMap<u64, LiveAlloc> = HashMap::with_max_entries(1, BPF_F_NO_PREALLOC);

@@ -8,8 +8,6 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::*;
 
 /// Faults per sample in these tests: the one-shot test's period, so the
@@ -78,29 +76,6 @@ fn weights(p: &pprof::Profile) -> (i64, i64, i64) {
     (total, gamma, delta)
 }
 
-/// Waits until the daemon has published process `pid` with its cgroup
-/// (so the samples drained after it carry the cgroup); returns the path.
-fn wait_published(d: &Daemon, pid: u32) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (_, body) = d.get("/api/v1/snapshot");
-        let snap: serde_json::Value = serde_json::from_str(&body).expect("snapshot JSON");
-        let cgroup = snap["processes"].as_array().and_then(|ps| {
-            ps.iter()
-                .find(|p| p["pid"].as_u64() == Some(u64::from(pid)))
-                .and_then(|p| p["cgroup"].as_str().map(str::to_string))
-        });
-        if let Some(c) = cgroup {
-            return c;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the daemon never published pid {pid} with a cgroup"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn daemon_profile_serves_touch_gamma_its_share_and_the_kernels_fault_count() {
     if !require_bpf("daemon_profile_serves_touch_gamma_its_share_and_the_kernels_fault_count") {
@@ -118,7 +93,7 @@ fn daemon_profile_serves_touch_gamma_its_share_and_the_kernels_fault_count() {
     // Started after the daemon: every fault of the workload's life is in
     // the window.
     let mut w = Workload::start(&["stacks", "200", "20"]);
-    let cgroup = wait_published(&d, w.pid);
+    let cgroup = d.wait_published(w.pid);
     let report = w.go();
     // The kernel's count for the whole process (it is still alive: it
     // waits for stdin to close), start-up included, like the profile.

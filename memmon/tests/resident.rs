@@ -12,85 +12,18 @@
 
 mod common;
 
-use std::{
-    io::{BufRead as _, BufReader, Write as _},
-    path::{Path, PathBuf},
-    process::{Child, ChildStdin, ChildStdout, Command, Stdio},
-    time::Duration,
+use std::{path::Path, process::Command, time::Duration};
+
+use common::{
+    c_fixture::{Program, build, bytes_through, folded},
+    *,
 };
 
-use common::*;
-
-/// The fixture's source.
-const SOURCE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/resident_leaks.c"
-);
 /// MiB each program leaks, purges or churns through per round.
 const MIB: u64 = 40;
 
-/// Builds the fixture into `dir` (frame pointers, so stacks walk).
-fn build(dir: &Path) -> PathBuf {
-    let out = dir.join("resident_leaks");
-    let status = Command::new("gcc")
-        .args(["-O1", "-g", "-fno-omit-frame-pointer", "-o"])
-        .arg(&out)
-        .arg(SOURCE)
-        .status()
-        .expect("run gcc (the tests build their C workloads with it)");
-    assert!(status.success(), "gcc failed on {SOURCE}");
-    out
-}
-
-/// One running fixture program.
-struct Program {
-    child: Child,
-    pid: u32,
-    stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Program {
-    fn start(exe: &Path, mode: &str) -> Program {
-        let mut child = Command::new(exe)
-            .args([mode, &MIB.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the fixture");
-        let stdin = child.stdin.take();
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("ready line");
-        let pid = line
-            .trim()
-            .strip_prefix("ready ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("fixture said {line:?}"));
-        Program {
-            child,
-            pid,
-            stdin,
-            stdout,
-        }
-    }
-
-    /// Tells it to go; returns its report.
-    fn go(&mut self) -> serde_json::Value {
-        let stdin = self.stdin.as_mut().expect("stdin");
-        stdin.write_all(b"go\n").expect("write go");
-        stdin.flush().expect("flush");
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).expect("report");
-        serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("bad report {line:?}: {e}"))
-    }
-}
-
-impl Drop for Program {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        let _ = self.child.wait();
-    }
+fn start(exe: &Path, mode: &str) -> Program {
+    Program::start(exe, &[mode, &MIB.to_string()])
 }
 
 /// Runs `memmon leaks --pid ... ARGS` around the programs: attaches, lets
@@ -141,34 +74,16 @@ fn prog_types(pid: u32) -> Vec<u32> {
     out
 }
 
-/// Folded lines (header skipped): (frames root first, bytes).
+/// Folded lines (header checked, then skipped): (frames root first, bytes).
 fn folded_stacks(text: &str) -> Vec<(Vec<String>, u64)> {
-    let mut lines = text.lines();
-    let head = lines.next().unwrap_or_default();
+    let (head, stacks) = folded(text);
     assert!(
         head.starts_with("# memmon resident, period ")
             && head.contains("/proc/PID/pagemap")
             && head.contains("weight: bytes"),
         "the folded output does not name its source, period and weight: {head}"
     );
-    lines
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let (stack, w) = l.rsplit_once(' ').expect("a weight");
-            (
-                stack.split(';').map(String::from).collect(),
-                w.parse().expect("weight is bytes"),
-            )
-        })
-        .collect()
-}
-
-fn bytes_through(stacks: &[(Vec<String>, u64)], function: &str) -> u64 {
     stacks
-        .iter()
-        .filter(|(f, _)| f.iter().any(|n| n == function))
-        .map(|(_, w)| w)
-        .sum()
 }
 
 #[test]
@@ -181,9 +96,9 @@ fn resident_mode_ranks_the_glibc_and_arena_leakers_first_and_freed_memory_falls_
     let exe = build(dir.path());
     let out = dir.path().join("resident.folded");
     let mut programs = vec![
-        Program::start(&exe, "glibc"),
-        Program::start(&exe, "arena"),
-        Program::start(&exe, "free"),
+        start(&exe, "glibc"),
+        start(&exe, "arena"),
+        start(&exe, "free"),
     ];
     let (reports, _) = leaks_around(
         &mut programs,
@@ -256,7 +171,7 @@ fn resident_pprof_is_read_by_go_tool_pprof_with_the_weight_memmon_wrote() {
     let dir = tempfile::tempdir().expect("tempdir");
     let exe = build(dir.path());
     let out = dir.path().join("resident.pb");
-    let mut programs = vec![Program::start(&exe, "glibc")];
+    let mut programs = vec![start(&exe, "glibc")];
     let (reports, _) = leaks_around(
         &mut programs,
         &["--format", "pprof", "-o", out.to_str().expect("utf-8")],

@@ -135,7 +135,9 @@ enum Task {
     },
     /// Run the benchmarks and write BENCHMARKS.md.
     Bench {
-        /// Fewer rounds and smaller sizes (a smoke run; not for the record).
+        /// Fewer rounds and smaller sizes (a smoke run; not for the record:
+        /// BENCHMARKS.md is left alone, the sections go to
+        /// target/BENCHMARKS.quick.md).
         #[arg(long)]
         quick: bool,
         /// Run only these groups (repeatable): faults, syscalls, startup,

@@ -24,7 +24,7 @@ use crate::{
         resident::{ResidentTable, choose_period},
     },
     privileges,
-    probes::{ProbeSet, resident::ResidentReader, stacks::FaultLinks},
+    probes::{ProbeSet, fault_events::FaultEvents, resident::ResidentReader},
     procfs::pagemap::Pagemaps,
     sample::stacks::StackEvent,
     symbols::Symbols,
@@ -68,7 +68,7 @@ pub fn run(args: &LeaksArgs) -> Result<(), Fatal> {
     let reader = probes
         .start_resident()
         .context("opening the resident samples")?;
-    let links = probes
+    let events = probes
         .attach_fault_sampler(args.period)
         .context("attaching the page-fault sampler")?;
     super::stop_signal::install();
@@ -85,7 +85,7 @@ pub fn run(args: &LeaksArgs) -> Result<(), Fatal> {
     let mut run = Run {
         probes,
         reader,
-        links: Some(links),
+        events,
         table: ResidentTable::new(page_size, 0),
         pagemaps: Pagemaps::new("/proc", page_size),
         frames: HashMap::new(),
@@ -121,6 +121,7 @@ pub fn run(args: &LeaksArgs) -> Result<(), Fatal> {
     let selection = run
         .table
         .select(elapsed.as_secs().max(1), u64::MAX, &Filter::All);
+    let periods = selection.periods;
     let raw: Vec<_> = selection.rows.into_iter().map(|r| r.sample).collect();
     let named = Symbols::new().name(&raw);
     report_losses(&run.probes);
@@ -141,7 +142,8 @@ pub fn run(args: &LeaksArgs) -> Result<(), Fatal> {
         run.period(),
         elapsed.as_secs_f64(),
         &named,
-    );
+    )
+    .with_periods(periods);
     let title = format!("memmon leaks: resident memory by first-touch stack, {who}");
     write_output(
         &profile,
@@ -157,8 +159,8 @@ pub fn run(args: &LeaksArgs) -> Result<(), Fatal> {
 struct Run {
     probes: ProbeSet,
     reader: ResidentReader,
-    /// None only while the sampler is re-attached.
-    links: Option<FaultLinks>,
+    /// The sampler's perf events (a new period reopens them).
+    events: FaultEvents,
     table: ResidentTable,
     pagemaps: Pagemaps,
     /// Frames of each stack hash read so far (a hash names the same
@@ -176,7 +178,7 @@ struct Run {
 
 impl Run {
     fn period(&self) -> u64 {
-        self.links.as_ref().map_or(1, |l| l.period)
+        self.events.period()
     }
 
     /// Moves the samples sent since the last read into the table.
@@ -205,7 +207,7 @@ impl Run {
 
     /// Chooses the period for the next interval from this one's fault
     /// rates (the targets' estimated from their samples, the system's from
-    /// /proc/vmstat) and re-attaches the sampler when it changes.
+    /// /proc/vmstat) and sets it on the running events when it changes.
     fn adapt(&mut self, seconds: f64) {
         let before = std::mem::replace(&mut self.samples_at_adapt, self.samples);
         let period = self.period();
@@ -220,28 +222,16 @@ impl Run {
         if next == period {
             return;
         }
-        let Some(links) = self.links.take() else {
-            return;
-        };
-        match self.probes.set_fault_period(links, next) {
-            Ok(l) => {
+        match self.events.set_period(next) {
+            Ok(()) => {
                 tracing::debug!(
                     "resident mode: period {period} -> {next} (targets {target_rate:.0} faults/s, \
                      all {all_rate:.0})"
                 );
                 self.periods = (self.periods.0.min(next), self.periods.1.max(next));
-                self.links = Some(l);
             }
-            Err(e) => {
-                // The old events are closed: try the old period again.
-                tracing::warn!("resident mode: changing the period to {next} failed: {e}");
-                if let Ok(l) = self
-                    .probes
-                    .set_fault_period(FaultLinks::detached(period), period)
-                {
-                    self.links = Some(l);
-                }
-            }
+            // The events keep their old period: the samples stay right.
+            Err(e) => tracing::warn!("resident mode: changing the period to {next} failed: {e}"),
         }
     }
 }

@@ -71,12 +71,17 @@ pub fn run(args: &ProfileArgs) -> Result<(), Fatal> {
             }
         }
     }
+    // The fault sampler's events: held until the end (dropping them
+    // detaches it).
+    let mut fault_events = None;
     for event in &events {
         match event {
             StackEvent::Faults => {
-                probes
-                    .attach_fault_sampler(args.period)
-                    .context("attaching the page-fault sampler")?;
+                fault_events = Some(
+                    probes
+                        .attach_fault_sampler(args.period)
+                        .context("attaching the page-fault sampler")?,
+                );
             }
             other => {
                 probes
@@ -97,6 +102,8 @@ pub fn run(args: &ProfileArgs) -> Result<(), Fatal> {
         args.period
     );
     wait(args.duration);
+    // Sampling stops here: what the maps hold is what is reported.
+    drop(fault_events);
     let duration = begin.elapsed().as_secs_f64();
     let raw = probes
         .read_samples(args.period)

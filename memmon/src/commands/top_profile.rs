@@ -20,6 +20,8 @@ use crate::{
 /// The sampler, its window and the names.
 pub struct TopProfile {
     drain: StackDrain,
+    /// Faults per sample (fixed).
+    period: u64,
     window: ProfileWindow,
     symbols: Symbols,
     /// A drain failure was said (once).
@@ -42,7 +44,8 @@ impl TopProfile {
         })?;
         Ok(TopProfile {
             drain,
-            window: ProfileWindow::new(period, unix_ms() / 1000),
+            period,
+            window: ProfileWindow::new(unix_ms() / 1000),
             symbols: Symbols::new(),
             failed: false,
         })
@@ -54,7 +57,7 @@ impl TopProfile {
         match self.drain.drain() {
             Ok(drained) => {
                 for d in &drained {
-                    self.window.add(now, &d.stack, None, d.samples);
+                    self.window.add(now, &d.stack, None, d.samples, self.period);
                 }
             }
             Err(e) => {
@@ -76,7 +79,7 @@ impl TopProfile {
         let named = self.symbols.name(&selection.samples);
         let profile = Profile::build(
             StackEvent::Faults,
-            self.window.period(),
+            self.period,
             selection.seconds as f64,
             &named,
         );

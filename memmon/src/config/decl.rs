@@ -231,6 +231,38 @@ macro_rules! whole {
 }
 whole!(usize, u64);
 
+/// A whole number, or `auto` (None): memmon chooses and changes it.
+pub struct Auto;
+impl Kind<Option<u64>> for Auto {
+    fn parse(s: &str) -> Result<Option<u64>, ValueError> {
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("auto") {
+            return Ok(None);
+        }
+        t.parse()
+            .map(Some)
+            .map_err(|_| invalid!("`{s}` is neither a whole number nor auto"))
+    }
+    fn from_toml(v: &toml::Value) -> Result<Option<u64>, ValueError> {
+        match v {
+            toml::Value::Integer(i) => u64::try_from(*i)
+                .map(Some)
+                .map_err(|_| invalid!("{i} is out of range for a whole number")),
+            toml::Value::String(s) => Self::parse(s),
+            other => Err(ValueError::WrongType {
+                expected: "a whole number or \"auto\"",
+                found: describe(other),
+            }),
+        }
+    }
+    fn show(v: &Option<u64>) -> String {
+        v.map_or("auto".into(), |n| n.to_string())
+    }
+    fn toml(v: &Option<u64>) -> Option<String> {
+        Some(v.map_or(quote("auto"), |n| n.to_string()))
+    }
+}
+
 /// Free text.
 pub struct Text;
 impl Kind<String> for Text {

@@ -20,7 +20,7 @@ mod load;
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use decl::keys;
-use decl::{Addr, Age, Float, Names, Path, Size, Switch, Text, Whole};
+use decl::{Addr, Age, Auto, Float, Names, Path, Size, Switch, Text, Whole};
 pub use decl::{Given, Key, Kind, Shape, ValueError, parse_age, parse_size};
 pub use default_file::default_toml;
 pub use flags::{DaemonProbeArgs, DaemonSettings, KeyFlags, ProbeArgs};
@@ -36,9 +36,9 @@ pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::ne
     9755,
 ));
 
-/// Default `profile_period`: one fault stack sampled per this many page
-/// faults on a CPU (a prime, so a loop that faults in strides of a power
-/// of two is not sampled in lockstep).
+/// `memmon top --profile`'s period: one fault stack sampled per this many
+/// page faults on a CPU (a prime, so a loop that faults in strides of a
+/// power of two is not sampled in lockstep).
 pub const DEFAULT_PROFILE_PERIOD: u64 = 997;
 
 /// Ranking keys for the top-K per-process series.
@@ -203,12 +203,19 @@ keys! {
                /api/v1/profile",
         value_name: "BOOL",
     }
-    /// With profile: one stack sampled every profile_period page faults on a
-    /// CPU (a perf software event; ~1000 keeps the cost on a fault storm
-    /// well under the one-shot `memmon profile`'s period of 64).
-    profile_period: u64 = DEFAULT_PROFILE_PERIOD; Whole where (faults_per_stack) {
-        help: "With --profile: one stack sampled per N page faults on a CPU",
-        value_name: "N",
+    /// With profile: page faults per sampled stack. "auto" (the default)
+    /// adapts it at each pass: one run of the sampler per 13 faults or
+    /// more on a CPU, at most 10,000 runs a second over the machine, and
+    /// at most 1,000 stack walks a second, plus up to 1,000 a second for
+    /// each process whose memory grew by 1 MiB within 10 s (2,000 for all
+    /// of them), so a leak is sampled densely (down to every run) at a
+    /// bounded cost; each sample weighs the faults it stood for. A number
+    /// fixes the period: one stack per N faults on a CPU, for every
+    /// process.
+    profile_period: Option<u64> = None; Auto where (faults_per_stack) {
+        help: "With --profile: page faults per sampled stack, or auto (adapts to the fault rate and \
+               samples growing processes more often, within a fixed cost)",
+        value_name: "N|auto",
     }
 }
 
@@ -244,14 +251,13 @@ fn count_in<T: Copy + TryInto<u64> + std::fmt::Display>(
     }
 }
 
-fn faults_per_stack(v: &u64) -> Result<(), ValueError> {
-    if (1..=1_000_000_000).contains(v) {
-        Ok(())
-    } else {
-        Err(out_of_range!(
-            "{v} is out of range: give the page faults per sampled stack, 1 to 1000000000 \
-             (default {DEFAULT_PROFILE_PERIOD})"
-        ))
+fn faults_per_stack(v: &Option<u64>) -> Result<(), ValueError> {
+    match v {
+        Some(n) if !(1..=1_000_000_000).contains(n) => Err(out_of_range!(
+            "{n} is out of range: give the page faults per sampled stack, 1 to 1000000000, or \
+             auto (the default)"
+        )),
+        _ => Ok(()),
     }
 }
 

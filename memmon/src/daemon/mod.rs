@@ -78,7 +78,8 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
     let stack_drain = if cfg.profile {
         Some(
             probes
-                .start_fault_profile(cfg.profile_period)
+                // The first period; an adaptive one is set again below.
+                .start_fault_profile(cfg.profile_period.unwrap_or(997))
                 .map_err(|e| {
                     Fatal::Other(anyhow::anyhow!(
                         "--profile (or `profile`): cannot attach the page-fault sampler: {e}; \
@@ -90,12 +91,18 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
         None
     };
     if cfg.profile {
-        tracing::info!(
-            "continuous profile on: one page-fault stack per {} faults per CPU, the last {} s \
-             served on /api/v1/profile",
-            cfg.profile_period,
-            crate::model::profile_window::WINDOW_SECONDS
-        );
+        let window = crate::model::profile_window::WINDOW_SECONDS;
+        match cfg.profile_period {
+            Some(p) => tracing::info!(
+                "continuous profile on: one page-fault stack per {p} faults per CPU, the last \
+                 {window} s served on /api/v1/profile"
+            ),
+            None => tracing::info!(
+                "continuous profile on: page-fault stacks sampled at an adaptive period (the \
+                 fault rate sets it; processes whose memory grows are sampled more often), the \
+                 last {window} s served on /api/v1/profile"
+            ),
+        }
     }
     for s in probes.statuses() {
         match &s.state {
@@ -151,7 +158,7 @@ pub fn run(args: &DaemonArgs) -> Result<(), Fatal> {
     let profile = match stack_drain {
         Some(d) => Some(Arc::new(
             profile::ContinuousProfile::new(d, cfg.profile_period, Arc::clone(&shared))
-                .context("starting the symbolizer thread")?,
+                .context("starting the continuous profile")?,
         )),
         None => None,
     };

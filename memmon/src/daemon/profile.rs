@@ -11,7 +11,12 @@
 //! With `kind=resident` it answers from the resident table instead
 //! (`model::resident`): the same thread adds each sampled fault's page to
 //! it and, every [`CHECK_EVERY`], checks the pages in /proc/PID/pagemap
-//! (`procfs::pagemap`) and records what each stack holds. blazesym's
+//! (`procfs::pagemap`) and records what each stack holds. Unless
+//! `profile_period` fixes it, the sampling adapts every [`ADAPT_EVERY`]
+//! (`model::fault_sampling`): the machine's fault rate and each process's
+//! growth from the latest publication give the perf events' period and
+//! which processes are walked more often, set on the running sampler
+//! (`probes::sampler_control`). blazesym's
 //! symbolizer is not `Send`, so it lives on its own `memmon-symbols`
 //! thread, handed each request's stacks over a channel.
 
@@ -30,11 +35,14 @@ use crate::{
     clock::unix_ms,
     model::{
         explain::evidence::GrowthStack,
+        fault_sampling::{LIMITS, Plan, Planner, ProcessReading},
         incident::{self, GrowthStacks},
         profile::Profile,
         profile_window::{Filter, ProfileWindow},
-        published::{Shared, latest},
+        published::{Published, Shared, latest},
         resident::ResidentTable,
+        system_fields::sys,
+        view::idx,
     },
     probes::stack_drain::StackDrain,
     procfs::pagemap::Pagemaps,
@@ -55,6 +63,9 @@ const POLL: Duration = Duration::from_millis(100);
 /// pread per sampled page: every process's, so not every second; a
 /// request checks them again before it answers).
 pub const CHECK_EVERY: Duration = Duration::from_secs(5);
+/// How often an adaptive sampling is planned again (from a new publication
+/// only: at most once a pass).
+pub const ADAPT_EVERY: Duration = Duration::from_millis(250);
 
 /// The kernel side, the window and the resident table, drained together.
 struct Inner {
@@ -62,6 +73,12 @@ struct Inner {
     window: ProfileWindow,
     resident: ResidentTable,
     pagemaps: Pagemaps,
+    /// The adaptive sampling's planner (None: a fixed period).
+    planner: Option<Planner>,
+    /// The plan the sampler runs.
+    plan: Plan,
+    /// The publication the last plan was made from (Unix ms).
+    planned_from: u64,
     /// A drain failure was logged (said once, not at every drain).
     failed: bool,
     /// The executable mappings of each process with samples, read when its
@@ -73,6 +90,123 @@ struct Inner {
 }
 
 impl Inner {
+    /// Moves the samples taken since the last drain into the window, and
+    /// the sampled pages into the resident table; `published` names each
+    /// process's cgroup.
+    fn drain(&mut self, published: &Published) {
+        let now = unix_seconds();
+        // Before the counts: a drain may retire a stack a page refers to.
+        let pages = self.drain.drain_resident();
+        let drained = self.drain.drain();
+        // The counts are runs of the sampler, each standing for one
+        // period of faults (a walk of 1 in N runs adds N): taken at the
+        // period in force, which changes only right after a drain.
+        let period = self.drain.period();
+        let stacks: &[_] = drained.as_deref().unwrap_or_default();
+        if !pages.is_empty() || !stacks.is_empty() {
+            let cgroups: HashMap<u32, &str> = published
+                .processes
+                .iter()
+                .filter_map(|p| Some((p.pid, p.cgroup.as_deref()?)))
+                .collect();
+            for p in &pages {
+                let cgroup = cgroups.get(&p.stack.tgid).copied();
+                self.resident.add(p, cgroup);
+            }
+            for d in stacks {
+                let cgroup = cgroups.get(&d.stack.tgid).copied();
+                self.window.add(now, &d.stack, cgroup, d.samples, period);
+                let tgid = d.stack.tgid;
+                self.maps.entry(tgid).or_insert_with(|| {
+                    crate::procfs::maps::exec_mappings(tgid)
+                        .unwrap_or_default()
+                        .into()
+                });
+            }
+        }
+        match &drained {
+            Ok(d) => {
+                self.failed = false;
+                tracing::debug!(
+                    gained = d.len(),
+                    resident_pages = self.resident.pages(),
+                    kernel_keys = self.drain.live_keys(),
+                    window_stacks = self.window.stacks(),
+                    window_counts = self.window.entries(),
+                    dropped = self.window.dropped,
+                    failed_deletes = self.drain.failed_deletes(),
+                    "continuous profile drained"
+                );
+                self.since_pruned += 1;
+                if self.since_pruned >= PRUNE_MAPS_EVERY {
+                    self.since_pruned = 0;
+                    let mut held = self.window.tgids();
+                    held.extend(self.resident.tgids());
+                    self.maps.retain(|tgid, _| held.contains(tgid));
+                }
+            }
+            Err(e) => {
+                if !self.failed {
+                    tracing::warn!("continuous profile: reading the stack maps failed: {e}");
+                }
+                self.failed = true;
+            }
+        }
+        self.window.advance(now);
+    }
+
+    /// Plans the sampling again from `published` (once per publication)
+    /// and sets it on the sampler, after a drain (so the samples drained
+    /// are weighed with the period they were taken at).
+    fn adapt(&mut self, published: &Published) {
+        let Some(planner) = self.planner.as_mut() else {
+            return;
+        };
+        if published.unix_ms == self.planned_from || published.processes.is_empty() {
+            return;
+        }
+        self.planned_from = published.unix_ms;
+        let readings: Vec<ProcessReading> = published
+            .processes
+            .iter()
+            .filter(|p| !p.exited)
+            .map(|p| ProcessReading {
+                tgid: p.pid,
+                rss_bytes: p.whole(idx::RSS),
+                faults_per_second: p.rate(idx::FAULTS).or_else(|| p.rate(idx::MINOR)),
+            })
+            .collect();
+        let all = published.system.as_ref().and_then(|s| s.rate(sys::PGFAULT));
+        let plan = planner.update(published.unix_ms, all, &readings).clone();
+        if plan == self.plan {
+            return;
+        }
+        self.drain(published);
+        match self
+            .drain
+            .control()
+            .set(plan.period, plan.walk_every, &plan.boosted)
+        {
+            Ok(()) => {
+                tracing::debug!(
+                    period = plan.period,
+                    walk_every = plan.walk_every,
+                    boosted = ?plan.boosted,
+                    all_faults_per_second = ?all,
+                    "continuous profile: sampling planned"
+                );
+                self.plan = plan;
+            }
+            Err(e) => {
+                // What the kernel holds may be partly new: samples carry
+                // the period they were taken at; the plan is tried again
+                // at the next publication.
+                tracing::warn!("continuous profile: setting the sampling failed: {e}");
+                self.planned_from = 0;
+            }
+        }
+    }
+
     /// Checks every sampled page of the resident table and records what
     /// each stack holds at Unix second `now`.
     fn check(&mut self, now: u64) {
@@ -145,9 +279,23 @@ fn unix_seconds() -> u64 {
 }
 
 impl ContinuousProfile {
-    /// A profile over the attached sampler's `drain`, one sample per
-    /// `period` faults; `shared` names each process's cgroup.
-    pub fn new(drain: StackDrain, period: u64, shared: Shared) -> std::io::Result<Self> {
+    /// A profile over the attached sampler's `drain`: one sample per
+    /// `period` faults, or adaptive when `period` is None (the sampler is
+    /// set to the planner's first plan here); `shared` names each
+    /// process's cgroup and gives the rates the plans are made from.
+    pub fn new(mut drain: StackDrain, period: Option<u64>, shared: Shared) -> anyhow::Result<Self> {
+        let (planner, plan) = match period {
+            Some(p) => (None, Plan::fixed(p)),
+            None => {
+                let planner = Planner::new(LIMITS);
+                let plan = planner.plan().clone();
+                (Some(planner), plan)
+            }
+        };
+        drain
+            .control()
+            .set(plan.period, plan.walk_every, &plan.boosted)
+            .map_err(|e| anyhow::anyhow!("setting the page-fault sampler's period: {e}"))?;
         let (symbols, jobs) = mpsc::channel();
         std::thread::Builder::new()
             .name("memmon-symbols".into())
@@ -155,9 +303,12 @@ impl ContinuousProfile {
         Ok(ContinuousProfile {
             inner: Mutex::new(Inner {
                 drain,
-                window: ProfileWindow::new(period, unix_seconds()),
+                window: ProfileWindow::new(unix_seconds()),
                 resident: ResidentTable::new(page_size(), unix_seconds()),
                 pagemaps: Pagemaps::new("/proc", page_size()),
+                planner,
+                plan,
+                planned_from: 0,
                 failed: false,
                 maps: HashMap::new(),
                 since_pruned: 0,
@@ -177,70 +328,23 @@ impl ContinuousProfile {
     /// Moves the samples taken since the last drain into the window, and
     /// the sampled pages into the resident table.
     pub fn drain(&self) {
-        let mut inner = self.inner();
-        let now = unix_seconds();
-        // Before the counts: a drain may retire a stack a page refers to.
-        let pages = inner.drain.drain_resident();
-        let drained = inner.drain.drain();
-        let stacks: &[_] = drained.as_deref().unwrap_or_default();
-        if !pages.is_empty() || !stacks.is_empty() {
-            let published = latest(&self.shared);
-            let cgroups: HashMap<u32, &str> = published
-                .processes
-                .iter()
-                .filter_map(|p| Some((p.pid, p.cgroup.as_deref()?)))
-                .collect();
-            for p in &pages {
-                let cgroup = cgroups.get(&p.stack.tgid).copied();
-                inner.resident.add(p, cgroup);
-            }
-            for d in stacks {
-                let cgroup = cgroups.get(&d.stack.tgid).copied();
-                inner.window.add(now, &d.stack, cgroup, d.samples);
-                let tgid = d.stack.tgid;
-                inner.maps.entry(tgid).or_insert_with(|| {
-                    crate::procfs::maps::exec_mappings(tgid)
-                        .unwrap_or_default()
-                        .into()
-                });
-            }
-        }
-        match &drained {
-            Ok(d) => {
-                inner.failed = false;
-                tracing::debug!(
-                    gained = d.len(),
-                    resident_pages = inner.resident.pages(),
-                    kernel_keys = inner.drain.live_keys(),
-                    window_stacks = inner.window.stacks(),
-                    window_counts = inner.window.entries(),
-                    dropped = inner.window.dropped,
-                    failed_deletes = inner.drain.failed_deletes(),
-                    "continuous profile drained"
-                );
-                inner.since_pruned += 1;
-                if inner.since_pruned >= PRUNE_MAPS_EVERY {
-                    inner.since_pruned = 0;
-                    let mut held = inner.window.tgids();
-                    held.extend(inner.resident.tgids());
-                    inner.maps.retain(|tgid, _| held.contains(tgid));
-                }
-            }
-            Err(e) => {
-                if !inner.failed {
-                    tracing::warn!("continuous profile: reading the stack maps failed: {e}");
-                }
-                inner.failed = true;
-            }
-        }
-        inner.window.advance(now);
+        let published = latest(&self.shared);
+        self.inner().drain(&published);
     }
 
-    /// Drains every [`DRAIN_EVERY`] and checks the resident pages every
+    /// Plans an adaptive sampling again (nothing for a fixed period).
+    pub fn adapt(&self) {
+        let published = latest(&self.shared);
+        self.inner().adapt(&published);
+    }
+
+    /// Drains every [`DRAIN_EVERY`], plans the sampling every
+    /// [`ADAPT_EVERY`] and checks the resident pages every
     /// [`CHECK_EVERY`] until `stop` is set.
     pub fn run(&self, stop: &AtomicBool) {
         let mut next = Instant::now() + DRAIN_EVERY;
         let mut next_check = Instant::now() + CHECK_EVERY;
+        let mut next_plan = Instant::now() + ADAPT_EVERY;
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
             if now >= next {
@@ -249,6 +353,10 @@ impl ContinuousProfile {
                 if next < now {
                     next = now + DRAIN_EVERY;
                 }
+            }
+            if now >= next_plan {
+                self.adapt();
+                next_plan = now + ADAPT_EVERY;
             }
             if now >= next_check {
                 self.inner().check(unix_seconds());
@@ -357,8 +465,9 @@ impl ContinuousProfile {
     fn named(&self, query: &ProfileQuery) -> (Profile, u64) {
         self.drain();
         let now = unix_seconds();
-        let (samples, period, seconds, from_second, tgids) = {
+        let (samples, period, periods, seconds, from_second, tgids) = {
             let mut inner = self.inner();
+            let period = inner.plan.faults_per_walk();
             match query.kind {
                 Kind::Faults => {
                     let selection = inner.window.select(now, query.seconds, &query.filter);
@@ -370,7 +479,8 @@ impl ContinuousProfile {
                     }
                     (
                         selection.samples,
-                        inner.window.period(),
+                        period,
+                        selection.periods,
                         selection.seconds,
                         selection.from_second,
                         inner.window.tgids(),
@@ -383,7 +493,8 @@ impl ContinuousProfile {
                     tgids.extend(inner.resident.tgids());
                     (
                         selection.rows.into_iter().map(|r| r.sample).collect(),
-                        inner.window.period(),
+                        period,
+                        selection.periods,
                         selection.seconds,
                         now.saturating_sub(selection.seconds),
                         tgids,
@@ -420,7 +531,7 @@ impl ContinuousProfile {
             Kind::Resident => StackEvent::Resident,
         };
         (
-            Profile::build(event, period, seconds as f64, &named),
+            Profile::build(event, period, seconds as f64, &named).with_periods(periods),
             from_second,
         )
     }

@@ -16,6 +16,7 @@ pub mod caps;
 pub mod cgroup_ids;
 pub mod cgroups;
 pub mod explain;
+pub mod fault_sampling;
 pub mod fields;
 pub mod forecast;
 pub mod history;

@@ -27,8 +27,12 @@ pub struct ProfileStack {
 pub struct Profile {
     /// What the weights measure.
     pub event: StackEvent,
-    /// Sample period (faults: faults per sample; leaks: 1 in N tracked).
+    /// Sample period (faults: faults per sample; leaks: 1 in N tracked);
+    /// with an adaptive period, the one in force at the end.
     pub period: u64,
+    /// With an adaptive period: the fewest and most faults one sample of
+    /// the profile stands for, when they differ.
+    pub periods: Option<(u64, u64)>,
     /// Seconds sampled.
     pub duration_secs: f64,
     /// Stacks, heaviest first.
@@ -69,9 +73,17 @@ impl Profile {
         Profile {
             event,
             period,
+            periods: None,
             duration_secs,
             stacks,
         }
+    }
+
+    /// The same, its samples taken at periods from `lo` to `hi` faults
+    /// (an adaptive period; nothing changes when they are equal).
+    pub fn with_periods(mut self, periods: Option<(u64, u64)>) -> Profile {
+        self.periods = periods.filter(|(lo, hi)| lo != hi);
+        self
     }
 
     /// Sum of all weights.

@@ -1,7 +1,8 @@
 //! The daemon's rolling window of page-fault stack samples (`--profile`):
 //! one bucket per second for the last [`WINDOW_SECONDS`], each counting
-//! samples by (process, interned stack), with each process's cgroup as
-//! the model last published it. Bounded: at most [`MAX_STACKS`] distinct
+//! samples and the faults they stand for (samples × the period they were
+//! taken with, which the adaptive sampling changes) by (process, interned
+//! stack), with each process's cgroup as the model last published it. Bounded: at most [`MAX_STACKS`] distinct
 //! stacks and [`MAX_ENTRIES`] (process, stack, second) counts; a sample
 //! beyond either is counted in `dropped`, never stored. Pure: fed
 //! addresses, it hands back `RawSample`s for the selected seconds.
@@ -27,11 +28,18 @@ struct Addrs {
     kernel: Vec<u64>,
 }
 
+/// Samples and the faults they stand for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Count {
+    samples: u64,
+    faults: u64,
+}
+
 /// One second's samples, by (tgid, stack id).
 #[derive(Debug, Default)]
 struct Bucket {
     second: u64,
-    counts: HashMap<(u32, u32), u64>,
+    counts: HashMap<(u32, u32), Count>,
 }
 
 /// Which samples a selection keeps.
@@ -49,8 +57,11 @@ pub enum Filter {
 /// What a selection found.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Selection {
-    /// The samples, weight = samples × period, count = samples.
+    /// The samples, weight = the faults they stand for, count = samples.
     pub samples: Vec<RawSample>,
+    /// The fewest and most faults one sample of the selection stands for
+    /// (None when it is empty).
+    pub periods: Option<(u64, u64)>,
     /// First second covered (Unix seconds).
     pub from_second: u64,
     /// Seconds covered (at most the ones asked for, fewer when the window
@@ -61,7 +72,6 @@ pub struct Selection {
 /// The window.
 #[derive(Debug)]
 pub struct ProfileWindow {
-    period: u64,
     /// Oldest first.
     buckets: VecDeque<Bucket>,
     stacks: HashMap<Arc<Addrs>, u32>,
@@ -76,11 +86,9 @@ pub struct ProfileWindow {
 }
 
 impl ProfileWindow {
-    /// An empty window of samples taken one per `period` faults, started at
-    /// Unix second `now`.
-    pub fn new(period: u64, now: u64) -> Self {
+    /// An empty window, started at Unix second `now`.
+    pub fn new(now: u64) -> Self {
         ProfileWindow {
-            period: period.max(1),
             buckets: VecDeque::new(),
             stacks: HashMap::new(),
             by_id: HashMap::new(),
@@ -90,11 +98,6 @@ impl ProfileWindow {
             started: now,
             dropped: 0,
         }
-    }
-
-    /// Faults per sample.
-    pub fn period(&self) -> u64 {
-        self.period
     }
 
     /// Distinct stacks held.
@@ -107,9 +110,17 @@ impl ProfileWindow {
         self.entries
     }
 
-    /// Adds `samples` of `stack` taken at Unix second `now`; `cgroup` is the
-    /// process's cgroup path when the model knows it.
-    pub fn add(&mut self, now: u64, stack: &RawStack, cgroup: Option<&str>, samples: u64) {
+    /// Adds `samples` of `stack` taken at Unix second `now`, each standing
+    /// for `period` faults; `cgroup` is the process's cgroup path when the
+    /// model knows it.
+    pub fn add(
+        &mut self,
+        now: u64,
+        stack: &RawStack,
+        cgroup: Option<&str>,
+        samples: u64,
+        period: u64,
+    ) {
         if samples == 0 {
             return;
         }
@@ -144,11 +155,15 @@ impl ProfileWindow {
             return;
         };
         let key = (stack.tgid, id);
+        let faults = samples.saturating_mul(period.max(1));
         match bucket.counts.get_mut(&key) {
-            Some(n) => *n += samples,
+            Some(n) => {
+                n.samples += samples;
+                n.faults = n.faults.saturating_add(faults);
+            }
             None if full => self.dropped += samples,
             None => {
-                bucket.counts.insert(key, samples);
+                bucket.counts.insert(key, Count { samples, faults });
                 self.entries += 1;
             }
         }
@@ -208,7 +223,8 @@ impl ProfileWindow {
     pub fn select(&self, now: u64, seconds: u64, filter: &Filter) -> Selection {
         let seconds = seconds.clamp(1, WINDOW_SECONDS);
         let from = now.saturating_sub(seconds - 1).max(self.started);
-        let mut merged: HashMap<(u32, u32), u64> = HashMap::new();
+        let mut merged: HashMap<(u32, u32), Count> = HashMap::new();
+        let mut periods: Option<(u64, u64)> = None;
         for b in self
             .buckets
             .iter()
@@ -216,11 +232,16 @@ impl ProfileWindow {
         {
             for ((tgid, id), n) in &b.counts {
                 if self.keeps(filter, *tgid) {
-                    *merged.entry((*tgid, *id)).or_default() += n;
+                    let m = merged.entry((*tgid, *id)).or_default();
+                    m.samples += n.samples;
+                    m.faults = m.faults.saturating_add(n.faults);
+                    // Within one second a (process, stack) is sampled at
+                    // one period or two: its mean stands for them.
+                    let p = n.faults / n.samples.max(1);
+                    periods = Some(periods.map_or((p, p), |(lo, hi)| (lo.min(p), hi.max(p))));
                 }
             }
         }
-        let period = i64::try_from(self.period).unwrap_or(i64::MAX);
         let samples = merged
             .into_iter()
             .filter_map(|((tgid, id), n)| {
@@ -232,14 +253,15 @@ impl ProfileWindow {
                         user: addrs.user.clone(),
                         kernel: addrs.kernel.clone(),
                     },
-                    weight: i64::try_from(n).unwrap_or(i64::MAX).saturating_mul(period),
-                    count: n,
+                    weight: i64::try_from(n.faults).unwrap_or(i64::MAX),
+                    count: n.samples,
                     growth: 0,
                 })
             })
             .collect();
         Selection {
             samples,
+            periods,
             from_second: from,
             seconds: now.saturating_sub(from) + 1,
         }
@@ -287,21 +309,28 @@ mod tests {
 
     #[test]
     fn selects_seconds_merges_and_weighs_by_period() {
-        let mut w = ProfileWindow::new(10, 100);
-        w.add(100, &stack(1, &[1, 2]), Some("/a"), 3);
-        w.add(101, &stack(1, &[1, 2]), Some("/a"), 2);
-        w.add(102, &stack(2, &[3]), Some("/a/b"), 4);
+        let mut w = ProfileWindow::new(100);
+        w.add(100, &stack(1, &[1, 2]), Some("/a"), 3, 10);
+        w.add(101, &stack(1, &[1, 2]), Some("/a"), 2, 10);
+        w.add(102, &stack(2, &[3]), Some("/a/b"), 4, 10);
         let all = w.select(102, 60, &Filter::All);
         assert_eq!(all.seconds, 3, "the window is 3 s old");
+        assert_eq!(all.periods, Some((10, 10)));
         let one = all
             .samples
             .iter()
             .find(|s| s.stack.tgid == 1)
             .expect("pid 1");
         assert_eq!((one.count, one.weight), (5, 50));
+        // The period changes: each sample keeps the faults it stood for.
+        w.add(102, &stack(1, &[1, 2]), Some("/a"), 1, 7);
+        let p1 = w.select(102, 60, &Filter::Pid(1));
+        assert_eq!((p1.samples[0].count, p1.samples[0].weight), (6, 57));
+        assert_eq!(p1.periods, Some((7, 10)));
+        assert_eq!(w.select(102, 60, &Filter::Pid(9)).periods, None);
         let last = w.select(102, 2, &Filter::Pid(1));
         assert_eq!(last.samples.len(), 1);
-        assert_eq!(last.samples[0].count, 2, "only second 101 of pid 1");
+        assert_eq!(last.samples[0].count, 3, "seconds 101 and 102 of pid 1");
         let cg = w.select(102, 60, &Filter::Cgroup("/a".into()));
         assert_eq!(cg.samples.len(), 2, "the cgroup and its descendants");
         assert!(
@@ -312,7 +341,7 @@ mod tests {
         );
         // Samples drained before their process was published: untagged
         // until tagged later; a known cgroup is not overwritten.
-        w.add(102, &stack(3, &[5]), None, 1);
+        w.add(102, &stack(3, &[5]), None, 1, 10);
         assert_eq!(
             w.select(102, 60, &Filter::Cgroup("/c".into()))
                 .samples
@@ -337,9 +366,9 @@ mod tests {
 
     #[test]
     fn old_seconds_and_their_stacks_are_dropped() {
-        let mut w = ProfileWindow::new(1, 0);
-        w.add(0, &stack(1, &[1]), None, 1);
-        w.add(30, &stack(1, &[2]), None, 1);
+        let mut w = ProfileWindow::new(0);
+        w.add(0, &stack(1, &[1]), None, 1, 1);
+        w.add(30, &stack(1, &[2]), None, 1, 1);
         assert_eq!(w.stacks(), 2);
         w.advance(WINDOW_SECONDS + 1);
         assert_eq!(w.stacks(), 1, "second 0 left the window");
@@ -351,9 +380,9 @@ mod tests {
 
     #[test]
     fn caps_count_what_they_drop() {
-        let mut w = ProfileWindow::new(1, 0);
+        let mut w = ProfileWindow::new(0);
         for i in 0..(MAX_STACKS as u64 + 5) {
-            w.add(1, &stack(1, &[i]), None, 1);
+            w.add(1, &stack(1, &[i]), None, 1, 1);
         }
         assert_eq!(w.stacks(), MAX_STACKS);
         assert_eq!(w.dropped, 5);

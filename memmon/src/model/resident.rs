@@ -63,6 +63,9 @@ pub struct ResidentSelection {
     pub rows: Vec<ResidentRow>,
     /// Seconds the growth covers (fewer than asked when the table is younger).
     pub seconds: u64,
+    /// The fewest and most faults one held page stands for (its period,
+    /// times the thinning), None when no page is held.
+    pub periods: Option<(u64, u64)>,
 }
 
 /// The table.
@@ -300,10 +303,14 @@ impl ResidentTable {
             None => (None, self.started),
         };
         let mut now_totals: HashMap<(u32, u32), (i64, i64, u64)> = HashMap::new();
+        let mut periods: Option<(u64, u64)> = None;
         for ((tgid, _), p) in &self.pages {
             if !self.keeps(filter, *tgid) {
                 continue;
             }
+            periods = Some(periods.map_or((p.weight, p.weight), |(lo, hi)| {
+                (lo.min(p.weight), hi.max(p.weight))
+            }));
             let e = now_totals.entry((*tgid, p.stack)).or_default();
             let b = self.bytes(p.weight);
             e.0 += b;
@@ -344,6 +351,7 @@ impl ResidentTable {
         ResidentSelection {
             rows,
             seconds: now.saturating_sub(base_second),
+            periods,
         }
     }
 
@@ -446,6 +454,7 @@ mod tests {
         t.apply(*tgid, pages, Some(&states));
         t.record(101);
         let sel = t.select(101, 60, &Filter::All);
+        assert_eq!(sel.periods, Some((8, 8)));
         assert_eq!(bytes_of(&sel, 0xa), (10 * 8 * 4096, 10 * 8 * 4096));
         assert_eq!(bytes_of(&sel, 0xc), (0, 0), "freed since the start");
         let a = sel

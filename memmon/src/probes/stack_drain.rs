@@ -21,6 +21,7 @@ use memmon_common::{
 use super::{
     ProbeSet,
     resident::ResidentReader,
+    sampler_control::SamplerControl,
     stacks::{StackError, Target},
 };
 use crate::sample::stacks::{RawStack, ResidentPage};
@@ -42,6 +43,8 @@ pub struct StackDrain {
     failed_deletes: u64,
     /// The sampled faults' addresses (resident mode).
     resident: ResidentReader,
+    /// The running sampler's period and walk settings.
+    control: SamplerControl,
 }
 
 /// Samples one drain found: a stack and how many samples it gained.
@@ -76,14 +79,16 @@ fn take(probes: &mut ProbeSet, name: &'static names::Map) -> Result<Map, StackEr
 
 impl ProbeSet {
     /// Samples every process's page faults (one per `period` faults on a
-    /// CPU), with their addresses for the resident mode, and hands the
-    /// stack maps and the addresses' ring buffer to the returned drain.
+    /// CPU, every run walked until told otherwise), with their addresses
+    /// for the resident mode, and hands the stack maps, the addresses'
+    /// ring buffer and the sampler's knobs to the returned drain.
     /// Load with `LoadOptions::stack_entries` set (else the maps hold one
     /// stack).
     pub fn start_fault_profile(&mut self, period: u64) -> Result<StackDrain, StackError> {
         self.set_stack_target(&Target::All, 1)?;
         let resident = self.start_resident()?;
-        self.attach_fault_sampler(period)?;
+        let events = self.attach_fault_sampler(period)?;
+        let control = self.sampler_control(events)?;
         let counts = BpfHashMap::try_from(take(self, names::STACK_COUNTS)?)
             .map_err(map_err(names::STACK_COUNTS))?;
         let traces = BpfHashMap::try_from(take(self, names::STACK_TRACES)?)
@@ -96,6 +101,7 @@ impl ProbeSet {
             retired: HashMap::new(),
             failed_deletes: 0,
             resident,
+            control,
         })
     }
 }
@@ -208,6 +214,17 @@ impl StackDrain {
         raw.into_iter()
             .map(|s| ResidentReader::page(s, |id| self.frames_of(id)))
             .collect()
+    }
+
+    /// The running sampler's knobs (drain before changing the period: the
+    /// samples drained are weighed with the period they were taken at).
+    pub fn control(&mut self) -> &mut SamplerControl {
+        &mut self.control
+    }
+
+    /// The perf events' period now.
+    pub fn period(&self) -> u64 {
+        self.control.period()
     }
 
     /// Distinct keys the kernel map holds now (as of the last drain).

@@ -4,16 +4,11 @@
 //! allocator uprobes on one process, the target settings, and typed reads
 //! of the sampled stacks and live allocations.
 
-use std::{num::NonZeroU32, path::Path};
+use std::{num::NonZeroU32, os::fd::AsFd as _, path::Path};
 
 use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray},
-    programs::{
-        PerfEvent, TracePoint, UProbe,
-        perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
-        uprobe::UProbeScope,
-    },
-    util::online_cpus,
+    programs::{PerfEvent, TracePoint, UProbe, uprobe::UProbeScope},
 };
 use memmon_common::{
     Stat,
@@ -21,7 +16,7 @@ use memmon_common::{
     stacks::{LiveAlloc, NO_STACK, StackFrames, StackKey, setting, stack_event},
 };
 
-use super::ProbeSet;
+use super::{ProbeSet, fault_events::FaultEvents};
 use crate::sample::stacks::{RawSample, RawStack, StackEvent};
 
 /// Attaching or reading the stack probes failed.
@@ -69,23 +64,6 @@ pub enum Target {
     Pids(Vec<u32>),
     /// The processes of one cgroup v2 (its id: the directory's inode).
     Cgroup(u64),
-}
-
-/// The fault sampler's perf events, one per CPU, and their period.
-pub struct FaultLinks {
-    links: Vec<aya::programs::perf_event::PerfEventLinkId>,
-    /// Faults per sample.
-    pub period: u64,
-}
-
-impl FaultLinks {
-    /// No events (after a failed re-attach), with the period they had.
-    pub fn detached(period: u64) -> Self {
-        FaultLinks {
-            links: Vec::new(),
-            period,
-        }
-    }
 }
 
 /// What a symbol the allocator probes attach to is and which program.
@@ -178,9 +156,9 @@ impl ProbeSet {
     }
 
     /// Attaches the fault sampler on every online CPU: one sample each
-    /// `period` page faults. Returns the links (to change the period with
-    /// [`ProbeSet::set_fault_period`]).
-    pub fn attach_fault_sampler(&mut self, period: u64) -> Result<FaultLinks, StackError> {
+    /// `period` page faults. Returns its events (a new period reopens
+    /// them: [`FaultEvents::set_period`]; dropping them detaches it).
+    pub fn attach_fault_sampler(&mut self, period: u64) -> Result<FaultEvents, StackError> {
         let pe: &mut PerfEvent = self
             .ebpf
             .program_mut(program::STACK_FAULTS)
@@ -196,51 +174,15 @@ impl ProbeSet {
                 source,
             })?;
         }
-        let cpus = online_cpus()
-            .map_err(|(path, e)| StackError::Other(format!("cannot read {path}: {e}")))?;
-        let mut links = Vec::with_capacity(cpus.len());
-        for cpu in cpus {
-            links.push(
-                pe.attach(
-                    PerfEventConfig::Software(SoftwareEvent::PageFaults),
-                    PerfEventScope::AllProcessesOneCpu { cpu },
-                    SamplePolicy::Period(period),
-                    false,
-                )
-                .map_err(|source| StackError::Program {
-                    what: format!("perf_event_open(page-faults, period {period}) on cpu {cpu}"),
-                    source,
-                })?,
-            );
-        }
-        Ok(FaultLinks { links, period })
-    }
-
-    /// Re-attaches the fault sampler with a new period (the old events are
-    /// closed first: faults in between are not sampled).
-    pub fn set_fault_period(
-        &mut self,
-        links: FaultLinks,
-        period: u64,
-    ) -> Result<FaultLinks, StackError> {
-        {
-            let pe: &mut PerfEvent = self
-                .ebpf
-                .program_mut(program::STACK_FAULTS)
-                .ok_or(StackError::MissingProgram(program::STACK_FAULTS))?
-                .try_into()
-                .map_err(|source| StackError::Program {
-                    what: program::STACK_FAULTS.to_string(),
-                    source,
-                })?;
-            for link in links.links {
-                pe.detach(link).map_err(|source| StackError::Program {
-                    what: format!("detaching {}", program::STACK_FAULTS),
-                    source,
-                })?;
-            }
-        }
-        self.attach_fault_sampler(period)
+        let fd = pe.fd().map_err(|source| StackError::Program {
+            what: program::STACK_FAULTS.to_string(),
+            source,
+        })?;
+        FaultEvents::open(fd.as_fd(), period).map_err(|e| {
+            StackError::Other(format!(
+                "perf_event_open(page-faults, period {period}): {e}"
+            ))
+        })
     }
 
     /// Attaches the brk sampler (`StackEvent::Brk`) or the mmap/munmap

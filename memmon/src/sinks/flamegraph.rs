@@ -9,7 +9,10 @@ pub fn svg(profile: &Profile, title: &str, out: &mut dyn std::io::Write) -> std:
     opts.title = title.to_string();
     // The source, the period and what the widths mean, under the title.
     let (source, meaning) = crate::sinks::profile::describe(profile);
-    opts.subtitle = Some(format!("period {}; {source}; {meaning}", profile.period));
+    opts.subtitle = Some(format!(
+        "period {}; {source}; {meaning}",
+        crate::sinks::profile::period_text(profile)
+    ));
     opts.count_name = match profile.event.unit() {
         "bytes" => "bytes".into(),
         _ => profile.event.name().into(),

@@ -273,7 +273,7 @@ pub fn build(profile: &Profile, time_nanos: i64) -> PprofProfile {
         strings.id(&format!(
             "memmon {} (period {})",
             profile.event.name(),
-            profile.period
+            crate::sinks::profile::period_text(profile)
         )),
         strings.id(&source),
         strings.id(&meaning),

@@ -25,13 +25,21 @@ pub fn weight_text(event: StackEvent, weight: i64) -> String {
     }
 }
 
+/// The period as the outputs name it: `64`, or `7 to 997 (adaptive)`.
+pub fn period_text(profile: &Profile) -> String {
+    match profile.periods {
+        Some((lo, hi)) => format!("{lo} to {hi} (adaptive)"),
+        None => profile.period.to_string(),
+    }
+}
+
 /// Where a profile's samples come from and what its numbers mean, in
 /// words: the first line of the table, the `#` header of the folded
 /// stacks, the comments of the pprof.
 pub fn describe(profile: &Profile) -> (String, String) {
     let p = profile.period;
-    match profile.event {
-        StackEvent::Faults => (
+    match (profile.event, profile.periods) {
+        (StackEvent::Faults, None) => (
             format!(
                 "source: perf software event page-faults, one stack sampled per {p} faults on a CPU"
             ),
@@ -39,28 +47,46 @@ pub fn describe(profile: &Profile) -> (String, String) {
                 "weight: page faults (samples x {p}), every kind of fault (first touch, copy-on-write, file)"
             ),
         ),
-        StackEvent::Resident => (
+        (StackEvent::Faults, Some((lo, hi))) => (
             format!(
-                "source: page-fault samples (perf page-faults, one per {p} faults on a CPU at the \
-                 end; each sampled page weighs the period it was taken with), each page checked \
-                 in /proc/PID/pagemap; no allocator is traced"
+                "source: perf software event page-faults, one stack sampled per {lo} to {hi} faults \
+                 (adaptive: the period follows the machine's fault rate, processes whose memory \
+                 grows are sampled more often; {p} for the others at the end)"
             ),
+            "weight: page faults (each sample times the faults it stood for), every kind of \
+             fault (first touch, copy-on-write, file)"
+                .into(),
+        ),
+        (StackEvent::Resident, periods) => (
+            match periods {
+                Some((lo, hi)) => format!(
+                    "source: page-fault samples (perf page-faults; the pages held were sampled \
+                     one per {lo} to {hi} faults: the period adapts to the fault rate and to each \
+                     process's growth, and each page weighs the faults its sample stood for; {p} \
+                     at the end), each page checked in /proc/PID/pagemap; no allocator is traced"
+                ),
+                None => format!(
+                    "source: page-fault samples (perf page-faults, one per {p} faults on a CPU; \
+                     each sampled page weighs the period it was taken with), each page checked \
+                     in /proc/PID/pagemap; no allocator is traced"
+                ),
+            },
             "weight: bytes of private anonymous memory still resident or swapped, credited to \
              the stack whose fault touched them first; memory touched before sampling started \
              is not seen"
                 .into(),
         ),
-        StackEvent::Leaks => (
+        (StackEvent::Leaks, _) => (
             format!(
                 "source: uprobes on the allocator's malloc family and free (--exact), one allocation in {p} tracked"
             ),
             format!("weight: bytes allocated and not freed (tracked allocations x {p})"),
         ),
-        StackEvent::Brk => (
+        (StackEvent::Brk, _) => (
             "source: syscalls:sys_exit_brk, every call".into(),
             "weight: bytes the program break grew (every call weighed)".into(),
         ),
-        StackEvent::Mmap => (
+        (StackEvent::Mmap, _) => (
             "source: syscalls:sys_enter/exit_mmap and sys_enter_munmap, every call".into(),
             "weight: bytes mapped and not unmapped (every call weighed)".into(),
         ),
@@ -88,7 +114,7 @@ pub fn table(profile: &Profile, n: usize) -> String {
         weight_text(profile.event, total),
         profile.stacks.len(),
         profile.duration_secs,
-        profile.period
+        period_text(profile)
     );
     let (source, meaning) = describe(profile);
     let _ = writeln!(out, "{source}\n{meaning}");
@@ -213,7 +239,7 @@ pub fn folded(profile: &Profile) -> String {
     let mut out = format!(
         "# memmon {}, period {}; {source}; {meaning}.\n",
         profile.event.name(),
-        profile.period
+        period_text(profile)
     );
     out.push_str(&folded_lines(profile).join("\n"));
     out.push('\n');

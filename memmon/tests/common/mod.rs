@@ -7,6 +7,7 @@
 //! test is never counted as passed.
 #![allow(dead_code)]
 
+pub mod c_fixture;
 pub mod pprof;
 pub mod tls;
 
@@ -563,6 +564,30 @@ impl Daemon {
     /// GET `path`: (status, body).
     pub fn get(&self, path: &str) -> (u16, String) {
         http_get(&self.addr, path)
+    }
+
+    /// Waits until the daemon has published process `pid` with its cgroup
+    /// (so samples drained after it carry the cgroup, and its resident set
+    /// is known from then on); returns the cgroup's path.
+    pub fn wait_published(&self, pid: u32) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, body) = self.get("/api/v1/snapshot");
+            let snap: serde_json::Value = serde_json::from_str(&body).expect("snapshot JSON");
+            let cgroup = snap["processes"].as_array().and_then(|ps| {
+                ps.iter()
+                    .find(|p| p["pid"].as_u64() == Some(u64::from(pid)))
+                    .and_then(|p| p["cgroup"].as_str().map(str::to_string))
+            });
+            if let Some(c) = cgroup {
+                return c;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the daemon never published pid {pid} with a cgroup"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// SIGTERM, then the exit status must be 0.

@@ -113,7 +113,9 @@ pub fn stacks_guest_inner(out: &std::path::Path, pairs: u64, rounds: usize) -> a
 }
 
 /// Runs every benchmark (or the `only` groups) and writes BENCHMARKS.md;
-/// with `only`, the re-run sections replace theirs in the existing file.
+/// with `only`, the re-run sections replace theirs in the existing file
+/// (the others stay); with `quick` (a smoke run) BENCHMARKS.md is left
+/// alone and the sections go to target/BENCHMARKS.quick.md.
 pub fn run(
     env: &BuildEnv,
     quick: bool,
@@ -206,12 +208,26 @@ pub fn run(
     if wanted("hostile-clients") {
         sections.push(hostile::run(&ctx)?);
     }
+    // A smoke run (`--quick`, one round) never touches BENCHMARKS.md: its
+    // figures are not for the record. It goes to target/ instead.
+    if quick {
+        let path = cmd::workspace().join("target/BENCHMARKS.quick.md");
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&path, report::render(&sections, true))?;
+        eprintln!(
+            "bench: --quick is a smoke run: BENCHMARKS.md left as it was; its sections are in {}",
+            path.display()
+        );
+        return Ok(());
+    }
     let path = cmd::workspace().join("BENCHMARKS.md");
     let text = match std::fs::read_to_string(&path) {
-        Ok(existing) if !only.is_empty() && !quick => {
+        Ok(existing) if !only.is_empty() => {
             report::merge(&existing, &sections, &only.join(" --only "))
         }
-        _ => report::render(&sections, quick),
+        _ => report::render(&sections, false),
     };
     std::fs::write(&path, text)?;
     eprintln!("bench: wrote {}", path.display());

@@ -97,7 +97,7 @@ impl FaultPeer {
             FaultPeer::Alone => "alone",
             FaultPeer::Profile => "memmon profile --event faults (default period 251)",
             FaultPeer::Daemon => "memmon daemon (defaults)",
-            FaultPeer::DaemonProfile => "memmon daemon --profile (profile_period 997)",
+            FaultPeer::DaemonProfile => "memmon daemon --profile (profile_period auto)",
             FaultPeer::Resident => "memmon leaks --pid (resident mode, adaptive period)",
         }
     }
@@ -177,9 +177,20 @@ fn storm_watched(ctx: &Ctx, args: &[&str]) -> anyhow::Result<f64> {
 
 type Rows = (Vec<Vec<String>>, Vec<String>, String);
 
-/// Rounds of the fault storm: enough for the paired differences'
-/// intervals to be narrower than the 2% and 3% targets on a quiet machine.
-const FAULT_ROUNDS: usize = 20;
+/// Rounds of the fault storm: at least [`FAULT_ROUNDS_MIN`], then more
+/// until the paired differences' 95% intervals are narrower than their
+/// targets (`memmon profile` over alone: 3%; `daemon --profile` over the
+/// daemon: 2%), at most [`FAULT_ROUNDS_MAX`].
+const FAULT_ROUNDS_MIN: usize = 10;
+/// The cap (a round is five storms of 1 GiB x3, each beside a monitor that
+/// starts and stops with it).
+const FAULT_ROUNDS_MAX: usize = 60;
+/// The targets whose intervals decide when the rounds stop: (peer, its
+/// base, percent).
+const FAULT_TARGETS: [(FaultPeer, FaultPeer, f64); 2] = [
+    (FaultPeer::Profile, FaultPeer::Alone, 3.0),
+    (FaultPeer::DaemonProfile, FaultPeer::Daemon, 2.0),
+];
 
 fn profile_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
     let mib = if ctx.quick { 256 } else { 1024 };
@@ -192,14 +203,17 @@ fn profile_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
         FaultPeer::DaemonProfile,
         FaultPeer::Resident,
     ];
+    let at = |p: FaultPeer| peers.iter().position(|q| *q == p).unwrap_or(0);
     storm(ctx, &args, "ns_per_fault")?;
-    let rounds = if ctx.quick {
-        ctx.rounds
+    let (min_rounds, max_rounds) = if ctx.quick {
+        (ctx.rounds, ctx.rounds)
     } else {
-        ctx.rounds.max(FAULT_ROUNDS)
+        (FAULT_ROUNDS_MIN, FAULT_ROUNDS_MAX)
     };
     let mut ns: Vec<Vec<f64>> = vec![Vec::new(); peers.len()];
-    for round in 0..rounds {
+    let mut rounds = 0;
+    while rounds < max_rounds {
+        let round = rounds;
         // Interleaved, in an order that turns each round so that no
         // configuration always follows the same one.
         for k in 0..peers.len() {
@@ -225,6 +239,37 @@ fn profile_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
                 ns[i][round]
             );
         }
+        rounds += 1;
+        let intervals: Vec<Option<stats::Paired>> = FAULT_TARGETS
+            .iter()
+            .map(|(p, base, _)| stats::paired(&ns[at(*p)], &ns[at(*base)]))
+            .collect();
+        let narrow = FAULT_TARGETS
+            .iter()
+            .zip(&intervals)
+            .all(|((_, _, target), p)| p.is_some_and(|p| p.half < *target));
+        let said: Vec<String> = FAULT_TARGETS
+            .iter()
+            .zip(&intervals)
+            .map(|((p, _, target), i)| {
+                format!(
+                    "{}: {} (interval target < {target}%)",
+                    p.label(),
+                    i.map_or("-".into(), |i| i.to_string())
+                )
+            })
+            .collect();
+        eprintln!(
+            "bench: fault storm after {rounds} rounds: {}",
+            said.join("; ")
+        );
+        if rounds >= min_rounds && narrow {
+            eprintln!("bench: fault storm: every interval is narrower than its target; stopping");
+            break;
+        }
+    }
+    if rounds == max_rounds && !ctx.quick {
+        eprintln!("bench: fault storm: stopped at the cap of {max_rounds} rounds");
     }
     let sum: Vec<_> = ns
         .iter()
@@ -296,11 +341,12 @@ fn profile_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
     let what = format!(
         "Fault storm: `memmon-workload --no-wait fault-storm {mib} 3` (ns per fault measured inside it) alone, \
          beside `memmon profile --format folded -o /dev/null` (every process, default --period 251), beside \
-         `memmon daemon` on its defaults, beside `memmon daemon --profile` (default profile_period 997; \
+         `memmon daemon` on its defaults, beside `memmon daemon --profile` (default profile_period auto: adaptive; \
          both `--probe-cpu-budget 0`) and beside `memmon leaks --pid PID` (resident mode, on the storm), {rounds} \
-         interleaved rounds (each round in a turned order), medians; \"paired\" is the mean of each round's \
+         interleaved rounds (each round in a turned order; at least {FAULT_ROUNDS_MIN}, then more until both \
+         targets' 95% intervals are narrower than the target, at most {FAULT_ROUNDS_MAX}), medians; \"paired\" is the mean of each round's \
          difference against its base (alone; for `--profile`, the daemon without it) with its 95% interval \
-         (Student's t)."
+         (Student's t) and the rounds' spread (sd of the differences)."
     );
     Ok((rows, notes, what))
 }

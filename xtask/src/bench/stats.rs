@@ -48,6 +48,9 @@ pub struct Paired {
     pub mean: f64,
     /// Half-width of the 95% interval, percent.
     pub half: f64,
+    /// Standard deviation of the rounds' differences (their spread),
+    /// percent.
+    pub sd: f64,
     /// Rounds.
     pub n: usize,
 }
@@ -77,6 +80,7 @@ pub fn paired(with: &[f64], base: &[f64]) -> Option<Paired> {
     Some(Paired {
         mean,
         half: t * (var / n as f64).sqrt(),
+        sd: var.sqrt(),
         n,
     })
 }
@@ -85,8 +89,8 @@ impl std::fmt::Display for Paired {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{:+.2}% ± {:.2} (95%, {} rounds)",
-            self.mean, self.half, self.n
+            "{:+.2}% ± {:.2} (95%, {} rounds, sd {:.2})",
+            self.mean, self.half, self.n, self.sd
         )
     }
 }
@@ -99,6 +103,7 @@ mod tests {
         assert!((p.mean - 10.0).abs() < 1e-9);
         // sd 2, n 3: t(2) 4.303 x 2/sqrt(3).
         assert!((p.half - 4.303 * 2.0 / 3f64.sqrt()).abs() < 1e-9);
+        assert!((p.sd - 2.0).abs() < 1e-9);
         assert!(paired(&[1.0], &[1.0]).is_none());
     }
 

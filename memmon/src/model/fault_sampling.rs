@@ -1,0 +1,413 @@
+//! The daemon's adaptive fault sampling (`daemon --profile` with
+//! `profile_period = "auto"`, the default): how often the page-fault
+//! sampler runs and how many of its runs walk a stack, chosen again at
+//! each published pass (checked every 250 ms) from the fault rates and the processes' growth, so that a
+//! growing process's memory is sampled densely (a leak of tens of MiB gets
+//! hundreds of samples) while the cost stays bounded at any fault rate.
+//!
+//! Two levels, because a run that walks nothing is cheap (a map lookup
+//! and a random number) and a walk is not (1–5 µs):
+//! - the perf events' period: the smallest of [`PERIODS`], at least
+//!   [`Limits::min_period`], that keeps the program's runs over the whole
+//!   machine within [`Limits::runs_per_second`] (the floor bounds what a
+//!   storm that starts between two plans costs until the next one);
+//! - of those runs, 1 in `walk_every` walks a stack (drawn at random, each
+//!   walk weighing `walk_every` runs), so that walks over every process
+//!   stay within [`Limits::walks_per_second`];
+//! - a process whose resident set grew by [`Limits::min_growth_bytes`]
+//!   within the last [`GROWTH_SPAN_MS`] is *boosted* for [`HOLD_MS`]: it
+//!   gets a `walk_every` of its own, as small as its own fault rate allows
+//!   within [`Limits::process_walks_per_second`] (1 for a leak that
+//!   faults less than that), the largest growers first, at most
+//!   [`Limits::max_boosted`] of them and [`Limits::boost_walks_per_second`]
+//!   in all.
+//!
+//! Every sample carries the faults it stands for (period × its
+//! walk_every), so weights stay unbiased whatever the plan was when it
+//! was taken. Pure: fed rates and readings, it hands back a [`Plan`].
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use memmon_common::stacks::MAX_WALK_EVERY;
+
+use crate::model::resident::PERIODS;
+
+/// What the adaptive sampling may spend.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Limits {
+    /// Runs of the sampler per second over every CPU (a run that walks
+    /// nothing costs a fraction of a microsecond).
+    pub runs_per_second: f64,
+    /// Stack walks per second of the processes not boosted, together.
+    pub walks_per_second: f64,
+    /// Stack walks per second of one boosted process.
+    pub process_walks_per_second: f64,
+    /// Stack walks per second of the boosted processes together.
+    pub boost_walks_per_second: f64,
+    /// Processes boosted at once.
+    pub max_boosted: usize,
+    /// The smallest period: a fault storm that starts on a quiet machine
+    /// runs the sampler once per this many faults until the next plan
+    /// (a run that walks nothing: ~0.2 µs).
+    pub min_period: u64,
+    /// The fewest faults one walk of a process not boosted stands for
+    /// (likewise: what a storm pays in walks until the next plan).
+    pub min_faults_per_walk: u64,
+    /// Growth of the resident set within [`GROWTH_SPAN_MS`] that boosts a
+    /// process.
+    pub min_growth_bytes: u64,
+}
+
+/// The daemon's limits: at most 10,000 runs (~0.2 µs each: 2 ms a
+/// second) and 1,000 + 2,000 walks a second (2–5 µs each: under 15 ms a
+/// second over the whole machine, at any fault rate); a process that
+/// grows by 1 MiB within 10 s is boosted. The period is at least 13:
+/// between two plans (one pass, 1 s by default) a storm that starts on a
+/// quiet machine pays ~0.2 µs / 13 ≈ 17 ns a fault (~1% of a first-touch
+/// fault) for the sampler's runs, measured at 0.22 µs a run here (BPF
+/// run-time statistics); a growing process's samples then weigh 13
+/// pages (52 KiB) each, ~800 for a 40 MiB leak. A walk of a process not
+/// boosted stands for 61 faults or more (a storm's first pass pays a walk,
+/// ~1 µs, per 65 faults: ~15 ns a fault).
+pub const LIMITS: Limits = Limits {
+    runs_per_second: 10_000.0,
+    walks_per_second: 1_000.0,
+    process_walks_per_second: 1_000.0,
+    boost_walks_per_second: 2_000.0,
+    max_boosted: 32,
+    min_growth_bytes: 1 << 20,
+    min_period: 13,
+    min_faults_per_walk: 61,
+};
+
+/// How far back growth is measured, ms.
+pub const GROWTH_SPAN_MS: u64 = 10_000;
+/// How long a process stays boosted after it last grew, ms.
+pub const HOLD_MS: u64 = 30_000;
+/// The plan before any rate is known: one walk per 1,000 faults or so
+/// (`walk_every` 16 of period 61).
+const START: (u64, u64) = (61, 16);
+
+/// What the sampler does until the next plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The perf events' period: faults per run of the sampler, per CPU.
+    pub period: u64,
+    /// 1 run in this many walks a stack, for a process not in `boosted`.
+    pub walk_every: u64,
+    /// Processes (tgid) with a `walk_every` of their own.
+    pub boosted: BTreeMap<u32, u64>,
+}
+
+impl Plan {
+    /// Every run walks, one run per `period` faults, for everyone: a fixed
+    /// `profile_period`.
+    pub fn fixed(period: u64) -> Plan {
+        Plan {
+            period: period.max(1),
+            walk_every: 1,
+            boosted: BTreeMap::new(),
+        }
+    }
+
+    /// Faults one walk of a process not boosted stands for.
+    pub fn faults_per_walk(&self) -> u64 {
+        self.period.saturating_mul(self.walk_every)
+    }
+
+    /// Faults one walk of process `tgid` stands for.
+    pub fn faults_per_walk_of(&self, tgid: u32) -> u64 {
+        let every = self.boosted.get(&tgid).copied().unwrap_or(self.walk_every);
+        self.period.saturating_mul(every)
+    }
+
+    /// The fewest faults any walk stands for (the densest sampling).
+    pub fn finest(&self) -> u64 {
+        let every = self
+            .boosted
+            .values()
+            .copied()
+            .min()
+            .unwrap_or(self.walk_every)
+            .min(self.walk_every);
+        self.period.saturating_mul(every)
+    }
+}
+
+/// What the planner reads of one live process.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ProcessReading {
+    /// Process (tgid).
+    pub tgid: u32,
+    /// Resident set, bytes (None: not read this pass).
+    pub rss_bytes: Option<u64>,
+    /// Its page faults per second over the last pass (None: unknown).
+    pub faults_per_second: Option<f64>,
+}
+
+/// A boosted process: until when, and by how much it grew.
+#[derive(Clone, Copy, Debug)]
+struct Boost {
+    until_ms: u64,
+    growth: u64,
+}
+
+/// Chooses plans.
+#[derive(Debug)]
+pub struct Planner {
+    limits: Limits,
+    /// Resident set readings of each process within the growth span.
+    history: HashMap<u32, VecDeque<(u64, u64)>>,
+    boosts: HashMap<u32, Boost>,
+    plan: Plan,
+}
+
+impl Planner {
+    /// A planner within `limits`, starting from a plan of about one walk
+    /// per 1,000 faults.
+    pub fn new(limits: Limits) -> Planner {
+        Planner {
+            limits,
+            history: HashMap::new(),
+            boosts: HashMap::new(),
+            plan: Plan {
+                period: START.0,
+                walk_every: START.1,
+                boosted: BTreeMap::new(),
+            },
+        }
+    }
+
+    /// The plan in force.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The next plan, at `now_ms`, from the machine's page faults per
+    /// second (None: not known yet, the plan's levels stay) and the live
+    /// processes.
+    pub fn update(
+        &mut self,
+        now_ms: u64,
+        all_faults_per_second: Option<f64>,
+        processes: &[ProcessReading],
+    ) -> &Plan {
+        let l = self.limits;
+        if let Some(all) = all_faults_per_second.filter(|r| r.is_finite()) {
+            let all = all.max(0.0);
+            let want = (all / l.runs_per_second).max(1.0);
+            self.plan.period = PERIODS
+                .iter()
+                .copied()
+                .find(|p| *p as f64 >= want && *p >= l.min_period)
+                .unwrap_or(PERIODS[PERIODS.len() - 1]);
+            self.plan.walk_every = walks_every(all, self.plan.period, l.walks_per_second)
+                .max(l.min_faults_per_walk.div_ceil(self.plan.period));
+        }
+        self.note_growth(now_ms, processes);
+        let period = self.plan.period;
+        let default_every = self.plan.walk_every;
+        let mut ranked: Vec<(u32, u64)> = self.boosts.iter().map(|(t, b)| (*t, b.growth)).collect();
+        ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let rates: HashMap<u32, Option<f64>> = processes
+            .iter()
+            .map(|p| (p.tgid, p.faults_per_second))
+            .collect();
+        let mut boosted = BTreeMap::new();
+        let mut budget = l.boost_walks_per_second;
+        for (tgid, _) in ranked.into_iter().take(l.max_boosted) {
+            // A process whose fault rate is unknown is charged the whole
+            // machine's (the safe side of the budget).
+            let faults = rates
+                .get(&tgid)
+                .copied()
+                .flatten()
+                .or(all_faults_per_second)
+                .unwrap_or(0.0)
+                .max(0.0);
+            let every = walks_every(faults, period, l.process_walks_per_second.min(budget));
+            if every >= default_every || budget <= 0.0 {
+                continue;
+            }
+            budget -= faults / (period as f64 * every as f64);
+            boosted.insert(tgid, every);
+        }
+        self.plan.boosted = boosted;
+        &self.plan
+    }
+
+    /// Records each process's resident set, boosts those that grew, and
+    /// forgets processes gone and boosts expired.
+    fn note_growth(&mut self, now_ms: u64, processes: &[ProcessReading]) {
+        let oldest = now_ms.saturating_sub(GROWTH_SPAN_MS);
+        let mut live = std::collections::HashSet::with_capacity(processes.len());
+        for p in processes {
+            live.insert(p.tgid);
+            let Some(rss) = p.rss_bytes else {
+                continue;
+            };
+            let h = self.history.entry(p.tgid).or_default();
+            if h.back().is_none_or(|(t, _)| *t < now_ms) {
+                h.push_back((now_ms, rss));
+            }
+            while h.front().is_some_and(|(t, _)| *t < oldest) {
+                h.pop_front();
+            }
+            let low = h.iter().map(|(_, r)| *r).min().unwrap_or(rss);
+            let growth = rss.saturating_sub(low);
+            if growth >= self.limits.min_growth_bytes {
+                self.boosts.insert(
+                    p.tgid,
+                    Boost {
+                        until_ms: now_ms + HOLD_MS,
+                        growth,
+                    },
+                );
+            }
+        }
+        self.history.retain(|t, _| live.contains(t));
+        self.boosts
+            .retain(|t, b| live.contains(t) && b.until_ms > now_ms);
+    }
+}
+
+/// The smallest N such that `faults_per_second` faults, sampled once per
+/// `period` and walked 1 in N, walk at most `walks_per_second` times a
+/// second (at most [`MAX_WALK_EVERY`], the most the sampler takes).
+fn walks_every(faults_per_second: f64, period: u64, walks_per_second: f64) -> u64 {
+    if walks_per_second <= 0.0 {
+        return MAX_WALK_EVERY;
+    }
+    let runs = faults_per_second / period.max(1) as f64;
+    let n = (runs / walks_per_second).ceil();
+    if n.is_finite() && n >= 1.0 {
+        n.min(MAX_WALK_EVERY as f64) as u64
+    } else {
+        1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(tgid: u32, rss_mib: u64, faults: f64) -> ProcessReading {
+        ProcessReading {
+            tgid,
+            rss_bytes: Some(rss_mib << 20),
+            faults_per_second: Some(faults),
+        }
+    }
+
+    #[test]
+    fn levels_follow_the_machines_fault_rate_within_the_limits() {
+        let mut p = Planner::new(LIMITS);
+        assert_eq!(p.plan().faults_per_walk(), 61 * 16, "before any rate");
+        // A quiet machine: the floors (period 13, a walk per 61 faults
+        // or more).
+        let plan = p.update(1_000, Some(800.0), &[]).clone();
+        assert_eq!((plan.period, plan.walk_every), (13, 5));
+        // 50,000 faults a second: runs and walks within their limits.
+        let plan = p.update(2_000, Some(50_000.0), &[]).clone();
+        assert!(50_000.0 / plan.period as f64 <= LIMITS.runs_per_second);
+        assert!(50_000.0 / plan.faults_per_walk() as f64 <= LIMITS.walks_per_second);
+        assert_eq!(plan.period, 13, "the floor");
+        // 300,000 a second: above the floor.
+        assert_eq!(p.update(2_500, Some(300_000.0), &[]).period, 31);
+        // A storm of 1.4 M faults a second on two CPUs.
+        let plan = p.update(3_000, Some(1.4e6), &[]).clone();
+        assert_eq!(plan.period, 251);
+        assert!(1.4e6 / plan.faults_per_walk() as f64 <= LIMITS.walks_per_second);
+        assert!(plan.boosted.is_empty());
+        // Rate unknown: the levels stay.
+        assert_eq!(p.update(4_000, None, &[]).period, 251);
+    }
+
+    #[test]
+    fn a_growing_process_is_boosted_within_its_budget_and_released_after_the_hold() {
+        let mut p = Planner::new(LIMITS);
+        let all = 100_000.0;
+        // Second 0: two processes seen.
+        p.update(
+            0,
+            Some(all),
+            &[reading(10, 100, 500.0), reading(11, 50, 90_000.0)],
+        );
+        assert!(p.plan().boosted.is_empty());
+        // Second 1: the leak (10) grew 2 MiB at 500 faults/s: walked on
+        // every run; the busy one (11) did not grow: not boosted.
+        let plan = p
+            .update(
+                1_000,
+                Some(all),
+                &[reading(10, 102, 500.0), reading(11, 50, 90_000.0)],
+            )
+            .clone();
+        assert_eq!(plan.period, 13);
+        assert_eq!(plan.boosted.get(&10), Some(&1));
+        assert_eq!(plan.faults_per_walk_of(10), 13);
+        assert!(plan.faults_per_walk_of(11) >= 100);
+        assert_eq!(plan.finest(), 13);
+        // A fast grower with a storm of faults: boosted, but its walks
+        // stay within the per-process limit.
+        let plan = p
+            .update(
+                2_000,
+                Some(all),
+                &[reading(10, 104, 500.0), reading(11, 80, 90_000.0)],
+            )
+            .clone();
+        let every = plan.boosted[&11];
+        assert!(90_000.0 / (plan.period * every) as f64 <= LIMITS.process_walks_per_second);
+        assert!(every < plan.walk_every);
+        // The leak stops (its last growth leaves the 10 s span at 12 s);
+        // 30 s later it is released, and a process that exits is
+        // forgotten at once.
+        let mut last = plan;
+        for s in 3..=41u64 {
+            last = p
+                .update(s * 1_000, Some(all), &[reading(10, 104, 0.0)])
+                .clone();
+        }
+        assert!(last.boosted.is_empty(), "{last:?}");
+        assert!(p.history.keys().all(|t| *t == 10));
+    }
+
+    #[test]
+    fn the_boost_budget_goes_to_the_largest_growers() {
+        let limits = Limits {
+            boost_walks_per_second: 1_500.0,
+            min_period: 1,
+            min_faults_per_walk: 1,
+            ..LIMITS
+        };
+        let mut p = Planner::new(limits);
+        let all = 10_000.0;
+        let first: Vec<_> = (1..=4).map(|t| reading(t, 10, 1_000.0)).collect();
+        p.update(0, Some(all), &first);
+        // All four grow; 4 grew most, then 3, ...: each would walk 1,000
+        // a second at walk_every 1.
+        let grown: Vec<_> = (1..=4)
+            .map(|t| reading(t, 10 + 2 * u64::from(t), 1_000.0))
+            .collect();
+        let plan = p.update(1_000, Some(all), &grown).clone();
+        assert_eq!(plan.period, 1);
+        assert_eq!(plan.boosted.get(&4), Some(&1), "the largest grower first");
+        assert_eq!(plan.boosted.get(&3), Some(&2), "the rest of the budget");
+        assert!(!plan.boosted.contains_key(&1));
+        let walks: f64 = plan
+            .boosted
+            .values()
+            .map(|every| 1_000.0 / *every as f64)
+            .sum();
+        assert!(walks <= limits.boost_walks_per_second);
+    }
+
+    #[test]
+    fn a_fixed_plan_walks_every_run() {
+        let plan = Plan::fixed(64);
+        assert_eq!((plan.faults_per_walk(), plan.finest()), (64, 64));
+        assert_eq!(plan.faults_per_walk_of(7), 64);
+        assert_eq!(Plan::fixed(0).period, 1);
+    }
+}

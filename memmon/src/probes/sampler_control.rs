@@ -1,0 +1,97 @@
+//! The running fault sampler's knobs, held by whoever adapts it (the
+//! daemon's profile thread): its perf events (their period), the
+//! `WALK_EVERY` setting (1 run in N walks a stack) and the per-process
+//! PROFILE_WALK_EVERY entries. Setting them changes what the next run
+//! does; samples already taken keep the weight they were taken with.
+
+use std::collections::BTreeMap;
+
+use aya::maps::{Array, HashMap, MapData};
+use memmon_common::{
+    names,
+    stacks::{MAX_WALK_EVERY_ENTRIES, setting},
+};
+
+use super::{ProbeSet, fault_events::FaultEvents, stacks::StackError};
+
+/// The sampler's events and the maps that steer its walks.
+pub struct SamplerControl {
+    events: FaultEvents,
+    settings: Array<MapData, u64>,
+    every: HashMap<MapData, u32, u64>,
+    /// What PROFILE_WALK_EVERY holds.
+    boosted: BTreeMap<u32, u64>,
+    walk_every: u64,
+}
+
+fn map_err(map: &'static names::Map) -> impl FnOnce(aya::maps::MapError) -> StackError {
+    move |source| StackError::Map { map, source }
+}
+
+impl ProbeSet {
+    /// Takes the settings and PROFILE_WALK_EVERY out of the object, for
+    /// the sampler running as `events` (call after setting the targets).
+    pub fn sampler_control(&mut self, events: FaultEvents) -> Result<SamplerControl, StackError> {
+        let settings = self
+            .ebpf
+            .take_map(names::PROFILE_SETTINGS)
+            .ok_or(StackError::MissingMap(names::PROFILE_SETTINGS))?;
+        let every = self
+            .ebpf
+            .take_map(names::PROFILE_WALK_EVERY)
+            .ok_or(StackError::MissingMap(names::PROFILE_WALK_EVERY))?;
+        Ok(SamplerControl {
+            events,
+            settings: Array::try_from(settings).map_err(map_err(names::PROFILE_SETTINGS))?,
+            every: HashMap::try_from(every).map_err(map_err(names::PROFILE_WALK_EVERY))?,
+            boosted: BTreeMap::new(),
+            walk_every: 1,
+        })
+    }
+}
+
+impl SamplerControl {
+    /// The perf events' period now.
+    pub fn period(&self) -> u64 {
+        self.events.period()
+    }
+
+    /// Runs the sampler once per `period` faults on a CPU; walks 1 run in
+    /// `walk_every` (1 in the process's own N for those in `boosted`,
+    /// tgid → N; past [`MAX_WALK_EVERY_ENTRIES`] the rest are left out).
+    pub fn set(
+        &mut self,
+        period: u64,
+        walk_every: u64,
+        boosted: &BTreeMap<u32, u64>,
+    ) -> Result<(), StackError> {
+        if walk_every != self.walk_every {
+            self.settings
+                .set(setting::WALK_EVERY, walk_every, 0)
+                .map_err(map_err(names::PROFILE_SETTINGS))?;
+            self.walk_every = walk_every;
+        }
+        let gone: Vec<u32> = self
+            .boosted
+            .keys()
+            .filter(|t| !boosted.contains_key(t))
+            .copied()
+            .collect();
+        for tgid in gone {
+            // Already gone is fine: the entry is what matters.
+            let _ = self.every.remove(&tgid);
+            self.boosted.remove(&tgid);
+        }
+        for (tgid, n) in boosted.iter().take(MAX_WALK_EVERY_ENTRIES as usize) {
+            if self.boosted.get(tgid) != Some(n) {
+                self.every
+                    .insert(*tgid, *n, 0)
+                    .map_err(map_err(names::PROFILE_WALK_EVERY))?;
+                self.boosted.insert(*tgid, *n);
+            }
+        }
+        self.events
+            .set_period(period)
+            .map_err(|e| StackError::Other(e.to_string()))
+    }
+}

@@ -159,25 +159,7 @@ impl Model {
                 out.push(Arc::clone(v));
                 continue;
             }
-            let mut v = ProcessView::from_process(p, fault_probes, &live);
-            let now_values = fields::RATED.map(|i| v.value(i));
-            if let Some((at, base)) = &p.rate_base {
-                let dt = now.saturating_duration_since(*at).as_secs_f64();
-                for k in 0..fields::N_RATED {
-                    v.rates.set(
-                        k,
-                        match (now_values[k], base[k]) {
-                            (Some(a), Some(b)) if dt > 0.0 && a >= b => Some((a - b) / dt),
-                            _ => None,
-                        },
-                    );
-                }
-            }
-            p.rate_base = Some((now, now_values));
-            let v = Arc::new(v);
-            p.view = Some(Arc::clone(&v));
-            p.dirty = false;
-            out.push(v);
+            out.push(build_row(p, fault_probes, &live, now, None));
         }
         out
     }

@@ -27,16 +27,20 @@ fn err(map: &'static Map) -> impl FnOnce(aya::maps::MapError) -> ReadError {
 }
 
 impl ProbeSet {
-    /// Every live process's counters, keyed by tgid.
-    pub fn read_counters(&self) -> Result<Vec<(u32, ProcCounters)>, ReadError> {
+    /// The per-process counters map (PROC_COUNTERS).
+    fn proc_counters(&self) -> Result<HashMap<&MapData, u32, ProcCounters>, ReadError> {
         let map = self.ebpf.map(names::PROC_COUNTERS).ok_or(ReadError {
             map: names::PROC_COUNTERS,
             source: aya::maps::MapError::InvalidName {
                 name: names::PROC_COUNTERS.name().into(),
             },
         })?;
-        let map: HashMap<&MapData, u32, ProcCounters> =
-            HashMap::try_from(map).map_err(err(names::PROC_COUNTERS))?;
+        HashMap::try_from(map).map_err(err(names::PROC_COUNTERS))
+    }
+
+    /// Every live process's counters, keyed by tgid.
+    pub fn read_counters(&self) -> Result<Vec<(u32, ProcCounters)>, ReadError> {
+        let map = self.proc_counters()?;
         let mut out = Vec::new();
         for item in map.iter() {
             match item {
@@ -53,14 +57,7 @@ impl ProbeSet {
     /// The counters of the processes `tgids` that have some (one lookup
     /// each: a pass that read only the processes that ran).
     pub fn read_counters_of(&self, tgids: &[u32]) -> Result<Vec<(u32, ProcCounters)>, ReadError> {
-        let map = self.ebpf.map(names::PROC_COUNTERS).ok_or(ReadError {
-            map: names::PROC_COUNTERS,
-            source: aya::maps::MapError::InvalidName {
-                name: names::PROC_COUNTERS.name().into(),
-            },
-        })?;
-        let map: HashMap<&MapData, u32, ProcCounters> =
-            HashMap::try_from(map).map_err(err(names::PROC_COUNTERS))?;
+        let map = self.proc_counters()?;
         let mut out = Vec::new();
         for tgid in tgids {
             match map.get(tgid, 0) {

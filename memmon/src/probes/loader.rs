@@ -182,7 +182,7 @@ impl ProbeSet {
             {
                 ProbeState::Unavailable {
                     reason: format!(
-                        "needs Linux {}.{} ({why}); this kernel is {release}",
+                        "needs Linux {}.{} ({why}), not {release}",
                         version.0, version.1
                     ),
                 }

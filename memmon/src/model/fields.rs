@@ -584,7 +584,7 @@ pub const PROCESS_FIELDS: &[Field<ProcessReader>] = &[
     ),
     counter!(
         "page_allocs",
-        "Pages given by the buddy allocator in the process's context: an estimate, the page_alloc probe being attached 100 ms in every second (its counts x10).",
+        "Pages given by the buddy allocator in the process's context (the page_alloc probe).",
         Unit::Pages,
         PAGE_ALLOC,
         page_allocs

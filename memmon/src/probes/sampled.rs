@@ -47,14 +47,14 @@ impl Duty {
     }
 }
 
-/// The sampled probes and their duty.
-pub const SAMPLED: &[(&Probe, Duty)] = &[(
-    probe::PAGE_ALLOC,
-    Duty {
-        on: Duration::from_millis(100),
-        every: Duration::from_secs(1),
-    },
-)];
+/// The sampled probes and their duty: none for now. `page_alloc` was
+/// attached 100 ms in every second, but opening and closing a tracepoint's
+/// first link flips its static key, which rewrites kernel text (int3
+/// patching) twice a second; in the 6.12 qemu guest (TCG) a fault took an
+/// `Oops: int3` in `__alloc_pages` at such a rewrite and the kernel
+/// panicked. Until the window is kept by a flag the program reads (its link
+/// left open), `page_alloc` is attached whole and counts exactly.
+pub const SAMPLED: &[(&Probe, Duty)] = &[];
 
 /// The duty of probe `name`, if it is sampled.
 pub fn duty(name: &str) -> Option<Duty> {
@@ -258,10 +258,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn page_alloc_runs_a_tenth_of_the_time_and_scales_by_ten() {
-        let d = duty("page_alloc").expect("sampled");
+    fn nothing_is_sampled_and_a_duty_scales_by_its_period() {
+        assert_eq!(duty(probe::PAGE_ALLOC.name()), None);
+        assert_eq!(page_alloc_scale(), 1);
+        let d = Duty {
+            on: Duration::from_millis(100),
+            every: Duration::from_secs(1),
+        };
         assert_eq!(d.scale(), 10);
         assert_eq!(d.describe(), "100 ms in every 1000 ms, counts x10");
-        assert_eq!(duty(probe::PAGE_FAULT_USER), None);
     }
 }

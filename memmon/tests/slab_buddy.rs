@@ -62,7 +62,7 @@ fn touched_pages_come_from_the_buddy_allocator() {
     let row = row_for(&rows, pid);
     let estimate = field(row, "page_allocs");
     eprintln!("page_allocs {estimate} for {PAGES} pages touched");
-    assert_within("page_allocs vs pages touched", estimate, PAGES, 0.3);
+    assert_within("page_allocs vs pages touched", estimate, PAGES, 0.1);
     let (stdout, _) = buddy.output();
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("buddy JSON");
     let orders = report["orders"].as_array().expect("orders");

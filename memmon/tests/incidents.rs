@@ -182,9 +182,12 @@ fn a_memcg_oom_kill_gets_a_post_mortem_in_the_recording_with_the_kernels_values(
 
     // The common case next: the allocator is the victim. It is gone before
     // its post-mortem is made; its frames are named from its binary (the
-    // mappings the profile kept when its first sample came).
+    // mappings the profile kept when its first sample was drained, every
+    // 200 ms). It grows 1 MiB every 10 ms, so it lives ~2.5 s: a process
+    // killed before its first drain keeps unnamed frames (a quiet CI
+    // machine ran `stacks 300 1` into the limit within one drain).
     allocator.finish();
-    let mut leaker = Workload::start(&["stacks", "300", "1"]);
+    let mut leaker = Workload::start(&["grow", "300", "10"]);
     cg.add(leaker.pid);
     let leaker_pid = leaker.pid;
     leaker.send_go();
@@ -223,7 +226,7 @@ fn a_memcg_oom_kill_gets_a_post_mortem_in_the_recording_with_the_kernels_values(
             .into_iter()
             .flatten()
             .filter_map(Value::as_str)
-            .any(|f| f == "touch_gamma" || f.ends_with("::touch_gamma")),
+            .any(|f| f == "touch_fresh" || f.ends_with("::touch_fresh")),
         "the dead victim's frames are not named: {own}"
     );
     d.stop();

@@ -180,6 +180,22 @@ impl CgroupRoot {
             Version::V2 => {
                 if !is_root {
                     s.usage = r.value(FILE_V2_CURRENT, parse::parse_v2_value);
+                    // No memory.current in a cgroup that exists: the
+                    // memory controller may not be enabled here (udev's
+                    // own cgroup under systemd). Then no memory file is
+                    // there to read: one reason, not one per file.
+                    if s.usage.is_none()
+                        && !r.gone
+                        && r.missing.iter().any(|m| m.file == FILE_V2_CURRENT)
+                        && !memory_enabled(&dir)
+                    {
+                        s.missing = vec![Missing {
+                            file: FILE_V2_CURRENT,
+                            why: NO_CONTROLLER.to_string(),
+                        }];
+                        s.derive();
+                        return Ok(CgroupRead::Sample(Box::new(s)));
+                    }
                     s.swap = r.value(FILE_V2_SWAP, parse::parse_v2_value);
                 }
                 if full && !is_root {
@@ -237,6 +253,20 @@ impl CgroupRoot {
         s.missing = r.missing;
         s.derive();
         Ok(CgroupRead::Sample(Box::new(s)))
+    }
+}
+
+/// Why a v2 cgroup without the memory controller has no memory files.
+const NO_CONTROLLER: &str = "the memory controller is not enabled in this cgroup (its parent's \
+                             cgroup.subtree_control lacks `memory`); the kernel charges its \
+                             processes to the nearest ancestor that has it";
+
+/// Whether `dir`'s `cgroup.controllers` lists `memory` (v2); a file that
+/// cannot be read says nothing, so it counts as enabled.
+fn memory_enabled(dir: &Path) -> bool {
+    match std::fs::read_to_string(dir.join("cgroup.controllers")) {
+        Ok(list) => list.split_whitespace().any(|c| c == "memory"),
+        Err(_) => true,
     }
 }
 

@@ -167,6 +167,34 @@ fn v2_missing_files_are_none_and_named() {
 }
 
 #[test]
+fn v2_cgroup_without_the_memory_controller_is_one_reason() {
+    // systemd's udev cgroup: `cgroup.controllers` without `memory`, so no
+    // memory.* file but PSI's memory.pressure.
+    let dir = v2_tree(&[
+        ("cgroup.controllers", "memory pids\n"),
+        ("udev/cgroup.controllers", "pids\n"),
+        (
+            "udev/memory.pressure",
+            "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
+        ),
+    ]);
+    let root = CgroupRoot::new(dir.path(), Version::V2);
+    let s = sample(root.read("/udev", Detail::Full));
+    assert_eq!((s.usage, s.swap, s.limits.is_none()), (None, None, true));
+    assert_eq!(s.missing.len(), 1, "{:?}", s.missing);
+    assert_eq!(s.missing[0].file, "memory.current");
+    assert!(
+        s.missing[0].why.contains("subtree_control"),
+        "{:?}",
+        s.missing
+    );
+    // With the controller listed, each absent file is named.
+    std::fs::write(dir.path().join("udev/cgroup.controllers"), "memory pids\n").expect("write");
+    let s = sample(root.read("/udev", Detail::Full));
+    assert!(s.missing.len() > 5, "{:?}", s.missing);
+}
+
+#[test]
 fn reader_carries_full_detail_until_due_and_says_each_problem_once() {
     let dir = v2_tree(&[
         ("memory.stat", "anon 1\n"),

@@ -5,7 +5,9 @@
 //! [`DENSE_MS`] is kept; older ones one per [`SPARSE_STEP_MS`], up to the
 //! window (so five minutes of a 1 s pass are 84 samples, not 300).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::fast_hash::FastMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -177,8 +179,8 @@ impl<T: Timed> Ring<T> {
 #[derive(Debug, Default)]
 pub struct FlightRecorder {
     max_age_ms: u64,
-    rings: HashMap<ProcessKey, Ring<HistorySample>>,
-    cgroups: HashMap<String, Ring<CgroupHistorySample>>,
+    rings: FastMap<ProcessKey, Ring<HistorySample>>,
+    cgroups: FastMap<String, Ring<CgroupHistorySample>>,
 }
 
 impl FlightRecorder {
@@ -312,7 +314,7 @@ pub fn choose(candidates: &[Candidate<'_>], largest: usize) -> Vec<usize> {
         chosen.iter_mut().for_each(|c| *c = true);
     }
     // Per cgroup, its first few by (oom_score, rss).
-    let mut per: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut per: FastMap<&str, Vec<usize>> = FastMap::default();
     for (i, c) in candidates.iter().enumerate() {
         let Some(cg) = c.cgroup else { continue };
         let rank = |j: usize| {

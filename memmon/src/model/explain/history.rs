@@ -6,7 +6,7 @@
 //! [`THIN_STEP_MS`] back to the history span. Recorded from each
 //! publication; pure (times come from the publications).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use super::evidence::{
     Builder, CgroupPoint, Evidence, NotFound, ProcPoint, SystemPoint, Target, normalize, under,
@@ -60,7 +60,7 @@ pub struct CgroupRing {
 pub struct History {
     span_ms: u64,
     last_ms: Option<u64>,
-    processes: HashMap<ProcessKey, ProcRing>,
+    processes: crate::fast_hash::FastMap<ProcessKey, ProcRing>,
     cgroups: BTreeMap<String, CgroupRing>,
     system: Option<Ring<SystemPoint>>,
     /// The times recorded (the frames a target's history has).

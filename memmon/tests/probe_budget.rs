@@ -63,6 +63,12 @@ fn the_kernel_counts_every_run_of_the_fault_programs() {
         "0.5",
     ]);
     std::thread::sleep(Duration::from_secs(1));
+    // Two kernel windows: the narrow one (the storm alone) is inside the
+    // daemon's, the wide one holds it (read before the pass the first
+    // scrape shows, 0.5 s passes, and after the last scrape): faults of
+    // other tests running beside this one land in both or in neither.
+    let wide0 = vmstat_pgfault();
+    std::thread::sleep(Duration::from_millis(700));
     let (_, before) = d.get("/metrics");
     let pg0 = vmstat_pgfault();
     let mut w = Workload::start(&["fault-storm", "64", "40"]);
@@ -70,17 +76,22 @@ fn the_kernel_counts_every_run_of_the_fault_programs() {
     let pg1 = vmstat_pgfault();
     std::thread::sleep(Duration::from_secs(1));
     let (_, after) = d.get("/metrics");
+    let wide1 = vmstat_pgfault();
     let delta = |m: &str| {
         runs(m, "page_fault_user").unwrap_or(f64::NAN) + runs(m, "page_fault_kernel").unwrap_or(0.0)
     };
     let counted = delta(&after) - delta(&before);
     let kernel = (pg1 - pg0) as f64;
-    eprintln!("fault program runs +{counted}, vmstat pgfault +{kernel} (storm alone: 655360)");
-    // The storm's 655,360 faults dominate; other processes fault too, and
-    // the scrape windows are a little wider than the pgfault reads.
+    let wide = (wide1 - wide0) as f64;
+    eprintln!(
+        "fault program runs +{counted}, vmstat pgfault +{kernel} around the storm, +{wide} around \
+         the scrapes (storm alone: 655360)"
+    );
+    // The storm's 655,360 faults dominate; the tracepoint also sees the
+    // faults the kernel retries (not in pgfault): a few in a thousand.
     assert!(
-        counted >= 0.95 * 655_360.0 && counted >= 0.9 * kernel && counted <= 1.3 * kernel,
-        "fault program runs {counted} vs pgfault {kernel}"
+        counted >= 0.95 * 655_360.0 && counted >= 0.9 * kernel && counted <= 1.05 * wide,
+        "fault program runs {counted} vs pgfault {kernel} (storm), {wide} (scrapes)"
     );
     let secs = metric_value(
         &after,

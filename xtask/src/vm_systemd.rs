@@ -19,7 +19,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::{cmd, packages};
+use crate::{cmd, packages, vm_test};
 
 /// What the root holds beyond debootstrap's minbase.
 const ROOT_PACKAGES: &[&str] = &[
@@ -436,35 +436,27 @@ fn boot(
 ) -> anyhow::Result<()> {
     let console = fs::File::create(work.join("console.log"))?;
     let mut c = Command::new("qemu-system-x86_64");
-    // One host thread for both vCPUs, as vm-test's guests (see its `TCG`).
-    c.args([
-        "-accel",
-        "tcg,thread=single",
-        "-cpu",
-        "max",
-        "-smp",
-        "2",
-        "-m",
-        "2048",
-    ])
-    .args(["-nographic", "-no-reboot", "-kernel"])
-    .arg(kernel)
-    .arg("-initrd")
-    .arg(initrd)
-    .args([
-        "-append",
-        "root=/dev/vda rw console=ttyS0 panic=-1 net.ifnames=0 systemd.show_status=1",
-    ])
-    .arg("-drive")
-    .arg(format!("file={},format=raw,if=virtio", image.display()))
-    .arg("-virtfs")
-    .arg(format!(
-        "local,path={},mount_tag=share,security_model=none,id=share",
-        share.display()
-    ))
-    .stdin(Stdio::null())
-    .stdout(console.try_clone()?)
-    .stderr(console);
+    // One host thread for both vCPUs, as vm-test's guests.
+    c.args(["-accel", vm_test::TCG_ACCEL])
+        .args(["-cpu", "max", "-smp", "2", "-m", "2048"])
+        .args(["-nographic", "-no-reboot", "-kernel"])
+        .arg(kernel)
+        .arg("-initrd")
+        .arg(initrd)
+        .args([
+            "-append",
+            "root=/dev/vda rw console=ttyS0 panic=-1 net.ifnames=0 systemd.show_status=1",
+        ])
+        .arg("-drive")
+        .arg(format!("file={},format=raw,if=virtio", image.display()))
+        .arg("-virtfs")
+        .arg(format!(
+            "local,path={},mount_tag=share,security_model=none,id=share",
+            share.display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(console.try_clone()?)
+        .stderr(console);
     eprintln!("+ {}", cmd::display(&c));
     let mut child = c.spawn().context("starting qemu-system-x86_64")?;
     let limit = Duration::from_secs(40 * 60);

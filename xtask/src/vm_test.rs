@@ -107,8 +107,9 @@ const MATRIX_END: &str = "<!-- /kernel-matrix -->";
 /// int3` in `__alloc_pages_noprof` and once stopped mid-suite in CI: a
 /// vCPU ran a stale breakpoint byte after the kernel had patched a
 /// tracepoint's static key (each probe attach and detach rewrites kernel
-/// text) on the other vCPU. One thread has no such race.
-const TCG: &str = "-accel tcg,thread=single";
+/// text) on the other vCPU. One thread has no such race. The systemd
+/// lane's guest (vm_systemd.rs) boots with it too.
+pub const TCG_ACCEL: &str = "tcg,thread=single";
 
 /// Guest memory per NUMA node, MiB.
 const NODE_MIB: u32 = 1024;
@@ -793,7 +794,7 @@ fn boot_once(
     }
     let qemu_numa = format!(
         "-object memory-backend-ram,id=m0,size={NODE_MIB}M -object memory-backend-ram,id=m1,size={NODE_MIB}M \
-         -numa node,memdev=m0,cpus=0,nodeid=0 -numa node,memdev=m1,cpus=1,nodeid=1 {TCG}"
+         -numa node,memdev=m0,cpus=0,nodeid=0 -numa node,memdev=m1,cpus=1,nodeid=1 -accel {TCG_ACCEL}"
     );
     let mut c = Command::new(vng);
     c.env("PATH", path)

@@ -302,9 +302,10 @@ impl Pipeline {
         }
         self.prev_stats = Some(self.model.stats().clone());
         let mut published = Published::from_model(&mut self.model, clock::now());
-        // After the rows are built: the recorder reads them.
+        // After the rows are built: the recorders read them.
+        published.recorded = self.model.recorded_rows(RECORDED_PROCESSES);
         self.model
-            .record_history(RECORDED_PROCESSES, published.unix_ms);
+            .record_history(&published.recorded, published.unix_ms);
         tracing::debug!(
             sample = ?t_sample,
             publish = ?(started.elapsed() - t_sample),

@@ -285,68 +285,6 @@ impl FlightRecorder {
     }
 }
 
-/// A live process as the recorder chooses: its cgroup, resident size and
-/// oom_score.
-#[derive(Clone, Copy, Debug)]
-pub struct Candidate<'a> {
-    /// Memory cgroup path, when known.
-    pub cgroup: Option<&'a str>,
-    /// Resident set, bytes.
-    pub rss: u64,
-    /// /proc/PID/oom_score, when read.
-    pub oom_score: Option<i64>,
-}
-
-/// Which of `candidates` to record (indices): the `largest` by resident
-/// size, and in each memory cgroup the first [`PER_CGROUP`] by oom_score
-/// (then resident size), the kill candidates of a memcg OOM, up to
-/// [`MAX_EXTRA_PROCESSES`] more.
-pub fn choose(candidates: &[Candidate<'_>], largest: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..candidates.len()).collect();
-    let by_rss = |i: &usize| std::cmp::Reverse(candidates[*i].rss);
-    let mut chosen = vec![false; candidates.len()];
-    if largest > 0 && largest < order.len() {
-        order.select_nth_unstable_by_key(largest - 1, by_rss);
-        for &i in &order[..largest] {
-            chosen[i] = true;
-        }
-    } else {
-        chosen.iter_mut().for_each(|c| *c = true);
-    }
-    // Per cgroup, its first few by (oom_score, rss).
-    let mut per: FastMap<&str, Vec<usize>> = FastMap::default();
-    for (i, c) in candidates.iter().enumerate() {
-        let Some(cg) = c.cgroup else { continue };
-        let rank = |j: usize| {
-            let c = &candidates[j];
-            (c.oom_score.unwrap_or(i64::MIN), c.rss)
-        };
-        let top = per.entry(cg).or_default();
-        if top.len() < PER_CGROUP {
-            top.push(i);
-        } else if let Some((pos, _)) = top
-            .iter()
-            .enumerate()
-            .min_by_key(|(_, j)| rank(**j))
-            .filter(|(_, j)| rank(**j) < rank(i))
-        {
-            top[pos] = i;
-        }
-    }
-    let mut extra = 0;
-    let mut cgroups: Vec<(&str, Vec<usize>)> = per.into_iter().collect();
-    cgroups.sort_unstable_by_key(|(cg, _)| *cg);
-    for (_, top) in cgroups {
-        for i in top {
-            if !chosen[i] && extra < MAX_EXTRA_PROCESSES {
-                chosen[i] = true;
-                extra += 1;
-            }
-        }
-    }
-    (0..candidates.len()).filter(|&i| chosen[i]).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -432,28 +370,5 @@ mod tests {
         );
         r.record_cgroup("/a", CgroupHistorySample::default());
         assert!(r.is_empty());
-    }
-
-    #[test]
-    fn chooses_the_largest_and_each_cgroups_first_by_oom_score() {
-        let c = |cgroup, rss, oom_score| Candidate {
-            cgroup: Some(cgroup),
-            rss,
-            oom_score,
-        };
-        let candidates = vec![
-            c("/big", 1000, Some(10)),
-            c("/big", 900, Some(9)),
-            // A small cgroup: four processes, the first three by
-            // oom_score are chosen though all are small.
-            c("/small", 1, Some(500)),
-            c("/small", 2, Some(1)),
-            c("/small", 3, Some(400)),
-            c("/small", 4, Some(300)),
-            c("/other", 5, None),
-        ];
-        let chosen = choose(&candidates, 1);
-        assert_eq!(chosen, vec![0, 1, 2, 4, 5, 6]);
-        assert_eq!(choose(&candidates, 100).len(), candidates.len());
     }
 }

@@ -12,7 +12,7 @@
 
 use std::{collections::BTreeSet, sync::Arc};
 
-use super::{Model, Process, ProcessKey, Totals, processes::Tracked};
+use super::{Model, Process, ProcessKey, Totals, history, processes::Tracked};
 use crate::fast_hash::{FastMap, FastSet};
 
 /// A memory cgroup's index (stable while the model runs).
@@ -178,6 +178,36 @@ impl Model {
         }
     }
 
+    /// The live processes the flight recorders keep: the `largest` by
+    /// resident size and, in each memory cgroup, the first
+    /// [`history::PER_CGROUP`] by oom_score (the kill candidates of a memcg
+    /// OOM), up to [`history::MAX_EXTRA_PROCESSES`] more. Read from the
+    /// index, so it costs what is chosen, not what lives (a process whose
+    /// oom_score was not read yet is chosen by its size alone).
+    pub fn recorded_keys(&self, largest: usize) -> Vec<ProcessKey> {
+        let mut chosen: FastSet<ProcessKey> = FastSet::default();
+        let mut out = Vec::new();
+        for (_, key) in self.index.by_rss.iter().rev().take(largest) {
+            chosen.insert(*key);
+            out.push(*key);
+        }
+        let mut extra = 0;
+        // Slots in the order their cgroups were first seen: stable while
+        // the model runs.
+        for slot in self.index.slots.iter().filter(|s| !s.path.is_empty()) {
+            for (_, key) in slot.oom.iter().rev().take(history::PER_CGROUP) {
+                if extra == history::MAX_EXTRA_PROCESSES {
+                    return out;
+                }
+                if chosen.insert(*key) {
+                    out.push(*key);
+                    extra += 1;
+                }
+            }
+        }
+        out
+    }
+
     /// Per live cgroup index, the sums over its live processes.
     pub(super) fn live_sums(&self) -> impl Iterator<Item = (&str, &Totals)> {
         self.index
@@ -256,5 +286,41 @@ mod tests {
         );
         assert!(m.remove_process(&key(1)).is_some());
         assert_eq!(m.live_sums().count(), 1);
+    }
+
+    /// The recorders keep the largest and, per cgroup, the first three by
+    /// oom_score, however small; not the exited.
+    #[test]
+    fn records_the_largest_and_each_cgroups_first_by_oom_score() {
+        let mut m = model();
+        let scored = |pid, cg, rss, score: Option<i64>| {
+            let mut p = process(pid, cg, rss);
+            p.memory = score.map(|s| crate::sample::memory::ProcessMemory {
+                oom_score: Some(s),
+                ..Default::default()
+            });
+            p
+        };
+        m.insert(scored(1, "/big", 1000, Some(10)));
+        m.insert(scored(2, "/big", 900, Some(9)));
+        // A small cgroup: four processes, the first three by oom_score are
+        // kept though all are small.
+        m.insert(scored(3, "/small", 1, Some(500)));
+        m.insert(scored(4, "/small", 2, Some(1)));
+        m.insert(scored(5, "/small", 3, Some(400)));
+        m.insert(scored(6, "/small", 4, Some(300)));
+        m.insert(scored(7, "/other", 5, None));
+        m.insert(scored(8, "/gone", 5000, Some(900)));
+        assert!(m.update(
+            ProcessKey {
+                pid: 8,
+                start_time_ticks: 1
+            },
+            |p| p.exited = true
+        ));
+        let mut pids: Vec<u32> = m.recorded_keys(1).iter().map(|k| k.pid).collect();
+        pids.sort_unstable();
+        assert_eq!(pids, [1, 2, 3, 5, 6]);
+        assert_eq!(m.recorded_keys(100).len(), 7);
     }
 }

@@ -197,6 +197,10 @@ pub struct Published {
     /// Live processes (rows shared with the model and earlier
     /// publications while they do not change).
     pub processes: Vec<Arc<ProcessView>>,
+    /// The rows of `processes` the flight recorders keep (the largest, and
+    /// each cgroup's likeliest OOM victims: `Model::recorded_rows`).
+    #[serde(skip)]
+    pub recorded: Vec<Arc<ProcessView>>,
     /// Per-cgroup totals (live + exited processes).
     pub cgroups: Vec<CgroupView>,
     /// Probe states.
@@ -259,6 +263,7 @@ impl Published {
         let Published {
             unix_ms,
             processes: _,
+            recorded: _,
             cgroups,
             probes,
             live,
@@ -286,6 +291,7 @@ impl Published {
         Published {
             unix_ms: *unix_ms,
             processes: Vec::new(),
+            recorded: Vec::new(),
             cgroups: cgroups.clone(),
             probes: probes.clone(),
             live: live.clone(),
@@ -345,6 +351,7 @@ impl Published {
         Published {
             unix_ms: now.unix_ms,
             processes: model.views(Which::Live, now.instant),
+            recorded: Vec::new(),
             cgroups,
             fields: field_infos(&live),
             live,

@@ -184,45 +184,40 @@ impl Model {
         }
     }
 
-    /// Records in the flight recorder the `n` largest live processes (by
-    /// resident size), the first few by oom_score in every memory cgroup
-    /// (so every possible OOM victim has a history: `history::choose`),
-    /// and every memory cgroup's own files; expires old samples. Reads
-    /// each process's current row (call after [`Model::views`]; a process
-    /// without one is read afresh).
-    pub fn record_history(&mut self, n: usize, unix_ms: u64) {
+    /// The rows of the live processes the flight recorders keep
+    /// ([`Model::recorded_keys`]), as the last [`Model::views`] built them
+    /// (a process without a current row is read afresh).
+    pub fn recorded_rows(&self, largest: usize) -> Vec<Arc<ProcessView>> {
+        let fault_probes = self.fault_probes();
+        let mut sources = None;
+        self.recorded_keys(largest)
+            .into_iter()
+            .filter_map(|key| self.processes.get(&key))
+            .map(|p| match &p.view {
+                Some(v) if !p.dirty => Arc::clone(v),
+                _ => {
+                    let sources =
+                        sources.get_or_insert_with(|| fields::LiveFields::new(&self.live()));
+                    Arc::new(ProcessView::from_process(p, fault_probes, sources))
+                }
+            })
+            .collect()
+    }
+
+    /// Records in the flight recorder the processes of `rows` (the
+    /// [`Model::recorded_rows`] of this pass) and every memory cgroup's
+    /// own files; expires old samples.
+    pub fn record_history(&mut self, rows: &[Arc<ProcessView>], unix_ms: u64) {
         self.last_pass_unix_ms = unix_ms;
         if !self.recorder.enabled() {
             return;
         }
-        let fault_probes = self.fault_probes();
-        let sources = fields::LiveFields::new(&self.live());
-        let live: Vec<&Tracked> = self
-            .processes
-            .values()
-            .map(|p| &**p)
-            .filter(|p| !p.exited)
-            .collect();
-        let candidates: Vec<history::Candidate<'_>> = live
-            .iter()
-            .map(|p| history::Candidate {
-                cgroup: p.cgroup.as_deref(),
-                rss: p.rss_bytes.unwrap_or(0),
-                oom_score: p.memory.as_ref().and_then(|m| m.oom_score),
-            })
-            .collect();
-        for i in history::choose(&candidates, n) {
-            let p = live[i];
-            let built;
-            let v = match &p.view {
-                Some(v) if !p.dirty => v.as_ref(),
-                _ => {
-                    built = ProcessView::from_process(p, fault_probes, &sources);
-                    &built
-                }
-            };
+        for v in rows {
             self.recorder.record(
-                p.key,
+                ProcessKey {
+                    pid: v.pid,
+                    start_time_ticks: v.start_time_ticks,
+                },
                 history::HistorySample {
                     unix_ms,
                     rss_bytes: v.whole(view::idx::RSS),

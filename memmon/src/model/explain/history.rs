@@ -14,10 +14,9 @@ use super::evidence::{
 use crate::{
     model::{
         fields::N_CGROUP,
-        history::{Candidate, choose},
         process::ProcessKey,
         published::{CgroupView, Published},
-        view::{ProcessView, idx},
+        view::ProcessView,
     },
     sample::cgroup::CgroupNames,
 };
@@ -30,8 +29,6 @@ pub const THIN_STEP_MS: u64 = 10_000;
 /// Least time between two dense points (a daemon sampling faster than
 /// once a second keeps one a second).
 const DENSE_STEP_MS: u64 = 900;
-/// Largest processes (by RSS) recorded each time.
-pub const LARGEST: usize = 100;
 /// Records between two returns of the rings' spare room.
 const SHRINK_EVERY: u64 = 60;
 
@@ -166,7 +163,7 @@ impl History {
         self.last_ms = Some(now);
         // Every time differs from the last: each is kept (then thinned).
         self.times.get_or_insert_with(Ring::new).push(now, now);
-        for r in recorded(p) {
+        for r in p.recorded.iter().filter(|r| !r.exited) {
             let key = ProcessKey {
                 pid: r.pid,
                 start_time_ticks: r.start_time_ticks,
@@ -363,30 +360,6 @@ pub struct HistoryFrame {
     pub system: Option<SystemPoint>,
 }
 
-/// The rows a publication's record keeps: the [`LARGEST`] by RSS, and per
-/// cgroup the few highest by oom_score (the likeliest victims), chosen as
-/// the OOM flight recorder chooses (`model::history::choose`).
-fn recorded(p: &Published) -> Vec<&ProcessView> {
-    let live: Vec<&ProcessView> = p
-        .processes
-        .iter()
-        .map(|r| &**r)
-        .filter(|r| !r.exited)
-        .collect();
-    let candidates: Vec<Candidate<'_>> = live
-        .iter()
-        .map(|r| Candidate {
-            cgroup: r.cgroup.as_deref(),
-            rss: r.whole(idx::RSS).unwrap_or(0),
-            oom_score: r.value(idx::OOM_SCORE).map(|s| s as i64),
-        })
-        .collect();
-    choose(&candidates, LARGEST)
-        .into_iter()
-        .map(|i| live[i])
-        .collect()
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use std::sync::Arc;
@@ -418,9 +391,11 @@ pub(crate) mod tests {
         };
         cg.values[super::super::evidence::cgroup_field_index("memory_usage_bytes", None)] =
             Some(rss);
+        let v = Arc::new(v);
         Published {
             unix_ms: ms,
-            processes: vec![Arc::new(v)],
+            processes: vec![Arc::clone(&v)],
+            recorded: vec![v],
             cgroups: vec![cg],
             ..Default::default()
         }

@@ -106,6 +106,10 @@ struct Seen {
     signature: u64,
 }
 
+/// Scratch space kept between passes, bytes per buffer (more is freed
+/// after the walk that needed it).
+const SCRATCH_KEEP_BYTES: usize = 64 << 10;
+
 /// One process's values summed over its threads.
 #[derive(Debug, Clone, Copy, Default)]
 struct Folded {
@@ -132,7 +136,26 @@ impl TaskScan {
         let buf = std::mem::take(&mut self.buf);
         self.fold(records(&buf));
         self.buf = buf;
-        Ok(self.identities())
+        let all = self.identities();
+        self.release_scratch();
+        Ok(all)
+    }
+
+    /// Frees the walk's scratch space when a walk of every task grew it
+    /// (10,000 processes: ~3 MB of records, sums and their index, which
+    /// would otherwise stay allocated between the walks, every
+    /// `full_every` passes); the passes between read a few processes and
+    /// need little.
+    fn release_scratch(&mut self) {
+        if self.buf.capacity() > SCRATCH_KEEP_BYTES {
+            self.buf = Vec::new();
+        }
+        if self.folded.capacity() * std::mem::size_of::<Folded>() > SCRATCH_KEEP_BYTES {
+            self.folded = Vec::new();
+        }
+        if self.index.capacity() * std::mem::size_of::<(u32, usize)>() > SCRATCH_KEEP_BYTES {
+            self.index = FastMap::default();
+        }
     }
 
     fn fold(&mut self, records: impl Iterator<Item = TaskRecord>) {
@@ -182,8 +205,11 @@ impl TaskScan {
                 .into_iter()
                 .filter(|pid| !self.last.contains_key(pid))
                 .collect();
+            let mut changed: Vec<Identity> = all.into_iter().filter(|i| i.fresh).collect();
+            // Collected in place: the walk's whole allocation otherwise.
+            changed.shrink_to_fit();
             return Ok(Pass {
-                changed: all.into_iter().filter(|i| i.fresh).collect(),
+                changed,
                 gone,
                 full: true,
                 read,

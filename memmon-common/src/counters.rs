@@ -82,6 +82,10 @@ impl ProcCounters {
     /// Number of `u64` fields.
     pub const LEN: usize = core::mem::size_of::<ProcCounters>() / 8;
 
+    /// Every field zero.
+    // SAFETY: repr(C) struct of only u64 fields: all-zero bytes are valid.
+    pub const ZERO: ProcCounters = unsafe { core::mem::zeroed() };
+
     /// The fields as a slice, in declaration order.
     pub fn as_slice(&self) -> &[u64] {
         // SAFETY: repr(C) struct of only u64 fields: same layout as [u64; LEN].

@@ -7,6 +7,38 @@ use memmon_common::{
     events::{EXIT_HAS_COUNTERS, EXIT_HAS_TASK, EXIT_MEMCG_ID},
 };
 
+/// A process's cumulative kernel counters, held only once one is non-zero:
+/// a process no probe counted anything for (an idle one, the daemon's
+/// defaults) carries 8 bytes instead of ~300. Reads see zeros then.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters(Option<Box<ProcCounters>>);
+
+impl Counters {
+    /// Takes these values (dropping the allocation when all are zero).
+    pub fn set(&mut self, c: ProcCounters) {
+        if c.is_zero() {
+            self.0 = None;
+        } else if let Some(b) = &mut self.0 {
+            **b = c;
+        } else {
+            self.0 = Some(Box::new(c));
+        }
+    }
+}
+
+impl std::ops::Deref for Counters {
+    type Target = ProcCounters;
+    fn deref(&self) -> &ProcCounters {
+        self.0.as_deref().unwrap_or(&ProcCounters::ZERO)
+    }
+}
+
+impl std::ops::DerefMut for Counters {
+    fn deref_mut(&mut self) -> &mut ProcCounters {
+        self.0.get_or_insert_with(Box::default)
+    }
+}
+
 /// A process as the model knows it.
 #[derive(Clone, Debug)]
 pub struct Process {
@@ -23,7 +55,7 @@ pub struct Process {
     /// been reported yet, so a window starting now still reports them.
     pub vanished: bool,
     /// Cumulative kernel counters (since the probes were attached).
-    pub counters: ProcCounters,
+    pub counters: Counters,
     /// Counters at the start of the current window (None: zero, as in the
     /// daemon, which never starts one; boxed so 10,000 processes do not
     /// each carry 232 bytes of zeros).
@@ -116,7 +148,7 @@ impl Process {
             ppid: None,
             exited: false,
             vanished: false,
-            counters: ProcCounters::default(),
+            counters: Counters::default(),
             baseline: None,
             exit_task_faults: None,
             exit_cgroup_id: None,
@@ -142,7 +174,7 @@ impl Process {
         self.exited = true;
         self.dirty = true;
         if exit.flags & EXIT_HAS_COUNTERS != 0 {
-            self.counters = exit.counters;
+            self.counters.set(exit.counters);
         }
         if exit.flags & EXIT_HAS_TASK != 0 {
             self.exit_task_faults = Some((exit.task_min_flt, exit.task_maj_flt));
@@ -171,7 +203,7 @@ impl Process {
     pub fn window(&self) -> ProcCounters {
         match &self.baseline {
             Some(base) => self.counters.saturating_sub(base),
-            None => self.counters,
+            None => *self.counters,
         }
     }
 }

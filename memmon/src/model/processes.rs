@@ -480,7 +480,7 @@ impl Model {
             self.insert(Tracked::new(key, String::new()));
         }
         self.update(key, |p| {
-            p.counters = counters;
+            p.counters.set(counters);
             p.exited = true;
             p.vanished = true;
             p.dirty = true;
@@ -501,9 +501,9 @@ impl Model {
             // Counters only grow for one process; a drop means the pid was
             // reused and the old exit event was lost.
             if counters.dominates(&p.counters) {
-                if counters != p.counters {
+                if counters != *p.counters {
                     self.update(key, |p| {
-                        p.counters = counters;
+                        p.counters.set(counters);
                         p.dirty = true;
                     });
                 }
@@ -530,7 +530,7 @@ impl Model {
         }
         self.update(key, |p| {
             p.ppid = Some(id.ppid);
-            p.counters = counters;
+            p.counters.set(counters);
             p.exited = false;
             p.dirty = true;
             if p.cgroup.is_none() {

@@ -175,7 +175,7 @@ impl Model {
             p.dirty = true;
             // Rates over the window start from its zero.
             p.rate_base = Some((now, [Some(0.0); fields::N_RATED]));
-            p.baseline = (!p.vanished).then(|| Box::new(p.counters));
+            p.baseline = (!p.vanished).then(|| Box::new(*p.counters));
             p.task_baseline = if p.vanished {
                 Default::default()
             } else {

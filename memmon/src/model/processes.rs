@@ -411,12 +411,14 @@ impl Model {
         numa: Option<NumaUsage>,
     ) {
         self.update(key, |p| {
-            if p.memory.as_ref() != Some(&memory) || (numa.is_some() && p.numa != numa) {
+            if p.memory.as_ref() != Some(&memory)
+                || (numa.is_some() && p.numa.as_deref() != numa.as_ref())
+            {
                 p.dirty = true;
             }
             p.memory = Some(memory);
-            if numa.is_some() {
-                p.numa = numa;
+            if let Some(numa) = numa {
+                p.numa = Some(Box::new(numa));
             }
         });
     }

@@ -68,9 +68,9 @@ pub mod idx {
     pub const OOM_SCORE: usize = field_index("oom_score");
 }
 
-/// A row's numbers, 8 bytes each: NaN stands for "not measured" (None),
-/// so a row of 49 fields is 392 bytes instead of 784 (10,000 rows are
-/// held at once).
+/// Numbers, 8 bytes each: NaN stands for "not measured" (None), so 49
+/// fields are 392 bytes instead of 784 (a row's rates, explain's history
+/// points; a row's values are [`CompactSlots`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Slots<const N: usize>([f64; N]);
 
@@ -99,6 +99,98 @@ impl<const N: usize> Slots<N> {
     /// Every slot in order.
     pub fn iter(&self) -> impl Iterator<Item = Option<f64>> + '_ {
         (0..N).map(|i| self.get(i))
+    }
+}
+
+/// A process row's numbers, only the measured ones stored: a bit per slot
+/// says which are, and the values follow in slot order. An idle process
+/// measures about half of the catalog (no probe counted anything for it),
+/// so its row holds ~200 bytes of numbers instead of a slot per field
+/// (10,000 rows are held at once). Up to 128 slots.
+#[derive(Clone, Debug, Default)]
+pub struct CompactSlots<const N: usize> {
+    present: u128,
+    values: Vec<f64>,
+}
+
+impl<const N: usize> CompactSlots<N> {
+    const FITS: () = assert!(N <= 128, "CompactSlots holds up to 128 slots");
+
+    /// Every slot unmeasured.
+    pub const NONE: Self = CompactSlots {
+        present: 0,
+        values: Vec::new(),
+    };
+
+    /// Where slot `i`'s value sits among the stored ones.
+    fn rank(&self, i: usize) -> usize {
+        (self.present & ((1u128 << i) - 1)).count_ones() as usize
+    }
+
+    /// Slot `i` (None: not measured, or out of range).
+    pub fn get(&self, i: usize) -> Option<f64> {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::FITS;
+        if i >= N || self.present & (1 << i) == 0 {
+            return None;
+        }
+        self.values.get(self.rank(i)).copied()
+    }
+
+    /// Sets slot `i` (a NaN is stored as not measured; out of range is
+    /// ignored).
+    pub fn set(&mut self, i: usize, v: Option<f64>) {
+        if i >= N {
+            return;
+        }
+        let at = self.rank(i);
+        let held = self.present & (1 << i) != 0;
+        match v.filter(|v| !v.is_nan()) {
+            Some(v) if held => self.values[at] = v,
+            Some(v) => {
+                self.values.insert(at, v);
+                self.present |= 1 << i;
+            }
+            None if held => {
+                self.values.remove(at);
+                self.present &= !(1 << i);
+            }
+            None => {}
+        }
+    }
+
+    /// From one option per slot (stored in one allocation of the measured
+    /// ones).
+    pub fn from_options(values: [Option<f64>; N]) -> Self {
+        let measured = values.iter().flatten().filter(|v| !v.is_nan()).count();
+        let mut out = CompactSlots {
+            present: 0,
+            values: Vec::with_capacity(measured),
+        };
+        for (i, v) in values.into_iter().enumerate() {
+            if let Some(v) = v.filter(|v| !v.is_nan()) {
+                out.present |= 1 << i;
+                out.values.push(v);
+            }
+        }
+        out
+    }
+
+    /// Every slot in order.
+    pub fn iter(&self) -> impl Iterator<Item = Option<f64>> + '_ {
+        (0..N).map(|i| self.get(i))
+    }
+}
+
+impl<const N: usize> PartialEq for CompactSlots<N> {
+    /// Equal when the same slots are measured, with the same values.
+    fn eq(&self, other: &Self) -> bool {
+        self.present == other.present
+            && self
+                .values
+                .iter()
+                .zip(&other.values)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
     }
 }
 
@@ -155,7 +247,7 @@ pub struct ProcessView {
     /// Resident pages per NUMA node (4 KiB units), when read.
     pub numa_pages: Option<BTreeMap<u32, u64>>,
     /// One value per catalog field (None: not measured or not known).
-    pub values: Slots<N_PROCESS>,
+    pub values: CompactSlots<N_PROCESS>,
     /// Per-second rates of the rated counters over the last pass, one per
     /// [`fields::RATED`] slot (None before a second reading); read and set
     /// them by field index with [`ProcessView::rate`] and
@@ -176,7 +268,7 @@ impl Default for ProcessView {
             unit: None,
             container_id: None,
             numa_pages: None,
-            values: Slots::NONE,
+            values: CompactSlots::NONE,
             rates: Slots::NONE,
         }
     }
@@ -206,7 +298,7 @@ impl ProcessView {
                 .as_ref()
                 .filter(|_| !p.exited && live.numa_maps)
                 .map(|n| n.pages.clone()),
-            values: Slots::from_options(fields::read_process(&ctx, live)),
+            values: CompactSlots::from_options(fields::read_process(&ctx, live)),
             rates: Slots::NONE,
         }
     }
@@ -384,6 +476,26 @@ mod tests {
                 "ProcCounters slot {slot} is read by no field of model/fields.rs"
             );
         }
+    }
+
+    /// Compact slots hold only what was measured, in any order of sets,
+    /// and read back as a slot per field would.
+    #[test]
+    fn compact_slots_read_back_what_was_set() {
+        let mut c = CompactSlots::<100>::NONE;
+        let mut dense = [None; 100];
+        for (i, v) in [(99, 1.5), (3, 2.0), (64, 0.0), (50, -7.0), (3, 4.0)] {
+            c.set(i, Some(v));
+            dense[i] = Some(v);
+        }
+        c.set(50, None);
+        dense[50] = None;
+        c.set(7, Some(f64::NAN));
+        c.set(100, Some(1.0));
+        assert_eq!(c.iter().collect::<Vec<_>>(), dense.to_vec());
+        assert_eq!(c.values.len(), 3, "only the measured are stored");
+        assert_eq!(c, CompactSlots::from_options(dense));
+        assert_ne!(c, CompactSlots::NONE);
     }
 
     #[test]

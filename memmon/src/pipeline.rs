@@ -21,10 +21,15 @@ use crate::{
 
 /// Largest processes whose recent samples the flight recorder keeps.
 const RECORDED_PROCESSES: usize = 100;
+/// The largest processes published in order (`Published::by_rss`): a
+/// `/metrics` top K up to this many by RSS reads them instead of every row.
+pub const RANKED_ROWS: usize = 500;
 /// Notices kept for /api/v1/events.
 const MAX_NOTICES: usize = 256;
 /// Passes between two returns of free heap to the kernel.
 const TRIM_EVERY: u64 = 60;
+/// A cap's notice repeats at most this often.
+const CAP_NOTICE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The sampling state between passes.
 pub struct Pipeline {
@@ -36,8 +41,11 @@ pub struct Pipeline {
     reported_missing: std::collections::BTreeSet<String>,
     samples: u64,
     prev_lost: u64,
-    /// Kernel statistics as of the last pass (what the caps dropped).
-    prev_stats: Option<crate::sample::stats::StatsSnapshot>,
+    /// Kernel statistics the caps' drops are counted from: the last
+    /// pass's, or the last cap notice's while notices are held back.
+    cap_stats: Option<crate::sample::stats::StatsSnapshot>,
+    /// When a cap notice was last said.
+    cap_said_at: Option<std::time::Instant>,
     /// The probe CPU budget (None: none).
     budget: Option<Budget>,
     /// Detail probes the budget suspended.
@@ -112,7 +120,8 @@ impl Pipeline {
             reported_missing: Default::default(),
             samples: 0,
             prev_lost: 0,
-            prev_stats: None,
+            cap_stats: None,
+            cap_said_at: None,
             budget: None,
             suspended: Vec::new(),
             focus: None,
@@ -292,18 +301,31 @@ impl Pipeline {
             self.push_notice("events_lost", message);
             self.prev_lost = lost;
         }
-        // A cap reached: said each time what it drops grows (from the
-        // first pass on: pinned statistics carry earlier runs' counts).
-        if let Some(prev) = &self.prev_stats {
-            for message in crate::model::caps::cap_notices(prev, self.model.stats()) {
-                tracing::warn!("{message}");
-                self.push_notice("cap_reached", message);
+        // A cap reached: said when what it drops grows (from the first
+        // pass on: pinned statistics carry earlier runs' counts), then at
+        // most once a minute, with what it dropped since the last notice
+        // (a pid past the RAN bitmap would otherwise be said every pass).
+        let at = clock::now().instant;
+        let quiet = self
+            .cap_said_at
+            .is_some_and(|said| at.saturating_duration_since(said) < CAP_NOTICE_EVERY);
+        if !quiet {
+            if let Some(prev) = &self.cap_stats {
+                let notices = crate::model::caps::cap_notices(prev, self.model.stats());
+                if !notices.is_empty() {
+                    self.cap_said_at = Some(at);
+                }
+                for message in notices {
+                    tracing::warn!("{message}");
+                    self.push_notice("cap_reached", message);
+                }
             }
+            self.cap_stats = Some(self.model.stats().clone());
         }
-        self.prev_stats = Some(self.model.stats().clone());
         let mut published = Published::from_model(&mut self.model, clock::now());
         // After the rows are built: the recorders read them.
         published.recorded = self.model.recorded_rows(RECORDED_PROCESSES);
+        published.by_rss = self.model.rows_by_rss(RANKED_ROWS);
         self.model
             .record_history(&published.recorded, published.unix_ms);
         tracing::debug!(

@@ -35,7 +35,7 @@ const CAPS: &[Cap] = &[
     },
     Cap {
         dropped: |s| s.ran_map_full,
-        what: "a process ran with a pid past the RAN bitmap (pid_max was raised after memmon loaded)",
+        what: "a process ran with a pid past the RAN bitmap (sized for pid_max and the highest live pid when memmon loaded: pid_max was raised since)",
         lost: "nothing: each such pass walks every task, at the cost of a full walk",
         fix: "restart memmon to size the bitmap for the new pid_max",
     },

@@ -109,7 +109,9 @@ impl ProbeSet {
             Some(root) => Some(pins::prepare(root)?),
             None => None,
         };
-        let ran_words = super::ran::words_for(super::ran::pid_max());
+        let ran_words = super::ran::words_for(
+            super::ran::pid_max().max(super::ran::highest_live_pid().saturating_add(1)),
+        );
         let mut loader = EbpfLoader::new();
         loader
             .btf(btf.as_ref())

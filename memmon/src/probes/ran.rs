@@ -23,6 +23,20 @@ pub fn pid_max() -> u32 {
         .unwrap_or(32768)
 }
 
+/// The highest pid among /proc's processes (0 when unreadable): a process
+/// keeps a pid above a pid_max lowered after it started, and the bitmap
+/// must hold it too.
+pub fn highest_live_pid() -> u32 {
+    std::fs::read_dir("/proc")
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
+
 /// The mapped bitmap.
 #[derive(Debug)]
 pub struct RanBitmap {

@@ -10,7 +10,7 @@
 //! the process itself ([`Part`]), so the sums cannot drift from what the
 //! processes say.
 
-use std::{collections::BTreeSet, sync::Arc};
+use std::{cmp::Reverse, collections::BTreeSet, sync::Arc};
 
 use super::{Model, Process, ProcessKey, Totals, history, processes::Tracked};
 use crate::fast_hash::{FastMap, FastSet};
@@ -34,8 +34,9 @@ pub(super) struct CgSlot {
 pub(super) struct Index {
     ids: FastMap<Arc<str>, CgId>,
     pub(super) slots: Vec<CgSlot>,
-    /// Live processes by resident size.
-    pub(super) by_rss: BTreeSet<(u64, ProcessKey)>,
+    /// Live processes by resident size (read backwards: largest first,
+    /// ties by key, lowest first).
+    pub(super) by_rss: BTreeSet<(u64, Reverse<ProcessKey>)>,
     /// The fault source the sums were made with (when it changes, every
     /// process's part changes: the sums are made again).
     fault_probes: bool,
@@ -86,7 +87,7 @@ impl Index {
         if !part.live {
             return;
         }
-        self.by_rss.remove(&(part.rss, p.key));
+        self.by_rss.remove(&(part.rss, Reverse(p.key)));
         let fault_probes = self.fault_probes;
         let id = self.id(part.cg);
         let slot = &mut self.slots[id as usize];
@@ -102,7 +103,7 @@ impl Index {
         if !part.live {
             return;
         }
-        self.by_rss.insert((part.rss, p.key));
+        self.by_rss.insert((part.rss, Reverse(p.key)));
         let fault_probes = self.fault_probes;
         let id = self.id(part.cg);
         let slot = &mut self.slots[id as usize];
@@ -187,7 +188,7 @@ impl Model {
     pub fn recorded_keys(&self, largest: usize) -> Vec<ProcessKey> {
         let mut chosen: FastSet<ProcessKey> = FastSet::default();
         let mut out = Vec::new();
-        for (_, key) in self.index.by_rss.iter().rev().take(largest) {
+        for (_, Reverse(key)) in self.index.by_rss.iter().rev().take(largest) {
             chosen.insert(*key);
             out.push(*key);
         }
@@ -206,6 +207,18 @@ impl Model {
             }
         }
         out
+    }
+
+    /// The keys of the live processes with a resident set, largest first
+    /// (ties by key, lowest first), at most `n`.
+    pub(super) fn largest_keys(&self, n: usize) -> impl Iterator<Item = ProcessKey> + '_ {
+        self.index
+            .by_rss
+            .iter()
+            .rev()
+            .take_while(|(rss, _)| *rss > 0)
+            .take(n)
+            .map(|(_, Reverse(key))| *key)
     }
 
     /// Per live cgroup index, the sums over its live processes.
@@ -278,7 +291,7 @@ mod tests {
             [("/a".to_string(), 1, 1000, 1), ("/b".to_string(), 1, 50, 2)]
         );
         assert_eq!(m.index.exited, [key(3)]);
-        let largest: Vec<u32> = m.index.by_rss.iter().rev().map(|(_, k)| k.pid).collect();
+        let largest: Vec<u32> = m.index.by_rss.iter().rev().map(|(_, k)| k.0.pid).collect();
         assert_eq!(
             largest,
             [1, 2],
@@ -286,6 +299,41 @@ mod tests {
         );
         assert!(m.remove_process(&key(1)).is_some());
         assert_eq!(m.live_sums().count(), 1);
+    }
+
+    /// The ranking by RSS read from the index is the one a sort of every
+    /// row gives (largest first, ties by pid, no process without a
+    /// resident set), after changes, and its rows are the current ones.
+    #[test]
+    fn rows_by_rss_rank_as_a_sort_of_every_row() {
+        let mut m = model();
+        for (pid, rss) in [(5, 300), (2, 300), (9, 0), (4, 700), (7, 300), (1, 50)] {
+            m.insert(process(pid, "/a", rss));
+        }
+        let key = |pid| ProcessKey {
+            pid,
+            start_time_ticks: 1,
+        };
+        assert!(m.update(key(1), |p| {
+            p.rss_bytes = Some(300);
+            p.dirty = true;
+        }));
+        let rows = m.live_rows(std::time::Instant::now());
+        let mut sorted: Vec<(u64, u32)> = rows
+            .iter()
+            .filter_map(|v| Some((v.whole(crate::model::view::idx::RSS)?, v.pid)))
+            .filter(|(rss, _)| *rss > 0)
+            .collect();
+        sorted.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        for n in [0, 1, 2, 3, 5, 10] {
+            let ranked: Vec<(u64, u32)> = m
+                .rows_by_rss(n)
+                .iter()
+                .filter_map(|v| Some((v.whole(crate::model::view::idx::RSS)?, v.pid)))
+                .collect();
+            assert_eq!(ranked, sorted[..n.min(sorted.len())], "top {n}");
+        }
+        assert_eq!(sorted[..3], [(700, 4), (300, 1), (300, 2)]);
     }
 
     /// The recorders keep the largest and, per cgroup, the first three by

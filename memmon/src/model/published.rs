@@ -201,6 +201,11 @@ pub struct Published {
     /// each cgroup's likeliest OOM victims: `Model::recorded_rows`).
     #[serde(skip)]
     pub recorded: Vec<Arc<ProcessView>>,
+    /// The rows of `processes` with the largest resident set, largest
+    /// first, ties by pid (at most `pipeline::RANKED_ROWS`; every live
+    /// process with a resident set when fewer): `/metrics`' top K by RSS.
+    #[serde(skip)]
+    pub by_rss: Vec<Arc<ProcessView>>,
     /// Per-cgroup totals (live + exited processes).
     pub cgroups: Vec<CgroupView>,
     /// Probe states.
@@ -264,6 +269,7 @@ impl Published {
             unix_ms,
             processes: _,
             recorded: _,
+            by_rss: _,
             cgroups,
             probes,
             live,
@@ -292,6 +298,7 @@ impl Published {
             unix_ms: *unix_ms,
             processes: Vec::new(),
             recorded: Vec::new(),
+            by_rss: Vec::new(),
             cgroups: cgroups.clone(),
             probes: probes.clone(),
             live: live.clone(),
@@ -352,6 +359,7 @@ impl Published {
             unix_ms: now.unix_ms,
             processes: model.views(Which::Live, now.instant),
             recorded: Vec::new(),
+            by_rss: Vec::new(),
             cgroups,
             fields: field_infos(&live),
             live,

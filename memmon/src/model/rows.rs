@@ -185,13 +185,25 @@ impl Model {
     }
 
     /// The rows of the live processes the flight recorders keep
-    /// ([`Model::recorded_keys`]), as the last [`Model::views`] built them
-    /// (a process without a current row is read afresh).
+    /// ([`Model::recorded_keys`]).
     pub fn recorded_rows(&self, largest: usize) -> Vec<Arc<ProcessView>> {
+        self.rows_of(self.recorded_keys(largest))
+    }
+
+    /// The rows of the (at most) `n` live processes with the largest
+    /// resident set, largest first, ties by pid: `/metrics`' default
+    /// ranking, read from the index instead of from every row at each
+    /// scrape.
+    pub fn rows_by_rss(&self, n: usize) -> Vec<Arc<ProcessView>> {
+        self.rows_of(self.largest_keys(n))
+    }
+
+    /// The rows of these processes as the last [`Model::views`] built them
+    /// (a process without a current row is read afresh).
+    fn rows_of(&self, keys: impl IntoIterator<Item = ProcessKey>) -> Vec<Arc<ProcessView>> {
         let fault_probes = self.fault_probes();
         let mut sources = None;
-        self.recorded_keys(largest)
-            .into_iter()
+        keys.into_iter()
             .filter_map(|key| self.processes.get(&key))
             .map(|p| match &p.view {
                 Some(v) if !p.dirty => Arc::clone(v),

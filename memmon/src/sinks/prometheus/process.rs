@@ -49,7 +49,13 @@ pub fn top_processes<'a, V: std::ops::Deref<Target = ProcessView>>(
 /// The top K processes' series, one family per exported field, and
 /// `memmon_processes`.
 pub(super) fn families(p: &Published, s: &RenderSettings, out: &mut Vec<MetricFamily>) {
-    let top = top_processes(&p.processes, &s.top_by, s.top_k);
+    // By RSS (the default), the publication holds the ranking already
+    // when it is long enough: no pass over every row per scrape.
+    let top = if s.top_by == "rss" && s.top_k <= p.by_rss.len() {
+        p.by_rss[..s.top_k].iter().map(|v| &**v).collect()
+    } else {
+        top_processes(&p.processes, &s.top_by, s.top_k)
+    };
     for (i, f) in PROCESS_FIELDS.iter().enumerate().filter(|(_, f)| f.metric) {
         let ty = metric_type(f.kind);
         let mut mf = family(&f.metric_name("process"), f.help, ty);

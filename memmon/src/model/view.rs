@@ -93,6 +93,7 @@ impl<const N: usize> Slots<N> {
 
     /// From one option per slot.
     pub fn from_options(values: [Option<f64>; N]) -> Self {
+        const { assert!(N <= 128, "CompactSlots holds up to 128 slots") };
         Slots(values.map(|v| v.unwrap_or(f64::NAN)))
     }
 
@@ -114,8 +115,6 @@ pub struct CompactSlots<const N: usize> {
 }
 
 impl<const N: usize> CompactSlots<N> {
-    const FITS: () = assert!(N <= 128, "CompactSlots holds up to 128 slots");
-
     /// Every slot unmeasured.
     pub const NONE: Self = CompactSlots {
         present: 0,
@@ -124,13 +123,12 @@ impl<const N: usize> CompactSlots<N> {
 
     /// Where slot `i`'s value sits among the stored ones.
     fn rank(&self, i: usize) -> usize {
+        const { assert!(N <= 128, "CompactSlots holds up to 128 slots") };
         (self.present & ((1u128 << i) - 1)).count_ones() as usize
     }
 
     /// Slot `i` (None: not measured, or out of range).
     pub fn get(&self, i: usize) -> Option<f64> {
-        #[allow(clippy::let_unit_value)]
-        let () = Self::FITS;
         if i >= N || self.present & (1 << i) == 0 {
             return None;
         }

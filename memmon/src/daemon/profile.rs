@@ -16,7 +16,8 @@
 //! (`model::fault_sampling`): the machine's fault rate and each process's
 //! growth from the latest publication give the perf events' period and
 //! which processes are walked more often, set on the running sampler
-//! (`probes::sampler_control`). blazesym's
+//! (`probes::sampler_control`); between two publications, a drain whose
+//! runs show a fault storm raises the levels at once. blazesym's
 //! symbolizer is not `Send`, so it lives on its own `memmon-symbols`
 //! thread, handed each request's stacks over a channel.
 
@@ -44,7 +45,7 @@ use crate::{
         system_fields::sys,
         view::idx,
     },
-    probes::stack_drain::StackDrain,
+    probes::{fault_events::SLOT, stack_drain::StackDrain},
     procfs::pagemap::Pagemaps,
     sample::stacks::{Frame, Mapping, NamedSample, RawSample, StackEvent},
     sinks,
@@ -66,6 +67,9 @@ pub const CHECK_EVERY: Duration = Duration::from_secs(5);
 /// How often an adaptive sampling is planned again (from a new publication
 /// only: at most once a pass).
 pub const ADAPT_EVERY: Duration = Duration::from_millis(250);
+/// The shortest span of drained runs an adaptive sampling is raised from
+/// between two plans (a fault storm that starts after a pass).
+const REACT_SPAN: Duration = Duration::from_millis(150);
 
 /// The kernel side, the window and the resident table, drained together.
 struct Inner {
@@ -87,6 +91,12 @@ struct Inner {
     maps: HashMap<u32, Arc<[Mapping]>>,
     /// Drains since `maps` last dropped the processes the window lost.
     since_pruned: u32,
+    /// Faults the drained runs stand for, by process, since
+    /// `sampled_since` (what [`Inner::react`] reads).
+    sampled: HashMap<u32, u64>,
+    sampled_since: Instant,
+    /// Reopening the events failed (said once).
+    failed_tick: bool,
 }
 
 impl Inner {
@@ -99,9 +109,10 @@ impl Inner {
         let pages = self.drain.drain_resident();
         let drained = self.drain.drain();
         // The counts are runs of the sampler, each standing for one
-        // period of faults (a walk of 1 in N runs adds N): taken at the
-        // period in force, which changes only right after a drain.
-        let period = self.drain.period();
+        // period of faults times the time slots (a walk of 1 in N runs
+        // adds N): taken at the levels in force, which change only right
+        // after a drain.
+        let period = self.drain.faults_per_run();
         let stacks: &[_] = drained.as_deref().unwrap_or_default();
         if !pages.is_empty() || !stacks.is_empty() {
             let cgroups: HashMap<u32, &str> = published
@@ -117,6 +128,8 @@ impl Inner {
                 let cgroup = cgroups.get(&d.stack.tgid).copied();
                 self.window.add(now, &d.stack, cgroup, d.samples, period);
                 let tgid = d.stack.tgid;
+                let faults = self.sampled.entry(tgid).or_default();
+                *faults = faults.saturating_add(d.samples.saturating_mul(period));
                 self.maps.entry(tgid).or_insert_with(|| {
                     crate::procfs::maps::exec_mappings(tgid)
                         .unwrap_or_default()
@@ -144,6 +157,7 @@ impl Inner {
                     held.extend(self.resident.tgids());
                     self.maps.retain(|tgid, _| held.contains(tgid));
                 }
+                self.react();
             }
             Err(e) => {
                 if !self.failed {
@@ -185,11 +199,12 @@ impl Inner {
         match self
             .drain
             .control()
-            .set(plan.period, plan.walk_every, &plan.boosted)
+            .set(plan.period, plan.walk_every, &plan.boosted, plan.slots)
         {
             Ok(()) => {
                 tracing::debug!(
                     period = plan.period,
+                    slots = plan.slots,
                     walk_every = plan.walk_every,
                     boosted = ?plan.boosted,
                     all_faults_per_second = ?all,
@@ -203,6 +218,68 @@ impl Inner {
                 // at the next publication.
                 tracing::warn!("continuous profile: setting the sampling failed: {e}");
                 self.planned_from = 0;
+            }
+        }
+    }
+
+    /// Raises an adaptive sampling at once, right after a drain, when the
+    /// runs drained since the last check (at least [`REACT_SPAN`] ago) show
+    /// a storm the plan in force was not made for
+    /// (`fault_sampling::Planner::react`), rather than one pass later.
+    fn react(&mut self) {
+        let Some(planner) = self.planner.as_mut() else {
+            return;
+        };
+        let span = self.sampled_since.elapsed();
+        if span < REACT_SPAN {
+            return;
+        }
+        let secs = span.as_secs_f64();
+        let rates: HashMap<u32, f64> = self
+            .sampled
+            .drain()
+            .map(|(tgid, faults)| (tgid, faults as f64 / secs))
+            .collect();
+        self.sampled_since = Instant::now();
+        if !planner.react(&rates) {
+            return;
+        }
+        let plan = planner.plan().clone();
+        match self
+            .drain
+            .control()
+            .set(plan.period, plan.walk_every, &plan.boosted, plan.slots)
+        {
+            Ok(()) => {
+                tracing::debug!(
+                    period = plan.period,
+                    slots = plan.slots,
+                    walk_every = plan.walk_every,
+                    boosted = ?plan.boosted,
+                    "continuous profile: sampling raised for a fault storm"
+                );
+                self.plan = plan;
+            }
+            Err(e) => {
+                tracing::warn!("continuous profile: raising the sampling failed: {e}");
+                self.planned_from = 0;
+            }
+        }
+    }
+
+    /// Opens or closes the sampler's events at its time slots' boundaries
+    /// (`SamplerControl::tick`); returns when to call again.
+    fn tick(&mut self, now: Instant) -> Instant {
+        match self.drain.control().tick(now) {
+            Ok(next) => next,
+            Err(e) => {
+                if !self.failed_tick {
+                    tracing::warn!(
+                        "continuous profile: reopening the page-fault events failed: {e}"
+                    );
+                }
+                self.failed_tick = true;
+                now + SLOT
             }
         }
     }
@@ -294,7 +371,7 @@ impl ContinuousProfile {
         };
         drain
             .control()
-            .set(plan.period, plan.walk_every, &plan.boosted)
+            .set(plan.period, plan.walk_every, &plan.boosted, plan.slots)
             .map_err(|e| anyhow::anyhow!("setting the page-fault sampler's period: {e}"))?;
         let (symbols, jobs) = mpsc::channel();
         std::thread::Builder::new()
@@ -312,6 +389,9 @@ impl ContinuousProfile {
                 failed: false,
                 maps: HashMap::new(),
                 since_pruned: 0,
+                sampled: HashMap::new(),
+                sampled_since: Instant::now(),
+                failed_tick: false,
             }),
             symbols,
             shared,
@@ -339,14 +419,19 @@ impl ContinuousProfile {
     }
 
     /// Drains every [`DRAIN_EVERY`], plans the sampling every
-    /// [`ADAPT_EVERY`] and checks the resident pages every
-    /// [`CHECK_EVERY`] until `stop` is set.
+    /// [`ADAPT_EVERY`], opens and closes the events at their time slots'
+    /// boundaries and checks the resident pages every [`CHECK_EVERY`]
+    /// until `stop` is set.
     pub fn run(&self, stop: &AtomicBool) {
         let mut next = Instant::now() + DRAIN_EVERY;
         let mut next_check = Instant::now() + CHECK_EVERY;
         let mut next_plan = Instant::now() + ADAPT_EVERY;
+        let mut next_tick = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
+            if now >= next_tick {
+                next_tick = self.inner().tick(now);
+            }
             if now >= next {
                 self.drain();
                 next += DRAIN_EVERY;
@@ -362,7 +447,11 @@ impl ContinuousProfile {
                 self.inner().check(unix_seconds());
                 next_check = now + CHECK_EVERY;
             }
-            std::thread::sleep(POLL.min(next.saturating_duration_since(Instant::now())));
+            let now = Instant::now();
+            std::thread::sleep(
+                POLL.min(next.saturating_duration_since(now))
+                    .min(next_tick.saturating_duration_since(now)),
+            );
         }
     }
 

@@ -11,11 +11,13 @@
 //! period to one fault: measured, a 40 MiB leak read as 50 MiB to 1 GiB
 //! under a daemon that re-planned every pass. A new event starts a whole
 //! period from its first fault and reports that period. Closing the events
-//! (drop) detaches the program.
+//! (drop) detaches the program; pausing closes them until resumed (the
+//! daemon's time slots: `probes::sampler_control`).
 
 use std::{
     io,
     os::fd::{AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
+    time::{Duration, Instant},
 };
 
 use aya_obj::generated::{
@@ -58,7 +60,14 @@ pub struct FaultEvents {
     period: u64,
     /// The program (a duplicate of its descriptor), for new events.
     prog: OwnedFd,
+    /// When the events last opened or closed ([`FaultEvents::tick`]).
+    phase_since: Instant,
+    /// How long they were open before `phase_since`.
+    opened: Duration,
 }
+
+/// One time slot of a sampler that runs in slots ([`FaultEvents::tick`]).
+pub const SLOT: Duration = Duration::from_millis(100);
 
 fn sys(call: &'static str, cpu: u32, ret: libc::c_long) -> Result<libc::c_long, FaultEventError> {
     if ret < 0 {
@@ -88,12 +97,71 @@ impl FaultEvents {
             events,
             period,
             prog,
+            phase_since: Instant::now(),
+            opened: Duration::ZERO,
         })
     }
 
     /// Faults per sample.
     pub fn period(&self) -> u64 {
         self.period
+    }
+
+    /// Whether the events are open (not paused).
+    pub fn is_on(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    /// Closes the events until [`FaultEvents::resume`]: a closed
+    /// software event costs the faults nothing (the kernel's
+    /// `perf_swevent_enabled` key is off again), which an open but
+    /// disabled one does not.
+    pub fn pause(&mut self) {
+        self.events.clear();
+    }
+
+    /// Opens the events again at the period in force (each starts a whole
+    /// period from its first fault).
+    pub fn resume(&mut self) -> Result<(), FaultEventError> {
+        if self.is_on() {
+            return Ok(());
+        }
+        self.events = open_events(&self.prog, self.period)?;
+        Ok(())
+    }
+
+    /// Opens or closes the events at the slots' boundaries: open one
+    /// [`SLOT`] in `slots` (always, with one slot), so that each sample
+    /// stands for `slots` times its period; returns when to call again.
+    /// Each phase is timed from when it really began, so a late call
+    /// lengthens one phase and the next keeps its length.
+    pub fn tick(&mut self, slots: u64, now: Instant) -> Result<Instant, FaultEventError> {
+        let on = self.is_on();
+        let off = SLOT.saturating_mul(u32::try_from(slots.saturating_sub(1)).unwrap_or(u32::MAX));
+        if slots <= 1 || (!on && now >= self.phase_since + off) {
+            if !on {
+                self.resume()?;
+                self.phase_since = now;
+            }
+            return Ok(now + SLOT);
+        }
+        if on && now >= self.phase_since + SLOT {
+            self.pause();
+            self.opened += now.saturating_duration_since(self.phase_since);
+            self.phase_since = now;
+            return Ok(now + off);
+        }
+        Ok(self.phase_since + if on { SLOT } else { off })
+    }
+
+    /// How long the events have been open since they were first opened,
+    /// as of `now` (paused time left out).
+    pub fn open_time(&self, now: Instant) -> Duration {
+        if self.is_on() {
+            self.opened + now.saturating_duration_since(self.phase_since)
+        } else {
+            self.opened
+        }
     }
 
     /// Samples one fault in `period` from now on, on every CPU: closes the
@@ -104,6 +172,11 @@ impl FaultEvents {
             return Err(FaultEventError::ZeroPeriod);
         }
         if period == self.period {
+            return Ok(());
+        }
+        if !self.is_on() {
+            // Paused: the next resume opens them at the new period.
+            self.period = period;
             return Ok(());
         }
         // Closed first: two events on a CPU would both sample.

@@ -1,10 +1,13 @@
 //! The running fault sampler's knobs, held by whoever adapts it (the
-//! daemon's profile thread): its perf events (their period), the
-//! `WALK_EVERY` setting (1 run in N walks a stack) and the per-process
-//! PROFILE_WALK_EVERY entries. Setting them changes what the next run
-//! does; samples already taken keep the weight they were taken with.
+//! daemon's profile thread): its perf events (their period and their time
+//! slots: with k slots, the events are open one `fault_events::SLOT` in k and closed
+//! for the others, since an open page-fault event costs every fault of the
+//! machine ~30–40 ns whether it samples or not), the `WALK_EVERY` setting
+//! (1 run in N walks a stack) and the per-process PROFILE_WALK_EVERY
+//! entries. Setting them changes what the next run does; samples already
+//! taken keep the weight they were taken with.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Instant};
 
 use aya::maps::{Array, HashMap, MapData};
 use memmon_common::{
@@ -22,6 +25,8 @@ pub struct SamplerControl {
     /// What PROFILE_WALK_EVERY holds.
     boosted: BTreeMap<u32, u64>,
     walk_every: u64,
+    /// The events are open one slot in this many.
+    slots: u64,
 }
 
 fn map_err(map: &'static names::Map) -> impl FnOnce(aya::maps::MapError) -> StackError {
@@ -46,6 +51,7 @@ impl ProbeSet {
             every: HashMap::try_from(every).map_err(map_err(names::PROFILE_WALK_EVERY))?,
             boosted: BTreeMap::new(),
             walk_every: 1,
+            slots: 1,
         })
     }
 }
@@ -56,15 +62,29 @@ impl SamplerControl {
         self.events.period()
     }
 
-    /// Runs the sampler once per `period` faults on a CPU; walks 1 run in
-    /// `walk_every` (1 in the process's own N for those in `boosted`,
-    /// tgid → N; past [`MAX_WALK_EVERY_ENTRIES`] the rest are left out).
+    /// The events are open one slot in this many.
+    pub fn slots(&self) -> u64 {
+        self.slots
+    }
+
+    /// Faults one run of the sampler stands for: the period, times the
+    /// slots (a run in an open slot stands for the closed ones too).
+    pub fn faults_per_run(&self) -> u64 {
+        self.period().saturating_mul(self.slots)
+    }
+
+    /// Runs the sampler once per `period` faults on a CPU, in one time
+    /// slot in `slots`; walks 1 run in `walk_every` (1 in the process's
+    /// own N for those in `boosted`, tgid → N; past
+    /// [`MAX_WALK_EVERY_ENTRIES`] the rest are left out).
     pub fn set(
         &mut self,
         period: u64,
         walk_every: u64,
         boosted: &BTreeMap<u32, u64>,
+        slots: u64,
     ) -> Result<(), StackError> {
+        self.slots = slots.max(1);
         if walk_every != self.walk_every {
             self.settings
                 .set(setting::WALK_EVERY, walk_every, 0)
@@ -92,6 +112,14 @@ impl SamplerControl {
         }
         self.events
             .set_period(period)
+            .map_err(|e| StackError::Other(e.to_string()))
+    }
+
+    /// Opens or closes the events at the slots' boundaries
+    /// (`FaultEvents::tick`); returns when to call again.
+    pub fn tick(&mut self, now: Instant) -> Result<Instant, StackError> {
+        self.events
+            .tick(self.slots, now)
             .map_err(|e| StackError::Other(e.to_string()))
     }
 }

@@ -211,8 +211,15 @@ impl StackDrain {
     /// stacks' frames (call before `drain`, which may retire a stack).
     pub fn drain_resident(&mut self) -> Vec<ResidentPage> {
         let raw = self.resident.read_raw();
+        // The kernel weighs a page by the period and its walk; the slots
+        // the events were closed for are the drain's to add.
+        let slots = self.control.slots();
         raw.into_iter()
-            .map(|s| ResidentReader::page(s, |id| self.frames_of(id)))
+            .map(|s| {
+                let mut page = ResidentReader::page(s, |id| self.frames_of(id));
+                page.period = page.period.saturating_mul(slots);
+                page
+            })
             .collect()
     }
 
@@ -222,9 +229,10 @@ impl StackDrain {
         &mut self.control
     }
 
-    /// The perf events' period now.
-    pub fn period(&self) -> u64 {
-        self.control.period()
+    /// Faults one run of the sampler stands for now: the perf events'
+    /// period × the time slots (`SamplerControl::faults_per_run`).
+    pub fn faults_per_run(&self) -> u64 {
+        self.control.faults_per_run()
     }
 
     /// Distinct keys the kernel map holds now (as of the last drain).

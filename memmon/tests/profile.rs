@@ -71,6 +71,8 @@ fn profile_stacks(format: &str, out: &Path) -> serde_json::Value {
             "faults",
             "--period",
             "64",
+            "--slots",
+            "1",
             "--format",
             format,
             "-o",
@@ -399,6 +401,8 @@ fn profile_symbolizes_a_binary_only_inside_another_mount_namespace() {
             &pid,
             "--period",
             "64",
+            "--slots",
+            "1",
             "--format",
             "folded",
             "-o",
@@ -412,6 +416,57 @@ fn profile_symbolizes_a_binary_only_inside_another_mount_namespace() {
         (0.85..=0.95).contains(&gamma),
         "touch_gamma has {:.1}% in the namespaced process:\n{folded}",
         gamma * 100.0
+    );
+}
+
+#[test]
+fn profile_in_time_slots_weighs_the_faults_of_the_closed_slots_too() {
+    if !require_bpf("profile_in_time_slots_weighs_the_faults_of_the_closed_slots_too") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("slots.folded");
+    // A storm of about two seconds: twenty of the default's 200 ms
+    // cycles (the event open 100 ms of each).
+    let mut w = Workload::start(&["fault-storm", "512", "4"]);
+    let pid = w.pid.to_string();
+    let (report, _) = around(
+        &mut w,
+        &[
+            "profile",
+            "--pid",
+            &pid,
+            "--period",
+            "64",
+            "--format",
+            "folded",
+            "-o",
+            out.to_str().expect("utf-8 temp path"),
+        ],
+    );
+    w.finish();
+    let folded = std::fs::read_to_string(&out).expect("folded output written");
+    let head = folded.lines().next().unwrap_or_default();
+    assert!(
+        head.contains("one 100 ms slot in 2"),
+        "the header does not say the event was open one slot in 2: {head}"
+    );
+    let (storm, total) = folded_share(&folded, "fault_storm");
+    assert!(
+        storm > 0.5,
+        "fault_storm has {:.1}% of the weight:\n{folded}",
+        storm * 100.0
+    );
+    // The kernel's count of the storm's faults (minflt from
+    // /proc/self/stat, read by the workload): the samples of the open
+    // slots, each weighing the period × the time sampled over the time
+    // open, add up to it.
+    let minflt = report["minflt"].as_u64().expect("minflt");
+    assert_within(
+        "sampled fault weight, event open one slot in 2",
+        total as u64,
+        minflt,
+        0.15,
     );
 }
 

@@ -20,7 +20,7 @@ use crate::{
     error::Fatal,
     model::profile::Profile,
     privileges,
-    probes::{LoadOptions, ProbeSet, stacks::Target},
+    probes::{LoadOptions, ProbeSet, fault_events::FaultEvents, stacks::Target},
     sample::stacks::StackEvent,
     sinks,
     symbols::Symbols,
@@ -32,6 +32,8 @@ pub const STACK_ENTRIES: u32 = 16384;
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// How often the stop flag and the deadline are checked.
 const POLL: Duration = Duration::from_millis(50);
+/// The most time slots `--slots` takes.
+const MAX_SLOTS: u64 = 64;
 
 /// Runs the command.
 pub fn run(args: &ProfileArgs) -> Result<(), Fatal> {
@@ -40,6 +42,12 @@ pub fn run(args: &ProfileArgs) -> Result<(), Fatal> {
         return Err(Fatal::Usage(
             "--period 0 is out of range: give the number of page faults per sample (>= 1)".into(),
         ));
+    }
+    if !(1..=MAX_SLOTS).contains(&args.slots) {
+        return Err(Fatal::Usage(format!(
+            "--slots {} is out of range: give 1 (the event always open) to {MAX_SLOTS}",
+            args.slots
+        )));
     }
     let events: Vec<StackEvent> = match args.event {
         ProfileEvent::Faults => vec![StackEvent::Faults],
@@ -94,33 +102,65 @@ pub fn run(args: &ProfileArgs) -> Result<(), Fatal> {
     let started = SystemTime::now();
     let begin = Instant::now();
     let names: Vec<&str> = events.iter().map(|e| e.name()).collect();
+    let slots = if fault_events.is_some() {
+        args.slots
+    } else {
+        1
+    };
     eprintln!(
-        "memmon: probes attached; profiling {} of {} (faults: one sample per {} faults); Ctrl-C \
-         to stop",
+        "memmon: probes attached; profiling {} of {} (faults: one sample per {} faults{}); \
+         Ctrl-C to stop",
         names.join(", "),
         describe(&target),
-        args.period
+        args.period,
+        if slots > 1 {
+            format!(", the event open one 100 ms slot in {slots}")
+        } else {
+            String::new()
+        }
     );
-    wait(args.duration);
+    let sampled_from = Instant::now();
+    match fault_events.as_mut() {
+        Some(events) => wait_in_slots(args.duration, events, slots)?,
+        None => wait(args.duration),
+    }
+    // A sample stands for the faults of the time the event was closed
+    // too: its weight is the period × the time sampled over the time the
+    // event was open (about --slots).
+    let weight = match &fault_events {
+        Some(events) if slots > 1 => {
+            let now = Instant::now();
+            let open = events.open_time(now).as_secs_f64();
+            let all = now.saturating_duration_since(sampled_from).as_secs_f64();
+            if open > 0.0 {
+                ((args.period as f64) * all / open).round().max(1.0) as u64
+            } else {
+                args.period.saturating_mul(slots)
+            }
+        }
+        _ => args.period,
+    };
     // Sampling stops here: what the maps hold is what is reported.
     drop(fault_events);
     let duration = begin.elapsed().as_secs_f64();
     let raw = probes
-        .read_samples(args.period)
+        .read_samples(weight)
         .context("reading the sampled stacks")?;
     let named = Symbols::new().name(&raw);
     report_losses(&probes);
     if events.len() > 1 {
         let mut text = String::new();
         for event in &events {
-            let profile = Profile::build(*event, period_of(*event, args.period), duration, &named);
+            let profile = Profile::build(*event, period_of(*event, weight), duration, &named)
+                .with_slots(slots_of(*event, slots));
             text.push_str(&sinks::profile::table(&profile, args.top));
             text.push('\n');
         }
         return write_bytes(text.as_bytes(), args.output.as_deref());
     }
     let event = events[0];
-    let profile = Profile::build(event, period_of(event, args.period), duration, &named);
+    let profile = Profile::build(event, period_of(event, weight), duration, &named)
+        .with_slots(slots_of(event, slots));
     let title = format!("memmon profile: {} of {}", event.name(), describe(&target));
     write_output(
         &profile,
@@ -140,6 +180,40 @@ fn period_of(event: StackEvent, period: u64) -> u64 {
     } else {
         1
     }
+}
+
+/// The time slots of a profile of `event` (only the fault sampler runs
+/// in slots).
+fn slots_of(event: StackEvent, slots: u64) -> u64 {
+    if event == StackEvent::Faults {
+        slots
+    } else {
+        1
+    }
+}
+
+/// Waits like [`wait`], opening and closing the fault sampler's `events`
+/// at the boundaries of its `slots` time slots (`FaultEvents::tick`).
+fn wait_in_slots(duration: Option<f64>, events: &mut FaultEvents, slots: u64) -> Result<(), Fatal> {
+    let deadline = duration.map(|d| Instant::now() + Duration::from_secs_f64(d));
+    let mut next_tick = Instant::now();
+    while !super::stop_signal::requested() {
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            break;
+        }
+        if now >= next_tick {
+            next_tick = events
+                .tick(slots, now)
+                .context("opening the page-fault events for the next slot")?;
+        }
+        let mut left = POLL.min(next_tick.saturating_duration_since(now));
+        if let Some(d) = deadline {
+            left = left.min(d.saturating_duration_since(now));
+        }
+        std::thread::sleep(left);
+    }
+    Ok(())
 }
 
 /// Loads the eBPF object with room for stacks and no catalog probe.

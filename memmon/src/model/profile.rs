@@ -33,6 +33,9 @@ pub struct Profile {
     /// With an adaptive period: the fewest and most faults one sample of
     /// the profile stands for, when they differ.
     pub periods: Option<(u64, u64)>,
+    /// The page-fault event was open one time slot in this many (1:
+    /// always); `period` then includes the closed slots.
+    pub slots: u64,
     /// Seconds sampled.
     pub duration_secs: f64,
     /// Stacks, heaviest first.
@@ -74,6 +77,7 @@ impl Profile {
             event,
             period,
             periods: None,
+            slots: 1,
             duration_secs,
             stacks,
         }
@@ -83,6 +87,12 @@ impl Profile {
     /// (an adaptive period; nothing changes when they are equal).
     pub fn with_periods(mut self, periods: Option<(u64, u64)>) -> Profile {
         self.periods = periods.filter(|(lo, hi)| lo != hi);
+        self
+    }
+
+    /// The same, sampled with the event open one time slot in `slots`.
+    pub fn with_slots(mut self, slots: u64) -> Profile {
+        self.slots = slots.max(1);
         self
     }
 

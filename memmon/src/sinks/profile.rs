@@ -39,6 +39,17 @@ pub fn period_text(profile: &Profile) -> String {
 pub fn describe(profile: &Profile) -> (String, String) {
     let p = profile.period;
     match (profile.event, profile.periods) {
+        (StackEvent::Faults, None) if profile.slots > 1 => (
+            format!(
+                "source: perf software event page-faults, open one 100 ms slot in {k} (an open \
+                 event costs every fault); each sampled stack stands for {p} faults: the period \
+                 times the time sampled over the time the event was open",
+                k = profile.slots
+            ),
+            format!(
+                "weight: page faults (samples x {p}), every kind of fault (first touch, copy-on-write, file)"
+            ),
+        ),
         (StackEvent::Faults, None) => (
             format!(
                 "source: perf software event page-faults, one stack sampled per {p} faults on a CPU"
@@ -51,7 +62,9 @@ pub fn describe(profile: &Profile) -> (String, String) {
             format!(
                 "source: perf software event page-faults, one stack sampled per {lo} to {hi} faults \
                  (adaptive: the period follows the machine's fault rate, processes whose memory \
-                 grows are sampled more often; {p} for the others at the end)"
+                 grows are sampled more often, and above 200,000 faults a second the event is \
+                 open one 100 ms slot in 2 to 4, its samples counting the closed slots' faults; \
+                 {p} for the others at the end)"
             ),
             "weight: page faults (each sample times the faults it stood for), every kind of \
              fault (first touch, copy-on-write, file)"

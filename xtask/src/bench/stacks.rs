@@ -89,16 +89,24 @@ enum FaultPeer {
     DaemonProfile,
     /// `memmon leaks --pid` (resident mode) on the storm itself.
     Resident,
+    /// The page-fault perf event alone: an empty bpftrace program at a
+    /// period no storm reaches (what any open event costs every fault).
+    EventFloor,
 }
 
 impl FaultPeer {
     fn label(self) -> &'static str {
         match self {
             FaultPeer::Alone => "alone",
-            FaultPeer::Profile => "memmon profile --event faults (default period 251)",
+            FaultPeer::Profile => {
+                "memmon profile --event faults (defaults: period 251, the event open one 100 ms slot in 2)"
+            }
             FaultPeer::Daemon => "memmon daemon (defaults)",
             FaultPeer::DaemonProfile => "memmon daemon --profile (profile_period auto)",
             FaultPeer::Resident => "memmon leaks --pid (resident mode, adaptive period)",
+            FaultPeer::EventFloor => {
+                "floor: the perf page-fault event open, its program never run (bpftrace software:page-faults:1000000000)"
+            }
         }
     }
 
@@ -115,6 +123,11 @@ impl FaultPeer {
             FaultPeer::DaemonProfile => Some(ctx.memmon_daemon(&["--profile"])),
             // Started on the storm's pid: see `storm_watched`.
             FaultPeer::Resident => None,
+            FaultPeer::EventFloor => {
+                let mut c = Command::new("bpftrace");
+                c.args(["-e", "software:page-faults:1000000000 { }"]);
+                Some((c, "Attaching"))
+            }
         }
     }
 }
@@ -202,6 +215,7 @@ fn profile_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
         FaultPeer::Daemon,
         FaultPeer::DaemonProfile,
         FaultPeer::Resident,
+        FaultPeer::EventFloor,
     ];
     let at = |p: FaultPeer| peers.iter().position(|q| *q == p).unwrap_or(0);
     storm(ctx, &args, "ns_per_fault")?;
@@ -298,7 +312,7 @@ fn profile_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
                 vs_daemon.map_or("-".into(), |p| p.to_string()),
                 verdict(met(vs_daemon, 2.0), "<= 2%, interval < 2%")
             ),
-            FaultPeer::Daemon | FaultPeer::Resident => {
+            FaultPeer::Daemon | FaultPeer::Resident | FaultPeer::EventFloor => {
                 format!("paired {}", vs_alone.map_or("-".into(), |p| p.to_string()))
             }
             FaultPeer::Alone => String::new(),
@@ -327,8 +341,8 @@ fn profile_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
                     "`memmon profile` costs {slow:+.1}% on the fault storm (target <= 3% with a narrower \
                      interval: MISSED; paired {}). Its cost is one user and one kernel stack walk \
                      (`bpf_get_stack`), a hash of each and two map updates per sample, one sample per 251 faults \
-                     per CPU, on top of the perf software event itself, which runs on every fault once any \
-                     sampler is attached. Rounds alone spread {:.0}% of their median here. Where a faulting \
+                     per CPU while the event is open (one 100 ms slot in 2), on top of the perf software event \
+                     itself, which runs on every fault while it is open (the floor row). Rounds alone spread {:.0}% of their median here. Where a faulting \
                      process spends its time with `memmon profile` attached (`perf record` of one storm, self \
                      time by object and symbol):",
                     vs_alone.map_or("-".into(), |p| p.to_string()),
@@ -340,9 +354,11 @@ fn profile_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
     }
     let what = format!(
         "Fault storm: `memmon-workload --no-wait fault-storm {mib} 3` (ns per fault measured inside it) alone, \
-         beside `memmon profile --format folded -o /dev/null` (every process, default --period 251), beside \
+         beside `memmon profile --format folded -o /dev/null` (every process, default --period 251 and --slots 2), beside \
          `memmon daemon` on its defaults, beside `memmon daemon --profile` (default profile_period auto: adaptive; \
-         both `--probe-cpu-budget 0`) and beside `memmon leaks --pid PID` (resident mode, on the storm), {rounds} \
+         both `--probe-cpu-budget 0`), beside `memmon leaks --pid PID` (resident mode, on the storm) and beside \
+         `bpftrace -e 'software:page-faults:1000000000 {{}}'` (the perf event open on every CPU, its program \
+         never run: the floor of any sampler built on it), {rounds} \
          interleaved rounds (each round in a turned order; at least {FAULT_ROUNDS_MIN}, then more until both \
          targets' 95% intervals are narrower than the target, at most {FAULT_ROUNDS_MAX}), medians; \"paired\" is the mean of each round's \
          difference against its base (alone; for `--profile`, the daemon without it) with its 95% interval \

@@ -206,10 +206,11 @@ keys! {
     /// With profile: page faults per sampled stack. "auto" (the default)
     /// adapts it at each pass: one run of the sampler per 13 faults or
     /// more on a CPU, at most 10,000 runs a second over the machine, and
-    /// at most 1,000 stack walks a second, plus up to 1,000 a second for
+    /// at most 500 stack walks a second, plus up to 1,000 a second for
     /// each process whose memory grew by 1 MiB within 10 s (2,000 for all
     /// of them), so a leak is sampled densely (down to every run) at a
-    /// bounded cost; each sample weighs the faults it stood for. A number
+    /// bounded cost; above 100,000 faults a second the events are open one
+    /// 100 ms slot in 2 to 8; each sample weighs the faults it stood for. A number
     /// fixes the period: one stack per N faults on a CPU, for every
     /// process.
     profile_period: Option<u64> = None; Auto where (faults_per_stack) {

@@ -71,31 +71,31 @@ pub struct Limits {
 }
 
 /// The daemon's limits: at most 10,000 runs (~0.2 µs each: 2 ms a
-/// second) and 1,000 + 2,000 walks a second (2–5 µs each: under 15 ms a
+/// second) and 500 + 2,000 walks a second (2–5 µs each: under 13 ms a
 /// second over the whole machine, at any fault rate); a process that
 /// grows by 1 MiB within 10 s is boosted. The period is at least 13:
-/// between two plans (one pass, 1 s by default) a storm that starts on a
-/// quiet machine pays ~0.2 µs / 13 ≈ 17 ns a fault (~1% of a first-touch
-/// fault) for the sampler's runs, measured at 0.22 µs a run here (BPF
-/// run-time statistics); a growing process's samples then weigh 13
-/// pages (52 KiB) each, ~800 for a 40 MiB leak. A walk of a process not
-/// boosted stands for 61 faults or more (a storm's first pass pays a walk,
-/// ~1 µs, per 65 faults: ~15 ns a fault). Above 200,000 faults a second
-/// the events are open one time slot in 2 to 4: the event's own cost on
+/// until a storm that starts on a quiet machine is seen (the next drain,
+/// `Planner::react`) it pays ~0.2 µs / 13 ≈ 17 ns a fault (~1% of a
+/// first-touch fault) for the sampler's runs, measured at 0.22 µs a run
+/// here (BPF run-time statistics); a growing process's samples then weigh
+/// 13 pages (52 KiB) each, ~800 for a 40 MiB leak. A walk of a process not
+/// boosted stands for 251 faults or more (until then a storm pays a walk,
+/// ~3 µs, per 251 faults: ~12 ns a fault). Above 100,000 faults a second
+/// the events are open one time slot in 2 to 8: the event's own cost on
 /// every fault (+2.5% to +3.6% of a first-touch fault storm measured with
-/// an empty program that never runs) is paid a quarter of the time in a
-/// storm.
+/// an empty program that never runs) is paid an eighth of the time in a
+/// storm of 800,000 faults a second.
 pub const LIMITS: Limits = Limits {
     runs_per_second: 10_000.0,
-    walks_per_second: 1_000.0,
+    walks_per_second: 500.0,
     process_walks_per_second: 1_000.0,
     boost_walks_per_second: 2_000.0,
     max_boosted: 32,
     min_growth_bytes: 1 << 20,
     min_period: 13,
-    min_faults_per_walk: 61,
-    full_time_faults_per_second: 200_000.0,
-    max_slots: 4,
+    min_faults_per_walk: 251,
+    full_time_faults_per_second: 100_000.0,
+    max_slots: 8,
 };
 
 /// How far back growth is measured, ms.
@@ -438,31 +438,29 @@ mod tests {
     fn levels_follow_the_machines_fault_rate_within_the_limits() {
         let mut p = Planner::new(LIMITS);
         assert_eq!(p.plan().faults_per_walk(), 61 * 16, "before any rate");
-        // A quiet machine: the floors (period 13, a walk per 61 faults
-        // or more).
+        // A quiet machine: the floors (period 13, a walk per 251 faults
+        // or more), the events always open.
         let plan = p.update(1_000, Some(800.0), &[]).clone();
-        assert_eq!((plan.period, plan.walk_every), (13, 5));
+        assert_eq!((plan.period, plan.slots, plan.walk_every), (13, 1, 20));
         // 50,000 faults a second: runs and walks within their limits.
         let plan = p.update(2_000, Some(50_000.0), &[]).clone();
         assert!(50_000.0 / plan.period as f64 <= LIMITS.runs_per_second);
         assert!(50_000.0 / plan.faults_per_walk() as f64 <= LIMITS.walks_per_second);
-        assert_eq!(plan.period, 13, "the floor");
-        // 300,000 a second: above the floor.
-        assert_eq!(p.update(2_500, Some(300_000.0), &[]).period, 31);
-        assert_eq!(
-            p.plan().slots,
-            2,
-            "above 200,000 a second: open half the time"
-        );
+        assert_eq!((plan.period, plan.slots), (13, 1), "the floor, always open");
+        // 300,000 a second: open one slot in 3, the period at its floor.
+        let plan = p.update(2_500, Some(300_000.0), &[]).clone();
+        assert_eq!((plan.period, plan.slots), (13, 3));
+        assert!(300_000.0 / plan.faults_per_run() as f64 <= LIMITS.runs_per_second);
         // A storm of 1.4 M faults a second on two CPUs: the events open
-        // one slot in 4, runs and walks within their limits.
+        // one slot in 8, the period above its floor, runs and walks
+        // within their limits.
         let plan = p.update(3_000, Some(1.4e6), &[]).clone();
-        assert_eq!((plan.period, plan.slots), (61, 4));
+        assert_eq!((plan.period, plan.slots), (31, 8));
         assert!(1.4e6 / plan.faults_per_run() as f64 <= LIMITS.runs_per_second);
         assert!(1.4e6 / plan.faults_per_walk() as f64 <= LIMITS.walks_per_second);
         assert!(plan.boosted.is_empty());
         // Rate unknown: the levels stay.
-        assert_eq!(p.update(4_000, None, &[]).period, 61);
+        assert_eq!(p.update(4_000, None, &[]).period, 31);
     }
 
     #[test]

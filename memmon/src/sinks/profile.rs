@@ -62,8 +62,8 @@ pub fn describe(profile: &Profile) -> (String, String) {
             format!(
                 "source: perf software event page-faults, one stack sampled per {lo} to {hi} faults \
                  (adaptive: the period follows the machine's fault rate, processes whose memory \
-                 grows are sampled more often, and above 200,000 faults a second the event is \
-                 open one 100 ms slot in 2 to 4, its samples counting the closed slots' faults; \
+                 grows are sampled more often, and above 100,000 faults a second the event is \
+                 open one 100 ms slot in 2 to 8, its samples counting the closed slots' faults; \
                  {p} for the others at the end)"
             ),
             "weight: page faults (each sample times the faults it stood for), every kind of \

@@ -446,9 +446,9 @@ pub struct ProfileArgs {
     /// The page-fault event is open one 100 ms slot in K and closed for
     /// the others, each sample then standing for K times its period: an
     /// open event costs every fault of the machine ~30–40 ns, sampled or
-    /// not, so 2 halves that; 1 keeps it open all the time (exact counts
-    /// of short runs).
-    #[arg(long, value_name = "K", default_value_t = 2)]
+    /// not, so the default 4 quarters that; 1 keeps it open all the time
+    /// (exact counts of short runs).
+    #[arg(long, value_name = "K", default_value_t = 4)]
     pub slots: u64,
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value = "text")]

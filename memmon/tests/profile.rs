@@ -426,8 +426,8 @@ fn profile_in_time_slots_weighs_the_faults_of_the_closed_slots_too() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("slots.folded");
-    // A storm of about two seconds: twenty of the default's 200 ms
-    // cycles (the event open 100 ms of each).
+    // A storm of about two seconds: ten cycles of 200 ms (the event
+    // open 100 ms of each).
     let mut w = Workload::start(&["fault-storm", "512", "4"]);
     let pid = w.pid.to_string();
     let (report, _) = around(
@@ -438,6 +438,8 @@ fn profile_in_time_slots_weighs_the_faults_of_the_closed_slots_too() {
             &pid,
             "--period",
             "64",
+            "--slots",
+            "2",
             "--format",
             "folded",
             "-o",

@@ -99,7 +99,7 @@ impl FaultPeer {
         match self {
             FaultPeer::Alone => "alone",
             FaultPeer::Profile => {
-                "memmon profile --event faults (defaults: period 251, the event open one 100 ms slot in 2)"
+                "memmon profile --event faults (defaults: period 251, the event open one 100 ms slot in 4)"
             }
             FaultPeer::Daemon => "memmon daemon (defaults)",
             FaultPeer::DaemonProfile => "memmon daemon --profile (profile_period auto)",
@@ -195,9 +195,9 @@ type Rows = (Vec<Vec<String>>, Vec<String>, String);
 /// targets (`memmon profile` over alone: 3%; `daemon --profile` over the
 /// daemon: 2%), at most [`FAULT_ROUNDS_MAX`].
 const FAULT_ROUNDS_MIN: usize = 10;
-/// The cap (a round is five storms of 1 GiB x3, each beside a monitor that
+/// The cap (a round is six storms of 1 GiB x3, each beside a monitor that
 /// starts and stops with it).
-const FAULT_ROUNDS_MAX: usize = 60;
+const FAULT_ROUNDS_MAX: usize = 40;
 /// The targets whose intervals decide when the rounds stop: (peer, its
 /// base, percent).
 const FAULT_TARGETS: [(FaultPeer, FaultPeer, f64); 2] = [
@@ -341,7 +341,7 @@ fn profile_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
                     "`memmon profile` costs {slow:+.1}% on the fault storm (target <= 3% with a narrower \
                      interval: MISSED; paired {}). Its cost is one user and one kernel stack walk \
                      (`bpf_get_stack`), a hash of each and two map updates per sample, one sample per 251 faults \
-                     per CPU while the event is open (one 100 ms slot in 2), on top of the perf software event \
+                     per CPU while the event is open (one 100 ms slot in 4), on top of the perf software event \
                      itself, which runs on every fault while it is open (the floor row). Rounds alone spread {:.0}% of their median here. Where a faulting \
                      process spends its time with `memmon profile` attached (`perf record` of one storm, self \
                      time by object and symbol):",
@@ -354,7 +354,7 @@ fn profile_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
     }
     let what = format!(
         "Fault storm: `memmon-workload --no-wait fault-storm {mib} 3` (ns per fault measured inside it) alone, \
-         beside `memmon profile --format folded -o /dev/null` (every process, default --period 251 and --slots 2), beside \
+         beside `memmon profile --format folded -o /dev/null` (every process, default --period 251 and --slots 4), beside \
          `memmon daemon` on its defaults, beside `memmon daemon --profile` (default profile_period auto: adaptive; \
          both `--probe-cpu-budget 0`), beside `memmon leaks --pid PID` (resident mode, on the storm) and beside \
          `bpftrace -e 'software:page-faults:1000000000 {{}}'` (the perf event open on every CPU, its program \

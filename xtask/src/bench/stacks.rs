@@ -224,6 +224,15 @@ fn profile_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
     } else {
         (FAULT_ROUNDS_MIN, FAULT_ROUNDS_MAX)
     };
+    // A warm-up round, discarded: each monitor's first start after a
+    // build (its binary and the kernel's first attach) is not its cost.
+    for p in &peers {
+        let v = fault_run(ctx, *p, &args)?;
+        eprintln!(
+            "bench: fault storm warm-up {}: {v:.1} ns/fault (discarded)",
+            p.label()
+        );
+    }
     let mut ns: Vec<Vec<f64>> = vec![Vec::new(); peers.len()];
     let mut rounds = 0;
     while rounds < max_rounds {
@@ -233,20 +242,7 @@ fn profile_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
         for k in 0..peers.len() {
             let i = (k + round) % peers.len();
             let p = &peers[i];
-            if *p == FaultPeer::Resident {
-                let mut waiting = vec![];
-                waiting.extend(args.iter().copied());
-                ns[i].push(storm_watched(ctx, &waiting)?);
-            } else {
-                let m = p
-                    .command(ctx)
-                    .map(|(c, ready)| Monitor::start(c, ready))
-                    .transpose()?;
-                ns[i].push(storm(ctx, &args, "ns_per_fault")?);
-                if let Some(m) = m {
-                    m.stop()?;
-                }
-            }
+            ns[i].push(fault_run(ctx, *p, &args)?);
             eprintln!(
                 "bench: fault storm round {round} {}: {:.1} ns/fault",
                 p.label(),
@@ -359,12 +355,28 @@ fn profile_cost(ctx: &Ctx) -> anyhow::Result<Rows> {
          both `--probe-cpu-budget 0`), beside `memmon leaks --pid PID` (resident mode, on the storm) and beside \
          `bpftrace -e 'software:page-faults:1000000000 {{}}'` (the perf event open on every CPU, its program \
          never run: the floor of any sampler built on it), {rounds} \
-         interleaved rounds (each round in a turned order; at least {FAULT_ROUNDS_MIN}, then more until both \
+         interleaved rounds after one discarded warm-up round (each round in a turned order; at least {FAULT_ROUNDS_MIN}, then more until both \
          targets' 95% intervals are narrower than the target, at most {FAULT_ROUNDS_MAX}), medians; \"paired\" is the mean of each round's \
          difference against its base (alone; for `--profile`, the daemon without it) with its 95% interval \
          (Student's t) and the rounds' spread (sd of the differences)."
     );
     Ok((rows, notes, what))
+}
+
+/// One fault storm beside `peer`'s monitor: its median ns per fault.
+fn fault_run(ctx: &Ctx, peer: FaultPeer, args: &[&str]) -> anyhow::Result<f64> {
+    if peer == FaultPeer::Resident {
+        return storm_watched(ctx, args);
+    }
+    let m = peer
+        .command(ctx)
+        .map(|(c, ready)| Monitor::start(c, ready))
+        .transpose()?;
+    let v = storm(ctx, args, "ns_per_fault")?;
+    if let Some(m) = m {
+        m.stop()?;
+    }
+    Ok(v)
 }
 
 /// Self time by symbol of `memmon-workload ARGS` run under `perf record`

@@ -98,11 +98,14 @@ fn daemon_resident_profile_estimates_growing_leaks_within_15_percent_at_an_adapt
         );
         // The adaptive period: the header names the period (or range) its
         // pages were sampled at, and the growing process got the dense
-        // end: far below the start-up plan's ~1,000 faults per walk.
+        // end: far below the start-up plan's ~1,000 faults per walk and
+        // the 260 of a process not boosted (a leak that faults fast
+        // enough to pass 2,000 walks a second at one walk per 13 faults
+        // is walked less often at the next drain: 26 to 117).
         let lowest =
             lowest_period(&head).unwrap_or_else(|| panic!("no period in the header: {head}"));
         assert!(
-            (1..=61).contains(&lowest),
+            (1..=127).contains(&lowest),
             "the leak was not sampled densely: {head}"
         );
         assert_within(

@@ -119,7 +119,6 @@ pub fn run(args: &ProfileArgs) -> Result<(), Fatal> {
             String::new()
         }
     );
-    let sampled_from = Instant::now();
     match fault_events.as_mut() {
         Some(events) => wait_in_slots(args.duration, events, slots)?,
         None => wait(args.duration),
@@ -131,7 +130,7 @@ pub fn run(args: &ProfileArgs) -> Result<(), Fatal> {
         Some(events) if slots > 1 => {
             let now = Instant::now();
             let open = events.open_time(now).as_secs_f64();
-            let all = now.saturating_duration_since(sampled_from).as_secs_f64();
+            let all = events.age(now).as_secs_f64();
             if open > 0.0 {
                 ((args.period as f64) * all / open).round().max(1.0) as u64
             } else {

@@ -426,12 +426,11 @@ impl ContinuousProfile {
         let mut next = Instant::now() + DRAIN_EVERY;
         let mut next_check = Instant::now() + CHECK_EVERY;
         let mut next_plan = Instant::now() + ADAPT_EVERY;
-        let mut next_tick = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
-            if now >= next_tick {
-                next_tick = self.inner().tick(now);
-            }
+            // Every turn: a new plan may have changed the slots since
+            // the last call (a tick that has nothing to do only says when).
+            let next_tick = self.inner().tick(now);
             if now >= next {
                 self.drain();
                 next += DRAIN_EVERY;

@@ -64,6 +64,8 @@ pub struct FaultEvents {
     phase_since: Instant,
     /// How long they were open before `phase_since`.
     opened: Duration,
+    /// When they were first opened.
+    created: Instant,
 }
 
 /// One time slot of a sampler that runs in slots ([`FaultEvents::tick`]).
@@ -99,6 +101,7 @@ impl FaultEvents {
             prog,
             phase_since: Instant::now(),
             opened: Duration::ZERO,
+            created: Instant::now(),
         })
     }
 
@@ -152,6 +155,11 @@ impl FaultEvents {
             return Ok(now + off);
         }
         Ok(self.phase_since + if on { SLOT } else { off })
+    }
+
+    /// How long since the events were first opened, as of `now`.
+    pub fn age(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.created)
     }
 
     /// How long the events have been open since they were first opened,

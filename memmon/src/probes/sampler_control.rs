@@ -85,6 +85,13 @@ impl SamplerControl {
         slots: u64,
     ) -> Result<(), StackError> {
         self.slots = slots.max(1);
+        if self.slots == 1 {
+            // Open again now rather than at the end of a closed phase
+            // timed for more slots.
+            self.events
+                .resume()
+                .map_err(|e| StackError::Other(e.to_string()))?;
+        }
         if walk_every != self.walk_every {
             self.settings
                 .set(setting::WALK_EVERY, walk_every, 0)

@@ -600,7 +600,9 @@ impl Daemon {
 
 /// A minimal HTTP/1.1 GET over a std TcpStream: (status, body).
 pub fn http_get(addr: &str, path: &str) -> (u16, String) {
-    let (status, _, body) = get_raw(addr, path, Duration::from_secs(30));
+    // A guard against a hang, not a speed check: 30 s once ran out in
+    // the 5.10 TCG guest while the host was busy building.
+    let (status, _, body) = get_raw(addr, path, Duration::from_secs(120));
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 

@@ -76,11 +76,18 @@ fn oom_kill_is_streamed_once_with_the_victims_numbers() {
     // refuses (streamed first as probe_status lines, with the reason):
     // without kprobes (this host) there is no oom_constraint.
     let mut attachable = 4;
+    // memmon says on stderr, before "probes attached", that oom_kill is
+    // not attached; its probe_status line (with the reason) comes on
+    // stdout, read by another thread, so it may arrive after "probes
+    // attached": wait for it then.
+    let mut oom_kill_missing = false;
+    let mut attached_seen = false;
     loop {
         let (_, line) = rx
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .unwrap_or_else(|_| panic!("memmon events never attached; output: {lines:#?}"));
-        let attached = line.contains("probes attached");
+        attached_seen |= line.contains("probes attached");
+        oom_kill_missing |= line.contains("the oom_kill probe is not attached");
         // Probes that did not attach are streamed first, with the reason.
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
             && v["type"] == "probe_status"
@@ -95,7 +102,7 @@ fn oom_kill_is_streamed_once_with_the_victims_numbers() {
             attachable -= 1;
         }
         lines.push(line);
-        if attached {
+        if attached_seen && (!oom_kill_missing || unavailable.is_some()) {
             break;
         }
     }

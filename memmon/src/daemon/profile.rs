@@ -196,6 +196,14 @@ impl Inner {
             return;
         }
         self.drain(published);
+        tracing::debug!(all_faults_per_second = ?all, "continuous profile: planning from a pass");
+        self.set_plan(plan, "continuous profile: sampling planned");
+    }
+
+    /// Sets `plan` on the running sampler (after a drain, so the samples
+    /// drained are weighed with the levels they were taken at), saying
+    /// `what` at debug; on failure the next publication plans again.
+    fn set_plan(&mut self, plan: Plan, what: &str) {
         match self
             .drain
             .control()
@@ -207,8 +215,7 @@ impl Inner {
                     slots = plan.slots,
                     walk_every = plan.walk_every,
                     boosted = ?plan.boosted,
-                    all_faults_per_second = ?all,
-                    "continuous profile: sampling planned"
+                    "{what}"
                 );
                 self.plan = plan;
             }
@@ -245,26 +252,10 @@ impl Inner {
             return;
         }
         let plan = planner.plan().clone();
-        match self
-            .drain
-            .control()
-            .set(plan.period, plan.walk_every, &plan.boosted, plan.slots)
-        {
-            Ok(()) => {
-                tracing::debug!(
-                    period = plan.period,
-                    slots = plan.slots,
-                    walk_every = plan.walk_every,
-                    boosted = ?plan.boosted,
-                    "continuous profile: sampling raised for a fault storm"
-                );
-                self.plan = plan;
-            }
-            Err(e) => {
-                tracing::warn!("continuous profile: raising the sampling failed: {e}");
-                self.planned_from = 0;
-            }
-        }
+        self.set_plan(
+            plan,
+            "continuous profile: sampling raised for a fault storm",
+        );
     }
 
     /// Opens or closes the sampler's events at its time slots' boundaries

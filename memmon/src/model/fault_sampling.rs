@@ -234,10 +234,7 @@ impl Planner {
         let recent_all: Option<f64> =
             (!self.sampled.is_empty()).then(|| self.sampled.values().sum());
         let all_faults_per_second =
-            match (all_faults_per_second.filter(|r| r.is_finite()), recent_all) {
-                (Some(a), Some(r)) => Some(a.max(r)),
-                (a, r) => a.or(r),
-            };
+            higher(all_faults_per_second.filter(|r| r.is_finite()), recent_all);
         if let Some(all) = all_faults_per_second {
             (self.plan.period, self.plan.slots, self.plan.walk_every) = self.levels(all.max(0.0));
         }
@@ -252,11 +249,7 @@ impl Planner {
             .iter()
             .map(|p| {
                 let recent = self.sampled.get(&p.tgid).copied();
-                let rate = match (p.faults_per_second, recent) {
-                    (Some(a), Some(r)) => Some(a.max(r)),
-                    (a, r) => a.or(r),
-                };
-                (p.tgid, rate)
+                (p.tgid, higher(p.faults_per_second, recent))
             })
             .collect();
         let mut boosted = BTreeMap::new();
@@ -403,6 +396,14 @@ impl Planner {
         self.history.retain(|t, _| live.contains(t));
         self.boosts
             .retain(|t, b| live.contains(t) && b.until_ms > now_ms);
+    }
+}
+
+/// The higher of two rates, either of which may be unknown.
+fn higher(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
     }
 }
 

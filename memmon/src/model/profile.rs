@@ -84,9 +84,17 @@ impl Profile {
     }
 
     /// The same, its samples taken at periods from `lo` to `hi` faults
-    /// (an adaptive period; nothing changes when they are equal).
+    /// (an adaptive period). When they are equal, that one period is the
+    /// profile's: every sample shown stood for it, whatever the period in
+    /// force at the end (a process boosted before its first sample).
     pub fn with_periods(mut self, periods: Option<(u64, u64)>) -> Profile {
-        self.periods = periods.filter(|(lo, hi)| lo != hi);
+        match periods {
+            Some((lo, hi)) if lo == hi => {
+                self.period = lo;
+                self.periods = None;
+            }
+            other => self.periods = other,
+        }
         self
     }
 
@@ -181,6 +189,21 @@ mod tests {
         assert_eq!(p.total(), 256);
         assert!((p.share_through("touch_gamma") - 0.5).abs() < 1e-9);
         assert_eq!(p.one_frame_weight(), (1, 64));
+    }
+
+    #[test]
+    fn one_period_shown_is_the_profiles_period_and_a_range_is_kept() {
+        let samples = [sample(&["leak", "main"], 13)];
+        // Every sample stood for 13 faults while the plan ended at 260:
+        // the profile names 13, not the plan's period.
+        let one =
+            Profile::build(StackEvent::Resident, 260, 1.0, &samples).with_periods(Some((13, 13)));
+        assert_eq!((one.period, one.periods), (13, None));
+        let range =
+            Profile::build(StackEvent::Resident, 260, 1.0, &samples).with_periods(Some((13, 260)));
+        assert_eq!((range.period, range.periods), (260, Some((13, 260))));
+        let unknown = Profile::build(StackEvent::Resident, 260, 1.0, &samples).with_periods(None);
+        assert_eq!((unknown.period, unknown.periods), (260, None));
     }
 }
 

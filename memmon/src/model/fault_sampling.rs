@@ -252,9 +252,7 @@ impl Planner {
                 (p.tgid, higher(p.faults_per_second, recent))
             })
             .collect();
-        let mut boosted = BTreeMap::new();
-        let mut budget = l.boost_walks_per_second;
-        for (tgid, _) in ranked.into_iter().take(l.max_boosted) {
+        let candidates = ranked.into_iter().take(l.max_boosted).map(|(tgid, _)| {
             // A process whose fault rate is unknown is charged the whole
             // machine's (the safe side of the budget).
             let faults = rates
@@ -265,14 +263,9 @@ impl Planner {
                 .unwrap_or(0.0)
                 .max(0.0)
                 * seen;
-            let every = walks_every(faults, period, l.process_walks_per_second.min(budget));
-            if every >= default_every || budget <= 0.0 {
-                continue;
-            }
-            budget -= faults / (period as f64 * every as f64);
-            boosted.insert(tgid, every);
-        }
-        self.plan.boosted = boosted;
+            (tgid, faults, 1)
+        });
+        self.plan.boosted = boost_levels(&l, period, default_every, candidates);
         &self.plan
     }
 
@@ -339,18 +332,12 @@ impl Planner {
         let period = period.max(plan.period);
         let slots = slots.max(plan.slots);
         let walk_every = walk_every.max(plan.walk_every);
-        let mut boosted = BTreeMap::new();
-        let mut budget = l.boost_walks_per_second;
-        for (tgid, every) in &plan.boosted {
+        // A boosted process keeps its boost, never finer than it was.
+        let candidates = plan.boosted.iter().map(|(tgid, every)| {
             let rate = sampled.get(tgid).copied().unwrap_or(0.0) / slots as f64;
-            let every =
-                walks_every(rate, period, l.process_walks_per_second.min(budget)).max(*every);
-            if every >= walk_every || budget <= 0.0 {
-                continue;
-            }
-            budget -= rate / (period as f64 * every as f64);
-            boosted.insert(*tgid, every);
-        }
+            (*tgid, rate, *every)
+        });
+        let boosted = boost_levels(&l, period, walk_every, candidates);
         let next = Plan {
             period,
             slots,
@@ -397,6 +384,30 @@ impl Planner {
         self.boosts
             .retain(|t, b| live.contains(t) && b.until_ms > now_ms);
     }
+}
+
+/// The boosted processes' own walk levels: `candidates` in order of
+/// priority, each (tgid, the faults a second the sampler sees of it, the
+/// least N it may get), gets the smallest N its rate allows within the
+/// per-process limit and what is left of the boost budget, and is kept
+/// only when that is below `default_every` (the level of everyone else).
+fn boost_levels(
+    l: &Limits,
+    period: u64,
+    default_every: u64,
+    candidates: impl IntoIterator<Item = (u32, f64, u64)>,
+) -> BTreeMap<u32, u64> {
+    let mut boosted = BTreeMap::new();
+    let mut budget = l.boost_walks_per_second;
+    for (tgid, faults, least) in candidates {
+        let every = walks_every(faults, period, l.process_walks_per_second.min(budget)).max(least);
+        if every >= default_every || budget <= 0.0 {
+            continue;
+        }
+        budget -= faults / (period as f64 * every as f64);
+        boosted.insert(tgid, every);
+    }
+    boosted
 }
 
 /// The higher of two rates, either of which may be unknown.

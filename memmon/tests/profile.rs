@@ -46,8 +46,9 @@ fn folded_share(folded: &str, function: &str) -> (f64, i64) {
 
 /// Runs `memmon ARGS` around `workload` (started, told to go, its report
 /// read), then SIGINT: returns (the workload's report, memmon's stdout).
-fn around(workload: &mut Workload, args: &[&str]) -> (serde_json::Value, String) {
-    let m = Memmon::start(args);
+fn around<S: AsRef<str>>(workload: &mut Workload, args: &[S]) -> (serde_json::Value, String) {
+    let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
+    let m = Memmon::start(&args);
     let report = workload.go();
     // Let the last samples land; memmon reads the maps after SIGINT.
     std::thread::sleep(Duration::from_millis(200));
@@ -60,27 +61,31 @@ fn around(workload: &mut Workload, args: &[&str]) -> (serde_json::Value, String)
 /// Starts the two-function fault workload and profiles it into `out`.
 fn profile_stacks(format: &str, out: &Path) -> serde_json::Value {
     let mut w = Workload::start(&["stacks", "200", "20"]);
-    let pid = w.pid.to_string();
-    let (report, _) = around(
-        &mut w,
-        &[
-            "profile",
-            "--pid",
-            &pid,
-            "--event",
-            "faults",
-            "--period",
-            "64",
-            "--slots",
-            "1",
-            "--format",
-            format,
-            "-o",
-            out.to_str().expect("utf-8 temp path"),
-        ],
-    );
+    let mut args = profile_args(w.pid, 1, format, out);
+    args.extend(["--event", "faults"].map(String::from));
+    let (report, _) = around(&mut w, &args);
     w.finish();
     report
+}
+
+/// `memmon profile` of process `pid` at period 64, its event open one
+/// 100 ms slot in `slots` (1: always), written as `format` to `out`.
+fn profile_args(pid: u32, slots: u64, format: &str, out: &Path) -> Vec<String> {
+    [
+        "profile",
+        "--pid",
+        &pid.to_string(),
+        "--period",
+        "64",
+        "--slots",
+        &slots.to_string(),
+        "--format",
+        format,
+        "-o",
+        out.to_str().expect("utf-8 temp path"),
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 #[test]
@@ -392,23 +397,8 @@ fn profile_symbolizes_a_binary_only_inside_another_mount_namespace() {
         "{} is visible outside the namespace: the test would prove nothing",
         exe.display()
     );
-    let pid = w.pid.to_string();
-    around(
-        &mut w,
-        &[
-            "profile",
-            "--pid",
-            &pid,
-            "--period",
-            "64",
-            "--slots",
-            "1",
-            "--format",
-            "folded",
-            "-o",
-            out.to_str().expect("utf-8 temp path"),
-        ],
-    );
+    let args = profile_args(w.pid, 1, "folded", &out);
+    around(&mut w, &args);
     w.finish();
     let folded = std::fs::read_to_string(&out).expect("folded output written");
     let (gamma, _) = folded_share(&folded, "touch_gamma");
@@ -429,23 +419,8 @@ fn profile_in_time_slots_weighs_the_faults_of_the_closed_slots_too() {
     // A storm of about two seconds: ten cycles of 200 ms (the event
     // open 100 ms of each).
     let mut w = Workload::start(&["fault-storm", "512", "4"]);
-    let pid = w.pid.to_string();
-    let (report, _) = around(
-        &mut w,
-        &[
-            "profile",
-            "--pid",
-            &pid,
-            "--period",
-            "64",
-            "--slots",
-            "2",
-            "--format",
-            "folded",
-            "-o",
-            out.to_str().expect("utf-8 temp path"),
-        ],
-    );
+    let args = profile_args(w.pid, 2, "folded", &out);
+    let (report, _) = around(&mut w, &args);
     w.finish();
     let folded = std::fs::read_to_string(&out).expect("folded output written");
     let head = folded.lines().next().unwrap_or_default();

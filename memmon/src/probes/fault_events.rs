@@ -119,13 +119,13 @@ impl FaultEvents {
     /// software event costs the faults nothing (the kernel's
     /// `perf_swevent_enabled` key is off again), which an open but
     /// disabled one does not.
-    pub fn pause(&mut self) {
+    fn pause(&mut self) {
         self.events.clear();
     }
 
     /// Opens the events again at the period in force (each starts a whole
     /// period from its first fault).
-    pub fn resume(&mut self) -> Result<(), FaultEventError> {
+    fn resume(&mut self) -> Result<(), FaultEventError> {
         if self.is_on() {
             return Ok(());
         }

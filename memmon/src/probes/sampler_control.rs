@@ -87,9 +87,10 @@ impl SamplerControl {
         self.slots = slots.max(1);
         if self.slots == 1 {
             // Open again now rather than at the end of a closed phase
-            // timed for more slots.
+            // timed for more slots: a tick at one slot opens them and
+            // starts the open phase's clock.
             self.events
-                .resume()
+                .tick(1, Instant::now())
                 .map_err(|e| StackError::Other(e.to_string()))?;
         }
         if walk_every != self.walk_every {

@@ -416,9 +416,12 @@ fn profile_in_time_slots_weighs_the_faults_of_the_closed_slots_too() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("slots.folded");
-    // A storm of about two seconds: ten cycles of 200 ms (the event
-    // open 100 ms of each).
-    let mut w = Workload::start(&["fault-storm", "512", "4"]);
+    // A storm of three seconds, however fast the machine: fifteen cycles
+    // of 200 ms (the event open 100 ms of each), so the part of a cycle
+    // the storm ends in moves its open share by a few percent at most (a
+    // storm of four fixed rounds lasted 0.7 s here: three cycles and a
+    // half, and once missed by 17%).
+    let mut w = Workload::start(&["fault-storm-for", "128", "3"]);
     let args = profile_args(w.pid, 2, "folded", &out);
     let (report, _) = around(&mut w, &args);
     w.finish();

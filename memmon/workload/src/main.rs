@@ -42,6 +42,8 @@ commands:
                        reaped-thread totals), the even ones stay until stdin closes
   mmap-storm PAIRS     PAIRS mmap/munmap pairs of 64 KiB; prints ns per pair
   fault-storm MIB ROUNDS  touch MIB of fresh memory per round; prints ns per fault
+  fault-storm-for MIB SECONDS  the same, rounds until SECONDS have passed (as many
+                       as the machine's speed allows)
   swap-cycle MIB       touch MIB of fresh memory (report), wait for a second line,
                        read it all back (report); under a memcg limit it swaps
   thrash MIB           touch MIB of fresh memory (report), then write every page
@@ -186,8 +188,13 @@ fn run(args: &[String]) -> Result<(), String> {
             let ns = mmap_storm(num(1)?)?;
             format!("\"ns_per_pair\":{ns:.1}")
         }
-        "fault-storm" => {
-            let ns = fault_storm(num(1)?, num(2)?)?;
+        "fault-storm" | "fault-storm-for" => {
+            let (rounds, at_least) = if cmd == "fault-storm" {
+                (num(2)?, 0)
+            } else {
+                (1, num(2)?)
+            };
+            let ns = fault_storm(num(1)?, rounds, std::time::Duration::from_secs(at_least))?;
             let list: Vec<String> = ns.iter().map(|n| format!("{n:.1}")).collect();
             format!("\"ns_per_fault\":[{}]", list.join(","))
         }
@@ -824,10 +831,13 @@ fn mmap_storm(pairs: u64) -> Result<f64, String> {
 
 /// Touches `mib` MiB of fresh memory per round, `rounds` times; returns
 /// the ns per fault of each round, measured here.
-fn fault_storm(mib: u64, rounds: u64) -> Result<Vec<f64>, String> {
+/// Touches `mib` of fresh memory per round, `rounds` rounds and then more
+/// until `at_least` has passed since the first: ns per fault of each.
+fn fault_storm(mib: u64, rounds: u64, at_least: std::time::Duration) -> Result<Vec<f64>, String> {
     let pages = mib * 1024 * 1024 / PAGE as u64;
     let mut out = Vec::new();
-    for _ in 0..rounds {
+    let began = std::time::Instant::now();
+    while (out.len() as u64) < rounds || began.elapsed() < at_least {
         let p = map_anon(pages)?;
         let start = std::time::Instant::now();
         touch(p, pages);
